@@ -1,0 +1,774 @@
+//! The embedded bus: an in-process, crash-safe log in a data directory, on the fjall LSM store.
+//!
+//! Layout inside the fjall keyspace (`<data_dir>/bus`):
+//!
+//! - fjall partition `log`: one entry per record, keyed `topic id (u32 BE) | partition (u32 BE) | offset (u64 BE)`
+//!   so a range scan reads a partition in offset order; the value is the [`Record`] encoded with postcard.
+//! - fjall partition `meta`: `t/<topic>` → the topic's id, partition count and compaction flag;
+//!   `o/<group>\0<topic id><partition>` → the group's committed offset (the next offset to read).
+//!
+//! **Writes** go through one writer thread that drains every pending publish request, assigns offsets, writes
+//! them in one atomic batch and fsyncs the journal once for all of them (durable group commit); only then are the
+//! publishers answered. **Reads** are range scans; consumers wait on a watch channel that the writer bumps after
+//! each commit. **Consumer groups** live in this process: members split each topic's partitions with Kafka's range
+//! assignment, and committed offsets are stored durably in `meta`. Compacted topics are compacted when the bus
+//! opens (only the latest record per key is kept; offsets are never reused).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMode};
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use super::{
+    highest_offsets, partition_for_key, range_assign, Bus, ConsumedRecord, Consumer,
+    ConsumerOptions, Error, Position, Record, Result, StartFrom, TopicSpec,
+};
+
+/// How many records the writer puts in one batch (one fsync) at most.
+const MAX_RECORDS_PER_COMMIT: usize = 65_536;
+/// How many publish requests may wait for the writer before publishers wait too (back-pressure).
+const WRITER_QUEUE: usize = 4_096;
+
+/// Options of the embedded bus.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// fsync the journal before acknowledging a publish or a commit (default `true`). Turning it off is faster,
+    /// but the last acknowledged records may be lost on a crash or power loss: keep it on in production.
+    pub fsync: bool,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        Self { fsync: true }
+    }
+}
+
+/// The embedded bus. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct EmbeddedBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    keyspace: Keyspace,
+    log: PartitionHandle,
+    meta: PartitionHandle,
+    fsync: bool,
+    topics: RwLock<HashMap<String, Arc<TopicState>>>,
+    groups: Mutex<HashMap<String, Group>>,
+    next_member_id: AtomicU64,
+    /// Bumped by the writer after each commit; consumers wait on it.
+    appended: watch::Receiver<u64>,
+    writer: Mutex<Option<mpsc::Sender<AppendRequest>>>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    closed: AtomicBool,
+}
+
+/// A topic as the embedded bus keeps it in memory.
+struct TopicState {
+    id: u32,
+    spec: TopicSpec,
+    /// Next offset per partition. Written only by the writer thread, after its batch is durable.
+    next_offsets: Vec<AtomicU64>,
+    round_robin: AtomicU32,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TopicMeta {
+    id: u32,
+    partitions: u32,
+    compacted: bool,
+}
+
+struct AppendRequest {
+    topic: Arc<TopicState>,
+    records: Vec<Record>,
+    reply: oneshot::Sender<Result<Vec<Position>>>,
+}
+
+/// A consumer group: its members and a generation bumped on every join and leave.
+#[derive(Default)]
+struct Group {
+    members: BTreeMap<u64, Vec<String>>,
+    generation: u64,
+}
+
+fn store_err(e: impl std::fmt::Display) -> Error {
+    Error::Store(e.to_string())
+}
+
+fn log_key(topic_id: u32, partition: u32, offset: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..4].copy_from_slice(&topic_id.to_be_bytes());
+    k[4..8].copy_from_slice(&partition.to_be_bytes());
+    k[8..].copy_from_slice(&offset.to_be_bytes());
+    k
+}
+
+fn offset_of_log_key(key: &[u8]) -> Result<u64> {
+    let bytes: [u8; 8] = key
+        .get(8..16)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| Error::Store(format!("log key of {} bytes, expected 16", key.len())))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn topic_meta_key(name: &str) -> Vec<u8> {
+    let mut k = b"t/".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+fn committed_key(group: &str, topic_id: u32, partition: u32) -> Vec<u8> {
+    let mut k = b"o/".to_vec();
+    k.extend_from_slice(group.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&topic_id.to_be_bytes());
+    k.extend_from_slice(&partition.to_be_bytes());
+    k
+}
+
+impl EmbeddedBus {
+    /// Opens (or creates) the bus in `dir` with default options (fsync on).
+    pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, EmbeddedOptions::default())
+    }
+
+    /// Opens (or creates) the bus in `dir`.
+    pub fn open_with(dir: &Path, options: EmbeddedOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Store(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let keyspace = Config::new(dir.join("bus")).open().map_err(store_err)?;
+        let log = keyspace
+            .open_partition("log", PartitionCreateOptions::default())
+            .map_err(store_err)?;
+        let meta = keyspace
+            .open_partition("meta", PartitionCreateOptions::default())
+            .map_err(store_err)?;
+
+        let mut topics = HashMap::new();
+        for item in meta.prefix(b"t/") {
+            let (key, value) = item.map_err(store_err)?;
+            let name = String::from_utf8_lossy(&key[2..]).into_owned();
+            let m: TopicMeta = postcard::from_bytes(&value)
+                .map_err(|e| Error::Store(format!("topic `{name}` metadata unreadable: {e}")))?;
+            let mut next_offsets = Vec::with_capacity(m.partitions as usize);
+            for p in 0..m.partitions {
+                let last = log
+                    .range(log_key(m.id, p, 0)..=log_key(m.id, p, u64::MAX))
+                    .next_back()
+                    .transpose()
+                    .map_err(store_err)?;
+                let next = match last {
+                    Some((k, _)) => offset_of_log_key(&k)? + 1,
+                    None => 0,
+                };
+                next_offsets.push(AtomicU64::new(next));
+            }
+            let state = TopicState {
+                id: m.id,
+                spec: TopicSpec {
+                    name: name.clone(),
+                    partitions: m.partitions,
+                    compacted: m.compacted,
+                },
+                next_offsets,
+                round_robin: AtomicU32::new(0),
+            };
+            if m.compacted {
+                compact(&keyspace, &log, &state)?;
+            }
+            topics.insert(name, Arc::new(state));
+        }
+
+        let (appended_tx, appended_rx) = watch::channel(0u64);
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let writer = Writer {
+            keyspace: keyspace.clone(),
+            log: log.clone(),
+            fsync: options.fsync,
+            appended: appended_tx,
+        };
+        let thread = std::thread::Builder::new()
+            .name("unsilo-bus-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(|e| Error::Store(format!("cannot start the writer thread: {e}")))?;
+
+        info!(dir = %dir.display(), topics = topics.len(), fsync = options.fsync, "Embedded bus opened.");
+        Ok(Self {
+            inner: Arc::new(Inner {
+                dir: dir.to_owned(),
+                keyspace,
+                log,
+                meta,
+                fsync: options.fsync,
+                topics: RwLock::new(topics),
+                groups: Mutex::new(HashMap::new()),
+                next_member_id: AtomicU64::new(1),
+                appended: appended_rx,
+                writer: Mutex::new(Some(tx)),
+                writer_thread: Mutex::new(Some(thread)),
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The data directory this bus lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    fn topic(&self, name: &str) -> Result<Arc<TopicState>> {
+        self.inner
+            .topics
+            .read()
+            .map_err(|_| Error::Store("topic table lock poisoned".into()))?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
+    }
+
+    fn persist(&self) -> Result<()> {
+        if self.inner.fsync {
+            self.inner
+                .keyspace
+                .persist(PersistMode::SyncAll)
+                .map_err(store_err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes every record of a compacted topic that a later record with the same key supersedes.
+fn compact(keyspace: &Keyspace, log: &PartitionHandle, topic: &TopicState) -> Result<()> {
+    let mut removed = 0usize;
+    for p in 0..topic.spec.partitions {
+        let mut latest: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut superseded = Vec::new();
+        for item in log.range(log_key(topic.id, p, 0)..=log_key(topic.id, p, u64::MAX)) {
+            let (k, v) = item.map_err(store_err)?;
+            let record: Record = postcard::from_bytes(&v).map_err(store_err)?;
+            let Some(key) = record.key else { continue };
+            if let Some(older) = latest.insert(key, k.to_vec()) {
+                superseded.push(older);
+            }
+        }
+        if superseded.is_empty() {
+            continue;
+        }
+        let mut batch = keyspace.batch();
+        for k in &superseded {
+            batch.remove(log, k.as_slice());
+        }
+        batch.commit().map_err(store_err)?;
+        removed += superseded.len();
+    }
+    if removed > 0 {
+        keyspace.persist(PersistMode::SyncAll).map_err(store_err)?;
+        info!(topic = %topic.spec.name, removed, "Compacted topic.");
+    }
+    Ok(())
+}
+
+/// The single writer: group commit of all pending publishes.
+struct Writer {
+    keyspace: Keyspace,
+    log: PartitionHandle,
+    fsync: bool,
+    appended: watch::Sender<u64>,
+}
+
+impl Writer {
+    fn run(self, mut rx: mpsc::Receiver<AppendRequest>) {
+        let mut commits = 0u64;
+        while let Some(first) = rx.blocking_recv() {
+            let mut pending = vec![first];
+            let mut count = pending[0].records.len();
+            while count < MAX_RECORDS_PER_COMMIT {
+                match rx.try_recv() {
+                    Ok(req) => {
+                        count += req.records.len();
+                        pending.push(req);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let outcome = self.commit(&pending);
+            match outcome {
+                Ok(positions) => {
+                    commits += 1;
+                    for (req, pos) in pending.into_iter().zip(positions) {
+                        // A publisher that gave up waiting is not an error: its records are durable anyway.
+                        let _ = req.reply.send(Ok(pos));
+                    }
+                    self.appended.send_replace(commits);
+                }
+                Err(e) => {
+                    warn!(error = %e, records = count, "Embedded bus commit failed.");
+                    for req in pending {
+                        let _ = req.reply.send(Err(Error::Store(e.to_string())));
+                    }
+                }
+            }
+        }
+        debug!("Embedded bus writer stopped.");
+    }
+
+    /// Writes all pending requests in one batch and fsyncs once. Offsets become visible only on success.
+    fn commit(&self, pending: &[AppendRequest]) -> Result<Vec<Vec<Position>>> {
+        let mut batch = self.keyspace.batch();
+        // Offsets assigned in this batch, per (topic id, partition); applied to the topic state after commit.
+        let mut next: HashMap<(u32, u32), u64> = HashMap::new();
+        let mut all_positions = Vec::with_capacity(pending.len());
+        let mut buf = Vec::new();
+        for req in pending {
+            let topic = &req.topic;
+            let mut positions = Vec::with_capacity(req.records.len());
+            for record in &req.records {
+                let partition = match &record.key {
+                    Some(k) => partition_for_key(k, topic.spec.partitions),
+                    None => {
+                        topic.round_robin.fetch_add(1, Ordering::Relaxed) % topic.spec.partitions
+                    }
+                };
+                let slot = next.entry((topic.id, partition)).or_insert_with(|| {
+                    topic.next_offsets[partition as usize].load(Ordering::Acquire)
+                });
+                let offset = *slot;
+                *slot += 1;
+                buf.clear();
+                let encoded =
+                    postcard::to_extend(record, std::mem::take(&mut buf)).map_err(store_err)?;
+                batch.insert(
+                    &self.log,
+                    log_key(topic.id, partition, offset),
+                    encoded.as_slice(),
+                );
+                buf = encoded;
+                positions.push(Position {
+                    topic: topic.spec.name.clone(),
+                    partition,
+                    offset,
+                });
+            }
+            all_positions.push(positions);
+        }
+        batch.commit().map_err(store_err)?;
+        if self.fsync {
+            self.keyspace
+                .persist(PersistMode::SyncAll)
+                .map_err(store_err)?;
+        }
+        for req in pending {
+            for (p, slot) in req.topic.next_offsets.iter().enumerate() {
+                if let Some(n) = next.get(&(req.topic.id, p as u32)) {
+                    slot.fetch_max(*n, Ordering::Release);
+                }
+            }
+        }
+        Ok(all_positions)
+    }
+}
+
+#[async_trait]
+impl Bus for EmbeddedBus {
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
+        spec.validate()?;
+        let mut topics = self
+            .inner
+            .topics
+            .write()
+            .map_err(|_| Error::Store("topic table lock poisoned".into()))?;
+        if topics.contains_key(&spec.name) {
+            return Ok(());
+        }
+        let id = topics.values().map(|t| t.id + 1).max().unwrap_or(1);
+        let meta = TopicMeta {
+            id,
+            partitions: spec.partitions,
+            compacted: spec.compacted,
+        };
+        let value = postcard::to_allocvec(&meta).map_err(store_err)?;
+        self.inner
+            .meta
+            .insert(topic_meta_key(&spec.name), value)
+            .map_err(store_err)?;
+        self.persist()?;
+        topics.insert(
+            spec.name.clone(),
+            Arc::new(TopicState {
+                id,
+                spec: spec.clone(),
+                next_offsets: (0..spec.partitions).map(|_| AtomicU64::new(0)).collect(),
+                round_robin: AtomicU32::new(0),
+            }),
+        );
+        info!(topic = %spec.name, partitions = spec.partitions, compacted = spec.compacted, "Topic created.");
+        Ok(())
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>> {
+        match self.topic(topic) {
+            Ok(t) => Ok(Some(t.spec.partitions)),
+            Err(Error::UnknownTopic(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn publish(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let topic = self.topic(topic)?;
+        let sender = self
+            .inner
+            .writer
+            .lock()
+            .map_err(|_| Error::Store("writer lock poisoned".into()))?
+            .clone()
+            .ok_or(Error::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(AppendRequest {
+                topic,
+                records,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn consumer(&self, options: ConsumerOptions) -> Result<Box<dyn Consumer>> {
+        let mut topics = Vec::with_capacity(options.topics.len());
+        for name in &options.topics {
+            topics.push(self.topic(name)?);
+        }
+        let member_id = self.inner.next_member_id.fetch_add(1, Ordering::Relaxed);
+        if let Some(group) = &options.group {
+            let mut groups = self
+                .inner
+                .groups
+                .lock()
+                .map_err(|_| Error::Store("group table lock poisoned".into()))?;
+            let g = groups.entry(group.clone()).or_default();
+            g.members.insert(member_id, options.topics.clone());
+            g.generation += 1;
+            debug!(group = %group, member_id, members = g.members.len(), "Consumer joined group.");
+        }
+        let mut consumer = EmbeddedConsumer {
+            bus: self.clone(),
+            group: options.group,
+            member_id,
+            start: options.start,
+            topics,
+            generation: u64::MAX,
+            assigned: Vec::new(),
+            positions: HashMap::new(),
+            cursor: 0,
+            appended: self.inner.appended.clone(),
+        };
+        consumer.refresh_assignment()?;
+        Ok(Box::new(consumer))
+    }
+
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<u64>> {
+        let t = self.topic(topic)?;
+        Ok(t.next_offsets
+            .iter()
+            .map(|o| o.load(Ordering::Acquire))
+            .collect())
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.inner.stop_writer();
+        self.inner
+            .keyspace
+            .persist(PersistMode::SyncAll)
+            .map_err(store_err)?;
+        info!(dir = %self.inner.dir.display(), "Embedded bus shut down.");
+        Ok(())
+    }
+}
+
+impl Inner {
+    /// Closes the writer's queue and waits for it to finish what it has (nothing acknowledged is lost).
+    fn stop_writer(&self) {
+        if let Ok(mut w) = self.writer.lock() {
+            w.take();
+        }
+        let handle = self.writer_thread.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                warn!("Embedded bus writer thread panicked.");
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_writer();
+    }
+}
+
+/// A consumer on the embedded bus.
+struct EmbeddedConsumer {
+    bus: EmbeddedBus,
+    group: Option<String>,
+    member_id: u64,
+    start: StartFrom,
+    topics: Vec<Arc<TopicState>>,
+    /// Group generation the assignment was computed for.
+    generation: u64,
+    assigned: Vec<(Arc<TopicState>, u32)>,
+    /// Next offset to read, per (topic id, partition).
+    positions: HashMap<(u32, u32), u64>,
+    /// Partition to start the next scan at, so one busy partition cannot starve the others.
+    cursor: usize,
+    appended: watch::Receiver<u64>,
+}
+
+impl EmbeddedConsumer {
+    /// Recomputes the assignment if the group changed; new partitions start at the committed offset.
+    fn refresh_assignment(&mut self) -> Result<()> {
+        let Some(group) = self.group.clone() else {
+            if self.generation == u64::MAX {
+                self.generation = 0;
+                self.assigned = self
+                    .topics
+                    .iter()
+                    .flat_map(|t| (0..t.spec.partitions).map(move |p| (t.clone(), p)))
+                    .collect();
+                for (t, p) in &self.assigned {
+                    let start = match self.start {
+                        StartFrom::Earliest => 0,
+                        StartFrom::Latest => t.next_offsets[*p as usize].load(Ordering::Acquire),
+                    };
+                    self.positions.insert((t.id, *p), start);
+                }
+            }
+            return Ok(());
+        };
+        let (generation, assigned) = {
+            let groups = self
+                .bus
+                .inner
+                .groups
+                .lock()
+                .map_err(|_| Error::Store("group table lock poisoned".into()))?;
+            let Some(g) = groups.get(&group) else {
+                return Ok(());
+            };
+            if g.generation == self.generation {
+                return Ok(());
+            }
+            let mut assigned = Vec::new();
+            for t in &self.topics {
+                let members: Vec<u64> = g
+                    .members
+                    .iter()
+                    .filter(|(_, topics)| topics.contains(&t.spec.name))
+                    .map(|(id, _)| *id)
+                    .collect();
+                if let Some(index) = members.iter().position(|m| *m == self.member_id) {
+                    for p in range_assign(t.spec.partitions, members.len(), index) {
+                        assigned.push((t.clone(), p));
+                    }
+                }
+            }
+            (g.generation, assigned)
+        };
+        let keep: HashSet<(u32, u32)> = assigned.iter().map(|(t, p)| (t.id, *p)).collect();
+        self.positions.retain(|k, _| keep.contains(k));
+        for (t, p) in &assigned {
+            if self.positions.contains_key(&(t.id, *p)) {
+                continue;
+            }
+            let committed = self
+                .bus
+                .inner
+                .meta
+                .get(committed_key(&group, t.id, *p))
+                .map_err(store_err)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                .map(u64::from_be_bytes);
+            let start = committed.unwrap_or_else(|| match self.start {
+                StartFrom::Earliest => 0,
+                StartFrom::Latest => t.next_offsets[*p as usize].load(Ordering::Acquire),
+            });
+            self.positions.insert((t.id, *p), start);
+        }
+        debug!(group = %group, member_id = self.member_id, generation, partitions = assigned.len(), "Assignment changed.");
+        self.generation = generation;
+        self.assigned = assigned;
+        Ok(())
+    }
+
+    /// Reads up to `max` available records without waiting.
+    fn read_available(&mut self, max: usize) -> Result<Vec<ConsumedRecord>> {
+        let mut out = Vec::new();
+        let n = self.assigned.len();
+        for i in 0..n {
+            if out.len() >= max {
+                break;
+            }
+            let (topic, partition) = {
+                let (t, p) = &self.assigned[(self.cursor + i) % n];
+                (t.clone(), *p)
+            };
+            let Some(pos) = self.positions.get(&(topic.id, partition)).copied() else {
+                continue;
+            };
+            let end = topic.next_offsets[partition as usize].load(Ordering::Acquire);
+            if pos >= end {
+                continue;
+            }
+            let range = log_key(topic.id, partition, pos)..log_key(topic.id, partition, end);
+            let mut last = None;
+            for item in self.bus.inner.log.range(range) {
+                if out.len() >= max {
+                    break;
+                }
+                let (k, v) = item.map_err(store_err)?;
+                let offset = offset_of_log_key(&k)?;
+                let record: Record = postcard::from_bytes(&v).map_err(|e| {
+                    Error::Store(format!(
+                        "record {}/{partition}/{offset} unreadable: {e}",
+                        topic.spec.name
+                    ))
+                })?;
+                last = Some(offset);
+                out.push(ConsumedRecord {
+                    position: Position {
+                        topic: topic.spec.name.clone(),
+                        partition,
+                        offset,
+                    },
+                    record,
+                });
+            }
+            // Gaps left by compaction are skipped: the position moves past the last offset read, or to `end`
+            // when the scan reached it.
+            let next = match last {
+                Some(o) if out.len() >= max => o + 1,
+                _ => end,
+            };
+            self.positions.insert((topic.id, partition), next);
+        }
+        if n > 0 {
+            self.cursor = (self.cursor + 1) % n;
+        }
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<ConsumedRecord>> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.bus.inner.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            // Mark the current commit count as seen *before* reading, so a commit after the read wakes us.
+            self.appended.borrow_and_update();
+            self.refresh_assignment()?;
+            let records = self.read_available(max.max(1))?;
+            if !records.is_empty() {
+                return Ok(records);
+            }
+            // Wake on new records, or periodically to notice a group rebalance.
+            let wake = (tokio::time::Instant::now() + Duration::from_millis(100)).min(deadline);
+            match tokio::time::timeout_at(wake, self.appended.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Closed),
+                Err(_) if tokio::time::Instant::now() >= deadline => return Ok(Vec::new()),
+                Err(_) => {}
+            }
+        }
+    }
+
+    async fn commit(&mut self, records: &[ConsumedRecord]) -> Result<()> {
+        let Some(group) = self.group.clone() else {
+            return Ok(());
+        };
+        self.refresh_assignment()?;
+        let owned: HashMap<(&str, u32), u32> = self
+            .assigned
+            .iter()
+            .map(|(t, p)| ((t.spec.name.as_str(), *p), t.id))
+            .collect();
+        let mut batch = self.bus.inner.keyspace.batch();
+        let mut any = false;
+        for ((topic, partition), offset) in highest_offsets(records) {
+            match owned.get(&(topic.as_str(), partition)) {
+                Some(topic_id) => {
+                    batch.insert(
+                        &self.bus.inner.meta,
+                        committed_key(&group, *topic_id, partition),
+                        (offset + 1).to_be_bytes(),
+                    );
+                    any = true;
+                }
+                None => {
+                    debug!(group = %group, topic = %topic, partition, "Skipped commit of a partition no longer assigned.");
+                }
+            }
+        }
+        if !any {
+            return Ok(());
+        }
+        let bus = self.bus.clone();
+        tokio::task::spawn_blocking(move || {
+            batch.commit().map_err(store_err)?;
+            bus.persist()
+        })
+        .await
+        .map_err(|e| Error::Store(format!("commit task failed: {e}")))?
+    }
+
+    fn assignment(&self) -> Vec<(String, u32)> {
+        let mut a: Vec<(String, u32)> = self
+            .assigned
+            .iter()
+            .map(|(t, p)| (t.spec.name.clone(), *p))
+            .collect();
+        a.sort();
+        a
+    }
+}
+
+impl Drop for EmbeddedConsumer {
+    fn drop(&mut self) {
+        if let Some(group) = &self.group {
+            if let Ok(mut groups) = self.bus.inner.groups.lock() {
+                if let Some(g) = groups.get_mut(group) {
+                    g.members.remove(&self.member_id);
+                    g.generation += 1;
+                }
+            }
+        }
+    }
+}

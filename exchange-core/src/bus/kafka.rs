@@ -1,0 +1,433 @@
+//! The Kafka bus: rdkafka against any Kafka-protocol broker (Apache Kafka, Redpanda, Tansu).
+//!
+//! - The producer is idempotent with `acks=all`, so [`Bus::publish`] returns only once every record is
+//!   acknowledged by all in-sync replicas, and retries never duplicate or reorder records within a partition.
+//!   Keyed records use `murmur2_random`, the Java client's partitioner, which the embedded bus also uses.
+//! - Consumers disable auto-commit: offsets are committed (synchronously) only when the caller says the records'
+//!   effect is durable — rdkafka's at-least-once pattern.
+//! - Consumers without a group (control-plane replay) assign every partition themselves from the beginning and
+//!   never commit.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::join_all;
+use futures::{FutureExt, StreamExt};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header as KafkaHeader, Headers as _, Message as _, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tracing::{debug, info};
+
+use super::{
+    highest_offsets, Bus, ConsumedRecord, Consumer, ConsumerOptions, Error, Header, Position,
+    Record, Result, StartFrom, TopicSpec,
+};
+
+/// How long metadata, watermark and admin calls may take before they fail.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connection settings of the Kafka bus.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaOptions {
+    /// Comma-separated `host:port` list of brokers, e.g. `127.0.0.1:9092`.
+    pub bootstrap_servers: String,
+    /// Replication factor for topics the hub creates (1 on a single broker; 3 in production).
+    #[serde(default = "default_replication")]
+    pub replication_factor: i32,
+    /// Extra librdkafka properties passed to every client, e.g. `security.protocol = "ssl"`. Values are never
+    /// logged, since they may hold credentials.
+    #[serde(default)]
+    pub client_properties: BTreeMap<String, String>,
+}
+
+fn default_replication() -> i32 {
+    1
+}
+
+impl KafkaOptions {
+    /// Options for a broker at `bootstrap_servers` with defaults for everything else.
+    pub fn new(bootstrap_servers: impl Into<String>) -> Self {
+        Self {
+            bootstrap_servers: bootstrap_servers.into(),
+            replication_factor: default_replication(),
+            client_properties: BTreeMap::new(),
+        }
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers);
+        for (k, v) in &self.client_properties {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+fn kafka_err(e: KafkaError) -> Error {
+    Error::Kafka(e.to_string())
+}
+
+/// The Kafka bus.
+#[derive(Clone)]
+pub struct KafkaBus {
+    inner: Arc<KafkaInner>,
+}
+
+struct KafkaInner {
+    options: KafkaOptions,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    /// A group-less client for metadata and watermark queries.
+    metadata: Arc<BaseConsumer>,
+}
+
+impl KafkaBus {
+    /// Connects to the brokers and checks that they answer within ten seconds.
+    pub async fn connect(options: KafkaOptions) -> Result<Self> {
+        let producer: FutureProducer = options
+            .client_config()
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "60000")
+            .create()
+            .map_err(kafka_err)?;
+        let admin: AdminClient<DefaultClientContext> =
+            options.client_config().create().map_err(kafka_err)?;
+        let metadata: BaseConsumer = options
+            .client_config()
+            .set("group.id", "unsilo-metadata")
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(kafka_err)?;
+        let metadata = Arc::new(metadata);
+        let probe = metadata.clone();
+        let brokers = tokio::task::spawn_blocking(move || {
+            probe
+                .fetch_metadata(None, REQUEST_TIMEOUT)
+                .map(|m| m.brokers().len())
+        })
+        .await
+        .map_err(|e| Error::Kafka(e.to_string()))?
+        .map_err(|e| {
+            Error::Kafka(format!(
+                "cannot reach the brokers at {}: {e}",
+                options.bootstrap_servers
+            ))
+        })?;
+        info!(bootstrap_servers = %options.bootstrap_servers, brokers, "Connected to Kafka.");
+        Ok(Self {
+            inner: Arc::new(KafkaInner {
+                options,
+                producer,
+                admin,
+                metadata,
+            }),
+        })
+    }
+
+    async fn partitions_of(&self, topic: &str) -> Result<Option<u32>> {
+        let client = self.inner.metadata.clone();
+        let name = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let md = client
+                .fetch_metadata(Some(&name), REQUEST_TIMEOUT)
+                .map_err(kafka_err)?;
+            let Some(t) = md.topics().iter().find(|t| t.name() == name) else {
+                return Ok(None);
+            };
+            if t.error().is_some() || t.partitions().is_empty() {
+                return Ok(None);
+            }
+            Ok(Some(t.partitions().len() as u32))
+        })
+        .await
+        .map_err(|e| Error::Kafka(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl Bus for KafkaBus {
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+
+    async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
+        spec.validate()?;
+        let partitions =
+            i32::try_from(spec.partitions).map_err(|_| Error::InvalidPartitionCount {
+                topic: spec.name.clone(),
+                partitions: spec.partitions,
+            })?;
+        let mut topic = NewTopic::new(
+            &spec.name,
+            partitions,
+            TopicReplication::Fixed(self.inner.options.replication_factor),
+        );
+        if spec.compacted {
+            topic = topic.set("cleanup.policy", "compact");
+        }
+        let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+        let results = self
+            .inner
+            .admin
+            .create_topics([&topic], &options)
+            .await
+            .map_err(kafka_err)?;
+        for r in results {
+            match r {
+                Ok(name) => {
+                    info!(topic = %name, partitions, compacted = spec.compacted, "Topic created.")
+                }
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(Error::Kafka(format!(
+                        "cannot create topic `{name}`: {code}"
+                    )))
+                }
+            }
+        }
+        // Metadata propagates asynchronously; wait until the topic is visible so a publish right after works.
+        for _ in 0..100 {
+            if self.partitions_of(&spec.name).await?.is_some() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::Kafka(format!(
+            "topic `{}` was created but is not visible in metadata after 10 s",
+            spec.name
+        )))
+    }
+
+    async fn partition_count(&self, topic: &str) -> Result<Option<u32>> {
+        self.partitions_of(topic).await
+    }
+
+    async fn publish(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>> {
+        let mut deliveries = Vec::with_capacity(records.len());
+        for r in &records {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for h in &r.headers {
+                headers = headers.insert(KafkaHeader {
+                    key: &h.name,
+                    value: Some(&h.value),
+                });
+            }
+            let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+                .headers(headers)
+                .timestamp(r.timestamp_ms);
+            if let Some(k) = &r.key {
+                fr = fr.key(k.as_slice());
+            }
+            if let Some(v) = &r.value {
+                fr = fr.payload(v.as_slice());
+            }
+            deliveries.push(self.inner.producer.send(fr, rdkafka::util::Timeout::Never));
+        }
+        let results = join_all(deliveries).await;
+        let mut positions = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Ok(d) => positions.push(Position {
+                    topic: topic.to_owned(),
+                    partition: d.partition as u32,
+                    offset: d.offset as u64,
+                }),
+                Err((
+                    KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition),
+                    _,
+                )) => return Err(Error::UnknownTopic(topic.to_owned())),
+                Err((e, _)) => return Err(kafka_err(e)),
+            }
+        }
+        Ok(positions)
+    }
+
+    async fn consumer(&self, options: ConsumerOptions) -> Result<Box<dyn Consumer>> {
+        let reset = match options.start {
+            StartFrom::Earliest => "earliest",
+            StartFrom::Latest => "latest",
+        };
+        let mut config = self.inner.options.client_config();
+        config
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", reset)
+            .set("session.timeout.ms", "10000")
+            .set("heartbeat.interval.ms", "1000")
+            .set("partition.assignment.strategy", "range");
+        let grouped = options.group.is_some();
+        match &options.group {
+            Some(g) => {
+                config.set("group.id", g);
+            }
+            None => {
+                config.set(
+                    "group.id",
+                    format!("unsilo-replay-{}", rand::random::<u64>()),
+                );
+            }
+        }
+        let consumer: StreamConsumer = config.create().map_err(kafka_err)?;
+        if grouped {
+            let topics: Vec<&str> = options.topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&topics).map_err(kafka_err)?;
+        } else {
+            let mut tpl = TopicPartitionList::new();
+            for t in &options.topics {
+                let n = self
+                    .partitions_of(t)
+                    .await?
+                    .ok_or_else(|| Error::UnknownTopic(t.clone()))?;
+                for p in 0..n {
+                    let start = match options.start {
+                        StartFrom::Earliest => Offset::Beginning,
+                        StartFrom::Latest => Offset::End,
+                    };
+                    tpl.add_partition_offset(t, p as i32, start)
+                        .map_err(kafka_err)?;
+                }
+            }
+            consumer.assign(&tpl).map_err(kafka_err)?;
+        }
+        debug!(group = ?options.group, topics = ?options.topics, "Kafka consumer started.");
+        Ok(Box::new(KafkaConsumer {
+            consumer: Arc::new(consumer),
+            grouped,
+        }))
+    }
+
+    async fn end_offsets(&self, topic: &str) -> Result<Vec<u64>> {
+        let n = self
+            .partitions_of(topic)
+            .await?
+            .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        let client = self.inner.metadata.clone();
+        let name = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            (0..n)
+                .map(|p| {
+                    client
+                        .fetch_watermarks(&name, p as i32, REQUEST_TIMEOUT)
+                        .map(|(_, high)| high.max(0) as u64)
+                        .map_err(kafka_err)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Kafka(e.to_string()))?
+    }
+
+    async fn shutdown(&self) -> Result<()> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || inner.producer.flush(Duration::from_secs(30)))
+            .await
+            .map_err(|e| Error::Kafka(e.to_string()))?
+            .map_err(kafka_err)?;
+        info!("Kafka bus shut down.");
+        Ok(())
+    }
+}
+
+/// A consumer on the Kafka bus.
+struct KafkaConsumer {
+    consumer: Arc<StreamConsumer>,
+    grouped: bool,
+}
+
+fn to_consumed(m: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
+    let headers = m
+        .headers()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| Header {
+                    name: h.key.to_owned(),
+                    value: h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ConsumedRecord {
+        position: Position {
+            topic: m.topic().to_owned(),
+            partition: m.partition() as u32,
+            offset: m.offset() as u64,
+        },
+        record: Record {
+            key: m.key().map(<[u8]>::to_vec),
+            value: m.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp_ms: m.timestamp().to_millis().unwrap_or(0),
+        },
+    }
+}
+
+#[async_trait]
+impl Consumer for KafkaConsumer {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<ConsumedRecord>> {
+        let mut out = Vec::new();
+        let mut stream = self.consumer.stream();
+        match tokio::time::timeout(timeout, stream.next()).await {
+            Err(_) | Ok(None) => return Ok(out),
+            Ok(Some(Err(e))) => return Err(kafka_err(e)),
+            Ok(Some(Ok(m))) => out.push(to_consumed(&m)),
+        }
+        while out.len() < max.max(1) {
+            match stream.next().now_or_never() {
+                Some(Some(Ok(m))) => out.push(to_consumed(&m)),
+                Some(Some(Err(e))) => return Err(kafka_err(e)),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    async fn commit(&mut self, records: &[ConsumedRecord]) -> Result<()> {
+        if !self.grouped || records.is_empty() {
+            return Ok(());
+        }
+        let owned: HashSet<(String, u32)> = self.assignment().into_iter().collect();
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in highest_offsets(records) {
+            if !owned.contains(&(topic.clone(), partition)) {
+                debug!(topic = %topic, partition, "Skipped commit of a partition no longer assigned.");
+                continue;
+            }
+            tpl.add_partition_offset(&topic, partition as i32, Offset::Offset(offset as i64 + 1))
+                .map_err(kafka_err)?;
+        }
+        if tpl.count() == 0 {
+            return Ok(());
+        }
+        let consumer = self.consumer.clone();
+        tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| Error::Kafka(e.to_string()))?
+            .map_err(kafka_err)
+    }
+
+    fn assignment(&self) -> Vec<(String, u32)> {
+        let mut a: Vec<(String, u32)> = self
+            .consumer
+            .assignment()
+            .map(|tpl| {
+                tpl.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition() as u32))
+                    .collect()
+            })
+            .unwrap_or_default();
+        a.sort();
+        a
+    }
+}

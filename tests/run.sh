@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every test of the workspace against real services, as CI does (.ci/run calls exactly this).
+#
+# - installs cargo-nextest if it is missing;
+# - installs and starts Tansu, a Kafka-protocol broker, on a free loopback port (deploy/start-tansu.sh) and
+#   exports its address as UNSILO_TEST_KAFKA, so the Kafka tests run against it (they fail, never skip, without it);
+# - runs the whole workspace suite with nextest, then the doc tests;
+# - stops the broker on exit.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "run.sh: installing cargo-nextest" >&2
+  cargo install --locked cargo-nextest
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+export TANSU_PORT=$port
+export TANSU_PID_FILE="$root/.tansu/tansu-test-$port.pid"
+cleanup() {
+  if [ -f "$TANSU_PID_FILE" ]; then
+    kill "$(cat "$TANSU_PID_FILE")" 2>/dev/null || true
+    rm -f "$TANSU_PID_FILE"
+  fi
+}
+trap cleanup EXIT
+UNSILO_TEST_KAFKA=$("$root/deploy/start-tansu.sh")
+export UNSILO_TEST_KAFKA
+echo "run.sh: Kafka-protocol broker (Tansu) at $UNSILO_TEST_KAFKA" >&2
+
+cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+cargo test --workspace --doc

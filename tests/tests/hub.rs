@@ -1,0 +1,253 @@
+//! End-to-end: a whole hub (bus + registry + HTTP) over real sockets on 127.0.0.1, on the embedded bus and on
+//! a real Kafka-protocol broker (`UNSILO_TEST_KAFKA`, started by tests/run.sh; these tests fail without it).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use unsilo_exchange_core::bus::{ConsumerOptions, Record};
+use unsilo_exchange_core::config::{BusKind, Config};
+use unsilo_exchange_core::server::Hub;
+use unsilo_exchange_core::{bus::kafka::KafkaOptions, wire};
+
+/// A hub serving on an ephemeral loopback port, with a handle to stop it.
+struct Running {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+    hub: Hub,
+}
+
+impl Running {
+    async fn start(config: &Config) -> Self {
+        let hub = Hub::start(config).await.expect("hub starts");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let serving = hub.clone();
+        let task = tokio::spawn(async move {
+            serving
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("serve");
+        });
+        Self {
+            base,
+            stop: Some(stop),
+            task,
+            hub,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.expect("server task");
+    }
+}
+
+fn embedded_config(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.bus.embedded.data_dir = dir.to_owned();
+    c
+}
+
+fn kafka_config() -> Config {
+    let broker = std::env::var("UNSILO_TEST_KAFKA").expect(
+        "UNSILO_TEST_KAFKA is not set: run the tests with tests/run.sh, which starts a broker",
+    );
+    let mut c = Config::default();
+    c.bus.kind = BusKind::Kafka;
+    c.bus.kafka = Some(KafkaOptions::new(broker));
+    c
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
+    let r = client.get(url).send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("json body"))
+}
+
+/// Health, readiness, metrics and the shared schemas, as an operator sees them.
+async fn operator_surfaces(base: &str) {
+    let client = reqwest::Client::new();
+    let (s, body) = get_json(&client, &format!("{base}/healthz")).await;
+    assert_eq!((s, body), (200, json!({"status": "ok"})));
+    let (s, body) = get_json(&client, &format!("{base}/readyz")).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["status"], "ready");
+
+    let (s, subjects) = get_json(&client, &format!("{base}/subjects")).await;
+    assert_eq!(s, 200);
+    for schema in unsilo_schemas::shared_schemas() {
+        assert!(
+            subjects
+                .as_array()
+                .expect("array")
+                .contains(&json!(schema.subject())),
+            "{} not registered: {subjects}",
+            schema.subject()
+        );
+    }
+    let (s, latest) = get_json(
+        &client,
+        &format!("{base}/subjects/std.grid_event-value/versions/latest"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(latest["version"], 1);
+    let schema_text = latest["schema"].as_str().expect("schema text");
+    assert!(
+        schema_text.contains("x-sensitivity"),
+        "custom attributes must survive registration"
+    );
+
+    let (s, err) = get_json(&client, &format!("{base}/no/such/path")).await;
+    assert_eq!(s, 404);
+    assert_eq!(err["error_code"], 404);
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert!(metrics
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/openmetrics-text")));
+    let text = metrics.text().await.expect("text");
+    assert!(text.contains("unsilo_http_requests_total{"), "{text}");
+    assert!(text.contains("route=\"/subjects\""), "{text}");
+    assert!(text.contains("unsilo_build_info{"), "{text}");
+    assert!(
+        text.contains("unsilo_bus_published_records_total{topic=\"_unsilo.schemas\"}"),
+        "{text}"
+    );
+}
+
+/// A record framed with a registered id round-trips through the bus and decodes with the registry's schema.
+async fn wire_format_round_trip(hub: &Hub) {
+    let shared = unsilo_schemas::shared_schema("grid_event").expect("grid_event");
+    let id = hub
+        .registry
+        .register(&shared.subject(), &shared.schema_string())
+        .await
+        .expect("register");
+    let json = unsilo_schemas::example_record("grid_event").expect("example");
+    let value = unsilo_schemas::json_to_avro(&json, shared.avro()).expect("convert");
+    let body = apache_avro::to_avro_datum(shared.avro(), value.clone()).expect("encode");
+    let framed = wire::encode(id as u32, &body);
+    let topic = shared.topic();
+    let end_before: u64 = hub.bus.end_offsets(&topic).await.expect("end").iter().sum();
+    hub.bus
+        .publish(&topic, vec![Record::new("evt-1", framed)])
+        .await
+        .expect("publish");
+    let mut c = hub
+        .bus
+        .consumer(ConsumerOptions::replay(&topic))
+        .await
+        .expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while (got.len() as u64) <= end_before {
+        assert!(Instant::now() < deadline, "record not read back");
+        got.extend(c.poll(100, Duration::from_millis(300)).await.expect("poll"));
+    }
+    let last = got
+        .last()
+        .expect("a record")
+        .record
+        .value
+        .clone()
+        .expect("value");
+    let (read_id, avro) = wire::decode(&last).expect("wire decode");
+    assert_eq!(read_id, id as u32);
+    let writer = hub
+        .registry
+        .schema_by_id(id as i32)
+        .await
+        .expect("schema by id");
+    let writer = apache_avro::Schema::parse_str(&writer).expect("parse");
+    let decoded = apache_avro::from_avro_datum(&writer, &mut &avro[..], None).expect("decode");
+    assert_eq!(decoded, value);
+}
+
+#[tokio::test]
+async fn embedded_hub_serves_registry_health_and_metrics() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(&embedded_config(dir.path())).await;
+    operator_surfaces(&running.base).await;
+    wire_format_round_trip(&running.hub).await;
+    running.stop().await;
+
+    // Restart on the same data directory: the registry comes back with the same ids.
+    let running = Running::start(&embedded_config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let (_, versions) = get_json(
+        &client,
+        &format!("{}/subjects/std.grid_event-value/versions", running.base),
+    )
+    .await;
+    assert_eq!(versions, json!([1]), "restart must not add versions");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn kafka_hub_serves_registry_health_and_metrics() {
+    let running = Running::start(&kafka_config()).await;
+    operator_surfaces(&running.base).await;
+    wire_format_round_trip(&running.hub).await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn two_hubs_on_one_kafka_share_the_registry() {
+    let a = Running::start(&kafka_config()).await;
+    let b = Running::start(&kafka_config()).await;
+    let client = reqwest::Client::new();
+    let subject = format!("t.shared.{:016x}-value", rand_suffix());
+    let schema =
+        json!({"type": "record", "name": "Probe", "fields": [{"name": "n", "type": "long"}]})
+            .to_string();
+    let r = client
+        .post(format!("{}/subjects/{subject}/versions", a.base))
+        .header("content-type", "application/vnd.schemaregistry.v1+json")
+        .json(&json!({ "schema": schema }))
+        .send()
+        .await
+        .expect("register on a");
+    assert_eq!(r.status().as_u16(), 200);
+    let id = r.json::<Value>().await.expect("json")["id"].clone();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (s, body) = get_json(
+            &client,
+            &format!("{}/subjects/{subject}/versions/1", b.base),
+        )
+        .await;
+        if s == 200 {
+            assert_eq!(body["id"], id, "hub b sees another id");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hub b never saw the subject registered on hub a"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
