@@ -4,7 +4,7 @@
 # - installs cargo-nextest if it is missing;
 # - installs and starts Tansu, a Kafka-protocol broker, on a free loopback port (deploy/start-tansu.sh) and
 #   exports its address as UNSILO_TEST_KAFKA, so the Kafka tests run against it (they fail, never skip, without it);
-# - runs the whole workspace suite with nextest, then the doc tests;
+# - runs the doc tests, then the whole workspace suite with nextest;
 # - stops the broker on exit.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,5 +29,6 @@ UNSILO_TEST_KAFKA=$("$root/deploy/start-tansu.sh")
 export UNSILO_TEST_KAFKA
 echo "run.sh: Kafka-protocol broker (Tansu) at $UNSILO_TEST_KAFKA" >&2
 
+# Doc tests first, so the run closes on nextest's summary of the whole suite.
+cargo test --workspace --doc --quiet
 cargo nextest run --workspace --all-targets --no-fail-fast "$@"
-cargo test --workspace --doc

@@ -28,7 +28,7 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}.{:016x}", rand::random::<u64>())
 }
 
-/// Polls until `want` records arrived, failing after [`PATIENCE`].
+/// Polls until `want` records arrived, failing after a minute.
 pub async fn poll_exactly(consumer: &mut dyn Consumer, want: usize) -> Vec<ConsumedRecord> {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let mut got = Vec::new();

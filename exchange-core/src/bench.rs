@@ -1,0 +1,386 @@
+//! `unsilo bench`: measures the hub's hot paths side by side with their baselines, in one run, and prints a
+//! Markdown report (the figures in `docs/benchmarks.md` come from it).
+//!
+//! | measurement | unsilo path | baseline |
+//! |---|---|---|
+//! | Avro encode | `grid_event` encoded + Confluent wire framing | `apache_avro::to_avro_datum` alone |
+//! | embedded append | `Bus::publish` with durable group commit (fsync) | fjall batch insert + fsync of the same bytes |
+//! | embedded read | a replay consumer's `poll` | a raw fjall range scan |
+//! | Kafka produce / consume | `Bus::publish` / `Consumer::poll` on the Kafka bus | raw rdkafka `FutureProducer` / `StreamConsumer` on the same broker |
+//!
+//! Benchmarks measure; tests assert: nothing here fails on a slow machine.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+use crate::bus::embedded::EmbeddedBus;
+use crate::bus::kafka::{KafkaBus, KafkaOptions};
+use crate::bus::{Bus, ConsumerOptions, Record, TopicSpec};
+use crate::wire;
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Records per embedded and encode measurement.
+    pub records: usize,
+    /// Kafka broker for the Kafka measurements; skipped when `None`.
+    pub kafka: Option<String>,
+    /// Records per Kafka measurement.
+    pub kafka_records: usize,
+}
+
+/// Errors that stop a benchmark.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// Encoding the sample record failed.
+    #[error("avro: {0}")]
+    Avro(String),
+    /// The bus failed.
+    #[error("bus: {0}")]
+    Bus(#[from] crate::bus::Error),
+    /// The raw rdkafka baseline failed.
+    #[error("kafka baseline: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The raw fjall baseline failed.
+    #[error("fjall baseline: {0}")]
+    Fjall(String),
+    /// Temporary files could not be made.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+struct Row {
+    name: String,
+    ours: f64,
+    baseline_name: &'static str,
+    baseline: f64,
+}
+
+fn rate(n: usize, elapsed: Duration) -> f64 {
+    n as f64 / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// The sample record: the shipped `grid_event` example, encoded as Avro binary.
+fn sample_grid_event() -> Result<(apache_avro::Schema, apache_avro::types::Value), BenchError> {
+    let shared = unsilo_schemas::shared_schema("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
+    let json = unsilo_schemas::example_record("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event example".into()))?;
+    let value = unsilo_schemas::json_to_avro(&json, shared.avro())
+        .map_err(|e| BenchError::Avro(e.to_string()))?;
+    Ok((shared.avro().clone(), value))
+}
+
+fn bench_encode(n: usize, rows: &mut Vec<Row>) -> Result<usize, BenchError> {
+    let (schema, value) = sample_grid_event()?;
+    let started = Instant::now();
+    let mut size = 0;
+    for _ in 0..n {
+        let body = apache_avro::to_avro_datum(&schema, value.clone())
+            .map_err(|e| BenchError::Avro(e.to_string()))?;
+        size = body.len();
+    }
+    let baseline = rate(n, started.elapsed());
+    let started = Instant::now();
+    let mut framed = Vec::with_capacity(size + 5);
+    for _ in 0..n {
+        let body = apache_avro::to_avro_datum(&schema, value.clone())
+            .map_err(|e| BenchError::Avro(e.to_string()))?;
+        framed.clear();
+        wire::encode_into(&mut framed, 1, &body);
+    }
+    let ours = rate(n, started.elapsed());
+    rows.push(Row {
+        name: "Avro encode + wire framing of a grid_event (records/s)".into(),
+        ours,
+        baseline_name: "apache_avro::to_avro_datum",
+        baseline,
+    });
+    Ok(size + 5)
+}
+
+fn payloads(n: usize, size: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let mut v = vec![0u8; size];
+            v[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            v
+        })
+        .collect()
+}
+
+async fn bench_embedded(n: usize, size: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
+    const BATCH: usize = 1_000;
+    const PUBLISHERS: usize = 8;
+    let data = payloads(n, size);
+
+    // Baseline: the store alone, same bytes, same batch size, one fsync per batch of the publishers' combined load.
+    let dir = tempfile::tempdir()?;
+    let keyspace = fjall::Config::new(dir.path())
+        .open()
+        .map_err(|e| BenchError::Fjall(e.to_string()))?;
+    let part = keyspace
+        .open_partition("log", fjall::PartitionCreateOptions::default())
+        .map_err(|e| BenchError::Fjall(e.to_string()))?;
+    let started = Instant::now();
+    for (chunk_no, chunk) in data.chunks(BATCH * PUBLISHERS).enumerate() {
+        let mut batch = keyspace.batch();
+        for (i, v) in chunk.iter().enumerate() {
+            let key = ((chunk_no * BATCH * PUBLISHERS + i) as u64).to_be_bytes();
+            batch.insert(&part, key, v.as_slice());
+        }
+        batch
+            .commit()
+            .map_err(|e| BenchError::Fjall(e.to_string()))?;
+        keyspace
+            .persist(fjall::PersistMode::SyncAll)
+            .map_err(|e| BenchError::Fjall(e.to_string()))?;
+    }
+    let raw_append = rate(n, started.elapsed());
+    let started = Instant::now();
+    let mut count = 0usize;
+    for item in part.iter() {
+        let (_, v) = item.map_err(|e| BenchError::Fjall(e.to_string()))?;
+        count += usize::from(!v.is_empty());
+    }
+    let raw_read = rate(count, started.elapsed());
+    drop(part);
+    drop(keyspace);
+
+    let dir = tempfile::tempdir()?;
+    let bus = EmbeddedBus::open(dir.path())?;
+    bus.create_topic(&TopicSpec::new("bench.append", 4)).await?;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let per = n.div_ceil(PUBLISHERS);
+    for part_no in 0..PUBLISHERS {
+        let bus = bus.clone();
+        let mine: Vec<Vec<u8>> = data.iter().skip(part_no * per).take(per).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            for chunk in mine.chunks(BATCH) {
+                let records = chunk
+                    .iter()
+                    .map(|v| Record {
+                        key: Some(v[..8].to_vec()),
+                        value: Some(v.clone()),
+                        headers: Vec::new(),
+                        timestamp_ms: 0,
+                    })
+                    .collect();
+                bus.publish("bench.append", records).await?;
+            }
+            Ok::<(), crate::bus::Error>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| BenchError::Fjall(e.to_string()))??;
+    }
+    let ours_append = rate(n, started.elapsed());
+    rows.push(Row {
+        name: format!("Embedded bus append, {size}-byte records, 8 publishers × 1000-record batches, fsync (records/s)"),
+        ours: ours_append,
+        baseline_name: "fjall batch insert + fsync",
+        baseline: raw_append,
+    });
+
+    let mut consumer = bus
+        .consumer(ConsumerOptions::replay("bench.append"))
+        .await?;
+    let started = Instant::now();
+    let mut read = 0usize;
+    while read < n {
+        read += consumer.poll(10_000, Duration::from_secs(5)).await?.len();
+    }
+    let ours_read = rate(read, started.elapsed());
+    rows.push(Row {
+        name: format!("Embedded bus read, {size}-byte records, replay consumer (records/s)"),
+        ours: ours_read,
+        baseline_name: "fjall range scan",
+        baseline: raw_read,
+    });
+    bus.shutdown().await?;
+    Ok(())
+}
+
+/// Rounds of each Kafka measurement; the best round counts, so a cold start or a broker hiccup does not decide.
+const KAFKA_ROUNDS: usize = 2;
+
+async fn raw_produce(
+    producer: &FutureProducer,
+    topic: &str,
+    data: &[Vec<u8>],
+) -> Result<f64, BenchError> {
+    let started = Instant::now();
+    for chunk in data.chunks(1_000) {
+        let sends = chunk.iter().map(|v| {
+            producer.send(
+                FutureRecord::<[u8], [u8]>::to(topic)
+                    .key(&v[..8])
+                    .payload(v.as_slice()),
+                rdkafka::util::Timeout::Never,
+            )
+        });
+        for r in futures::future::join_all(sends).await {
+            r.map_err(|(e, _)| e)?;
+        }
+    }
+    Ok(rate(data.len(), started.elapsed()))
+}
+
+async fn bus_produce(bus: &KafkaBus, topic: &str, data: &[Vec<u8>]) -> Result<f64, BenchError> {
+    let started = Instant::now();
+    for chunk in data.chunks(1_000) {
+        let records = chunk
+            .iter()
+            .map(|v| Record::new(&v[..8], v.clone()))
+            .collect();
+        bus.publish(topic, records).await?;
+    }
+    Ok(rate(data.len(), started.elapsed()))
+}
+
+async fn raw_consume(broker: &str, topic: &str, n: usize) -> Result<f64, BenchError> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set(
+            "group.id",
+            format!("bench-raw-{:08x}", rand::random::<u32>()),
+        )
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let started = Instant::now();
+    let mut stream = consumer.stream();
+    let mut read = 0usize;
+    while read < n {
+        match tokio::time::timeout(Duration::from_secs(30), stream.next()).await {
+            Ok(Some(Ok(_))) => read += 1,
+            Ok(Some(Err(e))) => return Err(e.into()),
+            _ => break,
+        }
+    }
+    Ok(rate(read, started.elapsed()))
+}
+
+async fn bus_consume(bus: &KafkaBus, topic: &str, n: usize) -> Result<f64, BenchError> {
+    let mut consumer = bus.consumer(ConsumerOptions::replay(topic)).await?;
+    let started = Instant::now();
+    let mut read = 0usize;
+    while read < n {
+        let got = consumer.poll(n - read, Duration::from_secs(30)).await?;
+        if got.is_empty() {
+            break;
+        }
+        read += got.len();
+    }
+    Ok(rate(read, started.elapsed()))
+}
+
+async fn bench_kafka(
+    broker: &str,
+    n: usize,
+    size: usize,
+    rows: &mut Vec<Row>,
+) -> Result<(), BenchError> {
+    let data = payloads(n, size);
+    let suffix = rand::random::<u32>();
+    let bus = KafkaBus::connect(KafkaOptions::new(broker)).await?;
+    let raw_topic = format!("bench.raw.{suffix:08x}");
+    let bus_topic = format!("bench.bus.{suffix:08x}");
+    bus.create_topic(&TopicSpec::new(&raw_topic, 1)).await?;
+    bus.create_topic(&TopicSpec::new(&bus_topic, 1)).await?;
+
+    // Raw rdkafka with the bus's producer settings; both warmed up before anything is timed.
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()?;
+    raw_produce(&producer, &raw_topic, &data[..100.min(n)]).await?;
+    bus_produce(&bus, &bus_topic, &data[..100.min(n)]).await?;
+
+    let (mut raw_p, mut bus_p, mut raw_c, mut bus_c) = (0f64, 0f64, 0f64, 0f64);
+    for _ in 0..KAFKA_ROUNDS {
+        raw_p = raw_p.max(raw_produce(&producer, &raw_topic, &data).await?);
+        bus_p = bus_p.max(bus_produce(&bus, &bus_topic, &data).await?);
+    }
+    for _ in 0..KAFKA_ROUNDS {
+        raw_c = raw_c.max(raw_consume(broker, &raw_topic, n).await?);
+        bus_c = bus_c.max(bus_consume(&bus, &bus_topic, n).await?);
+    }
+    rows.push(Row {
+        name: "Kafka produce through the bus layer, 1000-record batches (records/s)".into(),
+        ours: bus_p,
+        baseline_name: "raw rdkafka FutureProducer, same settings",
+        baseline: raw_p,
+    });
+    rows.push(Row {
+        name: "Kafka consume through the bus layer (records/s)".into(),
+        ours: bus_c,
+        baseline_name: "raw rdkafka StreamConsumer",
+        baseline: raw_c,
+    });
+    bus.shutdown().await?;
+    Ok(())
+}
+
+/// Runs every measurement and returns the Markdown report.
+pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
+    let mut rows = Vec::new();
+    eprintln!("bench: Avro encode ({} records)…", options.records);
+    let size = bench_encode(options.records, &mut rows)?;
+    eprintln!(
+        "bench: embedded bus ({} records of {size} bytes)…",
+        options.records
+    );
+    bench_embedded(options.records, size, &mut rows).await?;
+    eprintln!(
+        "bench: embedded bus ({} records of 256 bytes)…",
+        options.records
+    );
+    bench_embedded(options.records, 256, &mut rows).await?;
+    if let Some(broker) = &options.kafka {
+        eprintln!(
+            "bench: Kafka at {broker} ({} records)…",
+            options.kafka_records
+        );
+        bench_kafka(broker, options.kafka_records, size, &mut rows).await?;
+    } else {
+        eprintln!("bench: no --kafka broker given; Kafka measurements skipped.");
+    }
+
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "| measurement | unsilo | baseline | baseline figure | unsilo / baseline |\n|---|---:|---|---:|---:|"
+    );
+    for r in &rows {
+        let _ = writeln!(
+            out,
+            "| {} | {:.0} | {} | {:.0} | {:.2} |",
+            r.name,
+            r.ours,
+            r.baseline_name,
+            r.baseline,
+            r.ours / r.baseline.max(1e-9)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nRecord size {size} bytes (the shipped grid_event example, Confluent-framed); {} records per embedded \
+         measurement, {} per Kafka measurement; {} logical CPUs.",
+        options.records,
+        options.kafka_records,
+        std::thread::available_parallelism().map_or(0, usize::from)
+    );
+    Ok(out)
+}

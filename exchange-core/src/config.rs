@@ -1,0 +1,300 @@
+//! The typed configuration of `unsilo serve` (`deploy/embedded.toml`, `deploy/kafka.toml`).
+//!
+//! Every section has defaults, so an empty file — or no file at all — runs the hub on the embedded bus with its
+//! data in `./data` and HTTP on `127.0.0.1:8080`. Unknown keys are errors that name the key and its line, so a
+//! typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::bus::kafka::KafkaOptions;
+use crate::registry::Compatibility;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys (the message names key and line).
+    #[error("invalid configuration in {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, as the TOML parser says it (with line and column).
+        message: String,
+    },
+    /// The settings contradict each other.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP server.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// The message bus.
+    #[serde(default)]
+    pub bus: BusConfig,
+    /// The schema registry.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The HTTP server.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on (default `127.0.0.1:8080`; loopback only unless you say otherwise).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+/// Which bus implementation runs the hub.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// The embedded bus in a local data directory (the default).
+    #[default]
+    Embedded,
+    /// A Kafka-protocol cluster.
+    Kafka,
+}
+
+/// The message bus.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    /// `embedded` (default) or `kafka`.
+    #[serde(default)]
+    pub kind: BusKind,
+    /// Settings of the embedded bus (used when `kind = "embedded"`).
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
+    /// Settings of the Kafka bus (required when `kind = "kafka"`).
+    pub kafka: Option<KafkaOptions>,
+    /// Partitions of each `std.<schema>` topic the hub creates at start (default 4).
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+}
+
+fn default_partitions() -> u32 {
+    4
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            kind: BusKind::Embedded,
+            embedded: EmbeddedConfig::default(),
+            kafka: None,
+            partitions: default_partitions(),
+        }
+    }
+}
+
+/// The embedded bus.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Data directory (default `./data`).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// fsync before acknowledging (default `true`; turn off only for throw-away demos).
+    #[serde(default = "default_true")]
+    pub fsync: bool,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            fsync: true,
+        }
+    }
+}
+
+/// The schema registry.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Global compatibility level until an operator changes it (default `BACKWARD`).
+    #[serde(default = "default_compatibility")]
+    pub default_compatibility: Compatibility,
+}
+
+fn default_compatibility() -> Compatibility {
+    Compatibility::Backward
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            default_compatibility: default_compatibility(),
+        }
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `info,unsilo_exchange_core=debug` (`RUST_LOG` overrides it).
+    #[serde(default = "default_filter")]
+    pub filter: String,
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+fn default_filter() -> String {
+    "info".to_owned()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: default_filter(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks settings that depend on each other.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.bus.kind == BusKind::Kafka && self.bus.kafka.is_none() {
+            return Err(ConfigError::Invalid(
+                "bus.kind is \"kafka\" but there is no [bus.kafka] section with bootstrap_servers"
+                    .into(),
+            ));
+        }
+        if self.bus.partitions == 0 || self.bus.partitions > 10_000 {
+            return Err(ConfigError::Invalid(format!(
+                "bus.partitions must be between 1 and 10000, got {}",
+                self.bus.partitions
+            )));
+        }
+        if let Some(k) = &self.bus.kafka {
+            if k.bootstrap_servers.trim().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "bus.kafka.bootstrap_servers is empty".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_means_embedded_defaults() {
+        let c = Config::parse("").expect("parse");
+        assert_eq!(c.bus.kind, BusKind::Embedded);
+        assert_eq!(c.bus.embedded.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.registry.default_compatibility, Compatibility::Backward);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err =
+            Config::parse("[http]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n").expect_err("must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("listne"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn kafka_needs_its_section() {
+        let err = Config::parse("[bus]\nkind = \"kafka\"\n").expect_err("must fail");
+        assert!(err.to_string().contains("[bus.kafka]"), "{err}");
+        let c = Config::parse(
+            "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n",
+        )
+        .expect("parse");
+        assert_eq!(c.bus.kafka.expect("kafka").replication_factor, 1);
+    }
+
+    #[test]
+    fn shipped_deploy_files_parse() {
+        for file in ["embedded.toml", "kafka.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../deploy")
+                .join(file);
+            Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+}

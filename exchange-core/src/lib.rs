@@ -1,0 +1,22 @@
+//! # unsilo-exchange-core
+//!
+//! The runtime of the unsilo data-exchange hub.
+//!
+//! ## Layout
+//!
+//! - [`bus`]: the message bus trait and its two implementations (embedded on fjall, Kafka through rdkafka).
+//! - [`wire`]: the Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary).
+//! - [`registry`]: the schema registry — subjects, versions, global ids, compatibility checked with Avro
+//!   resolution rules, state on the compacted `_unsilo.schemas` topic, and its Confluent-dialect HTTP API.
+//! - [`config`]: the typed configuration file (`deploy/*.toml`).
+//! - [`server`]: the axum HTTP server (`/healthz`, `/readyz`, `/metrics`, the registry) and graceful shutdown.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`bench`](mod@bench): the `unsilo bench` measurements written to `docs/benchmarks.md`.
+
+pub mod bench;
+pub mod bus;
+pub mod config;
+pub mod metrics;
+pub mod registry;
+pub mod server;
+pub mod wire;

@@ -1,0 +1,258 @@
+//! Prometheus metrics, served at `/metrics` in the OpenMetrics text format.
+//!
+//! - `unsilo_http_requests_total{method,route,status}` and `unsilo_http_request_duration_seconds{route}`, from a
+//!   middleware on every route (the route is the template, e.g. `/subjects/{subject}/versions`, never a value,
+//!   so label cardinality stays bounded);
+//! - `unsilo_bus_published_records_total{topic}`, `unsilo_bus_published_bytes_total{topic}`,
+//!   `unsilo_bus_publish_errors_total{topic}` and `unsilo_bus_publish_duration_seconds`, from [`InstrumentedBus`],
+//!   a wrapper that counts whatever goes through any [`Bus`];
+//! - `unsilo_build_info{version,bus}`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::bus::{self, Bus, Consumer, ConsumerOptions, Position, Record, TopicSpec};
+
+/// Content type of the `/metrics` answer.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    bus: String,
+}
+
+/// All of the hub's metrics, and the registry they are encoded from.
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Family<RouteLabels, Histogram>,
+    published_records: Family<TopicLabels, Counter>,
+    published_bytes: Family<TopicLabels, Counter>,
+    publish_errors: Family<TopicLabels, Counter>,
+    publish_duration: Histogram,
+    build_info: Family<BuildLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~3.3 s.
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 16))
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "unsilo_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            http_requests.clone(),
+        );
+        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "unsilo_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template",
+            http_duration.clone(),
+        );
+        let published_records = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "unsilo_bus_published_records",
+            "Records durably published to the bus, by topic",
+            published_records.clone(),
+        );
+        let published_bytes = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "unsilo_bus_published_bytes",
+            "Key and value bytes durably published to the bus, by topic",
+            published_bytes.clone(),
+        );
+        let publish_errors = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "unsilo_bus_publish_errors",
+            "Publish calls that failed, by topic",
+            publish_errors.clone(),
+        );
+        let publish_duration = latency_histogram();
+        registry.register(
+            "unsilo_bus_publish_duration_seconds",
+            "Time from publish to durable acknowledgement, per publish call",
+            publish_duration.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "unsilo_build_info",
+            "Version and bus kind of this hub",
+            build_info.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            published_records,
+            published_bytes,
+            publish_errors,
+            publish_duration,
+            build_info,
+        }
+    }
+
+    /// Records which bus this hub runs on, in `unsilo_build_info`.
+    pub fn set_build_info(&self, bus_kind: &str) {
+        self.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                bus: bus_kind.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// Encodes every metric in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "Encoding metrics failed.");
+        }
+        out
+    }
+}
+
+/// Axum middleware counting and timing every request by its route template.
+pub async fn track_http(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics
+        .http_duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            method,
+            route,
+            status: response.status().as_u16().to_string(),
+        })
+        .inc();
+    response
+}
+
+/// A [`Bus`] that counts what is published through it. Consumers are passed through untouched.
+pub struct InstrumentedBus {
+    inner: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+}
+
+impl InstrumentedBus {
+    /// Wraps `inner`, counting into `metrics`.
+    pub fn new(inner: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+#[async_trait]
+impl Bus for InstrumentedBus {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    async fn create_topic(&self, spec: &TopicSpec) -> bus::Result<()> {
+        self.inner.create_topic(spec).await
+    }
+
+    async fn partition_count(&self, topic: &str) -> bus::Result<Option<u32>> {
+        self.inner.partition_count(topic).await
+    }
+
+    async fn publish(&self, topic: &str, records: Vec<Record>) -> bus::Result<Vec<Position>> {
+        let labels = TopicLabels {
+            topic: topic.to_owned(),
+        };
+        let count = records.len() as u64;
+        let bytes: usize = records
+            .iter()
+            .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len))
+            .sum();
+        let started = Instant::now();
+        let result = self.inner.publish(topic, records).await;
+        self.metrics
+            .publish_duration
+            .observe(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => {
+                self.metrics
+                    .published_records
+                    .get_or_create(&labels)
+                    .inc_by(count);
+                self.metrics
+                    .published_bytes
+                    .get_or_create(&labels)
+                    .inc_by(bytes as u64);
+            }
+            Err(_) => {
+                self.metrics.publish_errors.get_or_create(&labels).inc();
+            }
+        }
+        result
+    }
+
+    async fn consumer(&self, options: ConsumerOptions) -> bus::Result<Box<dyn Consumer>> {
+        self.inner.consumer(options).await
+    }
+
+    async fn end_offsets(&self, topic: &str) -> bus::Result<Vec<u64>> {
+        self.inner.end_offsets(topic).await
+    }
+
+    async fn shutdown(&self) -> bus::Result<()> {
+        self.inner.shutdown().await
+    }
+}

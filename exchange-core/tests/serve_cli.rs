@@ -1,0 +1,97 @@
+//! The `unsilo` binary as a user runs it: `serve` with no configuration answers on HTTP, stops cleanly on
+//! SIGTERM, and refuses a configuration file with a wrong key, naming it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+#[tokio::test]
+async fn serve_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unsilo"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn unsilo");
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "unsilo exited early ({status}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "unsilo never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let subjects: Vec<String> = client
+        .get(format!("{base}/subjects"))
+        .send()
+        .await
+        .expect("subjects")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        subjects.contains(&"std.grid_event-value".to_owned()),
+        "{subjects:?}"
+    );
+    // The default data directory is ./data, relative to where unsilo runs.
+    assert!(dir.path().join("data").is_dir(), "./data was not created");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "unsilo exited with {}: {log}",
+        out.status
+    );
+    assert!(log.contains("Received SIGTERM"), "{log}");
+    assert!(log.contains("unsilo stopped cleanly"), "{log}");
+}
+
+#[test]
+fn a_wrong_configuration_key_is_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[bus]\nkind = \"embedded\"\npartitons = 4\n").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_unsilo"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run unsilo");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("partitons"), "{err}");
+    assert!(err.contains("bad.toml"), "{err}");
+}
