@@ -9,6 +9,11 @@ use unsilo_exchange_core::bench::{self, BenchOptions};
 use unsilo_exchange_core::config::{BusKind, Config, LogFormat};
 use unsilo_exchange_core::server::{self, Hub};
 
+/// mimalloc: the hub allocates and frees many small buffers per record; it is markedly faster here than the
+/// system allocator (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// unsilo — the data-exchange hub that breaks government data silos.
 #[derive(Debug, Parser)]
 #[command(name = "unsilo", version, about)]
