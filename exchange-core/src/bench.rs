@@ -6,6 +6,8 @@
 //! | Avro encode | `grid_event` encoded + Confluent wire framing | `apache_avro::to_avro_datum` alone |
 //! | embedded append | `Bus::publish` with durable group commit (fsync) | fjall batch insert + fsync of the same bytes |
 //! | embedded read | a replay consumer's `poll` | a raw fjall range scan |
+//! | connector normalisation | contract + mapping + validators + direct Avro encode, per built-in connector | `json_to_avro` + `to_avro_datum` |
+//! | HTTP push end to end | grid records POSTed to a whole hub on the embedded bus | the same batches into the sink directly |
 //! | Kafka produce / consume | `Bus::publish` / `Consumer::poll` on the Kafka bus | raw rdkafka `FutureProducer` / `StreamConsumer` on the same broker |
 //!
 //! Benchmarks measure; tests assert: nothing here fails on a slow machine.
@@ -333,6 +335,173 @@ async fn bench_kafka(
     Ok(())
 }
 
+/// Per built-in connector, on one core: raw contract + mapping + validators + Avro encode of its valid fixtures
+/// (cycled), against apache-avro's generic path (`json_to_avro` + `to_avro_datum`) on the already-normalised JSON.
+fn bench_connectors(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
+    use unsilo_connectors::conformance::read_fixtures;
+    for name in unsilo_connectors::builtin::names() {
+        let definition = unsilo_connectors::builtin::definition(name)
+            .map_err(|e| BenchError::Avro(e.to_string()))?;
+        let fixtures: Vec<_> = read_fixtures(unsilo_connectors::builtin::fixtures(name))
+            .map_err(BenchError::Avro)?
+            .into_iter()
+            .filter(|f| f.expect.is_none())
+            .collect();
+        if fixtures.is_empty() {
+            continue;
+        }
+        // Baseline input: each fixture normalised to plain JSON by its mapping, and the target schema.
+        let mut normalised = Vec::new();
+        for f in &fixtures {
+            let raw = f
+                .input
+                .parsed
+                .as_ref()
+                .map_err(|e| BenchError::Avro(e.clone()))?;
+            let mapping = definition
+                .mappings()
+                .iter()
+                .find(|m| m.matches(raw))
+                .ok_or_else(|| BenchError::Avro(format!("{}: no mapping", f.name)))?;
+            let json = mapping
+                .to_json(raw)
+                .map_err(|e| BenchError::Avro(e.to_string()))?;
+            normalised.push((json, mapping.target().avro()));
+        }
+        let started = Instant::now();
+        for i in 0..n {
+            let (json, schema) = &normalised[i % normalised.len()];
+            let value = unsilo_schemas::json_to_avro(json, schema)
+                .map_err(|e| BenchError::Avro(e.to_string()))?;
+            apache_avro::to_avro_datum(schema, value)
+                .map_err(|e| BenchError::Avro(e.to_string()))?;
+        }
+        let baseline = rate(n, started.elapsed());
+        let mut out = Vec::with_capacity(2048);
+        let started = Instant::now();
+        for i in 0..n {
+            out.clear();
+            definition
+                .normalise(&fixtures[i % fixtures.len()].input, &mut out)
+                .map_err(|e| BenchError::Avro(e.message))?;
+        }
+        let ours = rate(n, started.elapsed());
+        rows.push(Row {
+            name: format!(
+                "Connector `{name}`: contract + mapping + validators + Avro encode, {} fixtures cycled, one core (records/s)",
+                fixtures.len()
+            ),
+            ours,
+            baseline_name: "json_to_avro + to_avro_datum on the normalised JSON",
+            baseline,
+        });
+    }
+    Ok(())
+}
+
+/// End to end on the embedded bus: the grid platform's records pushed over HTTP (batches of 500) into a whole
+/// hub, answered once durable on `std.`, `raw.` and (none here) `dlq.` topics; against the same batches handed
+/// to the connector's sink directly (no HTTP).
+async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
+    use crate::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
+    use crate::ingest::http_push::token_digest;
+    use unsilo_connectors::sdk::{RawInput, RecordSink};
+    const BATCH: usize = 500;
+    let records: Vec<serde_json::Value> =
+        unsilo_connectors::simulate::grid::generate(7, &["610921", "610114"], 0.0, n)
+            .into_iter()
+            .map(|g| g.record)
+            .collect();
+    let bodies: Vec<Vec<u8>> = records
+        .chunks(BATCH)
+        .map(|c| serde_json::to_vec(c).unwrap_or_default())
+        .collect();
+
+    let dir = tempfile::tempdir()?;
+    let mut config = Config::default();
+    config.bus.embedded.data_dir = dir.path().to_owned();
+    let token = "bench-token";
+    config.connectors.push(ConnectorConfig {
+        name: "grid".into(),
+        definition: "builtin:grid".into(),
+        transport: TransportKind::HttpPush,
+        http_push: Some(HttpPushConfig {
+            token_sha256: hex::encode(token_digest(token)),
+        }),
+        http_poll: None,
+        sql_poll: None,
+        file_drop: None,
+        kafka_topic: None,
+    });
+    let hub = crate::server::Hub::start(&config)
+        .await
+        .map_err(|e| BenchError::Avro(e.to_string()))?;
+
+    // Baseline: the sink directly.
+    let definition = std::sync::Arc::new(
+        unsilo_connectors::builtin::definition("grid")
+            .map_err(|e| BenchError::Avro(e.to_string()))?,
+    );
+    let sink =
+        crate::ingest::BusSink::open("grid-direct", definition, hub.bus.clone(), &hub.registry, 4)
+            .await
+            .map_err(|e| BenchError::Avro(e.to_string()))?;
+    let started = Instant::now();
+    for chunk in records.chunks(BATCH) {
+        let batch = chunk
+            .iter()
+            .map(|r| {
+                RawInput::decoded(
+                    serde_json::to_vec(r).unwrap_or_default(),
+                    r.clone(),
+                    "bench",
+                )
+            })
+            .collect();
+        sink.submit(batch)
+            .await
+            .map_err(|e| BenchError::Avro(e.to_string()))?;
+    }
+    let direct = rate(n, started.elapsed());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/ingest/grid", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = hub.clone();
+    let server = tokio::spawn(async move {
+        let _ = serving
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    for body in &bodies {
+        let r = client
+            .post(&url)
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|e| BenchError::Avro(e.to_string()))?;
+        if !r.status().is_success() {
+            return Err(BenchError::Avro(format!("push answered {}", r.status())));
+        }
+    }
+    let pushed = rate(n, started.elapsed());
+    let _ = stop.send(());
+    let _ = server.await;
+    rows.push(Row {
+        name: "End to end: grid records pushed over HTTP into the embedded bus, 500-record batches (records/s)".into(),
+        ours: pushed,
+        baseline_name: "the same batches handed to the sink directly",
+        baseline: direct,
+    });
+    Ok(())
+}
+
 /// Runs every measurement and returns the Markdown report.
 pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
     let mut rows = Vec::new();
@@ -348,6 +517,13 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
         options.records
     );
     bench_embedded(options.records, 256, &mut rows).await?;
+    eprintln!("bench: connectors ({} records each)…", options.records);
+    bench_connectors(options.records, &mut rows)?;
+    eprintln!(
+        "bench: HTTP push end to end ({} records)…",
+        options.records.min(50_000)
+    );
+    bench_http_push(options.records.min(50_000), &mut rows).await?;
     if let Some(broker) = &options.kafka {
         eprintln!(
             "bench: Kafka at {broker} ({} records)…",

@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use unsilo_connectors::transport::file_drop::FileDropConfig;
+use unsilo_connectors::transport::http_poll::HttpPollConfig;
+use unsilo_connectors::transport::kafka_topic::KafkaTopicConfig;
+use unsilo_connectors::transport::sql_poll::SqlPollConfig;
+
 use crate::bus::kafka::KafkaOptions;
 use crate::registry::Compatibility;
 
@@ -37,7 +42,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The HTTP server.
@@ -52,6 +57,86 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// Source connectors this hub runs (`[[connectors]]`, one table each).
+    #[serde(default)]
+    pub connectors: Vec<ConnectorConfig>,
+}
+
+/// One source connector instance.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Instance name (names its `raw.` and `dlq.` topics and its checkpoint): a-z, 0-9, `-`, `_`.
+    pub name: String,
+    /// Which definition (contract + mappings) to use: `builtin:<name>` for a built-in connector, or the path
+    /// of a definition folder (see docs/writing-a-connector.md).
+    pub definition: String,
+    /// How records arrive: `http_push`, `http_poll`, `sql_poll`, `file_drop` or `kafka_topic`; the section
+    /// of the same name holds its settings.
+    pub transport: TransportKind,
+    /// Settings of the `http_push` transport.
+    pub http_push: Option<HttpPushConfig>,
+    /// Settings of the `http_poll` transport.
+    pub http_poll: Option<HttpPollConfig>,
+    /// Settings of the `sql_poll` transport.
+    pub sql_poll: Option<SqlPollConfig>,
+    /// Settings of the `file_drop` transport.
+    pub file_drop: Option<FileDropConfig>,
+    /// Settings of the `kafka_topic` transport.
+    pub kafka_topic: Option<KafkaTopicConfig>,
+}
+
+/// How a connector's records arrive.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    /// The source POSTs JSON to the hub's `/ingest/<connector>` endpoint.
+    HttpPush,
+    /// The hub polls the source's HTTP API with an incremental cursor.
+    HttpPoll,
+    /// The hub polls a PostgreSQL or MySQL table by a monotonic column.
+    SqlPoll,
+    /// The hub watches a folder for CSV, XLSX and JSON-lines files.
+    FileDrop,
+    /// The hub consumes a topic of the source's own Kafka cluster.
+    KafkaTopic,
+}
+
+impl TransportKind {
+    /// The name used in the configuration file (and as the section name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpPush => "http_push",
+            Self::HttpPoll => "http_poll",
+            Self::SqlPoll => "sql_poll",
+            Self::FileDrop => "file_drop",
+            Self::KafkaTopic => "kafka_topic",
+        }
+    }
+}
+
+/// The HTTP push transport.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpPushConfig {
+    /// SHA-256 of the token the source presents (`Authorization: Bearer <token>`), as 64 hex digits. The hub
+    /// never stores the token itself: make one with `openssl rand -hex 32`, give it to the source system, and put
+    /// `printf %s "$TOKEN" | sha256sum` here.
+    pub token_sha256: String,
+}
+
+impl HttpPushConfig {
+    /// The digest as bytes, or why it is not 64 hex digits.
+    pub fn digest(&self) -> Result<[u8; 32], String> {
+        let bytes = hex::decode(self.token_sha256.trim())
+            .map_err(|e| format!("token_sha256 is not hex: {e}"))?;
+        bytes.try_into().map_err(|b: Vec<u8>| {
+            format!(
+                "token_sha256 has {} bytes, expected 32 (64 hex digits)",
+                b.len()
+            )
+        })
+    }
 }
 
 /// The HTTP server.
@@ -244,6 +329,44 @@ impl Config {
                 self.bus.partitions
             )));
         }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.connectors {
+            let name_ok = !c.name.is_empty()
+                && c.name.len() <= 64
+                && c.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok {
+                return Err(ConfigError::Invalid(format!(
+                    "connector name `{}` must be 1–64 characters of a-z, 0-9, '-' and '_'",
+                    c.name
+                )));
+            }
+            if !seen.insert(c.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "connector `{}` is configured twice",
+                    c.name
+                )));
+            }
+            let has_section = match c.transport {
+                TransportKind::HttpPush => c.http_push.is_some(),
+                TransportKind::HttpPoll => c.http_poll.is_some(),
+                TransportKind::SqlPoll => c.sql_poll.is_some(),
+                TransportKind::FileDrop => c.file_drop.is_some(),
+                TransportKind::KafkaTopic => c.kafka_topic.is_some(),
+            };
+            if !has_section {
+                let t = c.transport.as_str();
+                return Err(ConfigError::Invalid(format!(
+                    "connector `{}` uses transport \"{t}\" but has no [connectors.{t}] section",
+                    c.name
+                )));
+            }
+            if let Some(push) = &c.http_push {
+                push.digest()
+                    .map_err(|e| ConfigError::Invalid(format!("connector `{}`: {e}", c.name)))?;
+            }
+        }
         if let Some(k) = &self.bus.kafka {
             if k.bootstrap_servers.trim().is_empty() {
                 return Err(ConfigError::Invalid(
@@ -286,6 +409,47 @@ mod tests {
         )
         .expect("parse");
         assert_eq!(c.bus.kafka.expect("kafka").replication_factor, 1);
+    }
+
+    #[test]
+    fn connectors_are_checked() {
+        let ok = "[[connectors]]\nname = \"grid\"\ndefinition = \"builtin:grid\"\ntransport = \"http_push\"\n\
+                  [connectors.http_push]\ntoken_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n";
+        let c = Config::parse(ok).expect("parse");
+        assert_eq!(c.connectors[0].transport, TransportKind::HttpPush);
+        let err = Config::parse(&ok.replace("9f86", "zz86")).expect_err("bad hex");
+        assert!(err.to_string().contains("token_sha256"), "{err}");
+        let err = Config::parse(&format!("{ok}{ok}")).expect_err("twice");
+        assert!(err.to_string().contains("configured twice"), "{err}");
+        let err = Config::parse(&ok.replace(
+            "transport = \"http_push\"",
+            "transport = \"carrier_pigeon\"",
+        ))
+        .expect_err("unknown transport");
+        assert!(err.to_string().contains("carrier_pigeon"), "{err}");
+        let missing = "[[connectors]]\nname = \"grid\"\ndefinition = \"builtin:grid\"\ntransport = \"http_push\"\n";
+        let err = Config::parse(missing).expect_err("no section");
+        assert!(err.to_string().contains("[connectors.http_push]"), "{err}");
+    }
+
+    #[test]
+    fn the_commented_connector_examples_parse_when_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/embedded.toml");
+        let text = std::fs::read_to_string(path).expect("read");
+        let start = text.find("# [[connectors]]").expect("examples");
+        let uncommented: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .map(|l| {
+                l.replace(
+                    "\"…\"",
+                    "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"",
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(c.connectors.len(), 5);
     }
 
     #[test]

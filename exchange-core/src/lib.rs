@@ -9,6 +9,9 @@
 //! - [`registry`]: the schema registry — subjects, versions, global ids, compatibility checked with Avro
 //!   resolution rules, state on the compacted `_unsilo.schemas` topic, and its Confluent-dialect HTTP API.
 //! - [`config`]: the typed configuration file (`deploy/*.toml`).
+//! - [`demo`]: `unsilo demo` — the hub with every source system simulated.
+//! - [`ingest`]: the runtime side of connectors — the sink that normalises and publishes to `std.`, `raw.` and
+//!   `dlq.` topics, checkpoints on `_unsilo.offsets`, the HTTP push endpoint, and the source supervisor.
 //! - [`server`]: the axum HTTP server (`/healthz`, `/readyz`, `/metrics`, the registry) and graceful shutdown.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`bench`](mod@bench): the `unsilo bench` measurements written to `docs/benchmarks.md`.
@@ -16,6 +19,8 @@
 pub mod bench;
 pub mod bus;
 pub mod config;
+pub mod demo;
+pub mod ingest;
 pub mod metrics;
 pub mod registry;
 pub mod server;

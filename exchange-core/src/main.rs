@@ -27,8 +27,140 @@ enum Command {
     /// Runs the hub: bus, schema registry and HTTP API. With no flags: embedded bus in ./data, HTTP on
     /// 127.0.0.1:8080.
     Serve(ServeArgs),
+    /// Runs the hub on the embedded bus with every source system simulated: realistic data flows at once.
+    Demo(DemoArgs),
+    /// Stands in for one source system, speaking its own raw format with realistic data.
+    Simulate(SimulateArgs),
     /// Measures the hub's hot paths against their baselines and prints a Markdown report.
     Bench(BenchArgs),
+    /// Mapping files: `unsilo mapping test <mapping.toml> <sample.json>`.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
+    /// Connector definitions: list the built-ins, scaffold a new one, check one with the conformance kit.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Data directory of the embedded bus.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Where the hub serves HTTP.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Records per second per simulated source system.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Share of deliberately malformed records (0.0–1.0), to show the dead-letter topics at work.
+    #[arg(long, default_value_t = 0.05)]
+    malformed: f64,
+    /// Seed of the simulated data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also simulate a civil-affairs 低保 roster in this PostgreSQL, polled by the hub.
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// Also simulate a public-security incident table in this MySQL / MariaDB, polled by the hub.
+    #[arg(long)]
+    mysql_url: Option<String>,
+}
+
+/// Options every simulator takes.
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    #[command(subcommand)]
+    system: SimulatedSystem,
+    /// Records per second.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    rate: f64,
+    /// Share of deliberately malformed records (0.0–1.0).
+    #[arg(long, global = true, default_value_t = 0.05)]
+    malformed: f64,
+    /// Seed of the generated data (same seed, same data).
+    #[arg(long, global = true, default_value_t = 1)]
+    seed: u64,
+    /// Stop after this many records (default: run until Ctrl-C).
+    #[arg(long, global = true)]
+    limit: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SimulatedSystem {
+    /// The county grid platform: pushes events, households, residents and grids to the hub.
+    Grid {
+        /// The hub's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        hub: String,
+        /// The connector token.
+        #[arg(long, env = "UNSILO_GRID_TOKEN")]
+        token: String,
+    },
+    /// The 秦务员 platform: pushes service cases, ratings and appeals to the hub.
+    Qinwuyuan {
+        /// The hub's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        hub: String,
+        /// The connector token.
+        #[arg(long, env = "UNSILO_QINWUYUAN_TOKEN")]
+        token: String,
+    },
+    /// The 12345 hotline: serves its work-order API for the hub to poll.
+    Hotline12345 {
+        /// Where to serve the API.
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        listen: std::net::SocketAddr,
+    },
+    /// Departmental databases: writes a 低保 roster (PostgreSQL) and an incident table (MySQL).
+    DeptSql {
+        /// PostgreSQL URL for the roster.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// MySQL / MariaDB URL for the incident table.
+        #[arg(long)]
+        mysql_url: Option<String>,
+    },
+    /// Departmental exports: drops GBK CSV and XLSX rosters into a folder.
+    DeptFile {
+        /// The watched folder.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MappingCommand {
+    /// Loads a mapping and normalises a sample (a JSON object, a JSON array or JSON lines), printing each
+    /// normalised record or the errors. Exits non-zero if the mapping does not load or a sample is rejected.
+    Test {
+        /// The mapping file.
+        mapping: PathBuf,
+        /// The sample raw records.
+        sample: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorCommand {
+    /// Lists the built-in connectors and the shared schemas they produce.
+    List,
+    /// Scaffolds a new connector definition — contract, mapping, fixtures and a conformance test — that passes
+    /// the conformance kit out of the box.
+    New {
+        /// The connector's name (a-z, 0-9, `-`, `_`).
+        name: String,
+        /// The shared schema it produces, e.g. `rating`.
+        #[arg(long)]
+        schema: String,
+        /// The folder to create it in (default: the current folder).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Checks a connector definition folder (or `builtin:<name>`) with the conformance kit and its fixtures.
+    Check {
+        /// A definition folder, or `builtin:<name>`.
+        definition: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -131,12 +263,209 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn init_cli_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    init_cli_logging();
+    unsilo_exchange_core::demo::run(
+        unsilo_exchange_core::demo::DemoOptions {
+            data_dir: args.data_dir,
+            listen: args.listen,
+            rate: args.rate,
+            malformed_share: args.malformed,
+            seed: args.seed,
+            postgres_url: args.postgres_url,
+            mysql_url: args.mysql_url,
+        },
+        server::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    use unsilo_connectors::simulate;
+    init_cli_logging();
+    let (trigger, shutdown) = unsilo_connectors::sdk::Shutdown::new();
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        trigger.trigger();
+    });
+    let stats = match args.system {
+        SimulatedSystem::Grid { hub, token } => format!(
+            "{:?}",
+            simulate::grid::run(
+                simulate::grid::GridSimulatorOptions {
+                    hub_url: hub,
+                    token,
+                    rate: args.rate,
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    ..Default::default()
+                },
+                shutdown,
+            )
+            .await?
+        ),
+        SimulatedSystem::Qinwuyuan { hub, token } => format!(
+            "{:?}",
+            simulate::qinwuyuan::run(
+                simulate::qinwuyuan::QinwuyuanOptions {
+                    url: format!("{}/ingest/qinwuyuan", hub.trim_end_matches('/')),
+                    token,
+                    rate: args.rate,
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    ..Default::default()
+                },
+                shutdown,
+            )
+            .await?
+        ),
+        SimulatedSystem::Hotline12345 { listen } => format!(
+            "{:?}",
+            simulate::hotline12345::run(
+                simulate::hotline12345::Hotline12345Options {
+                    addr: listen,
+                    rate: args.rate,
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    ..Default::default()
+                },
+                shutdown,
+            )
+            .await?
+        ),
+        SimulatedSystem::DeptSql {
+            postgres_url,
+            mysql_url,
+        } => format!(
+            "{:?}",
+            simulate::dept_sql::run(
+                simulate::dept_sql::DeptSqlOptions {
+                    postgres_url,
+                    mysql_url,
+                    rate: args.rate,
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    ..Default::default()
+                },
+                shutdown,
+            )
+            .await?
+        ),
+        SimulatedSystem::DeptFile { dir } => format!(
+            "{:?}",
+            simulate::dept_file::run(
+                simulate::dept_file::DeptFileOptions {
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    files_per_minute: args.rate.clamp(0.1, 600.0),
+                    ..simulate::dept_file::DeptFileOptions::new(dir)
+                },
+                shutdown,
+            )
+            .await?
+        ),
+    };
+    println!("{stats}");
+    Ok(())
+}
+
+fn mapping_test(mapping: &std::path::Path, sample: &std::path::Path) -> anyhow::Result<()> {
+    let report = unsilo_connectors::mapping::test_mapping(mapping, sample)?;
+    print!("{report}");
+    if report
+        .lines()
+        .any(|l| l.starts_with("sample ") && l.contains(": rejected: "))
+    {
+        anyhow::bail!("some samples were rejected (see above)");
+    }
+    Ok(())
+}
+
+fn connector_list() -> anyhow::Result<()> {
+    for name in unsilo_connectors::builtin::names() {
+        let d = unsilo_connectors::builtin::definition(name)?;
+        let targets: Vec<&str> = d.target_schemas().iter().map(|s| s.name()).collect();
+        println!(
+            "builtin:{name:<14} {}  →  {}",
+            d.manifest().description,
+            targets.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn connector_new(name: &str, schema: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let scaffold = unsilo_connectors::scaffold::new_connector(name, schema, dir)?;
+    println!("Created connector `{name}` in {}:", scaffold.dir.display());
+    for f in &scaffold.files {
+        println!("  {}", f.display());
+    }
+    println!(
+        "\nNext: edit the contract and the mapping for your source's own field names, then\n  \
+         unsilo mapping test {} {}\n  unsilo connector check {}",
+        scaffold.mapping.display(),
+        scaffold.sample.display(),
+        scaffold.dir.display()
+    );
+    Ok(())
+}
+
+fn connector_check(spec: &str) -> anyhow::Result<()> {
+    let definition = server::load_definition(spec)?;
+    let fixtures = match spec.strip_prefix("builtin:") {
+        Some(name) => unsilo_connectors::conformance::read_fixtures(
+            unsilo_connectors::builtin::fixtures(name),
+        ),
+        None => unsilo_connectors::conformance::read_fixture_dir(std::path::Path::new(spec)),
+    }
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let report = unsilo_connectors::conformance::check_fixtures(&definition, &fixtures);
+    if report.passed() {
+        println!("{spec}: conformance passed ({} fixtures).", report.checked);
+        Ok(())
+    } else {
+        for f in &report.failures {
+            println!("FAIL {f}");
+        }
+        anyhow::bail!(
+            "{spec}: {} of {} fixture checks failed",
+            report.failures.len(),
+            report.checked
+        )
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve(args).await,
         Command::Bench(args) => run_bench(args).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Simulate(args) => simulate(args).await,
+        Command::Mapping(MappingCommand::Test { mapping, sample }) => {
+            mapping_test(&mapping, &sample)
+        }
+        Command::Connector(ConnectorCommand::List) => connector_list(),
+        Command::Connector(ConnectorCommand::New { name, schema, dir }) => {
+            connector_new(&name, &schema, &dir)
+        }
+        Command::Connector(ConnectorCommand::Check { definition }) => connector_check(&definition),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,6 +6,8 @@
 //! - `unsilo_bus_published_records_total{topic}`, `unsilo_bus_published_bytes_total{topic}`,
 //!   `unsilo_bus_publish_errors_total{topic}` and `unsilo_bus_publish_duration_seconds`, from [`InstrumentedBus`],
 //!   a wrapper that counts whatever goes through any [`Bus`];
+//! - `unsilo_ingest_records_total{connector,outcome}`: raw records each connector's sink made durable, accepted
+//!   or rejected (to the dead-letter topic);
 //! - `unsilo_build_info{version,bus}`.
 
 use std::sync::Arc;
@@ -45,6 +47,12 @@ struct TopicLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestLabels {
+    connector: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     bus: String,
@@ -59,6 +67,7 @@ pub struct Metrics {
     published_bytes: Family<TopicLabels, Counter>,
     publish_errors: Family<TopicLabels, Counter>,
     publish_duration: Histogram,
+    ingest_records: Family<IngestLabels, Counter>,
     build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -121,6 +130,12 @@ impl Metrics {
             "Time from publish to durable acknowledgement, per publish call",
             publish_duration.clone(),
         );
+        let ingest_records = Family::<IngestLabels, Counter>::default();
+        registry.register(
+            "unsilo_ingest_records",
+            "Raw records ingested, by connector and outcome (accepted, rejected)",
+            ingest_records.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "unsilo_build_info",
@@ -135,7 +150,22 @@ impl Metrics {
             published_bytes,
             publish_errors,
             publish_duration,
+            ingest_records,
             build_info,
+        }
+    }
+
+    /// Counts a batch a connector's sink made durable.
+    pub fn record_ingest(&self, connector: &str, accepted: usize, rejected: usize) {
+        for (outcome, n) in [("accepted", accepted), ("rejected", rejected)] {
+            if n > 0 {
+                self.ingest_records
+                    .get_or_create(&IngestLabels {
+                        connector: connector.to_owned(),
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc_by(n as u64);
+            }
         }
     }
 

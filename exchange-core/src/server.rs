@@ -23,9 +23,16 @@ use tracing::{info, warn};
 use crate::bus::embedded::{EmbeddedBus, EmbeddedOptions};
 use crate::bus::kafka::KafkaBus;
 use crate::bus::{self, Bus, TopicSpec};
-use crate::config::{BusKind, Config};
+use crate::config::{BusKind, Config, TransportKind};
+use crate::ingest::http_push::{self, PushEndpoint};
+use crate::ingest::{runtime, BusCheckpoints, BusSink};
 use crate::metrics::{self, InstrumentedBus, Metrics};
 use crate::registry::{self, Registry};
+use std::collections::HashMap;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use unsilo_connectors::definition::ConnectorDefinition;
+use unsilo_connectors::sdk::{Shutdown, ShutdownTrigger, Source, SourceContext};
 
 /// Errors starting or running the hub.
 #[derive(Debug, thiserror::Error)]
@@ -50,9 +57,33 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(#[from] std::io::Error),
+    /// A connector's definition does not load.
+    #[error("connector `{connector}`: {source}")]
+    Definition {
+        /// The connector instance.
+        connector: String,
+        /// Why its definition does not load (file, line and reason).
+        source: unsilo_connectors::definition::DefinitionError,
+    },
+    /// A connector's transport settings cannot work.
+    #[error("connector `{connector}`: {message}")]
+    Transport {
+        /// The connector instance.
+        connector: String,
+        /// What is wrong with the settings.
+        message: String,
+    },
+    /// A connector's topics, schemas or checkpoints could not be prepared.
+    #[error("connector `{connector}`: {source}")]
+    Connector {
+        /// The connector instance.
+        connector: String,
+        /// What failed.
+        source: unsilo_connectors::sdk::SinkError,
+    },
 }
 
-/// A running hub: its bus, registry and metrics.
+/// A running hub: its bus, registry, metrics and connectors.
 #[derive(Clone)]
 pub struct Hub {
     /// The bus (wrapped so that publishes are counted in the metrics).
@@ -61,6 +92,12 @@ pub struct Hub {
     pub registry: Arc<Registry>,
     /// The metrics.
     pub metrics: Arc<Metrics>,
+    /// Connectors that accept HTTP pushes, by name.
+    push_endpoints: HashMap<String, PushEndpoint>,
+    /// Stops the connectors' sources.
+    stop_sources: Arc<ShutdownTrigger>,
+    /// The running sources.
+    sources: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -112,10 +149,104 @@ impl Hub {
                 .await?;
             info!(subject = %subject, id, topic = %schema.topic(), "Shared schema registered.");
         }
+        let (stop_sources, sources_shutdown) = Shutdown::new();
+        let mut push_endpoints = HashMap::new();
+        let mut sources = Vec::new();
+        for c in &config.connectors {
+            let definition =
+                load_definition(&c.definition).map_err(|source| ServerError::Definition {
+                    connector: c.name.clone(),
+                    source,
+                })?;
+            let sink = BusSink::open(
+                &c.name,
+                Arc::new(definition),
+                bus.clone(),
+                &registry,
+                config.bus.partitions,
+            )
+            .await
+            .map_err(|source| ServerError::Connector {
+                connector: c.name.clone(),
+                source,
+            })?;
+            let sink = Arc::new(sink.with_metrics(metrics.clone()));
+            let transport_error = |message: String| ServerError::Transport {
+                connector: c.name.clone(),
+                message,
+            };
+            let missing =
+                || transport_error(format!("no [connectors.{}] section", c.transport.as_str()));
+            let source: Box<dyn Source> = match c.transport {
+                TransportKind::HttpPush => {
+                    let digest = c
+                        .http_push
+                        .as_ref()
+                        .ok_or_else(missing)?
+                        .digest()
+                        .map_err(transport_error)?;
+                    push_endpoints.insert(
+                        c.name.clone(),
+                        PushEndpoint {
+                            token_sha256: digest,
+                            sink,
+                        },
+                    );
+                    info!(connector = %c.name, definition = %c.definition, transport = c.transport.as_str(), "Connector ready.");
+                    continue;
+                }
+                TransportKind::HttpPoll => Box::new(
+                    c.http_poll
+                        .as_ref()
+                        .ok_or_else(missing)?
+                        .build()
+                        .map_err(|e| transport_error(e.to_string()))?,
+                ),
+                TransportKind::SqlPoll => Box::new(
+                    c.sql_poll
+                        .as_ref()
+                        .ok_or_else(missing)?
+                        .build()
+                        .map_err(|e| transport_error(e.to_string()))?,
+                ),
+                TransportKind::FileDrop => Box::new(
+                    c.file_drop
+                        .clone()
+                        .ok_or_else(missing)?
+                        .build()
+                        .map_err(|e| transport_error(e.to_string()))?,
+                ),
+                TransportKind::KafkaTopic => Box::new(
+                    c.kafka_topic
+                        .as_ref()
+                        .ok_or_else(missing)?
+                        .build()
+                        .map_err(|e| transport_error(e.to_string()))?,
+                ),
+            };
+            let checkpoints =
+                BusCheckpoints::open(&c.name, bus.clone())
+                    .await
+                    .map_err(|source| ServerError::Connector {
+                        connector: c.name.clone(),
+                        source,
+                    })?;
+            let ctx = SourceContext {
+                connector: c.name.clone(),
+                sink,
+                checkpoints: Arc::new(checkpoints),
+                shutdown: sources_shutdown.clone(),
+            };
+            sources.push(tokio::spawn(runtime::supervise(source, ctx)));
+            info!(connector = %c.name, definition = %c.definition, transport = ?c.transport, "Connector ready.");
+        }
         Ok(Self {
             bus,
             registry,
             metrics,
+            push_endpoints,
+            stop_sources: Arc::new(stop_sources),
+            sources: Arc::new(Mutex::new(sources)),
         })
     }
 
@@ -127,6 +258,7 @@ impl Hub {
             .route("/metrics", get(metrics_text))
             .with_state(self.clone());
         ops.merge(registry::router(self.registry.clone()))
+            .merge(http_push::router(self.push_endpoints.clone()))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.metrics.clone(),
@@ -145,13 +277,30 @@ impl Hub {
         let served = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
-        info!("HTTP server stopped; closing the registry and the bus.");
+        info!("HTTP server stopped; stopping the connectors.");
+        self.stop_sources.trigger();
+        for task in self.sources.lock().await.drain(..) {
+            if let Err(e) = task.await {
+                warn!(error = %e, "A connector task ended abnormally.");
+            }
+        }
+        info!("Connectors stopped; closing the registry and the bus.");
         self.registry.shutdown().await;
         let closed = self.bus.shutdown().await;
         served?;
         closed?;
         info!("unsilo stopped cleanly.");
         Ok(())
+    }
+}
+
+/// Loads a connector definition: `builtin:<name>` or a folder.
+pub fn load_definition(
+    spec: &str,
+) -> Result<ConnectorDefinition, unsilo_connectors::definition::DefinitionError> {
+    match spec.strip_prefix("builtin:") {
+        Some(name) => unsilo_connectors::builtin::definition(name),
+        None => ConnectorDefinition::load(std::path::Path::new(spec)),
     }
 }
 

@@ -95,3 +95,50 @@ fn a_wrong_configuration_key_is_named() {
     assert!(err.contains("partitons"), "{err}");
     assert!(err.contains("bad.toml"), "{err}");
 }
+
+/// A connector developer's path, as the guide walks it: scaffold, test the mapping, check conformance.
+#[test]
+fn connector_new_then_mapping_test_then_check_pass_out_of_the_box() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_unsilo"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run unsilo");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = run(&["connector", "new", "street-ratings", "--schema", "rating"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("unsilo mapping test"), "{out}");
+    let (ok, out) = run(&[
+        "mapping",
+        "test",
+        "street-ratings/mappings/rating.toml",
+        "street-ratings/fixtures/valid/example.json",
+    ]);
+    assert!(ok, "{out}");
+    assert!(out.contains("1 normalised"), "{out}");
+    let (ok, out) = run(&["connector", "check", "street-ratings"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("conformance passed"), "{out}");
+
+    // A broken mapping is refused with file and line.
+    let mapping = dir.path().join("street-ratings/mappings/rating.toml");
+    let text = std::fs::read_to_string(&mapping).expect("read")
+        + "\n[fields.no_such_field]\npath = \"x\"\n";
+    std::fs::write(&mapping, text).expect("write");
+    let (ok, out) = run(&["connector", "check", "street-ratings"]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("rating.toml:"), "{out}");
+    assert!(out.contains("no_such_field"), "{out}");
+
+    // Unknown schema: the error lists the known ones.
+    let (ok, out) = run(&["connector", "new", "x", "--schema", "nope"]);
+    assert!(!ok);
+    assert!(out.contains("grid_event"), "{out}");
+}

@@ -478,3 +478,28 @@ fn dept_payload_accepts_tagged_and_untagged_branches() {
     let generic = json_to_avro(&example, schema.avro()).unwrap();
     assert!(generic.validate(schema.avro()));
 }
+
+/// No validator panics on any input: non-ASCII text of every length, control characters, empty strings.
+#[test]
+fn validators_never_panic_on_strange_input() {
+    use unsilo_schemas::validate::{
+        validate_cert_no, validate_grid_code, validate_phone, validate_region_code, validate_uscc,
+    };
+    let pieces = [
+        "", "1", "X", "x", "一", "é", "\u{0}", "𠀀", " ", "+", "-", "８",
+    ];
+    for len in 0..=20 {
+        for p in pieces {
+            for q in ["6", "一", "1"] {
+                let s: String = std::iter::repeat_n(p, len / 2)
+                    .chain(std::iter::repeat_n(q, len - len / 2))
+                    .collect();
+                let _ = validate_cert_no(&s);
+                let _ = validate_uscc(&s);
+                let _ = validate_region_code(&s);
+                let _ = validate_grid_code(&s);
+                let _ = validate_phone(&s);
+            }
+        }
+    }
+}

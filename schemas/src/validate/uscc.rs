@@ -218,6 +218,11 @@ pub fn validate_uscc(input: &str) -> Result<Uscc, UsccError> {
     if chars.len() != 18 {
         return Err(UsccError::Length { len: chars.len() });
     }
+    // Every character must be in the code's charset before any byte slicing: a non-ASCII character would make
+    // the byte offsets below land inside it.
+    for (i, c) in chars.iter().enumerate() {
+        char_value(i + 1, *c)?;
+    }
     let expected = uscc_check_char(&code[..17])?;
     let found = chars[17];
     char_value(18, found)?;
@@ -257,6 +262,13 @@ pub fn validate_uscc(input: &str) -> Result<Uscc, UsccError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn non_ascii_input_of_eighteen_characters_is_an_error_not_a_panic() {
+        assert!(validate_uscc("九一三五零一零零M000100Y43").is_err());
+        assert!(validate_uscc("91350100M000100Y4é").is_err());
+        assert!(validate_uscc("é1350100M000100Y43").is_err());
+    }
 
     #[test]
     fn weights_are_powers_of_three_mod_31() {

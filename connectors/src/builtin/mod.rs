@@ -1,0 +1,92 @@
+//! The built-in connectors, compiled into the binary from their definition folders under `connectors/builtin/`.
+//!
+//! Each built-in has a small module listing its files with `include_str!`, so the binary needs no files at run
+//! time, while the folders stay ordinary definitions that `unsilo mapping test` and a text editor work on.
+//! Configure one with `definition = "builtin:<name>"`.
+
+mod dept_file;
+mod dept_sql;
+mod grid;
+mod hotline12345;
+mod qinwuyuan;
+
+use crate::definition::{ConnectorDefinition, DefinitionError};
+
+/// A built-in connector: its name and its definition files (path relative to the folder, contents).
+#[derive(Clone, Copy, Debug)]
+pub struct Builtin {
+    /// The connector's name, e.g. `grid`.
+    pub name: &'static str,
+    /// The files of its definition folder: `connector.toml`, the contract, the mappings and the fixtures.
+    pub files: &'static [(&'static str, &'static str)],
+}
+
+/// Every built-in connector. (Each entry's module lists its files.)
+pub const BUILTINS: &[Builtin] = &[
+    // One line per built-in connector, e.g. `grid::BUILTIN,`.
+    dept_file::BUILTIN,
+    dept_sql::BUILTIN,
+    grid::BUILTIN,
+    hotline12345::BUILTIN,
+    qinwuyuan::BUILTIN,
+];
+
+/// The names of the built-in connectors.
+pub fn names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|b| b.name).collect()
+}
+
+/// The built-in connector called `name`.
+pub fn builtin(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
+}
+
+/// Loads and checks the definition of the built-in connector `name`.
+pub fn definition(name: &str) -> Result<ConnectorDefinition, DefinitionError> {
+    let b = builtin(name).ok_or_else(|| DefinitionError::UnknownBuiltin {
+        name: name.to_owned(),
+        known: names().join(", "),
+    })?;
+    ConnectorDefinition::load_with(|relative| {
+        b.files
+            .iter()
+            .find(|(path, _)| *path == relative)
+            .map(|(path, text)| (format!("builtin:{}/{path}", b.name), (*text).to_owned()))
+            .ok_or_else(|| DefinitionError::Read {
+                path: format!("builtin:{}/{relative}", b.name),
+                reason: "not among the built-in connector's files".into(),
+            })
+    })
+}
+
+/// The fixtures of a built-in connector: `(path, contents)` of every file under `fixtures/`.
+pub fn fixtures(name: &str) -> Vec<(&'static str, &'static str)> {
+    builtin(name)
+        .map(|b| {
+            b.files
+                .iter()
+                .filter(|(path, _)| path.starts_with("fixtures/"))
+                .copied()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_loads() {
+        for b in BUILTINS {
+            let d = definition(b.name).unwrap_or_else(|e| panic!("{}: {e}", b.name));
+            assert_eq!(d.name(), b.name);
+        }
+    }
+
+    #[test]
+    fn an_unknown_builtin_names_the_known_ones() {
+        let err = definition("no-such").expect_err("must fail");
+        assert!(err.to_string().contains("no-such"), "{err}");
+    }
+}

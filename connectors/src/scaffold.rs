@@ -1,0 +1,1796 @@
+//! `unsilo connector new`: a new connector definition folder that passes the conformance kit out of the box.
+//!
+//! [`new_connector`] walks the target shared schema and writes, under `<parent_dir>/<name>/`:
+//!
+//! ```text
+//! connector.toml                 name, description, contract and mapping files
+//! contract.json                  JSON Schema of the raw dialect
+//! mappings/<target>.toml         one rule per target field (records as tables, arrays with `each`, unions with `branch`)
+//! fixtures/valid/example.json    the raw sample
+//! fixtures/invalid/*.json        a record that breaks the contract, bad identifiers, an impossible date, non-JSON
+//! README.md                      what to edit first
+//! conformance_test.rs            a test to drop into a crate's `tests/`
+//! ```
+//!
+//! The raw dialect is the shared schema's own JSON shape — the schema's example record
+//! ([`unsilo_schemas::example_record`]) without the envelope fields the engine fills itself — with the two changes
+//! real sources nearly always need: instants are Beijing wall-clock text (`2024-06-18 09:32:15`) and dates are
+//! `YYYY-MM-DD`, and a union payload is sent as the branch's plain value. The id recipe takes the field holding the
+//! source's key and `envelope.source_version`. Identifier fields get the matching validator (`cert_no`, `uscc`,
+//! `region_code`, `grid_code`, `phone`) when the sample passes it, and the contract a shape pattern for them, so
+//! the invalid fixtures show the layering: shape in the contract, check digits and code tables in the mapping.
+//!
+//! Before anything is written, the generated definition is loaded and run over its own fixtures with
+//! [`conformance::check_fixtures`]; a scaffold that would not pass is an
+//! error, not a folder.
+//!
+//! What the mapping engine cannot express (arrays of arrays, maps of records, unions inside arrays) is left
+//! out of the mapping with a comment, so the field takes its schema default; no shared schema has such a field
+//! today.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use chrono::TimeZone as _;
+use serde_json::{json, Map, Value as Json};
+use unsilo_schemas::{shared_schema, shared_schemas, validate, SharedSchema};
+
+use crate::conformance;
+use crate::definition::{ConnectorDefinition, DefinitionError};
+
+/// Why a connector could not be scaffolded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    /// The name is not 1–64 characters of `a-z`, `0-9`, `-` and `_`.
+    #[error("connector name `{name}` must be 1–64 characters of a-z, 0-9, '-' and '_' (it names the raw. and dlq. topics)")]
+    InvalidName {
+        /// The name given.
+        name: String,
+    },
+    /// No shared schema has this name.
+    #[error("unknown target schema `{name}` (shared schemas: {known})")]
+    UnknownSchema {
+        /// The name given.
+        name: String,
+        /// The shared schemas there are, comma-separated.
+        known: String,
+    },
+    /// The target folder exists and is not an empty folder.
+    #[error("{} already exists and is not an empty folder; choose another name or parent folder", dir.display())]
+    NotEmpty {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// A file or folder could not be created.
+    #[error("cannot write {}: {source}", path.display())]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The scaffold for this schema would not load or not pass the conformance kit (a bug in the scaffolder
+    /// or an example record that does not fit its schema); nothing was written.
+    #[error("cannot scaffold a connector for `{schema}`: {reason}")]
+    Generate {
+        /// The target schema.
+        schema: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A scaffolded connector folder.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scaffold {
+    /// The folder, `<parent_dir>/<name>`.
+    pub dir: PathBuf,
+    /// Every file written, in writing order (paths under [`Scaffold::dir`]).
+    pub files: Vec<PathBuf>,
+    /// The mapping file, for `unsilo mapping test <mapping> <sample>`.
+    pub mapping: PathBuf,
+    /// The valid raw sample, `fixtures/valid/example.json`.
+    pub sample: PathBuf,
+}
+
+/// Creates `<parent_dir>/<name>/`, a connector definition from raw records to the shared schema `target_schema`
+/// that loads with [`ConnectorDefinition::load`] and passes [`conformance::check_fixtures`] as generated.
+///
+/// Refuses a name that is not `[a-z0-9_-]{1,64}`, an unknown schema (the error lists the known ones) and a
+/// target folder that exists and is not empty. Files are created, never overwritten.
+pub fn new_connector(
+    name: &str,
+    target_schema: &str,
+    parent_dir: &Path,
+) -> Result<Scaffold, ScaffoldError> {
+    if !valid_name(name) {
+        return Err(ScaffoldError::InvalidName {
+            name: name.to_owned(),
+        });
+    }
+    let schema = shared_schema(target_schema).ok_or_else(|| ScaffoldError::UnknownSchema {
+        name: target_schema.to_owned(),
+        known: shared_schemas()
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+    })?;
+    let dir = parent_dir.join(name);
+    refuse_non_empty(&dir)?;
+    // The test template names the folder; an absolute path makes it work wherever the template is copied.
+    let shown_dir = absolute(&dir);
+    let files = render(name, schema, &shown_dir)?;
+    self_check(schema, &files)?;
+    let written = write_all(&dir, &files)?;
+    Ok(Scaffold {
+        mapping: dir.join(mapping_file(schema)),
+        sample: dir.join(SAMPLE_FILE),
+        dir,
+        files: written,
+    })
+}
+
+const SAMPLE_FILE: &str = "fixtures/valid/example.json";
+
+/// Envelope fields the engine fills itself; the raw dialect does not carry them as fields.
+const ENGINE_FILLED: [&str; 5] = [
+    "record_id",
+    "source_system",
+    "source_record_id",
+    "source_version",
+    "ingest_time",
+];
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn mapping_file(schema: &SharedSchema) -> String {
+    format!("mappings/{}.toml", schema.name())
+}
+
+fn refuse_non_empty(dir: &Path) -> Result<(), ScaffoldError> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(ScaffoldError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+        Ok(meta) if !meta.is_dir() => Err(ScaffoldError::NotEmpty {
+            dir: dir.to_path_buf(),
+        }),
+        Ok(_) => {
+            let mut entries = std::fs::read_dir(dir).map_err(|source| ScaffoldError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            if entries.next().is_some() {
+                Err(ScaffoldError::NotEmpty {
+                    dir: dir.to_path_buf(),
+                })
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn absolute(dir: &Path) -> PathBuf {
+    if dir.is_absolute() {
+        return dir.to_path_buf();
+    }
+    std::env::current_dir()
+        .map(|cwd| cwd.join(dir))
+        .unwrap_or_else(|_| dir.to_path_buf())
+}
+
+/// Loads the rendered files as a definition and runs the conformance kit over their fixtures.
+fn self_check(schema: &SharedSchema, files: &[(String, String)]) -> Result<(), ScaffoldError> {
+    let generate = |reason: String| ScaffoldError::Generate {
+        schema: schema.name().to_owned(),
+        reason,
+    };
+    let definition = ConnectorDefinition::load_with(|relative| {
+        files
+            .iter()
+            .find(|(path, _)| path == relative)
+            .map(|(path, text)| (path.clone(), text.clone()))
+            .ok_or_else(|| DefinitionError::Read {
+                path: relative.to_owned(),
+                reason: "not among the scaffolded files".into(),
+            })
+    })
+    .map_err(|e| generate(e.to_string()))?;
+    let fixtures = conformance::read_fixtures(files.iter().map(|(p, t)| (p.as_str(), t.as_str())))
+        .map_err(generate)?;
+    let report = conformance::check_fixtures(&definition, &fixtures);
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(generate(format!(
+            "its fixtures fail conformance: {}",
+            report.failures.join("; ")
+        )))
+    }
+}
+
+/// Writes the files, creating folders; on failure removes what it created.
+fn write_all(dir: &Path, files: &[(String, String)]) -> Result<Vec<PathBuf>, ScaffoldError> {
+    let mut created_dirs: Vec<PathBuf> = Vec::new();
+    let mut written: Vec<PathBuf> = Vec::new();
+    let result = (|| {
+        let mut folders: Vec<PathBuf> = vec![dir.to_path_buf()];
+        for (relative, _) in files {
+            let mut parent = Path::new(relative).parent();
+            let mut chain = Vec::new();
+            while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+                chain.push(dir.join(p));
+                parent = p.parent();
+            }
+            chain.reverse();
+            for folder in chain {
+                if !folders.contains(&folder) {
+                    folders.push(folder);
+                }
+            }
+        }
+        for folder in folders {
+            if folder.is_dir() {
+                continue;
+            }
+            std::fs::create_dir_all(&folder).map_err(|source| ScaffoldError::Io {
+                path: folder.clone(),
+                source,
+            })?;
+            created_dirs.push(folder);
+        }
+        for (relative, text) in files {
+            let path = dir.join(relative);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|source| ScaffoldError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            written.push(path.clone());
+            file.write_all(text.as_bytes())
+                .map_err(|source| ScaffoldError::Io { path, source })?;
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(written),
+        Err(e) => {
+            // Best effort: only what this call created, files first, then the folders (if they are empty).
+            for path in written.iter().rev() {
+                let _ = std::fs::remove_file(path);
+            }
+            for folder in created_dirs.iter().rev() {
+                let _ = std::fs::remove_dir(folder);
+            }
+            Err(e)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The plan: the target schema as a tree of fields, with the raw sample's union branches chosen.
+// ---------------------------------------------------------------------------------------------------------
+
+/// A validator of `unsilo_schemas::validate`, as the mapping names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    CertNo,
+    Uscc,
+    RegionCode,
+    GridCode,
+    Phone,
+}
+
+impl Check {
+    fn name(self) -> &'static str {
+        match self {
+            Self::CertNo => "cert_no",
+            Self::Uscc => "uscc",
+            Self::RegionCode => "region_code",
+            Self::GridCode => "grid_code",
+            Self::Phone => "phone",
+        }
+    }
+
+    /// A shape pattern for the contract (the mapping's validator checks the rest). Phone numbers come with
+    /// prefixes and separators, so they get none.
+    fn pattern(self) -> Option<&'static str> {
+        match self {
+            Self::CertNo => Some("^[0-9]{17}[0-9Xx]$"),
+            Self::Uscc => Some("^[0-9A-Z]{18}$"),
+            Self::RegionCode => Some("^[0-9]{12}$"),
+            Self::GridCode => Some("^[0-9]{15}$"),
+            Self::Phone => None,
+        }
+    }
+
+    fn accepts(self, value: &str) -> bool {
+        match self {
+            Self::CertNo => validate::validate_cert_no(value).is_ok(),
+            Self::Uscc => validate::validate_uscc(value).is_ok(),
+            Self::RegionCode => validate::validate_region_code(value).is_ok(),
+            Self::GridCode => validate::validate_grid_code(value).is_ok(),
+            Self::Phone => validate::validate_phone(value).is_ok(),
+        }
+    }
+
+    /// The validator that fits a text field, by its `x-pii` tag and name.
+    fn for_field(name: &str, pii: Option<&str>) -> Option<Self> {
+        match pii {
+            Some("cert_no") => return Some(Self::CertNo),
+            Some("phone") => return Some(Self::Phone),
+            Some("uscc") => return Some(Self::Uscc),
+            _ => {}
+        }
+        if name == "region_code" || name.ends_with("village_code") {
+            Some(Self::RegionCode)
+        } else if name == "grid_code" {
+            Some(Self::GridCode)
+        } else if name == "uscc" || name.ends_with("org_code") {
+            Some(Self::Uscc)
+        } else {
+            None
+        }
+    }
+}
+
+/// A scalar target type, as the raw dialect carries it.
+#[derive(Clone, Debug, PartialEq)]
+enum Scalar {
+    Text,
+    Integer,
+    Number,
+    Boolean,
+    Enum(Vec<String>),
+    /// timestamp-millis: Beijing wall-clock text in the raw dialect.
+    Timestamp,
+    /// date: `YYYY-MM-DD` in the raw dialect.
+    Date,
+    /// Anything else (other logical types, bytes, fixed): passed through in the example's own form.
+    Native(String),
+}
+
+#[derive(Clone, Debug)]
+enum Shape {
+    Scalar {
+        scalar: Scalar,
+        check: Option<Check>,
+    },
+    Record {
+        fields: Vec<Field>,
+    },
+    RecordArray {
+        fields: Vec<Field>,
+    },
+    ScalarArray {
+        scalar: Scalar,
+        check: Option<Check>,
+    },
+    Map {
+        scalar: Scalar,
+    },
+    Unsupported {
+        what: String,
+    },
+}
+
+/// The chosen branch of a union of several non-null types.
+#[derive(Clone, Debug)]
+struct Branch {
+    /// The name the mapping's `branch` uses (short name of a named type, else the type name).
+    name: String,
+    /// The names an Avro-JSON tag may use for it (full and short).
+    tags: Vec<String>,
+    /// The other branches, for the comment.
+    others: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+struct Field {
+    name: String,
+    doc: Option<String>,
+    /// Neither nullable nor defaulted: the contract requires it.
+    required: bool,
+    nullable: bool,
+    has_default: bool,
+    branch: Option<Branch>,
+    shape: Shape,
+}
+
+/// Avro primitive type names.
+const PRIMITIVES: [&str; 8] = [
+    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+];
+
+/// Deepest nesting the scaffolder follows (recursive schemas stop here).
+const MAX_DEPTH: usize = 12;
+
+struct Planner<'a> {
+    /// Named types by full and by short name.
+    names: HashMap<String, &'a Json>,
+}
+
+impl<'a> Planner<'a> {
+    fn new(schema: &'a Json) -> Self {
+        let mut names = HashMap::new();
+        collect_named(schema, "", &mut names);
+        Self { names }
+    }
+
+    fn resolve(&self, ty: &'a Json) -> &'a Json {
+        match ty {
+            Json::String(s) if !PRIMITIVES.contains(&s.as_str()) => {
+                self.names.get(s.as_str()).copied().unwrap_or(ty)
+            }
+            other => other,
+        }
+    }
+
+    fn fields(
+        &self,
+        record: &'a Json,
+        example: Option<&Json>,
+        depth: usize,
+        skip: &[&str],
+    ) -> Vec<Field> {
+        record
+            .get("fields")
+            .and_then(Json::as_array)
+            .map(|fields| {
+                fields
+                    .iter()
+                    .filter_map(|f| {
+                        let name = f.get("name").and_then(Json::as_str)?;
+                        if skip.contains(&name) {
+                            return None;
+                        }
+                        Some(self.field(f, name, example.and_then(|e| e.get(name)), depth))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn field(&self, f: &'a Json, name: &str, example: Option<&Json>, depth: usize) -> Field {
+        let doc = f.get("doc").and_then(Json::as_str).map(str::to_owned);
+        let has_default = f.get("default").is_some();
+        let pii = f.get("x-pii").and_then(Json::as_str);
+        let ty = f.get("type").map_or(&Json::Null, |t| self.resolve(t));
+        let (nullable, branch, inner, inner_example) = match ty {
+            Json::Array(branches) => {
+                let nullable = branches.iter().any(|b| b == "null");
+                let non_null: Vec<&'a Json> = branches
+                    .iter()
+                    .filter(|b| *b != "null")
+                    .map(|b| self.resolve(b))
+                    .collect();
+                match non_null.as_slice() {
+                    [] => (nullable, None, &Json::Null, example),
+                    [only] => (nullable, None, *only, example),
+                    several => {
+                        let (index, inner_example) = pick_branch(several, example);
+                        let names: Vec<Vec<String>> =
+                            several.iter().map(|b| branch_names(b)).collect();
+                        let name_of = |i: usize| {
+                            names
+                                .get(i)
+                                .and_then(|n| n.last())
+                                .cloned()
+                                .unwrap_or_default()
+                        };
+                        let branch = Branch {
+                            name: name_of(index),
+                            tags: names.get(index).cloned().unwrap_or_default(),
+                            others: (0..several.len())
+                                .filter(|i| *i != index)
+                                .map(name_of)
+                                .collect(),
+                        };
+                        (
+                            nullable,
+                            Some(branch),
+                            several.get(index).copied().unwrap_or(&Json::Null),
+                            inner_example,
+                        )
+                    }
+                }
+            }
+            other => (false, None, other, example),
+        };
+        let shape = self.shape(name, pii, inner, inner_example, depth);
+        Field {
+            name: name.to_owned(),
+            doc,
+            required: !nullable && !has_default,
+            nullable,
+            has_default,
+            branch,
+            shape,
+        }
+    }
+
+    fn shape(
+        &self,
+        name: &str,
+        pii: Option<&str>,
+        ty: &'a Json,
+        example: Option<&Json>,
+        depth: usize,
+    ) -> Shape {
+        if depth > MAX_DEPTH {
+            return Shape::Unsupported {
+                what: "a record nested deeper than the scaffolder follows".into(),
+            };
+        }
+        match type_name(ty) {
+            "record" => Shape::Record {
+                fields: self.fields(ty, example, depth + 1, &[]),
+            },
+            "array" => {
+                let items = ty.get("items").map_or(&Json::Null, |t| self.resolve(t));
+                let items = match single_non_null(items) {
+                    Some(only) => self.resolve(only),
+                    None => {
+                        return Shape::Unsupported {
+                            what: "an array of a union of several types".into(),
+                        }
+                    }
+                };
+                match type_name(items) {
+                    "record" => Shape::RecordArray {
+                        fields: self.fields(items, example.and_then(|e| e.get(0)), depth + 1, &[]),
+                    },
+                    "array" | "map" => Shape::Unsupported {
+                        what: format!("an array of {}s", type_name(items)),
+                    },
+                    _ => {
+                        let scalar = scalar_of(items);
+                        let check = (scalar == Scalar::Text)
+                            .then(|| Check::for_field(name, pii))
+                            .flatten();
+                        Shape::ScalarArray { scalar, check }
+                    }
+                }
+            }
+            "map" => {
+                let values = ty.get("values").map_or(&Json::Null, |t| self.resolve(t));
+                match single_non_null(values).map(|v| self.resolve(v)) {
+                    Some(v) if !matches!(type_name(v), "record" | "array" | "map") => Shape::Map {
+                        scalar: scalar_of(v),
+                    },
+                    _ => Shape::Unsupported {
+                        what: "a map whose values are not scalars".into(),
+                    },
+                }
+            }
+            _ => {
+                let scalar = scalar_of(ty);
+                let check = (scalar == Scalar::Text)
+                    .then(|| Check::for_field(name, pii))
+                    .flatten();
+                Shape::Scalar { scalar, check }
+            }
+        }
+    }
+}
+
+/// Records the named types (records, enums, fixed) of a schema under their full and short names.
+fn collect_named<'a>(ty: &'a Json, namespace: &str, out: &mut HashMap<String, &'a Json>) {
+    match ty {
+        Json::Array(branches) => branches
+            .iter()
+            .for_each(|b| collect_named(b, namespace, out)),
+        Json::Object(o) => {
+            let kind = o.get("type").and_then(Json::as_str).unwrap_or("");
+            match kind {
+                "record" | "error" | "enum" | "fixed" => {
+                    let name = o.get("name").and_then(Json::as_str).unwrap_or("");
+                    let ns = o
+                        .get("namespace")
+                        .and_then(Json::as_str)
+                        .unwrap_or(namespace);
+                    let (full, ns) = match name.rsplit_once('.') {
+                        Some((n, _)) => (name.to_owned(), n),
+                        None if ns.is_empty() => (name.to_owned(), ns),
+                        None => (format!("{ns}.{name}"), ns),
+                    };
+                    let short = full.rsplit('.').next().unwrap_or(&full).to_owned();
+                    out.entry(short).or_insert(ty);
+                    out.insert(full, ty);
+                    if let Some(fields) = o.get("fields").and_then(Json::as_array) {
+                        for f in fields {
+                            if let Some(t) = f.get("type") {
+                                collect_named(t, ns, out);
+                            }
+                        }
+                    }
+                }
+                "array" => {
+                    if let Some(items) = o.get("items") {
+                        collect_named(items, namespace, out);
+                    }
+                }
+                "map" => {
+                    if let Some(values) = o.get("values") {
+                        collect_named(values, namespace, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `record`, `enum`, `array`, `map`, `fixed`, a primitive name, or `union`.
+fn type_name(ty: &Json) -> &str {
+    match ty {
+        Json::String(s) => s,
+        Json::Object(o) => o.get("type").and_then(Json::as_str).unwrap_or(""),
+        Json::Array(_) => "union",
+        _ => "",
+    }
+}
+
+fn single_non_null(ty: &Json) -> Option<&Json> {
+    match ty {
+        Json::Array(branches) => {
+            let mut non_null = branches.iter().filter(|b| *b != "null");
+            match (non_null.next(), non_null.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
+        }
+        other => Some(other),
+    }
+}
+
+fn scalar_of(ty: &Json) -> Scalar {
+    let logical = ty.get("logicalType").and_then(Json::as_str);
+    match (type_name(ty), logical) {
+        ("long", Some("timestamp-millis")) => Scalar::Timestamp,
+        ("int", Some("date")) => Scalar::Date,
+        ("string", _) => Scalar::Text,
+        (kind @ ("int" | "long" | "float" | "double"), Some(l)) => {
+            Scalar::Native(format!("{kind} ({l})"))
+        }
+        ("int" | "long", None) => Scalar::Integer,
+        ("float" | "double", None) => Scalar::Number,
+        ("boolean", _) => Scalar::Boolean,
+        ("enum", _) => Scalar::Enum(
+            ty.get("symbols")
+                .and_then(Json::as_array)
+                .map(|s| {
+                    s.iter()
+                        .filter_map(Json::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+        (other, _) => Scalar::Native(other.to_owned()),
+    }
+}
+
+/// The names the mapping engine accepts for a union branch: full and short name, or the type name.
+fn branch_names(ty: &Json) -> Vec<String> {
+    match type_name(ty) {
+        "record" | "error" | "enum" | "fixed" => {
+            let name = ty.get("name").and_then(Json::as_str).unwrap_or("");
+            let full = match (
+                name.contains('.'),
+                ty.get("namespace").and_then(Json::as_str),
+            ) {
+                (false, Some(ns)) if !ns.is_empty() => format!("{ns}.{name}"),
+                _ => name.to_owned(),
+            };
+            let short = full.rsplit('.').next().unwrap_or(&full).to_owned();
+            vec![full, short]
+        }
+        other => vec![other.to_owned()],
+    }
+}
+
+/// Which branch the example uses (an Avro-JSON tag `{"<name>": value}`), and the untagged example value.
+fn pick_branch<'e>(branches: &[&Json], example: Option<&'e Json>) -> (usize, Option<&'e Json>) {
+    if let Some(Json::Object(o)) = example {
+        if o.len() == 1 {
+            if let Some((tag, inner)) = o.iter().next() {
+                let short = tag.rsplit('.').next().unwrap_or(tag);
+                for (i, b) in branches.iter().enumerate() {
+                    let names = branch_names(b);
+                    if names.iter().any(|n| n == tag || n == short) {
+                        return (i, Some(inner));
+                    }
+                }
+            }
+        }
+    }
+    (0, example)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The raw sample: the example record in the raw dialect.
+// ---------------------------------------------------------------------------------------------------------
+
+struct RawMaker {
+    /// Whether some instant has a fraction of a second (then the date format reads one).
+    fraction: bool,
+}
+
+impl RawMaker {
+    fn object(&mut self, fields: &[Field], example: &Json) -> Json {
+        let mut out = Map::new();
+        for f in fields {
+            if let Some(v) = example.get(&f.name) {
+                out.insert(f.name.clone(), self.field(f, v));
+            }
+        }
+        Json::Object(out)
+    }
+
+    fn field(&mut self, f: &Field, v: &Json) -> Json {
+        if v.is_null() {
+            return Json::Null;
+        }
+        let v = match (&f.branch, v) {
+            (Some(b), Json::Object(o)) if o.len() == 1 => match o.iter().next() {
+                Some((tag, inner)) if b.tags.iter().any(|t| t == tag) => inner,
+                _ => v,
+            },
+            _ => v,
+        };
+        match &f.shape {
+            Shape::Scalar { scalar, .. } => self.scalar(scalar, v),
+            Shape::Record { fields } if v.is_object() => self.object(fields, v),
+            Shape::RecordArray { fields } => match v {
+                Json::Array(items) => {
+                    Json::Array(items.iter().map(|i| self.object(fields, i)).collect())
+                }
+                other => other.clone(),
+            },
+            Shape::ScalarArray { scalar, .. } => match v {
+                Json::Array(items) => {
+                    Json::Array(items.iter().map(|i| self.scalar(scalar, i)).collect())
+                }
+                other => other.clone(),
+            },
+            Shape::Map { scalar } => match v {
+                Json::Object(o) => Json::Object(
+                    o.iter()
+                        .map(|(k, i)| (k.clone(), self.scalar(scalar, i)))
+                        .collect(),
+                ),
+                other => other.clone(),
+            },
+            Shape::Record { .. } | Shape::Unsupported { .. } => v.clone(),
+        }
+    }
+
+    fn scalar(&mut self, scalar: &Scalar, v: &Json) -> Json {
+        match (scalar, v.as_i64()) {
+            (Scalar::Timestamp, Some(millis)) => match chrono_tz::Asia::Shanghai
+                .timestamp_millis_opt(millis)
+                .single()
+            {
+                Some(t) if millis.rem_euclid(1000) == 0 => {
+                    Json::from(t.format("%Y-%m-%d %H:%M:%S").to_string())
+                }
+                Some(t) => {
+                    self.fraction = true;
+                    Json::from(t.format("%Y-%m-%d %H:%M:%S%.3f").to_string())
+                }
+                None => v.clone(),
+            },
+            (Scalar::Date, Some(days)) => {
+                // 1970-01-01 is day 719 163 of the proleptic Gregorian calendar.
+                let date = i32::try_from(days)
+                    .ok()
+                    .and_then(|d| d.checked_add(719_163))
+                    .and_then(chrono::NaiveDate::from_num_days_from_ce_opt);
+                match date {
+                    Some(d) => Json::from(d.format("%Y-%m-%d").to_string()),
+                    None => v.clone(),
+                }
+            }
+            _ => v.clone(),
+        }
+    }
+}
+
+/// Drops a validator when a value of the sample fails it (e.g. a landline in a phone field): the scaffold
+/// must accept its own sample.
+fn prune_checks(fields: &mut [Field], raw: &Json) {
+    for f in fields {
+        let v = raw.get(&f.name).unwrap_or(&Json::Null);
+        match &mut f.shape {
+            Shape::Scalar { check, .. } => {
+                if let (Some(c), Some(s)) = (*check, v.as_str()) {
+                    if !c.accepts(s) {
+                        *check = None;
+                    }
+                }
+            }
+            Shape::ScalarArray { check, .. } => {
+                if let (Some(c), Some(items)) = (*check, v.as_array()) {
+                    if items.iter().filter_map(Json::as_str).any(|s| !c.accepts(s)) {
+                        *check = None;
+                    }
+                }
+            }
+            Shape::Record { fields } => prune_checks(fields, v),
+            Shape::RecordArray { fields } => {
+                for item in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+                    prune_checks(fields, item);
+                }
+            }
+            Shape::Map { .. } | Shape::Unsupported { .. } => {}
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Places in the raw sample where the invalid fixtures change something.
+// ---------------------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum SiteKind {
+    Check(Check),
+    Timestamp,
+    Date,
+}
+
+#[derive(Clone, Debug)]
+struct Site {
+    path: Vec<Step>,
+    kind: SiteKind,
+}
+
+fn collect_sites(fields: &[Field], raw: &Json, at: &mut Vec<Step>, out: &mut Vec<Site>) {
+    let Some(obj) = raw.as_object() else { return };
+    for f in fields {
+        let Some(v) = obj.get(&f.name) else { continue };
+        at.push(Step::Key(f.name.clone()));
+        match &f.shape {
+            Shape::Scalar { scalar, check } => {
+                let kind = match (scalar, check) {
+                    (_, Some(c)) => Some(SiteKind::Check(*c)),
+                    (Scalar::Timestamp, _) if v.is_string() => Some(SiteKind::Timestamp),
+                    (Scalar::Date, _) if v.is_string() => Some(SiteKind::Date),
+                    _ => None,
+                };
+                if let Some(kind) = kind {
+                    out.push(Site {
+                        path: at.clone(),
+                        kind,
+                    });
+                }
+            }
+            Shape::Record { fields } => collect_sites(fields, v, at, out),
+            Shape::RecordArray { fields } => {
+                for (i, item) in v
+                    .as_array()
+                    .map(Vec::as_slice)
+                    .unwrap_or_default()
+                    .iter()
+                    .enumerate()
+                {
+                    at.push(Step::Index(i));
+                    collect_sites(fields, item, at, out);
+                    at.pop();
+                }
+            }
+            Shape::ScalarArray { .. } | Shape::Map { .. } | Shape::Unsupported { .. } => {}
+        }
+        at.pop();
+    }
+}
+
+fn at_mut<'v>(v: &'v mut Json, path: &[Step]) -> Option<&'v mut Json> {
+    path.iter().try_fold(v, |v, step| match step {
+        Step::Key(k) => v.get_mut(k.as_str()),
+        Step::Index(i) => v.get_mut(*i),
+    })
+}
+
+/// The raw sample with the value at `path` replaced (or removed, for `None`).
+fn with_value(raw: &Json, path: &[Step], value: Option<Json>) -> Json {
+    let mut out = raw.clone();
+    if let Some((last, parent)) = path.split_last() {
+        if let Some(parent) = at_mut(&mut out, parent) {
+            match (last, value) {
+                (Step::Key(k), Some(v)) => {
+                    if let Some(o) = parent.as_object_mut() {
+                        o.insert(k.clone(), v);
+                    }
+                }
+                (Step::Key(k), None) => {
+                    if let Some(o) = parent.as_object_mut() {
+                        o.remove(k);
+                    }
+                }
+                (Step::Index(i), v) => {
+                    if let Some(slot) = parent.get_mut(*i) {
+                        *slot = v.unwrap_or(Json::Null);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+fn dotted(path: &[Step]) -> String {
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) => {
+                if !s.is_empty() {
+                    s.push('.');
+                }
+                s.push_str(k);
+            }
+            Step::Index(i) => {
+                let _ = write!(s, "[{i}]");
+            }
+        }
+    }
+    s
+}
+
+/// A well-formed identifier (it passes the contract's pattern) that the validator rejects.
+fn bad_identifier(check: Check, current: Option<&str>) -> Option<String> {
+    let candidates: Vec<String> = match check {
+        Check::CertNo => {
+            let base = current
+                .filter(|c| c.len() == 18 && c.is_ascii())
+                .map(|c| c[..17].to_owned())
+                .unwrap_or_else(|| "61092119880101123".to_owned());
+            "0123456789X"
+                .chars()
+                .map(|c| format!("{base}{c}"))
+                .collect()
+        }
+        Check::RegionCode => {
+            let county = current
+                .filter(|c| c.len() >= 6 && c.is_ascii())
+                .map_or("610921", |c| &c[..6]);
+            vec![
+                format!("{county}999999"),
+                "610921999999".into(),
+                "619999000000".into(),
+            ]
+        }
+        Check::GridCode => {
+            let village = current
+                .filter(|c| c.len() >= 12 && c.is_ascii())
+                .map_or("610921100001", |c| &c[..12]);
+            vec![format!("{village}000"), "610921999999001".into()]
+        }
+        Check::Uscc => {
+            let base = current
+                .filter(|c| c.len() == 18 && c.is_ascii())
+                .map(|c| c[..17].to_owned())
+                .unwrap_or_else(|| "11610921016050037".to_owned());
+            "0123456789ABCDEFGHJKLMNPQRTUWXY"
+                .chars()
+                .map(|c| format!("{base}{c}"))
+                .collect()
+        }
+        Check::Phone => vec!["12345678901".into()],
+    };
+    candidates
+        .into_iter()
+        .find(|c| !check.accepts(c) && check.pattern().is_none_or(|p| matches_shape(p, c)))
+}
+
+/// Whether `value` fits one of the scaffold's own simple patterns (digits and upper-case letters of a length).
+fn matches_shape(pattern: &str, value: &str) -> bool {
+    match pattern {
+        "^[0-9]{17}[0-9Xx]$" => {
+            value.len() == 18
+                && value.bytes().take(17).all(|b| b.is_ascii_digit())
+                && value
+                    .as_bytes()
+                    .get(17)
+                    .is_some_and(|b| b.is_ascii_digit() || *b == b'X' || *b == b'x')
+        }
+        "^[0-9A-Z]{18}$" => {
+            value.len() == 18
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+        }
+        "^[0-9]{12}$" => value.len() == 12 && value.bytes().all(|b| b.is_ascii_digit()),
+        "^[0-9]{15}$" => value.len() == 15 && value.bytes().all(|b| b.is_ascii_digit()),
+        _ => false,
+    }
+}
+
+/// A well-formed date or instant (it passes the contract's pattern) that is not on the calendar.
+fn impossible(kind: &SiteKind) -> &'static str {
+    match kind {
+        SiteKind::Date => "2024-02-30",
+        _ => "2024-02-30 09:30:00",
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Rendering.
+// ---------------------------------------------------------------------------------------------------------
+
+const TIMESTAMP_PATTERN: &str =
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?$";
+const DATE_PATTERN: &str = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$";
+
+/// Everything [`new_connector`] decides before it writes.
+struct Design {
+    name: String,
+    schema: &'static SharedSchema,
+    fields: Vec<Field>,
+    raw: Json,
+    /// Raw path of the source's key: a top-level field, or `envelope.source_record_id`.
+    id_path: Vec<Step>,
+    /// The `datetime` format of instants in the raw dialect.
+    timestamp_format: &'static str,
+}
+
+fn design(name: &str, schema: &'static SharedSchema) -> Result<Design, ScaffoldError> {
+    let generate = |reason: &str| ScaffoldError::Generate {
+        schema: schema.name().to_owned(),
+        reason: reason.to_owned(),
+    };
+    let example = unsilo_schemas::example_record(schema.name())
+        .ok_or_else(|| generate("it has no example record"))?;
+    let envelope = example
+        .get("envelope")
+        .ok_or_else(|| generate("its example record has no envelope"))?;
+    let planner = Planner::new(schema.json());
+    let mut fields = planner.fields(schema.json(), Some(&example), 0, &[]);
+    for f in &mut fields {
+        if f.name == "envelope" {
+            if let Shape::Record { fields } = &mut f.shape {
+                fields.retain(|sub| !ENGINE_FILLED.contains(&sub.name.as_str()));
+            }
+        }
+    }
+    let mut maker = RawMaker { fraction: false };
+    let mut raw = maker.object(&fields, &example);
+    // The id recipe: the field holding the source's key, else the first required text field, else the
+    // envelope's own source_record_id (then kept in the raw dialect).
+    let source_id = envelope.get("source_record_id").filter(|v| v.is_string());
+    let id_field = fields
+        .iter()
+        .filter(|f| {
+            f.name != "envelope"
+                && matches!(
+                    f.shape,
+                    Shape::Scalar {
+                        scalar: Scalar::Text,
+                        ..
+                    }
+                )
+        })
+        .find(|f| source_id.is_some() && example.get(&f.name) == source_id)
+        .or_else(|| {
+            fields
+                .iter()
+                .filter(|f| f.name != "envelope" && f.required)
+                .find(|f| {
+                    matches!(
+                        f.shape,
+                        Shape::Scalar {
+                            scalar: Scalar::Text,
+                            ..
+                        }
+                    ) && example.get(&f.name).is_some_and(Json::is_string)
+                })
+        })
+        .map(|f| f.name.clone());
+    let raw_envelope = raw
+        .get_mut("envelope")
+        .and_then(Json::as_object_mut)
+        .ok_or_else(|| generate("its example envelope is not an object"))?;
+    let version = envelope
+        .get("source_version")
+        .cloned()
+        .unwrap_or_else(|| Json::from("1"));
+    raw_envelope.insert("source_version".into(), version);
+    let id_path = match id_field {
+        Some(f) => vec![Step::Key(f)],
+        None => {
+            let id = source_id
+                .cloned()
+                .ok_or_else(|| generate("its example has no source record id"))?;
+            raw_envelope.insert("source_record_id".into(), id);
+            vec![
+                Step::Key("envelope".into()),
+                Step::Key("source_record_id".into()),
+            ]
+        }
+    };
+    prune_checks(&mut fields, &raw);
+    Ok(Design {
+        name: name.to_owned(),
+        schema,
+        fields,
+        raw,
+        id_path,
+        timestamp_format: if maker.fraction {
+            "%Y-%m-%d %H:%M:%S%.f"
+        } else {
+            "%Y-%m-%d %H:%M:%S"
+        },
+    })
+}
+
+/// All files of the scaffold, `(path relative to the folder, contents)`.
+fn render(
+    name: &str,
+    schema: &'static SharedSchema,
+    dir: &Path,
+) -> Result<Vec<(String, String)>, ScaffoldError> {
+    let d = design(name, schema)?;
+    let pretty = |v: &Json| serde_json::to_string_pretty(v).map(|s| s + "\n");
+    let json_error = |e: serde_json::Error| ScaffoldError::Generate {
+        schema: schema.name().to_owned(),
+        reason: e.to_string(),
+    };
+    let mut files = vec![
+        ("connector.toml".to_owned(), render_manifest(&d)),
+        (
+            "contract.json".to_owned(),
+            pretty(&render_contract(&d)).map_err(json_error)?,
+        ),
+        (mapping_file(schema), render_mapping(&d)),
+        (SAMPLE_FILE.to_owned(), pretty(&d.raw).map_err(json_error)?),
+    ];
+    let invalid = invalid_fixtures(&d);
+    for fixture in &invalid {
+        let body = json!({
+            "expect": { "stage": fixture.stage, "code": fixture.code },
+            "record": fixture.record,
+        });
+        files.push((
+            format!("fixtures/invalid/{}.json", fixture.file),
+            pretty(&body).map_err(json_error)?,
+        ));
+    }
+    files.push(("README.md".to_owned(), render_readme(&d, &invalid)));
+    files.push(("conformance_test.rs".to_owned(), render_test(&d, dir)));
+    Ok(files)
+}
+
+struct Invalid {
+    file: String,
+    stage: &'static str,
+    code: String,
+    record: Json,
+    /// What it shows, for the README.
+    shows: String,
+}
+
+fn invalid_fixtures(d: &Design) -> Vec<Invalid> {
+    let mut out = Vec::new();
+    let id = dotted(&d.id_path);
+    out.push(Invalid {
+        file: "contract_missing_id".into(),
+        stage: "contract",
+        code: "contract_violation".into(),
+        record: with_value(&d.raw, &d.id_path, None),
+        shows: format!("a record without its key `{id}` breaks the raw contract"),
+    });
+    let mut sites = Vec::new();
+    collect_sites(&d.fields, &d.raw, &mut Vec::new(), &mut sites);
+    for (check, file) in [
+        (Check::CertNo, "bad_cert_no"),
+        (Check::RegionCode, "bad_region_code"),
+    ] {
+        let Some(site) = sites.iter().find(|s| s.kind == SiteKind::Check(check)) else {
+            continue;
+        };
+        let current =
+            at_mut(&mut d.raw.clone(), &site.path).and_then(|v| v.as_str().map(str::to_owned));
+        let Some(bad) = bad_identifier(check, current.as_deref()) else {
+            continue;
+        };
+        out.push(Invalid {
+            file: file.into(),
+            stage: "validation",
+            code: format!("validator({})", check.name()),
+            record: with_value(&d.raw, &site.path, Some(Json::from(bad))),
+            shows: format!(
+                "`{}` has the right shape for the contract but fails the `{}` validator in the mapping",
+                dotted(&site.path),
+                check.name()
+            ),
+        });
+    }
+    if let Some(site) = sites
+        .iter()
+        .find(|s| matches!(s.kind, SiteKind::Timestamp | SiteKind::Date))
+    {
+        let bad = impossible(&site.kind);
+        out.push(Invalid {
+            file: "impossible_date".into(),
+            stage: "mapping",
+            code: "bad_datetime".into(),
+            record: with_value(&d.raw, &site.path, Some(Json::from(bad))),
+            shows: format!(
+                "`{}` = `{bad}` matches the contract's pattern but is not on the calendar",
+                dotted(&site.path)
+            ),
+        });
+    }
+    out.push(Invalid {
+        file: "not_json".into(),
+        stage: "parse",
+        code: "unreadable_input".into(),
+        record: Json::from("{\"truncated\": "),
+        shows: "bytes that are not JSON at all (a string `record` is sent as raw bytes)".into(),
+    });
+    out
+}
+
+/// A TOML basic string.
+fn toml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A TOML key: bare when it can be.
+fn toml_key(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        s.to_owned()
+    } else {
+        toml_str(s)
+    }
+}
+
+fn render_manifest(d: &Design) -> String {
+    format!(
+        "# The `{name}` connector: raw records → shared schema `{target}`. See README.md in this folder and\n\
+         # docs/writing-a-connector.md.\n\
+         name = {name_q}\n\
+         description = {description}\n\
+         contract = \"contract.json\"\n\
+         mappings = [{mapping}]\n",
+        name = d.name,
+        target = d.schema.name(),
+        name_q = toml_str(&d.name),
+        description = toml_str(&format!("{}：源系统名称 / what the source system is (edit me)", d.name)),
+        mapping = toml_str(&mapping_file(d.schema)),
+    )
+}
+
+// ----- the mapping -----
+
+fn render_mapping(d: &Design) -> String {
+    let mut out = String::new();
+    let target = d.schema;
+    let _ = writeln!(
+        out,
+        "# {file}: raw records of `{name}` → shared schema `{short}` ({full}, topic {topic}).\n\
+         #\n\
+         # Generated by `unsilo connector new` for a raw dialect that uses the shared schema's own field names\n\
+         # (fixtures/valid/example.json). Left of `=` are target fields (keep them); right are raw paths and\n\
+         # conversions (change them to your source's). Full syntax: docs/mapping.md. Try it with\n\
+         #   unsilo mapping test {file} fixtures/valid/example.json\n\
+         #\n\
+         # Enums: this sample sends the target symbols (listed on each line); a real source sends its own codes,\n\
+         # mapped with codes = {{ \"1\" = \"…\", … }} and a default. Instants: Beijing wall-clock text here; a\n\
+         # source that sends epoch numbers uses datetime = \"epoch_millis\" (or \"epoch_seconds\").",
+        file = mapping_file(target),
+        name = d.name,
+        short = target.name(),
+        full = target.full_name(),
+        topic = target.topic(),
+    );
+    let _ = writeln!(out, "target = {}", toml_str(target.name()));
+    let _ = writeln!(
+        out,
+        "source_system = {}            # part of every record id: never change it once records flow",
+        toml_str(&d.name)
+    );
+    let _ = writeln!(
+        out,
+        "description = {}",
+        toml_str(&format!("{} → {}", d.name, target.name()))
+    );
+    let _ = writeln!(out, "\n[record_id]");
+    let _ = writeln!(
+        out,
+        "source_record_id = {}   # the source's own key of the record (also the partition key)",
+        toml_str(&dotted(&d.id_path))
+    );
+    let _ = writeln!(
+        out,
+        "source_version = \"envelope.source_version\"   # changes whenever the source changes the record (an update time, a version number)"
+    );
+    let _ = writeln!(out, "\n[fields]");
+    // The envelope as dotted keys at the top, as in docs/mapping.md; the engine fills the rest of it.
+    let mut tables: Vec<(String, &Field)> = Vec::new();
+    for f in &d.fields {
+        if f.name == "envelope" {
+            if let Shape::Record { fields } = &f.shape {
+                let _ = writeln!(
+                    out,
+                    "# envelope: the engine fills record_id, source_system, source_record_id, source_version and ingest_time."
+                );
+                for sub in fields {
+                    if let Some(line) = scalar_line(
+                        sub,
+                        &format!("envelope.{}", sub.name),
+                        &format!("envelope.{}", sub.name),
+                        d,
+                    ) {
+                        out.push_str(&line);
+                    }
+                }
+            }
+        }
+    }
+    for f in d.fields.iter().filter(|f| f.name != "envelope") {
+        match scalar_line(f, &f.name, &f.name, d) {
+            Some(line) => out.push_str(&line),
+            None => tables.push((format!("fields.{}", toml_key(&f.name)), f)),
+        }
+    }
+    for (header, f) in tables {
+        render_table(&mut out, &header, f, d);
+    }
+    out
+}
+
+/// The one-line rule of a field that is not a table (scalars, arrays of scalars, maps, unsupported ones as a
+/// comment); `None` for records and arrays of records.
+fn scalar_line(f: &Field, key: &str, raw_path: &str, d: &Design) -> Option<String> {
+    let key = if key.contains('.') {
+        toml_str(key)
+    } else {
+        toml_key(key)
+    };
+    let path = toml_str(raw_path);
+    let branch = f
+        .branch
+        .as_ref()
+        .map(|b| format!("branch = {}, ", toml_str(&b.name)))
+        .unwrap_or_default();
+    let (rule, comment) = match &f.shape {
+        Shape::Record { .. } | Shape::RecordArray { .. } => return None,
+        Shape::Unsupported { what } => {
+            return Some(format!(
+                "# {key}: {what} — a mapping cannot fill it, so it takes its schema default{}\n",
+                if f.has_default || f.nullable {
+                    ""
+                } else {
+                    " (it has none: this mapping will not load until the schema or the engine changes)"
+                }
+            ))
+        }
+        Shape::Scalar { scalar, check } => {
+            let extra = value_keys(scalar, *check, d);
+            let rule = if branch.is_empty() && extra.is_empty() {
+                path
+            } else {
+                format!("{{ {branch}path = {path}{extra} }}")
+            };
+            (rule, scalar_comment(&f.name, scalar))
+        }
+        Shape::ScalarArray { scalar, check } => {
+            let extra = value_keys(scalar, *check, d);
+            (
+                format!("{{ {branch}each = {path}{extra} }}"),
+                scalar_comment(&f.name, scalar).map(|c| format!("each item: {c}")),
+            )
+        }
+        Shape::Map { scalar } => {
+            let extra = value_keys(scalar, None, d);
+            (
+                format!("{{ {branch}path = {path}{extra} }}"),
+                Some("a map: the raw object's values, converted one by one".into()),
+            )
+        }
+    };
+    let comment = match (&f.branch, comment) {
+        (Some(b), c) => Some(format!(
+            "a union: this mapping writes its `{}` branch (others: {}){}",
+            b.name,
+            b.others.join(", "),
+            c.map(|c| format!("; {c}")).unwrap_or_default()
+        )),
+        (None, c) => c,
+    };
+    Some(match comment {
+        Some(c) => format!("{key} = {rule}   # {c}\n"),
+        None => format!("{key} = {rule}\n"),
+    })
+}
+
+fn value_keys(scalar: &Scalar, check: Option<Check>, d: &Design) -> String {
+    let mut s = String::new();
+    match scalar {
+        Scalar::Timestamp => {
+            let _ = write!(s, ", datetime = {}", toml_str(d.timestamp_format));
+        }
+        Scalar::Date => s.push_str(", datetime = \"%Y-%m-%d\""),
+        _ => {}
+    }
+    if let Some(c) = check {
+        let _ = write!(s, ", validate = {}", toml_str(c.name()));
+    }
+    s
+}
+
+fn scalar_comment(name: &str, scalar: &Scalar) -> Option<String> {
+    match scalar {
+        Scalar::Enum(symbols) => Some(symbols.join(" | ")),
+        Scalar::Integer if name.ends_with("_fen") => {
+            Some("in fen; a source that sends yuan: money = \"yuan\"".into())
+        }
+        Scalar::Native(kind) => Some(format!(
+            "Avro {kind}: the raw value in the field's own unit"
+        )),
+        _ => None,
+    }
+}
+
+/// A record (or array of records) as a TOML table with its `fields` sub-table and nested tables.
+fn render_table(out: &mut String, header: &str, f: &Field, d: &Design) {
+    let (fields, head) = match &f.shape {
+        Shape::Record { fields } => {
+            let what = match (&f.branch, f.nullable) {
+                (Some(b), _) => format!(
+                    "a union: this mapping writes its `{}` branch (others: {}). A source with several kinds of record has one mapping per kind, each with `when = {{ … }}` and its own branch",
+                    b.name,
+                    b.others.join(", ")
+                ),
+                (None, true) => "an optional record: written when the raw object is present and not null".into(),
+                (None, false) => "a record: sub-field paths are relative to the raw object named by `path`".into(),
+            };
+            (fields, format!("# {}: {what}.\n[{header}]\npath = {}\n", f.name, toml_str(&f.name)))
+        }
+        Shape::RecordArray { fields } => (
+            fields,
+            format!(
+                "# {}: an array of records, one per element of the raw array; sub-field paths are relative to each element.\n[{header}]\neach = {}\n",
+                f.name,
+                toml_str(&f.name)
+            ),
+        ),
+        _ => return,
+    };
+    out.push('\n');
+    out.push_str(&head);
+    if let Some(b) = &f.branch {
+        let _ = writeln!(out, "branch = {}", toml_str(&b.name));
+    }
+    let _ = writeln!(out, "\n[{header}.fields]");
+    let mut nested = Vec::new();
+    for sub in fields {
+        match scalar_line(sub, &sub.name, &sub.name, d) {
+            Some(line) => out.push_str(&line),
+            None => nested.push((format!("{header}.fields.{}", toml_key(&sub.name)), sub)),
+        }
+    }
+    for (h, sub) in nested {
+        render_table(out, &h, sub, d);
+    }
+}
+
+// ----- the contract -----
+
+fn render_contract(d: &Design) -> Json {
+    let mut root = object_schema(&d.fields, false, "");
+    // The raw dialect also carries the id recipe's parts.
+    if let Some(envelope) = root.pointer_mut("/properties/envelope") {
+        if let Some(props) = envelope.get_mut("properties").and_then(Json::as_object_mut) {
+            props.insert(
+                "source_version".into(),
+                json!({ "type": "string", "minLength": 1, "description": "The source's version of the record (→ envelope.source_version, part of the record id)." }),
+            );
+            if d.id_path.len() == 2 {
+                props.insert(
+                    "source_record_id".into(),
+                    json!({ "type": "string", "minLength": 1, "description": "The source's key of the record (→ envelope.source_record_id, part of the record id)." }),
+                );
+            }
+        }
+        add_required(envelope, "source_version");
+        if d.id_path.len() == 2 {
+            add_required(envelope, "source_record_id");
+        }
+    }
+    if let [Step::Key(id)] = d.id_path.as_slice() {
+        add_required(&mut root, id);
+        if let Some(p) = root.pointer_mut(&format!(
+            "/properties/{}",
+            id.replace('~', "~0").replace('/', "~1")
+        )) {
+            if let Some(o) = p.as_object_mut() {
+                o.insert("minLength".into(), json!(1));
+            }
+        }
+    }
+    let mut out = Map::new();
+    out.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
+    out.insert("title".into(), json!(format!("{} raw record", d.name)));
+    out.insert(
+        "description".into(),
+        json!(format!(
+            "What the `{}` source sends, one record per JSON object. Generated from shared schema `{}` for a raw dialect with its field names: edit it to describe the real source. Error messages never repeat values, but they do quote this schema's keywords: keep personal data out of it.",
+            d.name,
+            d.schema.name()
+        )),
+    );
+    if let Json::Object(body) = root {
+        out.extend(body);
+    }
+    Json::Object(out)
+}
+
+fn add_required(schema: &mut Json, name: &str) {
+    if let Some(o) = schema.as_object_mut() {
+        let required = o.entry("required").or_insert_with(|| json!([]));
+        if let Some(list) = required.as_array_mut() {
+            if !list.iter().any(|v| v == name) {
+                list.push(json!(name));
+            }
+        }
+    }
+}
+
+fn object_schema(fields: &[Field], nullable: bool, prefix: &str) -> Json {
+    let mut props = Map::new();
+    let mut required = Vec::new();
+    for f in fields {
+        if f.required {
+            required.push(json!(f.name));
+        }
+        props.insert(
+            f.name.clone(),
+            field_schema(f, &format!("{prefix}{}", f.name)),
+        );
+    }
+    let mut o = Map::new();
+    o.insert(
+        "type".into(),
+        if nullable {
+            json!(["object", "null"])
+        } else {
+            json!("object")
+        },
+    );
+    o.insert("properties".into(), Json::Object(props));
+    if !required.is_empty() {
+        o.insert("required".into(), Json::Array(required));
+    }
+    Json::Object(o)
+}
+
+/// The contract of one field; `target` is its dotted target path, for the description.
+fn field_schema(f: &Field, target: &str) -> Json {
+    let nested = format!("{target}.");
+    let mut s = match &f.shape {
+        Shape::Scalar { scalar, check } => scalar_schema(scalar, *check, f.nullable),
+        Shape::Record { fields } => object_schema(fields, f.nullable, &nested),
+        Shape::RecordArray { fields } => json!({
+            "type": if f.nullable { json!(["array", "null"]) } else { json!("array") },
+            "items": object_schema(fields, false, &nested),
+        }),
+        Shape::ScalarArray { scalar, check } => json!({
+            "type": if f.nullable { json!(["array", "null"]) } else { json!("array") },
+            "items": scalar_schema(scalar, *check, false),
+        }),
+        Shape::Map { scalar } => json!({
+            "type": if f.nullable { json!(["object", "null"]) } else { json!("object") },
+            "additionalProperties": scalar_schema(scalar, None, true),
+        }),
+        Shape::Unsupported { .. } => json!({}),
+    };
+    let sent_as = match &f.shape {
+        Shape::Scalar {
+            scalar: Scalar::Timestamp,
+            ..
+        } => " Sent as Beijing wall-clock text, YYYY-MM-DD HH:MM:SS.",
+        Shape::Scalar {
+            scalar: Scalar::Date,
+            ..
+        } => " Sent as YYYY-MM-DD.",
+        _ => "",
+    };
+    let branch = f
+        .branch
+        .as_ref()
+        .map(|b| format!(" Sent as the plain value of its {} branch.", b.name))
+        .unwrap_or_default();
+    if let Some(o) = s.as_object_mut() {
+        let doc = f
+            .doc
+            .as_deref()
+            .map(|d| format!(": {}", d.trim_end_matches('.')))
+            .unwrap_or_default();
+        o.insert(
+            "description".into(),
+            json!(format!("→ {target}{doc}.{sent_as}{branch}")),
+        );
+    }
+    s
+}
+
+fn scalar_schema(scalar: &Scalar, check: Option<Check>, nullable: bool) -> Json {
+    let typed = |t: &str| {
+        if nullable {
+            json!([t, "null"])
+        } else {
+            json!(t)
+        }
+    };
+    match scalar {
+        Scalar::Text => match check.and_then(Check::pattern) {
+            Some(p) => json!({ "type": typed("string"), "pattern": p }),
+            None => json!({ "type": typed("string") }),
+        },
+        Scalar::Integer => json!({ "type": typed("integer") }),
+        Scalar::Number => json!({ "type": typed("number") }),
+        Scalar::Boolean => json!({ "type": typed("boolean") }),
+        Scalar::Enum(symbols) => {
+            let mut list: Vec<Json> = symbols.iter().map(|s| json!(s)).collect();
+            if nullable {
+                list.push(Json::Null);
+            }
+            json!({ "enum": list })
+        }
+        Scalar::Timestamp => json!({ "type": typed("string"), "pattern": TIMESTAMP_PATTERN }),
+        Scalar::Date => json!({ "type": typed("string"), "pattern": DATE_PATTERN }),
+        Scalar::Native(_) => json!({}),
+    }
+}
+
+// ----- the README and the test template -----
+
+fn render_readme(d: &Design, invalid: &[Invalid]) -> String {
+    let target = d.schema;
+    let mapping = mapping_file(target);
+    let mut fixtures = String::new();
+    for i in invalid {
+        let _ = writeln!(
+            fixtures,
+            "| `fixtures/invalid/{}.json` | `{}` | `{}` | {} |",
+            i.file, i.stage, i.code, i.shows
+        );
+    }
+    format!(
+        r#"# The `{name}` connector
+
+Raw records of one source system → shared schema `{short}` (`{full}`, topic `{topic}`). Scaffolded by
+`unsilo connector new {name} --schema {short}`; as generated it passes the conformance kit for a made-up raw
+dialect that uses the shared schema's own field names. Make it describe your real source. The guide is
+docs/writing-a-connector.md; the mapping syntax is docs/mapping.md.
+
+## What to edit first
+
+1. **`fixtures/valid/example.json`**: replace it with real records from the source, anonymised (invented
+   names, ID numbers and credit codes that have valid check characters, real region codes). Everything else
+   follows from what the source really sends.
+2. **`contract.json`**: the JSON Schema of that raw record: the source's field names, types, required
+   fields and formats. It is checked before the mapping runs. A record that breaks it goes to `dlq.<connector>`.
+3. **`{mapping}`**: change the right-hand sides to the source's paths. Set `source_system` once, for good
+   (it is part of every record id). Choose `[record_id]` (the source's key and its version or update time). Add
+   `codes = {{ … }}` tables for the enums and `datetime` formats for the source's dates. Use `const` for the
+   envelope fields the source does not send (`provider_org_code`, `data_grade`, `share_attribute`).
+4. **`connector.toml`**: the description (中文 / English).
+5. **`fixtures/invalid/`**: keep one fixture for each way bad input is caught, rewritten for the real dialect:
+
+| fixture | stage | code | shows |
+|---|---|---|---|
+{fixtures}
+## Check it
+
+```sh
+unsilo mapping test {mapping} fixtures/valid/example.json   # what comes out, or why it is rejected
+unsilo connector check .                                    # the conformance kit over all fixtures
+```
+
+`conformance_test.rs` runs the same check under `cargo test`: copy it into a crate's `tests/` folder (with
+`unsilo-connectors` as a dev-dependency) and set `DEFINITION_DIR` to this folder relative to that crate.
+
+## Run it
+
+```toml
+[[connectors]]
+name = "{name}"
+definition = "path/to/{name}"    # this folder, relative to where the hub runs
+transport = "http_push"
+
+[connectors.http_push]
+token_sha256 = "<printf %s \"$TOKEN\" | sha256sum>"
+```
+"#,
+        name = d.name,
+        short = target.name(),
+        full = target.full_name(),
+        topic = target.topic(),
+    )
+}
+
+fn render_test(d: &Design, dir: &Path) -> String {
+    let ident: String = d
+        .name
+        .chars()
+        .map(|c| if c == '-' { '_' } else { c })
+        .collect();
+    let dir_literal = format!("{:?}", dir.display().to_string());
+    format!(
+        r#"//! Conformance test of the `{name}` connector, generated by `unsilo connector new`.
+//!
+//! Copy this file into a crate's `tests/` folder (with `unsilo-connectors` as a dev-dependency) and run
+//! `cargo test`. It proves what `unsilo connector check` proves: the definition loads (the contract compiles,
+//! every mapping loads against its target schema), every valid fixture normalises with a stable record id, and
+//! every invalid fixture is rejected at the stage and with the code it expects.
+
+use std::path::Path;
+
+use unsilo_connectors::conformance;
+use unsilo_connectors::definition::ConnectorDefinition;
+
+/// The connector folder, relative to the `Cargo.toml` of the crate this test is in (or absolute). Generated
+/// as the absolute path the folder was created at: make it relative before you commit.
+const DEFINITION_DIR: &str = {dir_literal};
+
+#[test]
+fn conformance_{ident}() {{
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFINITION_DIR);
+    let definition = ConnectorDefinition::load(&dir)
+        .unwrap_or_else(|e| panic!("{{}}: the definition does not load:\n{{e}}", dir.display()));
+    let fixtures = conformance::read_fixture_dir(&dir)
+        .unwrap_or_else(|e| panic!("{{}}: the fixtures do not read: {{e}}", dir.display()));
+    let report = conformance::check_fixtures(&definition, &fixtures);
+    report.assert_passed(definition.name());
+}}
+"#,
+        name = d.name,
+    )
+}

@@ -1,0 +1,81 @@
+//! Raw input as a transport received it, and the sink's per-record report.
+
+use serde::Serialize;
+
+/// One record as the source sent it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawInput {
+    /// The original bytes, exactly as received (a JSON object, a CSV line in its own encoding, a table row as
+    /// JSON). They go to `raw.<connector>`, and to `dlq.<connector>` if the record is rejected.
+    pub original: Vec<u8>,
+    /// The record as JSON, as the transport decoded it, or why it could not be decoded (then it is rejected).
+    pub parsed: Result<serde_json::Value, String>,
+    /// Where it came from, for the operator: `POST /ingest/grid item 3`, `orders.csv line 17`, `dibao id=42`.
+    pub origin: String,
+}
+
+impl RawInput {
+    /// Input that arrived as JSON text: parsed here, keeping the original bytes.
+    pub fn from_json_bytes(original: Vec<u8>, origin: impl Into<String>) -> Self {
+        let parsed = serde_json::from_slice(&original).map_err(|e| format!("not valid JSON: {e}"));
+        Self {
+            original,
+            parsed,
+            origin: origin.into(),
+        }
+    }
+
+    /// Input already decoded into JSON by the transport (a CSV row, a database row); `original` is what the
+    /// source really sent.
+    pub fn decoded(original: Vec<u8>, value: serde_json::Value, origin: impl Into<String>) -> Self {
+        Self {
+            original,
+            parsed: Ok(value),
+            origin: origin.into(),
+        }
+    }
+}
+
+/// Why a record was rejected: machine-readable, and sent with the original to the dead-letter topic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RejectReason {
+    /// The stage that rejected it: `parse`, `contract`, `mapping` or `validation`.
+    pub stage: &'static str,
+    /// A stable code, e.g. `invalid_json`, `contract_violation`, `no_mapping`, `missing_required`,
+    /// `invalid_cert_no`.
+    pub code: String,
+    /// The field at fault (a JSON pointer or dotted path), when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// A human-readable explanation that never repeats a full ID number or phone number.
+    pub message: String,
+}
+
+/// A record that was accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Accepted {
+    /// Index of the input in the submitted batch.
+    pub index: usize,
+    /// The deterministic record id.
+    pub record_id: String,
+    /// The shared schema it was normalised to, e.g. `grid_event`.
+    pub schema: String,
+}
+
+/// A record that was rejected (and is on the dead-letter topic).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    /// Index of the input in the submitted batch.
+    pub index: usize,
+    /// Why.
+    pub reason: RejectReason,
+}
+
+/// What became of each input of a batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct BatchReport {
+    /// Accepted inputs.
+    pub accepted: Vec<Accepted>,
+    /// Rejected inputs.
+    pub rejected: Vec<Rejected>,
+}

@@ -1,0 +1,112 @@
+//! Helpers the polling transports share: durations in configs, URLs safe to log, and waiting for the next poll.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::sdk::Shutdown;
+
+/// Deserialises a duration written as `"5s"`, `"500ms"`, `"2m"`, `"1h"` or a bare number of seconds.
+pub(crate) fn deserialize_duration<'de, D>(deserializer: D) -> Result<Duration, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Seconds(u64),
+        Text(String),
+    }
+    match Written::deserialize(deserializer)? {
+        Written::Seconds(secs) => Ok(Duration::from_secs(secs)),
+        Written::Text(text) => parse_duration(&text).map_err(serde::de::Error::custom),
+    }
+}
+
+/// Parses `"5s"`, `"500ms"`, `"2m"`, `"1h"` or `"5"` (seconds).
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits_end);
+    let invalid =
+        || format!("invalid duration {text:?} (write e.g. \"500ms\", \"5s\", \"2m\" or \"1h\")");
+    let n: u64 = number.parse().map_err(|_| invalid())?;
+    let duration = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        _ => return Err(invalid()),
+    };
+    Ok(duration)
+}
+
+/// A URL fit for logs and error messages: the password is replaced by `***` and the query string (which may
+/// carry a key or a password) is left out.
+pub(crate) fn mask_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                // Cannot fail for URLs that already have a password.
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "<unparsable URL>".to_owned(),
+    }
+}
+
+/// Removes every occurrence of `secret` (a password, a header value) from a message.
+pub(crate) fn scrub(message: String, secrets: &[&str]) -> String {
+    secrets
+        .iter()
+        .filter(|s| s.len() >= 3)
+        .fold(message, |m, s| m.replace(s, "***"))
+}
+
+/// Waits `interval`, or less if shutdown is requested. Returns `true` if shutdown was requested.
+pub(crate) async fn sleep_or_shutdown(shutdown: &mut Shutdown, interval: Duration) -> bool {
+    if shutdown.is_requested() {
+        return true;
+    }
+    tokio::select! {
+        () = tokio::time::sleep(interval) => shutdown.is_requested(),
+        () = shutdown.wait() => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_in_every_unit() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn masked_urls_hide_password_and_query() {
+        assert_eq!(
+            mask_url("postgres://app:s3cret@db.example:5432/test?password=s3cret"),
+            "postgres://app:***@db.example:5432/test"
+        );
+        assert_eq!(
+            mask_url("mysql://root@127.0.0.1:3306/test"),
+            "mysql://root@127.0.0.1:3306/test"
+        );
+        assert_eq!(mask_url("not a url"), "<unparsable URL>");
+        assert_eq!(
+            scrub("auth s3cret failed".into(), &["s3cret"]),
+            "auth *** failed"
+        );
+    }
+}

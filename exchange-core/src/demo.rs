@@ -1,0 +1,268 @@
+//! `unsilo demo`: the hub on the embedded bus with every source system simulated, so realistic data flows from
+//! the first minute.
+//!
+//! | source system | simulator | how the hub gets it |
+//! |---|---|---|
+//! | county grid platform (grid events through 上报…结案, households with care levels, residents, grids) | `simulate::grid` | it pushes to `POST /ingest/grid` |
+//! | 秦务员 (service cases, ratings, appeals) | `simulate::qinwuyuan` | it pushes to `POST /ingest/qinwuyuan` |
+//! | 12345 hotline work orders that change over time | `simulate::hotline12345` serves the work-order API | the hub polls it (`http_poll`) |
+//! | departmental GBK CSV / XLSX exports | `simulate::dept_file` writes files into `<data_dir>/demo-dropbox` | the hub watches the folder (`file_drop`) |
+//! | departmental databases (低保 roster in PostgreSQL, incidents in MySQL) | `simulate::dept_sql`, only with `--postgres-url` / `--mysql-url` | the hub polls the tables (`sql_poll`) |
+//!
+//! Push tokens are made fresh for each run and only their SHA-256 is given to the hub. A share of every
+//! simulator's records is malformed on purpose, so `dlq.<connector>` shows what rejection looks like.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+use unsilo_connectors::sdk::Shutdown;
+use unsilo_connectors::simulate;
+use unsilo_connectors::transport::file_drop::FileDropConfig;
+
+use crate::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
+use crate::ingest::http_push::token_digest;
+use crate::server::{Hub, ServerError};
+
+/// What the demo runs.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Data directory of the embedded bus.
+    pub data_dir: PathBuf,
+    /// Where the hub serves HTTP.
+    pub listen: SocketAddr,
+    /// Records per second per simulator.
+    pub rate: f64,
+    /// Share of malformed records per simulator (0.0–1.0).
+    pub malformed_share: f64,
+    /// Seed of the simulators' random data.
+    pub seed: u64,
+    /// PostgreSQL for the 低保 roster simulator and its `sql_poll` connector (optional).
+    pub postgres_url: Option<String>,
+    /// MySQL / MariaDB for the incident-table simulator and its `sql_poll` connector (optional).
+    pub mysql_url: Option<String>,
+}
+
+/// Errors that stop the demo.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The hub failed.
+    #[error(transparent)]
+    Hub(#[from] ServerError),
+    /// A listener or folder could not be set up.
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn new_token() -> String {
+    format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    )
+}
+
+fn push(name: &str, token: &str) -> ConnectorConfig {
+    ConnectorConfig {
+        name: name.into(),
+        definition: format!("builtin:{name}"),
+        transport: TransportKind::HttpPush,
+        http_push: Some(HttpPushConfig {
+            token_sha256: hex::encode(token_digest(token)),
+        }),
+        http_poll: None,
+        sql_poll: None,
+        file_drop: None,
+        kafka_topic: None,
+    }
+}
+
+fn polled(name: &str, definition: &str, transport: TransportKind) -> ConnectorConfig {
+    ConnectorConfig {
+        name: name.into(),
+        definition: format!("builtin:{definition}"),
+        transport,
+        http_push: None,
+        http_poll: None,
+        sql_poll: None,
+        file_drop: None,
+        kafka_topic: None,
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, DemoError> {
+    toml::from_str(text).map_err(|e| DemoError::Setup(format!("demo {what} settings: {e}")))
+}
+
+/// Runs the demo until `shutdown` completes: simulators stop first, then the hub drains and closes.
+pub async fn run(
+    options: DemoOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DemoError> {
+    let (stop_simulators, sim_shutdown) = Shutdown::new();
+    let mut simulators: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+
+    // The 12345 work-order API, which the hub will poll.
+    let hotline_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| DemoError::Setup(format!("cannot bind the 12345 simulator: {e}")))?;
+    let hotline_addr = hotline_listener
+        .local_addr()
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
+    let hotline = simulate::hotline12345::Hotline12345Options {
+        addr: hotline_addr,
+        rate: options.rate,
+        malformed_share: options.malformed_share,
+        seed: options.seed,
+        ..Default::default()
+    };
+    let sd = sim_shutdown.clone();
+    simulators.push(tokio::spawn(async move {
+        match simulate::hotline12345::serve(hotline_listener, hotline, sd).await {
+            Ok(stats) => info!(simulator = "hotline12345", ?stats, "Simulator stopped."),
+            Err(e) => warn!(simulator = "hotline12345", error = %e, "Simulator failed."),
+        }
+    }));
+
+    let dropbox = options.data_dir.join("demo-dropbox");
+    std::fs::create_dir_all(&dropbox)
+        .map_err(|e| DemoError::Setup(format!("cannot create {}: {e}", dropbox.display())))?;
+
+    let grid_token = new_token();
+    let qinwuyuan_token = new_token();
+    let mut config = Config::default();
+    config.bus.embedded.data_dir = options.data_dir.clone();
+    config.http.listen = options.listen;
+    config.connectors.push(push("grid", &grid_token));
+    config.connectors.push(push("qinwuyuan", &qinwuyuan_token));
+    let mut hotline_connector = polled("hotline12345", "hotline12345", TransportKind::HttpPoll);
+    hotline_connector.http_poll = Some(parse(
+        "http_poll",
+        &format!(
+            "url = \"http://{hotline_addr}/api/workorders\"\nrecords_pointer = \"/data/items\"\n\
+             record_id_pointer = \"/gdbh\"\nupdated_pointer = \"/gxsj\"\n\
+             cursor = {{ kind = \"updated_since\", param = \"updatedSince\", time_format = \"%Y%m%d%H%M%S\" }}\n\
+             page_size = 200\npage_size_param = \"pageSize\"\npoll_interval = \"2s\"\n"
+        ),
+    )?);
+    config.connectors.push(hotline_connector);
+    let mut file_connector = polled("dept-file", "dept-file", TransportKind::FileDrop);
+    file_connector.file_drop = Some(FileDropConfig::new(&dropbox));
+    config.connectors.push(file_connector);
+    if let Some(url) = &options.postgres_url {
+        let mut c = polled("mz-dibao", "dept-sql", TransportKind::SqlPoll);
+        c.sql_poll = Some(parse(
+            "sql_poll",
+            &format!(
+                "url = {url:?}\ntable = \"{}\"\ncursor_column = \"gxsj\"\nid_column = \"id\"\npoll_interval = \"2s\"\n",
+                simulate::dept_sql::DIBAO_TABLE
+            ),
+        )?);
+        config.connectors.push(c);
+    }
+    if let Some(url) = &options.mysql_url {
+        let mut c = polled("ga-jqxx", "dept-sql", TransportKind::SqlPoll);
+        c.sql_poll = Some(parse(
+            "sql_poll",
+            &format!(
+                "url = {url:?}\ntable = \"{}\"\ncursor_column = \"gxsj\"\nid_column = \"id\"\npoll_interval = \"2s\"\n",
+                simulate::dept_sql::INCIDENT_TABLE
+            ),
+        )?);
+        config.connectors.push(c);
+    }
+
+    // The dept-sql simulator creates its tables before the hub starts polling them.
+    if options.postgres_url.is_some() || options.mysql_url.is_some() {
+        let sql = simulate::dept_sql::DeptSqlOptions {
+            postgres_url: options.postgres_url.clone(),
+            mysql_url: options.mysql_url.clone(),
+            rate: options.rate,
+            malformed_share: options.malformed_share,
+            seed: options.seed,
+            ..Default::default()
+        };
+        simulate::dept_sql::prepare(&sql)
+            .await
+            .map_err(|e| DemoError::Setup(format!("dept-sql simulator: {e}")))?;
+        let sd = sim_shutdown.clone();
+        simulators.push(tokio::spawn(async move {
+            match simulate::dept_sql::run(sql, sd).await {
+                Ok(stats) => info!(simulator = "dept-sql", ?stats, "Simulator stopped."),
+                Err(e) => warn!(simulator = "dept-sql", error = %e, "Simulator failed."),
+            }
+        }));
+    }
+
+    let hub = Hub::start(&config).await?;
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| DemoError::Setup(format!("cannot listen on {}: {e}", options.listen)))?;
+    let base = format!("http://{}", options.listen);
+
+    let grid = simulate::grid::GridSimulatorOptions {
+        hub_url: base.clone(),
+        token: grid_token,
+        rate: options.rate,
+        malformed_share: options.malformed_share,
+        seed: options.seed,
+        ..Default::default()
+    };
+    let sd = sim_shutdown.clone();
+    simulators.push(tokio::spawn(async move {
+        match simulate::grid::run(grid, sd).await {
+            Ok(stats) => info!(simulator = "grid", ?stats, "Simulator stopped."),
+            Err(e) => warn!(simulator = "grid", error = %e, "Simulator failed."),
+        }
+    }));
+    let qinwuyuan = simulate::qinwuyuan::QinwuyuanOptions {
+        url: format!("{base}/ingest/qinwuyuan"),
+        token: qinwuyuan_token,
+        rate: options.rate,
+        malformed_share: options.malformed_share,
+        seed: options.seed,
+        ..Default::default()
+    };
+    let sd = sim_shutdown.clone();
+    simulators.push(tokio::spawn(async move {
+        match simulate::qinwuyuan::run(qinwuyuan, sd).await {
+            Ok(stats) => info!(simulator = "qinwuyuan", ?stats, "Simulator stopped."),
+            Err(e) => warn!(simulator = "qinwuyuan", error = %e, "Simulator failed."),
+        }
+    }));
+    let files = simulate::dept_file::DeptFileOptions {
+        malformed_share: options.malformed_share,
+        seed: options.seed,
+        files_per_minute: (options.rate * 2.0).clamp(1.0, 60.0),
+        ..simulate::dept_file::DeptFileOptions::new(&dropbox)
+    };
+    let sd = sim_shutdown.clone();
+    simulators.push(tokio::spawn(async move {
+        match simulate::dept_file::run(files, sd).await {
+            Ok(stats) => info!(simulator = "dept-file", ?stats, "Simulator stopped."),
+            Err(e) => warn!(simulator = "dept-file", error = %e, "Simulator failed."),
+        }
+    }));
+
+    info!(
+        hub = %base,
+        data_dir = %options.data_dir.display(),
+        dropbox = %dropbox.display(),
+        hotline_api = %format!("http://{hotline_addr}/api/workorders"),
+        "Demo running: grid and 秦务员 push, the 12345 API is polled, GBK exports land in the dropbox. \
+         Try: curl {base}/metrics | grep unsilo_ingest ; curl {base}/subjects . Ctrl-C stops."
+    );
+
+    let serving = hub.serve(listener, async move {
+        shutdown.await;
+        info!("Stopping the simulators.");
+        stop_simulators.trigger();
+    });
+    let result = serving.await;
+    for s in simulators {
+        let _ = s.await;
+    }
+    result.map_err(DemoError::from)
+}

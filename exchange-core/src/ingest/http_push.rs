@@ -1,0 +1,259 @@
+//! The HTTP push transport: source systems `POST` their records to `/ingest/{connector}`.
+//!
+//! - **Authentication**: `Authorization: Bearer <token>`. The hub keeps only the SHA-256 of each connector's
+//!   token and compares digests in constant time; a missing or wrong token is a 401 that says nothing more.
+//! - **Body**: one JSON object, a JSON array of objects (a batch), or JSON lines
+//!   (`Content-Type: application/x-ndjson`). Each record's original bytes are kept exactly as sent.
+//! - **Answer** only once everything is durable on the bus: `200` when every record was accepted, `207` when some
+//!   were rejected (the rest went through), `422` when all were rejected; each rejected record is listed with its
+//!   index and a machine-readable reason, and is on `dlq.<connector>` with its original bytes. A body that is not
+//!   JSON at all is a `400`, and is on the dead-letter topic too: nothing is dropped silently.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, value::RawValue};
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+use unsilo_connectors::sdk::{BatchReport, RawInput, RecordSink};
+
+/// Largest request body accepted (16 MiB); larger batches should be split.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// One connector that accepts pushes.
+#[derive(Clone)]
+pub struct PushEndpoint {
+    /// SHA-256 of the connector's token.
+    pub token_sha256: [u8; 32],
+    /// Where its records go.
+    pub sink: Arc<dyn RecordSink>,
+}
+
+impl std::fmt::Debug for PushEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the digest either: it is a credential verifier.
+        f.debug_struct("PushEndpoint").finish_non_exhaustive()
+    }
+}
+
+/// SHA-256 of a token, as kept in the configuration (`token_sha256`, hex).
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Compares two digests without an early exit, so timing says nothing about how much matched.
+fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// The ingest routes for these connectors (by name).
+pub fn router(endpoints: HashMap<String, PushEndpoint>) -> Router {
+    Router::new()
+        .route("/ingest/{connector}", post(ingest))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(Arc::new(endpoints))
+}
+
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        Json(json!({ "error_code": code, "message": message.into() })),
+    )
+        .into_response()
+}
+
+/// Splits a body into raw inputs, keeping each record's original bytes. `Err` means the body as a whole is
+/// unreadable (it becomes one rejected input).
+fn split_body(body: &[u8], ndjson: bool, connector: &str) -> Result<Vec<RawInput>, String> {
+    if ndjson {
+        return Ok(body
+            .split(|b| *b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .map(|(n, line)| {
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                RawInput::from_json_bytes(
+                    line.to_vec(),
+                    format!("POST /ingest/{connector} line {}", n + 1),
+                )
+            })
+            .collect());
+    }
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => Err("the request body is empty".into()),
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_slice(body)
+                .map_err(|e| format!("the body is not a JSON array: {e}"))?;
+            Ok(items
+                .into_iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    RawInput::from_json_bytes(
+                        raw.get().as_bytes().to_vec(),
+                        format!("POST /ingest/{connector} item {i}"),
+                    )
+                })
+                .collect())
+        }
+        Some(_) => {
+            let input =
+                RawInput::from_json_bytes(body.to_vec(), format!("POST /ingest/{connector}"));
+            match &input.parsed {
+                Ok(_) => Ok(vec![input]),
+                Err(e) => Err(e.clone()),
+            }
+        }
+    }
+}
+
+fn report_json(report: &BatchReport) -> serde_json::Value {
+    let mut results: Vec<(usize, serde_json::Value)> = report
+        .accepted
+        .iter()
+        .map(|a| {
+            (
+                a.index,
+                json!({ "index": a.index, "status": "accepted", "record_id": a.record_id, "schema": a.schema }),
+            )
+        })
+        .chain(report.rejected.iter().map(|r| {
+            (
+                r.index,
+                json!({ "index": r.index, "status": "rejected", "error": r.reason }),
+            )
+        }))
+        .collect();
+    results.sort_by_key(|(i, _)| *i);
+    json!({
+        "accepted": report.accepted.len(),
+        "rejected": report.rejected.len(),
+        "results": results.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+    })
+}
+
+async fn ingest(
+    State(endpoints): State<Arc<HashMap<String, PushEndpoint>>>,
+    Path(connector): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(endpoint) = endpoints.get(&connector) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "unknown_connector",
+            format!("no connector named `{connector}` accepts pushes"),
+        );
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let authorised =
+        presented.is_some_and(|t| digests_equal(&token_digest(t), &endpoint.token_sha256));
+    if !authorised {
+        warn!(connector = %connector, "Push refused: missing or wrong token.");
+        let mut r = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid connector token is required (Authorization: Bearer <token>)",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return r;
+    }
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl")
+        });
+
+    let (inputs, whole_body_error) = match split_body(&body, ndjson, &connector) {
+        Ok(inputs) => (inputs, None),
+        Err(reason) => (
+            vec![RawInput {
+                original: body.to_vec(),
+                parsed: Err(reason.clone()),
+                origin: format!("POST /ingest/{connector}"),
+            }],
+            Some(reason),
+        ),
+    };
+    let count = inputs.len();
+    let report = match endpoint.sink.submit(inputs).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(connector = %connector, error = %e, "Push could not be made durable.");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the hub could not store the records; nothing was accepted, retry later",
+            );
+        }
+    };
+    if let Some(reason) = whole_body_error {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            format!("{reason}; the body was kept on the dead-letter topic"),
+        );
+    }
+    info!(
+        connector = %connector,
+        records = count,
+        accepted = report.accepted.len(),
+        rejected = report.rejected.len(),
+        "Push ingested."
+    );
+    let status = if report.rejected.is_empty() {
+        StatusCode::OK
+    } else if report.accepted.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    (status, Json(report_json(&report))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_compare_equal_only_when_equal() {
+        let a = token_digest("s3cret");
+        assert!(digests_equal(&a, &token_digest("s3cret")));
+        assert!(!digests_equal(&a, &token_digest("s3cres")));
+    }
+
+    #[test]
+    fn bodies_split_into_records_with_their_original_bytes() {
+        let inputs = split_body(br#"[ {"a": 1},{"b" : "x"} ]"#, false, "c").expect("array");
+        assert_eq!(inputs.len(), 2);
+        assert_eq!(inputs[1].original, br#"{"b" : "x"}"#.to_vec());
+        assert_eq!(inputs[1].origin, "POST /ingest/c item 1");
+
+        let inputs =
+            split_body(b"{\"a\":1}\n\nnot json\n{\"c\":3}\r\n", true, "c").expect("ndjson");
+        assert_eq!(inputs.len(), 3);
+        assert!(inputs[1].parsed.is_err());
+        assert_eq!(inputs[2].origin, "POST /ingest/c line 4");
+
+        assert!(split_body(b"  ", false, "c").is_err());
+        assert!(split_body(b"{oops", false, "c").is_err());
+        assert!(split_body(b"[1, 2", false, "c").is_err());
+    }
+}

@@ -1,0 +1,486 @@
+//! End-to-end ingest: source systems push to a whole hub over real HTTP on 127.0.0.1, and what they sent ends
+//! up normalised on `std.<schema>` (Confluent wire format, decodable with the registered schema), as originals on
+//! `raw.<connector>`, and — when bad — on `dlq.<connector>` with the original bytes and a machine-readable reason.
+//! Every built-in connector also passes the conformance kit through the real bus sink.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use unsilo_connectors::conformance::{self, Fixture};
+use unsilo_exchange_core::bus::kafka::KafkaOptions;
+use unsilo_exchange_core::bus::{Bus, ConsumedRecord, ConsumerOptions};
+use unsilo_exchange_core::config::{
+    BusKind, Config, ConnectorConfig, HttpPushConfig, TransportKind,
+};
+use unsilo_exchange_core::ingest::{self, http_push::token_digest, BusSink};
+use unsilo_exchange_core::server::{self, Hub};
+use unsilo_exchange_core::wire;
+
+const TOKEN: &str = "grid-platform-token-7f3a";
+
+fn push_connector(name: &str) -> ConnectorConfig {
+    ConnectorConfig {
+        name: name.into(),
+        definition: format!("builtin:{name}"),
+        transport: TransportKind::HttpPush,
+        http_push: Some(HttpPushConfig {
+            token_sha256: hex::encode(token_digest(TOKEN)),
+        }),
+        http_poll: None,
+        sql_poll: None,
+        file_drop: None,
+        kafka_topic: None,
+    }
+}
+
+fn config_with(bus: Config, connectors: &[&str]) -> Config {
+    let mut c = bus;
+    c.connectors = connectors.iter().map(|n| push_connector(n)).collect();
+    c
+}
+
+fn embedded(dir: &std::path::Path) -> Config {
+    let mut c = Config::default();
+    c.bus.embedded.data_dir = dir.to_owned();
+    c
+}
+
+fn kafka() -> Config {
+    let broker = std::env::var("UNSILO_TEST_KAFKA").expect(
+        "UNSILO_TEST_KAFKA is not set: run the tests with tests/run.sh, which starts a broker",
+    );
+    let mut c = Config::default();
+    c.bus.kind = BusKind::Kafka;
+    c.bus.kafka = Some(KafkaOptions::new(broker));
+    c
+}
+
+struct Running {
+    base: String,
+    hub: Hub,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(config: &Config) -> Running {
+    let hub = Hub::start(config).await.expect("hub starts");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = hub.clone();
+    let task = tokio::spawn(async move {
+        serving
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+    });
+    Running {
+        base,
+        hub,
+        stop,
+        task,
+    }
+}
+
+impl Running {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.task.await.expect("server task");
+    }
+}
+
+fn fixtures(name: &str) -> Vec<Fixture> {
+    conformance::read_fixtures(unsilo_connectors::builtin::fixtures(name)).expect("fixtures")
+}
+
+/// Reads `topic` from the start until `want` records arrived.
+async fn read_topic(bus: &dyn Bus, topic: &str, want: usize) -> Vec<ConsumedRecord> {
+    let mut c = bus
+        .consumer(ConsumerOptions::replay(topic))
+        .await
+        .expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut got = Vec::new();
+    while got.len() < want {
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: {} of {want} records",
+            got.len()
+        );
+        got.extend(
+            c.poll(1_000, Duration::from_millis(300))
+                .await
+                .expect("poll"),
+        );
+    }
+    got
+}
+
+/// The whole push path for one connector: fixtures POSTed as one batch over HTTP.
+async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
+    let client = reqwest::Client::new();
+    let fx = fixtures(connector);
+    let json_fixtures: Vec<&Fixture> = fx.iter().filter(|f| f.input.parsed.is_ok()).collect();
+    let body: Vec<Value> = json_fixtures
+        .iter()
+        .map(|f| f.input.parsed.clone().expect("json"))
+        .collect();
+    let url = format!("{}/ingest/{connector}", running.base);
+
+    // No token, wrong token: refused, nothing stored.
+    let r = client.post(&url).json(&body).send().await.expect("post");
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let r = client
+        .post(&url)
+        .bearer_auth("wrong")
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 401);
+    let text = r.text().await.expect("body");
+    assert!(!text.contains(TOKEN), "the answer must not echo secrets");
+
+    let r = client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    let status = r.status().as_u16();
+    let report: Value = r.json().await.expect("json report");
+    let valid = json_fixtures.iter().filter(|f| f.expect.is_none()).count();
+    let invalid = json_fixtures.len() - valid;
+    assert_eq!(report["accepted"], valid, "{report}");
+    assert_eq!(report["rejected"], invalid, "{report}");
+    assert_eq!(status, if invalid == 0 { 200 } else { 207 }, "{report}");
+    let results = report["results"].as_array().expect("results");
+    for (i, f) in json_fixtures.iter().enumerate() {
+        let r = &results[i];
+        assert_eq!(r["index"], i);
+        match &f.expect {
+            None => assert_eq!(r["status"], "accepted", "{}: {r}", f.name),
+            Some(want) => {
+                assert_eq!(r["status"], "rejected", "{}: {r}", f.name);
+                assert_eq!(r["error"]["stage"], want.stage.as_str(), "{}: {r}", f.name);
+            }
+        }
+    }
+
+    // std.<schema>: wire format with a registered id, decodable, carrying the record id header.
+    let accepted: Vec<&Value> = results
+        .iter()
+        .filter(|r| r["status"] == "accepted")
+        .collect();
+    let mut per_schema: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for a in &accepted {
+        per_schema
+            .entry(a["schema"].as_str().expect("schema").to_owned())
+            .or_default()
+            .insert(a["record_id"].as_str().expect("id").to_owned());
+    }
+    for (schema, ids) in &per_schema {
+        let shared = unsilo_schemas::shared_schema(schema).expect("shared schema");
+        let mut consumer = running
+            .hub
+            .bus
+            .consumer(ConsumerOptions::replay(&shared.topic()))
+            .await
+            .expect("consumer");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut seen = BTreeSet::new();
+        while &seen != ids {
+            assert!(
+                Instant::now() < deadline,
+                "{schema}: only {} of {} accepted records are on {}",
+                seen.len(),
+                ids.len(),
+                shared.topic()
+            );
+            for c in consumer
+                .poll(1_000, Duration::from_millis(300))
+                .await
+                .expect("poll")
+            {
+                // Other tests share the Kafka topics; their records may lack the header or carry other ids.
+                let Some(id) = c.record.header(ingest::HEADER_RECORD_ID) else {
+                    continue;
+                };
+                let id = String::from_utf8(id.to_vec()).expect("utf8");
+                if !ids.contains(&id) {
+                    continue; // another test's record on a shared Kafka topic
+                }
+                let value = c.record.value.as_ref().expect("value");
+                let (schema_id, body) = wire::decode(value).expect("wire format");
+                let writer = running
+                    .hub
+                    .registry
+                    .schema_by_id(schema_id as i32)
+                    .expect("registered id");
+                let writer = apache_avro::Schema::parse_str(&writer).expect("parse");
+                let decoded =
+                    apache_avro::from_avro_datum(&writer, &mut &body[..], None).expect("decodes");
+                let apache_avro::types::Value::Record(fields) = decoded else {
+                    panic!("not a record");
+                };
+                let envelope = &fields
+                    .iter()
+                    .find(|(n, _)| n == "envelope")
+                    .expect("envelope")
+                    .1;
+                let apache_avro::types::Value::Record(env) = envelope else {
+                    panic!("envelope not a record");
+                };
+                let record_id = env
+                    .iter()
+                    .find(|(n, _)| n == "record_id")
+                    .expect("record_id");
+                assert_eq!(record_id.1, apache_avro::types::Value::String(id.clone()));
+                seen.insert(id);
+            }
+        }
+    }
+
+    // dlq.<connector>: the original bytes, and the reason as JSON.
+    if invalid > 0 {
+        let got = read_topic(&*running.hub.bus, &ingest::dlq_topic(connector), invalid).await;
+        let originals: BTreeSet<Vec<u8>> =
+            got.iter().filter_map(|c| c.record.value.clone()).collect();
+        for f in json_fixtures.iter().filter(|f| f.expect.is_some()) {
+            let original =
+                serde_json::to_vec(f.input.parsed.as_ref().expect("json")).expect("bytes");
+            assert!(
+                originals.contains(&original),
+                "{} is not on the DLQ",
+                f.name
+            );
+        }
+        for c in &got {
+            let reason: Value = serde_json::from_slice(
+                c.record
+                    .header(ingest::HEADER_REASON)
+                    .expect("reason header"),
+            )
+            .expect("reason is JSON");
+            assert!(
+                reason["stage"].is_string() && reason["code"].is_string(),
+                "{reason}"
+            );
+        }
+    }
+    // raw.<connector>: the originals of the accepted records.
+    let raw = read_topic(&*running.hub.bus, &ingest::raw_topic(connector), valid).await;
+    assert!(raw.len() >= valid);
+
+    // A body that is not JSON: 400, and kept on the DLQ (found by its bytes: end offsets are not exact on
+    // Tansu, see bus::testkit).
+    let garbage = format!("{{not json at all {}", rand_suffix());
+    let r = client
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .body(garbage.clone())
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 400);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body["message"]
+            .as_str()
+            .expect("message")
+            .contains("dead-letter"),
+        "{body}"
+    );
+    let mut consumer = running
+        .hub
+        .bus
+        .consumer(ConsumerOptions::replay(&ingest::dlq_topic(connector)))
+        .await
+        .expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    'search: loop {
+        assert!(
+            Instant::now() < deadline,
+            "the unreadable body is not on the DLQ"
+        );
+        for c in consumer
+            .poll(1_000, Duration::from_millis(300))
+            .await
+            .expect("poll")
+        {
+            if c.record.value.as_deref() == Some(garbage.as_bytes()) {
+                let reason: Value =
+                    serde_json::from_slice(c.record.header(ingest::HEADER_REASON).expect("reason"))
+                        .expect("json reason");
+                assert_eq!(reason["stage"], "parse", "{reason}");
+                break 'search;
+            }
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn pushed_records_are_normalised_kept_and_rejected_on_the_embedded_bus() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = start(&config_with(embedded(dir.path()), &["grid", "qinwuyuan"])).await;
+    push_fixtures_and_check_topics(&running, "grid").await;
+    push_fixtures_and_check_topics(&running, "qinwuyuan").await;
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/ingest/no-such-connector", running.base))
+        .bearer_auth(TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 404);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn pushed_records_are_normalised_kept_and_rejected_on_kafka() {
+    let running = start(&config_with(kafka(), &["grid"])).await;
+    push_fixtures_and_check_topics(&running, "grid").await;
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn every_builtin_connector_passes_conformance_through_the_bus_sink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(&embedded(dir.path())).await.expect("hub");
+    for name in unsilo_connectors::builtin::names() {
+        let definition =
+            Arc::new(server::load_definition(&format!("builtin:{name}")).expect("definition"));
+        let fx = fixtures(name);
+        conformance::check_fixtures(&definition, &fx).assert_passed(name);
+        let sink = BusSink::open(name, definition.clone(), hub.bus.clone(), &hub.registry, 2)
+            .await
+            .expect("sink");
+        conformance::check_sink(&definition, &sink, &fx)
+            .await
+            .expect("sink works")
+            .assert_passed(name);
+        let rejected = fx.iter().filter(|f| f.expect.is_some()).count();
+        let on_dlq: u64 = hub
+            .bus
+            .end_offsets(&ingest::dlq_topic(name))
+            .await
+            .expect("end")
+            .iter()
+            .sum();
+        assert_eq!(
+            on_dlq, rejected as u64,
+            "{name}: every rejected fixture must be on the DLQ"
+        );
+    }
+}
+
+/// A polled source through the whole hub: departmental GBK exports dropped in a folder are ingested by the
+/// file-drop connector the configuration names, the files move to `done/`, and after a restart of the hub the
+/// checkpoint on `_unsilo.offsets` keeps them from being read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_gbk_exports_are_ingested_by_a_configured_file_drop_connector() {
+    use unsilo_connectors::simulate::dept_file::{DeptFileGenerator, DeptFileOptions};
+    use unsilo_connectors::transport::file_drop::FileDropConfig;
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let dropbox = tempfile::tempdir().expect("dropbox");
+    let mut config = embedded(data.path());
+    let mut drop = FileDropConfig::new(dropbox.path());
+    drop.poll_interval = Duration::from_millis(100);
+    drop.settle = Duration::from_millis(100);
+    config.connectors.push(ConnectorConfig {
+        name: "rosters".into(),
+        definition: "builtin:dept-file".into(),
+        transport: TransportKind::FileDrop,
+        http_push: None,
+        http_poll: None,
+        sql_poll: None,
+        file_drop: Some(drop),
+        kafka_topic: None,
+    });
+
+    let mut options = DeptFileOptions::new(dropbox.path());
+    options.malformed_share = 0.0;
+    options.corrupt_file_share = Some(0.0);
+    options.xlsx_share = 0.0;
+    options.rows_per_file = 25;
+    let mut generator = DeptFileGenerator::new(&options).expect("generator");
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let file = generator.next_file().expect("file");
+        std::fs::write(dropbox.path().join(&file.name), &file.bytes).expect("write export");
+        names.push(file.name);
+    }
+
+    let running = start(&config).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !names
+        .iter()
+        .all(|n| dropbox.path().join("done").join(n).exists())
+    {
+        assert!(Instant::now() < deadline, "exports were not moved to done/");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let accepted: u64 = running
+        .hub
+        .bus
+        .end_offsets(&ingest::raw_topic("rosters"))
+        .await
+        .expect("end")
+        .iter()
+        .sum();
+    assert_eq!(accepted, 50, "both files' 50 rows must be accepted");
+    let residents = read_topic(&*running.hub.bus, "std.resident", 50).await;
+    assert_eq!(residents.len(), 50);
+    let rejected: u64 = running
+        .hub
+        .bus
+        .end_offsets(&ingest::dlq_topic("rosters"))
+        .await
+        .expect("end")
+        .iter()
+        .sum();
+    assert_eq!(rejected, 0);
+    let metrics = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .contains("unsilo_ingest_records_total{connector=\"rosters\",outcome=\"accepted\"} 50"),
+        "{metrics}"
+    );
+    running.stop().await;
+
+    // Restart: nothing is read twice (the files are in done/ and the checkpoint says so).
+    let running = start(&config).await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let after: u64 = running
+        .hub
+        .bus
+        .end_offsets(&ingest::raw_topic("rosters"))
+        .await
+        .expect("end")
+        .iter()
+        .sum();
+    assert_eq!(after, 50, "a restart must not ingest the files again");
+    running.stop().await;
+}
