@@ -217,7 +217,7 @@ impl Faker {
             birth,
             cert_no: format!("{first17}{check}"),
             phone: self.phone(),
-            ethnicity: self.pick(ETHNICITIES),
+            ethnicity: self.pick::<&str>(ETHNICITIES),
         }
     }
 
