@@ -12,7 +12,6 @@
 //!   a refused token, shutdown.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -121,42 +120,6 @@ fn schema_of(msg_type: &str) -> &'static str {
 // ---------------------------------------------------------------------------------------------------------
 // The definition and its fixtures
 // ---------------------------------------------------------------------------------------------------------
-
-fn files_on_disk(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files_on_disk(&path, root, out);
-        } else {
-            let relative = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.insert(relative, std::fs::read_to_string(&path).unwrap());
-        }
-    }
-}
-
-#[test]
-fn every_file_of_the_definition_folder_is_compiled_in() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("builtin/grid");
-    let mut on_disk = BTreeMap::new();
-    files_on_disk(&root, &root, &mut on_disk);
-    let compiled: BTreeMap<String, String> = builtin::builtin("grid")
-        .unwrap()
-        .files
-        .iter()
-        .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
-        .collect();
-    assert_eq!(
-        on_disk.keys().collect::<Vec<_>>(),
-        compiled.keys().collect::<Vec<_>>(),
-        "src/builtin/grid.rs must list every file of builtin/grid/"
-    );
-    assert_eq!(on_disk, compiled);
-    assert!(builtin::names().contains(&"grid"));
-}
 
 #[test]
 fn every_valid_fixture_normalises_into_the_schema_its_msg_type_names() {

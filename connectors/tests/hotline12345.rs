@@ -181,42 +181,6 @@ fn the_readme_names_every_field_of_the_contract() {
     }
 }
 
-#[test]
-fn the_compiled_in_files_are_the_definition_folder() {
-    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("builtin")
-        .join(CONNECTOR);
-    let mut on_disk = BTreeMap::new();
-    let mut dirs = vec![folder.clone()];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).expect("readable") {
-            let path = entry.expect("an entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else {
-                let relative = path
-                    .strip_prefix(&folder)
-                    .expect("inside")
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                on_disk.insert(relative, std::fs::read_to_string(&path).expect("text"));
-            }
-        }
-    }
-    let compiled: BTreeMap<String, String> = builtin::builtin(CONNECTOR)
-        .expect("built in")
-        .files
-        .iter()
-        .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
-        .collect();
-    assert_eq!(
-        compiled.keys().collect::<Vec<_>>(),
-        on_disk.keys().collect::<Vec<_>>(),
-        "src/builtin/{CONNECTOR}.rs must list every file of the folder"
-    );
-    assert_eq!(compiled, on_disk);
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // The generator
 // ---------------------------------------------------------------------------------------------------------------

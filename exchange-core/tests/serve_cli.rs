@@ -142,3 +142,85 @@ fn connector_new_then_mapping_test_then_check_pass_out_of_the_box() {
     assert!(!ok);
     assert!(out.contains("grid_event"), "{out}");
 }
+
+/// The README's main command: `unsilo demo` brings up the hub with every source system simulated, records of
+/// all four default source systems are accepted (and some deliberately malformed ones rejected), and SIGTERM
+/// stops it cleanly.
+#[tokio::test]
+async fn demo_flows_data_from_every_simulated_source_and_stops_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_unsilo"))
+        .args([
+            "demo",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+            "demo-data",
+            "--rate",
+            "50",
+            "--malformed",
+            "0.2",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn unsilo demo");
+    let client = reqwest::Client::new();
+    let wanted = ["grid", "qinwuyuan", "hotline12345", "dept-file"];
+    let started = Instant::now();
+    let mut metrics = String::new();
+    loop {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+        {
+            metrics = r.text().await.unwrap_or_default();
+            let accepted_all = wanted.iter().all(|c| {
+                metrics.contains(&format!(
+                    "unsilo_ingest_records_total{{connector=\"{c}\",outcome=\"accepted\"}}"
+                ))
+            });
+            if accepted_all && metrics.contains("outcome=\"rejected\"") {
+                break;
+            }
+        }
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "unsilo demo exited early ({status}): {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not every source system's records arrived:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(dir
+        .path()
+        .join("demo-data")
+        .join("demo-dropbox")
+        .join("done")
+        .is_dir());
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "unsilo demo exited with {}: {log}",
+        out.status
+    );
+    assert!(log.contains("unsilo stopped cleanly"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}

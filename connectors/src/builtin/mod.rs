@@ -84,6 +84,57 @@ mod tests {
         }
     }
 
+    /// Every file of every definition folder under `connectors/builtin/` is compiled in, unchanged — so a file
+    /// added to a folder but not to its module's list fails here, not in production.
+    #[test]
+    fn every_builtin_compiles_in_exactly_its_folder() {
+        use std::collections::BTreeMap;
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("builtin");
+        let mut folders: Vec<String> = std::fs::read_dir(&root)
+            .expect("builtin folder")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        folders.sort();
+        let mut names = names();
+        names.sort_unstable();
+        assert_eq!(
+            folders, names,
+            "every folder under connectors/builtin/ is a built-in, and back"
+        );
+        for b in BUILTINS {
+            let folder = root.join(b.name);
+            let mut on_disk = BTreeMap::new();
+            let mut dirs = vec![folder.clone()];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).expect("readable") {
+                    let path = entry.expect("an entry").path();
+                    if path.is_dir() {
+                        dirs.push(path);
+                    } else {
+                        let relative = path
+                            .strip_prefix(&folder)
+                            .expect("inside")
+                            .to_string_lossy()
+                            .replace('\\', "/");
+                        on_disk.insert(relative, std::fs::read_to_string(&path).expect("text"));
+                    }
+                }
+            }
+            let compiled: BTreeMap<String, String> = b
+                .files
+                .iter()
+                .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+                .collect();
+            assert_eq!(
+                compiled.keys().collect::<Vec<_>>(),
+                on_disk.keys().collect::<Vec<_>>(),
+                "src/builtin/ must list every file of builtin/{}/",
+                b.name
+            );
+            assert_eq!(compiled, on_disk, "builtin/{}/", b.name);
+        }
+    }
+
     #[test]
     fn an_unknown_builtin_names_the_known_ones() {
         let err = definition("no-such").expect_err("must fail");

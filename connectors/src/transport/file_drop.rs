@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use super::poll::deserialize_duration;
 use crate::sdk::{RawInput, Source, SourceContext, SourceError};
 use read::Records;
 
@@ -76,12 +77,15 @@ pub struct FileDropConfig {
     #[serde(default)]
     pub sheet: Option<SheetSelector>,
     /// How often the directory is scanned: a duration such as `"500ms"`, `"2s"`, `"1m"`, `"1h30m"`, or a number
-    /// of milliseconds. Default `"2s"`.
-    #[serde(default = "default_poll_interval", with = "duration_text")]
+    /// of seconds. Default `"2s"`.
+    #[serde(
+        default = "default_poll_interval",
+        deserialize_with = "deserialize_duration"
+    )]
     pub poll_interval: Duration,
     /// How long a file must stay unchanged (size and modification time) before it is read, so files still
     /// being copied are not read half-written. Same syntax as `poll_interval`; default `"1s"`.
-    #[serde(default = "default_settle", with = "duration_text")]
+    #[serde(default = "default_settle", deserialize_with = "deserialize_duration")]
     pub settle: Duration,
     /// Records per batch handed to the sink (and per checkpoint). Default 500.
     #[serde(default = "default_batch_size")]
@@ -753,113 +757,9 @@ impl SettleTracker {
     }
 }
 
-/// Durations written as `"500ms"`, `"2s"`, `"1m"`, `"1h30m"` (units `ms`, `s`, `m`, `h`, `d`), or as a number of
-/// milliseconds.
-mod duration_text {
-    use std::fmt;
-    use std::time::Duration;
-
-    use serde::de::{self, Visitor};
-    use serde::Deserializer;
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Duration, D::Error> {
-        deserializer.deserialize_any(DurationVisitor)
-    }
-
-    struct DurationVisitor;
-
-    impl Visitor<'_> for DurationVisitor {
-        type Value = Duration;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str(
-                "a duration such as \"500ms\", \"2s\" or \"1m\", or a number of milliseconds",
-            )
-        }
-
-        fn visit_u64<E: de::Error>(self, ms: u64) -> Result<Duration, E> {
-            Ok(Duration::from_millis(ms))
-        }
-
-        fn visit_i64<E: de::Error>(self, ms: i64) -> Result<Duration, E> {
-            u64::try_from(ms)
-                .map(Duration::from_millis)
-                .map_err(|_| E::custom(format!("a duration cannot be negative: {ms}")))
-        }
-
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
-            parse(text).ok_or_else(|| {
-                E::custom(format!(
-                    "invalid duration {text:?}: write e.g. \"500ms\", \"2s\", \"1m\", \"1h30m\", or a number of \
-                     milliseconds"
-                ))
-            })
-        }
-    }
-
-    /// Parses `"1h30m"`-style text; `None` if it is not one.
-    pub(super) fn parse(text: &str) -> Option<Duration> {
-        let text = text.trim();
-        if text.is_empty() {
-            return None;
-        }
-        if let Ok(ms) = text.parse::<u64>() {
-            return Some(Duration::from_millis(ms));
-        }
-        let mut total = Duration::ZERO;
-        let mut rest = text;
-        while !rest.is_empty() {
-            let digits = rest
-                .find(|c: char| !c.is_ascii_digit())
-                .unwrap_or(rest.len());
-            if digits == 0 {
-                return None;
-            }
-            let number: u64 = rest[..digits].parse().ok()?;
-            rest = rest[digits..].trim_start();
-            let unit_len = rest
-                .find(|c: char| !c.is_ascii_alphabetic())
-                .unwrap_or(rest.len());
-            let unit_ms: u64 = match &rest[..unit_len] {
-                "ms" => 1,
-                "s" => 1_000,
-                "m" => 60_000,
-                "h" => 3_600_000,
-                "d" => 86_400_000,
-                _ => return None,
-            };
-            total = total.checked_add(Duration::from_millis(number.checked_mul(unit_ms)?))?;
-            rest = rest[unit_len..].trim_start();
-        }
-        Some(total)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_as_text_or_milliseconds() {
-        assert_eq!(duration_text::parse("2s"), Some(Duration::from_secs(2)));
-        assert_eq!(
-            duration_text::parse("500ms"),
-            Some(Duration::from_millis(500))
-        );
-        assert_eq!(
-            duration_text::parse("1h30m"),
-            Some(Duration::from_secs(5400))
-        );
-        assert_eq!(
-            duration_text::parse("1500"),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(duration_text::parse("2 sec"), None);
-        assert_eq!(duration_text::parse("s"), None);
-        assert_eq!(duration_text::parse(""), None);
-    }
 
     #[test]
     fn config_reads_defaults_and_names_a_wrong_key() {

@@ -1,4 +1,5 @@
-//! Helpers the polling transports share: durations in configs, URLs safe to log, and waiting for the next poll.
+//! Helpers the transports share: durations in configs (one syntax for all), URLs safe to log, and waiting for
+//! the next poll.
 
 use std::time::Duration;
 
@@ -23,22 +24,48 @@ where
     }
 }
 
-/// Parses `"5s"`, `"500ms"`, `"2m"`, `"1h"` or `"5"` (seconds).
+/// Parses a duration: a sum of number-unit parts, units `ms`, `s`, `m` (or `min`), `h`, `d` (`"500ms"`, `"5s"`,
+/// `"2m"`, `"1h30m"`), or a bare number of seconds (`"5"`). One syntax for every transport's settings.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(digits_end);
-    let invalid =
-        || format!("invalid duration {text:?} (write e.g. \"500ms\", \"5s\", \"2m\" or \"1h\")");
-    let n: u64 = number.parse().map_err(|_| invalid())?;
-    let duration = match unit.trim() {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(invalid()),
+    let invalid = || {
+        format!("invalid duration {text:?} (write e.g. \"500ms\", \"5s\", \"2m\", \"1h30m\", or a number of seconds)")
     };
-    Ok(duration)
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(invalid());
+    }
+    if let Ok(secs) = t.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(invalid());
+        }
+        let number: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = rest[digits..].trim_start();
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let unit_ms: u64 = match &rest[..unit_len] {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" | "min" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(invalid()),
+        };
+        let part = number.checked_mul(unit_ms).ok_or_else(invalid)?;
+        total = total
+            .checked_add(Duration::from_millis(part))
+            .ok_or_else(invalid)?;
+        rest = rest[unit_len..].trim_start();
+    }
+    Ok(total)
 }
 
 /// A URL fit for logs and error messages: the password is replaced by `***` and the query string (which may
@@ -88,6 +115,10 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("2 sec").is_err());
+        assert!(parse_duration("s").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-1s").is_err());
