@@ -146,6 +146,19 @@ pub struct HttpConfig {
     /// Address to listen on (default `127.0.0.1:8080`; loopback only unless you say otherwise).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Serve HTTPS (rustls) with this certificate and key instead of plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// The server's TLS certificate and key.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1). Keep it readable by the hub's user only.
+    pub key: PathBuf,
 }
 
 fn default_listen() -> SocketAddr {
@@ -156,6 +169,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            tls: None,
         }
     }
 }

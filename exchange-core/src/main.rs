@@ -235,11 +235,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "Starting on Kafka."
         ),
     }
+    // Certificate problems should stop the start before anything else happens.
+    let tls = config.http.tls.as_ref().map(server::load_tls).transpose()?;
     let hub = Hub::start(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-    hub.serve(listener, server::shutdown_signal()).await?;
+    hub.serve_with(listener, tls, server::shutdown_signal())
+        .await?;
     Ok(())
 }
 

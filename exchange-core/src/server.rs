@@ -65,6 +65,9 @@ pub enum ServerError {
         /// Why its definition does not load (file, line and reason).
         source: unsilo_connectors::definition::DefinitionError,
     },
+    /// The TLS certificate or key is unusable.
+    #[error("tls: {0}")]
+    Tls(String),
     /// A connector's transport settings cannot work.
     #[error("connector `{connector}`: {message}")]
     Transport {
@@ -272,11 +275,43 @@ impl Hub {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        self.serve_with(listener, None, shutdown).await
+    }
+
+    /// Serves on `listener` — over TLS when `tls` is given — until `shutdown` completes, then drains requests,
+    /// stops the connectors and closes the registry and the bus.
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
         let addr = listener.local_addr()?;
-        info!(%addr, bus = self.bus.kind(), "unsilo is serving HTTP.");
-        let served = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = match tls {
+            None => {
+                info!(%addr, bus = self.bus.kind(), "unsilo is serving HTTP.");
+                axum::serve(listener, self.router())
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(config) => {
+                info!(%addr, bus = self.bus.kind(), "unsilo is serving HTTPS.");
+                let handle = axum_server::Handle::new();
+                let stopper = handle.clone();
+                tokio::spawn(async move {
+                    shutdown.await;
+                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
+                });
+                let listener = listener.into_std()?;
+                axum_server::from_tcp_rustls(
+                    listener,
+                    axum_server::tls_rustls::RustlsConfig::from_config(config),
+                )?
+                .handle(handle)
+                .serve(self.router().into_make_service())
+                .await
+            }
+        };
         info!("HTTP server stopped; stopping the connectors.");
         self.stop_sources.trigger();
         for task in self.sources.lock().await.drain(..) {
@@ -292,6 +327,40 @@ impl Hub {
         info!("unsilo stopped cleanly.");
         Ok(())
     }
+}
+
+/// Loads the server certificate chain and private key (PEM files) into a rustls configuration (TLS 1.2 and
+/// 1.3, ring as the crypto provider). Errors name the file and what is wrong, never the key's contents.
+pub fn load_tls(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &std::path::Path, why: String| {
+        ServerError::Tls(format!("{}: {why}", what.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| bad(&tls.cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&tls.cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad(&tls.cert, "no certificate in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .map_err(|e| bad(&tls.key, format!("no usable private key ({e})")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| {
+            ServerError::Tls(format!(
+                "{} and {}: the certificate and key do not form a usable pair: {e}",
+                tls.cert.display(),
+                tls.key.display()
+            ))
+        })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// Loads a connector definition: `builtin:<name>` or a folder.
