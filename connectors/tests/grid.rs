@@ -27,7 +27,7 @@ use unsilo_connectors::conformance::{check_fixtures, read_fixtures};
 use unsilo_connectors::definition::{ConnectorDefinition, NormalisedRecord};
 use unsilo_connectors::sdk::{RawInput, RejectReason, Shutdown};
 use unsilo_connectors::simulate::grid::{
-    generate, run, GridGenerator, GridSimulatorOptions, Malformation, SimulateError,
+    generate, run, GridGenerator, GridSimulatorOptions, Malformation, Error,
 };
 
 fn definition() -> ConnectorDefinition {
@@ -825,7 +825,7 @@ async fn a_refused_token_stops_the_simulator() {
     .await
     .unwrap_err();
     assert!(
-        matches!(err, SimulateError::Unauthorized { status: 401 }),
+        matches!(err, Error::Unauthorized { status: 401 }),
         "{err}"
     );
     assert_eq!(hub.requests.load(Ordering::SeqCst), 0);
@@ -919,7 +919,7 @@ fn unusable_options_are_refused_with_the_option_named() {
     ];
     for (o, name) in cases {
         match o.validate() {
-            Err(SimulateError::InvalidOptions(m)) => assert!(m.contains(name), "{m}"),
+            Err(Error::InvalidOptions(m)) => assert!(m.contains(name), "{m}"),
             other => panic!("{name}: {other:?}"),
         }
     }

@@ -138,8 +138,8 @@ impl fmt::Debug for GridSimulatorOptions {
 
 impl GridSimulatorOptions {
     /// Checks the options; the error names the option at fault.
-    pub fn validate(&self) -> Result<(), SimulateError> {
-        let invalid = |m: String| Err(SimulateError::InvalidOptions(m));
+    pub fn validate(&self) -> Result<(), Error> {
+        let invalid = |m: String| Err(Error::InvalidOptions(m));
         if !(self.hub_url.starts_with("http://") || self.hub_url.starts_with("https://")) {
             return invalid(format!(
                 "hub_url `{}` must start with http:// or https://",
@@ -173,7 +173,7 @@ impl GridSimulatorOptions {
 
 /// What a simulator run did, as the hub answered it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SimulatorStats {
+pub struct Stats {
     /// Records the hub answered for (accepted + rejected).
     pub sent: u64,
     /// Records the hub accepted.
@@ -198,7 +198,7 @@ pub struct SimulatorStats {
 
 /// Why the simulator stopped before its limit.
 #[derive(Debug, thiserror::Error)]
-pub enum SimulateError {
+pub enum Error {
     /// The options are not usable (the message names the option).
     #[error("invalid simulator options: {0}")]
     InvalidOptions(String),
@@ -2055,18 +2055,18 @@ struct IngestError {
     code: String,
 }
 
-impl SimulatorStats {
+impl Stats {
     /// Adds the hub's answer for one batch.
     fn absorb(
         &mut self,
         status: u16,
         body: &[u8],
         batch: &[GeneratedRecord],
-    ) -> Result<(), SimulateError> {
+    ) -> Result<(), Error> {
         let answer: IngestAnswer = match serde_json::from_slice(body) {
             Ok(a) => a,
             Err(_) if status == 200 => IngestAnswer::default(),
-            Err(e) => return Err(SimulateError::BadAnswer(format!("HTTP {status}: {e}"))),
+            Err(e) => return Err(Error::BadAnswer(format!("HTTP {status}: {e}"))),
         };
         self.requests += 1;
         self.malformed_sent += batch.iter().filter(|r| r.malformation.is_some()).count() as u64;
@@ -2119,8 +2119,8 @@ async fn post_with_retry(
     token: &str,
     body: Vec<u8>,
     shutdown: &mut Shutdown,
-    stats: &mut SimulatorStats,
-) -> Result<Option<(u16, Vec<u8>)>, SimulateError> {
+    stats: &mut Stats,
+) -> Result<Option<(u16, Vec<u8>)>, Error> {
     let mut backoff = FIRST_BACKOFF;
     let mut attempt = 0;
     loop {
@@ -2139,24 +2139,24 @@ async fn post_with_retry(
                     200 | 207 | 422 => {
                         return match response.bytes().await {
                             Ok(b) => Ok(Some((status, b.to_vec()))),
-                            Err(e) => Err(SimulateError::BadAnswer(format!(
+                            Err(e) => Err(Error::BadAnswer(format!(
                                 "HTTP {status}: cannot read the body: {e}"
                             ))),
                         };
                     }
-                    401 | 403 => return Err(SimulateError::Unauthorized { status }),
+                    401 | 403 => return Err(Error::Unauthorized { status }),
                     408 | 429 | 500..=599 => format!("HTTP {status}"),
                     _ => {
                         let text = response.text().await.unwrap_or_default();
                         let message: String = text.chars().take(300).collect();
-                        return Err(SimulateError::Refused { status, message });
+                        return Err(Error::Refused { status, message });
                     }
                 }
             }
             Err(e) => e.to_string(),
         };
         if attempt >= MAX_ATTEMPTS {
-            return Err(SimulateError::Unavailable {
+            return Err(Error::Unavailable {
                 attempts: attempt,
                 last: failure,
             });
@@ -2182,7 +2182,7 @@ async fn post_with_retry(
 pub async fn run(
     options: GridSimulatorOptions,
     mut shutdown: Shutdown,
-) -> Result<SimulatorStats, SimulateError> {
+) -> Result<Stats, Error> {
     options.validate()?;
     let counties: Vec<&str> = options.counties.iter().map(String::as_str).collect();
     let mut generator = GridGenerator::new(options.seed, &counties, options.malformed_share);
@@ -2190,7 +2190,7 @@ pub async fn run(
         .timeout(Duration::from_secs(30))
         .connect_timeout(Duration::from_secs(5))
         .build()
-        .map_err(|e| SimulateError::Client(e.to_string()))?;
+        .map_err(|e| Error::Client(e.to_string()))?;
     let url = format!(
         "{}/ingest/{CONNECTOR}",
         options.hub_url.trim_end_matches('/')
@@ -2199,7 +2199,7 @@ pub async fn run(
     let started = Instant::now();
     let mut last_log = started;
     let mut generated: u64 = 0;
-    let mut stats = SimulatorStats::default();
+    let mut stats = Stats::default();
     loop {
         if shutdown.is_requested() {
             break;
@@ -2225,7 +2225,7 @@ pub async fn run(
             [one] => serde_json::to_vec(&one.record),
             many => serde_json::to_vec(&many.iter().map(|r| &r.record).collect::<Vec<_>>()),
         }
-        .map_err(|e| SimulateError::BadAnswer(format!("cannot encode the batch: {e}")))?;
+        .map_err(|e| Error::BadAnswer(format!("cannot encode the batch: {e}")))?;
         let Some((status, answer)) = post_with_retry(
             &client,
             &url,
