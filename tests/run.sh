@@ -2,6 +2,7 @@
 # Runs every test of the workspace against real services, as CI does (.ci/run calls exactly this).
 #
 # - installs cargo-nextest if it is missing;
+# - makes sure PostgreSQL and MariaDB answer on loopback (deploy/start-databases.sh starts or installs them);
 # - installs and starts Tansu, a Kafka-protocol broker, on a free loopback port (deploy/start-tansu.sh) and
 #   exports its address as UNSILO_TEST_KAFKA, so the Kafka tests run against it (they fail, never skip, without it);
 # - runs the doc tests, then the whole workspace suite with nextest;
@@ -14,6 +15,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   echo "run.sh: installing cargo-nextest" >&2
   cargo install --locked cargo-nextest
 fi
+
+"$root/deploy/start-databases.sh"
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 export TANSU_PORT=$port
