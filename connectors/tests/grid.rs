@@ -27,7 +27,7 @@ use unsilo_connectors::conformance::{check_fixtures, read_fixtures};
 use unsilo_connectors::definition::{ConnectorDefinition, NormalisedRecord};
 use unsilo_connectors::sdk::{RawInput, RejectReason, Shutdown};
 use unsilo_connectors::simulate::grid::{
-    generate, run, GridGenerator, GridSimulatorOptions, Malformation, Error,
+    generate, run, Error, GridGenerator, GridSimulatorOptions, Malformation,
 };
 
 fn definition() -> ConnectorDefinition {
@@ -824,10 +824,7 @@ async fn a_refused_token_stops_the_simulator() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(err, Error::Unauthorized { status: 401 }),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Unauthorized { status: 401 }), "{err}");
     assert_eq!(hub.requests.load(Ordering::SeqCst), 0);
 }
 

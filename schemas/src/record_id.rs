@@ -28,8 +28,19 @@ pub fn record_id(source_system: &str, source_record_id: &str, source_version: &s
         hasher.update(part.as_bytes());
     }
     let digest = hasher.finalize();
-    hex::encode(&digest[..RECORD_ID_HEX_LEN / 2])
+    let mut hex = [0u8; RECORD_ID_HEX_LEN];
+    for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.iter()) {
+        pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
+        pair[1] = HEX_DIGITS[usize::from(byte & 0x0f)];
+    }
+    // Every byte written is an ASCII hex digit, so the text is valid UTF-8 and this is one 32-byte copy.
+    std::str::from_utf8(&hex)
+        .map(str::to_owned)
+        .unwrap_or_default()
 }
+
+/// Lowercase hex digits by value.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {
@@ -49,6 +60,26 @@ mod tests {
     fn parts_cannot_bleed_into_each_other() {
         assert_eq!(record_id("a", "bc", ""), "74f2dff90c16bd75e74ea8ab93e0f683");
         assert_eq!(record_id("ab", "c", ""), "528e931465bb50b57f335f8f47b78a4e");
+    }
+
+    #[test]
+    fn hex_matches_the_hex_crate() {
+        for (a, b, c) in [
+            ("grid.hanyin", "SJ1", "1"),
+            ("x", "", "9"),
+            ("汉阴", "编号", ""),
+        ] {
+            let mut hasher = Sha256::new();
+            for part in [a, b, c] {
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part.as_bytes());
+            }
+            let digest = hasher.finalize();
+            assert_eq!(
+                record_id(a, b, c),
+                hex::encode(&digest[..RECORD_ID_HEX_LEN / 2])
+            );
+        }
     }
 
     #[test]

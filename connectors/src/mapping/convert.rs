@@ -7,9 +7,11 @@
 use std::borrow::Cow;
 
 use serde_json::Value as Json;
+use unsilo_schemas::date::CivilDate;
 use unsilo_schemas::validate::{
-    validate_cert_no, validate_grid_code, validate_phone, validate_region_code, validate_uscc,
-    CertNoError, PhoneError,
+    is_canonical_cert_no_on, is_canonical_uscc, is_valid_grid_code, validate_cert_no_on,
+    validate_grid_code, validate_phone, validate_region_code, validate_uscc, CertNoError,
+    PhoneError,
 };
 
 use super::datetime::{self, Input, Parsed};
@@ -88,7 +90,11 @@ impl<'a> Raw<'a> {
         match self {
             Raw::Json(Json::String(s)) => Some(Cow::Borrowed(s.as_str())),
             Raw::Text(t) => Some(t.clone()),
-            Raw::Json(Json::Number(n)) => Some(Cow::Owned(n.to_string())),
+            // Non-negative integers (record versions, counts) without the formatting machinery.
+            Raw::Json(Json::Number(n)) => Some(Cow::Owned(match n.as_u64() {
+                Some(u) => datetime::format_u64(u, &mut [0u8; 20]).to_owned(),
+                None => n.to_string(),
+            })),
             Raw::Json(Json::Bool(b)) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
             _ => None,
         }
@@ -444,17 +450,31 @@ pub(crate) fn validate<'a>(
         return Ok(value);
     };
     let normalised: Result<Option<String>, String> = match validator {
-        Validator::CertNo => match validate_cert_no(&text) {
-            Ok(c) if c.as_str() == text => Ok(None),
-            Ok(c) => Ok(Some(c.as_str().to_string())),
-            Err(e) => Err(cert_no_reason(&e)),
-        },
+        Validator::CertNo => {
+            // The common case, a valid number as written, is checked without allocating; anything else goes
+            // through the full validator (same reference date) for its normalised form or its error.
+            let today = CivilDate::today_shanghai();
+            if is_canonical_cert_no_on(&text, today) {
+                Ok(None)
+            } else {
+                match validate_cert_no_on(&text, today) {
+                    Ok(c) if c.as_str() == text => Ok(None),
+                    Ok(c) => Ok(Some(c.as_str().to_string())),
+                    Err(e) => Err(cert_no_reason(&e)),
+                }
+            }
+        }
         // The common case, 11 plain digits, needs no normalising and no allocation.
         Validator::Phone if is_plain_mobile(&text) => Ok(None),
-        Validator::Phone => match validate_phone(&text) {
-            Ok(p) if p == *text => Ok(None),
-            Ok(p) => Ok(Some(p)),
-            Err(e) => Err(phone_reason(&e)),
+        // Other valid forms are normalised on the stack; only the errors need `validate_phone`.
+        Validator::Phone => match normalise_mobile(&text) {
+            Some(n) if n == *text.as_bytes() => Ok(None),
+            Some(n) => Ok(Some(n.iter().map(|&b| char::from(b)).collect())),
+            None => match validate_phone(&text) {
+                Ok(p) if p == *text => Ok(None),
+                Ok(p) => Ok(Some(p)),
+                Err(e) => Err(phone_reason(&e)),
+            },
         },
         // The code is ASCII; checked here because `validate_uscc` slices bytes and must not see other text.
         Validator::Uscc if !text.is_ascii() => {
@@ -467,6 +487,7 @@ pub(crate) fn validate<'a>(
                 "character {found:?} at position {position} is not in the code's character set"
             ))
         }
+        Validator::Uscc if is_canonical_uscc(&text) => Ok(None),
         Validator::Uscc => match validate_uscc(&text) {
             Ok(u) if u.as_str() == text => Ok(None),
             Ok(u) => Ok(Some(u.as_str().to_string())),
@@ -475,6 +496,7 @@ pub(crate) fn validate<'a>(
         Validator::RegionCode => validate_region_code(&text)
             .map(|_| None)
             .map_err(|e| e.to_string()),
+        Validator::GridCode if is_valid_grid_code(&text) => Ok(None),
         Validator::GridCode => validate_grid_code(&text)
             .map(|_| None)
             .map_err(|e| e.to_string()),
@@ -500,6 +522,40 @@ fn is_plain_mobile(text: &str) -> bool {
         && b[0] == b'1'
         && (b'3'..=b'9').contains(&b[1])
         && b.iter().all(u8::is_ascii_digit)
+}
+
+/// The bare 11 digits `validate_phone` returns for a valid number, computed without allocating; `None` when it
+/// would reject the text (the caller then asks it for the error).
+fn normalise_mobile(text: &str) -> Option<[u8; 11]> {
+    let trimmed = text.trim();
+    let (plus, rest) = match trimmed.strip_prefix('+') {
+        Some(rest) => (true, rest),
+        None => (false, trimmed),
+    };
+    // A valid number has at most 15 digits (`0086` and 11); more can only be rejected.
+    let mut digits = [0u8; 15];
+    let mut n = 0;
+    for ch in rest.chars() {
+        match ch {
+            '0'..='9' => {
+                *digits.get_mut(n)? = ch as u8;
+                n += 1;
+            }
+            ' ' | '-' | '\u{3000}' => {}
+            _ => return None,
+        }
+    }
+    let digits = &digits[..n];
+    let national = if plus || n == 13 || n == 15 {
+        digits
+            .strip_prefix(b"0086")
+            .or_else(|| digits.strip_prefix(b"86"))
+            .unwrap_or(digits)
+    } else {
+        digits
+    };
+    let national: [u8; 11] = national.try_into().ok()?;
+    (national[0] == b'1' && (b'3'..=b'9').contains(&national[1])).then_some(national)
 }
 
 /// Why an ID number is invalid, without repeating its digits (the birth date is personal data too).
@@ -645,10 +701,64 @@ mod tests {
             Ok(Typed::Str(Cow::Owned("1.5".into())))
         );
         assert!(conv(json!({}), &Conv::Str, ScalarType::String).is_err());
+        for n in [
+            json!(0),
+            json!(7),
+            json!(u64::MAX),
+            json!(-12),
+            json!(i64::MIN),
+            json!(2.5e-7),
+        ] {
+            assert_eq!(
+                conv(n.clone(), &Conv::Str, ScalarType::String),
+                Ok(Typed::Str(Cow::Owned(n.to_string()))),
+                "{n}"
+            );
+        }
         let e = ScalarType::Enum(vec!["A".into(), "B".into()].into_boxed_slice());
         assert_eq!(conv(json!("B"), &Conv::Enum, e.clone()), Ok(Typed::Enum(1)));
         let err = conv(json!("C"), &Conv::Enum, e).unwrap_err();
         assert_eq!(err.kind, RecordErrorKind::BadCode);
+    }
+
+    #[test]
+    fn stack_phone_normaliser_agrees_with_validate_phone() {
+        let mut state = 0x0123_4567_89ab_cdef_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces = [
+            "0", "1", "3", "8", "9", "2", "86", "0086", "+", " ", "-", "\u{3000}", "(", "a", "一",
+            "\t",
+        ];
+        let mut valid = 0;
+        for _ in 0..300_000 {
+            let n = next();
+            let mut text = String::new();
+            if n % 4 == 0 {
+                text.push_str(["+86 ", "0086", "86", "+86-", " +"][((n >> 2) % 5) as usize]);
+            }
+            text.push_str(&format!(
+                "1{}{:09}",
+                (n >> 8) % 10,
+                (n >> 12) % 1_000_000_000
+            ));
+            for k in 0..((n >> 42) % 4) {
+                let at = ((n >> (44 + 4 * k)) % (text.len() as u64 + 1)) as usize;
+                if text.is_char_boundary(at) {
+                    let piece = pieces[((n >> (46 + 3 * k)) % pieces.len() as u64) as usize];
+                    text.insert_str(at, piece);
+                }
+            }
+            let slow = validate_phone(&text).ok();
+            valid += usize::from(slow.is_some());
+            let fast = normalise_mobile(&text).map(|d| String::from_utf8(d.to_vec()).unwrap());
+            assert_eq!(fast, slow, "{text:?}");
+        }
+        assert!(valid > 50_000, "{valid}");
     }
 
     #[test]

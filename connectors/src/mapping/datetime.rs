@@ -168,7 +168,81 @@ pub(crate) enum Format {
     Iso8601,
     EpochSeconds,
     EpochMillis,
-    Pattern { items: Box<[Item]>, text: Box<str> },
+    Pattern {
+        items: Box<[Item]>,
+        text: Box<str>,
+        /// Set when the pattern is one of the common fixed layouts read by position.
+        fast: Option<FastPattern>,
+    },
+}
+
+/// Patterns with a position-based reader that gives the same results as the general one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum FastPattern {
+    /// `%Y-%m-%d %H:%M:%S` (or `%F %T`).
+    DashedSeconds,
+    /// `%Y-%m-%d %H:%M`.
+    DashedMinutes,
+    /// `%Y%m%d%H%M%S`.
+    Compact,
+}
+
+impl FastPattern {
+    fn detect(items: &[Item]) -> Option<FastPattern> {
+        let num = |field| Item::Num {
+            field,
+            fixed: false,
+        };
+        let fixed = |field| Item::Num { field, fixed: true };
+        let dashed_minutes = [
+            num(Field::Year),
+            Item::Lit('-'),
+            num(Field::Month),
+            Item::Lit('-'),
+            num(Field::Day),
+            Item::Space,
+            num(Field::Hour),
+            Item::Lit(':'),
+            num(Field::Minute),
+        ];
+        let seconds = [Item::Lit(':'), num(Field::Second)];
+        let compact = [
+            fixed(Field::Year),
+            fixed(Field::Month),
+            fixed(Field::Day),
+            fixed(Field::Hour),
+            fixed(Field::Minute),
+            fixed(Field::Second),
+        ];
+        if items == compact {
+            Some(FastPattern::Compact)
+        } else if items == dashed_minutes {
+            Some(FastPattern::DashedMinutes)
+        } else if items.len() == dashed_minutes.len() + seconds.len()
+            && items[..dashed_minutes.len()] == dashed_minutes
+            && items[dashed_minutes.len()..] == seconds
+        {
+            Some(FastPattern::DashedSeconds)
+        } else {
+            None
+        }
+    }
+
+    /// `Some(result)` is what [`pattern`] returns for the (trimmed) text; `None`: use [`pattern`].
+    #[inline]
+    fn read(self, s: &str) -> Option<Option<Parsed>> {
+        let b = s.as_bytes();
+        match self {
+            FastPattern::Compact if b.len() == 14 && b.iter().all(u8::is_ascii_digit) => {
+                Some(all_digits(s))
+            }
+            // Exactly 14 digits or nothing: every field of the run has its full width.
+            FastPattern::Compact => Some(None),
+            FastPattern::DashedSeconds if b.len() == 19 && b[10] == b' ' => fixed_width(b),
+            FastPattern::DashedMinutes if b.len() == 16 && b[10] == b' ' => fixed_width(b),
+            FastPattern::DashedSeconds | FastPattern::DashedMinutes => None,
+        }
+    }
 }
 
 impl Format {
@@ -276,6 +350,7 @@ impl Format {
             }
         }
         Ok(Format::Pattern {
+            fast: FastPattern::detect(&items),
             items: items.into_boxed_slice(),
             text: text.into(),
         })
@@ -332,17 +407,13 @@ fn parse_one(input: Input<'_>, format: &Format) -> Option<Parsed> {
                 },
             )
         }),
-        (Format::Auto, Input::Float(x)) => {
-            let millis = if x.abs() < 1e11 { x * 1000.0 } else { x };
-            epoch_float(millis)
-        }
+        (Format::Auto, Input::Float(x)) => parse_float(x, format),
         (Format::Auto, Input::Text(s)) => auto_text(s.trim()),
         (Format::Iso8601, Input::Text(s)) => flexible(s.trim(), true),
         (Format::Iso8601, _) => None,
         (Format::EpochSeconds, Input::Int(n)) => epoch(n, 1000),
         (Format::EpochMillis, Input::Int(n)) => epoch(n, 1),
-        (Format::EpochSeconds, Input::Float(x)) => epoch_float(x * 1000.0),
-        (Format::EpochMillis, Input::Float(x)) => epoch_float(x),
+        (Format::EpochSeconds | Format::EpochMillis, Input::Float(x)) => parse_float(x, format),
         (Format::EpochSeconds | Format::EpochMillis, Input::Text(s)) => {
             let s = s.trim();
             let scale = if *format == Format::EpochSeconds {
@@ -358,12 +429,34 @@ fn parse_one(input: Input<'_>, format: &Format) -> Option<Parsed> {
                     .and_then(|x| epoch_float(x * scale as f64)),
             }
         }
-        (Format::Pattern { items, .. }, Input::Text(s)) => pattern(s.trim(), items),
+        (Format::Pattern { items, fast, .. }, Input::Text(s)) => {
+            let s = s.trim();
+            match fast.and_then(|f| f.read(s)) {
+                Some(parsed) => parsed,
+                None => pattern(s, items),
+            }
+        }
         (Format::Pattern { items, .. }, Input::Int(n)) if n >= 0 => {
             let mut buf = [0u8; 20];
             pattern(format_u64(n as u64, &mut buf), items)
         }
         (Format::Pattern { .. }, _) => None,
+    }
+}
+
+/// The float cases of [`parse_one`]. Kept out of line: when inlined, the compiler computed the float products
+/// speculatively for every input (on the bits of a text pointer or an integer, often a denormal, which costs a
+/// slow microcode assist per call).
+#[inline(never)]
+fn parse_float(x: f64, format: &Format) -> Option<Parsed> {
+    match format {
+        Format::Auto => {
+            let millis = if x.abs() < 1e11 { x * 1000.0 } else { x };
+            epoch_float(millis)
+        }
+        Format::EpochSeconds => epoch_float(x * 1000.0),
+        Format::EpochMillis => epoch_float(x),
+        _ => None,
     }
 }
 
@@ -510,8 +603,24 @@ impl<'a> Cursor<'a> {
         self.rest().chars().next()
     }
 
+    /// Whether the rest starts with `c` (one byte compare for ASCII; UTF-8 is prefix-free, so this is the same
+    /// as `peek() == Some(c)`).
+    #[inline]
+    fn starts_with(&self, c: char) -> bool {
+        if c.is_ascii() {
+            self.s.as_bytes().get(self.pos) == Some(&(c as u8))
+        } else {
+            let mut buf = [0u8; 4];
+            self.s
+                .as_bytes()
+                .get(self.pos..)
+                .is_some_and(|r| r.starts_with(c.encode_utf8(&mut buf).as_bytes()))
+        }
+    }
+
+    #[inline]
     fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(c) {
+        if self.starts_with(c) {
             self.pos += c.len_utf8();
             true
         } else {
@@ -519,19 +628,15 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    #[inline]
     fn eat_any(&mut self, set: &[char]) -> Option<char> {
-        let c = self.peek()?;
-        if set.contains(&c) {
-            self.pos += c.len_utf8();
-            Some(c)
-        } else {
-            None
-        }
+        set.iter().copied().find(|&c| self.eat(c))
     }
 
     /// Between `min` and `max` ASCII digits, greedily.
+    #[inline]
     fn digits(&mut self, min: usize, max: usize) -> Option<u32> {
-        let bytes = self.rest().as_bytes();
+        let bytes = self.s.as_bytes().get(self.pos..).unwrap_or_default();
         let n = bytes
             .iter()
             .take(max)
@@ -549,7 +654,7 @@ impl<'a> Cursor<'a> {
 
     fn spaces(&mut self) -> usize {
         let mut n = 0;
-        while self.eat_any(&[' ', '\t', '\u{3000}']).is_some() {
+        while self.eat(' ') || self.eat('\t') || self.eat('\u{3000}') {
             n += 1;
         }
         n
@@ -614,6 +719,14 @@ fn parse_offset_exact(t: &str) -> Option<i32> {
 
 /// The separated forms of `auto` (and, with `iso_only`, of `iso8601`).
 fn flexible(s: &str, iso_only: bool) -> Option<Parsed> {
+    match fixed_width(s.as_bytes()) {
+        Some(parsed) => parsed,
+        None => flexible_general(s, iso_only),
+    }
+}
+
+/// [`flexible`] without the fixed-width shortcut.
+fn flexible_general(s: &str, iso_only: bool) -> Option<Parsed> {
     let mut c = Cursor { s, pos: 0 };
     let year = c.digits(4, 4)? as i32;
     let seps: &[char] = if iso_only {
@@ -671,6 +784,43 @@ fn flexible(s: &str, iso_only: bool) -> Option<Parsed> {
         return None;
     }
     with_offset(parsed, offset)
+}
+
+/// The most common separated forms, `YYYY-MM-DD HH:MM:SS` and `YYYY-MM-DD HH:MM` (or with `T`), read at fixed
+/// positions: `Some(result)` gives what [`flexible`] returns for the text (in both of its modes), `None` means
+/// the text has another shape and must go the general way.
+#[inline]
+fn fixed_width(b: &[u8]) -> Option<Option<Parsed>> {
+    let with_seconds = match b.len() {
+        19 => true,
+        16 => false,
+        _ => return None,
+    };
+    let shape_ok = b[4] == b'-'
+        && b[7] == b'-'
+        && (b[10] == b' ' || b[10] == b'T')
+        && b[13] == b':'
+        && (!with_seconds || b[16] == b':');
+    if !shape_ok {
+        return None;
+    }
+    let two = |at: usize| -> Option<u32> {
+        let (h, l) = (b[at], b[at + 1]);
+        (h.is_ascii_digit() && l.is_ascii_digit())
+            .then(|| u32::from(h - b'0') * 10 + u32::from(l - b'0'))
+    };
+    let year = two(0)? * 100 + two(2)?;
+    let second = if with_seconds { two(17)? } else { 0 };
+    Some(local(
+        year as i32,
+        two(5)?,
+        two(8)?,
+        true,
+        two(11)?,
+        two(14)?,
+        second,
+        0,
+    ))
 }
 
 fn with_offset(parsed: Parsed, offset_secs: i32) -> Option<Parsed> {
@@ -966,5 +1116,216 @@ mod tests {
             local_micros(p, &Zone::default()) / 1000,
             T + 8 * 3_600_000 + 250
         );
+    }
+
+    /// The parsers against chrono + the IANA database on random instants 1900–2099 (with the DST years of
+    /// 1919–1991 and leap days), in the forms the engine reads by pattern and by `auto`.
+    #[test]
+    fn agrees_with_chrono_on_random_instants() {
+        use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+        let tz = Tz::Asia__Shanghai;
+        let zone = Zone::default();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let first = NaiveDate::from_ymd_opt(1900, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp();
+        let last = NaiveDate::from_ymd_opt(2099, 12, 31)
+            .unwrap()
+            .and_hms_opt(23, 59, 59)
+            .unwrap()
+            .and_utc()
+            .timestamp();
+        let formats: Vec<(&str, Vec<Format>, bool)> = vec![
+            (
+                "%Y-%m-%d %H:%M:%S",
+                vec![Format::parse("%Y-%m-%d %H:%M:%S").unwrap()],
+                true,
+            ),
+            ("%Y-%m-%d %H:%M:%S", vec![Format::Auto], true),
+            (
+                "%Y%m%d%H%M%S",
+                vec![Format::parse("%Y%m%d%H%M%S").unwrap()],
+                true,
+            ),
+            ("%Y%m%d%H%M%S", vec![Format::Auto], true),
+            (
+                "%Y/%-m/%-d %-H:%M",
+                vec![Format::parse("%Y/%m/%d %H:%M").unwrap()],
+                false,
+            ),
+            ("%Y/%-m/%-d %-H:%M", vec![Format::Auto], false),
+            ("%Y年%-m月%-d日 %-H时%M分%S秒", vec![Format::Auto], true),
+            ("%Y-%m-%dT%H:%M:%S", vec![Format::Iso8601], true),
+        ];
+        let (mut checked, mut leap_days, mut before_1992) = (0, 0, 0);
+        for i in 0..20_000 {
+            let n = next();
+            let mut secs = first + (n % (last - first) as u64) as i64;
+            if i % 10 == 0 {
+                // Move to 29 February of a leap year near the instant.
+                let d = DateTime::from_timestamp(secs, 0).unwrap().naive_utc();
+                let year = d.year() - d.year() % 4;
+                if let Some(leap) = NaiveDate::from_ymd_opt(year, 2, 29) {
+                    secs = leap.and_time(d.time()).and_utc().timestamp();
+                }
+            }
+            let instant = DateTime::from_timestamp(secs, 0).unwrap();
+            let wall = instant.with_timezone(&tz).naive_local();
+            leap_days += usize::from(wall.month() == 2 && wall.day() == 29);
+            before_1992 += usize::from(wall.year() < 1992);
+            for (chrono_format, ours, has_seconds) in &formats {
+                let text = wall.format(chrono_format).to_string();
+                let naive: NaiveDateTime = if *has_seconds {
+                    wall
+                } else {
+                    wall.date()
+                        .and_hms_opt(wall.hour(), wall.minute(), 0)
+                        .unwrap()
+                };
+                let want = tz
+                    .from_local_datetime(&naive)
+                    .earliest()
+                    .map(|dt| dt.timestamp() * MICROS_PER_SEC);
+                let parsed = parse(Input::Text(&text), ours)
+                    .unwrap_or_else(|| panic!("{text:?} with {chrono_format} did not parse"));
+                assert_eq!(
+                    utc_micros(parsed, &zone).ok(),
+                    want,
+                    "{text:?} ({chrono_format})"
+                );
+                if let Some(want) = want {
+                    let back = tz.timestamp_opt(want / MICROS_PER_SEC, 0).unwrap();
+                    // Before 1901 Shanghai was on local mean time (+08:05:43), which the text form shows
+                    // truncated to whole minutes; compare the text only for whole-minute offsets.
+                    let whole_minutes = back.offset().fix().local_minus_utc() % 60 == 0;
+                    if whole_minutes {
+                        assert_eq!(
+                            to_text(parsed, &zone).unwrap(),
+                            back.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+                            "{text:?}"
+                        );
+                    }
+                    assert_eq!(
+                        date_days(parsed, &zone),
+                        i64::from(naive.date().num_days_from_ce() - 719_163),
+                        "{text:?}"
+                    );
+                }
+                checked += 1;
+            }
+            // The instant itself, as epoch seconds and as RFC 3339 in UTC.
+            let p = parse(Input::Int(secs), &[Format::EpochSeconds]).unwrap();
+            assert_eq!(utc_micros(p, &zone), Ok(secs * MICROS_PER_SEC));
+            let rfc = instant.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let p = parse(Input::Text(&rfc), &[Format::Auto]).unwrap();
+            assert_eq!(utc_micros(p, &zone), Ok(secs * MICROS_PER_SEC), "{rfc}");
+            assert_eq!(
+                local_micros(p, &zone),
+                wall.and_utc().timestamp() * MICROS_PER_SEC,
+                "{rfc}"
+            );
+        }
+        assert!(checked >= 160_000 && leap_days > 1_000 && before_1992 > 5_000);
+    }
+
+    /// The position-based readers give exactly what the general parsers give, on valid and broken text.
+    #[test]
+    fn fast_paths_agree_with_the_general_parsers() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let patterns: Vec<(Format, FastPattern)> = [
+            ("%Y-%m-%d %H:%M:%S", FastPattern::DashedSeconds),
+            ("%F %T", FastPattern::DashedSeconds),
+            ("%Y-%m-%d %H:%M", FastPattern::DashedMinutes),
+            ("%Y%m%d%H%M%S", FastPattern::Compact),
+        ]
+        .into_iter()
+        .map(|(p, want)| (Format::parse(p).unwrap(), want))
+        .collect();
+        for (format, want) in &patterns {
+            let Format::Pattern { fast, .. } = format else {
+                panic!("{format}")
+            };
+            assert_eq!(*fast, Some(*want), "{format}");
+        }
+        for p in [
+            "%Y/%m/%d %H:%M",
+            "%Y-%m-%d %H:%M:%S%z",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y%m%d",
+        ] {
+            assert!(
+                matches!(
+                    Format::parse(p).unwrap(),
+                    Format::Pattern { fast: None, .. }
+                ),
+                "{p}"
+            );
+        }
+        let noise = [
+            "0", "9", "-", ":", " ", "T", "/", "a", "\u{3000}", "一", "+", ".", "5", "",
+        ];
+        let (mut fast_hits, mut valid) = (0, 0);
+        for _ in 0..300_000 {
+            let n = next();
+            let mut text = format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                (n % 10_000),
+                (n >> 14) % 14,
+                (n >> 18) % 33,
+                (n >> 24) % 26,
+                (n >> 30) % 62,
+                (n >> 36) % 62
+            );
+            match (n >> 42) % 6 {
+                0 => text.truncate(16),
+                1 => text = text.replace(['-', ' ', ':'], ""),
+                2 => {
+                    let pos = ((n >> 46) % text.len() as u64) as usize;
+                    let with = noise[((n >> 52) % noise.len() as u64) as usize];
+                    text.replace_range(pos..pos + 1, with);
+                }
+                3 => text.replace_range(10..11, "T"),
+                _ => {}
+            }
+            for iso_only in [false, true] {
+                if let Some(fast) = fixed_width(text.as_bytes()) {
+                    fast_hits += 1;
+                    assert_eq!(fast, flexible_general(&text, iso_only), "{text:?}");
+                }
+            }
+            for (format, _) in &patterns {
+                let Format::Pattern { items, fast, .. } = format else {
+                    continue;
+                };
+                let general = pattern(text.trim(), items);
+                valid += usize::from(general.is_some());
+                assert_eq!(
+                    parse(Input::Text(&text), std::slice::from_ref(format)),
+                    general,
+                    "{text:?} with {format}"
+                );
+                if let Some(f) = fast {
+                    if let Some(read) = f.read(text.trim()) {
+                        assert_eq!(read, general, "{text:?} with {format}");
+                    }
+                }
+            }
+        }
+        assert!(fast_hits > 100_000 && valid > 50_000, "{fast_hits} {valid}");
     }
 }

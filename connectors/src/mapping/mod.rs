@@ -151,6 +151,9 @@ struct Ids<'a> {
     key: String,
 }
 
+/// Number of value slots [`CompiledMapping::encode`] keeps on the stack (a grid event needs about 100).
+const STACK_SLOTS: usize = 256;
+
 fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -258,7 +261,17 @@ impl CompiledMapping {
             });
         }
         let root_len = self.plan.root_scope.len();
-        let mut slots = vec![None; self.plan.max_slots.max(root_len)];
+        let needed = self.plan.max_slots.max(root_len);
+        // The slots of a typical mapping fit on the stack; only very large plans allocate them.
+        let mut on_stack = [None; STACK_SLOTS];
+        let mut on_heap = Vec::new();
+        let slots: &mut [Option<&Json>] = match on_stack.get_mut(..needed) {
+            Some(slots) => slots,
+            None => {
+                on_heap.resize(needed, None);
+                &mut on_heap
+            }
+        };
         let (root, free) = slots.split_at_mut(root_len);
         resolve(&self.plan.root_scope, raw, root);
         let frame = Frame {

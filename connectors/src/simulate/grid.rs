@@ -2057,12 +2057,7 @@ struct IngestError {
 
 impl Stats {
     /// Adds the hub's answer for one batch.
-    fn absorb(
-        &mut self,
-        status: u16,
-        body: &[u8],
-        batch: &[GeneratedRecord],
-    ) -> Result<(), Error> {
+    fn absorb(&mut self, status: u16, body: &[u8], batch: &[GeneratedRecord]) -> Result<(), Error> {
         let answer: IngestAnswer = match serde_json::from_slice(body) {
             Ok(a) => a,
             Err(_) if status == 200 => IngestAnswer::default(),
@@ -2179,10 +2174,7 @@ async fn post_with_retry(
 /// Runs the simulator: POSTs generated records to `{hub_url}/ingest/grid` at `rate` records per second in
 /// batches of `batch_size`, until `limit` records were answered for or `shutdown` fires. Returns what the hub
 /// answered; fails on a refused token, a refused request or a hub that stays unavailable through the retries.
-pub async fn run(
-    options: GridSimulatorOptions,
-    mut shutdown: Shutdown,
-) -> Result<Stats, Error> {
+pub async fn run(options: GridSimulatorOptions, mut shutdown: Shutdown) -> Result<Stats, Error> {
     options.validate()?;
     let counties: Vec<&str> = options.counties.iter().map(String::as_str).collect();
     let mut generator = GridGenerator::new(options.seed, &counties, options.malformed_share);

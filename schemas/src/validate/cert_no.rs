@@ -192,6 +192,35 @@ pub fn validate_cert_no_on(input: &str, today: CivilDate) -> Result<CertNo, Cert
     })
 }
 
+/// Whether `input` is a valid ID number already in canonical form, checked against the reference date `today`,
+/// without allocating: exactly when [`validate_cert_no_on`] accepts it and returns the same text (so a lowercase
+/// `x` gives `false`). Callers that need the parsed value or the error call [`validate_cert_no_on`].
+pub fn is_canonical_cert_no_on(input: &str, today: CivilDate) -> bool {
+    let Ok(b) = <&[u8; 18]>::try_from(input.as_bytes()) else {
+        return false;
+    };
+    let mut sum = 0u32;
+    for (&d, weight) in b.iter().zip(WEIGHTS) {
+        if !d.is_ascii_digit() {
+            return false;
+        }
+        sum += u32::from(d - b'0') * weight;
+    }
+    if b[17] != CHECK_CHARS[(sum % 11) as usize] {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter()
+            .fold(0u32, |acc, &d| acc * 10 + u32::from(d - b'0'))
+    };
+    if !PROVINCE_CODES.contains(&(num(0..2) as u8)) {
+        return false;
+    }
+    // Four digits always fit an i32 and two a u8.
+    let birth = CivilDate::new(num(6..10) as i32, num(10..12) as u8, num(12..14) as u8);
+    birth.is_some_and(|birth| birth.year() >= MIN_BIRTH_YEAR && birth <= today)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +341,67 @@ mod tests {
             "birth date 2025-01-02 is in the future (today is 2025-01-01)"
         );
         assert!(validate_cert_no_on(&with_check("61092120250101001"), today()).is_ok());
+    }
+
+    /// A small deterministic generator for the randomised comparisons.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn fast_check_agrees_with_the_full_validator() {
+        let mut state = 0x5eed_1234_abcd_0001_u64;
+        let todays = [today(), CivilDate::new(1968, 3, 12).unwrap()];
+        let mut valid = 0;
+        for i in 0..200_000 {
+            let n = next(&mut state);
+            let province = PROVINCE_CODES[(n % 34) as usize];
+            let province = if n.is_multiple_of(97) { 99 } else { province };
+            let year = 1890 + (n >> 8) % 140;
+            let month = 1 + (n >> 16) % 13;
+            let day = 1 + (n >> 24) % 31;
+            let first17 = format!(
+                "{province:02}{:04}{year:04}{month:02}{day:02}{:03}",
+                (n >> 32) % 10_000,
+                (n >> 48) % 1_000
+            );
+            let mut text = with_check(&first17);
+            match (n >> 60) % 8 {
+                0 => text = text.replace('X', "x"),
+                1 => {
+                    // Replace one character with something else (digit, letter or a multi-byte character).
+                    let pos = ((n >> 40) % 18) as usize;
+                    let with = ["0", "7", "X", "x", "A", "é", "一"][((n >> 44) % 7) as usize];
+                    text = text
+                        .chars()
+                        .enumerate()
+                        .map(|(j, c)| {
+                            if j == pos {
+                                with.to_string()
+                            } else {
+                                c.to_string()
+                            }
+                        })
+                        .collect();
+                }
+                2 => text.truncate(((n >> 40) % 18) as usize),
+                3 => text.push('1'),
+                _ => {}
+            }
+            let today = todays[i % 2];
+            let slow = validate_cert_no_on(&text, today);
+            let want = slow.as_ref().is_ok_and(|c| c.as_str() == text);
+            valid += usize::from(want);
+            assert_eq!(
+                is_canonical_cert_no_on(&text, today),
+                want,
+                "{text}: {slow:?}"
+            );
+        }
+        assert!(valid > 20_000, "only {valid} valid numbers generated");
     }
 
     #[test]

@@ -16,11 +16,12 @@ pub mod region;
 pub mod uscc;
 
 pub use cert_no::{
-    cert_no_check_char, validate_cert_no, validate_cert_no_on, CertNo, CertNoError, Gender,
+    cert_no_check_char, is_canonical_cert_no_on, validate_cert_no, validate_cert_no_on, CertNo,
+    CertNoError, Gender,
 };
 pub use phone::{validate_phone, PhoneError};
 pub use region::{
-    validate_grid_code, validate_region_code, GridCode, GridCodeError, Region, RegionCsv,
-    RegionDataError, RegionError, RegionLevel, RegionTable,
+    is_valid_grid_code, validate_grid_code, validate_region_code, GridCode, GridCodeError, Region,
+    RegionCsv, RegionDataError, RegionError, RegionLevel, RegionTable,
 };
-pub use uscc::{uscc_check_char, validate_uscc, Uscc, UsccError};
+pub use uscc::{is_canonical_uscc, uscc_check_char, validate_uscc, Uscc, UsccError};

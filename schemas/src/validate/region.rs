@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
 use serde::Deserialize;
@@ -279,8 +280,44 @@ impl<'t> GridCode<'t> {
 #[derive(Debug)]
 pub struct RegionTable {
     regions: Vec<Region>,
-    index: HashMap<String, usize>,
+    /// Position in `regions` by the 12-digit code read as a number (see [`numeric_code`]).
+    index: HashMap<u64, usize, BuildHasherDefault<CodeHasher>>,
     children: HashMap<String, Vec<usize>>,
+}
+
+/// A hasher for numeric codes: one multiply, with the high bits folded down (the table's bucket index uses the
+/// low bits, and codes of one level differ only in their high digits).
+#[derive(Debug, Default)]
+struct CodeHasher(u64);
+
+impl Hasher for CodeHasher {
+    fn finish(&self) -> u64 {
+        let h = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        h ^ (h >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+/// The code right-padded with zeros to 12 digits, read as a number; `None` unless it is at most 12 ASCII
+/// digits. Two texts of up to 12 digits get the same number exactly when their padded forms are equal.
+fn numeric_code(code: &str) -> Option<u64> {
+    let b = code.as_bytes();
+    if b.len() > 12 || !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = b
+        .iter()
+        .fold(0u64, |acc, &d| acc * 10 + u64::from(d - b'0'));
+    Some(value * 10u64.pow(12 - b.len() as u32))
 }
 
 #[derive(Deserialize)]
@@ -303,7 +340,7 @@ impl RegionTable {
     pub fn from_csv(csv: &RegionCsv<'_>) -> Result<Self, RegionDataError> {
         let mut table = Self {
             regions: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             children: HashMap::new(),
         };
         table.insert("province", csv.province_code, csv.province_name.to_string())?;
@@ -352,11 +389,14 @@ impl RegionTable {
             RegionLevel::Village => Some(pad12(&short[..9])),
         };
         if let Some(parent) = &parent {
-            if !self.index.contains_key(parent) {
+            if self.get(parent).is_none() {
                 return Err(inconsistent(format!("parent {parent} is not in the table")));
             }
         }
-        if self.index.contains_key(&code) {
+        // `code` is 12 ASCII digits (checked above), so it always has a numeric form.
+        let key = numeric_code(&code)
+            .ok_or_else(|| inconsistent("code must have 2, 4, 6, 9 or 12 digits".into()))?;
+        if self.index.contains_key(&key) {
             return Err(inconsistent("duplicate code".into()));
         }
         let position = self.regions.len();
@@ -366,7 +406,7 @@ impl RegionTable {
                 .or_default()
                 .push(position);
         }
-        self.index.insert(code.clone(), position);
+        self.index.insert(key, position);
         self.regions.push(Region {
             code,
             name,
@@ -388,12 +428,8 @@ impl RegionTable {
 
     /// The division with this code: 12 digits zero-padded, or just its significant digits (`610921`).
     pub fn get(&self, code: &str) -> Option<&Region> {
-        let key = if code.len() < 12 {
-            pad12(code)
-        } else {
-            code.to_string()
-        };
-        self.index.get(&key).map(|&i| &self.regions[i])
+        let key = numeric_code(code)?;
+        self.index.get(&key).and_then(|&i| self.regions.get(i))
     }
 
     /// Name of the division with this code.
@@ -459,6 +495,19 @@ impl RegionTable {
         })
     }
 
+    /// Whether `code` is a valid 15-digit grid code: exactly when [`validate_grid_code`](Self::validate_grid_code)
+    /// accepts it, without allocating.
+    pub fn is_valid_grid_code(&self, code: &str) -> bool {
+        let b = code.as_bytes();
+        if b.len() != 15 || !b.iter().all(u8::is_ascii_digit) {
+            return false;
+        }
+        let (village_code, serial) = code.split_at(12);
+        self.get(village_code)
+            .is_some_and(|v| v.level == RegionLevel::Village)
+            && serial != "000"
+    }
+
     /// Validates a 15-digit grid code (see the module docs).
     pub fn validate_grid_code(&self, code: &str) -> Result<GridCode<'_>, GridCodeError> {
         let len = code.chars().count();
@@ -498,6 +547,12 @@ impl RegionTable {
             serial,
         })
     }
+}
+
+/// Whether `code` is a valid 15-digit grid code of the Shaanxi table: exactly when [`validate_grid_code`]
+/// accepts it, but without allocating. Callers that need the parsed value or the error call [`validate_grid_code`].
+pub fn is_valid_grid_code(code: &str) -> bool {
+    RegionTable::shaanxi().is_valid_grid_code(code)
 }
 
 /// Validates a 12-digit region code against the Shaanxi table (see the module docs for the accepted levels).
@@ -644,6 +699,67 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "county table, code 610201: parent 610200000000 is not in the table"
+        );
+    }
+
+    /// The lookup before codes were indexed by number: zero-pad to 12 characters, then compare text.
+    fn get_by_text<'t>(by_text: &HashMap<&str, &'t Region>, code: &str) -> Option<&'t Region> {
+        let key = if code.len() < 12 {
+            pad12(code)
+        } else {
+            code.to_string()
+        };
+        by_text.get(key.as_str()).copied()
+    }
+
+    #[test]
+    fn numeric_index_agrees_with_text_lookup_and_fast_grid_check() {
+        let t = RegionTable::shaanxi();
+        let by_text: HashMap<&str, &Region> = t.regions.iter().map(|r| (r.code(), r)).collect();
+        let mut state = 0x1234_5678_9abc_def1_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut hits, mut grids) = (0, 0);
+        for _ in 0..300_000 {
+            let n = next();
+            let base = &t.regions[(n % t.regions.len() as u64) as usize];
+            let mut code = match (n >> 32) % 4 {
+                0 => base.code().to_string(),
+                1 => base.short_code().to_string(),
+                2 => format!("{}{:03}", base.code(), (n >> 40) % 12),
+                _ => format!("{:012}", (n >> 8) % 1_000_000_000_000),
+            };
+            match (n >> 36) % 10 {
+                0 => code.truncate(((n >> 44) % 16) as usize),
+                1 => code.push(['0', '1', 'a', '一', ' '][((n >> 44) % 5) as usize]),
+                2 if !code.is_empty() => {
+                    let pos = ((n >> 44) % code.len() as u64) as usize;
+                    code.replace_range(
+                        pos..pos + 1,
+                        ["9", "0", "x", "é"][((n >> 50) % 4) as usize],
+                    );
+                }
+                _ => {}
+            }
+            let want = get_by_text(&by_text, &code);
+            assert_eq!(t.get(&code), want, "{code:?}");
+            hits += usize::from(want.is_some());
+            assert_eq!(
+                t.validate(&code).ok(),
+                want.filter(|_| code.chars().count() == 12),
+                "{code:?}"
+            );
+            let grid_ok = validate_grid_code(&code).is_ok();
+            grids += usize::from(grid_ok);
+            assert_eq!(is_valid_grid_code(&code), grid_ok, "{code:?}");
+        }
+        assert!(
+            hits > 100_000 && grids > 20_000,
+            "{hits} hits, {grids} grids"
         );
     }
 }

@@ -259,6 +259,48 @@ pub fn validate_uscc(input: &str) -> Result<Uscc, UsccError> {
     })
 }
 
+/// The value of each byte in [`CHARSET`], `u8::MAX` for bytes outside it.
+const CHAR_VALUES: [u8; 256] = {
+    let mut table = [u8::MAX; 256];
+    let set = CHARSET.as_bytes();
+    let mut i = 0;
+    while i < set.len() {
+        table[set[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Whether `input` is a valid unified social credit code already in canonical (uppercase) form, without
+/// allocating: exactly when [`validate_uscc`] accepts it and returns the same text. Callers that need the parsed
+/// value or the error call [`validate_uscc`].
+pub fn is_canonical_uscc(input: &str) -> bool {
+    let Ok(b) = <&[u8; 18]>::try_from(input.as_bytes()) else {
+        return false;
+    };
+    let mut sum = 0u32;
+    for (&c, weight) in b.iter().zip(WEIGHTS) {
+        let v = CHAR_VALUES[usize::from(c)];
+        if v == u8::MAX {
+            return false;
+        }
+        sum += u32::from(v) * weight;
+    }
+    let check = ((31 - sum % 31) % 31) as usize;
+    if CHARSET.as_bytes().get(check) != Some(&b[17]) {
+        return false;
+    }
+    let (first, second) = (char::from(b[0]), char::from(b[1]));
+    let type_known = AUTHORITIES
+        .iter()
+        .find(|(c, _, _)| *c == first)
+        .is_some_and(|(_, _, types)| types.iter().any(|(c, _)| *c == second));
+    let division = &b[2..8];
+    type_known
+        && division.iter().all(u8::is_ascii_digit)
+        && DIVISION_PREFIXES.contains(&((division[0] - b'0') * 10 + (division[1] - b'0')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,5 +403,52 @@ mod tests {
             validate_uscc(&with_check("11100000000013127")).is_ok(),
             "central bodies use 100000"
         );
+    }
+
+    #[test]
+    fn fast_check_agrees_with_the_full_validator() {
+        let mut state = 0x0dd5_eed5_2024_0618_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet: Vec<char> = "0123456789ABCDEFGHJKLMNPQRTUWXYabcxyzIOSVZ-é一"
+            .chars()
+            .collect();
+        let charset: Vec<char> = CHARSET.chars().collect();
+        let mut valid = 0;
+        for _ in 0..200_000 {
+            let n = next();
+            let (authority, _, types) = AUTHORITIES[(n % 12) as usize];
+            let org_type = types[((n >> 4) % types.len() as u64) as usize].0;
+            let prefix = DIVISION_PREFIXES[((n >> 8) % 35) as usize];
+            let mut first17 = format!("{authority}{org_type}{prefix:02}{:04}", (n >> 16) % 10_000);
+            for k in 0..9 {
+                first17.push(charset[((n >> (20 + 4 * k)) % 31) as usize]);
+            }
+            let mut text = with_check(&first17);
+            let m = next();
+            match m % 6 {
+                0 => text = text.to_ascii_lowercase(),
+                1 => {
+                    let pos = ((m >> 8) % 18) as usize;
+                    let with = alphabet[((m >> 16) % alphabet.len() as u64) as usize];
+                    text = text
+                        .chars()
+                        .enumerate()
+                        .map(|(j, c)| if j == pos { with } else { c })
+                        .collect();
+                }
+                2 => text.truncate(((m >> 8) % 18) as usize),
+                _ => {}
+            }
+            let slow = validate_uscc(&text);
+            let want = slow.as_ref().is_ok_and(|u| u.as_str() == text);
+            valid += usize::from(want);
+            assert_eq!(is_canonical_uscc(&text), want, "{text}: {slow:?}");
+        }
+        assert!(valid > 50_000, "only {valid} valid codes generated");
     }
 }
