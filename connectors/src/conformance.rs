@@ -2,7 +2,7 @@
 //!
 //! | check | what it proves |
 //! |---|---|
-//! | [`check_fixtures`] | the definition loads (config validation); every valid fixture normalises, every invalid fixture is rejected at the stage and with the code it expects (mapping totality); normalising twice gives the same record id (stable ids) |
+//! | [`check_fixtures`] | the definition loads (config validation); every valid fixture normalises, every invalid fixture is rejected at the stage and with the code it expects (mapping totality) with a reason that repeats no full ID or phone number; normalising twice gives the same record id (stable ids) |
 //! | [`check_sink`] | through a real sink, valid fixtures are accepted with the same record ids and invalid ones are rejected — so they are on the dead-letter topic with the reason, nothing dropped |
 //! | [`check_resume`] | a source whose sink fails mid-stream, restarted with the same checkpoint store, loses nothing: every expected record id arrives |
 //!
@@ -158,7 +158,29 @@ impl ConformanceReport {
     }
 }
 
-/// Mapping totality and stable ids over the fixtures, without any I/O.
+/// Identifier-like strings anywhere in a raw record: 18-character ID numbers (17 digits and a digit or `X`) and
+/// 11-digit mobile numbers. A rejection reason must never repeat one of them whole.
+fn personal_identifiers(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::String(s) => {
+            let t = s.trim();
+            let b = t.as_bytes();
+            let cert_no = b.len() == 18
+                && b[..17].iter().all(u8::is_ascii_digit)
+                && (b[17].is_ascii_digit() || b[17] == b'X' || b[17] == b'x');
+            let phone = b.len() == 11 && b[0] == b'1' && b.iter().all(u8::is_ascii_digit);
+            if cert_no || phone {
+                out.push(t.to_owned());
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| personal_identifiers(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| personal_identifiers(v, out)),
+        _ => {}
+    }
+}
+
+/// Mapping totality and stable ids over the fixtures, without any I/O. Also checks that no rejection reason
+/// repeats an ID number or mobile number of the record whole (reasons travel to logs and dead-letter headers).
 pub fn check_fixtures(definition: &ConnectorDefinition, fixtures: &[Fixture]) -> ConformanceReport {
     let mut report = ConformanceReport {
         checked: fixtures.len(),
@@ -420,4 +442,26 @@ pub async fn check_resume(
             .push(format!("record {missing} never arrived after the restart"));
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_are_found_anywhere_in_a_record() {
+        let raw = serde_json::json!({
+            "sfzh": "11010519491231002X",
+            "dsr": [{"lxdh": " 13912345678 "}, {"lxdh": "029-8888888"}],
+            "n": 13912345678u64,
+            "short": "1101051949123100"
+        });
+        let mut found = Vec::new();
+        personal_identifiers(&raw, &mut found);
+        found.sort();
+        assert_eq!(
+            found,
+            vec!["11010519491231002X".to_owned(), "13912345678".to_owned()]
+        );
+    }
 }
