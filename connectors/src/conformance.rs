@@ -252,6 +252,16 @@ pub fn check_fixtures(definition: &ConnectorDefinition, fixtures: &[Fixture]) ->
                         .failures
                         .push(format!("{}: rejected but left bytes in the output", f.name));
                 }
+                if let Ok(raw) = &f.input.parsed {
+                    let mut identifiers = Vec::new();
+                    personal_identifiers(raw, &mut identifiers);
+                    if identifiers.iter().any(|id| e.message.contains(id.as_str())) {
+                        report.failures.push(format!(
+                            "{}: the rejection reason repeats a full ID or phone number: {}",
+                            f.name, e.message
+                        ));
+                    }
+                }
             }
         }
     }
