@@ -92,6 +92,23 @@ fn polled(name: &str, definition: &str, transport: TransportKind) -> ConnectorCo
     }
 }
 
+/// Runs a simulator in its own task, logging what it did when it stops (or why it failed).
+fn spawn_simulator<S, E>(
+    name: &'static str,
+    run: impl Future<Output = Result<S, E>> + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    S: std::fmt::Debug + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::spawn(async move {
+        match run.await {
+            Ok(stats) => info!(simulator = name, ?stats, "Simulator stopped."),
+            Err(e) => warn!(simulator = name, error = %e, "Simulator failed."),
+        }
+    })
+}
+
 fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, DemoError> {
     toml::from_str(text).map_err(|e| DemoError::Setup(format!("demo {what} settings: {e}")))
 }
@@ -119,12 +136,10 @@ pub async fn run(
         ..Default::default()
     };
     let sd = sim_shutdown.clone();
-    simulators.push(tokio::spawn(async move {
-        match simulate::hotline12345::serve(hotline_listener, hotline, sd).await {
-            Ok(stats) => info!(simulator = "hotline12345", ?stats, "Simulator stopped."),
-            Err(e) => warn!(simulator = "hotline12345", error = %e, "Simulator failed."),
-        }
-    }));
+    simulators.push(spawn_simulator(
+        "hotline12345",
+        simulate::hotline12345::serve(hotline_listener, hotline, sd),
+    ));
 
     let dropbox = options.data_dir.join("demo-dropbox");
     std::fs::create_dir_all(&dropbox)
@@ -188,12 +203,10 @@ pub async fn run(
             .await
             .map_err(|e| DemoError::Setup(format!("dept-sql simulator: {e}")))?;
         let sd = sim_shutdown.clone();
-        simulators.push(tokio::spawn(async move {
-            match simulate::dept_sql::run(sql, sd).await {
-                Ok(stats) => info!(simulator = "dept-sql", ?stats, "Simulator stopped."),
-                Err(e) => warn!(simulator = "dept-sql", error = %e, "Simulator failed."),
-            }
-        }));
+        simulators.push(spawn_simulator(
+            "dept-sql",
+            simulate::dept_sql::run(sql, sd),
+        ));
     }
 
     let hub = Hub::start(&config).await?;
@@ -211,12 +224,7 @@ pub async fn run(
         ..Default::default()
     };
     let sd = sim_shutdown.clone();
-    simulators.push(tokio::spawn(async move {
-        match simulate::grid::run(grid, sd).await {
-            Ok(stats) => info!(simulator = "grid", ?stats, "Simulator stopped."),
-            Err(e) => warn!(simulator = "grid", error = %e, "Simulator failed."),
-        }
-    }));
+    simulators.push(spawn_simulator("grid", simulate::grid::run(grid, sd)));
     let qinwuyuan = simulate::qinwuyuan::QinwuyuanOptions {
         url: format!("{base}/ingest/qinwuyuan"),
         token: qinwuyuan_token,
@@ -226,12 +234,10 @@ pub async fn run(
         ..Default::default()
     };
     let sd = sim_shutdown.clone();
-    simulators.push(tokio::spawn(async move {
-        match simulate::qinwuyuan::run(qinwuyuan, sd).await {
-            Ok(stats) => info!(simulator = "qinwuyuan", ?stats, "Simulator stopped."),
-            Err(e) => warn!(simulator = "qinwuyuan", error = %e, "Simulator failed."),
-        }
-    }));
+    simulators.push(spawn_simulator(
+        "qinwuyuan",
+        simulate::qinwuyuan::run(qinwuyuan, sd),
+    ));
     let files = simulate::dept_file::DeptFileOptions {
         malformed_share: options.malformed_share,
         seed: options.seed,
@@ -239,12 +245,10 @@ pub async fn run(
         ..simulate::dept_file::DeptFileOptions::new(&dropbox)
     };
     let sd = sim_shutdown.clone();
-    simulators.push(tokio::spawn(async move {
-        match simulate::dept_file::run(files, sd).await {
-            Ok(stats) => info!(simulator = "dept-file", ?stats, "Simulator stopped."),
-            Err(e) => warn!(simulator = "dept-file", error = %e, "Simulator failed."),
-        }
-    }));
+    simulators.push(spawn_simulator(
+        "dept-file",
+        simulate::dept_file::run(files, sd),
+    ));
 
     info!(
         hub = %base,

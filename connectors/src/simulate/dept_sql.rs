@@ -846,26 +846,38 @@ pub async fn prepare(options: &DeptSqlOptions) -> Result<(), Error> {
     check_table(&options.dibao_table)?;
     check_table(&options.incident_table)?;
     if let Some(url) = &options.postgres_url {
-        let mut conn = PgConnection::connect(url)
-            .await
-            .map_err(|e| db_error(url, "cannot connect", e))?;
-        for statement in postgres_ddl(&options.dibao_table) {
-            conn.execute(statement.as_str())
-                .await
-                .map_err(|e| db_error(url, "cannot create the roster table", e))?;
-        }
+        connect_postgres(url, &options.dibao_table).await?;
     }
     if let Some(url) = &options.mysql_url {
-        let mut conn = MySqlConnection::connect(url)
-            .await
-            .map_err(|e| db_error(url, "cannot connect", e))?;
-        for statement in mysql_ddl(&options.incident_table) {
-            conn.execute(statement.as_str())
-                .await
-                .map_err(|e| db_error(url, "cannot create the incident table", e))?;
-        }
+        connect_mysql(url, &options.incident_table).await?;
     }
     Ok(())
+}
+
+/// Connects to PostgreSQL and creates the roster table if it is missing.
+async fn connect_postgres(url: &str, table: &str) -> Result<PgConnection, Error> {
+    let mut conn = PgConnection::connect(url)
+        .await
+        .map_err(|e| db_error(url, "cannot connect", e))?;
+    for statement in postgres_ddl(table) {
+        conn.execute(statement.as_str())
+            .await
+            .map_err(|e| db_error(url, "cannot create the roster table", e))?;
+    }
+    Ok(conn)
+}
+
+/// Connects to MySQL / MariaDB and creates the incident table if it is missing.
+async fn connect_mysql(url: &str, table: &str) -> Result<MySqlConnection, Error> {
+    let mut conn = MySqlConnection::connect(url)
+        .await
+        .map_err(|e| db_error(url, "cannot connect", e))?;
+    for statement in mysql_ddl(table) {
+        conn.execute(statement.as_str())
+            .await
+            .map_err(|e| db_error(url, "cannot create the incident table", e))?;
+    }
+    Ok(conn)
 }
 
 /// Creates the tables if missing, then writes rows at the configured rate until `limit` writes per table are done
@@ -930,14 +942,7 @@ async fn run_dibao(
     mut shutdown: Shutdown,
 ) -> Result<TableStats, Error> {
     let table = &options.dibao_table;
-    let mut conn = PgConnection::connect(url)
-        .await
-        .map_err(|e| db_error(url, "cannot connect", e))?;
-    for statement in postgres_ddl(table) {
-        conn.execute(statement.as_str())
-            .await
-            .map_err(|e| db_error(url, "cannot create the roster table", e))?;
-    }
+    let mut conn = connect_postgres(url, table).await?;
     let insert = format!(
         r#"INSERT INTO "{table}" (sfzh, xm, xb, lxdh, jtrk, bzje, bzlb, ksny, jsny, sqdm, zt, czbz, gxsj)
            VALUES ($1, $2, $3, $4, $5, CAST($6 AS NUMERIC(10,2)), $7, $8, $9, $10, $11, $12, $13) RETURNING id"#
@@ -1030,14 +1035,7 @@ async fn run_incidents(
     mut shutdown: Shutdown,
 ) -> Result<TableStats, Error> {
     let table = &options.incident_table;
-    let mut conn = MySqlConnection::connect(url)
-        .await
-        .map_err(|e| db_error(url, "cannot connect", e))?;
-    for statement in mysql_ddl(table) {
-        conn.execute(statement.as_str())
-            .await
-            .map_err(|e| db_error(url, "cannot create the incident table", e))?;
-    }
+    let mut conn = connect_mysql(url, table).await?;
     let insert = format!(
         "INSERT INTO `{table}` (jqbh, jqlb, bjsj, fadd, xzqh, jyqk, gxdw, bjrdh, cljg, czbz, gxsj) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

@@ -28,29 +28,26 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, FixedOffset, Offset};
+use chrono::{DateTime, FixedOffset};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 use tracing::info;
 use unsilo_schemas::validate::{Region, RegionLevel, RegionTable};
 
+use super::clock::{
+    beijing, close_of_business, floor_second, format_with, wall_clock_ms, DAY, HOUR, MINUTE, SECOND,
+};
 use super::fake::{Faker, DEFAULT_COUNTIES};
 use crate::sdk::Shutdown;
 
-const SECOND: i64 = 1_000;
-const MINUTE: i64 = 60 * SECOND;
-const HOUR: i64 = 60 * MINUTE;
-const DAY: i64 = 24 * HOUR;
-/// Beijing time, UTC+8, in which the hotline writes its times.
-const BEIJING_OFFSET_SECS: i32 = 8 * 3600;
 /// The time format of every time field: `yyyyMMddHHmmss`.
 const TIME_FORMAT: &str = "%Y%m%d%H%M%S";
 /// The largest page the API returns (larger `pageSize` values are cut to it).
@@ -164,33 +161,9 @@ fn check(options: &Hotline12345Options) -> Result<(), Error> {
 // Times
 // ---------------------------------------------------------------------------------------------------------------
 
-fn beijing() -> FixedOffset {
-    // UTC+8 is always a valid offset; the fallback only keeps this free of panics.
-    FixedOffset::east_opt(BEIJING_OFFSET_SECS).unwrap_or(chrono::Utc.fix())
-}
-
 /// Epoch milliseconds as `yyyyMMddHHmmss` in Beijing time.
 fn format_time(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&beijing()).format(TIME_FORMAT).to_string())
-        .unwrap_or_default()
-}
-
-/// Whole seconds (times are written to the second).
-fn floor_second(ms: i64) -> i64 {
-    ms.div_euclid(SECOND) * SECOND
-}
-
-/// 18:00 Beijing time on the day `ms` falls on (deadlines end at close of business).
-fn close_of_business(ms: i64) -> i64 {
-    let offset = i64::from(BEIJING_OFFSET_SECS) * SECOND;
-    ms.saturating_add(offset).div_euclid(DAY) * DAY + 18 * HOUR - offset
-}
-
-fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    format_with(ms, TIME_FORMAT)
 }
 
 fn to_ms(time: &DateTime<FixedOffset>) -> i64 {

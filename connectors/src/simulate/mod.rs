@@ -12,6 +12,7 @@
 //! - [`dept_sql`]: departmental tables (a 低保 roster in PostgreSQL, incidents in MySQL), written for the hub to poll.
 //! - [`dept_file`]: departmental GBK CSV / XLSX exports, dropped into a folder the hub watches.
 
+mod clock;
 pub mod dept_file;
 pub mod dept_sql;
 pub mod fake;

@@ -26,23 +26,21 @@
 //! format is documented in `connectors/builtin/qinwuyuan/README.md`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset, Offset};
+use chrono::{DateTime, FixedOffset};
 use rand::Rng;
 use serde_json::{json, Map, Value};
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 use unsilo_schemas::validate::{uscc_check_char, RegionTable};
 
+use super::clock::{
+    beijing, close_of_business, floor_second, format_with, wall_clock_ms, DAY, HOUR, MINUTE, SECOND,
+};
 use super::fake::{Faker, DEFAULT_COUNTIES};
 use crate::sdk::Shutdown;
 
-const SECOND: i64 = 1_000;
-const MINUTE: i64 = 60 * SECOND;
-const HOUR: i64 = 60 * MINUTE;
-const DAY: i64 = 24 * HOUR;
-const BEIJING_OFFSET_SECS: i32 = 8 * 3600;
 /// The platform's time format.
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 /// The longest a retry waits.
@@ -220,37 +218,8 @@ fn check(options: &QinwuyuanOptions) -> Result<(), Error> {
 // Times
 // ---------------------------------------------------------------------------------------------------------------
 
-fn beijing() -> FixedOffset {
-    // UTC+8 is always a valid offset; the fallback only keeps this free of panics.
-    FixedOffset::east_opt(BEIJING_OFFSET_SECS).unwrap_or(chrono::Utc.fix())
-}
-
 fn format_time(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&beijing()).format(TIME_FORMAT).to_string())
-        .unwrap_or_default()
-}
-
-fn format_with(ms: i64, pattern: &str) -> String {
-    DateTime::from_timestamp_millis(ms)
-        .map(|t| t.with_timezone(&beijing()).format(pattern).to_string())
-        .unwrap_or_default()
-}
-
-fn floor_second(ms: i64) -> i64 {
-    ms.div_euclid(SECOND) * SECOND
-}
-
-/// 18:00 Beijing time on the day `ms` falls on.
-fn close_of_business(ms: i64) -> i64 {
-    let offset = i64::from(BEIJING_OFFSET_SECS) * SECOND;
-    ms.saturating_add(offset).div_euclid(DAY) * DAY + 18 * HOUR - offset
-}
-
-fn wall_clock_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    format_with(ms, TIME_FORMAT)
 }
 
 // ---------------------------------------------------------------------------------------------------------------
