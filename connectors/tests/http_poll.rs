@@ -7,23 +7,20 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::task::JoinHandle;
 use unsilo_connectors::sdk::{
-    Accepted, BatchReport, CheckpointStore, MemoryCheckpointStore, RawInput, RecordSink,
-    RejectReason, Rejected, RetryHint, Shutdown, ShutdownTrigger, SinkError, Source, SourceContext,
-    SourceError,
+    CheckpointStore, MemoryCheckpointStore, RecordingSink, RetryHint, Shutdown, ShutdownTrigger,
+    Source, SourceContext, SourceError,
 };
 use unsilo_connectors::transport::http_poll::{HttpPollConfig, HttpPollSource};
 
@@ -235,78 +232,16 @@ fn page_token_config(addr: SocketAddr, page_size: u32) -> HttpPollConfig {
 // A sink that records what it got
 // ---------------------------------------------------------------------------------------------------------------
 
-#[derive(Default)]
-struct RecordingSink {
-    inputs: Mutex<Vec<RawInput>>,
-    submits: AtomicUsize,
-}
-
-impl RecordingSink {
-    fn inputs(&self) -> Vec<RawInput> {
-        self.inputs.lock().unwrap().clone()
-    }
-
-    fn records(&self) -> Vec<Value> {
-        self.inputs()
-            .into_iter()
-            .map(|i| i.parsed.expect("every record is JSON"))
-            .collect()
-    }
-
-    /// Ticket numbers without the common prefix: `GD202405010003` → 3.
-    fn tickets(&self) -> Vec<u32> {
-        self.records()
-            .iter()
-            .map(|r| {
-                r["ticket_no"].as_str().expect("a ticket number")["GD20240501".len()..]
-                    .parse()
-                    .expect("a numbered ticket")
-            })
-            .collect()
-    }
-
-    async fn wait_for(&self, count: usize) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while self.inputs.lock().unwrap().len() < count {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "waited {PATIENCE:?} for {count} inputs, got {:?}",
-                self.inputs()
-                    .iter()
-                    .map(|i| format!("{}: {:?}", i.origin, i.parsed))
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-#[async_trait]
-impl RecordSink for RecordingSink {
-    async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
-        self.submits.fetch_add(1, Ordering::SeqCst);
-        let mut report = BatchReport::default();
-        for (index, input) in batch.iter().enumerate() {
-            match &input.parsed {
-                Ok(_) => report.accepted.push(Accepted {
-                    index,
-                    record_id: format!("r{index}"),
-                    schema: "hotline_ticket".into(),
-                }),
-                Err(message) => report.rejected.push(Rejected {
-                    index,
-                    reason: RejectReason {
-                        stage: "parse",
-                        code: "invalid_json".into(),
-                        field: None,
-                        message: message.clone(),
-                    },
-                }),
-            }
-        }
-        self.inputs.lock().unwrap().extend(batch);
-        Ok(report)
-    }
+/// Ticket numbers without the common prefix, in arrival order: `GD202405010003` → 3.
+fn tickets(sink: &RecordingSink) -> Vec<u32> {
+    sink.records()
+        .iter()
+        .map(|r| {
+            r["ticket_no"].as_str().expect("a ticket number")["GD20240501".len()..]
+                .parse()
+                .expect("a numbered ticket")
+        })
+        .collect()
 }
 
 struct Running {
@@ -367,14 +302,14 @@ async fn run_to_end(
 async fn updated_since_pages_through_ties_and_rereads_changed_tickets() {
     let (api, addr) = hotline().await;
     let checkpoints = Arc::new(MemoryCheckpointStore::default());
-    let sink = Arc::new(RecordingSink::default());
+    let sink = Arc::new(RecordingSink::new());
     let running = start(
         updated_since_config(addr, 3).build().unwrap(),
         sink.clone(),
         checkpoints.clone(),
     );
-    sink.wait_for(7).await;
-    assert_eq!(sink.tickets(), vec![1, 2, 3, 4, 5, 6, 7]);
+    sink.wait_for(7, PATIENCE).await;
+    assert_eq!(tickets(&sink), vec![1, 2, 3, 4, 5, 6, 7]);
     let sent = api.sent("updated_since");
     assert_eq!(
         sent[..4],
@@ -403,12 +338,12 @@ async fn updated_since_pages_through_ties_and_rereads_changed_tickets() {
     );
 
     api.update(3, "已办结", "08:10:00");
-    sink.wait_for(8).await;
+    sink.wait_for(8, PATIENCE).await;
     running.stop().await;
     let changed = &sink.records()[7];
     assert_eq!(changed["ticket_no"], json!("GD202405010003"));
     assert_eq!(changed["status"], json!("已办结"));
-    assert_eq!(sink.tickets().len(), 8, "nothing else came again");
+    assert_eq!(tickets(&sink).len(), 8, "nothing else came again");
     assert_eq!(
         checkpoints.load().await.unwrap(),
         Some(json!({"updated_since": "2024-05-01 08:10:00", "seen_ids": ["GD202405010003"]}))
@@ -424,15 +359,15 @@ async fn a_full_page_of_one_update_time_grows_the_page() {
     }
     api.add(order(6, "09:30:00"));
     let addr = serve(api.clone()).await;
-    let sink = Arc::new(RecordingSink::default());
+    let sink = Arc::new(RecordingSink::new());
     let running = start(
         updated_since_config(addr, 2).build().unwrap(),
         sink.clone(),
         Arc::new(MemoryCheckpointStore::default()),
     );
-    sink.wait_for(6).await;
+    sink.wait_for(6, PATIENCE).await;
     running.stop().await;
-    assert_eq!(sink.tickets(), vec![1, 2, 3, 4, 5, 6]);
+    assert_eq!(tickets(&sink), vec![1, 2, 3, 4, 5, 6]);
     assert!(
         api.sent("page_size").contains(&Some("8".into())),
         "{:?}",
@@ -446,27 +381,27 @@ async fn a_full_page_of_one_update_time_grows_the_page() {
 async fn restart_resumes_from_the_checkpoint() {
     let (api, addr) = hotline().await;
     let checkpoints = Arc::new(MemoryCheckpointStore::default());
-    let first = Arc::new(RecordingSink::default());
+    let first = Arc::new(RecordingSink::new());
     let running = start(
         updated_since_config(addr, 3).build().unwrap(),
         first.clone(),
         checkpoints.clone(),
     );
-    first.wait_for(7).await;
+    first.wait_for(7, PATIENCE).await;
     running.stop().await;
 
     api.add(order(8, "08:05:00"));
     api.update(2, "已回访", "08:06:00");
     let requests_before = api.requests().len();
-    let second = Arc::new(RecordingSink::default());
+    let second = Arc::new(RecordingSink::new());
     let running = start(
         updated_since_config(addr, 3).build().unwrap(),
         second.clone(),
         checkpoints.clone(),
     );
-    second.wait_for(2).await;
+    second.wait_for(2, PATIENCE).await;
     running.stop().await;
-    assert_eq!(second.tickets(), vec![8, 2]);
+    assert_eq!(tickets(&second), vec![8, 2]);
     assert_eq!(second.records()[1]["status"], json!("已回访"));
     assert_eq!(
         api.sent("updated_since")[requests_before],
@@ -485,7 +420,7 @@ async fn server_error_is_transient_and_the_next_run_recovers() {
         Some(Trouble::Status(StatusCode::INTERNAL_SERVER_ERROR)),
     ]);
     let checkpoints = Arc::new(MemoryCheckpointStore::default());
-    let failing = Arc::new(RecordingSink::default());
+    let failing = Arc::new(RecordingSink::new());
     let error = run_to_end(
         updated_since_config(addr, 3).build().unwrap(),
         failing.clone(),
@@ -495,21 +430,21 @@ async fn server_error_is_transient_and_the_next_run_recovers() {
     .expect_err("a 500 ends the run");
     assert_eq!(error.hint, RetryHint::WithBackoff, "{error}");
     assert!(error.message.contains("500"), "{error}");
-    assert_eq!(failing.tickets(), vec![1, 2, 3]);
+    assert_eq!(tickets(&failing), vec![1, 2, 3]);
     assert_eq!(
         checkpoints.load().await.unwrap(),
         Some(json!({"updated_since": "2024-05-01 08:01:00", "seen_ids": ["GD202405010003"]}))
     );
 
-    let recovered = Arc::new(RecordingSink::default());
+    let recovered = Arc::new(RecordingSink::new());
     let running = start(
         updated_since_config(addr, 3).build().unwrap(),
         recovered.clone(),
         checkpoints.clone(),
     );
-    recovered.wait_for(4).await;
+    recovered.wait_for(4, PATIENCE).await;
     running.stop().await;
-    assert_eq!(recovered.tickets(), vec![4, 5, 6, 7]);
+    assert_eq!(tickets(&recovered), vec![4, 5, 6, 7]);
 }
 
 /// A wrong API key is fatal (retrying cannot help), names the status, and does not repeat the key.
@@ -520,7 +455,7 @@ async fn unauthorized_is_fatal() {
     config
         .headers
         .insert("X-Api-Key".into(), "k-wrong-key-424242".into());
-    let sink = Arc::new(RecordingSink::default());
+    let sink = Arc::new(RecordingSink::new());
     let checkpoints = Arc::new(MemoryCheckpointStore::default());
     let error = run_to_end(config.build().unwrap(), sink.clone(), checkpoints.clone())
         .await
@@ -550,7 +485,7 @@ async fn a_body_without_records_goes_to_the_dead_letter_topic() {
         (Trouble::Envelope, "no array of records at \"/data/items\""),
     ] {
         api.trouble.lock().unwrap().push_back(Some(trouble.clone()));
-        let sink = Arc::new(RecordingSink::default());
+        let sink = Arc::new(RecordingSink::new());
         let checkpoints = Arc::new(MemoryCheckpointStore::default());
         let error = run_to_end(
             updated_since_config(addr, 3).build().unwrap(),
@@ -586,7 +521,7 @@ async fn connection_refused_is_transient() {
     drop(listener);
     let error = run_to_end(
         updated_since_config(addr, 3).build().unwrap(),
-        Arc::new(RecordingSink::default()),
+        Arc::new(RecordingSink::new()),
         Arc::new(MemoryCheckpointStore::default()),
     )
     .await
@@ -601,17 +536,17 @@ async fn connection_refused_is_transient() {
 async fn page_token_follows_tokens_and_resumes() {
     let (api, addr) = hotline().await;
     let checkpoints = Arc::new(MemoryCheckpointStore::default());
-    let first = Arc::new(RecordingSink::default());
+    let first = Arc::new(RecordingSink::new());
     let running = start(
         page_token_config(addr, 3).build().unwrap(),
         first.clone(),
         checkpoints.clone(),
     );
-    first.wait_for(7).await;
+    first.wait_for(7, PATIENCE).await;
     api.add(order(8, "07:00:00"));
-    first.wait_for(8).await;
+    first.wait_for(8, PATIENCE).await;
     running.stop().await;
-    assert_eq!(first.tickets(), vec![1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(tickets(&first), vec![1, 2, 3, 4, 5, 6, 7, 8]);
     assert_eq!(
         api.sent("page_token")[..3],
         [None, Some("p3".into()), Some("p6".into())]
@@ -624,13 +559,13 @@ async fn page_token_follows_tokens_and_resumes() {
     for n in 9..=10 {
         api.add(order(n, "07:00:00"));
     }
-    let second = Arc::new(RecordingSink::default());
+    let second = Arc::new(RecordingSink::new());
     let running = start(
         page_token_config(addr, 3).build().unwrap(),
         second.clone(),
         checkpoints.clone(),
     );
-    second.wait_for(2).await;
+    second.wait_for(2, PATIENCE).await;
     running.stop().await;
-    assert_eq!(second.tickets(), vec![9, 10]);
+    assert_eq!(tickets(&second), vec![9, 10]);
 }

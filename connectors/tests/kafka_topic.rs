@@ -2,15 +2,13 @@
 //! tests/run.sh): a departmental system's topic is consumed, and a restarted source resumes after the last
 //! acknowledged batch. Without a broker these tests fail; they never skip.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use unsilo_connectors::sdk::{
-    Accepted, BatchReport, MemoryCheckpointStore, RawInput, RecordSink, RejectReason, Rejected,
-    Shutdown, SinkError, Source, SourceContext,
+    MemoryCheckpointStore, RecordingSink, Shutdown, Source, SourceContext,
 };
 use unsilo_connectors::transport::kafka_topic::KafkaTopicConfig;
 
@@ -18,39 +16,6 @@ fn broker() -> String {
     std::env::var("UNSILO_TEST_KAFKA").expect(
         "UNSILO_TEST_KAFKA is not set: run the tests with tests/run.sh, which starts a broker",
     )
-}
-
-/// A sink that keeps what it is given: accepts JSON, rejects the rest.
-#[derive(Default)]
-struct Collecting {
-    seen: Mutex<Vec<RawInput>>,
-}
-
-#[async_trait]
-impl RecordSink for Collecting {
-    async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
-        let mut report = BatchReport::default();
-        for (index, input) in batch.iter().enumerate() {
-            match &input.parsed {
-                Ok(_) => report.accepted.push(Accepted {
-                    index,
-                    record_id: input.origin.clone(),
-                    schema: "test".into(),
-                }),
-                Err(e) => report.rejected.push(Rejected {
-                    index,
-                    reason: RejectReason {
-                        stage: "parse",
-                        code: "unreadable_input".into(),
-                        field: None,
-                        message: e.clone(),
-                    },
-                }),
-            }
-        }
-        self.seen.lock().expect("lock").extend(batch);
-        Ok(report)
-    }
 }
 
 async fn produce(topic: &str, values: &[String]) {
@@ -71,7 +36,7 @@ async fn produce(topic: &str, values: &[String]) {
 }
 
 /// Runs the source until `sink` has seen `want` inputs, then stops it.
-async fn run_until(config: &KafkaTopicConfig, sink: Arc<Collecting>, want: usize) {
+async fn run_until(config: &KafkaTopicConfig, sink: Arc<RecordingSink>, want: usize) {
     let (trigger, shutdown) = Shutdown::new();
     let ctx = SourceContext {
         connector: "ga-kafka".into(),
@@ -81,14 +46,7 @@ async fn run_until(config: &KafkaTopicConfig, sink: Arc<Collecting>, want: usize
     };
     let mut source = config.build().expect("build");
     let task = tokio::spawn(async move { source.run(ctx).await });
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while sink.seen.lock().expect("lock").len() < want {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "source did not deliver {want} inputs"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    sink.wait_for(want, Duration::from_secs(60)).await;
     trigger.trigger();
     task.await.expect("join").expect("source stopped cleanly");
 }
@@ -105,10 +63,10 @@ async fn consumes_a_topic_and_resumes_after_the_last_acknowledged_batch() {
     config.group_id = Some(format!("unsilo-test-{:016x}", rand::random::<u64>()));
     config.batch_size = 7;
 
-    let sink = Arc::new(Collecting::default());
+    let sink = Arc::new(RecordingSink::new());
     run_until(&config, sink.clone(), 21).await;
     {
-        let seen = sink.seen.lock().expect("lock");
+        let seen = sink.inputs();
         assert_eq!(seen.len(), 21);
         assert!(seen.iter().filter(|i| i.parsed.is_ok()).count() == 20);
         let bad = seen
@@ -133,10 +91,10 @@ async fn consumes_a_topic_and_resumes_after_the_last_acknowledged_batch() {
         .map(|i| format!(r#"{{"jqbh":"J{i:04}"}}"#))
         .collect();
     produce(&topic, &second).await;
-    let sink = Arc::new(Collecting::default());
+    let sink = Arc::new(RecordingSink::new());
     run_until(&config, sink.clone(), 5).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let seen = sink.seen.lock().expect("lock");
+    let seen = sink.inputs();
     let mut ids: Vec<String> = seen
         .iter()
         .map(|i| {

@@ -8,18 +8,15 @@
 //! The shared bodies (restart, sink failure, bad names) run once per backend: on PostgreSQL with a 低保 roster
 //! polled by `(updated_at, id)`, on MySQL with a public-security incident table polled by its auto-increment id.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor, MySqlConnection, PgConnection};
 use tokio::task::JoinHandle;
 use unsilo_connectors::sdk::{
-    Accepted, BatchReport, CheckpointStore, MemoryCheckpointStore, RawInput, RecordSink,
-    RejectReason, Rejected, RetryHint, Shutdown, ShutdownTrigger, SinkError, Source, SourceContext,
-    SourceError,
+    CheckpointStore, MemoryCheckpointStore, RecordingSink, RetryHint, Shutdown, ShutdownTrigger,
+    Source, SourceContext, SourceError,
 };
 use unsilo_connectors::transport::sql_poll::{SqlPollConfig, SqlPollSource};
 
@@ -29,85 +26,12 @@ const PATIENCE: Duration = Duration::from_secs(60);
 // A sink that records what it got, and can fail once
 // ---------------------------------------------------------------------------------------------------------------
 
-#[derive(Default)]
-struct RecordingSink {
-    inputs: Mutex<Vec<RawInput>>,
-    submits: AtomicUsize,
-    /// The submit (1-based) that fails, if any.
-    fail_on_submit: Option<usize>,
-}
-
-impl RecordingSink {
-    fn failing_on(submit: usize) -> Self {
-        Self {
-            fail_on_submit: Some(submit),
-            ..Self::default()
-        }
-    }
-
-    fn inputs(&self) -> Vec<RawInput> {
-        self.inputs.lock().unwrap().clone()
-    }
-
-    fn records(&self) -> Vec<Value> {
-        self.inputs()
-            .into_iter()
-            .map(|i| i.parsed.expect("every row decodes"))
-            .collect()
-    }
-
-    fn ids(&self) -> Vec<i64> {
-        self.records()
-            .iter()
-            .map(|r| r["id"].as_i64().expect("an integer id"))
-            .collect()
-    }
-
-    async fn wait_for(&self, count: usize) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while self.inputs.lock().unwrap().len() < count {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "waited {PATIENCE:?} for {count} inputs, got {:?}",
-                self.inputs()
-                    .iter()
-                    .map(|i| format!("{}: {:?}", i.origin, i.parsed))
-                    .collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-#[async_trait]
-impl RecordSink for RecordingSink {
-    async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
-        let n = self.submits.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.fail_on_submit == Some(n) {
-            return Err(SinkError("bus unavailable".into()));
-        }
-        let mut report = BatchReport::default();
-        for (index, input) in batch.iter().enumerate() {
-            match &input.parsed {
-                Ok(_) => report.accepted.push(Accepted {
-                    index,
-                    record_id: format!("r{index}"),
-                    schema: "test".into(),
-                }),
-                Err(message) => report.rejected.push(Rejected {
-                    index,
-                    reason: RejectReason {
-                        stage: "parse",
-                        code: "undecodable".into(),
-                        field: None,
-                        message: message.clone(),
-                    },
-                }),
-            }
-        }
-        self.inputs.lock().unwrap().extend(batch);
-        Ok(report)
-    }
+/// The rows' ids, in arrival order.
+fn ids(sink: &RecordingSink) -> Vec<i64> {
+    sink.records()
+        .iter()
+        .map(|r| r["id"].as_i64().expect("an integer id"))
+        .collect()
 }
 
 struct Running {
@@ -348,17 +272,17 @@ async fn restart_resumes_after_the_checkpoint(fx: Fixture) {
             let checkpoints = Arc::new(MemoryCheckpointStore::default());
             let first = Arc::new(RecordingSink::default());
             let running = start(fx.source(2), first.clone(), checkpoints.clone());
-            first.wait_for(5).await;
+            first.wait_for(5, PATIENCE).await;
             running.stop().await;
-            assert_eq!(first.ids(), vec![1, 2, 3, 4, 5]);
+            assert_eq!(ids(&first), vec![1, 2, 3, 4, 5]);
 
             fx.insert(&mut db, 6..=7).await;
             let second = Arc::new(RecordingSink::default());
             let running = start(fx.source(2), second.clone(), checkpoints.clone());
-            second.wait_for(2).await;
+            second.wait_for(2, PATIENCE).await;
             running.stop().await;
             assert_eq!(
-                second.ids(),
+                ids(&second),
                 vec![6, 7],
                 "the restarted poll reads only the new rows"
             );
@@ -379,7 +303,7 @@ async fn sink_failure_midway_loses_nothing(fx: Fixture) {
             let outcome = run_to_end(fx.source(3), failing.clone(), checkpoints.clone()).await;
             let error = outcome.expect_err("a sink failure ends the run");
             assert_eq!(error.hint, RetryHint::WithBackoff, "{error}");
-            assert_eq!(failing.ids(), vec![1, 2, 3]);
+            assert_eq!(ids(&failing), vec![1, 2, 3]);
             let checkpoint = checkpoints.load().await.unwrap().expect("a checkpoint");
             assert_eq!(
                 checkpoint["id"],
@@ -389,9 +313,9 @@ async fn sink_failure_midway_loses_nothing(fx: Fixture) {
 
             let healthy = Arc::new(RecordingSink::default());
             let running = start(fx.source(3), healthy.clone(), checkpoints.clone());
-            healthy.wait_for(4).await;
+            healthy.wait_for(4, PATIENCE).await;
             running.stop().await;
-            assert_eq!(healthy.ids(), vec![4, 5, 6, 7]);
+            assert_eq!(ids(&healthy), vec![4, 5, 6, 7]);
         })
         .await;
 }
@@ -486,8 +410,8 @@ async fn postgres_dibao_roster_rows_ties_inserts_and_updates() {
             let checkpoints = Arc::new(MemoryCheckpointStore::default());
             let sink = Arc::new(RecordingSink::default());
             let running = start(fx.source(2), sink.clone(), checkpoints.clone());
-            sink.wait_for(5).await;
-            assert_eq!(sink.ids(), vec![1, 2, 3, 4, 5], "ties across a batch boundary are read once each");
+            sink.wait_for(5, PATIENCE).await;
+            assert_eq!(ids(&sink), vec![1, 2, 3, 4, 5], "ties across a batch boundary are read once each");
 
             let first = &sink.inputs()[0];
             let expected = json!({
@@ -513,14 +437,14 @@ async fn postgres_dibao_roster_rows_ties_inserts_and_updates() {
 
             // A new row, then a change to 李四's allowance: both come in, the change as a new version of row 2.
             fx.insert(&mut db, 6..=6).await;
-            sink.wait_for(6).await;
+            sink.wait_for(6, PATIENCE).await;
             db.exec(&format!(
                 "UPDATE {t} SET allowance = 760.50, updated_at = '2024-05-03 09:00:00' WHERE id = 2"
             ))
             .await;
-            sink.wait_for(7).await;
+            sink.wait_for(7, PATIENCE).await;
             running.stop().await;
-            assert_eq!(sink.ids(), vec![1, 2, 3, 4, 5, 6, 2]);
+            assert_eq!(ids(&sink), vec![1, 2, 3, 4, 5, 6, 2]);
             assert_eq!(sink.records()[6]["allowance"], json!("760.50"));
             assert_eq!(
                 checkpoints.load().await.unwrap(),
@@ -541,7 +465,7 @@ async fn mysql_incident_table_rows_and_incremental_inserts() {
             let checkpoints = Arc::new(MemoryCheckpointStore::default());
             let sink = Arc::new(RecordingSink::default());
             let running = start(fx.source(2), sink.clone(), checkpoints.clone());
-            sink.wait_for(3).await;
+            sink.wait_for(3, PATIENCE).await;
             let first = &sink.inputs()[0];
             let expected = json!({
                 "id": 1,
@@ -564,9 +488,9 @@ async fn mysql_incident_table_rows_and_incremental_inserts() {
             ))
             .await;
             fx.insert(&mut db, 5..=5).await;
-            sink.wait_for(5).await;
+            sink.wait_for(5, PATIENCE).await;
             running.stop().await;
-            assert_eq!(sink.ids(), vec![1, 2, 3, 4, 5]);
+            assert_eq!(ids(&sink), vec![1, 2, 3, 4, 5]);
             let fourth = &sink.records()[3];
             assert_eq!(fourth["place"], json!("未央区凤城八路与明光路十字"));
             assert_eq!(fourth["note"], json!("两车追尾，无人员伤亡"));
@@ -601,9 +525,9 @@ async fn mysql_query_with_cursor_placeholder_and_start() {
                 sink.clone(),
                 Arc::new(MemoryCheckpointStore::default()),
             );
-            sink.wait_for(3).await;
+            sink.wait_for(3, PATIENCE).await;
             running.stop().await;
-            assert_eq!(sink.ids(), vec![2, 3, 6]);
+            assert_eq!(ids(&sink), vec![2, 3, 6]);
             assert_eq!(sink.inputs()[0].origin, "query id=2");
             assert_eq!(
                 sink.records()[0],

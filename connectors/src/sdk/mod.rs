@@ -15,10 +15,12 @@
 mod checkpoint;
 mod error;
 mod input;
+mod recording;
 
 pub use checkpoint::{CheckpointStore, MemoryCheckpointStore};
 pub use error::{RetryHint, SinkError, SourceError};
 pub use input::{Accepted, BatchReport, RawInput, RejectReason, Rejected};
+pub use recording::RecordingSink;
 
 use std::sync::Arc;
 
