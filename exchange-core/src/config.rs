@@ -60,6 +60,99 @@ pub struct Config {
     /// Source connectors this hub runs (`[[connectors]]`, one table each).
     #[serde(default)]
     pub connectors: Vec<ConnectorConfig>,
+    /// This hub process.
+    #[serde(default)]
+    pub hub: HubConfig,
+    /// Keys.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Delivery channels.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+/// This hub process.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// The process's name in the audit log: its chain of evidence. Stable across restarts; unique per process
+    /// when several share one Kafka cluster (default `hub`).
+    #[serde(default = "default_hub_id")]
+    pub id: String,
+    /// The name shared by the hub processes that split the routing work between them: routers join consumer
+    /// group `<cluster>.router.<schema>` (default `unsilo`). Processes of one deployment use the same name.
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+}
+
+fn default_cluster() -> String {
+    "unsilo".to_owned()
+}
+
+fn default_hub_id() -> String {
+    "hub".to_owned()
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            id: default_hub_id(),
+            cluster: default_cluster(),
+        }
+    }
+}
+
+/// Keys.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// The deployment secret (64 hex characters), root of the pseudonymisation and webhook signing keys. Created
+    /// with a random secret if missing. Default: `hub.secret` in the embedded bus's data directory. Every hub
+    /// process of one deployment must use the same secret, or pseudonyms will differ between them.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+}
+
+/// The admin API.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Operators and the SHA-256 of their tokens (`[[admin.operators]] name = "…", token_sha256 = "…"`).
+    /// Without any, only agencies can call the admin API (and nothing can be approved).
+    #[serde(default)]
+    pub operators: Vec<crate::admin::lifecycle::OperatorCredential>,
+}
+
+/// Delivery channels.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Extra CA certificates (PEM file) trusted for webhook endpoints, e.g. a government private CA.
+    #[serde(default)]
+    pub webhook_ca_file: Option<PathBuf>,
+    /// Allow `http://` webhook URLs (only for development; default false).
+    #[serde(default)]
+    pub webhook_allow_plain_http: bool,
+    /// Attempts per record before a webhook delivery goes to the delivery DLQ (default 8).
+    #[serde(default = "default_webhook_attempts")]
+    pub webhook_max_attempts: u32,
+}
+
+fn default_webhook_attempts() -> u32 {
+    8
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            webhook_ca_file: None,
+            webhook_allow_plain_http: false,
+            webhook_max_attempts: default_webhook_attempts(),
+        }
+    }
 }
 
 /// One source connector instance.
@@ -343,6 +436,26 @@ impl Config {
                 self.bus.partitions
             )));
         }
+        if self.bus.kind == BusKind::Kafka && self.security.secret_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "bus.kind is \"kafka\": set [security] secret_file, one file shared by every hub process (pseudonyms must agree)"
+                    .into(),
+            ));
+        }
+        for o in &self.admin.operators {
+            if o.token_sha256.len() != 64 || !o.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "admin operator `{}`: token_sha256 must be 64 hex characters",
+                    o.name
+                )));
+            }
+        }
+        if self.hub.id.is_empty() || self.hub.id.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid(
+                "hub.id must be a non-empty name".into(),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for c in &self.connectors {
             let name_ok = !c.name.is_empty()
@@ -418,9 +531,13 @@ mod tests {
     fn kafka_needs_its_section() {
         let err = Config::parse("[bus]\nkind = \"kafka\"\n").expect_err("must fail");
         assert!(err.to_string().contains("[bus.kafka]"), "{err}");
-        let c = Config::parse(
-            "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n",
-        )
+        let kafka =
+            "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n";
+        let err = Config::parse(kafka).expect_err("a Kafka hub needs a shared secret file");
+        assert!(err.to_string().contains("secret_file"), "{err}");
+        let c = Config::parse(&format!(
+            "{kafka}[security]\nsecret_file = \"/etc/unsilo/hub.secret\"\n"
+        ))
         .expect("parse");
         assert_eq!(c.bus.kafka.expect("kafka").replication_factor, 1);
     }
@@ -474,5 +591,15 @@ mod tests {
                 .join(file);
             Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
+    }
+}
+
+impl Config {
+    /// The deployment secret's file: `[security] secret_file`, else `hub.secret` in the embedded data directory.
+    pub fn secret_file(&self) -> PathBuf {
+        self.security
+            .secret_file
+            .clone()
+            .unwrap_or_else(|| self.bus.embedded.data_dir.join("hub.secret"))
     }
 }

@@ -113,6 +113,159 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, De
     toml::from_str(text).map_err(|e| DemoError::Setup(format!("demo {what} settings: {e}")))
 }
 
+/// The demo's agencies: id, name, unified social credit code, clearance.
+const DEMO_AGENCIES: [(&str, &str, &str, &str); 2] = [
+    ("civil-affairs", "汉阴县民政局", "11610921016050037T", "S3"),
+    (
+        "public-security",
+        "汉阴县公安局",
+        "11610921MB12345671",
+        "S2",
+    ),
+];
+
+/// Creates the demo's agencies (or issues them fresh tokens on a re-run) and their subscriptions, approved by
+/// the demo operator, as an operator would with `unsilo agency create` and `unsilo subscription approve`.
+/// Returns each agency's token.
+async fn setup_agencies(
+    hub: &Hub,
+    postgres_url: Option<&str>,
+) -> Result<Vec<(String, String)>, DemoError> {
+    use crate::admin::auth::Principal;
+    use crate::admin::lifecycle::{ApproveRequest, NewAgency, SubscriptionRequest};
+    let operator = "demo-operator";
+    let setup = |e: crate::admin::auth::ApiError| DemoError::Setup(format!("demo agencies: {e}"));
+    let mut tokens = Vec::new();
+    for (id, name, uscc, clearance) in DEMO_AGENCIES {
+        let token = if hub.control.agency(id).is_some() {
+            hub.admin.issue_token(operator, id).await.map_err(setup)?
+        } else {
+            let new = NewAgency {
+                id: id.into(),
+                name: name.into(),
+                uscc: uscc.into(),
+                clearance: clearance.into(),
+                client_cert_sha256: None,
+            };
+            hub.admin
+                .create_agency(operator, new)
+                .await
+                .map_err(setup)?
+                .1
+        };
+        tokens.push((id.to_owned(), token));
+    }
+    let mut requests: Vec<(&str, serde_json::Value, Vec<&str>)> = vec![
+        (
+            "civil-affairs",
+            serde_json::json!({
+                "name": "red-households",
+                "schema": "household",
+                "filter": "care_level == \"RED\"",
+                "fields": [
+                    { "field": "household_id", "treatment": "pseudonymise" },
+                    { "field": "head_cert_no", "treatment": "pseudonymise" },
+                    { "field": "head_name", "treatment": "mask" },
+                    { "field": "care_level", "treatment": "clear" },
+                    { "field": "village_code", "treatment": "clear" },
+                    { "field": "member_count", "treatment": "clear" },
+                    { "field": "address", "treatment": "generalise" }
+                ],
+                "purpose": "连心户走访帮扶 / visits to RED-level households",
+                "legal_basis": "《社会救助暂行办法》",
+                "channel": { "kind": "pull" }
+            }),
+            vec!["head_cert_no", "address"],
+        ),
+        (
+            "public-security",
+            serde_json::json!({
+                "name": "grid-events",
+                "schema": "grid_event",
+                "filter": "region_code.startsWith(\"61\")",
+                "fields": [
+                    { "field": "event_type_code", "treatment": "clear" },
+                    { "field": "event_type_name", "treatment": "clear" },
+                    { "field": "envelope.region_code", "treatment": "clear" },
+                    { "field": "urgency", "treatment": "clear" },
+                    { "field": "location.address", "treatment": "generalise" }
+                ],
+                "purpose": "社会治安形势研判 / public-safety situation analysis",
+                "channel": { "kind": "pull" }
+            }),
+            vec!["location.address"],
+        ),
+    ];
+    if let Some(url) = postgres_url {
+        requests.push((
+            "civil-affairs",
+            serde_json::json!({
+                "name": "red-households-sql",
+                "schema": "household",
+                "filter": "care_level == \"RED\"",
+                "fields": [
+                    { "field": "head_cert_no", "treatment": "pseudonymise" },
+                    { "field": "care_level", "treatment": "clear" },
+                    { "field": "village_code", "treatment": "clear" },
+                    { "field": "member_count", "treatment": "clear" }
+                ],
+                "purpose": "连心户台账 / RED-level household register",
+                "channel": { "kind": "sql", "url": url, "table": "mz_red_households" }
+            }),
+            vec!["head_cert_no"],
+        ));
+    }
+    for (agency, body, above) in requests {
+        let request: SubscriptionRequest = serde_json::from_value(body)
+            .map_err(|e| DemoError::Setup(format!("demo subscription: {e}")))?;
+        let id = crate::policy::model::Subscription::id_of(agency, &request.name);
+        if hub.control.subscription(&id).is_some() {
+            continue;
+        }
+        hub.admin
+            .request(&Principal::Agency(agency.into()), request)
+            .await
+            .map_err(setup)?;
+        let approval = ApproveRequest {
+            approve_above_clearance: above.into_iter().map(str::to_owned).collect(),
+            ..ApproveRequest::default()
+        };
+        hub.admin
+            .approve(operator, &id, approval)
+            .await
+            .map_err(setup)?;
+    }
+    Ok(tokens)
+}
+
+/// Writes the demo's tokens to files readable only by the user (never to the log).
+fn write_tokens(
+    dir: &std::path::Path,
+    operator: &str,
+    agencies: &[(String, String)],
+) -> Result<(), DemoError> {
+    let setup = |e: std::io::Error| {
+        DemoError::Setup(format!("writing demo tokens to {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(setup)?;
+    let mut files = vec![("operator".to_owned(), operator.to_owned())];
+    files.extend(agencies.iter().cloned());
+    for (name, token) in files {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&path).map_err(setup)?;
+        std::io::Write::write_all(&mut f, token.as_bytes()).map_err(setup)?;
+    }
+    Ok(())
+}
+
 /// Runs the demo until `shutdown` completes: simulators stop first, then the hub drains and closes.
 pub async fn run(
     options: DemoOptions,
@@ -209,7 +362,18 @@ pub async fn run(
         ));
     }
 
+    let operator_token = new_token();
+    config
+        .admin
+        .operators
+        .push(crate::admin::lifecycle::OperatorCredential {
+            name: "demo-operator".into(),
+            token_sha256: crate::admin::auth::token_digest(&operator_token),
+        });
     let hub = Hub::start(&config).await?;
+    let tokens_dir = options.data_dir.join("demo-tokens");
+    let agency_tokens = setup_agencies(&hub, options.postgres_url.as_deref()).await?;
+    write_tokens(&tokens_dir, &operator_token, &agency_tokens)?;
     let listener = TcpListener::bind(options.listen)
         .await
         .map_err(|e| DemoError::Setup(format!("cannot listen on {}: {e}", options.listen)))?;
@@ -257,6 +421,15 @@ pub async fn run(
         hotline_api = %format!("http://{hotline_addr}/api/workorders"),
         "Demo running: grid and 秦务员 push, the 12345 API is polled, GBK exports land in the dropbox. \
          Try: curl {base}/metrics | grep unsilo_ingest ; curl {base}/subjects . Ctrl-C stops."
+    );
+    info!(
+        tokens = %tokens_dir.display(),
+        "Agencies subscribed: civil-affairs.red-households (RED households, pseudonymous person keys) and \
+         public-security.grid-events (event type and village code only). Try: \
+         UNSILO_TOKEN=$(cat {t}/civil-affairs) unsilo subscription pull civil-affairs.red-households ; \
+         UNSILO_TOKEN=$(cat {t}/operator) unsilo audit verify ; \
+         UNSILO_TOKEN=$(cat {t}/operator) unsilo subscription list",
+        t = tokens_dir.display()
     );
 
     let serving = hub.serve(listener, async move {

@@ -14,14 +14,28 @@
 //!   `dlq.` topics, checkpoints on `_unsilo.offsets`, the HTTP push endpoint, and the source supervisor.
 //! - [`server`]: the axum HTTP server (`/healthz`, `/readyz`, `/metrics`, the registry) and graceful shutdown.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`policy`]: the access policy — agencies, subscriptions, CEL filters, field treatments and view schemas.
+//! - [`control`]: the control plane — agencies and subscriptions on the compacted `_unsilo.config` topic.
+//! - [`audit`]: the hash-chained evidence log `_unsilo.audit`, its verification and queries.
+//! - [`router`]: from `std.<schema>` to each matching subscription's `sub.<agency>.<subscription>` topic.
+//! - [`delivery`]: from a subscription's topic to the agency — webhook, SQL upsert, Kafka, pull API.
+//! - [`admin`]: the admin HTTP API (agencies, subscriptions, audit) and its authentication.
+//! - [`secrets`]: the deployment secret and the keys derived from it.
 //! - [`bench`](mod@bench): the `unsilo bench` measurements written to `docs/benchmarks.md`.
 
+pub mod admin;
+pub mod audit;
 pub mod bench;
 pub mod bus;
 pub mod config;
+pub mod control;
+pub mod delivery;
 pub mod demo;
 pub mod ingest;
 pub mod metrics;
+pub mod policy;
 pub mod registry;
+pub mod router;
+pub mod secrets;
 pub mod server;
 pub mod wire;

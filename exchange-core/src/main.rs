@@ -1,4 +1,7 @@
-//! The `unsilo` command: `serve` runs the hub; `bench` measures it.
+//! The `unsilo` command: `serve` runs the hub; `demo` runs it with simulated sources and agencies; `bench`
+//! measures it; `agency`, `subscription`, `audit` and `dlq` administer a running hub (see `admin_cli`).
+
+mod admin_cli;
 
 use std::path::PathBuf;
 
@@ -39,6 +42,43 @@ enum Command {
     /// Connector definitions: list the built-ins, scaffold a new one, check one with the conformance kit.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Agencies (operators): create, list, issue tokens.
+    Agency {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: admin_cli::AgencyCommand,
+    },
+    /// Subscriptions: request (agencies), approve / reject / revoke (operators), list, show, pull.
+    Subscription {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: admin_cli::SubscriptionCommand,
+    },
+    /// The evidence log: verify its hash chains, query who received what.
+    Audit {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: admin_cli::AuditCommand,
+    },
+    /// Delivery dead-letter queues: `unsilo dlq replay <subscription>`.
+    Dlq {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Puts the records of a subscription's delivery DLQ back on its topic, to be delivered again.
+    Replay {
+        /// `<agency>.<name>`
+        subscription: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -469,6 +509,13 @@ async fn main() -> std::process::ExitCode {
             connector_new(&name, &schema, &dir)
         }
         Command::Connector(ConnectorCommand::Check { definition }) => connector_check(&definition),
+        Command::Agency { hub, command } => admin_cli::agency(&hub, command).await,
+        Command::Subscription { hub, command } => admin_cli::subscription(&hub, command).await,
+        Command::Audit { hub, command } => admin_cli::audit(&hub, command).await,
+        Command::Dlq {
+            hub,
+            command: DlqCommand::Replay { subscription },
+        } => admin_cli::dlq_replay(&hub, &subscription).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

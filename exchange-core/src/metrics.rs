@@ -282,6 +282,30 @@ impl Bus for InstrumentedBus {
         self.inner.end_offsets(topic).await
     }
 
+    async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> bus::Result<Vec<bus::ConsumedRecord>> {
+        self.inner.fetch(topic, partition, offset, max, wait).await
+    }
+
+    async fn committed_offsets(&self, group: &str, topic: &str) -> bus::Result<Vec<Option<u64>>> {
+        self.inner.committed_offsets(group, topic).await
+    }
+
+    async fn commit_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[(u32, u64)],
+    ) -> bus::Result<()> {
+        self.inner.commit_offsets(group, topic, offsets).await
+    }
+
     async fn shutdown(&self) -> bus::Result<()> {
         self.inner.shutdown().await
     }

@@ -20,14 +20,20 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+use crate::admin::lifecycle::Admin;
+use crate::audit::{AuditLog, AUDIT_TOPIC};
 use crate::bus::embedded::{EmbeddedBus, EmbeddedOptions};
 use crate::bus::kafka::KafkaBus;
 use crate::bus::{self, Bus, TopicSpec};
 use crate::config::{BusKind, Config, TransportKind};
+use crate::control::{ControlPlane, CONFIG_TOPIC};
+use crate::delivery::{self, DeliveryContext, ViewDecoder};
 use crate::ingest::http_push::{self, PushEndpoint};
 use crate::ingest::{runtime, BusCheckpoints, BusSink};
 use crate::metrics::{self, InstrumentedBus, Metrics};
 use crate::registry::{self, Registry};
+use crate::router::RouterContext;
+use crate::secrets::HubSecret;
 use std::collections::HashMap;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -76,6 +82,18 @@ pub enum ServerError {
         /// What is wrong with the settings.
         message: String,
     },
+    /// The deployment secret could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    /// The control plane could not be opened.
+    #[error("control plane: {0}")]
+    Control(#[from] crate::control::ControlError),
+    /// The audit log could not be opened.
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+    /// The webhook client could not be built.
+    #[error("delivery: {0}")]
+    Delivery(String),
     /// A connector's topics, schemas or checkpoints could not be prepared.
     #[error("connector `{connector}`: {source}")]
     Connector {
@@ -101,6 +119,18 @@ pub struct Hub {
     stop_sources: Arc<ShutdownTrigger>,
     /// The running sources.
     sources: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Agencies and subscriptions.
+    pub control: Arc<ControlPlane>,
+    /// The evidence log.
+    pub audit: Arc<AuditLog>,
+    /// The admin operations.
+    pub admin: Arc<Admin>,
+    /// Decodes released records for the pull API.
+    decoder: ViewDecoder,
+    /// Stops the routers, the delivery workers and the expiry task.
+    stop_routing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The routers, the delivery manager and the expiry task.
+    routing: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -243,6 +273,51 @@ impl Hub {
             sources.push(tokio::spawn(runtime::supervise(source, ctx)));
             info!(connector = %c.name, definition = %c.definition, transport = ?c.transport, "Connector ready.");
         }
+        let secret = Arc::new(HubSecret::load_or_create(&config.secret_file())?);
+        let control = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await?;
+        let audit = Arc::new(AuditLog::open(bus.clone(), AUDIT_TOPIC, &config.hub.id).await?);
+        let admin = Arc::new(Admin::new(
+            control.clone(),
+            registry.clone(),
+            audit.clone(),
+            bus.clone(),
+            secret.clone(),
+            &config.admin.operators,
+            config.bus.partitions,
+        ));
+        let decoder = ViewDecoder::new(registry.clone());
+        let webhook = webhook_client(&config.delivery)?;
+        let (stop_routing, routing_stopped) = tokio::sync::watch::channel(false);
+        let mut routing = Vec::new();
+        let router_context = RouterContext {
+            bus: bus.clone(),
+            registry: registry.clone(),
+            control: control.clone(),
+            audit: audit.clone(),
+            key: Arc::new(secret.pseudonym_key()),
+            group_prefix: config.hub.cluster.clone(),
+        };
+        for schema in unsilo_schemas::shared_schemas() {
+            routing.push(tokio::spawn(crate::router::run(
+                router_context.clone(),
+                schema,
+                routing_stopped.clone(),
+            )));
+        }
+        routing.push(tokio::spawn(delivery::run_manager(
+            DeliveryContext {
+                bus: bus.clone(),
+                control: control.clone(),
+                decoder: decoder.clone(),
+                webhook,
+                secret,
+            },
+            routing_stopped.clone(),
+        )));
+        routing.push(tokio::spawn(expire_subscriptions(
+            admin.clone(),
+            routing_stopped,
+        )));
         Ok(Self {
             bus,
             registry,
@@ -250,6 +325,12 @@ impl Hub {
             push_endpoints,
             stop_sources: Arc::new(stop_sources),
             sources: Arc::new(Mutex::new(sources)),
+            control,
+            audit,
+            admin,
+            decoder,
+            stop_routing: Arc::new(stop_routing),
+            routing: Arc::new(Mutex::new(routing)),
         })
     }
 
@@ -262,6 +343,11 @@ impl Hub {
             .with_state(self.clone());
         ops.merge(registry::router(self.registry.clone()))
             .merge(http_push::router(self.push_endpoints.clone()))
+            .merge(crate::admin::router(self.admin.clone()))
+            .merge(delivery::pull::router(
+                self.admin.clone(),
+                self.decoder.clone(),
+            ))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.metrics.clone(),
@@ -319,7 +405,15 @@ impl Hub {
                 warn!(error = %e, "A connector task ended abnormally.");
             }
         }
-        info!("Connectors stopped; closing the registry and the bus.");
+        info!("Connectors stopped; stopping the routers and delivery.");
+        self.stop_routing.send_replace(true);
+        for task in self.routing.lock().await.drain(..) {
+            if let Err(e) = task.await {
+                warn!(error = %e, "A routing or delivery task ended abnormally.");
+            }
+        }
+        self.control.shutdown().await;
+        info!("Routing stopped; closing the registry and the bus.");
         self.registry.shutdown().await;
         let closed = self.bus.shutdown().await;
         served?;
@@ -361,6 +455,40 @@ pub fn load_tls(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConf
         })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The webhook client the configuration describes.
+fn webhook_client(
+    config: &crate::config::DeliveryConfig,
+) -> Result<delivery::webhook::WebhookClient, ServerError> {
+    let extra = match &config.webhook_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            ServerError::Delivery(format!("webhook_ca_file {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let options = delivery::webhook::WebhookOptions {
+        max_attempts: config.webhook_max_attempts.max(1),
+        extra_root_certificates_pem: extra,
+        allow_plain_http: config.webhook_allow_plain_http,
+        ..delivery::webhook::WebhookOptions::default()
+    };
+    delivery::webhook::WebhookClient::new(options).map_err(|e| ServerError::Delivery(e.to_string()))
+}
+
+/// Marks subscriptions past their expiry as expired, every second. (Delivery already stops at the expiry time;
+/// this records the state change and its audit entry.)
+async fn expire_subscriptions(admin: Arc<Admin>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        let n = admin.expire_due().await;
+        if n > 0 {
+            info!(expired = n, "Subscriptions expired.");
+        }
+    }
 }
 
 /// Loads a connector definition: `builtin:<name>` or a folder.

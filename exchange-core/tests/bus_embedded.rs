@@ -246,3 +246,9 @@ async fn acknowledged_records_survive_kill_9() {
         }
     }
 }
+
+#[tokio::test]
+async fn fetch_by_offset_and_commit_from_outside_a_group() {
+    let (_dir, bus) = temp_bus();
+    testkit::fetch_by_offset_and_commit_from_outside_a_group(&bus).await;
+}

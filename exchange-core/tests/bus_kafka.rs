@@ -61,3 +61,8 @@ async fn connecting_to_a_dead_broker_fails_with_a_clear_error() {
         "error should name the address: {err}"
     );
 }
+
+#[tokio::test]
+async fn fetch_by_offset_and_commit_from_outside_a_group() {
+    testkit::fetch_by_offset_and_commit_from_outside_a_group(&connect().await).await;
+}

@@ -4,67 +4,10 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use unsilo_exchange_core::bus::{ConsumerOptions, Record};
-use unsilo_exchange_core::config::{BusKind, Config};
 use unsilo_exchange_core::server::Hub;
-use unsilo_exchange_core::{bus::kafka::KafkaOptions, wire};
-
-/// A hub serving on an ephemeral loopback port, with a handle to stop it.
-struct Running {
-    base: String,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
-    hub: Hub,
-}
-
-impl Running {
-    async fn start(config: &Config) -> Self {
-        let hub = Hub::start(config).await.expect("hub starts");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let serving = hub.clone();
-        let task = tokio::spawn(async move {
-            serving
-                .serve(listener, async {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("serve");
-        });
-        Self {
-            base,
-            stop: Some(stop),
-            task,
-            hub,
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        self.task.await.expect("server task");
-    }
-}
-
-fn embedded_config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.bus.embedded.data_dir = dir.to_owned();
-    c
-}
-
-fn kafka_config() -> Config {
-    let broker = std::env::var("UNSILO_TEST_KAFKA").expect(
-        "UNSILO_TEST_KAFKA is not set: run the tests with tests/run.sh, which starts a broker",
-    );
-    let mut c = Config::default();
-    c.bus.kind = BusKind::Kafka;
-    c.bus.kafka = Some(KafkaOptions::new(broker));
-    c
-}
+use unsilo_exchange_core::wire;
+use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub as Running};
 
 async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
     let r = client.get(url).send().await.expect("request");
@@ -206,7 +149,8 @@ async fn embedded_hub_serves_registry_health_and_metrics() {
 
 #[tokio::test]
 async fn kafka_hub_serves_registry_health_and_metrics() {
-    let running = Running::start(&kafka_config()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(&kafka_config(dir.path())).await;
     operator_surfaces(&running.base, false).await;
     wire_format_round_trip(&running.hub).await;
     running.stop().await;
@@ -214,8 +158,9 @@ async fn kafka_hub_serves_registry_health_and_metrics() {
 
 #[tokio::test]
 async fn two_hubs_on_one_kafka_share_the_registry() {
-    let a = Running::start(&kafka_config()).await;
-    let b = Running::start(&kafka_config()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Running::start(&kafka_config(dir.path())).await;
+    let b = Running::start(&kafka_config(dir.path())).await;
     let client = reqwest::Client::new();
     let subject = format!("t.shared.{:016x}-value", rand_suffix());
     let schema =
@@ -249,11 +194,4 @@ async fn two_hubs_on_one_kafka_share_the_registry() {
     }
     a.stop().await;
     b.stop().await;
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }

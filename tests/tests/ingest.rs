@@ -8,17 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use unsilo_connectors::conformance::{self, Fixture};
-use unsilo_exchange_core::bus::kafka::KafkaOptions;
 use unsilo_exchange_core::bus::{Bus, ConsumedRecord, ConsumerOptions};
-use unsilo_exchange_core::config::{
-    BusKind, Config, ConnectorConfig, HttpPushConfig, TransportKind,
-};
+use unsilo_exchange_core::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
 use unsilo_exchange_core::ingest::{self, http_push::token_digest, BusSink};
 use unsilo_exchange_core::server::{self, Hub};
 use unsilo_exchange_core::wire;
+use unsilo_tests::{embedded_config as embedded, kafka_config, rand_suffix, RunningHub as Running};
 
 const TOKEN: &str = "grid-platform-token-7f3a";
 
@@ -41,58 +37,6 @@ fn config_with(bus: Config, connectors: &[&str]) -> Config {
     let mut c = bus;
     c.connectors = connectors.iter().map(|n| push_connector(n)).collect();
     c
-}
-
-fn embedded(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.bus.embedded.data_dir = dir.to_owned();
-    c
-}
-
-fn kafka() -> Config {
-    let broker = std::env::var("UNSILO_TEST_KAFKA").expect(
-        "UNSILO_TEST_KAFKA is not set: run the tests with tests/run.sh, which starts a broker",
-    );
-    let mut c = Config::default();
-    c.bus.kind = BusKind::Kafka;
-    c.bus.kafka = Some(KafkaOptions::new(broker));
-    c
-}
-
-struct Running {
-    base: String,
-    hub: Hub,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-async fn start(config: &Config) -> Running {
-    let hub = Hub::start(config).await.expect("hub starts");
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let serving = hub.clone();
-    let task = tokio::spawn(async move {
-        serving
-            .serve(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("serve");
-    });
-    Running {
-        base,
-        hub,
-        stop,
-        task,
-    }
-}
-
-impl Running {
-    async fn stop(self) {
-        let _ = self.stop.send(());
-        self.task.await.expect("server task");
-    }
 }
 
 fn fixtures(name: &str) -> Vec<Fixture> {
@@ -327,17 +271,10 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
     }
 }
 
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn pushed_records_are_normalised_kept_and_rejected_on_the_embedded_bus() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = start(&config_with(embedded(dir.path()), &["grid", "qinwuyuan"])).await;
+    let running = Running::start(&config_with(embedded(dir.path()), &["grid", "qinwuyuan"])).await;
     push_fixtures_and_check_topics(&running, "grid").await;
     push_fixtures_and_check_topics(&running, "qinwuyuan").await;
     let client = reqwest::Client::new();
@@ -354,7 +291,8 @@ async fn pushed_records_are_normalised_kept_and_rejected_on_the_embedded_bus() {
 
 #[tokio::test]
 async fn pushed_records_are_normalised_kept_and_rejected_on_kafka() {
-    let running = start(&config_with(kafka(), &["grid"])).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(&config_with(kafka_config(dir.path()), &["grid"])).await;
     push_fixtures_and_check_topics(&running, "grid").await;
     running.stop().await;
 }
@@ -428,7 +366,7 @@ async fn dropped_gbk_exports_are_ingested_by_a_configured_file_drop_connector() 
         names.push(file.name);
     }
 
-    let running = start(&config).await;
+    let running = Running::start(&config).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !names
         .iter()
@@ -471,7 +409,7 @@ async fn dropped_gbk_exports_are_ingested_by_a_configured_file_drop_connector() 
     running.stop().await;
 
     // Restart: nothing is read twice (the files are in done/ and the checkpoint says so).
-    let running = start(&config).await;
+    let running = Running::start(&config).await;
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let after: u64 = running
         .hub

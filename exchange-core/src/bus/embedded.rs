@@ -239,6 +239,52 @@ impl EmbeddedBus {
             .ok_or_else(|| Error::UnknownTopic(name.to_owned()))
     }
 
+    /// The offset `group` has committed on one partition of `topic`, if any.
+    fn committed(&self, group: &str, topic: &TopicState, partition: u32) -> Result<Option<u64>> {
+        Ok(self
+            .inner
+            .meta
+            .get(committed_key(group, topic.id, partition))
+            .map_err(store_err)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+
+    /// Reads up to `max` records of one partition in `[from, end)`, skipping gaps left by compaction.
+    fn read_range(
+        &self,
+        topic: &TopicState,
+        partition: u32,
+        from: u64,
+        end: u64,
+        max: usize,
+    ) -> Result<Vec<ConsumedRecord>> {
+        let mut out = Vec::new();
+        let range = log_key(topic.id, partition, from)..log_key(topic.id, partition, end);
+        for item in self.inner.log.range(range) {
+            if out.len() >= max {
+                break;
+            }
+            let (k, v) = item.map_err(store_err)?;
+            let offset = offset_of_log_key(&k)?;
+            let record: Record = postcard::from_bytes(&v).map_err(|e| {
+                Error::Store(format!(
+                    "record {}/{partition}/{offset} unreadable: {e}",
+                    topic.spec.name
+                ))
+            })?;
+            out.push(ConsumedRecord {
+                position: Position {
+                    topic: topic.spec.name.clone(),
+                    partition,
+                    offset,
+                },
+                record,
+            });
+        }
+        Ok(out)
+    }
+
     fn persist(&self) -> Result<()> {
         if self.inner.fsync {
             self.inner
@@ -490,6 +536,70 @@ impl Bus for EmbeddedBus {
         Ok(Box::new(consumer))
     }
 
+    async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ConsumedRecord>> {
+        let t = self.topic(topic)?;
+        let Some(next) = t.next_offsets.get(partition as usize) else {
+            return Err(Error::Store(format!(
+                "topic `{topic}` has no partition {partition}"
+            )));
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut appended = self.inner.appended.clone();
+        loop {
+            if self.inner.closed.load(Ordering::Acquire) {
+                return Err(Error::Closed);
+            }
+            appended.borrow_and_update();
+            let end = next.load(Ordering::Acquire);
+            if offset < end {
+                return self.read_range(&t, partition, offset, end, max.max(1));
+            }
+            match tokio::time::timeout_at(deadline, appended.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Closed),
+                Err(_) => return Ok(Vec::new()),
+            }
+        }
+    }
+
+    async fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<Option<u64>>> {
+        let t = self.topic(topic)?;
+        (0..t.spec.partitions)
+            .map(|p| self.committed(group, &t, p))
+            .collect()
+    }
+
+    async fn commit_offsets(&self, group: &str, topic: &str, offsets: &[(u32, u64)]) -> Result<()> {
+        let t = self.topic(topic)?;
+        let mut batch = self.inner.keyspace.batch();
+        for &(partition, offset) in offsets {
+            if partition >= t.spec.partitions {
+                return Err(Error::Store(format!(
+                    "topic `{topic}` has no partition {partition}"
+                )));
+            }
+            batch.insert(
+                &self.inner.meta,
+                committed_key(group, t.id, partition),
+                offset.to_be_bytes(),
+            );
+        }
+        let bus = self.clone();
+        tokio::task::spawn_blocking(move || {
+            batch.commit().map_err(store_err)?;
+            bus.persist()
+        })
+        .await
+        .map_err(|e| Error::Store(format!("commit task failed: {e}")))?
+    }
+
     async fn end_offsets(&self, topic: &str) -> Result<Vec<u64>> {
         let t = self.topic(topic)?;
         Ok(t.next_offsets
@@ -606,14 +716,7 @@ impl EmbeddedConsumer {
             if self.positions.contains_key(&(t.id, *p)) {
                 continue;
             }
-            let committed = self
-                .bus
-                .inner
-                .meta
-                .get(committed_key(&group, t.id, *p))
-                .map_err(store_err)?
-                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
-                .map(u64::from_be_bytes);
+            let committed = self.bus.committed(&group, t, *p)?;
             let start = committed.unwrap_or_else(|| match self.start {
                 StartFrom::Earliest => 0,
                 StartFrom::Latest => t.next_offsets[*p as usize].load(Ordering::Acquire),
@@ -645,30 +748,11 @@ impl EmbeddedConsumer {
             if pos >= end {
                 continue;
             }
-            let range = log_key(topic.id, partition, pos)..log_key(topic.id, partition, end);
-            let mut last = None;
-            for item in self.bus.inner.log.range(range) {
-                if out.len() >= max {
-                    break;
-                }
-                let (k, v) = item.map_err(store_err)?;
-                let offset = offset_of_log_key(&k)?;
-                let record: Record = postcard::from_bytes(&v).map_err(|e| {
-                    Error::Store(format!(
-                        "record {}/{partition}/{offset} unreadable: {e}",
-                        topic.spec.name
-                    ))
-                })?;
-                last = Some(offset);
-                out.push(ConsumedRecord {
-                    position: Position {
-                        topic: topic.spec.name.clone(),
-                        partition,
-                        offset,
-                    },
-                    record,
-                });
-            }
+            let read = self
+                .bus
+                .read_range(&topic, partition, pos, end, max - out.len())?;
+            let last = read.last().map(|r| r.position.offset);
+            out.extend(read);
             // Gaps left by compaction are skipped: the position moves past the last offset read, or to `end`
             // when the scan reached it.
             let next = match last {

@@ -8,7 +8,7 @@
 //! - Consumers without a group (control-plane replay) assign every partition themselves from the beginning and
 //!   never commit.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,6 +87,10 @@ struct KafkaInner {
     admin: AdminClient<DefaultClientContext>,
     /// A group-less client for metadata and watermark queries.
     metadata: Arc<BaseConsumer>,
+    /// A group-less client that serves [`Bus::fetch`], re-assigned to the wanted offset on each call.
+    fetcher: Arc<std::sync::Mutex<BaseConsumer>>,
+    /// One client per consumer group whose offsets are read or committed from outside the group.
+    group_clients: std::sync::Mutex<HashMap<String, Arc<BaseConsumer>>>,
 }
 
 impl KafkaBus {
@@ -110,6 +114,13 @@ impl KafkaBus {
             .create()
             .map_err(kafka_err)?;
         let metadata = Arc::new(metadata);
+        let fetcher: BaseConsumer = options
+            .client_config()
+            .set("group.id", "unsilo-fetch")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .create()
+            .map_err(kafka_err)?;
         let probe = metadata.clone();
         let brokers = tokio::task::spawn_blocking(move || {
             probe
@@ -131,8 +142,34 @@ impl KafkaBus {
                 producer,
                 admin,
                 metadata,
+                fetcher: Arc::new(std::sync::Mutex::new(fetcher)),
+                group_clients: std::sync::Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// The client that reads and commits `group`'s offsets from outside the group.
+    fn group_client(&self, group: &str) -> Result<Arc<BaseConsumer>> {
+        let mut clients = self
+            .inner
+            .group_clients
+            .lock()
+            .map_err(|_| Error::Kafka("group client table lock poisoned".into()))?;
+        if let Some(c) = clients.get(group) {
+            return Ok(c.clone());
+        }
+        let client: BaseConsumer = self
+            .inner
+            .options
+            .client_config()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .create()
+            .map_err(kafka_err)?;
+        let client = Arc::new(client);
+        clients.insert(group.to_owned(), client.clone());
+        Ok(client)
     }
 
     async fn partitions_of(&self, topic: &str) -> Result<Option<u32>> {
@@ -305,6 +342,107 @@ impl Bus for KafkaBus {
             consumer: Arc::new(consumer),
             grouped,
         }))
+    }
+
+    async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ConsumedRecord>> {
+        let n = self
+            .partitions_of(topic)
+            .await?
+            .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        if partition >= n {
+            return Err(Error::Kafka(format!(
+                "topic `{topic}` has no partition {partition}"
+            )));
+        }
+        let fetcher = self.inner.fetcher.clone();
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let consumer = fetcher
+                .lock()
+                .map_err(|_| Error::Kafka("fetch client lock poisoned".into()))?;
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(&topic, partition as i32, Offset::Offset(offset as i64))
+                .map_err(kafka_err)?;
+            consumer.assign(&tpl).map_err(kafka_err)?;
+            let deadline = std::time::Instant::now() + wait;
+            let mut out: Vec<ConsumedRecord> = Vec::new();
+            while out.len() < max.max(1) {
+                let left = if out.is_empty() {
+                    deadline.saturating_duration_since(std::time::Instant::now())
+                } else {
+                    Duration::ZERO
+                };
+                match consumer.poll(left) {
+                    Some(Ok(m)) => {
+                        let r = to_consumed(&m);
+                        if r.position.topic == topic && r.position.partition == partition {
+                            out.push(r);
+                        }
+                    }
+                    Some(Err(e)) => return Err(kafka_err(e)),
+                    None if out.is_empty() && std::time::Instant::now() < deadline => {}
+                    None => break,
+                }
+            }
+            consumer.unassign().map_err(kafka_err)?;
+            Ok(out)
+        })
+        .await
+        .map_err(|e| Error::Kafka(e.to_string()))?
+    }
+
+    async fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<Option<u64>>> {
+        let n = self
+            .partitions_of(topic)
+            .await?
+            .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        let client = self.group_client(group)?;
+        let topic = topic.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..n {
+                tpl.add_partition(&topic, p as i32);
+            }
+            let committed = client
+                .committed_offsets(tpl, REQUEST_TIMEOUT)
+                .map_err(kafka_err)?;
+            Ok((0..n)
+                .map(|p| {
+                    match committed
+                        .find_partition(&topic, p as i32)
+                        .map(|e| e.offset())
+                    {
+                        Some(Offset::Offset(o)) if o >= 0 => Some(o as u64),
+                        _ => None,
+                    }
+                })
+                .collect())
+        })
+        .await
+        .map_err(|e| Error::Kafka(e.to_string()))?
+    }
+
+    async fn commit_offsets(&self, group: &str, topic: &str, offsets: &[(u32, u64)]) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let client = self.group_client(group)?;
+        let mut tpl = TopicPartitionList::new();
+        for &(p, o) in offsets {
+            tpl.add_partition_offset(topic, p as i32, Offset::Offset(o as i64))
+                .map_err(kafka_err)?;
+        }
+        tokio::task::spawn_blocking(move || client.commit(&tpl, CommitMode::Sync))
+            .await
+            .map_err(|e| Error::Kafka(e.to_string()))?
+            .map_err(kafka_err)
     }
 
     async fn end_offsets(&self, topic: &str) -> Result<Vec<u64>> {

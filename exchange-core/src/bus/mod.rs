@@ -12,6 +12,7 @@
 //! at-least-once delivery. [`testkit`] holds the one test body that both implementations must pass.
 
 pub mod embedded;
+pub mod follow;
 pub mod kafka;
 mod partitioner;
 pub mod testkit;
@@ -253,6 +254,25 @@ pub trait Bus: Send + Sync + 'static {
 
     /// The next offset to be written in each partition of a topic (the high watermarks), by partition number.
     async fn end_offsets(&self, topic: &str) -> Result<Vec<u64>>;
+
+    /// Reads up to `max` records of one partition from `offset` on, outside any consumer group, waiting up to
+    /// `wait` for the first one. This is how a cursor is served (the pull API): the caller keeps the position.
+    /// Offsets removed by compaction are skipped; an offset past the end returns an empty batch.
+    async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ConsumedRecord>>;
+
+    /// The offsets `group` has committed on `topic`, by partition (`None` where it has committed nothing).
+    async fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<Option<u64>>>;
+
+    /// Commits, for `group` on `topic`, the next offset to read per partition — as `(partition, offset)` — without
+    /// being a member of the group (a pull client's acknowledgement). Durable when it returns `Ok`.
+    async fn commit_offsets(&self, group: &str, topic: &str, offsets: &[(u32, u64)]) -> Result<()>;
 
     /// Flushes anything in flight and releases resources. Records acknowledged by [`Bus::publish`] are already
     /// durable; this only makes shutdown tidy.

@@ -347,3 +347,67 @@ pub async fn compacted_topic_replays_latest_value_per_key(bus: &dyn Bus) {
     assert_eq!(view.len(), 1, "tombstone did not delete k1: {view:?}");
     assert_eq!(view[&b"k2"[..]], b"v1".to_vec());
 }
+
+/// A cursor reader ([`Bus::fetch`]) sees records from any offset without a group, waits for new ones, and
+/// offsets committed from outside a group ([`Bus::commit_offsets`]) are read back and resume a group member.
+pub async fn fetch_by_offset_and_commit_from_outside_a_group(bus: &dyn Bus) {
+    let topic = unique_name("t.fetch");
+    bus.create_topic(&TopicSpec::new(&topic, 1))
+        .await
+        .expect("create topic");
+    let records: Vec<Record> = (0..5)
+        .map(|i| record(&format!("k{i}"), &format!("v{i}")))
+        .collect();
+    for r in records {
+        // One publish per record, so offsets are exact on every broker.
+        bus.publish(&topic, vec![r]).await.expect("publish");
+    }
+    let got = bus
+        .fetch(&topic, 0, 2, 10, Duration::from_secs(5))
+        .await
+        .expect("fetch");
+    let values: Vec<&[u8]> = got
+        .iter()
+        .filter_map(|r| r.record.value.as_deref())
+        .collect();
+    assert_eq!(
+        values,
+        vec![&b"v2"[..], b"v3", b"v4"],
+        "fetch from offset 2"
+    );
+    assert_eq!(got[0].position.offset, 2);
+    let capped = bus
+        .fetch(&topic, 0, 0, 2, Duration::from_secs(5))
+        .await
+        .expect("fetch");
+    assert_eq!(capped.len(), 2, "fetch returns at most `max` records");
+    let past_end = bus
+        .fetch(&topic, 0, 5, 10, Duration::from_millis(300))
+        .await
+        .expect("fetch past the end");
+    assert!(past_end.is_empty(), "nothing past the end");
+
+    let group = unique_name("g.pull");
+    assert_eq!(
+        bus.committed_offsets(&group, &topic)
+            .await
+            .expect("committed"),
+        vec![None],
+        "a new group has committed nothing"
+    );
+    bus.commit_offsets(&group, &topic, &[(0, 3)])
+        .await
+        .expect("commit from outside the group");
+    assert_eq!(
+        bus.committed_offsets(&group, &topic)
+            .await
+            .expect("committed"),
+        vec![Some(3)]
+    );
+    let mut member = bus
+        .consumer(ConsumerOptions::group(&group, &[&topic]))
+        .await
+        .expect("consumer");
+    let resumed = poll_exactly(member.as_mut(), 2).await;
+    assert_eq!(resumed[0].record.value.as_deref(), Some(&b"v3"[..]));
+}

@@ -687,61 +687,28 @@ fn permanent_delete_records(view: &View, entries: &[state::VersionEntry]) -> Vec
 
 /// Tails the registry topic into the view until told to stop.
 async fn tail(
-    mut consumer: Box<dyn bus::Consumer>,
+    consumer: Box<dyn bus::Consumer>,
     view: Arc<RwLock<View>>,
     applied: watch::Sender<u64>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     topic: String,
 ) {
-    let mut failures = 0u32;
-    loop {
-        if *stop.borrow() {
-            break;
+    let apply = move |batch: Vec<bus::ConsumedRecord>| {
+        // Decode (and parse schemas) before taking the lock.
+        let decoded: Vec<_> = batch
+            .iter()
+            .map(|r| {
+                (
+                    r.position.offset,
+                    state::decode(r.position.offset, &r.record),
+                )
+            })
+            .collect();
+        let mut view = view.write().unwrap_or_else(|p| p.into_inner());
+        for (offset, (key, d)) in decoded {
+            view.apply(offset, key, d);
         }
-        let polled = tokio::select! {
-            _ = stop.changed() => break,
-            polled = consumer.poll(1000, Duration::from_millis(500)) => polled,
-        };
-        match polled {
-            Ok(batch) => {
-                failures = 0;
-                if batch.is_empty() {
-                    continue;
-                }
-                // Decode (and parse schemas) before taking the lock.
-                let decoded: Vec<_> = batch
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.position.offset,
-                            state::decode(r.position.offset, &r.record),
-                        )
-                    })
-                    .collect();
-                let next = {
-                    let mut view = view.write().unwrap_or_else(|p| p.into_inner());
-                    for (offset, (key, d)) in decoded {
-                        view.apply(offset, key, d);
-                    }
-                    view.next_offset()
-                };
-                applied.send_replace(next);
-            }
-            Err(bus::Error::Closed) => {
-                warn!(topic = %topic, "Bus closed; schema registry tail stopped.");
-                break;
-            }
-            Err(e) => {
-                failures = failures.saturating_add(1);
-                error!(topic = %topic, error = %e, failures, "Reading the schema topic failed; retrying.");
-                let backoff = Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)));
-                tokio::select! {
-                    _ = stop.changed() => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-            }
-        }
-    }
-    // Dropping `applied` tells writers still waiting that no more records will be applied.
-    debug!(topic = %topic, "Schema registry tail task ended.");
+        view.next_offset()
+    };
+    bus::follow::follow(consumer, apply, applied, stop, topic).await;
 }

@@ -1,0 +1,606 @@
+//! The control-plane operations behind the admin API and CLI.
+//!
+//! Each operation checks who may do it and whether the state allows it, writes the new value to
+//! `_unsilo.config` (through [`ControlPlane`], read-your-writes) and records it in `_unsilo.audit`.
+//!
+//! Approval runs the whole activation: check the grant against the request and the agency's clearance
+//! ([`check::check_grant`]), register the view schema under `sub.<agency>.<name>-value`, create the subscription's
+//! topics, prepare the channel (create the SQL table, reach the Kafka cluster), then mark it active. A failure
+//! after approval leaves the subscription `approved` (not delivering) with the reason in the error.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::info;
+use unsilo_schemas::Sensitivity;
+
+use super::auth::{self, ApiError, Principal};
+use crate::audit::{AuditEvent, AuditLog};
+use crate::bus::{self, Bus, TopicSpec};
+use crate::control::{ControlError, ControlPlane};
+use crate::policy::check::{self, PolicyError};
+use crate::policy::model::{
+    check_slug, Agency, Channel, FieldRule, Subscription, SubscriptionSpec, SubscriptionStatus,
+    TokenDigest,
+};
+use crate::policy::treat::{pseudonym, PseudonymKey};
+use crate::registry::Registry;
+use crate::secrets::HubSecret;
+
+/// An operator's credentials: a name and the SHA-256 of their token.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorCredential {
+    /// The operator's name, recorded in the audit log.
+    pub name: String,
+    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
+    pub token_sha256: String,
+}
+
+/// Body of `POST /admin/agencies`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgency {
+    /// Agency id (`[a-z0-9-]`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Unified social credit code.
+    pub uscc: String,
+    /// Clearance, `S1`..`S4`.
+    pub clearance: String,
+    /// SHA-256 fingerprint of a TLS client certificate, optional.
+    #[serde(default)]
+    pub client_cert_sha256: Option<String>,
+}
+
+/// Body of `POST /admin/subscriptions`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionRequest {
+    /// The requesting agency; required when an operator files the request, must be the caller's own otherwise.
+    #[serde(default)]
+    pub agency: Option<String>,
+    /// The agency's name for the subscription (`[a-z0-9-]`).
+    pub name: String,
+    /// What is asked for.
+    #[serde(flatten)]
+    pub spec: SubscriptionSpec,
+}
+
+/// Body of `POST /admin/subscriptions/{id}/approve`: optional narrowing and explicit approvals.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    /// Grant only these fields, with treatments revealing no more than requested.
+    #[serde(default)]
+    pub fields: Option<Vec<FieldRule>>,
+    /// Additional filter conditions, AND-ed with the requested filter.
+    #[serde(default)]
+    pub and_filter: Option<String>,
+    /// An earlier expiry (ms since the epoch).
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+    /// The legal basis on record (required for S4 fields in clear).
+    #[serde(default)]
+    pub legal_basis: Option<String>,
+    /// Fields above the agency's clearance the operator explicitly approves.
+    #[serde(default)]
+    pub approve_above_clearance: Vec<String>,
+}
+
+/// Body of reject and revoke.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    /// Why; recorded with the subscription and in the audit log.
+    pub reason: String,
+}
+
+/// The admin operations.
+pub struct Admin {
+    control: Arc<ControlPlane>,
+    registry: Arc<Registry>,
+    audit: Arc<AuditLog>,
+    bus: Arc<dyn Bus>,
+    secret: Arc<HubSecret>,
+    pseudonym_key: PseudonymKey,
+    operators: HashMap<String, String>,
+    partitions: u32,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("operators", &self.operators.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn control_error(e: ControlError) -> ApiError {
+    match e {
+        ControlError::Conflict(_) => ApiError::Conflict(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+fn policy_error(e: PolicyError) -> ApiError {
+    ApiError::Invalid(e.to_string())
+}
+
+impl Admin {
+    /// The admin operations over the hub's parts. `operators` are the configured operator credentials.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        control: Arc<ControlPlane>,
+        registry: Arc<Registry>,
+        audit: Arc<AuditLog>,
+        bus: Arc<dyn Bus>,
+        secret: Arc<HubSecret>,
+        operators: &[OperatorCredential],
+        partitions: u32,
+    ) -> Self {
+        Self {
+            control,
+            registry,
+            audit,
+            bus,
+            pseudonym_key: secret.pseudonym_key(),
+            secret,
+            operators: operators
+                .iter()
+                .map(|o| (o.token_sha256.to_ascii_lowercase(), o.name.clone()))
+                .collect(),
+            partitions,
+        }
+    }
+
+    /// The control plane.
+    pub fn control(&self) -> &Arc<ControlPlane> {
+        &self.control
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// The person key (pseudonym) of an ID number, as release entries record it.
+    pub fn person_key_of_cert_no(&self, cert_no: &str) -> String {
+        pseudonym(
+            &self.pseudonym_key,
+            unsilo_schemas::PiiKind::CertNo.as_str(),
+            cert_no,
+        )
+    }
+
+    /// Who holds the request's bearer token.
+    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let token = auth::bearer(headers).ok_or(ApiError::Unauthorized)?;
+        let digest = auth::token_digest(token);
+        if let Some(name) = self.operators.get(&digest) {
+            return Ok(Principal::Operator(name.clone()));
+        }
+        self.control
+            .read()
+            .agency_by_token_digest(&digest)
+            .map(|a| Principal::Agency(a.id.clone()))
+            .ok_or(ApiError::Unauthorized)
+    }
+
+    /// A subscription the caller may see (404 otherwise, so other agencies' ids cannot be probed).
+    pub fn visible_subscription(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Subscription, ApiError> {
+        match self.control.subscription(id) {
+            Some(s) if who.may_see_agency(&s.agency) => Ok(s),
+            _ => Err(ApiError::NotFound(format!("subscription `{id}`"))),
+        }
+    }
+
+    /// Records a control-plane event.
+    pub async fn record_control(
+        &self,
+        who: &Principal,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        self.audit
+            .append(vec![AuditEvent::Control {
+                actor: who.to_string(),
+                action: action.to_owned(),
+                target: target.to_owned(),
+                detail,
+            }])
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// Creates an agency and its first token (returned once).
+    pub async fn create_agency(
+        &self,
+        operator: &str,
+        new: NewAgency,
+    ) -> Result<(Agency, String), ApiError> {
+        let clearance: Sensitivity = new.clearance.parse().map_err(|_| {
+            ApiError::Invalid(format!(
+                "clearance `{}` is not one of S1, S2, S3, S4",
+                new.clearance
+            ))
+        })?;
+        let (token, digest) = auth::new_token();
+        let agency = Agency {
+            id: new.id,
+            name: new.name,
+            uscc: new.uscc.trim().to_ascii_uppercase(),
+            clearance,
+            tokens: vec![TokenDigest {
+                id: token[..12].to_owned(),
+                sha256: digest,
+                issued_at_ms: bus::now_ms(),
+            }],
+            client_cert_sha256: new.client_cert_sha256,
+            created_at_ms: bus::now_ms(),
+            created_by: operator.to_owned(),
+        };
+        agency.validate().map_err(ApiError::Invalid)?;
+        if self.control.agency(&agency.id).is_some() {
+            return Err(ApiError::Conflict(format!(
+                "agency `{}` already exists",
+                agency.id
+            )));
+        }
+        self.control
+            .put_agency(&agency, None)
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            &Principal::Operator(operator.to_owned()),
+            "agency.create",
+            &agency.id,
+            json!(agency.view()),
+        )
+        .await?;
+        info!(agency = %agency.id, operator, "Agency created.");
+        Ok((agency, token))
+    }
+
+    /// Issues an additional token to an agency (returned once).
+    pub async fn issue_token(&self, operator: &str, id: &str) -> Result<String, ApiError> {
+        let current = self
+            .control
+            .agency(id)
+            .ok_or_else(|| ApiError::NotFound(format!("agency `{id}`")))?;
+        let (token, digest) = auth::new_token();
+        let mut updated = current.clone();
+        updated.tokens.push(TokenDigest {
+            id: token[..12].to_owned(),
+            sha256: digest,
+            issued_at_ms: bus::now_ms(),
+        });
+        self.control
+            .put_agency(&updated, Some(&current))
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            &Principal::Operator(operator.to_owned()),
+            "agency.issue_token",
+            id,
+            json!({ "token_id": &token[..12] }),
+        )
+        .await?;
+        Ok(token)
+    }
+
+    /// Files a subscription request. Returns it, and for a webhook channel its signing key (shown once).
+    pub async fn request(
+        &self,
+        who: &Principal,
+        request: SubscriptionRequest,
+    ) -> Result<(Subscription, Option<Vec<u8>>), ApiError> {
+        let agency_id = match (who, &request.agency) {
+            (Principal::Agency(own), None) => own.clone(),
+            (Principal::Agency(own), Some(a)) if a == own => own.clone(),
+            (Principal::Agency(_), Some(_)) => {
+                return Err(ApiError::Forbidden(
+                    "an agency can request subscriptions only for itself".into(),
+                ))
+            }
+            (Principal::Operator(_), Some(a)) => a.clone(),
+            (Principal::Operator(_), None) => {
+                return Err(ApiError::Invalid(
+                    "an operator filing a request must name the agency".into(),
+                ))
+            }
+        };
+        if self.control.agency(&agency_id).is_none() {
+            return Err(ApiError::NotFound(format!("agency `{agency_id}`")));
+        }
+        check_slug("subscription name", &request.name, 40).map_err(ApiError::Invalid)?;
+        request
+            .spec
+            .check_shape(bus::now_ms())
+            .map_err(ApiError::Invalid)?;
+        if let Channel::Kafka {
+            bootstrap_servers: None,
+            ..
+        } = &request.spec.channel
+        {
+            if self.bus.kind() != "kafka" {
+                return Err(ApiError::Invalid(
+                    "a kafka channel needs bootstrap_servers when the hub's bus is embedded".into(),
+                ));
+            }
+        }
+        let id = Subscription::id_of(&agency_id, &request.name);
+        check::compile(&request.spec, &id).map_err(policy_error)?;
+        if self.control.subscription(&id).is_some() {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` already exists; choose another name"
+            )));
+        }
+        let subscription = Subscription {
+            id: id.clone(),
+            agency: agency_id,
+            name: request.name,
+            status: SubscriptionStatus::Requested,
+            requested: request.spec,
+            granted: None,
+            approved_above_clearance: Vec::new(),
+            view_schema_id: None,
+            requested_at_ms: bus::now_ms(),
+            decided_by: None,
+            decided_at_ms: None,
+            reason: None,
+            revision: 1,
+        };
+        self.control
+            .put_subscription(&subscription)
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            who,
+            "subscription.request",
+            &id,
+            json!(subscription.requested.redacted()),
+        )
+        .await?;
+        info!(subscription = %id, by = %who, "Subscription requested.");
+        let key = matches!(subscription.requested.channel, Channel::Webhook { .. })
+            .then(|| self.secret.webhook_key(&id));
+        Ok((subscription, key))
+    }
+
+    fn current_for_decision(&self, id: &str) -> Result<Subscription, ApiError> {
+        self.control
+            .subscription(id)
+            .ok_or_else(|| ApiError::NotFound(format!("subscription `{id}`")))
+    }
+
+    /// Approves a requested subscription, possibly narrowed, and activates it.
+    pub async fn approve(
+        &self,
+        operator: &str,
+        id: &str,
+        request: ApproveRequest,
+    ) -> Result<Subscription, ApiError> {
+        let current = self.current_for_decision(id)?;
+        if current.status != SubscriptionStatus::Requested {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` is {}; only a requested subscription can be approved",
+                current.status.as_str()
+            )));
+        }
+        let agency = self.control.agency(&current.agency).ok_or_else(|| {
+            ApiError::Conflict(format!("agency `{}` no longer exists", current.agency))
+        })?;
+        let mut granted = current.requested.clone();
+        if let Some(fields) = request.fields {
+            granted.fields = fields;
+        }
+        if let Some(extra) = request.and_filter {
+            granted.filter = format!("({}) && ({extra})", current.requested.filter);
+        }
+        if let Some(expiry) = request.expires_at_ms {
+            granted.expires_at_ms = Some(expiry);
+        }
+        if let Some(basis) = request.legal_basis {
+            granted.legal_basis = Some(basis);
+        }
+        granted
+            .check_shape(bus::now_ms())
+            .map_err(ApiError::Invalid)?;
+        let compiled = check::compile(&granted, id).map_err(policy_error)?;
+        check::check_grant(
+            &agency,
+            &current.requested,
+            &granted,
+            &request.approve_above_clearance,
+        )
+        .map_err(policy_error)?;
+
+        let who = Principal::Operator(operator.to_owned());
+        let mut approved = current.clone();
+        approved.status = SubscriptionStatus::Approved;
+        approved.granted = Some(granted.clone());
+        approved.approved_above_clearance = request.approve_above_clearance.clone();
+        approved.decided_by = Some(operator.to_owned());
+        approved.decided_at_ms = Some(bus::now_ms());
+        approved.revision += 1;
+        self.control
+            .put_subscription(&approved)
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            &who,
+            "subscription.approve",
+            id,
+            json!({
+                "granted": granted.redacted(),
+                "approve_above_clearance": request.approve_above_clearance,
+            }),
+        )
+        .await?;
+
+        // Activation.
+        let view_text = compiled.plan.schema_json().to_string();
+        let view_schema_id = self
+            .registry
+            .register(&approved.view_subject(), &view_text)
+            .await
+            .map_err(|e| ApiError::Internal(format!("registering the view schema: {e}")))?;
+        for topic in [approved.topic(), approved.dlq_topic()] {
+            self.bus
+                .create_topic(&TopicSpec::new(topic, self.partitions))
+                .await
+                .map_err(|e| {
+                    ApiError::Internal(format!("creating the subscription's topics: {e}"))
+                })?;
+        }
+        crate::delivery::prepare_channel(&granted.channel, &approved, compiled.plan.schema())
+            .await
+            .map_err(|e| {
+                ApiError::Upstream(format!(
+                    "preparing the {} channel: {e}",
+                    granted.channel.kind()
+                ))
+            })?;
+        let mut active = approved.clone();
+        active.status = SubscriptionStatus::Active;
+        active.view_schema_id = Some(view_schema_id);
+        active.revision += 1;
+        self.control
+            .put_subscription(&active)
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            &who,
+            "subscription.activate",
+            id,
+            json!({ "view_schema_id": view_schema_id, "topic": active.topic() }),
+        )
+        .await?;
+        info!(subscription = %id, operator, view_schema_id, "Subscription approved and active.");
+        Ok(active)
+    }
+
+    /// Rejects a requested subscription.
+    pub async fn reject(
+        &self,
+        operator: &str,
+        id: &str,
+        reason: String,
+    ) -> Result<Subscription, ApiError> {
+        let current = self.current_for_decision(id)?;
+        if current.status != SubscriptionStatus::Requested {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` is {}; only a requested subscription can be rejected",
+                current.status.as_str()
+            )));
+        }
+        self.finish(
+            &Principal::Operator(operator.to_owned()),
+            current,
+            SubscriptionStatus::Rejected,
+            "subscription.reject",
+            reason,
+        )
+        .await
+    }
+
+    /// Revokes a subscription: nothing more is delivered from the moment this returns.
+    pub async fn revoke(
+        &self,
+        who: &Principal,
+        id: &str,
+        reason: String,
+    ) -> Result<Subscription, ApiError> {
+        let current = self.current_for_decision(id)?;
+        if current.status.is_final() {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` is already {}",
+                current.status.as_str()
+            )));
+        }
+        self.finish(
+            who,
+            current,
+            SubscriptionStatus::Revoked,
+            "subscription.revoke",
+            reason,
+        )
+        .await
+    }
+
+    /// Marks an active subscription past its expiry as expired (the router already stops at the expiry time).
+    pub async fn expire(&self, id: &str) -> Result<Subscription, ApiError> {
+        let current = self.current_for_decision(id)?;
+        self.finish(
+            &Principal::Operator("hub".into()),
+            current,
+            SubscriptionStatus::Expired,
+            "subscription.expire",
+            "expiry reached".into(),
+        )
+        .await
+    }
+
+    async fn finish(
+        &self,
+        who: &Principal,
+        current: Subscription,
+        status: SubscriptionStatus,
+        action: &str,
+        reason: String,
+    ) -> Result<Subscription, ApiError> {
+        if reason.trim().is_empty() {
+            return Err(ApiError::Invalid("a reason is required".into()));
+        }
+        let mut next = current;
+        next.status = status;
+        next.reason = Some(reason.clone());
+        next.decided_by = Some(who.to_string());
+        next.decided_at_ms = Some(bus::now_ms());
+        next.revision += 1;
+        self.control
+            .put_subscription(&next)
+            .await
+            .map_err(control_error)?;
+        self.record_control(who, action, &next.id, json!({ "reason": reason }))
+            .await?;
+        info!(subscription = %next.id, status = status.as_str(), by = %who, "Subscription closed.");
+        Ok(next)
+    }
+
+    /// Expires every active subscription whose expiry has passed. Returns how many.
+    pub async fn expire_due(&self) -> usize {
+        let now = bus::now_ms();
+        let due: Vec<String> = self
+            .control
+            .read()
+            .subscriptions
+            .values()
+            .filter(|s| s.status == SubscriptionStatus::Active)
+            .filter(|s| s.spec().expires_at_ms.is_some_and(|e| e <= now))
+            .map(|s| s.id.clone())
+            .collect();
+        let mut n = 0;
+        for id in due {
+            if self.expire(&id).await.is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+}

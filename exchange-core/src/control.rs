@@ -1,0 +1,261 @@
+//! The control plane: agencies and subscriptions, kept on the compacted `_unsilo.config` topic.
+//!
+//! Every hub process follows the topic into an in-memory [`ControlState`] (see [`crate::bus::follow`]), so a
+//! change made by one process is seen by all of them as soon as their follower polls it (within a fraction of a
+//! second). A write appends the new value of one entity and waits until this process's follower has applied it
+//! (read-your-writes), so when an API call that revoked a subscription returns, the router of this process
+//! already refuses its next record.
+//!
+//! Records: key `agency/<id>` or `subscription/<agency>.<name>`, value the entity as JSON. Each entity carries a
+//! `revision`; a write states the revision it replaces and is refused if the view holds another one — the
+//! optimistic check that keeps two operators from silently overwriting each other. (Two processes racing within
+//! one follower poll can still both pass the check; the later record then wins in log order. Control-plane writes
+//! are rare, human-paced operations, so this is accepted and documented in docs/decisions.md.)
+//!
+//! Subscribers to [`ControlPlane::changes`] (the router, the delivery workers) are woken on every applied
+//! change.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::bus::{self, Bus, ConsumedRecord, ConsumerOptions, Record, TopicSpec};
+use crate::policy::model::{Agency, Subscription};
+
+/// The compacted topic holding agencies and subscriptions.
+pub const CONFIG_TOPIC: &str = "_unsilo.config";
+
+/// How long a write waits for the follower to apply it.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors of the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The bus failed.
+    #[error("bus: {0}")]
+    Bus(#[from] bus::Error),
+    /// Someone else changed the entity since it was read.
+    #[error("{0} was changed by someone else meanwhile; read it again and retry")]
+    Conflict(String),
+    /// The follower did not apply a write in time, or has stopped.
+    #[error("the control plane is not following its topic")]
+    NotReady,
+}
+
+/// One control-plane value, as stored on the topic.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Entry {
+    Agency(Agency),
+    Subscription(Subscription),
+}
+
+/// What the control plane knows: every agency and subscription, by id.
+#[derive(Clone, Debug, Default)]
+pub struct ControlState {
+    /// Agencies by id.
+    pub agencies: BTreeMap<String, Agency>,
+    /// Subscriptions by id (`<agency>.<name>`).
+    pub subscriptions: BTreeMap<String, Subscription>,
+    /// The next offset of the topic to apply.
+    next_offset: u64,
+}
+
+impl ControlState {
+    /// The agency holding a token with this SHA-256 digest (hex), if any.
+    pub fn agency_by_token_digest(&self, digest: &str) -> Option<&Agency> {
+        self.agencies
+            .values()
+            .find(|a| a.tokens.iter().any(|t| t.sha256 == digest))
+    }
+
+    fn apply(&mut self, record: &ConsumedRecord) {
+        self.next_offset = record.position.offset + 1;
+        let key = record
+            .record
+            .key
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .into_owned();
+        let Some(value) = &record.record.value else {
+            if let Some(id) = key.strip_prefix("agency/") {
+                self.agencies.remove(id);
+            } else if let Some(id) = key.strip_prefix("subscription/") {
+                self.subscriptions.remove(id);
+            }
+            return;
+        };
+        match serde_json::from_slice::<Entry>(value) {
+            Ok(Entry::Agency(a)) => {
+                self.agencies.insert(a.id.clone(), a);
+            }
+            Ok(Entry::Subscription(s)) => {
+                self.subscriptions.insert(s.id.clone(), s);
+            }
+            Err(e) => {
+                warn!(key = %key, offset = record.position.offset, error = %e, "Unreadable control-plane record skipped.");
+            }
+        }
+    }
+}
+
+/// The control plane of one hub process.
+pub struct ControlPlane {
+    bus: Arc<dyn Bus>,
+    topic: String,
+    state: Arc<RwLock<ControlState>>,
+    applied: watch::Receiver<u64>,
+    stop: watch::Sender<bool>,
+    follower: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Serialises this process's writes, so its revision checks cannot race each other.
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Opens the control plane on `topic` (normally [`CONFIG_TOPIC`]): creates it if needed, replays it and keeps
+    /// following it.
+    pub async fn open(bus: Arc<dyn Bus>, topic: &str) -> Result<Arc<Self>, ControlError> {
+        bus.create_topic(&TopicSpec::compacted(topic)).await?;
+        let consumer = bus.consumer(ConsumerOptions::replay(topic)).await?;
+        let end = bus.end_offsets(topic).await?.first().copied().unwrap_or(0);
+        let state = Arc::new(RwLock::new(ControlState::default()));
+        let (applied_tx, applied_rx) = watch::channel(0u64);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let view = state.clone();
+        let apply = move |batch: Vec<ConsumedRecord>| {
+            let mut s = view.write().unwrap_or_else(|p| p.into_inner());
+            for r in &batch {
+                s.apply(r);
+            }
+            s.next_offset
+        };
+        let follower = tokio::spawn(bus::follow::follow(
+            consumer,
+            apply,
+            applied_tx,
+            stop_rx,
+            topic.to_owned(),
+        ));
+        let plane = Arc::new(Self {
+            bus,
+            topic: topic.to_owned(),
+            state,
+            applied: applied_rx,
+            stop: stop_tx,
+            follower: tokio::sync::Mutex::new(Some(follower)),
+            writes: tokio::sync::Mutex::new(()),
+        });
+        // Replay what is there. A compacted tail may end before `end`; give up waiting after a quiet spell.
+        let mut rx = plane.applied.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|&n| n >= end)).await;
+        {
+            let s = plane.read();
+            info!(topic = %plane.topic, agencies = s.agencies.len(), subscriptions = s.subscriptions.len(), "Control plane ready.");
+        }
+        Ok(plane)
+    }
+
+    /// A read guard on the current state. Hold it briefly.
+    pub fn read(&self) -> RwLockReadGuard<'_, ControlState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver that changes whenever a control-plane record is applied (its value is the next offset).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
+    /// One agency.
+    pub fn agency(&self, id: &str) -> Option<Agency> {
+        self.read().agencies.get(id).cloned()
+    }
+
+    /// One subscription.
+    pub fn subscription(&self, id: &str) -> Option<Subscription> {
+        self.read().subscriptions.get(id).cloned()
+    }
+
+    /// Creates or replaces an agency. `expected` is the agency as read before the change (`None` to create);
+    /// the write is refused if the view holds something else.
+    pub async fn put_agency(
+        &self,
+        agency: &Agency,
+        expected: Option<&Agency>,
+    ) -> Result<(), ControlError> {
+        let _guard = self.writes.lock().await;
+        if self.read().agencies.get(&agency.id) != expected {
+            return Err(ControlError::Conflict(format!("agency `{}`", agency.id)));
+        }
+        let value = serde_json::to_vec(&Entry::Agency(agency.clone()))
+            .map_err(|e| bus::Error::Store(e.to_string()))?;
+        self.append(Record::new(format!("agency/{}", agency.id), value))
+            .await
+    }
+
+    /// Creates or replaces a subscription, checking that the view still holds revision `revision - 1` (or
+    /// nothing, for revision 1).
+    pub async fn put_subscription(&self, subscription: &Subscription) -> Result<(), ControlError> {
+        let _guard = self.writes.lock().await;
+        let current = self
+            .read()
+            .subscriptions
+            .get(&subscription.id)
+            .map(|s| s.revision);
+        let expected = subscription.revision.checked_sub(1).filter(|r| *r > 0);
+        if current != expected {
+            return Err(ControlError::Conflict(format!(
+                "subscription `{}`",
+                subscription.id
+            )));
+        }
+        let value = serde_json::to_vec(&Entry::Subscription(subscription.clone()))
+            .map_err(|e| bus::Error::Store(e.to_string()))?;
+        self.append(Record::new(
+            format!("subscription/{}", subscription.id),
+            value,
+        ))
+        .await
+    }
+
+    async fn append(&self, record: Record) -> Result<(), ControlError> {
+        let positions = self.bus.publish(&self.topic, vec![record]).await?;
+        let next = positions.iter().map(|p| p.offset + 1).max().unwrap_or(0);
+        let mut rx = self.applied.clone();
+        let applied = tokio::time::timeout(APPLY_TIMEOUT, rx.wait_for(|&n| n >= next))
+            .await
+            .map(|r| r.is_ok());
+        if applied == Ok(true) {
+            Ok(())
+        } else {
+            Err(ControlError::NotReady)
+        }
+    }
+
+    /// Stops following the topic.
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        if let Some(handle) = self.follower.lock().await.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}

@@ -1,0 +1,179 @@
+//! The policy checks of the subscription lifecycle: what a request may ask for, and what an operator may grant.
+//!
+//! - On request ([`compile`]): the schema exists, the CEL filter compiles and type-checks against it, every field
+//!   rule names a field and a treatment that applies to it (the view plan builds), the channel is well-formed.
+//! - On approval ([`check_grant`]): the grant is the request or narrower (a subset of its fields, treatments that
+//!   reveal no more, the request's filter AND-ed with more, an expiry no later); every field above the agency's
+//!   clearance is approved explicitly by the operator; every S4 field released in clear has a legal basis.
+//!
+//! Default deny is the shape of the data model itself: a view holds only the fields its rules name.
+
+use std::sync::Arc;
+
+use unsilo_schemas::{Sensitivity, SharedSchema};
+
+use super::filter::Filter;
+use super::model::{Agency, SubscriptionSpec, Treatment};
+use super::view::ViewPlan;
+
+/// Why a subscription cannot be requested or granted as asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// The schema is not a shared schema.
+    #[error("unknown schema `{0}`; see GET /subjects for the shared schemas")]
+    UnknownSchema(String),
+    /// The request is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The filter does not compile or type-check.
+    #[error("filter: {0}")]
+    Filter(String),
+    /// A field rule is wrong.
+    #[error("fields: {0}")]
+    Fields(String),
+    /// The grant reveals more than the request.
+    #[error("the grant must be the request or narrower: {0}")]
+    NotNarrower(String),
+    /// Fields above the agency's clearance are released without the operator's explicit approval.
+    #[error("fields above the agency's clearance {clearance} need explicit approval (approve_above_clearance): {fields}")]
+    AboveClearance {
+        /// The agency's clearance.
+        clearance: String,
+        /// The fields, with their levels.
+        fields: String,
+    },
+    /// S4 fields in clear without a legal basis.
+    #[error("S4 fields released in clear need a legal basis: {0}")]
+    NoLegalBasis(String),
+}
+
+/// A subscription spec compiled against its schema: what the router runs.
+#[derive(Clone, Debug)]
+pub struct CompiledSpec {
+    /// The shared schema.
+    pub shared: &'static SharedSchema,
+    /// The compiled filter.
+    pub filter: Filter,
+    /// The view: schema and field treatments.
+    pub plan: Arc<ViewPlan>,
+}
+
+/// Compiles a spec: schema, filter and view. `view_name` names the view's types (the subscription id).
+pub fn compile(spec: &SubscriptionSpec, view_name: &str) -> Result<CompiledSpec, PolicyError> {
+    let shared = unsilo_schemas::shared_schema(&spec.schema)
+        .ok_or_else(|| PolicyError::UnknownSchema(spec.schema.clone()))?;
+    let filter = Filter::compile(&spec.filter, shared.avro())
+        .map_err(|e| PolicyError::Filter(e.to_string()))?;
+    let plan = ViewPlan::build(shared, &spec.fields, view_name)
+        .map_err(|e| PolicyError::Fields(e.to_string()))?;
+    Ok(CompiledSpec {
+        shared,
+        filter,
+        plan: Arc::new(plan),
+    })
+}
+
+/// The highest sensitivity of a rule's field, including everything under it when it names a record.
+pub fn sensitivity_of(shared: &SharedSchema, field: &str) -> Sensitivity {
+    let prefix = format!("{field}.");
+    shared
+        .field_tags()
+        .iter()
+        .filter(|t| t.path == field || t.path.starts_with(&prefix))
+        .map(|t| t.sensitivity)
+        .max()
+        .unwrap_or(Sensitivity::S4)
+}
+
+/// Released fields (any treatment but drop) above `clearance`, with their level.
+pub fn above_clearance(
+    spec: &SubscriptionSpec,
+    shared: &SharedSchema,
+    clearance: Sensitivity,
+) -> Vec<(String, Sensitivity)> {
+    spec.fields
+        .iter()
+        .filter(|r| r.treatment != Treatment::Drop)
+        .map(|r| (r.field.clone(), sensitivity_of(shared, &r.field)))
+        .filter(|(_, s)| *s > clearance)
+        .collect()
+}
+
+/// Fields released in clear whose data includes S4 content.
+pub fn s4_in_clear(spec: &SubscriptionSpec, shared: &SharedSchema) -> Vec<String> {
+    spec.fields
+        .iter()
+        .filter(|r| r.treatment == Treatment::Clear)
+        .filter(|r| sensitivity_of(shared, &r.field) == Sensitivity::S4)
+        .map(|r| r.field.clone())
+        .collect()
+}
+
+/// Checks that `granted` may be granted to `agency` for a request of `requested`, with the operator's explicit
+/// approval of `approved_above_clearance`.
+pub fn check_grant(
+    agency: &Agency,
+    requested: &SubscriptionSpec,
+    granted: &SubscriptionSpec,
+    approved_above_clearance: &[String],
+) -> Result<(), PolicyError> {
+    if granted.schema != requested.schema {
+        return Err(PolicyError::NotNarrower("the schema cannot change".into()));
+    }
+    if granted.channel != requested.channel {
+        return Err(PolicyError::NotNarrower(
+            "the channel cannot change; reject and let the agency request again".into(),
+        ));
+    }
+    if granted.purpose != requested.purpose {
+        return Err(PolicyError::NotNarrower("the purpose cannot change".into()));
+    }
+    let narrowed_filter = format!("({}) && ", requested.filter);
+    if granted.filter != requested.filter && !granted.filter.starts_with(&narrowed_filter) {
+        return Err(PolicyError::NotNarrower(format!(
+            "the filter must be the requested one or `({}) && <more conditions>`",
+            requested.filter
+        )));
+    }
+    for g in &granted.fields {
+        let Some(r) = requested.fields.iter().find(|r| r.field == g.field) else {
+            return Err(PolicyError::NotNarrower(format!(
+                "field `{}` was not requested",
+                g.field
+            )));
+        };
+        if g.treatment.disclosure() > r.treatment.disclosure() {
+            return Err(PolicyError::NotNarrower(format!(
+                "field `{}`: `{}` reveals more than the requested `{}`",
+                g.field,
+                g.treatment.as_str(),
+                r.treatment.as_str()
+            )));
+        }
+    }
+    if let Some(requested_expiry) = requested.expires_at_ms {
+        if granted.expires_at_ms.is_none_or(|g| g > requested_expiry) {
+            return Err(PolicyError::NotNarrower(
+                "the expiry cannot be later than requested".into(),
+            ));
+        }
+    }
+    let shared = unsilo_schemas::shared_schema(&granted.schema)
+        .ok_or_else(|| PolicyError::UnknownSchema(granted.schema.clone()))?;
+    let unapproved: Vec<String> = above_clearance(granted, shared, agency.clearance)
+        .into_iter()
+        .filter(|(f, _)| !approved_above_clearance.contains(f))
+        .map(|(f, s)| format!("{f} ({s})"))
+        .collect();
+    if !unapproved.is_empty() {
+        return Err(PolicyError::AboveClearance {
+            clearance: agency.clearance.as_str().to_owned(),
+            fields: unapproved.join(", "),
+        });
+    }
+    let s4 = s4_in_clear(granted, shared);
+    if !s4.is_empty() && granted.legal_basis.is_none() {
+        return Err(PolicyError::NoLegalBasis(s4.join(", ")));
+    }
+    Ok(())
+}

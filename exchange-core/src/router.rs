@@ -1,0 +1,452 @@
+//! The router: reads normalised records from `std.<schema>` and releases each one to every active subscription
+//! whose filter it matches, shaped by the subscription's view, onto `sub.<agency>.<subscription>`.
+//!
+//! One task per shared schema, each a member of consumer group `<cluster>.router.<schema>` (several hub processes
+//! of one cluster on Kafka share the partitions). Per batch of records:
+//!
+//! 1. decode each record once (Confluent frame → writer schema from the registry → the shared schema);
+//! 2. for each route of that schema — checked, before every record, against the control plane's latest state, so a
+//!    revocation or expiry stops releases before the next record — evaluate the CEL filter, apply the view plan
+//!    (field treatments), encode with the view schema and frame it with the view schema's id;
+//! 3. append one audit entry per release to `_unsilo.audit` (evidence first: a crash after this re-releases,
+//!    which the audit shows twice, rather than releasing without evidence);
+//! 4. publish to the subscription topics, durably;
+//! 5. commit the batch's offsets (at-least-once).
+//!
+//! The pure part — one record against a table of routes — is [`RoutingTable::route`], which the benchmark and the
+//! leak property test drive directly.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use crate::audit::{AuditEvent, AuditLog};
+use crate::bus::{self, Bus, ConsumedRecord, ConsumerOptions, Record};
+use crate::control::{ControlPlane, ControlState};
+use crate::ingest::HEADER_RECORD_ID;
+use crate::policy::check::{self, CompiledSpec};
+use crate::policy::model::{FieldRule, Subscription};
+use crate::policy::treat::PseudonymKey;
+use crate::policy::view::person_keys;
+use crate::registry::Registry;
+use crate::wire;
+
+/// Header naming the subscription a released record belongs to.
+pub const HEADER_SUBSCRIPTION: &str = "unsilo.subscription";
+
+/// Errors of the router.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The record is not a Confluent-framed Avro record of a known schema.
+    #[error("undecodable record: {0}")]
+    Decode(String),
+    /// Applying a view or encoding its output failed (a bug or a schema mismatch; the record is skipped).
+    #[error("view of subscription `{subscription}`: {message}")]
+    View {
+        /// The subscription.
+        subscription: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// One active subscription as the router runs it.
+#[derive(Clone, Debug)]
+pub struct Route {
+    /// The subscription id.
+    pub subscription: String,
+    /// The agency.
+    pub agency: String,
+    /// Its topic.
+    pub topic: String,
+    /// Compiled filter and view.
+    pub compiled: CompiledSpec,
+    /// The view schema's registry id.
+    pub view_schema_id: i32,
+    /// The fields released, as audited.
+    pub fields: Vec<FieldRule>,
+    /// The purpose, as audited.
+    pub purpose: String,
+    /// The channel kind, as audited.
+    pub channel: String,
+    /// Deliver nothing at or after this time (ms since the epoch).
+    pub expires_at_ms: Option<i64>,
+}
+
+impl Route {
+    /// The route of an active subscription (`None` if it is not active or does not compile, which is logged).
+    pub fn of(subscription: &Subscription) -> Option<Route> {
+        let view_schema_id = subscription.view_schema_id?;
+        if subscription.status != crate::policy::model::SubscriptionStatus::Active {
+            return None;
+        }
+        let spec = subscription.spec();
+        let compiled = match check::compile(spec, &subscription.id) {
+            Ok(c) => c,
+            Err(e) => {
+                error!(subscription = %subscription.id, error = %e, "Active subscription does not compile; not routing it.");
+                return None;
+            }
+        };
+        Some(Route {
+            subscription: subscription.id.clone(),
+            agency: subscription.agency.clone(),
+            topic: subscription.topic(),
+            fields: compiled.plan.rules().to_vec(),
+            compiled,
+            view_schema_id,
+            purpose: spec.purpose.clone(),
+            channel: spec.channel.kind().to_owned(),
+            expires_at_ms: spec.expires_at_ms,
+        })
+    }
+}
+
+/// A record released to one subscription.
+#[derive(Clone, Debug)]
+pub struct Release {
+    /// Index of the route in the table.
+    pub route: usize,
+    /// The framed view record (Confluent wire format with the view schema id).
+    pub value: Vec<u8>,
+}
+
+/// The routes of one schema.
+#[derive(Clone, Debug, Default)]
+pub struct RoutingTable {
+    /// The routes.
+    pub routes: Vec<Route>,
+}
+
+impl RoutingTable {
+    /// The routes of `schema` among the active subscriptions in `state`.
+    pub fn build(state: &ControlState, schema: &str, previous: &RoutingTable) -> RoutingTable {
+        let routes = state
+            .subscriptions
+            .values()
+            .filter(|s| s.spec().schema == schema)
+            .filter_map(|s| {
+                // Reuse the compiled route when the subscription did not change.
+                previous
+                    .routes
+                    .iter()
+                    .find(|r| {
+                        r.subscription == s.id
+                            && Some(r.view_schema_id) == s.view_schema_id
+                            && s.status == crate::policy::model::SubscriptionStatus::Active
+                            && r.expires_at_ms == s.spec().expires_at_ms
+                            && r.compiled.filter.source() == s.spec().filter
+                            && r.fields == s.spec().fields
+                    })
+                    .cloned()
+                    .or_else(|| Route::of(s))
+            })
+            .collect();
+        RoutingTable { routes }
+    }
+
+    /// Routes one decoded record (of the table's shared schema) at time `now_ms`: the releases it makes.
+    pub fn route(
+        &self,
+        record: &Value,
+        now_ms: i64,
+        key: &PseudonymKey,
+        out: &mut Vec<Release>,
+    ) -> Result<(), RouteError> {
+        for (i, route) in self.routes.iter().enumerate() {
+            if route.expires_at_ms.is_some_and(|e| now_ms >= e) {
+                continue;
+            }
+            if !route.compiled.filter.matches(record) {
+                continue;
+            }
+            let view = route
+                .compiled
+                .plan
+                .apply(record, key)
+                .map_err(|e| RouteError::View {
+                    subscription: route.subscription.clone(),
+                    message: e.to_string(),
+                })?;
+            let mut value = Vec::with_capacity(256);
+            wire::write_header(&mut value, route.view_schema_id as u32);
+            let body =
+                apache_avro::to_avro_datum(route.compiled.plan.schema(), view).map_err(|e| {
+                    RouteError::View {
+                        subscription: route.subscription.clone(),
+                        message: e.to_string(),
+                    }
+                })?;
+            value.extend_from_slice(&body);
+            out.push(Release { route: i, value });
+        }
+        Ok(())
+    }
+}
+
+/// Decodes Confluent-framed records with writer schemas from the registry, resolved to the shared schema.
+pub struct Decoder {
+    registry: Arc<Registry>,
+    reader: &'static Schema,
+    writers: HashMap<u32, Arc<Schema>>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder").finish_non_exhaustive()
+    }
+}
+
+impl Decoder {
+    /// A decoder to `reader` (a shared schema).
+    pub fn new(registry: Arc<Registry>, reader: &'static Schema) -> Self {
+        Self {
+            registry,
+            reader,
+            writers: HashMap::new(),
+        }
+    }
+
+    /// Decodes one framed record.
+    pub fn decode(&mut self, framed: &[u8]) -> Result<Value, RouteError> {
+        let (id, mut body) = wire::decode(framed).map_err(|e| RouteError::Decode(e.to_string()))?;
+        let writer = match self.writers.get(&id) {
+            Some(w) => w.clone(),
+            None => {
+                let text = self
+                    .registry
+                    .schema_by_id(id as i32)
+                    .map_err(|e| RouteError::Decode(format!("schema id {id}: {e}")))?;
+                let parsed = Schema::parse_str(&text)
+                    .map_err(|e| RouteError::Decode(format!("schema id {id}: {e}")))?;
+                let parsed = Arc::new(parsed);
+                self.writers.insert(id, parsed.clone());
+                parsed
+            }
+        };
+        let reader = if writer.as_ref() == self.reader {
+            None
+        } else {
+            Some(self.reader)
+        };
+        apache_avro::from_avro_datum(&writer, &mut body, reader)
+            .map_err(|e| RouteError::Decode(e.to_string()))
+    }
+}
+
+/// What a router task needs.
+#[derive(Clone)]
+pub struct RouterContext {
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// The registry (writer schemas).
+    pub registry: Arc<Registry>,
+    /// The control plane (subscriptions).
+    pub control: Arc<ControlPlane>,
+    /// The audit log.
+    pub audit: Arc<AuditLog>,
+    /// The deployment's pseudonymisation key.
+    pub key: Arc<PseudonymKey>,
+    /// Prefix of the routers' consumer groups (`[hub] cluster`): `<prefix>.router.<schema>`.
+    pub group_prefix: String,
+}
+
+/// Runs the router of one shared schema until `stop` turns true.
+pub async fn run(
+    context: RouterContext,
+    schema: &'static unsilo_schemas::SharedSchema,
+    mut stop: watch::Receiver<bool>,
+) {
+    let topic = schema.topic();
+    let group = format!("{}.router.{}", context.group_prefix, schema.name());
+    let mut consumer = loop {
+        match context
+            .bus
+            .consumer(ConsumerOptions::group(&group, &[&topic]))
+            .await
+        {
+            Ok(c) => break c,
+            Err(e) => {
+                error!(topic = %topic, error = %e, "Router cannot consume; retrying.");
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    };
+    let mut changes = context.control.changes();
+    let mut table = RoutingTable::build(
+        &context.control.read(),
+        schema.name(),
+        &RoutingTable::default(),
+    );
+    changes.borrow_and_update();
+    let mut decoder = Decoder::new(context.registry.clone(), schema.avro());
+    info!(topic = %topic, routes = table.routes.len(), "Router started.");
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let batch = tokio::select! {
+            _ = stop.changed() => break,
+            b = consumer.poll(500, Duration::from_millis(200)) => b,
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(bus::Error::Closed) => break,
+            Err(e) => {
+                error!(topic = %topic, error = %e, "Router poll failed; retrying.");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            if changes.has_changed().unwrap_or(false) {
+                changes.borrow_and_update();
+                table = RoutingTable::build(&context.control.read(), schema.name(), &table);
+                debug!(topic = %topic, routes = table.routes.len(), "Routes updated.");
+            }
+            continue;
+        }
+        match route_batch(
+            &context,
+            schema,
+            &mut table,
+            &mut changes,
+            &mut decoder,
+            &batch,
+        )
+        .await
+        {
+            Ok(()) => {
+                failures = 0;
+                if let Err(e) = consumer.commit(&batch).await {
+                    warn!(topic = %topic, error = %e, "Router commit failed; the batch may be routed again.");
+                }
+            }
+            Err(e) => {
+                // Nothing committed: the batch is routed again after a fresh consumer rejoins.
+                failures = failures.saturating_add(1);
+                error!(topic = %topic, error = %e, failures, "Routing a batch failed; retrying it.");
+                let backoff = Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)));
+                tokio::time::sleep(backoff).await;
+                drop(consumer);
+                consumer = match context
+                    .bus
+                    .consumer(ConsumerOptions::group(&group, &[&topic]))
+                    .await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        error!(topic = %topic, error = %e, "Router cannot consume; stopping.");
+                        return;
+                    }
+                };
+            }
+        }
+    }
+    info!(topic = %topic, "Router stopped.");
+}
+
+/// Routes one batch: releases, audit, publish. Errors mean nothing was committed.
+async fn route_batch(
+    context: &RouterContext,
+    schema: &'static unsilo_schemas::SharedSchema,
+    table: &mut RoutingTable,
+    changes: &mut watch::Receiver<u64>,
+    decoder: &mut Decoder,
+    batch: &[ConsumedRecord],
+) -> Result<(), bus::Error> {
+    // (subscription, topic, record, evidence) of each release, in order.
+    let mut released: Vec<(String, String, Record, AuditEvent)> = Vec::new();
+    let mut releases = Vec::new();
+    for consumed in batch {
+        // Revocations and expiries take effect before the next record.
+        if changes.has_changed().unwrap_or(false) {
+            changes.borrow_and_update();
+            *table = RoutingTable::build(&context.control.read(), schema.name(), table);
+        }
+        if table.routes.is_empty() {
+            continue;
+        }
+        let Some(framed) = consumed.record.value.as_deref() else {
+            continue;
+        };
+        let record = match decoder.decode(framed) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(topic = %consumed.position.topic, offset = consumed.position.offset, error = %e, "Record not routable; skipped.");
+                continue;
+            }
+        };
+        releases.clear();
+        if let Err(e) = table.route(&record, bus::now_ms(), &context.key, &mut releases) {
+            error!(offset = consumed.position.offset, error = %e, "Record not routed.");
+            continue;
+        }
+        if releases.is_empty() {
+            continue;
+        }
+        let record_id = consumed
+            .record
+            .header(HEADER_RECORD_ID)
+            .map(|h| String::from_utf8_lossy(h).into_owned())
+            .unwrap_or_default();
+        let persons = person_keys(schema, &record, &context.key);
+        for release in releases.drain(..) {
+            let route = &table.routes[release.route];
+            let event = AuditEvent::Release {
+                record_id: record_id.clone(),
+                schema: schema.name().to_owned(),
+                subscription: route.subscription.clone(),
+                agency: route.agency.clone(),
+                fields: route.fields.clone(),
+                purpose: route.purpose.clone(),
+                view_schema_id: route.view_schema_id,
+                channel: route.channel.clone(),
+                person_keys: persons.clone(),
+            };
+            let mut out = Record::new(record_id.as_bytes(), release.value)
+                .with_header(HEADER_RECORD_ID, record_id.as_bytes().to_vec())
+                .with_header(HEADER_SUBSCRIPTION, route.subscription.as_bytes().to_vec());
+            out.timestamp_ms = consumed.record.timestamp_ms;
+            released.push((route.subscription.clone(), route.topic.clone(), out, event));
+        }
+    }
+    // A subscription revoked while the batch was being routed releases nothing from it.
+    if changes.has_changed().unwrap_or(false) {
+        changes.borrow_and_update();
+        *table = RoutingTable::build(&context.control.read(), schema.name(), table);
+        released.retain(|(subscription, ..)| {
+            table.routes.iter().any(|r| &r.subscription == subscription)
+        });
+    }
+    let mut per_topic: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+    let mut evidence = Vec::with_capacity(released.len());
+    for (_, topic, record, event) in released {
+        per_topic.entry(topic).or_default().push(record);
+        evidence.push(event);
+    }
+    if evidence.is_empty() {
+        return Ok(());
+    }
+    context
+        .audit
+        .append(evidence)
+        .await
+        .map_err(|e| bus::Error::Store(e.to_string()))?;
+    let publishes = per_topic
+        .into_iter()
+        .map(|(topic, records)| async move { context.bus.publish(&topic, records).await });
+    for result in futures::future::join_all(publishes).await {
+        result?;
+    }
+    Ok(())
+}

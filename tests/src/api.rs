@@ -1,0 +1,171 @@
+//! A client of the hub's admin and pull APIs, and the grid platform's test messages, for end-to-end tests.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use unsilo_connectors::conformance;
+use unsilo_exchange_core::admin::auth::token_digest;
+use unsilo_exchange_core::admin::lifecycle::OperatorCredential;
+use unsilo_exchange_core::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
+use unsilo_exchange_core::ingest::http_push;
+
+/// The grid platform's push token.
+pub const PUSH_TOKEN: &str = "grid-platform-push-token-5d1e";
+/// The operator's token.
+pub const OPERATOR_TOKEN: &str = "usk_operator-token-for-the-e2e-tests-0123456789";
+
+/// A hub configuration with the grid push connector and one operator.
+pub fn with_grid_and_operator(mut config: Config) -> Config {
+    config.connectors.push(ConnectorConfig {
+        name: "grid".into(),
+        definition: "builtin:grid".into(),
+        transport: TransportKind::HttpPush,
+        http_push: Some(HttpPushConfig {
+            token_sha256: hex::encode(http_push::token_digest(PUSH_TOKEN)),
+        }),
+        http_poll: None,
+        sql_poll: None,
+        file_drop: None,
+        kafka_topic: None,
+    });
+    config.admin.operators.push(OperatorCredential {
+        name: "ops".into(),
+        token_sha256: token_digest(OPERATOR_TOKEN),
+    });
+    config
+}
+
+/// A small client of the admin and pull APIs.
+pub struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// A client of the hub at `base`.
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Calls `method path` with `token`; returns the status and the JSON body (or the text as a JSON string).
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(token);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let response = r.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// POSTs a JSON body.
+    pub async fn post(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, token, path, Some(body))
+            .await
+    }
+
+    /// GETs a path.
+    pub async fn get(&self, token: &str, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, token, path, None).await
+    }
+
+    /// Creates an agency and returns its token.
+    pub async fn agency(&self, id: &str, name: &str, uscc: &str, clearance: &str) -> String {
+        let (s, body) = self
+            .post(
+                OPERATOR_TOKEN,
+                "/admin/agencies",
+                json!({ "id": id, "name": name, "uscc": uscc, "clearance": clearance }),
+            )
+            .await;
+        assert_eq!(s, 201, "create agency {id}: {body}");
+        body["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Pulls until at least `want` records arrived (or a minute passed), from the acknowledged position.
+    pub async fn pull_at_least(
+        &self,
+        token: &str,
+        subscription: &str,
+        want: usize,
+    ) -> (Vec<Value>, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut records = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let path = if cursor.is_empty() {
+                format!("/v1/subscriptions/{subscription}/records?wait_ms=500")
+            } else {
+                format!("/v1/subscriptions/{subscription}/records?wait_ms=500&cursor={cursor}")
+            };
+            let (s, body) = self.get(token, &path).await;
+            assert_eq!(s, 200, "pull {subscription}: {body}");
+            records.extend(body["records"].as_array().cloned().unwrap_or_default());
+            cursor = body["cursor"].as_str().expect("cursor").to_owned();
+            if records.len() >= want {
+                return (records, cursor);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{subscription}: {} of {want} records after a minute",
+                records.len()
+            );
+        }
+    }
+}
+
+/// Fixtures of the grid connector with ids made unique for this run, so tests sharing a broker never see each
+/// other's records: the RED household, a GREEN one in the same village, and a grid event about the RED head.
+pub fn grid_messages(suffix: u64) -> (Value, Value, Value) {
+    let fixture = |name: &str| -> Value {
+        let all = conformance::read_fixtures(unsilo_connectors::builtin::fixtures("grid"))
+            .expect("fixtures");
+        let f = all
+            .into_iter()
+            .find(|f| f.name.contains(name))
+            .unwrap_or_else(|| panic!("grid fixture {name}"));
+        f.input.parsed.expect("valid fixture")
+    };
+    let digits = format!("{suffix:09}");
+    let mut red = fixture("household_red");
+    red["hhbh"] = json!(format!("HH6109211072{digits}"));
+    let mut green = fixture("household_green");
+    green["hhbh"] = json!(format!("HH6109211073{digits}"));
+    let mut event = fixture("event_1_reported");
+    event["sjbh"] = json!(format!("SJ61092120240709{}", &digits[..4]));
+    event["msgId"] = json!(format!("7f3c2a91e04b4d6c8a1f{digits}000"));
+    (red, green, event)
+}
+
+/// Pushes grid messages to the hub as the grid platform.
+pub async fn push_grid(base: &str, messages: &[&Value]) {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/ingest/grid"))
+        .bearer_auth(PUSH_TOKEN)
+        .json(&messages)
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "push: {}",
+        r.text().await.unwrap_or_default()
+    );
+}
