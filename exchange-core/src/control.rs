@@ -259,3 +259,83 @@ impl Drop for ControlPlane {
         self.stop.send_replace(true);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::embedded::EmbeddedBus;
+    use crate::policy::model::{
+        Channel, FieldRule, SubscriptionSpec, SubscriptionStatus, Treatment,
+    };
+
+    fn subscription(revision: u64, status: SubscriptionStatus) -> Subscription {
+        let spec = SubscriptionSpec {
+            schema: "household".into(),
+            filter: "true".into(),
+            fields: vec![FieldRule {
+                field: "care_level".into(),
+                treatment: Treatment::Clear,
+            }],
+            purpose: "p".into(),
+            legal_basis: None,
+            expires_at_ms: None,
+            channel: Channel::Pull,
+        };
+        Subscription {
+            id: "civil.red".into(),
+            agency: "civil".into(),
+            name: "red".into(),
+            status,
+            requested: spec,
+            granted: None,
+            approved_above_clearance: vec![],
+            view_schema_id: None,
+            requested_at_ms: 0,
+            decided_by: None,
+            decided_at_ms: None,
+            reason: None,
+            revision,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_follower_sees_writes_and_stale_writes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(dir.path()).unwrap());
+        let a = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await.unwrap();
+        let b = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await.unwrap();
+        a.put_subscription(&subscription(1, SubscriptionStatus::Requested))
+            .await
+            .unwrap();
+        let mut changes = b.changes();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            changes.wait_for(|_| b.subscription("civil.red").is_some()),
+        )
+        .await
+        .expect("b follows a")
+        .unwrap();
+        // A write based on a stale revision loses.
+        let err = a
+            .put_subscription(&subscription(1, SubscriptionStatus::Active))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ControlError::Conflict(_)), "{err}");
+        a.put_subscription(&subscription(2, SubscriptionStatus::Revoked))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.subscription("civil.red").unwrap().status,
+            SubscriptionStatus::Revoked,
+            "read-your-writes"
+        );
+        // A restarted process replays the latest state.
+        a.shutdown().await;
+        b.shutdown().await;
+        let c = ControlPlane::open(bus, CONFIG_TOPIC).await.unwrap();
+        assert_eq!(
+            c.subscription("civil.red").unwrap().status,
+            SubscriptionStatus::Revoked
+        );
+    }
+}

@@ -334,6 +334,30 @@ impl Hub {
         })
     }
 
+    /// Stops everything but the HTTP server — connectors, routers, delivery, control plane, registry — and closes
+    /// the bus. [`Hub::serve`] calls it after the server has drained; a hub that never served (a benchmark, a
+    /// tool) calls it directly.
+    pub async fn shutdown(&self) -> Result<(), bus::Error> {
+        info!("Stopping the connectors.");
+        self.stop_sources.trigger();
+        for task in self.sources.lock().await.drain(..) {
+            if let Err(e) = task.await {
+                warn!(error = %e, "A connector task ended abnormally.");
+            }
+        }
+        info!("Connectors stopped; stopping the routers and delivery.");
+        self.stop_routing.send_replace(true);
+        for task in self.routing.lock().await.drain(..) {
+            if let Err(e) = task.await {
+                warn!(error = %e, "A routing or delivery task ended abnormally.");
+            }
+        }
+        self.control.shutdown().await;
+        info!("Routing stopped; closing the registry and the bus.");
+        self.registry.shutdown().await;
+        self.bus.shutdown().await
+    }
+
     /// The HTTP routes of the hub.
     pub fn router(&self) -> Router {
         let ops = Router::new()
@@ -398,24 +422,8 @@ impl Hub {
                 .await
             }
         };
-        info!("HTTP server stopped; stopping the connectors.");
-        self.stop_sources.trigger();
-        for task in self.sources.lock().await.drain(..) {
-            if let Err(e) = task.await {
-                warn!(error = %e, "A connector task ended abnormally.");
-            }
-        }
-        info!("Connectors stopped; stopping the routers and delivery.");
-        self.stop_routing.send_replace(true);
-        for task in self.routing.lock().await.drain(..) {
-            if let Err(e) = task.await {
-                warn!(error = %e, "A routing or delivery task ended abnormally.");
-            }
-        }
-        self.control.shutdown().await;
-        info!("Routing stopped; closing the registry and the bus.");
-        self.registry.shutdown().await;
-        let closed = self.bus.shutdown().await;
+        info!("HTTP server stopped.");
+        let closed = self.shutdown().await;
         served?;
         closed?;
         info!("unsilo stopped cleanly.");

@@ -382,3 +382,93 @@ async fn agencies_receive_exactly_what_they_are_approved_for_on_kafka() {
     let dir = tempfile::tempdir().expect("tempdir");
     agencies_receive_exactly_what_they_are_approved_for(kafka_config(dir.path())).await;
 }
+
+/// Two hub processes of one deployment on Kafka: a change made through one is followed by the other — an agency
+/// created on A authenticates on B, and a revocation on A stops B's deliveries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hubs_of_one_deployment_follow_each_others_control_changes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_a = with_grid_and_operator(kafka_config(dir.path()));
+    let mut config_b = config_a.clone();
+    config_b.hub.id = format!("{}-b", config_a.hub.id);
+    config_b.connectors.clear();
+    let a = RunningHub::start(&config_a).await;
+    let b = RunningHub::start(&config_b).await;
+    let (api_a, api_b) = (Api::new(&a.base), Api::new(&b.base));
+    let sfx = rand_suffix();
+    let agency = format!("two-hubs-{sfx}");
+    let token = api_a
+        .agency(&agency, "汉阴县民政局", "11610921016050037T", "S3")
+        .await;
+
+    let started = std::time::Instant::now();
+    loop {
+        let (s, _) = api_b.get(&token, "/admin/whoami").await;
+        if s == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "hub B never saw the agency"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "hub B followed the agency's creation in {:?}",
+        started.elapsed()
+    );
+
+    let (red, _, _) = grid_messages(sfx);
+    let red_id = red["hhbh"].as_str().unwrap().to_owned();
+    let (s, body) = api_a
+        .post(
+            &token,
+            "/admin/subscriptions",
+            json!({
+                "name": "red", "schema": "household",
+                "filter": format!("household_id == \"{red_id}\""),
+                "fields": [{ "field": "care_level", "treatment": "clear" }],
+                "purpose": "帮扶", "channel": { "kind": "pull" }
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let id = format!("{agency}.red");
+    let (s, body) = api_a
+        .post(
+            OPERATOR_TOKEN,
+            &format!("/admin/subscriptions/{id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    push_grid(&a.base, &[&red]).await;
+    let (records, _) = api_b.pull_at_least(&token, &id, 1).await;
+    assert_eq!(records[0]["record"]["care_level"], "RED");
+
+    let (s, _) = api_a
+        .post(
+            OPERATOR_TOKEN,
+            &format!("/admin/subscriptions/{id}/revoke"),
+            json!({ "reason": "done" }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let started = std::time::Instant::now();
+    loop {
+        let (s, _) = api_b
+            .get(&token, &format!("/v1/subscriptions/{id}/records?wait_ms=0"))
+            .await;
+        if s == 403 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "hub B still delivers after revocation on A"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("hub B followed the revocation in {:?}", started.elapsed());
+    a.stop().await;
+    b.stop().await;
+}

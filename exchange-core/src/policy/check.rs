@@ -177,3 +177,126 @@ pub fn check_grant(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::model::{Channel, FieldRule};
+
+    fn agency(clearance: Sensitivity) -> Agency {
+        Agency {
+            id: "civil-affairs".into(),
+            name: "民政局".into(),
+            uscc: "11610921016050037T".into(),
+            clearance,
+            tokens: vec![],
+            client_cert_sha256: None,
+            created_at_ms: 0,
+            created_by: "ops".into(),
+        }
+    }
+
+    fn rule(field: &str, treatment: Treatment) -> FieldRule {
+        FieldRule {
+            field: field.into(),
+            treatment,
+        }
+    }
+
+    fn request() -> SubscriptionSpec {
+        SubscriptionSpec {
+            schema: "household".into(),
+            filter: "care_level == \"RED\"".into(),
+            fields: vec![
+                rule("head_cert_no", Treatment::Clear),
+                rule("head_name", Treatment::Mask),
+                rule("care_level", Treatment::Clear),
+            ],
+            purpose: "帮扶".into(),
+            legal_basis: None,
+            expires_at_ms: Some(2_000_000_000_000),
+            channel: Channel::Pull,
+        }
+    }
+
+    #[test]
+    fn requests_compile_against_their_schema() {
+        assert!(compile(&request(), "a.b").is_ok());
+        let mut bad = request();
+        bad.schema = "nope".into();
+        assert!(matches!(
+            compile(&bad, "a.b"),
+            Err(PolicyError::UnknownSchema(_))
+        ));
+        let mut bad = request();
+        bad.filter = "care_level == \"PURPLE\"".into();
+        let err = compile(&bad, "a.b").unwrap_err().to_string();
+        assert!(err.contains("PURPLE") && err.contains("RED"), "{err}");
+        let mut bad = request();
+        bad.fields.push(rule("no_such_field", Treatment::Clear));
+        assert!(compile(&bad, "a.b")
+            .unwrap_err()
+            .to_string()
+            .contains("no_such_field"));
+    }
+
+    #[test]
+    fn clearance_and_legal_basis_are_enforced_on_grants() {
+        let req = request();
+        let s3 = agency(Sensitivity::S3);
+        // head_cert_no is S4: above S3, and in clear.
+        let err = check_grant(&s3, &req, &req, &[]).unwrap_err();
+        assert!(matches!(err, PolicyError::AboveClearance { .. }), "{err}");
+        assert!(err.to_string().contains("head_cert_no (S4)"));
+        let err = check_grant(&s3, &req, &req, &["head_cert_no".into()]).unwrap_err();
+        assert!(matches!(err, PolicyError::NoLegalBasis(_)), "{err}");
+        let mut with_basis = req.clone();
+        with_basis.legal_basis = Some("《社会救助暂行办法》".into());
+        assert!(check_grant(&s3, &req, &with_basis, &["head_cert_no".into()]).is_ok());
+        // Pseudonymised, an S4 field needs no legal basis (but still the clearance approval).
+        let mut pseudo = req.clone();
+        pseudo.fields[0].treatment = Treatment::Pseudonymise;
+        assert!(check_grant(&s3, &req, &pseudo, &["head_cert_no".into()]).is_ok());
+        assert!(check_grant(&agency(Sensitivity::S4), &req, &pseudo, &[]).is_ok());
+    }
+
+    #[test]
+    fn grants_may_only_narrow() {
+        let req = request();
+        let s4 = agency(Sensitivity::S4);
+        let basis = |mut s: SubscriptionSpec| {
+            s.legal_basis = Some("basis".into());
+            s
+        };
+        let mut more = basis(req.clone());
+        more.fields.push(rule("address", Treatment::Clear));
+        assert!(matches!(
+            check_grant(&s4, &req, &more, &[]),
+            Err(PolicyError::NotNarrower(_))
+        ));
+        let mut revealing = basis(req.clone());
+        revealing.fields[1].treatment = Treatment::Clear;
+        let err = check_grant(&s4, &req, &revealing, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("head_name"), "{err}");
+        let mut fewer = basis(req.clone());
+        fewer.fields.remove(1);
+        fewer.fields[0].treatment = Treatment::Drop;
+        assert!(check_grant(&s4, &req, &fewer, &[]).is_ok());
+        let mut narrower_filter = basis(req.clone());
+        narrower_filter.filter = format!("({}) && member_count > 2", req.filter);
+        assert!(check_grant(&s4, &req, &narrower_filter, &[]).is_ok());
+        let mut other_filter = basis(req.clone());
+        other_filter.filter = "true".into();
+        assert!(check_grant(&s4, &req, &other_filter, &[]).is_err());
+        let mut later = basis(req.clone());
+        later.expires_at_ms = None;
+        assert!(check_grant(&s4, &req, &later, &[]).is_err());
+        let mut channel = basis(req.clone());
+        channel.channel = Channel::Webhook {
+            url: "https://x.example/h".into(),
+        };
+        assert!(check_grant(&s4, &req, &channel, &[]).is_err());
+    }
+}
