@@ -344,7 +344,7 @@ pub(crate) async fn subscription(
                 )
                 .await?;
             }
-            eprintln!("cursor: {}", batch["cursor"]);
+            eprintln!("cursor: {}", batch["cursor"].as_str().unwrap_or_default());
             return Ok(());
         }
     };

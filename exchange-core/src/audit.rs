@@ -159,31 +159,22 @@ impl AuditLog {
         };
         const WINDOW: u64 = 4096;
         let mut window_end = end;
-        'search: while window_end > 0 {
+        while window_end > 0 {
             let start = window_end.saturating_sub(WINDOW);
-            let mut offset = start;
-            let mut found = None;
             // Read forward to the topic's real end: a broker may report a high watermark below it.
-            loop {
-                let batch = bus
-                    .fetch(topic, 0, offset, 1000, Duration::from_millis(200))
-                    .await?;
-                let Some(last) = batch.last() else { break };
-                offset = last.position.offset + 1;
-                for r in &batch {
-                    if let Some(e) = decode(r) {
-                        if e.body.hub == hub {
-                            found = Some(ChainHead {
-                                seq: e.body.seq,
-                                hash: e.hash,
-                            });
-                        }
-                    }
-                }
-            }
+            let found = read_from(bus.as_ref(), topic, start)
+                .await?
+                .iter()
+                .filter_map(decode)
+                .filter(|e| e.body.hub == hub)
+                .last()
+                .map(|e| ChainHead {
+                    seq: e.body.seq,
+                    hash: e.hash,
+                });
             if let Some(h) = found {
                 head = h;
-                break 'search;
+                break;
             }
             window_end = start;
         }
@@ -361,15 +352,42 @@ pub fn verify_records<'a>(records: impl IntoIterator<Item = &'a ConsumedRecord>)
 
 /// Reads the whole audit topic, in order, up to its end at the time of the call.
 pub async fn read_all(bus: &dyn Bus, topic: &str) -> Result<Vec<ConsumedRecord>, AuditError> {
+    read_from(bus, topic, 0).await
+}
+
+/// Reads the audit topic from `offset` to its end. A fetch may come back empty before the end (a broker still
+/// answering, a slow disk), so the end is taken from the topic's high watermark, and empty fetches are retried until
+/// it is reached; past it, the first empty fetch ends the read (a broker may report a watermark below its last
+/// records, so reading goes on while records keep coming).
+async fn read_from(
+    bus: &dyn Bus,
+    topic: &str,
+    mut offset: u64,
+) -> Result<Vec<ConsumedRecord>, AuditError> {
+    const MAX_EMPTY_FETCHES: u32 = 100;
+    let end = bus.end_offsets(topic).await?.first().copied().unwrap_or(0);
     let mut out = Vec::new();
-    let mut offset = 0;
+    let mut empty = 0;
     loop {
         let batch = bus
             .fetch(topic, 0, offset, 5000, Duration::from_millis(300))
             .await?;
-        let Some(last) = batch.last() else { break };
-        offset = last.position.offset + 1;
-        out.extend(batch);
+        match batch.last() {
+            Some(last) => {
+                offset = last.position.offset + 1;
+                empty = 0;
+                out.extend(batch);
+            }
+            None if offset >= end => break,
+            None => {
+                empty += 1;
+                if empty >= MAX_EMPTY_FETCHES {
+                    return Err(AuditError::Bus(bus::Error::Store(format!(
+                        "{topic}: no records readable at offset {offset} although the topic ends at {end}"
+                    ))));
+                }
+            }
+        }
     }
     Ok(out)
 }

@@ -51,8 +51,8 @@ pub enum ControlError {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 enum Entry {
-    Agency(Agency),
-    Subscription(Subscription),
+    Agency(Box<Agency>),
+    Subscription(Box<Subscription>),
 }
 
 /// What the control plane knows: every agency and subscription, by id.
@@ -93,10 +93,10 @@ impl ControlState {
         };
         match serde_json::from_slice::<Entry>(value) {
             Ok(Entry::Agency(a)) => {
-                self.agencies.insert(a.id.clone(), a);
+                self.agencies.insert(a.id.clone(), *a);
             }
             Ok(Entry::Subscription(s)) => {
-                self.subscriptions.insert(s.id.clone(), s);
+                self.subscriptions.insert(s.id.clone(), *s);
             }
             Err(e) => {
                 warn!(key = %key, offset = record.position.offset, error = %e, "Unreadable control-plane record skipped.");
@@ -200,7 +200,7 @@ impl ControlPlane {
         if self.read().agencies.get(&agency.id) != expected {
             return Err(ControlError::Conflict(format!("agency `{}`", agency.id)));
         }
-        let value = serde_json::to_vec(&Entry::Agency(agency.clone()))
+        let value = serde_json::to_vec(&Entry::Agency(Box::new(agency.clone())))
             .map_err(|e| bus::Error::Store(e.to_string()))?;
         self.append(Record::new(format!("agency/{}", agency.id), value))
             .await
@@ -222,7 +222,7 @@ impl ControlPlane {
                 subscription.id
             )));
         }
-        let value = serde_json::to_vec(&Entry::Subscription(subscription.clone()))
+        let value = serde_json::to_vec(&Entry::Subscription(Box::new(subscription.clone())))
             .map_err(|e| bus::Error::Store(e.to_string()))?;
         self.append(Record::new(
             format!("subscription/{}", subscription.id),

@@ -233,6 +233,9 @@ struct BenchArgs {
     /// Writes the report to this file as well as to standard output.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Only these sections: foundation, connectors, routing (repeatable; default all).
+    #[arg(long)]
+    only: Vec<String>,
 }
 
 fn init_logging(config: &Config) {
@@ -296,6 +299,7 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         records: args.records,
         kafka: args.kafka,
         kafka_records: args.kafka_records,
+        only: args.only,
     })
     .await?;
     print!("{report}");

@@ -53,6 +53,18 @@ struct IngestLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubscriptionLabels {
+    subscription: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    subscription: String,
+    channel: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     bus: String,
@@ -68,6 +80,8 @@ pub struct Metrics {
     publish_errors: Family<TopicLabels, Counter>,
     publish_duration: Histogram,
     ingest_records: Family<IngestLabels, Counter>,
+    released_records: Family<SubscriptionLabels, Counter>,
+    delivered_records: Family<DeliveryLabels, Counter>,
     build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -136,6 +150,18 @@ impl Metrics {
             "Raw records ingested, by connector and outcome (accepted, rejected)",
             ingest_records.clone(),
         );
+        let released_records = Family::<SubscriptionLabels, Counter>::default();
+        registry.register(
+            "unsilo_released_records",
+            "Records the router released to a subscription's topic (each with an audit entry)",
+            released_records.clone(),
+        );
+        let delivered_records = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "unsilo_delivered_records",
+            "Records a delivery worker finished with, by subscription, channel and outcome: committed (delivered, or dead-lettered after every retry) and dead_lettered",
+            delivered_records.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "unsilo_build_info",
@@ -151,6 +177,8 @@ impl Metrics {
             publish_errors,
             publish_duration,
             ingest_records,
+            released_records,
+            delivered_records,
             build_info,
         }
     }
@@ -167,6 +195,27 @@ impl Metrics {
                     .inc_by(n as u64);
             }
         }
+    }
+
+    /// Counts records released to a subscription.
+    pub fn record_release(&self, subscription: &str, n: usize) {
+        self.released_records
+            .get_or_create(&SubscriptionLabels {
+                subscription: subscription.to_owned(),
+            })
+            .inc_by(n as u64);
+    }
+
+    /// Counts records a delivery worker committed (`committed`: delivered, or dead-lettered after every retry) or
+    /// sent to the delivery DLQ (`dead_lettered`).
+    pub fn record_delivery(&self, subscription: &str, channel: &str, outcome: &str, n: usize) {
+        self.delivered_records
+            .get_or_create(&DeliveryLabels {
+                subscription: subscription.to_owned(),
+                channel: channel.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc_by(n as u64);
     }
 
     /// Records which bus this hub runs on, in `unsilo_build_info`.

@@ -107,6 +107,19 @@ impl Route {
     }
 }
 
+/// Whether two rule lists are the same set (a compiled plan keeps its rules sorted by path).
+fn same_rules(a: &[FieldRule], b: &[FieldRule]) -> bool {
+    let sorted = |rules: &[FieldRule]| {
+        let mut v: Vec<(String, crate::policy::model::Treatment)> = rules
+            .iter()
+            .map(|r| (r.field.clone(), r.treatment))
+            .collect();
+        v.sort_by(|x, y| x.0.cmp(&y.0));
+        v
+    };
+    sorted(a) == sorted(b)
+}
+
 /// A record released to one subscription.
 #[derive(Clone, Debug)]
 pub struct Release {
@@ -141,7 +154,7 @@ impl RoutingTable {
                             && s.status == crate::policy::model::SubscriptionStatus::Active
                             && r.expires_at_ms == s.spec().expires_at_ms
                             && r.compiled.filter.source() == s.spec().filter
-                            && r.fields == s.spec().fields
+                            && same_rules(&r.fields, &s.spec().fields)
                     })
                     .cloned()
                     .or_else(|| Route::of(s))
@@ -252,6 +265,8 @@ pub struct RouterContext {
     pub audit: Arc<AuditLog>,
     /// The deployment's pseudonymisation key.
     pub key: Arc<PseudonymKey>,
+    /// Release counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Prefix of the routers' consumer groups (`[hub] cluster`): `<prefix>.router.<schema>`.
     pub group_prefix: String,
 }
@@ -429,9 +444,11 @@ async fn route_batch(
         });
     }
     let mut per_topic: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+    let mut per_subscription: BTreeMap<String, usize> = BTreeMap::new();
     let mut evidence = Vec::with_capacity(released.len());
-    for (_, topic, record, event) in released {
+    for (subscription, topic, record, event) in released {
         per_topic.entry(topic).or_default().push(record);
+        *per_subscription.entry(subscription).or_default() += 1;
         evidence.push(event);
     }
     if evidence.is_empty() {
@@ -447,6 +464,9 @@ async fn route_batch(
         .map(|(topic, records)| async move { context.bus.publish(&topic, records).await });
     for result in futures::future::join_all(publishes).await {
         result?;
+    }
+    for (subscription, n) in per_subscription {
+        context.metrics.record_release(&subscription, n);
     }
     Ok(())
 }

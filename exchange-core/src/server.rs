@@ -296,6 +296,7 @@ impl Hub {
             audit: audit.clone(),
             key: Arc::new(secret.pseudonym_key()),
             group_prefix: config.hub.cluster.clone(),
+            metrics: metrics.clone(),
         };
         for schema in unsilo_schemas::shared_schemas() {
             routing.push(tokio::spawn(crate::router::run(
@@ -311,6 +312,7 @@ impl Hub {
                 decoder: decoder.clone(),
                 webhook,
                 secret,
+                metrics: metrics.clone(),
             },
             routing_stopped.clone(),
         )));

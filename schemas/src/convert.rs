@@ -183,34 +183,11 @@ pub struct AvroConverter<'s> {
     names: HashMap<String, &'s Schema>,
 }
 
-fn collect_names<'s>(schema: &'s Schema, names: &mut HashMap<String, &'s Schema>) {
-    match schema {
-        Schema::Record(r) => {
-            let first_visit = names.insert(r.name.fullname(None), schema).is_none();
-            if first_visit {
-                for field in &r.fields {
-                    collect_names(&field.schema, names);
-                }
-            }
-        }
-        Schema::Enum(e) => {
-            names.insert(e.name.fullname(None), schema);
-        }
-        Schema::Fixed(f) => {
-            names.insert(f.name.fullname(None), schema);
-        }
-        Schema::Array(a) => collect_names(&a.items, names),
-        Schema::Map(m) => collect_names(&m.types, names),
-        Schema::Union(u) => u.variants().iter().for_each(|v| collect_names(v, names)),
-        _ => {}
-    }
-}
-
 impl<'s> AvroConverter<'s> {
     /// A converter for `schema`.
     pub fn new(schema: &'s Schema) -> Self {
         let mut names = HashMap::new();
-        collect_names(schema, &mut names);
+        crate::avro::collect_names(schema, &mut names);
         Self {
             root: schema,
             names,

@@ -23,6 +23,7 @@
 //! assert!(value.validate(schema.avro()));
 //! ```
 
+pub mod avro;
 pub mod catalog;
 pub mod convert;
 pub mod date;

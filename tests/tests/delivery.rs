@@ -497,3 +497,60 @@ async fn pull_events_stream_and_resume_with_last_event_id() {
     assert_eq!(resumed[0].1["record_id"], events[1].1["record_id"]);
     running.stop().await;
 }
+
+/// An approval whose channel cannot be prepared (the subscriber's schema does not exist yet) answers 502 and leaves
+/// the subscription approved but not delivering; approving again once the subscriber has fixed it activates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_activation_can_be_retried() {
+    let url = "postgres://postgres@127.0.0.1:5432/test";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (running, api, agency, token, sfx) = hub_with_agency(embedded_config(dir.path())).await;
+    let schema = format!("inbox_{sfx}");
+    let (s, body) = api
+        .post(
+            &token,
+            "/admin/subscriptions",
+            json!({
+                "name": "late-table", "schema": "household", "filter": "true",
+                "fields": [{ "field": "care_level", "treatment": "clear" }],
+                "purpose": "应急救助",
+                "channel": { "kind": "sql", "url": url, "table": format!("{schema}.households") }
+            }),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let id = format!("{agency}.late-table");
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            &format!("/admin/subscriptions/{id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 502, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("sql"), "{body}");
+    let (_, shown) = api
+        .get(OPERATOR_TOKEN, &format!("/admin/subscriptions/{id}"))
+        .await;
+    assert_eq!(shown["status"], "approved");
+
+    let pool = sqlx::PgPool::connect(url).await.expect("pg");
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&pool)
+        .await
+        .expect("create schema");
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            &format!("/admin/subscriptions/{id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["status"], "active");
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&pool)
+        .await
+        .expect("drop schema");
+    running.stop().await;
+}

@@ -206,6 +206,20 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
         "{text}"
     );
 
+    // Operators watch the flow per subscription.
+    let metrics = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains(&format!(
+            "unsilo_released_records_total{{subscription=\"{civil_sub}\"}} 1"
+        )),
+        "{metrics}"
+    );
+
     // One agency's token cannot read another's subscription; operators do not pull.
     let (s, _) = api
         .get(&police_token, &format!("/admin/subscriptions/{civil_sub}"))
@@ -325,7 +339,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     red_again["gxsj"] = json!("20240710110230");
     push_grid(&running.base, &[&red_again]).await;
     let (records, _) = api.pull_at_least(&police_token, &witness, 1).await;
-    assert_eq!(records.len(), 1);
+    assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(
         released_count(&running, &topic).await,
         before,

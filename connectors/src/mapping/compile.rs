@@ -206,26 +206,6 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
-fn collect_names(schema: &'static Schema, names: &mut HashMap<String, &'static Schema>) {
-    match schema {
-        Schema::Record(r) if names.insert(r.name.fullname(None), schema).is_none() => {
-            for f in &r.fields {
-                collect_names(&f.schema, names);
-            }
-        }
-        Schema::Enum(e) => {
-            names.insert(e.name.fullname(None), schema);
-        }
-        Schema::Fixed(f) => {
-            names.insert(f.name.fullname(None), schema);
-        }
-        Schema::Array(a) => collect_names(&a.items, names),
-        Schema::Map(m) => collect_names(&m.types, names),
-        Schema::Union(u) => u.variants().iter().for_each(|v| collect_names(v, names)),
-        _ => {}
-    }
-}
-
 /// The names a union branch answers to in `branch = "…"`, the first being its Avro JSON-encoding tag.
 fn branch_names(schema: &Schema) -> Vec<String> {
     let named = |full: String| {
@@ -485,7 +465,7 @@ impl Compiler<'_> {
         let mut root_plan = None;
         if let Some(schema) = target {
             self.schema = Some(schema);
-            collect_names(schema.avro(), &mut self.names);
+            unsilo_schemas::avro::collect_names(schema.avro(), &mut self.names);
             let fields = get("fields");
             let mut spec = Spec::default();
             let anchor = match fields {

@@ -54,6 +54,11 @@ pub fn new_token() -> (String, String) {
     (token, digest)
 }
 
+/// The public id of a token: `tok_` and the first 8 hex characters of its digest — nothing of the token itself.
+pub fn token_id(digest: &str) -> String {
+    format!("tok_{}", digest.get(..8).unwrap_or(digest))
+}
+
 /// The hex SHA-256 of a token.
 pub fn token_digest(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))

@@ -246,7 +246,7 @@ impl Admin {
             uscc: new.uscc.trim().to_ascii_uppercase(),
             clearance,
             tokens: vec![TokenDigest {
-                id: token[..12].to_owned(),
+                id: auth::token_id(&digest),
                 sha256: digest,
                 issued_at_ms: bus::now_ms(),
             }],
@@ -284,8 +284,9 @@ impl Admin {
             .ok_or_else(|| ApiError::NotFound(format!("agency `{id}`")))?;
         let (token, digest) = auth::new_token();
         let mut updated = current.clone();
+        let token_id = auth::token_id(&digest);
         updated.tokens.push(TokenDigest {
-            id: token[..12].to_owned(),
+            id: token_id.clone(),
             sha256: digest,
             issued_at_ms: bus::now_ms(),
         });
@@ -297,7 +298,7 @@ impl Admin {
             &Principal::Operator(operator.to_owned()),
             "agency.issue_token",
             id,
-            json!({ "token_id": &token[..12] }),
+            json!({ "token_id": token_id }),
         )
         .await?;
         Ok(token)
@@ -396,6 +397,11 @@ impl Admin {
         request: ApproveRequest,
     ) -> Result<Subscription, ApiError> {
         let current = self.current_for_decision(id)?;
+        if current.status == SubscriptionStatus::Approved {
+            // Approved earlier, but activation failed (e.g. the subscriber's database was down): retry it with
+            // the grant on record.
+            return self.activate(operator, current).await;
+        }
         if current.status != SubscriptionStatus::Requested {
             return Err(ApiError::Conflict(format!(
                 "subscription `{id}` is {}; only a requested subscription can be approved",
@@ -421,7 +427,7 @@ impl Admin {
         granted
             .check_shape(bus::now_ms())
             .map_err(ApiError::Invalid)?;
-        let compiled = check::compile(&granted, id).map_err(policy_error)?;
+        check::compile(&granted, id).map_err(policy_error)?;
         check::check_grant(
             &agency,
             &current.requested,
@@ -452,8 +458,20 @@ impl Admin {
             }),
         )
         .await?;
+        self.activate(operator, approved).await
+    }
 
-        // Activation.
+    /// Activates an approved subscription: registers its view schema, creates its topics, prepares its channel
+    /// and marks it active. On failure it stays approved; approving it again retries.
+    async fn activate(
+        &self,
+        operator: &str,
+        approved: Subscription,
+    ) -> Result<Subscription, ApiError> {
+        let id = approved.id.clone();
+        let who = Principal::Operator(operator.to_owned());
+        let granted = approved.spec().clone();
+        let compiled = check::compile(&granted, &id).map_err(policy_error)?;
         let view_text = compiled.plan.schema_json().to_string();
         let view_schema_id = self
             .registry
@@ -487,7 +505,7 @@ impl Admin {
         self.record_control(
             &who,
             "subscription.activate",
-            id,
+            &id,
             json!({ "view_schema_id": view_schema_id, "topic": active.topic() }),
         )
         .await?;

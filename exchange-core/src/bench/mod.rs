@@ -38,6 +38,8 @@ pub struct BenchOptions {
     pub kafka: Option<String>,
     /// Records per Kafka measurement.
     pub kafka_records: usize,
+    /// Only these sections (`foundation`, `connectors`, `routing`); all when empty.
+    pub only: Vec<String>,
 }
 
 /// Errors that stop a benchmark.
@@ -550,55 +552,65 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
 
 /// Runs every measurement and returns the Markdown report.
 pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
+    let wants =
+        |section: &str| options.only.is_empty() || options.only.iter().any(|o| o == section);
     let mut rows = Vec::new();
-    eprintln!("bench: Avro encode ({} records)…", options.records);
-    let size = bench_encode(options.records, &mut rows)?;
-    eprintln!(
-        "bench: embedded bus ({} records of {size} bytes)…",
-        options.records
-    );
-    bench_embedded(options.records, size, &mut rows).await?;
-    eprintln!(
-        "bench: embedded bus ({} records of 256 bytes)…",
-        options.records
-    );
-    bench_embedded(options.records, 256, &mut rows).await?;
-    eprintln!("bench: connectors ({} records each)…", options.records);
-    bench_connectors(options.records, &mut rows)?;
-    eprintln!(
-        "bench: HTTP push end to end ({} records)…",
-        options.records.min(50_000)
-    );
-    bench_http_push(options.records.min(50_000), &mut rows).await?;
-    let routed = options.records.min(20_000);
-    let mut routing_lines = Vec::new();
-    for subscriptions in [1, 10, 100] {
-        eprintln!("bench: routing with {subscriptions} subscriptions ({routed} records)…");
-        let (t, baseline, filters) = routing::throughput(routed, subscriptions)?;
-        rows.push(Row {
-            name: format!("routing, {subscriptions} subscriptions (records/s, one core)"),
-            ours: t.records_per_s,
-            baseline_name: "to_avro_datum of the full record (records/s)",
-            baseline,
-        });
-        routing_lines.push(format!(
-            "| {subscriptions} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% |",
-            t.records_per_s,
-            t.evaluations_per_s,
-            t.ns_per_evaluation,
-            filters,
-            t.released_share * 100.0
-        ));
+    let mut size = 0;
+    if wants("foundation") {
+        eprintln!("bench: Avro encode ({} records)…", options.records);
+        size = bench_encode(options.records, &mut rows)?;
+        eprintln!(
+            "bench: embedded bus ({} records of {size} bytes)…",
+            options.records
+        );
+        bench_embedded(options.records, size, &mut rows).await?;
+        eprintln!(
+            "bench: embedded bus ({} records of 256 bytes)…",
+            options.records
+        );
+        bench_embedded(options.records, 256, &mut rows).await?;
     }
-    eprintln!("bench: ingest → subscription topic latency at 10 000 records/s for 10 s…");
-    let latency = routing::latency(10_000, 10).await?;
-    if let Some(broker) = &options.kafka {
+    if wants("connectors") {
+        eprintln!("bench: connectors ({} records each)…", options.records);
+        bench_connectors(options.records, &mut rows)?;
+        eprintln!(
+            "bench: HTTP push end to end ({} records)…",
+            options.records.min(50_000)
+        );
+        bench_http_push(options.records.min(50_000), &mut rows).await?;
+    }
+    let mut routing_lines = Vec::new();
+    let mut latency = None;
+    if wants("routing") {
+        let routed = options.records.min(20_000);
+        for subscriptions in [1, 10, 100] {
+            eprintln!("bench: routing with {subscriptions} subscriptions ({routed} records)…");
+            let (t, baseline, filters) = routing::throughput(routed, subscriptions)?;
+            rows.push(Row {
+                name: format!("routing, {subscriptions} subscriptions (records/s, one core)"),
+                ours: t.records_per_s,
+                baseline_name: "to_avro_datum of the full record (records/s)",
+                baseline,
+            });
+            routing_lines.push(format!(
+                "| {subscriptions} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% |",
+                t.records_per_s,
+                t.evaluations_per_s,
+                t.ns_per_evaluation,
+                filters,
+                t.released_share * 100.0
+            ));
+        }
+        eprintln!("bench: ingest → subscription topic latency at 10 000 records/s for 10 s…");
+        latency = Some(routing::latency(10_000, 10).await?);
+    }
+    if let (Some(broker), true) = (&options.kafka, wants("foundation")) {
         eprintln!(
             "bench: Kafka at {broker} ({} records)…",
             options.kafka_records
         );
         bench_kafka(broker, options.kafka_records, size, &mut rows).await?;
-    } else {
+    } else if options.kafka.is_none() {
         eprintln!("bench: no --kafka broker given; Kafka measurements skipped.");
     }
 
@@ -635,11 +647,13 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
     for line in routing_lines {
         let _ = writeln!(out, "{line}");
     }
-    let _ = writeln!(
-        out,
-        "\n**Latency**, publish to `std.grid_event` → readable on the subscription's topic, whole hub on the \
-         embedded bus (fsync on), {} records/s offered, {} records measured: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms.",
-        latency.rate, latency.records, latency.p50_ms, latency.p99_ms, latency.max_ms
-    );
+    if let Some(latency) = latency {
+        let _ = writeln!(
+            out,
+            "\n**Latency**, publish to `std.grid_event` → readable on the subscription's topic, whole hub on the \
+             embedded bus (fsync on), {} records/s offered, {} records measured: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms.",
+            latency.rate, latency.records, latency.p50_ms, latency.p99_ms, latency.max_ms
+        );
+    }
     Ok(out)
 }

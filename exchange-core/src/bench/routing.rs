@@ -63,8 +63,8 @@ const FILTERS: [&str; 5] = [
     "true",
     "region_code.startsWith(\"610921\")",
     "urgency != \"NORMAL\" || attachment_count > 2",
-    "category in [\"DISPUTE\", \"SAFETY\", \"PUBLIC_SERVICE\"] && region_code.startsWith(\"6109\")",
-    "parties.exists(p, p.role == \"PARTY\")",
+    "category in [\"DISPUTE\", \"SAFETY_HAZARD\", \"PUBLIC_SECURITY\"] && region_code.startsWith(\"6109\")",
+    "parties.exists(p, p.role == \"RESPONDENT\")",
 ];
 
 fn rules(i: usize) -> Vec<FieldRule> {

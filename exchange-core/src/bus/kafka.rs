@@ -29,6 +29,9 @@ use super::{
     Record, Result, StartFrom, TopicSpec,
 };
 
+/// How long a fetch waits for the broker's first answer (a record or the end of the partition).
+const FETCH_ANSWER: Duration = Duration::from_secs(10);
+
 /// How long metadata, watermark and admin calls may take before they fail.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -119,6 +122,7 @@ impl KafkaBus {
             .set("group.id", "unsilo-fetch")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "true")
             .create()
             .map_err(kafka_err)?;
         let probe = metadata.clone();
@@ -371,24 +375,45 @@ impl Bus for KafkaBus {
             tpl.add_partition_offset(&topic, partition as i32, Offset::Offset(offset as i64))
                 .map_err(kafka_err)?;
             consumer.assign(&tpl).map_err(kafka_err)?;
-            let deadline = std::time::Instant::now() + wait;
+            // The fetcher reports the end of the partition (`enable.partition.eof`), so an empty answer means
+            // "nothing after `offset` within `wait`", not "the broker was slow to start": the first answer (a
+            // record or the end) is awaited for at least FETCH_ANSWER, whatever `wait` is.
+            let started = std::time::Instant::now();
+            let answer_deadline = started + wait.max(FETCH_ANSWER);
+            let data_deadline = started + wait;
+            let mut at_end = false;
             let mut out: Vec<ConsumedRecord> = Vec::new();
             while out.len() < max.max(1) {
-                let left = if out.is_empty() {
-                    deadline.saturating_duration_since(std::time::Instant::now())
+                let now = std::time::Instant::now();
+                let until = if at_end && out.is_empty() {
+                    data_deadline
                 } else {
-                    Duration::ZERO
+                    answer_deadline
                 };
-                match consumer.poll(left) {
+                if now >= until {
+                    break;
+                }
+                match consumer.poll(until - now) {
                     Some(Ok(m)) => {
                         let r = to_consumed(&m);
-                        if r.position.topic == topic && r.position.partition == partition {
+                        // Only this partition, from the offset asked for (never a message fetched for an
+                        // earlier assignment of the shared client).
+                        if r.position.topic == topic
+                            && r.position.partition == partition
+                            && r.position.offset >= offset
+                        {
                             out.push(r);
                         }
                     }
+                    Some(Err(KafkaError::PartitionEOF(p))) if p == partition as i32 => {
+                        if !out.is_empty() {
+                            break;
+                        }
+                        at_end = true;
+                    }
+                    Some(Err(KafkaError::PartitionEOF(_))) => {}
                     Some(Err(e)) => return Err(kafka_err(e)),
-                    None if out.is_empty() && std::time::Instant::now() < deadline => {}
-                    None => break,
+                    None => {}
                 }
             }
             consumer.unassign().map_err(kafka_err)?;

@@ -249,6 +249,8 @@ pub struct DeliveryContext {
     pub webhook: webhook::WebhookClient,
     /// Derives webhook signing keys.
     pub secret: Arc<HubSecret>,
+    /// Delivery counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 struct Worker {
@@ -459,6 +461,12 @@ async fn deliver_until_stopped(
             }
         }
         consumer.commit(&batch).await?;
+        context.metrics.record_delivery(
+            id,
+            subscription.spec().channel.kind(),
+            "committed",
+            batch.len(),
+        );
     }
 }
 
@@ -501,5 +509,11 @@ async fn to_dlq(
         .bus
         .publish(&subscription.dlq_topic(), vec![record])
         .await?;
+    context.metrics.record_delivery(
+        &subscription.id,
+        subscription.spec().channel.kind(),
+        "dead_lettered",
+        1,
+    );
     Ok(())
 }

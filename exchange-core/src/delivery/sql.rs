@@ -1186,7 +1186,7 @@ fn to_cell(col: &Column, value: &Value, dialect: Dialect) -> Result<Cell, String
         format!(
             "expected {} but got {}",
             col.kind.describe(),
-            value_kind(value)
+            unsilo_schemas::avro::value_kind(value)
         )
     };
     let cell = match (col.kind, value) {
@@ -1274,38 +1274,6 @@ fn date_from_days(days: i32) -> Option<NaiveDate> {
         .checked_add_signed(chrono::TimeDelta::try_days(i64::from(days))?)
 }
 
-fn value_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Boolean(_) => "boolean",
-        Value::Int(_) => "int",
-        Value::Long(_) => "long",
-        Value::Float(_) => "float",
-        Value::Double(_) => "double",
-        Value::Bytes(_) => "bytes",
-        Value::String(_) => "string",
-        Value::Fixed(..) => "fixed",
-        Value::Enum(..) => "enum",
-        Value::Union(..) => "union",
-        Value::Array(_) => "array",
-        Value::Map(_) => "map",
-        Value::Record(_) => "record",
-        Value::Date(_) => "date",
-        Value::Decimal(_) => "decimal",
-        Value::BigDecimal(_) => "big-decimal",
-        Value::TimeMillis(_) => "time-millis",
-        Value::TimeMicros(_) => "time-micros",
-        Value::TimestampMillis(_) => "timestamp-millis",
-        Value::TimestampMicros(_) => "timestamp-micros",
-        Value::TimestampNanos(_) => "timestamp-nanos",
-        Value::LocalTimestampMillis(_) => "local-timestamp-millis",
-        Value::LocalTimestampMicros(_) => "local-timestamp-micros",
-        Value::LocalTimestampNanos(_) => "local-timestamp-nanos",
-        Value::Duration(_) => "duration",
-        Value::Uuid(_) => "uuid",
-    }
-}
-
 /// The natural JSON of an Avro value: records as objects (field order kept), maps as objects
 /// (keys sorted), enums as symbols, unions as their branch, timestamps as RFC 3339 UTC strings,
 /// dates as `YYYY-MM-DD`, bytes as lowercase hex, non-finite floats as `"NaN"`/`"Infinity"`.
@@ -1364,7 +1332,7 @@ fn to_json(v: &Value) -> Result<serde_json::Value, String> {
         other => {
             return Err(format!(
                 "{} values are not supported by SQL delivery",
-                value_kind(other)
+                unsilo_schemas::avro::value_kind(other)
             ))
         }
     })

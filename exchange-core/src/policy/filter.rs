@@ -1299,33 +1299,10 @@ const FUNCTIONS: [&str; 8] = [
     "all",
 ];
 
-fn collect_names<'s>(schema: &'s Schema, names: &mut HashMap<String, &'s Schema>) {
-    match schema {
-        Schema::Record(r) => {
-            let first_visit = names.insert(r.name.fullname(None), schema).is_none();
-            if first_visit {
-                for field in &r.fields {
-                    collect_names(&field.schema, names);
-                }
-            }
-        }
-        Schema::Enum(e) => {
-            names.insert(e.name.fullname(None), schema);
-        }
-        Schema::Fixed(f) => {
-            names.insert(f.name.fullname(None), schema);
-        }
-        Schema::Array(a) => collect_names(&a.items, names),
-        Schema::Map(m) => collect_names(&m.types, names),
-        Schema::Union(u) => u.variants().iter().for_each(|v| collect_names(v, names)),
-        _ => {}
-    }
-}
-
 impl<'s> Checker<'s> {
     fn new(root: &'s RecordSchema, schema: &'s Schema) -> Self {
         let mut names = HashMap::new();
-        collect_names(schema, &mut names);
+        unsilo_schemas::avro::collect_names(schema, &mut names);
         Self {
             root,
             names,
@@ -2078,28 +2055,11 @@ fn suggestion(typed: &str, candidates: &[String], fallback: impl FnOnce() -> Str
     let limit = (typed.chars().count() / 3).clamp(1, 3);
     candidates
         .iter()
-        .map(|c| (levenshtein(typed, c), c))
+        .map(|c| (unsilo_schemas::avro::edit_distance(typed, c), c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, c)| (*d, c.len()))
         .map(|(_, c)| format!(" (did you mean `{c}`?)"))
         .unwrap_or_else(fallback)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diag = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let next = (row[j + 1] + 1)
-                .min(row[j] + 1)
-                .min(diag + usize::from(ca != cb));
-            diag = row[j + 1];
-            row[j + 1] = next;
-        }
-    }
-    row[b.len()]
 }
 
 // ---------------------------------------------------------------------------------------------------------

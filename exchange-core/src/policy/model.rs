@@ -65,7 +65,7 @@ pub struct FieldRule {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenDigest {
-    /// Short public id of the token (its first characters), to tell tokens apart when rotating.
+    /// Short public id of the token (from its digest, not the token), to tell tokens apart when rotating.
     pub id: String,
     /// Hex SHA-256 of the whole token.
     pub sha256: String,

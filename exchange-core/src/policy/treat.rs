@@ -307,7 +307,9 @@ impl Redaction {
 /// The text is split into maximal runs of ASCII digits:
 /// - ID numbers: a run of 17 digits followed by `X`/`x`, or a run of 18 or more digits (an ID number glued to
 ///   other digits is still an ID number), becomes [`ID_PLACEHOLDER`] (trailing `X`/`x` included);
-/// - mobiles: a run of exactly 11 digits `1[3-9]…`, or 13 digits `861[3-9]…` (the `+86` form), becomes
+/// - first-generation (15-digit) ID numbers, recognised by their birth date (see `is_first_generation_id`);
+/// - mobiles: a run of exactly 11 digits `1[3-9]…`, or 13 digits `861[3-9]…` (the `+86` form), or 15 digits
+///   `00861[3-9]…`, becomes
 ///   [`PHONE_PLACEHOLDER`]; an 11-digit pattern inside a longer digit run is left alone (order numbers etc.).
 ///
 /// Full-width digits and numbers split by spaces or dashes are not recognised. Returns the input borrowed when
@@ -347,7 +349,9 @@ pub fn redact_free_text(text: &str, what: Redaction) -> Cow<'_, str> {
         }
         let run = &bytes[start..i];
         let check_x = matches!(bytes.get(i), Some(b'X' | b'x'));
-        let (placeholder, end) = if what.ids && (run.len() >= 18 || (run.len() == 17 && check_x)) {
+        let (placeholder, end) = if what.ids
+            && (run.len() >= 18 || (run.len() == 17 && check_x) || is_first_generation_id(run))
+        {
             (ID_PLACEHOLDER, if check_x { i + 1 } else { i })
         } else if what.phones && is_mobile_run(run) {
             (PHONE_PLACEHOLDER, i)
@@ -370,11 +374,24 @@ pub fn redact_free_text(text: &str, what: Redaction) -> Cow<'_, str> {
     }
 }
 
-/// A complete digit run that is a mainland mobile number, bare or with the 86 country code.
+/// A 15-digit first-generation ID number (1984–2004 cards, still in old records): a province digit 1–6, then
+/// after the 6-digit region a `YYMMDD` birth date with a real month and day. Grid codes (15 digits too) fail the
+/// date check: their 7th–10th digits are a township and village serial, not a month.
+fn is_first_generation_id(run: &[u8]) -> bool {
+    if run.len() != 15 || !(b'1'..=b'6').contains(&run[0]) {
+        return false;
+    }
+    let two = |i: usize| u32::from(run[i] - b'0') * 10 + u32::from(run[i + 1] - b'0');
+    let (month, day) = (two(8), two(10));
+    (1..=12).contains(&month) && (1..=31).contains(&day)
+}
+
+/// A complete digit run that is a mainland mobile number, bare or with the 86 / 0086 country code.
 fn is_mobile_run(run: &[u8]) -> bool {
     let number = match run.len() {
         11 => run,
         13 if run.starts_with(b"86") => &run[2..],
+        15 if run.starts_with(b"0086") => &run[4..],
         _ => return false,
     };
     number[0] == b'1' && (b'3'..=b'9').contains(&number[1])
@@ -383,6 +400,21 @@ fn is_mobile_run(run: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn old_ids_and_0086_mobiles_are_redacted_but_grid_codes_are_not() {
+        let all = Redaction {
+            ids: true,
+            phones: true,
+        };
+        assert_eq!(
+            redact_free_text(
+                "旧证610921680312457，电话008615929436821，网格610921107200002",
+                all
+            ),
+            format!("旧证{ID_PLACEHOLDER}，电话{PHONE_PLACEHOLDER}，网格610921107200002")
+        );
+    }
 
     fn key(byte: u8) -> PseudonymKey {
         PseudonymKey::from_bytes([byte; 32])

@@ -452,22 +452,6 @@ fn collect_paths(ty: &SType, prefix: &str, out: &mut Vec<String>) {
     }
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 /// The existing path closest to `path`: one ending in `.path` (a missing parent), else the nearest by edit
 /// distance if it is reasonably near.
 fn suggest(path: &str, known: &[String]) -> Option<String> {
@@ -477,7 +461,7 @@ fn suggest(path: &str, known: &[String]) -> Option<String> {
     }
     known
         .iter()
-        .map(|p| (edit_distance(path, p), p))
+        .map(|p| (unsilo_schemas::avro::edit_distance(path, p), p))
         .filter(|(d, _)| *d <= path.chars().count() / 3 + 2)
         .min_by_key(|(d, _)| *d)
         .map(|(_, p)| p.clone())
@@ -1288,7 +1272,10 @@ impl ViewPlan {
         let Value::Record(fields) = record else {
             return Err(ViewError::RecordShape {
                 path: String::new(),
-                reason: format!("expected a record, found {}", value_kind(record)),
+                reason: format!(
+                    "expected a record, found {}",
+                    unsilo_schemas::avro::value_kind(record)
+                ),
             });
         };
         let ctx = Ctx {
@@ -1316,32 +1303,13 @@ struct Ctx<'a> {
     redaction: Redaction,
 }
 
-fn value_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Boolean(_) => "boolean",
-        Value::Int(_) => "int",
-        Value::Long(_) => "long",
-        Value::Float(_) => "float",
-        Value::Double(_) => "double",
-        Value::Bytes(_) => "bytes",
-        Value::String(_) => "string",
-        Value::Fixed(..) => "fixed",
-        Value::Enum(..) => "enum",
-        Value::Union(..) => "union",
-        Value::Array(_) => "array",
-        Value::Map(_) => "map",
-        Value::Record(_) => "record",
-        Value::Date(_) => "date",
-        Value::TimestampMillis(_) => "timestamp-millis",
-        _ => "another logical value",
-    }
-}
-
 fn shape(path: &str, expected: &str, found: &Value) -> ViewError {
     ViewError::RecordShape {
         path: path.to_string(),
-        reason: format!("expected {expected}, found {}", value_kind(found)),
+        reason: format!(
+            "expected {expected}, found {}",
+            unsilo_schemas::avro::value_kind(found)
+        ),
     }
 }
 

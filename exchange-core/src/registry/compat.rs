@@ -162,9 +162,9 @@ pub(crate) fn check(level: Compatibility, new: &Schema, earlier: &[Earlier<'_>])
 /// Whether data written with `writer` can be read with `reader`: every problem found, empty if it can.
 pub(crate) fn can_read(writer: &Schema, reader: &Schema) -> Vec<String> {
     let mut writer_names = HashMap::new();
-    collect_names(writer, &mut writer_names);
+    unsilo_schemas::avro::collect_names(writer, &mut writer_names);
     let mut reader_names = HashMap::new();
-    collect_names(reader, &mut reader_names);
+    unsilo_schemas::avro::collect_names(reader, &mut reader_names);
     let mut walk = Walk {
         writer_names,
         reader_names,
@@ -183,32 +183,6 @@ pub(crate) fn can_read(writer: &Schema, reader: &Schema) -> Vec<String> {
 /// Upper bound on comparison steps: unions of nested records are tried branch by branch, which could blow up
 /// on adversarial input.
 const STEP_BUDGET: u32 = 200_000;
-
-/// Named types (records, enums, fixed) of a schema by full name, to resolve references.
-fn collect_names<'a>(schema: &'a Schema, out: &mut HashMap<String, &'a Schema>) {
-    match schema {
-        Schema::Record(r) => {
-            // Walk a record's fields only the first time it is seen (a recursive type refers back to itself).
-            let first_time = out.insert(r.name.fullname(None), schema).is_none();
-            if first_time {
-                for field in &r.fields {
-                    collect_names(&field.schema, out);
-                }
-            }
-        }
-        Schema::Enum(e) => {
-            out.insert(e.name.fullname(None), schema);
-        }
-        Schema::Fixed(f) => {
-            out.insert(f.name.fullname(None), schema);
-        }
-        Schema::Array(a) => collect_names(&a.items, out),
-        Schema::Map(m) => collect_names(&m.types, out),
-        Schema::Union(u) => u.variants().iter().for_each(|b| collect_names(b, out)),
-        Schema::Decimal(d) => collect_names(&d.inner, out),
-        _ => {}
-    }
-}
 
 /// A schema reduced to what matters for resolution: references followed, logical types replaced by their
 /// underlying types.
