@@ -204,7 +204,21 @@ impl AuditLog {
 
     /// Appends events, chained, as one durable publish. Returns once they are durable.
     pub async fn append(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
+        self.append_with(events, Vec::new()).await
+    }
+
+    /// Appends events together with the records they are evidence of (`(topic, records)` parts), evidence first:
+    /// on the embedded bus in one atomic write, on Kafka the audit entries durable before the records are sent
+    /// (see [`Bus::publish_all`]). Returns once everything is durable.
+    pub async fn append_with(
+        &self,
+        events: Vec<AuditEvent>,
+        evidenced: Vec<(String, Vec<Record>)>,
+    ) -> Result<(), AuditError> {
         if events.is_empty() {
+            if !evidenced.is_empty() {
+                self.bus.publish_all(evidenced).await?;
+            }
             return Ok(());
         }
         let mut head = self.head.lock().await;
@@ -229,7 +243,10 @@ impl AuditLog {
                 hash,
             };
         }
-        self.bus.publish(&self.topic, records).await?;
+        let mut parts = Vec::with_capacity(1 + evidenced.len());
+        parts.push((self.topic.clone(), records));
+        parts.extend(evidenced);
+        self.bus.publish_all(parts).await?;
         *head = next;
         Ok(())
     }

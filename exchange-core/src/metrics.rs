@@ -323,6 +323,48 @@ impl Bus for InstrumentedBus {
         result
     }
 
+    async fn publish_all(
+        &self,
+        batches: Vec<(String, Vec<Record>)>,
+    ) -> bus::Result<Vec<Vec<Position>>> {
+        let counts: Vec<(String, u64, u64)> = batches
+            .iter()
+            .map(|(topic, records)| {
+                let bytes: usize = records
+                    .iter()
+                    .map(|r| {
+                        r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)
+                    })
+                    .sum();
+                (topic.clone(), records.len() as u64, bytes as u64)
+            })
+            .collect();
+        let started = Instant::now();
+        let result = self.inner.publish_all(batches).await;
+        self.metrics
+            .publish_duration
+            .observe(started.elapsed().as_secs_f64());
+        for (topic, count, bytes) in counts {
+            let labels = TopicLabels { topic };
+            match &result {
+                Ok(_) => {
+                    self.metrics
+                        .published_records
+                        .get_or_create(&labels)
+                        .inc_by(count);
+                    self.metrics
+                        .published_bytes
+                        .get_or_create(&labels)
+                        .inc_by(bytes);
+                }
+                Err(_) => {
+                    self.metrics.publish_errors.get_or_create(&labels).inc();
+                }
+            }
+        }
+        result
+    }
+
     async fn consumer(&self, options: ConsumerOptions) -> bus::Result<Box<dyn Consumer>> {
         self.inner.consumer(options).await
     }

@@ -252,3 +252,9 @@ async fn fetch_by_offset_and_commit_from_outside_a_group() {
     let (_dir, bus) = temp_bus();
     testkit::fetch_by_offset_and_commit_from_outside_a_group(&bus).await;
 }
+
+#[tokio::test]
+async fn publish_all_writes_every_part() {
+    let (_dir, bus) = temp_bus();
+    testkit::publish_all_writes_every_part(&bus).await;
+}

@@ -66,3 +66,8 @@ async fn connecting_to_a_dead_broker_fails_with_a_clear_error() {
 async fn fetch_by_offset_and_commit_from_outside_a_group() {
     testkit::fetch_by_offset_and_commit_from_outside_a_group(&connect().await).await;
 }
+
+#[tokio::test]
+async fn publish_all_writes_every_part() {
+    testkit::publish_all_writes_every_part(&connect().await).await;
+}

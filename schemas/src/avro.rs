@@ -1,4 +1,5 @@
-//! Small helpers over apache-avro schemas and values, shared by every crate that walks them.
+//! Small helpers over apache-avro schemas and values, shared by every crate that walks them, and the Avro binary
+//! encoding of a value tree without its schema ([`encode_value`]) for hot paths.
 
 use std::collections::HashMap;
 
@@ -35,6 +36,113 @@ pub fn collect_names<'s>(schema: &'s Schema, names: &mut HashMap<String, &'s Sch
         Schema::Decimal(d) => collect_names(&d.inner, names),
         _ => {}
     }
+}
+
+/// Appends a zig-zag varint (Avro `int` and `long`).
+#[inline]
+pub fn write_long(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    if z < 0x80 {
+        out.push(z as u8);
+        return;
+    }
+    let mut buf = [0u8; 10];
+    let mut i = 0;
+    while z >= 0x80 {
+        buf[i] = (z as u8) | 0x80;
+        z >>= 7;
+        i += 1;
+    }
+    buf[i] = z as u8;
+    out.extend_from_slice(&buf[..=i]);
+}
+
+/// A value [`encode_value`] cannot encode without its schema.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot encode a {kind} value without its schema")]
+pub struct EncodeError {
+    /// The kind of value.
+    pub kind: &'static str,
+}
+
+/// Appends the Avro binary encoding of `value` to `out`, without consulting a schema.
+///
+/// Correct for values that already conform to their schema with record fields in schema order — as values built
+/// against a schema, or decoded with one, are: a union value carries its branch index, an enum its symbol index,
+/// so nothing else is needed. `apache_avro::to_avro_datum` validates the value and re-resolves the schema's names
+/// on every call, which costs several times the encoding itself on records with nested named types. Decimals
+/// need their schema and are refused.
+pub fn encode_value(value: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    match value {
+        Value::Null => {}
+        Value::Boolean(b) => out.push(u8::from(*b)),
+        Value::Int(v) | Value::Date(v) | Value::TimeMillis(v) => write_long(out, i64::from(*v)),
+        Value::Long(v)
+        | Value::TimeMicros(v)
+        | Value::TimestampMillis(v)
+        | Value::TimestampMicros(v)
+        | Value::TimestampNanos(v)
+        | Value::LocalTimestampMillis(v)
+        | Value::LocalTimestampMicros(v)
+        | Value::LocalTimestampNanos(v) => write_long(out, *v),
+        Value::Float(v) => out.extend_from_slice(&v.to_le_bytes()),
+        Value::Double(v) => out.extend_from_slice(&v.to_le_bytes()),
+        Value::Bytes(b) => {
+            write_long(out, b.len() as i64);
+            out.extend_from_slice(b);
+        }
+        Value::String(s) => {
+            write_long(out, s.len() as i64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Uuid(u) => {
+            let s = u.to_string();
+            write_long(out, s.len() as i64);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Fixed(_, b) => out.extend_from_slice(b),
+        Value::Enum(index, _) => write_long(out, i64::from(*index)),
+        Value::Union(index, inner) => {
+            write_long(out, i64::from(*index));
+            encode_value(inner, out)?;
+        }
+        Value::Array(items) => {
+            if !items.is_empty() {
+                write_long(out, items.len() as i64);
+                for item in items {
+                    encode_value(item, out)?;
+                }
+            }
+            out.push(0);
+        }
+        Value::Map(entries) => {
+            if !entries.is_empty() {
+                write_long(out, entries.len() as i64);
+                for (k, v) in entries {
+                    write_long(out, k.len() as i64);
+                    out.extend_from_slice(k.as_bytes());
+                    encode_value(v, out)?;
+                }
+            }
+            out.push(0);
+        }
+        Value::Record(fields) => {
+            for (_, v) in fields {
+                encode_value(v, out)?;
+            }
+        }
+        Value::Duration(d) => {
+            out.extend_from_slice(&u32::from(d.months()).to_le_bytes());
+            out.extend_from_slice(&u32::from(d.days()).to_le_bytes());
+            out.extend_from_slice(&u32::from(d.millis()).to_le_bytes());
+        }
+        Value::Decimal(_) | Value::BigDecimal(_) => {
+            return Err(EncodeError {
+                kind: value_kind(value),
+            })
+        }
+    }
+    Ok(())
 }
 
 /// The kind of an Avro value, for error messages (`string`, `record`, `timestamp-millis` …).
@@ -97,6 +205,29 @@ mod tests {
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("网格", "网格码"), 1);
         assert_eq!(edit_distance("same", "same"), 0);
+    }
+
+    #[test]
+    fn schema_less_encoding_matches_apache_avro_on_every_shared_example() {
+        for shared in crate::shared_schemas() {
+            let json = crate::example_record(shared.name()).expect("example");
+            let value = crate::json_to_avro(&json, shared.avro()).expect("converts");
+            let expected =
+                apache_avro::to_avro_datum(shared.avro(), value.clone()).expect("encodes");
+            let mut ours = Vec::new();
+            encode_value(&value, &mut ours).expect("encodes");
+            assert_eq!(ours, expected, "{}", shared.name());
+        }
+        let mut out = Vec::new();
+        for v in [0i64, -1, 1, 63, -64, 64, i64::MAX, i64::MIN] {
+            out.clear();
+            write_long(&mut out, v);
+            let mut expected = Vec::new();
+            apache_avro::to_avro_datum(&Schema::Long, Value::Long(v))
+                .map(|b| expected = b)
+                .expect("encodes");
+            assert_eq!(out, expected, "{v}");
+        }
     }
 
     #[test]

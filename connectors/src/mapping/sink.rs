@@ -38,24 +38,7 @@ pub(crate) trait Sink {
     fn constant(&mut self, c: &ConstVal);
 }
 
-/// Appends a zig-zag varint.
-#[inline]
-pub(crate) fn write_long(out: &mut Vec<u8>, v: i64) {
-    let mut z = ((v << 1) ^ (v >> 63)) as u64;
-    if z < 0x80 {
-        out.push(z as u8);
-        return;
-    }
-    let mut buf = [0u8; 10];
-    let mut i = 0;
-    while z >= 0x80 {
-        buf[i] = (z as u8) | 0x80;
-        z >>= 7;
-        i += 1;
-    }
-    buf[i] = z as u8;
-    out.extend_from_slice(&buf[..=i]);
-}
+pub(crate) use unsilo_schemas::avro::write_long;
 
 /// Avro binary into a byte vector.
 pub(crate) struct BinSink<'o> {

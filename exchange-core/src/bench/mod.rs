@@ -630,14 +630,16 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
             r.ours / r.baseline.max(1e-9)
         );
     }
-    let _ = writeln!(
-        out,
-        "\nRecord size {size} bytes (the shipped grid_event example, Confluent-framed); {} records per embedded \
-         measurement, {} per Kafka measurement; {} logical CPUs.",
-        options.records,
-        options.kafka_records,
-        std::thread::available_parallelism().map_or(0, usize::from)
-    );
+    if wants("foundation") {
+        let _ = writeln!(
+            out,
+            "\nRecord size {size} bytes (the shipped grid_event example, Confluent-framed); {} records per embedded \
+             measurement, {} per Kafka measurement; {} logical CPUs.",
+            options.records,
+            options.kafka_records,
+            std::thread::available_parallelism().map_or(0, usize::from)
+        );
+    }
     let _ = writeln!(
         out,
         "\n**Routing** (one core; record × subscription evaluations = filter, and for released records the view \

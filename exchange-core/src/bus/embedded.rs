@@ -87,10 +87,16 @@ struct TopicMeta {
     compacted: bool,
 }
 
+/// Records for one or more topics, committed together (one atomic batch, one fsync).
 struct AppendRequest {
-    topic: Arc<TopicState>,
-    records: Vec<Record>,
-    reply: oneshot::Sender<Result<Vec<Position>>>,
+    parts: Vec<(Arc<TopicState>, Vec<Record>)>,
+    reply: oneshot::Sender<Result<Vec<Vec<Position>>>>,
+}
+
+impl AppendRequest {
+    fn len(&self) -> usize {
+        self.parts.iter().map(|(_, r)| r.len()).sum()
+    }
 }
 
 /// A consumer group: its members and a generation bumped on every join and leave.
@@ -339,12 +345,12 @@ impl Writer {
     fn run(self, mut rx: mpsc::Receiver<AppendRequest>) {
         let mut commits = 0u64;
         while let Some(first) = rx.blocking_recv() {
+            let mut count = first.len();
             let mut pending = vec![first];
-            let mut count = pending[0].records.len();
             while count < MAX_RECORDS_PER_COMMIT {
                 match rx.try_recv() {
                     Ok(req) => {
-                        count += req.records.len();
+                        count += req.len();
                         pending.push(req);
                     }
                     Err(_) => break,
@@ -372,43 +378,47 @@ impl Writer {
     }
 
     /// Writes all pending requests in one batch and fsyncs once. Offsets become visible only on success.
-    fn commit(&self, pending: &[AppendRequest]) -> Result<Vec<Vec<Position>>> {
+    fn commit(&self, pending: &[AppendRequest]) -> Result<Vec<Vec<Vec<Position>>>> {
         let mut batch = self.keyspace.batch();
         // Offsets assigned in this batch, per (topic id, partition); applied to the topic state after commit.
         let mut next: HashMap<(u32, u32), u64> = HashMap::new();
         let mut all_positions = Vec::with_capacity(pending.len());
         let mut buf = Vec::new();
         for req in pending {
-            let topic = &req.topic;
-            let mut positions = Vec::with_capacity(req.records.len());
-            for record in &req.records {
-                let partition = match &record.key {
-                    Some(k) => partition_for_key(k, topic.spec.partitions),
-                    None => {
-                        topic.round_robin.fetch_add(1, Ordering::Relaxed) % topic.spec.partitions
-                    }
-                };
-                let slot = next.entry((topic.id, partition)).or_insert_with(|| {
-                    topic.next_offsets[partition as usize].load(Ordering::Acquire)
-                });
-                let offset = *slot;
-                *slot += 1;
-                buf.clear();
-                let encoded =
-                    postcard::to_extend(record, std::mem::take(&mut buf)).map_err(store_err)?;
-                batch.insert(
-                    &self.log,
-                    log_key(topic.id, partition, offset),
-                    encoded.as_slice(),
-                );
-                buf = encoded;
-                positions.push(Position {
-                    topic: topic.spec.name.clone(),
-                    partition,
-                    offset,
-                });
+            let mut req_positions = Vec::with_capacity(req.parts.len());
+            for (topic, records) in &req.parts {
+                let mut positions = Vec::with_capacity(records.len());
+                for record in records {
+                    let partition = match &record.key {
+                        Some(k) => partition_for_key(k, topic.spec.partitions),
+                        None => {
+                            topic.round_robin.fetch_add(1, Ordering::Relaxed)
+                                % topic.spec.partitions
+                        }
+                    };
+                    let slot = next.entry((topic.id, partition)).or_insert_with(|| {
+                        topic.next_offsets[partition as usize].load(Ordering::Acquire)
+                    });
+                    let offset = *slot;
+                    *slot += 1;
+                    buf.clear();
+                    let encoded =
+                        postcard::to_extend(record, std::mem::take(&mut buf)).map_err(store_err)?;
+                    batch.insert(
+                        &self.log,
+                        log_key(topic.id, partition, offset),
+                        encoded.as_slice(),
+                    );
+                    buf = encoded;
+                    positions.push(Position {
+                        topic: topic.spec.name.clone(),
+                        partition,
+                        offset,
+                    });
+                }
+                req_positions.push(positions);
             }
-            all_positions.push(positions);
+            all_positions.push(req_positions);
         }
         batch.commit().map_err(store_err)?;
         if self.fsync {
@@ -416,9 +426,9 @@ impl Writer {
                 .persist(PersistMode::SyncAll)
                 .map_err(store_err)?;
         }
-        for req in pending {
-            for (p, slot) in req.topic.next_offsets.iter().enumerate() {
-                if let Some(n) = next.get(&(req.topic.id, p as u32)) {
+        for (topic, _) in pending.iter().flat_map(|req| &req.parts) {
+            for (p, slot) in topic.next_offsets.iter().enumerate() {
+                if let Some(n) = next.get(&(topic.id, p as u32)) {
                     slot.fetch_max(*n, Ordering::Release);
                 }
             }
@@ -477,13 +487,22 @@ impl Bus for EmbeddedBus {
     }
 
     async fn publish(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let topic = self.topic(topic)?;
+        let mut positions = self.publish_all(vec![(topic.to_owned(), records)]).await?;
+        Ok(positions.pop().unwrap_or_default())
+    }
+
+    /// One atomic write of every part: all of it becomes durable with one fsync, or none of it.
+    async fn publish_all(&self, batches: Vec<(String, Vec<Record>)>) -> Result<Vec<Vec<Position>>> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let mut parts = Vec::with_capacity(batches.len());
+        for (topic, records) in batches {
+            parts.push((self.topic(&topic)?, records));
+        }
         let sender = self
             .inner
             .writer
@@ -493,11 +512,7 @@ impl Bus for EmbeddedBus {
             .ok_or(Error::Closed)?;
         let (reply, answer) = oneshot::channel();
         sender
-            .send(AppendRequest {
-                topic,
-                records,
-                reply,
-            })
+            .send(AppendRequest { parts, reply })
             .await
             .map_err(|_| Error::Closed)?;
         answer.await.map_err(|_| Error::Closed)?

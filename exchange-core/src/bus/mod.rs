@@ -249,6 +249,19 @@ pub trait Bus: Send + Sync + 'static {
     /// same key lands in the same partition on both implementations; keyless records are spread round-robin.
     async fn publish(&self, topic: &str, records: Vec<Record>) -> Result<Vec<Position>>;
 
+    /// Appends records to several topics, in the order given, and returns their positions per part. When this
+    /// returns `Ok`, everything is durable. The embedded bus writes all parts atomically (one batch, one fsync):
+    /// all or nothing. Kafka has no atomic write across topics without transactions, so there each part is made
+    /// durable before the next is sent: a failure can leave earlier parts written, never a later part without
+    /// the earlier ones — which is what evidence-first writers (the audit log) rely on.
+    async fn publish_all(&self, batches: Vec<(String, Vec<Record>)>) -> Result<Vec<Vec<Position>>> {
+        let mut out = Vec::with_capacity(batches.len());
+        for (topic, records) in batches {
+            out.push(self.publish(&topic, records).await?);
+        }
+        Ok(out)
+    }
+
     /// Starts a consumer.
     async fn consumer(&self, options: ConsumerOptions) -> Result<Box<dyn Consumer>>;
 

@@ -411,3 +411,39 @@ pub async fn fetch_by_offset_and_commit_from_outside_a_group(bus: &dyn Bus) {
     let resumed = poll_exactly(member.as_mut(), 2).await;
     assert_eq!(resumed[0].record.value.as_deref(), Some(&b"v3"[..]));
 }
+
+/// `publish_all` writes every part, in order, to its own topic.
+pub async fn publish_all_writes_every_part(bus: &dyn Bus) {
+    let first = unique_name("t.all.a");
+    let second = unique_name("t.all.b");
+    for t in [&first, &second] {
+        bus.create_topic(&TopicSpec::new(t, 1))
+            .await
+            .expect("create topic");
+    }
+    let positions = bus
+        .publish_all(vec![
+            (first.clone(), vec![record("a", "1")]),
+            (second.clone(), vec![record("b", "2"), record("b", "3")]),
+        ])
+        .await
+        .expect("publish_all");
+    assert_eq!(positions.len(), 2);
+    assert_eq!(positions[0].len(), 1);
+    assert_eq!(positions[1].len(), 2);
+    assert!(positions[1].iter().all(|p| p.topic == second));
+    let mut c = bus
+        .consumer(ConsumerOptions::replay(&second))
+        .await
+        .expect("consumer");
+    let got = poll_exactly(c.as_mut(), 2).await;
+    assert_eq!(got[1].record.value.as_deref(), Some(&b"3"[..]));
+    let mut c = bus
+        .consumer(ConsumerOptions::replay(&first))
+        .await
+        .expect("consumer");
+    assert_eq!(
+        poll_exactly(c.as_mut(), 1).await[0].record.value.as_deref(),
+        Some(&b"1"[..])
+    );
+}
