@@ -327,7 +327,9 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
             "/admin/subscriptions",
             json!({
                 "name": "witness", "schema": "household",
-                "filter": format!("household_id == \"{red_id}\""),
+                "filter": format!(
+                    "household_id == \"{red_id}\" && source_version == \"20240710110230\""
+                ),
                 "fields": [{ "field": "member_count", "treatment": "clear" }],
                 "purpose": "test witness", "channel": { "kind": "pull" }
             }),
