@@ -6,8 +6,8 @@
 //!
 //! - **Masking** (屏蔽/掩码, GB/T 37964 §A.3 "suppression" applied to parts of a value): keep a recognisable prefix
 //!   and/or suffix, replace the rest with `*`. Works on characters, not bytes, so Chinese names mask correctly.
-//!   A masked value never contains the complete original: values too short to keep anything (≤ 2 characters, or
-//!   ID/phone numbers too short to hide a middle) become all `*`.
+//!   A masked value never contains the complete original: values too short to keep anything (one character, two
+//!   for text other than names, or ID/phone numbers too short to hide a middle) become all `*`.
 //! - **Keyed pseudonymisation** (假名化, §A.4 "cryptographic techniques": keyed hash). HMAC-SHA256 under a
 //!   hub-wide secret [`PseudonymKey`] over a domain-separated, normalised value. The same value yields the same
 //!   pseudonym for every subscription and agency — that is the point: two agencies can join their views on a person
@@ -82,7 +82,9 @@ pub fn mask(style: MaskStyle, value: &str) -> String {
             }
         }
         MaskStyle::Phone => keep_ends(value, 3, 4, 8),
-        MaskStyle::Name => keep_ends(value, 1, 0, 3),
+        // GB/T 37964 practice and the rule: a name keeps its first character, also for two-character
+        // names (王芳 → 王*), the most common length; a one-character value is starred entirely.
+        MaskStyle::Name => keep_ends(value, 1, 0, 2),
         MaskStyle::Generic => keep_ends(value, 1, 1, 3),
     }
 }
@@ -111,7 +113,7 @@ pub fn mask_generic(value: &str) -> String {
 /// `min_len` characters are starred entirely.
 fn keep_ends(value: &str, head: usize, tail: usize, min_len: usize) -> String {
     let n = value.chars().count();
-    if n < min_len.max(3) || n <= head + tail {
+    if n < min_len.max(2) || n <= head + tail {
         return "*".repeat(n);
     }
     let mut out = String::with_capacity(value.len());
@@ -444,7 +446,7 @@ mod tests {
     fn masks_names_by_characters() {
         assert_eq!(mask_name("张德明"), "张**");
         assert_eq!(mask_name("欧阳娜娜"), "欧***");
-        assert_eq!(mask_name("王芳"), "**");
+        assert_eq!(mask_name("王芳"), "王*");
         assert_eq!(mask_name("李"), "*");
         assert_eq!(mask_name("Ayşe Kaya"), "A********");
     }
