@@ -166,8 +166,7 @@ impl AuditLog {
                 .await?
                 .iter()
                 .filter_map(decode)
-                .filter(|e| e.body.hub == hub)
-                .last()
+                .rfind(|e| e.body.hub == hub)
                 .map(|e| ChainHead {
                     seq: e.body.seq,
                     hash: e.hash,

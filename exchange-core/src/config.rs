@@ -505,6 +505,16 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The deployment secret's file: `[security] secret_file`, else `hub.secret` in the embedded data directory.
+    pub fn secret_file(&self) -> PathBuf {
+        self.security
+            .secret_file
+            .clone()
+            .unwrap_or_else(|| self.bus.embedded.data_dir.join("hub.secret"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,15 +601,5 @@ mod tests {
                 .join(file);
             Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
-    }
-}
-
-impl Config {
-    /// The deployment secret's file: `[security] secret_file`, else `hub.secret` in the embedded data directory.
-    pub fn secret_file(&self) -> PathBuf {
-        self.security
-            .secret_file
-            .clone()
-            .unwrap_or_else(|| self.bus.embedded.data_dir.join("hub.secret"))
     }
 }

@@ -277,6 +277,50 @@ impl InstrumentedBus {
     }
 }
 
+/// Records and bytes of one topic's part of a publish.
+struct PublishCounts {
+    labels: TopicLabels,
+    records: u64,
+    bytes: u64,
+}
+
+fn publish_counts(topic: &str, records: &[Record]) -> PublishCounts {
+    PublishCounts {
+        labels: TopicLabels {
+            topic: topic.to_owned(),
+        },
+        records: records.len() as u64,
+        bytes: records
+            .iter()
+            .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len))
+            .sum::<usize>() as u64,
+    }
+}
+
+impl InstrumentedBus {
+    /// Counts a publish call that started at `started`: its duration, and per topic its records and bytes, or an
+    /// error.
+    fn count_publish(&self, started: Instant, counts: &[PublishCounts], ok: bool) {
+        self.metrics
+            .publish_duration
+            .observe(started.elapsed().as_secs_f64());
+        for c in counts {
+            if ok {
+                self.metrics
+                    .published_records
+                    .get_or_create(&c.labels)
+                    .inc_by(c.records);
+                self.metrics
+                    .published_bytes
+                    .get_or_create(&c.labels)
+                    .inc_by(c.bytes);
+            } else {
+                self.metrics.publish_errors.get_or_create(&c.labels).inc();
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Bus for InstrumentedBus {
     fn kind(&self) -> &'static str {
@@ -292,34 +336,10 @@ impl Bus for InstrumentedBus {
     }
 
     async fn publish(&self, topic: &str, records: Vec<Record>) -> bus::Result<Vec<Position>> {
-        let labels = TopicLabels {
-            topic: topic.to_owned(),
-        };
-        let count = records.len() as u64;
-        let bytes: usize = records
-            .iter()
-            .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len))
-            .sum();
+        let counts = [publish_counts(topic, &records)];
         let started = Instant::now();
         let result = self.inner.publish(topic, records).await;
-        self.metrics
-            .publish_duration
-            .observe(started.elapsed().as_secs_f64());
-        match &result {
-            Ok(_) => {
-                self.metrics
-                    .published_records
-                    .get_or_create(&labels)
-                    .inc_by(count);
-                self.metrics
-                    .published_bytes
-                    .get_or_create(&labels)
-                    .inc_by(bytes as u64);
-            }
-            Err(_) => {
-                self.metrics.publish_errors.get_or_create(&labels).inc();
-            }
-        }
+        self.count_publish(started, &counts, result.is_ok());
         result
     }
 
@@ -327,41 +347,13 @@ impl Bus for InstrumentedBus {
         &self,
         batches: Vec<(String, Vec<Record>)>,
     ) -> bus::Result<Vec<Vec<Position>>> {
-        let counts: Vec<(String, u64, u64)> = batches
+        let counts: Vec<PublishCounts> = batches
             .iter()
-            .map(|(topic, records)| {
-                let bytes: usize = records
-                    .iter()
-                    .map(|r| {
-                        r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len)
-                    })
-                    .sum();
-                (topic.clone(), records.len() as u64, bytes as u64)
-            })
+            .map(|(topic, records)| publish_counts(topic, records))
             .collect();
         let started = Instant::now();
         let result = self.inner.publish_all(batches).await;
-        self.metrics
-            .publish_duration
-            .observe(started.elapsed().as_secs_f64());
-        for (topic, count, bytes) in counts {
-            let labels = TopicLabels { topic };
-            match &result {
-                Ok(_) => {
-                    self.metrics
-                        .published_records
-                        .get_or_create(&labels)
-                        .inc_by(count);
-                    self.metrics
-                        .published_bytes
-                        .get_or_create(&labels)
-                        .inc_by(bytes);
-                }
-                Err(_) => {
-                    self.metrics.publish_errors.get_or_create(&labels).inc();
-                }
-            }
-        }
+        self.count_publish(started, &counts, result.is_ok());
         result
     }
 

@@ -17,11 +17,9 @@ pub fn named_types(schema: &Schema) -> HashMap<String, &Schema> {
 /// Adds the named types of `schema` to `names` (see [`named_types`]).
 pub fn collect_names<'s>(schema: &'s Schema, names: &mut HashMap<String, &'s Schema>) {
     match schema {
-        Schema::Record(r) => {
-            if names.insert(r.name.fullname(None), schema).is_none() {
-                for field in &r.fields {
-                    collect_names(&field.schema, names);
-                }
+        Schema::Record(r) if names.insert(r.name.fullname(None), schema).is_none() => {
+            for field in &r.fields {
+                collect_names(&field.schema, names);
             }
         }
         Schema::Enum(e) => {

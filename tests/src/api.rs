@@ -98,6 +98,32 @@ impl Api {
         body["token"].as_str().expect("token").to_owned()
     }
 
+    /// Files a subscription request as the agency holding `token` and has the operator approve it with
+    /// `approval`; returns the subscription id (`<agency>.<name>`) and the answer to the request.
+    pub async fn subscribe_approved(
+        &self,
+        token: &str,
+        agency: &str,
+        request: Value,
+        approval: Value,
+    ) -> (String, Value) {
+        let (s, answer) = self.post(token, "/admin/subscriptions", request).await;
+        assert_eq!(s, 201, "request: {answer}");
+        let id = format!(
+            "{agency}.{}",
+            answer["subscription"]["name"].as_str().expect("name")
+        );
+        let (s, body) = self
+            .post(
+                OPERATOR_TOKEN,
+                &format!("/admin/subscriptions/{id}/approve"),
+                approval,
+            )
+            .await;
+        assert_eq!(s, 200, "approve {id}: {body}");
+        (id, answer)
+    }
+
     /// Pulls until at least `want` records arrived (or a minute passed), from the acknowledged position.
     pub async fn pull_at_least(
         &self,

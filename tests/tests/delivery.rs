@@ -45,11 +45,10 @@ async fn subscribe_red(
     red_id: &str,
     channel: Value,
 ) -> (String, Value) {
-    let (s, answer) = api
-        .post(
-            token,
-            "/admin/subscriptions",
-            json!({
+    api.subscribe_approved(
+        token,
+        agency,
+        json!({
                 "name": name,
                 "schema": "household",
                 "filter": format!("household_id == \"{red_id}\""),
@@ -62,20 +61,10 @@ async fn subscribe_red(
                 ],
                 "purpose": "应急救助",
                 "channel": channel
-            }),
-        )
-        .await;
-    assert_eq!(s, 201, "{answer}");
-    let id = format!("{agency}.{name}");
-    let (s, body) = api
-        .post(
-            OPERATOR_TOKEN,
-            &format!("/admin/subscriptions/{id}/approve"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
-    (id, answer)
+        }),
+        json!({}),
+    )
+    .await
 }
 
 fn red_household(sfx: u64, version: &str) -> Value {

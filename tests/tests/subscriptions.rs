@@ -321,10 +321,10 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     let before = released_count(&running, &topic).await;
     // A witness subscription on the same records: once it receives the new household, the router has evaluated
     // (and skipped) the revoked subscription for it.
-    let (s, body) = api
-        .post(
+    let (witness, _) = api
+        .subscribe_approved(
             &police_token,
-            "/admin/subscriptions",
+            &police,
             json!({
                 "name": "witness", "schema": "household",
                 "filter": format!(
@@ -333,18 +333,9 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
                 "fields": [{ "field": "member_count", "treatment": "clear" }],
                 "purpose": "test witness", "channel": { "kind": "pull" }
             }),
-        )
-        .await;
-    assert_eq!(s, 201, "{body}");
-    let witness = format!("{police}.witness");
-    let (s, body) = api
-        .post(
-            OPERATOR_TOKEN,
-            &format!("/admin/subscriptions/{witness}/approve"),
             json!({}),
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     let mut red_again = red.clone();
     red_again["gxsj"] = json!("20240710110230");
     push_grid(&running.base, &[&red_again]).await;
@@ -453,28 +444,19 @@ async fn hubs_of_one_deployment_follow_each_others_control_changes() {
 
     let (red, _, _) = grid_messages(sfx);
     let red_id = red["hhbh"].as_str().unwrap().to_owned();
-    let (s, body) = api_a
-        .post(
+    let (id, _) = api_a
+        .subscribe_approved(
             &token,
-            "/admin/subscriptions",
+            &agency,
             json!({
                 "name": "red", "schema": "household",
                 "filter": format!("household_id == \"{red_id}\""),
                 "fields": [{ "field": "care_level", "treatment": "clear" }],
                 "purpose": "帮扶", "channel": { "kind": "pull" }
             }),
-        )
-        .await;
-    assert_eq!(s, 201, "{body}");
-    let id = format!("{agency}.red");
-    let (s, body) = api_a
-        .post(
-            OPERATOR_TOKEN,
-            &format!("/admin/subscriptions/{id}/approve"),
             json!({}),
         )
         .await;
-    assert_eq!(s, 200, "{body}");
     push_grid(&a.base, &[&red]).await;
     let (records, _) = api_b.pull_at_least(&token, &id, 1).await;
     assert_eq!(records[0]["record"]["care_level"], "RED");
