@@ -253,15 +253,7 @@ fn write_tokens(
     for (name, token) in files {
         let path = dir.join(name);
         let _ = std::fs::remove_file(&path);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(&path).map_err(setup)?;
-        std::io::Write::write_all(&mut f, token.as_bytes()).map_err(setup)?;
+        crate::secrets::write_private(&path, token.as_bytes()).map_err(setup)?;
     }
     Ok(())
 }

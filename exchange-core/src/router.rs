@@ -17,7 +17,7 @@
 //! The pure part — one record against a table of routes — is [`RoutingTable::route`], which the benchmark and the
 //! leak property test drive directly.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -206,7 +206,6 @@ impl RoutingTable {
 pub struct Decoder {
     registry: Arc<Registry>,
     reader: &'static Schema,
-    writers: HashMap<u32, Arc<Schema>>,
 }
 
 impl std::fmt::Debug for Decoder {
@@ -218,36 +217,22 @@ impl std::fmt::Debug for Decoder {
 impl Decoder {
     /// A decoder to `reader` (a shared schema).
     pub fn new(registry: Arc<Registry>, reader: &'static Schema) -> Self {
-        Self {
-            registry,
-            reader,
-            writers: HashMap::new(),
-        }
+        Self { registry, reader }
     }
 
     /// Decodes one framed record.
     pub fn decode(&mut self, framed: &[u8]) -> Result<Value, RouteError> {
         let (id, mut body) = wire::decode(framed).map_err(|e| RouteError::Decode(e.to_string()))?;
-        let writer = match self.writers.get(&id) {
-            Some(w) => w.clone(),
-            None => {
-                let text = self
-                    .registry
-                    .schema_by_id(id as i32)
-                    .map_err(|e| RouteError::Decode(format!("schema id {id}: {e}")))?;
-                let parsed = Schema::parse_str(&text)
-                    .map_err(|e| RouteError::Decode(format!("schema id {id}: {e}")))?;
-                let parsed = Arc::new(parsed);
-                self.writers.insert(id, parsed.clone());
-                parsed
-            }
-        };
-        let reader = if writer.as_ref() == self.reader {
+        let writer = self
+            .registry
+            .avro_schema_by_id(id as i32)
+            .map_err(|e| RouteError::Decode(format!("schema id {id}: {e}")))?;
+        let reader = if writer.schema() == self.reader {
             None
         } else {
             Some(self.reader)
         };
-        apache_avro::from_avro_datum(&writer, &mut body, reader)
+        apache_avro::from_avro_datum(writer.schema(), &mut body, reader)
             .map_err(|e| RouteError::Decode(e.to_string()))
     }
 }
@@ -444,11 +429,7 @@ async fn route_batch(
         if releases.is_empty() {
             continue;
         }
-        let record_id = consumed
-            .record
-            .header(HEADER_RECORD_ID)
-            .map(|h| String::from_utf8_lossy(h).into_owned())
-            .unwrap_or_default();
+        let record_id = crate::delivery::record_id_of(consumed);
         let persons = person_keys(schema, &record, &context.key);
         for release in releases.drain(..) {
             let route = &table.routes[release.route];

@@ -72,11 +72,10 @@ pub enum DeliveryError {
     Stopped,
 }
 
-/// Decodes released records (Confluent frames with a view schema id) using the registry.
+/// Decodes released records (Confluent frames with a view schema id) with the registry's parsed schemas.
 #[derive(Clone)]
 pub struct ViewDecoder {
     registry: Arc<Registry>,
-    schemas: Arc<std::sync::Mutex<HashMap<u32, Arc<Schema>>>>,
 }
 
 impl std::fmt::Debug for ViewDecoder {
@@ -88,28 +87,14 @@ impl std::fmt::Debug for ViewDecoder {
 impl ViewDecoder {
     /// A decoder over `registry`.
     pub fn new(registry: Arc<Registry>) -> Self {
-        Self {
-            registry,
-            schemas: Arc::default(),
-        }
+        Self { registry }
     }
 
     /// The schema with registry id `id`.
-    pub fn schema(&self, id: u32) -> Result<Arc<Schema>, DeliveryError> {
-        if let Some(s) = self.schemas.lock().ok().and_then(|m| m.get(&id).cloned()) {
-            return Ok(s);
-        }
-        let text = self
-            .registry
-            .schema_by_id(id as i32)
-            .map_err(|e| DeliveryError::Schema(format!("id {id}: {e}")))?;
-        let parsed = Arc::new(
-            Schema::parse_str(&text).map_err(|e| DeliveryError::Schema(format!("id {id}: {e}")))?,
-        );
-        if let Ok(mut m) = self.schemas.lock() {
-            m.insert(id, parsed.clone());
-        }
-        Ok(parsed)
+    pub fn schema(&self, id: u32) -> Result<crate::registry::AvroSchema, DeliveryError> {
+        self.registry
+            .avro_schema_by_id(id as i32)
+            .map_err(|e| DeliveryError::Schema(format!("id {id}: {e}")))
     }
 
     /// Decodes a framed view record into its schema id and Avro value.
@@ -120,7 +105,7 @@ impl ViewDecoder {
         };
         let (id, mut body) = wire::decode(framed).map_err(|e| decode_error(e.to_string()))?;
         let schema = self.schema(id)?;
-        let value = apache_avro::from_avro_datum(&schema, &mut body, None)
+        let value = apache_avro::from_avro_datum(schema.schema(), &mut body, None)
             .map_err(|e| decode_error(e.to_string()))?;
         Ok((id, value))
     }
@@ -336,7 +321,7 @@ async fn open_outlet(context: &DeliveryContext, s: &Subscription) -> Result<Outl
                         url: url.clone(),
                         table: table.clone(),
                     },
-                    &schema,
+                    schema.schema(),
                 )
                 .await?,
             )

@@ -678,7 +678,7 @@ impl<'a> UrlParts<'a> {
 }
 
 /// `url` with the userinfo password and any password-like query parameter replaced by `***`.
-fn redact_url(url: &str) -> String {
+pub fn redact_url(url: &str) -> String {
     let Some(parts) = UrlParts::split(url) else {
         return "<unparseable URL>".to_owned();
     };

@@ -9,6 +9,8 @@
 //! every API response uses.
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::delivery::sql::redact_url;
 use unsilo_schemas::Sensitivity;
 
 /// How one released field is treated (GB/T 37964 de-identification techniques).
@@ -205,26 +207,6 @@ impl Channel {
             },
             other => other.clone(),
         }
-    }
-}
-
-/// `scheme://user:secret@host/…` → `scheme://user:***@host/…`; other strings unchanged.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{path}")
-            } else {
-                format!("{scheme}://{user}@{host}{path}")
-            }
-        }
-        None => url.to_owned(),
     }
 }
 

@@ -73,6 +73,17 @@ impl Default for RegistryOptions {
     }
 }
 
+/// A registered schema in parsed form, shared with the registry's view (cheap to clone).
+#[derive(Clone, Debug)]
+pub struct AvroSchema(Arc<avro::ParsedSchema>);
+
+impl AvroSchema {
+    /// The parsed Avro schema.
+    pub fn schema(&self) -> &apache_avro::Schema {
+        &self.0.schema
+    }
+}
+
 /// A schema as a version of a subject, in Confluent's JSON shape.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaVersion {
@@ -400,6 +411,16 @@ impl Registry {
         self.read_view()
             .schema_by_id(id)
             .map(|s| s.text.clone())
+            .ok_or(Error::SchemaIdNotFound(id))
+    }
+
+    /// The parsed schema with global id `id`, as the registry already holds it (no re-parsing): what the router
+    /// and the delivery channels decode records with.
+    pub fn avro_schema_by_id(&self, id: i32) -> Result<AvroSchema> {
+        self.ensure_ready()?;
+        self.read_view()
+            .schema_by_id(id)
+            .map(AvroSchema)
             .ok_or(Error::SchemaIdNotFound(id))
     }
 
