@@ -139,36 +139,11 @@ async fn the_fixtures_pass_the_conformance_kit() {
 
 #[test]
 fn the_readme_names_every_field_of_the_contract() {
-    let files = builtin::builtin(CONNECTOR).expect("built in").files;
-    let readme = files
-        .iter()
-        .find(|(p, _)| *p == "README.md")
-        .expect("a README")
-        .1;
-    let contract: Value = serde_json::from_str(
-        files
-            .iter()
-            .find(|(p, _)| *p == "contract.json")
-            .expect("a contract")
-            .1,
-    )
-    .expect("JSON");
-    let mut names: Vec<String> = contract["properties"]
-        .as_object()
-        .expect("properties")
-        .keys()
-        .cloned()
-        .collect();
-    for def in ["dispatch", "returnRequest", "extension"] {
-        names.extend(
-            contract["$defs"][def]["properties"]
-                .as_object()
-                .expect("properties")
-                .keys()
-                .cloned(),
-        );
-    }
-    // Written `name`, `list[].name` or `list[]`.
+    let connector = builtin::builtin(CONNECTOR).expect("built in");
+    let readme = connector.file("README.md").expect("a README");
+    let names = connector
+        .contract_properties(&["dispatch", "returnRequest", "extension"])
+        .expect("contract");
     let documented = |name: &str| {
         readme.match_indices(name).any(|(at, _)| {
             let before = readme[..at].chars().next_back();

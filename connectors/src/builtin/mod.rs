@@ -21,6 +21,36 @@ pub struct Builtin {
     pub files: &'static [(&'static str, &'static str)],
 }
 
+impl Builtin {
+    /// The contents of one file of the folder, by its relative path (`README.md`, `contract.json` …).
+    pub fn file(&self, path: &str) -> Option<&'static str> {
+        self.files
+            .iter()
+            .find(|(p, _)| *p == path)
+            .map(|(_, text)| *text)
+    }
+
+    /// The property names the raw contract declares: its top-level properties and those of the named `$defs`
+    /// (what a connector's README must document).
+    pub fn contract_properties(&self, defs: &[&str]) -> Result<Vec<String>, String> {
+        let text = self
+            .file("contract.json")
+            .ok_or_else(|| format!("{}: no contract.json", self.name))?;
+        let contract: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| format!("{}: contract.json: {e}", self.name))?;
+        let keys = |v: &serde_json::Value| -> Vec<String> {
+            v.as_object()
+                .map(|o| o.keys().cloned().collect())
+                .unwrap_or_default()
+        };
+        let mut names = keys(&contract["properties"]);
+        for def in defs {
+            names.extend(keys(&contract["$defs"][*def]["properties"]));
+        }
+        Ok(names)
+    }
+}
+
 /// Every built-in connector. (Each entry's module lists its files.)
 pub const BUILTINS: &[Builtin] = &[
     // One line per built-in connector, e.g. `grid::BUILTIN,`.
