@@ -28,6 +28,13 @@ pub(crate) struct HubArgs {
     /// Extra CA certificate (PEM) to trust for an HTTPS hub.
     #[arg(long, global = true)]
     ca_file: Option<PathBuf>,
+    /// A TLS client certificate (PEM, with its key in the same file or in --client-key), for an agency bound
+    /// to one (mutual TLS).
+    #[arg(long, global = true)]
+    client_cert: Option<PathBuf>,
+    /// The private key (PEM) of --client-cert, when it is in a file of its own.
+    #[arg(long, global = true)]
+    client_key: Option<PathBuf>,
 }
 
 /// `unsilo agency …`
@@ -47,13 +54,55 @@ pub(crate) enum AgencyCommand {
         /// Clearance, S1–S4.
         #[arg(long)]
         clearance: String,
+        /// Bind the agency to this TLS client certificate (SHA-256 fingerprint, hex): its token is then
+        /// accepted only on a connection that presents that certificate.
+        #[arg(long)]
+        client_cert_sha256: Option<String>,
     },
     /// Lists agencies (an agency sees only itself).
     List,
-    /// Issues an additional token to an agency (shown once).
-    Token {
+    /// An agency's tokens: issue (shown once), list, revoke.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Binds an agency to a TLS client certificate, or removes the binding (`--none`).
+    BindCertificate {
         /// The agency.
         id: String,
+        /// The certificate's SHA-256 fingerprint (hex; colons allowed).
+        #[arg(long, conflicts_with_all = ["cert", "none"])]
+        sha256: Option<String>,
+        /// The certificate (PEM); its fingerprint is computed here.
+        #[arg(long, conflicts_with = "none")]
+        cert: Option<PathBuf>,
+        /// Remove the binding.
+        #[arg(long)]
+        none: bool,
+    },
+}
+
+/// `unsilo agency token …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Issues an additional token to an agency (shown once). The other tokens keep working: rotate by issuing,
+    /// switching the client over, then revoking the old one.
+    Issue {
+        /// The agency.
+        id: String,
+        /// The token stops being accepted after this long (`90d`, `12h`, `30m`); default: until revoked.
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// Lists an agency's tokens: ids, issue, expiry and revocation times (never the tokens or digests).
+    List {
+        /// The agency.
+        id: String,
+    },
+    /// Revokes one of an agency's tokens: it is refused from the next request on.
+    Revoke {
+        /// The agency.
+        id: String,
+        /// The token's id (`tok_…`, from `list`).
+        token_id: String,
     },
 }
 
@@ -122,12 +171,20 @@ pub(crate) enum SubscriptionCommand {
 /// `unsilo audit …`
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Verifies the hash chains of the audit log; exits non-zero if any entry was edited, removed or reordered.
+    /// Verifies the audit log: hash chains, the hubs' signatures and the signed checkpoints; exits non-zero if
+    /// any entry was edited, removed, reordered or forged, or the newest entries were cut off.
     Verify {
         /// Open the bus of this configuration directly (hub stopped) instead of asking a running hub.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Also check against checkpoints exported earlier (`unsilo audit checkpoints > file`) and kept elsewhere.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
     },
+    /// Prints the hub's audit public key (and the pinned keys of other hubs), to pin or to hand to auditors.
+    Keys,
+    /// Exports the hub's signed checkpoints as JSON lines, for anchoring outside the hub.
+    Checkpoints,
     /// Which agencies received data about a record or a person, under which subscription, when.
     Query {
         /// A record id.
@@ -156,7 +213,22 @@ struct Client {
 
 impl Client {
     fn new(args: &HubArgs) -> anyhow::Result<Self> {
-        let mut builder = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60));
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .timeout(std::time::Duration::from_secs(60));
+        if let Some(cert) = &args.client_cert {
+            let mut pem =
+                std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+            if let Some(key) = &args.client_key {
+                pem.extend(
+                    std::fs::read(key).with_context(|| format!("reading {}", key.display()))?,
+                );
+            }
+            builder =
+                builder.identity(reqwest::Identity::from_pem(&pem).context(
+                    "--client-cert (with --client-key) is not a PEM certificate and key",
+                )?);
+        }
         if let Some(ca) = &args.ca_file {
             let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
             builder = builder.add_root_certificate(
@@ -231,11 +303,12 @@ pub(crate) async fn agency(args: &HubArgs, command: AgencyCommand) -> anyhow::Re
             name,
             uscc,
             clearance,
+            client_cert_sha256,
         } => {
             c.call(
                 reqwest::Method::POST,
                 "/admin/agencies",
-                Some(json!({ "id": id, "name": name, "uscc": uscc, "clearance": clearance })),
+                Some(json!({ "id": id, "name": name, "uscc": uscc, "clearance": clearance, "client_cert_sha256": client_cert_sha256 })),
             )
             .await?
         }
@@ -243,11 +316,59 @@ pub(crate) async fn agency(args: &HubArgs, command: AgencyCommand) -> anyhow::Re
             c.call(reqwest::Method::GET, "/admin/agencies", None)
                 .await?
         }
-        AgencyCommand::Token { id } => {
+        AgencyCommand::Token(TokenCommand::Issue { id, expires_in }) => {
+            let expires_at_ms = match expires_in {
+                Some(text) => {
+                    let d = unsilo_connectors::transport::parse_duration(&text)
+                        .map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?;
+                    Some(unsilo_exchange_core::bus::now_ms() + i64::try_from(d.as_millis())?)
+                }
+                None => None,
+            };
             c.call(
                 reqwest::Method::POST,
                 &format!("/admin/agencies/{id}/tokens"),
+                Some(json!({ "expires_at_ms": expires_at_ms })),
+            )
+            .await?
+        }
+        AgencyCommand::Token(TokenCommand::List { id }) => {
+            c.call(
+                reqwest::Method::GET,
+                &format!("/admin/agencies/{id}/tokens"),
                 None,
+            )
+            .await?
+        }
+        AgencyCommand::Token(TokenCommand::Revoke { id, token_id }) => {
+            c.call(
+                reqwest::Method::POST,
+                &format!("/admin/agencies/{id}/tokens/{token_id}/revoke"),
+                None,
+            )
+            .await?
+        }
+        AgencyCommand::BindCertificate {
+            id,
+            sha256,
+            cert,
+            none,
+        } => {
+            let fingerprint = match (sha256, cert, none) {
+                (_, _, true) => None,
+                (Some(f), _, _) => Some(f),
+                (None, Some(path), _) => {
+                    use rustls::pki_types::pem::PemObject;
+                    let der = rustls::pki_types::CertificateDer::from_pem_file(&path)
+                        .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+                    Some(unsilo_exchange_core::auth::ClientCertificate::of_der(der.as_ref()).0)
+                }
+                (None, None, false) => bail!("give --sha256, --cert or --none"),
+            };
+            c.call(
+                reqwest::Method::PUT,
+                &format!("/admin/agencies/{id}/client-certificate"),
+                Some(json!({ "client_cert_sha256": fingerprint })),
             )
             .await?
         }
@@ -369,14 +490,20 @@ pub(crate) async fn dlq_replay(args: &HubArgs, subscription: &str) -> anyhow::Re
 /// Runs `unsilo audit …`. Returns an error (non-zero exit) when verification finds a break.
 pub(crate) async fn audit(args: &HubArgs, command: AuditCommand) -> anyhow::Result<()> {
     match command {
-        AuditCommand::Verify { config: Some(path) } => {
+        AuditCommand::Verify {
+            config: Some(path),
+            checkpoints,
+        } => {
+            use unsilo_exchange_core::audit;
+            let external = read_checkpoints(checkpoints.as_deref())?;
             let config = unsilo_exchange_core::config::Config::load(&path)?;
+            let key = audit::SigningKey::load_or_create(&config.signing_key_file())?;
+            let keys = audit::TrustedKeys::new(
+                Some((&config.hub.id, &key)),
+                &config.security.audit_public_keys,
+            );
             let bus = unsilo_exchange_core::server::open_bus(&config).await?;
-            let report = unsilo_exchange_core::audit::verify(
-                bus.as_ref(),
-                unsilo_exchange_core::audit::AUDIT_TOPIC,
-            )
-            .await?;
+            let report = audit::verify(bus.as_ref(), audit::AUDIT_TOPIC, &keys, &external).await?;
             bus.shutdown().await?;
             print(&json!({ "intact": report.is_intact(), "report": report }));
             if !report.is_intact() {
@@ -387,14 +514,47 @@ pub(crate) async fn audit(args: &HubArgs, command: AuditCommand) -> anyhow::Resu
             }
             Ok(())
         }
-        AuditCommand::Verify { config: None } => {
+        AuditCommand::Verify {
+            config: None,
+            checkpoints,
+        } => {
             let c = Client::new(args)?;
-            let v = c
-                .call(reqwest::Method::GET, "/admin/audit/verify", None)
-                .await?;
+            let v = match checkpoints {
+                None => {
+                    c.call(reqwest::Method::GET, "/admin/audit/verify", None)
+                        .await?
+                }
+                Some(path) => {
+                    let external = read_checkpoints(Some(&path))?;
+                    c.call(
+                        reqwest::Method::POST,
+                        "/admin/audit/verify",
+                        Some(json!({ "checkpoints": external })),
+                    )
+                    .await?
+                }
+            };
             print(&v);
             if v["intact"] != json!(true) {
                 bail!("the audit log is not intact");
+            }
+            Ok(())
+        }
+        AuditCommand::Keys => {
+            let c = Client::new(args)?;
+            print(
+                &c.call(reqwest::Method::GET, "/admin/audit/keys", None)
+                    .await?,
+            );
+            Ok(())
+        }
+        AuditCommand::Checkpoints => {
+            let c = Client::new(args)?;
+            let v = c
+                .call(reqwest::Method::GET, "/admin/audit/checkpoints", None)
+                .await?;
+            for cp in v["checkpoints"].as_array().into_iter().flatten() {
+                println!("{cp}");
             }
             Ok(())
         }
@@ -427,4 +587,17 @@ pub(crate) async fn audit(args: &HubArgs, command: AuditCommand) -> anyhow::Resu
             Ok(())
         }
     }
+}
+
+/// Reads exported checkpoints (JSON lines), if a file is given.
+fn read_checkpoints(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<unsilo_exchange_core::audit::Checkpoint>> {
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    unsilo_exchange_core::audit::Checkpoint::parse_lines(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

@@ -72,6 +72,59 @@ pub struct Config {
     /// Delivery channels.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// Rate limits, body and header sizes, timeouts of every HTTP surface.
+    #[serde(default)]
+    pub limits: crate::access::LimitsConfig,
+    /// Policy settings of the deployment.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// The evidence log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// Policy settings of the deployment.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Approve at once a request whose fields are all within the agency's clearance (none in clear at S4),
+    /// granting it only UNCONDITIONAL (无条件共享), non-CORE records: `share_attribute == "UNCONDITIONAL" &&
+    /// data_grade != "CORE"` is AND-ed to its filter and the audit log records the approval as automatic.
+    /// Default false: every request waits for an operator.
+    #[serde(default)]
+    pub auto_approve_unconditional: bool,
+}
+
+/// The evidence log.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Sign a checkpoint of this hub's chain after this many new entries (default 1000).
+    #[serde(default = "default_checkpoint_entries")]
+    pub checkpoint_every_entries: u64,
+    /// …and at least this often while the chain grows (default `"10s"`).
+    #[serde(
+        default = "default_checkpoint_interval",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub checkpoint_interval: std::time::Duration,
+}
+
+fn default_checkpoint_entries() -> u64 {
+    1000
+}
+
+fn default_checkpoint_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every_entries: default_checkpoint_entries(),
+            checkpoint_interval: default_checkpoint_interval(),
+        }
+    }
 }
 
 /// This hub process.
@@ -114,6 +167,14 @@ pub struct SecurityConfig {
     /// process of one deployment must use the same secret, or pseudonyms will differ between them.
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
+    /// This hub's Ed25519 key that signs its audit chain and checkpoints (PKCS#8). Created if missing.
+    /// Default: `audit-signing-<hub id>.key` beside the deployment secret. One key per hub id; never shared.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Public keys (hex, as `unsilo audit keys` prints them) of the other hubs whose chains share the audit
+    /// topic, by hub id, so `audit verify` checks their signatures against pinned keys.
+    #[serde(default)]
+    pub audit_public_keys: std::collections::BTreeMap<String, String>,
 }
 
 /// The admin API.
@@ -123,7 +184,7 @@ pub struct AdminConfig {
     /// Operators and the SHA-256 of their tokens (`[[admin.operators]] name = "…", token_sha256 = "…"`).
     /// Without any, only agencies can call the admin API (and nothing can be approved).
     #[serde(default)]
-    pub operators: Vec<crate::admin::lifecycle::OperatorCredential>,
+    pub operators: Vec<crate::auth::OperatorCredential>,
 }
 
 /// Delivery channels.
@@ -139,6 +200,10 @@ pub struct DeliveryConfig {
     /// Attempts per record before a webhook delivery goes to the delivery DLQ (default 8).
     #[serde(default = "default_webhook_attempts")]
     pub webhook_max_attempts: u32,
+    /// Non-public networks webhooks may reach anyway (e.g. `["10.8.0.0/16"]` for a government private network).
+    /// By default every loopback, link-local, private, unspecified and multicast address is refused.
+    #[serde(default)]
+    pub webhook_allow_cidrs: Vec<String>,
 }
 
 fn default_webhook_attempts() -> u32 {
@@ -151,6 +216,7 @@ impl Default for DeliveryConfig {
             webhook_ca_file: None,
             webhook_allow_plain_http: false,
             webhook_max_attempts: default_webhook_attempts(),
+            webhook_allow_cidrs: Vec::new(),
         }
     }
 }
@@ -252,6 +318,11 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1). Keep it readable by the hub's user only.
     pub key: PathBuf,
+    /// PEM file of the CA(s) whose client certificates the hub accepts (mutual TLS). Presenting one is
+    /// optional for a connection, but an agency registered with `client_cert_sha256` is accepted only on a
+    /// connection that presented exactly that certificate.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -346,6 +417,10 @@ pub struct RegistryConfig {
     /// Global compatibility level until an operator changes it (default `BACKWARD`).
     #[serde(default = "default_compatibility")]
     pub default_compatibility: Compatibility,
+    /// Let callers without credentials read the registry (subjects, versions, schemas; never the agencies'
+    /// `sub.*` view subjects). Writes always need an operator. Default false.
+    #[serde(default)]
+    pub anonymous_read: bool,
 }
 
 fn default_compatibility() -> Compatibility {
@@ -356,6 +431,7 @@ impl Default for RegistryConfig {
     fn default() -> Self {
         Self {
             default_compatibility: default_compatibility(),
+            anonymous_read: false,
         }
     }
 }
@@ -494,6 +570,40 @@ impl Config {
                     .map_err(|e| ConfigError::Invalid(format!("connector `{}`: {e}", c.name)))?;
             }
         }
+        // A credential names one principal: no two operators or push connectors may share a token.
+        let mut digests = std::collections::HashMap::new();
+        let pushes = self
+            .connectors
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    format!("connector `{}`", c.name),
+                    c.http_push.as_ref()?.digest().ok()?,
+                ))
+            })
+            .map(|(who, d)| (who, hex::encode(d)));
+        let operators = self.admin.operators.iter().map(|o| {
+            (
+                format!("operator `{}`", o.name),
+                o.token_sha256.to_ascii_lowercase(),
+            )
+        });
+        for (who, digest) in pushes.chain(operators) {
+            if let Some(first) = digests.insert(digest, who.clone()) {
+                return Err(ConfigError::Invalid(format!(
+                    "{first} and {who} have the same token; give each its own"
+                )));
+            }
+        }
+        self.limits.check().map_err(ConfigError::Invalid)?;
+        crate::egress::EgressPolicy::new(&self.delivery.webhook_allow_cidrs)
+            .map_err(|e| ConfigError::Invalid(format!("delivery.{e}")))?;
+        if self.audit.checkpoint_every_entries == 0 || self.audit.checkpoint_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "audit: checkpoint_every_entries and checkpoint_interval must be greater than zero"
+                    .into(),
+            ));
+        }
         if let Some(k) = &self.bus.kafka {
             if k.bootstrap_servers.trim().is_empty() {
                 return Err(ConfigError::Invalid(
@@ -512,6 +622,28 @@ impl Config {
             .secret_file
             .clone()
             .unwrap_or_else(|| self.bus.embedded.data_dir.join("hub.secret"))
+    }
+
+    /// This hub's audit signing key file: `[security] signing_key_file`, else `audit-signing-<hub id>.key` beside
+    /// the deployment secret.
+    pub fn signing_key_file(&self) -> PathBuf {
+        self.security.signing_key_file.clone().unwrap_or_else(|| {
+            let secret = self.secret_file();
+            let dir = secret.parent().map(Path::to_path_buf).unwrap_or_default();
+            let safe: String = self
+                .hub
+                .id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            dir.join(format!("audit-signing-{safe}.key"))
+        })
     }
 }
 

@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::bus::{self, Bus, ConsumedRecord, ConsumerOptions, Record, TopicSpec};
-use crate::policy::model::{Agency, Subscription};
+use crate::policy::model::{Agency, Subscription, TokenDigest};
 
 /// The compacted topic holding agencies and subscriptions.
 pub const CONFIG_TOPIC: &str = "_unsilo.config";
@@ -67,11 +67,14 @@ pub struct ControlState {
 }
 
 impl ControlState {
-    /// The agency holding a token with this SHA-256 digest (hex), if any.
-    pub fn agency_by_token_digest(&self, digest: &str) -> Option<&Agency> {
-        self.agencies
-            .values()
-            .find(|a| a.tokens.iter().any(|t| t.sha256 == digest))
+    /// The agency holding a token with this SHA-256 digest (hex), and that token, if any (usable or not).
+    pub fn agency_token(&self, digest: &str) -> Option<(&Agency, &TokenDigest)> {
+        self.agencies.values().find_map(|a| {
+            a.tokens
+                .iter()
+                .find(|t| crate::auth::digests_equal(t.sha256.as_bytes(), digest.as_bytes()))
+                .map(|t| (a, t))
+        })
     }
 
     fn apply(&mut self, record: &ConsumedRecord) {
@@ -294,6 +297,8 @@ mod tests {
             decided_by: None,
             decided_at_ms: None,
             reason: None,
+            approvals: vec![],
+            auto_approved: false,
             revision,
         }
     }

@@ -22,8 +22,8 @@ use unsilo_connectors::sdk::Shutdown;
 use unsilo_connectors::simulate;
 use unsilo_connectors::transport::file_drop::FileDropConfig;
 
+use crate::auth::token_digest;
 use crate::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
-use crate::ingest::http_push::token_digest;
 use crate::server::{Hub, ServerError};
 
 /// What the demo runs.
@@ -70,7 +70,7 @@ fn push(name: &str, token: &str) -> ConnectorConfig {
         definition: format!("builtin:{name}"),
         transport: TransportKind::HttpPush,
         http_push: Some(HttpPushConfig {
-            token_sha256: hex::encode(token_digest(token)),
+            token_sha256: token_digest(token),
         }),
         http_poll: None,
         sql_poll: None,
@@ -131,14 +131,18 @@ async fn setup_agencies(
     hub: &Hub,
     postgres_url: Option<&str>,
 ) -> Result<Vec<(String, String)>, DemoError> {
-    use crate::admin::auth::Principal;
     use crate::admin::lifecycle::{ApproveRequest, NewAgency, SubscriptionRequest};
+    use crate::auth::Principal;
     let operator = "demo-operator";
-    let setup = |e: crate::admin::auth::ApiError| DemoError::Setup(format!("demo agencies: {e}"));
+    let setup = |e: crate::admin::error::ApiError| DemoError::Setup(format!("demo agencies: {e}"));
     let mut tokens = Vec::new();
     for (id, name, uscc, clearance) in DEMO_AGENCIES {
         let token = if hub.control.agency(id).is_some() {
-            hub.admin.issue_token(operator, id).await.map_err(setup)?
+            hub.admin
+                .issue_token(operator, id, Default::default())
+                .await
+                .map_err(setup)?
+                .0
         } else {
             let new = NewAgency {
                 id: id.into(),
@@ -146,6 +150,7 @@ async fn setup_agencies(
                 uscc: uscc.into(),
                 clearance: clearance.into(),
                 client_cert_sha256: None,
+                token_expires_at_ms: None,
             };
             hub.admin
                 .create_agency(operator, new)
@@ -230,25 +235,41 @@ async fn setup_agencies(
             approve_above_clearance: above.into_iter().map(str::to_owned).collect(),
             ..ApproveRequest::default()
         };
-        hub.admin
+        let first = hub
+            .admin
             .approve(operator, &id, approval)
             .await
             .map_err(setup)?;
+        if first.status == crate::policy::model::SubscriptionStatus::Requested {
+            // 双人复核: the grant can release CORE-grade records or S4 fields in clear, so a second, different
+            // operator confirms it.
+            hub.admin
+                .approve(REVIEWER, &id, ApproveRequest::default())
+                .await
+                .map_err(setup)?;
+        }
     }
     Ok(tokens)
 }
+
+/// The demo's second operator, who confirms grants that need two operators (双人复核).
+const REVIEWER: &str = "demo-reviewer";
 
 /// Writes the demo's tokens to files readable only by the user (never to the log).
 fn write_tokens(
     dir: &std::path::Path,
     operator: &str,
+    reviewer: &str,
     agencies: &[(String, String)],
 ) -> Result<(), DemoError> {
     let setup = |e: std::io::Error| {
         DemoError::Setup(format!("writing demo tokens to {}: {e}", dir.display()))
     };
     std::fs::create_dir_all(dir).map_err(setup)?;
-    let mut files = vec![("operator".to_owned(), operator.to_owned())];
+    let mut files = vec![
+        ("operator".to_owned(), operator.to_owned()),
+        ("reviewer".to_owned(), reviewer.to_owned()),
+    ];
     files.extend(agencies.iter().cloned());
     for (name, token) in files {
         let path = dir.join(name);
@@ -355,17 +376,28 @@ pub async fn run(
     }
 
     let operator_token = new_token();
-    config
-        .admin
-        .operators
-        .push(crate::admin::lifecycle::OperatorCredential {
-            name: "demo-operator".into(),
-            token_sha256: crate::admin::auth::token_digest(&operator_token),
-        });
+    let reviewer_token = new_token();
+    for (name, token) in [
+        ("demo-operator", &operator_token),
+        (REVIEWER, &reviewer_token),
+    ] {
+        config
+            .admin
+            .operators
+            .push(crate::auth::OperatorCredential {
+                name: name.into(),
+                token_sha256: crate::auth::token_digest(token),
+            });
+    }
     let hub = Hub::start(&config).await?;
     let tokens_dir = options.data_dir.join("demo-tokens");
     let agency_tokens = setup_agencies(&hub, options.postgres_url.as_deref()).await?;
-    write_tokens(&tokens_dir, &operator_token, &agency_tokens)?;
+    write_tokens(
+        &tokens_dir,
+        &operator_token,
+        &reviewer_token,
+        &agency_tokens,
+    )?;
     let listener = TcpListener::bind(options.listen)
         .await
         .map_err(|e| DemoError::Setup(format!("cannot listen on {}: {e}", options.listen)))?;

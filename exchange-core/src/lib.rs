@@ -21,17 +21,28 @@
 //! - [`delivery`]: from a subscription's topic to the agency — webhook, SQL upsert, Kafka, pull API.
 //! - [`admin`]: the admin HTTP API (agencies, subscriptions, audit) and its authentication.
 //! - [`secrets`]: the deployment secret and the keys derived from it.
+//! - [`auth`]: who a request is from — one authentication for every surface (operators, agencies, push
+//!   sources; Bearer or Basic; client certificates).
+//! - [`access`]: the middleware of every surface — authentication, per-credential rate limits, timeouts.
+//! - [`listener`]: the connection layer — TLS and mutual TLS, header limits, graceful shutdown.
+//! - [`egress`]: which addresses webhooks may reach (no loopback, private, link-local … unless allowed).
+//! - [`fuzzing`]: the entry points of the fuzz targets (bytes in, no panic, hang or unbounded allocation).
 //! - [`bench`](mod@bench): the `unsilo bench` measurements written to `docs/benchmarks.md`.
 
+pub mod access;
 pub mod admin;
 pub mod audit;
+pub mod auth;
 pub mod bench;
 pub mod bus;
 pub mod config;
 pub mod control;
 pub mod delivery;
 pub mod demo;
+pub mod egress;
+pub mod fuzzing;
 pub mod ingest;
+pub mod listener;
 pub mod metrics;
 pub mod policy;
 pub mod registry;

@@ -65,6 +65,18 @@ struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    surface: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GateLabels {
+    schema: String,
+    gate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: String,
     bus: String,
@@ -82,6 +94,8 @@ pub struct Metrics {
     ingest_records: Family<IngestLabels, Counter>,
     released_records: Family<SubscriptionLabels, Counter>,
     delivered_records: Family<DeliveryLabels, Counter>,
+    refused_requests: Family<RefusalLabels, Counter>,
+    held_records: Family<GateLabels, Counter>,
     build_info: Family<BuildLabels, Gauge>,
 }
 
@@ -162,6 +176,18 @@ impl Metrics {
             "Records a delivery worker finished with, by subscription, channel and outcome: committed (delivered, or dead-lettered after every retry) and dead_lettered",
             delivered_records.clone(),
         );
+        let refused_requests = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "unsilo_http_refused_requests",
+            "Requests refused at the door, by surface and reason (unauthorized, rate_limited, timeout)",
+            refused_requests.clone(),
+        );
+        let held_records = Family::<GateLabels, Counter>::default();
+        registry.register(
+            "unsilo_gate_held_records",
+            "Records held back from subscriptions by a classification gate, by schema and gate (not_shared: 不予共享 records, never released; core_needs_four_eyes: CORE-grade records withheld from subscriptions not approved by two operators)",
+            held_records.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "unsilo_build_info",
@@ -179,7 +205,31 @@ impl Metrics {
             ingest_records,
             released_records,
             delivered_records,
+            refused_requests,
+            held_records,
             build_info,
+        }
+    }
+
+    /// Counts a request refused by the access layer.
+    pub fn record_refusal(&self, surface: &str, reason: &str) {
+        self.refused_requests
+            .get_or_create(&RefusalLabels {
+                surface: surface.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts records of `schema` held back by `gate`.
+    pub fn record_held(&self, schema: &str, gate: &str, n: u64) {
+        if n > 0 {
+            self.held_records
+                .get_or_create(&GateLabels {
+                    schema: schema.to_owned(),
+                    gate: gate.to_owned(),
+                })
+                .inc_by(n);
         }
     }
 

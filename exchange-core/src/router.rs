@@ -77,6 +77,8 @@ pub struct Route {
     pub channel: String,
     /// Deliver nothing at or after this time (ms since the epoch).
     pub expires_at_ms: Option<i64>,
+    /// Whether CORE-grade records may be released to it (two different operators approved it: 双人复核).
+    pub core_allowed: bool,
 }
 
 impl Route {
@@ -104,6 +106,7 @@ impl Route {
             purpose: spec.purpose.clone(),
             channel: spec.channel.kind().to_owned(),
             expires_at_ms: spec.expires_at_ms,
+            core_allowed: subscription.four_eyes_approved(),
         })
     }
 }
@@ -154,6 +157,7 @@ impl RoutingTable {
                             && Some(r.view_schema_id) == s.view_schema_id
                             && s.status == crate::policy::model::SubscriptionStatus::Active
                             && r.expires_at_ms == s.spec().expires_at_ms
+                            && r.core_allowed == s.four_eyes_approved()
                             && r.compiled.filter.source() == s.spec().filter
                             && same_rules(&r.fields, &s.spec().fields)
                     })
@@ -164,16 +168,32 @@ impl RoutingTable {
         RoutingTable { routes }
     }
 
-    /// Routes one decoded record (of the table's shared schema) at time `now_ms`: the releases it makes.
+    /// Routes one decoded record (of the table's shared schema) at time `now_ms`: the releases it makes, and
+    /// what the classification gates held back.
+    ///
+    /// The gates come before any subscription's filter: a `NOT_SHARED` (不予共享) record is never released,
+    /// whatever a subscription says; a `CORE`-grade record (核心数据) is released only to subscriptions two
+    /// different operators approved.
     pub fn route(
         &self,
         record: &Value,
         now_ms: i64,
         key: &PseudonymKey,
         out: &mut Vec<Release>,
-    ) -> Result<(), RouteError> {
+    ) -> Result<Gated, RouteError> {
+        let mut gated = Gated::default();
+        let (share, grade) = classification(record);
+        if share == Some(NOT_SHARED) {
+            gated.not_shared = !self.routes.is_empty();
+            return Ok(gated);
+        }
+        let core = grade == Some(CORE);
         for (i, route) in self.routes.iter().enumerate() {
             if route.expires_at_ms.is_some_and(|e| now_ms >= e) {
+                continue;
+            }
+            if core && !route.core_allowed {
+                gated.core_held = gated.core_held || route.compiled.filter.matches(record);
                 continue;
             }
             if !route.compiled.filter.matches(record) {
@@ -198,8 +218,41 @@ impl RoutingTable {
             })?;
             out.push(Release { route: i, value });
         }
-        Ok(())
+        Ok(gated)
     }
+}
+
+/// The `share_attribute` symbol of records never released (不予共享).
+pub const NOT_SHARED: &str = "NOT_SHARED";
+/// The `data_grade` symbol of core data (核心数据), released only under a two-operator approval.
+pub const CORE: &str = "CORE";
+
+/// What the classification gates held back of one record.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gated {
+    /// The record is NOT_SHARED and was released to no one.
+    pub not_shared: bool,
+    /// The record is CORE-grade and matched a subscription that was not approved by two operators.
+    pub core_held: bool,
+}
+
+/// The envelope's `share_attribute` and `data_grade` symbols of a decoded shared record.
+pub fn classification(record: &Value) -> (Option<&str>, Option<&str>) {
+    let field = |fields: &'_ [(String, Value)], name: &str| -> Option<usize> {
+        fields.iter().position(|(n, _)| n == name)
+    };
+    let Value::Record(fields) = record else {
+        return (None, None);
+    };
+    let Some(Value::Record(envelope)) = field(fields, "envelope").map(|i| &fields[i].1) else {
+        return (None, None);
+    };
+    let symbol = |name: &str| match field(envelope, name).map(|i| &envelope[i].1) {
+        Some(Value::Enum(_, s)) => Some(s.as_str()),
+        Some(Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    (symbol("share_attribute"), symbol("data_grade"))
 }
 
 /// Decodes Confluent-framed records with writer schemas from the registry, resolved to the shared schema.
@@ -422,9 +475,23 @@ async fn route_batch(
             }
         };
         releases.clear();
-        if let Err(e) = table.route(&record, bus::now_ms(), &context.key, &mut releases) {
-            error!(offset = consumed.position.offset, error = %e, "Record not routed.");
-            continue;
+        match table.route(&record, bus::now_ms(), &context.key, &mut releases) {
+            Ok(gated) => {
+                context.metrics.record_held(
+                    schema.name(),
+                    "not_shared",
+                    u64::from(gated.not_shared),
+                );
+                context.metrics.record_held(
+                    schema.name(),
+                    "core_needs_four_eyes",
+                    u64::from(gated.core_held),
+                );
+            }
+            Err(e) => {
+                error!(offset = consumed.position.offset, error = %e, "Record not routed.");
+                continue;
+            }
         }
         if releases.is_empty() {
             continue;

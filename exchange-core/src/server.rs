@@ -6,7 +6,10 @@
 //! and closes the registry and the bus. Nothing acknowledged is lost: a publish is acknowledged only once durable.
 //!
 //! Routes: `/healthz` (the process is up), `/readyz` (the bus answers and the registry has replayed its state),
-//! `/metrics` (Prometheus), and the Confluent-dialect schema registry API at the root (`/subjects`, `/schemas`, …).
+//! `/metrics` (Prometheus) — the only ones that answer an anonymous caller — and, each behind the access layer
+//! of its surface ([`crate::access`]): the Confluent-dialect schema registry API at the root (`/subjects`,
+//! `/schemas`, …), `/ingest/{connector}`, `/admin/…` and the pull API `/v1/subscriptions/…`. Connections are
+//! served by [`crate::listener`] (plain HTTP or TLS with optional client certificates).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -20,15 +23,17 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
-use crate::admin::lifecycle::Admin;
-use crate::audit::{AuditLog, AUDIT_TOPIC};
+use crate::access::{Access, Caller, RateLimiter, Surface};
+use crate::admin::lifecycle::{Admin, AdminSettings};
+use crate::audit::{AuditLog, SigningKey, TrustedKeys, AUDIT_TOPIC};
+use crate::auth::{Authenticator, Principal};
 use crate::bus::embedded::{EmbeddedBus, EmbeddedOptions};
 use crate::bus::kafka::KafkaBus;
 use crate::bus::{self, Bus, TopicSpec};
 use crate::config::{BusKind, Config, TransportKind};
 use crate::control::{ControlPlane, CONFIG_TOPIC};
 use crate::delivery::{self, DeliveryContext, ViewDecoder};
-use crate::ingest::http_push::{self, PushEndpoint};
+use crate::ingest::http_push::{self, PushEndpoints};
 use crate::ingest::{runtime, BusCheckpoints, BusSink};
 use crate::metrics::{self, InstrumentedBus, Metrics};
 use crate::registry::{self, Registry};
@@ -91,6 +96,9 @@ pub enum ServerError {
     /// The audit log could not be opened.
     #[error("audit log: {0}")]
     Audit(#[from] crate::audit::AuditError),
+    /// The audit signing key could not be loaded.
+    #[error(transparent)]
+    SigningKey(#[from] crate::audit::signing::KeyError),
     /// The webhook client could not be built.
     #[error("delivery: {0}")]
     Delivery(String),
@@ -114,7 +122,9 @@ pub struct Hub {
     /// The metrics.
     pub metrics: Arc<Metrics>,
     /// Connectors that accept HTTP pushes, by name.
-    push_endpoints: HashMap<String, PushEndpoint>,
+    push_endpoints: PushEndpoints,
+    /// The door of every surface: authentication, rate limits, timeouts.
+    access: Arc<Access>,
     /// Stops the connectors' sources.
     stop_sources: Arc<ShutdownTrigger>,
     /// The running sources.
@@ -164,6 +174,8 @@ pub async fn open_bus(config: &Config) -> Result<Arc<dyn Bus>, ServerError> {
 impl Hub {
     /// Opens the bus and the registry, registers the shared schemas and creates their `std.<schema>` topics.
     pub async fn start(config: &Config) -> Result<Self, ServerError> {
+        // No Avro length prefix may make the hub allocate more than this for one value.
+        crate::fuzzing::limit_avro_allocations();
         let metrics = Arc::new(Metrics::new());
         let raw_bus = open_bus(config).await?;
         metrics.set_build_info(raw_bus.kind());
@@ -183,7 +195,8 @@ impl Hub {
             info!(subject = %subject, id, topic = %schema.topic(), "Shared schema registered.");
         }
         let (stop_sources, sources_shutdown) = Shutdown::new();
-        let mut push_endpoints = HashMap::new();
+        let mut push_endpoints: PushEndpoints = HashMap::new();
+        let mut push_tokens = Vec::new();
         let mut sources = Vec::new();
         for c in &config.connectors {
             let definition =
@@ -218,12 +231,10 @@ impl Hub {
                         .ok_or_else(missing)?
                         .digest()
                         .map_err(transport_error)?;
+                    push_tokens.push((c.name.clone(), hex::encode(digest)));
                     push_endpoints.insert(
                         c.name.clone(),
-                        PushEndpoint {
-                            token_sha256: digest,
-                            sink,
-                        },
+                        sink as Arc<dyn unsilo_connectors::sdk::RecordSink>,
                     );
                     info!(connector = %c.name, definition = %c.definition, transport = c.transport.as_str(), "Connector ready.");
                     continue;
@@ -275,18 +286,54 @@ impl Hub {
         }
         let secret = Arc::new(HubSecret::load_or_create(&config.secret_file())?);
         let control = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await?;
-        let audit = Arc::new(AuditLog::open(bus.clone(), AUDIT_TOPIC, &config.hub.id).await?);
+        let signing_key = Arc::new(SigningKey::load_or_create(&config.signing_key_file())?);
+        let audit = Arc::new(
+            AuditLog::open(
+                bus.clone(),
+                AUDIT_TOPIC,
+                &config.hub.id,
+                signing_key.clone(),
+            )
+            .await?,
+        );
+        let egress = Arc::new(
+            crate::egress::EgressPolicy::new(&config.delivery.webhook_allow_cidrs)
+                .map_err(|e| crate::config::ConfigError::Invalid(format!("delivery.{e}")))?,
+        );
         let admin = Arc::new(Admin::new(
             control.clone(),
             registry.clone(),
             audit.clone(),
             bus.clone(),
             secret.clone(),
-            &config.admin.operators,
-            config.bus.partitions,
+            AdminSettings {
+                partitions: config.bus.partitions,
+                auto_approve_unconditional: config.policy.auto_approve_unconditional,
+                egress: egress.clone(),
+                trusted_keys: TrustedKeys::new(
+                    Some((&config.hub.id, &signing_key)),
+                    &config.security.audit_public_keys,
+                ),
+            },
         ));
+        let authenticator = Arc::new(Authenticator::new(
+            config
+                .admin
+                .operators
+                .iter()
+                .map(|o| (o.name.clone(), o.token_sha256.clone())),
+            push_tokens,
+            control.clone(),
+        ));
+        let access = Arc::new(Access {
+            authenticator,
+            limiter: RateLimiter::default(),
+            limits: config.limits.clone(),
+            registry_anonymous_read: config.registry.anonymous_read,
+            metrics: Some(metrics.clone()),
+        });
         let decoder = ViewDecoder::new(registry.clone());
-        let webhook = webhook_client(&config.delivery)?;
+        let webhook = webhook_client(&config.delivery, egress)?;
         let (stop_routing, routing_stopped) = tokio::sync::watch::channel(false);
         let mut routing = Vec::new();
         let router_context = RouterContext {
@@ -316,6 +363,11 @@ impl Hub {
             },
             routing_stopped.clone(),
         )));
+        routing.push(tokio::spawn(audit.clone().run_checkpoints(
+            config.audit.checkpoint_every_entries,
+            config.audit.checkpoint_interval,
+            routing_stopped.clone(),
+        )));
         routing.push(tokio::spawn(expire_subscriptions(
             admin.clone(),
             routing_stopped,
@@ -325,6 +377,7 @@ impl Hub {
             registry,
             metrics,
             push_endpoints,
+            access,
             stop_sources: Arc::new(stop_sources),
             sources: Arc::new(Mutex::new(sources)),
             control,
@@ -360,20 +413,45 @@ impl Hub {
         self.bus.shutdown().await
     }
 
-    /// The HTTP routes of the hub.
+    /// The door of every surface: authentication, rate limits and timeouts.
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
+    }
+
+    /// The HTTP routes of the hub: health, readiness and metrics open; every other surface behind its access
+    /// layer.
     pub fn router(&self) -> Router {
+        let limits = &self.access.limits;
+        let guarded = |router: Router, surface: Surface| {
+            router.layer(axum::middleware::from_fn_with_state(
+                (self.access.clone(), surface),
+                Access::layer,
+            ))
+        };
         let ops = Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/metrics", get(metrics_text))
             .with_state(self.clone());
-        ops.merge(registry::router(self.registry.clone()))
-            .merge(http_push::router(self.push_endpoints.clone()))
-            .merge(crate::admin::router(self.admin.clone()))
-            .merge(delivery::pull::router(
-                self.admin.clone(),
-                self.decoder.clone(),
-            ))
+        let registry = registry::router(
+            self.registry.clone(),
+            Some(Arc::new(AuditRecorder(self.audit.clone()))),
+        )
+        .layer(axum::middleware::from_fn(registry_caller))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+        let admin = crate::admin::router(self.admin.clone())
+            .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+        let pull = delivery::pull::router(
+            self.admin.clone(),
+            self.decoder.clone(),
+            self.access.authenticator.clone(),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+        let ingest = http_push::router(self.push_endpoints.clone(), limits.max_ingest_body_bytes);
+        ops.merge(guarded(ingest, Surface::Ingest))
+            .merge(guarded(admin, Surface::Admin))
+            .merge(guarded(pull, Surface::Pull))
+            .merge(guarded(registry, Surface::Registry))
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.metrics.clone(),
@@ -399,31 +477,14 @@ impl Hub {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let addr = listener.local_addr()?;
-        let served = match tls {
-            None => {
-                info!(%addr, bus = self.bus.kind(), "unsilo is serving HTTP.");
-                axum::serve(listener, self.router())
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            Some(config) => {
-                info!(%addr, bus = self.bus.kind(), "unsilo is serving HTTPS.");
-                let handle = axum_server::Handle::new();
-                let stopper = handle.clone();
-                tokio::spawn(async move {
-                    shutdown.await;
-                    stopper.graceful_shutdown(Some(std::time::Duration::from_secs(30)));
-                });
-                let listener = listener.into_std()?;
-                axum_server::from_tcp_rustls(
-                    listener,
-                    axum_server::tls_rustls::RustlsConfig::from_config(config),
-                )?
-                .handle(handle)
-                .serve(self.router().into_make_service())
-                .await
-            }
+        info!(%addr, bus = self.bus.kind(), tls = tls.is_some(), "unsilo is serving.");
+        let options = crate::listener::ListenerOptions {
+            tls,
+            max_header_bytes: self.access.limits.max_header_bytes,
+            header_read_timeout: self.access.limits.header_read_timeout,
+            ..crate::listener::ListenerOptions::default()
         };
+        let served = crate::listener::serve(listener, self.router(), options, shutdown).await;
         info!("HTTP server stopped.");
         let closed = self.shutdown().await;
         served?;
@@ -451,18 +512,44 @@ pub fn load_tls(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConf
     let key = PrivateKeyDer::from_pem_file(&tls.key)
         .map_err(|e| bad(&tls.key, format!("no usable private key ({e})")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServerError::Tls(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| {
-            ServerError::Tls(format!(
-                "{} and {}: the certificate and key do not form a usable pair: {e}",
-                tls.cert.display(),
-                tls.key.display()
-            ))
-        })?;
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+                .map_err(|e| bad(ca, e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(ca, e.to_string()))?;
+            if cas.is_empty() {
+                return Err(bad(ca, "no CA certificate in the file".into()));
+            }
+            for c in cas {
+                roots
+                    .add(c)
+                    .map_err(|e| bad(ca, format!("unusable CA certificate: {e}")))?;
+            }
+            // Presenting a certificate is optional (operators and most agencies use tokens), but one that is
+            // presented must chain to these CAs; agencies bound to a certificate are checked per request.
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| bad(ca, format!("unusable client CA: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        ServerError::Tls(format!(
+            "{} and {}: the certificate and key do not form a usable pair: {e}",
+            tls.cert.display(),
+            tls.key.display()
+        ))
+    })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -470,6 +557,7 @@ pub fn load_tls(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConf
 /// The webhook client the configuration describes.
 fn webhook_client(
     config: &crate::config::DeliveryConfig,
+    egress: Arc<crate::egress::EgressPolicy>,
 ) -> Result<delivery::webhook::WebhookClient, ServerError> {
     let extra = match &config.webhook_ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|e| {
@@ -481,9 +569,71 @@ fn webhook_client(
         max_attempts: config.webhook_max_attempts.max(1),
         extra_root_certificates_pem: extra,
         allow_plain_http: config.webhook_allow_plain_http,
+        egress,
         ..delivery::webhook::WebhookOptions::default()
     };
     delivery::webhook::WebhookClient::new(options).map_err(|e| ServerError::Delivery(e.to_string()))
+}
+
+/// Turns the access layer's [`Caller`] into the registry's [`registry::api::RegistryCaller`]: operators read and
+/// write everything (but the hub-owned subjects); an agency reads the shared `std.*` subjects and its own
+/// `sub.<agency>.*` view subjects; an anonymous caller (only with `[registry] anonymous_read`) the shared ones;
+/// a push source nothing.
+async fn registry_caller(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use registry::api::RegistryCaller;
+    let caller = match request.extensions().get::<Caller>().cloned() {
+        Some(Caller(Some(Principal::Operator(name)))) => RegistryCaller {
+            name: format!("operator:{name}"),
+            writer: true,
+            readable: None,
+            anonymous: false,
+        },
+        Some(Caller(Some(Principal::Agency(id)))) => RegistryCaller {
+            name: format!("agency:{id}"),
+            writer: false,
+            readable: Some(vec!["std.".into(), format!("sub.{id}.")]),
+            anonymous: false,
+        },
+        Some(Caller(None)) => RegistryCaller {
+            name: "anonymous".into(),
+            writer: false,
+            readable: Some(vec!["std.".into()]),
+            anonymous: true,
+        },
+        Some(Caller(Some(Principal::PushSource(_)))) | None => {
+            return registry::Error::Forbidden(
+                "this credential has no access to the schema registry".into(),
+            )
+            .into_response();
+        }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// Records registry writes in the audit log.
+struct AuditRecorder(Arc<AuditLog>);
+
+impl registry::api::WriteRecorder for AuditRecorder {
+    fn record(
+        &self,
+        caller: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> futures::future::BoxFuture<'static, Result<(), String>> {
+        let log = self.0.clone();
+        let event = crate::audit::AuditEvent::Control {
+            actor: caller.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail,
+        };
+        Box::pin(async move { log.append(vec![event]).await.map_err(|e| e.to_string()) })
+    }
 }
 
 /// Marks subscriptions past their expiry as expired, every second. (Delivery already stops at the expiry time;

@@ -20,6 +20,8 @@ const VILLAGE_CODE: &str = "610921107200";
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(90);
 
 const OPERATOR_TOKEN: &str = "op_test_4c1f0e7d9b2a4f6e8d3c5b7a9e1f2d4c";
+/// A second operator, for grants that need two (双人复核).
+const REVIEWER_TOKEN: &str = "op_test_reviewer_0b9a8c7d6e5f4a3b2c1d0e9f";
 const PUSH_TOKEN: &str = "push_test_9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
 
 fn sha256_hex(s: &str) -> String {
@@ -434,6 +436,10 @@ data_dir = "{data_dir}"
 name = "ops"
 token_sha256 = "{op}"
 
+[[admin.operators]]
+name = "reviewer"
+token_sha256 = "{reviewer}"
+
 [[connectors]]
 name = "grid"
 definition = "builtin:grid"
@@ -444,6 +450,7 @@ token_sha256 = "{push}"
 "#,
             data_dir = data_dir.display(),
             op = sha256_hex(OPERATOR_TOKEN),
+            reviewer = sha256_hex(REVIEWER_TOKEN),
             push = sha256_hex(PUSH_TOKEN),
         ),
     )
@@ -456,6 +463,10 @@ token_sha256 = "{push}"
         hub: &hub,
         token: OPERATOR_TOKEN,
     };
+    let reviewer = As::Flags {
+        hub: &hub,
+        token: REVIEWER_TOKEN,
+    };
 
     // A wrong token is refused with a message that says what is wrong.
     let run = unsilo(
@@ -467,7 +478,7 @@ token_sha256 = "{push}"
     )
     .expect_fail();
     assert!(
-        run.stderr.contains("401") && run.stderr.contains("bearer token"),
+        run.stderr.contains("401") && run.stderr.contains("credentials"),
         "{run}"
     );
     // No token at all: the CLI says how to give one.
@@ -635,7 +646,7 @@ token_sha256 = "{push}"
 
     let mut view_schema_ids = Vec::new();
     for id in [sub, sub_toml] {
-        let approved = unsilo(
+        let first = unsilo(
             operator,
             &[
                 "subscription",
@@ -647,7 +658,20 @@ token_sha256 = "{push}"
         )
         .expect_ok()
         .json();
+        // The filter does not rule CORE-grade records out: a second operator must confirm (双人复核), and the
+        // first may not confirm its own approval.
+        assert_eq!(first["subscription"]["status"], "requested", "{first}");
+        let run = unsilo(operator, &["subscription", "approve", id]).expect_fail();
+        assert!(run.stderr.contains("双人复核"), "{run}");
+        let approved = unsilo(reviewer, &["subscription", "approve", id])
+            .expect_ok()
+            .json();
         assert_eq!(approved["status"], "active", "{approved}");
+        assert_eq!(
+            approved["approvals"].as_array().map(Vec::len),
+            Some(2),
+            "{approved}"
+        );
         assert_eq!(
             approved["approved_above_clearance"],
             json!(["head_cert_no"]),

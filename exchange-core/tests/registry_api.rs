@@ -14,7 +14,7 @@ use unsilo_exchange_core::bus::Bus;
 use unsilo_exchange_core::registry::{self, Compatibility, Registry, VersionSpec};
 
 const CT: &str = "application/vnd.schemaregistry.v1+json";
-const SUBJECT: &str = "std.grid_event-value";
+const SUBJECT: &str = "dept.grid_event-value";
 
 /// Version 1 of a grid event, with docs and sensitivity tags as the shared schemas carry them.
 const V1: &str = r#"{
@@ -63,7 +63,16 @@ impl Hub {
             .expect("open the registry");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let app = registry::router(registry.clone());
+        // The Confluent dialect as an operator sees it: who may do what is the hub's access layer's business,
+        // tested over the whole hub in tests/tests/security.rs.
+        let app = registry::router(registry.clone(), None).layer(axum::Extension(
+            registry::api::RegistryCaller {
+                name: "operator:test".into(),
+                writer: true,
+                readable: None,
+                anonymous: false,
+            },
+        ));
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
@@ -175,7 +184,7 @@ async fn register_reuses_ids_and_serves_lookups() {
         (StatusCode::OK, json!([1]))
     );
     // The same schema under another subject: same id.
-    assert_eq!(hub.register_ok("std.grid_event-copy", V1).await, id1);
+    assert_eq!(hub.register_ok("dept.grid_event-copy", V1).await, id1);
 
     let id2 = hub.register_ok(SUBJECT, V2).await;
     assert_ne!(id2, id1);
@@ -202,16 +211,16 @@ async fn register_reuses_ids_and_serves_lookups() {
     assert_eq!(by_id, json!({ "schema": V1 }));
     assert_eq!(
         hub.get(&format!("/schemas/ids/{id1}/versions")).await.1,
-        json!([{"subject": "std.grid_event-copy", "version": 1}, {"subject": SUBJECT, "version": 1}])
+        json!([{"subject": "dept.grid_event-copy", "version": 1}, {"subject": SUBJECT, "version": 1}])
     );
     assert_eq!(
         hub.get(&format!("/schemas/ids/{id1}/subjects")).await.1,
-        json!(["std.grid_event-copy", SUBJECT])
+        json!(["dept.grid_event-copy", SUBJECT])
     );
     assert_eq!(hub.get("/schemas/types").await.1, json!(["AVRO"]));
     assert_eq!(
         hub.get("/subjects").await.1,
-        json!(["std.grid_event-copy", SUBJECT])
+        json!(["dept.grid_event-copy", SUBJECT])
     );
 
     let (status, latest) = hub
@@ -760,7 +769,7 @@ async fn state_survives_a_restart() {
         hub.get("/config/other-value").await.1,
     ];
     assert_eq!(before, after);
-    assert_eq!(after[0], json!(["other-value", SUBJECT]));
+    assert_eq!(after[0], json!([SUBJECT, "other-value"]));
     assert_eq!(after[8], json!({ "compatibilityLevel": "FULL_TRANSITIVE" }));
     // New ids continue after every id ever handed out, the permanently deleted one included.
     let id4 = hub.register_ok("new-value", r#""long""#).await;

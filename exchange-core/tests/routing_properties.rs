@@ -17,7 +17,9 @@
 //!    original, pseudonyms are `p1_` + 32 hex, generalised addresses do not contain the address); and no input
 //!    ID number or mobile number appears anywhere in a release — decoded strings or raw bytes — unless the
 //!    subscription releases an ID-number (resp. phone) field in clear;
-//! 4. building and routing never panic and `route` returns `Ok`.
+//! 4. building and routing never panic and `route` returns `Ok`;
+//! 5. the classification gates hold whatever the subscriptions say: a `NOT_SHARED` (不予共享) record is released
+//!    to no one, and a `CORE`-grade record only to subscriptions approved by two different operators (双人复核).
 //!
 //! The table is then rebuilt, with the first table as `previous`, from a second state in which some of the
 //! subscriptions changed (revoked, expired, re-filtered, narrowed, re-activated…), and the same checks run on it:
@@ -47,7 +49,7 @@ use serde_json::{json, Value as Json};
 use unsilo_exchange_core::control::ControlState;
 use unsilo_exchange_core::policy::filter::Filter;
 use unsilo_exchange_core::policy::model::{
-    Channel, FieldRule, Subscription, SubscriptionSpec, SubscriptionStatus, Treatment,
+    Approval, Channel, FieldRule, Subscription, SubscriptionSpec, SubscriptionStatus, Treatment,
 };
 use unsilo_exchange_core::policy::treat::PseudonymKey;
 use unsilo_exchange_core::policy::view::{ViewError, ViewPlan};
@@ -1284,6 +1286,14 @@ fn subscription(
         decided_by: None,
         decided_at_ms: None,
         reason: None,
+        // Every other subscription was approved by two different operators, so CORE-grade records can reach it.
+        approvals: (0..if i % 2 == 0 { 2 } else { 1 })
+            .map(|n| Approval {
+                operator: format!("operator-{n}"),
+                at_ms: NOW_MS - 3_600_000,
+            })
+            .collect(),
+        auto_approved: false,
         revision: 1,
     }
 }
@@ -1567,6 +1577,8 @@ struct Stats {
     withheld_by_status: AtomicUsize,
     withheld_by_expiry: AtomicUsize,
     withheld_by_filter: AtomicUsize,
+    withheld_not_shared: AtomicUsize,
+    withheld_core: AtomicUsize,
     broken: AtomicUsize,
     secrets_checked: AtomicUsize,
     masked_or_pseudonymised: AtomicUsize,
@@ -1576,6 +1588,29 @@ struct Stats {
 
 fn bump(counter: &AtomicUsize, n: usize) {
     counter.fetch_add(n, AtomicOrdering::Relaxed);
+}
+
+/// An enum symbol of the record's envelope, read independently of the router.
+fn envelope_symbol<'r>(record: &'r Value, name: &str) -> Option<&'r str> {
+    let Value::Record(fields) = record else {
+        return None;
+    };
+    let (_, Value::Record(envelope)) = fields.iter().find(|(n, _)| n == "envelope")? else {
+        return None;
+    };
+    match envelope.iter().find(|(n, _)| n == name)? {
+        (_, Value::Enum(_, symbol)) => Some(symbol.as_str()),
+        _ => None,
+    }
+}
+
+/// How many different operators approved the subscription.
+fn distinct_approvers(s: &Subscription) -> usize {
+    s.approvals
+        .iter()
+        .map(|a| a.operator.as_str())
+        .collect::<BTreeSet<_>>()
+        .len()
 }
 
 /// Routes `record` through a table built from `built` and checks every release. `label` says which table.
@@ -1663,8 +1698,19 @@ fn check_table(
         let active = s.status == SubscriptionStatus::Active && s.view_schema_id.is_some();
         let live = spec.expires_at_ms.is_none_or(|e| case.now_ms < e);
         let matches = filter.as_ref().is_ok_and(|f| f.matches(record));
-        let expected = active && live && b.compiles && matches;
+        let share = envelope_symbol(record, "share_attribute");
+        let grade = envelope_symbol(record, "data_grade");
+        let gates_pass =
+            share != Some("NOT_SHARED") && (grade != Some("CORE") || distinct_approvers(s) >= 2);
+        let expected = active && live && b.compiles && matches && gates_pass;
         let got = released.contains_key(&s.id);
+        if active && live && b.compiles && matches && !gates_pass {
+            if share == Some("NOT_SHARED") {
+                bump(&stats.withheld_not_shared, 1);
+            } else {
+                bump(&stats.withheld_core, 1);
+            }
+        }
         if !b.compiles {
             bump(&stats.broken, 1);
         } else if !active && matches {
@@ -1677,7 +1723,7 @@ fn check_table(
         prop_assert!(
             got == expected,
             "{}: subscription {} (status {}, expires {:?}, now {}, view id {:?}, compiles {}, filter `{}` matches \
-             {}) {}",
+             {}, share {:?}, grade {:?}, approvers {}) {}",
             label,
             s.id,
             s.status.as_str(),
@@ -1687,6 +1733,9 @@ fn check_table(
             b.compiles,
             spec.filter,
             matches,
+            share,
+            grade,
+            distinct_approvers(s),
             if got {
                 "got a release it must not have"
             } else {
@@ -2003,6 +2052,8 @@ enum Sabotage {
     UntreatedValues,
     /// Free text is released without redaction.
     UnredactedText,
+    /// Every route may receive CORE-grade records, as if two operators had approved each.
+    CoreToEveryone,
 }
 
 fn sabotaged(
@@ -2047,6 +2098,7 @@ fn sabotaged(
             }
         }
         Sabotage::IgnoreExpiry => table.routes.iter_mut().for_each(|r| r.expires_at_ms = None),
+        Sabotage::CoreToEveryone => table.routes.iter_mut().for_each(|r| r.core_allowed = true),
         Sabotage::IgnoreFilter => table
             .routes
             .iter_mut()
@@ -2170,8 +2222,9 @@ fn routing_never_leaks() {
     let n = |c: &AtomicUsize| c.load(AtomicOrdering::Relaxed);
     eprintln!(
         "routing_never_leaks: {} cases in {:.1?}; {} subscription checks, {} releases; withheld by status {}, \
-         by expiry {}, by filter {}; not compiling {}; filters erring at run time {}; masked/pseudonymised \
-         values {}; ID/mobile absence checks {}; releases with an ID/phone field in clear {}",
+         by expiry {}, by filter {}, by the NOT_SHARED gate {}, by the CORE gate {}; not compiling {}; filters \
+         erring at run time {}; masked/pseudonymised values {}; ID/mobile absence checks {}; releases with an \
+         ID/phone field in clear {}",
         n(&stats.cases),
         started.elapsed(),
         n(&stats.subscriptions),
@@ -2179,6 +2232,8 @@ fn routing_never_leaks() {
         n(&stats.withheld_by_status),
         n(&stats.withheld_by_expiry),
         n(&stats.withheld_by_filter),
+        n(&stats.withheld_not_shared),
+        n(&stats.withheld_core),
         n(&stats.broken),
         n(&stats.filter_errors),
         n(&stats.masked_or_pseudonymised),
@@ -2201,6 +2256,10 @@ fn routing_never_leaks() {
     assert!(
         n(&stats.withheld_by_filter) >= 20,
         "too few filtered-out records"
+    );
+    assert!(
+        n(&stats.withheld_not_shared) >= 5 && n(&stats.withheld_core) >= 5,
+        "too few records held back by the classification gates"
     );
     assert!(n(&stats.secrets_checked) >= 100, "too few ID/mobile checks");
     assert!(
@@ -2310,6 +2369,7 @@ fn the_property_catches_broken_routers() {
         (Sabotage::IgnoreStatus, must_release_nothing),
         (Sabotage::IgnoreExpiry, must_release_nothing),
         (Sabotage::IgnoreFilter, must_release_nothing),
+        (Sabotage::CoreToEveryone, must_release_nothing),
         (
             Sabotage::UntreatedValues,
             &[

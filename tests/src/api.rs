@@ -4,15 +4,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use unsilo_connectors::conformance;
-use unsilo_exchange_core::admin::auth::token_digest;
-use unsilo_exchange_core::admin::lifecycle::OperatorCredential;
+use unsilo_exchange_core::auth::token_digest;
+use unsilo_exchange_core::auth::OperatorCredential;
 use unsilo_exchange_core::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
-use unsilo_exchange_core::ingest::http_push;
 
 /// The grid platform's push token.
 pub const PUSH_TOKEN: &str = "grid-platform-push-token-5d1e";
 /// The operator's token.
 pub const OPERATOR_TOKEN: &str = "usk_operator-token-for-the-e2e-tests-0123456789";
+/// A second operator's token, for grants that need two operators (双人复核).
+pub const REVIEWER_TOKEN: &str = "usk_reviewer-token-for-the-e2e-tests-9876543210";
 
 /// A hub configuration with the grid push connector and one operator.
 pub fn with_grid_and_operator(mut config: Config) -> Config {
@@ -21,7 +22,7 @@ pub fn with_grid_and_operator(mut config: Config) -> Config {
         definition: "builtin:grid".into(),
         transport: TransportKind::HttpPush,
         http_push: Some(HttpPushConfig {
-            token_sha256: hex::encode(http_push::token_digest(PUSH_TOKEN)),
+            token_sha256: token_digest(PUSH_TOKEN),
         }),
         http_poll: None,
         sql_poll: None,
@@ -32,7 +33,25 @@ pub fn with_grid_and_operator(mut config: Config) -> Config {
         name: "ops".into(),
         token_sha256: token_digest(OPERATOR_TOKEN),
     });
+    config.admin.operators.push(OperatorCredential {
+        name: "reviewer".into(),
+        token_sha256: token_digest(REVIEWER_TOKEN),
+    });
     config
+}
+
+/// An HTTP client that presents the operator's token with every request.
+pub fn operator_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {OPERATOR_TOKEN}"))
+            .expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// A small client of the admin and pull APIs.
@@ -113,15 +132,21 @@ impl Api {
             "{agency}.{}",
             answer["subscription"]["name"].as_str().expect("name")
         );
-        let (s, body) = self
-            .post(
-                OPERATOR_TOKEN,
-                &format!("/admin/subscriptions/{id}/approve"),
-                approval,
-            )
-            .await;
+        let (s, body) = self.approve(&id, approval).await;
         assert_eq!(s, 200, "approve {id}: {body}");
         (id, answer)
+    }
+
+    /// Approves subscription `id` as the operator with `approval`; where the grant needs two operators
+    /// (双人复核, answered 202), the reviewer confirms it. Returns the last answer.
+    pub async fn approve(&self, id: &str, approval: Value) -> (u16, Value) {
+        let path = format!("/admin/subscriptions/{id}/approve");
+        let (s, body) = self.post(OPERATOR_TOKEN, &path, approval).await;
+        if s != 202 {
+            return (s, body);
+        }
+        assert_eq!(body["subscription"]["status"], "requested", "{body}");
+        self.post(REVIEWER_TOKEN, &path, json!({})).await
     }
 
     /// Pulls until at least `want` records arrived (or a minute passed), from the acknowledged position.

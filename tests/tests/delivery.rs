@@ -139,6 +139,8 @@ async fn webhook_delivers_signed_records_retries_and_replays_its_dlq() {
     let mut config = embedded_config(dir.path());
     config.delivery.webhook_ca_file = Some(ca_file);
     config.delivery.webhook_max_attempts = 2;
+    // The test's subscriber listens on loopback, which webhooks may not reach unless allowed.
+    config.delivery.webhook_allow_cidrs = vec!["127.0.0.0/8".into()];
     let (running, api, agency, token, sfx) = hub_with_agency(config).await;
     let (red, _, _) = grid_messages(sfx);
     let red_id = red["hhbh"].as_str().unwrap().to_owned();
@@ -509,13 +511,7 @@ async fn a_failed_activation_can_be_retried() {
         .await;
     assert_eq!(s, 201, "{body}");
     let id = format!("{agency}.late-table");
-    let (s, body) = api
-        .post(
-            OPERATOR_TOKEN,
-            &format!("/admin/subscriptions/{id}/approve"),
-            json!({}),
-        )
-        .await;
+    let (s, body) = api.approve(&id, json!({})).await;
     assert_eq!(s, 502, "{body}");
     assert!(body["message"].as_str().unwrap().contains("sql"), "{body}");
     let (_, shown) = api
@@ -528,13 +524,7 @@ async fn a_failed_activation_can_be_retried() {
         .execute(&pool)
         .await
         .expect("create schema");
-    let (s, body) = api
-        .post(
-            OPERATOR_TOKEN,
-            &format!("/admin/subscriptions/{id}/approve"),
-            json!({}),
-        )
-        .await;
+    let (s, body) = api.approve(&id, json!({})).await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["status"], "active");
     sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))

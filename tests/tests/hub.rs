@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use unsilo_exchange_core::bus::{ConsumerOptions, Record};
 use unsilo_exchange_core::server::Hub;
 use unsilo_exchange_core::wire;
+use unsilo_tests::api::{operator_client, with_grid_and_operator};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub as Running};
 
 async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
@@ -19,7 +20,7 @@ async fn get_json(client: &reqwest::Client, url: &str) -> (u16, Value) {
 /// `fresh_registry`: this hub is the first on its bus, so it registered the shared schemas itself (on a shared
 /// Kafka, another test's hub may have done it first).
 async fn operator_surfaces(base: &str, fresh_registry: bool) {
-    let client = reqwest::Client::new();
+    let client = operator_client();
     let (s, body) = get_json(&client, &format!("{base}/healthz")).await;
     assert_eq!((s, body), (200, json!({"status": "ok"})));
     let (s, body) = get_json(&client, &format!("{base}/readyz")).await;
@@ -130,14 +131,14 @@ async fn wire_format_round_trip(hub: &Hub) {
 #[tokio::test]
 async fn embedded_hub_serves_registry_health_and_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(&embedded_config(dir.path())).await;
+    let running = Running::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
     operator_surfaces(&running.base, true).await;
     wire_format_round_trip(&running.hub).await;
     running.stop().await;
 
     // Restart on the same data directory: the registry comes back with the same ids.
-    let running = Running::start(&embedded_config(dir.path())).await;
-    let client = reqwest::Client::new();
+    let running = Running::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
+    let client = operator_client();
     let (_, versions) = get_json(
         &client,
         &format!("{}/subjects/std.grid_event-value/versions", running.base),
@@ -150,7 +151,7 @@ async fn embedded_hub_serves_registry_health_and_metrics() {
 #[tokio::test]
 async fn kafka_hub_serves_registry_health_and_metrics() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(&kafka_config(dir.path())).await;
+    let running = Running::start(&with_grid_and_operator(kafka_config(dir.path()))).await;
     operator_surfaces(&running.base, false).await;
     wire_format_round_trip(&running.hub).await;
     running.stop().await;
@@ -159,9 +160,9 @@ async fn kafka_hub_serves_registry_health_and_metrics() {
 #[tokio::test]
 async fn two_hubs_on_one_kafka_share_the_registry() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let a = Running::start(&kafka_config(dir.path())).await;
-    let b = Running::start(&kafka_config(dir.path())).await;
-    let client = reqwest::Client::new();
+    let a = Running::start(&with_grid_and_operator(kafka_config(dir.path()))).await;
+    let b = Running::start(&with_grid_and_operator(kafka_config(dir.path()))).await;
+    let client = operator_client();
     let subject = format!("t.shared.{:016x}-value", rand_suffix());
     let schema =
         json!({"type": "record", "name": "Probe", "fields": [{"name": "n", "type": "long"}]})

@@ -9,14 +9,20 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use unsilo_connectors::conformance::{self, Fixture};
+use unsilo_exchange_core::auth::token_digest;
 use unsilo_exchange_core::bus::{Bus, ConsumedRecord, ConsumerOptions};
 use unsilo_exchange_core::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
-use unsilo_exchange_core::ingest::{self, http_push::token_digest, BusSink};
+use unsilo_exchange_core::ingest::{self, BusSink};
 use unsilo_exchange_core::server::{self, Hub};
 use unsilo_exchange_core::wire;
 use unsilo_tests::{embedded_config as embedded, kafka_config, rand_suffix, RunningHub as Running};
 
 const TOKEN: &str = "grid-platform-token-7f3a";
+
+/// Each connector's own push token (a credential names one principal).
+fn token_of(connector: &str) -> String {
+    format!("{TOKEN}-{connector}")
+}
 
 fn push_connector(name: &str) -> ConnectorConfig {
     ConnectorConfig {
@@ -24,7 +30,7 @@ fn push_connector(name: &str) -> ConnectorConfig {
         definition: format!("builtin:{name}"),
         transport: TransportKind::HttpPush,
         http_push: Some(HttpPushConfig {
-            token_sha256: hex::encode(token_digest(TOKEN)),
+            token_sha256: token_digest(&token_of(name)),
         }),
         http_poll: None,
         sql_poll: None,
@@ -80,7 +86,10 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
     // No token, wrong token: refused, nothing stored.
     let r = client.post(&url).json(&body).send().await.expect("post");
     assert_eq!(r.status().as_u16(), 401);
-    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    assert_eq!(
+        r.headers()["www-authenticate"],
+        "Bearer, Basic realm=\"unsilo\""
+    );
     let r = client
         .post(&url)
         .bearer_auth("wrong")
@@ -91,10 +100,33 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
     assert_eq!(r.status().as_u16(), 401);
     let text = r.text().await.expect("body");
     assert!(!text.contains(TOKEN), "the answer must not echo secrets");
+    // Another connector's token may not push here.
+    let other = if connector == "grid" {
+        "qinwuyuan"
+    } else {
+        "grid"
+    };
+    let r = client
+        .post(&url)
+        .bearer_auth(token_of(other))
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert!(matches!(r.status().as_u16(), 401 | 403), "{}", r.status());
+    // Basic <connector>:<token> is the same credential as Bearer <token>.
+    let r = client
+        .post(&url)
+        .basic_auth(connector, Some("wrong"))
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 401);
 
     let r = client
         .post(&url)
-        .bearer_auth(TOKEN)
+        .bearer_auth(token_of(connector))
         .json(&body)
         .send()
         .await
@@ -229,7 +261,7 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
     let garbage = format!("{{not json at all {}", rand_suffix());
     let r = client
         .post(&url)
-        .bearer_auth(TOKEN)
+        .basic_auth(connector, Some(token_of(connector)))
         .body(garbage.clone())
         .send()
         .await
@@ -280,7 +312,7 @@ async fn pushed_records_are_normalised_kept_and_rejected_on_the_embedded_bus() {
     let client = reqwest::Client::new();
     let r = client
         .post(format!("{}/ingest/no-such-connector", running.base))
-        .bearer_auth(TOKEN)
+        .bearer_auth(token_of("grid"))
         .json(&json!({}))
         .send()
         .await

@@ -140,18 +140,16 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
         "{body}"
     );
     let (s, body) = api
-        .post(
-            OPERATOR_TOKEN,
-            &format!("/admin/subscriptions/{civil_sub}/approve"),
+        .approve(
+            &civil_sub,
             json!({ "approve_above_clearance": ["head_cert_no"] }),
         )
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["status"], "active");
     let (s, body) = api
-        .post(
-            OPERATOR_TOKEN,
-            &format!("/admin/subscriptions/{police_sub}/approve"),
+        .approve(
+            &police_sub,
             json!({ "approve_above_clearance": ["location.address"] }),
         )
         .await;

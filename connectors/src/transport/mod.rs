@@ -5,6 +5,7 @@
 //! checkpoints its cursor only after the sink acknowledged them.
 
 mod poll;
+pub use poll::{deserialize_duration, parse_duration};
 
 pub mod file_drop;
 pub mod http_poll;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer};
 use crate::sdk::Shutdown;
 
 /// Deserialises a duration written as `"5s"`, `"500ms"`, `"2m"`, `"1h"` or a bare number of seconds.
-pub(crate) fn deserialize_duration<'de, D>(deserializer: D) -> Result<Duration, D::Error>
+pub fn deserialize_duration<'de, D>(deserializer: D) -> Result<Duration, D::Error>
 where
     D: Deserializer<'de>,
 {
@@ -26,7 +26,7 @@ where
 
 /// Parses a duration: a sum of number-unit parts, units `ms`, `s`, `m` (or `min`), `h`, `d` (`"500ms"`, `"5s"`,
 /// `"2m"`, `"1h30m"`), or a bare number of seconds (`"5"`). One syntax for every transport's settings.
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let invalid = || {
         format!("invalid duration {text:?} (write e.g. \"500ms\", \"5s\", \"2m\", \"1h30m\", or a number of seconds)")
     };

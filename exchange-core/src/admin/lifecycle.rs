@@ -8,37 +8,27 @@
 //! topics, prepare the channel (create the SQL table, reach the Kafka cluster), then mark it active. A failure
 //! after approval leaves the subscription `approved` (not delivering) with the reason in the error.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::info;
 use unsilo_schemas::Sensitivity;
 
-use super::auth::{self, ApiError, Principal};
-use crate::audit::{AuditEvent, AuditLog};
+use super::error::ApiError;
+use crate::audit::{AuditEvent, AuditLog, TrustedKeys};
+use crate::auth::{self, Principal};
 use crate::bus::{self, Bus, TopicSpec};
 use crate::control::{ControlError, ControlPlane};
+use crate::egress::EgressPolicy;
 use crate::policy::check::{self, PolicyError};
 use crate::policy::model::{
-    check_slug, Agency, Channel, FieldRule, Subscription, SubscriptionSpec, SubscriptionStatus,
-    TokenDigest,
+    check_slug, Agency, Approval, Channel, FieldRule, Subscription, SubscriptionSpec,
+    SubscriptionStatus, TokenDigest,
 };
 use crate::policy::treat::{pseudonym, PseudonymKey};
 use crate::registry::Registry;
 use crate::secrets::HubSecret;
-
-/// An operator's credentials: a name and the SHA-256 of their token.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OperatorCredential {
-    /// The operator's name, recorded in the audit log.
-    pub name: String,
-    /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
-    pub token_sha256: String,
-}
 
 /// Body of `POST /admin/agencies`.
 #[derive(Clone, Debug, Deserialize)]
@@ -52,8 +42,29 @@ pub struct NewAgency {
     pub uscc: String,
     /// Clearance, `S1`..`S4`.
     pub clearance: String,
-    /// SHA-256 fingerprint of a TLS client certificate, optional.
+    /// SHA-256 fingerprint of a TLS client certificate, optional: when set, the agency is accepted only on a
+    /// connection that presents exactly that certificate.
     #[serde(default)]
+    pub client_cert_sha256: Option<String>,
+    /// Expiry of the first token (ms since the epoch); none = until revoked.
+    #[serde(default)]
+    pub token_expires_at_ms: Option<i64>,
+}
+
+/// Body of `POST /admin/agencies/{id}/tokens` (optional).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// When the token stops being accepted (ms since the epoch); none = until revoked.
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+}
+
+/// Body of `PUT /admin/agencies/{id}/client-certificate`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertificateBinding {
+    /// SHA-256 fingerprint (hex) of the agency's TLS client certificate; `null` removes the binding.
     pub client_cert_sha256: Option<String>,
 }
 
@@ -100,6 +111,19 @@ pub struct ReasonRequest {
     pub reason: String,
 }
 
+/// What the admin operations are set up with, besides the hub's parts.
+#[derive(Clone, Debug, Default)]
+pub struct AdminSettings {
+    /// Bus partitions of each subscription's topics.
+    pub partitions: u32,
+    /// Approve UNCONDITIONAL requests within clearance automatically (`[policy] auto_approve_unconditional`).
+    pub auto_approve_unconditional: bool,
+    /// Which addresses webhooks may reach.
+    pub egress: Arc<EgressPolicy>,
+    /// The keys `audit verify` checks chains with.
+    pub trusted_keys: TrustedKeys,
+}
+
 /// The admin operations.
 pub struct Admin {
     control: Arc<ControlPlane>,
@@ -108,15 +132,32 @@ pub struct Admin {
     bus: Arc<dyn Bus>,
     secret: Arc<HubSecret>,
     pseudonym_key: PseudonymKey,
-    operators: HashMap<String, String>,
-    partitions: u32,
+    settings: AdminSettings,
 }
 
 impl std::fmt::Debug for Admin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin")
-            .field("operators", &self.operators.len())
-            .finish_non_exhaustive()
+        f.debug_struct("Admin").finish_non_exhaustive()
+    }
+}
+
+/// The operator's name, or 403.
+pub fn require_operator(who: &Principal) -> Result<&str, ApiError> {
+    match who {
+        Principal::Operator(name) => Ok(name),
+        _ => Err(ApiError::Forbidden(
+            "this operation is for operators".into(),
+        )),
+    }
+}
+
+/// An agency or operator, or 403 (push sources have no business with the admin API).
+pub fn require_person(who: &Principal) -> Result<(), ApiError> {
+    match who {
+        Principal::PushSource(_) => Err(ApiError::Forbidden(
+            "a push source's credential can only push records".into(),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -127,21 +168,29 @@ fn control_error(e: ControlError) -> ApiError {
     }
 }
 
+/// An expiry must lie in the future.
+fn check_expiry(expires_at_ms: Option<i64>) -> Result<(), ApiError> {
+    match expires_at_ms {
+        Some(e) if e <= bus::now_ms() => {
+            Err(ApiError::Invalid("expires_at_ms is in the past".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn policy_error(e: PolicyError) -> ApiError {
     ApiError::Invalid(e.to_string())
 }
 
 impl Admin {
-    /// The admin operations over the hub's parts. `operators` are the configured operator credentials.
-    #[allow(clippy::too_many_arguments)]
+    /// The admin operations over the hub's parts.
     pub fn new(
         control: Arc<ControlPlane>,
         registry: Arc<Registry>,
         audit: Arc<AuditLog>,
         bus: Arc<dyn Bus>,
         secret: Arc<HubSecret>,
-        operators: &[OperatorCredential],
-        partitions: u32,
+        settings: AdminSettings,
     ) -> Self {
         Self {
             control,
@@ -150,12 +199,13 @@ impl Admin {
             bus,
             pseudonym_key: secret.pseudonym_key(),
             secret,
-            operators: operators
-                .iter()
-                .map(|o| (o.token_sha256.to_ascii_lowercase(), o.name.clone()))
-                .collect(),
-            partitions,
+            settings,
         }
+    }
+
+    /// The keys `audit verify` checks chains with.
+    pub fn trusted_keys(&self) -> &TrustedKeys {
+        &self.settings.trusted_keys
     }
 
     /// The control plane.
@@ -180,20 +230,6 @@ impl Admin {
             unsilo_schemas::PiiKind::CertNo.as_str(),
             cert_no,
         )
-    }
-
-    /// Who holds the request's bearer token.
-    pub fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let token = auth::bearer(headers).ok_or(ApiError::Unauthorized)?;
-        let digest = auth::token_digest(token);
-        if let Some(name) = self.operators.get(&digest) {
-            return Ok(Principal::Operator(name.clone()));
-        }
-        self.control
-            .read()
-            .agency_by_token_digest(&digest)
-            .map(|a| Principal::Agency(a.id.clone()))
-            .ok_or(ApiError::Unauthorized)
     }
 
     /// A subscription the caller may see (404 otherwise, so other agencies' ids cannot be probed).
@@ -249,12 +285,15 @@ impl Admin {
                 id: auth::token_id(&digest),
                 sha256: digest,
                 issued_at_ms: bus::now_ms(),
+                expires_at_ms: new.token_expires_at_ms,
+                revoked_at_ms: None,
             }],
             client_cert_sha256: new.client_cert_sha256,
             created_at_ms: bus::now_ms(),
             created_by: operator.to_owned(),
         };
         agency.validate().map_err(ApiError::Invalid)?;
+        check_expiry(new.token_expires_at_ms)?;
         if self.control.agency(&agency.id).is_some() {
             return Err(ApiError::Conflict(format!(
                 "agency `{}` already exists",
@@ -276,8 +315,15 @@ impl Admin {
         Ok((agency, token))
     }
 
-    /// Issues an additional token to an agency (returned once).
-    pub async fn issue_token(&self, operator: &str, id: &str) -> Result<String, ApiError> {
+    /// Issues an additional token to an agency (returned once, with its id). The agency's other tokens keep
+    /// working, so a token can be rotated with overlap: issue, switch the client over, revoke the old one.
+    pub async fn issue_token(
+        &self,
+        operator: &str,
+        id: &str,
+        new: NewToken,
+    ) -> Result<(String, String), ApiError> {
+        check_expiry(new.expires_at_ms)?;
         let current = self
             .control
             .agency(id)
@@ -289,6 +335,8 @@ impl Admin {
             id: token_id.clone(),
             sha256: digest,
             issued_at_ms: bus::now_ms(),
+            expires_at_ms: new.expires_at_ms,
+            revoked_at_ms: None,
         });
         self.control
             .put_agency(&updated, Some(&current))
@@ -298,10 +346,93 @@ impl Admin {
             &Principal::Operator(operator.to_owned()),
             "agency.issue_token",
             id,
+            json!({ "token_id": token_id, "expires_at_ms": new.expires_at_ms }),
+        )
+        .await?;
+        info!(agency = %id, token_id = %token_id, operator, "Agency token issued.");
+        Ok((token, token_id))
+    }
+
+    /// Revokes one of an agency's tokens (by id): it is refused from the next request on. An operator may
+    /// revoke any agency's token, an agency its own.
+    pub async fn revoke_token(
+        &self,
+        who: &Principal,
+        id: &str,
+        token_id: &str,
+    ) -> Result<TokenDigest, ApiError> {
+        let current = match self.control.agency(id) {
+            Some(a) if who.may_see_agency(&a.id) => a,
+            _ => return Err(ApiError::NotFound(format!("agency `{id}`"))),
+        };
+        let mut updated = current.clone();
+        let token = updated
+            .tokens
+            .iter_mut()
+            .find(|t| t.id == token_id)
+            .ok_or_else(|| ApiError::NotFound(format!("token `{token_id}` of agency `{id}`")))?;
+        if token.revoked_at_ms.is_some() {
+            return Err(ApiError::Conflict(format!(
+                "token `{token_id}` is already revoked"
+            )));
+        }
+        token.revoked_at_ms = Some(bus::now_ms());
+        let revoked = token.clone();
+        self.control
+            .put_agency(&updated, Some(&current))
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            who,
+            "agency.revoke_token",
+            id,
             json!({ "token_id": token_id }),
         )
         .await?;
-        Ok(token)
+        info!(agency = %id, token_id, by = %who, "Agency token revoked.");
+        Ok(revoked)
+    }
+
+    /// Binds an agency to a TLS client certificate (or removes the binding).
+    pub async fn bind_client_certificate(
+        &self,
+        operator: &str,
+        id: &str,
+        binding: ClientCertificateBinding,
+    ) -> Result<Agency, ApiError> {
+        let current = self
+            .control
+            .agency(id)
+            .ok_or_else(|| ApiError::NotFound(format!("agency `{id}`")))?;
+        let mut updated = current.clone();
+        updated.client_cert_sha256 = binding
+            .client_cert_sha256
+            .map(|f| f.trim().to_ascii_lowercase().replace(':', ""));
+        updated.validate().map_err(ApiError::Invalid)?;
+        self.control
+            .put_agency(&updated, Some(&current))
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            &Principal::Operator(operator.to_owned()),
+            "agency.bind_client_certificate",
+            id,
+            json!({ "client_cert_sha256": updated.client_cert_sha256 }),
+        )
+        .await?;
+        Ok(updated)
+    }
+
+    /// Checks a webhook channel's target against the egress policy (resolving its host).
+    async fn check_channel_target(&self, channel: &Channel) -> Result<(), ApiError> {
+        if let Channel::Webhook { url } = channel {
+            self.settings
+                .egress
+                .check_url(url)
+                .await
+                .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Files a subscription request. Returns it, and for a webhook channel its signing key (shown once).
@@ -322,6 +453,11 @@ impl Admin {
             (Principal::Operator(_), None) => {
                 return Err(ApiError::Invalid(
                     "an operator filing a request must name the agency".into(),
+                ))
+            }
+            (Principal::PushSource(_), _) => {
+                return Err(ApiError::Forbidden(
+                    "a push source's credential can only push records".into(),
                 ))
             }
         };
@@ -346,6 +482,7 @@ impl Admin {
         }
         let id = Subscription::id_of(&agency_id, &request.name);
         check::compile(&request.spec, &id).map_err(policy_error)?;
+        self.check_channel_target(&request.spec.channel).await?;
         if self.control.subscription(&id).is_some() {
             return Err(ApiError::Conflict(format!(
                 "subscription `{id}` already exists; choose another name"
@@ -364,6 +501,8 @@ impl Admin {
             decided_by: None,
             decided_at_ms: None,
             reason: None,
+            approvals: Vec::new(),
+            auto_approved: false,
             revision: 1,
         };
         self.control
@@ -380,7 +519,53 @@ impl Admin {
         info!(subscription = %id, by = %who, "Subscription requested.");
         let key = matches!(subscription.requested.channel, Channel::Webhook { .. })
             .then(|| self.secret.webhook_key(&id));
+        if self.settings.auto_approve_unconditional {
+            let agency = self.control.agency(&subscription.agency);
+            if let Some(granted) =
+                agency.and_then(|a| check::auto_grant(&a, &subscription.requested))
+            {
+                let approved = self.auto_approve(subscription, granted).await?;
+                return Ok((approved, key));
+            }
+        }
         Ok((subscription, key))
+    }
+
+    /// Approves a request automatically (UNCONDITIONAL, non-CORE data within clearance) and activates it.
+    async fn auto_approve(
+        &self,
+        current: Subscription,
+        granted: SubscriptionSpec,
+    ) -> Result<Subscription, ApiError> {
+        let hub = Principal::Operator("hub".into());
+        let mut approved = current.clone();
+        approved.status = SubscriptionStatus::Approved;
+        approved.granted = Some(granted.clone());
+        approved.approvals = vec![Approval {
+            operator: "hub".into(),
+            at_ms: bus::now_ms(),
+        }];
+        approved.auto_approved = true;
+        approved.decided_by = Some("hub".into());
+        approved.decided_at_ms = Some(bus::now_ms());
+        approved.revision += 1;
+        self.control
+            .put_subscription(&approved)
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            &hub,
+            "subscription.approve",
+            &approved.id,
+            json!({
+                "automatic": true,
+                "why": "[policy] auto_approve_unconditional: every field within the agency's clearance; only UNCONDITIONAL, non-CORE records",
+                "granted": granted.redacted(),
+            }),
+        )
+        .await?;
+        info!(subscription = %approved.id, "Subscription approved automatically (UNCONDITIONAL data within clearance).");
+        self.activate("hub", approved).await
     }
 
     fn current_for_decision(&self, id: &str) -> Result<Subscription, ApiError> {
@@ -390,6 +575,11 @@ impl Admin {
     }
 
     /// Approves a requested subscription, possibly narrowed, and activates it.
+    ///
+    /// A grant that can release CORE-grade records or S4 fields in clear needs two different operators
+    /// (双人复核): the first approval records the grant and one approval and leaves the subscription `requested`;
+    /// a second operator confirms it (an empty approval, or the same grant) and only then is it activated. A
+    /// second approval with a different grant starts over with that grant and one approval.
     pub async fn approve(
         &self,
         operator: &str,
@@ -411,41 +601,71 @@ impl Admin {
         let agency = self.control.agency(&current.agency).ok_or_else(|| {
             ApiError::Conflict(format!("agency `{}` no longer exists", current.agency))
         })?;
-        let mut granted = current.requested.clone();
-        if let Some(fields) = request.fields {
-            granted.fields = fields;
-        }
-        if let Some(extra) = request.and_filter {
-            granted.filter = format!("({}) && ({extra})", current.requested.filter);
-        }
-        if let Some(expiry) = request.expires_at_ms {
-            granted.expires_at_ms = Some(expiry);
-        }
-        if let Some(basis) = request.legal_basis {
-            granted.legal_basis = Some(basis);
-        }
+        let confirms_pending = request.fields.is_none()
+            && request.and_filter.is_none()
+            && request.expires_at_ms.is_none()
+            && request.legal_basis.is_none()
+            && request.approve_above_clearance.is_empty()
+            && current.granted.is_some();
+        let (granted, above) = match (&current.granted, confirms_pending) {
+            (Some(pending), true) => (pending.clone(), current.approved_above_clearance.clone()),
+            _ => {
+                let mut granted = current.requested.clone();
+                if let Some(fields) = request.fields {
+                    granted.fields = fields;
+                }
+                if let Some(extra) = request.and_filter {
+                    granted.filter = format!("({}) && ({extra})", current.requested.filter);
+                }
+                if let Some(expiry) = request.expires_at_ms {
+                    granted.expires_at_ms = Some(expiry);
+                }
+                if let Some(basis) = request.legal_basis {
+                    granted.legal_basis = Some(basis);
+                }
+                (granted, request.approve_above_clearance)
+            }
+        };
         granted
             .check_shape(bus::now_ms())
             .map_err(ApiError::Invalid)?;
         check::compile(&granted, id).map_err(policy_error)?;
-        check::check_grant(
-            &agency,
-            &current.requested,
-            &granted,
-            &request.approve_above_clearance,
-        )
-        .map_err(policy_error)?;
+        check::check_grant(&agency, &current.requested, &granted, &above).map_err(policy_error)?;
+        self.check_channel_target(&granted.channel).await?;
+        let four_eyes = check::four_eyes_reasons(&granted).map_err(policy_error)?;
 
+        // Approvals count only for the same grant.
+        let same_grant =
+            current.granted.as_ref() == Some(&granted) && current.approved_above_clearance == above;
+        let mut approvals = if same_grant {
+            current.approvals.clone()
+        } else {
+            Vec::new()
+        };
+        if approvals.iter().any(|a| a.operator == operator) {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` needs two different operators (双人复核) because {}; {operator} has already approved it, another operator must confirm",
+                four_eyes.join(" and ")
+            )));
+        }
+        approvals.push(Approval {
+            operator: operator.to_owned(),
+            at_ms: bus::now_ms(),
+        });
         let who = Principal::Operator(operator.to_owned());
-        let mut approved = current.clone();
-        approved.status = SubscriptionStatus::Approved;
-        approved.granted = Some(granted.clone());
-        approved.approved_above_clearance = request.approve_above_clearance.clone();
-        approved.decided_by = Some(operator.to_owned());
-        approved.decided_at_ms = Some(bus::now_ms());
-        approved.revision += 1;
+        let mut next = current.clone();
+        next.granted = Some(granted.clone());
+        next.approved_above_clearance = above.clone();
+        next.approvals = approvals;
+        next.decided_by = Some(operator.to_owned());
+        next.decided_at_ms = Some(bus::now_ms());
+        next.revision += 1;
+        let waits_for_second = !four_eyes.is_empty() && !next.four_eyes_approved();
+        if !waits_for_second {
+            next.status = SubscriptionStatus::Approved;
+        }
         self.control
-            .put_subscription(&approved)
+            .put_subscription(&next)
             .await
             .map_err(control_error)?;
         self.record_control(
@@ -454,11 +674,17 @@ impl Admin {
             id,
             json!({
                 "granted": granted.redacted(),
-                "approve_above_clearance": request.approve_above_clearance,
+                "approve_above_clearance": above,
+                "approvals": next.approvals.len(),
+                "four_eyes": four_eyes,
             }),
         )
         .await?;
-        self.activate(operator, approved).await
+        if waits_for_second {
+            info!(subscription = %id, operator, "First of two approvals recorded (双人复核).");
+            return Ok(next);
+        }
+        self.activate(operator, next).await
     }
 
     /// Activates an approved subscription: registers its view schema, creates its topics, prepares its channel
@@ -480,7 +706,7 @@ impl Admin {
             .map_err(|e| ApiError::Internal(format!("registering the view schema: {e}")))?;
         for topic in [approved.topic(), approved.dlq_topic()] {
             self.bus
-                .create_topic(&TopicSpec::new(topic, self.partitions))
+                .create_topic(&TopicSpec::new(topic, self.settings.partitions))
                 .await
                 .map_err(|e| {
                     ApiError::Internal(format!("creating the subscription's topics: {e}"))

@@ -409,8 +409,8 @@ fn bench_connectors(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
 /// hub, answered once durable on `std.`, `raw.` and (none here) `dlq.` topics; against the same batches handed
 /// to the connector's sink directly (no HTTP).
 async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
+    use crate::auth::token_digest;
     use crate::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
-    use crate::ingest::http_push::token_digest;
     use unsilo_connectors::sdk::{RawInput, RecordSink as _};
     const BATCH: usize = 500;
     /// Concurrent senders, as several source systems (or one with parallel uploads) push at once.
@@ -434,7 +434,7 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
         definition: "builtin:grid".into(),
         transport: TransportKind::HttpPush,
         http_push: Some(HttpPushConfig {
-            token_sha256: hex::encode(token_digest(token)),
+            token_sha256: token_digest(token),
         }),
         http_poll: None,
         sql_poll: None,

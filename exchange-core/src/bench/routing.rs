@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use apache_avro::types::Value;
 
 use super::BenchError;
-use crate::admin::auth::Principal;
 use crate::admin::lifecycle::{ApproveRequest, NewAgency, SubscriptionRequest};
+use crate::auth::Principal;
 use crate::bus::{ConsumerOptions, Record};
 use crate::control::ControlState;
 use crate::ingest::HEADER_RECORD_ID;
@@ -126,6 +126,8 @@ fn state_with(n: usize) -> ControlState {
             decided_by: None,
             decided_at_ms: None,
             reason: None,
+            approvals: vec![],
+            auto_approved: false,
             revision: 3,
         };
         state.subscriptions.insert(s.id.clone(), s);
@@ -223,7 +225,7 @@ pub async fn latency(rate: u32, seconds: u32) -> Result<Latency, BenchError> {
     let hub = crate::server::Hub::start(&config)
         .await
         .map_err(|e| BenchError::Avro(e.to_string()))?;
-    let setup = |e: crate::admin::auth::ApiError| BenchError::Avro(e.to_string());
+    let setup = |e: crate::admin::error::ApiError| BenchError::Avro(e.to_string());
     hub.admin
         .create_agency(
             "bench",
@@ -233,6 +235,7 @@ pub async fn latency(rate: u32, seconds: u32) -> Result<Latency, BenchError> {
                 uscc: "11610921016050037T".into(),
                 clearance: "S4".into(),
                 client_cert_sha256: None,
+                token_expires_at_ms: None,
             },
         )
         .await
@@ -254,11 +257,19 @@ pub async fn latency(rate: u32, seconds: u32) -> Result<Latency, BenchError> {
         .request(&Principal::Agency("bench".into()), request)
         .await
         .map_err(setup)?;
-    let sub = hub
+    let mut sub = hub
         .admin
         .approve("bench", "bench.latency", ApproveRequest::default())
         .await
         .map_err(setup)?;
+    if sub.status == crate::policy::model::SubscriptionStatus::Requested {
+        // 双人复核: a second operator confirms.
+        sub = hub
+            .admin
+            .approve("bench-reviewer", "bench.latency", ApproveRequest::default())
+            .await
+            .map_err(setup)?;
+    }
 
     let shared = unsilo_schemas::shared_schema("grid_event")
         .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;

@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -29,8 +29,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::ViewDecoder;
-use crate::admin::auth::{self, ApiError, Principal};
+use crate::admin::error::{parse_json, ApiError};
 use crate::admin::lifecycle::Admin;
+use crate::auth::{Authenticator, ClientCertificate, Principal};
 use crate::bus::{self, ConsumedRecord};
 use crate::policy::model::{Channel, Subscription};
 
@@ -42,6 +43,15 @@ const MAX_BATCH: usize = 1000;
 pub struct PullApi {
     admin: Arc<Admin>,
     decoder: ViewDecoder,
+    authenticator: Arc<Authenticator>,
+}
+
+/// What a caller presented: checked again before every batch a long poll or an event stream sends, so a
+/// revoked token or subscription stops delivery mid-stream.
+#[derive(Clone)]
+struct Presented {
+    headers: HeaderMap,
+    certificate: Option<ClientCertificate>,
 }
 
 impl std::fmt::Debug for PullApi {
@@ -50,13 +60,21 @@ impl std::fmt::Debug for PullApi {
     }
 }
 
-/// The pull routes.
-pub fn router(admin: Arc<Admin>, decoder: ViewDecoder) -> Router {
+/// The pull routes, to be mounted behind the access layer of [`crate::access`].
+pub fn router(
+    admin: Arc<Admin>,
+    decoder: ViewDecoder,
+    authenticator: Arc<Authenticator>,
+) -> Router {
     Router::new()
         .route("/v1/subscriptions/{id}/records", get(records))
         .route("/v1/subscriptions/{id}/events", get(events))
         .route("/v1/subscriptions/{id}/ack", post(ack))
-        .with_state(PullApi { admin, decoder })
+        .with_state(PullApi {
+            admin,
+            decoder,
+            authenticator,
+        })
 }
 
 /// The consumer group whose offsets pull acknowledgements commit.
@@ -99,14 +117,17 @@ impl Cursor {
 
 impl PullApi {
     /// The subscription, if the caller is its agency and it is pullable now.
-    fn pullable(&self, headers: &HeaderMap, id: &str) -> Result<Subscription, ApiError> {
-        let who = self.admin.authenticate(headers)?;
-        let s = self.admin.visible_subscription(&who, id)?;
-        if let Principal::Operator(_) = who {
+    fn pullable(&self, presented: &Presented, id: &str) -> Result<Subscription, ApiError> {
+        let who = self
+            .authenticator
+            .require(&presented.headers, presented.certificate.as_ref())
+            .map_err(|_| ApiError::Unauthorized)?;
+        if !matches!(who, Principal::Agency(_)) {
             return Err(ApiError::Forbidden(
                 "only the subscribing agency pulls its records".into(),
             ));
         }
+        let s = self.admin.visible_subscription(&who, id)?;
         if s.spec().channel != Channel::Pull {
             return Err(ApiError::Conflict(format!(
                 "subscription `{id}` delivers by {}, not pull",
@@ -225,12 +246,22 @@ struct RecordsQuery {
     wait_ms: Option<u64>,
 }
 
+/// The credentials of a request, for re-checking.
+fn presented(headers: HeaderMap, certificate: Option<Extension<ClientCertificate>>) -> Presented {
+    Presented {
+        headers,
+        certificate: certificate.map(|Extension(c)| c),
+    }
+}
+
 async fn records(
     State(api): State<PullApi>,
     headers: HeaderMap,
+    certificate: Option<Extension<ClientCertificate>>,
     Path(id): Path<String>,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Response, ApiError> {
+    let headers = presented(headers, certificate);
     let s = api.pullable(&headers, &id)?;
     let mut cursor = api.start(&s, q.cursor.as_deref()).await?;
     let max = q.max.unwrap_or(100).clamp(1, MAX_BATCH);
@@ -255,11 +286,12 @@ struct AckBody {
 async fn ack(
     State(api): State<PullApi>,
     headers: HeaderMap,
+    certificate: Option<Extension<ClientCertificate>>,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let s = api.pullable(&headers, &id)?;
-    let body: AckBody = auth::parse_json(&body)?;
+    let s = api.pullable(&presented(headers, certificate), &id)?;
+    let body: AckBody = parse_json(&body)?;
     let cursor = api.start(&s, Some(&body.cursor)).await?;
     let offsets: Vec<(u32, u64)> = cursor.0.iter().map(|(p, o)| (*p, *o)).collect();
     api.admin
@@ -282,11 +314,14 @@ struct EventsQuery {
 async fn events(
     State(api): State<PullApi>,
     headers: HeaderMap,
+    certificate: Option<Extension<ClientCertificate>>,
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let headers = presented(headers, certificate);
     let s = api.pullable(&headers, &id)?;
     let resume = headers
+        .headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned)

@@ -51,6 +51,8 @@ use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::egress::{EgressPolicy, GuardedResolver};
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// The `User-Agent` sent with every delivery.
@@ -91,6 +93,9 @@ pub struct WebhookOptions {
     /// Allow `http://` targets. **For tests and local development only**: plain HTTP exposes the records
     /// (government data) and the signatures on the wire. Default `false`.
     pub allow_plain_http: bool,
+    /// Which non-public addresses may be reached (default: none — loopback, private, link-local … are refused
+    /// at every connection).
+    pub egress: Arc<EgressPolicy>,
 }
 
 impl Default for WebhookOptions {
@@ -104,6 +109,7 @@ impl Default for WebhookOptions {
             breaker_cooldown: Duration::from_secs(30),
             extra_root_certificates_pem: None,
             allow_plain_http: false,
+            egress: Arc::new(EgressPolicy::default()),
         }
     }
 }
@@ -296,6 +302,7 @@ impl WebhookClient {
             .timeout(options.request_timeout)
             .connect_timeout(options.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(GuardedResolver::new(options.egress.clone())))
             .https_only(!options.allow_plain_http);
         if let Some(pem) = &options.extra_root_certificates_pem {
             let certificates = reqwest::Certificate::from_pem_bundle(pem)
@@ -353,6 +360,21 @@ impl WebhookClient {
         cancel: &watch::Receiver<bool>,
     ) -> Result<DeliveryOutcome, WebhookError> {
         let url = self.check_target(target)?;
+        if let Some(ip) = EgressPolicy::literal_host(&url) {
+            // Names are checked by the client's resolver at every connection; literals never reach it.
+            if let Err(refused) = self
+                .inner
+                .options
+                .egress
+                .check_ip(url.host_str().unwrap_or_default(), ip)
+            {
+                warn!(url = %redact_url(&target.url), reason = %refused, "Webhook target refused.");
+                return Ok(DeliveryOutcome::GaveUp {
+                    attempts: 0,
+                    reason: refused.to_string(),
+                });
+            }
+        }
         let redacted = redact_url(&target.url);
         let mut cancel = cancel.clone();
         let cancelled = |attempts: u32| WebhookError::Cancelled {
@@ -1506,7 +1528,35 @@ mod tests {
                 breaker_cooldown: Duration::from_millis(5),
                 extra_root_certificates_pem: Some(server.cert_pem.clone().into_bytes()),
                 allow_plain_http: false,
+                egress: Arc::new(EgressPolicy::new(&["127.0.0.0/8".into()]).unwrap()),
             }
+        }
+
+        #[tokio::test]
+        async fn internal_targets_are_refused_at_every_delivery_unless_allowed() {
+            let server = https_server(|_| status(200)).await;
+            let (_tx, rx) = never();
+            for url in [
+                server.url.clone(),
+                server.url.replace("127.0.0.1", "localhost"),
+            ] {
+                let client = WebhookClient::new(WebhookOptions {
+                    egress: Arc::new(EgressPolicy::default()),
+                    max_attempts: 1,
+                    ..fast_options(&server)
+                })
+                .unwrap();
+                let target = WebhookTarget {
+                    url,
+                    signing_key: KEY.to_vec(),
+                };
+                let outcome = deliver(&client, &target, &rx).await.unwrap();
+                let DeliveryOutcome::GaveUp { reason, .. } = outcome else {
+                    panic!("expected GaveUp, got {outcome:?}");
+                };
+                assert!(reason.contains("loopback"), "{reason}");
+            }
+            assert_eq!(server.count(), 0, "nothing reached the internal endpoint");
         }
 
         fn target(server: &TestServer) -> WebhookTarget {
@@ -2008,6 +2058,7 @@ mod tests {
             let options = WebhookOptions {
                 request_timeout: Duration::from_secs(3600),
                 extra_root_certificates_pem: Some(cert_pem.into_bytes()),
+                egress: Arc::new(EgressPolicy::new(&["127.0.0.0/8".into()]).unwrap()),
                 ..WebhookOptions::default()
             };
             let client = WebhookClient::new(options).unwrap();

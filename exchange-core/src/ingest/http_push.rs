@@ -1,7 +1,8 @@
 //! The HTTP push transport: source systems `POST` their records to `/ingest/{connector}`.
 //!
-//! - **Authentication**: `Authorization: Bearer <token>`. The hub keeps only the SHA-256 of each connector's
-//!   token and compares digests in constant time; a missing or wrong token is a 401 that says nothing more.
+//! - **Authentication**: the connector's token, `Authorization: Bearer <token>` or Basic `<connector>:<token>`,
+//!   checked by the access layer ([`crate::access`], [`crate::auth`]) before this handler runs; the hub keeps only
+//!   its SHA-256. A credential of anyone but this connector's source is refused (403).
 //! - **Body**: one JSON object, a JSON array of objects (a batch), or JSON lines
 //!   (`Content-Type: application/x-ndjson`). Each record's original bytes are kept exactly as sent.
 //! - **Answer** only once everything is durable on the bus: `200` when every record was accepted, `207` when some
@@ -15,51 +16,25 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
+
+use crate::auth::Principal;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, value::RawValue};
-use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 use unsilo_connectors::sdk::{BatchReport, RawInput, RecordSink};
 
-/// Largest request body accepted (16 MiB); larger batches should be split.
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
-
-/// One connector that accepts pushes.
-#[derive(Clone)]
-pub struct PushEndpoint {
-    /// SHA-256 of the connector's token.
-    pub token_sha256: [u8; 32],
-    /// Where its records go.
-    pub sink: Arc<dyn RecordSink>,
-}
-
-impl std::fmt::Debug for PushEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never print the digest either: it is a credential verifier.
-        f.debug_struct("PushEndpoint").finish_non_exhaustive()
-    }
-}
-
-/// SHA-256 of a token, as kept in the configuration (`token_sha256`, hex).
-pub fn token_digest(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// Compares two digests without an early exit, so timing says nothing about how much matched.
-fn digests_equal(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
-}
+/// The sinks of the connectors that accept pushes, by connector name.
+pub type PushEndpoints = HashMap<String, Arc<dyn RecordSink>>;
 
 /// The ingest routes for these connectors (by name).
-pub fn router(endpoints: HashMap<String, PushEndpoint>) -> Router {
+///
+/// Mount it behind the access layer of [`crate::access`] (surface `ingest`); `max_body_bytes` bounds a batch.
+pub fn router(endpoints: PushEndpoints, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/ingest/{connector}", post(ingest))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(Arc::new(endpoints))
 }
 
@@ -142,37 +117,26 @@ fn report_json(report: &BatchReport) -> serde_json::Value {
 }
 
 async fn ingest(
-    State(endpoints): State<Arc<HashMap<String, PushEndpoint>>>,
+    State(endpoints): State<Arc<PushEndpoints>>,
     Path(connector): Path<String>,
+    who: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(endpoint) = endpoints.get(&connector) else {
+    let Some(sink) = endpoints.get(&connector) else {
         return error(
             StatusCode::NOT_FOUND,
             "unknown_connector",
             format!("no connector named `{connector}` accepts pushes"),
         );
     };
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let authorised =
-        presented.is_some_and(|t| digests_equal(&token_digest(t), &endpoint.token_sha256));
-    if !authorised {
-        warn!(connector = %connector, "Push refused: missing or wrong token.");
-        let mut r = error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid connector token is required (Authorization: Bearer <token>)",
+    if who != Principal::PushSource(connector.clone()) {
+        warn!(connector = %connector, caller = %who, "Push refused: not this connector's credential.");
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this credential may not push to connector `{connector}`"),
         );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Bearer"),
-        );
-        return r;
     }
     let ndjson = headers
         .get(header::CONTENT_TYPE)
@@ -193,7 +157,7 @@ async fn ingest(
         ),
     };
     let count = inputs.len();
-    let report = match endpoint.sink.submit(inputs).await {
+    let report = match sink.submit(inputs).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(connector = %connector, error = %e, "Push could not be made durable.");
@@ -231,13 +195,6 @@ async fn ingest(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn digests_compare_equal_only_when_equal() {
-        let a = token_digest("s3cret");
-        assert!(digests_equal(&a, &token_digest("s3cret")));
-        assert!(!digests_equal(&a, &token_digest("s3cres")));
-    }
 
     #[test]
     fn bodies_split_into_records_with_their_original_bytes() {

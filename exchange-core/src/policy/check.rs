@@ -109,6 +109,51 @@ pub fn s4_in_clear(spec: &SubscriptionSpec, shared: &SharedSchema) -> Vec<String
         .collect()
 }
 
+/// The envelope field holding a record's data grade (GB/T 43697).
+pub const DATA_GRADE_FIELD: &str = "envelope.data_grade";
+
+/// Why a grant needs two different operators to approve it (双人复核), empty when one suffices: it can release
+/// CORE-grade records (its filter does not rule `data_grade == "CORE"` out), or it releases S4 fields in clear.
+pub fn four_eyes_reasons(granted: &SubscriptionSpec) -> Result<Vec<String>, PolicyError> {
+    let shared = unsilo_schemas::shared_schema(&granted.schema)
+        .ok_or_else(|| PolicyError::UnknownSchema(granted.schema.clone()))?;
+    let filter = Filter::compile(&granted.filter, shared.avro())
+        .map_err(|e| PolicyError::Filter(e.to_string()))?;
+    let mut reasons = Vec::new();
+    if !filter.rules_out(DATA_GRADE_FIELD, "CORE") {
+        reasons.push(
+            "it can release CORE-grade records (add `data_grade != \"CORE\"` to the filter to avoid this)"
+                .to_owned(),
+        );
+    }
+    let s4 = s4_in_clear(granted, shared);
+    if !s4.is_empty() {
+        reasons.push(format!("it releases S4 fields in clear: {}", s4.join(", ")));
+    }
+    Ok(reasons)
+}
+
+/// The grant an automatic approval gives (UNCONDITIONAL, non-CORE records only), if `requested` qualifies: every
+/// released field within the agency's clearance, no S4 field in clear. `None` means an operator must decide.
+pub fn auto_grant(agency: &Agency, requested: &SubscriptionSpec) -> Option<SubscriptionSpec> {
+    let shared = unsilo_schemas::shared_schema(&requested.schema)?;
+    if !above_clearance(requested, shared, agency.clearance).is_empty()
+        || !s4_in_clear(requested, shared).is_empty()
+    {
+        return None;
+    }
+    let mut granted = requested.clone();
+    granted.filter = format!(
+        "({}) && share_attribute == \"UNCONDITIONAL\" && data_grade != \"CORE\"",
+        requested.filter
+    );
+    check_grant(agency, requested, &granted, &[]).ok()?;
+    four_eyes_reasons(&granted)
+        .ok()?
+        .is_empty()
+        .then_some(granted)
+}
+
 /// Checks that `granted` may be granted to `agency` for a request of `requested`, with the operator's explicit
 /// approval of `approved_above_clearance`.
 pub fn check_grant(

@@ -265,6 +265,48 @@ impl Filter {
         self.fields.clone()
     }
 
+    /// Whether the filter can never match a record whose field at `path` (dotted, e.g.
+    /// `envelope.data_grade`) is the string or enum symbol `value` — judged from the filter's structure: a
+    /// conjunct comparing that field with another constant (`==`, `in [...]`) or with `!= value`. A `false`
+    /// answer means "cannot tell", so callers treat it as "may match" (used to decide whether a subscription
+    /// can release CORE-grade records, which needs two operators).
+    pub fn rules_out(&self, path: &str, value: &str) -> bool {
+        fn is_path(node: &Node, path: &str) -> bool {
+            match node {
+                Node::Path {
+                    base: Base::Root,
+                    steps,
+                    ..
+                } => {
+                    let mut names = steps.iter().map(|s| &*s.name);
+                    path.split('.').all(|p| names.next() == Some(p)) && names.next().is_none()
+                }
+                _ => false,
+            }
+        }
+        fn walk(node: &Node, path: &str, value: &str) -> bool {
+            match node {
+                Node::Lit(Lit::Bool(false)) => true,
+                Node::And(a, b) => walk(a, path, value) || walk(b, path, value),
+                Node::Or(a, b) => walk(a, path, value) && walk(b, path, value),
+                Node::EqLit(field, Lit::Str(s), negated) if is_path(field, path) => {
+                    (&**s == value) == *negated
+                }
+                Node::InLits(field, lits) if is_path(field, path) => !lits
+                    .iter()
+                    .any(|l| matches!(l, Lit::Str(s) if &**s == value)),
+                Node::Not(inner) => match &**inner {
+                    Node::EqLit(field, Lit::Str(s), negated) if is_path(field, path) => {
+                        (&**s == value) == !*negated
+                    }
+                    _ => false,
+                },
+                _ => false,
+            }
+        }
+        walk(&self.root, path, value)
+    }
+
     /// Whether `record` passes the filter; a runtime error counts as no match (default deny).
     pub fn matches(&self, record: &Value) -> bool {
         matches!(self.evaluate(record), Ok(true))
@@ -3679,6 +3721,33 @@ mod tests {
             'd' => format!("({} / {})", r('d'), r('i')),
             _ => format!("({} + {})", r('s'), r('s')),
         }
+    }
+
+    #[test]
+    fn filters_that_rule_a_value_out_are_recognised() {
+        let rules_out = |src: &str| {
+            Filter::compile(src, schema())
+                .unwrap()
+                .rules_out("envelope.data_grade", "CORE")
+        };
+        assert!(rules_out("data_grade == 'GENERAL'"));
+        assert!(rules_out(
+            "data_grade != 'CORE' && region_code.startsWith('6108')"
+        ));
+        assert!(rules_out(
+            "region_code.startsWith('6108') && data_grade in ['GENERAL', 'IMPORTANT']"
+        ));
+        assert!(rules_out("!(data_grade == 'CORE')"));
+        assert!(rules_out(
+            "data_grade == 'GENERAL' || data_grade == 'IMPORTANT'"
+        ));
+        assert!(!rules_out("true"));
+        assert!(!rules_out("data_grade == 'CORE'"));
+        assert!(!rules_out("data_grade != 'GENERAL'"));
+        assert!(!rules_out(
+            "data_grade == 'GENERAL' || region_code.startsWith('6108')"
+        ));
+        assert!(!rules_out("!(data_grade != 'CORE')"));
     }
 
     #[test]

@@ -73,6 +73,30 @@ pub struct TokenDigest {
     pub sha256: String,
     /// When it was issued (ms since the epoch).
     pub issued_at_ms: i64,
+    /// When it stops being accepted (ms since the epoch); `None` = until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    /// When it was revoked (ms since the epoch); a revoked token is refused at the next request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl TokenDigest {
+    /// Whether the token is accepted at `now_ms`: not revoked and not expired.
+    pub fn is_usable(&self, now_ms: i64) -> bool {
+        self.revoked_at_ms.is_none() && self.expires_at_ms.is_none_or(|e| now_ms < e)
+    }
+
+    /// What may be shown of the token: its id and times, never the digest.
+    pub fn view(&self, now_ms: i64) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "issued_at_ms": self.issued_at_ms,
+            "expires_at_ms": self.expires_at_ms,
+            "revoked_at_ms": self.revoked_at_ms,
+            "usable": self.is_usable(now_ms),
+        })
+    }
 }
 
 /// A subscribing agency (a departmental system).
@@ -391,8 +415,25 @@ pub struct Subscription {
     /// The reason given for a rejection or revocation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The operators who approved the grant (two different ones where 双人复核 applies); for an automatic
+    /// approval, `hub`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+    /// Approved automatically: UNCONDITIONAL (无条件共享) data within the agency's clearance.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_approved: bool,
     /// Bumped on every change; writes check it (optimistic concurrency).
     pub revision: u64,
+}
+
+/// One operator's approval of a grant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The operator (`hub` for an automatic approval).
+    pub operator: String,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
 }
 
 impl Subscription {
@@ -419,6 +460,20 @@ impl Subscription {
     /// The spec in force: the granted one once approved, else the requested one.
     pub fn spec(&self) -> &SubscriptionSpec {
         self.granted.as_ref().unwrap_or(&self.requested)
+    }
+
+    /// Whether two different operators approved the grant (双人复核): only then may CORE-grade records
+    /// (GB/T 43697 核心数据) be released to it.
+    pub fn four_eyes_approved(&self) -> bool {
+        let mut operators: Vec<&str> = self
+            .approvals
+            .iter()
+            .map(|a| a.operator.as_str())
+            .filter(|o| *o != "hub")
+            .collect();
+        operators.sort_unstable();
+        operators.dedup();
+        operators.len() >= 2
     }
 
     /// Whether records may be delivered at `now_ms`: active and not past its expiry.

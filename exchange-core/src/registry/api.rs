@@ -4,6 +4,18 @@
 //! existing clients work against unsilo unchanged.
 //!
 //! Only AVRO schemas are served, and schema references are not supported.
+//!
+//! **Who may do what.** Every route needs a [`RegistryCaller`] in the request's extensions, which the hub's
+//! access layer puts there after authenticating the request (without one the answer is 401):
+//!
+//! - a *writer* (an operator) may register, delete and change compatibility — except on the subjects the hub
+//!   itself owns ([`HUB_OWNED_PREFIXES`]: the shared `std.*` schemas and the agencies' `sub.*` view schemas),
+//!   which answer 403 naming why for a new version, a delete and a per-subject compatibility change;
+//! - a reader sees only the subjects its `readable` prefixes allow, and the schema ids those use; anything
+//!   else answers 404 as if it did not exist.
+//!
+//! Every write that happened is handed to a [`WriteRecorder`] (the hub's audit log): who, what, and for
+//! compatibility changes the level before and after.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,8 +46,133 @@ const ACCEPTED_BODY_TYPES: [&str; 4] = [
     "application/octet-stream",
 ];
 
-/// The registry's routes, to be nested or merged into the hub's server.
-pub fn router(registry: Arc<Registry>) -> Router {
+/// Subject prefixes written only by the hub itself, never through the API: `std.` (the shared schemas, which
+/// change with a release of unsilo) and `sub.` (each subscription's view schema, which changes with its grant).
+pub const HUB_OWNED_PREFIXES: [&str; 2] = ["std.", "sub."];
+
+/// The caller of a registry route, as the hub's access layer decided it; a request extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryCaller {
+    /// The name recorded with its writes, e.g. `operator:ops`.
+    pub name: String,
+    /// Whether it may register, delete and configure.
+    pub writer: bool,
+    /// The subject prefixes it may read; `None` = every subject.
+    pub readable: Option<Vec<String>>,
+    /// Whether it presented no credentials (a write then answers 401, not 403).
+    pub anonymous: bool,
+}
+
+impl RegistryCaller {
+    /// Whether `subject` is visible to this caller.
+    pub fn may_read(&self, subject: &str) -> bool {
+        self.readable
+            .as_ref()
+            .is_none_or(|prefixes| prefixes.iter().any(|p| subject.starts_with(p.as_str())))
+    }
+
+    fn require_writer(&self) -> Result<()> {
+        if self.writer {
+            Ok(())
+        } else if self.anonymous {
+            Err(Error::Unauthorized(
+                "credentials are required to change the schema registry".into(),
+            ))
+        } else {
+            Err(Error::Forbidden(
+                "only an operator may change the schema registry".into(),
+            ))
+        }
+    }
+
+    /// A subject it may read, or 404 (so that names cannot be probed).
+    fn readable_subject(&self, subject: &str) -> Result<()> {
+        if self.may_read(subject) {
+            Ok(())
+        } else {
+            Err(Error::SubjectNotFound(subject.to_owned()))
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RegistryCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RegistryCaller>()
+            .cloned()
+            .ok_or_else(|| Error::Unauthorized("credentials are required".into()))
+    }
+}
+
+/// Refuses API writes to a subject the hub owns.
+fn refuse_hub_owned(subject: &str, what: &str) -> Result<()> {
+    if HUB_OWNED_PREFIXES.iter().any(|p| subject.starts_with(p)) {
+        let why = if subject.starts_with("std.") {
+            "it is a shared schema, which changes only with a release of unsilo"
+        } else {
+            "it is a subscription's view schema, which changes only with its grant"
+        };
+        return Err(Error::Forbidden(format!(
+            "subject '{subject}' is written only by the hub itself ({why}): {what} through the API is refused"
+        )));
+    }
+    Ok(())
+}
+
+/// Where registry writes are recorded as evidence (the hub's audit log).
+pub trait WriteRecorder: Send + Sync {
+    /// Records that `caller` did `action` (e.g. `registry.register`) to `target` (a subject, or `config`).
+    fn record(
+        &self,
+        caller: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> futures::future::BoxFuture<'static, std::result::Result<(), String>>;
+}
+
+/// The state of the registry's routes.
+#[derive(Clone)]
+pub struct RegistryApi {
+    registry: Arc<Registry>,
+    recorder: Option<Arc<dyn WriteRecorder>>,
+}
+
+impl RegistryApi {
+    async fn record(
+        &self,
+        caller: &RegistryCaller,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        match &self.recorder {
+            Some(r) => r
+                .record(&caller.name, action, target, detail)
+                .await
+                .map_err(|e| Error::Internal(format!("recording {action} in the audit log: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for RegistryApi {
+    type Target = Registry;
+
+    fn deref(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// The registry's routes, to be merged into the hub's server behind an access layer that puts a
+/// [`RegistryCaller`] into every request; writes are recorded with `recorder`.
+pub fn router(registry: Arc<Registry>, recorder: Option<Arc<dyn WriteRecorder>>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/schemas/types", get(schema_types))
@@ -83,7 +220,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(registry)
+        .with_state(RegistryApi { registry, recorder })
 }
 
 impl IntoResponse for Error {
@@ -237,37 +374,59 @@ impl ConfigRequest {
     }
 }
 
-async fn root() -> Response {
+async fn root(_caller: RegistryCaller) -> Response {
     Vnd(json!({})).into_response()
 }
 
-async fn schema_types() -> Response {
+async fn schema_types(_caller: RegistryCaller) -> Response {
     Vnd(["AVRO"]).into_response()
 }
 
+/// The schema id, if the caller may see a subject that uses it (404 otherwise).
+fn visible_id(registry: &Registry, caller: &RegistryCaller, id: i32) -> Result<()> {
+    if caller.readable.is_none() {
+        return Ok(());
+    }
+    let visible = registry
+        .versions_of_id(id, true)
+        .unwrap_or_default()
+        .iter()
+        .any(|(subject, _)| caller.may_read(subject));
+    if visible {
+        Ok(())
+    } else {
+        Err(Error::SchemaIdNotFound(id))
+    }
+}
+
 async fn schema_by_id(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
     let Some(id) = schema_id(&path(id)?) else {
         return Ok(not_found().await);
     };
+    visible_id(&registry, &caller, id)?;
     let schema = registry.schema_by_id(id)?;
     Ok(Vnd(json!({ "schema": schema })).into_response())
 }
 
 async fn raw_schema_by_id(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
     let Some(id) = schema_id(&path(id)?) else {
         return Ok(not_found().await);
     };
+    visible_id(&registry, &caller, id)?;
     Ok(raw_json(registry.schema_by_id(id)?))
 }
 
 async fn versions_of_id(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
@@ -275,16 +434,19 @@ async fn versions_of_id(
     let Some(id) = schema_id(&path(id)?) else {
         return Ok(not_found().await);
     };
+    visible_id(&registry, &caller, id)?;
     let pairs: Vec<_> = registry
         .versions_of_id(id, flags.get("deleted"))?
         .into_iter()
+        .filter(|(subject, _)| caller.may_read(subject))
         .map(|(subject, version)| json!({ "subject": subject, "version": version }))
         .collect();
     Ok(Vnd(pairs).into_response())
 }
 
 async fn subjects_of_id(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     id: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
@@ -292,17 +454,20 @@ async fn subjects_of_id(
     let Some(id) = schema_id(&path(id)?) else {
         return Ok(not_found().await);
     };
+    visible_id(&registry, &caller, id)?;
     let mut subjects: Vec<String> = registry
         .versions_of_id(id, flags.get("deleted"))?
         .into_iter()
         .map(|(subject, _)| subject)
+        .filter(|subject| caller.may_read(subject))
         .collect();
     subjects.dedup();
     Ok(Vnd(subjects).into_response())
 }
 
 async fn list_subjects(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
     let flags = Flags::from(query)?;
@@ -310,73 +475,118 @@ async fn list_subjects(
     let subjects: Vec<String> = registry
         .subjects(flags.get("deleted"))?
         .into_iter()
-        .filter(|s| s.starts_with(&prefix))
+        .filter(|s| s.starts_with(&prefix) && caller.may_read(s))
         .collect();
     Ok(Vnd(subjects).into_response())
 }
 
 async fn lookup(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     subject: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     JsonBody(body): JsonBody<SchemaRequest>,
 ) -> Result<Response> {
     let subject = path(subject)?;
+    caller.readable_subject(&subject)?;
     let flags = Flags::from(query)?;
     let found = registry.lookup(&subject, body.avro_text()?, flags.get("deleted"))?;
     Ok(Vnd(found).into_response())
 }
 
 async fn delete_subject(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     subject: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
     let subject = path(subject)?;
+    caller.require_writer()?;
+    caller.readable_subject(&subject)?;
+    refuse_hub_owned(&subject, "deleting it")?;
     let flags = Flags::from(query)?;
-    let versions = registry
-        .delete_subject(&subject, flags.get("permanent"))
+    let permanent = flags.get("permanent");
+    let versions = registry.delete_subject(&subject, permanent).await?;
+    registry
+        .record(
+            &caller,
+            "registry.delete_subject",
+            &subject,
+            json!({ "versions": versions, "permanent": permanent }),
+        )
         .await?;
     Ok(Vnd(versions).into_response())
 }
 
 async fn list_versions(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     subject: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
     let subject = path(subject)?;
+    caller.readable_subject(&subject)?;
     let flags = Flags::from(query)?;
     Ok(Vnd(registry.versions(&subject, flags.get("deleted"))?).into_response())
 }
 
 async fn register(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     subject: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<SchemaRequest>,
 ) -> Result<Response> {
     let subject = path(subject)?;
-    let id = registry.register(&subject, body.avro_text()?).await?;
+    caller.require_writer()?;
+    let text = body.avro_text()?;
+    if HUB_OWNED_PREFIXES.iter().any(|p| subject.starts_with(p)) {
+        // Registering the schema a hub-owned subject already has changes nothing (clients that always
+        // register before producing keep working); anything else would be a new version.
+        return match registry.lookup(&subject, text, false) {
+            Ok(found) => Ok(Vnd(json!({ "id": found.id })).into_response()),
+            Err(_) => Err(refuse_hub_owned(&subject, "registering a new version")
+                .err()
+                .unwrap_or_else(|| Error::Forbidden("refused".into()))),
+        };
+    }
+    let before = registry
+        .versions(&subject, false)
+        .map(|v| v.len())
+        .unwrap_or(0);
+    let id = registry.register(&subject, text).await?;
+    let after = registry
+        .versions(&subject, false)
+        .map(|v| v.len())
+        .unwrap_or(0);
+    if after != before {
+        registry
+            .record(&caller, "registry.register", &subject, json!({ "id": id }))
+            .await?;
+    }
     Ok(Vnd(json!({ "id": id })).into_response())
 }
 
 async fn get_version(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     params: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
     let (subject, version) = path(params)?;
+    caller.readable_subject(&subject)?;
     let flags = Flags::from(query)?;
     let version: VersionSpec = version.parse()?;
     Ok(Vnd(registry.version(&subject, version, flags.get("deleted"))?).into_response())
 }
 
 async fn get_raw_schema(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     params: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
     let (subject, version) = path(params)?;
+    caller.readable_subject(&subject)?;
     let flags = Flags::from(query)?;
     let version: VersionSpec = version.parse()?;
     let found = registry.version(&subject, version, flags.get("deleted"))?;
@@ -384,10 +594,12 @@ async fn get_raw_schema(
 }
 
 async fn referenced_by(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     params: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response> {
     let (subject, version) = path(params)?;
+    caller.readable_subject(&subject)?;
     let version: VersionSpec = version.parse()?;
     registry.version(&subject, version, false)?;
     // Schema references are not supported, so nothing refers to anything.
@@ -395,15 +607,28 @@ async fn referenced_by(
 }
 
 async fn delete_version(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     params: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
     let (subject, version) = path(params)?;
+    caller.require_writer()?;
+    caller.readable_subject(&subject)?;
+    refuse_hub_owned(&subject, "deleting a version")?;
     let flags = Flags::from(query)?;
     let version: VersionSpec = version.parse()?;
+    let permanent = flags.get("permanent");
     let deleted = registry
-        .delete_version(&subject, version, flags.get("permanent"))
+        .delete_version(&subject, version, permanent)
+        .await?;
+    registry
+        .record(
+            &caller,
+            "registry.delete_version",
+            &subject,
+            json!({ "version": deleted, "permanent": permanent }),
+        )
         .await?;
     Ok(Vnd(deleted).into_response())
 }
@@ -418,54 +643,86 @@ fn compatibility_response(report: super::CompatibilityReport, verbose: bool) -> 
 }
 
 async fn check_against_all(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     subject: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     JsonBody(body): JsonBody<SchemaRequest>,
 ) -> Result<Response> {
     let subject = path(subject)?;
+    caller.readable_subject(&subject)?;
     let flags = Flags::from(query)?;
     let report = registry.check_compatibility(&subject, None, body.avro_text()?)?;
     Ok(compatibility_response(report, flags.get("verbose")))
 }
 
 async fn check_against_version(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     params: Result<Path<(String, String)>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
     JsonBody(body): JsonBody<SchemaRequest>,
 ) -> Result<Response> {
     let (subject, version) = path(params)?;
+    caller.readable_subject(&subject)?;
     let flags = Flags::from(query)?;
     let version: VersionSpec = version.parse()?;
     let report = registry.check_compatibility(&subject, Some(version), body.avro_text()?)?;
     Ok(compatibility_response(report, flags.get("verbose")))
 }
 
-async fn get_global_config(State(registry): State<Arc<Registry>>) -> Response {
+async fn get_global_config(
+    State(registry): State<RegistryApi>,
+    _caller: RegistryCaller,
+) -> Response {
     Vnd(json!({ "compatibilityLevel": registry.global_compatibility() })).into_response()
 }
 
 async fn put_global_config(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     JsonBody(body): JsonBody<ConfigRequest>,
 ) -> Result<Response> {
+    caller.require_writer()?;
     let level = body.level()?;
+    let before = registry.global_compatibility();
     registry.set_global_compatibility(level).await?;
+    registry
+        .record(
+            &caller,
+            "registry.set_compatibility",
+            "config",
+            json!({ "before": before, "after": level }),
+        )
+        .await?;
     Ok(Vnd(json!({ "compatibility": level })).into_response())
 }
 
-async fn delete_global_config(State(registry): State<Arc<Registry>>) -> Result<Response> {
+async fn delete_global_config(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+) -> Result<Response> {
+    caller.require_writer()?;
     let before = registry.reset_global_compatibility().await?;
+    registry
+        .record(
+            &caller,
+            "registry.reset_compatibility",
+            "config",
+            json!({ "before": before, "after": registry.global_compatibility() }),
+        )
+        .await?;
     Ok(Vnd(json!({ "compatibilityLevel": before })).into_response())
 }
 
 async fn get_subject_config(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     subject: Result<Path<String>, PathRejection>,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
     let subject = path(subject)?;
+    caller.readable_subject(&subject)?;
     let flags = Flags::from(query)?;
     let level = match registry.subject_compatibility(&subject) {
         Some(level) => level,
@@ -476,21 +733,44 @@ async fn get_subject_config(
 }
 
 async fn put_subject_config(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     subject: Result<Path<String>, PathRejection>,
     JsonBody(body): JsonBody<ConfigRequest>,
 ) -> Result<Response> {
     let subject = path(subject)?;
+    caller.require_writer()?;
+    refuse_hub_owned(&subject, "changing its compatibility")?;
     let level = body.level()?;
+    let before = registry.subject_compatibility(&subject);
     registry.set_subject_compatibility(&subject, level).await?;
+    registry
+        .record(
+            &caller,
+            "registry.set_compatibility",
+            &subject,
+            json!({ "before": before, "after": level }),
+        )
+        .await?;
     Ok(Vnd(json!({ "compatibility": level })).into_response())
 }
 
 async fn delete_subject_config(
-    State(registry): State<Arc<Registry>>,
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
     subject: Result<Path<String>, PathRejection>,
 ) -> Result<Response> {
     let subject = path(subject)?;
+    caller.require_writer()?;
+    refuse_hub_owned(&subject, "changing its compatibility")?;
     let before = registry.delete_subject_compatibility(&subject).await?;
+    registry
+        .record(
+            &caller,
+            "registry.reset_compatibility",
+            &subject,
+            json!({ "before": before, "after": registry.global_compatibility() }),
+        )
+        .await?;
     Ok(Vnd(json!({ "compatibilityLevel": before })).into_response())
 }

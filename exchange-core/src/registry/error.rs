@@ -87,6 +87,12 @@ pub enum Error {
     /// The registry is shut down or not caught up with its topic yet. Code 50003.
     #[error("The schema registry is not ready")]
     NotReady,
+    /// The caller presented no (valid) credentials. Code 40101.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller may not do this; the message says why. Code 40301.
+    #[error("{0}")]
+    Forbidden(String),
     /// The bus failed. Code 50001; the cause is logged, not shown.
     #[error("bus: {0}")]
     Bus(#[from] bus::Error),
@@ -102,6 +108,8 @@ impl Error {
     /// The Confluent `error_code` of this error.
     pub fn error_code(&self) -> u32 {
         match self {
+            Error::Unauthorized(_) => 40101,
+            Error::Forbidden(_) => 40301,
             Error::SubjectNotFound(_) => 40401,
             Error::VersionNotFound(_) => 40402,
             Error::SchemaIdNotFound(_) | Error::SchemaNotFound => 40403,
@@ -128,6 +136,8 @@ impl Error {
     pub fn http_status(&self) -> u16 {
         match self.error_code() {
             409 => 409,
+            40101 => 401,
+            40301 => 403,
             415 => 415,
             code if (40400..40500).contains(&code) => 404,
             code if (42200..42300).contains(&code) || code == 422 => 422,

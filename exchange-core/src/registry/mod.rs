@@ -21,8 +21,8 @@
 //! numbers, a bounded number of times.
 
 pub mod api;
-mod avro;
-mod compat;
+pub(crate) mod avro;
+pub(crate) mod compat;
 pub mod error;
 mod state;
 

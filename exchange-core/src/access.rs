@@ -1,0 +1,429 @@
+//! The door every HTTP surface shares: authentication into a [`Principal`], per-credential rate limits and
+//! request timeouts, applied as one middleware per surface ([`Access::layer`]).
+//!
+//! - **Default deny.** Ingest, admin and pull need credentials; the registry needs them unless
+//!   `[registry] anonymous_read = true` opens reads. Only `/healthz`, `/readyz` and `/metrics` are outside any
+//!   surface and answer an anonymous caller. A presented but wrong credential is always a 401, never a silent
+//!   downgrade to anonymous.
+//! - **Rate limits per credential** ([`RateLimiter`]): a token bucket per (surface, principal) — per client
+//!   address for anonymous registry reads — so a client over its limit gets `429` with `Retry-After` and never
+//!   slows another. Settings in `[limits]`.
+//! - **Timeouts**: a request whose handler has not answered within `[limits] request_timeout` gets a `503`.
+//!   (Header read time, header size and TLS handshakes are bounded by the connection layer,
+//!   [`crate::listener`].)
+//!
+//! The middleware puts a [`Caller`] into the request's extensions; handlers take the [`Principal`] extractor
+//! (which fails closed) or the [`Caller`] itself where anonymous reads are allowed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+use tracing::warn;
+
+pub use crate::auth::Principal;
+use crate::auth::{AuthError, Authenticator, ClientCertificate};
+
+/// The surfaces of the hub, each with its own rate limit and error dialect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Surface {
+    /// `POST /ingest/{connector}`: push sources.
+    Ingest,
+    /// The Confluent-dialect schema registry.
+    Registry,
+    /// `/admin/…`: operators and agencies.
+    Admin,
+    /// `/v1/subscriptions/…`: agencies pulling their records.
+    Pull,
+}
+
+impl Surface {
+    /// The name used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ingest => "ingest",
+            Self::Registry => "registry",
+            Self::Admin => "admin",
+            Self::Pull => "pull",
+        }
+    }
+
+    /// An error in this surface's dialect: Confluent's `{"error_code": <int>, "message"}` for the registry,
+    /// `{"error": <code>, "message"}` elsewhere.
+    pub fn error(self, status: StatusCode, code: &str, message: &str) -> Response {
+        let body = match self {
+            Self::Registry => {
+                // Confluent answers 401/403/429 with error codes 40101, 40301, 42901.
+                let numeric = u64::from(status.as_u16()) * 100 + 1;
+                json!({ "error_code": numeric, "message": message })
+            }
+            Self::Ingest => json!({ "error_code": code, "message": message }),
+            Self::Admin | Self::Pull => json!({ "error": code, "message": message }),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// The authenticated caller of a request: `None` for an anonymous one (only where the surface allows it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Caller(pub Option<Principal>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+            // A route mounted without the access layer: fail closed.
+            Surface::Admin.error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "credentials are required",
+            )
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller(Some(p)) => Ok(p),
+            Caller(None) => Err(Surface::Admin.error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                &AuthError::Missing.to_string(),
+            )),
+        }
+    }
+}
+
+/// One token bucket's settings: a sustained rate and a burst.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests allowed at once before the rate applies.
+    pub burst: u32,
+}
+
+/// `[limits]`: rate limits per credential and surface, body and header sizes, timeouts.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Pushes per second per push source (each request is a batch). Default 500/s, burst 1000.
+    #[serde(default = "default_ingest")]
+    pub ingest: RateLimit,
+    /// Pull requests per second per agency. Default 100/s, burst 200.
+    #[serde(default = "default_pull")]
+    pub pull: RateLimit,
+    /// Admin requests per second per operator or agency. Default 50/s, burst 100.
+    #[serde(default = "default_admin")]
+    pub admin: RateLimit,
+    /// Registry requests per second per credential (per client address when anonymous). Default 200/s, burst 400.
+    #[serde(default = "default_registry")]
+    pub registry: RateLimit,
+    /// Largest request body on the admin, pull and registry surfaces (default 1 MiB).
+    #[serde(default = "default_body")]
+    pub max_body_bytes: usize,
+    /// Largest ingest body (default 16 MiB); larger batches should be split.
+    #[serde(default = "default_ingest_body")]
+    pub max_ingest_body_bytes: usize,
+    /// Largest request head — request line and headers together (default 32 KiB); larger ones get a 431.
+    #[serde(default = "default_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Longest time a handler may take to answer (default `"60s"`; a pull's long poll waits at most 30 s).
+    #[serde(
+        default = "default_request_timeout",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub request_timeout: Duration,
+    /// Longest time a client may take to send a request's headers, or a TLS handshake (default `"10s"`).
+    #[serde(
+        default = "default_header_timeout",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub header_read_timeout: Duration,
+}
+
+fn default_ingest() -> RateLimit {
+    RateLimit {
+        per_second: 500.0,
+        burst: 1000,
+    }
+}
+fn default_pull() -> RateLimit {
+    RateLimit {
+        per_second: 100.0,
+        burst: 200,
+    }
+}
+fn default_admin() -> RateLimit {
+    RateLimit {
+        per_second: 50.0,
+        burst: 100,
+    }
+}
+fn default_registry() -> RateLimit {
+    RateLimit {
+        per_second: 200.0,
+        burst: 400,
+    }
+}
+fn default_body() -> usize {
+    1024 * 1024
+}
+fn default_ingest_body() -> usize {
+    16 * 1024 * 1024
+}
+fn default_header_bytes() -> usize {
+    32 * 1024
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_header_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            ingest: default_ingest(),
+            pull: default_pull(),
+            admin: default_admin(),
+            registry: default_registry(),
+            max_body_bytes: default_body(),
+            max_ingest_body_bytes: default_ingest_body(),
+            max_header_bytes: default_header_bytes(),
+            request_timeout: default_request_timeout(),
+            header_read_timeout: default_header_timeout(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Checks the values; names the first unusable one.
+    pub fn check(&self) -> Result<(), String> {
+        for (name, l) in [
+            ("ingest", self.ingest),
+            ("pull", self.pull),
+            ("admin", self.admin),
+            ("registry", self.registry),
+        ] {
+            if !(l.per_second.is_finite() && l.per_second > 0.0) || l.burst == 0 {
+                return Err(format!(
+                    "limits.{name}: per_second must be a positive number and burst at least 1"
+                ));
+            }
+        }
+        if self.max_body_bytes < 1024 || self.max_ingest_body_bytes < 1024 {
+            return Err("limits: body limits must be at least 1024 bytes".into());
+        }
+        if self.max_header_bytes < 8192 {
+            return Err("limits.max_header_bytes must be at least 8192".into());
+        }
+        if self.request_timeout.is_zero() || self.header_read_timeout.is_zero() {
+            return Err("limits: timeouts must be greater than zero".into());
+        }
+        Ok(())
+    }
+
+    /// The rate limit of a surface.
+    pub fn rate(&self, surface: Surface) -> RateLimit {
+        match surface {
+            Surface::Ingest => self.ingest,
+            Surface::Registry => self.registry,
+            Surface::Admin => self.admin,
+            Surface::Pull => self.pull,
+        }
+    }
+}
+
+/// Token buckets per (surface, caller). Each check takes one short lock; buckets idle long enough to be full
+/// again are forgotten, so the table does not grow with every caller ever seen.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    buckets: Mutex<HashMap<(Surface, String), Bucket>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Buckets kept before idle ones are swept.
+const SWEEP_ABOVE: usize = 10_000;
+
+impl RateLimiter {
+    /// Takes one request from the caller's bucket: `Err(wait)` when it is empty, with how long until a token is
+    /// back.
+    pub fn check(&self, surface: Surface, caller: &str, limit: RateLimit) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() > SWEEP_ABOVE {
+            buckets.retain(|_, b| {
+                b.tokens + now.duration_since(b.at).as_secs_f64() * limit.per_second
+                    < f64::from(limit.burst)
+            });
+        }
+        let bucket = buckets
+            .entry((surface, caller.to_owned()))
+            .or_insert(Bucket {
+                tokens: f64::from(limit.burst),
+                at: now,
+            });
+        let refill = now.duration_since(bucket.at).as_secs_f64() * limit.per_second;
+        bucket.tokens = (bucket.tokens + refill).min(f64::from(limit.burst));
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64(
+                (1.0 - bucket.tokens) / limit.per_second,
+            ))
+        }
+    }
+}
+
+/// What the access middleware needs.
+#[derive(Debug)]
+pub struct Access {
+    /// Turns credentials into principals.
+    pub authenticator: Arc<Authenticator>,
+    /// The buckets.
+    pub limiter: RateLimiter,
+    /// The limits.
+    pub limits: LimitsConfig,
+    /// Whether anonymous callers may read the registry.
+    pub registry_anonymous_read: bool,
+    /// Counts refusals (by surface and reason) in the metrics.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl Access {
+    /// The middleware of `surface`: use with `axum::middleware::from_fn_with_state((access, surface), Access::layer)`.
+    pub async fn layer(
+        State((access, surface)): State<(Arc<Access>, Surface)>,
+        mut request: Request,
+        next: Next,
+    ) -> Response {
+        let refuse = |status: StatusCode, code: &str, message: &str| {
+            if let Some(m) = &access.metrics {
+                m.record_refusal(surface.as_str(), code);
+            }
+            let mut r = surface.error(status, code, message);
+            if status == StatusCode::UNAUTHORIZED {
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer, Basic realm=\"unsilo\""),
+                );
+            }
+            r
+        };
+        let certificate = request.extensions().get::<ClientCertificate>().cloned();
+        let principal = match access
+            .authenticator
+            .authenticate(request.headers(), certificate.as_ref())
+        {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(surface = surface.as_str(), reason = %e, "Request refused: bad credentials.");
+                return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string());
+            }
+        };
+        let anonymous_allowed = surface == Surface::Registry && access.registry_anonymous_read;
+        if principal.is_none() && !anonymous_allowed {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                &AuthError::Missing.to_string(),
+            );
+        }
+        let bucket_key = match &principal {
+            Some(p) => p.to_string(),
+            None => request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| format!("anonymous:{}", c.0.ip()))
+                .unwrap_or_else(|| "anonymous".to_owned()),
+        };
+        if let Err(wait) = access
+            .limiter
+            .check(surface, &bucket_key, access.limits.rate(surface))
+        {
+            let mut r = refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                &format!(
+                    "too many {} requests from this credential; retry after the Retry-After seconds",
+                    surface.as_str()
+                ),
+            );
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            return r;
+        }
+        request.extensions_mut().insert(Caller(principal));
+        match tokio::time::timeout(access.limits.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "the request took longer than the hub's request timeout",
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_refuse_past_the_burst_and_refill() {
+        let limiter = RateLimiter::default();
+        let limit = RateLimit {
+            per_second: 1000.0,
+            burst: 3,
+        };
+        for _ in 0..3 {
+            assert!(limiter.check(Surface::Admin, "a", limit).is_ok());
+        }
+        let wait = limiter.check(Surface::Admin, "a", limit).unwrap_err();
+        assert!(wait <= Duration::from_millis(2), "{wait:?}");
+        // Another caller, or another surface, has its own bucket.
+        assert!(limiter.check(Surface::Admin, "b", limit).is_ok());
+        assert!(limiter.check(Surface::Pull, "a", limit).is_ok());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(limiter.check(Surface::Admin, "a", limit).is_ok());
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        assert!(LimitsConfig::default().check().is_ok());
+        let mut l = LimitsConfig::default();
+        l.pull.burst = 0;
+        assert!(l.check().unwrap_err().contains("pull"));
+    }
+
+    #[test]
+    fn registry_errors_speak_confluent() {
+        let r = Surface::Registry.error(StatusCode::UNAUTHORIZED, "unauthorized", "x");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+}

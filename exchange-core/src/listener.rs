@@ -1,0 +1,167 @@
+//! The connection layer under every route: accepts TCP connections, speaks TLS (rustls) with optional client
+//! certificates, bounds what a client may make the hub wait for or hold, and shuts down gracefully.
+//!
+//! - **Per-connection facts into each request**: the peer address ([`ConnectInfo`]) and, on a TLS connection
+//!   that presented one, the client certificate's fingerprint ([`ClientCertificate`]) — which the
+//!   authentication layer ([`crate::auth`]) checks against agencies bound to a certificate.
+//! - **Limits a client cannot stretch**: the TLS handshake and the request head must arrive within
+//!   `header_read_timeout` (slow-loris clients are dropped); a request head larger than `max_header_bytes` is
+//!   answered `431` (HTTP/1.1) or refused by HTTP/2's header-list limit.
+//! - **Graceful shutdown**: when the shutdown future completes the listener closes, in-flight requests may finish
+//!   for up to `drain_timeout`, then the remaining connections are dropped.
+//!
+//! One loop for plain HTTP and HTTPS, so both get the same limits.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tower::Service;
+use tracing::{debug, warn};
+
+use crate::auth::ClientCertificate;
+
+/// How connections are served.
+#[derive(Clone, Debug)]
+pub struct ListenerOptions {
+    /// TLS settings; `None` serves plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Largest request head (request line and headers), in bytes.
+    pub max_header_bytes: usize,
+    /// Longest time for a TLS handshake, and for a request's head to arrive.
+    pub header_read_timeout: Duration,
+    /// How long in-flight requests may finish after shutdown was asked for.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ListenerOptions {
+    fn default() -> Self {
+        Self {
+            tls: None,
+            max_header_bytes: 32 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    options: ListenerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.header_read_timeout)
+        .max_buf_size(options.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
+    let builder = Arc::new(builder);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    warn!(error = %e, "Accepting a connection failed.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let acceptor = acceptor.clone();
+        let handshake_timeout = options.header_read_timeout;
+        tokio::spawn(async move {
+            match acceptor {
+                None => {
+                    let conn = serve_connection(&builder, TokioIo::new(tcp), app, peer, None);
+                    if let Err(e) = watcher.watch(conn).await {
+                        debug!(%peer, error = %e, "Connection ended with an error.");
+                    }
+                }
+                Some(acceptor) => {
+                    let tls =
+                        match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                debug!(%peer, error = %e, "TLS handshake failed.");
+                                return;
+                            }
+                            Err(_) => {
+                                debug!(%peer, "TLS handshake timed out.");
+                                return;
+                            }
+                        };
+                    let certificate = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .and_then(|chain| chain.first())
+                        .map(|leaf| ClientCertificate::of_der(leaf.as_ref()));
+                    let conn =
+                        serve_connection(&builder, TokioIo::new(tls), app, peer, certificate);
+                    if let Err(e) = watcher.watch(conn).await {
+                        debug!(%peer, error = %e, "Connection ended with an error.");
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(options.drain_timeout) => {
+            warn!(timeout = ?options.drain_timeout, "Connections still open after the drain timeout; closing them.");
+        }
+    }
+    Ok(())
+}
+
+/// One connection, with the connection's facts put into every request.
+fn serve_connection<I>(
+    builder: &Builder<TokioExecutor>,
+    io: TokioIo<I>,
+    app: Router,
+    peer: SocketAddr,
+    certificate: Option<ClientCertificate>,
+) -> impl hyper_util::server::graceful::GracefulConnection<
+    Error = Box<dyn std::error::Error + Send + Sync>,
+>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        if let Some(c) = &certificate {
+            request.extensions_mut().insert(c.clone());
+        }
+        let mut app = app.clone();
+        async move { app.call(request.map(axum::body::Body::new)).await }
+    });
+    builder
+        .serve_connection_with_upgrades(io, service)
+        .into_owned()
+}

@@ -1,0 +1,1013 @@
+//! End-to-end: every door of a whole hub, tried over real sockets on 127.0.0.1 as an anonymous caller, a
+//! stranger, an agency, a push source and an operator would — the registry, admin, pull and ingest surfaces,
+//! agencies' tokens (expiry, rotation, revocation) and client certificates (mutual TLS), webhook targets,
+//! rate, body and header limits, the classification gates, and forged or cut-off evidence.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use unsilo_exchange_core::audit::{self, AuditLog, SigningKey, TrustedKeys};
+use unsilo_exchange_core::bus::{Bus, Record, TopicSpec};
+use unsilo_exchange_core::config::Config;
+use unsilo_exchange_core::server::Hub;
+use unsilo_exchange_core::{ingest, wire};
+use unsilo_tests::api::{with_grid_and_operator, Api, OPERATOR_TOKEN, PUSH_TOKEN, REVIEWER_TOKEN};
+use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub as Running};
+
+const USCC_A: &str = "11610921016050037T";
+const USCC_B: &str = "11610921MB12345671";
+
+async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let r = request.send().await.expect("request");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("body");
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn message(body: &Value) -> String {
+    body["message"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A pull subscription of `agency` on household care levels, filtered by `filter`.
+fn household_request(name: &str, filter: &str) -> Value {
+    json!({
+        "name": name,
+        "schema": "household",
+        "filter": filter,
+        "fields": [
+            { "field": "care_level", "treatment": "clear" },
+            { "field": "village_code", "treatment": "clear" }
+        ],
+        "purpose": "连心户台账",
+        "channel": { "kind": "pull" }
+    })
+}
+
+#[tokio::test]
+async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
+    let base = running.base.clone();
+    let http = reqwest::Client::new();
+    let api = Api::new(&base);
+
+    // Only health, readiness and metrics answer an anonymous caller.
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let (s, _) = send(http.get(format!("{base}{path}"))).await;
+        assert_eq!(s, 200, "{path}");
+    }
+    let probe = json!({"schema": "{\"type\":\"string\"}"});
+    let anonymous = [
+        http.get(format!("{base}/")),
+        http.get(format!("{base}/subjects")),
+        http.get(format!("{base}/schemas/ids/1")),
+        http.get(format!("{base}/subjects/std.appeal-value/versions/latest")),
+        http.put(format!("{base}/config"))
+            .json(&json!({"compatibility": "NONE"})),
+        http.delete(format!("{base}/subjects/std.appeal-value")),
+        http.post(format!("{base}/subjects/std.appeal-value/versions"))
+            .json(&probe),
+        http.get(format!("{base}/admin/agencies")),
+        http.post(format!("{base}/admin/agencies")).json(&json!({})),
+        http.get(format!("{base}/admin/audit/verify")),
+        http.get(format!("{base}/v1/subscriptions/x.y/records")),
+        http.post(format!("{base}/ingest/grid")).json(&json!({})),
+    ];
+    for request in anonymous {
+        let (s, body) = send(request).await;
+        assert_eq!(s, 401, "anonymous: {body}");
+    }
+    // A wrong token, and a right token with the wrong name in Basic, are refused too.
+    let (s, _) = send(http.get(format!("{base}/subjects")).bearer_auth("usk_nope")).await;
+    assert_eq!(s, 401);
+    let (s, _) = send(
+        http.get(format!("{base}/subjects"))
+            .basic_auth("mallory", Some(OPERATOR_TOKEN)),
+    )
+    .await;
+    assert_eq!(s, 401);
+    // Nothing changed: the shared schema is still there.
+    let (s, versions) = api
+        .get(OPERATOR_TOKEN, "/subjects/std.appeal-value/versions")
+        .await;
+    assert_eq!((s, versions), (200, json!([1])));
+
+    // An operator, with HTTP Basic as the Confluent clients send it, reads and writes the registry …
+    let (s, subjects) = send(
+        http.get(format!("{base}/subjects"))
+            .basic_auth("ops", Some(OPERATOR_TOKEN)),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(subjects
+        .as_array()
+        .expect("list")
+        .contains(&json!("std.appeal-value")));
+    let probe_subject = "ops.probe-value";
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            &format!("/subjects/{probe_subject}/versions"),
+            probe.clone(),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let probe_id = body["id"].clone();
+    let (s, _) = api
+        .call(
+            reqwest::Method::PUT,
+            OPERATOR_TOKEN,
+            "/config",
+            Some(json!({"compatibility": "FULL"})),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    // … but not the subjects the hub owns, whatever the operator tries; the answer says why.
+    let std_text = api
+        .get(OPERATOR_TOKEN, "/subjects/std.appeal-value/versions/latest")
+        .await
+        .1["schema"]
+        .as_str()
+        .expect("schema")
+        .to_owned();
+    for (method, path, body) in [
+        (reqwest::Method::DELETE, "/subjects/std.appeal-value", None),
+        (
+            reqwest::Method::DELETE,
+            "/subjects/std.appeal-value/versions/1",
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            "/subjects/std.appeal-value/versions",
+            Some(probe.clone()),
+        ),
+        (
+            reqwest::Method::PUT,
+            "/config/std.appeal-value",
+            Some(json!({"compatibility": "NONE"})),
+        ),
+        (reqwest::Method::DELETE, "/config/std.appeal-value", None),
+    ] {
+        let (s, body) = api.call(method.clone(), OPERATOR_TOKEN, path, body).await;
+        assert_eq!(s, 403, "{method} {path}: {body}");
+        assert_eq!(body["error_code"], 40301, "{body}");
+        assert!(message(&body).contains("written only by the hub"), "{body}");
+    }
+    // Registering what a shared subject already holds changes nothing and is allowed (clients that always
+    // register before producing keep working).
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            "/subjects/std.appeal-value/versions",
+            json!({ "schema": std_text }),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+
+    // Registry writes are evidence: who, what, and the compatibility before and after.
+    let (_, audit_log) = api.get(OPERATOR_TOKEN, "/admin/audit?limit=1000").await;
+    let entries = audit_log["entries"].as_array().expect("entries");
+    let find = |action: &str, target: &str| {
+        entries
+            .iter()
+            .find(|e| e["event"]["action"] == action && e["event"]["target"] == target)
+            .cloned()
+    };
+    let registered = find("registry.register", probe_subject).expect("register audited");
+    assert_eq!(registered["event"]["actor"], "operator:ops");
+    assert_eq!(registered["event"]["detail"]["id"], probe_id);
+    let configured = find("registry.set_compatibility", "config").expect("config audited");
+    assert_eq!(configured["event"]["detail"]["before"], "BACKWARD");
+    assert_eq!(configured["event"]["detail"]["after"], "FULL");
+
+    // Two agencies, each with an approved subscription and so a view subject of its own.
+    let token_a = api.agency("agency-a", "甲局", USCC_A, "S3").await;
+    let token_b = api.agency("agency-b", "乙局", USCC_B, "S3").await;
+    let filter = "data_grade != \"CORE\"";
+    api.subscribe_approved(
+        &token_a,
+        "agency-a",
+        household_request("care", filter),
+        json!({}),
+    )
+    .await;
+    api.subscribe_approved(
+        &token_b,
+        "agency-b",
+        household_request("care", filter),
+        json!({}),
+    )
+    .await;
+    let view_id = |token: String, subject: &'static str| {
+        let api = Api::new(&base);
+        async move {
+            api.get(&token, &format!("/subjects/{subject}/versions/latest"))
+                .await
+        }
+    };
+    let (s, a_view) = view_id(token_a.clone(), "sub.agency-a.care-value").await;
+    assert_eq!(s, 200, "an agency reads its own view subject: {a_view}");
+    let (_, b_view) = view_id(OPERATOR_TOKEN.to_owned(), "sub.agency-b.care-value").await;
+
+    // Agency A sees the shared schemas and its own view, nothing else; another agency's view is not there.
+    let (s, seen) = api.get(&token_a, "/subjects").await;
+    assert_eq!(s, 200);
+    let seen: Vec<&str> = seen
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(seen.contains(&"std.household-value"), "{seen:?}");
+    assert!(seen.contains(&"sub.agency-a.care-value"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|s| s.starts_with("sub.agency-b.")),
+        "{seen:?}"
+    );
+    assert!(!seen.contains(&probe_subject), "{seen:?}");
+    for path in [
+        "/subjects/sub.agency-b.care-value/versions/latest".to_owned(),
+        "/subjects/sub.agency-b.care-value/versions".to_owned(),
+        format!("/schemas/ids/{}", b_view["id"]),
+        format!("/schemas/ids/{probe_id}"),
+        format!("/subjects/{probe_subject}/versions"),
+    ] {
+        let (s, body) = api.get(&token_a, &path).await;
+        assert_eq!(s, 404, "{path}: {body}");
+    }
+    let (s, _) = api
+        .get(&token_a, &format!("/schemas/ids/{}", a_view["id"]))
+        .await;
+    assert_eq!(s, 200);
+    // Agencies do not write to the registry, nor act as operators.
+    let (s, _) = api
+        .post(
+            &token_a,
+            "/subjects/agency-a.own-value/versions",
+            probe.clone(),
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = api
+        .post(
+            &token_a,
+            "/admin/agencies",
+            json!({"id": "x", "name": "x", "uscc": USCC_A, "clearance": "S1"}),
+        )
+        .await;
+    assert_eq!(s, 403);
+    // Agency A cannot pull, see or revoke agency B's subscription.
+    let (s, _) = api
+        .get(
+            &token_a,
+            "/v1/subscriptions/agency-b.care/records?wait_ms=0",
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = api
+        .get(&token_a, "/admin/subscriptions/agency-b.care")
+        .await;
+    assert_eq!(s, 404);
+    // A push source's token opens only its ingest endpoint.
+    let (s, _) = api.get(PUSH_TOKEN, "/admin/agencies").await;
+    assert_eq!(s, 403);
+    let (s, _) = api.get(PUSH_TOKEN, "/subjects").await;
+    assert_eq!(s, 403);
+    // An agency cannot push records.
+    let (s, _) = api.post(&token_a, "/ingest/grid", json!({})).await;
+    assert_eq!(s, 403);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn anonymous_reads_open_only_the_shared_schemas_and_only_when_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = with_grid_and_operator(embedded_config(dir.path()));
+    config.registry.anonymous_read = true;
+    let running = Running::start(&config).await;
+    let http = reqwest::Client::new();
+    let (s, subjects) = send(http.get(format!("{}/subjects", running.base))).await;
+    assert_eq!(s, 200);
+    let subjects = subjects.as_array().expect("list");
+    assert!(!subjects.is_empty());
+    assert!(subjects
+        .iter()
+        .all(|s| s.as_str().is_some_and(|s| s.starts_with("std."))));
+    let (s, _) = send(
+        http.put(format!("{}/config", running.base))
+            .json(&json!({"compatibility": "NONE"})),
+    )
+    .await;
+    assert_eq!(s, 401, "anonymous writes stay closed");
+    let (s, _) = send(http.get(format!("{}/admin/agencies", running.base))).await;
+    assert_eq!(s, 401, "anonymous_read opens the registry's reads only");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn agency_tokens_rotate_with_overlap_expire_and_are_refused_once_revoked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
+    let api = Api::new(&running.base);
+    let first = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let (s, who) = api.get(&first, "/admin/whoami").await;
+    assert_eq!(
+        (s, who["principal"].clone()),
+        (200, json!("agency:civil-affairs"))
+    );
+
+    // Rotation: a second token works alongside the first until the first is revoked.
+    let (s, issued) = api
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/agencies/civil-affairs/tokens",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 201, "{issued}");
+    let second = issued["token"].as_str().expect("token").to_owned();
+    let second_id = issued["token_id"].as_str().expect("id").to_owned();
+    assert_eq!(api.get(&first, "/admin/whoami").await.0, 200);
+    assert_eq!(api.get(&second, "/admin/whoami").await.0, 200);
+    let (s, listed) = api
+        .get(&second, "/admin/agencies/civil-affairs/tokens")
+        .await;
+    assert_eq!(s, 200);
+    let tokens = listed["tokens"].as_array().expect("tokens");
+    assert_eq!(tokens.len(), 2, "{listed}");
+    let text = listed.to_string();
+    assert!(
+        !text.contains(&first) && !text.contains(&second),
+        "tokens are never shown again"
+    );
+    assert!(
+        !text.contains(&unsilo_exchange_core::auth::token_digest(&first)),
+        "digests are never shown"
+    );
+    let first_id = tokens
+        .iter()
+        .find(|t| t["id"] != json!(second_id))
+        .expect("first")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            &format!("/admin/agencies/civil-affairs/tokens/{first_id}/revoke"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let (s, body) = api.get(&first, "/admin/whoami").await;
+    assert_eq!(
+        s, 401,
+        "a revoked token is refused at the next request: {body}"
+    );
+    assert!(message(&body).contains("revoked"), "{body}");
+    assert_eq!(api.get(&second, "/admin/whoami").await.0, 200);
+
+    // An agency may revoke its own tokens, never another agency's or issue new ones.
+    let (s, _) = api
+        .post(&second, "/admin/agencies/civil-affairs/tokens", json!({}))
+        .await;
+    assert_eq!(s, 403);
+
+    // Expiry: a token issued for a short time is refused once it has passed.
+    let expires = unsilo_exchange_core::bus::now_ms() + 1500;
+    let (s, issued) = api
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/agencies/civil-affairs/tokens",
+            json!({ "expires_at_ms": expires }),
+        )
+        .await;
+    assert_eq!(s, 201, "{issued}");
+    let short = issued["token"].as_str().expect("token").to_owned();
+    assert_eq!(api.get(&short, "/admin/whoami").await.0, 200);
+    tokio::time::sleep(Duration::from_millis(1700)).await;
+    let (s, body) = api.get(&short, "/admin/whoami").await;
+    assert_eq!(s, 401, "{body}");
+    assert!(message(&body).contains("expired"), "{body}");
+    let (s, _) = api
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/agencies/civil-affairs/tokens",
+            json!({ "expires_at_ms": 1000 }),
+        )
+        .await;
+    assert_eq!(s, 422, "an expiry in the past is refused");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn webhooks_to_the_hubs_own_network_are_refused_naming_the_address_class() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = with_grid_and_operator(embedded_config(dir.path()));
+    config.delivery.webhook_allow_plain_http = true;
+    let running = Running::start(&config).await;
+    let api = Api::new(&running.base);
+    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    for (i, (url, class)) in [
+        ("http://127.0.0.1/hook", "loopback"),
+        ("http://localhost:8080/hook", "loopback"),
+        ("https://169.254.169.254/latest/meta-data/", "link-local"),
+        ("https://10.1.2.3/hook", "private"),
+        ("https://192.168.0.10/hook", "private"),
+        ("https://[::1]/hook", "loopback"),
+        ("https://0.0.0.0/hook", "unspecified"),
+        ("https://224.0.0.1/hook", "multicast"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut request = household_request(&format!("hook-{i}"), "true");
+        request["channel"] = json!({ "kind": "webhook", "url": url });
+        let (s, body) = api.post(&token, "/admin/subscriptions", request).await;
+        assert_eq!(s, 422, "{url}: {body}");
+        assert!(message(&body).contains(class), "{url}: {body}");
+    }
+    running.stop().await;
+
+    // Allowed networks pass.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = with_grid_and_operator(embedded_config(dir.path()));
+    config.delivery.webhook_allow_plain_http = true;
+    config.delivery.webhook_allow_cidrs = vec!["127.0.0.0/8".into()];
+    let running = Running::start(&config).await;
+    let api = Api::new(&running.base);
+    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let mut request = household_request("hook", "true");
+    request["channel"] = json!({ "kind": "webhook", "url": "http://127.0.0.1:9/hook" });
+    let (s, body) = api.post(&token, "/admin/subscriptions", request).await;
+    assert_eq!(s, 201, "{body}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn limits_answer_429_413_and_431_and_one_client_never_uses_up_another() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = with_grid_and_operator(embedded_config(dir.path()));
+    config.limits.admin = unsilo_exchange_core::access::RateLimit {
+        per_second: 0.5,
+        burst: 4,
+    };
+    config.limits.max_body_bytes = 64 * 1024;
+    config.limits.max_header_bytes = 16 * 1024;
+    let running = Running::start(&config).await;
+    let api = Api::new(&running.base);
+    let http = reqwest::Client::new();
+    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    // The operator used one request; three more pass, the next is refused with a Retry-After.
+    for _ in 0..3 {
+        assert_eq!(api.get(OPERATOR_TOKEN, "/admin/whoami").await.0, 200);
+    }
+    let r = http
+        .get(format!("{}/admin/whoami", running.base))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=3).contains(&retry), "{retry}");
+    // The agency has its own bucket, and the registry its own limit.
+    assert_eq!(api.get(&token, "/admin/whoami").await.0, 200);
+    assert_eq!(api.get(OPERATOR_TOKEN, "/subjects").await.0, 200);
+
+    // Bodies over the limit: 413; request heads over the limit: 431. The hub stays up.
+    let big = "x".repeat(128 * 1024);
+    let (s, _) = api
+        .post(&token, "/admin/subscriptions", json!({ "name": big }))
+        .await;
+    assert_eq!(s, 413);
+    let r = http
+        .get(format!("{}/healthz", running.base))
+        .header("x-padding", "y".repeat(32 * 1024))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 431);
+    assert_eq!(
+        send(http.get(format!("{}/healthz", running.base))).await.0,
+        200
+    );
+
+    // Refusals are counted.
+    let (_, metrics) = send(http.get(format!("{}/metrics", running.base))).await;
+    let text = metrics.as_str().expect("text").to_owned();
+    assert!(
+        text.contains(
+            "unsilo_http_refused_requests_total{surface=\"admin\",reason=\"rate_limited\"}"
+        ),
+        "{text}"
+    );
+    running.stop().await;
+}
+
+/// A household record as a connector would publish it to `std.household`, with the given classification.
+fn household_record(hub: &Hub, record_id: &str, share: &str, grade: &str) -> Record {
+    let shared = unsilo_schemas::shared_schema("household").expect("household");
+    let mut record = unsilo_schemas::example_record("household").expect("example");
+    record["envelope"]["record_id"] = json!(record_id);
+    record["envelope"]["share_attribute"] = json!(share);
+    record["envelope"]["data_grade"] = json!(grade);
+    let value = unsilo_schemas::json_to_avro(&record, shared.avro()).expect("avro");
+    let id = hub
+        .registry
+        .lookup(&shared.subject(), &shared.schema_string(), false)
+        .expect("registered")
+        .id;
+    let mut framed = Vec::new();
+    wire::write_header(&mut framed, id as u32);
+    framed.extend(apache_avro::to_avro_datum(shared.avro(), value).expect("encode"));
+    Record::new(record_id.as_bytes().to_vec(), framed)
+        .with_header(ingest::HEADER_RECORD_ID, record_id.as_bytes().to_vec())
+}
+
+#[tokio::test]
+async fn not_shared_records_reach_no_one_and_core_data_needs_two_operators() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
+    let api = Api::new(&running.base);
+    let token = api.agency("civil-affairs", "民政局", USCC_A, "S4").await;
+
+    // A subscription that can release CORE-grade records: the first operator's approval is not enough.
+    let (s, _) = api
+        .post(
+            &token,
+            "/admin/subscriptions",
+            household_request("all", "true"),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let path = "/admin/subscriptions/civil-affairs.all/approve";
+    let (s, body) = api.post(OPERATOR_TOKEN, path, json!({})).await;
+    assert_eq!(s, 202, "{body}");
+    assert_eq!(body["subscription"]["status"], "requested", "{body}");
+    assert_eq!(
+        body["subscription"]["approvals"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let (s, body) = api.post(OPERATOR_TOKEN, path, json!({})).await;
+    assert_eq!(s, 409, "the same operator cannot be the second: {body}");
+    assert!(message(&body).contains("双人复核"), "{body}");
+    let (s, body) = api.post(REVIEWER_TOKEN, path, json!({})).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["status"], "active");
+    // One that rules CORE out needs one operator.
+    let (s, _) = api
+        .post(
+            &token,
+            "/admin/subscriptions",
+            household_request("general", "data_grade != \"CORE\""),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/subscriptions/civil-affairs.general/approve",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, body["status"].clone()),
+        (200, json!("active")),
+        "{body}"
+    );
+
+    // Records of every class, straight onto the shared topic.
+    let suffix = rand_suffix();
+    let id = |what: &str| format!("gate-{what}-{suffix}");
+    let records = vec![
+        household_record(&running.hub, &id("not-shared"), "NOT_SHARED", "GENERAL"),
+        household_record(&running.hub, &id("not-shared-core"), "NOT_SHARED", "CORE"),
+        household_record(&running.hub, &id("conditional"), "CONDITIONAL", "IMPORTANT"),
+        household_record(&running.hub, &id("core"), "UNCONDITIONAL", "CORE"),
+    ];
+    running
+        .hub
+        .bus
+        .publish("std.household", records)
+        .await
+        .expect("publish");
+    let ids = |records: &[Value]| -> Vec<String> {
+        let mut v: Vec<String> = records
+            .iter()
+            .filter_map(|r| r["record_id"].as_str().map(str::to_owned))
+            .collect();
+        v.sort();
+        v
+    };
+    let (all, _) = api.pull_at_least(&token, "civil-affairs.all", 2).await;
+    assert_eq!(ids(&all), vec![id("conditional"), id("core")]);
+    let (general, _) = api.pull_at_least(&token, "civil-affairs.general", 1).await;
+    assert_eq!(ids(&general), vec![id("conditional")]);
+    // Nothing else arrives later, and the audit log shows no release of the NOT_SHARED records.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (s, more) = api
+        .get(
+            &token,
+            "/v1/subscriptions/civil-affairs.all/records?wait_ms=300&max=100",
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert!(
+        ids(more["records"].as_array().expect("records"))
+            .iter()
+            .all(|r| !r.contains("not-shared")),
+        "{more}"
+    );
+    for held in [id("not-shared"), id("not-shared-core")] {
+        let (_, q) = api
+            .get(OPERATOR_TOKEN, &format!("/admin/audit?record_id={held}"))
+            .await;
+        assert_eq!(q["entries"], json!([]), "{held} was released: {q}");
+    }
+    let (_, metrics) = send(reqwest::Client::new().get(format!("{}/metrics", running.base))).await;
+    let text = metrics.as_str().expect("text").to_owned();
+    assert!(
+        text.contains("unsilo_gate_held_records_total{schema=\"household\",gate=\"not_shared\"} 2"),
+        "{text}"
+    );
+    running.stop().await;
+}
+
+/// A CA, and certificates it signs for the hub and for clients (rcgen), as PEM.
+struct Pki {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+}
+
+impl Pki {
+    fn new(name: &str) -> Self {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let key = rcgen::KeyPair::generate().expect("key");
+        Self {
+            ca: rcgen::CertifiedIssuer::self_signed(params, key).expect("ca"),
+        }
+    }
+
+    /// `(certificate PEM, key PEM, DER)` of a leaf for `names`, for a server or a client.
+    fn leaf(&self, names: &[&str], client: bool) -> (String, String, Vec<u8>) {
+        let mut params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .expect("params");
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, names[0]);
+        params.extended_key_usages = vec![if client {
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth
+        } else {
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth
+        }];
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.signed_by(&key, &self.ca).expect("sign");
+        (cert.pem(), key.serialize_pem(), cert.der().to_vec())
+    }
+
+    fn pem(&self) -> String {
+        self.ca.pem()
+    }
+}
+
+#[tokio::test]
+async fn an_agency_bound_to_a_certificate_is_refused_without_exactly_that_certificate() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = Pki::new("unsilo test CA");
+    let (server_cert, server_key, _) = pki.leaf(&["localhost"], false);
+    let (cert_a, key_a, der_a) = pki.leaf(&["agency-a"], true);
+    let (cert_b, key_b, _) = pki.leaf(&["agency-b"], true);
+    let stranger = Pki::new("another CA");
+    let (cert_x, key_x, _) = stranger.leaf(&["agency-a"], true);
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    };
+    let mut config = with_grid_and_operator(embedded_config(&dir.path().join("data")));
+    let tls = unsilo_exchange_core::config::TlsConfig {
+        cert: write("server.pem", &server_cert),
+        key: write("server.key", &server_key),
+        client_ca: Some(write("ca.pem", &pki.pem())),
+    };
+    config.http.tls = Some(tls.clone());
+    let hub = Hub::start(&config).await.expect("hub");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server_tls = unsilo_exchange_core::server::load_tls(&tls).expect("tls");
+    let task = tokio::spawn(async move {
+        hub.serve_with(listener, Some(server_tls), async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("serve");
+    });
+    let base = format!("https://localhost:{port}");
+    let client = |identity: Option<(&str, &str)>| {
+        let mut b = reqwest::Client::builder()
+            .use_rustls_tls()
+            .add_root_certificate(reqwest::Certificate::from_pem(pki.pem().as_bytes()).expect("ca"))
+            .timeout(Duration::from_secs(10));
+        if let Some((cert, key)) = identity {
+            b = b.identity(
+                reqwest::Identity::from_pem(format!("{cert}\n{key}").as_bytes()).expect("identity"),
+            );
+        }
+        b.build().expect("client")
+    };
+    let plain = client(None);
+    let fingerprint = unsilo_exchange_core::auth::ClientCertificate::of_der(&der_a).0;
+    let (s, created) = send(
+        plain
+            .post(format!("{base}/admin/agencies"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .json(&json!({
+                "id": "agency-a", "name": "甲局", "uscc": USCC_A, "clearance": "S2",
+                "client_cert_sha256": fingerprint,
+            })),
+    )
+    .await;
+    assert_eq!(s, 201, "{created}");
+    let token = created["token"].as_str().expect("token").to_owned();
+    let whoami = |c: reqwest::Client| {
+        let url = format!("{base}/admin/whoami");
+        let token = token.clone();
+        async move { send(c.get(url).bearer_auth(token)).await }
+    };
+    // The token alone, or with another certificate of the same CA: refused, saying why.
+    let (s, body) = whoami(plain.clone()).await;
+    assert_eq!(s, 401, "{body}");
+    assert!(message(&body).contains("client certificate"), "{body}");
+    let (s, _) = whoami(client(Some((&cert_b, &key_b)))).await;
+    assert_eq!(s, 401);
+    // A certificate from a CA the hub does not trust does not even complete the handshake.
+    let refused = client(Some((&cert_x, &key_x)))
+        .get(format!("{base}/admin/whoami"))
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+    // The registered certificate and the token: accepted.
+    let (s, body) = whoami(client(Some((&cert_a, &key_a)))).await;
+    assert_eq!(
+        (s, body["principal"].clone()),
+        (200, json!("agency:agency-a")),
+        "{body}"
+    );
+    // Operators still need no certificate.
+    let (s, _) = send(
+        plain
+            .get(format!("{base}/admin/whoami"))
+            .bearer_auth(OPERATOR_TOKEN),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let _ = stop.send(());
+    task.await.expect("server");
+}
+
+/// What an ordinary Kafka client with produce access could append: the next seq, prev = the head's hash, and a
+/// matching hash header — everything but the hub's signature.
+fn forged_entry(head: &audit::AuditEntry) -> Record {
+    let body = audit::EntryBody {
+        hub: head.body.hub.clone(),
+        seq: head.body.seq + 1,
+        prev: head.hash.clone(),
+        time_ms: head.body.time_ms + 1,
+        event: audit::AuditEvent::Control {
+            actor: "operator:ops".into(),
+            action: "subscription.revoke".into(),
+            target: "civil-affairs.all".into(),
+            detail: json!({"reason": "forged"}),
+        },
+    };
+    let bytes = serde_json::to_vec(&body).expect("json");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    Record::new(head.body.hub.as_bytes().to_vec(), bytes)
+        .with_header(audit::HASH_HEADER, hash.into_bytes())
+}
+
+async fn last_entry(bus: &dyn Bus, topic: &str) -> audit::AuditEntry {
+    let records = audit::read_all(bus, topic).await.expect("read");
+    records
+        .iter()
+        .rev()
+        .find_map(audit::decode)
+        .expect("an entry")
+}
+
+/// Copies every record of `from` but the last `drop` into `to`: the tail cut off.
+async fn copy_without_tail(bus: &dyn Bus, from: &str, to: &str, drop: usize) {
+    let records = audit::read_all(bus, from).await.expect("read");
+    bus.create_topic(&TopicSpec::new(to, 1))
+        .await
+        .expect("topic");
+    let kept: Vec<Record> = records[..records.len() - drop]
+        .iter()
+        .map(|r| r.record.clone())
+        .collect();
+    bus.publish(to, kept).await.expect("publish");
+}
+
+/// The evidence checks on any bus: a forged entry and a cut-off tail are reported.
+async fn forged_and_cut_off_evidence_is_reported(config: Config) {
+    let bus = unsilo_exchange_core::server::open_bus(&config)
+        .await
+        .expect("bus");
+    let topic = format!("_unsilo.audit.test-{}", rand_suffix());
+    let key = std::sync::Arc::new(SigningKey::generate());
+    let hub = format!("hub-{}", rand_suffix());
+    let log = AuditLog::open(bus.clone(), &topic, &hub, key.clone())
+        .await
+        .expect("open");
+    for i in 0..5 {
+        log.append(vec![audit::AuditEvent::Control {
+            actor: "operator:ops".into(),
+            action: "agency.create".into(),
+            target: format!("agency-{i}"),
+            detail: Value::Null,
+        }])
+        .await
+        .expect("append");
+    }
+    let checkpoint = log.checkpoint().await.expect("checkpoint").expect("moved");
+    let keys = TrustedKeys::new(Some((&hub, &key)), &Default::default());
+    let report = audit::verify(bus.as_ref(), &topic, &keys, &[])
+        .await
+        .expect("verify");
+    assert!(report.is_intact(), "{:?}", report.problems);
+    assert_eq!(report.checkpoints, 1);
+
+    // Cut off: a copy of the log without its last two entries contradicts the exported checkpoint.
+    let cut = format!("{topic}.cut");
+    copy_without_tail(bus.as_ref(), &topic, &cut, 2).await;
+    let report = audit::verify(bus.as_ref(), &cut, &keys, std::slice::from_ref(&checkpoint))
+        .await
+        .expect("verify");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.message.contains("cut off")),
+        "{:?}",
+        report.problems
+    );
+
+    // Forged: another client (a bus of its own) appends the next entry with a valid hash but no signature.
+    let forger = unsilo_exchange_core::server::open_bus(&config)
+        .await
+        .expect("another client");
+    let head = last_entry(forger.as_ref(), &topic).await;
+    forger
+        .publish(&topic, vec![forged_entry(&head)])
+        .await
+        .expect("forge");
+    let report = audit::verify(bus.as_ref(), &topic, &keys, &[])
+        .await
+        .expect("verify");
+    assert!(!report.is_intact());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.message.contains("not covered by a valid signature")),
+        "{:?}",
+        report.problems
+    );
+    // Without the pinned key, the chain's own published key still catches it.
+    let report = audit::verify(bus.as_ref(), &topic, &TrustedKeys::default(), &[])
+        .await
+        .expect("verify");
+    assert!(!report.is_intact(), "{:?}", report.problems);
+    forger.shutdown().await.expect("close");
+    bus.shutdown().await.expect("close");
+}
+
+#[tokio::test]
+async fn forged_and_cut_off_evidence_is_reported_on_the_embedded_bus() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    forged_and_cut_off_evidence_is_reported_embedded(embedded_config(dir.path())).await;
+}
+
+/// The embedded variant: the store admits one process, so the "other writer" is a second handle on the same
+/// bus object, writing without the key — what anyone with write access to the data directory could do.
+async fn forged_and_cut_off_evidence_is_reported_embedded(config: Config) {
+    let bus = unsilo_exchange_core::server::open_bus(&config)
+        .await
+        .expect("bus");
+    let topic = "_unsilo.audit";
+    let key = std::sync::Arc::new(SigningKey::generate());
+    let log = AuditLog::open(bus.clone(), topic, "hub", key.clone())
+        .await
+        .expect("open");
+    for i in 0..3 {
+        log.append(vec![audit::AuditEvent::Control {
+            actor: "operator:ops".into(),
+            action: "agency.create".into(),
+            target: format!("agency-{i}"),
+            detail: Value::Null,
+        }])
+        .await
+        .expect("append");
+    }
+    let checkpoint = log.checkpoint().await.expect("checkpoint").expect("moved");
+    let head = last_entry(bus.as_ref(), topic).await;
+    bus.publish(topic, vec![forged_entry(&head)])
+        .await
+        .expect("forge");
+    let keys = TrustedKeys::new(Some(("hub", &key)), &Default::default());
+    let report = audit::verify(bus.as_ref(), topic, &keys, &[])
+        .await
+        .expect("verify");
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.message.contains("not covered by a valid signature")));
+    copy_without_tail(bus.as_ref(), topic, "_unsilo.audit.cut", 3).await;
+    let report = audit::verify(bus.as_ref(), "_unsilo.audit.cut", &keys, &[checkpoint])
+        .await
+        .expect("verify");
+    assert!(report
+        .problems
+        .iter()
+        .any(|p| p.message.contains("cut off")));
+    bus.shutdown().await.expect("close");
+}
+
+#[tokio::test]
+async fn forged_and_cut_off_evidence_is_reported_on_kafka() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    forged_and_cut_off_evidence_is_reported(kafka_config(dir.path())).await;
+}
+
+#[tokio::test]
+async fn audit_verify_reports_a_forged_entry_through_the_api() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
+    let api = Api::new(&running.base);
+    api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let (_, report) = api.get(OPERATOR_TOKEN, "/admin/audit/verify").await;
+    assert_eq!(report["intact"], true, "{report}");
+    let (s, keys) = api.get(OPERATOR_TOKEN, "/admin/audit/keys").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        keys["public_key"].as_str().map(str::len),
+        Some(64),
+        "{keys}"
+    );
+    // A checkpoint is written when asked for (and every N entries / T seconds by the hub itself).
+    running.hub.audit.checkpoint().await.expect("checkpoint");
+    let (_, cps) = api.get(OPERATOR_TOKEN, "/admin/audit/checkpoints").await;
+    let exported = cps["checkpoints"].as_array().expect("list").clone();
+    assert!(!exported.is_empty(), "{cps}");
+
+    let head = last_entry(running.hub.bus.as_ref(), audit::AUDIT_TOPIC).await;
+    running
+        .hub
+        .bus
+        .publish(audit::AUDIT_TOPIC, vec![forged_entry(&head)])
+        .await
+        .expect("forge");
+    let (_, report) = api.get(OPERATOR_TOKEN, "/admin/audit/verify").await;
+    assert_eq!(report["intact"], false, "{report}");
+    assert!(report.to_string().contains("forged"), "{report}");
+    let (s, report) = api
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/audit/verify",
+            json!({ "checkpoints": exported }),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        report["report"]["checkpoints"].as_u64().map(|n| n >= 2),
+        Some(true),
+        "{report}"
+    );
+    let started = Instant::now();
+    running.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
