@@ -3,6 +3,7 @@
 #
 # - installs cargo-nextest if it is missing;
 # - makes sure PostgreSQL and MariaDB answer on loopback (deploy/start-databases.sh starts or installs them);
+# - installs the official Confluent Python client (pip) for the registry compatibility test;
 # - installs and starts Tansu, a Kafka-protocol broker, on a free loopback port (deploy/start-tansu.sh) and
 #   exports its address as UNSILO_TEST_KAFKA, so the Kafka tests run against it (they fail, never skip, without it);
 # - runs the doc tests, then the whole workspace suite with nextest;
@@ -17,6 +18,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 "$root/deploy/start-databases.sh"
+
+# The official Confluent Python client, for the registry compatibility test (tests/tests/confluent_client.rs).
+if ! python3 -c 'import confluent_kafka.schema_registry.avro, fastavro' 2>/dev/null; then
+  echo "run.sh: installing the Confluent Python client (confluent-kafka, fastavro)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check "confluent-kafka[avro,schemaregistry]"
+fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 export TANSU_PORT=$port

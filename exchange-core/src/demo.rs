@@ -444,7 +444,8 @@ pub async fn run(
         dropbox = %dropbox.display(),
         hotline_api = %format!("http://{hotline_addr}/api/workorders"),
         "Demo running: grid and 秦务员 push, the 12345 API is polled, GBK exports land in the dropbox. \
-         Try: curl {base}/metrics | grep unsilo_ingest ; curl {base}/subjects . Ctrl-C stops."
+         Try: curl {base}/metrics | grep unsilo_ingest ; curl -H \"Authorization: Bearer $(cat {t}/operator)\" {base}/subjects . Ctrl-C stops.",
+        t = tokens_dir.display()
     );
     info!(
         tokens = %tokens_dir.display(),

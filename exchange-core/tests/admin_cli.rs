@@ -539,6 +539,44 @@ token_sha256 = "{push}"
         !created.stdout.contains(&sha256_hex(&agency_token)),
         "the token's digest must not be shown: {created}"
     );
+
+    // Tokens rotate: another is issued (shown once, with an expiry), listed by id only, and revoked.
+    let issued = unsilo(
+        operator,
+        &[
+            "agency",
+            "token",
+            "issue",
+            "civil-affairs",
+            "--expires-in",
+            "1h",
+        ],
+    )
+    .expect_ok()
+    .json();
+    let spare = issued["token"].as_str().expect("token").to_owned();
+    let spare_id = issued["token_id"].as_str().expect("token id").to_owned();
+    assert!(issued["expires_at_ms"].is_i64(), "{issued}");
+    let tokens = unsilo(operator, &["agency", "token", "list", "civil-affairs"]).expect_ok();
+    assert!(tokens.stdout.contains(&spare_id), "{tokens}");
+    assert!(!tokens.stdout.contains(&spare), "{tokens}");
+    let spare_agency = As::Flags {
+        hub: &hub,
+        token: &spare,
+    };
+    unsilo(spare_agency, &["subscription", "list"]).expect_ok();
+    let revoked = unsilo(
+        operator,
+        &["agency", "token", "revoke", "civil-affairs", &spare_id],
+    )
+    .expect_ok()
+    .json();
+    assert_eq!(revoked["token"]["usable"], false, "{revoked}");
+    let run = unsilo(spare_agency, &["subscription", "list"]).expect_fail();
+    assert!(
+        run.stderr.contains("401") && run.stderr.contains("revoked"),
+        "{run}"
+    );
     let agency = As::Env {
         hub: &hub,
         token: &agency_token,
@@ -780,6 +818,18 @@ token_sha256 = "{push}"
     let online_entries = online_report["report"]["entries"]
         .as_u64()
         .expect("entries");
+    let keys = unsilo(operator, &["audit", "keys"]).expect_ok().json();
+    assert_eq!(
+        keys["public_key"].as_str().map(str::len),
+        Some(64),
+        "{keys}"
+    );
+    assert_eq!(keys["algorithm"], "Ed25519", "{keys}");
+    let exported = unsilo(operator, &["audit", "checkpoints"]).expect_ok();
+    for line in exported.stdout.lines() {
+        let cp: Value = serde_json::from_str(line).expect("a checkpoint per line");
+        assert!(cp["signature"].is_string(), "{line}");
+    }
 
     // --- Revocation: from when the command returns, nothing more is released or delivered.
     let revoked = unsilo(
@@ -863,6 +913,12 @@ token_sha256 = "{push}"
             .expect("entries")
             > online_entries,
         "the revocation must be on the log after the online verification: {offline}"
+    );
+    assert!(
+        offline_report["report"]["checkpoints"]
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "the hub signs a checkpoint at the latest when it stops: {offline}"
     );
     let head = &offline_report["report"]["chains"]["hub"];
     assert!(

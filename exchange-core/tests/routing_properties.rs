@@ -1287,7 +1287,7 @@ fn subscription(
         decided_at_ms: None,
         reason: None,
         // Every other subscription was approved by two different operators, so CORE-grade records can reach it.
-        approvals: (0..if i % 2 == 0 { 2 } else { 1 })
+        approvals: (0..if i.is_multiple_of(2) { 2 } else { 1 })
             .map(|n| Approval {
                 operator: format!("operator-{n}"),
                 at_ms: NOW_MS - 3_600_000,

@@ -1011,3 +1011,53 @@ async fn audit_verify_reports_a_forged_entry_through_the_api() {
     running.stop().await;
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+#[tokio::test]
+async fn unconditional_data_within_clearance_is_approved_automatically_when_enabled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = with_grid_and_operator(embedded_config(dir.path()));
+    config.policy.auto_approve_unconditional = true;
+    let running = Running::start(&config).await;
+    let api = Api::new(&running.base);
+    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let (s, body) = api
+        .post(
+            &token,
+            "/admin/subscriptions",
+            household_request("open", "true"),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let granted = &body["subscription"];
+    assert_eq!(granted["status"], "active", "{body}");
+    assert_eq!(granted["auto_approved"], true, "{body}");
+    let filter = granted["granted"]["filter"].as_str().expect("filter");
+    assert!(
+        filter.contains("share_attribute == \"UNCONDITIONAL\"")
+            && filter.contains("data_grade != \"CORE\""),
+        "{filter}"
+    );
+    let (_, q) = api
+        .get(
+            OPERATOR_TOKEN,
+            "/admin/audit?subscription=civil-affairs.open",
+        )
+        .await;
+    assert!(
+        q["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["event"]["action"] == "subscription.approve"
+                && e["event"]["detail"]["automatic"] == true
+                && e["event"]["actor"] == "operator:hub"),
+        "{q}"
+    );
+    // A field above the agency's clearance still waits for an operator.
+    let mut above = household_request("above", "true");
+    above["fields"] = json!([{ "field": "head_cert_no", "treatment": "pseudonymise" }]);
+    let (s, body) = api.post(&token, "/admin/subscriptions", above).await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["subscription"]["status"], "requested", "{body}");
+    running.stop().await;
+}

@@ -757,6 +757,30 @@ impl SettleTracker {
     }
 }
 
+/// Reads a dropped file's bytes into records as the source would (format by name and content, encoding
+/// detected), at most `limit` of them: for tools and fuzzing. `Err` is why the whole file is unreadable.
+pub fn read_file_bytes(
+    name: &str,
+    bytes: Vec<u8>,
+    format: FileFormat,
+    limit: usize,
+) -> Result<Vec<RawInput>, String> {
+    let config = FileDropConfig {
+        dir: PathBuf::from("."),
+        patterns: default_patterns(),
+        format,
+        encoding: TextEncoding::default(),
+        csv_delimiter: default_csv_delimiter(),
+        header_row: default_header_row(),
+        sheet: None,
+        poll_interval: default_poll_interval(),
+        settle: default_settle(),
+        batch_size: default_batch_size(),
+    };
+    let records = read::open(name, bytes, &config).map_err(|e| format!("{e:?}"))?;
+    Ok(records.take(limit).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -877,28 +901,4 @@ mod tests {
         assert!(second.to_string_lossy().ends_with("-2.csv"));
         assert_eq!(free_name(dir.path(), "b.csv"), dir.path().join("b.csv"));
     }
-}
-
-/// Reads a dropped file's bytes into records as the source would (format by name and content, encoding
-/// detected), at most `limit` of them: for tools and fuzzing. `Err` is why the whole file is unreadable.
-pub fn read_file_bytes(
-    name: &str,
-    bytes: Vec<u8>,
-    format: FileFormat,
-    limit: usize,
-) -> Result<Vec<RawInput>, String> {
-    let config = FileDropConfig {
-        dir: PathBuf::from("."),
-        patterns: default_patterns(),
-        format,
-        encoding: TextEncoding::default(),
-        csv_delimiter: default_csv_delimiter(),
-        header_row: default_header_row(),
-        sheet: None,
-        poll_interval: default_poll_interval(),
-        settle: default_settle(),
-        batch_size: default_batch_size(),
-    };
-    let records = read::open(name, bytes, &config).map_err(|e| format!("{e:?}"))?;
-    Ok(records.take(limit).collect())
 }

@@ -297,7 +297,7 @@ impl Filter {
                     .any(|l| matches!(l, Lit::Str(s) if &**s == value)),
                 Node::Not(inner) => match &**inner {
                     Node::EqLit(field, Lit::Str(s), negated) if is_path(field, path) => {
-                        (&**s == value) == !*negated
+                        (&**s == value) != *negated
                     }
                     _ => false,
                 },
