@@ -766,16 +766,8 @@ pub fn read_file_bytes(
     limit: usize,
 ) -> Result<Vec<RawInput>, String> {
     let config = FileDropConfig {
-        dir: PathBuf::from("."),
-        patterns: default_patterns(),
         format,
-        encoding: TextEncoding::default(),
-        csv_delimiter: default_csv_delimiter(),
-        header_row: default_header_row(),
-        sheet: None,
-        poll_interval: default_poll_interval(),
-        settle: default_settle(),
-        batch_size: default_batch_size(),
+        ..FileDropConfig::new(".")
     };
     let records = read::open(name, bytes, &config).map_err(|e| format!("{e:?}"))?;
     Ok(records.take(limit).collect())

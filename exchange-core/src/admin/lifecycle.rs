@@ -338,14 +338,11 @@ impl Admin {
             expires_at_ms: new.expires_at_ms,
             revoked_at_ms: None,
         });
-        self.control
-            .put_agency(&updated, Some(&current))
-            .await
-            .map_err(control_error)?;
-        self.record_control(
+        self.update_agency(
             &Principal::Operator(operator.to_owned()),
+            &current,
+            &updated,
             "agency.issue_token",
-            id,
             json!({ "token_id": token_id, "expires_at_ms": new.expires_at_ms }),
         )
         .await?;
@@ -378,14 +375,11 @@ impl Admin {
         }
         token.revoked_at_ms = Some(bus::now_ms());
         let revoked = token.clone();
-        self.control
-            .put_agency(&updated, Some(&current))
-            .await
-            .map_err(control_error)?;
-        self.record_control(
+        self.update_agency(
             who,
+            &current,
+            &updated,
             "agency.revoke_token",
-            id,
             json!({ "token_id": token_id }),
         )
         .await?;
@@ -409,18 +403,31 @@ impl Admin {
             .client_cert_sha256
             .map(|f| f.trim().to_ascii_lowercase().replace(':', ""));
         updated.validate().map_err(ApiError::Invalid)?;
-        self.control
-            .put_agency(&updated, Some(&current))
-            .await
-            .map_err(control_error)?;
-        self.record_control(
+        self.update_agency(
             &Principal::Operator(operator.to_owned()),
+            &current,
+            &updated,
             "agency.bind_client_certificate",
-            id,
             json!({ "client_cert_sha256": updated.client_cert_sha256 }),
         )
         .await?;
         Ok(updated)
+    }
+
+    /// Writes a changed agency (checking it still is `current`) and records the change.
+    async fn update_agency(
+        &self,
+        who: &Principal,
+        current: &Agency,
+        updated: &Agency,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        self.control
+            .put_agency(updated, Some(current))
+            .await
+            .map_err(control_error)?;
+        self.record_control(who, action, &updated.id, detail).await
     }
 
     /// Checks a webhook channel's target against the egress policy (resolving its host).
