@@ -6,8 +6,8 @@
 //!   surface and answer an anonymous caller. A presented but wrong credential is always a 401, never a silent
 //!   downgrade to anonymous.
 //! - **Rate limits per credential** ([`RateLimiter`]): a token bucket per (surface, principal) — per client
-//!   address for anonymous registry reads — so a client over its limit gets `429` with `Retry-After` and never
-//!   slows another. Settings in `[limits]`.
+//!   address for anonymous registry reads and for refused requests (token guessing) — so a client over its
+//!   limit gets `429` with `Retry-After` and never slows another. Settings in `[limits]`.
 //! - **Timeouts**: a request whose handler has not answered within `[limits] request_timeout` gets a `503`.
 //!   (Header read time, header size and TLS handshakes are bounded by the connection layer,
 //!   [`crate::listener`].)
@@ -333,42 +333,12 @@ impl Access {
             }
             r
         };
-        let certificate = request.extensions().get::<ClientCertificate>().cloned();
-        let principal = match access
-            .authenticator
-            .authenticate(request.headers(), certificate.as_ref())
-        {
-            Ok(p) => p,
-            Err(e) => {
-                warn!(surface = surface.as_str(), reason = %e, "Request refused: bad credentials.");
-                return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string());
-            }
-        };
-        let anonymous_allowed = surface == Surface::Registry && access.registry_anonymous_read;
-        if principal.is_none() && !anonymous_allowed {
-            return refuse(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                &AuthError::Missing.to_string(),
-            );
-        }
-        let bucket_key = match &principal {
-            Some(p) => p.to_string(),
-            None => request
-                .extensions()
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| format!("anonymous:{}", c.0.ip()))
-                .unwrap_or_else(|| "anonymous".to_owned()),
-        };
-        if let Err(wait) = access
-            .limiter
-            .check(surface, &bucket_key, access.limits.rate(surface))
-        {
+        let rate_limited = |wait: Duration| {
             let mut r = refuse(
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
                 &format!(
-                    "too many {} requests from this credential; retry after the Retry-After seconds",
+                    "too many {} requests from this client; retry after the Retry-After seconds",
                     surface.as_str()
                 ),
             );
@@ -376,7 +346,48 @@ impl Access {
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 r.headers_mut().insert(header::RETRY_AFTER, v);
             }
-            return r;
+            r
+        };
+        let address = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_else(|| "unknown".to_owned());
+        let certificate = request.extensions().get::<ClientCertificate>().cloned();
+        let authenticated = access
+            .authenticator
+            .authenticate(request.headers(), certificate.as_ref());
+        let anonymous_allowed = surface == Surface::Registry && access.registry_anonymous_read;
+        let refusal = match &authenticated {
+            Err(e) => Some(e.clone()),
+            Ok(None) if !anonymous_allowed => Some(AuthError::Missing),
+            Ok(_) => None,
+        };
+        if let Some(e) = refusal {
+            // Refused callers have a bucket per client address: guessing tokens, or flooding the log with
+            // refusals, is limited like any other traffic.
+            if let Err(wait) = access.limiter.check(
+                surface,
+                &format!("refused:{address}"),
+                access.limits.rate(surface),
+            ) {
+                return rate_limited(wait);
+            }
+            if !matches!(e, AuthError::Missing) {
+                warn!(surface = surface.as_str(), %address, reason = %e, "Request refused: bad credentials.");
+            }
+            return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string());
+        }
+        let principal = authenticated.ok().flatten();
+        let bucket_key = match &principal {
+            Some(p) => p.to_string(),
+            None => format!("anonymous:{address}"),
+        };
+        if let Err(wait) = access
+            .limiter
+            .check(surface, &bucket_key, access.limits.rate(surface))
+        {
+            return rate_limited(wait);
         }
         request.extensions_mut().insert(Caller(principal));
         match tokio::time::timeout(access.limits.request_timeout, next.run(request)).await {

@@ -502,6 +502,15 @@ async fn limits_answer_429_413_and_431_and_one_client_never_uses_up_another() {
         200
     );
 
+    // Guessing tokens is limited per client address too, without touching the agency's own allowance.
+    let mut codes = Vec::new();
+    for i in 0..6 {
+        codes.push(api.get(&format!("usk_guess_{i}"), "/admin/whoami").await.0);
+    }
+    assert_eq!(codes[..4], [401; 4], "{codes:?}");
+    assert!(codes[4..].iter().all(|c| *c == 429), "{codes:?}");
+    assert_eq!(api.get(&token, "/admin/whoami").await.0, 200);
+
     // Refusals are counted.
     let (_, metrics) = send(http.get(format!("{}/metrics", running.base))).await;
     let text = metrics.as_str().expect("text").to_owned();
