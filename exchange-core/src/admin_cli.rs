@@ -497,9 +497,10 @@ pub(crate) async fn audit(args: &HubArgs, command: AuditCommand) -> anyhow::Resu
             use unsilo_exchange_core::audit;
             let external = read_checkpoints(checkpoints.as_deref())?;
             let config = unsilo_exchange_core::config::Config::load(&path)?;
-            let key = audit::SigningKey::load_or_create(&config.signing_key_file())?;
+            // Never create a key here: without the hub's key file, the pinned and published keys are used.
+            let key = audit::SigningKey::load_existing(&config.signing_key_file())?;
             let keys = audit::TrustedKeys::new(
-                Some((&config.hub.id, &key)),
+                key.as_ref().map(|k| (config.hub.id.as_str(), k)),
                 &config.security.audit_public_keys,
             );
             let bus = unsilo_exchange_core::server::open_bus(&config).await?;

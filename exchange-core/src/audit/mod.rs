@@ -572,11 +572,22 @@ pub fn verify_records<'a>(
             continue;
         };
         let at = chain.last_offset;
-        let key_ok = chain
+        let key = chain
             .report
             .public_key
             .as_deref()
-            .is_some_and(|k| cp.verify(k));
+            .or_else(|| keys.keys.get(&cp.hub).map(String::as_str));
+        let key_ok = key.is_some_and(|k| cp.verify(k));
+        if chain.report.seq == 0 && key_ok {
+            report.problems.push(Problem {
+                offset: at,
+                message: format!(
+                    "hub `{}`: its chain is missing from the log but a checkpoint signed at {} ms vouches for seq {}: the entries were removed",
+                    cp.hub, cp.time_ms, cp.seq
+                ),
+            });
+            continue;
+        }
         if !key_ok {
             report.problems.push(Problem {
                 offset: at,
@@ -1019,6 +1030,16 @@ mod tests {
                 .problems
                 .iter()
                 .any(|p| p.message.contains("rewritten")),
+            "{:?}",
+            report.problems
+        );
+        // The whole chain gone: the checkpoint still says it existed.
+        let report = verify_records(&[], &keys, std::slice::from_ref(&cp));
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.message.contains("missing from the log")),
             "{:?}",
             report.problems
         );

@@ -59,6 +59,15 @@ impl SigningKey {
         }
     }
 
+    /// Loads the key from `path` if the file exists (an auditor's copy of a log may come without it).
+    pub fn load_existing(path: &Path) -> Result<Option<Self>, KeyError> {
+        if path.exists() {
+            Self::load_or_create(path).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Loads the key from `path`, creating it (mode 0600) with a fresh key if the file does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         let io = |source| KeyError::Io {
