@@ -46,6 +46,23 @@ fn household_request(name: &str, filter: &str) -> Value {
     })
 }
 
+/// A hub on the embedded bus in a fresh directory, configured by `adjust`, with the grid push connector, two
+/// operators and the agency `civil-affairs` at `clearance`; returns the agency's token too.
+async fn hub_with_agency(
+    adjust: impl FnOnce(&mut unsilo_exchange_core::config::Config),
+    clearance: &str,
+) -> (tempfile::TempDir, Running, Api, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = with_grid_and_operator(embedded_config(dir.path()));
+    adjust(&mut config);
+    let running = Running::start(&config).await;
+    let api = Api::new(&running.base);
+    let token = api
+        .agency("civil-affairs", "民政局", USCC_A, clearance)
+        .await;
+    (dir, running, api, token)
+}
+
 #[tokio::test]
 async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -407,12 +424,13 @@ async fn agency_tokens_rotate_with_overlap_expire_and_are_refused_once_revoked()
 
 #[tokio::test]
 async fn webhooks_to_the_hubs_own_network_are_refused_naming_the_address_class() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = with_grid_and_operator(embedded_config(dir.path()));
-    config.delivery.webhook_allow_plain_http = true;
-    let running = Running::start(&config).await;
-    let api = Api::new(&running.base);
-    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let (_dir, running, api, token) = hub_with_agency(
+        |config| {
+            config.delivery.webhook_allow_plain_http = true;
+        },
+        "S3",
+    )
+    .await;
     for (i, (url, class)) in [
         ("http://127.0.0.1/hook", "loopback"),
         ("http://localhost:8080/hook", "loopback"),
@@ -435,13 +453,14 @@ async fn webhooks_to_the_hubs_own_network_are_refused_naming_the_address_class()
     running.stop().await;
 
     // Allowed networks pass.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = with_grid_and_operator(embedded_config(dir.path()));
-    config.delivery.webhook_allow_plain_http = true;
-    config.delivery.webhook_allow_cidrs = vec!["127.0.0.0/8".into()];
-    let running = Running::start(&config).await;
-    let api = Api::new(&running.base);
-    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let (_dir, running, api, token) = hub_with_agency(
+        |config| {
+            config.delivery.webhook_allow_plain_http = true;
+            config.delivery.webhook_allow_cidrs = vec!["127.0.0.0/8".into()];
+        },
+        "S3",
+    )
+    .await;
     let mut request = household_request("hook", "true");
     request["channel"] = json!({ "kind": "webhook", "url": "http://127.0.0.1:9/hook" });
     let (s, body) = api.post(&token, "/admin/subscriptions", request).await;
@@ -545,10 +564,7 @@ fn household_record(hub: &Hub, record_id: &str, share: &str, grade: &str) -> Rec
 
 #[tokio::test]
 async fn not_shared_records_reach_no_one_and_core_data_needs_two_operators() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let running = Running::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
-    let api = Api::new(&running.base);
-    let token = api.agency("civil-affairs", "民政局", USCC_A, "S4").await;
+    let (_dir, running, api, token) = hub_with_agency(|_| {}, "S4").await;
 
     // A subscription that can release CORE-grade records: the first operator's approval is not enough.
     let (s, _) = api
@@ -980,12 +996,13 @@ async fn audit_verify_reports_a_forged_entry_through_the_api() {
 
 #[tokio::test]
 async fn unconditional_data_within_clearance_is_approved_automatically_when_enabled() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = with_grid_and_operator(embedded_config(dir.path()));
-    config.policy.auto_approve_unconditional = true;
-    let running = Running::start(&config).await;
-    let api = Api::new(&running.base);
-    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let (_dir, running, api, token) = hub_with_agency(
+        |config| {
+            config.policy.auto_approve_unconditional = true;
+        },
+        "S3",
+    )
+    .await;
     let (s, body) = api
         .post(
             &token,
