@@ -726,6 +726,28 @@ mod tests {
     }
 
     #[test]
+    fn one_token_names_one_principal_and_security_settings_are_checked() {
+        let digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let twice = format!(
+            "[[admin.operators]]\nname = \"a\"\ntoken_sha256 = \"{digest}\"\n\n[[admin.operators]]\nname = \"b\"\ntoken_sha256 = \"{digest}\"\n"
+        );
+        let err = Config::parse(&twice).expect_err("shared token");
+        assert!(err.to_string().contains("same token"), "{err}");
+        let err = Config::parse("[delivery]\nwebhook_allow_cidrs = [\"10.0.0.0/33\"]\n")
+            .expect_err("bad cidr");
+        assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+        let err = Config::parse("[limits]\nadmin = { per_second = 0.0, burst = 1 }\n")
+            .expect_err("zero rate");
+        assert!(err.to_string().contains("limits.admin"), "{err}");
+        let c = Config::parse(
+            "[limits]\nrequest_timeout = \"5s\"\n[registry]\nanonymous_read = true\n",
+        )
+        .expect("parses");
+        assert_eq!(c.limits.request_timeout, std::time::Duration::from_secs(5));
+        assert!(c.registry.anonymous_read);
+    }
+
+    #[test]
     fn shipped_deploy_files_parse() {
         for file in ["embedded.toml", "kafka.toml"] {
             let path = Path::new(env!("CARGO_MANIFEST_DIR"))
