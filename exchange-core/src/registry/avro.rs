@@ -30,9 +30,11 @@ pub(crate) struct ParsedSchema {
 pub(crate) fn parse(text: &str) -> Result<ParsedSchema, String> {
     let json: Value =
         serde_json::from_str(text).map_err(|e| format!("the schema is not valid JSON: {e}"))?;
-    // apache-avro unwraps the result of name validation in a few places; names are checked here first so that
-    // bad input gets a clear error instead of a panic.
+    // apache-avro unwraps the result of name validation in a few places, and its canonical form (computed for
+    // every field default) panics on reserved attributes of the wrong JSON type; both are checked here first so
+    // that bad input gets a clear error instead of a panic.
     check_names(&json)?;
+    check_reserved_attributes(&json)?;
     let parsed = std::panic::catch_unwind(|| Schema::parse(&json))
         .map_err(|_| "the Avro parser rejected this schema".to_owned())?;
     let schema = parsed.map_err(|e| e.to_string())?;
@@ -107,6 +109,40 @@ fn check_names(schema: &Value) -> Result<(), String> {
             None => Ok(()),
         },
         _ => Ok(()),
+    }
+}
+
+/// Checks the JSON types of the reserved attributes that apache-avro's canonical form walks: `name`, `type`,
+/// `fields`, `symbols`, `items`, `values` and `order` must be strings, objects or arrays (of the same), and
+/// `size`, `precision` and `scale` integers. Defaults, docs and custom attributes are not walked.
+fn check_reserved_attributes(schema: &Value) -> Result<(), String> {
+    match schema {
+        Value::String(_) => Ok(()),
+        Value::Array(items) => items.iter().try_for_each(check_reserved_attributes),
+        Value::Object(map) => {
+            for (key, value) in map {
+                match key.as_str() {
+                    "size" | "precision" | "scale" => {
+                        let integer = value.as_i64().is_some()
+                            || value.as_str().is_some_and(|s| s.parse::<i64>().is_ok());
+                        if !integer {
+                            return Err(format!("`{key}` must be an integer, not {value}"));
+                        }
+                    }
+                    "name" | "type" | "fields" | "symbols" | "items" | "values" | "order" => {
+                        if !(value.is_string() || value.is_array() || value.is_object()) {
+                            return Err(format!(
+                                "`{key}` must be a string, an object or an array, not {value}"
+                            ));
+                        }
+                        check_reserved_attributes(value)?;
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+        other => Err(format!("{other} is not a schema")),
     }
 }
 
@@ -291,6 +327,35 @@ mod tests {
 
     fn id(text: &str) -> String {
         parse(text).unwrap().identity
+    }
+
+    /// Found by the `registry_schema` fuzz target: a reserved attribute of the wrong JSON type inside a field
+    /// with a default made apache-avro's canonical form panic. It is now refused with a clear error before the
+    /// parser runs (the caught panic used to say only "the Avro parser rejected this schema").
+    #[test]
+    fn reserved_attributes_of_the_wrong_type_are_refused_before_the_parser() {
+        let found = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../tests/fuzz/regressions/registry_schema/canonical-form-panic-on-non-schema-symbols",
+        ))
+        .expect("the regression input");
+        let err = parse(&String::from_utf8_lossy(&found)).unwrap_err();
+        assert!(err.contains("`symbols` must be"), "{err}");
+        for (text, what) in [
+            (
+                r#"{"type":"record","name":"r","fields":[{"name":"a","type":{"type":"boolean","symbols":false},"default":true}]}"#,
+                "`symbols`",
+            ),
+            (r#"{"type":"fixed","name":"f","size":1.5}"#, "`size`"),
+            (
+                r#"{"type":"record","name":"r","fields":[{"name":"a","type":"int","order":7}]}"#,
+                "`order`",
+            ),
+            (r#"{"type":"array","items":null}"#, "`items`"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(what), "{text}: {err}");
+        }
+        assert!(parse(r#"{"type":"fixed","name":"f","size":16}"#).is_ok());
     }
 
     #[test]
