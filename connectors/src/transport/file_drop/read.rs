@@ -472,9 +472,7 @@ fn open_sheet(
             },
         });
     };
-    let range = workbook
-        .worksheet_range(&sheet)
-        .map_err(|e| FileFailure::Workbook(e.to_string()))?;
+    let range = sheet_range(&mut workbook, &sheet)?;
     // Row numbers as Excel shows them: the range starts at the first non-empty cell.
     let first_row = range.start().map_or(0, |(row, _)| row as usize) + 1;
     let mut next_row = (config.header_row as usize).saturating_sub(first_row);
@@ -499,6 +497,78 @@ fn open_sheet(
         header,
         next_row,
     }))
+}
+
+/// Most non-empty cells read from one worksheet, and the largest area (rows × columns) it may span. A workbook is a
+/// zip of XML, so a few kilobytes can describe a sheet of billions of cells; past these limits the file is refused
+/// (to `failed/`, with the reason) instead of exhausting the hub's memory.
+const MAX_SHEET_CELLS: usize = 2_000_000;
+/// See [`MAX_SHEET_CELLS`].
+const MAX_SHEET_AREA: u64 = 20_000_000;
+
+/// Reads a worksheet into a range, within [`MAX_SHEET_CELLS`] and [`MAX_SHEET_AREA`]. XLSX sheets are read cell by
+/// cell so the limits hold before anything large is allocated; a panic inside the workbook reader (malformed
+/// XML it does not expect) becomes an unreadable-file failure, never a crash of the source.
+fn sheet_range(
+    workbook: &mut Sheets<IoCursor<Vec<u8>>>,
+    sheet: &str,
+) -> Result<Range<Data>, FileFailure> {
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match workbook {
+        Sheets::Xlsx(xlsx) => bounded_xlsx_range(xlsx, sheet),
+        other => {
+            let range = other
+                .worksheet_range(sheet)
+                .map_err(|e| FileFailure::Workbook(e.to_string()))?;
+            let area = (range.height() as u64).saturating_mul(range.width() as u64);
+            if area > MAX_SHEET_AREA {
+                return Err(too_large(range.height() as u64, range.width() as u64));
+            }
+            Ok(range)
+        }
+    }));
+    read.unwrap_or_else(|_| {
+        Err(FileFailure::Workbook(
+            "the workbook reader failed on its content (malformed worksheet XML)".into(),
+        ))
+    })
+}
+
+fn too_large(rows: u64, columns: u64) -> FileFailure {
+    FileFailure::Workbook(format!(
+        "the worksheet spans {rows} rows × {columns} columns, more than the {MAX_SHEET_AREA} cells (or \
+         {MAX_SHEET_CELLS} non-empty cells) a dropped workbook may have; split it"
+    ))
+}
+
+fn bounded_xlsx_range(
+    xlsx: &mut Xlsx<IoCursor<Vec<u8>>>,
+    sheet: &str,
+) -> Result<Range<Data>, FileFailure> {
+    let mut reader = xlsx
+        .worksheet_cells_reader(sheet)
+        .map_err(|e| FileFailure::Workbook(e.to_string()))?;
+    let mut cells = Vec::new();
+    let (mut top, mut bottom, mut left, mut right) = (u32::MAX, 0u32, u32::MAX, 0u32);
+    while let Some(cell) = reader
+        .next_cell()
+        .map_err(|e| FileFailure::Workbook(e.to_string()))?
+    {
+        if matches!(cell.get_value(), calamine::DataRef::Empty) {
+            continue;
+        }
+        let (row, col) = cell.get_position();
+        (top, bottom, left, right) = (top.min(row), bottom.max(row), left.min(col), right.max(col));
+        let rows = u64::from(bottom - top) + 1;
+        let columns = u64::from(right - left) + 1;
+        if cells.len() >= MAX_SHEET_CELLS || rows.saturating_mul(columns) > MAX_SHEET_AREA {
+            return Err(too_large(rows, columns));
+        }
+        cells.push(calamine::Cell::new(
+            (row, col),
+            Data::from(cell.get_value().clone()),
+        ));
+    }
+    Ok(Range::from_sparse(cells))
 }
 
 impl SheetRows {
@@ -603,6 +673,35 @@ mod tests {
     use calamine::ExcelDateTimeType;
 
     use super::*;
+
+    #[test]
+    fn a_workbook_describing_a_huge_sheet_is_refused_before_it_is_allocated() {
+        // Two cells, A1 and XFD1048576: a few kilobytes that span 17 billion cells.
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "姓名").unwrap();
+        sheet.write_string(1_048_575, 16_383, "x").unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let err = match open("big.xlsx", bytes, &FileDropConfig::new(".")) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a 17-billion-cell sheet was opened"),
+        };
+        assert!(err.contains("rows") && err.contains("split it"), "{err}");
+        // A normal roster still reads.
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "姓名").unwrap();
+        sheet.write_string(1, 0, "张三").unwrap();
+        let records: Vec<RawInput> = open(
+            "ok.xlsx",
+            book.save_to_buffer().unwrap(),
+            &FileDropConfig::new("."),
+        )
+        .map_err(|e| e.to_string())
+        .unwrap()
+        .collect();
+        assert_eq!(records.len(), 1);
+    }
 
     #[test]
     fn numbers_read_as_excel_shows_them() {
