@@ -58,7 +58,7 @@ impl Surface {
     }
 
     /// An error in this surface's dialect: Confluent's `{"error_code": <int>, "message"}` for the registry,
-    /// `{"error": <code>, "message"}` elsewhere.
+    /// `{"error": <code>, "message"}` elsewhere. A 401 carries the challenge saying which credentials work.
     pub fn error(self, status: StatusCode, code: &str, message: &str) -> Response {
         let body = match self {
             Self::Registry => {
@@ -69,7 +69,14 @@ impl Surface {
             Self::Ingest => json!({ "error_code": code, "message": message }),
             Self::Admin | Self::Pull => json!({ "error": code, "message": message }),
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer, Basic realm=\"unsilo\""),
+            );
+        }
+        response
     }
 }
 
@@ -324,14 +331,7 @@ impl Access {
             if let Some(m) = &access.metrics {
                 m.record_refusal(surface.as_str(), code);
             }
-            let mut r = surface.error(status, code, message);
-            if status == StatusCode::UNAUTHORIZED {
-                r.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer, Basic realm=\"unsilo\""),
-                );
-            }
-            r
+            surface.error(status, code, message)
         };
         let rate_limited = |wait: Duration| {
             let mut r = refuse(

@@ -171,7 +171,10 @@ pub fn credential(headers: &HeaderMap) -> Result<Option<Credential>, AuthError> 
         }));
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64_decode(rest).ok_or(AuthError::Malformed("Basic is not base64"))?;
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest)
+            .map_err(|_| AuthError::Malformed("Basic is not base64"))?;
         let decoded =
             String::from_utf8(decoded).map_err(|_| AuthError::Malformed("Basic is not UTF-8"))?;
         let (name, token) = decoded
@@ -186,36 +189,6 @@ pub fn credential(headers: &HeaderMap) -> Result<Option<Credential>, AuthError> 
         }));
     }
     Err(AuthError::Malformed("the scheme must be Bearer or Basic"))
-}
-
-/// Standard base64 (with or without padding); `None` if it is not.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let bytes = text.trim_end_matches('=').as_bytes();
-    if bytes.len() % 4 == 1 || text.len() > 8192 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= value(*c)? << (18 - 6 * i);
-        }
-        let produced = chunk.len() - 1;
-        for i in 0..produced {
-            out.push((acc >> (16 - 8 * i)) as u8);
-        }
-    }
-    Some(out)
 }
 
 /// Turns requests into principals, for every surface of one hub.
@@ -401,21 +374,5 @@ mod tests {
             credential(&headers("Bearer ")),
             Err(AuthError::Malformed(_))
         ));
-    }
-
-    #[test]
-    fn base64_round_trips_known_vectors() {
-        for (plain, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_decode(encoded).unwrap(), plain.as_bytes());
-        }
-        assert_eq!(base64_decode("Z"), None);
     }
 }

@@ -6,9 +6,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::de::DeserializeOwned;
-use serde_json::json;
 use tracing::error;
 
 /// Parses a JSON body, naming what is wrong.
@@ -66,15 +64,6 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response =
-            (status, Json(json!({ "error": code, "message": message }))).into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            if let Ok(v) = "Bearer, Basic realm=\"unsilo\"".parse() {
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::WWW_AUTHENTICATE, v);
-            }
-        }
-        response
+        crate::access::Surface::Admin.error(status, code, &message)
     }
 }

@@ -636,10 +636,10 @@ impl Admin {
         granted
             .check_shape(bus::now_ms())
             .map_err(ApiError::Invalid)?;
-        check::compile(&granted, id).map_err(policy_error)?;
+        let compiled = check::compile(&granted, id).map_err(policy_error)?;
         check::check_grant(&agency, &current.requested, &granted, &above).map_err(policy_error)?;
         self.check_channel_target(&granted.channel).await?;
-        let four_eyes = check::four_eyes_reasons(&granted).map_err(policy_error)?;
+        let four_eyes = check::four_eyes_reasons(&granted, &compiled);
 
         // Approvals count only for the same grant.
         let same_grant =

@@ -85,16 +85,20 @@ pub async fn read(bus: &dyn Bus, audit_topic: &str) -> Result<Vec<Checkpoint>, A
 }
 
 impl AuditLog {
-    /// Notes an append: wakes the checkpoint task when `checkpoint_every_entries` have passed.
-    pub(super) fn note_appended(&self) {
-        self.checkpoint_due.notify_one();
+    /// Notes an append up to `seq`: wakes the checkpoint task only once `checkpoint_every_entries` have passed
+    /// since the last checkpoint (two atomic loads on the append path, nothing more).
+    pub(super) fn note_appended(&self, seq: u64) {
+        let since = seq.saturating_sub(self.checkpointed.load(Ordering::Relaxed));
+        if since >= self.checkpoint_every.load(Ordering::Relaxed) {
+            self.checkpoint_due.notify_one();
+        }
     }
 
     /// Signs a checkpoint of the chain's head and writes it, if the chain moved since the last one.
     pub async fn checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        let _writing = self.checkpointing.lock().await;
         let head = self.head().await;
-        let mut last = self.checkpointed.lock().await;
-        if head.seq <= *last {
+        if head.seq <= self.checkpointed.load(Ordering::Relaxed) {
             return Ok(None);
         }
         let time_ms = bus::now_ms();
@@ -116,7 +120,7 @@ impl AuditLog {
         self.bus()
             .publish(&topic_of(self.topic()), vec![record])
             .await?;
-        *last = checkpoint.seq;
+        self.checkpointed.store(checkpoint.seq, Ordering::Relaxed);
         debug!(seq = checkpoint.seq, "Audit checkpoint signed.");
         Ok(Some(checkpoint))
     }
@@ -134,20 +138,10 @@ impl AuditLog {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let due_by_count = tokio::select! {
+            tokio::select! {
                 _ = stop.changed() => break,
-                _ = ticker.tick() => false,
-                () = self.checkpoint_due.notified() => true,
-            };
-            if due_by_count {
-                let since = self
-                    .head()
-                    .await
-                    .seq
-                    .saturating_sub(*self.checkpointed.lock().await);
-                if since < self.checkpoint_every.load(Ordering::Relaxed) {
-                    continue;
-                }
+                _ = ticker.tick() => {}
+                () = self.checkpoint_due.notified() => {}
             }
             if let Err(e) = self.checkpoint().await {
                 warn!(error = %e, "Writing an audit checkpoint failed; retrying at the next one.");

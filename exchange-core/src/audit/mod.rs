@@ -152,7 +152,9 @@ pub struct AuditLog {
     head: tokio::sync::Mutex<ChainHead>,
     key: Arc<SigningKey>,
     /// The chain position of the newest checkpoint written.
-    checkpointed: tokio::sync::Mutex<u64>,
+    checkpointed: std::sync::atomic::AtomicU64,
+    /// Serialises checkpoint writes.
+    checkpointing: tokio::sync::Mutex<()>,
     /// Entries after which a checkpoint is due.
     checkpoint_every: std::sync::atomic::AtomicU64,
     /// Woken when a checkpoint is due.
@@ -214,7 +216,8 @@ impl AuditLog {
             hub: hub.to_owned(),
             head: tokio::sync::Mutex::new(head),
             key,
-            checkpointed: tokio::sync::Mutex::new(checkpointed),
+            checkpointed: std::sync::atomic::AtomicU64::new(checkpointed),
+            checkpointing: tokio::sync::Mutex::new(()),
             checkpoint_every: std::sync::atomic::AtomicU64::new(1000),
             checkpoint_due: tokio::sync::Notify::new(),
         };
@@ -310,9 +313,10 @@ impl AuditLog {
         parts.push((self.topic.clone(), records));
         parts.extend(evidenced);
         self.bus.publish_all(parts).await?;
+        let seq = next.seq;
         *head = next;
         drop(head);
-        self.note_appended();
+        self.note_appended(seq);
         Ok(())
     }
 }

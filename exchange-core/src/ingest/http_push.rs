@@ -17,6 +17,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 
+use crate::access::Surface;
 use crate::auth::Principal;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -38,12 +39,9 @@ pub fn router(endpoints: PushEndpoints, max_body_bytes: usize) -> Router {
         .with_state(Arc::new(endpoints))
 }
 
+/// An error in the ingest surface's dialect (`{"error_code": <code>, "message": …}`).
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "error_code": code, "message": message.into() })),
-    )
-        .into_response()
+    Surface::Ingest.error(status, code, &message.into())
 }
 
 /// Splits a body into raw inputs, keeping each record's original bytes. `Err` means the body as a whole is

@@ -114,23 +114,20 @@ pub const DATA_GRADE_FIELD: &str = "envelope.data_grade";
 
 /// Why a grant needs two different operators to approve it (双人复核), empty when one suffices: it can release
 /// CORE-grade records (its filter does not rule `data_grade == "CORE"` out), or it releases S4 fields in clear.
-pub fn four_eyes_reasons(granted: &SubscriptionSpec) -> Result<Vec<String>, PolicyError> {
-    let shared = unsilo_schemas::shared_schema(&granted.schema)
-        .ok_or_else(|| PolicyError::UnknownSchema(granted.schema.clone()))?;
-    let filter = Filter::compile(&granted.filter, shared.avro())
-        .map_err(|e| PolicyError::Filter(e.to_string()))?;
+/// `compiled` is `granted` compiled by [`compile`].
+pub fn four_eyes_reasons(granted: &SubscriptionSpec, compiled: &CompiledSpec) -> Vec<String> {
     let mut reasons = Vec::new();
-    if !filter.rules_out(DATA_GRADE_FIELD, "CORE") {
+    if !compiled.filter.rules_out(DATA_GRADE_FIELD, "CORE") {
         reasons.push(
             "it can release CORE-grade records (add `data_grade != \"CORE\"` to the filter to avoid this)"
                 .to_owned(),
         );
     }
-    let s4 = s4_in_clear(granted, shared);
+    let s4 = s4_in_clear(granted, compiled.shared);
     if !s4.is_empty() {
         reasons.push(format!("it releases S4 fields in clear: {}", s4.join(", ")));
     }
-    Ok(reasons)
+    reasons
 }
 
 /// The grant an automatic approval gives (UNCONDITIONAL, non-CORE records only), if `requested` qualifies: every
@@ -148,8 +145,8 @@ pub fn auto_grant(agency: &Agency, requested: &SubscriptionSpec) -> Option<Subsc
         requested.filter
     );
     check_grant(agency, requested, &granted, &[]).ok()?;
-    four_eyes_reasons(&granted)
-        .ok()?
+    let compiled = compile(&granted, "auto-approval").ok()?;
+    four_eyes_reasons(&granted, &compiled)
         .is_empty()
         .then_some(granted)
 }
