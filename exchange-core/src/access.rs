@@ -277,7 +277,17 @@ impl RateLimiter {
     /// Takes one request from the caller's bucket: `Err(wait)` when it is empty, with how long until a token is
     /// back.
     pub fn check(&self, surface: Surface, caller: &str, limit: RateLimit) -> Result<(), Duration> {
-        let now = Instant::now();
+        self.check_at(surface, caller, limit, Instant::now())
+    }
+
+    /// [`RateLimiter::check`] at a given time (tests step the clock themselves).
+    fn check_at(
+        &self,
+        surface: Surface,
+        caller: &str,
+        limit: RateLimit,
+        now: Instant,
+    ) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() > SWEEP_ABOVE {
             buckets.retain(|_, b| {
@@ -412,16 +422,21 @@ mod tests {
             per_second: 1000.0,
             burst: 3,
         };
+        let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(limiter.check(Surface::Admin, "a", limit).is_ok());
+            assert!(limiter.check_at(Surface::Admin, "a", limit, t0).is_ok());
         }
-        let wait = limiter.check(Surface::Admin, "a", limit).unwrap_err();
-        assert!(wait <= Duration::from_millis(2), "{wait:?}");
+        let wait = limiter
+            .check_at(Surface::Admin, "a", limit, t0)
+            .unwrap_err();
+        assert_eq!(wait, Duration::from_millis(1));
         // Another caller, or another surface, has its own bucket.
-        assert!(limiter.check(Surface::Admin, "b", limit).is_ok());
-        assert!(limiter.check(Surface::Pull, "a", limit).is_ok());
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(limiter.check(Surface::Admin, "a", limit).is_ok());
+        assert!(limiter.check_at(Surface::Admin, "b", limit, t0).is_ok());
+        assert!(limiter.check_at(Surface::Pull, "a", limit, t0).is_ok());
+        // One token is back a millisecond later, and only one.
+        let t1 = t0 + Duration::from_millis(1);
+        assert!(limiter.check_at(Surface::Admin, "a", limit, t1).is_ok());
+        assert!(limiter.check_at(Surface::Admin, "a", limit, t1).is_err());
     }
 
     #[test]
