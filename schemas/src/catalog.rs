@@ -132,12 +132,12 @@ impl SharedSchema {
 
     /// The bus topic of normalised records of this schema: `std.<name>`.
     pub fn topic(&self) -> String {
-        format!("std.{}", self.name)
+        crate::names::std_topic(self.name)
     }
 
     /// The registry subject of the topic's values (Confluent TopicNameStrategy): `std.<name>-value`.
     pub fn subject(&self) -> String {
-        format!("{}-value", self.topic())
+        crate::names::value_subject(&self.topic())
     }
 
     /// Sensitivity and personal-data tags of every field at every depth (see [`crate::tags`]).

@@ -10,7 +10,10 @@
 //! - [`tags`]: the sensitivity view (`x-sensitivity` S1..S4, `x-pii` kinds) the policy engine reads.
 //! - [`convert`]: schema-directed conversion of plain JSON into Avro values ([`json_to_avro`]).
 //! - [`examples`]: one realistic example record per schema ([`example_record`]).
+//! - [`mask`]: the one PII masker (ID numbers 6 + 4, mobiles 3 + 4, names their first character).
+//! - [`names`]: the shared vocabulary of the bus — topic, subject, consumer-group and header names.
 //! - [`record_id`](mod@record_id): the deterministic record id recipe.
+//! - [`redact`]: the one URL redactor (passwords and query values never shown).
 //! - [`validate`]: resident ID numbers, unified social credit codes, region and grid codes (with the embedded
 //!   Shaanxi division tables), mobile numbers.
 //! - [`date`]: the small amount of calendar arithmetic the above need.
@@ -28,7 +31,10 @@ pub mod catalog;
 pub mod convert;
 pub mod date;
 pub mod examples;
+pub mod mask;
+pub mod names;
 pub mod record_id;
+pub mod redact;
 pub mod tags;
 pub mod validate;
 

@@ -4,9 +4,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use unsilo_connectors::conformance;
-use unsilo_exchange_core::auth::token_digest;
-use unsilo_exchange_core::auth::OperatorCredential;
-use unsilo_exchange_core::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
+use unsilo_hub::auth::token_digest;
+use unsilo_hub::auth::OperatorCredential;
+use unsilo_hub::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
 
 /// The grid platform's push token.
 pub const PUSH_TOKEN: &str = "grid-platform-push-token-5d1e";

@@ -11,9 +11,9 @@ use std::path::Path;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
-use unsilo_exchange_core::bus::kafka::KafkaOptions;
-use unsilo_exchange_core::config::{BusKind, Config};
-use unsilo_exchange_core::server::Hub;
+use unsilo_bus::kafka::KafkaOptions;
+use unsilo_hub::config::{BusKind, Config};
+use unsilo_hub::server::Hub;
 
 /// A hub serving HTTP on 127.0.0.1 on a port of its own, with a handle to stop it.
 pub struct RunningHub {

@@ -15,10 +15,10 @@ use std::time::{Duration, Instant};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use serde_json::{json, Value};
-use unsilo_exchange_core::bus::ConsumerOptions;
-use unsilo_exchange_core::config::Config;
-use unsilo_exchange_core::delivery::webhook::verify_signature;
-use unsilo_exchange_core::wire;
+use unsilo_bus::wire;
+use unsilo_bus::ConsumerOptions;
+use unsilo_hub::config::Config;
+use unsilo_hub::delivery::webhook::verify_signature;
 use unsilo_tests::api::{grid_messages, push_grid, with_grid_and_operator, Api, OPERATOR_TOKEN};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub};
 
@@ -332,11 +332,7 @@ async fn sql_channel_upserts_into_mariadb() {
 }
 
 /// Reads `topic` on `bus` until a record arrives, and decodes it with the view schema from the hub's registry.
-async fn first_view_record(
-    running: &RunningHub,
-    bus: &dyn unsilo_exchange_core::bus::Bus,
-    topic: &str,
-) -> Value {
+async fn first_view_record(running: &RunningHub, bus: &dyn unsilo_bus::Bus, topic: &str) -> Value {
     let mut consumer = bus
         .consumer(ConsumerOptions::replay(topic))
         .await
@@ -385,11 +381,9 @@ async fn kafka_channel_copies_to_the_agencys_own_cluster() {
     )
     .await;
     push_grid(&running.base, &[&red_household(sfx, "20240709110230")]).await;
-    let theirs = unsilo_exchange_core::bus::kafka::KafkaBus::connect(
-        unsilo_exchange_core::bus::kafka::KafkaOptions::new(broker),
-    )
-    .await
-    .expect("agency cluster");
+    let theirs = unsilo_bus::kafka::KafkaBus::connect(unsilo_bus::kafka::KafkaOptions::new(broker))
+        .await
+        .expect("agency cluster");
     let record = first_view_record(&running, &theirs, &topic).await;
     assert_eq!(record["care_level"], "RED");
     assert_eq!(record["household_id"], json!(red_id));

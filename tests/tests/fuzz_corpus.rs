@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use unsilo_exchange_core::fuzzing;
+use unsilo_hub::fuzzing;
 
 type Target = fn(&[u8]);
 

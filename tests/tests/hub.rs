@@ -4,9 +4,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use unsilo_exchange_core::bus::{ConsumerOptions, Record};
-use unsilo_exchange_core::server::Hub;
-use unsilo_exchange_core::wire;
+use unsilo_bus::wire;
+use unsilo_bus::{ConsumerOptions, Record};
+use unsilo_hub::server::Hub;
 use unsilo_tests::api::{operator_client, with_grid_and_operator};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub as Running};
 

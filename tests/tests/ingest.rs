@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use unsilo_bus::wire;
+use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions};
 use unsilo_connectors::conformance::{self, Fixture};
-use unsilo_exchange_core::auth::token_digest;
-use unsilo_exchange_core::bus::{Bus, ConsumedRecord, ConsumerOptions};
-use unsilo_exchange_core::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
-use unsilo_exchange_core::ingest::{self, BusSink};
-use unsilo_exchange_core::server::{self, Hub};
-use unsilo_exchange_core::wire;
+use unsilo_hub::auth::token_digest;
+use unsilo_hub::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
+use unsilo_hub::ingest::BusSink;
+use unsilo_hub::server::{self, Hub};
 use unsilo_tests::{embedded_config as embedded, kafka_config, rand_suffix, RunningHub as Running};
 
 const TOKEN: &str = "grid-platform-token-7f3a";
@@ -187,7 +187,7 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
                 .expect("poll")
             {
                 // Other tests share the Kafka topics; their records may lack the header or carry other ids.
-                let Some(id) = c.record.header(ingest::HEADER_RECORD_ID) else {
+                let Some(id) = c.record.header(unsilo_schemas::names::HEADER_RECORD_ID) else {
                     continue;
                 };
                 let id = String::from_utf8(id.to_vec()).expect("utf8");
@@ -227,7 +227,12 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
 
     // dlq.<connector>: the original bytes, and the reason as JSON.
     if invalid > 0 {
-        let got = read_topic(&*running.hub.bus, &ingest::dlq_topic(connector), invalid).await;
+        let got = read_topic(
+            &*running.hub.bus,
+            &unsilo_schemas::names::dlq_topic(connector),
+            invalid,
+        )
+        .await;
         let originals: BTreeSet<Vec<u8>> =
             got.iter().filter_map(|c| c.record.value.clone()).collect();
         for f in json_fixtures.iter().filter(|f| f.expect.is_some()) {
@@ -242,7 +247,7 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
         for c in &got {
             let reason: Value = serde_json::from_slice(
                 c.record
-                    .header(ingest::HEADER_REASON)
+                    .header(unsilo_schemas::names::HEADER_REASON)
                     .expect("reason header"),
             )
             .expect("reason is JSON");
@@ -253,7 +258,12 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
         }
     }
     // raw.<connector>: the originals of the accepted records.
-    let raw = read_topic(&*running.hub.bus, &ingest::raw_topic(connector), valid).await;
+    let raw = read_topic(
+        &*running.hub.bus,
+        &unsilo_schemas::names::raw_topic(connector),
+        valid,
+    )
+    .await;
     assert!(raw.len() >= valid);
 
     // A body that is not JSON: 400, and kept on the DLQ (found by its bytes: end offsets are not exact on
@@ -278,7 +288,9 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
     let mut consumer = running
         .hub
         .bus
-        .consumer(ConsumerOptions::replay(&ingest::dlq_topic(connector)))
+        .consumer(ConsumerOptions::replay(&unsilo_schemas::names::dlq_topic(
+            connector,
+        )))
         .await
         .expect("consumer");
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -293,9 +305,12 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
             .expect("poll")
         {
             if c.record.value.as_deref() == Some(garbage.as_bytes()) {
-                let reason: Value =
-                    serde_json::from_slice(c.record.header(ingest::HEADER_REASON).expect("reason"))
-                        .expect("json reason");
+                let reason: Value = serde_json::from_slice(
+                    c.record
+                        .header(unsilo_schemas::names::HEADER_REASON)
+                        .expect("reason"),
+                )
+                .expect("json reason");
                 assert_eq!(reason["stage"], "parse", "{reason}");
                 break 'search;
             }
@@ -348,7 +363,7 @@ async fn every_builtin_connector_passes_conformance_through_the_bus_sink() {
         let rejected = fx.iter().filter(|f| f.expect.is_some()).count();
         let on_dlq: u64 = hub
             .bus
-            .end_offsets(&ingest::dlq_topic(name))
+            .end_offsets(&unsilo_schemas::names::dlq_topic(name))
             .await
             .expect("end")
             .iter()
@@ -365,8 +380,8 @@ async fn every_builtin_connector_passes_conformance_through_the_bus_sink() {
 /// checkpoint on `_unsilo.offsets` keeps them from being read again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_gbk_exports_are_ingested_by_a_configured_file_drop_connector() {
-    use unsilo_connectors::simulate::dept_file::{DeptFileGenerator, DeptFileOptions};
     use unsilo_connectors::transport::file_drop::FileDropConfig;
+    use unsilo_simulate::dept_file::{DeptFileGenerator, DeptFileOptions};
 
     let data = tempfile::tempdir().expect("tempdir");
     let dropbox = tempfile::tempdir().expect("dropbox");
@@ -410,7 +425,7 @@ async fn dropped_gbk_exports_are_ingested_by_a_configured_file_drop_connector() 
     let accepted: u64 = running
         .hub
         .bus
-        .end_offsets(&ingest::raw_topic("rosters"))
+        .end_offsets(&unsilo_schemas::names::raw_topic("rosters"))
         .await
         .expect("end")
         .iter()
@@ -421,7 +436,7 @@ async fn dropped_gbk_exports_are_ingested_by_a_configured_file_drop_connector() 
     let rejected: u64 = running
         .hub
         .bus
-        .end_offsets(&ingest::dlq_topic("rosters"))
+        .end_offsets(&unsilo_schemas::names::dlq_topic("rosters"))
         .await
         .expect("end")
         .iter()
@@ -446,7 +461,7 @@ async fn dropped_gbk_exports_are_ingested_by_a_configured_file_drop_connector() 
     let after: u64 = running
         .hub
         .bus
-        .end_offsets(&ingest::raw_topic("rosters"))
+        .end_offsets(&unsilo_schemas::names::raw_topic("rosters"))
         .await
         .expect("end")
         .iter()

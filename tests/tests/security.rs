@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use unsilo_exchange_core::audit::{self, AuditLog, SigningKey, TrustedKeys};
-use unsilo_exchange_core::bus::{Bus, Record, TopicSpec};
-use unsilo_exchange_core::server::Hub;
-use unsilo_exchange_core::{ingest, wire};
+use unsilo_bus::wire;
+use unsilo_bus::{Bus, Record, TopicSpec};
+use unsilo_hub::audit::{self, AuditLog, SigningKey, TrustedKeys};
+use unsilo_hub::server::Hub;
 use unsilo_tests::api::{with_grid_and_operator, Api, OPERATOR_TOKEN, PUSH_TOKEN, REVIEWER_TOKEN};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub as Running};
 
@@ -49,7 +49,7 @@ fn household_request(name: &str, filter: &str) -> Value {
 /// A hub on the embedded bus in a fresh directory, configured by `adjust`, with the grid push connector, two
 /// operators and the agency `civil-affairs` at `clearance`; returns the agency's token too.
 async fn hub_with_agency(
-    adjust: impl FnOnce(&mut unsilo_exchange_core::config::Config),
+    adjust: impl FnOnce(&mut unsilo_hub::config::Config),
     clearance: &str,
 ) -> (tempfile::TempDir, Running, Api, String) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -363,7 +363,7 @@ async fn agency_tokens_rotate_with_overlap_expire_and_are_refused_once_revoked()
         "tokens are never shown again"
     );
     assert!(
-        !text.contains(&unsilo_exchange_core::auth::token_digest(&first)),
+        !text.contains(&unsilo_hub::auth::token_digest(&first)),
         "digests are never shown"
     );
     let first_id = tokens
@@ -396,7 +396,7 @@ async fn agency_tokens_rotate_with_overlap_expire_and_are_refused_once_revoked()
     assert_eq!(s, 403);
 
     // Expiry: a token issued for a short time is refused once it has passed.
-    let expires = unsilo_exchange_core::bus::now_ms() + 3000;
+    let expires = unsilo_bus::now_ms() + 3000;
     let (s, issued) = api
         .post(
             OPERATOR_TOKEN,
@@ -472,7 +472,7 @@ async fn webhooks_to_the_hubs_own_network_are_refused_naming_the_address_class()
 async fn limits_answer_429_413_and_431_and_one_client_never_uses_up_another() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = with_grid_and_operator(embedded_config(dir.path()));
-    config.limits.admin = unsilo_exchange_core::access::RateLimit {
+    config.limits.admin = unsilo_hub::access::RateLimit {
         // One token back every 20 s: nothing refills while the test runs, however slow the machine.
         per_second: 0.05,
         burst: 4,
@@ -559,8 +559,10 @@ fn household_record(hub: &Hub, record_id: &str, share: &str, grade: &str) -> Rec
     let mut framed = Vec::new();
     wire::write_header(&mut framed, id as u32);
     framed.extend(apache_avro::to_avro_datum(shared.avro(), value).expect("encode"));
-    Record::new(record_id.as_bytes().to_vec(), framed)
-        .with_header(ingest::HEADER_RECORD_ID, record_id.as_bytes().to_vec())
+    Record::new(record_id.as_bytes().to_vec(), framed).with_header(
+        unsilo_schemas::names::HEADER_RECORD_ID,
+        record_id.as_bytes().to_vec(),
+    )
 }
 
 #[tokio::test]
@@ -731,7 +733,7 @@ async fn an_agency_bound_to_a_certificate_is_refused_without_exactly_that_certif
         path
     };
     let mut config = with_grid_and_operator(embedded_config(&dir.path().join("data")));
-    let tls = unsilo_exchange_core::config::TlsConfig {
+    let tls = unsilo_hub::config::TlsConfig {
         cert: write("server.pem", &server_cert),
         key: write("server.key", &server_key),
         client_ca: Some(write("ca.pem", &pki.pem())),
@@ -743,7 +745,7 @@ async fn an_agency_bound_to_a_certificate_is_refused_without_exactly_that_certif
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server_tls = unsilo_exchange_core::server::load_tls(&tls).expect("tls");
+    let server_tls = unsilo_hub::server::load_tls(&tls).expect("tls");
     let task = tokio::spawn(async move {
         hub.serve_with(listener, Some(server_tls), async {
             let _ = stopped.await;
@@ -765,7 +767,7 @@ async fn an_agency_bound_to_a_certificate_is_refused_without_exactly_that_certif
         b.build().expect("client")
     };
     let plain = client(None);
-    let fingerprint = unsilo_exchange_core::auth::ClientCertificate::of_der(&der_a).0;
+    let fingerprint = unsilo_hub::auth::ClientCertificate::of_der(&der_a).0;
     let (s, created) = send(
         plain
             .post(format!("{base}/admin/agencies"))
@@ -833,7 +835,7 @@ fn forged_entry(head: &audit::AuditEntry) -> Record {
     let bytes = serde_json::to_vec(&body).expect("json");
     let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     Record::new(head.body.hub.as_bytes().to_vec(), bytes)
-        .with_header(audit::HASH_HEADER, hash.into_bytes())
+        .with_header(unsilo_schemas::names::HEADER_AUDIT_HASH, hash.into_bytes())
 }
 
 async fn last_entry(bus: &dyn Bus, topic: &str) -> audit::AuditEntry {
@@ -927,7 +929,7 @@ async fn forged_and_cut_off_evidence_is_reported_on_the_embedded_bus() {
     // The embedded store admits one process: the forger writes through it without the key, as anyone with
     // write access to the data directory could.
     let dir = tempfile::tempdir().expect("tempdir");
-    let bus = unsilo_exchange_core::server::open_bus(&embedded_config(dir.path()))
+    let bus = unsilo_hub::server::open_bus(&embedded_config(dir.path()))
         .await
         .expect("bus");
     forged_and_cut_off_evidence_is_reported(bus.clone(), bus.clone()).await;
@@ -939,7 +941,7 @@ async fn forged_and_cut_off_evidence_is_reported_on_kafka() {
     // The forger is an ordinary Kafka client of its own.
     let dir = tempfile::tempdir().expect("tempdir");
     let config = kafka_config(dir.path());
-    let open = || unsilo_exchange_core::server::open_bus(&config);
+    let open = || unsilo_hub::server::open_bus(&config);
     let (bus, forger) = (open().await.expect("bus"), open().await.expect("forger"));
     forged_and_cut_off_evidence_is_reported(bus.clone(), forger.clone()).await;
     forger.shutdown().await.expect("close");
@@ -967,11 +969,14 @@ async fn audit_verify_reports_a_forged_entry_through_the_api() {
     let exported = cps["checkpoints"].as_array().expect("list").clone();
     assert!(!exported.is_empty(), "{cps}");
 
-    let head = last_entry(running.hub.bus.as_ref(), audit::AUDIT_TOPIC).await;
+    let head = last_entry(running.hub.bus.as_ref(), unsilo_schemas::names::AUDIT_TOPIC).await;
     running
         .hub
         .bus
-        .publish(audit::AUDIT_TOPIC, vec![forged_entry(&head)])
+        .publish(
+            unsilo_schemas::names::AUDIT_TOPIC,
+            vec![forged_entry(&head)],
+        )
         .await
         .expect("forge");
     let (_, report) = api.get(OPERATOR_TOKEN, "/admin/audit/verify").await;

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use unsilo_exchange_core::config::Config;
+use unsilo_hub::config::Config;
 use unsilo_tests::api::{grid_messages, push_grid, with_grid_and_operator, Api, OPERATOR_TOKEN};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub};
 

@@ -1,4 +1,4 @@
-//! Fuzz target `file_drop`: see `unsilo_exchange_core::fuzzing::file_drop`.
+//! Fuzz target `file_drop`: see `unsilo_hub::fuzzing::file_drop`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| unsilo_exchange_core::fuzzing::file_drop(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| unsilo_hub::fuzzing::file_drop(data));

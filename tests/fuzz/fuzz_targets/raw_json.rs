@@ -1,4 +1,4 @@
-//! Fuzz target `raw_json`: see `unsilo_exchange_core::fuzzing::raw_json`.
+//! Fuzz target `raw_json`: see `unsilo_hub::fuzzing::raw_json`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| unsilo_exchange_core::fuzzing::raw_json(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| unsilo_hub::fuzzing::raw_json(data));

@@ -1,4 +1,4 @@
-//! Fuzz target `registry_schema`: see `unsilo_exchange_core::fuzzing::registry_schema`.
+//! Fuzz target `registry_schema`: see `unsilo_hub::fuzzing::registry_schema`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| unsilo_exchange_core::fuzzing::registry_schema(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| unsilo_hub::fuzzing::registry_schema(data));

@@ -1,0 +1,113 @@
+//! The built-in `hotline12345` connector: 12345 hotline work orders, polled from the hotline's API.
+//!
+//! Its definition folder is `connectors/builtin/hotline12345/`; every file of it is compiled in here, fixtures included,
+//! so the conformance tests and `unsilo mapping test` see exactly what the binary runs.
+
+use super::Builtin;
+
+/// The `hotline12345` connector's definition files.
+pub(crate) const BUILTIN: Builtin = Builtin {
+    name: "hotline12345",
+    files: &[
+        (
+            "connector.toml",
+            include_str!("../../../builtin/hotline12345/connector.toml"),
+        ),
+        (
+            "contract.json",
+            include_str!("../../../builtin/hotline12345/contract.json"),
+        ),
+        (
+            "README.md",
+            include_str!("../../../builtin/hotline12345/README.md"),
+        ),
+        (
+            "fixtures/invalid/bad_unit_uscc.json",
+            include_str!("../../../builtin/hotline12345/fixtures/invalid/bad_unit_uscc.json"),
+        ),
+        (
+            "fixtures/invalid/dashed_call_time.json",
+            include_str!("../../../builtin/hotline12345/fixtures/invalid/dashed_call_time.json"),
+        ),
+        (
+            "fixtures/invalid/dispatch_without_unit.json",
+            include_str!(
+                "../../../builtin/hotline12345/fixtures/invalid/dispatch_without_unit.json"
+            ),
+        ),
+        (
+            "fixtures/invalid/impossible_call_date.json",
+            include_str!(
+                "../../../builtin/hotline12345/fixtures/invalid/impossible_call_date.json"
+            ),
+        ),
+        (
+            "fixtures/invalid/lead_flag_as_text.json",
+            include_str!("../../../builtin/hotline12345/fixtures/invalid/lead_flag_as_text.json"),
+        ),
+        (
+            "fixtures/invalid/missing_content.json",
+            include_str!("../../../builtin/hotline12345/fixtures/invalid/missing_content.json"),
+        ),
+        (
+            "fixtures/invalid/not_an_object.json",
+            include_str!("../../../builtin/hotline12345/fixtures/invalid/not_an_object.json"),
+        ),
+        (
+            "fixtures/invalid/unknown_appeal_type.json",
+            include_str!("../../../builtin/hotline12345/fixtures/invalid/unknown_appeal_type.json"),
+        ),
+        (
+            "fixtures/invalid/unknown_region.json",
+            include_str!("../../../builtin/hotline12345/fixtures/invalid/unknown_region.json"),
+        ),
+        (
+            "fixtures/invalid/unknown_status.json",
+            include_str!("../../../builtin/hotline12345/fixtures/invalid/unknown_status.json"),
+        ),
+        (
+            "fixtures/valid/01_received.json",
+            include_str!("../../../builtin/hotline12345/fixtures/valid/01_received.json"),
+        ),
+        (
+            "fixtures/valid/02_dispatched_lead_and_assist.json",
+            include_str!(
+                "../../../builtin/hotline12345/fixtures/valid/02_dispatched_lead_and_assist.json"
+            ),
+        ),
+        (
+            "fixtures/valid/03_returned_and_redispatched.json",
+            include_str!(
+                "../../../builtin/hotline12345/fixtures/valid/03_returned_and_redispatched.json"
+            ),
+        ),
+        (
+            "fixtures/valid/04_extension_pending.json",
+            include_str!("../../../builtin/hotline12345/fixtures/valid/04_extension_pending.json"),
+        ),
+        (
+            "fixtures/valid/05_completed_awaiting_callback.json",
+            include_str!(
+                "../../../builtin/hotline12345/fixtures/valid/05_completed_awaiting_callback.json"
+            ),
+        ),
+        (
+            "fixtures/valid/06_called_back_dissatisfied.json",
+            include_str!(
+                "../../../builtin/hotline12345/fixtures/valid/06_called_back_dissatisfied.json"
+            ),
+        ),
+        (
+            "fixtures/valid/07_answered_directly.json",
+            include_str!("../../../builtin/hotline12345/fixtures/valid/07_answered_directly.json"),
+        ),
+        (
+            "fixtures/valid/08_closed_not_reached.json",
+            include_str!("../../../builtin/hotline12345/fixtures/valid/08_closed_not_reached.json"),
+        ),
+        (
+            "mappings/hotline_ticket.toml",
+            include_str!("../../../builtin/hotline12345/mappings/hotline_ticket.toml"),
+        ),
+    ],
+};

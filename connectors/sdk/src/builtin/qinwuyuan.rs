@@ -1,0 +1,125 @@
+//! The built-in `qinwuyuan` connector: 秦务员 pushes of service cases, ratings and appeals.
+//!
+//! Its definition folder is `connectors/builtin/qinwuyuan/`; every file of it is compiled in here, fixtures included,
+//! so the conformance tests and `unsilo mapping test` see exactly what the binary runs.
+
+use super::Builtin;
+
+/// The `qinwuyuan` connector's definition files.
+pub(crate) const BUILTIN: Builtin = Builtin {
+    name: "qinwuyuan",
+    files: &[
+        (
+            "connector.toml",
+            include_str!("../../../builtin/qinwuyuan/connector.toml"),
+        ),
+        (
+            "contract.json",
+            include_str!("../../../builtin/qinwuyuan/contract.json"),
+        ),
+        (
+            "README.md",
+            include_str!("../../../builtin/qinwuyuan/README.md"),
+        ),
+        (
+            "fixtures/invalid/bad_appellant_cert_no.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/bad_appellant_cert_no.json"),
+        ),
+        (
+            "fixtures/invalid/bad_applicant_cert_no.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/bad_applicant_cert_no.json"),
+        ),
+        (
+            "fixtures/invalid/bad_contact_phone.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/bad_contact_phone.json"),
+        ),
+        (
+            "fixtures/invalid/bad_rated_dept_uscc.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/bad_rated_dept_uscc.json"),
+        ),
+        (
+            "fixtures/invalid/case_without_project_no.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/case_without_project_no.json"),
+        ),
+        (
+            "fixtures/invalid/impossible_accept_date.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/impossible_accept_date.json"),
+        ),
+        (
+            "fixtures/invalid/missing_data_type.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/missing_data_type.json"),
+        ),
+        (
+            "fixtures/invalid/score_out_of_range.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/score_out_of_range.json"),
+        ),
+        (
+            "fixtures/invalid/unknown_case_status.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/unknown_case_status.json"),
+        ),
+        (
+            "fixtures/invalid/unknown_data_type.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/unknown_data_type.json"),
+        ),
+        (
+            "fixtures/invalid/unknown_region.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/unknown_region.json"),
+        ),
+        (
+            "fixtures/invalid/version_as_text.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/invalid/version_as_text.json"),
+        ),
+        (
+            "fixtures/valid/appeal_closed_after_hotline_transfer.json",
+            include_str!(
+                "../../../builtin/qinwuyuan/fixtures/valid/appeal_closed_after_hotline_transfer.json"
+            ),
+        ),
+        (
+            "fixtures/valid/appeal_submitted_anonymous.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/valid/appeal_submitted_anonymous.json"),
+        ),
+        (
+            "fixtures/valid/case_accepted_at_window_enterprise.json",
+            include_str!(
+                "../../../builtin/qinwuyuan/fixtures/valid/case_accepted_at_window_enterprise.json"
+            ),
+        ),
+        (
+            "fixtures/valid/case_completed_with_licence.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/valid/case_completed_with_licence.json"),
+        ),
+        (
+            "fixtures/valid/case_not_accepted_cross_region.json",
+            include_str!(
+                "../../../builtin/qinwuyuan/fixtures/valid/case_not_accepted_cross_region.json"
+            ),
+        ),
+        (
+            "fixtures/valid/case_submitted_mobile.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/valid/case_submitted_mobile.json"),
+        ),
+        (
+            "fixtures/valid/rating_bad_rectified_and_verified.json",
+            include_str!(
+                "../../../builtin/qinwuyuan/fixtures/valid/rating_bad_rectified_and_verified.json"
+            ),
+        ),
+        (
+            "fixtures/valid/rating_very_satisfied.json",
+            include_str!("../../../builtin/qinwuyuan/fixtures/valid/rating_very_satisfied.json"),
+        ),
+        (
+            "mappings/appeal.toml",
+            include_str!("../../../builtin/qinwuyuan/mappings/appeal.toml"),
+        ),
+        (
+            "mappings/rating.toml",
+            include_str!("../../../builtin/qinwuyuan/mappings/rating.toml"),
+        ),
+        (
+            "mappings/service_case.toml",
+            include_str!("../../../builtin/qinwuyuan/mappings/service_case.toml"),
+        ),
+    ],
+};

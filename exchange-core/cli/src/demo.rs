@@ -1,0 +1,473 @@
+//! `unsilo demo`: the hub on the embedded bus with every source system simulated, so realistic data flows from
+//! the first minute.
+//!
+//! | source system | simulator | how the hub gets it |
+//! |---|---|---|
+//! | county grid platform (grid events through 上报…结案, households with care levels, residents, grids) | `unsilo_simulate::grid` | it pushes to `POST /ingest/grid` |
+//! | 秦务员 (service cases, ratings, appeals) | `unsilo_simulate::qinwuyuan` | it pushes to `POST /ingest/qinwuyuan` |
+//! | 12345 hotline work orders that change over time | `unsilo_simulate::hotline12345` serves the work-order API | the hub polls it (`http_poll`) |
+//! | departmental GBK CSV / XLSX exports | `unsilo_simulate::dept_file` writes files into `<data_dir>/demo-dropbox` | the hub watches the folder (`file_drop`) |
+//! | departmental databases (低保 roster in PostgreSQL, incidents in MySQL) | `unsilo_simulate::dept_sql`, only with `--postgres-url` / `--mysql-url` | the hub polls the tables (`sql_poll`) |
+//!
+//! Push tokens are made fresh for each run and only their SHA-256 is given to the hub. A share of every
+//! simulator's records is malformed on purpose, so `dlq.<connector>` shows what rejection looks like.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+use unsilo_connectors::sdk::Shutdown;
+use unsilo_connectors::transport::file_drop::FileDropConfig;
+
+use unsilo_hub::auth::token_digest;
+use unsilo_hub::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
+use unsilo_hub::server::{Hub, ServerError};
+
+/// What the demo runs.
+#[derive(Clone, Debug)]
+pub struct DemoOptions {
+    /// Data directory of the embedded bus.
+    pub data_dir: PathBuf,
+    /// Where the hub serves HTTP.
+    pub listen: SocketAddr,
+    /// Records per second per simulator.
+    pub rate: f64,
+    /// Share of malformed records per simulator (0.0–1.0).
+    pub malformed_share: f64,
+    /// Seed of the simulators' random data.
+    pub seed: u64,
+    /// PostgreSQL for the 低保 roster simulator and its `sql_poll` connector (optional).
+    pub postgres_url: Option<String>,
+    /// MySQL / MariaDB for the incident-table simulator and its `sql_poll` connector (optional).
+    pub mysql_url: Option<String>,
+}
+
+/// Errors that stop the demo.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The hub failed.
+    #[error(transparent)]
+    Hub(#[from] ServerError),
+    /// A listener or folder could not be set up.
+    #[error("{0}")]
+    Setup(String),
+}
+
+fn new_token() -> String {
+    format!(
+        "{:032x}{:032x}",
+        rand::random::<u128>(),
+        rand::random::<u128>()
+    )
+}
+
+fn push(name: &str, token: &str) -> ConnectorConfig {
+    ConnectorConfig {
+        name: name.into(),
+        definition: format!("builtin:{name}"),
+        transport: TransportKind::HttpPush,
+        http_push: Some(HttpPushConfig {
+            token_sha256: token_digest(token),
+        }),
+        http_poll: None,
+        sql_poll: None,
+        file_drop: None,
+        kafka_topic: None,
+    }
+}
+
+fn polled(name: &str, definition: &str, transport: TransportKind) -> ConnectorConfig {
+    ConnectorConfig {
+        name: name.into(),
+        definition: format!("builtin:{definition}"),
+        transport,
+        http_push: None,
+        http_poll: None,
+        sql_poll: None,
+        file_drop: None,
+        kafka_topic: None,
+    }
+}
+
+/// Runs a simulator in its own task, logging what it did when it stops (or why it failed).
+fn spawn_simulator<S, E>(
+    name: &'static str,
+    run: impl Future<Output = Result<S, E>> + Send + 'static,
+) -> tokio::task::JoinHandle<()>
+where
+    S: std::fmt::Debug + Send + 'static,
+    E: std::fmt::Display + Send + 'static,
+{
+    tokio::spawn(async move {
+        match run.await {
+            Ok(stats) => info!(simulator = name, ?stats, "Simulator stopped."),
+            Err(e) => warn!(simulator = name, error = %e, "Simulator failed."),
+        }
+    })
+}
+
+fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, DemoError> {
+    toml::from_str(text).map_err(|e| DemoError::Setup(format!("demo {what} settings: {e}")))
+}
+
+/// The demo's agencies: id, name, unified social credit code, clearance.
+const DEMO_AGENCIES: [(&str, &str, &str, &str); 2] = [
+    ("civil-affairs", "汉阴县民政局", "11610921016050037T", "S3"),
+    (
+        "public-security",
+        "汉阴县公安局",
+        "11610921MB12345671",
+        "S2",
+    ),
+];
+
+/// Creates the demo's agencies (or issues them fresh tokens on a re-run) and their subscriptions, approved by
+/// the demo operator, as an operator would with `unsilo agency create` and `unsilo subscription approve`.
+/// Returns each agency's token.
+async fn setup_agencies(
+    hub: &Hub,
+    postgres_url: Option<&str>,
+) -> Result<Vec<(String, String)>, DemoError> {
+    use unsilo_hub::admin::lifecycle::{ApproveRequest, NewAgency, SubscriptionRequest};
+    use unsilo_hub::auth::Principal;
+    let operator = "demo-operator";
+    let setup =
+        |e: unsilo_hub::api_error::ApiError| DemoError::Setup(format!("demo agencies: {e}"));
+    let mut tokens = Vec::new();
+    for (id, name, uscc, clearance) in DEMO_AGENCIES {
+        let token = if hub.control.agency(id).is_some() {
+            hub.admin
+                .issue_token(operator, id, Default::default())
+                .await
+                .map_err(setup)?
+                .0
+        } else {
+            let new = NewAgency {
+                id: id.into(),
+                name: name.into(),
+                uscc: uscc.into(),
+                clearance: clearance.into(),
+                client_cert_sha256: None,
+                token_expires_at_ms: None,
+            };
+            hub.admin
+                .create_agency(operator, new)
+                .await
+                .map_err(setup)?
+                .1
+        };
+        tokens.push((id.to_owned(), token));
+    }
+    let mut requests: Vec<(&str, serde_json::Value, Vec<&str>)> = vec![
+        (
+            "civil-affairs",
+            serde_json::json!({
+                "name": "red-households",
+                "schema": "household",
+                "filter": "care_level == \"RED\"",
+                "fields": [
+                    { "field": "household_id", "treatment": "pseudonymise" },
+                    { "field": "head_cert_no", "treatment": "pseudonymise" },
+                    { "field": "head_name", "treatment": "mask" },
+                    { "field": "care_level", "treatment": "clear" },
+                    { "field": "village_code", "treatment": "clear" },
+                    { "field": "member_count", "treatment": "clear" },
+                    { "field": "address", "treatment": "generalise" }
+                ],
+                "purpose": "连心户走访帮扶 / visits to RED-level households",
+                "legal_basis": "《社会救助暂行办法》",
+                "channel": { "kind": "pull" }
+            }),
+            vec!["head_cert_no", "address"],
+        ),
+        (
+            "public-security",
+            serde_json::json!({
+                "name": "grid-events",
+                "schema": "grid_event",
+                "filter": "region_code.startsWith(\"61\")",
+                "fields": [
+                    { "field": "event_type_code", "treatment": "clear" },
+                    { "field": "event_type_name", "treatment": "clear" },
+                    { "field": "envelope.region_code", "treatment": "clear" },
+                    { "field": "urgency", "treatment": "clear" },
+                    { "field": "location.address", "treatment": "generalise" }
+                ],
+                "purpose": "社会治安形势研判 / public-safety situation analysis",
+                "channel": { "kind": "pull" }
+            }),
+            vec!["location.address"],
+        ),
+    ];
+    if let Some(url) = postgres_url {
+        requests.push((
+            "civil-affairs",
+            serde_json::json!({
+                "name": "red-households-sql",
+                "schema": "household",
+                "filter": "care_level == \"RED\"",
+                "fields": [
+                    { "field": "head_cert_no", "treatment": "pseudonymise" },
+                    { "field": "care_level", "treatment": "clear" },
+                    { "field": "village_code", "treatment": "clear" },
+                    { "field": "member_count", "treatment": "clear" }
+                ],
+                "purpose": "连心户台账 / RED-level household register",
+                "channel": { "kind": "sql", "url": url, "table": "mz_red_households" }
+            }),
+            vec!["head_cert_no"],
+        ));
+    }
+    for (agency, body, above) in requests {
+        let request: SubscriptionRequest = serde_json::from_value(body)
+            .map_err(|e| DemoError::Setup(format!("demo subscription: {e}")))?;
+        let id = unsilo_policy::model::Subscription::id_of(agency, &request.name);
+        if hub.control.subscription(&id).is_some() {
+            continue;
+        }
+        hub.admin
+            .request(&Principal::Agency(agency.into()), request)
+            .await
+            .map_err(setup)?;
+        let approval = ApproveRequest {
+            approve_above_clearance: above.into_iter().map(str::to_owned).collect(),
+            ..ApproveRequest::default()
+        };
+        let first = hub
+            .admin
+            .approve(operator, &id, approval)
+            .await
+            .map_err(setup)?;
+        if first.status == unsilo_policy::model::SubscriptionStatus::Requested {
+            // 双人复核: the grant can release CORE-grade records or S4 fields in clear, so a second, different
+            // operator confirms it.
+            hub.admin
+                .approve(REVIEWER, &id, ApproveRequest::default())
+                .await
+                .map_err(setup)?;
+        }
+    }
+    Ok(tokens)
+}
+
+/// The demo's second operator, who confirms grants that need two operators (双人复核).
+const REVIEWER: &str = "demo-reviewer";
+
+/// Writes the demo's tokens to files readable only by the user (never to the log).
+fn write_tokens(
+    dir: &std::path::Path,
+    operator: &str,
+    reviewer: &str,
+    agencies: &[(String, String)],
+) -> Result<(), DemoError> {
+    let setup = |e: std::io::Error| {
+        DemoError::Setup(format!("writing demo tokens to {}: {e}", dir.display()))
+    };
+    std::fs::create_dir_all(dir).map_err(setup)?;
+    let mut files = vec![
+        ("operator".to_owned(), operator.to_owned()),
+        ("reviewer".to_owned(), reviewer.to_owned()),
+    ];
+    files.extend(agencies.iter().cloned());
+    for (name, token) in files {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        unsilo_hub::secrets::write_private(&path, token.as_bytes()).map_err(setup)?;
+    }
+    Ok(())
+}
+
+/// Runs the demo until `shutdown` completes: simulators stop first, then the hub drains and closes.
+pub async fn run(
+    options: DemoOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), DemoError> {
+    let (stop_simulators, sim_shutdown) = Shutdown::new();
+    let mut simulators: Vec<tokio::task::JoinHandle<()>> = Vec::new();
+
+    // The 12345 work-order API, which the hub will poll.
+    let hotline_listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| DemoError::Setup(format!("cannot bind the 12345 simulator: {e}")))?;
+    let hotline_addr = hotline_listener
+        .local_addr()
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
+    let hotline = unsilo_simulate::hotline12345::Hotline12345Options {
+        addr: hotline_addr,
+        rate: options.rate,
+        malformed_share: options.malformed_share,
+        seed: options.seed,
+        ..Default::default()
+    };
+    let sd = sim_shutdown.clone();
+    simulators.push(spawn_simulator(
+        "hotline12345",
+        unsilo_simulate::hotline12345::serve(hotline_listener, hotline, sd),
+    ));
+
+    let dropbox = options.data_dir.join("demo-dropbox");
+    std::fs::create_dir_all(&dropbox)
+        .map_err(|e| DemoError::Setup(format!("cannot create {}: {e}", dropbox.display())))?;
+
+    let grid_token = new_token();
+    let qinwuyuan_token = new_token();
+    let mut config = Config::default();
+    config.bus.embedded.data_dir = options.data_dir.clone();
+    config.http.listen = options.listen;
+    config.connectors.push(push("grid", &grid_token));
+    config.connectors.push(push("qinwuyuan", &qinwuyuan_token));
+    let mut hotline_connector = polled("hotline12345", "hotline12345", TransportKind::HttpPoll);
+    hotline_connector.http_poll = Some(parse(
+        "http_poll",
+        &format!(
+            "url = \"http://{hotline_addr}/api/workorders\"\nrecords_pointer = \"/data/items\"\n\
+             record_id_pointer = \"/gdbh\"\nupdated_pointer = \"/gxsj\"\n\
+             cursor = {{ kind = \"updated_since\", param = \"updatedSince\", time_format = \"%Y%m%d%H%M%S\" }}\n\
+             page_size = 200\npage_size_param = \"pageSize\"\npoll_interval = \"2s\"\n"
+        ),
+    )?);
+    config.connectors.push(hotline_connector);
+    let mut file_connector = polled("dept-file", "dept-file", TransportKind::FileDrop);
+    file_connector.file_drop = Some(FileDropConfig::new(&dropbox));
+    config.connectors.push(file_connector);
+    if let Some(url) = &options.postgres_url {
+        let mut c = polled("mz-dibao", "dept-sql", TransportKind::SqlPoll);
+        c.sql_poll = Some(parse(
+            "sql_poll",
+            &format!(
+                "url = {url:?}\ntable = \"{}\"\ncursor_column = \"gxsj\"\nid_column = \"id\"\npoll_interval = \"2s\"\n",
+                unsilo_simulate::dept_sql::DIBAO_TABLE
+            ),
+        )?);
+        config.connectors.push(c);
+    }
+    if let Some(url) = &options.mysql_url {
+        let mut c = polled("ga-jqxx", "dept-sql", TransportKind::SqlPoll);
+        c.sql_poll = Some(parse(
+            "sql_poll",
+            &format!(
+                "url = {url:?}\ntable = \"{}\"\ncursor_column = \"gxsj\"\nid_column = \"id\"\npoll_interval = \"2s\"\n",
+                unsilo_simulate::dept_sql::INCIDENT_TABLE
+            ),
+        )?);
+        config.connectors.push(c);
+    }
+
+    // The dept-sql simulator creates its tables before the hub starts polling them.
+    if options.postgres_url.is_some() || options.mysql_url.is_some() {
+        let sql = unsilo_simulate::dept_sql::DeptSqlOptions {
+            postgres_url: options.postgres_url.clone(),
+            mysql_url: options.mysql_url.clone(),
+            rate: options.rate,
+            malformed_share: options.malformed_share,
+            seed: options.seed,
+            ..Default::default()
+        };
+        unsilo_simulate::dept_sql::prepare(&sql)
+            .await
+            .map_err(|e| DemoError::Setup(format!("dept-sql simulator: {e}")))?;
+        let sd = sim_shutdown.clone();
+        simulators.push(spawn_simulator(
+            "dept-sql",
+            unsilo_simulate::dept_sql::run(sql, sd),
+        ));
+    }
+
+    let operator_token = new_token();
+    let reviewer_token = new_token();
+    for (name, token) in [
+        ("demo-operator", &operator_token),
+        (REVIEWER, &reviewer_token),
+    ] {
+        config
+            .admin
+            .operators
+            .push(unsilo_hub::auth::OperatorCredential {
+                name: name.into(),
+                token_sha256: unsilo_hub::auth::token_digest(token),
+            });
+    }
+    let hub = Hub::start(&config).await?;
+    let tokens_dir = options.data_dir.join("demo-tokens");
+    let agency_tokens = setup_agencies(&hub, options.postgres_url.as_deref()).await?;
+    write_tokens(
+        &tokens_dir,
+        &operator_token,
+        &reviewer_token,
+        &agency_tokens,
+    )?;
+    let listener = TcpListener::bind(options.listen)
+        .await
+        .map_err(|e| DemoError::Setup(format!("cannot listen on {}: {e}", options.listen)))?;
+    let base = format!("http://{}", options.listen);
+
+    let grid = unsilo_simulate::grid::GridSimulatorOptions {
+        hub_url: base.clone(),
+        token: grid_token,
+        rate: options.rate,
+        malformed_share: options.malformed_share,
+        seed: options.seed,
+        ..Default::default()
+    };
+    let sd = sim_shutdown.clone();
+    simulators.push(spawn_simulator(
+        "grid",
+        unsilo_simulate::grid::run(grid, sd),
+    ));
+    let qinwuyuan = unsilo_simulate::qinwuyuan::QinwuyuanOptions {
+        url: format!("{base}/ingest/qinwuyuan"),
+        token: qinwuyuan_token,
+        rate: options.rate,
+        malformed_share: options.malformed_share,
+        seed: options.seed,
+        ..Default::default()
+    };
+    let sd = sim_shutdown.clone();
+    simulators.push(spawn_simulator(
+        "qinwuyuan",
+        unsilo_simulate::qinwuyuan::run(qinwuyuan, sd),
+    ));
+    let files = unsilo_simulate::dept_file::DeptFileOptions {
+        malformed_share: options.malformed_share,
+        seed: options.seed,
+        files_per_minute: (options.rate * 2.0).clamp(1.0, 60.0),
+        ..unsilo_simulate::dept_file::DeptFileOptions::new(&dropbox)
+    };
+    let sd = sim_shutdown.clone();
+    simulators.push(spawn_simulator(
+        "dept-file",
+        unsilo_simulate::dept_file::run(files, sd),
+    ));
+
+    info!(
+        hub = %base,
+        data_dir = %options.data_dir.display(),
+        dropbox = %dropbox.display(),
+        hotline_api = %format!("http://{hotline_addr}/api/workorders"),
+        "Demo running: grid and 秦务员 push, the 12345 API is polled, GBK exports land in the dropbox. \
+         Try: curl {base}/metrics | grep unsilo_ingest ; curl -H \"Authorization: Bearer $(cat {t}/operator)\" {base}/subjects . Ctrl-C stops.",
+        t = tokens_dir.display()
+    );
+    info!(
+        tokens = %tokens_dir.display(),
+        "Agencies subscribed: civil-affairs.red-households (RED households, pseudonymous person keys) and \
+         public-security.grid-events (event type and village code only). Try: \
+         UNSILO_TOKEN=$(cat {t}/civil-affairs) unsilo subscription pull civil-affairs.red-households ; \
+         UNSILO_TOKEN=$(cat {t}/operator) unsilo audit verify ; \
+         UNSILO_TOKEN=$(cat {t}/operator) unsilo subscription list",
+        t = tokens_dir.display()
+    );
+
+    let serving = hub.serve(listener, async move {
+        shutdown.await;
+        info!("Stopping the simulators.");
+        stop_simulators.trigger();
+    });
+    let result = serving.await;
+    for s in simulators {
+        let _ = s.await;
+    }
+    result.map_err(DemoError::from)
+}

@@ -1,0 +1,530 @@
+//! The `unsilo` command: `serve` runs the hub; `demo` runs it with simulated sources and agencies; `bench`
+//! measures it; `agency`, `subscription`, `audit` and `dlq` administer a running hub (see `admin_cli`).
+
+mod admin_cli;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use unsilo_cli::bench::{self, BenchOptions};
+use unsilo_hub::config::{BusKind, Config, LogFormat};
+use unsilo_hub::server::{self, Hub};
+
+/// mimalloc: the hub allocates and frees many small buffers per record; it is markedly faster here than the
+/// system allocator (see docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// unsilo — the data-exchange hub that breaks government data silos.
+#[derive(Debug, Parser)]
+#[command(name = "unsilo", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the hub: bus, schema registry and HTTP API. With no flags: embedded bus in ./data, HTTP on
+    /// 127.0.0.1:8080.
+    Serve(ServeArgs),
+    /// Runs the hub on the embedded bus with every source system simulated: realistic data flows at once.
+    Demo(DemoArgs),
+    /// Stands in for one source system, speaking its own raw format with realistic data.
+    Simulate(SimulateArgs),
+    /// Measures the hub's hot paths against their baselines and prints a Markdown report.
+    Bench(BenchArgs),
+    /// Mapping files: `unsilo mapping test <mapping.toml> <sample.json>`.
+    #[command(subcommand)]
+    Mapping(MappingCommand),
+    /// Connector definitions: list the built-ins, scaffold a new one, check one with the conformance kit.
+    #[command(subcommand)]
+    Connector(ConnectorCommand),
+    /// Agencies (operators): create, list, issue tokens.
+    Agency {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: admin_cli::AgencyCommand,
+    },
+    /// Subscriptions: request (agencies), approve / reject / revoke (operators), list, show, pull.
+    Subscription {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: admin_cli::SubscriptionCommand,
+    },
+    /// The evidence log: verify its hash chains, query who received what.
+    Audit {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: admin_cli::AuditCommand,
+    },
+    /// Delivery dead-letter queues: `unsilo dlq replay <subscription>`.
+    Dlq {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Puts the records of a subscription's delivery DLQ back on its topic, to be delivered again.
+    Replay {
+        /// `<agency>.<name>`
+        subscription: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Data directory of the embedded bus.
+    #[arg(long, default_value = "./data")]
+    data_dir: PathBuf,
+    /// Where the hub serves HTTP.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Records per second per simulated source system.
+    #[arg(long, default_value_t = 20.0)]
+    rate: f64,
+    /// Share of deliberately malformed records (0.0–1.0), to show the dead-letter topics at work.
+    #[arg(long, default_value_t = 0.05)]
+    malformed: f64,
+    /// Seed of the simulated data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Also simulate a civil-affairs 低保 roster in this PostgreSQL, polled by the hub.
+    #[arg(long)]
+    postgres_url: Option<String>,
+    /// Also simulate a public-security incident table in this MySQL / MariaDB, polled by the hub.
+    #[arg(long)]
+    mysql_url: Option<String>,
+}
+
+/// Options every simulator takes.
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    #[command(subcommand)]
+    system: SimulatedSystem,
+    /// Records per second.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    rate: f64,
+    /// Share of deliberately malformed records (0.0–1.0).
+    #[arg(long, global = true, default_value_t = 0.05)]
+    malformed: f64,
+    /// Seed of the generated data (same seed, same data).
+    #[arg(long, global = true, default_value_t = 1)]
+    seed: u64,
+    /// Stop after this many records (default: run until Ctrl-C).
+    #[arg(long, global = true)]
+    limit: Option<u64>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SimulatedSystem {
+    /// The county grid platform: pushes events, households, residents and grids to the hub.
+    Grid {
+        /// The hub's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        hub: String,
+        /// The connector token.
+        #[arg(long, env = "UNSILO_GRID_TOKEN")]
+        token: String,
+    },
+    /// The 秦务员 platform: pushes service cases, ratings and appeals to the hub.
+    Qinwuyuan {
+        /// The hub's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        hub: String,
+        /// The connector token.
+        #[arg(long, env = "UNSILO_QINWUYUAN_TOKEN")]
+        token: String,
+    },
+    /// The 12345 hotline: serves its work-order API for the hub to poll.
+    Hotline12345 {
+        /// Where to serve the API.
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        listen: std::net::SocketAddr,
+    },
+    /// Departmental databases: writes a 低保 roster (PostgreSQL) and an incident table (MySQL).
+    DeptSql {
+        /// PostgreSQL URL for the roster.
+        #[arg(long)]
+        postgres_url: Option<String>,
+        /// MySQL / MariaDB URL for the incident table.
+        #[arg(long)]
+        mysql_url: Option<String>,
+    },
+    /// Departmental exports: drops GBK CSV and XLSX rosters into a folder.
+    DeptFile {
+        /// The watched folder.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MappingCommand {
+    /// Loads a mapping and normalises a sample (a JSON object, a JSON array or JSON lines), printing each
+    /// normalised record or the errors. Exits non-zero if the mapping does not load or a sample is rejected.
+    Test {
+        /// The mapping file.
+        mapping: PathBuf,
+        /// The sample raw records.
+        sample: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConnectorCommand {
+    /// Lists the built-in connectors and the shared schemas they produce.
+    List,
+    /// Scaffolds a new connector definition — contract, mapping, fixtures and a conformance test — that passes
+    /// the conformance kit out of the box.
+    New {
+        /// The connector's name (a-z, 0-9, `-`, `_`).
+        name: String,
+        /// The shared schema it produces, e.g. `rating`.
+        #[arg(long)]
+        schema: String,
+        /// The folder to create it in (default: the current folder).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Checks a connector definition folder (or `builtin:<name>`) with the conformance kit and its fixtures.
+    Check {
+        /// A definition folder, or `builtin:<name>`.
+        definition: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Configuration file (TOML), e.g. deploy/kafka.toml. Without it, the embedded defaults apply.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Overrides http.listen, e.g. 0.0.0.0:8080.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Overrides bus.embedded.data_dir.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides bus.kafka.bootstrap_servers.
+    #[arg(long, env = "UNSILO_KAFKA_BOOTSTRAP_SERVERS")]
+    kafka_bootstrap: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Records per measurement.
+    #[arg(long, default_value_t = 200_000)]
+    records: usize,
+    /// A Kafka-protocol broker for the Kafka measurements (bus layer vs raw rdkafka); skipped without it.
+    #[arg(long, env = "UNSILO_BENCH_KAFKA")]
+    kafka: Option<String>,
+    /// Records per measurement on Kafka (Tansu's fetch path is slow, so fewer by default).
+    #[arg(long, default_value_t = 20_000)]
+    kafka_records: usize,
+    /// Writes the report to this file as well as to standard output.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Only these sections: foundation, connectors, routing (repeatable; default all).
+    #[arg(long)]
+    only: Vec<String>,
+}
+
+fn init_logging(config: &Config) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.http.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.bus.embedded.data_dir = dir;
+    }
+    if let Some(servers) = args.kafka_bootstrap {
+        if let Some(k) = config.bus.kafka.as_mut() {
+            k.bootstrap_servers = servers;
+        }
+    }
+    config.check()?;
+    init_logging(&config);
+    match config.bus.kind {
+        BusKind::Embedded => tracing::info!(
+            data_dir = %config.bus.embedded.data_dir.display(),
+            "Starting on the embedded bus."
+        ),
+        BusKind::Kafka => tracing::info!(
+            bootstrap_servers = %config.bus.kafka.as_ref().map(|k| k.bootstrap_servers.as_str()).unwrap_or(""),
+            "Starting on Kafka."
+        ),
+    }
+    // Certificate problems should stop the start before anything else happens.
+    let tls = config.http.tls.as_ref().map(server::load_tls).transpose()?;
+    let hub = Hub::start(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.listen))?;
+    hub.serve_with(listener, tls, server::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .init();
+    let report = bench::run(BenchOptions {
+        records: args.records,
+        kafka: args.kafka,
+        kafka_records: args.kafka_records,
+        only: args.only,
+    })
+    .await?;
+    print!("{report}");
+    if let Some(path) = args.out {
+        std::fs::write(&path, &report)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn init_cli_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    init_cli_logging();
+    unsilo_cli::demo::run(
+        unsilo_cli::demo::DemoOptions {
+            data_dir: args.data_dir,
+            listen: args.listen,
+            rate: args.rate,
+            malformed_share: args.malformed,
+            seed: args.seed,
+            postgres_url: args.postgres_url,
+            mysql_url: args.mysql_url,
+        },
+        server::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    init_cli_logging();
+    let (trigger, shutdown) = unsilo_connectors::sdk::Shutdown::new();
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        trigger.trigger();
+    });
+    let stats = match args.system {
+        SimulatedSystem::Grid { hub, token } => format!(
+            "{:?}",
+            unsilo_simulate::grid::run(
+                unsilo_simulate::grid::GridSimulatorOptions {
+                    hub_url: hub,
+                    token,
+                    rate: args.rate,
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    ..Default::default()
+                },
+                shutdown,
+            )
+            .await?
+        ),
+        SimulatedSystem::Qinwuyuan { hub, token } => format!(
+            "{:?}",
+            unsilo_simulate::qinwuyuan::run(
+                unsilo_simulate::qinwuyuan::QinwuyuanOptions {
+                    url: format!("{}/ingest/qinwuyuan", hub.trim_end_matches('/')),
+                    token,
+                    rate: args.rate,
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    ..Default::default()
+                },
+                shutdown,
+            )
+            .await?
+        ),
+        SimulatedSystem::Hotline12345 { listen } => format!(
+            "{:?}",
+            unsilo_simulate::hotline12345::run(
+                unsilo_simulate::hotline12345::Hotline12345Options {
+                    addr: listen,
+                    rate: args.rate,
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    ..Default::default()
+                },
+                shutdown,
+            )
+            .await?
+        ),
+        SimulatedSystem::DeptSql {
+            postgres_url,
+            mysql_url,
+        } => format!(
+            "{:?}",
+            unsilo_simulate::dept_sql::run(
+                unsilo_simulate::dept_sql::DeptSqlOptions {
+                    postgres_url,
+                    mysql_url,
+                    rate: args.rate,
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    ..Default::default()
+                },
+                shutdown,
+            )
+            .await?
+        ),
+        SimulatedSystem::DeptFile { dir } => format!(
+            "{:?}",
+            unsilo_simulate::dept_file::run(
+                unsilo_simulate::dept_file::DeptFileOptions {
+                    malformed_share: args.malformed,
+                    seed: args.seed,
+                    limit: args.limit,
+                    files_per_minute: args.rate.clamp(0.1, 600.0),
+                    ..unsilo_simulate::dept_file::DeptFileOptions::new(dir)
+                },
+                shutdown,
+            )
+            .await?
+        ),
+    };
+    println!("{stats}");
+    Ok(())
+}
+
+fn mapping_test(mapping: &std::path::Path, sample: &std::path::Path) -> anyhow::Result<()> {
+    let report = unsilo_connectors::mapping::test_mapping(mapping, sample)?;
+    print!("{report}");
+    if report
+        .lines()
+        .any(|l| l.starts_with("sample ") && l.contains(": rejected: "))
+    {
+        anyhow::bail!("some samples were rejected (see above)");
+    }
+    Ok(())
+}
+
+fn connector_list() -> anyhow::Result<()> {
+    for name in unsilo_connectors::builtin::names() {
+        let d = unsilo_connectors::builtin::definition(name)?;
+        let targets: Vec<&str> = d.target_schemas().iter().map(|s| s.name()).collect();
+        println!(
+            "builtin:{name:<14} {}  →  {}",
+            d.manifest().description,
+            targets.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn connector_new(name: &str, schema: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let scaffold = unsilo_connectors::scaffold::new_connector(name, schema, dir)?;
+    println!("Created connector `{name}` in {}:", scaffold.dir.display());
+    for f in &scaffold.files {
+        println!("  {}", f.display());
+    }
+    println!(
+        "\nNext: edit the contract and the mapping for your source's own field names, then\n  \
+         unsilo mapping test {} {}\n  unsilo connector check {}",
+        scaffold.mapping.display(),
+        scaffold.sample.display(),
+        scaffold.dir.display()
+    );
+    Ok(())
+}
+
+fn connector_check(spec: &str) -> anyhow::Result<()> {
+    let definition = server::load_definition(spec)?;
+    let fixtures = match spec.strip_prefix("builtin:") {
+        Some(name) => unsilo_connectors::conformance::read_fixtures(
+            unsilo_connectors::builtin::fixtures(name),
+        ),
+        None => unsilo_connectors::conformance::read_fixture_dir(std::path::Path::new(spec)),
+    }
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let report = unsilo_connectors::conformance::check_fixtures(&definition, &fixtures);
+    if report.passed() {
+        println!("{spec}: conformance passed ({} fixtures).", report.checked);
+        Ok(())
+    } else {
+        for f in &report.failures {
+            println!("FAIL {f}");
+        }
+        anyhow::bail!(
+            "{spec}: {} of {} fixture checks failed",
+            report.failures.len(),
+            report.checked
+        )
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Bench(args) => run_bench(args).await,
+        Command::Demo(args) => demo(args).await,
+        Command::Simulate(args) => simulate(args).await,
+        Command::Mapping(MappingCommand::Test { mapping, sample }) => {
+            mapping_test(&mapping, &sample)
+        }
+        Command::Connector(ConnectorCommand::List) => connector_list(),
+        Command::Connector(ConnectorCommand::New { name, schema, dir }) => {
+            connector_new(&name, &schema, &dir)
+        }
+        Command::Connector(ConnectorCommand::Check { definition }) => connector_check(&definition),
+        Command::Agency { hub, command } => admin_cli::agency(&hub, command).await,
+        Command::Subscription { hub, command } => admin_cli::subscription(&hub, command).await,
+        Command::Audit { hub, command } => admin_cli::audit(&hub, command).await,
+        Command::Dlq {
+            hub,
+            command: DlqCommand::Replay { subscription },
+        } => admin_cli::dlq_replay(&hub, &subscription).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("unsilo: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The error every JSON API handler (admin, pull) answers with.
+//!
+//! [`ApiError`] is a stable `{"error": code, "message": …}` body with the right status. Internal failures are
+//! logged with their cause and shown to the client only as "internal error", so no internals or secrets leak.
+//! (Who the caller is, is decided before any handler runs: see [`crate::auth`] and [`crate::access`].)
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use tracing::error;
+
+/// Parses a JSON body, naming what is wrong.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::Invalid(format!("request body: {e}")))
+}
+
+/// An error answered by the admin and pull APIs.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No or unknown credentials (401).
+    #[error("valid credentials are required")]
+    Unauthorized,
+    /// Authenticated, but not allowed (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Not found — or not visible to the caller (404).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The request is wrong; the message says how (422).
+    #[error("{0}")]
+    Invalid(String),
+    /// The state does not allow it (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// A peer (the subscriber's database or broker) refused during activation (502).
+    #[error("{0}")]
+    Upstream(String),
+    /// Something failed inside the hub (500); the cause is logged, not shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let message = match &self {
+            Self::Internal(cause) => {
+                error!(cause = %cause, "Admin API request failed.");
+                "internal error; the hub's log has the cause".to_owned()
+            }
+            other => other.to_string(),
+        };
+        crate::access::Surface::Admin.error(status, code, &message)
+    }
+}

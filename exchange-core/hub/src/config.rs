@@ -1,0 +1,759 @@
+//! The typed configuration of `unsilo serve` (`deploy/embedded.toml`, `deploy/kafka.toml`).
+//!
+//! Every section has defaults, so an empty file — or no file at all — runs the hub on the embedded bus with its
+//! data in `./data` and HTTP on `127.0.0.1:8080`. Unknown keys are errors that name the key and its line, so a
+//! typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use unsilo_connectors::transport::file_drop::FileDropConfig;
+use unsilo_connectors::transport::http_poll::HttpPollConfig;
+use unsilo_connectors::transport::kafka_topic::KafkaTopicConfig;
+use unsilo_connectors::transport::sql_poll::SqlPollConfig;
+
+use unsilo_bus::kafka::KafkaOptions;
+use unsilo_registry::Compatibility;
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys (the message names key and line).
+    #[error("invalid configuration in {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, as the TOML parser says it (with line and column).
+        message: String,
+    },
+    /// The settings contradict each other.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The HTTP server.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// The message bus.
+    #[serde(default)]
+    pub bus: BusConfig,
+    /// The schema registry.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Source connectors this hub runs (`[[connectors]]`, one table each).
+    #[serde(default)]
+    pub connectors: Vec<ConnectorConfig>,
+    /// This hub process.
+    #[serde(default)]
+    pub hub: HubConfig,
+    /// Keys.
+    #[serde(default)]
+    pub security: SecurityConfig,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Delivery channels.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    /// Rate limits, body and header sizes, timeouts of every HTTP surface.
+    #[serde(default)]
+    pub limits: crate::access::LimitsConfig,
+    /// Policy settings of the deployment.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// The evidence log.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// Policy settings of the deployment.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Approve at once a request whose fields are all within the agency's clearance (none in clear at S4),
+    /// granting it only UNCONDITIONAL (无条件共享), non-CORE records: `share_attribute == "UNCONDITIONAL" &&
+    /// data_grade != "CORE"` is AND-ed to its filter and the audit log records the approval as automatic.
+    /// Default false: every request waits for an operator.
+    #[serde(default)]
+    pub auto_approve_unconditional: bool,
+}
+
+/// The evidence log.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Sign a checkpoint of this hub's chain after this many new entries (default 1000).
+    #[serde(default = "default_checkpoint_entries")]
+    pub checkpoint_every_entries: u64,
+    /// …and at least this often while the chain grows (default `"10s"`).
+    #[serde(
+        default = "default_checkpoint_interval",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub checkpoint_interval: std::time::Duration,
+}
+
+fn default_checkpoint_entries() -> u64 {
+    1000
+}
+
+fn default_checkpoint_interval() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            checkpoint_every_entries: default_checkpoint_entries(),
+            checkpoint_interval: default_checkpoint_interval(),
+        }
+    }
+}
+
+/// This hub process.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// The process's name in the audit log: its chain of evidence. Stable across restarts; unique per process
+    /// when several share one Kafka cluster (default `hub`).
+    #[serde(default = "default_hub_id")]
+    pub id: String,
+    /// The name shared by the hub processes that split the routing work between them: routers join consumer
+    /// group `<cluster>.router.<schema>` (default `unsilo`). Processes of one deployment use the same name.
+    #[serde(default = "default_cluster")]
+    pub cluster: String,
+}
+
+fn default_cluster() -> String {
+    "unsilo".to_owned()
+}
+
+fn default_hub_id() -> String {
+    "hub".to_owned()
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            id: default_hub_id(),
+            cluster: default_cluster(),
+        }
+    }
+}
+
+/// Keys.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityConfig {
+    /// The deployment secret (64 hex characters), root of the pseudonymisation and webhook signing keys. Created
+    /// with a random secret if missing. Default: `hub.secret` in the embedded bus's data directory. Every hub
+    /// process of one deployment must use the same secret, or pseudonyms will differ between them.
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    /// This hub's Ed25519 key that signs its audit chain and checkpoints (PKCS#8). Created if missing.
+    /// Default: `audit-signing-<hub id>.key` beside the deployment secret. One key per hub id; never shared.
+    #[serde(default)]
+    pub signing_key_file: Option<PathBuf>,
+    /// Public keys (hex, as `unsilo audit keys` prints them) of the other hubs whose chains share the audit
+    /// topic, by hub id, so `audit verify` checks their signatures against pinned keys.
+    #[serde(default)]
+    pub audit_public_keys: std::collections::BTreeMap<String, String>,
+}
+
+/// The admin API.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Operators and the SHA-256 of their tokens (`[[admin.operators]] name = "…", token_sha256 = "…"`).
+    /// Without any, only agencies can call the admin API (and nothing can be approved).
+    #[serde(default)]
+    pub operators: Vec<crate::auth::OperatorCredential>,
+}
+
+/// Delivery channels.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Extra CA certificates (PEM file) trusted for webhook endpoints, e.g. a government private CA.
+    #[serde(default)]
+    pub webhook_ca_file: Option<PathBuf>,
+    /// Allow `http://` webhook URLs (only for development; default false).
+    #[serde(default)]
+    pub webhook_allow_plain_http: bool,
+    /// Attempts per record before a webhook delivery goes to the delivery DLQ (default 8).
+    #[serde(default = "default_webhook_attempts")]
+    pub webhook_max_attempts: u32,
+    /// Non-public networks webhooks may reach anyway (e.g. `["10.8.0.0/16"]` for a government private network).
+    /// By default every loopback, link-local, private, unspecified and multicast address is refused.
+    #[serde(default)]
+    pub webhook_allow_cidrs: Vec<String>,
+}
+
+fn default_webhook_attempts() -> u32 {
+    8
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            webhook_ca_file: None,
+            webhook_allow_plain_http: false,
+            webhook_max_attempts: default_webhook_attempts(),
+            webhook_allow_cidrs: Vec::new(),
+        }
+    }
+}
+
+/// One source connector instance.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// Instance name (names its `raw.` and `dlq.` topics and its checkpoint): a-z, 0-9, `-`, `_`.
+    pub name: String,
+    /// Which definition (contract + mappings) to use: `builtin:<name>` for a built-in connector, or the path
+    /// of a definition folder (see docs/writing-a-connector.md).
+    pub definition: String,
+    /// How records arrive: `http_push`, `http_poll`, `sql_poll`, `file_drop` or `kafka_topic`; the section
+    /// of the same name holds its settings.
+    pub transport: TransportKind,
+    /// Settings of the `http_push` transport.
+    pub http_push: Option<HttpPushConfig>,
+    /// Settings of the `http_poll` transport.
+    pub http_poll: Option<HttpPollConfig>,
+    /// Settings of the `sql_poll` transport.
+    pub sql_poll: Option<SqlPollConfig>,
+    /// Settings of the `file_drop` transport.
+    pub file_drop: Option<FileDropConfig>,
+    /// Settings of the `kafka_topic` transport.
+    pub kafka_topic: Option<KafkaTopicConfig>,
+}
+
+/// How a connector's records arrive.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    /// The source POSTs JSON to the hub's `/ingest/<connector>` endpoint.
+    HttpPush,
+    /// The hub polls the source's HTTP API with an incremental cursor.
+    HttpPoll,
+    /// The hub polls a PostgreSQL or MySQL table by a monotonic column.
+    SqlPoll,
+    /// The hub watches a folder for CSV, XLSX and JSON-lines files.
+    FileDrop,
+    /// The hub consumes a topic of the source's own Kafka cluster.
+    KafkaTopic,
+}
+
+impl TransportKind {
+    /// The name used in the configuration file (and as the section name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpPush => "http_push",
+            Self::HttpPoll => "http_poll",
+            Self::SqlPoll => "sql_poll",
+            Self::FileDrop => "file_drop",
+            Self::KafkaTopic => "kafka_topic",
+        }
+    }
+}
+
+/// The HTTP push transport.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpPushConfig {
+    /// SHA-256 of the token the source presents (`Authorization: Bearer <token>`), as 64 hex digits. The hub
+    /// never stores the token itself: make one with `openssl rand -hex 32`, give it to the source system, and put
+    /// `printf %s "$TOKEN" | sha256sum` here.
+    pub token_sha256: String,
+}
+
+impl HttpPushConfig {
+    /// The digest as bytes, or why it is not 64 hex digits.
+    pub fn digest(&self) -> Result<[u8; 32], String> {
+        let bytes = hex::decode(self.token_sha256.trim())
+            .map_err(|e| format!("token_sha256 is not hex: {e}"))?;
+        bytes.try_into().map_err(|b: Vec<u8>| {
+            format!(
+                "token_sha256 has {} bytes, expected 32 (64 hex digits)",
+                b.len()
+            )
+        })
+    }
+}
+
+/// The HTTP server.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address to listen on (default `127.0.0.1:8080`; loopback only unless you say otherwise).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Serve HTTPS (rustls) with this certificate and key instead of plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+}
+
+/// The server's TLS certificate and key.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1). Keep it readable by the hub's user only.
+    pub key: PathBuf,
+    /// PEM file of the CA(s) whose client certificates the hub accepts (mutual TLS). Presenting one is
+    /// optional for a connection, but an agency registered with `client_cert_sha256` is accepted only on a
+    /// connection that presented exactly that certificate.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            tls: None,
+        }
+    }
+}
+
+/// Which bus implementation runs the hub.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BusKind {
+    /// The embedded bus in a local data directory (the default).
+    #[default]
+    Embedded,
+    /// A Kafka-protocol cluster.
+    Kafka,
+}
+
+/// The message bus.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BusConfig {
+    /// `embedded` (default) or `kafka`.
+    #[serde(default)]
+    pub kind: BusKind,
+    /// Settings of the embedded bus (used when `kind = "embedded"`).
+    #[serde(default)]
+    pub embedded: EmbeddedConfig,
+    /// Settings of the Kafka bus (required when `kind = "kafka"`).
+    pub kafka: Option<KafkaOptions>,
+    /// Partitions of each `std.<schema>` topic the hub creates at start (default 4).
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+}
+
+fn default_partitions() -> u32 {
+    4
+}
+
+impl Default for BusConfig {
+    fn default() -> Self {
+        Self {
+            kind: BusKind::Embedded,
+            embedded: EmbeddedConfig::default(),
+            kafka: None,
+            partitions: default_partitions(),
+        }
+    }
+}
+
+/// The embedded bus.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedConfig {
+    /// Data directory (default `./data`).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// fsync before acknowledging (default `true`; turn off only for throw-away demos).
+    #[serde(default = "default_true")]
+    pub fsync: bool,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./data")
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: default_data_dir(),
+            fsync: true,
+        }
+    }
+}
+
+/// The schema registry.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Global compatibility level until an operator changes it (default `BACKWARD`).
+    #[serde(default = "default_compatibility")]
+    pub default_compatibility: Compatibility,
+    /// Let callers without credentials read the registry (subjects, versions, schemas; never the agencies'
+    /// `sub.*` view subjects). Writes always need an operator. Default false.
+    #[serde(default)]
+    pub anonymous_read: bool,
+}
+
+fn default_compatibility() -> Compatibility {
+    Compatibility::Backward
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            default_compatibility: default_compatibility(),
+            anonymous_read: false,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `info,unsilo_hub=debug` (`RUST_LOG` overrides it).
+    #[serde(default = "default_filter")]
+    pub filter: String,
+    /// `text` (default) or `json`.
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+fn default_filter() -> String {
+    "info".to_owned()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            filter: default_filter(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl Config {
+    /// Reads and checks a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and checks configuration text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::from("<text>"),
+            message: e.to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks settings that depend on each other.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.bus.kind == BusKind::Kafka && self.bus.kafka.is_none() {
+            return Err(ConfigError::Invalid(
+                "bus.kind is \"kafka\" but there is no [bus.kafka] section with bootstrap_servers"
+                    .into(),
+            ));
+        }
+        if self.bus.partitions == 0 || self.bus.partitions > 10_000 {
+            return Err(ConfigError::Invalid(format!(
+                "bus.partitions must be between 1 and 10000, got {}",
+                self.bus.partitions
+            )));
+        }
+        if self.bus.kind == BusKind::Kafka && self.security.secret_file.is_none() {
+            return Err(ConfigError::Invalid(
+                "bus.kind is \"kafka\": set [security] secret_file, one file shared by every hub process (pseudonyms must agree)"
+                    .into(),
+            ));
+        }
+        for o in &self.admin.operators {
+            if o.token_sha256.len() != 64 || !o.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "admin operator `{}`: token_sha256 must be 64 hex characters",
+                    o.name
+                )));
+            }
+        }
+        if self.hub.id.is_empty() || self.hub.id.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid(
+                "hub.id must be a non-empty name".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for c in &self.connectors {
+            let name_ok = !c.name.is_empty()
+                && c.name.len() <= 64
+                && c.name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if !name_ok {
+                return Err(ConfigError::Invalid(format!(
+                    "connector name `{}` must be 1–64 characters of a-z, 0-9, '-' and '_'",
+                    c.name
+                )));
+            }
+            if !seen.insert(c.name.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "connector `{}` is configured twice",
+                    c.name
+                )));
+            }
+            let has_section = match c.transport {
+                TransportKind::HttpPush => c.http_push.is_some(),
+                TransportKind::HttpPoll => c.http_poll.is_some(),
+                TransportKind::SqlPoll => c.sql_poll.is_some(),
+                TransportKind::FileDrop => c.file_drop.is_some(),
+                TransportKind::KafkaTopic => c.kafka_topic.is_some(),
+            };
+            if !has_section {
+                let t = c.transport.as_str();
+                return Err(ConfigError::Invalid(format!(
+                    "connector `{}` uses transport \"{t}\" but has no [connectors.{t}] section",
+                    c.name
+                )));
+            }
+            if let Some(push) = &c.http_push {
+                push.digest()
+                    .map_err(|e| ConfigError::Invalid(format!("connector `{}`: {e}", c.name)))?;
+            }
+        }
+        // A credential names one principal: no two operators or push connectors may share a token.
+        let mut digests = std::collections::HashMap::new();
+        let pushes = self
+            .connectors
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    format!("connector `{}`", c.name),
+                    c.http_push.as_ref()?.digest().ok()?,
+                ))
+            })
+            .map(|(who, d)| (who, hex::encode(d)));
+        let operators = self.admin.operators.iter().map(|o| {
+            (
+                format!("operator `{}`", o.name),
+                o.token_sha256.to_ascii_lowercase(),
+            )
+        });
+        for (who, digest) in pushes.chain(operators) {
+            if let Some(first) = digests.insert(digest, who.clone()) {
+                return Err(ConfigError::Invalid(format!(
+                    "{first} and {who} have the same token; give each its own"
+                )));
+            }
+        }
+        self.limits.check().map_err(ConfigError::Invalid)?;
+        crate::egress::EgressPolicy::new(&self.delivery.webhook_allow_cidrs)
+            .map_err(|e| ConfigError::Invalid(format!("delivery.{e}")))?;
+        if self.audit.checkpoint_every_entries == 0 || self.audit.checkpoint_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "audit: checkpoint_every_entries and checkpoint_interval must be greater than zero"
+                    .into(),
+            ));
+        }
+        if let Some(k) = &self.bus.kafka {
+            if k.bootstrap_servers.trim().is_empty() {
+                return Err(ConfigError::Invalid(
+                    "bus.kafka.bootstrap_servers is empty".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// The deployment secret's file: `[security] secret_file`, else `hub.secret` in the embedded data directory.
+    pub fn secret_file(&self) -> PathBuf {
+        self.security
+            .secret_file
+            .clone()
+            .unwrap_or_else(|| self.bus.embedded.data_dir.join("hub.secret"))
+    }
+
+    /// This hub's audit signing key file: `[security] signing_key_file`, else `audit-signing-<hub id>.key` beside
+    /// the deployment secret.
+    pub fn signing_key_file(&self) -> PathBuf {
+        self.security.signing_key_file.clone().unwrap_or_else(|| {
+            let secret = self.secret_file();
+            let dir = secret.parent().map(Path::to_path_buf).unwrap_or_default();
+            let safe: String = self
+                .hub
+                .id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            dir.join(format!("audit-signing-{safe}.key"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_means_embedded_defaults() {
+        let c = Config::parse("").expect("parse");
+        assert_eq!(c.bus.kind, BusKind::Embedded);
+        assert_eq!(c.bus.embedded.data_dir, PathBuf::from("./data"));
+        assert_eq!(c.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.registry.default_compatibility, Compatibility::Backward);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let err =
+            Config::parse("[http]\nlisten = \"127.0.0.1:1\"\nlistne = 3\n").expect_err("must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("listne"), "{msg}");
+        assert!(msg.contains("line 3"), "{msg}");
+    }
+
+    #[test]
+    fn kafka_needs_its_section() {
+        let err = Config::parse("[bus]\nkind = \"kafka\"\n").expect_err("must fail");
+        assert!(err.to_string().contains("[bus.kafka]"), "{err}");
+        let kafka =
+            "[bus]\nkind = \"kafka\"\n[bus.kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n";
+        let err = Config::parse(kafka).expect_err("a Kafka hub needs a shared secret file");
+        assert!(err.to_string().contains("secret_file"), "{err}");
+        let c = Config::parse(&format!(
+            "{kafka}[security]\nsecret_file = \"/etc/unsilo/hub.secret\"\n"
+        ))
+        .expect("parse");
+        assert_eq!(c.bus.kafka.expect("kafka").replication_factor, 1);
+    }
+
+    #[test]
+    fn connectors_are_checked() {
+        let ok = "[[connectors]]\nname = \"grid\"\ndefinition = \"builtin:grid\"\ntransport = \"http_push\"\n\
+                  [connectors.http_push]\ntoken_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n";
+        let c = Config::parse(ok).expect("parse");
+        assert_eq!(c.connectors[0].transport, TransportKind::HttpPush);
+        let err = Config::parse(&ok.replace("9f86", "zz86")).expect_err("bad hex");
+        assert!(err.to_string().contains("token_sha256"), "{err}");
+        let err = Config::parse(&format!("{ok}{ok}")).expect_err("twice");
+        assert!(err.to_string().contains("configured twice"), "{err}");
+        let err = Config::parse(&ok.replace(
+            "transport = \"http_push\"",
+            "transport = \"carrier_pigeon\"",
+        ))
+        .expect_err("unknown transport");
+        assert!(err.to_string().contains("carrier_pigeon"), "{err}");
+        let missing = "[[connectors]]\nname = \"grid\"\ndefinition = \"builtin:grid\"\ntransport = \"http_push\"\n";
+        let err = Config::parse(missing).expect_err("no section");
+        assert!(err.to_string().contains("[connectors.http_push]"), "{err}");
+    }
+
+    #[test]
+    fn the_commented_connector_examples_parse_when_uncommented() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/embedded.toml");
+        let text = std::fs::read_to_string(path).expect("read");
+        let start = text.find("# [[connectors]]").expect("examples");
+        let uncommented: String = text[start..]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .map(|l| {
+                l.replace(
+                    "\"…\"",
+                    "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"",
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let c = Config::parse(&uncommented).unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+        assert_eq!(c.connectors.len(), 5);
+    }
+
+    #[test]
+    fn one_token_names_one_principal_and_security_settings_are_checked() {
+        let digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let twice = format!(
+            "[[admin.operators]]\nname = \"a\"\ntoken_sha256 = \"{digest}\"\n\n[[admin.operators]]\nname = \"b\"\ntoken_sha256 = \"{digest}\"\n"
+        );
+        let err = Config::parse(&twice).expect_err("shared token");
+        assert!(err.to_string().contains("same token"), "{err}");
+        let err = Config::parse("[delivery]\nwebhook_allow_cidrs = [\"10.0.0.0/33\"]\n")
+            .expect_err("bad cidr");
+        assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+        let err = Config::parse("[limits]\nadmin = { per_second = 0.0, burst = 1 }\n")
+            .expect_err("zero rate");
+        assert!(err.to_string().contains("limits.admin"), "{err}");
+        let c = Config::parse(
+            "[limits]\nrequest_timeout = \"5s\"\n[registry]\nanonymous_read = true\n",
+        )
+        .expect("parses");
+        assert_eq!(c.limits.request_timeout, std::time::Duration::from_secs(5));
+        assert!(c.registry.anonymous_read);
+    }
+
+    #[test]
+    fn shipped_deploy_files_parse() {
+        for file in ["embedded.toml", "kafka.toml"] {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy")
+                .join(file);
+            Config::load(&path).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! The control plane: agencies and subscriptions, kept on the compacted `_unsilo.config` topic.
+//!
+//! Every hub process follows the topic into an in-memory [`ControlState`] (see [`unsilo_bus::follow`]), so a
+//! change made by one process is seen by all of them as soon as their follower polls it (within a fraction of a
+//! second). A write appends the new value of one entity and waits until this process's follower has applied it
+//! (read-your-writes), so when an API call that revoked a subscription returns, the router of this process
+//! already refuses its next record.
+//!
+//! Records: key `agency/<id>` or `subscription/<agency>.<name>`, value the entity as JSON. Each entity carries a
+//! `revision`; a write states the revision it replaces and is refused if the view holds another one — the
+//! optimistic check that keeps two operators from silently overwriting each other. (Two processes racing within
+//! one follower poll can still both pass the check; the later record then wins in log order. Control-plane writes
+//! are rare, human-paced operations, so this is accepted and documented in docs/decisions.md.)
+//!
+//! Subscribers to [`ControlPlane::changes`] (the router, the delivery workers) are woken on every applied
+//! change.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::time::Duration;
+
+use apache_avro::Schema;
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::auth::Principal;
+use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, Record, TopicSpec};
+use unsilo_policy::model::{Agency, Subscription, TokenDigest};
+
+/// How long a write waits for the follower to apply it.
+const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors of the control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The bus failed.
+    #[error("bus: {0}")]
+    Bus(#[from] unsilo_bus::Error),
+    /// Someone else changed the entity since it was read.
+    #[error("{0} was changed by someone else meanwhile; read it again and retry")]
+    Conflict(String),
+    /// The follower did not apply a write in time, or has stopped.
+    #[error("the control plane is not following its topic")]
+    NotReady,
+}
+
+/// One control-plane value, as stored on the topic.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Entry {
+    Agency(Box<Agency>),
+    Subscription(Box<Subscription>),
+}
+
+/// What the control plane knows: every agency and subscription, by id.
+#[derive(Clone, Debug, Default)]
+pub struct ControlState {
+    /// Agencies by id.
+    pub agencies: BTreeMap<String, Agency>,
+    /// Subscriptions by id (`<agency>.<name>`).
+    pub subscriptions: BTreeMap<String, Subscription>,
+    /// The next offset of the topic to apply.
+    next_offset: u64,
+}
+
+impl ControlState {
+    /// The agency holding a token with this SHA-256 digest (hex), and that token, if any (usable or not).
+    pub fn agency_token(&self, digest: &str) -> Option<(&Agency, &TokenDigest)> {
+        self.agencies.values().find_map(|a| {
+            a.tokens
+                .iter()
+                .find(|t| crate::auth::digests_equal(t.sha256.as_bytes(), digest.as_bytes()))
+                .map(|t| (a, t))
+        })
+    }
+
+    fn apply(&mut self, record: &ConsumedRecord) {
+        self.next_offset = record.position.offset + 1;
+        let key = record
+            .record
+            .key
+            .as_deref()
+            .map(String::from_utf8_lossy)
+            .unwrap_or_default()
+            .into_owned();
+        let Some(value) = &record.record.value else {
+            if let Some(id) = key.strip_prefix("agency/") {
+                self.agencies.remove(id);
+            } else if let Some(id) = key.strip_prefix("subscription/") {
+                self.subscriptions.remove(id);
+            }
+            return;
+        };
+        match serde_json::from_slice::<Entry>(value) {
+            Ok(Entry::Agency(a)) => {
+                self.agencies.insert(a.id.clone(), *a);
+            }
+            Ok(Entry::Subscription(s)) => {
+                self.subscriptions.insert(s.id.clone(), *s);
+            }
+            Err(e) => {
+                warn!(key = %key, offset = record.position.offset, error = %e, "Unreadable control-plane record skipped.");
+            }
+        }
+    }
+}
+
+/// The control plane of one hub process.
+pub struct ControlPlane {
+    bus: Arc<dyn Bus>,
+    topic: String,
+    state: Arc<RwLock<ControlState>>,
+    applied: watch::Receiver<u64>,
+    stop: watch::Sender<bool>,
+    follower: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    /// Serialises this process's writes, so its revision checks cannot race each other.
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Opens the control plane on `topic` (normally [`CONFIG_TOPIC`](unsilo_schemas::names::CONFIG_TOPIC)): creates it if needed, replays it and keeps
+    /// following it.
+    pub async fn open(bus: Arc<dyn Bus>, topic: &str) -> Result<Arc<Self>, ControlError> {
+        bus.create_topic(&TopicSpec::compacted(topic)).await?;
+        let consumer = bus.consumer(ConsumerOptions::replay(topic)).await?;
+        let end = bus.end_offsets(topic).await?.first().copied().unwrap_or(0);
+        let state = Arc::new(RwLock::new(ControlState::default()));
+        let (applied_tx, applied_rx) = watch::channel(0u64);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let view = state.clone();
+        let apply = move |batch: Vec<ConsumedRecord>| {
+            let mut s = view.write().unwrap_or_else(|p| p.into_inner());
+            for r in &batch {
+                s.apply(r);
+            }
+            s.next_offset
+        };
+        let follower = tokio::spawn(unsilo_bus::follow::follow(
+            consumer,
+            apply,
+            applied_tx,
+            stop_rx,
+            topic.to_owned(),
+        ));
+        let plane = Arc::new(Self {
+            bus,
+            topic: topic.to_owned(),
+            state,
+            applied: applied_rx,
+            stop: stop_tx,
+            follower: tokio::sync::Mutex::new(Some(follower)),
+            writes: tokio::sync::Mutex::new(()),
+        });
+        // Replay what is there. A compacted tail may end before `end`; give up waiting after a quiet spell.
+        let mut rx = plane.applied.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|&n| n >= end)).await;
+        {
+            let s = plane.read();
+            info!(topic = %plane.topic, agencies = s.agencies.len(), subscriptions = s.subscriptions.len(), "Control plane ready.");
+        }
+        Ok(plane)
+    }
+
+    /// A read guard on the current state. Hold it briefly.
+    pub fn read(&self) -> RwLockReadGuard<'_, ControlState> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A receiver that changes whenever a control-plane record is applied (its value is the next offset).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.applied.clone()
+    }
+
+    /// One agency.
+    pub fn agency(&self, id: &str) -> Option<Agency> {
+        self.read().agencies.get(id).cloned()
+    }
+
+    /// One subscription.
+    pub fn subscription(&self, id: &str) -> Option<Subscription> {
+        self.read().subscriptions.get(id).cloned()
+    }
+
+    /// One subscription, if `who` may see it: `None` both when it does not exist and when it belongs to another
+    /// agency, so an API answers 404 in both cases and ids cannot be probed.
+    pub fn subscription_visible_to(&self, who: &Principal, id: &str) -> Option<Subscription> {
+        self.subscription(id)
+            .filter(|s| who.may_see_agency(&s.agency))
+    }
+
+    /// Creates or replaces an agency. `expected` is the agency as read before the change (`None` to create);
+    /// the write is refused if the view holds something else.
+    pub async fn put_agency(
+        &self,
+        agency: &Agency,
+        expected: Option<&Agency>,
+    ) -> Result<(), ControlError> {
+        let _guard = self.writes.lock().await;
+        if self.read().agencies.get(&agency.id) != expected {
+            return Err(ControlError::Conflict(format!("agency `{}`", agency.id)));
+        }
+        let value = serde_json::to_vec(&Entry::Agency(Box::new(agency.clone())))
+            .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
+        self.append(Record::new(format!("agency/{}", agency.id), value))
+            .await
+    }
+
+    /// Creates or replaces a subscription, checking that the view still holds revision `revision - 1` (or
+    /// nothing, for revision 1).
+    pub async fn put_subscription(&self, subscription: &Subscription) -> Result<(), ControlError> {
+        let _guard = self.writes.lock().await;
+        let current = self
+            .read()
+            .subscriptions
+            .get(&subscription.id)
+            .map(|s| s.revision);
+        let expected = subscription.revision.checked_sub(1).filter(|r| *r > 0);
+        if current != expected {
+            return Err(ControlError::Conflict(format!(
+                "subscription `{}`",
+                subscription.id
+            )));
+        }
+        let value = serde_json::to_vec(&Entry::Subscription(Box::new(subscription.clone())))
+            .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
+        self.append(Record::new(
+            format!("subscription/{}", subscription.id),
+            value,
+        ))
+        .await
+    }
+
+    async fn append(&self, record: Record) -> Result<(), ControlError> {
+        let positions = self.bus.publish(&self.topic, vec![record]).await?;
+        let next = positions.iter().map(|p| p.offset + 1).max().unwrap_or(0);
+        let mut rx = self.applied.clone();
+        let applied = tokio::time::timeout(APPLY_TIMEOUT, rx.wait_for(|&n| n >= next))
+            .await
+            .map(|r| r.is_ok());
+        if applied == Ok(true) {
+            Ok(())
+        } else {
+            Err(ControlError::NotReady)
+        }
+    }
+
+    /// Stops following the topic.
+    pub async fn shutdown(&self) {
+        self.stop.send_replace(true);
+        if let Some(handle) = self.follower.lock().await.take() {
+            let _ = handle.await;
+        }
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}
+
+/// What the control surfaces (admin API, console) ask of the delivery stage. The delivery stage implements it
+/// and the server hands it to the admin API, so neither imports the other.
+#[async_trait]
+pub trait DeliveryControl: Send + Sync {
+    /// Prepares a subscription's channel before activation: reaches the subscriber's database and creates its
+    /// table, or reaches its Kafka cluster and creates the topic. The error names what the peer answered.
+    async fn prepare_channel(
+        &self,
+        subscription: &Subscription,
+        view_schema: &Schema,
+    ) -> Result<(), ChannelUnavailable>;
+
+    /// Puts every record of a subscription's delivery dead-letter topic back on its topic, for the channel to
+    /// try again; returns how many.
+    async fn replay_dead_letters(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<usize, unsilo_bus::Error>;
+}
+
+/// A subscriber's channel could not be prepared (its database or cluster refused or did not answer).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ChannelUnavailable(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unsilo_bus::embedded::EmbeddedBus;
+    use unsilo_policy::model::{
+        Channel, FieldRule, SubscriptionSpec, SubscriptionStatus, Treatment,
+    };
+    use unsilo_schemas::names::CONFIG_TOPIC;
+
+    fn subscription(revision: u64, status: SubscriptionStatus) -> Subscription {
+        let spec = SubscriptionSpec {
+            schema: "household".into(),
+            filter: "true".into(),
+            fields: vec![FieldRule {
+                field: "care_level".into(),
+                treatment: Treatment::Clear,
+            }],
+            purpose: "p".into(),
+            legal_basis: None,
+            expires_at_ms: None,
+            channel: Channel::Pull,
+        };
+        Subscription {
+            id: "civil.red".into(),
+            agency: "civil".into(),
+            name: "red".into(),
+            status,
+            requested: spec,
+            granted: None,
+            approved_above_clearance: vec![],
+            view_schema_id: None,
+            requested_at_ms: 0,
+            decided_by: None,
+            decided_at_ms: None,
+            reason: None,
+            approvals: vec![],
+            auto_approved: false,
+            revision,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_second_follower_sees_writes_and_stale_writes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(dir.path()).unwrap());
+        let a = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await.unwrap();
+        let b = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await.unwrap();
+        a.put_subscription(&subscription(1, SubscriptionStatus::Requested))
+            .await
+            .unwrap();
+        let mut changes = b.changes();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            changes.wait_for(|_| b.subscription("civil.red").is_some()),
+        )
+        .await
+        .expect("b follows a")
+        .unwrap();
+        // A write based on a stale revision loses.
+        let err = a
+            .put_subscription(&subscription(1, SubscriptionStatus::Active))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ControlError::Conflict(_)), "{err}");
+        a.put_subscription(&subscription(2, SubscriptionStatus::Revoked))
+            .await
+            .unwrap();
+        assert_eq!(
+            a.subscription("civil.red").unwrap().status,
+            SubscriptionStatus::Revoked,
+            "read-your-writes"
+        );
+        // A restarted process replays the latest state.
+        a.shutdown().await;
+        b.shutdown().await;
+        let c = ControlPlane::open(bus, CONFIG_TOPIC).await.unwrap();
+        assert_eq!(
+            c.subscription("civil.red").unwrap().status,
+            SubscriptionStatus::Revoked
+        );
+    }
+}

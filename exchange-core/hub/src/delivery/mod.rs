@@ -1,0 +1,529 @@
+//! Delivery: from a subscription's topic (`sub.<agency>.<subscription>`) to the agency, over its channel.
+//!
+//! # Layout
+//!
+//! - this file: the [`DeliveryManager`], which runs one worker per active subscription whose channel needs one
+//!   (webhook, SQL, Kafka to another cluster) and stops it when the subscription stops delivering; the worker
+//!   loop; channel preparation at activation; delivery-DLQ replay; the JSON form of a released record.
+//! - [`webhook`]: HTTPS POST with HMAC signature, idempotency key, backoff with jitter and a circuit breaker.
+//! - [`sql`]: upsert by record id into the subscriber's PostgreSQL or MySQL table.
+//! - [`pull`]: the pull API — cursor batches, server-sent events, acknowledgements.
+//!
+//! Every channel is at-least-once: a worker commits its consumer group's offsets only after the batch is
+//! delivered durably (2xx from the webhook, committed SQL transaction, acknowledged Kafka produce), or — for a
+//! record that cannot be delivered after every retry — durably written to the subscription's delivery DLQ
+//! (`dlq.sub.<agency>.<subscription>`), from where `unsilo dlq replay` puts it back on the subscription's topic.
+//!
+//! Before each batch and each record a worker checks that the subscription is still delivering (active, not
+//! expired): a revocation stops delivery before the next record, even of records already on the topic.
+//!
+//! A Kafka channel without `bootstrap_servers` needs no worker: on a Kafka bus the subscription's topic is itself
+//! the delivery, read by the agency with its own consumer group.
+
+pub mod pull;
+pub mod sql;
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use unsilo_schemas::names::HEADER_REASON;
+
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{error, info, warn};
+
+use crate::control::{ChannelUnavailable, ControlPlane, DeliveryControl};
+use crate::secrets::HubSecret;
+use async_trait::async_trait;
+use unsilo_bus::kafka::{KafkaBus, KafkaOptions};
+use unsilo_bus::wire;
+use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, Record, TopicSpec};
+use unsilo_policy::model::{Channel, Subscription};
+use unsilo_registry::Registry;
+
+/// Errors of delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The bus failed.
+    #[error("bus: {0}")]
+    Bus(#[from] unsilo_bus::Error),
+    /// The subscriber's database failed.
+    #[error("sql: {0}")]
+    Sql(#[from] sql::SqlError),
+    /// The webhook client could not be used.
+    #[error("webhook: {0}")]
+    Webhook(#[from] webhook::WebhookError),
+    /// A released record could not be decoded with its view schema.
+    #[error("record {record_id}: {message}")]
+    Decode {
+        /// The record.
+        record_id: String,
+        /// What failed.
+        message: String,
+    },
+    /// The view schema is unknown to the registry.
+    #[error("view schema: {0}")]
+    Schema(String),
+    /// The worker was told to stop.
+    #[error("stopped")]
+    Stopped,
+}
+
+/// Decodes released records (Confluent frames with a view schema id) with the registry's parsed schemas.
+#[derive(Clone)]
+pub struct ViewDecoder {
+    registry: Arc<Registry>,
+}
+
+impl std::fmt::Debug for ViewDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ViewDecoder").finish_non_exhaustive()
+    }
+}
+
+impl ViewDecoder {
+    /// A decoder over `registry`.
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self { registry }
+    }
+
+    /// The schema with registry id `id`.
+    pub fn schema(&self, id: u32) -> Result<unsilo_registry::AvroSchema, DeliveryError> {
+        self.registry
+            .avro_schema_by_id(id as i32)
+            .map_err(|e| DeliveryError::Schema(format!("id {id}: {e}")))
+    }
+
+    /// Decodes a framed view record into its schema id and Avro value.
+    pub fn decode(&self, record_id: &str, framed: &[u8]) -> Result<(u32, Value), DeliveryError> {
+        let decode_error = |message: String| DeliveryError::Decode {
+            record_id: record_id.to_owned(),
+            message,
+        };
+        let (id, mut body) = wire::decode(framed).map_err(|e| decode_error(e.to_string()))?;
+        let schema = self.schema(id)?;
+        let value = apache_avro::from_avro_datum(schema.schema(), &mut body, None)
+            .map_err(|e| decode_error(e.to_string()))?;
+        Ok((id, value))
+    }
+
+    /// The JSON form of a released record, as the webhook posts it and the pull API returns it:
+    /// `{"subscription", "record_id", "schema_id", "record"}`.
+    pub fn to_json(
+        &self,
+        subscription: &str,
+        consumed: &ConsumedRecord,
+    ) -> Result<serde_json::Value, DeliveryError> {
+        let record_id = consumed.record.record_id();
+        let framed = consumed.record.value.as_deref().unwrap_or_default();
+        let (schema_id, value) = self.decode(&record_id, framed)?;
+        let record = serde_json::Value::try_from(value).map_err(|e| DeliveryError::Decode {
+            record_id: record_id.clone(),
+            message: e.to_string(),
+        })?;
+        Ok(json!({
+            "subscription": subscription,
+            "record_id": record_id,
+            "schema_id": schema_id,
+            "record": record,
+        }))
+    }
+}
+
+/// Whether a channel needs a delivery worker (pull and in-place Kafka do not).
+pub fn needs_worker(channel: &Channel) -> bool {
+    match channel {
+        Channel::Webhook { .. } | Channel::Sql { .. } => true,
+        Channel::Kafka {
+            bootstrap_servers, ..
+        } => bootstrap_servers.is_some(),
+        Channel::Pull => false,
+    }
+}
+
+/// Puts every record of a subscription's delivery DLQ back on its topic, for the channel to try again. Returns
+/// how many. Replayed records are committed for group `unsilo.dlq-replay.<subscription>`, so each is replayed once.
+pub async fn replay_dlq(
+    bus: &dyn Bus,
+    subscription: &Subscription,
+) -> Result<usize, unsilo_bus::Error> {
+    let group = unsilo_schemas::names::dlq_replay_group(&subscription.id);
+    let mut consumer = bus
+        .consumer(ConsumerOptions::group(&group, &[&subscription.dlq_topic()]))
+        .await?;
+    let mut replayed = 0;
+    loop {
+        let batch = consumer.poll(500, Duration::from_millis(500)).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let records: Vec<Record> = batch
+            .iter()
+            .map(|c| {
+                let mut r = c.record.clone();
+                r.headers.retain(|h| h.name != HEADER_REASON);
+                r
+            })
+            .collect();
+        replayed += records.len();
+        bus.publish(&subscription.topic(), records).await?;
+        consumer.commit(&batch).await?;
+    }
+    info!(subscription = %subscription.id, replayed, "Delivery DLQ replayed.");
+    Ok(replayed)
+}
+
+/// The delivery stage as the control surfaces see it ([`DeliveryControl`]): channel preparation at approval and
+/// dead-letter replay.
+pub struct Channels {
+    bus: Arc<dyn Bus>,
+}
+
+impl Channels {
+    /// Channel operations over `bus`.
+    pub fn new(bus: Arc<dyn Bus>) -> Self {
+        Self { bus }
+    }
+}
+
+#[async_trait]
+impl DeliveryControl for Channels {
+    async fn prepare_channel(
+        &self,
+        subscription: &Subscription,
+        view_schema: &Schema,
+    ) -> Result<(), ChannelUnavailable> {
+        prepare_channel(&subscription.spec().channel, subscription, view_schema)
+            .await
+            .map_err(|e| ChannelUnavailable(e.to_string()))
+    }
+
+    async fn replay_dead_letters(
+        &self,
+        subscription: &Subscription,
+    ) -> Result<usize, unsilo_bus::Error> {
+        replay_dlq(self.bus.as_ref(), subscription).await
+    }
+}
+
+/// Prepares a channel at activation: creates the SQL table, or reaches the Kafka cluster and creates the topic.
+async fn prepare_channel(
+    channel: &Channel,
+    subscription: &Subscription,
+    view_schema: &Schema,
+) -> Result<(), DeliveryError> {
+    match channel {
+        Channel::Sql { url, table } => {
+            let sink = sql::SqlSink::connect(
+                &sql::SqlTarget {
+                    url: url.clone(),
+                    table: table.clone(),
+                },
+                view_schema,
+            )
+            .await?;
+            sink.close().await;
+        }
+        Channel::Kafka {
+            bootstrap_servers: Some(servers),
+            topic,
+        } => {
+            let external = KafkaBus::connect(KafkaOptions::new(servers.clone())).await?;
+            let topic = topic.clone().unwrap_or_else(|| subscription.topic());
+            external.create_topic(&TopicSpec::new(topic, 1)).await?;
+        }
+        Channel::Kafka {
+            bootstrap_servers: None,
+            ..
+        }
+        | Channel::Webhook { .. }
+        | Channel::Pull => {}
+    }
+    Ok(())
+}
+
+/// What delivery workers need.
+#[derive(Clone)]
+pub struct DeliveryContext {
+    /// The bus.
+    pub bus: Arc<dyn Bus>,
+    /// The control plane.
+    pub control: Arc<ControlPlane>,
+    /// Decodes released records.
+    pub decoder: ViewDecoder,
+    /// The webhook client (one per hub: one circuit breaker per endpoint).
+    pub webhook: webhook::WebhookClient,
+    /// Derives webhook signing keys.
+    pub secret: Arc<HubSecret>,
+    /// Delivery counters.
+    pub metrics: Arc<crate::metrics::Metrics>,
+}
+
+struct Worker {
+    revision: u64,
+    stop: watch::Sender<bool>,
+    handle: JoinHandle<()>,
+}
+
+/// Runs delivery workers for the active subscriptions until `stop` turns true.
+pub async fn run_manager(context: DeliveryContext, mut stop: watch::Receiver<bool>) {
+    let mut workers: HashMap<String, Worker> = HashMap::new();
+    let mut changes = context.control.changes();
+    loop {
+        let now = unsilo_bus::now_ms();
+        let wanted: Vec<Subscription> = context
+            .control
+            .read()
+            .subscriptions
+            .values()
+            .filter(|s| s.is_delivering(now) && needs_worker(&s.spec().channel))
+            .cloned()
+            .collect();
+        workers.retain(|id, w| {
+            let keep = wanted
+                .iter()
+                .any(|s| &s.id == id && s.revision == w.revision)
+                && !w.handle.is_finished();
+            if !keep {
+                w.stop.send_replace(true);
+            }
+            keep
+        });
+        for s in wanted {
+            if workers.contains_key(&s.id) {
+                continue;
+            }
+            let (tx, rx) = watch::channel(false);
+            let revision = s.revision;
+            let id = s.id.clone();
+            let handle = tokio::spawn(run_worker(context.clone(), s, rx));
+            workers.insert(
+                id,
+                Worker {
+                    revision,
+                    stop: tx,
+                    handle,
+                },
+            );
+        }
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = changes.changed() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+    for (_, w) in workers.drain() {
+        w.stop.send_replace(true);
+        let _ = w.handle.await;
+    }
+}
+
+/// The channel a worker delivers through.
+enum Outlet {
+    Webhook(webhook::WebhookTarget),
+    Sql(sql::SqlSink),
+    Kafka { bus: KafkaBus, topic: String },
+}
+
+async fn open_outlet(context: &DeliveryContext, s: &Subscription) -> Result<Outlet, DeliveryError> {
+    Ok(match &s.spec().channel {
+        Channel::Webhook { url } => Outlet::Webhook(webhook::WebhookTarget {
+            url: url.clone(),
+            signing_key: context.secret.webhook_key(&s.id),
+        }),
+        Channel::Sql { url, table } => {
+            let id = s
+                .view_schema_id
+                .ok_or_else(|| DeliveryError::Schema("subscription has no view schema".into()))?;
+            let schema = context.decoder.schema(id as u32)?;
+            Outlet::Sql(
+                sql::SqlSink::connect(
+                    &sql::SqlTarget {
+                        url: url.clone(),
+                        table: table.clone(),
+                    },
+                    schema.schema(),
+                )
+                .await?,
+            )
+        }
+        Channel::Kafka {
+            bootstrap_servers: Some(servers),
+            topic,
+        } => Outlet::Kafka {
+            bus: KafkaBus::connect(KafkaOptions::new(servers.clone())).await?,
+            topic: topic.clone().unwrap_or_else(|| s.topic()),
+        },
+        other => {
+            return Err(DeliveryError::Schema(format!(
+                "channel {} has no worker",
+                other.kind()
+            )))
+        }
+    })
+}
+
+/// Delivers one subscription's records until it stops delivering or `stop` turns true.
+async fn run_worker(
+    context: DeliveryContext,
+    subscription: Subscription,
+    mut stop: watch::Receiver<bool>,
+) {
+    let id = subscription.id.clone();
+    let group = unsilo_schemas::names::delivery_group(&id);
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let result = deliver_until_stopped(&context, &subscription, &group, &mut stop).await;
+        match result {
+            Ok(()) | Err(DeliveryError::Stopped) => return,
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let backoff = Duration::from_millis(200u64.saturating_mul(1 << failures.min(7)));
+                warn!(subscription = %id, error = %e, failures, "Delivery failed; retrying the batch.");
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+            }
+        }
+    }
+}
+
+fn still_delivering(context: &DeliveryContext, id: &str) -> bool {
+    context
+        .control
+        .read()
+        .subscriptions
+        .get(id)
+        .is_some_and(|s| s.is_delivering(unsilo_bus::now_ms()))
+}
+
+async fn deliver_until_stopped(
+    context: &DeliveryContext,
+    subscription: &Subscription,
+    group: &str,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), DeliveryError> {
+    let id = &subscription.id;
+    let outlet = open_outlet(context, subscription).await?;
+    let mut consumer = context
+        .bus
+        .consumer(ConsumerOptions::group(group, &[&subscription.topic()]))
+        .await?;
+    info!(subscription = %id, channel = subscription.spec().channel.kind(), "Delivery worker started.");
+    loop {
+        let batch = tokio::select! {
+            _ = stop.changed() => return Err(DeliveryError::Stopped),
+            b = consumer.poll(200, Duration::from_millis(200)) => b?,
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        if !still_delivering(context, id) {
+            info!(subscription = %id, "Subscription no longer delivering; worker stops.");
+            return Ok(());
+        }
+        match &outlet {
+            Outlet::Webhook(target) => {
+                for consumed in &batch {
+                    if !still_delivering(context, id) {
+                        return Ok(());
+                    }
+                    deliver_webhook(context, subscription, target, consumed, stop).await?;
+                }
+            }
+            Outlet::Sql(sink) => {
+                let mut rows = Vec::with_capacity(batch.len());
+                for consumed in &batch {
+                    let record_id = consumed.record.record_id();
+                    let framed = consumed.record.value.as_deref().unwrap_or_default();
+                    match context.decoder.decode(&record_id, framed) {
+                        Ok((_, value)) => rows.push((record_id, value)),
+                        Err(e) => {
+                            to_dlq(context, subscription, consumed, &e.to_string()).await?;
+                        }
+                    }
+                }
+                match sink.upsert(&rows).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_retryable() => return Err(e.into()),
+                    Err(e) => {
+                        let reason = e.to_string();
+                        for consumed in &batch {
+                            to_dlq(context, subscription, consumed, &reason).await?;
+                        }
+                    }
+                }
+            }
+            Outlet::Kafka {
+                bus: external,
+                topic,
+            } => {
+                let records: Vec<Record> = batch.iter().map(|c| c.record.clone()).collect();
+                external.publish(topic, records).await?;
+            }
+        }
+        consumer.commit(&batch).await?;
+        context.metrics.record_delivery(
+            id,
+            subscription.spec().channel.kind(),
+            "committed",
+            batch.len(),
+        );
+    }
+}
+
+async fn deliver_webhook(
+    context: &DeliveryContext,
+    subscription: &Subscription,
+    target: &webhook::WebhookTarget,
+    consumed: &ConsumedRecord,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), DeliveryError> {
+    let body = match context.decoder.to_json(&subscription.id, consumed) {
+        Ok(b) => b,
+        Err(e) => return to_dlq(context, subscription, consumed, &e.to_string()).await,
+    };
+    let message = webhook::WebhookMessage {
+        record_id: consumed.record.record_id(),
+        subscription: subscription.id.clone(),
+        body: serde_json::to_vec(&body).unwrap_or_default().into(),
+    };
+    match context.webhook.deliver(target, &message, stop).await? {
+        webhook::DeliveryOutcome::Delivered { .. } => Ok(()),
+        webhook::DeliveryOutcome::GaveUp { attempts, reason } => {
+            error!(subscription = %subscription.id, record_id = %message.record_id, attempts, reason = %reason, "Webhook delivery gave up; record sent to the delivery DLQ.");
+            to_dlq(context, subscription, consumed, &reason).await
+        }
+    }
+}
+
+async fn to_dlq(
+    context: &DeliveryContext,
+    subscription: &Subscription,
+    consumed: &ConsumedRecord,
+    reason: &str,
+) -> Result<(), DeliveryError> {
+    let record = consumed
+        .record
+        .clone()
+        .with_header(HEADER_REASON, reason.as_bytes().to_vec());
+    context
+        .bus
+        .publish(&subscription.dlq_topic(), vec![record])
+        .await?;
+    context.metrics.record_delivery(
+        &subscription.id,
+        subscription.spec().channel.kind(),
+        "dead_lettered",
+        1,
+    );
+    Ok(())
+}

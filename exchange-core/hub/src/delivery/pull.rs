@@ -1,0 +1,412 @@
+//! The pull API: an agency reads its subscription's records in cursor batches or as server-sent events, and
+//! acknowledges what it has durably processed.
+//!
+//! - `GET /v1/subscriptions/{id}/records?cursor=&max=&wait_ms=` → `{"records": [...], "cursor": "..."}`. Without a
+//!   cursor it starts after the last acknowledged position. `wait_ms` (default 1000, at most 30000) long-polls
+//!   for the first record.
+//! - `GET /v1/subscriptions/{id}/events?cursor=` → `text/event-stream`; each event's `id` is the cursor after it, so
+//!   a client that reconnects with `Last-Event-ID` resumes exactly.
+//! - `POST /v1/subscriptions/{id}/ack` with `{"cursor": "..."}` → commits the position for consumer group
+//!   `unsilo.pull.<id>`: the next cursor-less read starts there.
+//!
+//! A cursor is the next offset per partition of the subscription's topic, `p-o.p-o…` (e.g. `0-15.1-3`); clients
+//! should treat it as opaque. Only the owning agency can pull (another agency's subscription is 404), only while
+//! the subscription is active and unexpired, and only a subscription whose channel is `pull`.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::ViewDecoder;
+use crate::api_error::{parse_json, ApiError};
+use crate::auth::{Authenticator, ClientCertificate, Principal};
+use crate::control::ControlPlane;
+use unsilo_bus::{Bus, ConsumedRecord};
+use unsilo_policy::model::{Channel, Subscription};
+
+/// Most records in one batch.
+const MAX_BATCH: usize = 1000;
+
+/// The pull API's state.
+#[derive(Clone)]
+pub struct PullApi {
+    control: Arc<ControlPlane>,
+    bus: Arc<dyn Bus>,
+    decoder: ViewDecoder,
+    authenticator: Arc<Authenticator>,
+}
+
+/// What a caller presented: checked again before every batch a long poll or an event stream sends, so a
+/// revoked token or subscription stops delivery mid-stream.
+#[derive(Clone)]
+struct Presented {
+    headers: HeaderMap,
+    certificate: Option<ClientCertificate>,
+}
+
+impl std::fmt::Debug for PullApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PullApi").finish_non_exhaustive()
+    }
+}
+
+/// The pull routes, to be mounted behind the access layer of [`crate::access`].
+pub fn router(
+    control: Arc<ControlPlane>,
+    bus: Arc<dyn Bus>,
+    decoder: ViewDecoder,
+    authenticator: Arc<Authenticator>,
+) -> Router {
+    Router::new()
+        .route("/v1/subscriptions/{id}/records", get(records))
+        .route("/v1/subscriptions/{id}/events", get(events))
+        .route("/v1/subscriptions/{id}/ack", post(ack))
+        .with_state(PullApi {
+            control,
+            bus,
+            decoder,
+            authenticator,
+        })
+}
+
+/// The consumer group whose offsets pull acknowledgements commit.
+pub fn ack_group(subscription: &str) -> String {
+    unsilo_schemas::names::pull_group(subscription)
+}
+
+/// Positions per partition: the next offset to read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursor(pub BTreeMap<u32, u64>);
+
+impl Cursor {
+    /// Parses `p-o.p-o…`.
+    pub fn parse(text: &str) -> Result<Cursor, ApiError> {
+        let bad = || ApiError::Invalid(format!("cursor `{text}` is not a cursor this API issued"));
+        let mut map = BTreeMap::new();
+        if text.is_empty() {
+            return Ok(Cursor(map));
+        }
+        for part in text.split('.') {
+            let (p, o) = part.split_once('-').ok_or_else(bad)?;
+            let p: u32 = p.parse().map_err(|_| bad())?;
+            let o: u64 = o.parse().map_err(|_| bad())?;
+            if map.insert(p, o).is_some() {
+                return Err(bad());
+            }
+        }
+        Ok(Cursor(map))
+    }
+
+    /// The text form.
+    pub fn encode(&self) -> String {
+        self.0
+            .iter()
+            .map(|(p, o)| format!("{p}-{o}"))
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+}
+
+impl PullApi {
+    /// The subscription, if the caller is its agency and it is pullable now.
+    fn pullable(&self, presented: &Presented, id: &str) -> Result<Subscription, ApiError> {
+        let who = self
+            .authenticator
+            .require(&presented.headers, presented.certificate.as_ref())
+            .map_err(|_| ApiError::Unauthorized)?;
+        if !matches!(who, Principal::Agency(_)) {
+            return Err(ApiError::Forbidden(
+                "only the subscribing agency pulls its records".into(),
+            ));
+        }
+        let s = self
+            .control
+            .subscription_visible_to(&who, id)
+            .ok_or_else(|| ApiError::NotFound(format!("subscription `{id}`")))?;
+        if s.spec().channel != Channel::Pull {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` delivers by {}, not pull",
+                s.spec().channel.kind()
+            )));
+        }
+        if !s.is_delivering(unsilo_bus::now_ms()) {
+            return Err(ApiError::Forbidden(format!(
+                "subscription `{id}` is {}: nothing is delivered",
+                if s.status == unsilo_policy::model::SubscriptionStatus::Active {
+                    "expired"
+                } else {
+                    s.status.as_str()
+                }
+            )));
+        }
+        Ok(s)
+    }
+
+    /// The cursor to start from: the given one, else the acknowledged position, else the beginning.
+    async fn start(&self, s: &Subscription, given: Option<&str>) -> Result<Cursor, ApiError> {
+        let bus = &self.bus;
+        let topic = s.topic();
+        let partitions = bus
+            .partition_count(&topic)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .unwrap_or(0);
+        let mut cursor = match given {
+            Some(text) => Cursor::parse(text)?,
+            None => {
+                let committed = bus
+                    .committed_offsets(&ack_group(&s.id), &topic)
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                Cursor(
+                    committed
+                        .into_iter()
+                        .enumerate()
+                        .map(|(p, o)| (p as u32, o.unwrap_or(0)))
+                        .collect(),
+                )
+            }
+        };
+        if cursor.0.keys().any(|p| *p >= partitions) {
+            return Err(ApiError::Invalid(
+                "cursor names a partition the subscription's topic does not have".into(),
+            ));
+        }
+        for p in 0..partitions {
+            cursor.0.entry(p).or_insert(0);
+        }
+        Ok(cursor)
+    }
+
+    /// Reads up to `max` records after `cursor`, waiting up to `wait` for the first; advances the cursor.
+    async fn read(
+        &self,
+        s: &Subscription,
+        cursor: &mut Cursor,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<ConsumedRecord>, ApiError> {
+        let bus = &self.bus;
+        let topic = s.topic();
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        loop {
+            let positions: Vec<(u32, u64)> = cursor.0.iter().map(|(p, o)| (*p, *o)).collect();
+            for (p, o) in positions {
+                if out.len() >= max {
+                    break;
+                }
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                // A short wait per partition: long enough for a Kafka fetch round trip.
+                let wait = left.min(Duration::from_millis(100));
+                let batch = bus
+                    .fetch(&topic, p, o, max - out.len(), wait)
+                    .await
+                    .map_err(|e| ApiError::Internal(e.to_string()))?;
+                if let Some(last) = batch.last() {
+                    cursor.0.insert(p, last.position.offset + 1);
+                }
+                out.extend(batch);
+            }
+            if !out.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(out);
+            }
+        }
+    }
+
+    fn to_json(&self, s: &Subscription, records: &[ConsumedRecord]) -> Vec<serde_json::Value> {
+        records
+            .iter()
+            .map(|r| match self.decoder.to_json(&s.id, r) {
+                Ok(mut v) => {
+                    v["partition"] = json!(r.position.partition);
+                    v["offset"] = json!(r.position.offset);
+                    v
+                }
+                Err(e) => json!({
+                    "record_id": r.record.record_id(),
+                    "partition": r.position.partition,
+                    "offset": r.position.offset,
+                    "error": e.to_string(),
+                }),
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordsQuery {
+    cursor: Option<String>,
+    max: Option<usize>,
+    wait_ms: Option<u64>,
+}
+
+/// The credentials of a request, for re-checking.
+fn presented(headers: HeaderMap, certificate: Option<Extension<ClientCertificate>>) -> Presented {
+    Presented {
+        headers,
+        certificate: certificate.map(|Extension(c)| c),
+    }
+}
+
+async fn records(
+    State(api): State<PullApi>,
+    headers: HeaderMap,
+    certificate: Option<Extension<ClientCertificate>>,
+    Path(id): Path<String>,
+    Query(q): Query<RecordsQuery>,
+) -> Result<Response, ApiError> {
+    let headers = presented(headers, certificate);
+    let s = api.pullable(&headers, &id)?;
+    let mut cursor = api.start(&s, q.cursor.as_deref()).await?;
+    let max = q.max.unwrap_or(100).clamp(1, MAX_BATCH);
+    let wait = Duration::from_millis(q.wait_ms.unwrap_or(1000).min(30_000));
+    let read = api.read(&s, &mut cursor, max, wait).await?;
+    // A revocation during the wait stops delivery of what was read.
+    let s = api.pullable(&headers, &id)?;
+    let body = json!({
+        "subscription": s.id,
+        "records": api.to_json(&s, &read),
+        "cursor": cursor.encode(),
+    });
+    Ok((StatusCode::OK, Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AckBody {
+    cursor: String,
+}
+
+async fn ack(
+    State(api): State<PullApi>,
+    headers: HeaderMap,
+    certificate: Option<Extension<ClientCertificate>>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let s = api.pullable(&presented(headers, certificate), &id)?;
+    let body: AckBody = parse_json(&body)?;
+    let cursor = api.start(&s, Some(&body.cursor)).await?;
+    let offsets: Vec<(u32, u64)> = cursor.0.iter().map(|(p, o)| (*p, *o)).collect();
+    api.bus
+        .commit_offsets(&ack_group(&s.id), &s.topic(), &offsets)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "subscription": s.id, "acknowledged": cursor.encode() })),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    cursor: Option<String>,
+}
+
+async fn events(
+    State(api): State<PullApi>,
+    headers: HeaderMap,
+    certificate: Option<Extension<ClientCertificate>>,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let headers = presented(headers, certificate);
+    let s = api.pullable(&headers, &id)?;
+    let resume = headers
+        .headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(q.cursor);
+    let cursor = api.start(&s, resume.as_deref()).await?;
+    let stream = futures::stream::unfold(
+        (api, headers, id, cursor, Vec::<Event>::new(), false),
+        |(api, headers, id, mut cursor, mut pending, mut closed)| async move {
+            loop {
+                if let Some(e) = pending.pop() {
+                    return Some((Ok(e), (api, headers, id, cursor, pending, closed)));
+                }
+                if closed {
+                    return None;
+                }
+                let s = match api.pullable(&headers, &id) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        closed = true;
+                        pending.push(Event::default().event("closed").data(e.to_string()));
+                        continue;
+                    }
+                };
+                let read = match api.read(&s, &mut cursor, 100, Duration::from_secs(5)).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        closed = true;
+                        pending.push(Event::default().event("error").data(e.to_string()));
+                        continue;
+                    }
+                };
+                // Re-check after the wait: a revoked subscription delivers nothing more.
+                if api.pullable(&headers, &id).is_err() {
+                    continue;
+                }
+                // Each event's id is the cursor after it, so Last-Event-ID resumes exactly.
+                let mut events = Vec::with_capacity(read.len());
+                let mut step = start_of(&cursor, &read);
+                for (r, json) in read.iter().zip(api.to_json(&s, &read)) {
+                    step.0.insert(r.position.partition, r.position.offset + 1);
+                    events.push(
+                        Event::default()
+                            .event("record")
+                            .id(step.encode())
+                            .data(json.to_string()),
+                    );
+                }
+                events.reverse();
+                pending = events;
+            }
+        },
+    );
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The cursor before `read` (which was read from it and advanced `after` past it).
+fn start_of(after: &Cursor, read: &[ConsumedRecord]) -> Cursor {
+    let mut start = after.clone();
+    for r in read {
+        let e = start
+            .0
+            .entry(r.position.partition)
+            .or_insert(r.position.offset);
+        *e = (*e).min(r.position.offset);
+    }
+    start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_garbage_is_refused() {
+        let c = Cursor::parse("0-15.1-3").unwrap();
+        assert_eq!(c.0[&0], 15);
+        assert_eq!(c.encode(), "0-15.1-3");
+        assert_eq!(Cursor::parse("").unwrap(), Cursor::default());
+        for bad in ["x", "0-", "0-1.0-2", "-1-2", "0-1,1-2"] {
+            assert!(Cursor::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

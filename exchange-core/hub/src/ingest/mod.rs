@@ -1,0 +1,289 @@
+//! Ingest: the runtime side of the connector SDK.
+//!
+//! - [`BusSink`] is the [`RecordSink`] every connector submits to: it normalises each raw input with the
+//!   connector's definition and publishes, in one go, the accepted records to `std.<schema>` (Confluent wire
+//!   format, keyed by the source record id, with a `unsilo.record_id` header), their originals to
+//!   `raw.<connector>`, and the rejects — original bytes and a machine-readable reason — to `dlq.<connector>`.
+//!   It answers only when all three are durable.
+//! - [`BusCheckpoints`] keeps a connector's cursor on the compacted `_unsilo.offsets` topic.
+//! - [`http_push`] is the HTTP ingest endpoint (`POST /ingest/{connector}`).
+
+pub mod http_push;
+pub mod runtime;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use unsilo_schemas::names::{
+    dlq_topic, raw_topic, HEADER_CONNECTOR, HEADER_ORIGIN, HEADER_REASON, HEADER_RECORD_ID,
+    HEADER_SCHEMA, OFFSETS_TOPIC,
+};
+
+use async_trait::async_trait;
+use futures::future::try_join_all;
+use tokio::sync::Mutex;
+use unsilo_connectors::definition::ConnectorDefinition;
+use unsilo_connectors::sdk::{
+    Accepted, BatchReport, CheckpointStore, RawInput, RecordSink, Rejected, SinkError,
+};
+
+use unsilo_bus::wire;
+use unsilo_bus::{Bus, ConsumerOptions, Header, Record, TopicSpec};
+use unsilo_registry::Registry;
+
+/// The sink connectors submit to: normalise, then publish to `std.`, `raw.` and `dlq.` topics durably.
+pub struct BusSink {
+    connector: String,
+    definition: Arc<ConnectorDefinition>,
+    bus: Arc<dyn Bus>,
+    /// Registry id of each target schema, by schema name.
+    schema_ids: HashMap<String, u32>,
+    /// Where accepted / rejected counts go, if anywhere.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
+}
+
+impl std::fmt::Debug for BusSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusSink")
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BusSink {
+    /// Prepares a sink for one connector instance: registers its target schemas (idempotent) and creates its
+    /// `std.`, `raw.` and `dlq.` topics.
+    pub async fn open(
+        connector: &str,
+        definition: Arc<ConnectorDefinition>,
+        bus: Arc<dyn Bus>,
+        registry: &Registry,
+        partitions: u32,
+    ) -> Result<Self, SinkError> {
+        let mut schema_ids = HashMap::new();
+        for schema in definition.target_schemas() {
+            let id = registry
+                .register(&schema.subject(), &schema.schema_string())
+                .await
+                .map_err(|e| SinkError(format!("registering {}: {e}", schema.subject())))?;
+            let id = u32::try_from(id)
+                .map_err(|_| SinkError(format!("registry gave a negative id {id}")))?;
+            schema_ids.insert(schema.name().to_owned(), id);
+            create(&*bus, &TopicSpec::new(schema.topic(), partitions)).await?;
+        }
+        create(&*bus, &TopicSpec::new(raw_topic(connector), partitions)).await?;
+        create(&*bus, &TopicSpec::new(dlq_topic(connector), 1)).await?;
+        Ok(Self {
+            connector: connector.to_owned(),
+            definition,
+            bus,
+            schema_ids,
+            metrics: None,
+        })
+    }
+
+    /// Counts accepted and rejected records in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// The connector this sink serves.
+    pub fn connector(&self) -> &str {
+        &self.connector
+    }
+}
+
+async fn create(bus: &dyn Bus, spec: &TopicSpec) -> Result<(), SinkError> {
+    bus.create_topic(spec)
+        .await
+        .map_err(|e| SinkError(format!("creating topic {}: {e}", spec.name)))
+}
+
+fn header(name: &str, value: impl Into<Vec<u8>>) -> Header {
+    Header {
+        name: name.to_owned(),
+        value: value.into(),
+    }
+}
+
+#[async_trait]
+impl RecordSink for BusSink {
+    async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
+        let now = unsilo_bus::now_ms();
+        let mut report = BatchReport::default();
+        let mut by_topic: HashMap<String, Vec<Record>> = HashMap::new();
+        let mut raw = Vec::new();
+        let mut dlq = Vec::new();
+        let mut body = Vec::with_capacity(1024);
+        for (index, input) in batch.into_iter().enumerate() {
+            body.clear();
+            match self.definition.normalise(&input, &mut body) {
+                Ok(n) => {
+                    let Some(id) = self.schema_ids.get(n.schema.name()) else {
+                        return Err(SinkError(format!(
+                            "schema {} was not registered",
+                            n.schema.name()
+                        )));
+                    };
+                    let mut value = Vec::with_capacity(body.len() + wire::HEADER_LEN);
+                    wire::encode_into(&mut value, *id, &body);
+                    let headers = vec![
+                        header(HEADER_RECORD_ID, n.record_id.as_bytes()),
+                        header(HEADER_CONNECTOR, self.connector.as_bytes()),
+                        header(HEADER_SCHEMA, n.schema.name().as_bytes()),
+                    ];
+                    raw.push(Record {
+                        key: Some(n.key.clone().into_bytes()),
+                        value: Some(input.original),
+                        headers: [
+                            headers.clone(),
+                            vec![header(HEADER_ORIGIN, input.origin.as_bytes())],
+                        ]
+                        .concat(),
+                        timestamp_ms: now,
+                    });
+                    by_topic.entry(n.schema.topic()).or_default().push(Record {
+                        key: Some(n.key.into_bytes()),
+                        value: Some(value),
+                        headers,
+                        timestamp_ms: now,
+                    });
+                    report.accepted.push(Accepted {
+                        index,
+                        record_id: n.record_id,
+                        schema: n.schema.name().to_owned(),
+                    });
+                }
+                Err(reason) => {
+                    let reason_json = serde_json::to_vec(&reason).unwrap_or_default();
+                    dlq.push(Record {
+                        key: None,
+                        value: Some(input.original),
+                        headers: vec![
+                            header(HEADER_REASON, reason_json),
+                            header(HEADER_CONNECTOR, self.connector.as_bytes()),
+                            header(HEADER_ORIGIN, input.origin.as_bytes()),
+                        ],
+                        timestamp_ms: now,
+                    });
+                    report.rejected.push(Rejected { index, reason });
+                }
+            }
+        }
+        let mut publishes = Vec::new();
+        for (topic, records) in by_topic {
+            publishes.push((topic, records));
+        }
+        if !raw.is_empty() {
+            publishes.push((raw_topic(&self.connector), raw));
+        }
+        if !dlq.is_empty() {
+            publishes.push((dlq_topic(&self.connector), dlq));
+        }
+        let bus = &self.bus;
+        try_join_all(publishes.into_iter().map(|(topic, records)| async move {
+            bus.publish(&topic, records)
+                .await
+                .map_err(|e| SinkError(format!("publishing to {topic}: {e}")))
+        }))
+        .await?;
+        if let Some(m) = &self.metrics {
+            m.record_ingest(
+                &self.connector,
+                report.accepted.len(),
+                report.rejected.len(),
+            );
+        }
+        Ok(report)
+    }
+}
+
+/// A connector's checkpoint on the compacted `_unsilo.offsets` topic.
+pub struct BusCheckpoints {
+    connector: String,
+    bus: Arc<dyn Bus>,
+    /// The last value this process saved or loaded (a connector instance runs in one process at a time).
+    cached: Mutex<Option<Option<serde_json::Value>>>,
+}
+
+impl std::fmt::Debug for BusCheckpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BusCheckpoints")
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BusCheckpoints {
+    /// The checkpoint store of `connector`; creates the offsets topic if needed.
+    pub async fn open(connector: &str, bus: Arc<dyn Bus>) -> Result<Self, SinkError> {
+        create(&*bus, &TopicSpec::compacted(OFFSETS_TOPIC)).await?;
+        Ok(Self {
+            connector: connector.to_owned(),
+            bus,
+            cached: Mutex::new(None),
+        })
+    }
+
+    /// Replays the offsets topic for the latest checkpoint of this connector.
+    async fn replay(&self) -> Result<Option<serde_json::Value>, unsilo_bus::Error> {
+        let end: u64 = self.bus.end_offsets(OFFSETS_TOPIC).await?.iter().sum();
+        let mut latest = None;
+        if end == 0 {
+            return Ok(None);
+        }
+        let mut consumer = self
+            .bus
+            .consumer(ConsumerOptions::replay(OFFSETS_TOPIC))
+            .await?;
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let batch = consumer
+                .poll(1_000, std::time::Duration::from_millis(200))
+                .await?;
+            let mut reached = false;
+            for r in &batch {
+                reached |= r.position.offset + 1 >= end;
+                if r.record.key.as_deref() == Some(self.connector.as_bytes()) {
+                    latest = match &r.record.value {
+                        Some(v) => serde_json::from_slice(v).ok(),
+                        None => None,
+                    };
+                }
+            }
+            if reached || (batch.is_empty() && tokio::time::Instant::now() >= deadline) {
+                return Ok(latest);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CheckpointStore for BusCheckpoints {
+    async fn load(&self) -> Result<Option<serde_json::Value>, SinkError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(v) = cached.as_ref() {
+            return Ok(v.clone());
+        }
+        let v = self
+            .replay()
+            .await
+            .map_err(|e| SinkError(format!("reading checkpoints: {e}")))?;
+        *cached = Some(v.clone());
+        Ok(v)
+    }
+
+    async fn save(&self, cursor: &serde_json::Value) -> Result<(), SinkError> {
+        let value = serde_json::to_vec(cursor).map_err(|e| SinkError(e.to_string()))?;
+        self.bus
+            .publish(
+                OFFSETS_TOPIC,
+                vec![Record::new(self.connector.as_bytes(), value)],
+            )
+            .await
+            .map_err(|e| SinkError(format!("saving checkpoint: {e}")))?;
+        *self.cached.lock().await = Some(Some(cursor.clone()));
+        Ok(())
+    }
+}

@@ -1,0 +1,52 @@
+//! # unsilo-hub
+//!
+//! The runtime of the unsilo data-exchange hub: everything that runs between the bus and the people and systems
+//! around it. It stands on [`unsilo_bus`] (topics, the wire format), [`unsilo_registry`] (schemas) and
+//! [`unsilo_policy`] (what each subscription may receive), and is driven by the `unsilo` binary
+//! (`exchange-core/cli`).
+//!
+//! ## Layout
+//!
+//! The shared bottom, used by every stage:
+//!
+//! - [`auth`]: who a request is from — one authentication for every surface (operators, agencies, push
+//!   sources; Bearer or Basic; client certificates).
+//! - [`access`]: the middleware of every surface — authentication as an axum extractor, per-credential rate
+//!   limits, timeouts.
+//! - [`listener`]: the connection layer — TLS and mutual TLS, header limits, graceful shutdown.
+//! - [`api_error`]: the error every JSON API (admin, pull) answers with.
+//! - [`egress`]: which addresses webhooks may reach (no loopback, private, link-local … unless allowed).
+//! - [`control`]: the control plane — agencies and subscriptions on the compacted `_unsilo.config` topic.
+//! - [`audit`]: the hash-chained, signed evidence log `_unsilo.audit`, its verification and queries.
+//! - [`secrets`]: the deployment secret and the keys derived from it.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`config`]: the typed configuration file (`deploy/*.toml`).
+//!
+//! The stages, siblings over that bottom (none imports another):
+//!
+//! - [`ingest`]: the runtime side of connectors — normalise and publish to `std.`, `raw.` and `dlq.` topics,
+//!   checkpoints on `_unsilo.offsets`, the HTTP push endpoint, the source supervisor.
+//! - [`router`]: from `std.<schema>` to each matching subscription's `sub.<agency>.<subscription>` topic,
+//!   with the evidence of every release.
+//! - [`delivery`]: from a subscription's topic to the agency — webhook, SQL upsert, Kafka, pull API.
+//! - [`admin`]: the admin HTTP API (agencies, tokens, subscriptions, audit, dead letters).
+//!
+//! On top: [`server`] starts every stage and serves the HTTP surfaces; [`fuzzing`] holds the entry points of
+//! the fuzz targets (bytes in, no panic, hang or unbounded allocation).
+
+pub mod access;
+pub mod admin;
+pub mod api_error;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod control;
+pub mod delivery;
+pub mod egress;
+pub mod fuzzing;
+pub mod ingest;
+pub mod listener;
+pub mod metrics;
+pub mod router;
+pub mod secrets;
+pub mod server;

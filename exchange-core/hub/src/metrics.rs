@@ -1,0 +1,453 @@
+//! Prometheus metrics, served at `/metrics` in the OpenMetrics text format.
+//!
+//! - `unsilo_http_requests_total{method,route,status}` and `unsilo_http_request_duration_seconds{route}`, from a
+//!   middleware on every route (the route is the template, e.g. `/subjects/{subject}/versions`, never a value,
+//!   so label cardinality stays bounded);
+//! - `unsilo_bus_published_records_total{topic}`, `unsilo_bus_published_bytes_total{topic}`,
+//!   `unsilo_bus_publish_errors_total{topic}` and `unsilo_bus_publish_duration_seconds`, from [`InstrumentedBus`],
+//!   a wrapper that counts whatever goes through any [`Bus`];
+//! - `unsilo_ingest_records_total{connector,outcome}`: raw records each connector's sink made durable, accepted
+//!   or rejected (to the dead-letter topic);
+//! - `unsilo_build_info{version,bus}`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use unsilo_bus::{Bus, Consumer, ConsumerOptions, Position, Record, TopicSpec};
+
+/// Content type of the `/metrics` answer.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    method: String,
+    route: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestLabels {
+    connector: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubscriptionLabels {
+    subscription: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    subscription: String,
+    channel: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    surface: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GateLabels {
+    schema: String,
+    gate: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    bus: String,
+}
+
+/// All of the hub's metrics, and the registry they are encoded from.
+pub struct Metrics {
+    registry: Registry,
+    http_requests: Family<HttpLabels, Counter>,
+    http_duration: Family<RouteLabels, Histogram>,
+    published_records: Family<TopicLabels, Counter>,
+    published_bytes: Family<TopicLabels, Counter>,
+    publish_errors: Family<TopicLabels, Counter>,
+    publish_duration: Histogram,
+    ingest_records: Family<IngestLabels, Counter>,
+    released_records: Family<SubscriptionLabels, Counter>,
+    delivered_records: Family<DeliveryLabels, Counter>,
+    refused_requests: Family<RefusalLabels, Counter>,
+    held_records: Family<GateLabels, Counter>,
+    build_info: Family<BuildLabels, Gauge>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs … ~3.3 s.
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 16))
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let http_requests = Family::<HttpLabels, Counter>::default();
+        registry.register(
+            "unsilo_http_requests",
+            "HTTP requests answered, by method, route template and status",
+            http_requests.clone(),
+        );
+        let http_duration = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "unsilo_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route template",
+            http_duration.clone(),
+        );
+        let published_records = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "unsilo_bus_published_records",
+            "Records durably published to the bus, by topic",
+            published_records.clone(),
+        );
+        let published_bytes = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "unsilo_bus_published_bytes",
+            "Key and value bytes durably published to the bus, by topic",
+            published_bytes.clone(),
+        );
+        let publish_errors = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "unsilo_bus_publish_errors",
+            "Publish calls that failed, by topic",
+            publish_errors.clone(),
+        );
+        let publish_duration = latency_histogram();
+        registry.register(
+            "unsilo_bus_publish_duration_seconds",
+            "Time from publish to durable acknowledgement, per publish call",
+            publish_duration.clone(),
+        );
+        let ingest_records = Family::<IngestLabels, Counter>::default();
+        registry.register(
+            "unsilo_ingest_records",
+            "Raw records ingested, by connector and outcome (accepted, rejected)",
+            ingest_records.clone(),
+        );
+        let released_records = Family::<SubscriptionLabels, Counter>::default();
+        registry.register(
+            "unsilo_released_records",
+            "Records the router released to a subscription's topic (each with an audit entry)",
+            released_records.clone(),
+        );
+        let delivered_records = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "unsilo_delivered_records",
+            "Records a delivery worker finished with, by subscription, channel and outcome: committed (delivered, or dead-lettered after every retry) and dead_lettered",
+            delivered_records.clone(),
+        );
+        let refused_requests = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "unsilo_http_refused_requests",
+            "Requests refused at the door, by surface and reason (unauthorized, rate_limited, timeout)",
+            refused_requests.clone(),
+        );
+        let held_records = Family::<GateLabels, Counter>::default();
+        registry.register(
+            "unsilo_gate_held_records",
+            "Records held back from subscriptions by a classification gate, by schema and gate (not_shared: 不予共享 records, never released; core_needs_four_eyes: CORE-grade records withheld from subscriptions not approved by two operators)",
+            held_records.clone(),
+        );
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "unsilo_build_info",
+            "Version and bus kind of this hub",
+            build_info.clone(),
+        );
+        Self {
+            registry,
+            http_requests,
+            http_duration,
+            published_records,
+            published_bytes,
+            publish_errors,
+            publish_duration,
+            ingest_records,
+            released_records,
+            delivered_records,
+            refused_requests,
+            held_records,
+            build_info,
+        }
+    }
+
+    /// Counts a request refused by the access layer.
+    pub fn record_refusal(&self, surface: &str, reason: &str) {
+        self.refused_requests
+            .get_or_create(&RefusalLabels {
+                surface: surface.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts records of `schema` held back by `gate`.
+    pub fn record_held(&self, schema: &str, gate: &str, n: u64) {
+        if n > 0 {
+            self.held_records
+                .get_or_create(&GateLabels {
+                    schema: schema.to_owned(),
+                    gate: gate.to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// Counts a batch a connector's sink made durable.
+    pub fn record_ingest(&self, connector: &str, accepted: usize, rejected: usize) {
+        for (outcome, n) in [("accepted", accepted), ("rejected", rejected)] {
+            if n > 0 {
+                self.ingest_records
+                    .get_or_create(&IngestLabels {
+                        connector: connector.to_owned(),
+                        outcome: outcome.to_owned(),
+                    })
+                    .inc_by(n as u64);
+            }
+        }
+    }
+
+    /// Counts records released to a subscription.
+    pub fn record_release(&self, subscription: &str, n: usize) {
+        self.released_records
+            .get_or_create(&SubscriptionLabels {
+                subscription: subscription.to_owned(),
+            })
+            .inc_by(n as u64);
+    }
+
+    /// Counts records a delivery worker committed (`committed`: delivered, or dead-lettered after every retry) or
+    /// sent to the delivery DLQ (`dead_lettered`).
+    pub fn record_delivery(&self, subscription: &str, channel: &str, outcome: &str, n: usize) {
+        self.delivered_records
+            .get_or_create(&DeliveryLabels {
+                subscription: subscription.to_owned(),
+                channel: channel.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc_by(n as u64);
+    }
+
+    /// Records which bus this hub runs on, in `unsilo_build_info`.
+    pub fn set_build_info(&self, bus_kind: &str) {
+        self.build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                bus: bus_kind.to_owned(),
+            })
+            .set(1);
+    }
+
+    /// Encodes every metric in the OpenMetrics text format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "Encoding metrics failed.");
+        }
+        out
+    }
+}
+
+/// Axum middleware counting and timing every request by its route template.
+pub async fn track_http(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics
+        .http_duration
+        .get_or_create(&RouteLabels {
+            route: route.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels {
+            method,
+            route,
+            status: response.status().as_u16().to_string(),
+        })
+        .inc();
+    response
+}
+
+/// A [`Bus`] that counts what is published through it. Consumers are passed through untouched.
+pub struct InstrumentedBus {
+    inner: Arc<dyn Bus>,
+    metrics: Arc<Metrics>,
+}
+
+impl InstrumentedBus {
+    /// Wraps `inner`, counting into `metrics`.
+    pub fn new(inner: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+}
+
+/// Records and bytes of one topic's part of a publish.
+struct PublishCounts {
+    labels: TopicLabels,
+    records: u64,
+    bytes: u64,
+}
+
+fn publish_counts(topic: &str, records: &[Record]) -> PublishCounts {
+    PublishCounts {
+        labels: TopicLabels {
+            topic: topic.to_owned(),
+        },
+        records: records.len() as u64,
+        bytes: records
+            .iter()
+            .map(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len))
+            .sum::<usize>() as u64,
+    }
+}
+
+impl InstrumentedBus {
+    /// Counts a publish call that started at `started`: its duration, and per topic its records and bytes, or an
+    /// error.
+    fn count_publish(&self, started: Instant, counts: &[PublishCounts], ok: bool) {
+        self.metrics
+            .publish_duration
+            .observe(started.elapsed().as_secs_f64());
+        for c in counts {
+            if ok {
+                self.metrics
+                    .published_records
+                    .get_or_create(&c.labels)
+                    .inc_by(c.records);
+                self.metrics
+                    .published_bytes
+                    .get_or_create(&c.labels)
+                    .inc_by(c.bytes);
+            } else {
+                self.metrics.publish_errors.get_or_create(&c.labels).inc();
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for InstrumentedBus {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+
+    async fn create_topic(&self, spec: &TopicSpec) -> unsilo_bus::Result<()> {
+        self.inner.create_topic(spec).await
+    }
+
+    async fn partition_count(&self, topic: &str) -> unsilo_bus::Result<Option<u32>> {
+        self.inner.partition_count(topic).await
+    }
+
+    async fn publish(
+        &self,
+        topic: &str,
+        records: Vec<Record>,
+    ) -> unsilo_bus::Result<Vec<Position>> {
+        let counts = [publish_counts(topic, &records)];
+        let started = Instant::now();
+        let result = self.inner.publish(topic, records).await;
+        self.count_publish(started, &counts, result.is_ok());
+        result
+    }
+
+    async fn publish_all(
+        &self,
+        batches: Vec<(String, Vec<Record>)>,
+    ) -> unsilo_bus::Result<Vec<Vec<Position>>> {
+        let counts: Vec<PublishCounts> = batches
+            .iter()
+            .map(|(topic, records)| publish_counts(topic, records))
+            .collect();
+        let started = Instant::now();
+        let result = self.inner.publish_all(batches).await;
+        self.count_publish(started, &counts, result.is_ok());
+        result
+    }
+
+    async fn consumer(&self, options: ConsumerOptions) -> unsilo_bus::Result<Box<dyn Consumer>> {
+        self.inner.consumer(options).await
+    }
+
+    async fn end_offsets(&self, topic: &str) -> unsilo_bus::Result<Vec<u64>> {
+        self.inner.end_offsets(topic).await
+    }
+
+    async fn fetch(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+        max: usize,
+        wait: std::time::Duration,
+    ) -> unsilo_bus::Result<Vec<unsilo_bus::ConsumedRecord>> {
+        self.inner.fetch(topic, partition, offset, max, wait).await
+    }
+
+    async fn committed_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> unsilo_bus::Result<Vec<Option<u64>>> {
+        self.inner.committed_offsets(group, topic).await
+    }
+
+    async fn commit_offsets(
+        &self,
+        group: &str,
+        topic: &str,
+        offsets: &[(u32, u64)],
+    ) -> unsilo_bus::Result<()> {
+        self.inner.commit_offsets(group, topic, offsets).await
+    }
+
+    async fn shutdown(&self) -> unsilo_bus::Result<()> {
+        self.inner.shutdown().await
+    }
+}

@@ -1,0 +1,146 @@
+//! The deployment secret and the keys derived from it.
+//!
+//! One 32-byte secret per deployment (a file, `[security] secret_file`) is the root of every key the hub needs,
+//! each derived with HMAC-SHA256 under its own label so that no key reveals another:
+//!
+//! - the pseudonymisation key (`unsilo/pseudonym/v1`): the same for every subscription and agency, so two agencies
+//!   allowed to join on a person get the same pseudonym — and it must be the same on every hub process, which is
+//!   why it comes from a shared file and not from each process;
+//! - one webhook signing key per subscription (`unsilo/webhook/v1/<subscription>`), handed to the agency once
+//!   when its subscription is approved, so the hub stores no per-subscription secret at all.
+//!
+//! A missing file is created with a fresh random secret (mode 0600) — convenient for the embedded single-machine
+//! default; a multi-process deployment must give every process the same file. The secret is never logged.
+
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use tracing::info;
+
+use unsilo_policy::treat::PseudonymKey;
+
+/// Errors loading the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// The file could not be read or created.
+    #[error("secret file {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file does not hold 64 hex characters.
+    #[error("secret file {0}: expected 64 hex characters (32 bytes)")]
+    Malformed(PathBuf),
+}
+
+/// The deployment secret.
+#[derive(Clone)]
+pub struct HubSecret {
+    bytes: [u8; 32],
+}
+
+impl std::fmt::Debug for HubSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HubSecret(***)")
+    }
+}
+
+impl HubSecret {
+    /// A secret from raw bytes (tests, benchmarks).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self { bytes }
+    }
+
+    /// Loads the secret from `path`, creating the file with a random secret if it does not exist.
+    pub fn load_or_create(path: &Path) -> Result<Self, SecretError> {
+        let io = |source| SecretError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let decoded = hex::decode(text.trim())
+                    .map_err(|_| SecretError::Malformed(path.to_owned()))?;
+                let bytes: [u8; 32] = decoded
+                    .try_into()
+                    .map_err(|_| SecretError::Malformed(path.to_owned()))?;
+                Ok(Self { bytes })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(io)?;
+                }
+                let bytes: [u8; 32] = rand::random();
+                write_private(path, hex::encode(bytes).as_bytes()).map_err(io)?;
+                info!(path = %path.display(), "Deployment secret created.");
+                Ok(Self { bytes })
+            }
+            Err(e) => Err(io(e)),
+        }
+    }
+
+    fn derive(&self, label: &str) -> [u8; 32] {
+        // HMAC zero-pads keys to the block size, so the padded key is the same key, and this form cannot fail.
+        let mut block = [0u8; 64];
+        block[..32].copy_from_slice(&self.bytes);
+        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
+        mac.update(label.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The pseudonymisation key.
+    pub fn pseudonym_key(&self) -> PseudonymKey {
+        PseudonymKey::from_bytes(self.derive("unsilo/pseudonym/v1"))
+    }
+
+    /// The webhook signing key of a subscription.
+    pub fn webhook_key(&self, subscription: &str) -> Vec<u8> {
+        self.derive(&format!("unsilo/webhook/v1/{subscription}"))
+            .to_vec()
+    }
+}
+
+/// Creates `path` readable only by its owner (mode 0600 on Unix) and writes `bytes`, fsynced. Fails if the file
+/// exists.
+#[cfg(unix)]
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// Creates `path` and writes `bytes` (no permission bits off Unix).
+#[cfg(not(unix))]
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secret_file_is_created_once_and_reread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/hub.secret");
+        let a = HubSecret::load_or_create(&path).unwrap();
+        let b = HubSecret::load_or_create(&path).unwrap();
+        assert_eq!(a.webhook_key("x.y"), b.webhook_key("x.y"));
+        assert_ne!(a.webhook_key("x.y"), a.webhook_key("x.z"));
+        assert!(!format!("{a:?}").contains(&hex::encode(a.bytes)));
+        std::fs::write(&path, "nothex").unwrap();
+        assert!(matches!(
+            HubSecret::load_or_create(&path),
+            Err(SecretError::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,743 @@
+//! The hub process: opens the bus, the schema registry and the HTTP server, and shuts them down gracefully.
+//!
+//! [`Hub::start`] does the start-up work (open the bus the configuration names, replay the registry, register the
+//! shared schemas, create their `std.<schema>` topics); [`Hub::serve`] answers HTTP on a listener the caller
+//! binds — so tests bind `127.0.0.1:0` — until the shutdown future completes, then lets in-flight requests finish
+//! and closes the registry and the bus. Nothing acknowledged is lost: a publish is acknowledged only once durable.
+//!
+//! Routes: `/healthz` (the process is up), `/readyz` (the bus answers and the registry has replayed its state),
+//! `/metrics` (Prometheus) — the only ones that answer an anonymous caller — and, each behind the access layer
+//! of its surface ([`crate::access`]): the Confluent-dialect schema registry API at the root (`/subjects`,
+//! `/schemas`, …), `/ingest/{connector}`, `/admin/…` and the pull API `/v1/subscriptions/…`. Connections are
+//! served by [`crate::listener`] (plain HTTP or TLS with optional client certificates).
+
+use std::future::Future;
+use std::sync::Arc;
+use unsilo_schemas::names::{self, AUDIT_TOPIC, CONFIG_TOPIC};
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::access::{Access, Caller, RateLimiter, Surface};
+use crate::admin::lifecycle::{Admin, AdminSettings};
+use crate::audit::{AuditLog, SigningKey, TrustedKeys};
+use crate::auth::{Authenticator, Principal};
+use crate::config::{BusKind, Config, TransportKind};
+use crate::control::ControlPlane;
+use crate::delivery::{self, DeliveryContext, ViewDecoder};
+use crate::ingest::http_push::{self, PushEndpoints};
+use crate::ingest::{runtime, BusCheckpoints, BusSink};
+use crate::metrics::{self, InstrumentedBus, Metrics};
+use crate::router::RouterContext;
+use crate::secrets::HubSecret;
+use std::collections::HashMap;
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use unsilo_bus::embedded::{EmbeddedBus, EmbeddedOptions};
+use unsilo_bus::kafka::KafkaBus;
+use unsilo_bus::{Bus, TopicSpec};
+use unsilo_connectors::definition::ConnectorDefinition;
+use unsilo_connectors::sdk::{Shutdown, ShutdownTrigger, Source, SourceContext};
+use unsilo_registry::Registry;
+
+/// Errors starting or running the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The bus could not be opened or failed.
+    #[error("bus: {0}")]
+    Bus(#[from] unsilo_bus::Error),
+    /// The schema registry failed.
+    #[error("schema registry: {0}")]
+    Registry(#[from] unsilo_registry::Error),
+    /// A shared schema was refused by the registry at start.
+    #[error("registering shared schema `{subject}`: {source}")]
+    SharedSchema {
+        /// The subject.
+        subject: String,
+        /// Why the registry refused it.
+        source: unsilo_registry::Error,
+    },
+    /// The HTTP server failed.
+    #[error("http server: {0}")]
+    Http(#[from] std::io::Error),
+    /// A connector's definition does not load.
+    #[error("connector `{connector}`: {source}")]
+    Definition {
+        /// The connector instance.
+        connector: String,
+        /// Why its definition does not load (file, line and reason).
+        source: unsilo_connectors::definition::DefinitionError,
+    },
+    /// The TLS certificate or key is unusable.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// A connector's transport settings cannot work.
+    #[error("connector `{connector}`: {message}")]
+    Transport {
+        /// The connector instance.
+        connector: String,
+        /// What is wrong with the settings.
+        message: String,
+    },
+    /// The deployment secret could not be loaded.
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
+    /// The control plane could not be opened.
+    #[error("control plane: {0}")]
+    Control(#[from] crate::control::ControlError),
+    /// The audit log could not be opened.
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
+    /// The audit signing key could not be loaded.
+    #[error(transparent)]
+    SigningKey(#[from] crate::audit::signing::KeyError),
+    /// The webhook client could not be built.
+    #[error("delivery: {0}")]
+    Delivery(String),
+    /// A connector's topics, schemas or checkpoints could not be prepared.
+    #[error("connector `{connector}`: {source}")]
+    Connector {
+        /// The connector instance.
+        connector: String,
+        /// What failed.
+        source: unsilo_connectors::sdk::SinkError,
+    },
+}
+
+/// A running hub: its bus, registry, metrics and connectors.
+#[derive(Clone)]
+pub struct Hub {
+    /// The bus (wrapped so that publishes are counted in the metrics).
+    pub bus: Arc<dyn Bus>,
+    /// The schema registry.
+    pub registry: Arc<Registry>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+    /// Connectors that accept HTTP pushes, by name.
+    push_endpoints: PushEndpoints,
+    /// The door of every surface: authentication, rate limits, timeouts.
+    access: Arc<Access>,
+    /// Stops the connectors' sources.
+    stop_sources: Arc<ShutdownTrigger>,
+    /// The running sources.
+    sources: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Agencies and subscriptions.
+    pub control: Arc<ControlPlane>,
+    /// The evidence log.
+    pub audit: Arc<AuditLog>,
+    /// The admin operations.
+    pub admin: Arc<Admin>,
+    /// Decodes released records for the pull API.
+    decoder: ViewDecoder,
+    /// Stops the routers, the delivery workers and the expiry task.
+    stop_routing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// The routers, the delivery manager and the expiry task.
+    routing: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("bus", &self.bus.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the bus the configuration names.
+pub async fn open_bus(config: &Config) -> Result<Arc<dyn Bus>, ServerError> {
+    config.check()?;
+    Ok(match config.bus.kind {
+        BusKind::Embedded => {
+            let e = &config.bus.embedded;
+            let bus = EmbeddedBus::open_with(&e.data_dir, EmbeddedOptions { fsync: e.fsync })?;
+            Arc::new(bus)
+        }
+        BusKind::Kafka => {
+            let options = config.bus.kafka.clone().ok_or_else(|| {
+                crate::config::ConfigError::Invalid(
+                    "bus.kind is \"kafka\" but [bus.kafka] is missing".into(),
+                )
+            })?;
+            Arc::new(KafkaBus::connect(options).await?)
+        }
+    })
+}
+
+impl Hub {
+    /// Opens the bus and the registry, registers the shared schemas and creates their `std.<schema>` topics.
+    pub async fn start(config: &Config) -> Result<Self, ServerError> {
+        // No Avro length prefix may make the hub allocate more than this for one value.
+        crate::fuzzing::limit_avro_allocations();
+        let metrics = Arc::new(Metrics::new());
+        let raw_bus = open_bus(config).await?;
+        metrics.set_build_info(raw_bus.kind());
+        let bus: Arc<dyn Bus> = Arc::new(InstrumentedBus::new(raw_bus, metrics.clone()));
+        let registry = Registry::open(bus.clone(), config.registry.default_compatibility).await?;
+        for schema in unsilo_schemas::shared_schemas() {
+            let subject = schema.subject();
+            let id = registry
+                .register(&subject, &schema.schema_string())
+                .await
+                .map_err(|source| ServerError::SharedSchema {
+                    subject: subject.clone(),
+                    source,
+                })?;
+            bus.create_topic(&TopicSpec::new(schema.topic(), config.bus.partitions))
+                .await?;
+            info!(subject = %subject, id, topic = %schema.topic(), "Shared schema registered.");
+        }
+        let (stop_sources, sources_shutdown) = Shutdown::new();
+        let mut push_endpoints: PushEndpoints = HashMap::new();
+        let mut push_tokens = Vec::new();
+        let mut sources = Vec::new();
+        for c in &config.connectors {
+            let definition =
+                load_definition(&c.definition).map_err(|source| ServerError::Definition {
+                    connector: c.name.clone(),
+                    source,
+                })?;
+            let sink = BusSink::open(
+                &c.name,
+                Arc::new(definition),
+                bus.clone(),
+                &registry,
+                config.bus.partitions,
+            )
+            .await
+            .map_err(|source| ServerError::Connector {
+                connector: c.name.clone(),
+                source,
+            })?;
+            let sink = Arc::new(sink.with_metrics(metrics.clone()));
+            let transport_error = |message: String| ServerError::Transport {
+                connector: c.name.clone(),
+                message,
+            };
+            let missing =
+                || transport_error(format!("no [connectors.{}] section", c.transport.as_str()));
+            let source: Box<dyn Source> = match c.transport {
+                TransportKind::HttpPush => {
+                    let digest = c
+                        .http_push
+                        .as_ref()
+                        .ok_or_else(missing)?
+                        .digest()
+                        .map_err(transport_error)?;
+                    push_tokens.push((c.name.clone(), hex::encode(digest)));
+                    push_endpoints.insert(
+                        c.name.clone(),
+                        sink as Arc<dyn unsilo_connectors::sdk::RecordSink>,
+                    );
+                    info!(connector = %c.name, definition = %c.definition, transport = c.transport.as_str(), "Connector ready.");
+                    continue;
+                }
+                TransportKind::HttpPoll => Box::new(
+                    c.http_poll
+                        .as_ref()
+                        .ok_or_else(missing)?
+                        .build()
+                        .map_err(|e| transport_error(e.to_string()))?,
+                ),
+                TransportKind::SqlPoll => Box::new(
+                    c.sql_poll
+                        .as_ref()
+                        .ok_or_else(missing)?
+                        .build()
+                        .map_err(|e| transport_error(e.to_string()))?,
+                ),
+                TransportKind::FileDrop => Box::new(
+                    c.file_drop
+                        .clone()
+                        .ok_or_else(missing)?
+                        .build()
+                        .map_err(|e| transport_error(e.to_string()))?,
+                ),
+                TransportKind::KafkaTopic => Box::new(
+                    c.kafka_topic
+                        .as_ref()
+                        .ok_or_else(missing)?
+                        .build()
+                        .map_err(|e| transport_error(e.to_string()))?,
+                ),
+            };
+            let checkpoints =
+                BusCheckpoints::open(&c.name, bus.clone())
+                    .await
+                    .map_err(|source| ServerError::Connector {
+                        connector: c.name.clone(),
+                        source,
+                    })?;
+            let ctx = SourceContext {
+                connector: c.name.clone(),
+                sink,
+                checkpoints: Arc::new(checkpoints),
+                shutdown: sources_shutdown.clone(),
+            };
+            sources.push(tokio::spawn(runtime::supervise(source, ctx)));
+            info!(connector = %c.name, definition = %c.definition, transport = ?c.transport, "Connector ready.");
+        }
+        let secret = Arc::new(HubSecret::load_or_create(&config.secret_file())?);
+        let control = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await?;
+        let signing_key = Arc::new(SigningKey::load_or_create(&config.signing_key_file())?);
+        let audit = Arc::new(
+            AuditLog::open(
+                bus.clone(),
+                AUDIT_TOPIC,
+                &config.hub.id,
+                signing_key.clone(),
+            )
+            .await?,
+        );
+        let egress = Arc::new(
+            crate::egress::EgressPolicy::new(&config.delivery.webhook_allow_cidrs)
+                .map_err(|e| crate::config::ConfigError::Invalid(format!("delivery.{e}")))?,
+        );
+        let admin = Arc::new(Admin::new(
+            control.clone(),
+            registry.clone(),
+            audit.clone(),
+            bus.clone(),
+            secret.clone(),
+            Arc::new(delivery::Channels::new(bus.clone())),
+            AdminSettings {
+                partitions: config.bus.partitions,
+                auto_approve_unconditional: config.policy.auto_approve_unconditional,
+                egress: egress.clone(),
+                trusted_keys: TrustedKeys::new(
+                    Some((&config.hub.id, &signing_key)),
+                    &config.security.audit_public_keys,
+                ),
+            },
+        ));
+        let authenticator = Arc::new(Authenticator::new(
+            config
+                .admin
+                .operators
+                .iter()
+                .map(|o| (o.name.clone(), o.token_sha256.clone())),
+            push_tokens,
+            control.clone(),
+        ));
+        let access = Arc::new(Access {
+            authenticator,
+            limiter: RateLimiter::default(),
+            limits: config.limits.clone(),
+            registry_anonymous_read: config.registry.anonymous_read,
+            metrics: Some(metrics.clone()),
+        });
+        let decoder = ViewDecoder::new(registry.clone());
+        let webhook = webhook_client(&config.delivery, egress)?;
+        let (stop_routing, routing_stopped) = tokio::sync::watch::channel(false);
+        let mut routing = Vec::new();
+        let router_context = RouterContext {
+            bus: bus.clone(),
+            registry: registry.clone(),
+            control: control.clone(),
+            audit: audit.clone(),
+            key: Arc::new(secret.pseudonym_key()),
+            group_prefix: config.hub.cluster.clone(),
+            metrics: metrics.clone(),
+        };
+        for schema in unsilo_schemas::shared_schemas() {
+            routing.push(tokio::spawn(crate::router::run(
+                router_context.clone(),
+                schema,
+                routing_stopped.clone(),
+            )));
+        }
+        routing.push(tokio::spawn(delivery::run_manager(
+            DeliveryContext {
+                bus: bus.clone(),
+                control: control.clone(),
+                decoder: decoder.clone(),
+                webhook,
+                secret,
+                metrics: metrics.clone(),
+            },
+            routing_stopped.clone(),
+        )));
+        routing.push(tokio::spawn(audit.clone().run_checkpoints(
+            config.audit.checkpoint_every_entries,
+            config.audit.checkpoint_interval,
+            routing_stopped.clone(),
+        )));
+        routing.push(tokio::spawn(expire_subscriptions(
+            admin.clone(),
+            routing_stopped,
+        )));
+        Ok(Self {
+            bus,
+            registry,
+            metrics,
+            push_endpoints,
+            access,
+            stop_sources: Arc::new(stop_sources),
+            sources: Arc::new(Mutex::new(sources)),
+            control,
+            audit,
+            admin,
+            decoder,
+            stop_routing: Arc::new(stop_routing),
+            routing: Arc::new(Mutex::new(routing)),
+        })
+    }
+
+    /// Stops everything but the HTTP server — connectors, routers, delivery, control plane, registry — and closes
+    /// the bus. [`Hub::serve`] calls it after the server has drained; a hub that never served (a benchmark, a
+    /// tool) calls it directly.
+    pub async fn shutdown(&self) -> Result<(), unsilo_bus::Error> {
+        info!("Stopping the connectors.");
+        self.stop_sources.trigger();
+        for task in self.sources.lock().await.drain(..) {
+            if let Err(e) = task.await {
+                warn!(error = %e, "A connector task ended abnormally.");
+            }
+        }
+        info!("Connectors stopped; stopping the routers and delivery.");
+        self.stop_routing.send_replace(true);
+        for task in self.routing.lock().await.drain(..) {
+            if let Err(e) = task.await {
+                warn!(error = %e, "A routing or delivery task ended abnormally.");
+            }
+        }
+        self.control.shutdown().await;
+        info!("Routing stopped; closing the registry and the bus.");
+        self.registry.shutdown().await;
+        self.bus.shutdown().await
+    }
+
+    /// The door of every surface: authentication, rate limits and timeouts.
+    pub fn access(&self) -> &Arc<Access> {
+        &self.access
+    }
+
+    /// The HTTP routes of the hub: health, readiness and metrics open; every other surface behind its access
+    /// layer.
+    pub fn router(&self) -> Router {
+        let limits = &self.access.limits;
+        let guarded = |router: Router, surface: Surface| {
+            router.layer(axum::middleware::from_fn_with_state(
+                (self.access.clone(), surface),
+                Access::layer,
+            ))
+        };
+        let ops = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics_text))
+            .with_state(self.clone());
+        let registry = unsilo_registry::router(
+            self.registry.clone(),
+            Some(Arc::new(AuditRecorder(self.audit.clone()))),
+        )
+        .layer(axum::middleware::from_fn(registry_caller))
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+        let admin = crate::admin::router(self.admin.clone())
+            .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+        let pull = delivery::pull::router(
+            self.control.clone(),
+            self.bus.clone(),
+            self.decoder.clone(),
+            self.access.authenticator.clone(),
+        )
+        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+        let ingest = http_push::router(self.push_endpoints.clone(), limits.max_ingest_body_bytes);
+        ops.merge(guarded(ingest, Surface::Ingest))
+            .merge(guarded(admin, Surface::Admin))
+            .merge(guarded(pull, Surface::Pull))
+            .merge(guarded(registry, Surface::Registry))
+            .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                self.metrics.clone(),
+                metrics::track_http,
+            ))
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` completes, then drains requests and closes registry and bus.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        self.serve_with(listener, None, shutdown).await
+    }
+
+    /// Serves on `listener` — over TLS when `tls` is given — until `shutdown` completes, then drains requests,
+    /// stops the connectors and closes the registry and the bus.
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let addr = listener.local_addr()?;
+        info!(%addr, bus = self.bus.kind(), tls = tls.is_some(), "unsilo is serving.");
+        let options = crate::listener::ListenerOptions {
+            tls,
+            max_header_bytes: self.access.limits.max_header_bytes,
+            header_read_timeout: self.access.limits.header_read_timeout,
+            ..crate::listener::ListenerOptions::default()
+        };
+        let served = crate::listener::serve(listener, self.router(), options, shutdown).await;
+        info!("HTTP server stopped.");
+        let closed = self.shutdown().await;
+        served?;
+        closed?;
+        info!("unsilo stopped cleanly.");
+        Ok(())
+    }
+}
+
+/// Loads the server certificate chain and private key (PEM files) into a rustls configuration (TLS 1.2 and
+/// 1.3, ring as the crypto provider). Errors name the file and what is wrong, never the key's contents.
+pub fn load_tls(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &std::path::Path, why: String| {
+        ServerError::Tls(format!("{}: {why}", what.display()))
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| bad(&tls.cert, e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(&tls.cert, e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad(&tls.cert, "no certificate in the file".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .map_err(|e| bad(&tls.key, format!("no usable private key ({e})")))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let builder = match &tls.client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+                .map_err(|e| bad(ca, e.to_string()))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| bad(ca, e.to_string()))?;
+            if cas.is_empty() {
+                return Err(bad(ca, "no CA certificate in the file".into()));
+            }
+            for c in cas {
+                roots
+                    .add(c)
+                    .map_err(|e| bad(ca, format!("unusable CA certificate: {e}")))?;
+            }
+            // Presenting a certificate is optional (operators and most agencies use tokens), but one that is
+            // presented must chain to these CAs; agencies bound to a certificate are checked per request.
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| bad(ca, format!("unusable client CA: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        ServerError::Tls(format!(
+            "{} and {}: the certificate and key do not form a usable pair: {e}",
+            tls.cert.display(),
+            tls.key.display()
+        ))
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The webhook client the configuration describes.
+fn webhook_client(
+    config: &crate::config::DeliveryConfig,
+    egress: Arc<crate::egress::EgressPolicy>,
+) -> Result<delivery::webhook::WebhookClient, ServerError> {
+    let extra = match &config.webhook_ca_file {
+        Some(path) => Some(std::fs::read(path).map_err(|e| {
+            ServerError::Delivery(format!("webhook_ca_file {}: {e}", path.display()))
+        })?),
+        None => None,
+    };
+    let options = delivery::webhook::WebhookOptions {
+        max_attempts: config.webhook_max_attempts.max(1),
+        extra_root_certificates_pem: extra,
+        allow_plain_http: config.webhook_allow_plain_http,
+        egress,
+        ..delivery::webhook::WebhookOptions::default()
+    };
+    delivery::webhook::WebhookClient::new(options).map_err(|e| ServerError::Delivery(e.to_string()))
+}
+
+/// Turns the access layer's [`Caller`] into the registry's [`unsilo_registry::api::RegistryCaller`]: operators read and
+/// write everything (but the hub-owned subjects); an agency reads the shared `std.*` subjects and its own
+/// `sub.<agency>.*` view subjects; an anonymous caller (only with `[registry] anonymous_read`) the shared ones;
+/// a push source nothing.
+async fn registry_caller(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use unsilo_registry::api::RegistryCaller;
+    let caller = match request.extensions().get::<Caller>().cloned() {
+        Some(Caller(Some(Principal::Operator(name)))) => RegistryCaller {
+            name: format!("operator:{name}"),
+            writer: true,
+            readable: None,
+            anonymous: false,
+        },
+        Some(Caller(Some(Principal::Agency(id)))) => RegistryCaller {
+            name: format!("agency:{id}"),
+            writer: false,
+            readable: Some(vec![
+                names::STD_PREFIX.into(),
+                names::agency_topic_prefix(&id),
+            ]),
+            anonymous: false,
+        },
+        Some(Caller(None)) => RegistryCaller {
+            name: "anonymous".into(),
+            writer: false,
+            readable: Some(vec![names::STD_PREFIX.into()]),
+            anonymous: true,
+        },
+        Some(Caller(Some(Principal::PushSource(_)))) | None => {
+            return unsilo_registry::Error::Forbidden(
+                "this credential has no access to the schema registry".into(),
+            )
+            .into_response();
+        }
+    };
+    request.extensions_mut().insert(caller);
+    next.run(request).await
+}
+
+/// Records registry writes in the audit log.
+struct AuditRecorder(Arc<AuditLog>);
+
+impl unsilo_registry::api::WriteRecorder for AuditRecorder {
+    fn record(
+        &self,
+        caller: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> futures::future::BoxFuture<'static, Result<(), String>> {
+        let log = self.0.clone();
+        let event = crate::audit::AuditEvent::Control {
+            actor: caller.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            detail,
+        };
+        Box::pin(async move { log.append(vec![event]).await.map_err(|e| e.to_string()) })
+    }
+}
+
+/// Marks subscriptions past their expiry as expired, every second. (Delivery already stops at the expiry time;
+/// this records the state change and its audit entry.)
+async fn expire_subscriptions(admin: Arc<Admin>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        }
+        let n = admin.expire_due().await;
+        if n > 0 {
+            info!(expired = n, "Subscriptions expired.");
+        }
+    }
+}
+
+/// Loads a connector definition: `builtin:<name>` or a folder.
+pub fn load_definition(
+    spec: &str,
+) -> Result<ConnectorDefinition, unsilo_connectors::definition::DefinitionError> {
+    match spec.strip_prefix("builtin:") {
+        Some(name) => unsilo_connectors::builtin::definition(name),
+        None => ConnectorDefinition::load(std::path::Path::new(spec)),
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "Cannot listen for Ctrl-C.");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("Received SIGINT; shutting down."),
+        () = terminate => info!("Received SIGTERM; shutting down."),
+    }
+}
+
+async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(hub): State<Hub>) -> Response {
+    let registry_ready = hub.registry.is_ready();
+    let bus_ok = match hub
+        .bus
+        .partition_count(unsilo_schemas::names::SCHEMAS_TOPIC)
+        .await
+    {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(format!(
+            "topic {} is missing",
+            unsilo_schemas::names::SCHEMAS_TOPIC
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    let body = json!({
+        "status": if registry_ready && bus_ok.is_ok() { "ready" } else { "not ready" },
+        "bus": { "kind": hub.bus.kind(), "ok": bus_ok.is_ok(), "error": bus_ok.as_ref().err() },
+        "registry": { "ready": registry_ready },
+    });
+    let status = if registry_ready && bus_ok.is_ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+async fn metrics_text(State(hub): State<Hub>) -> Response {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        hub.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({ "error_code": 404, "message": "HTTP 404 Not Found" })),
+    )
+        .into_response()
+}

@@ -1,0 +1,609 @@
+//! The control-plane vocabulary: agencies, subscriptions, field rules, delivery channels and lifecycle states.
+//!
+//! These are the values kept (as JSON) on the compacted `_unsilo.config` topic and exchanged over the admin API.
+//! Validation that needs nothing but the value itself lives here ([`Agency::validate`],
+//! [`SubscriptionSpec::check_shape`]); validation against schemas and clearance lives in [`super::check`].
+//!
+//! Secrets never appear in these values: agency tokens are kept as SHA-256 digests, and the only secret a
+//! subscription carries — the password inside a SQL channel's URL — is redacted by [`Channel::redacted`], which
+//! every API response uses.
+
+use serde::{Deserialize, Serialize};
+
+use unsilo_schemas::names;
+use unsilo_schemas::redact::redact_url;
+use unsilo_schemas::Sensitivity;
+
+/// How one released field is treated (GB/T 37964 de-identification techniques).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Treatment {
+    /// Released as is.
+    Clear,
+    /// Masked: part of the value replaced by `*` (ID number keeps 6 + 4, mobile 3 + 4, name its first character).
+    Mask,
+    /// Replaced by a keyed pseudonym, stable per deployment, so agencies can join without seeing the value.
+    Pseudonymise,
+    /// Generalised: address → village code, birth date → year, coordinates → 3 decimals, time → day.
+    Generalise,
+    /// Suppressed: not released (the same as not asking for the field, but explicit).
+    Drop,
+}
+
+impl Treatment {
+    /// The name used in rules, view schemas and audit entries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clear => "clear",
+            Self::Mask => "mask",
+            Self::Pseudonymise => "pseudonymise",
+            Self::Generalise => "generalise",
+            Self::Drop => "drop",
+        }
+    }
+
+    /// How much a treatment reveals: `clear` most, `drop` nothing. An operator may narrow a request only to a
+    /// treatment that reveals no more.
+    pub fn disclosure(self) -> u8 {
+        match self {
+            Self::Clear => 3,
+            Self::Mask | Self::Generalise | Self::Pseudonymise => 2,
+            Self::Drop => 0,
+        }
+    }
+}
+
+/// One field a subscription wants, with its treatment. `field` is a dotted schema path, e.g.
+/// `envelope.region_code`, `location.address` or `parties.cert_no` (arrays of records: applies to each element).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// Dotted path of the field in the shared schema.
+    pub field: String,
+    /// How it is released.
+    pub treatment: Treatment,
+}
+
+/// A credential an agency presents: an API token, kept only as its SHA-256 digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenDigest {
+    /// Short public id of the token (from its digest, not the token), to tell tokens apart when rotating.
+    pub id: String,
+    /// Hex SHA-256 of the whole token.
+    pub sha256: String,
+    /// When it was issued (ms since the epoch).
+    pub issued_at_ms: i64,
+    /// When it stops being accepted (ms since the epoch); `None` = until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    /// When it was revoked (ms since the epoch); a revoked token is refused at the next request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl TokenDigest {
+    /// Whether the token is accepted at `now_ms`: not revoked and not expired.
+    pub fn is_usable(&self, now_ms: i64) -> bool {
+        self.revoked_at_ms.is_none() && self.expires_at_ms.is_none_or(|e| now_ms < e)
+    }
+
+    /// What may be shown of the token: its id and times, never the digest.
+    pub fn view(&self, now_ms: i64) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "issued_at_ms": self.issued_at_ms,
+            "expires_at_ms": self.expires_at_ms,
+            "revoked_at_ms": self.revoked_at_ms,
+            "usable": self.is_usable(now_ms),
+        })
+    }
+}
+
+/// A subscribing agency (a departmental system).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agency {
+    /// Stable id, `[a-z0-9-]`, 2–40 characters, e.g. `civil-affairs`. Part of topic names.
+    pub id: String,
+    /// Display name, e.g. `佳县民政局`.
+    pub name: String,
+    /// Unified social credit code (GB 32100), validated.
+    pub uscc: String,
+    /// The highest sensitivity level the agency may receive without explicit operator approval per field.
+    #[serde(with = "sensitivity_serde")]
+    pub clearance: Sensitivity,
+    /// API tokens, as digests only.
+    #[serde(default)]
+    pub tokens: Vec<TokenDigest>,
+    /// SHA-256 fingerprint (hex) of the agency's TLS client certificate, if it authenticates with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert_sha256: Option<String>,
+    /// When the agency was created (ms since the epoch) and by whom.
+    pub created_at_ms: i64,
+    /// The operator who created it.
+    pub created_by: String,
+}
+
+/// What an agency sees of itself, and what operators list: everything but the token digests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AgencyView {
+    /// Agency id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Unified social credit code.
+    pub uscc: String,
+    /// Clearance level, `S1`..`S4`.
+    pub clearance: String,
+    /// Ids of its tokens (not the tokens, not their digests).
+    pub token_ids: Vec<String>,
+    /// Whether a client certificate is registered.
+    pub client_certificate: bool,
+    /// Creation time (ms since the epoch).
+    pub created_at_ms: i64,
+    /// Who created it.
+    pub created_by: String,
+}
+
+impl Agency {
+    /// Checks the id, name and unified social credit code.
+    pub fn validate(&self) -> Result<(), String> {
+        check_slug("agency id", &self.id, 40)?;
+        if self.name.trim().is_empty() || self.name.chars().count() > 200 {
+            return Err("agency name must be 1–200 characters".into());
+        }
+        unsilo_schemas::validate::validate_uscc(&self.uscc)
+            .map_err(|e| format!("uscc `{}`: {e}", self.uscc))?;
+        if let Some(fp) = &self.client_cert_sha256 {
+            if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err("client_cert_sha256 must be 64 hex characters".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The public view (no digests).
+    pub fn view(&self) -> AgencyView {
+        AgencyView {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            uscc: self.uscc.clone(),
+            clearance: self.clearance.as_str().to_owned(),
+            token_ids: self.tokens.iter().map(|t| t.id.clone()).collect(),
+            client_certificate: self.client_cert_sha256.is_some(),
+            created_at_ms: self.created_at_ms,
+            created_by: self.created_by.clone(),
+        }
+    }
+}
+
+/// Where a subscription's records go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Channel {
+    /// A Kafka topic per subscription, Confluent wire format with the view schema's id. Without
+    /// `bootstrap_servers` the topic is `sub.<agency>.<subscription>` on the hub's own (Kafka) bus; with it,
+    /// records are copied to that cluster.
+    Kafka {
+        /// The subscriber's cluster, `host:port,…`; `None` = the hub's bus (which must then be Kafka).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bootstrap_servers: Option<String>,
+        /// Topic on that cluster; default `sub.<agency>.<subscription>`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        topic: Option<String>,
+    },
+    /// HTTPS POST per record, signed with HMAC-SHA256 (`X-Unsilo-Signature`), idempotency key = record id.
+    Webhook {
+        /// The subscriber's endpoint, `https://…`.
+        url: String,
+    },
+    /// The agency pulls: cursor batches, server-sent events, acknowledgements.
+    Pull,
+    /// Upsert by record id into the subscriber's own PostgreSQL or MySQL table.
+    Sql {
+        /// `postgres://…` or `mysql://…` (the password is a secret: never returned or logged).
+        url: String,
+        /// Table name (`name` or `schema.name`); created if missing.
+        table: String,
+    },
+}
+
+impl Channel {
+    /// The channel's kind, for logs, metrics and audit entries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Kafka { .. } => "kafka",
+            Self::Webhook { .. } => "webhook",
+            Self::Pull => "pull",
+            Self::Sql { .. } => "sql",
+        }
+    }
+
+    /// The channel with any password in a URL replaced by `***`: what APIs return and logs show.
+    pub fn redacted(&self) -> Self {
+        match self {
+            Self::Sql { url, table } => Self::Sql {
+                url: redact_url(url),
+                table: table.clone(),
+            },
+            Self::Webhook { url } => Self::Webhook {
+                url: redact_url(url),
+            },
+            other => other.clone(),
+        }
+    }
+}
+
+/// What a subscription asks for (and, once approved, what it is granted).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionSpec {
+    /// The shared schema, e.g. `grid_event`.
+    pub schema: String,
+    /// A CEL filter over the record; records it does not match are never delivered. Default `true`.
+    #[serde(default = "default_filter")]
+    pub filter: String,
+    /// The fields wanted, each with its treatment. Anything not listed is never delivered.
+    pub fields: Vec<FieldRule>,
+    /// Why the data is needed (recorded with every release).
+    pub purpose: String,
+    /// The legal basis (law, regulation or agreement); required for any S4 field released in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
+    /// When the subscription ends (ms since the epoch); `None` = until revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    /// Where records go.
+    pub channel: Channel,
+}
+
+fn default_filter() -> String {
+    "true".to_owned()
+}
+
+impl SubscriptionSpec {
+    /// Checks what needs no schema: purpose, expiry, field list and channel settings.
+    pub fn check_shape(&self, now_ms: i64) -> Result<(), String> {
+        if self.purpose.trim().is_empty() {
+            return Err("purpose is required: say why the data is needed".into());
+        }
+        if self.purpose.chars().count() > 1000 {
+            return Err("purpose is longer than 1000 characters".into());
+        }
+        if let Some(basis) = &self.legal_basis {
+            if basis.trim().is_empty() {
+                return Err("legal_basis, when given, must not be empty".into());
+            }
+        }
+        if let Some(expiry) = self.expires_at_ms {
+            if expiry <= now_ms {
+                return Err("expires_at is in the past".into());
+            }
+        }
+        if self.fields.is_empty() {
+            return Err("fields is empty: list each wanted field with its treatment".into());
+        }
+        match &self.channel {
+            Channel::Webhook { url } => {
+                if !(url.starts_with("https://") || url.starts_with("http://")) {
+                    return Err(format!(
+                        "webhook url `{}` must start with https://",
+                        redact_url(url)
+                    ));
+                }
+            }
+            Channel::Sql { url, table } => {
+                if !(url.starts_with("postgres://")
+                    || url.starts_with("postgresql://")
+                    || url.starts_with("mysql://"))
+                {
+                    return Err(format!(
+                        "sql url `{}` must start with postgres:// or mysql://",
+                        redact_url(url)
+                    ));
+                }
+                let ok = table.split('.').count() <= 2
+                    && table.split('.').all(|part| {
+                        let mut chars = part.chars();
+                        matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+                            && part.len() <= 63
+                            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    });
+                if !ok {
+                    return Err(format!(
+                        "sql table `{table}` must be `name` or `schema.name` of letters, digits and _"
+                    ));
+                }
+            }
+            Channel::Kafka {
+                bootstrap_servers,
+                topic,
+            } => {
+                if let Some(b) = bootstrap_servers {
+                    if b.trim().is_empty() {
+                        return Err("kafka bootstrap_servers, when given, must not be empty".into());
+                    }
+                }
+                if let Some(t) = topic {
+                    names::check_topic_name(t).map_err(|e| e.to_string())?;
+                }
+            }
+            Channel::Pull => {}
+        }
+        Ok(())
+    }
+
+    /// The spec with secrets redacted, for API responses.
+    pub fn redacted(&self) -> Self {
+        Self {
+            channel: self.channel.redacted(),
+            ..self.clone()
+        }
+    }
+}
+
+/// Where a subscription is in its lifecycle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    /// Asked for by the agency, waiting for an operator.
+    Requested,
+    /// Approved by an operator; activating (view schema registered, topic created).
+    Approved,
+    /// Refused by an operator.
+    Rejected,
+    /// Delivering.
+    Active,
+    /// Past its expiry; nothing is delivered.
+    Expired,
+    /// Revoked by an operator; nothing is delivered.
+    Revoked,
+}
+
+impl SubscriptionStatus {
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    /// Whether no further change is possible.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Rejected | Self::Expired | Self::Revoked)
+    }
+}
+
+/// A subscription and its history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// Global id, `<agency>.<name>`.
+    pub id: String,
+    /// The subscribing agency's id.
+    pub agency: String,
+    /// The agency's name for it, `[a-z0-9-]`, 1–40 characters.
+    pub name: String,
+    /// Lifecycle state.
+    pub status: SubscriptionStatus,
+    /// What the agency asked for.
+    pub requested: SubscriptionSpec,
+    /// What an operator granted (equal to or narrower than `requested`); set on approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub granted: Option<SubscriptionSpec>,
+    /// Fields above the agency's clearance that the operator explicitly approved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approved_above_clearance: Vec<String>,
+    /// The registered view schema's global id, once active.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub view_schema_id: Option<i32>,
+    /// When it was requested (ms since the epoch).
+    pub requested_at_ms: i64,
+    /// Who decided (approved, rejected, revoked) last, and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// When the last decision was made (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at_ms: Option<i64>,
+    /// The reason given for a rejection or revocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The operators who approved the grant (two different ones where 双人复核 applies); for an automatic
+    /// approval, `hub`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+    /// Approved automatically: UNCONDITIONAL (无条件共享) data within the agency's clearance.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_approved: bool,
+    /// Bumped on every change; writes check it (optimistic concurrency).
+    pub revision: u64,
+}
+
+/// One operator's approval of a grant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The operator (`hub` for an automatic approval).
+    pub operator: String,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+}
+
+impl Subscription {
+    /// The global id of `name` under `agency`.
+    pub fn id_of(agency: &str, name: &str) -> String {
+        format!("{agency}.{name}")
+    }
+
+    /// The bus topic holding records released to this subscription.
+    pub fn topic(&self) -> String {
+        names::subscription_topic(&self.agency, &self.name)
+    }
+
+    /// The topic holding deliveries that failed for good (webhook, SQL), for replay.
+    pub fn dlq_topic(&self) -> String {
+        names::subscription_dlq_topic(&self.agency, &self.name)
+    }
+
+    /// The registry subject of its view schema.
+    pub fn view_subject(&self) -> String {
+        names::value_subject(&self.topic())
+    }
+
+    /// The spec in force: the granted one once approved, else the requested one.
+    pub fn spec(&self) -> &SubscriptionSpec {
+        self.granted.as_ref().unwrap_or(&self.requested)
+    }
+
+    /// Whether two different operators approved the grant (双人复核): only then may CORE-grade records
+    /// (GB/T 43697 核心数据) be released to it.
+    pub fn four_eyes_approved(&self) -> bool {
+        let mut operators: Vec<&str> = self
+            .approvals
+            .iter()
+            .map(|a| a.operator.as_str())
+            .filter(|o| *o != "hub")
+            .collect();
+        operators.sort_unstable();
+        operators.dedup();
+        operators.len() >= 2
+    }
+
+    /// Whether records may be delivered at `now_ms`: active and not past its expiry.
+    pub fn is_delivering(&self, now_ms: i64) -> bool {
+        self.status == SubscriptionStatus::Active
+            && self.spec().expires_at_ms.is_none_or(|e| now_ms < e)
+    }
+
+    /// The subscription with secrets redacted, for API responses.
+    pub fn redacted(&self) -> Self {
+        Self {
+            requested: self.requested.redacted(),
+            granted: self.granted.as_ref().map(SubscriptionSpec::redacted),
+            ..self.clone()
+        }
+    }
+}
+
+/// Checks a slug: `[a-z0-9-]`, starting with a letter or digit, 1..=`max` characters.
+pub fn check_slug(what: &str, value: &str, max: usize) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} `{value}` must be 1–{max} characters of a-z, 0-9 and '-', not starting with '-'"
+        ))
+    }
+}
+
+/// Serialises [`Sensitivity`] as `"S1"`..`"S4"`.
+pub mod sensitivity_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use unsilo_schemas::Sensitivity;
+
+    /// Writes `S1`..`S4`.
+    pub fn serialize<S: Serializer>(value: &Sensitivity, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(value.as_str())
+    }
+
+    /// Reads `S1`..`S4`.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Sensitivity, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(|_| {
+            serde::de::Error::custom(format!("clearance `{text}` is not one of S1, S2, S3, S4"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_passwords() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db.example:5432/x"),
+            "postgres://app:***@db.example:5432/x"
+        );
+        assert_eq!(
+            redact_url("mysql://root@127.0.0.1/test"),
+            "mysql://root@127.0.0.1/test"
+        );
+        assert_eq!(
+            redact_url("https://a.example/hook"),
+            "https://a.example/hook"
+        );
+        let c = Channel::Sql {
+            url: "postgres://u:pw@h/db".into(),
+            table: "t".into(),
+        };
+        assert!(!format!("{:?}", c.redacted()).contains("pw"));
+    }
+
+    #[test]
+    fn slugs_and_agencies_are_checked() {
+        assert!(check_slug("agency id", "civil-affairs", 40).is_ok());
+        assert!(check_slug("agency id", "Civil", 40).is_err());
+        assert!(check_slug("agency id", "-x", 40).is_err());
+        let mut a = Agency {
+            id: "civil-affairs".into(),
+            name: "佳县民政局".into(),
+            uscc: "91350100M000100Y43".into(),
+            clearance: Sensitivity::S3,
+            tokens: vec![],
+            client_cert_sha256: None,
+            created_at_ms: 0,
+            created_by: "op".into(),
+        };
+        assert!(a.validate().is_ok(), "{:?}", a.validate());
+        a.uscc = "91350100M000100Y44".into();
+        let err = a.validate().unwrap_err();
+        assert!(err.contains("uscc"), "{err}");
+    }
+
+    #[test]
+    fn narrowing_order_of_treatments() {
+        assert!(Treatment::Clear.disclosure() > Treatment::Mask.disclosure());
+        assert!(Treatment::Pseudonymise.disclosure() > Treatment::Drop.disclosure());
+    }
+
+    #[test]
+    fn specs_name_what_is_wrong() {
+        let spec = SubscriptionSpec {
+            schema: "grid_event".into(),
+            filter: "true".into(),
+            fields: vec![],
+            purpose: "p".into(),
+            legal_basis: None,
+            expires_at_ms: None,
+            channel: Channel::Pull,
+        };
+        assert!(spec.check_shape(0).unwrap_err().contains("fields"));
+        let spec = SubscriptionSpec {
+            fields: vec![FieldRule {
+                field: "event_type_code".into(),
+                treatment: Treatment::Clear,
+            }],
+            channel: Channel::Sql {
+                url: "postgres://u:pw@h/db".into(),
+                table: "x; drop table y".into(),
+            },
+            ..spec
+        };
+        let err = spec.check_shape(0).unwrap_err();
+        assert!(err.contains("table"), "{err}");
+        assert!(!err.contains("pw"));
+    }
+}

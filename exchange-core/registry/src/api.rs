@@ -1,0 +1,777 @@
+//! The registry's HTTP API in the Confluent Schema Registry dialect: the same paths, JSON shapes, status codes,
+//! error bodies (`{"error_code": 40401, "message": "Subject 'x' not found."}`) and content type
+//! (`application/vnd.schemaregistry.v1+json`), so Confluent serializers, `kafka-avro-console-*` and other
+//! existing clients work against unsilo unchanged.
+//!
+//! Only AVRO schemas are served, and schema references are not supported.
+//!
+//! **Who may do what.** Every route needs a [`RegistryCaller`] in the request's extensions, which the hub's
+//! access layer puts there after authenticating the request (without one the answer is 401):
+//!
+//! - a *writer* (an operator) may register, delete and change compatibility — except on the subjects the hub
+//!   itself owns ([`HUB_OWNED_PREFIXES`]: the shared `std.*` schemas and the agencies' `sub.*` view schemas),
+//!   which answer 403 naming why for a new version, a delete and a per-subject compatibility change;
+//! - a reader sees only the subjects its `readable` prefixes allow, and the schema ids those use; anything
+//!   else answers 404 as if it did not exist.
+//!
+//! Every write that happened is handed to a [`WriteRecorder`] (the hub's audit log): who, what, and for
+//! compatibility changes the level before and after.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use unsilo_schemas::names;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tracing::error;
+
+use super::{Compatibility, Error, Registry, Result, VersionSpec};
+
+/// The content type of every response, as Confluent sends it.
+pub const CONTENT_TYPE_V1: &str = "application/vnd.schemaregistry.v1+json";
+
+/// Request body media types accepted (as Confluent's resources accept them).
+const ACCEPTED_BODY_TYPES: [&str; 4] = [
+    CONTENT_TYPE_V1,
+    "application/vnd.schemaregistry+json",
+    "application/json",
+    "application/octet-stream",
+];
+
+/// Subject prefixes written only by the hub itself, never through the API: `std.` (the shared schemas, which
+/// change with a release of unsilo) and `sub.` (each subscription's view schema, which changes with its grant).
+pub const HUB_OWNED_PREFIXES: [&str; 2] = [names::STD_PREFIX, names::SUB_PREFIX];
+
+/// The caller of a registry route, as the hub's access layer decided it; a request extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistryCaller {
+    /// The name recorded with its writes, e.g. `operator:ops`.
+    pub name: String,
+    /// Whether it may register, delete and configure.
+    pub writer: bool,
+    /// The subject prefixes it may read; `None` = every subject.
+    pub readable: Option<Vec<String>>,
+    /// Whether it presented no credentials (a write then answers 401, not 403).
+    pub anonymous: bool,
+}
+
+impl RegistryCaller {
+    /// Whether `subject` is visible to this caller.
+    pub fn may_read(&self, subject: &str) -> bool {
+        self.readable
+            .as_ref()
+            .is_none_or(|prefixes| prefixes.iter().any(|p| subject.starts_with(p.as_str())))
+    }
+
+    fn require_writer(&self) -> Result<()> {
+        if self.writer {
+            Ok(())
+        } else if self.anonymous {
+            Err(Error::Unauthorized(
+                "credentials are required to change the schema registry".into(),
+            ))
+        } else {
+            Err(Error::Forbidden(
+                "only an operator may change the schema registry".into(),
+            ))
+        }
+    }
+
+    /// A subject it may read, or 404 (so that names cannot be probed).
+    fn readable_subject(&self, subject: &str) -> Result<()> {
+        if self.may_read(subject) {
+            Ok(())
+        } else {
+            Err(Error::SubjectNotFound(subject.to_owned()))
+        }
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for RegistryCaller {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<RegistryCaller>()
+            .cloned()
+            .ok_or_else(|| Error::Unauthorized("credentials are required".into()))
+    }
+}
+
+/// Refuses API writes to a subject the hub owns.
+fn refuse_hub_owned(subject: &str, what: &str) -> Result<()> {
+    if HUB_OWNED_PREFIXES.iter().any(|p| subject.starts_with(p)) {
+        let why = if subject.starts_with(names::STD_PREFIX) {
+            "it is a shared schema, which changes only with a release of unsilo"
+        } else {
+            "it is a subscription's view schema, which changes only with its grant"
+        };
+        return Err(Error::Forbidden(format!(
+            "subject '{subject}' is written only by the hub itself ({why}): {what} through the API is refused"
+        )));
+    }
+    Ok(())
+}
+
+/// Where registry writes are recorded as evidence (the hub's audit log).
+pub trait WriteRecorder: Send + Sync {
+    /// Records that `caller` did `action` (e.g. `registry.register`) to `target` (a subject, or `config`).
+    fn record(
+        &self,
+        caller: &str,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> futures::future::BoxFuture<'static, std::result::Result<(), String>>;
+}
+
+/// The state of the registry's routes.
+#[derive(Clone)]
+pub struct RegistryApi {
+    registry: Arc<Registry>,
+    recorder: Option<Arc<dyn WriteRecorder>>,
+}
+
+impl RegistryApi {
+    async fn record(
+        &self,
+        caller: &RegistryCaller,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        match &self.recorder {
+            Some(r) => r
+                .record(&caller.name, action, target, detail)
+                .await
+                .map_err(|e| Error::Internal(format!("recording {action} in the audit log: {e}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for RegistryApi {
+    type Target = Registry;
+
+    fn deref(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// The registry's routes, to be merged into the hub's server behind an access layer that puts a
+/// [`RegistryCaller`] into every request; writes are recorded with `recorder`.
+pub fn router(registry: Arc<Registry>, recorder: Option<Arc<dyn WriteRecorder>>) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/schemas/types", get(schema_types))
+        .route("/schemas/ids/{id}", get(schema_by_id))
+        .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
+        .route("/schemas/ids/{id}/versions", get(versions_of_id))
+        .route("/schemas/ids/{id}/subjects", get(subjects_of_id))
+        .route("/subjects", get(list_subjects))
+        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
+        .route(
+            "/subjects/{subject}/versions",
+            get(list_versions).post(register),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}",
+            get(get_version).delete(delete_version),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/schema",
+            get(get_raw_schema),
+        )
+        .route(
+            "/subjects/{subject}/versions/{version}/referencedby",
+            get(referenced_by),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions",
+            post(check_against_all),
+        )
+        .route(
+            "/compatibility/subjects/{subject}/versions/{version}",
+            post(check_against_version),
+        )
+        .route(
+            "/config",
+            get(get_global_config)
+                .put(put_global_config)
+                .delete(delete_global_config),
+        )
+        .route(
+            "/config/{subject}",
+            get(get_subject_config)
+                .put(put_subject_config)
+                .delete(delete_subject_config),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(RegistryApi { registry, recorder })
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        if self.is_internal() {
+            error!(error = %self, "Schema registry request failed.");
+        }
+        let status =
+            StatusCode::from_u16(self.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = json!({ "error_code": self.error_code(), "message": self.client_message() });
+        (status, Vnd(body)).into_response()
+    }
+}
+
+/// A JSON response with Confluent's content type.
+struct Vnd<T>(T);
+
+impl<T: Serialize> IntoResponse for Vnd<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(body) => raw_json(body),
+            Err(e) => Error::Internal(format!("serialising a response: {e}")).into_response(),
+        }
+    }
+}
+
+fn raw_json(body: impl Into<axum::body::Body>) -> Response {
+    let mut response = Response::new(body.into());
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_V1));
+    response
+}
+
+fn error_response(status: StatusCode, message: &str) -> Response {
+    let body = json!({ "error_code": status.as_u16(), "message": message });
+    (status, Vnd(body)).into_response()
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "HTTP 404 Not Found")
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "HTTP 405 Method Not Allowed",
+    )
+}
+
+/// A JSON request body: checks the media type and answers a malformed body with a 422 that says what is wrong.
+struct JsonBody<T>(T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(value) = req.headers().get(CONTENT_TYPE) {
+            let text = value.to_str().unwrap_or_default();
+            let essence = text
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            if !ACCEPTED_BODY_TYPES.contains(&essence.as_str()) {
+                return Err(Error::UnsupportedMediaType(text.to_owned()));
+            }
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            Error::InvalidRequest(format!(
+                "Could not read the request body: {}",
+                e.body_text()
+            ))
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| Error::InvalidRequest(format!("Unrecognized request body: {e}")))
+    }
+}
+
+/// Query flags (`deleted`, `permanent`, `verbose`, `defaultToGlobal`), each true only if given as `true`.
+struct Flags(HashMap<String, String>);
+
+impl Flags {
+    fn from(query: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Self> {
+        query
+            .map(|Query(q)| Flags(q))
+            .map_err(|e| Error::InvalidRequest(format!("Invalid query string: {}", e.body_text())))
+    }
+
+    fn get(&self, name: &str) -> bool {
+        self.0
+            .get(name)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+}
+
+fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T> {
+    p.map(|Path(t)| t)
+        .map_err(|e| Error::InvalidRequest(format!("Invalid path: {}", e.body_text())))
+}
+
+/// A schema id from a path; not a number means no such schema (Confluent answers 404 too).
+fn schema_id(raw: &str) -> Option<i32> {
+    raw.parse::<i32>().ok()
+}
+
+/// The body of `POST /subjects/{subject}/versions`, `POST /subjects/{subject}` and the compatibility checks.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SchemaRequest {
+    schema: String,
+    #[serde(default)]
+    schema_type: Option<String>,
+    #[serde(default)]
+    references: Option<Vec<serde_json::Value>>,
+}
+
+impl SchemaRequest {
+    /// Rejects what this registry does not serve: other schema types and references.
+    fn avro_text(&self) -> Result<&str> {
+        if let Some(t) = &self.schema_type {
+            if !t.eq_ignore_ascii_case("AVRO") {
+                return Err(Error::UnsupportedSchemaType(t.clone()));
+            }
+        }
+        if self.references.as_ref().is_some_and(|r| !r.is_empty()) {
+            return Err(Error::ReferencesNotSupported);
+        }
+        Ok(&self.schema)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ConfigRequest {
+    #[serde(default)]
+    compatibility: Option<String>,
+}
+
+impl ConfigRequest {
+    fn level(&self) -> Result<Compatibility> {
+        match &self.compatibility {
+            Some(level) => level.parse(),
+            None => Err(Error::InvalidCompatibilityLevel(String::new())),
+        }
+    }
+}
+
+async fn root(_caller: RegistryCaller) -> Response {
+    Vnd(json!({})).into_response()
+}
+
+async fn schema_types(_caller: RegistryCaller) -> Response {
+    Vnd(["AVRO"]).into_response()
+}
+
+/// The schema id, if the caller may see a subject that uses it (404 otherwise).
+fn visible_id(registry: &Registry, caller: &RegistryCaller, id: i32) -> Result<()> {
+    if caller.readable.is_none() {
+        return Ok(());
+    }
+    let visible = registry
+        .versions_of_id(id, true)
+        .unwrap_or_default()
+        .iter()
+        .any(|(subject, _)| caller.may_read(subject));
+    if visible {
+        Ok(())
+    } else {
+        Err(Error::SchemaIdNotFound(id))
+    }
+}
+
+async fn schema_by_id(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response> {
+    let Some(id) = schema_id(&path(id)?) else {
+        return Ok(not_found().await);
+    };
+    visible_id(&registry, &caller, id)?;
+    let schema = registry.schema_by_id(id)?;
+    Ok(Vnd(json!({ "schema": schema })).into_response())
+}
+
+async fn raw_schema_by_id(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Response> {
+    let Some(id) = schema_id(&path(id)?) else {
+        return Ok(not_found().await);
+    };
+    visible_id(&registry, &caller, id)?;
+    Ok(raw_json(registry.schema_by_id(id)?))
+}
+
+async fn versions_of_id(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response> {
+    let flags = Flags::from(query)?;
+    let Some(id) = schema_id(&path(id)?) else {
+        return Ok(not_found().await);
+    };
+    visible_id(&registry, &caller, id)?;
+    let pairs: Vec<_> = registry
+        .versions_of_id(id, flags.get("deleted"))?
+        .into_iter()
+        .filter(|(subject, _)| caller.may_read(subject))
+        .map(|(subject, version)| json!({ "subject": subject, "version": version }))
+        .collect();
+    Ok(Vnd(pairs).into_response())
+}
+
+async fn subjects_of_id(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    id: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response> {
+    let flags = Flags::from(query)?;
+    let Some(id) = schema_id(&path(id)?) else {
+        return Ok(not_found().await);
+    };
+    visible_id(&registry, &caller, id)?;
+    let mut subjects: Vec<String> = registry
+        .versions_of_id(id, flags.get("deleted"))?
+        .into_iter()
+        .map(|(subject, _)| subject)
+        .filter(|subject| caller.may_read(subject))
+        .collect();
+    subjects.dedup();
+    Ok(Vnd(subjects).into_response())
+}
+
+async fn list_subjects(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response> {
+    let flags = Flags::from(query)?;
+    let prefix = flags.0.get("subjectPrefix").cloned().unwrap_or_default();
+    let subjects: Vec<String> = registry
+        .subjects(flags.get("deleted"))?
+        .into_iter()
+        .filter(|s| s.starts_with(&prefix) && caller.may_read(s))
+        .collect();
+    Ok(Vnd(subjects).into_response())
+}
+
+async fn lookup(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    subject: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    JsonBody(body): JsonBody<SchemaRequest>,
+) -> Result<Response> {
+    let subject = path(subject)?;
+    caller.readable_subject(&subject)?;
+    let flags = Flags::from(query)?;
+    let found = registry.lookup(&subject, body.avro_text()?, flags.get("deleted"))?;
+    Ok(Vnd(found).into_response())
+}
+
+async fn delete_subject(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    subject: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response> {
+    let subject = path(subject)?;
+    caller.require_writer()?;
+    caller.readable_subject(&subject)?;
+    refuse_hub_owned(&subject, "deleting it")?;
+    let flags = Flags::from(query)?;
+    let permanent = flags.get("permanent");
+    let versions = registry.delete_subject(&subject, permanent).await?;
+    registry
+        .record(
+            &caller,
+            "registry.delete_subject",
+            &subject,
+            json!({ "versions": versions, "permanent": permanent }),
+        )
+        .await?;
+    Ok(Vnd(versions).into_response())
+}
+
+async fn list_versions(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    subject: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response> {
+    let subject = path(subject)?;
+    caller.readable_subject(&subject)?;
+    let flags = Flags::from(query)?;
+    Ok(Vnd(registry.versions(&subject, flags.get("deleted"))?).into_response())
+}
+
+async fn register(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    subject: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<SchemaRequest>,
+) -> Result<Response> {
+    let subject = path(subject)?;
+    caller.require_writer()?;
+    let text = body.avro_text()?;
+    if HUB_OWNED_PREFIXES.iter().any(|p| subject.starts_with(p)) {
+        // Registering the schema a hub-owned subject already has changes nothing (clients that always
+        // register before producing keep working); anything else would be a new version.
+        return match registry.lookup(&subject, text, false) {
+            Ok(found) => Ok(Vnd(json!({ "id": found.id })).into_response()),
+            Err(_) => Err(refuse_hub_owned(&subject, "registering a new version")
+                .err()
+                .unwrap_or_else(|| Error::Forbidden("refused".into()))),
+        };
+    }
+    let before = registry
+        .versions(&subject, false)
+        .map(|v| v.len())
+        .unwrap_or(0);
+    let id = registry.register(&subject, text).await?;
+    let after = registry
+        .versions(&subject, false)
+        .map(|v| v.len())
+        .unwrap_or(0);
+    if after != before {
+        registry
+            .record(&caller, "registry.register", &subject, json!({ "id": id }))
+            .await?;
+    }
+    Ok(Vnd(json!({ "id": id })).into_response())
+}
+
+async fn get_version(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    params: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response> {
+    let (subject, version) = path(params)?;
+    caller.readable_subject(&subject)?;
+    let flags = Flags::from(query)?;
+    let version: VersionSpec = version.parse()?;
+    Ok(Vnd(registry.version(&subject, version, flags.get("deleted"))?).into_response())
+}
+
+async fn get_raw_schema(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    params: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response> {
+    let (subject, version) = path(params)?;
+    caller.readable_subject(&subject)?;
+    let flags = Flags::from(query)?;
+    let version: VersionSpec = version.parse()?;
+    let found = registry.version(&subject, version, flags.get("deleted"))?;
+    Ok(raw_json(found.schema))
+}
+
+async fn referenced_by(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    params: Result<Path<(String, String)>, PathRejection>,
+) -> Result<Response> {
+    let (subject, version) = path(params)?;
+    caller.readable_subject(&subject)?;
+    let version: VersionSpec = version.parse()?;
+    registry.version(&subject, version, false)?;
+    // Schema references are not supported, so nothing refers to anything.
+    Ok(Vnd(Vec::<i32>::new()).into_response())
+}
+
+async fn delete_version(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    params: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response> {
+    let (subject, version) = path(params)?;
+    caller.require_writer()?;
+    caller.readable_subject(&subject)?;
+    refuse_hub_owned(&subject, "deleting a version")?;
+    let flags = Flags::from(query)?;
+    let version: VersionSpec = version.parse()?;
+    let permanent = flags.get("permanent");
+    let deleted = registry
+        .delete_version(&subject, version, permanent)
+        .await?;
+    registry
+        .record(
+            &caller,
+            "registry.delete_version",
+            &subject,
+            json!({ "version": deleted, "permanent": permanent }),
+        )
+        .await?;
+    Ok(Vnd(deleted).into_response())
+}
+
+fn compatibility_response(report: super::CompatibilityReport, verbose: bool) -> Response {
+    if verbose {
+        Vnd(json!({ "is_compatible": report.is_compatible(), "messages": report.messages }))
+            .into_response()
+    } else {
+        Vnd(json!({ "is_compatible": report.is_compatible() })).into_response()
+    }
+}
+
+async fn check_against_all(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    subject: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    JsonBody(body): JsonBody<SchemaRequest>,
+) -> Result<Response> {
+    let subject = path(subject)?;
+    caller.readable_subject(&subject)?;
+    let flags = Flags::from(query)?;
+    let report = registry.check_compatibility(&subject, None, body.avro_text()?)?;
+    Ok(compatibility_response(report, flags.get("verbose")))
+}
+
+async fn check_against_version(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    params: Result<Path<(String, String)>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    JsonBody(body): JsonBody<SchemaRequest>,
+) -> Result<Response> {
+    let (subject, version) = path(params)?;
+    caller.readable_subject(&subject)?;
+    let flags = Flags::from(query)?;
+    let version: VersionSpec = version.parse()?;
+    let report = registry.check_compatibility(&subject, Some(version), body.avro_text()?)?;
+    Ok(compatibility_response(report, flags.get("verbose")))
+}
+
+async fn get_global_config(
+    State(registry): State<RegistryApi>,
+    _caller: RegistryCaller,
+) -> Response {
+    Vnd(json!({ "compatibilityLevel": registry.global_compatibility() })).into_response()
+}
+
+async fn put_global_config(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    JsonBody(body): JsonBody<ConfigRequest>,
+) -> Result<Response> {
+    caller.require_writer()?;
+    let level = body.level()?;
+    let before = registry.global_compatibility();
+    registry.set_global_compatibility(level).await?;
+    registry
+        .record(
+            &caller,
+            "registry.set_compatibility",
+            "config",
+            json!({ "before": before, "after": level }),
+        )
+        .await?;
+    Ok(Vnd(json!({ "compatibility": level })).into_response())
+}
+
+async fn delete_global_config(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+) -> Result<Response> {
+    caller.require_writer()?;
+    let before = registry.reset_global_compatibility().await?;
+    registry
+        .record(
+            &caller,
+            "registry.reset_compatibility",
+            "config",
+            json!({ "before": before, "after": registry.global_compatibility() }),
+        )
+        .await?;
+    Ok(Vnd(json!({ "compatibilityLevel": before })).into_response())
+}
+
+async fn get_subject_config(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    subject: Result<Path<String>, PathRejection>,
+    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+) -> Result<Response> {
+    let subject = path(subject)?;
+    caller.readable_subject(&subject)?;
+    let flags = Flags::from(query)?;
+    let level = match registry.subject_compatibility(&subject) {
+        Some(level) => level,
+        None if flags.get("defaultToGlobal") => registry.global_compatibility(),
+        None => return Err(Error::SubjectCompatibilityNotConfigured(subject)),
+    };
+    Ok(Vnd(json!({ "compatibilityLevel": level })).into_response())
+}
+
+async fn put_subject_config(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    subject: Result<Path<String>, PathRejection>,
+    JsonBody(body): JsonBody<ConfigRequest>,
+) -> Result<Response> {
+    let subject = path(subject)?;
+    caller.require_writer()?;
+    refuse_hub_owned(&subject, "changing its compatibility")?;
+    let level = body.level()?;
+    let before = registry.subject_compatibility(&subject);
+    registry.set_subject_compatibility(&subject, level).await?;
+    registry
+        .record(
+            &caller,
+            "registry.set_compatibility",
+            &subject,
+            json!({ "before": before, "after": level }),
+        )
+        .await?;
+    Ok(Vnd(json!({ "compatibility": level })).into_response())
+}
+
+async fn delete_subject_config(
+    State(registry): State<RegistryApi>,
+    caller: RegistryCaller,
+    subject: Result<Path<String>, PathRejection>,
+) -> Result<Response> {
+    let subject = path(subject)?;
+    caller.require_writer()?;
+    refuse_hub_owned(&subject, "changing its compatibility")?;
+    let before = registry.delete_subject_compatibility(&subject).await?;
+    registry
+        .record(
+            &caller,
+            "registry.reset_compatibility",
+            &subject,
+            json!({ "before": before, "after": registry.global_compatibility() }),
+        )
+        .await?;
+    Ok(Vnd(json!({ "compatibilityLevel": before })).into_response())
+}
