@@ -8,10 +8,10 @@
 //! 2. for each route of that schema — checked, before every record, against the control plane's latest state, so a
 //!    revocation or expiry stops releases before the next record — evaluate the CEL filter, apply the view plan
 //!    (field treatments), encode with the view schema and frame it with the view schema's id;
-//! 3. append one audit entry per release to `_unsilo.audit` together with the released records
-//!    ([`AuditLog::append_with`]): on the embedded bus one atomic write (one fsync), on Kafka the entries durable
-//!    before the records are sent — evidence first: a crash in between re-releases, which the audit shows twice,
-//!    rather than releasing without evidence;
+//! 3. have the audit log chain one entry per release ([`AuditLog::chain`]) and publish those entries and the
+//!    released records to `sub.*` together: on the embedded bus one atomic write (one fsync), on Kafka the
+//!    entries durable before the records are sent — evidence first: a crash in between re-releases, which the
+//!    audit shows twice, rather than releasing without evidence;
 //! 4. commit the offsets of what was routed, at most every 100 ms (at-least-once).
 //!
 //! The pure part — one record against a table of routes — is [`RoutingTable::route`], which the benchmark and the
@@ -34,6 +34,7 @@ use unsilo_policy::check::{self, CompiledSpec};
 use unsilo_policy::model::{FieldRule, Subscription};
 use unsilo_policy::treat::PseudonymKey;
 use unsilo_policy::view::person_keys;
+use unsilo_registry::decode::FrameDecoder;
 use unsilo_registry::Registry;
 use unsilo_schemas::names::{HEADER_RECORD_ID, HEADER_SUBSCRIPTION};
 
@@ -252,9 +253,9 @@ pub fn classification(record: &Value) -> (Option<&str>, Option<&str>) {
     (symbol("share_attribute"), symbol("data_grade"))
 }
 
-/// Decodes Confluent-framed records with writer schemas from the registry, resolved to the shared schema.
+/// Decodes `std.` records ([`FrameDecoder`]) resolved to the shared schema the router routes.
 pub struct Decoder {
-    registry: Arc<Registry>,
+    frames: FrameDecoder,
     reader: &'static Schema,
 }
 
@@ -267,22 +268,17 @@ impl std::fmt::Debug for Decoder {
 impl Decoder {
     /// A decoder to `reader` (a shared schema).
     pub fn new(registry: Arc<Registry>, reader: &'static Schema) -> Self {
-        Self { registry, reader }
+        Self {
+            frames: FrameDecoder::new(registry),
+            reader,
+        }
     }
 
     /// Decodes one framed record.
     pub fn decode(&mut self, framed: &[u8]) -> Result<Value, RouteError> {
-        let (id, mut body) = wire::decode(framed).map_err(|e| RouteError::Decode(e.to_string()))?;
-        let writer = self
-            .registry
-            .avro_schema_by_id(id as i32)
-            .map_err(|e| RouteError::Decode(format!("schema id {id}: {e}")))?;
-        let reader = if writer.schema() == self.reader {
-            None
-        } else {
-            Some(self.reader)
-        };
-        apache_avro::from_avro_datum(writer.schema(), &mut body, reader)
+        self.frames
+            .decode(framed, Some(self.reader))
+            .map(|(_, value)| value)
             .map_err(|e| RouteError::Decode(e.to_string()))
     }
 }
@@ -534,13 +530,18 @@ async fn route_batch(
     if evidence.is_empty() {
         return Ok(());
     }
-    // Evidence first: the audit entries and the released records in one atomic write on the embedded bus; on
-    // Kafka the entries are durable before the records are sent.
-    context
+    // Evidence first: the audit log chains the entries; the router writes them and the released records in one
+    // atomic write on the embedded bus (on Kafka the entries are durable before the records are sent).
+    let mut chained = context
         .audit
-        .append_with(evidence, per_topic.into_iter().collect())
+        .chain(evidence)
         .await
         .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
+    let mut parts = Vec::with_capacity(1 + per_topic.len());
+    parts.push(chained.take_entries());
+    parts.extend(per_topic);
+    context.bus.publish_all(parts).await?;
+    chained.written();
     for (subscription, n) in per_subscription {
         context.metrics.record_release(&subscription, n);
     }

@@ -10,6 +10,7 @@
 //! - `compat`: [`Compatibility`] levels and the check that decides them with the Avro resolution rules.
 //! - `avro`: parsing schema text and the identity form that says when two texts are the same schema.
 //! - [`api`]: the HTTP API ([`router`]).
+//! - [`decode`]: the one decoder of framed records (wire frame → registry schema → Avro datum).
 //! - [`error`](mod@error): [`Error`], with the Confluent error code of each case.
 //!
 //! # Concurrency
@@ -23,6 +24,7 @@
 pub mod api;
 pub(crate) mod avro;
 pub(crate) mod compat;
+pub mod decode;
 pub mod error;
 mod state;
 

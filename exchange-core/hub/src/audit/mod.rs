@@ -258,24 +258,22 @@ impl AuditLog {
 
     /// Appends events, chained, as one durable publish. Returns once they are durable.
     pub async fn append(&self, events: Vec<AuditEvent>) -> Result<(), AuditError> {
-        self.append_with(events, Vec::new()).await
-    }
-
-    /// Appends events together with the records they are evidence of (`(topic, records)` parts), evidence first:
-    /// on the embedded bus in one atomic write, on Kafka the audit entries durable before the records are sent
-    /// (see [`Bus::publish_all`]). Returns once everything is durable.
-    pub async fn append_with(
-        &self,
-        events: Vec<AuditEvent>,
-        evidenced: Vec<(String, Vec<Record>)>,
-    ) -> Result<(), AuditError> {
         if events.is_empty() {
-            if !evidenced.is_empty() {
-                self.bus.publish_all(evidenced).await?;
-            }
             return Ok(());
         }
-        let mut head = self.head.lock().await;
+        let mut chained = self.chain(events).await?;
+        self.bus.publish_all(vec![chained.take_entries()]).await?;
+        chained.written();
+        Ok(())
+    }
+
+    /// Chains and signs events as the next entries, without writing them. The chain's head stays locked until
+    /// [`ChainedEntries::written`] (or the value is dropped, when nothing was written), so entries written
+    /// together with other records — the router's releases — keep the chain in order. The writer puts
+    /// [`ChainedEntries::take_entries`] first in one [`Bus::publish_all`]: evidence first, in the same atomic
+    /// write on the embedded bus, durable before the rest on Kafka.
+    pub async fn chain(&self, events: Vec<AuditEvent>) -> Result<ChainedEntries<'_>, AuditError> {
+        let head = self.head.lock().await;
         let now = unsilo_bus::now_ms();
         let mut next = head.clone();
         let mut records = Vec::with_capacity(events.len());
@@ -304,15 +302,36 @@ impl AuditLog {
                 .sign_hex(&signing::entry_message(&self.hub, next.seq, &next.hash));
             records.push(last.with_header(HEADER_AUDIT_SIGNATURE, signature.into_bytes()));
         }
-        let mut parts = Vec::with_capacity(1 + evidenced.len());
-        parts.push((self.topic.clone(), records));
-        parts.extend(evidenced);
-        self.bus.publish_all(parts).await?;
-        let seq = next.seq;
-        *head = next;
-        drop(head);
-        self.note_appended(seq);
-        Ok(())
+        Ok(ChainedEntries {
+            log: self,
+            head,
+            next,
+            records,
+        })
+    }
+}
+
+/// Audit entries chained and signed but not yet written (see [`AuditLog::chain`]); the chain's head is locked
+/// while this lives.
+pub struct ChainedEntries<'a> {
+    log: &'a AuditLog,
+    head: tokio::sync::MutexGuard<'a, ChainHead>,
+    next: ChainHead,
+    records: Vec<Record>,
+}
+
+impl ChainedEntries<'_> {
+    /// The entries as a `(topic, records)` part of [`Bus::publish_all`], to be put first.
+    pub fn take_entries(&mut self) -> (String, Vec<Record>) {
+        (self.log.topic.clone(), std::mem::take(&mut self.records))
+    }
+
+    /// Says the entries are durable: the chain's head moves past them and the checkpoint task is told.
+    pub fn written(mut self) {
+        let seq = self.next.seq;
+        *self.head = self.next.clone();
+        drop(self.head);
+        self.log.note_appended(seq);
     }
 }
 

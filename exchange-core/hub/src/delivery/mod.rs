@@ -4,7 +4,9 @@
 //!
 //! - this file: the [`DeliveryManager`], which runs one worker per active subscription whose channel needs one
 //!   (webhook, SQL, Kafka to another cluster) and stops it when the subscription stops delivering; the worker
-//!   loop; channel preparation at activation; delivery-DLQ replay; the JSON form of a released record.
+//!   loop over a [`DeliverySink`]; channel preparation at activation; delivery-DLQ replay; the decoder of
+//!   released records and their JSON form.
+//! - [`sink`]: the [`DeliverySink`] trait every push channel implements, and [`open_sink`].
 //! - [`webhook`]: HTTPS POST with HMAC signature, idempotency key, backoff with jitter and a circuit breaker.
 //! - [`sql`]: upsert by record id into the subscriber's PostgreSQL or MySQL table.
 //! - [`pull`]: the pull API — cursor batches, server-sent events, acknowledgements.
@@ -21,8 +23,11 @@
 //! the delivery, read by the agency with its own consumer group.
 
 pub mod pull;
+pub mod sink;
 pub mod sql;
 pub mod webhook;
+
+pub use sink::{open_sink, BatchOutcome, BatchRun, DeliverySink, SinkContext};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,15 +39,14 @@ use apache_avro::Schema;
 use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::control::{ChannelUnavailable, ControlPlane, DeliveryControl};
 use crate::secrets::HubSecret;
 use async_trait::async_trait;
-use unsilo_bus::kafka::{KafkaBus, KafkaOptions};
-use unsilo_bus::wire;
-use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, Record, TopicSpec};
+use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, Record};
 use unsilo_policy::model::{Channel, Subscription};
+use unsilo_registry::decode::FrameDecoder;
 use unsilo_registry::Registry;
 
 /// Errors of delivery.
@@ -76,7 +80,7 @@ pub enum DeliveryError {
 /// Decodes released records (Confluent frames with a view schema id) with the registry's parsed schemas.
 #[derive(Clone)]
 pub struct ViewDecoder {
-    registry: Arc<Registry>,
+    frames: FrameDecoder,
 }
 
 impl std::fmt::Debug for ViewDecoder {
@@ -88,27 +92,26 @@ impl std::fmt::Debug for ViewDecoder {
 impl ViewDecoder {
     /// A decoder over `registry`.
     pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+        Self {
+            frames: FrameDecoder::new(registry),
+        }
     }
 
     /// The schema with registry id `id`.
     pub fn schema(&self, id: u32) -> Result<unsilo_registry::AvroSchema, DeliveryError> {
-        self.registry
-            .avro_schema_by_id(id as i32)
-            .map_err(|e| DeliveryError::Schema(format!("id {id}: {e}")))
+        self.frames
+            .schema(id)
+            .map_err(|e| DeliveryError::Schema(e.to_string()))
     }
 
     /// Decodes a framed view record into its schema id and Avro value.
     pub fn decode(&self, record_id: &str, framed: &[u8]) -> Result<(u32, Value), DeliveryError> {
-        let decode_error = |message: String| DeliveryError::Decode {
-            record_id: record_id.to_owned(),
-            message,
-        };
-        let (id, mut body) = wire::decode(framed).map_err(|e| decode_error(e.to_string()))?;
-        let schema = self.schema(id)?;
-        let value = apache_avro::from_avro_datum(schema.schema(), &mut body, None)
-            .map_err(|e| decode_error(e.to_string()))?;
-        Ok((id, value))
+        self.frames
+            .decode(framed, None)
+            .map_err(|e| DeliveryError::Decode {
+                record_id: record_id.to_owned(),
+                message: e.to_string(),
+            })
     }
 
     /// The JSON form of a released record, as the webhook posts it and the pull API returns it:
@@ -197,7 +200,7 @@ impl DeliveryControl for Channels {
         subscription: &Subscription,
         view_schema: &Schema,
     ) -> Result<(), ChannelUnavailable> {
-        prepare_channel(&subscription.spec().channel, subscription, view_schema)
+        prepare_channel(subscription, view_schema)
             .await
             .map_err(|e| ChannelUnavailable(e.to_string()))
     }
@@ -210,38 +213,14 @@ impl DeliveryControl for Channels {
     }
 }
 
-/// Prepares a channel at activation: creates the SQL table, or reaches the Kafka cluster and creates the topic.
+/// Prepares a channel at activation: creates the SQL table, or reaches the Kafka cluster and creates the topic
+/// (the same [`open_sink`] a worker starts with).
 async fn prepare_channel(
-    channel: &Channel,
     subscription: &Subscription,
     view_schema: &Schema,
 ) -> Result<(), DeliveryError> {
-    match channel {
-        Channel::Sql { url, table } => {
-            let sink = sql::SqlSink::connect(
-                &sql::SqlTarget {
-                    url: url.clone(),
-                    table: table.clone(),
-                },
-                view_schema,
-            )
-            .await?;
-            sink.close().await;
-        }
-        Channel::Kafka {
-            bootstrap_servers: Some(servers),
-            topic,
-        } => {
-            let external = KafkaBus::connect(KafkaOptions::new(servers.clone())).await?;
-            let topic = topic.clone().unwrap_or_else(|| subscription.topic());
-            external.create_topic(&TopicSpec::new(topic, 1)).await?;
-        }
-        Channel::Kafka {
-            bootstrap_servers: None,
-            ..
-        }
-        | Channel::Webhook { .. }
-        | Channel::Pull => {}
+    if let Some(sink) = open_sink(subscription, view_schema, None).await? {
+        sink.close().await;
     }
     Ok(())
 }
@@ -322,51 +301,6 @@ pub async fn run_manager(context: DeliveryContext, mut stop: watch::Receiver<boo
     }
 }
 
-/// The channel a worker delivers through.
-enum Outlet {
-    Webhook(webhook::WebhookTarget),
-    Sql(sql::SqlSink),
-    Kafka { bus: KafkaBus, topic: String },
-}
-
-async fn open_outlet(context: &DeliveryContext, s: &Subscription) -> Result<Outlet, DeliveryError> {
-    Ok(match &s.spec().channel {
-        Channel::Webhook { url } => Outlet::Webhook(webhook::WebhookTarget {
-            url: url.clone(),
-            signing_key: context.secret.webhook_key(&s.id),
-        }),
-        Channel::Sql { url, table } => {
-            let id = s
-                .view_schema_id
-                .ok_or_else(|| DeliveryError::Schema("subscription has no view schema".into()))?;
-            let schema = context.decoder.schema(id as u32)?;
-            Outlet::Sql(
-                sql::SqlSink::connect(
-                    &sql::SqlTarget {
-                        url: url.clone(),
-                        table: table.clone(),
-                    },
-                    schema.schema(),
-                )
-                .await?,
-            )
-        }
-        Channel::Kafka {
-            bootstrap_servers: Some(servers),
-            topic,
-        } => Outlet::Kafka {
-            bus: KafkaBus::connect(KafkaOptions::new(servers.clone())).await?,
-            topic: topic.clone().unwrap_or_else(|| s.topic()),
-        },
-        other => {
-            return Err(DeliveryError::Schema(format!(
-                "channel {} has no worker",
-                other.kind()
-            )))
-        }
-    })
-}
-
 /// Delivers one subscription's records until it stops delivering or `stop` turns true.
 async fn run_worker(
     context: DeliveryContext,
@@ -412,12 +346,45 @@ async fn deliver_until_stopped(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), DeliveryError> {
     let id = &subscription.id;
-    let outlet = open_outlet(context, subscription).await?;
+    let view_schema_id = subscription
+        .view_schema_id
+        .ok_or_else(|| DeliveryError::Schema("subscription has no view schema".into()))?;
+    let view_schema = context.decoder.schema(view_schema_id as u32)?;
+    let sink = open_sink(
+        subscription,
+        view_schema.schema(),
+        Some(SinkContext {
+            decoder: &context.decoder,
+            webhook: &context.webhook,
+            signing_key: context.secret.webhook_key(id),
+        }),
+    )
+    .await?
+    .ok_or_else(|| {
+        DeliveryError::Schema(format!(
+            "channel {} has no worker",
+            subscription.spec().channel.kind()
+        ))
+    })?;
+    let result = deliver_batches(context, subscription, group, sink.as_ref(), stop).await;
+    sink.close().await;
+    result
+}
+
+async fn deliver_batches(
+    context: &DeliveryContext,
+    subscription: &Subscription,
+    group: &str,
+    sink: &dyn DeliverySink,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), DeliveryError> {
+    let id = &subscription.id;
     let mut consumer = context
         .bus
         .consumer(ConsumerOptions::group(group, &[&subscription.topic()]))
         .await?;
-    info!(subscription = %id, channel = subscription.spec().channel.kind(), "Delivery worker started.");
+    info!(subscription = %id, channel = sink.kind(), "Delivery worker started.");
+    let still_delivering = || still_delivering(context, id);
     loop {
         let batch = tokio::select! {
             _ = stop.changed() => return Err(DeliveryError::Stopped),
@@ -426,82 +393,28 @@ async fn deliver_until_stopped(
         if batch.is_empty() {
             continue;
         }
-        if !still_delivering(context, id) {
+        if !still_delivering() {
             info!(subscription = %id, "Subscription no longer delivering; worker stops.");
             return Ok(());
         }
-        match &outlet {
-            Outlet::Webhook(target) => {
-                for consumed in &batch {
-                    if !still_delivering(context, id) {
-                        return Ok(());
-                    }
-                    deliver_webhook(context, subscription, target, consumed, stop).await?;
-                }
-            }
-            Outlet::Sql(sink) => {
-                let mut rows = Vec::with_capacity(batch.len());
-                for consumed in &batch {
-                    let record_id = consumed.record.record_id();
-                    let framed = consumed.record.value.as_deref().unwrap_or_default();
-                    match context.decoder.decode(&record_id, framed) {
-                        Ok((_, value)) => rows.push((record_id, value)),
-                        Err(e) => {
-                            to_dlq(context, subscription, consumed, &e.to_string()).await?;
-                        }
+        let mut run = BatchRun {
+            stop: &mut *stop,
+            still_delivering: &still_delivering,
+        };
+        match sink.deliver(&batch, &mut run).await? {
+            BatchOutcome::Stopped => return Ok(()),
+            BatchOutcome::Delivered { refused } => {
+                for (i, reason) in &refused {
+                    if let Some(consumed) = batch.get(*i) {
+                        to_dlq(context, subscription, consumed, reason).await?;
                     }
                 }
-                match sink.upsert(&rows).await {
-                    Ok(()) => {}
-                    Err(e) if e.is_retryable() => return Err(e.into()),
-                    Err(e) => {
-                        let reason = e.to_string();
-                        for consumed in &batch {
-                            to_dlq(context, subscription, consumed, &reason).await?;
-                        }
-                    }
-                }
-            }
-            Outlet::Kafka {
-                bus: external,
-                topic,
-            } => {
-                let records: Vec<Record> = batch.iter().map(|c| c.record.clone()).collect();
-                external.publish(topic, records).await?;
             }
         }
         consumer.commit(&batch).await?;
-        context.metrics.record_delivery(
-            id,
-            subscription.spec().channel.kind(),
-            "committed",
-            batch.len(),
-        );
-    }
-}
-
-async fn deliver_webhook(
-    context: &DeliveryContext,
-    subscription: &Subscription,
-    target: &webhook::WebhookTarget,
-    consumed: &ConsumedRecord,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<(), DeliveryError> {
-    let body = match context.decoder.to_json(&subscription.id, consumed) {
-        Ok(b) => b,
-        Err(e) => return to_dlq(context, subscription, consumed, &e.to_string()).await,
-    };
-    let message = webhook::WebhookMessage {
-        record_id: consumed.record.record_id(),
-        subscription: subscription.id.clone(),
-        body: serde_json::to_vec(&body).unwrap_or_default().into(),
-    };
-    match context.webhook.deliver(target, &message, stop).await? {
-        webhook::DeliveryOutcome::Delivered { .. } => Ok(()),
-        webhook::DeliveryOutcome::GaveUp { attempts, reason } => {
-            error!(subscription = %subscription.id, record_id = %message.record_id, attempts, reason = %reason, "Webhook delivery gave up; record sent to the delivery DLQ.");
-            to_dlq(context, subscription, consumed, &reason).await
-        }
+        context
+            .metrics
+            .record_delivery(id, sink.kind(), "committed", batch.len());
     }
 }
 

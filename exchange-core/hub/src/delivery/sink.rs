@@ -1,0 +1,252 @@
+//! The push channels behind one trait: [`DeliverySink`], implemented by the webhook, SQL and Kafka channels.
+//!
+//! A delivery worker opens its subscription's sink with [`open_sink`] and hands it one batch at a time; the sink
+//! says what became of the batch — delivered (except the records it refused for good, which the worker
+//! dead-letters), stopped part-way because the subscription stopped delivering, or failed in a way worth
+//! retrying (an `Err`: the worker retries the whole batch after a backoff). Approval uses the same
+//! [`open_sink`] to prepare a channel (create the SQL table or the Kafka topic) before activation, so the two
+//! never drift apart.
+
+use apache_avro::Schema;
+use async_trait::async_trait;
+use tokio::sync::watch;
+use tracing::error;
+
+use unsilo_bus::kafka::{KafkaBus, KafkaOptions};
+use unsilo_bus::{Bus, ConsumedRecord, Record, TopicSpec};
+use unsilo_policy::model::{Channel, Subscription};
+
+use super::{sql, webhook, DeliveryError, ViewDecoder};
+
+/// What became of one batch.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// Delivered durably, except the records listed (their index in the batch, and why), which the channel
+    /// refused for good and which belong on the delivery dead-letter topic.
+    Delivered {
+        /// Refused records: index in the batch, reason.
+        refused: Vec<(usize, String)>,
+    },
+    /// The subscription stopped delivering part-way (revoked, expired, the worker told to stop): nothing of the
+    /// batch may be committed.
+    Stopped,
+}
+
+/// What a sink may ask while it delivers a batch.
+pub struct BatchRun<'a> {
+    /// Turns true when the worker must stop.
+    pub stop: &'a mut watch::Receiver<bool>,
+    /// Whether the subscription still delivers (checked before each record on per-record channels).
+    pub still_delivering: &'a (dyn Fn() -> bool + Send + Sync),
+}
+
+/// A push channel: where a subscription's released records go.
+#[async_trait]
+pub trait DeliverySink: Send + Sync {
+    /// The channel kind, as in the metrics (`webhook`, `sql`, `kafka`).
+    fn kind(&self) -> &'static str;
+
+    /// Delivers one batch of released records. `Err` means nothing durable can be assumed and the batch is
+    /// worth trying again (connection lost, server busy); a record that can never be delivered is reported in
+    /// [`BatchOutcome::Delivered::refused`] instead.
+    async fn deliver(
+        &self,
+        batch: &[ConsumedRecord],
+        run: &mut BatchRun<'_>,
+    ) -> Result<BatchOutcome, DeliveryError>;
+
+    /// Releases what the sink holds (connections).
+    async fn close(&self) {}
+}
+
+/// What opening a sink needs besides the subscription.
+pub struct SinkContext<'a> {
+    /// Decodes released records.
+    pub decoder: &'a ViewDecoder,
+    /// The webhook client (one circuit breaker per endpoint).
+    pub webhook: &'a webhook::WebhookClient,
+    /// The subscription's webhook signing key.
+    pub signing_key: Vec<u8>,
+}
+
+/// Opens the sink of a subscription's channel with its view schema: connects to the subscriber's database and
+/// creates the table, or reaches its Kafka cluster and creates the topic. `None` for channels without a push
+/// worker (pull, and Kafka on the hub's own cluster).
+pub async fn open_sink(
+    subscription: &Subscription,
+    view_schema: &Schema,
+    context: Option<SinkContext<'_>>,
+) -> Result<Option<Box<dyn DeliverySink>>, DeliveryError> {
+    Ok(match &subscription.spec().channel {
+        Channel::Sql { url, table } => {
+            let sink = sql::SqlSink::connect(
+                &sql::SqlTarget {
+                    url: url.clone(),
+                    table: table.clone(),
+                },
+                view_schema,
+            )
+            .await?;
+            Some(Box::new(SqlChannel {
+                sink,
+                decoder: context.map(|c| c.decoder.clone()),
+            }))
+        }
+        Channel::Kafka {
+            bootstrap_servers: Some(servers),
+            topic,
+        } => {
+            let bus = KafkaBus::connect(KafkaOptions::new(servers.clone())).await?;
+            let topic = topic.clone().unwrap_or_else(|| subscription.topic());
+            bus.create_topic(&TopicSpec::new(topic.clone(), 1)).await?;
+            Some(Box::new(KafkaChannel { bus, topic }))
+        }
+        Channel::Webhook { url } => context.map(|c| {
+            Box::new(WebhookChannel {
+                client: c.webhook.clone(),
+                target: webhook::WebhookTarget {
+                    url: url.clone(),
+                    signing_key: c.signing_key,
+                },
+                decoder: c.decoder.clone(),
+                subscription: subscription.id.clone(),
+            }) as Box<dyn DeliverySink>
+        }),
+        Channel::Kafka {
+            bootstrap_servers: None,
+            ..
+        }
+        | Channel::Pull => None,
+    })
+}
+
+/// HTTPS POST of each record's JSON form, signed, with retries and the endpoint's circuit breaker.
+struct WebhookChannel {
+    client: webhook::WebhookClient,
+    target: webhook::WebhookTarget,
+    decoder: ViewDecoder,
+    subscription: String,
+}
+
+#[async_trait]
+impl DeliverySink for WebhookChannel {
+    fn kind(&self) -> &'static str {
+        "webhook"
+    }
+
+    async fn deliver(
+        &self,
+        batch: &[ConsumedRecord],
+        run: &mut BatchRun<'_>,
+    ) -> Result<BatchOutcome, DeliveryError> {
+        let mut refused = Vec::new();
+        for (i, consumed) in batch.iter().enumerate() {
+            if !(run.still_delivering)() {
+                return Ok(BatchOutcome::Stopped);
+            }
+            let body = match self.decoder.to_json(&self.subscription, consumed) {
+                Ok(b) => b,
+                Err(e) => {
+                    refused.push((i, e.to_string()));
+                    continue;
+                }
+            };
+            let message = webhook::WebhookMessage {
+                record_id: consumed.record.record_id(),
+                subscription: self.subscription.clone(),
+                body: serde_json::to_vec(&body).unwrap_or_default().into(),
+            };
+            match self
+                .client
+                .deliver(&self.target, &message, &mut *run.stop)
+                .await?
+            {
+                webhook::DeliveryOutcome::Delivered { .. } => {}
+                webhook::DeliveryOutcome::GaveUp { attempts, reason } => {
+                    error!(subscription = %self.subscription, record_id = %message.record_id, attempts, reason = %reason, "Webhook delivery gave up; record sent to the delivery DLQ.");
+                    refused.push((i, reason));
+                }
+            }
+        }
+        Ok(BatchOutcome::Delivered { refused })
+    }
+}
+
+/// Upsert by record id into the subscriber's PostgreSQL or MySQL table, one transaction per batch.
+struct SqlChannel {
+    sink: sql::SqlSink,
+    /// `None` when opened only to prepare the channel.
+    decoder: Option<ViewDecoder>,
+}
+
+#[async_trait]
+impl DeliverySink for SqlChannel {
+    fn kind(&self) -> &'static str {
+        "sql"
+    }
+
+    async fn deliver(
+        &self,
+        batch: &[ConsumedRecord],
+        _run: &mut BatchRun<'_>,
+    ) -> Result<BatchOutcome, DeliveryError> {
+        let Some(decoder) = &self.decoder else {
+            return Err(DeliveryError::Schema(
+                "the SQL channel was opened without a decoder".into(),
+            ));
+        };
+        let mut rows = Vec::with_capacity(batch.len());
+        let mut delivered = Vec::with_capacity(batch.len());
+        let mut refused = Vec::new();
+        for (i, consumed) in batch.iter().enumerate() {
+            let record_id = consumed.record.record_id();
+            let framed = consumed.record.value.as_deref().unwrap_or_default();
+            match decoder.decode(&record_id, framed) {
+                Ok((_, value)) => {
+                    rows.push((record_id, value));
+                    delivered.push(i);
+                }
+                Err(e) => refused.push((i, e.to_string())),
+            }
+        }
+        match self.sink.upsert(&rows).await {
+            Ok(()) => {}
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                let reason = e.to_string();
+                refused.extend(delivered.into_iter().map(|i| (i, reason.clone())));
+                refused.sort_by_key(|(i, _)| *i);
+            }
+        }
+        Ok(BatchOutcome::Delivered { refused })
+    }
+
+    async fn close(&self) {
+        self.sink.close().await;
+    }
+}
+
+/// Produce to a topic on the subscriber's own Kafka cluster (`acks=all`).
+struct KafkaChannel {
+    bus: KafkaBus,
+    topic: String,
+}
+
+#[async_trait]
+impl DeliverySink for KafkaChannel {
+    fn kind(&self) -> &'static str {
+        "kafka"
+    }
+
+    async fn deliver(
+        &self,
+        batch: &[ConsumedRecord],
+        _run: &mut BatchRun<'_>,
+    ) -> Result<BatchOutcome, DeliveryError> {
+        let records: Vec<Record> = batch.iter().map(|c| c.record.clone()).collect();
+        self.bus.publish(&self.topic, records).await?;
+        Ok(BatchOutcome::Delivered {
+            refused: Vec::new(),
+        })
+    }
+}
