@@ -585,7 +585,13 @@ impl<'s> Checker<'s> {
         Ok(Typed { node, ty, path })
     }
 
-    pub(super) fn check_binary(&mut self, op: BinOp, l: &Ast, r: &Ast, pos: usize) -> Res<Typed<'s>> {
+    pub(super) fn check_binary(
+        &mut self,
+        op: BinOp,
+        l: &Ast,
+        r: &Ast,
+        pos: usize,
+    ) -> Res<Typed<'s>> {
         let tl = self.check(l)?;
         let tr = self.check(r)?;
         let (a, b) = (tl.ty.strip(), tr.ty.strip());
@@ -978,7 +984,11 @@ pub(super) fn collect_paths(
 }
 
 /// ` (did you mean `x`?)` for the closest candidate, or `fallback()` when nothing is close.
-pub(super) fn suggestion(typed: &str, candidates: &[String], fallback: impl FnOnce() -> String) -> String {
+pub(super) fn suggestion(
+    typed: &str,
+    candidates: &[String],
+    fallback: impl FnOnce() -> String,
+) -> String {
     let last = typed.rsplit('.').next().unwrap_or(typed);
     // Same last segment at another place (`lng` for `location.lng`) is the best hint.
     if let Some(c) = candidates

@@ -202,7 +202,11 @@ pub(super) fn eval_has(
     Ok(false)
 }
 
-pub(super) fn eval_bool<'a>(node: &'a Node, root: Fields<'a>, env: Option<&Env<'_, 'a>>) -> EvalRes<bool> {
+pub(super) fn eval_bool<'a>(
+    node: &'a Node,
+    root: Fields<'a>,
+    env: Option<&Env<'_, 'a>>,
+) -> EvalRes<bool> {
     // The dispatcher stays small (cheap prologue for every recursive call); the work lives in helpers.
     match node {
         Node::Lit(Lit::Bool(b)) => Ok(*b),
@@ -473,7 +477,11 @@ pub(super) fn operand_error(a: &Val<'_>, b: &Val<'_>, what: &str) -> EvalError {
     }
 }
 
-pub(super) fn eval<'a>(node: &'a Node, root: Fields<'a>, env: Option<&Env<'_, 'a>>) -> EvalRes<Val<'a>> {
+pub(super) fn eval<'a>(
+    node: &'a Node,
+    root: Fields<'a>,
+    env: Option<&Env<'_, 'a>>,
+) -> EvalRes<Val<'a>> {
     match node {
         Node::Lit(l) => Ok(lit_val(l)),
         Node::List(items) => items

@@ -70,6 +70,13 @@
 //!   unknown functions, arity, enum symbols, and that the whole filter is a bool.
 //! - **Limits**: at most [`MAX_SOURCE_CHARS`] characters and [`MAX_DEPTH`] levels of nesting; no input
 //!   makes `compile` or `evaluate` panic or overflow the stack.
+//!
+//! # Layout
+//!
+//! - this file: [`Filter`] (compile, evaluate), its errors and the limits;
+//! - `lex`: filter text to tokens; `parse`: tokens to a syntax tree;
+//! - `check`: the syntax tree type-checked against the Avro schema, giving typed nodes;
+//! - `eval`: typed nodes run against one decoded record.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};

@@ -624,8 +624,7 @@ fn records_with_another_layout_fall_back_to_names() {
     }
     let reordered = Value::Record(fields.clone());
     assert!(
-        compile("region_code.startsWith('610921') && attachment_count == 3")
-            .matches(&reordered)
+        compile("region_code.startsWith('610921') && attachment_count == 3").matches(&reordered)
     );
     assert!(compile("has(grid_code) && !has(hotline_ticket_no)").matches(&reordered));
     fields.retain(|(n, _)| n != "attachment_count");
