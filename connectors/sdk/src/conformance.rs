@@ -349,14 +349,14 @@ impl RecordSink for FailingOnceSink {
     }
 }
 
-/// A sink that remembers the record ids its inner sink accepted.
-struct RecordingSink {
+/// A sink wrapping another that remembers the record ids it accepted (not the test sink [`crate::sdk::RecordingSink`]).
+struct AcceptedIdsSink {
     inner: Arc<dyn RecordSink>,
     ids: std::sync::Mutex<BTreeSet<String>>,
 }
 
 #[async_trait]
-impl RecordSink for RecordingSink {
+impl RecordSink for AcceptedIdsSink {
     async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
         let report = self.inner.submit(batch).await?;
         if let Ok(mut ids) = self.ids.lock() {
@@ -377,7 +377,7 @@ pub async fn check_resume(
     expected: &BTreeSet<String>,
     patience: Duration,
 ) -> ConformanceReport {
-    let recording = Arc::new(RecordingSink {
+    let recording = Arc::new(AcceptedIdsSink {
         inner: sink,
         ids: std::sync::Mutex::new(BTreeSet::new()),
     });

@@ -100,7 +100,8 @@ pub struct NormalisedRecord {
     pub key: String,
 }
 
-fn valid_name(name: &str) -> bool {
+/// Whether `name` is a valid connector or mapping name: 1 to 64 of `a-z`, `0-9`, `-` and `_`.
+pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name

@@ -41,7 +41,7 @@ use serde_json::{json, Map, Value as Json};
 use unsilo_schemas::{shared_schema, shared_schemas, validate, SharedSchema};
 
 use crate::conformance;
-use crate::definition::{ConnectorDefinition, DefinitionError};
+use crate::definition::{valid_name, ConnectorDefinition, DefinitionError};
 
 /// Why a connector could not be scaffolded.
 #[derive(Debug, thiserror::Error)]
@@ -147,14 +147,6 @@ const ENGINE_FILLED: [&str; 5] = [
     "source_version",
     "ingest_time",
 ];
-
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
 
 fn mapping_file(schema: &SharedSchema) -> String {
     format!("mappings/{}.toml", schema.name())

@@ -1,9 +1,13 @@
+//! # unsilo-simulate
+//!
 //! Simulators: stand-ins for the source systems, speaking each system's own raw format with realistic data, at a
 //! configurable rate and with a configurable share of malformed records — for demos, tests and benchmarks.
 //!
 //! Every simulator module has the same shape: an options struct, `run(options, shutdown) -> Result<Stats, Error>`
 //! (what it did, or why it stopped), and a pure, seeded generator that tests and benchmarks use without I/O.
 //! `unsilo simulate <system>` runs one; `unsilo demo` runs them all against a hub.
+//!
+//! # Layout
 //!
 //! - [`fake`]: the realistic data generator every simulator draws from.
 //! - [`grid`]: the county grid platform, pushing events (through their workflow), households, residents and grids.

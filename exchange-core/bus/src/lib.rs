@@ -1,3 +1,5 @@
+//! # unsilo-bus
+//!
 //! The message bus: one [`Bus`] trait, two implementations.
 //!
 //! Everything durable in unsilo is a topic on the bus — normalised records (`std.<schema>`), raw input

@@ -1,4 +1,7 @@
-//! Access policy: what each subscription may receive, and in what form.
+//! # unsilo-policy
+//!
+//! Access policy: what each subscription may receive, and in what form. Depends on `unsilo-schemas` only: pure
+//! functions over schemas and values, no I/O, so the router, the admin API and the benchmarks share one policy.
 //!
 //! # Layout
 //!

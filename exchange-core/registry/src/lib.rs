@@ -1,3 +1,5 @@
+//! # unsilo-registry
+//!
 //! The schema registry: subjects, versions, global schema ids and compatibility levels, kept on the bus and
 //! served over HTTP in the Confluent Schema Registry dialect.
 //!

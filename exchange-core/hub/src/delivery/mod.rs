@@ -398,7 +398,7 @@ async fn deliver_batches(
             return Ok(());
         }
         let mut run = BatchRun {
-            stop: &mut *stop,
+            stop: &*stop,
             still_delivering: &still_delivering,
         };
         match sink.deliver(&batch, &mut run).await? {

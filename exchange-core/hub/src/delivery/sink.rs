@@ -35,7 +35,7 @@ pub enum BatchOutcome {
 /// What a sink may ask while it delivers a batch.
 pub struct BatchRun<'a> {
     /// Turns true when the worker must stop.
-    pub stop: &'a mut watch::Receiver<bool>,
+    pub stop: &'a watch::Receiver<bool>,
     /// Whether the subscription still delivers (checked before each record on per-record channels).
     pub still_delivering: &'a (dyn Fn() -> bool + Send + Sync),
 }
@@ -158,7 +158,7 @@ impl DeliverySink for WebhookChannel {
             };
             match self
                 .client
-                .deliver(&self.target, &message, &mut *run.stop)
+                .deliver(&self.target, &message, run.stop)
                 .await?
             {
                 webhook::DeliveryOutcome::Delivered { .. } => {}
