@@ -193,6 +193,36 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// The names a union branch answers to, the first being its tag in Avro's JSON encoding: full and short name of a
+/// named type, else the type name, followed by its logical type's name (`["long", "timestamp-millis"]`). Mappings
+/// (`branch = "…"`), the JSON converter and messages all use it.
+pub fn branch_names(schema: &Schema) -> Vec<String> {
+    let named = |full: String| {
+        let short = full.rsplit('.').next().unwrap_or(&full).to_string();
+        vec![full, short]
+    };
+    match schema {
+        Schema::Record(r) => named(r.name.fullname(None)),
+        Schema::Enum(e) => named(e.name.fullname(None)),
+        Schema::Fixed(f) => named(f.name.fullname(None)),
+        Schema::Ref { name } => named(name.fullname(None)),
+        Schema::Null => vec!["null".into()],
+        Schema::Boolean => vec!["boolean".into()],
+        Schema::Int => vec!["int".into()],
+        Schema::Date => vec!["int".into(), "date".into()],
+        Schema::TimeMillis => vec!["int".into(), "time-millis".into()],
+        Schema::Float => vec!["float".into()],
+        Schema::Double => vec!["double".into()],
+        Schema::Bytes => vec!["bytes".into()],
+        Schema::String | Schema::Uuid => vec!["string".into()],
+        Schema::Array(_) => vec!["array".into()],
+        Schema::Map(_) => vec!["map".into()],
+        Schema::TimestampMillis => vec!["long".into(), "timestamp-millis".into()],
+        Schema::TimestampMicros => vec!["long".into(), "timestamp-micros".into()],
+        _ => vec!["long".into()],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,8 @@ use apache_avro::Schema;
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::tags::{field_tags_from_json, FieldTag, TagError};
+use crate::model::SchemaRecord;
+use crate::tags::{field_tags_of, FieldTag, TagError};
 
 /// Full name of the envelope record every entity schema starts with.
 pub const ENVELOPE_FULL_NAME: &str = "unsilo.common.Envelope";
@@ -86,6 +87,7 @@ pub struct SharedSchema {
     full_name: String,
     json: Value,
     avro: Schema,
+    tree: SchemaRecord,
     field_tags: Vec<FieldTag>,
 }
 
@@ -145,6 +147,11 @@ impl SharedSchema {
         &self.field_tags
     }
 
+    /// The schema as a resolved, tagged type tree ([`crate::model`]), read once.
+    pub fn tree(&self) -> &SchemaRecord {
+        &self.tree
+    }
+
     /// The tags of one field by dotted path, e.g. `parties.cert_no`.
     pub fn field_tag(&self, path: &str) -> Option<&FieldTag> {
         self.field_tags.iter().find(|t| t.path == path)
@@ -202,7 +209,12 @@ fn load(file: &SchemaFile, envelope: Option<&Value>) -> Result<SharedSchema, Loa
         Schema::Record(record) => record.name.fullname(None),
         _ => return Err(LoadError::NotARecord { domain, name }),
     };
-    let field_tags = field_tags_from_json(&json).map_err(|source| LoadError::Tags {
+    let tree = SchemaRecord::parse(&json).map_err(|source| LoadError::Tags {
+        domain,
+        name,
+        source: source.into(),
+    })?;
+    let field_tags = field_tags_of(&tree).map_err(|source| LoadError::Tags {
         domain,
         name,
         source,
@@ -214,6 +226,7 @@ fn load(file: &SchemaFile, envelope: Option<&Value>) -> Result<SharedSchema, Loa
         full_name,
         json,
         avro,
+        tree,
         field_tags,
     })
 }
@@ -373,7 +386,10 @@ mod tests {
                 envelope.custom_attributes.get("x-sensitivity"),
                 Some(&Value::from("S2"))
             );
-            assert_eq!(field_tags_from_json(&json).unwrap(), schema.field_tags());
+            assert_eq!(
+                crate::tags::field_tags_from_json(&json).unwrap(),
+                schema.field_tags()
+            );
         }
     }
 

@@ -396,7 +396,7 @@ impl<'s> AvroConverter<'s> {
         {
             if let Some(i) = variants
                 .iter()
-                .position(|v| self.branch_names(v).iter().any(|n| n == key))
+                .position(|v| crate::avro::branch_names(v).iter().any(|n| n == key))
             {
                 match self.value(inner, &variants[i], path) {
                     Ok(value) => return Ok(Avro::Union(i as u32, Box::new(value))),
@@ -413,7 +413,11 @@ impl<'s> AvroConverter<'s> {
                 Ok(value) => return Ok(Avro::Union(i as u32, Box::new(value))),
                 // With a single non-null branch its own error is the most precise explanation.
                 Err(e) if non_null.len() == 1 && tagged_error.is_none() => return Err(e),
-                Err(e) => attempts.push(format!("{}: {}", self.branch_names(&variants[i])[0], e)),
+                Err(e) => attempts.push(format!(
+                    "{}: {}",
+                    crate::avro::branch_names(&variants[i])[0],
+                    e
+                )),
             }
         }
         if let Some(e) = tagged_error {
@@ -423,30 +427,6 @@ impl<'s> AvroConverter<'s> {
             return Err(mismatch(path, "a value of a union branch", json));
         }
         Err(err(path, ConvertErrorKind::NoUnionBranch { attempts }))
-    }
-
-    /// Names a union branch goes by in Avro's JSON encoding (full and short name for named types).
-    fn branch_names(&self, schema: &Schema) -> Vec<String> {
-        let named = |full: String| {
-            let short = full.rsplit('.').next().unwrap_or(&full).to_string();
-            vec![full, short]
-        };
-        match schema {
-            Schema::Record(r) => named(r.name.fullname(None)),
-            Schema::Enum(e) => named(e.name.fullname(None)),
-            Schema::Fixed(f) => named(f.name.fullname(None)),
-            Schema::Ref { name } => named(name.fullname(None)),
-            Schema::Null => vec!["null".into()],
-            Schema::Boolean => vec!["boolean".into()],
-            Schema::Int | Schema::Date | Schema::TimeMillis => vec!["int".into()],
-            Schema::Float => vec!["float".into()],
-            Schema::Double => vec!["double".into()],
-            Schema::Bytes => vec!["bytes".into()],
-            Schema::String | Schema::Uuid => vec!["string".into()],
-            Schema::Array(_) => vec!["array".into()],
-            Schema::Map(_) => vec!["map".into()],
-            _ => vec!["long".into()],
-        }
     }
 }
 

@@ -10,6 +10,7 @@
 //! - [`tags`]: the sensitivity view (`x-sensitivity` S1..S4, `x-pii` kinds) the policy engine reads.
 //! - [`convert`]: schema-directed conversion of plain JSON into Avro values ([`json_to_avro`]).
 //! - [`examples`]: one realistic example record per schema ([`example_record`]).
+//! - [`model`]: the one schema model — a schema as a resolved, tagged type tree with dotted paths.
 //! - [`mask`]: the one PII masker (ID numbers 6 + 4, mobiles 3 + 4, names their first character).
 //! - [`names`]: the shared vocabulary of the bus — topic, subject, consumer-group and header names.
 //! - [`record_id`](mod@record_id): the deterministic record id recipe.
@@ -32,6 +33,7 @@ pub mod convert;
 pub mod date;
 pub mod examples;
 pub mod mask;
+pub mod model;
 pub mod names;
 pub mod record_id;
 pub mod redact;

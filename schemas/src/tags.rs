@@ -9,17 +9,18 @@
 //!   default treatment from it (mask an ID number 6+4, a mobile 3+4, a name to its first character, generalise an
 //!   address to its village code, a birth date to its year, coordinates to about 100 m).
 //!
-//! [`field_tags_from_json`] reads them into a flat list of [`FieldTag`]s keyed by dotted path: record fields are
+//! [`field_tags_of`] reads them from the schema tree ([`crate::model`]) into a flat list of [`FieldTag`]s keyed by dotted path: record fields are
 //! joined with `.`; arrays and maps add nothing (`parties.cert_no` is the `cert_no` of every party); a union with
 //! more than one non-null branch adds the branch's short type name, mirroring Avro's JSON encoding of unions
 //! (`payload.DibaoRecipient.cert_no`), while `["null", T]` adds nothing.
 
-use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use thiserror::Error;
+
+use crate::model::{ModelError, SchemaRecord};
 
 /// Sensitivity level of a field (`x-sensitivity`), ordered from least to most sensitive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -190,67 +191,57 @@ pub enum TagError {
     },
 }
 
-const PRIMITIVES: [&str; 8] = [
-    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
-];
+impl From<ModelError> for TagError {
+    fn from(e: ModelError) -> Self {
+        TagError::Malformed {
+            path: e.path,
+            reason: e.reason,
+        }
+    }
+}
 
 /// Reads the field tags of an Avro schema given as JSON (self-contained: named types defined before use).
 pub fn field_tags_from_json(schema: &Value) -> Result<Vec<FieldTag>, TagError> {
-    let mut walker = Walker {
-        named: HashMap::new(),
-        active: HashSet::new(),
-        tags: Vec::new(),
-    };
-    walker.walk_type(schema, None, "")?;
-    Ok(walker.tags)
+    field_tags_of(&SchemaRecord::parse(schema)?)
 }
 
-struct Walker {
-    named: HashMap<String, Value>,
-    /// Records being walked, so a recursive type is walked once.
-    active: HashSet<String>,
-    tags: Vec<FieldTag>,
-}
-
-fn full_name(
-    obj: &Map<String, Value>,
-    namespace: Option<&str>,
-) -> Option<(String, Option<String>)> {
-    let name = obj.get("name")?.as_str()?;
-    if let Some((ns, _)) = name.rsplit_once('.') {
-        return Some((name.to_string(), Some(ns.to_string())));
-    }
-    let ns = obj
-        .get("namespace")
-        .and_then(Value::as_str)
-        .or(namespace)
-        .filter(|ns| !ns.is_empty());
-    match ns {
-        Some(ns) => Some((format!("{ns}.{name}"), Some(ns.to_string()))),
-        None => Some((name.to_string(), None)),
-    }
-}
-
-fn qualify(name: &str, namespace: Option<&str>) -> String {
-    match namespace {
-        Some(ns) if !name.contains('.') => format!("{ns}.{name}"),
-        _ => name.to_string(),
-    }
-}
-
-fn short_type_name(ty: &Value) -> String {
-    match ty {
-        Value::String(s) => s.rsplit('.').next().unwrap_or(s).to_string(),
-        Value::Object(o) => match (
-            o.get("name").and_then(Value::as_str),
-            o.get("type").and_then(Value::as_str),
-        ) {
-            (Some(name), _) => name.rsplit('.').next().unwrap_or(name).to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => "?".to_string(),
-        },
-        _ => "?".to_string(),
-    }
+/// Reads the field tags of a schema tree, every field at every depth in order (parents first).
+pub fn field_tags_of(tree: &SchemaRecord) -> Result<Vec<FieldTag>, TagError> {
+    let mut tags = Vec::new();
+    tree.visit_fields(&mut |path, field| {
+        let sensitivity =
+            match field.attrs.get("x-sensitivity") {
+                None => {
+                    return Err(TagError::MissingSensitivity {
+                        path: path.to_owned(),
+                    })
+                }
+                Some(v) => v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                    TagError::BadSensitivity {
+                        path: path.to_owned(),
+                        value: attr_text(v),
+                    }
+                })?,
+            };
+        let pii =
+            match field.attrs.get("x-pii") {
+                None => None,
+                Some(v) => Some(v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
+                    TagError::BadPii {
+                        path: path.to_owned(),
+                        value: attr_text(v),
+                    }
+                })?),
+            };
+        tags.push(FieldTag {
+            path: path.to_owned(),
+            sensitivity,
+            pii,
+            doc: field.doc().to_owned(),
+        });
+        Ok(())
+    })?;
+    Ok(tags)
 }
 
 /// An attribute value for an error message: the text of a string, the JSON of anything else.
@@ -258,150 +249,6 @@ fn attr_text(value: &Value) -> String {
     value
         .as_str()
         .map_or_else(|| value.to_string(), str::to_string)
-}
-
-fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
-        name.to_string()
-    } else {
-        format!("{prefix}.{name}")
-    }
-}
-
-impl Walker {
-    fn walk_type(
-        &mut self,
-        ty: &Value,
-        namespace: Option<&str>,
-        prefix: &str,
-    ) -> Result<(), TagError> {
-        let malformed = |reason: &str| TagError::Malformed {
-            path: prefix.to_string(),
-            reason: reason.to_string(),
-        };
-        match ty {
-            Value::String(name) if PRIMITIVES.contains(&name.as_str()) => Ok(()),
-            Value::String(name) => {
-                let full = qualify(name, namespace);
-                let def = self
-                    .named
-                    .get(&full)
-                    .or_else(|| self.named.get(name))
-                    .cloned();
-                let def = def.ok_or_else(|| {
-                    malformed(&format!("type {name} is used before it is defined"))
-                })?;
-                self.walk_type(&def, namespace, prefix)
-            }
-            Value::Array(branches) => {
-                let non_null: Vec<&Value> = branches
-                    .iter()
-                    .filter(|b| b.as_str() != Some("null"))
-                    .collect();
-                let tag_branches = non_null.len() > 1;
-                for branch in non_null {
-                    let path = if tag_branches {
-                        join(prefix, &short_type_name(branch))
-                    } else {
-                        prefix.to_string()
-                    };
-                    self.walk_type(branch, namespace, &path)?;
-                }
-                Ok(())
-            }
-            Value::Object(obj) => match obj.get("type") {
-                Some(Value::String(t)) if t == "record" || t == "error" => {
-                    self.walk_record(obj, namespace, prefix)
-                }
-                Some(Value::String(t)) if t == "enum" || t == "fixed" => {
-                    let (full, _) = full_name(obj, namespace)
-                        .ok_or_else(|| malformed("named type without a name"))?;
-                    self.named.insert(full, ty.clone());
-                    Ok(())
-                }
-                Some(Value::String(t)) if t == "array" => {
-                    let items = obj
-                        .get("items")
-                        .ok_or_else(|| malformed("array without items"))?;
-                    self.walk_type(items, namespace, prefix)
-                }
-                Some(Value::String(t)) if t == "map" => {
-                    let values = obj
-                        .get("values")
-                        .ok_or_else(|| malformed("map without values"))?;
-                    self.walk_type(values, namespace, prefix)
-                }
-                Some(inner) => self.walk_type(inner, namespace, prefix),
-                None => Err(malformed("object without a type")),
-            },
-            _ => Err(malformed("a type must be a string, an array or an object")),
-        }
-    }
-
-    fn walk_record(
-        &mut self,
-        obj: &Map<String, Value>,
-        namespace: Option<&str>,
-        prefix: &str,
-    ) -> Result<(), TagError> {
-        let malformed = |reason: &str| TagError::Malformed {
-            path: prefix.to_string(),
-            reason: reason.to_string(),
-        };
-        let (full, ns) =
-            full_name(obj, namespace).ok_or_else(|| malformed("record without a name"))?;
-        if !self.active.insert(full.clone()) {
-            return Ok(());
-        }
-        self.named.insert(full.clone(), Value::Object(obj.clone()));
-        let fields = obj
-            .get("fields")
-            .and_then(Value::as_array)
-            .ok_or_else(|| malformed("record without fields"))?;
-        for field in fields {
-            let name = field
-                .get("name")
-                .and_then(Value::as_str)
-                .ok_or_else(|| malformed("field without a name"))?;
-            let path = join(prefix, name);
-            let sensitivity = match field.get("x-sensitivity") {
-                None => return Err(TagError::MissingSensitivity { path }),
-                Some(v) => v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
-                    TagError::BadSensitivity {
-                        path: path.clone(),
-                        value: attr_text(v),
-                    }
-                })?,
-            };
-            let pii = match field.get("x-pii") {
-                None => None,
-                Some(v) => Some(v.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| {
-                    TagError::BadPii {
-                        path: path.clone(),
-                        value: attr_text(v),
-                    }
-                })?),
-            };
-            let doc = field
-                .get("doc")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string();
-            self.tags.push(FieldTag {
-                path: path.clone(),
-                sensitivity,
-                pii,
-                doc,
-            });
-            let ty = field.get("type").ok_or_else(|| TagError::Malformed {
-                path: path.clone(),
-                reason: "field without a type".into(),
-            })?;
-            self.walk_type(ty, ns.as_deref(), &path)?;
-        }
-        self.active.remove(&full);
-        Ok(())
-    }
 }
 
 #[cfg(test)]

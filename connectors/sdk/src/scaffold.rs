@@ -31,13 +31,13 @@
 mod render;
 use render::*;
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::TimeZone as _;
 use serde_json::{json, Map, Value as Json};
+use unsilo_schemas::model::{Base, SchemaField, SchemaRecord, SchemaType};
 use unsilo_schemas::{shared_schema, shared_schemas, validate, SharedSchema};
 
 use crate::conformance;
@@ -408,76 +408,40 @@ struct Field {
     shape: Shape,
 }
 
-/// Avro primitive type names.
-const PRIMITIVES: [&str; 8] = [
-    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
-];
-
-/// Deepest nesting the scaffolder follows (recursive schemas stop here).
+/// Deepest nesting the scaffolder follows.
 const MAX_DEPTH: usize = 12;
 
-struct Planner<'a> {
-    /// Named types by full and by short name.
-    names: HashMap<String, &'a Json>,
-}
+/// Plans the fields of a mapping from the shared schema's tree ([`unsilo_schemas::model`]).
+struct Planner;
 
-impl<'a> Planner<'a> {
-    fn new(schema: &'a Json) -> Self {
-        let mut names = HashMap::new();
-        collect_named(schema, "", &mut names);
-        Self { names }
-    }
-
-    fn resolve(&self, ty: &'a Json) -> &'a Json {
-        match ty {
-            Json::String(s) if !PRIMITIVES.contains(&s.as_str()) => {
-                self.names.get(s.as_str()).copied().unwrap_or(ty)
-            }
-            other => other,
-        }
-    }
-
+impl Planner {
     fn fields(
         &self,
-        record: &'a Json,
+        record: &SchemaRecord,
         example: Option<&Json>,
         depth: usize,
         skip: &[&str],
     ) -> Vec<Field> {
         record
-            .get("fields")
-            .and_then(Json::as_array)
-            .map(|fields| {
-                fields
-                    .iter()
-                    .filter_map(|f| {
-                        let name = f.get("name").and_then(Json::as_str)?;
-                        if skip.contains(&name) {
-                            return None;
-                        }
-                        Some(self.field(f, name, example.and_then(|e| e.get(name)), depth))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+            .fields
+            .iter()
+            .filter(|f| !skip.contains(&f.name.as_str()))
+            .map(|f| self.field(f, example.and_then(|e| e.get(&f.name)), depth))
+            .collect()
     }
 
-    fn field(&self, f: &'a Json, name: &str, example: Option<&Json>, depth: usize) -> Field {
-        let doc = f.get("doc").and_then(Json::as_str).map(str::to_owned);
-        let has_default = f.get("default").is_some();
-        let pii = f.get("x-pii").and_then(Json::as_str);
-        let ty = f.get("type").map_or(&Json::Null, |t| self.resolve(t));
-        let (nullable, branch, inner, inner_example) = match ty {
-            Json::Array(branches) => {
-                let nullable = branches.iter().any(|b| b == "null");
-                let non_null: Vec<&'a Json> = branches
-                    .iter()
-                    .filter(|b| *b != "null")
-                    .map(|b| self.resolve(b))
-                    .collect();
+    fn field(&self, f: &SchemaField, example: Option<&Json>, depth: usize) -> Field {
+        let name = f.name.as_str();
+        let doc = f.attrs.get("doc").and_then(Json::as_str).map(str::to_owned);
+        let has_default = f.default.is_some();
+        let pii = f.attrs.get("x-pii").and_then(Json::as_str);
+        let (nullable, branch, inner, inner_example) = match &f.ty {
+            SchemaType::Union(branches) => {
+                let nullable = branches.iter().any(SchemaType::is_null);
+                let non_null: Vec<&SchemaType> = branches.iter().filter(|b| !b.is_null()).collect();
                 match non_null.as_slice() {
-                    [] => (nullable, None, &Json::Null, example),
-                    [only] => (nullable, None, *only, example),
+                    [] => (nullable, None, None, example),
+                    [only] => (nullable, None, Some(*only), example),
                     several => {
                         let (index, inner_example) = pick_branch(several, example);
                         let names: Vec<Vec<String>> =
@@ -500,15 +464,21 @@ impl<'a> Planner<'a> {
                         (
                             nullable,
                             Some(branch),
-                            several.get(index).copied().unwrap_or(&Json::Null),
+                            several.get(index).copied(),
                             inner_example,
                         )
                     }
                 }
             }
-            other => (false, None, other, example),
+            other => (false, None, Some(other), example),
         };
-        let shape = self.shape(name, pii, inner, inner_example, depth);
+        let shape = match inner {
+            Some(ty) => self.shape(name, pii, ty, inner_example, depth),
+            None => Shape::Scalar {
+                scalar: Scalar::Native("null".into()),
+                check: None,
+            },
+        };
         Field {
             name: name.to_owned(),
             doc,
@@ -524,7 +494,7 @@ impl<'a> Planner<'a> {
         &self,
         name: &str,
         pii: Option<&str>,
-        ty: &'a Json,
+        ty: &SchemaType,
         example: Option<&Json>,
         depth: usize,
     ) -> Shape {
@@ -533,26 +503,25 @@ impl<'a> Planner<'a> {
                 what: "a record nested deeper than the scaffolder follows".into(),
             };
         }
-        match type_name(ty) {
-            "record" => Shape::Record {
-                fields: self.fields(ty, example, depth + 1, &[]),
+        match ty {
+            SchemaType::Record(record) => Shape::Record {
+                fields: self.fields(record, example, depth + 1, &[]),
             },
-            "array" => {
-                let items = ty.get("items").map_or(&Json::Null, |t| self.resolve(t));
-                let items = match single_non_null(items) {
-                    Some(only) => self.resolve(only),
-                    None => {
+            SchemaType::Array(items) => {
+                let items = match items.non_null_branches().as_slice() {
+                    [only] => *only,
+                    _ => {
                         return Shape::Unsupported {
                             what: "an array of a union of several types".into(),
                         }
                     }
                 };
-                match type_name(items) {
-                    "record" => Shape::RecordArray {
-                        fields: self.fields(items, example.and_then(|e| e.get(0)), depth + 1, &[]),
+                match items {
+                    SchemaType::Record(record) => Shape::RecordArray {
+                        fields: self.fields(record, example.and_then(|e| e.get(0)), depth + 1, &[]),
                     },
-                    "array" | "map" => Shape::Unsupported {
-                        what: format!("an array of {}s", type_name(items)),
+                    SchemaType::Array(_) | SchemaType::Map(_) => Shape::Unsupported {
+                        what: format!("an array of {}s", items.branch_name()),
                     },
                     _ => {
                         let scalar = scalar_of(items);
@@ -563,17 +532,20 @@ impl<'a> Planner<'a> {
                     }
                 }
             }
-            "map" => {
-                let values = ty.get("values").map_or(&Json::Null, |t| self.resolve(t));
-                match single_non_null(values).map(|v| self.resolve(v)) {
-                    Some(v) if !matches!(type_name(v), "record" | "array" | "map") => Shape::Map {
+            SchemaType::Map(values) => match values.non_null_branches().as_slice() {
+                [v] if !matches!(
+                    v,
+                    SchemaType::Record(_) | SchemaType::Array(_) | SchemaType::Map(_)
+                ) =>
+                {
+                    Shape::Map {
                         scalar: scalar_of(v),
-                    },
-                    _ => Shape::Unsupported {
-                        what: "a map whose values are not scalars".into(),
-                    },
+                    }
                 }
-            }
+                _ => Shape::Unsupported {
+                    what: "a map whose values are not scalars".into(),
+                },
+            },
             _ => {
                 let scalar = scalar_of(ty);
                 let check = (scalar == Scalar::Text)
@@ -585,125 +557,52 @@ impl<'a> Planner<'a> {
     }
 }
 
-/// Records the named types (records, enums, fixed) of a schema under their full and short names.
-fn collect_named<'a>(ty: &'a Json, namespace: &str, out: &mut HashMap<String, &'a Json>) {
+fn scalar_of(ty: &SchemaType) -> Scalar {
     match ty {
-        Json::Array(branches) => branches
-            .iter()
-            .for_each(|b| collect_named(b, namespace, out)),
-        Json::Object(o) => {
-            let kind = o.get("type").and_then(Json::as_str).unwrap_or("");
-            match kind {
-                "record" | "error" | "enum" | "fixed" => {
-                    let name = o.get("name").and_then(Json::as_str).unwrap_or("");
-                    let ns = o
-                        .get("namespace")
-                        .and_then(Json::as_str)
-                        .unwrap_or(namespace);
-                    let (full, ns) = match name.rsplit_once('.') {
-                        Some((n, _)) => (name.to_owned(), n),
-                        None if ns.is_empty() => (name.to_owned(), ns),
-                        None => (format!("{ns}.{name}"), ns),
-                    };
-                    let short = full.rsplit('.').next().unwrap_or(&full).to_owned();
-                    out.entry(short).or_insert(ty);
-                    out.insert(full, ty);
-                    if let Some(fields) = o.get("fields").and_then(Json::as_array) {
-                        for f in fields {
-                            if let Some(t) = f.get("type") {
-                                collect_named(t, ns, out);
-                            }
-                        }
-                    }
-                }
-                "array" => {
-                    if let Some(items) = o.get("items") {
-                        collect_named(items, namespace, out);
-                    }
-                }
-                "map" => {
-                    if let Some(values) = o.get("values") {
-                        collect_named(values, namespace, out);
-                    }
-                }
-                _ => {}
+        SchemaType::Prim { base, logical, .. } => match (base, logical.as_deref()) {
+            (Base::Long, Some("timestamp-millis")) => Scalar::Timestamp,
+            (Base::Int, Some("date")) => Scalar::Date,
+            (Base::String, _) => Scalar::Text,
+            (Base::Int | Base::Long | Base::Float | Base::Double, Some(l)) => {
+                Scalar::Native(format!("{} ({l})", base.name()))
             }
-        }
-        _ => {}
-    }
-}
-
-/// `record`, `enum`, `array`, `map`, `fixed`, a primitive name, or `union`.
-fn type_name(ty: &Json) -> &str {
-    match ty {
-        Json::String(s) => s,
-        Json::Object(o) => o.get("type").and_then(Json::as_str).unwrap_or(""),
-        Json::Array(_) => "union",
-        _ => "",
-    }
-}
-
-fn single_non_null(ty: &Json) -> Option<&Json> {
-    match ty {
-        Json::Array(branches) => {
-            let mut non_null = branches.iter().filter(|b| *b != "null");
-            match (non_null.next(), non_null.next()) {
-                (Some(only), None) => Some(only),
-                _ => None,
-            }
-        }
-        other => Some(other),
-    }
-}
-
-fn scalar_of(ty: &Json) -> Scalar {
-    let logical = ty.get("logicalType").and_then(Json::as_str);
-    match (type_name(ty), logical) {
-        ("long", Some("timestamp-millis")) => Scalar::Timestamp,
-        ("int", Some("date")) => Scalar::Date,
-        ("string", _) => Scalar::Text,
-        (kind @ ("int" | "long" | "float" | "double"), Some(l)) => {
-            Scalar::Native(format!("{kind} ({l})"))
-        }
-        ("int" | "long", None) => Scalar::Integer,
-        ("float" | "double", None) => Scalar::Number,
-        ("boolean", _) => Scalar::Boolean,
-        ("enum", _) => Scalar::Enum(
-            ty.get("symbols")
-                .and_then(Json::as_array)
-                .map(|s| {
-                    s.iter()
-                        .filter_map(Json::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
-                .unwrap_or_default(),
-        ),
-        (other, _) => Scalar::Native(other.to_owned()),
+            (Base::Int | Base::Long, None) => Scalar::Integer,
+            (Base::Float | Base::Double, None) => Scalar::Number,
+            (Base::Boolean, _) => Scalar::Boolean,
+            (other, _) => Scalar::Native(other.name().to_owned()),
+        },
+        SchemaType::Named { def, .. } => match def.get("type").and_then(Json::as_str) {
+            Some("enum") => Scalar::Enum(
+                def.get("symbols")
+                    .and_then(Json::as_array)
+                    .map(|s| {
+                        s.iter()
+                            .filter_map(Json::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
+            other => Scalar::Native(other.unwrap_or("named type").to_owned()),
+        },
+        other => Scalar::Native(other.branch_name()),
     }
 }
 
 /// The names the mapping engine accepts for a union branch: full and short name, or the type name.
-fn branch_names(ty: &Json) -> Vec<String> {
-    match type_name(ty) {
-        "record" | "error" | "enum" | "fixed" => {
-            let name = ty.get("name").and_then(Json::as_str).unwrap_or("");
-            let full = match (
-                name.contains('.'),
-                ty.get("namespace").and_then(Json::as_str),
-            ) {
-                (false, Some(ns)) if !ns.is_empty() => format!("{ns}.{name}"),
-                _ => name.to_owned(),
-            };
-            let short = full.rsplit('.').next().unwrap_or(&full).to_owned();
-            vec![full, short]
-        }
-        other => vec![other.to_owned()],
+fn branch_names(ty: &SchemaType) -> Vec<String> {
+    match ty {
+        SchemaType::Record(r) => vec![r.full.clone(), r.short.clone()],
+        SchemaType::Named { full, short, .. } => vec![full.clone(), short.clone()],
+        other => vec![other.branch_name()],
     }
 }
 
 /// Which branch the example uses (an Avro-JSON tag `{"<name>": value}`), and the untagged example value.
-fn pick_branch<'e>(branches: &[&Json], example: Option<&'e Json>) -> (usize, Option<&'e Json>) {
+fn pick_branch<'e>(
+    branches: &[&SchemaType],
+    example: Option<&'e Json>,
+) -> (usize, Option<&'e Json>) {
     if let Some(Json::Object(o)) = example {
         if o.len() == 1 {
             if let Some((tag, inner)) = o.iter().next() {

@@ -343,7 +343,7 @@ impl Bus for KafkaBus {
         }
         debug!(group = ?options.group, topics = ?options.topics, "Kafka consumer started.");
         Ok(Box::new(KafkaConsumer {
-            consumer: Arc::new(consumer),
+            consumer: Some(Arc::new(consumer)),
             grouped,
         }))
     }
@@ -504,8 +504,34 @@ impl Bus for KafkaBus {
 
 /// A consumer on the Kafka bus.
 struct KafkaConsumer {
-    consumer: Arc<StreamConsumer>,
+    /// `None` only while it is being dropped.
+    consumer: Option<Arc<StreamConsumer>>,
     grouped: bool,
+}
+
+impl KafkaConsumer {
+    fn client(&self) -> Result<&Arc<StreamConsumer>> {
+        self.consumer
+            .as_ref()
+            .ok_or_else(|| Error::Kafka("the consumer is closed".into()))
+    }
+}
+
+impl Drop for KafkaConsumer {
+    /// Closing a group consumer leaves the group, which blocks until the coordinator answers (and longer when
+    /// the broker is slow). Done on a runtime thread it would stall every task on that thread — many routers
+    /// stopping at once could stall the whole runtime — so the consumer is dropped on a blocking thread.
+    fn drop(&mut self) {
+        let Some(consumer) = self.consumer.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(move || drop(consumer));
+            }
+            Err(_) => drop(consumer),
+        }
+    }
 }
 
 fn to_consumed(m: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
@@ -539,7 +565,7 @@ fn to_consumed(m: &rdkafka::message::BorrowedMessage<'_>) -> ConsumedRecord {
 impl Consumer for KafkaConsumer {
     async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<ConsumedRecord>> {
         let mut out = Vec::new();
-        let mut stream = self.consumer.stream();
+        let mut stream = self.client()?.stream();
         match tokio::time::timeout(timeout, stream.next()).await {
             Err(_) | Ok(None) => return Ok(out),
             Ok(Some(Err(e))) => return Err(kafka_err(e)),
@@ -572,7 +598,7 @@ impl Consumer for KafkaConsumer {
         if tpl.count() == 0 {
             return Ok(());
         }
-        let consumer = self.consumer.clone();
+        let consumer = Arc::clone(self.client()?);
         tokio::task::spawn_blocking(move || consumer.commit(&tpl, CommitMode::Sync))
             .await
             .map_err(|e| Error::Kafka(e.to_string()))?
@@ -582,7 +608,8 @@ impl Consumer for KafkaConsumer {
     fn assignment(&self) -> Vec<(String, u32)> {
         let mut a: Vec<(String, u32)> = self
             .consumer
-            .assignment()
+            .as_ref()
+            .and_then(|c| c.assignment().ok())
             .map(|tpl| {
                 tpl.elements()
                     .iter()

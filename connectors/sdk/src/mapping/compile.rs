@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use apache_avro::schema::{RecordSchema, UnionSchema};
 use apache_avro::Schema;
 use serde_json::Value as Json;
+use unsilo_schemas::avro::branch_names;
 use unsilo_schemas::date::CivilDate;
 use unsilo_schemas::{shared_schema, shared_schemas, SharedSchema, ENVELOPE_FULL_NAME};
 
@@ -210,34 +211,6 @@ fn join(prefix: &str, name: &str) -> String {
         name.to_string()
     } else {
         format!("{prefix}.{name}")
-    }
-}
-
-/// The names a union branch answers to in `branch = "…"`, the first being its Avro JSON-encoding tag.
-fn branch_names(schema: &Schema) -> Vec<String> {
-    let named = |full: String| {
-        let short = full.rsplit('.').next().unwrap_or(&full).to_string();
-        vec![full, short]
-    };
-    match schema {
-        Schema::Record(r) => named(r.name.fullname(None)),
-        Schema::Enum(e) => named(e.name.fullname(None)),
-        Schema::Fixed(f) => named(f.name.fullname(None)),
-        Schema::Ref { name } => named(name.fullname(None)),
-        Schema::Null => vec!["null".into()],
-        Schema::Boolean => vec!["boolean".into()],
-        Schema::Int => vec!["int".into()],
-        Schema::Date => vec!["int".into(), "date".into()],
-        Schema::TimeMillis => vec!["int".into(), "time-millis".into()],
-        Schema::Float => vec!["float".into()],
-        Schema::Double => vec!["double".into()],
-        Schema::Bytes => vec!["bytes".into()],
-        Schema::String | Schema::Uuid => vec!["string".into()],
-        Schema::Array(_) => vec!["array".into()],
-        Schema::Map(_) => vec!["map".into()],
-        Schema::TimestampMillis => vec!["long".into(), "timestamp-millis".into()],
-        Schema::TimestampMicros => vec!["long".into(), "timestamp-micros".into()],
-        _ => vec!["long".into()],
     }
 }
 

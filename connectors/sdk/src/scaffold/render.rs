@@ -32,8 +32,7 @@ pub(super) fn design(name: &str, schema: &'static SharedSchema) -> Result<Design
     let envelope = example
         .get("envelope")
         .ok_or_else(|| generate("its example record has no envelope"))?;
-    let planner = Planner::new(schema.json());
-    let mut fields = planner.fields(schema.json(), Some(&example), 0, &[]);
+    let mut fields = Planner.fields(schema.tree(), Some(&example), 0, &[]);
     for f in &mut fields {
         if f.name == "envelope" {
             if let Shape::Record { fields } = &mut f.shape {

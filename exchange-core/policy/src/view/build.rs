@@ -9,7 +9,7 @@ use super::*;
 
 pub(super) struct Builder<'a> {
     pub(super) schema_name: &'a str,
-    pub(super) root: &'a SRecord,
+    pub(super) root: &'a SchemaRecord,
     pub(super) released: Vec<FieldRule>,
     pub(super) cert_clear: bool,
     pub(super) phone_clear: bool,
@@ -44,10 +44,10 @@ pub(super) fn is_region_code_field(name: &str) -> bool {
         || name.ends_with("_village_code")
 }
 
-pub(super) fn is_plain_string(ty: &SType) -> bool {
+pub(super) fn is_plain_string(ty: &SchemaType) -> bool {
     matches!(
         ty,
-        SType::Prim {
+        SchemaType::Prim {
             base: Base::String,
             ..
         }
@@ -58,7 +58,7 @@ impl Builder<'_> {
     /// Projects a record; `None` when nothing of it is released.
     pub(super) fn record(
         &mut self,
-        rec: &SRecord,
+        rec: &SchemaRecord,
         sel: Option<&Sel>,
         inherited: Option<Treatment>,
         path: &str,
@@ -132,15 +132,15 @@ impl Builder<'_> {
     /// Projects a value of type `ty` at `path` (a field, or a union branch below it).
     pub(super) fn value(
         &mut self,
-        ty: &SType,
+        ty: &SchemaType,
         sel: Option<&Sel>,
         treatment: Option<Treatment>,
         path: &str,
-        field: &SField,
-        parent: &SRecord,
+        field: &SchemaField,
+        parent: &SchemaRecord,
     ) -> Result<Option<(VType, Action)>, ViewError> {
         match ty {
-            SType::Record(rec) => {
+            SchemaType::Record(rec) => {
                 if let Some(
                     t @ (Treatment::Mask | Treatment::Pseudonymise | Treatment::Generalise),
                 ) = treatment
@@ -167,32 +167,30 @@ impl Builder<'_> {
                     (ty, action)
                 }))
             }
-            SType::Array(inner) => {
-                Ok(self
-                    .value(inner, sel, treatment, path, field, parent)?
-                    .map(|(ty, action)| {
-                        let action = if action.is_clone() {
-                            action
-                        } else {
-                            Action::Array(Box::new(action))
-                        };
-                        (VType::Array(Box::new(ty)), action)
-                    }))
+            SchemaType::Array(inner) => Ok(self
+                .value(inner, sel, treatment, path, field, parent)?
+                .map(|(ty, action)| {
+                    let action = if action.is_clone() {
+                        action
+                    } else {
+                        Action::Array(Box::new(action))
+                    };
+                    (VType::Array(Box::new(ty)), action)
+                })),
+            SchemaType::Map(inner) => Ok(self
+                .value(inner, sel, treatment, path, field, parent)?
+                .map(|(ty, action)| {
+                    let action = if action.is_clone() {
+                        action
+                    } else {
+                        Action::Map(Box::new(action))
+                    };
+                    (VType::Map(Box::new(ty)), action)
+                })),
+            SchemaType::Union(branches) => {
+                self.union(branches, sel, treatment, path, field, parent)
             }
-            SType::Map(inner) => {
-                Ok(self
-                    .value(inner, sel, treatment, path, field, parent)?
-                    .map(|(ty, action)| {
-                        let action = if action.is_clone() {
-                            action
-                        } else {
-                            Action::Map(Box::new(action))
-                        };
-                        (VType::Map(Box::new(ty)), action)
-                    }))
-            }
-            SType::Union(branches) => self.union(branches, sel, treatment, path, field, parent),
-            SType::Prim { .. } | SType::Named { .. } => {
+            SchemaType::Prim { .. } | SchemaType::Named { .. } => {
                 if let Some(below) = sel.and_then(|s| s.first_rule_below(path)) {
                     return Err(ViewError::UnknownField {
                         path: below,
@@ -215,12 +213,12 @@ impl Builder<'_> {
 
     pub(super) fn union(
         &mut self,
-        branches: &[SType],
+        branches: &[SchemaType],
         sel: Option<&Sel>,
         treatment: Option<Treatment>,
         path: &str,
-        field: &SField,
-        parent: &SRecord,
+        field: &SchemaField,
+        parent: &SchemaRecord,
     ) -> Result<Option<(VType, Action)>, ViewError> {
         let several = branches.iter().filter(|b| !b.is_null()).count() > 1;
         if several {
@@ -268,7 +266,7 @@ impl Builder<'_> {
             }
             kept.push(self.value(branch, bsel, bt, &bpath, field, parent)?);
         }
-        let has_null = branches.iter().any(SType::is_null);
+        let has_null = branches.iter().any(SchemaType::is_null);
         if kept
             .iter()
             .zip(branches)
@@ -314,15 +312,15 @@ impl Builder<'_> {
 
     pub(super) fn leaf(
         &mut self,
-        ty: &SType,
+        ty: &SchemaType,
         treatment: Treatment,
         path: &str,
-        field: &SField,
-        parent: &SRecord,
+        field: &SchemaField,
+        parent: &SchemaRecord,
     ) -> Result<(VType, Leaf), ViewError> {
         let string = || VType::Json(Json::String("string".into()));
         let (base, logical) = match ty {
-            SType::Prim { base, logical, .. } => (Some(*base), logical.as_deref()),
+            SchemaType::Prim { base, logical, .. } => (Some(*base), logical.as_deref()),
             _ => (None, None),
         };
         match treatment {
@@ -396,7 +394,7 @@ impl Builder<'_> {
 
     pub(super) fn envelope_region(&self) -> Option<AddressSource> {
         let envelope = self.root.fields.iter().position(|f| f.name == "envelope")?;
-        let SType::Record(env) = &self.root.fields[envelope].ty else {
+        let SchemaType::Record(env) = &self.root.fields[envelope].ty else {
             return None;
         };
         let region = env

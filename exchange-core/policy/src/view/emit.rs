@@ -66,24 +66,24 @@ pub(super) struct VField {
 }
 
 impl VType {
-    pub(super) fn from_source(ty: &SType) -> Self {
+    pub(super) fn from_source(ty: &SchemaType) -> Self {
         match ty {
-            SType::Prim { json, .. } => Self::Json(json.clone()),
-            SType::Named { full, short, def } => Self::Named {
+            SchemaType::Prim { json, .. } => Self::Json(json.clone()),
+            SchemaType::Named { full, short, def } => Self::Named {
                 full: full.clone(),
                 short: short.clone(),
                 def: def.clone(),
             },
             // Records are never copied whole: a released record is projected field by field.
-            SType::Record(r) => Self::Record {
+            SchemaType::Record(r) => Self::Record {
                 full: r.full.clone(),
                 short: r.short.clone(),
                 doc: r.doc.clone(),
                 fields: Vec::new(),
             },
-            SType::Array(i) => Self::Array(Box::new(Self::from_source(i))),
-            SType::Map(i) => Self::Map(Box::new(Self::from_source(i))),
-            SType::Union(bs) => Self::Union(bs.iter().map(Self::from_source).collect()),
+            SchemaType::Array(i) => Self::Array(Box::new(Self::from_source(i))),
+            SchemaType::Map(i) => Self::Map(Box::new(Self::from_source(i))),
+            SchemaType::Union(bs) => Self::Union(bs.iter().map(Self::from_source).collect()),
         }
     }
 

@@ -23,13 +23,13 @@ pub(super) struct PersonKeys {
 }
 
 impl PersonKeys {
-    pub(super) fn from_record(rec: &SRecord) -> Self {
+    pub(super) fn from_record(rec: &SchemaRecord) -> Self {
         Self {
             root: Self::record(rec),
         }
     }
 
-    pub(super) fn record(rec: &SRecord) -> Option<Extract> {
+    pub(super) fn record(rec: &SchemaRecord) -> Option<Extract> {
         let fields: Vec<_> = rec
             .fields
             .iter()
@@ -47,13 +47,15 @@ impl PersonKeys {
     }
 
     /// A cert_no field: its string values, through arrays, maps and unions.
-    pub(super) fn leaf(ty: &SType) -> Option<Extract> {
+    pub(super) fn leaf(ty: &SchemaType) -> Option<Extract> {
         match ty {
-            SType::Prim {
+            SchemaType::Prim {
                 base: Base::String, ..
             } => Some(Extract::CertNo),
-            SType::Array(i) | SType::Map(i) => Self::leaf(i).map(|e| Extract::Each(Box::new(e))),
-            SType::Union(bs) => {
+            SchemaType::Array(i) | SchemaType::Map(i) => {
+                Self::leaf(i).map(|e| Extract::Each(Box::new(e)))
+            }
+            SchemaType::Union(bs) => {
                 let branches: Vec<_> = bs.iter().map(Self::leaf).collect();
                 branches
                     .iter()
@@ -64,11 +66,13 @@ impl PersonKeys {
         }
     }
 
-    pub(super) fn nested(ty: &SType) -> Option<Extract> {
+    pub(super) fn nested(ty: &SchemaType) -> Option<Extract> {
         match ty {
-            SType::Record(r) => Self::record(r),
-            SType::Array(i) | SType::Map(i) => Self::nested(i).map(|e| Extract::Each(Box::new(e))),
-            SType::Union(bs) => {
+            SchemaType::Record(r) => Self::record(r),
+            SchemaType::Array(i) | SchemaType::Map(i) => {
+                Self::nested(i).map(|e| Extract::Each(Box::new(e)))
+            }
+            SchemaType::Union(bs) => {
                 let branches: Vec<_> = bs.iter().map(Self::nested).collect();
                 branches
                     .iter()

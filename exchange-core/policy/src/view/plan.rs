@@ -39,7 +39,7 @@ impl ViewPlan {
         let sanitised = sanitise_view_name(view_name)?;
         let root = parse_shared(shared)?;
         let mut known = Vec::new();
-        collect_paths(&SType::Record(Box::new(root.clone())), "", &mut known);
+        collect_paths(&SchemaType::Record(Box::new(root.clone())), "", &mut known);
         let known_set: HashSet<&str> = known.iter().map(String::as_str).collect();
         let mut seen = HashSet::new();
         let mut sel = Sel::default();

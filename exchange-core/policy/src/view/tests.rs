@@ -474,7 +474,7 @@ fn dept_record_union_branches() {
     let known = {
         let mut k = Vec::new();
         collect_paths(
-            &SType::Record(Box::new(parse_shared(&s).unwrap())),
+            &SchemaType::Record(Box::new(parse_shared(&s).unwrap())),
             "",
             &mut k,
         );
@@ -648,23 +648,23 @@ fn any_string() -> impl Strategy<Value = String> {
 /// Randomises every string and number below `v`, following `ty`; free-text fields get text with secrets.
 fn randomise(
     v: &mut Value,
-    ty: &SType,
+    ty: &SchemaType,
     pii: Option<PiiKind>,
     runner: &mut proptest::test_runner::TestRunner,
     secrets: &mut Vec<String>,
 ) {
     match (v, ty) {
-        (Value::Record(fields), SType::Record(rec)) => {
+        (Value::Record(fields), SchemaType::Record(rec)) => {
             for ((_, fv), f) in fields.iter_mut().zip(&rec.fields) {
                 randomise(fv, &f.ty, f.pii, runner, secrets);
             }
         }
-        (Value::Array(items), SType::Array(inner)) => {
+        (Value::Array(items), SchemaType::Array(inner)) => {
             for item in items {
                 randomise(item, inner, pii, runner, secrets);
             }
         }
-        (Value::Union(i, inner), SType::Union(bs)) => {
+        (Value::Union(i, inner), SchemaType::Union(bs)) => {
             if let Some(b) = bs.get(*i as usize) {
                 randomise(inner, b, pii, runner, secrets);
             }
@@ -756,7 +756,11 @@ fn check_view(
     let s = shared(schema_name);
     let root = parse_shared(&s).unwrap();
     let mut leaf_paths = Vec::new();
-    collect_paths(&SType::Record(Box::new(root.clone())), "", &mut leaf_paths);
+    collect_paths(
+        &SchemaType::Record(Box::new(root.clone())),
+        "",
+        &mut leaf_paths,
+    );
     // Leaf paths: those no other path extends.
     let leaf_paths: Vec<String> = leaf_paths
         .iter()
@@ -801,7 +805,7 @@ fn check_view(
     let mut secrets = Vec::new();
     randomise(
         &mut record,
-        &SType::Record(Box::new(root)),
+        &SchemaType::Record(Box::new(root)),
         None,
         &mut runner,
         &mut secrets,
