@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 /// The named types (records, enums, fixed) of `schema` by full name, to resolve `Schema::Ref`s. A record's fields
 /// are walked only the first time it is seen, so recursive types terminate.
@@ -175,22 +176,106 @@ pub fn value_kind(v: &Value) -> &'static str {
     }
 }
 
-/// The Levenshtein distance between two strings, in characters: how "did you mean …?" suggestions are chosen.
+/// The Levenshtein distance between two strings, in characters (`strsim`): how "did you mean …?" suggestions
+/// are chosen.
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diag = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let next = (row[j + 1] + 1)
-                .min(row[j] + 1)
-                .min(diag + usize::from(ca != cb));
-            diag = row[j + 1];
-            row[j + 1] = next;
-        }
+    strsim::levenshtein(a, b)
+}
+
+/// An Avro value [`to_json`] cannot render (a timestamp or date outside the calendar, a decimal or duration).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnrenderableValue(pub String);
+
+/// Widens via the shortest decimal form, so `1.1f32` becomes `1.1`, not `1.100000023841858`.
+pub fn float_to_f64(f: f32) -> f64 {
+    if f.is_finite() {
+        f.to_string().parse().unwrap_or(f64::from(f))
+    } else {
+        f64::from(f)
     }
-    row[b.len()]
+}
+
+/// The calendar date `days` after 1970-01-01 (an Avro `date`), if it is in chrono's range.
+pub fn date_from_days(days: i32) -> Option<NaiveDate> {
+    NaiveDate::from_ymd_opt(1970, 1, 1)?
+        .checked_add_signed(chrono::TimeDelta::try_days(i64::from(days))?)
+}
+
+/// The natural JSON of an Avro value: records as objects (field order kept), maps as objects
+/// (keys sorted), enums as symbols, unions as their branch, timestamps as RFC 3339 UTC strings,
+/// dates as `YYYY-MM-DD`, bytes as lowercase hex, non-finite floats as `"NaN"`/`"Infinity"`.
+///
+/// This is the one JSON rendering of released records: the webhook body, the pull API and the SQL channel's
+/// JSON columns all use it.
+pub fn to_json(v: &Value) -> Result<serde_json::Value, UnrenderableValue> {
+    use serde_json::Value as J;
+    let ts = |t: Option<DateTime<Utc>>, fmt: SecondsFormat| {
+        t.map(|t| J::String(t.to_rfc3339_opts(fmt, true)))
+            .ok_or_else(|| UnrenderableValue("timestamp is out of range".to_owned()))
+    };
+    Ok(match v {
+        Value::Null => J::Null,
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Int(i) => J::from(*i),
+        Value::Long(l) => J::from(*l),
+        Value::Float(f) => float_json(float_to_f64(*f)),
+        Value::Double(d) => float_json(*d),
+        Value::Bytes(b) | Value::Fixed(_, b) => J::String(hex::encode(b)),
+        Value::String(s) | Value::Enum(_, s) => J::String(s.clone()),
+        Value::Uuid(u) => J::String(u.to_string()),
+        Value::Union(_, inner) => to_json(inner)?,
+        Value::Array(items) => J::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
+        Value::Map(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let mut obj = serde_json::Map::with_capacity(map.len());
+            for k in keys {
+                if let Some(v) = map.get(k) {
+                    obj.insert(k.clone(), to_json(v)?);
+                }
+            }
+            J::Object(obj)
+        }
+        Value::Record(fields) => {
+            let mut obj = serde_json::Map::with_capacity(fields.len());
+            for (k, v) in fields {
+                obj.insert(k.clone(), to_json(v)?);
+            }
+            J::Object(obj)
+        }
+        Value::Date(days) => J::String(
+            date_from_days(*days)
+                .ok_or_else(|| UnrenderableValue("date is out of range".to_owned()))?
+                .format("%Y-%m-%d")
+                .to_string(),
+        ),
+        Value::TimestampMillis(ms) => {
+            ts(DateTime::from_timestamp_millis(*ms), SecondsFormat::Millis)?
+        }
+        Value::TimestampMicros(us) => {
+            ts(DateTime::from_timestamp_micros(*us), SecondsFormat::Micros)?
+        }
+        Value::TimestampNanos(ns) => ts(
+            Some(DateTime::from_timestamp_nanos(*ns)),
+            SecondsFormat::Nanos,
+        )?,
+        other => {
+            return Err(UnrenderableValue(format!(
+                "{} values have no JSON rendering",
+                value_kind(other)
+            )))
+        }
+    })
+}
+
+fn float_json(d: f64) -> serde_json::Value {
+    match serde_json::Number::from_f64(d) {
+        Some(n) => serde_json::Value::Number(n),
+        None if d.is_nan() => serde_json::Value::String("NaN".into()),
+        None if d > 0.0 => serde_json::Value::String("Infinity".into()),
+        None => serde_json::Value::String("-Infinity".into()),
+    }
 }
 
 /// The names a union branch answers to, the first being its tag in Avro's JSON encoding: full and short name of a

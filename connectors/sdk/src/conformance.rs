@@ -53,8 +53,19 @@ struct InvalidFixture {
     record: serde_json::Value,
 }
 
+/// A fixture file that cannot be read or is not a fixture; the message names the file.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FixtureError(pub String);
+
 /// Reads fixtures from `(path, contents)` pairs (paths under `fixtures/valid/` or `fixtures/invalid/`).
 pub fn read_fixtures<'a>(
+    files: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Vec<Fixture>, FixtureError> {
+    parse_fixtures(files).map_err(FixtureError)
+}
+
+fn parse_fixtures<'a>(
     files: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> Result<Vec<Fixture>, String> {
     let mut out = Vec::new();
@@ -105,7 +116,7 @@ pub fn read_fixtures<'a>(
 }
 
 /// Reads the fixtures of a definition folder on disk.
-pub fn read_fixture_dir(dir: &std::path::Path) -> Result<Vec<Fixture>, String> {
+pub fn read_fixture_dir(dir: &std::path::Path) -> Result<Vec<Fixture>, FixtureError> {
     let mut files = Vec::new();
     for sub in ["fixtures/valid", "fixtures/invalid"] {
         let folder = dir.join(sub);
@@ -115,8 +126,8 @@ pub fn read_fixture_dir(dir: &std::path::Path) -> Result<Vec<Fixture>, String> {
         let mut names: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
         names.sort();
         for path in names {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| FixtureError(format!("{}: {e}", path.display())))?;
             files.push((
                 format!(
                     "{sub}/{}",

@@ -205,7 +205,7 @@ fn self_check(schema: &SharedSchema, files: &[(String, String)]) -> Result<(), S
     })
     .map_err(|e| generate(e.to_string()))?;
     let fixtures = conformance::read_fixtures(files.iter().map(|(p, t)| (p.as_str(), t.as_str())))
-        .map_err(generate)?;
+        .map_err(|e| generate(e.to_string()))?;
     let report = conformance::check_fixtures(&definition, &fixtures);
     if report.passed() {
         Ok(())

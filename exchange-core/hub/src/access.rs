@@ -219,9 +219,18 @@ impl Default for LimitsConfig {
     }
 }
 
+/// A `[limits]` value that cannot be used; the message names it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidLimits(pub String);
+
 impl LimitsConfig {
     /// Checks the values; names the first unusable one.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), InvalidLimits> {
+        self.problem().map_err(InvalidLimits)
+    }
+
+    fn problem(&self) -> Result<(), String> {
         for (name, l) in [
             ("ingest", self.ingest),
             ("pull", self.pull),
@@ -444,7 +453,7 @@ mod tests {
         assert!(LimitsConfig::default().check().is_ok());
         let mut l = LimitsConfig::default();
         l.pull.burst = 0;
-        assert!(l.check().unwrap_err().contains("pull"));
+        assert!(l.check().unwrap_err().0.contains("pull"));
     }
 
     #[test]

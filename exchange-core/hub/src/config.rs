@@ -595,7 +595,9 @@ impl Config {
                 )));
             }
         }
-        self.limits.check().map_err(ConfigError::Invalid)?;
+        self.limits
+            .check()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
         crate::egress::EgressPolicy::new(&self.delivery.webhook_allow_cidrs)
             .map_err(|e| ConfigError::Invalid(format!("delivery.{e}")))?;
         if self.audit.checkpoint_every_entries == 0 || self.audit.checkpoint_interval.is_zero() {

@@ -125,16 +125,21 @@ pub struct EgressPolicy {
     allow: Vec<IpNet>,
 }
 
+/// An entry of `webhook_allow_cidrs` that is not a network.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("webhook_allow_cidrs: `{0}` is not a network such as 10.8.0.0/16")]
+pub struct NotANetwork(pub String);
+
 impl EgressPolicy {
     /// A policy allowing these networks (`"10.8.0.0/16"`, `"127.0.0.1/32"`, `"::1/128"`) besides public
     /// addresses. Errors name the entry that is not a network.
-    pub fn new(allow_cidrs: &[String]) -> Result<Self, String> {
+    pub fn new(allow_cidrs: &[String]) -> Result<Self, NotANetwork> {
         let allow = allow_cidrs
             .iter()
             .map(|c| {
-                c.trim().parse::<IpNet>().map_err(|_| {
-                    format!("webhook_allow_cidrs: `{c}` is not a network such as 10.8.0.0/16")
-                })
+                c.trim()
+                    .parse::<IpNet>()
+                    .map_err(|_| NotANetwork(c.clone()))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { allow })
@@ -287,6 +292,7 @@ mod tests {
             .is_err());
         assert!(EgressPolicy::new(&["not-a-net".into()])
             .unwrap_err()
+            .to_string()
             .contains("not-a-net"));
     }
 }

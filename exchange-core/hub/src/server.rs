@@ -630,7 +630,7 @@ impl unsilo_registry::api::WriteRecorder for AuditRecorder {
         action: &str,
         target: &str,
         detail: serde_json::Value,
-    ) -> futures::future::BoxFuture<'static, Result<(), String>> {
+    ) -> futures::future::BoxFuture<'static, Result<(), unsilo_registry::api::NotRecorded>> {
         let log = self.0.clone();
         let event = crate::audit::AuditEvent::Control {
             actor: caller.to_owned(),
@@ -638,7 +638,11 @@ impl unsilo_registry::api::WriteRecorder for AuditRecorder {
             target: target.to_owned(),
             detail,
         };
-        Box::pin(async move { log.append(vec![event]).await.map_err(|e| e.to_string()) })
+        Box::pin(async move {
+            log.append(vec![event])
+                .await
+                .map_err(|e| unsilo_registry::api::NotRecorded(e.to_string()))
+        })
     }
 }
 

@@ -148,8 +148,12 @@ pub struct AgencyView {
 
 impl Agency {
     /// Checks the id, name and unified social credit code.
-    pub fn validate(&self) -> Result<(), String> {
-        check_slug("agency id", &self.id, 40)?;
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        self.problem().map_err(InvalidValue)
+    }
+
+    fn problem(&self) -> Result<(), String> {
+        slug_problem("agency id", &self.id, 40)?;
         if self.name.trim().is_empty() || self.name.chars().count() > 200 {
             return Err("agency name must be 1–200 characters".into());
         }
@@ -264,7 +268,11 @@ fn default_filter() -> String {
 
 impl SubscriptionSpec {
     /// Checks what needs no schema: purpose, expiry, field list and channel settings.
-    pub fn check_shape(&self, now_ms: i64) -> Result<(), String> {
+    pub fn check_shape(&self, now_ms: i64) -> Result<(), InvalidValue> {
+        self.shape_problem(now_ms).map_err(InvalidValue)
+    }
+
+    fn shape_problem(&self, now_ms: i64) -> Result<(), String> {
         if self.purpose.trim().is_empty() {
             return Err("purpose is required: say why the data is needed".into());
         }
@@ -491,8 +499,17 @@ impl Subscription {
     }
 }
 
+/// A value the control plane refuses; the message names the field and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
 /// Checks a slug: `[a-z0-9-]`, starting with a letter or digit, 1..=`max` characters.
-pub fn check_slug(what: &str, value: &str, max: usize) -> Result<(), String> {
+pub fn check_slug(what: &str, value: &str, max: usize) -> Result<(), InvalidValue> {
+    slug_problem(what, value, max).map_err(InvalidValue)
+}
+
+fn slug_problem(what: &str, value: &str, max: usize) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= max
         && value
@@ -569,7 +586,7 @@ mod tests {
         };
         assert!(a.validate().is_ok(), "{:?}", a.validate());
         a.uscc = "91350100M000100Y44".into();
-        let err = a.validate().unwrap_err();
+        let err = a.validate().unwrap_err().to_string();
         assert!(err.contains("uscc"), "{err}");
     }
 
@@ -590,7 +607,7 @@ mod tests {
             expires_at_ms: None,
             channel: Channel::Pull,
         };
-        assert!(spec.check_shape(0).unwrap_err().contains("fields"));
+        assert!(spec.check_shape(0).unwrap_err().0.contains("fields"));
         let spec = SubscriptionSpec {
             fields: vec![FieldRule {
                 field: "event_type_code".into(),
@@ -602,7 +619,7 @@ mod tests {
             },
             ..spec
         };
-        let err = spec.check_shape(0).unwrap_err();
+        let err = spec.check_shape(0).unwrap_err().to_string();
         assert!(err.contains("table"), "{err}");
         assert!(!err.contains("pw"));
     }

@@ -135,8 +135,13 @@ pub trait WriteRecorder: Send + Sync {
         action: &str,
         target: &str,
         detail: serde_json::Value,
-    ) -> futures::future::BoxFuture<'static, std::result::Result<(), String>>;
+    ) -> futures::future::BoxFuture<'static, std::result::Result<(), NotRecorded>>;
 }
+
+/// A registry write the evidence log did not take; the write is then refused.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotRecorded(pub String);
 
 /// The state of the registry's routes.
 #[derive(Clone)]

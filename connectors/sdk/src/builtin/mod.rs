@@ -10,6 +10,7 @@ mod grid;
 mod hotline12345;
 mod qinwuyuan;
 
+use crate::conformance::FixtureError;
 use crate::definition::{ConnectorDefinition, DefinitionError};
 
 /// A built-in connector: its name and its definition files (path relative to the folder, contents).
@@ -32,12 +33,12 @@ impl Builtin {
 
     /// The property names the raw contract declares: its top-level properties and those of the named `$defs`
     /// (what a connector's README must document).
-    pub fn contract_properties(&self, defs: &[&str]) -> Result<Vec<String>, String> {
+    pub fn contract_properties(&self, defs: &[&str]) -> Result<Vec<String>, FixtureError> {
         let text = self
             .file("contract.json")
-            .ok_or_else(|| format!("{}: no contract.json", self.name))?;
-        let contract: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| format!("{}: contract.json: {e}", self.name))?;
+            .ok_or_else(|| FixtureError(format!("{}: no contract.json", self.name)))?;
+        let contract: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| FixtureError(format!("{}: contract.json: {e}", self.name)))?;
         let keys = |v: &serde_json::Value| -> Vec<String> {
             v.as_object()
                 .map(|o| o.keys().cloned().collect())

@@ -349,7 +349,7 @@ fn bench_connectors(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
         let definition = unsilo_connectors::builtin::definition(name)
             .map_err(|e| BenchError::Avro(e.to_string()))?;
         let fixtures: Vec<_> = read_fixtures(unsilo_connectors::builtin::fixtures(name))
-            .map_err(BenchError::Avro)?
+            .map_err(|e| BenchError::Avro(e.to_string()))?
             .into_iter()
             .filter(|f| f.expect.is_none())
             .collect();

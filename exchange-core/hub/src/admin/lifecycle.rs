@@ -299,7 +299,9 @@ impl Admin {
             created_at_ms: unsilo_bus::now_ms(),
             created_by: operator.to_owned(),
         };
-        agency.validate().map_err(ApiError::Invalid)?;
+        agency
+            .validate()
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
         check_expiry(new.token_expires_at_ms)?;
         if self.control.agency(&agency.id).is_some() {
             return Err(ApiError::Conflict(format!(
@@ -409,7 +411,9 @@ impl Admin {
         updated.client_cert_sha256 = binding
             .client_cert_sha256
             .map(|f| f.trim().to_ascii_lowercase().replace(':', ""));
-        updated.validate().map_err(ApiError::Invalid)?;
+        updated
+            .validate()
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
         self.update_agency(
             &Principal::Operator(operator.to_owned()),
             &current,
@@ -478,11 +482,12 @@ impl Admin {
         if self.control.agency(&agency_id).is_none() {
             return Err(ApiError::NotFound(format!("agency `{agency_id}`")));
         }
-        check_slug("subscription name", &request.name, 40).map_err(ApiError::Invalid)?;
+        check_slug("subscription name", &request.name, 40)
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
         request
             .spec
             .check_shape(unsilo_bus::now_ms())
-            .map_err(ApiError::Invalid)?;
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
         if let Channel::Kafka {
             bootstrap_servers: None,
             ..
@@ -642,7 +647,7 @@ impl Admin {
         };
         granted
             .check_shape(unsilo_bus::now_ms())
-            .map_err(ApiError::Invalid)?;
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
         let compiled = check::compile(&granted, id).map_err(policy_error)?;
         check::check_grant(&agency, &current.requested, &granted, &above).map_err(policy_error)?;
         self.check_channel_target(&granted.channel).await?;

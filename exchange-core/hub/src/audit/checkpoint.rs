@@ -57,16 +57,28 @@ impl Checkpoint {
     }
 
     /// Reads checkpoints from JSON lines (an export); errors name the line.
-    pub fn parse_lines(text: &str) -> Result<Vec<Checkpoint>, String> {
+    pub fn parse_lines(text: &str) -> Result<Vec<Checkpoint>, NotACheckpoint> {
         text.lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(n, l)| {
-                serde_json::from_str(l)
-                    .map_err(|e| format!("line {}: not a checkpoint: {e}", n + 1))
+                serde_json::from_str(l).map_err(|e| NotACheckpoint {
+                    line: n + 1,
+                    reason: e.to_string(),
+                })
             })
             .collect()
     }
+}
+
+/// A line of a checkpoint export that is not a checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: not a checkpoint: {reason}")]
+pub struct NotACheckpoint {
+    /// Line number, from 1.
+    pub line: usize,
+    /// What the JSON reader said.
+    pub reason: String,
 }
 
 /// Every readable checkpoint on the checkpoints topic of `audit_topic`, in log order (none if it is missing).

@@ -1070,7 +1070,7 @@ mod tests {
             Checkpoint::parse_lines(&format!("{line}\n\n")).unwrap(),
             vec![cp]
         );
-        assert!(Checkpoint::parse_lines("{").unwrap_err().contains("line 1"));
+        assert_eq!(Checkpoint::parse_lines("{").unwrap_err().line, 1);
     }
 
     #[tokio::test]

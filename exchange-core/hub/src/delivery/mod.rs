@@ -115,7 +115,8 @@ impl ViewDecoder {
     }
 
     /// The JSON form of a released record, as the webhook posts it and the pull API returns it:
-    /// `{"subscription", "record_id", "schema_id", "record"}`.
+    /// `{"subscription", "record_id", "schema_id", "record"}`, the record rendered by the one
+    /// [`unsilo_schemas::avro::to_json`] (timestamps as RFC 3339 UTC text, dates as `YYYY-MM-DD`, bytes as hex).
     pub fn to_json(
         &self,
         subscription: &str,
@@ -124,7 +125,7 @@ impl ViewDecoder {
         let record_id = consumed.record.record_id();
         let framed = consumed.record.value.as_deref().unwrap_or_default();
         let (schema_id, value) = self.decode(&record_id, framed)?;
-        let record = serde_json::Value::try_from(value).map_err(|e| DeliveryError::Decode {
+        let record = unsilo_schemas::avro::to_json(&value).map_err(|e| DeliveryError::Decode {
             record_id: record_id.clone(),
             message: e.to_string(),
         })?;

@@ -35,7 +35,7 @@ use std::time::Duration;
 use apache_avro::schema::{Name, ResolvedSchema};
 use apache_avro::types::Value;
 use apache_avro::Schema;
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions};
 use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions};
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, PgConnection, PgPool, Postgres};

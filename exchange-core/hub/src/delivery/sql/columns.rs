@@ -334,7 +334,7 @@ pub(super) fn to_cell(col: &Column, value: &Value, dialect: Dialect) -> Result<C
         (ColKind::Date, Value::Date(days) | Value::Int(days)) => {
             Cell::Date(Some(date_from_days(*days).ok_or("date is out of range")?))
         }
-        (ColKind::Json, v) => Cell::Json(Some(to_json(v)?)),
+        (ColKind::Json, v) => Cell::Json(Some(to_json(v).map_err(|e| e.to_string())?)),
         _ => return Err(mismatch()),
     };
     check_cell(&cell, dialect)?;
@@ -376,89 +376,4 @@ pub(super) fn json_has_nul(v: &serde_json::Value) -> bool {
     }
 }
 
-/// Widens via the shortest decimal form, so `1.1f32` becomes `1.1`, not `1.100000023841858`.
-pub(super) fn float_to_f64(f: f32) -> f64 {
-    if f.is_finite() {
-        f.to_string().parse().unwrap_or(f64::from(f))
-    } else {
-        f64::from(f)
-    }
-}
-
-pub(super) fn date_from_days(days: i32) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(1970, 1, 1)?
-        .checked_add_signed(chrono::TimeDelta::try_days(i64::from(days))?)
-}
-
-/// The natural JSON of an Avro value: records as objects (field order kept), maps as objects
-/// (keys sorted), enums as symbols, unions as their branch, timestamps as RFC 3339 UTC strings,
-/// dates as `YYYY-MM-DD`, bytes as lowercase hex, non-finite floats as `"NaN"`/`"Infinity"`.
-pub(super) fn to_json(v: &Value) -> Result<serde_json::Value, String> {
-    use serde_json::Value as J;
-    let ts = |t: Option<DateTime<Utc>>, fmt: SecondsFormat| {
-        t.map(|t| J::String(t.to_rfc3339_opts(fmt, true)))
-            .ok_or_else(|| "timestamp is out of range".to_owned())
-    };
-    Ok(match v {
-        Value::Null => J::Null,
-        Value::Boolean(b) => J::Bool(*b),
-        Value::Int(i) => J::from(*i),
-        Value::Long(l) => J::from(*l),
-        Value::Float(f) => float_json(float_to_f64(*f)),
-        Value::Double(d) => float_json(*d),
-        Value::Bytes(b) | Value::Fixed(_, b) => J::String(hex::encode(b)),
-        Value::String(s) | Value::Enum(_, s) => J::String(s.clone()),
-        Value::Uuid(u) => J::String(u.to_string()),
-        Value::Union(_, inner) => to_json(inner)?,
-        Value::Array(items) => J::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
-        Value::Map(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            let mut obj = serde_json::Map::with_capacity(map.len());
-            for k in keys {
-                if let Some(v) = map.get(k) {
-                    obj.insert(k.clone(), to_json(v)?);
-                }
-            }
-            J::Object(obj)
-        }
-        Value::Record(fields) => {
-            let mut obj = serde_json::Map::with_capacity(fields.len());
-            for (k, v) in fields {
-                obj.insert(k.clone(), to_json(v)?);
-            }
-            J::Object(obj)
-        }
-        Value::Date(days) => J::String(
-            date_from_days(*days)
-                .ok_or("date is out of range")?
-                .format("%Y-%m-%d")
-                .to_string(),
-        ),
-        Value::TimestampMillis(ms) => {
-            ts(DateTime::from_timestamp_millis(*ms), SecondsFormat::Millis)?
-        }
-        Value::TimestampMicros(us) => {
-            ts(DateTime::from_timestamp_micros(*us), SecondsFormat::Micros)?
-        }
-        Value::TimestampNanos(ns) => ts(
-            Some(DateTime::from_timestamp_nanos(*ns)),
-            SecondsFormat::Nanos,
-        )?,
-        other => {
-            return Err(format!(
-                "{} values are not supported by SQL delivery",
-                unsilo_schemas::avro::value_kind(other)
-            ))
-        }
-    })
-}
-
-pub(super) fn float_json(d: f64) -> serde_json::Value {
-    match serde_json::Number::from_f64(d) {
-        Some(n) => serde_json::Value::Number(n),
-        None if d.is_nan() => serde_json::Value::String("NaN".into()),
-        None if d > 0.0 => serde_json::Value::String("Infinity".into()),
-        None => serde_json::Value::String("-Infinity".into()),
-    }
-}
+pub(super) use unsilo_schemas::avro::{date_from_days, float_to_f64, to_json};
