@@ -14,7 +14,7 @@ use unsilo_connectors::conformance::{self, Fixture};
 use unsilo_hub::auth::token_digest;
 use unsilo_hub::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
 use unsilo_hub::ingest::BusSink;
-use unsilo_hub::server::{self, Hub};
+use unsilo_hub::server::Hub;
 use unsilo_tests::{embedded_config as embedded, kafka_config, rand_suffix, RunningHub as Running};
 
 const TOKEN: &str = "grid-platform-token-7f3a";
@@ -349,8 +349,9 @@ async fn every_builtin_connector_passes_conformance_through_the_bus_sink() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hub = Hub::start(&embedded(dir.path())).await.expect("hub");
     for name in unsilo_connectors::builtin::names() {
-        let definition =
-            Arc::new(server::load_definition(&format!("builtin:{name}")).expect("definition"));
+        let definition = Arc::new(
+            unsilo_hub::ingest::load_definition(&format!("builtin:{name}")).expect("definition"),
+        );
         let fx = fixtures(name);
         conformance::check_fixtures(&definition, &fx).assert_passed(name);
         let sink = BusSink::open(name, definition.clone(), hub.bus.clone(), &hub.registry, 2)

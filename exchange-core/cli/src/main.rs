@@ -472,7 +472,7 @@ fn connector_new(name: &str, schema: &str, dir: &std::path::Path) -> anyhow::Res
 }
 
 fn connector_check(spec: &str) -> anyhow::Result<()> {
-    let definition = server::load_definition(spec)?;
+    let definition = unsilo_hub::ingest::load_definition(spec)?;
     let fixtures = match spec.strip_prefix("builtin:") {
         Some(name) => unsilo_connectors::conformance::read_fixtures(
             unsilo_connectors::builtin::fixtures(name),

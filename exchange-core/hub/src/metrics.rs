@@ -22,7 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::Registry as MetricsRegistry;
 
 use unsilo_bus::{Bus, Consumer, ConsumerOptions, Position, Record, TopicSpec};
 
@@ -84,7 +84,7 @@ struct BuildLabels {
 
 /// All of the hub's metrics, and the registry they are encoded from.
 pub struct Metrics {
-    registry: Registry,
+    registry: MetricsRegistry,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram>,
     published_records: Family<TopicLabels, Counter>,
@@ -119,7 +119,7 @@ fn latency_histogram() -> Histogram {
 impl Metrics {
     /// Creates and registers every metric.
     pub fn new() -> Self {
-        let mut registry = Registry::default();
+        let mut registry = MetricsRegistry::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
         registry.register(
             "unsilo_http_requests",

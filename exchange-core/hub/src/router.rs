@@ -56,7 +56,7 @@ pub enum RouteError {
 
 /// One active subscription as the router runs it.
 #[derive(Clone, Debug)]
-pub struct Route {
+pub struct ActiveSubscription {
     /// The subscription id.
     pub subscription: String,
     /// The agency.
@@ -79,9 +79,9 @@ pub struct Route {
     pub core_allowed: bool,
 }
 
-impl Route {
+impl ActiveSubscription {
     /// The route of an active subscription (`None` if it is not active or does not compile, which is logged).
-    pub fn of(subscription: &Subscription) -> Option<Route> {
+    pub fn of(subscription: &Subscription) -> Option<ActiveSubscription> {
         let view_schema_id = subscription.view_schema_id?;
         if subscription.status != unsilo_policy::model::SubscriptionStatus::Active {
             return None;
@@ -94,7 +94,7 @@ impl Route {
                 return None;
             }
         };
-        Some(Route {
+        Some(ActiveSubscription {
             subscription: subscription.id.clone(),
             agency: subscription.agency.clone(),
             topic: subscription.topic(),
@@ -135,7 +135,7 @@ pub struct Release {
 #[derive(Clone, Debug, Default)]
 pub struct RoutingTable {
     /// The routes.
-    pub routes: Vec<Route>,
+    pub subscriptions: Vec<ActiveSubscription>,
 }
 
 impl RoutingTable {
@@ -148,7 +148,7 @@ impl RoutingTable {
             .filter_map(|s| {
                 // Reuse the compiled route when the subscription did not change.
                 previous
-                    .routes
+                    .subscriptions
                     .iter()
                     .find(|r| {
                         r.subscription == s.id
@@ -160,10 +160,12 @@ impl RoutingTable {
                             && same_rules(&r.fields, &s.spec().fields)
                     })
                     .cloned()
-                    .or_else(|| Route::of(s))
+                    .or_else(|| ActiveSubscription::of(s))
             })
             .collect();
-        RoutingTable { routes }
+        RoutingTable {
+            subscriptions: routes,
+        }
     }
 
     /// Routes one decoded record (of the table's shared schema) at time `now_ms`: the releases it makes, and
@@ -182,11 +184,11 @@ impl RoutingTable {
         let mut gated = Gated::default();
         let (share, grade) = classification(record);
         if share == Some(NOT_SHARED) {
-            gated.not_shared = !self.routes.is_empty();
+            gated.not_shared = !self.subscriptions.is_empty();
             return Ok(gated);
         }
         let core = grade == Some(CORE);
-        for (i, route) in self.routes.iter().enumerate() {
+        for (i, route) in self.subscriptions.iter().enumerate() {
             if route.expires_at_ms.is_some_and(|e| now_ms >= e) {
                 continue;
             }
@@ -302,6 +304,17 @@ pub struct RouterContext {
     pub group_prefix: String,
 }
 
+/// Starts one router task per shared schema; each stops when `stop` turns true.
+pub fn start(
+    context: RouterContext,
+    stop: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    unsilo_schemas::shared_schemas()
+        .iter()
+        .map(|schema| tokio::spawn(run(context.clone(), schema, stop.clone())))
+        .collect()
+}
+
 /// Runs the router of one shared schema until `stop` turns true.
 pub async fn run(
     context: RouterContext,
@@ -334,7 +347,7 @@ pub async fn run(
     );
     changes.borrow_and_update();
     let mut decoder = Decoder::new(context.registry.clone(), schema.avro());
-    info!(topic = %topic, routes = table.routes.len(), "Router started.");
+    info!(topic = %topic, subscriptions = table.subscriptions.len(), "Router started.");
     let mut failures = 0u32;
     // The last routed record of each partition, not yet committed.
     let mut routed: BTreeMap<(String, u32), ConsumedRecord> = BTreeMap::new();
@@ -361,7 +374,7 @@ pub async fn run(
             if changes.has_changed().unwrap_or(false) {
                 changes.borrow_and_update();
                 table = RoutingTable::build(&context.control.read(), schema.name(), &table);
-                debug!(topic = %topic, routes = table.routes.len(), "Routes updated.");
+                debug!(topic = %topic, routes = table.subscriptions.len(), "Routes updated.");
             }
             continue;
         }
@@ -454,7 +467,7 @@ async fn route_batch(
             changes.borrow_and_update();
             *table = RoutingTable::build(&context.control.read(), schema.name(), table);
         }
-        if table.routes.is_empty() {
+        if table.subscriptions.is_empty() {
             continue;
         }
         let Some(framed) = consumed.record.value.as_deref() else {
@@ -492,7 +505,7 @@ async fn route_batch(
         let record_id = consumed.record.record_id();
         let persons = person_keys(schema, &record, &context.key);
         for release in releases.drain(..) {
-            let route = &table.routes[release.route];
+            let route = &table.subscriptions[release.route];
             let event = AuditEvent::Release {
                 record_id: record_id.clone(),
                 schema: schema.name().to_owned(),
@@ -516,7 +529,10 @@ async fn route_batch(
         changes.borrow_and_update();
         *table = RoutingTable::build(&context.control.read(), schema.name(), table);
         released.retain(|(subscription, ..)| {
-            table.routes.iter().any(|r| &r.subscription == subscription)
+            table
+                .subscriptions
+                .iter()
+                .any(|r| &r.subscription == subscription)
         });
     }
     let mut per_topic: BTreeMap<String, Vec<Record>> = BTreeMap::new();

@@ -28,22 +28,19 @@ use crate::access::{Access, Caller, RateLimiter, Surface};
 use crate::admin::lifecycle::{Admin, AdminSettings};
 use crate::audit::{AuditLog, SigningKey, TrustedKeys};
 use crate::auth::{Authenticator, Principal};
-use crate::config::{BusKind, Config, TransportKind};
+use crate::config::{BusKind, Config};
 use crate::control::ControlPlane;
 use crate::delivery::{self, DeliveryContext, ViewDecoder};
 use crate::ingest::http_push::{self, PushEndpoints};
-use crate::ingest::{runtime, BusCheckpoints, BusSink};
 use crate::metrics::{self, InstrumentedBus, Metrics};
 use crate::router::RouterContext;
 use crate::secrets::HubSecret;
-use std::collections::HashMap;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use unsilo_bus::embedded::{EmbeddedBus, EmbeddedOptions};
 use unsilo_bus::kafka::KafkaBus;
 use unsilo_bus::{Bus, TopicSpec};
-use unsilo_connectors::definition::ConnectorDefinition;
-use unsilo_connectors::sdk::{Shutdown, ShutdownTrigger, Source, SourceContext};
+use unsilo_connectors::sdk::{Shutdown, ShutdownTrigger};
 use unsilo_registry::Registry;
 
 /// Errors starting or running the hub.
@@ -69,25 +66,12 @@ pub enum ServerError {
     /// The HTTP server failed.
     #[error("http server: {0}")]
     Http(#[from] std::io::Error),
-    /// A connector's definition does not load.
-    #[error("connector `{connector}`: {source}")]
-    Definition {
-        /// The connector instance.
-        connector: String,
-        /// Why its definition does not load (file, line and reason).
-        source: unsilo_connectors::definition::DefinitionError,
-    },
+    /// A connector could not be started.
+    #[error(transparent)]
+    Connector(#[from] crate::ingest::StartError),
     /// The TLS certificate or key is unusable.
     #[error("tls: {0}")]
     Tls(String),
-    /// A connector's transport settings cannot work.
-    #[error("connector `{connector}`: {message}")]
-    Transport {
-        /// The connector instance.
-        connector: String,
-        /// What is wrong with the settings.
-        message: String,
-    },
     /// The deployment secret could not be loaded.
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
@@ -103,14 +87,6 @@ pub enum ServerError {
     /// The webhook client could not be built.
     #[error("delivery: {0}")]
     Delivery(String),
-    /// A connector's topics, schemas or checkpoints could not be prepared.
-    #[error("connector `{connector}`: {source}")]
-    Connector {
-        /// The connector instance.
-        connector: String,
-        /// What failed.
-        source: unsilo_connectors::sdk::SinkError,
-    },
 }
 
 /// A running hub: its bus, registry, metrics and connectors.
@@ -182,109 +158,17 @@ impl Hub {
         metrics.set_build_info(raw_bus.kind());
         let bus: Arc<dyn Bus> = Arc::new(InstrumentedBus::new(raw_bus, metrics.clone()));
         let registry = Registry::open(bus.clone(), config.registry.default_compatibility).await?;
-        for schema in unsilo_schemas::shared_schemas() {
-            let subject = schema.subject();
-            let id = registry
-                .register(&subject, &schema.schema_string())
-                .await
-                .map_err(|source| ServerError::SharedSchema {
-                    subject: subject.clone(),
-                    source,
-                })?;
-            bus.create_topic(&TopicSpec::new(schema.topic(), config.bus.partitions))
-                .await?;
-            info!(subject = %subject, id, topic = %schema.topic(), "Shared schema registered.");
-        }
+        register_shared_schemas(&registry, bus.as_ref(), config.bus.partitions).await?;
         let (stop_sources, sources_shutdown) = Shutdown::new();
-        let mut push_endpoints: PushEndpoints = HashMap::new();
-        let mut push_tokens = Vec::new();
-        let mut sources = Vec::new();
-        for c in &config.connectors {
-            let definition =
-                load_definition(&c.definition).map_err(|source| ServerError::Definition {
-                    connector: c.name.clone(),
-                    source,
-                })?;
-            let sink = BusSink::open(
-                &c.name,
-                Arc::new(definition),
-                bus.clone(),
-                &registry,
-                config.bus.partitions,
-            )
-            .await
-            .map_err(|source| ServerError::Connector {
-                connector: c.name.clone(),
-                source,
-            })?;
-            let sink = Arc::new(sink.with_metrics(metrics.clone()));
-            let transport_error = |message: String| ServerError::Transport {
-                connector: c.name.clone(),
-                message,
-            };
-            let missing =
-                || transport_error(format!("no [connectors.{}] section", c.transport.as_str()));
-            let source: Box<dyn Source> = match c.transport {
-                TransportKind::HttpPush => {
-                    let digest = c
-                        .http_push
-                        .as_ref()
-                        .ok_or_else(missing)?
-                        .digest()
-                        .map_err(transport_error)?;
-                    push_tokens.push((c.name.clone(), hex::encode(digest)));
-                    push_endpoints.insert(
-                        c.name.clone(),
-                        sink as Arc<dyn unsilo_connectors::sdk::RecordSink>,
-                    );
-                    info!(connector = %c.name, definition = %c.definition, transport = c.transport.as_str(), "Connector ready.");
-                    continue;
-                }
-                TransportKind::HttpPoll => Box::new(
-                    c.http_poll
-                        .as_ref()
-                        .ok_or_else(missing)?
-                        .build()
-                        .map_err(|e| transport_error(e.to_string()))?,
-                ),
-                TransportKind::SqlPoll => Box::new(
-                    c.sql_poll
-                        .as_ref()
-                        .ok_or_else(missing)?
-                        .build()
-                        .map_err(|e| transport_error(e.to_string()))?,
-                ),
-                TransportKind::FileDrop => Box::new(
-                    c.file_drop
-                        .clone()
-                        .ok_or_else(missing)?
-                        .build()
-                        .map_err(|e| transport_error(e.to_string()))?,
-                ),
-                TransportKind::KafkaTopic => Box::new(
-                    c.kafka_topic
-                        .as_ref()
-                        .ok_or_else(missing)?
-                        .build()
-                        .map_err(|e| transport_error(e.to_string()))?,
-                ),
-            };
-            let checkpoints =
-                BusCheckpoints::open(&c.name, bus.clone())
-                    .await
-                    .map_err(|source| ServerError::Connector {
-                        connector: c.name.clone(),
-                        source,
-                    })?;
-            let ctx = SourceContext {
-                connector: c.name.clone(),
-                sink,
-                checkpoints: Arc::new(checkpoints),
-                shutdown: sources_shutdown.clone(),
-            };
-            sources.push(tokio::spawn(runtime::supervise(source, ctx)));
-            info!(connector = %c.name, definition = %c.definition, transport = ?c.transport, "Connector ready.");
-        }
+        let connectors = crate::ingest::start_connectors(
+            &config.connectors,
+            &bus,
+            &registry,
+            &metrics,
+            config.bus.partitions,
+            &sources_shutdown,
+        )
+        .await?;
         let secret = Arc::new(HubSecret::load_or_create(&config.secret_file())?);
         let control = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await?;
         let signing_key = Arc::new(SigningKey::load_or_create(&config.signing_key_file())?);
@@ -324,7 +208,7 @@ impl Hub {
                 .operators
                 .iter()
                 .map(|o| (o.name.clone(), o.token_sha256.clone())),
-            push_tokens,
+            connectors.push_tokens,
             control.clone(),
         ));
         let access = Arc::new(Access {
@@ -337,24 +221,19 @@ impl Hub {
         let decoder = ViewDecoder::new(registry.clone());
         let webhook = webhook_client(&config.delivery, egress)?;
         let (stop_routing, routing_stopped) = tokio::sync::watch::channel(false);
-        let mut routing = Vec::new();
-        let router_context = RouterContext {
-            bus: bus.clone(),
-            registry: registry.clone(),
-            control: control.clone(),
-            audit: audit.clone(),
-            key: Arc::new(secret.pseudonym_key()),
-            group_prefix: config.hub.cluster.clone(),
-            metrics: metrics.clone(),
-        };
-        for schema in unsilo_schemas::shared_schemas() {
-            routing.push(tokio::spawn(crate::router::run(
-                router_context.clone(),
-                schema,
-                routing_stopped.clone(),
-            )));
-        }
-        routing.push(tokio::spawn(delivery::run_manager(
+        let mut routing = crate::router::start(
+            RouterContext {
+                bus: bus.clone(),
+                registry: registry.clone(),
+                control: control.clone(),
+                audit: audit.clone(),
+                key: Arc::new(secret.pseudonym_key()),
+                group_prefix: config.hub.cluster.clone(),
+                metrics: metrics.clone(),
+            },
+            &routing_stopped,
+        );
+        routing.push(delivery::start(
             DeliveryContext {
                 bus: bus.clone(),
                 control: control.clone(),
@@ -364,7 +243,7 @@ impl Hub {
                 metrics: metrics.clone(),
             },
             routing_stopped.clone(),
-        )));
+        ));
         routing.push(tokio::spawn(audit.clone().run_checkpoints(
             config.audit.checkpoint_every_entries,
             config.audit.checkpoint_interval,
@@ -378,10 +257,10 @@ impl Hub {
             bus,
             registry,
             metrics,
-            push_endpoints,
+            push_endpoints: connectors.push_endpoints,
             access,
             stop_sources: Arc::new(stop_sources),
-            sources: Arc::new(Mutex::new(sources)),
+            sources: Arc::new(Mutex::new(connectors.sources)),
             control,
             audit,
             admin,
@@ -661,14 +540,26 @@ async fn expire_subscriptions(admin: Arc<Admin>, mut stop: tokio::sync::watch::R
     }
 }
 
-/// Loads a connector definition: `builtin:<name>` or a folder.
-pub fn load_definition(
-    spec: &str,
-) -> Result<ConnectorDefinition, unsilo_connectors::definition::DefinitionError> {
-    match spec.strip_prefix("builtin:") {
-        Some(name) => unsilo_connectors::builtin::definition(name),
-        None => ConnectorDefinition::load(std::path::Path::new(spec)),
+/// Registers every shared schema under `std.<schema>-value` and creates its `std.` topic.
+async fn register_shared_schemas(
+    registry: &Registry,
+    bus: &dyn Bus,
+    partitions: u32,
+) -> Result<(), ServerError> {
+    for schema in unsilo_schemas::shared_schemas() {
+        let subject = schema.subject();
+        let id = registry
+            .register(&subject, &schema.schema_string())
+            .await
+            .map_err(|source| ServerError::SharedSchema {
+                subject: subject.clone(),
+                source,
+            })?;
+        bus.create_topic(&TopicSpec::new(schema.topic(), partitions))
+            .await?;
+        info!(subject = %subject, id, topic = %schema.topic(), "Shared schema registered.");
     }
+    Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

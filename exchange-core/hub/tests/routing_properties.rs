@@ -1636,11 +1636,11 @@ fn check_table(
     // Property 1: exactly the delivering subscriptions whose filter matches.
     let mut released: BTreeMap<String, &Release> = BTreeMap::new();
     for r in &releases {
-        let route = table.routes.get(r.route).ok_or_else(|| {
+        let route = table.subscriptions.get(r.route).ok_or_else(|| {
             TestCaseError::fail(format!(
                 "{label}: release of route {} of {}",
                 r.route,
-                table.routes.len()
+                table.subscriptions.len()
             ))
         })?;
         if released.insert(route.subscription.clone(), r).is_some() {
@@ -1752,7 +1752,7 @@ fn check_table(
             continue;
         };
         let s = &b.subscription;
-        let route = &table.routes[release.route];
+        let route = &table.subscriptions[release.route];
         prop_assert_eq!(route.view_schema_id, s.view_schema_id.unwrap_or(-1));
         prop_assert_eq!(&route.topic, &s.topic());
         let mut sorted = b.rules.clone();
@@ -2091,20 +2091,26 @@ fn sabotaged(
                 &RoutingTable::default(),
             );
             // Keep the real view schema ids so that only the status is wrong.
-            for r in &mut table.routes {
+            for r in &mut table.subscriptions {
                 if let Some(b) = built.iter().find(|b| b.subscription.id == r.subscription) {
                     r.view_schema_id = b.subscription.view_schema_id.unwrap_or(4242);
                 }
             }
         }
-        Sabotage::IgnoreExpiry => table.routes.iter_mut().for_each(|r| r.expires_at_ms = None),
-        Sabotage::CoreToEveryone => table.routes.iter_mut().for_each(|r| r.core_allowed = true),
+        Sabotage::IgnoreExpiry => table
+            .subscriptions
+            .iter_mut()
+            .for_each(|r| r.expires_at_ms = None),
+        Sabotage::CoreToEveryone => table
+            .subscriptions
+            .iter_mut()
+            .for_each(|r| r.core_allowed = true),
         Sabotage::IgnoreFilter => table
-            .routes
+            .subscriptions
             .iter_mut()
             .for_each(|r| r.compiled.filter = Filter::match_all(shared.avro())),
         Sabotage::WidenView => {
-            for r in &mut table.routes {
+            for r in &mut table.subscriptions {
                 let rules = rules_of_route(&r.subscription);
                 let extra = leaf_tags(shared).into_iter().find_map(|(leaf, _)| {
                     if effective(&rules, &leaf).is_some_and(|t| t != Treatment::Drop) {
@@ -2124,7 +2130,7 @@ fn sabotaged(
             }
         }
         Sabotage::UntreatedValues => {
-            for r in &mut table.routes {
+            for r in &mut table.subscriptions {
                 let clear: Vec<FieldRule> = rules_of_route(&r.subscription)
                     .into_iter()
                     .map(|mut x| {
@@ -2173,7 +2179,7 @@ fn unredact(
         }
     }
     for release in releases {
-        let route = &table.routes[release.route];
+        let route = &table.subscriptions[release.route];
         let rules = built
             .iter()
             .find(|b| b.subscription.id == route.subscription)
@@ -2324,12 +2330,12 @@ fn revoked_and_expired_subscriptions_get_nothing_an_identical_active_one_does() 
     table.route(&record, now, &key(), &mut out).expect("routes");
     let got: Vec<&str> = out
         .iter()
-        .map(|r| table.routes[r.route].subscription.as_str())
+        .map(|r| table.subscriptions[r.route].subscription.as_str())
         .collect();
     assert_eq!(got, ["civil-affairs.active"]);
     let (id, mut body) = wire::decode(&out[0].value).expect("framed");
     assert_eq!(id, 104);
-    let route = &table.routes[out[0].route];
+    let route = &table.subscriptions[out[0].route];
     let view = apache_avro::from_avro_datum(route.compiled.plan.schema(), &mut body, None)
         .expect("decodes");
     let text = format!("{view:?}");

@@ -165,10 +165,10 @@ pub fn throughput(n: usize, subscriptions: usize) -> Result<(Throughput, f64, f6
         "grid_event",
         &RoutingTable::default(),
     );
-    if table.routes.len() != subscriptions {
+    if table.subscriptions.len() != subscriptions {
         return Err(BenchError::Avro(format!(
             "{} of {subscriptions} benchmark subscriptions compiled",
-            table.routes.len()
+            table.subscriptions.len()
         )));
     }
     let key = PseudonymKey::from_bytes([7; 32]);
@@ -207,7 +207,7 @@ pub fn throughput(n: usize, subscriptions: usize) -> Result<(Throughput, f64, f6
     let started = Instant::now();
     let mut matched = 0usize;
     for r in &records {
-        for route in &table.routes {
+        for route in &table.subscriptions {
             matched += usize::from(route.compiled.filter.matches(r));
         }
     }

@@ -249,6 +249,12 @@ struct Worker {
     handle: JoinHandle<()>,
 }
 
+/// Starts the delivery stage: a manager that runs a worker per active subscription with a push channel, until
+/// `stop` turns true.
+pub fn start(context: DeliveryContext, stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    tokio::spawn(run_manager(context, stop))
+}
+
 /// Runs delivery workers for the active subscriptions until `stop` turns true.
 pub async fn run_manager(context: DeliveryContext, mut stop: watch::Receiver<bool>) {
     let mut workers: HashMap<String, Worker> = HashMap::new();

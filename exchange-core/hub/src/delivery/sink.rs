@@ -79,7 +79,7 @@ pub async fn open_sink(
 ) -> Result<Option<Box<dyn DeliverySink>>, DeliveryError> {
     Ok(match &subscription.spec().channel {
         Channel::Sql { url, table } => {
-            let sink = sql::SqlSink::connect(
+            let writer = sql::SqlWriter::connect(
                 &sql::SqlTarget {
                     url: url.clone(),
                     table: table.clone(),
@@ -88,7 +88,7 @@ pub async fn open_sink(
             )
             .await?;
             Some(Box::new(SqlChannel {
-                sink,
+                writer,
                 decoder: context.map(|c| c.decoder.clone()),
             }))
         }
@@ -174,7 +174,7 @@ impl DeliverySink for WebhookChannel {
 
 /// Upsert by record id into the subscriber's PostgreSQL or MySQL table, one transaction per batch.
 struct SqlChannel {
-    sink: sql::SqlSink,
+    writer: sql::SqlWriter,
     /// `None` when opened only to prepare the channel.
     decoder: Option<ViewDecoder>,
 }
@@ -209,7 +209,7 @@ impl DeliverySink for SqlChannel {
                 Err(e) => refused.push((i, e.to_string())),
             }
         }
-        match self.sink.upsert(&rows).await {
+        match self.writer.upsert(&rows).await {
             Ok(()) => {}
             Err(e) if e.is_retryable() => return Err(e.into()),
             Err(e) => {
@@ -222,7 +222,7 @@ impl DeliverySink for SqlChannel {
     }
 
     async fn close(&self) {
-        self.sink.close().await;
+        self.writer.close().await;
     }
 }
 

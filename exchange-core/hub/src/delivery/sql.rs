@@ -54,13 +54,13 @@ pub const MAX_ROWS_PER_STATEMENT: usize = 500;
 const MAX_BIND_PARAMS: usize = 65_535;
 /// Longest identifier part (PostgreSQL truncates beyond 63 bytes; MySQL allows 64).
 const MAX_IDENT_LEN: usize = 63;
-/// Bound on establishing the first connection in [`SqlSink::connect`].
+/// Bound on establishing the first connection in [`SqlWriter::connect`].
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-/// Bound on waiting for a pooled connection in [`SqlSink::upsert`].
+/// Bound on waiting for a pooled connection in [`SqlWriter::upsert`].
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(20);
 /// Pool size: deliveries to one table are sequential, so a few connections suffice.
 const POOL_MAX_CONNECTIONS: u32 = 3;
-/// Bound on one whole [`SqlSink::upsert`] transaction, so a hung server cannot stall delivery.
+/// Bound on one whole [`SqlWriter::upsert`] transaction, so a hung server cannot stall delivery.
 const UPSERT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Where a subscription's records are delivered: a database URL and a table in it.
@@ -204,7 +204,7 @@ impl SqlError {
 }
 
 /// A connected SQL delivery target whose table matches the view schema.
-pub struct SqlSink {
+pub struct SqlWriter {
     pool: DbPool,
     table: TableName,
     columns: Vec<Column>,
@@ -218,10 +218,10 @@ enum DbPool {
     My(MySqlPool),
 }
 
-impl fmt::Debug for SqlSink {
+impl fmt::Debug for SqlWriter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never derive: the pools' connect options hold the password.
-        f.debug_struct("SqlSink")
+        f.debug_struct("SqlWriter")
             .field("dialect", &self.dialect())
             .field("target", &self.describe)
             .field("columns", &self.columns.len())
@@ -229,13 +229,13 @@ impl fmt::Debug for SqlSink {
     }
 }
 
-impl SqlSink {
+impl SqlWriter {
     /// Validates the table name and view schema, connects, then creates the table if it does not
     /// exist (`CREATE TABLE IF NOT EXISTS`) and checks that the table has every needed column
     /// (`record_id`, one per top-level view field, `delivered_at`). An existing table with
     /// missing columns gives [`SqlError::MissingColumns`] naming them. Column types of an existing
     /// table are not checked; a mismatch shows up as a permanent error on upsert.
-    pub async fn connect(target: &SqlTarget, view_schema: &Schema) -> Result<SqlSink, SqlError> {
+    pub async fn connect(target: &SqlTarget, view_schema: &Schema) -> Result<SqlWriter, SqlError> {
         let table = TableName::parse(&target.table)?;
         let columns = columns_for(view_schema)?;
         let secrets = Secrets::from_url(&target.url);
@@ -302,7 +302,7 @@ impl SqlSink {
             });
         }
         tracing::info!(target_db = %describe, columns = columns.len(), "SQL sink ready");
-        Ok(SqlSink {
+        Ok(SqlWriter {
             pool,
             table,
             columns,

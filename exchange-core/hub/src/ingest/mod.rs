@@ -7,9 +7,13 @@
 //!   It answers only when all three are durable.
 //! - [`BusCheckpoints`] keeps a connector's cursor on the compacted `_unsilo.offsets` topic.
 //! - [`http_push`] is the HTTP ingest endpoint (`POST /ingest/{connector}`).
+//! - [`start`](mod@start) starts the connectors a configuration names ([`start_connectors`]).
 
 pub mod http_push;
 pub mod runtime;
+pub mod start;
+
+pub use start::{load_definition, start_connectors, StartError, StartedConnectors};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -374,7 +374,7 @@ per_dialect!(
 
 async fn creates_table_and_round_trips_every_type(d: Dialect) {
     let table = unique_table("types");
-    let sink = SqlSink::connect(&target(d, &table), &view())
+    let sink = SqlWriter::connect(&target(d, &table), &view())
         .await
         .expect("connect creates the table");
     assert_eq!(sink.dialect(), d);
@@ -442,7 +442,7 @@ async fn creates_table_and_round_trips_every_type(d: Dialect) {
 
     // Connecting again to the now-existing, complete table is fine and keeps the data.
     sink.close().await;
-    let again = SqlSink::connect(&target(d, &table), &view())
+    let again = SqlWriter::connect(&target(d, &table), &view())
         .await
         .expect("reconnect to existing table");
     again.close().await;
@@ -452,7 +452,7 @@ async fn creates_table_and_round_trips_every_type(d: Dialect) {
 
 async fn upsert_same_id_replaces_row(d: Dialect) {
     let table = unique_table("upsert");
-    let sink = SqlSink::connect(&target(d, &table), &view())
+    let sink = SqlWriter::connect(&target(d, &table), &view())
         .await
         .expect("connect");
     sink.upsert(&[("rec-1".into(), full("first", 1.0).0)])
@@ -509,7 +509,7 @@ async fn upsert_same_id_replaces_row(d: Dialect) {
 
 async fn batches_span_statements_in_one_transaction(d: Dialect) {
     let table = unique_table("batch");
-    let sink = SqlSink::connect(&target(d, &table), &view())
+    let sink = SqlWriter::connect(&target(d, &table), &view())
         .await
         .expect("connect");
     let rows: Vec<(String, Value)> = (0..1203)
@@ -581,7 +581,7 @@ async fn existing_table_missing_column_is_named(d: Dialect) {
         ),
     )
     .await;
-    let err = SqlSink::connect(&target(d, &table), &view())
+    let err = SqlWriter::connect(&target(d, &table), &view())
         .await
         .expect_err("table lacks columns");
     let SqlError::MissingColumns { table: t, columns } = &err else {
@@ -631,7 +631,7 @@ async fn bad_table_names_are_refused(d: Dialect) {
         " t",
         long.as_str(),
     ] {
-        let err = SqlSink::connect(&target(d, bad), &view())
+        let err = SqlWriter::connect(&target(d, bad), &view())
             .await
             .expect_err("bad name refused");
         assert!(
@@ -646,7 +646,7 @@ async fn bad_table_names_are_refused(d: Dialect) {
         Dialect::Postgres => "public",
         Dialect::MySql => "test",
     };
-    let sink = SqlSink::connect(&target(d, &format!("{schema}.{table}")), &view())
+    let sink = SqlWriter::connect(&target(d, &format!("{schema}.{table}")), &view())
         .await
         .expect("qualified name");
     sink.upsert(&[("q".into(), full("q", 1.0).0)])
@@ -669,7 +669,7 @@ async fn connection_refused_is_retryable_and_redacted(d: Dialect) {
     let debug = format!("{t:?}");
     assert!(!debug.contains("s3cr"), "{debug}");
     assert!(debug.contains("admin:***@127.0.0.1:1/test"), "{debug}");
-    let err = SqlSink::connect(&t, &view())
+    let err = SqlWriter::connect(&t, &view())
         .await
         .expect_err("nothing listens on port 1");
     assert!(err.is_retryable(), "connection refused is retryable: {err}");
@@ -692,7 +692,7 @@ async fn connection_refused_is_retryable_and_redacted(d: Dialect) {
 
 async fn invalid_records_are_permanent_and_write_nothing(d: Dialect) {
     let table = unique_table("invalid");
-    let sink = SqlSink::connect(&target(d, &table), &view())
+    let sink = SqlWriter::connect(&target(d, &table), &view())
         .await
         .expect("connect");
     let good = ("good".to_owned(), full("ok", 1.0).0);
@@ -743,7 +743,7 @@ async fn invalid_records_are_permanent_and_write_nothing(d: Dialect) {
 
 async fn table_dropped_after_connect_is_permanent(d: Dialect) {
     let table = unique_table("dropped");
-    let sink = SqlSink::connect(&target(d, &table), &view())
+    let sink = SqlWriter::connect(&target(d, &table), &view())
         .await
         .expect("connect");
     drop_table(d, &table).await;
@@ -772,7 +772,7 @@ async fn mysql_wrong_password_is_permanent_and_redacted() {
         url: "mysql://root:Wr0ngPassw0rd@127.0.0.1:3306/test".into(),
         table: "orders".into(),
     };
-    let err = SqlSink::connect(&t, &view())
+    let err = SqlWriter::connect(&t, &view())
         .await
         .expect_err("root has no such password");
     assert!(!err.is_retryable(), "access denied is permanent: {err}");

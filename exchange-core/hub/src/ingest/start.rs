@@ -1,0 +1,171 @@
+//! Starting the connectors a configuration names: each one's definition loaded, its `std.`, `raw.` and `dlq.`
+//! topics and schemas prepared ([`BusSink::open`]), and its transport either served by the HTTP push endpoint or
+//! run under the source supervisor.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+use tracing::info;
+use unsilo_bus::Bus;
+use unsilo_connectors::definition::{ConnectorDefinition, DefinitionError};
+use unsilo_connectors::sdk::{Shutdown, SinkError, Source, SourceContext};
+use unsilo_registry::Registry;
+
+use super::http_push::PushEndpoints;
+use super::{runtime, BusCheckpoints, BusSink};
+use crate::config::{ConnectorConfig, TransportKind};
+use crate::metrics::Metrics;
+
+/// A connector that could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Its definition does not load.
+    #[error("connector `{connector}`: {source}")]
+    Definition {
+        /// The connector instance.
+        connector: String,
+        /// Why its definition does not load (file, line and reason).
+        source: DefinitionError,
+    },
+    /// Its transport settings cannot work.
+    #[error("connector `{connector}`: {message}")]
+    Transport {
+        /// The connector instance.
+        connector: String,
+        /// What is wrong with the settings.
+        message: String,
+    },
+    /// Its topics, schemas or checkpoints could not be prepared.
+    #[error("connector `{connector}`: {source}")]
+    Connector {
+        /// The connector instance.
+        connector: String,
+        /// What failed.
+        source: SinkError,
+    },
+}
+
+/// The running connectors.
+pub struct StartedConnectors {
+    /// Connectors that take HTTP pushes, by name.
+    pub push_endpoints: PushEndpoints,
+    /// `(connector, hex SHA-256 of its push token)`, for the authenticator.
+    pub push_tokens: Vec<(String, String)>,
+    /// The supervised sources (poll, file drop, Kafka topic); they stop when `shutdown` is triggered.
+    pub sources: Vec<JoinHandle<()>>,
+}
+
+/// Starts every configured connector.
+pub async fn start_connectors(
+    configs: &[ConnectorConfig],
+    bus: &Arc<dyn Bus>,
+    registry: &Registry,
+    metrics: &Arc<Metrics>,
+    partitions: u32,
+    shutdown: &Shutdown,
+) -> Result<StartedConnectors, StartError> {
+    let mut push_endpoints: PushEndpoints = HashMap::new();
+    let mut push_tokens = Vec::new();
+    let mut sources = Vec::new();
+    for c in configs {
+        let definition =
+            load_definition(&c.definition).map_err(|source| StartError::Definition {
+                connector: c.name.clone(),
+                source,
+            })?;
+        let sink = BusSink::open(
+            &c.name,
+            Arc::new(definition),
+            Arc::clone(bus),
+            registry,
+            partitions,
+        )
+        .await
+        .map_err(|source| StartError::Connector {
+            connector: c.name.clone(),
+            source,
+        })?;
+        let sink = Arc::new(sink.with_metrics(Arc::clone(metrics)));
+        let transport_error = |message: String| StartError::Transport {
+            connector: c.name.clone(),
+            message,
+        };
+        let missing =
+            || transport_error(format!("no [connectors.{}] section", c.transport.as_str()));
+        let source: Box<dyn Source> = match c.transport {
+            TransportKind::HttpPush => {
+                let digest = c
+                    .http_push
+                    .as_ref()
+                    .ok_or_else(missing)?
+                    .digest()
+                    .map_err(transport_error)?;
+                push_tokens.push((c.name.clone(), hex::encode(digest)));
+                push_endpoints.insert(
+                    c.name.clone(),
+                    sink as Arc<dyn unsilo_connectors::sdk::RecordSink>,
+                );
+                info!(connector = %c.name, definition = %c.definition, transport = c.transport.as_str(), "Connector ready.");
+                continue;
+            }
+            TransportKind::HttpPoll => Box::new(
+                c.http_poll
+                    .as_ref()
+                    .ok_or_else(missing)?
+                    .build()
+                    .map_err(|e| transport_error(e.to_string()))?,
+            ),
+            TransportKind::SqlPoll => Box::new(
+                c.sql_poll
+                    .as_ref()
+                    .ok_or_else(missing)?
+                    .build()
+                    .map_err(|e| transport_error(e.to_string()))?,
+            ),
+            TransportKind::FileDrop => Box::new(
+                c.file_drop
+                    .clone()
+                    .ok_or_else(missing)?
+                    .build()
+                    .map_err(|e| transport_error(e.to_string()))?,
+            ),
+            TransportKind::KafkaTopic => Box::new(
+                c.kafka_topic
+                    .as_ref()
+                    .ok_or_else(missing)?
+                    .build()
+                    .map_err(|e| transport_error(e.to_string()))?,
+            ),
+        };
+        let checkpoints = BusCheckpoints::open(&c.name, Arc::clone(bus))
+            .await
+            .map_err(|source| StartError::Connector {
+                connector: c.name.clone(),
+                source,
+            })?;
+        let ctx = SourceContext {
+            connector: c.name.clone(),
+            sink,
+            checkpoints: Arc::new(checkpoints),
+            shutdown: shutdown.clone(),
+        };
+        sources.push(tokio::spawn(runtime::supervise(source, ctx)));
+        info!(connector = %c.name, definition = %c.definition, transport = ?c.transport, "Connector ready.");
+    }
+    Ok(StartedConnectors {
+        push_endpoints,
+        push_tokens,
+        sources,
+    })
+}
+
+/// Loads a connector definition: `builtin:<name>` or a folder.
+pub fn load_definition(
+    spec: &str,
+) -> Result<ConnectorDefinition, unsilo_connectors::definition::DefinitionError> {
+    match spec.strip_prefix("builtin:") {
+        Some(name) => unsilo_connectors::builtin::definition(name),
+        None => ConnectorDefinition::load(std::path::Path::new(spec)),
+    }
+}
