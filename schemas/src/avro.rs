@@ -278,6 +278,30 @@ fn float_json(d: f64) -> serde_json::Value {
     }
 }
 
+/// The primitive a schema is encoded as — `int` for `date` and `time-millis`, `long` for the other times and
+/// timestamps, `string` for `uuid` — or `None` for complex and named types, decimals and durations.
+pub fn encoded_primitive(schema: &Schema) -> Option<crate::model::Base> {
+    use crate::model::Base;
+    Some(match schema {
+        Schema::Null => Base::Null,
+        Schema::Boolean => Base::Boolean,
+        Schema::Int | Schema::Date | Schema::TimeMillis => Base::Int,
+        Schema::Long
+        | Schema::TimeMicros
+        | Schema::TimestampMillis
+        | Schema::TimestampMicros
+        | Schema::TimestampNanos
+        | Schema::LocalTimestampMillis
+        | Schema::LocalTimestampMicros
+        | Schema::LocalTimestampNanos => Base::Long,
+        Schema::Float => Base::Float,
+        Schema::Double => Base::Double,
+        Schema::Bytes => Base::Bytes,
+        Schema::String | Schema::Uuid => Base::String,
+        _ => return None,
+    })
+}
+
 /// The names a union branch answers to, the first being its tag in Avro's JSON encoding: full and short name of a
 /// named type, else the type name, followed by its logical type's name (`["long", "timestamp-millis"]`). Mappings
 /// (`branch = "…"`), the JSON converter and messages all use it.

@@ -382,7 +382,13 @@ async fn released_count(running: &RunningHub, topic: &str) -> usize {
         let mut offset = 0;
         loop {
             let batch = bus
-                .fetch(topic, p, offset, 1000, Duration::from_millis(200))
+                .fetch(&unsilo_bus::FetchRequest::new(
+                    topic,
+                    p,
+                    offset,
+                    1000,
+                    Duration::from_millis(200),
+                ))
                 .await
                 .expect("fetch");
             let Some(last) = batch.last() else { break };

@@ -42,6 +42,7 @@ use unsilo_schemas::{shared_schema, shared_schemas, validate, SharedSchema};
 
 use crate::conformance;
 use crate::definition::{valid_name, ConnectorDefinition, DefinitionError};
+use crate::mapping::Validator;
 
 /// Why a connector could not be scaffolded.
 #[derive(Debug, thiserror::Error)]
@@ -282,25 +283,24 @@ fn write_all(dir: &Path, files: &[(String, String)]) -> Result<Vec<PathBuf>, Sca
 // The plan: the target schema as a tree of fields, with the raw sample's union branches chosen.
 // ---------------------------------------------------------------------------------------------------------
 
-/// A validator of `unsilo_schemas::validate`, as the mapping names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Check {
-    CertNo,
-    Uscc,
-    RegionCode,
-    GridCode,
-    Phone,
+/// A validator of `unsilo_schemas::validate`, as the mapping names it (the mapping engine's [`Validator`]).
+type Check = Validator;
+
+/// What the scaffold asks of a validator besides the mapping engine's own methods.
+trait CheckExt: Sized {
+    /// The name a mapping file uses (`cert_no`).
+    fn name(self) -> &'static str;
+    /// A shape pattern for the contract.
+    fn pattern(self) -> Option<&'static str>;
+    /// Whether `value` passes.
+    fn accepts(self, value: &str) -> bool;
+    /// The validator that fits a text field, by its `x-pii` tag and name.
+    fn for_field(name: &str, pii: Option<&str>) -> Option<Self>;
 }
 
-impl Check {
+impl CheckExt for Check {
     fn name(self) -> &'static str {
-        match self {
-            Self::CertNo => "cert_no",
-            Self::Uscc => "uscc",
-            Self::RegionCode => "region_code",
-            Self::GridCode => "grid_code",
-            Self::Phone => "phone",
-        }
+        self.as_str()
     }
 
     /// A shape pattern for the contract (the mapping's validator checks the rest). Phone numbers come with

@@ -27,7 +27,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     highest_offsets, partition_for_key, range_assign, Bus, ConsumedRecord, Consumer,
-    ConsumerOptions, Error, Position, Record, Result, StartFrom, TopicSpec,
+    ConsumerOptions, Error, FetchRequest, Position, Record, Result, StartFrom, TopicSpec,
 };
 
 /// How many records the writer puts in one batch (one fsync) at most.
@@ -551,14 +551,13 @@ impl Bus for EmbeddedBus {
         Ok(Box::new(consumer))
     }
 
-    async fn fetch(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<ConsumedRecord>> {
+    async fn fetch(&self, read: &FetchRequest) -> Result<Vec<ConsumedRecord>> {
+        let (topic, partition, offset) = (
+            read.from.topic.as_str(),
+            read.from.partition,
+            read.from.offset,
+        );
+        let (max, wait) = (read.max, read.wait);
         let t = self.topic(topic)?;
         let Some(next) = t.next_offsets.get(partition as usize) else {
             return Err(Error::Store(format!(

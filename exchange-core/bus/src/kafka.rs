@@ -25,8 +25,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{debug, info};
 
 use super::{
-    highest_offsets, Bus, ConsumedRecord, Consumer, ConsumerOptions, Error, Header, Position,
-    Record, Result, StartFrom, TopicSpec,
+    highest_offsets, Bus, ConsumedRecord, Consumer, ConsumerOptions, Error, FetchRequest, Header,
+    Position, Record, Result, StartFrom, TopicSpec,
 };
 
 /// How long a fetch waits for the broker's first answer (a record or the end of the partition).
@@ -348,14 +348,13 @@ impl Bus for KafkaBus {
         }))
     }
 
-    async fn fetch(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<ConsumedRecord>> {
+    async fn fetch(&self, read: &FetchRequest) -> Result<Vec<ConsumedRecord>> {
+        let (topic, partition, offset) = (
+            read.from.topic.as_str(),
+            read.from.partition,
+            read.from.offset,
+        );
+        let (max, wait) = (read.max, read.wait);
         let n = self
             .partitions_of(topic)
             .await?

@@ -181,6 +181,32 @@ impl TopicSpec {
     }
 }
 
+/// A read of one partition outside any consumer group ([`Bus::fetch`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchRequest {
+    /// Where to start: topic, partition and the first offset wanted.
+    pub from: Position,
+    /// Most records returned.
+    pub max: usize,
+    /// How long to wait for the first record when there is none yet.
+    pub wait: Duration,
+}
+
+impl FetchRequest {
+    /// Up to `max` records of `topic`'s `partition` from `offset` on, waiting up to `wait` for the first.
+    pub fn new(topic: &str, partition: u32, offset: u64, max: usize, wait: Duration) -> Self {
+        Self {
+            from: Position {
+                topic: topic.to_owned(),
+                partition,
+                offset,
+            },
+            max,
+            wait,
+        }
+    }
+}
+
 /// Where a record sits: topic, partition and offset.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
@@ -284,14 +310,7 @@ pub trait Bus: Send + Sync + 'static {
     /// Reads up to `max` records of one partition from `offset` on, outside any consumer group, waiting up to
     /// `wait` for the first one. This is how a cursor is served (the pull API): the caller keeps the position.
     /// Offsets removed by compaction are skipped; an offset past the end returns an empty batch.
-    async fn fetch(
-        &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<ConsumedRecord>>;
+    async fn fetch(&self, read: &FetchRequest) -> Result<Vec<ConsumedRecord>>;
 
     /// The offsets `group` has committed on `topic`, by partition (`None` where it has committed nothing).
     async fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<Option<u64>>>;

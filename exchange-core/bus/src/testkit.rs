@@ -363,7 +363,13 @@ pub async fn fetch_by_offset_and_commit_from_outside_a_group(bus: &dyn Bus) {
         bus.publish(&topic, vec![r]).await.expect("publish");
     }
     let got = bus
-        .fetch(&topic, 0, 2, 10, Duration::from_secs(5))
+        .fetch(&crate::FetchRequest::new(
+            &topic,
+            0,
+            2,
+            10,
+            Duration::from_secs(5),
+        ))
         .await
         .expect("fetch");
     let values: Vec<&[u8]> = got
@@ -377,12 +383,24 @@ pub async fn fetch_by_offset_and_commit_from_outside_a_group(bus: &dyn Bus) {
     );
     assert_eq!(got[0].position.offset, 2);
     let capped = bus
-        .fetch(&topic, 0, 0, 2, Duration::from_secs(5))
+        .fetch(&crate::FetchRequest::new(
+            &topic,
+            0,
+            0,
+            2,
+            Duration::from_secs(5),
+        ))
         .await
         .expect("fetch");
     assert_eq!(capped.len(), 2, "fetch returns at most `max` records");
     let past_end = bus
-        .fetch(&topic, 0, 5, 10, Duration::from_millis(300))
+        .fetch(&crate::FetchRequest::new(
+            &topic,
+            0,
+            5,
+            10,
+            Duration::from_millis(300),
+        ))
         .await
         .expect("fetch past the end");
     assert!(past_end.is_empty(), "nothing past the end");

@@ -22,7 +22,7 @@ use unsilo_connectors::sdk::Shutdown;
 use unsilo_connectors::transport::file_drop::FileDropConfig;
 
 use unsilo_hub::auth::token_digest;
-use unsilo_hub::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
+use unsilo_hub::config::{Config, ConnectorConfig, TransportKind};
 use unsilo_hub::server::{Hub, ServerError};
 
 /// What the demo runs.
@@ -64,18 +64,7 @@ fn new_token() -> String {
 }
 
 fn push(name: &str, token: &str) -> ConnectorConfig {
-    ConnectorConfig {
-        name: name.into(),
-        definition: format!("builtin:{name}"),
-        transport: TransportKind::HttpPush,
-        http_push: Some(HttpPushConfig {
-            token_sha256: token_digest(token),
-        }),
-        http_poll: None,
-        sql_poll: None,
-        file_drop: None,
-        kafka_topic: None,
-    }
+    ConnectorConfig::http_push(name, &format!("builtin:{name}"), token_digest(token))
 }
 
 fn polled(name: &str, definition: &str, transport: TransportKind) -> ConnectorConfig {

@@ -245,6 +245,22 @@ pub struct ConnectorConfig {
     pub kafka_topic: Option<KafkaTopicConfig>,
 }
 
+impl ConnectorConfig {
+    /// A connector `name` of `definition` whose source pushes over HTTP with a token of this SHA-256.
+    pub fn http_push(name: &str, definition: &str, token_sha256: String) -> Self {
+        Self {
+            name: name.to_owned(),
+            definition: definition.to_owned(),
+            transport: TransportKind::HttpPush,
+            http_push: Some(HttpPushConfig { token_sha256 }),
+            http_poll: None,
+            sql_poll: None,
+            file_drop: None,
+            kafka_topic: None,
+        }
+    }
+}
+
 /// How a connector's records arrive.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]

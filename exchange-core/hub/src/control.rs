@@ -317,23 +317,10 @@ mod tests {
             expires_at_ms: None,
             channel: Channel::Pull,
         };
-        Subscription {
-            id: "civil.red".into(),
-            agency: "civil".into(),
-            name: "red".into(),
-            status,
-            requested: spec,
-            granted: None,
-            approved_above_clearance: vec![],
-            view_schema_id: None,
-            requested_at_ms: 0,
-            decided_by: None,
-            decided_at_ms: None,
-            reason: None,
-            approvals: vec![],
-            auto_approved: false,
-            revision,
-        }
+        let mut s = Subscription::new_request("civil", "red", spec, 0);
+        s.status = status;
+        s.revision = revision;
+        s
     }
 
     #[tokio::test]

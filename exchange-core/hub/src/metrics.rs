@@ -421,13 +421,9 @@ impl Bus for InstrumentedBus {
 
     async fn fetch(
         &self,
-        topic: &str,
-        partition: u32,
-        offset: u64,
-        max: usize,
-        wait: std::time::Duration,
+        read: &unsilo_bus::FetchRequest,
     ) -> unsilo_bus::Result<Vec<unsilo_bus::ConsumedRecord>> {
-        self.inner.fetch(topic, partition, offset, max, wait).await
+        self.inner.fetch(read).await
     }
 
     async fn committed_offsets(

@@ -444,6 +444,32 @@ pub struct Approval {
 }
 
 impl Subscription {
+    /// A new request: `requested`, revision 1, nothing decided yet.
+    pub fn new_request(
+        agency: &str,
+        name: &str,
+        spec: SubscriptionSpec,
+        requested_at_ms: i64,
+    ) -> Self {
+        Self {
+            id: Self::id_of(agency, name),
+            agency: agency.to_owned(),
+            name: name.to_owned(),
+            status: SubscriptionStatus::Requested,
+            requested: spec,
+            granted: None,
+            approved_above_clearance: Vec::new(),
+            view_schema_id: None,
+            requested_at_ms,
+            decided_by: None,
+            decided_at_ms: None,
+            reason: None,
+            approvals: Vec::new(),
+            auto_approved: false,
+            revision: 1,
+        }
+    }
+
     /// The global id of `name` under `agency`.
     pub fn id_of(agency: &str, name: &str) -> String {
         format!("{agency}.{name}")

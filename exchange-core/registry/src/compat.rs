@@ -202,22 +202,11 @@ enum Shape<'a> {
 }
 
 fn shape<'a>(schema: &'a Schema, names: &HashMap<String, &'a Schema>) -> Shape<'a> {
+    if let Some(base) = unsilo_schemas::avro::encoded_primitive(schema) {
+        return Shape::Primitive(base.name());
+    }
     match schema {
-        Schema::Null => Shape::Primitive("null"),
-        Schema::Boolean => Shape::Primitive("boolean"),
-        Schema::Int | Schema::Date | Schema::TimeMillis => Shape::Primitive("int"),
-        Schema::Long
-        | Schema::TimeMicros
-        | Schema::TimestampMillis
-        | Schema::TimestampMicros
-        | Schema::TimestampNanos
-        | Schema::LocalTimestampMillis
-        | Schema::LocalTimestampMicros
-        | Schema::LocalTimestampNanos => Shape::Primitive("long"),
-        Schema::Float => Shape::Primitive("float"),
-        Schema::Double => Shape::Primitive("double"),
-        Schema::Bytes | Schema::BigDecimal => Shape::Primitive("bytes"),
-        Schema::String | Schema::Uuid => Shape::Primitive("string"),
+        Schema::BigDecimal => Shape::Primitive("bytes"),
         Schema::Array(a) => Shape::Array(&a.items),
         Schema::Map(m) => Shape::Map(&m.types),
         Schema::Union(u) => Shape::Union(u.variants()),
@@ -250,6 +239,8 @@ fn shape<'a>(schema: &'a Schema, names: &HashMap<String, &'a Schema>) -> Shape<'
                 _ => Shape::Unresolved(full),
             }
         }
+        // Primitives and their logical types were answered by `encoded_primitive` above.
+        other => Shape::Unresolved(format!("{other:?}")),
     }
 }
 

@@ -411,7 +411,7 @@ fn bench_connectors(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
 async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
     use unsilo_connectors::sdk::{RawInput, RecordSink as _};
     use unsilo_hub::auth::token_digest;
-    use unsilo_hub::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
+    use unsilo_hub::config::{Config, ConnectorConfig};
     const BATCH: usize = 500;
     /// Concurrent senders, as several source systems (or one with parallel uploads) push at once.
     const SENDERS: usize = 8;
@@ -429,18 +429,11 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
     let mut config = Config::default();
     config.bus.embedded.data_dir = dir.path().to_owned();
     let token = "bench-token";
-    config.connectors.push(ConnectorConfig {
-        name: "grid".into(),
-        definition: "builtin:grid".into(),
-        transport: TransportKind::HttpPush,
-        http_push: Some(HttpPushConfig {
-            token_sha256: token_digest(token),
-        }),
-        http_poll: None,
-        sql_poll: None,
-        file_drop: None,
-        kafka_topic: None,
-    });
+    config.connectors.push(ConnectorConfig::http_push(
+        "grid",
+        "builtin:grid",
+        token_digest(token),
+    ));
     let hub = unsilo_hub::server::Hub::start(&config)
         .await
         .map_err(|e| BenchError::Avro(e.to_string()))?;

@@ -113,23 +113,11 @@ fn state_with(n: usize) -> ControlState {
             expires_at_ms: None,
             channel: Channel::Pull,
         };
-        let s = Subscription {
-            id: format!("bench.s{i}"),
-            agency: "bench".into(),
-            name: format!("s{i}"),
-            status: SubscriptionStatus::Active,
-            requested: spec.clone(),
-            granted: Some(spec),
-            approved_above_clearance: Vec::new(),
-            view_schema_id: Some(1000 + i as i32),
-            requested_at_ms: 0,
-            decided_by: None,
-            decided_at_ms: None,
-            reason: None,
-            approvals: vec![],
-            auto_approved: false,
-            revision: 3,
-        };
+        let mut s = Subscription::new_request("bench", &format!("s{i}"), spec.clone(), 0);
+        s.status = SubscriptionStatus::Active;
+        s.granted = Some(spec);
+        s.view_schema_id = Some(1000 + i as i32);
+        s.revision = 3;
         state.subscriptions.insert(s.id.clone(), s);
     }
     state

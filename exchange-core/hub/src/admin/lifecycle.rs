@@ -507,23 +507,12 @@ impl Admin {
                 "subscription `{id}` already exists; choose another name"
             )));
         }
-        let subscription = Subscription {
-            id: id.clone(),
-            agency: agency_id,
-            name: request.name,
-            status: SubscriptionStatus::Requested,
-            requested: request.spec,
-            granted: None,
-            approved_above_clearance: Vec::new(),
-            view_schema_id: None,
-            requested_at_ms: unsilo_bus::now_ms(),
-            decided_by: None,
-            decided_at_ms: None,
-            reason: None,
-            approvals: Vec::new(),
-            auto_approved: false,
-            revision: 1,
-        };
+        let subscription = Subscription::new_request(
+            &agency_id,
+            &request.name,
+            request.spec,
+            unsilo_bus::now_ms(),
+        );
         self.control
             .put_subscription(&subscription)
             .await

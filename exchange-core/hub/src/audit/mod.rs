@@ -665,7 +665,13 @@ async fn read_from(
     let mut empty = 0;
     loop {
         let batch = bus
-            .fetch(topic, 0, offset, 5000, Duration::from_millis(300))
+            .fetch(&unsilo_bus::FetchRequest::new(
+                topic,
+                0,
+                offset,
+                5000,
+                Duration::from_millis(300),
+            ))
             .await?;
         match batch.last() {
             Some(last) => {

@@ -211,7 +211,13 @@ impl PullApi {
                 // A short wait per partition: long enough for a Kafka fetch round trip.
                 let wait = left.min(Duration::from_millis(100));
                 let batch = bus
-                    .fetch(&topic, p, o, max - out.len(), wait)
+                    .fetch(&unsilo_bus::FetchRequest::new(
+                        &topic,
+                        p,
+                        o,
+                        max - out.len(),
+                        wait,
+                    ))
                     .await
                     .map_err(|e| ApiError::Internal(e.to_string()))?;
                 if let Some(last) = batch.last() {

@@ -263,22 +263,17 @@ impl<'s> Checker<'s> {
     }
 
     pub(super) fn ty_of(&self, schema: &'s Schema) -> Ty<'s> {
-        match self.resolve(schema) {
-            Schema::Null => Ty::Null,
-            Schema::Boolean => Ty::Bool,
-            Schema::Int
-            | Schema::Long
-            | Schema::Date
-            | Schema::TimeMillis
-            | Schema::TimeMicros
-            | Schema::TimestampMillis
-            | Schema::TimestampMicros
-            | Schema::TimestampNanos
-            | Schema::LocalTimestampMillis
-            | Schema::LocalTimestampMicros
-            | Schema::LocalTimestampNanos => Ty::Int,
-            Schema::Float | Schema::Double => Ty::Double,
-            Schema::String | Schema::Uuid => Ty::Str,
+        let schema = self.resolve(schema);
+        use unsilo_schemas::model::Base as Encoded;
+        match unsilo_schemas::avro::encoded_primitive(schema) {
+            Some(Encoded::Null) => return Ty::Null,
+            Some(Encoded::Boolean) => return Ty::Bool,
+            Some(Encoded::Int | Encoded::Long) => return Ty::Int,
+            Some(Encoded::Float | Encoded::Double) => return Ty::Double,
+            Some(Encoded::String) => return Ty::Str,
+            Some(Encoded::Bytes) | None => {}
+        }
+        match schema {
             Schema::Enum(e) => Ty::Enum(e),
             Schema::Array(a) => Ty::List(Box::new(self.ty_of(&a.items))),
             Schema::Record(r) => Ty::Message(r),
@@ -300,7 +295,8 @@ impl<'s> Checker<'s> {
             Schema::Fixed(_) => Ty::Unsupported("fixed"),
             Schema::Decimal(_) | Schema::BigDecimal => Ty::Unsupported("decimal"),
             Schema::Duration => Ty::Unsupported("duration"),
-            Schema::Ref { .. } => Ty::Unsupported("unresolved reference"),
+            // References (resolved above when known); primitives were answered by `encoded_primitive`.
+            _ => Ty::Unsupported("unresolved reference"),
         }
     }
 

@@ -2,6 +2,8 @@
 //! conditions and the expected-shape checks.
 
 use super::*;
+use unsilo_schemas::avro::encoded_primitive;
+use unsilo_schemas::model::Base;
 
 impl Compiler<'_> {
     pub(super) fn conv(&mut self, rule: &Rule<'_>, ty: &ScalarType, path: &str) -> Option<Conv> {
@@ -789,14 +791,9 @@ impl Compiler<'_> {
                 };
                 sink.int(days.ok_or_else(mismatch)?);
             }
-            Schema::Long
-            | Schema::TimeMicros
-            | Schema::TimestampMillis
-            | Schema::TimestampMicros
-            | Schema::TimestampNanos
-            | Schema::LocalTimestampMillis
-            | Schema::LocalTimestampMicros
-            | Schema::LocalTimestampNanos => sink.long(json.as_i64().ok_or_else(mismatch)?),
+            long if encoded_primitive(long) == Some(Base::Long) => {
+                sink.long(json.as_i64().ok_or_else(mismatch)?)
+            }
             Schema::Float => sink.float(json.as_f64().ok_or_else(mismatch)? as f32),
             Schema::Double => sink.double(json.as_f64().ok_or_else(mismatch)?),
             Schema::String | Schema::Uuid => sink.string(json.as_str().ok_or_else(mismatch)?),
