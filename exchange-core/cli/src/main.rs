@@ -337,6 +337,20 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A simulator's options: its own fields, then the rate, malformed share, seed and limit of the command line.
+macro_rules! simulator_options {
+    ($args:expr, $($options:ident)::+ { $($field:ident $(: $value:expr)?),* $(,)? }) => {
+        $($options)::+ {
+            $($field $(: $value)?,)*
+            rate: $args.rate,
+            malformed_share: $args.malformed,
+            seed: $args.seed,
+            limit: $args.limit,
+            ..Default::default()
+        }
+    };
+}
+
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     init_cli_logging();
     let (trigger, shutdown) = unsilo_connectors::sdk::Shutdown::new();
@@ -348,15 +362,13 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         SimulatedSystem::Grid { hub, token } => format!(
             "{:?}",
             unsilo_simulate::grid::run(
-                unsilo_simulate::grid::GridSimulatorOptions {
-                    hub_url: hub,
-                    token,
-                    rate: args.rate,
-                    malformed_share: args.malformed,
-                    seed: args.seed,
-                    limit: args.limit,
-                    ..Default::default()
-                },
+                simulator_options!(
+                    args,
+                    unsilo_simulate::grid::GridSimulatorOptions {
+                        hub_url: hub,
+                        token
+                    }
+                ),
                 shutdown,
             )
             .await?
@@ -364,15 +376,13 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         SimulatedSystem::Qinwuyuan { hub, token } => format!(
             "{:?}",
             unsilo_simulate::qinwuyuan::run(
-                unsilo_simulate::qinwuyuan::QinwuyuanOptions {
-                    url: format!("{}/ingest/qinwuyuan", hub.trim_end_matches('/')),
-                    token,
-                    rate: args.rate,
-                    malformed_share: args.malformed,
-                    seed: args.seed,
-                    limit: args.limit,
-                    ..Default::default()
-                },
+                simulator_options!(
+                    args,
+                    unsilo_simulate::qinwuyuan::QinwuyuanOptions {
+                        url: format!("{}/ingest/qinwuyuan", hub.trim_end_matches('/')),
+                        token
+                    }
+                ),
                 shutdown,
             )
             .await?
@@ -380,14 +390,10 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         SimulatedSystem::Hotline12345 { listen } => format!(
             "{:?}",
             unsilo_simulate::hotline12345::run(
-                unsilo_simulate::hotline12345::Hotline12345Options {
-                    addr: listen,
-                    rate: args.rate,
-                    malformed_share: args.malformed,
-                    seed: args.seed,
-                    limit: args.limit,
-                    ..Default::default()
-                },
+                simulator_options!(
+                    args,
+                    unsilo_simulate::hotline12345::Hotline12345Options { addr: listen }
+                ),
                 shutdown,
             )
             .await?
@@ -398,15 +404,13 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         } => format!(
             "{:?}",
             unsilo_simulate::dept_sql::run(
-                unsilo_simulate::dept_sql::DeptSqlOptions {
-                    postgres_url,
-                    mysql_url,
-                    rate: args.rate,
-                    malformed_share: args.malformed,
-                    seed: args.seed,
-                    limit: args.limit,
-                    ..Default::default()
-                },
+                simulator_options!(
+                    args,
+                    unsilo_simulate::dept_sql::DeptSqlOptions {
+                        postgres_url,
+                        mysql_url
+                    }
+                ),
                 shutdown,
             )
             .await?

@@ -4,6 +4,7 @@
 //! logged with their cause and shown to the client only as "internal error", so no internals or secrets leak.
 //! (Who the caller is, is decided before any handler runs: see [`crate::auth`] and [`crate::access`].)
 
+use axum::extract::FromRequest;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -65,5 +66,30 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         crate::access::Surface::Admin.error(status, code, &message)
+    }
+}
+
+/// A JSON request body, or `T::default()` when the body is empty. A body that does not parse is answered 422
+/// naming what is wrong; a body over the limit keeps axum's 413.
+#[derive(Debug)]
+pub struct JsonOrDefault<T>(pub T);
+
+impl<T, S> FromRequest<S> for JsonOrDefault<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        let body = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if body.is_empty() {
+            return Ok(Self(T::default()));
+        }
+        parse_json(&body)
+            .map(Self)
+            .map_err(IntoResponse::into_response)
     }
 }

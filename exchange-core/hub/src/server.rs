@@ -505,17 +505,14 @@ struct AuditRecorder(Arc<AuditLog>);
 impl unsilo_registry::api::WriteRecorder for AuditRecorder {
     fn record(
         &self,
-        caller: &str,
-        action: &str,
-        target: &str,
-        detail: serde_json::Value,
+        write: unsilo_registry::api::RegistryWrite,
     ) -> futures::future::BoxFuture<'static, Result<(), unsilo_registry::api::NotRecorded>> {
         let log = self.0.clone();
         let event = crate::audit::AuditEvent::Control {
-            actor: caller.to_owned(),
-            action: action.to_owned(),
-            target: target.to_owned(),
-            detail,
+            actor: write.caller,
+            action: write.action,
+            target: write.target,
+            detail: write.detail,
         };
         Box::pin(async move {
             log.append(vec![event])

@@ -128,14 +128,25 @@ fn refuse_hub_owned(subject: &str, what: &str) -> Result<()> {
 
 /// Where registry writes are recorded as evidence (the hub's audit log).
 pub trait WriteRecorder: Send + Sync {
-    /// Records that `caller` did `action` (e.g. `registry.register`) to `target` (a subject, or `config`).
+    /// Records a write; the future is done once the record is durable.
     fn record(
         &self,
-        caller: &str,
-        action: &str,
-        target: &str,
-        detail: serde_json::Value,
+        write: RegistryWrite,
     ) -> futures::future::BoxFuture<'static, std::result::Result<(), NotRecorded>>;
+}
+
+/// One registry write, as the evidence log records it: `caller` did `action` (e.g. `registry.register`) to
+/// `target` (a subject, or `config`).
+#[derive(Clone, Debug)]
+pub struct RegistryWrite {
+    /// Who.
+    pub caller: String,
+    /// What (`registry.register`, `registry.delete`, `registry.config`).
+    pub action: String,
+    /// To what: a subject, or `config`.
+    pub target: String,
+    /// The particulars (ids, versions, compatibility before and after).
+    pub detail: serde_json::Value,
 }
 
 /// A registry write the evidence log did not take; the write is then refused.
@@ -160,7 +171,12 @@ impl RegistryApi {
     ) -> Result<()> {
         match &self.recorder {
             Some(r) => r
-                .record(&caller.name, action, target, detail)
+                .record(RegistryWrite {
+                    caller: caller.name.clone(),
+                    action: action.to_owned(),
+                    target: target.to_owned(),
+                    detail,
+                })
                 .await
                 .map_err(|e| Error::Internal(format!("recording {action} in the audit log: {e}"))),
             None => Ok(()),
@@ -389,6 +405,27 @@ async fn schema_types(_caller: RegistryCaller) -> Response {
 }
 
 /// The schema id, if the caller may see a subject that uses it (404 otherwise).
+/// The schema id in the path, checked as visible to the caller; `None` when the path is not a schema id (the
+/// handler answers 404, as Confluent does).
+struct VisibleSchemaId(Option<i32>);
+
+impl axum::extract::FromRequestParts<RegistryApi> for VisibleSchemaId {
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        registry: &RegistryApi,
+    ) -> Result<Self> {
+        let caller = RegistryCaller::from_request_parts(parts, registry).await?;
+        let id = Path::<String>::from_request_parts(parts, registry).await;
+        let Some(id) = schema_id(&path(id)?) else {
+            return Ok(Self(None));
+        };
+        visible_id(registry, &caller, id)?;
+        Ok(Self(Some(id)))
+    }
+}
+
 fn visible_id(registry: &Registry, caller: &RegistryCaller, id: i32) -> Result<()> {
     if caller.readable.is_none() {
         return Ok(());
@@ -407,40 +444,35 @@ fn visible_id(registry: &Registry, caller: &RegistryCaller, id: i32) -> Result<(
 
 async fn schema_by_id(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    id: Result<Path<String>, PathRejection>,
+    VisibleSchemaId(id): VisibleSchemaId,
 ) -> Result<Response> {
-    let Some(id) = schema_id(&path(id)?) else {
+    let Some(id) = id else {
         return Ok(not_found().await);
     };
-    visible_id(&registry, &caller, id)?;
     let schema = registry.schema_by_id(id)?;
     Ok(Vnd(json!({ "schema": schema })).into_response())
 }
 
 async fn raw_schema_by_id(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    id: Result<Path<String>, PathRejection>,
+    VisibleSchemaId(id): VisibleSchemaId,
 ) -> Result<Response> {
-    let Some(id) = schema_id(&path(id)?) else {
+    let Some(id) = id else {
         return Ok(not_found().await);
     };
-    visible_id(&registry, &caller, id)?;
     Ok(raw_json(registry.schema_by_id(id)?))
 }
 
 async fn versions_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
-    id: Result<Path<String>, PathRejection>,
+    VisibleSchemaId(id): VisibleSchemaId,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
     let flags = Flags::from(query)?;
-    let Some(id) = schema_id(&path(id)?) else {
+    let Some(id) = id else {
         return Ok(not_found().await);
     };
-    visible_id(&registry, &caller, id)?;
     let pairs: Vec<_> = registry
         .versions_of_id(id, flags.get("deleted"))?
         .into_iter()
@@ -453,14 +485,13 @@ async fn versions_of_id(
 async fn subjects_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
-    id: Result<Path<String>, PathRejection>,
+    VisibleSchemaId(id): VisibleSchemaId,
     query: Result<Query<HashMap<String, String>>, QueryRejection>,
 ) -> Result<Response> {
     let flags = Flags::from(query)?;
-    let Some(id) = schema_id(&path(id)?) else {
+    let Some(id) = id else {
         return Ok(not_found().await);
     };
-    visible_id(&registry, &caller, id)?;
     let mut subjects: Vec<String> = registry
         .versions_of_id(id, flags.get("deleted"))?
         .into_iter()

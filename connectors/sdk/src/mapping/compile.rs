@@ -35,31 +35,6 @@ use super::plan::{
 use super::sink::{null_const, scalar_const, BinSink, JsonSink, Sink};
 use super::toml_doc::{self, Entry, Kind, LineIndex, Node, Span};
 
-/// Every key a rule table may contain.
-const RULE_KEYS: [&str; 21] = [
-    "path",
-    "const",
-    "template",
-    "concat",
-    "separator",
-    "cases",
-    "else",
-    "codes",
-    "default",
-    "datetime",
-    "zone",
-    "money",
-    "trim",
-    "blank_as_null",
-    "validate",
-    "each",
-    "item",
-    "split",
-    "fields",
-    "when",
-    "branch",
-];
-
 /// Keys that shape one scalar value (allowed on scalar fields, and per item on arrays and maps).
 const VALUE_KEYS: [&str; 15] = [
     "path",
@@ -78,6 +53,20 @@ const VALUE_KEYS: [&str; 15] = [
     "blank_as_null",
     "validate",
 ];
+
+/// Keys that give a rule its structure: arrays, records, conditions and union branches.
+const STRUCTURE_KEYS: [&str; 6] = ["each", "item", "split", "fields", "when", "branch"];
+
+/// Whether `key` may appear in a rule table.
+fn is_rule_key(key: &str) -> bool {
+    VALUE_KEYS.contains(&key) || STRUCTURE_KEYS.contains(&key)
+}
+
+/// Every key a rule table may contain, for messages.
+fn rule_keys() -> String {
+    let all: Vec<&str> = VALUE_KEYS.iter().chain(&STRUCTURE_KEYS).copied().collect();
+    all.join(", ")
+}
 
 /// The result of a successful compilation.
 #[derive(Debug)]
@@ -505,8 +494,7 @@ impl Compiler<'_> {
             }
             match &e.value.kind {
                 Kind::Table(inner)
-                    if !inner.is_empty()
-                        && !inner.iter().any(|x| RULE_KEYS.contains(&x.key.as_str())) =>
+                    if !inner.is_empty() && !inner.iter().any(|x| is_rule_key(&x.key)) =>
                 {
                     self.collect(inner, node);
                 }
@@ -554,7 +542,7 @@ impl Compiler<'_> {
                     keys: Vec::new(),
                 };
                 for k in keys {
-                    if RULE_KEYS.contains(&k.key.as_str()) {
+                    if is_rule_key(&k.key) {
                         rule.keys.push(k);
                     } else {
                         self.err(
@@ -562,7 +550,7 @@ impl Compiler<'_> {
                             format!(
                                 "unknown key `{}` in the rule for `{path}` (rule keys: {})",
                                 k.key,
-                                RULE_KEYS.join(", ")
+                                rule_keys()
                             ),
                         );
                     }
@@ -900,7 +888,7 @@ impl Compiler<'_> {
                 span,
                 format!(
                     "unknown key `{name}` under `{path}`: `{path}` is {what}, not a record, and `{name}` is not a rule key (rule keys: {})",
-                    RULE_KEYS.join(", ")
+                    rule_keys()
                 ),
             );
         }

@@ -5,7 +5,7 @@
 //! crate, whose `toml::Spanned` loses them for dotted keys such as `location.address = "…"`); this module copies
 //! that document into the small tree below and turns byte offsets into line and column.
 
-use toml_edit::{ImDocument, Item, Table, Value};
+use toml_edit::{ImDocument, Item, Table, TableLike, Value};
 
 /// A byte range in the mapping text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -118,6 +118,14 @@ pub(crate) fn parse(text: &str) -> Result<Node, (Span, String)> {
 }
 
 fn table(t: &Table, fallback: Span) -> Node {
+    Node {
+        span: t.span().map(Span::from).unwrap_or(fallback),
+        kind: Kind::Table(entries(t, fallback)),
+    }
+}
+
+/// The entries of a table or an inline table, each with the span of its key (`fallback` where it has none).
+fn entries(t: &dyn TableLike, fallback: Span) -> Vec<Entry> {
     let mut entries = Vec::new();
     for (key, item) in t.iter() {
         let key_span = t
@@ -133,10 +141,7 @@ fn table(t: &Table, fallback: Span) -> Node {
             });
         }
     }
-    Node {
-        span: t.span().map(Span::from).unwrap_or(fallback),
-        kind: Kind::Table(entries),
-    }
+    entries
 }
 
 fn item_node(item: &Item, key_span: Span) -> Option<Node> {
@@ -160,22 +165,7 @@ fn value(v: &Value, fallback: Span) -> Node {
         Value::Boolean(b) => Kind::Bool(*b.value()),
         Value::Datetime(d) => Kind::Datetime(d.value().to_string()),
         Value::Array(a) => Kind::Array(a.iter().map(|v| value(v, span)).collect()),
-        Value::InlineTable(t) => {
-            let mut entries = Vec::new();
-            for (key, item) in t.iter() {
-                let key_span = t
-                    .get_key_value(key)
-                    .and_then(|(k, _)| k.span())
-                    .map(Span::from)
-                    .unwrap_or(span);
-                entries.push(Entry {
-                    key: key.to_string(),
-                    key_span,
-                    value: value(item, key_span),
-                });
-            }
-            Kind::Table(entries)
-        }
+        Value::InlineTable(t) => Kind::Table(entries(t, span)),
     };
     Node { span, kind }
 }

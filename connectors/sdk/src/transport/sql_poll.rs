@@ -544,9 +544,12 @@ fn parse_naive_timestamp(t: &str) -> Option<NaiveDateTime> {
         })
 }
 
-fn bind<'q, DB>(
-    query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
-    value: &CursorValue,
+/// Binds the cursor values of `position` to the query's placeholders, in order: none from the beginning, the
+/// start value, or the last cursor (and, for a compound cursor, the last id).
+fn bind_position<'q, DB>(
+    mut query: Query<'q, DB, <DB as Database>::Arguments<'q>>,
+    position: &Position,
+    compound: bool,
 ) -> Query<'q, DB, <DB as Database>::Arguments<'q>>
 where
     DB: Database,
@@ -558,15 +561,24 @@ where
     DateTime<Utc>: Encode<'q, DB> + Type<DB>,
     Uuid: Encode<'q, DB> + Type<DB>,
 {
-    match value {
-        CursorValue::Int(v) => query.bind(*v),
-        CursorValue::Decimal(v) => query.bind(v.clone()),
-        CursorValue::Text(v) => query.bind(v.clone()),
-        CursorValue::Date(v) => query.bind(*v),
-        CursorValue::Timestamp(v) => query.bind(*v),
-        CursorValue::TimestampTz(v) => query.bind(*v),
-        CursorValue::Uuid(v) => query.bind(*v),
+    let values: Vec<&CursorValue> = match position {
+        Position::Beginning => Vec::new(),
+        Position::AtLeast(start) => vec![start],
+        Position::After { cursor, id } if compound => vec![cursor, id],
+        Position::After { cursor, .. } => vec![cursor],
+    };
+    for value in values {
+        query = match value {
+            CursorValue::Int(v) => query.bind(*v),
+            CursorValue::Decimal(v) => query.bind(v.clone()),
+            CursorValue::Text(v) => query.bind(v.clone()),
+            CursorValue::Date(v) => query.bind(*v),
+            CursorValue::Timestamp(v) => query.bind(*v),
+            CursorValue::TimestampTz(v) => query.bind(*v),
+            CursorValue::Uuid(v) => query.bind(*v),
+        };
     }
+    query
 }
 
 /// Where reading continues.
@@ -808,34 +820,14 @@ impl SqlPollSource {
         let compound = self.sql.compound();
         match conn {
             DbConnection::Postgres(c) => {
-                let mut query = sqlx::query::<Postgres>(&sql);
-                match position {
-                    Position::Beginning => {}
-                    Position::AtLeast(start) => query = bind(query, start),
-                    Position::After { cursor, id } => {
-                        query = bind(query, cursor);
-                        if compound {
-                            query = bind(query, id);
-                        }
-                    }
-                }
+                let query = bind_position(sqlx::query::<Postgres>(&sql), position, compound);
                 let rows = self.timed(&context, query.fetch_all(&mut *c)).await?;
                 rows.iter()
                     .map(|row| self.convert(plan, |i, kind| pg_value(row, i, kind)))
                     .collect()
             }
             DbConnection::MySql(c) => {
-                let mut query = sqlx::query::<MySql>(&sql);
-                match position {
-                    Position::Beginning => {}
-                    Position::AtLeast(start) => query = bind(query, start),
-                    Position::After { cursor, id } => {
-                        query = bind(query, cursor);
-                        if compound {
-                            query = bind(query, id);
-                        }
-                    }
-                }
+                let query = bind_position(sqlx::query::<MySql>(&sql), position, compound);
                 let rows = self.timed(&context, query.fetch_all(&mut *c)).await?;
                 rows.iter()
                     .map(|row| self.convert(plan, |i, kind| mysql_value(row, i, kind)))

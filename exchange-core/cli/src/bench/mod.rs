@@ -413,8 +413,6 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
     use unsilo_hub::auth::token_digest;
     use unsilo_hub::config::{Config, ConnectorConfig};
     const BATCH: usize = 500;
-    /// Concurrent senders, as several source systems (or one with parallel uploads) push at once.
-    const SENDERS: usize = 8;
     let records: Vec<serde_json::Value> =
         unsilo_simulate::grid::generate(7, &["610921", "610114"], 0.0, n)
             .into_iter()
@@ -462,12 +460,7 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
     let mut tasks = Vec::new();
     for sender in 0..SENDERS {
         let sink = sink.clone();
-        let mine: Vec<Vec<serde_json::Value>> = batches
-            .iter()
-            .skip(sender)
-            .step_by(SENDERS)
-            .cloned()
-            .collect();
+        let mine = share_of(&batches, sender);
         tasks.push(tokio::spawn(async move {
             for chunk in mine {
                 let batch = chunk
@@ -485,11 +478,7 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
             Ok::<(), String>(())
         }));
     }
-    for t in tasks {
-        t.await
-            .map_err(|e| BenchError::Avro(e.to_string()))?
-            .map_err(BenchError::Avro)?;
-    }
+    join_senders(tasks).await?;
     let direct = rate(n, started.elapsed());
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -509,12 +498,7 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
     for sender in 0..SENDERS {
         let client = client.clone();
         let url = url.clone();
-        let mine: Vec<Vec<u8>> = bodies
-            .iter()
-            .skip(sender)
-            .step_by(SENDERS)
-            .cloned()
-            .collect();
+        let mine = share_of(&bodies, sender);
         tasks.push(tokio::spawn(async move {
             for body in mine {
                 let r = client
@@ -532,11 +516,7 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
             Ok::<(), String>(())
         }));
     }
-    for t in tasks {
-        t.await
-            .map_err(|e| BenchError::Avro(e.to_string()))?
-            .map_err(BenchError::Avro)?;
-    }
+    join_senders(tasks).await?;
     let pushed = rate(n, started.elapsed());
     let _ = stop.send(());
     let _ = server.await;
@@ -657,4 +637,30 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
         );
     }
     Ok(out)
+}
+
+/// Concurrent senders in the HTTP push measurement and its baseline, as several source systems (or one with
+/// parallel uploads) push at once.
+const SENDERS: usize = 8;
+
+/// The items sender number `sender` of [`SENDERS`] takes: every `SENDERS`-th, from its own offset.
+fn share_of<T: Clone>(items: &[T], sender: usize) -> Vec<T> {
+    items
+        .iter()
+        .skip(sender)
+        .step_by(SENDERS)
+        .cloned()
+        .collect()
+}
+
+/// Waits for every sender task; the first failure is the benchmark's error.
+async fn join_senders(
+    tasks: Vec<tokio::task::JoinHandle<Result<(), String>>>,
+) -> Result<(), BenchError> {
+    for t in tasks {
+        t.await
+            .map_err(|e| BenchError::Avro(e.to_string()))?
+            .map_err(BenchError::Avro)?;
+    }
+    Ok(())
 }

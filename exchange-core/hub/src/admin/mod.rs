@@ -41,7 +41,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api_error::{parse_json, ApiError};
+use crate::api_error::{parse_json, ApiError, JsonOrDefault};
 use crate::audit::{self, AuditQuery, Checkpoint};
 use crate::auth::Principal;
 use lifecycle::{
@@ -153,14 +153,9 @@ async fn issue_token(
     State(admin): State<Arc<Admin>>,
     who: Principal,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    JsonOrDefault(new): JsonOrDefault<NewToken>,
 ) -> ApiResult {
     let operator = require_operator(&who)?;
-    let new: NewToken = if body.is_empty() {
-        NewToken::default()
-    } else {
-        parse_json(&body)?
-    };
     let expires_at_ms = new.expires_at_ms;
     let (token, token_id) = admin.issue_token(operator, &id, new).await?;
     ok(
@@ -250,14 +245,9 @@ async fn approve(
     State(admin): State<Arc<Admin>>,
     who: Principal,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    JsonOrDefault(request): JsonOrDefault<ApproveRequest>,
 ) -> ApiResult {
     let operator = require_operator(&who)?;
-    let request: ApproveRequest = if body.is_empty() {
-        ApproveRequest::default()
-    } else {
-        parse_json(&body)?
-    };
     let s = admin.approve(operator, &id, request).await?;
     if s.status == unsilo_policy::model::SubscriptionStatus::Requested {
         // 双人复核: one approval recorded, a second operator must confirm.

@@ -167,26 +167,27 @@ impl Builder<'_> {
                     (ty, action)
                 }))
             }
-            SchemaType::Array(inner) => Ok(self
-                .value(inner, sel, treatment, path, field, parent)?
-                .map(|(ty, action)| {
-                    let action = if action.is_clone() {
-                        action
-                    } else {
-                        Action::Array(Box::new(action))
-                    };
-                    (VType::Array(Box::new(ty)), action)
-                })),
-            SchemaType::Map(inner) => Ok(self
-                .value(inner, sel, treatment, path, field, parent)?
-                .map(|(ty, action)| {
-                    let action = if action.is_clone() {
-                        action
-                    } else {
-                        Action::Map(Box::new(action))
-                    };
-                    (VType::Map(Box::new(ty)), action)
-                })),
+            SchemaType::Array(inner) | SchemaType::Map(inner) => {
+                let array = matches!(ty, SchemaType::Array(_));
+                Ok(self
+                    .value(inner, sel, treatment, path, field, parent)?
+                    .map(|(item, action)| {
+                        let action = match (action.is_clone(), array) {
+                            (true, _) => action,
+                            (false, true) => Action::Array(Box::new(action)),
+                            (false, false) => Action::Map(Box::new(action)),
+                        };
+                        let item = Box::new(item);
+                        (
+                            if array {
+                                VType::Array(item)
+                            } else {
+                                VType::Map(item)
+                            },
+                            action,
+                        )
+                    }))
+            }
             SchemaType::Union(branches) => {
                 self.union(branches, sel, treatment, path, field, parent)
             }
