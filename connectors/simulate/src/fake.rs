@@ -143,6 +143,24 @@ impl Faker {
         &items[self.rng.random_range(0..items.len())]
     }
 
+    /// One of `items` (not empty), each as likely as its `weight`; the first when every weight is 0.
+    pub fn pick_weighted<'a, T>(&mut self, items: &'a [T], weight: impl Fn(&T) -> u32) -> &'a T {
+        let total: u32 = items.iter().map(&weight).sum();
+        let mut roll = self.rng.random_range(0..total.max(1));
+        items
+            .iter()
+            .find(|item| {
+                let w = weight(item);
+                if roll < w {
+                    true
+                } else {
+                    roll -= w;
+                    false
+                }
+            })
+            .unwrap_or(&items[0])
+    }
+
     /// True with probability `p`.
     pub fn chance(&mut self, p: f64) -> bool {
         self.rng.random_bool(p.clamp(0.0, 1.0))

@@ -933,19 +933,7 @@ impl WorkOrderGenerator {
             (u.name.clone(), u.area_code)
         };
 
-        let total: u32 = TOPICS.iter().map(|t| t.weight).sum();
-        let mut roll = self.faker.rng().random_range(0..total.max(1));
-        let topic = TOPICS
-            .iter()
-            .find(|t| {
-                if roll < t.weight {
-                    true
-                } else {
-                    roll -= t.weight;
-                    false
-                }
-            })
-            .unwrap_or(&TOPICS[0]);
+        let topic = self.faker.pick_weighted(&TOPICS, |t| t.weight);
 
         let year = DateTime::from_timestamp_millis(called)
             .map(|t| chrono::Datelike::year(&t.with_timezone(&beijing())))
@@ -972,21 +960,7 @@ impl WorkOrderGenerator {
             .to_owned();
         let ticket_no = format!("GD{call_day}{:06}", serial % 1_000_000);
         let kind = *self.faker.pick(topic.kinds);
-        let channel = {
-            let total: u32 = CHANNELS.iter().map(|c| c.1).sum();
-            let mut roll = self.faker.rng().random_range(0..total);
-            CHANNELS
-                .iter()
-                .find(|(_, w)| {
-                    if roll < *w {
-                        true
-                    } else {
-                        roll -= *w;
-                        false
-                    }
-                })
-                .map_or("1", |c| c.0)
-        };
+        let channel = self.faker.pick_weighted(&CHANNELS, |c| c.1).0;
         let caller = self.faker.person();
         let caller_name = if self.faker.chance(0.12) {
             String::new()
@@ -1096,14 +1070,30 @@ impl WorkOrderGenerator {
     /// A consultation (or praise) the agent answers at once: 直接答复办结, then maybe a callback, then archived.
     fn answer_directly(&mut self, life: &mut Life, topic: &Topic, vars: &Vars) {
         let d = self.between(3 * MINUTE, 25 * MINUTE);
-        let t = life.step(d);
+        self.conclude(life, topic, vars, d, HOTLINE_UNIT.into(), "02", 0.6);
+    }
+
+    /// 办结 by `unit` after `delay`: the resolution and reply recorded and published as `status`; then, with
+    /// probability `callback_chance`, the citizen is called back; the ticket is archived (`08`) within two days.
+    #[allow(clippy::too_many_arguments)]
+    fn conclude(
+        &mut self,
+        life: &mut Life,
+        topic: &Topic,
+        vars: &Vars,
+        delay: i64,
+        unit: String,
+        status: &str,
+        callback_chance: f64,
+    ) {
+        let t = life.step(delay);
         let (resolution, reply) = *self.faker.pick(topic.replies);
         life.set("bjsj", format_time(t));
-        life.set("bjdw", HOTLINE_UNIT);
+        life.set("bjdw", unit);
         life.set("jjqk", resolution);
         life.set("bjnr", vars.fill(reply));
-        life.publish("02");
-        if self.faker.chance(0.6) {
+        life.publish(status);
+        if self.faker.chance(callback_chance) {
             self.callback(life);
         }
         let d = self.between(HOUR, 2 * DAY);
@@ -1314,20 +1304,7 @@ impl WorkOrderGenerator {
 
         // 办结.
         let d = self.between(6 * HOUR, 4 * DAY);
-        let t = life.step(d);
-        let (resolution, reply) = *self.faker.pick(topic.replies);
-        life.set("bjsj", format_time(t));
-        life.set("bjdw", lead.name.clone());
-        life.set("jjqk", resolution);
-        life.set("bjnr", vars.fill(reply));
-        life.publish("06");
-
-        if self.faker.chance(0.9) {
-            self.callback(life);
-        }
-        let d = self.between(HOUR, 2 * DAY);
-        life.step(d);
-        life.publish("08");
+        self.conclude(life, topic, vars, d, lead.name.clone(), "06", 0.9);
     }
 }
 
@@ -1362,6 +1339,19 @@ struct World {
 }
 
 impl World {
+    /// A world of tickets generated from `start` on, none visible yet.
+    fn new(options: &Hotline12345Options, start: DateTime<FixedOffset>) -> Self {
+        World {
+            generator: WorkOrderGenerator::new(options, start),
+            limit: options.limit,
+            pending: BinaryHeap::new(),
+            lives: HashMap::new(),
+            visible: BTreeMap::new(),
+            current: HashMap::new(),
+            stats: Stats::default(),
+        }
+    }
+
     /// Creates the tickets called in by `now` and makes visible every version whose time has come.
     fn advance(&mut self, now: i64) {
         while self.limit.is_none_or(|l| self.generator.created() < l)
@@ -1516,15 +1506,7 @@ pub async fn serve(
         .map(|t| t.with_timezone(&beijing()))
         .ok_or_else(|| Error::Options(format!("start {start_ms} ms is out of range")))?;
     let api = Arc::new(Api {
-        world: Mutex::new(World {
-            generator: WorkOrderGenerator::new(&options, start),
-            limit: options.limit,
-            pending: BinaryHeap::new(),
-            lives: HashMap::new(),
-            visible: BTreeMap::new(),
-            current: HashMap::new(),
-            stats: Stats::default(),
-        }),
+        world: Mutex::new(World::new(&options, start)),
         started: Instant::now(),
         start_ms: to_ms(&start),
         time_scale: options.time_scale,
@@ -1601,15 +1583,7 @@ mod tests {
             limit: Some(50),
             ..Hotline12345Options::default()
         };
-        let mut world = World {
-            generator: WorkOrderGenerator::new(&options, start()),
-            limit: options.limit,
-            pending: BinaryHeap::new(),
-            lives: HashMap::new(),
-            visible: BTreeMap::new(),
-            current: HashMap::new(),
-            stats: Stats::default(),
-        };
+        let mut world = World::new(&options, start());
         let t0 = to_ms(&start());
         world.advance(t0 + 2 * HOUR);
         let early = world.page(None, 10_000);

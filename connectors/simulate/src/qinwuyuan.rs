@@ -981,19 +981,7 @@ impl PushGenerator {
     }
 
     fn new_case(&mut self) -> PushRecord {
-        let total: u32 = ITEMS.iter().map(|i| i.weight).sum();
-        let mut roll = self.faker.rng().random_range(0..total.max(1));
-        let item = ITEMS
-            .iter()
-            .find(|i| {
-                if roll < i.weight {
-                    true
-                } else {
-                    roll -= i.weight;
-                    false
-                }
-            })
-            .unwrap_or(&ITEMS[0]);
+        let item = self.faker.pick_weighted(&ITEMS, |i| i.weight);
         let village = self.faker.village();
         let county = village.code().get(..6).unwrap_or("610921").to_owned();
         let table = RegionTable::shaanxi();
@@ -1377,19 +1365,7 @@ impl PushGenerator {
     }
 
     fn new_appeal(&mut self) -> PushRecord {
-        let total: u32 = APPEAL_TOPICS.iter().map(|t| t.weight).sum();
-        let mut roll = self.faker.rng().random_range(0..total.max(1));
-        let topic = APPEAL_TOPICS
-            .iter()
-            .find(|t| {
-                if roll < t.weight {
-                    true
-                } else {
-                    roll -= t.weight;
-                    false
-                }
-            })
-            .unwrap_or(&APPEAL_TOPICS[0]);
+        let topic = self.faker.pick_weighted(&APPEAL_TOPICS, |t| t.weight);
         let village = self.faker.village();
         let county = village.code().get(..6).unwrap_or("610921").to_owned();
         let table = RegionTable::shaanxi();
