@@ -980,6 +980,28 @@ impl PushGenerator {
         }
     }
 
+    /// A channel code `"1"`–`"4"`: a roll of 0..100 below `cuts[0]` gives `"1"`, below `cuts[1]` `"2"`, below
+    /// `cuts[2]` `"3"`, else `"4"`.
+    fn channel(&mut self, cuts: [u32; 3]) -> &'static str {
+        let roll = self.faker.rng().random_range(0..100u32);
+        match cuts.iter().position(|cut| roll < *cut) {
+            Some(0) => "1",
+            Some(1) => "2",
+            Some(_) => "3",
+            None => "4",
+        }
+    }
+
+    /// A first version of a record of `data_type` (`BJ`, `PJ`, `SQ`) in the village `area_code`, stamped now.
+    fn new_record(&self, data_type: &str, area_code: &str) -> Map<String, Value> {
+        let mut record = Map::new();
+        record.insert("dataType".into(), json!(data_type));
+        record.insert("dataVersion".into(), json!(1));
+        record.insert("areaCode".into(), json!(area_code));
+        record.insert("updateTime".into(), json!(format_time(self.clock)));
+        record
+    }
+
     fn new_case(&mut self) -> PushRecord {
         let item = self.faker.pick_weighted(&ITEMS, |i| i.weight);
         let village = self.faker.village();
@@ -992,23 +1014,14 @@ impl PushGenerator {
         let person = self.faker.person();
         let address = self.faker.address(village);
         // 1 网上办 (PC), 2 掌上办 (app), 3 窗口, 4 自助终端.
-        let channel = match self.faker.rng().random_range(0..100) {
-            0..=29 => "1",
-            30..=64 => "2",
-            65..=94 => "3",
-            _ => "4",
-        };
+        let channel = self.channel([30, 65, 95]);
         self.case_serial += 1;
         let project_no = format!(
             "{county}{channel}{}{:06}",
             format_with(self.clock, "%y%m%d"),
             self.case_serial % 1_000_000
         );
-        let mut record = Map::new();
-        record.insert("dataType".into(), json!("BJ"));
-        record.insert("dataVersion".into(), json!(1));
-        record.insert("areaCode".into(), json!(village.code()));
-        record.insert("updateTime".into(), json!(format_time(self.clock)));
+        let mut record = self.new_record("BJ", village.code());
         record.insert("projectNo".into(), json!(project_no));
         record.insert(
             "taskCode".into(),
@@ -1402,23 +1415,14 @@ impl PushGenerator {
         let title = fill(self.faker.pick::<&str>(topic.titles));
         let content = fill(self.faker.pick::<&str>(topic.contents));
         // 1 PC, 2 秦务员APP, 3 小程序, 4 窗口.
-        let channel = match self.faker.rng().random_range(0..100) {
-            0..=19 => "1",
-            20..=74 => "2",
-            75..=94 => "3",
-            _ => "4",
-        };
+        let channel = self.channel([20, 75, 95]);
         self.appeal_serial += 1;
         let number = format!(
             "SQ{}{:06}",
             format_with(self.clock, "%Y%m%d"),
             self.appeal_serial % 1_000_000
         );
-        let mut record = Map::new();
-        record.insert("dataType".into(), json!("SQ"));
-        record.insert("dataVersion".into(), json!(1));
-        record.insert("areaCode".into(), json!(village.code()));
-        record.insert("updateTime".into(), json!(format_time(self.clock)));
+        let mut record = self.new_record("SQ", village.code());
         record.insert("appealNo".into(), json!(number));
         record.insert("appealType".into(), json!(topic.kind));
         record.insert("appellantName".into(), json!(person.name));
