@@ -933,7 +933,7 @@ impl WorkOrderGenerator {
             (u.name.clone(), u.area_code)
         };
 
-        let topic = self.faker.pick_weighted(&TOPICS, |t| t.weight);
+        let topic = self.faker.pick_weighted(TOPICS, |t| t.weight);
 
         let year = DateTime::from_timestamp_millis(called)
             .map(|t| chrono::Datelike::year(&t.with_timezone(&beijing())))
@@ -960,7 +960,7 @@ impl WorkOrderGenerator {
             .to_owned();
         let ticket_no = format!("GD{call_day}{:06}", serial % 1_000_000);
         let kind = *self.faker.pick(topic.kinds);
-        let channel = self.faker.pick_weighted(&CHANNELS, |c| c.1).0;
+        let channel = self.faker.pick_weighted(CHANNELS, |c| c.1).0;
         let caller = self.faker.person();
         let caller_name = if self.faker.chance(0.12) {
             String::new()

@@ -1003,7 +1003,7 @@ impl PushGenerator {
     }
 
     fn new_case(&mut self) -> PushRecord {
-        let item = self.faker.pick_weighted(&ITEMS, |i| i.weight);
+        let item = self.faker.pick_weighted(ITEMS, |i| i.weight);
         let village = self.faker.village();
         let county = village.code().get(..6).unwrap_or("610921").to_owned();
         let table = RegionTable::shaanxi();
@@ -1378,7 +1378,7 @@ impl PushGenerator {
     }
 
     fn new_appeal(&mut self) -> PushRecord {
-        let topic = self.faker.pick_weighted(&APPEAL_TOPICS, |t| t.weight);
+        let topic = self.faker.pick_weighted(APPEAL_TOPICS, |t| t.weight);
         let village = self.faker.village();
         let county = village.code().get(..6).unwrap_or("610921").to_owned();
         let table = RegionTable::shaanxi();
