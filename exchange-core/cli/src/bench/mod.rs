@@ -69,6 +69,18 @@ struct Row {
     baseline: f64,
 }
 
+impl Row {
+    /// A measurement, `ours`, beside its `baseline`.
+    fn new(name: impl Into<String>, ours: f64, baseline_name: &'static str, baseline: f64) -> Self {
+        Self {
+            name: name.into(),
+            ours,
+            baseline_name,
+            baseline,
+        }
+    }
+}
+
 fn rate(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64().max(1e-9)
 }
@@ -103,12 +115,12 @@ fn bench_encode(n: usize, rows: &mut Vec<Row>) -> Result<usize, BenchError> {
         wire::encode_into(&mut framed, 1, &body);
     }
     let ours = rate(n, started.elapsed());
-    rows.push(Row {
-        name: "Avro encode + wire framing of a grid_event (records/s)".into(),
+    rows.push(Row::new(
+        "Avro encode + wire framing of a grid_event (records/s)",
         ours,
-        baseline_name: "apache_avro::to_avro_datum",
+        "apache_avro::to_avro_datum",
         baseline,
-    });
+    ));
     Ok(size + 5)
 }
 
@@ -189,12 +201,12 @@ async fn bench_embedded(n: usize, size: usize, rows: &mut Vec<Row>) -> Result<()
         t.await.map_err(|e| BenchError::Fjall(e.to_string()))??;
     }
     let ours_append = rate(n, started.elapsed());
-    rows.push(Row {
-        name: format!("Embedded bus append, {size}-byte records, 8 publishers × 1000-record batches, fsync (records/s)"),
-        ours: ours_append,
-        baseline_name: "fjall batch insert + fsync",
-        baseline: raw_append,
-    });
+    rows.push(Row::new(
+        format!("Embedded bus append, {size}-byte records, 8 publishers × 1000-record batches, fsync (records/s)"),
+        ours_append,
+        "fjall batch insert + fsync",
+        raw_append,
+    ));
 
     let mut consumer = bus
         .consumer(ConsumerOptions::replay("bench.append"))
@@ -205,12 +217,12 @@ async fn bench_embedded(n: usize, size: usize, rows: &mut Vec<Row>) -> Result<()
         read += consumer.poll(10_000, Duration::from_secs(5)).await?.len();
     }
     let ours_read = rate(read, started.elapsed());
-    rows.push(Row {
-        name: format!("Embedded bus read, {size}-byte records, replay consumer (records/s)"),
-        ours: ours_read,
-        baseline_name: "fjall range scan",
-        baseline: raw_read,
-    });
+    rows.push(Row::new(
+        format!("Embedded bus read, {size}-byte records, replay consumer (records/s)"),
+        ours_read,
+        "fjall range scan",
+        raw_read,
+    ));
     bus.shutdown().await?;
     Ok(())
 }
@@ -325,18 +337,18 @@ async fn bench_kafka(
         raw_c = raw_c.max(raw_consume(broker, &raw_topic, n).await?);
         bus_c = bus_c.max(bus_consume(&bus, &bus_topic, n).await?);
     }
-    rows.push(Row {
-        name: "Kafka produce through the bus layer, 1000-record batches (records/s)".into(),
-        ours: bus_p,
-        baseline_name: "raw rdkafka FutureProducer, same settings",
-        baseline: raw_p,
-    });
-    rows.push(Row {
-        name: "Kafka consume through the bus layer (records/s)".into(),
-        ours: bus_c,
-        baseline_name: "raw rdkafka StreamConsumer",
-        baseline: raw_c,
-    });
+    rows.push(Row::new(
+        "Kafka produce through the bus layer, 1000-record batches (records/s)",
+        bus_p,
+        "raw rdkafka FutureProducer, same settings",
+        raw_p,
+    ));
+    rows.push(Row::new(
+        "Kafka consume through the bus layer (records/s)",
+        bus_c,
+        "raw rdkafka StreamConsumer",
+        raw_c,
+    ));
     bus.shutdown().await?;
     Ok(())
 }
@@ -520,12 +532,12 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
     let pushed = rate(n, started.elapsed());
     let _ = stop.send(());
     let _ = server.await;
-    rows.push(Row {
-        name: "End to end: grid records pushed over HTTP into the embedded bus, 8 senders × 500-record batches (records/s)".into(),
-        ours: pushed,
-        baseline_name: "the same batches handed to the sink directly, 8 senders",
-        baseline: direct,
-    });
+    rows.push(Row::new(
+        "End to end: grid records pushed over HTTP into the embedded bus, 8 senders × 500-record batches (records/s)",
+        pushed,
+        "the same batches handed to the sink directly, 8 senders",
+        direct,
+    ));
     Ok(())
 }
 
@@ -565,12 +577,12 @@ pub async fn run(options: BenchOptions) -> Result<String, BenchError> {
         for subscriptions in [1, 10, 100] {
             eprintln!("bench: routing with {subscriptions} subscriptions ({routed} records)…");
             let (t, baseline, filters) = routing::throughput(routed, subscriptions)?;
-            rows.push(Row {
-                name: format!("routing, {subscriptions} subscriptions (records/s, one core)"),
-                ours: t.records_per_s,
-                baseline_name: "to_avro_datum of the full record (records/s)",
+            rows.push(Row::new(
+                format!("routing, {subscriptions} subscriptions (records/s, one core)"),
+                t.records_per_s,
+                "to_avro_datum of the full record (records/s)",
                 baseline,
-            });
+            ));
             routing_lines.push(format!(
                 "| {subscriptions} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0}% |",
                 t.records_per_s,

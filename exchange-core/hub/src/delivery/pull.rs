@@ -18,7 +18,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Extension, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -259,28 +259,34 @@ struct RecordsQuery {
 }
 
 /// The credentials of a request, for re-checking.
-fn presented(headers: HeaderMap, certificate: Option<Extension<ClientCertificate>>) -> Presented {
-    Presented {
-        headers,
-        certificate: certificate.map(|Extension(c)| c),
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Presented {
+    type Rejection = std::convert::Infallible;
+
+    /// What the request presented: its headers and, under mutual TLS, the client certificate.
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Presented {
+            headers: parts.headers.clone(),
+            certificate: parts.extensions.get::<ClientCertificate>().cloned(),
+        })
     }
 }
 
 async fn records(
     State(api): State<PullApi>,
-    headers: HeaderMap,
-    certificate: Option<Extension<ClientCertificate>>,
+    presented: Presented,
     Path(id): Path<String>,
     Query(q): Query<RecordsQuery>,
 ) -> Result<Response, ApiError> {
-    let headers = presented(headers, certificate);
-    let s = api.pullable(&headers, &id)?;
+    let s = api.pullable(&presented, &id)?;
     let mut cursor = api.start(&s, q.cursor.as_deref()).await?;
     let max = q.max.unwrap_or(100).clamp(1, MAX_BATCH);
     let wait = Duration::from_millis(q.wait_ms.unwrap_or(1000).min(30_000));
     let read = api.read(&s, &mut cursor, max, wait).await?;
     // A revocation during the wait stops delivery of what was read.
-    let s = api.pullable(&headers, &id)?;
+    let s = api.pullable(&presented, &id)?;
     let body = json!({
         "subscription": s.id,
         "records": api.to_json(&s, &read),
@@ -297,12 +303,11 @@ struct AckBody {
 
 async fn ack(
     State(api): State<PullApi>,
-    headers: HeaderMap,
-    certificate: Option<Extension<ClientCertificate>>,
+    presented: Presented,
     Path(id): Path<String>,
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
-    let s = api.pullable(&presented(headers, certificate), &id)?;
+    let s = api.pullable(&presented, &id)?;
     let body: AckBody = parse_json(&body)?;
     let cursor = api.start(&s, Some(&body.cursor)).await?;
     let offsets: Vec<(u32, u64)> = cursor.0.iter().map(|(p, o)| (*p, *o)).collect();
@@ -324,14 +329,12 @@ struct EventsQuery {
 
 async fn events(
     State(api): State<PullApi>,
-    headers: HeaderMap,
-    certificate: Option<Extension<ClientCertificate>>,
+    presented: Presented,
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
-    let headers = presented(headers, certificate);
-    let s = api.pullable(&headers, &id)?;
-    let resume = headers
+    let s = api.pullable(&presented, &id)?;
+    let resume = presented
         .headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -339,16 +342,16 @@ async fn events(
         .or(q.cursor);
     let cursor = api.start(&s, resume.as_deref()).await?;
     let stream = futures::stream::unfold(
-        (api, headers, id, cursor, Vec::<Event>::new(), false),
-        |(api, headers, id, mut cursor, mut pending, mut closed)| async move {
+        (api, presented, id, cursor, Vec::<Event>::new(), false),
+        |(api, presented, id, mut cursor, mut pending, mut closed)| async move {
             loop {
                 if let Some(e) = pending.pop() {
-                    return Some((Ok(e), (api, headers, id, cursor, pending, closed)));
+                    return Some((Ok(e), (api, presented, id, cursor, pending, closed)));
                 }
                 if closed {
                     return None;
                 }
-                let s = match api.pullable(&headers, &id) {
+                let s = match api.pullable(&presented, &id) {
                     Ok(s) => s,
                     Err(e) => {
                         closed = true;
@@ -365,7 +368,7 @@ async fn events(
                     }
                 };
                 // Re-check after the wait: a revoked subscription delivers nothing more.
-                if api.pullable(&headers, &id).is_err() {
+                if api.pullable(&presented, &id).is_err() {
                     continue;
                 }
                 // Each event's id is the cursor after it, so Last-Event-ID resumes exactly.
