@@ -112,6 +112,20 @@ const DEMO_AGENCIES: [(&str, &str, &str, &str); 2] = [
     ),
 ];
 
+/// The demo's subscription requests, as the agencies would send them (`demo/subscriptions.json`).
+const DEMO_SUBSCRIPTIONS: &str = include_str!("../demo/subscriptions.json");
+
+/// One of the demo's subscriptions: who requests it, what the operator approves above the agency's clearance, and
+/// whether it needs the PostgreSQL database of `unsilo demo --postgres-url`.
+#[derive(serde::Deserialize)]
+struct DemoSubscription {
+    agency: String,
+    approve_above_clearance: Vec<String>,
+    #[serde(default)]
+    with_postgres: bool,
+    request: unsilo_hub::admin::lifecycle::SubscriptionRequest,
+}
+
 /// Creates the demo's agencies (or issues them fresh tokens on a re-run) and their subscriptions, approved by
 /// the demo operator, as an operator would with `unsilo agency create` and `unsilo subscription approve`.
 /// Returns each agency's token.
@@ -119,8 +133,9 @@ async fn setup_agencies(
     hub: &Hub,
     postgres_url: Option<&str>,
 ) -> Result<Vec<(String, String)>, DemoError> {
-    use unsilo_hub::admin::lifecycle::{ApproveRequest, NewAgency, SubscriptionRequest};
+    use unsilo_hub::admin::lifecycle::{ApproveRequest, NewAgency};
     use unsilo_hub::auth::Principal;
+    use unsilo_policy::model::Channel;
     let operator = "demo-operator";
     let setup =
         |e: unsilo_hub::api_error::ApiError| DemoError::Setup(format!("demo agencies: {e}"));
@@ -149,69 +164,26 @@ async fn setup_agencies(
         };
         tokens.push((id.to_owned(), token));
     }
-    let mut requests: Vec<(&str, serde_json::Value, Vec<&str>)> = vec![
-        (
-            "civil-affairs",
-            serde_json::json!({
-                "name": "red-households",
-                "schema": "household",
-                "filter": "care_level == \"RED\"",
-                "fields": [
-                    { "field": "household_id", "treatment": "pseudonymise" },
-                    { "field": "head_cert_no", "treatment": "pseudonymise" },
-                    { "field": "head_name", "treatment": "mask" },
-                    { "field": "care_level", "treatment": "clear" },
-                    { "field": "village_code", "treatment": "clear" },
-                    { "field": "member_count", "treatment": "clear" },
-                    { "field": "address", "treatment": "generalise" }
-                ],
-                "purpose": "连心户走访帮扶 / visits to RED-level households",
-                "legal_basis": "《社会救助暂行办法》",
-                "channel": { "kind": "pull" }
-            }),
-            vec!["head_cert_no", "address"],
-        ),
-        (
-            "public-security",
-            serde_json::json!({
-                "name": "grid-events",
-                "schema": "grid_event",
-                "filter": "region_code.startsWith(\"61\")",
-                "fields": [
-                    { "field": "event_type_code", "treatment": "clear" },
-                    { "field": "event_type_name", "treatment": "clear" },
-                    { "field": "envelope.region_code", "treatment": "clear" },
-                    { "field": "urgency", "treatment": "clear" },
-                    { "field": "location.address", "treatment": "generalise" }
-                ],
-                "purpose": "社会治安形势研判 / public-safety situation analysis",
-                "channel": { "kind": "pull" }
-            }),
-            vec!["location.address"],
-        ),
-    ];
-    if let Some(url) = postgres_url {
-        requests.push((
-            "civil-affairs",
-            serde_json::json!({
-                "name": "red-households-sql",
-                "schema": "household",
-                "filter": "care_level == \"RED\"",
-                "fields": [
-                    { "field": "head_cert_no", "treatment": "pseudonymise" },
-                    { "field": "care_level", "treatment": "clear" },
-                    { "field": "village_code", "treatment": "clear" },
-                    { "field": "member_count", "treatment": "clear" }
-                ],
-                "purpose": "连心户台账 / RED-level household register",
-                "channel": { "kind": "sql", "url": url, "table": "mz_red_households" }
-            }),
-            vec!["head_cert_no"],
-        ));
-    }
-    for (agency, body, above) in requests {
-        let request: SubscriptionRequest = serde_json::from_value(body)
-            .map_err(|e| DemoError::Setup(format!("demo subscription: {e}")))?;
+    let demo: Vec<DemoSubscription> = serde_json::from_str(DEMO_SUBSCRIPTIONS)
+        .map_err(|e| DemoError::Setup(format!("demo subscriptions: {e}")))?;
+    for DemoSubscription {
+        agency,
+        approve_above_clearance,
+        with_postgres,
+        mut request,
+    } in demo
+    {
+        let agency = agency.as_str();
+        if with_postgres {
+            // The SQL channel goes to the database the demo was given, and is left out without one.
+            let Some(url) = postgres_url else {
+                continue;
+            };
+            if let Channel::Sql { url: target, .. } = &mut request.spec.channel {
+                *target = url.to_owned();
+            }
+        }
+
         let id = unsilo_policy::model::Subscription::id_of(agency, &request.name);
         if hub.control.subscription(&id).is_some() {
             continue;
@@ -221,7 +193,7 @@ async fn setup_agencies(
             .await
             .map_err(setup)?;
         let approval = ApproveRequest {
-            approve_above_clearance: above.into_iter().map(str::to_owned).collect(),
+            approve_above_clearance,
             ..ApproveRequest::default()
         };
         let first = hub
