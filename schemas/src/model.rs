@@ -234,7 +234,7 @@ impl SchemaRecord {
     /// Every path a policy may name: the fields' paths and the branch paths of multi-branch unions.
     pub fn paths(&self) -> Vec<String> {
         let mut out = Vec::new();
-        collect_paths(&SchemaType::Record(Box::new(self.clone())), "", &mut out);
+        collect_record_paths(self, "", &mut out);
         out
     }
 }
@@ -251,13 +251,7 @@ pub fn join(prefix: &str, name: &str) -> String {
 /// The paths below `ty` (see [`SchemaRecord::paths`]), appended to `out`.
 pub fn collect_paths(ty: &SchemaType, prefix: &str, out: &mut Vec<String>) {
     match ty {
-        SchemaType::Record(r) => {
-            for f in &r.fields {
-                let p = join(prefix, &f.name);
-                out.push(p.clone());
-                collect_paths(&f.ty, &p, out);
-            }
-        }
+        SchemaType::Record(r) => collect_record_paths(r, prefix, out),
         SchemaType::Array(inner) | SchemaType::Map(inner) => collect_paths(inner, prefix, out),
         SchemaType::Union(branches) => {
             let non_null: Vec<&SchemaType> = branches.iter().filter(|b| !b.is_null()).collect();
@@ -272,6 +266,14 @@ pub fn collect_paths(ty: &SchemaType, prefix: &str, out: &mut Vec<String>) {
             }
         }
         SchemaType::Prim { .. } | SchemaType::Named { .. } => {}
+    }
+}
+
+fn collect_record_paths(record: &SchemaRecord, prefix: &str, out: &mut Vec<String>) {
+    for f in &record.fields {
+        let p = join(prefix, &f.name);
+        out.push(p.clone());
+        collect_paths(&f.ty, &p, out);
     }
 }
 

@@ -185,13 +185,22 @@ impl Hub {
             crate::egress::EgressPolicy::new(&config.delivery.webhook_allow_cidrs)
                 .map_err(|e| crate::config::ConfigError::Invalid(format!("delivery.{e}")))?,
         );
+        let decoder = ViewDecoder::new(registry.clone());
+        let delivery_context = DeliveryContext {
+            bus: bus.clone(),
+            control: control.clone(),
+            decoder: decoder.clone(),
+            webhook: webhook_client(&config.delivery, egress.clone())?,
+            secret: secret.clone(),
+            metrics: metrics.clone(),
+        };
         let admin = Arc::new(Admin::new(
             control.clone(),
             registry.clone(),
             audit.clone(),
             bus.clone(),
             secret.clone(),
-            Arc::new(delivery::Channels::new(bus.clone())),
+            Arc::new(delivery::DeliveryStage::new(delivery_context.clone())),
             AdminSettings {
                 partitions: config.bus.partitions,
                 auto_approve_unconditional: config.policy.auto_approve_unconditional,
@@ -218,8 +227,6 @@ impl Hub {
             registry_anonymous_read: config.registry.anonymous_read,
             metrics: Some(metrics.clone()),
         });
-        let decoder = ViewDecoder::new(registry.clone());
-        let webhook = webhook_client(&config.delivery, egress)?;
         let (stop_routing, routing_stopped) = tokio::sync::watch::channel(false);
         let mut routing = crate::router::start(
             RouterContext {
@@ -233,17 +240,7 @@ impl Hub {
             },
             &routing_stopped,
         );
-        routing.push(delivery::start(
-            DeliveryContext {
-                bus: bus.clone(),
-                control: control.clone(),
-                decoder: decoder.clone(),
-                webhook,
-                secret,
-                metrics: metrics.clone(),
-            },
-            routing_stopped.clone(),
-        ));
+        routing.push(delivery::start(delivery_context, routing_stopped.clone()));
         routing.push(tokio::spawn(audit.clone().run_checkpoints(
             config.audit.checkpoint_every_entries,
             config.audit.checkpoint_interval,

@@ -27,7 +27,7 @@ pub mod sink;
 pub mod sql;
 pub mod webhook;
 
-pub use sink::{open_sink, BatchOutcome, BatchRun, DeliverySink, SinkContext};
+pub use sink::{open_sink, BatchOutcome, BatchRun, DeliverySink};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -182,26 +182,26 @@ pub async fn replay_dlq(
 }
 
 /// The delivery stage as the control surfaces see it ([`DeliveryControl`]): channel preparation at approval and
-/// dead-letter replay.
-pub struct Channels {
-    bus: Arc<dyn Bus>,
+/// dead-letter replay, with the same context the workers deliver with.
+pub struct DeliveryStage {
+    context: DeliveryContext,
 }
 
-impl Channels {
-    /// Channel operations over `bus`.
-    pub fn new(bus: Arc<dyn Bus>) -> Self {
-        Self { bus }
+impl DeliveryStage {
+    /// The stage over `context`.
+    pub fn new(context: DeliveryContext) -> Self {
+        Self { context }
     }
 }
 
 #[async_trait]
-impl DeliveryControl for Channels {
+impl DeliveryControl for DeliveryStage {
     async fn prepare_channel(
         &self,
         subscription: &Subscription,
         view_schema: &Schema,
     ) -> Result<(), ChannelUnavailable> {
-        prepare_channel(subscription, view_schema)
+        prepare_channel(subscription, view_schema, &self.context)
             .await
             .map_err(|e| ChannelUnavailable(e.to_string()))
     }
@@ -210,7 +210,7 @@ impl DeliveryControl for Channels {
         &self,
         subscription: &Subscription,
     ) -> Result<usize, unsilo_bus::Error> {
-        replay_dlq(self.bus.as_ref(), subscription).await
+        replay_dlq(self.context.bus.as_ref(), subscription).await
     }
 }
 
@@ -219,8 +219,9 @@ impl DeliveryControl for Channels {
 async fn prepare_channel(
     subscription: &Subscription,
     view_schema: &Schema,
+    context: &DeliveryContext,
 ) -> Result<(), DeliveryError> {
-    if let Some(sink) = open_sink(subscription, view_schema, None).await? {
+    if let Some(sink) = open_sink(subscription, view_schema, context).await? {
         sink.close().await;
     }
     Ok(())
@@ -352,27 +353,18 @@ async fn deliver_until_stopped(
     group: &str,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), DeliveryError> {
-    let id = &subscription.id;
     let view_schema_id = subscription
         .view_schema_id
         .ok_or_else(|| DeliveryError::Schema("subscription has no view schema".into()))?;
     let view_schema = context.decoder.schema(view_schema_id as u32)?;
-    let sink = open_sink(
-        subscription,
-        view_schema.schema(),
-        Some(SinkContext {
-            decoder: &context.decoder,
-            webhook: &context.webhook,
-            signing_key: context.secret.webhook_key(id),
-        }),
-    )
-    .await?
-    .ok_or_else(|| {
-        DeliveryError::Schema(format!(
-            "channel {} has no worker",
-            subscription.spec().channel.kind()
-        ))
-    })?;
+    let sink = open_sink(subscription, view_schema.schema(), context)
+        .await?
+        .ok_or_else(|| {
+            DeliveryError::Schema(format!(
+                "channel {} has no worker",
+                subscription.spec().channel.kind()
+            ))
+        })?;
     let result = deliver_batches(context, subscription, group, sink.as_ref(), stop).await;
     sink.close().await;
     result
@@ -411,11 +403,7 @@ async fn deliver_batches(
         match sink.deliver(&batch, &mut run).await? {
             BatchOutcome::Stopped => return Ok(()),
             BatchOutcome::Delivered { refused } => {
-                for (i, reason) in &refused {
-                    if let Some(consumed) = batch.get(*i) {
-                        to_dlq(context, subscription, consumed, reason).await?;
-                    }
-                }
+                to_dlq(context, subscription, &batch, &refused).await?;
             }
         }
         consumer.commit(&batch).await?;
@@ -425,25 +413,39 @@ async fn deliver_batches(
     }
 }
 
+/// Writes the records of `batch` the channel refused for good (index, reason) to the subscription's delivery
+/// dead-letter topic, the reason in a header, in one durable publish.
 async fn to_dlq(
     context: &DeliveryContext,
     subscription: &Subscription,
-    consumed: &ConsumedRecord,
-    reason: &str,
+    batch: &[ConsumedRecord],
+    refused: &[(usize, String)],
 ) -> Result<(), DeliveryError> {
-    let record = consumed
-        .record
-        .clone()
-        .with_header(HEADER_REASON, reason.as_bytes().to_vec());
+    let records: Vec<Record> = refused
+        .iter()
+        .filter_map(|(i, reason)| {
+            let consumed = batch.get(*i)?;
+            Some(
+                consumed
+                    .record
+                    .clone()
+                    .with_header(HEADER_REASON, reason.as_bytes().to_vec()),
+            )
+        })
+        .collect();
+    if records.is_empty() {
+        return Ok(());
+    }
+    let count = records.len();
     context
         .bus
-        .publish(&subscription.dlq_topic(), vec![record])
+        .publish(&subscription.dlq_topic(), records)
         .await?;
     context.metrics.record_delivery(
         &subscription.id,
         subscription.spec().channel.kind(),
         "dead_lettered",
-        1,
+        count,
     );
     Ok(())
 }

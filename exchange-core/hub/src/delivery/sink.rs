@@ -16,7 +16,7 @@ use unsilo_bus::kafka::{KafkaBus, KafkaOptions};
 use unsilo_bus::{Bus, ConsumedRecord, Record, TopicSpec};
 use unsilo_policy::model::{Channel, Subscription};
 
-use super::{sql, webhook, DeliveryError, ViewDecoder};
+use super::{sql, webhook, DeliveryContext, DeliveryError, ViewDecoder};
 
 /// What became of one batch.
 #[derive(Debug, PartialEq, Eq)]
@@ -59,23 +59,13 @@ pub trait DeliverySink: Send + Sync {
     async fn close(&self) {}
 }
 
-/// What opening a sink needs besides the subscription.
-pub struct SinkContext<'a> {
-    /// Decodes released records.
-    pub decoder: &'a ViewDecoder,
-    /// The webhook client (one circuit breaker per endpoint).
-    pub webhook: &'a webhook::WebhookClient,
-    /// The subscription's webhook signing key.
-    pub signing_key: Vec<u8>,
-}
-
 /// Opens the sink of a subscription's channel with its view schema: connects to the subscriber's database and
 /// creates the table, or reaches its Kafka cluster and creates the topic. `None` for channels without a push
 /// worker (pull, and Kafka on the hub's own cluster).
 pub async fn open_sink(
     subscription: &Subscription,
     view_schema: &Schema,
-    context: Option<SinkContext<'_>>,
+    context: &DeliveryContext,
 ) -> Result<Option<Box<dyn DeliverySink>>, DeliveryError> {
     Ok(match &subscription.spec().channel {
         Channel::Sql { url, table } => {
@@ -89,7 +79,7 @@ pub async fn open_sink(
             .await?;
             Some(Box::new(SqlChannel {
                 writer,
-                decoder: context.map(|c| c.decoder.clone()),
+                decoder: context.decoder.clone(),
             }))
         }
         Channel::Kafka {
@@ -101,17 +91,15 @@ pub async fn open_sink(
             bus.create_topic(&TopicSpec::new(topic.clone(), 1)).await?;
             Some(Box::new(KafkaChannel { bus, topic }))
         }
-        Channel::Webhook { url } => context.map(|c| {
-            Box::new(WebhookChannel {
-                client: c.webhook.clone(),
-                target: webhook::WebhookTarget {
-                    url: url.clone(),
-                    signing_key: c.signing_key,
-                },
-                decoder: c.decoder.clone(),
-                subscription: subscription.id.clone(),
-            }) as Box<dyn DeliverySink>
-        }),
+        Channel::Webhook { url } => Some(Box::new(WebhookChannel {
+            client: context.webhook.clone(),
+            target: webhook::WebhookTarget {
+                url: url.clone(),
+                signing_key: context.secret.webhook_key(&subscription.id),
+            },
+            decoder: context.decoder.clone(),
+            subscription: subscription.id.clone(),
+        })),
         Channel::Kafka {
             bootstrap_servers: None,
             ..
@@ -175,8 +163,7 @@ impl DeliverySink for WebhookChannel {
 /// Upsert by record id into the subscriber's PostgreSQL or MySQL table, one transaction per batch.
 struct SqlChannel {
     writer: sql::SqlWriter,
-    /// `None` when opened only to prepare the channel.
-    decoder: Option<ViewDecoder>,
+    decoder: ViewDecoder,
 }
 
 #[async_trait]
@@ -190,11 +177,7 @@ impl DeliverySink for SqlChannel {
         batch: &[ConsumedRecord],
         _run: &mut BatchRun<'_>,
     ) -> Result<BatchOutcome, DeliveryError> {
-        let Some(decoder) = &self.decoder else {
-            return Err(DeliveryError::Schema(
-                "the SQL channel was opened without a decoder".into(),
-            ));
-        };
+        let decoder = &self.decoder;
         let mut rows = Vec::with_capacity(batch.len());
         let mut delivered = Vec::with_capacity(batch.len());
         let mut refused = Vec::new();

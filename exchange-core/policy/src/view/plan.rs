@@ -37,9 +37,8 @@ impl ViewPlan {
             return Err(ViewError::EmptyRules);
         }
         let sanitised = sanitise_view_name(view_name)?;
-        let root = parse_shared(shared)?;
-        let mut known = Vec::new();
-        collect_paths(&SchemaType::Record(Box::new(root.clone())), "", &mut known);
+        let root = shared.tree();
+        let known = root.paths();
         let known_set: HashSet<&str> = known.iter().map(String::as_str).collect();
         let mut seen = HashSet::new();
         let mut sel = Sel::default();
@@ -60,12 +59,12 @@ impl ViewPlan {
         }
         let mut builder = Builder {
             schema_name: shared.name(),
-            root: &root,
+            root,
             released: Vec::new(),
             cert_clear: false,
             phone_clear: false,
         };
-        let Some((vtype, plan)) = builder.record(&root, Some(&sel), None, "")? else {
+        let Some((vtype, plan)) = builder.record(root, Some(&sel), None, "")? else {
             // Only drop rules: the view would be an empty record, which Avro cannot express usefully.
             return Err(ViewError::EmptyRules);
         };
@@ -95,7 +94,7 @@ impl ViewPlan {
             released,
             root: plan,
             redaction,
-            persons: PersonKeys::from_record(&root),
+            persons: PersonKeys::from_record(root),
         })
     }
 

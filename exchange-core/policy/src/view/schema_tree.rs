@@ -1,17 +1,10 @@
-//! The shared schema as the view builder reads it: the one schema model of [`unsilo_schemas::model`], and the
-//! suggestion of a path for a misspelt one.
+//! The shared schema as the view builder reads it — the one schema model of [`unsilo_schemas::model`], read once
+//! by the catalog ([`SharedSchema::tree`]) — and the suggestion of a path for a misspelt one.
 
 #[allow(unused_imports)]
 use super::*;
 
-pub(super) use unsilo_schemas::model::{
-    collect_paths, join, Base, SchemaField, SchemaRecord, SchemaType,
-};
-
-/// The tree of a shared schema (read once by the catalog).
-pub(super) fn parse_shared(shared: &SharedSchema) -> Result<SchemaRecord, ViewError> {
-    Ok(shared.tree().clone())
-}
+pub(super) use unsilo_schemas::model::{join, Base, SchemaField, SchemaRecord, SchemaType};
 
 /// The existing path closest to `path`: one ending in `.path` (a missing parent), else the nearest by edit
 /// distance if it is reasonably near.

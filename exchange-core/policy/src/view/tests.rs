@@ -471,15 +471,7 @@ fn dept_record_union_branches() {
     let v = round_trip(&plan, &plan.apply(&example("dept_record"), &key()).unwrap());
     assert_eq!(string(get(&v, "payload.cert_no")), "610921********402X");
     // A police incident under this view: payload null.
-    let known = {
-        let mut k = Vec::new();
-        collect_paths(
-            &SchemaType::Record(Box::new(parse_shared(&s).unwrap())),
-            "",
-            &mut k,
-        );
-        k
-    };
+    let known = s.tree().paths();
     for tag in s.field_tags() {
         assert!(
             known.contains(&tag.path),
@@ -754,13 +746,8 @@ fn check_view(
     runner_seed: u64,
 ) -> Result<(), TestCaseError> {
     let s = shared(schema_name);
-    let root = parse_shared(&s).unwrap();
-    let mut leaf_paths = Vec::new();
-    collect_paths(
-        &SchemaType::Record(Box::new(root.clone())),
-        "",
-        &mut leaf_paths,
-    );
+    let root = s.tree();
+    let leaf_paths = root.paths();
     // Leaf paths: those no other path extends.
     let leaf_paths: Vec<String> = leaf_paths
         .iter()
@@ -805,7 +792,7 @@ fn check_view(
     let mut secrets = Vec::new();
     randomise(
         &mut record,
-        &SchemaType::Record(Box::new(root)),
+        &SchemaType::Record(Box::new(root.clone())),
         None,
         &mut runner,
         &mut secrets,
