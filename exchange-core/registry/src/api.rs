@@ -22,7 +22,7 @@ use std::sync::Arc;
 use unsilo_schemas::names;
 
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::PathRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
@@ -331,13 +331,18 @@ where
 /// Query flags (`deleted`, `permanent`, `verbose`, `defaultToGlobal`), each true only if given as `true`.
 struct Flags(HashMap<String, String>);
 
-impl Flags {
-    fn from(query: Result<Query<HashMap<String, String>>, QueryRejection>) -> Result<Self> {
-        query
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Flags {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self> {
+        Query::<HashMap<String, String>>::from_request_parts(parts, state)
+            .await
             .map(|Query(q)| Flags(q))
             .map_err(|e| Error::InvalidRequest(format!("Invalid query string: {}", e.body_text())))
     }
+}
 
+impl Flags {
     fn get(&self, name: &str) -> bool {
         self.0
             .get(name)
@@ -348,6 +353,73 @@ impl Flags {
 fn path<T>(p: Result<Path<T>, PathRejection>) -> Result<T> {
     p.map(|Path(t)| t)
         .map_err(|e| Error::InvalidRequest(format!("Invalid path: {}", e.body_text())))
+}
+
+/// What follows the subject in a route's path: nothing (`/subjects/{subject}`) or a version
+/// (`/subjects/{subject}/versions/{version}`).
+trait SubjectTail: Sized + Send {
+    /// The path parameters as axum reads them.
+    type Raw: DeserializeOwned + Send;
+    /// Splits the raw parameters into the subject and what is left to parse.
+    fn subject(raw: Self::Raw) -> (String, Option<String>);
+    /// Parses what follows the subject.
+    fn parse(rest: Option<String>) -> Result<Self>;
+}
+
+impl SubjectTail for () {
+    type Raw = String;
+    fn subject(raw: String) -> (String, Option<String>) {
+        (raw, None)
+    }
+    fn parse(_: Option<String>) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl SubjectTail for VersionSpec {
+    type Raw = (String, String);
+    fn subject((subject, version): (String, String)) -> (String, Option<String>) {
+        (subject, Some(version))
+    }
+    fn parse(rest: Option<String>) -> Result<VersionSpec> {
+        rest.unwrap_or_default().parse()
+    }
+}
+
+/// A route's subject (and, with `T = VersionSpec`, its version) that the caller may reach: with
+/// `WRITE`, only a writer may (401 without credentials, 403 otherwise); then only a subject the
+/// caller may read (404 otherwise, so that names cannot be probed).
+struct SubjectRoute<T: SubjectTail = (), const WRITE: bool = false> {
+    caller: RegistryCaller,
+    subject: String,
+    version: T,
+}
+
+/// A route's subject (and version) that only a writer may change.
+type WritableSubject<T = ()> = SubjectRoute<T, true>;
+
+impl<T: SubjectTail, const WRITE: bool> axum::extract::FromRequestParts<RegistryApi>
+    for SubjectRoute<T, WRITE>
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        registry: &RegistryApi,
+    ) -> Result<Self> {
+        let caller = RegistryCaller::from_request_parts(parts, registry).await?;
+        let raw = Path::<T::Raw>::from_request_parts(parts, registry).await;
+        let (subject, rest) = T::subject(path(raw)?);
+        if WRITE {
+            caller.require_writer()?;
+        }
+        caller.readable_subject(&subject)?;
+        Ok(Self {
+            caller,
+            subject,
+            version: T::parse(rest)?,
+        })
+    }
 }
 
 /// A schema id from a path; not a number means no such schema (Confluent answers 404 too).
@@ -467,9 +539,8 @@ async fn versions_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
     VisibleSchemaId(id): VisibleSchemaId,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    flags: Flags,
 ) -> Result<Response> {
-    let flags = Flags::from(query)?;
     let Some(id) = id else {
         return Ok(not_found().await);
     };
@@ -486,9 +557,8 @@ async fn subjects_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
     VisibleSchemaId(id): VisibleSchemaId,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    flags: Flags,
 ) -> Result<Response> {
-    let flags = Flags::from(query)?;
     let Some(id) = id else {
         return Ok(not_found().await);
     };
@@ -505,9 +575,8 @@ async fn subjects_of_id(
 async fn list_subjects(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    flags: Flags,
 ) -> Result<Response> {
-    let flags = Flags::from(query)?;
     let prefix = flags.0.get("subjectPrefix").cloned().unwrap_or_default();
     let subjects: Vec<String> = registry
         .subjects(flags.get("deleted"))?
@@ -519,36 +588,27 @@ async fn list_subjects(
 
 async fn lookup(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    subject: Result<Path<String>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    at: SubjectRoute,
+    flags: Flags,
     JsonBody(body): JsonBody<SchemaRequest>,
 ) -> Result<Response> {
-    let subject = path(subject)?;
-    caller.readable_subject(&subject)?;
-    let flags = Flags::from(query)?;
-    let found = registry.lookup(&subject, body.avro_text()?, flags.get("deleted"))?;
+    let found = registry.lookup(&at.subject, body.avro_text()?, flags.get("deleted"))?;
     Ok(Vnd(found).into_response())
 }
 
 async fn delete_subject(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    subject: Result<Path<String>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    at: WritableSubject,
+    flags: Flags,
 ) -> Result<Response> {
-    let subject = path(subject)?;
-    caller.require_writer()?;
-    caller.readable_subject(&subject)?;
-    refuse_hub_owned(&subject, "deleting it")?;
-    let flags = Flags::from(query)?;
+    refuse_hub_owned(&at.subject, "deleting it")?;
     let permanent = flags.get("permanent");
-    let versions = registry.delete_subject(&subject, permanent).await?;
+    let versions = registry.delete_subject(&at.subject, permanent).await?;
     registry
         .record(
-            &caller,
+            &at.caller,
             "registry.delete_subject",
-            &subject,
+            &at.subject,
             json!({ "versions": versions, "permanent": permanent }),
         )
         .await?;
@@ -557,47 +617,45 @@ async fn delete_subject(
 
 async fn list_versions(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    subject: Result<Path<String>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    at: SubjectRoute,
+    flags: Flags,
 ) -> Result<Response> {
-    let subject = path(subject)?;
-    caller.readable_subject(&subject)?;
-    let flags = Flags::from(query)?;
-    Ok(Vnd(registry.versions(&subject, flags.get("deleted"))?).into_response())
+    Ok(Vnd(registry.versions(&at.subject, flags.get("deleted"))?).into_response())
 }
 
 async fn register(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    subject: Result<Path<String>, PathRejection>,
+    at: WritableSubject,
     JsonBody(body): JsonBody<SchemaRequest>,
 ) -> Result<Response> {
-    let subject = path(subject)?;
-    caller.require_writer()?;
     let text = body.avro_text()?;
-    if HUB_OWNED_PREFIXES.iter().any(|p| subject.starts_with(p)) {
+    if HUB_OWNED_PREFIXES.iter().any(|p| at.subject.starts_with(p)) {
         // Registering the schema a hub-owned subject already has changes nothing (clients that always
         // register before producing keep working); anything else would be a new version.
-        return match registry.lookup(&subject, text, false) {
+        return match registry.lookup(&at.subject, text, false) {
             Ok(found) => Ok(Vnd(json!({ "id": found.id })).into_response()),
-            Err(_) => Err(refuse_hub_owned(&subject, "registering a new version")
+            Err(_) => Err(refuse_hub_owned(&at.subject, "registering a new version")
                 .err()
                 .unwrap_or_else(|| Error::Forbidden("refused".into()))),
         };
     }
     let before = registry
-        .versions(&subject, false)
+        .versions(&at.subject, false)
         .map(|v| v.len())
         .unwrap_or(0);
-    let id = registry.register(&subject, text).await?;
+    let id = registry.register(&at.subject, text).await?;
     let after = registry
-        .versions(&subject, false)
+        .versions(&at.subject, false)
         .map(|v| v.len())
         .unwrap_or(0);
     if after != before {
         registry
-            .record(&caller, "registry.register", &subject, json!({ "id": id }))
+            .record(
+                &at.caller,
+                "registry.register",
+                &at.subject,
+                json!({ "id": id }),
+            )
             .await?;
     }
     Ok(Vnd(json!({ "id": id })).into_response())
@@ -605,65 +663,45 @@ async fn register(
 
 async fn get_version(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    params: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    at: SubjectRoute<VersionSpec>,
+    flags: Flags,
 ) -> Result<Response> {
-    let (subject, version) = path(params)?;
-    caller.readable_subject(&subject)?;
-    let flags = Flags::from(query)?;
-    let version: VersionSpec = version.parse()?;
-    Ok(Vnd(registry.version(&subject, version, flags.get("deleted"))?).into_response())
+    Ok(Vnd(registry.version(&at.subject, at.version, flags.get("deleted"))?).into_response())
 }
 
 async fn get_raw_schema(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    params: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    at: SubjectRoute<VersionSpec>,
+    flags: Flags,
 ) -> Result<Response> {
-    let (subject, version) = path(params)?;
-    caller.readable_subject(&subject)?;
-    let flags = Flags::from(query)?;
-    let version: VersionSpec = version.parse()?;
-    let found = registry.version(&subject, version, flags.get("deleted"))?;
+    let found = registry.version(&at.subject, at.version, flags.get("deleted"))?;
     Ok(raw_json(found.schema))
 }
 
 async fn referenced_by(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    params: Result<Path<(String, String)>, PathRejection>,
+    at: SubjectRoute<VersionSpec>,
 ) -> Result<Response> {
-    let (subject, version) = path(params)?;
-    caller.readable_subject(&subject)?;
-    let version: VersionSpec = version.parse()?;
-    registry.version(&subject, version, false)?;
+    registry.version(&at.subject, at.version, false)?;
     // Schema references are not supported, so nothing refers to anything.
     Ok(Vnd(Vec::<i32>::new()).into_response())
 }
 
 async fn delete_version(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    params: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    at: WritableSubject<VersionSpec>,
+    flags: Flags,
 ) -> Result<Response> {
-    let (subject, version) = path(params)?;
-    caller.require_writer()?;
-    caller.readable_subject(&subject)?;
-    refuse_hub_owned(&subject, "deleting a version")?;
-    let flags = Flags::from(query)?;
-    let version: VersionSpec = version.parse()?;
+    refuse_hub_owned(&at.subject, "deleting a version")?;
     let permanent = flags.get("permanent");
     let deleted = registry
-        .delete_version(&subject, version, permanent)
+        .delete_version(&at.subject, at.version, permanent)
         .await?;
     registry
         .record(
-            &caller,
+            &at.caller,
             "registry.delete_version",
-            &subject,
+            &at.subject,
             json!({ "version": deleted, "permanent": permanent }),
         )
         .await?;
@@ -681,31 +719,36 @@ fn compatibility_response(report: super::CompatibilityReport, verbose: bool) -> 
 
 async fn check_against_all(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    subject: Result<Path<String>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    at: SubjectRoute,
+    flags: Flags,
     JsonBody(body): JsonBody<SchemaRequest>,
 ) -> Result<Response> {
-    let subject = path(subject)?;
-    caller.readable_subject(&subject)?;
-    let flags = Flags::from(query)?;
-    let report = registry.check_compatibility(&subject, None, body.avro_text()?)?;
+    let report = registry.check_compatibility(&at.subject, None, body.avro_text()?)?;
     Ok(compatibility_response(report, flags.get("verbose")))
 }
 
 async fn check_against_version(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    params: Result<Path<(String, String)>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    at: SubjectRoute<VersionSpec>,
+    flags: Flags,
     JsonBody(body): JsonBody<SchemaRequest>,
 ) -> Result<Response> {
-    let (subject, version) = path(params)?;
-    caller.readable_subject(&subject)?;
-    let flags = Flags::from(query)?;
-    let version: VersionSpec = version.parse()?;
-    let report = registry.check_compatibility(&subject, Some(version), body.avro_text()?)?;
+    let report = registry.check_compatibility(&at.subject, Some(at.version), body.avro_text()?)?;
     Ok(compatibility_response(report, flags.get("verbose")))
+}
+
+/// Records a change of compatibility level (of `target`: a subject, or `config` for the global
+/// level) with the level before and after.
+async fn record_compatibility(
+    registry: &RegistryApi,
+    caller: &RegistryCaller,
+    action: &str,
+    target: &str,
+    before: impl Serialize,
+    after: Compatibility,
+) -> Result<()> {
+    let change = json!({ "before": before, "after": after });
+    registry.record(caller, action, target, change).await
 }
 
 async fn get_global_config(
@@ -724,14 +767,15 @@ async fn put_global_config(
     let level = body.level()?;
     let before = registry.global_compatibility();
     registry.set_global_compatibility(level).await?;
-    registry
-        .record(
-            &caller,
-            "registry.set_compatibility",
-            "config",
-            json!({ "before": before, "after": level }),
-        )
-        .await?;
+    record_compatibility(
+        &registry,
+        &caller,
+        "registry.set_compatibility",
+        "config",
+        before,
+        level,
+    )
+    .await?;
     Ok(Vnd(json!({ "compatibility": level })).into_response())
 }
 
@@ -741,73 +785,68 @@ async fn delete_global_config(
 ) -> Result<Response> {
     caller.require_writer()?;
     let before = registry.reset_global_compatibility().await?;
-    registry
-        .record(
-            &caller,
-            "registry.reset_compatibility",
-            "config",
-            json!({ "before": before, "after": registry.global_compatibility() }),
-        )
-        .await?;
+    record_compatibility(
+        &registry,
+        &caller,
+        "registry.reset_compatibility",
+        "config",
+        before,
+        registry.global_compatibility(),
+    )
+    .await?;
     Ok(Vnd(json!({ "compatibilityLevel": before })).into_response())
 }
 
 async fn get_subject_config(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    subject: Result<Path<String>, PathRejection>,
-    query: Result<Query<HashMap<String, String>>, QueryRejection>,
+    at: SubjectRoute,
+    flags: Flags,
 ) -> Result<Response> {
-    let subject = path(subject)?;
-    caller.readable_subject(&subject)?;
-    let flags = Flags::from(query)?;
-    let level = match registry.subject_compatibility(&subject) {
+    let level = match registry.subject_compatibility(&at.subject) {
         Some(level) => level,
         None if flags.get("defaultToGlobal") => registry.global_compatibility(),
-        None => return Err(Error::SubjectCompatibilityNotConfigured(subject)),
+        None => return Err(Error::SubjectCompatibilityNotConfigured(at.subject)),
     };
     Ok(Vnd(json!({ "compatibilityLevel": level })).into_response())
 }
 
 async fn put_subject_config(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    subject: Result<Path<String>, PathRejection>,
+    at: WritableSubject,
     JsonBody(body): JsonBody<ConfigRequest>,
 ) -> Result<Response> {
-    let subject = path(subject)?;
-    caller.require_writer()?;
-    refuse_hub_owned(&subject, "changing its compatibility")?;
+    refuse_hub_owned(&at.subject, "changing its compatibility")?;
     let level = body.level()?;
-    let before = registry.subject_compatibility(&subject);
-    registry.set_subject_compatibility(&subject, level).await?;
+    let before = registry.subject_compatibility(&at.subject);
     registry
-        .record(
-            &caller,
-            "registry.set_compatibility",
-            &subject,
-            json!({ "before": before, "after": level }),
-        )
+        .set_subject_compatibility(&at.subject, level)
         .await?;
+    record_compatibility(
+        &registry,
+        &at.caller,
+        "registry.set_compatibility",
+        &at.subject,
+        before,
+        level,
+    )
+    .await?;
     Ok(Vnd(json!({ "compatibility": level })).into_response())
 }
 
 async fn delete_subject_config(
     State(registry): State<RegistryApi>,
-    caller: RegistryCaller,
-    subject: Result<Path<String>, PathRejection>,
+    at: WritableSubject,
 ) -> Result<Response> {
-    let subject = path(subject)?;
-    caller.require_writer()?;
-    refuse_hub_owned(&subject, "changing its compatibility")?;
-    let before = registry.delete_subject_compatibility(&subject).await?;
-    registry
-        .record(
-            &caller,
-            "registry.reset_compatibility",
-            &subject,
-            json!({ "before": before, "after": registry.global_compatibility() }),
-        )
-        .await?;
+    refuse_hub_owned(&at.subject, "changing its compatibility")?;
+    let before = registry.delete_subject_compatibility(&at.subject).await?;
+    record_compatibility(
+        &registry,
+        &at.caller,
+        "registry.reset_compatibility",
+        &at.subject,
+        before,
+        registry.global_compatibility(),
+    )
+    .await?;
     Ok(Vnd(json!({ "compatibilityLevel": before })).into_response())
 }
