@@ -69,27 +69,47 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// A JSON request body, or `T::default()` when the body is empty. A body that does not parse is answered 422
-/// naming what is wrong; a body over the limit keeps axum's 413.
-#[derive(Debug)]
-pub struct JsonOrDefault<T>(pub T);
+/// A JSON request body, required: an empty or malformed body answers 422 naming what is wrong; a body
+/// over the limit keeps axum's 413.
+pub struct JsonRequest<T>(pub T);
 
-impl<T, S> FromRequest<S> for JsonOrDefault<T>
-where
-    T: DeserializeOwned + Default,
-    S: Send + Sync,
-{
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonRequest<T> {
     type Rejection = Response;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
-        let body = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        if body.is_empty() {
-            return Ok(Self(T::default()));
+        match read_json(request, state).await? {
+            Some(value) => Ok(Self(value)),
+            None => Err(
+                ApiError::Invalid("request body: a JSON body is required".into()).into_response(),
+            ),
         }
-        parse_json(&body)
-            .map(Self)
-            .map_err(IntoResponse::into_response)
     }
+}
+
+/// A JSON request body, or `T::default()` when the body is empty; otherwise as [`JsonRequest`].
+#[derive(Debug)]
+pub struct JsonOrDefault<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for JsonOrDefault<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, Response> {
+        Ok(Self(read_json(request, state).await?.unwrap_or_default()))
+    }
+}
+
+/// A request's body parsed as JSON; `None` when it is empty.
+async fn read_json<T: DeserializeOwned, S: Send + Sync>(
+    request: axum::extract::Request,
+    state: &S,
+) -> Result<Option<T>, Response> {
+    let body = axum::body::Bytes::from_request(request, state)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    if body.is_empty() {
+        return Ok(None);
+    }
+    parse_json(&body)
+        .map(Some)
+        .map_err(IntoResponse::into_response)
 }

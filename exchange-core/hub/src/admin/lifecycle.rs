@@ -142,16 +142,6 @@ impl std::fmt::Debug for Admin {
     }
 }
 
-/// The operator's name, or 403.
-pub fn require_operator(who: &Principal) -> Result<&str, ApiError> {
-    match who {
-        Principal::Operator(name) => Ok(name),
-        _ => Err(ApiError::Forbidden(
-            "this operation is for operators".into(),
-        )),
-    }
-}
-
 /// An agency or operator, or 403 (push sources have no business with the admin API).
 pub fn require_person(who: &Principal) -> Result<(), ApiError> {
     match who {
@@ -238,6 +228,15 @@ impl Admin {
             unsilo_schemas::PiiKind::CertNo.as_str(),
             cert_no,
         )
+    }
+
+    /// The agency `id` if `who` may see it (an operator, or the agency itself); 404 otherwise, so
+    /// that agency names cannot be probed.
+    pub fn visible_agency(&self, who: &Principal, id: &str) -> Result<Agency, ApiError> {
+        self.control
+            .agency(id)
+            .filter(|a| who.may_see_agency(&a.id))
+            .ok_or_else(|| ApiError::NotFound(format!("agency `{id}`")))
     }
 
     /// A subscription the caller may see (404 otherwise, so other agencies' ids cannot be probed).

@@ -41,12 +41,13 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api_error::{parse_json, ApiError, JsonOrDefault};
+use crate::access::Operator;
+use crate::api_error::{ApiError, JsonOrDefault, JsonRequest};
 use crate::audit::{self, AuditQuery, Checkpoint};
 use crate::auth::Principal;
 use lifecycle::{
-    require_operator, require_person, Admin, ApproveRequest, ClientCertificateBinding, NewAgency,
-    NewToken, ReasonRequest, SubscriptionRequest,
+    require_person, Admin, ApproveRequest, ClientCertificateBinding, NewAgency, NewToken,
+    ReasonRequest, SubscriptionRequest,
 };
 
 /// The admin routes, to be merged into the hub's server behind the access layer of [`crate::access`].
@@ -99,12 +100,10 @@ async fn whoami(who: Principal) -> ApiResult {
 
 async fn create_agency(
     State(admin): State<Arc<Admin>>,
-    who: Principal,
-    body: axum::body::Bytes,
+    Operator(operator): Operator,
+    JsonRequest(new): JsonRequest<NewAgency>,
 ) -> ApiResult {
-    let operator = require_operator(&who)?;
-    let new: NewAgency = parse_json(&body)?;
-    let (agency, token) = admin.create_agency(operator, new).await?;
+    let (agency, token) = admin.create_agency(&operator, new).await?;
     ok(
         StatusCode::CREATED,
         json!({ "agency": agency.view(), "token": token, "token_id": agency.tokens.first().map(|t| t.id.clone()), "note": "the token is shown only now; store it" }),
@@ -128,10 +127,10 @@ async fn get_agency(
     who: Principal,
     Path(id): Path<String>,
 ) -> ApiResult {
-    match admin.control().agency(&id) {
-        Some(a) if who.may_see_agency(&a.id) => ok(StatusCode::OK, json!(a.view())),
-        _ => Err(ApiError::NotFound(format!("agency `{id}`"))),
-    }
+    ok(
+        StatusCode::OK,
+        json!(admin.visible_agency(&who, &id)?.view()),
+    )
 }
 
 async fn list_tokens(
@@ -140,24 +139,19 @@ async fn list_tokens(
     Path(id): Path<String>,
 ) -> ApiResult {
     let now = unsilo_bus::now_ms();
-    match admin.control().agency(&id) {
-        Some(a) if who.may_see_agency(&a.id) => ok(
-            StatusCode::OK,
-            json!({ "agency": id, "tokens": a.tokens.iter().map(|t| t.view(now)).collect::<Vec<_>>() }),
-        ),
-        _ => Err(ApiError::NotFound(format!("agency `{id}`"))),
-    }
+    let agency = admin.visible_agency(&who, &id)?;
+    let tokens: Vec<_> = agency.tokens.iter().map(|t| t.view(now)).collect();
+    ok(StatusCode::OK, json!({ "agency": id, "tokens": tokens }))
 }
 
 async fn issue_token(
     State(admin): State<Arc<Admin>>,
-    who: Principal,
+    Operator(operator): Operator,
     Path(id): Path<String>,
     JsonOrDefault(new): JsonOrDefault<NewToken>,
 ) -> ApiResult {
-    let operator = require_operator(&who)?;
     let expires_at_ms = new.expires_at_ms;
-    let (token, token_id) = admin.issue_token(operator, &id, new).await?;
+    let (token, token_id) = admin.issue_token(&operator, &id, new).await?;
     ok(
         StatusCode::CREATED,
         json!({ "agency": id, "token": token, "token_id": token_id, "expires_at_ms": expires_at_ms, "note": "the token is shown only now; store it" }),
@@ -179,14 +173,12 @@ async fn revoke_token(
 
 async fn bind_client_certificate(
     State(admin): State<Arc<Admin>>,
-    who: Principal,
+    Operator(operator): Operator,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    JsonRequest(binding): JsonRequest<ClientCertificateBinding>,
 ) -> ApiResult {
-    let operator = require_operator(&who)?;
-    let binding: ClientCertificateBinding = parse_json(&body)?;
     let agency = admin
-        .bind_client_certificate(operator, &id, binding)
+        .bind_client_certificate(&operator, &id, binding)
         .await?;
     ok(StatusCode::OK, json!(agency.view()))
 }
@@ -194,10 +186,9 @@ async fn bind_client_certificate(
 async fn request_subscription(
     State(admin): State<Arc<Admin>>,
     who: Principal,
-    body: axum::body::Bytes,
+    JsonRequest(request): JsonRequest<SubscriptionRequest>,
 ) -> ApiResult {
     require_person(&who)?;
-    let request: SubscriptionRequest = parse_json(&body)?;
     let (subscription, webhook_key) = admin.request(&who, request).await?;
     let mut body = json!({ "subscription": subscription.redacted() });
     if let Some(key) = webhook_key {
@@ -243,12 +234,11 @@ async fn get_subscription(
 
 async fn approve(
     State(admin): State<Arc<Admin>>,
-    who: Principal,
+    Operator(operator): Operator,
     Path(id): Path<String>,
     JsonOrDefault(request): JsonOrDefault<ApproveRequest>,
 ) -> ApiResult {
-    let operator = require_operator(&who)?;
-    let s = admin.approve(operator, &id, request).await?;
+    let s = admin.approve(&operator, &id, request).await?;
     if s.status == unsilo_policy::model::SubscriptionStatus::Requested {
         // 双人复核: one approval recorded, a second operator must confirm.
         return ok(
@@ -261,13 +251,11 @@ async fn approve(
 
 async fn reject(
     State(admin): State<Arc<Admin>>,
-    who: Principal,
+    Operator(operator): Operator,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    JsonRequest(request): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
-    let operator = require_operator(&who)?;
-    let request: ReasonRequest = parse_json(&body)?;
-    let s = admin.reject(operator, &id, request.reason).await?;
+    let s = admin.reject(&operator, &id, request.reason).await?;
     ok(StatusCode::OK, json!(s.redacted()))
 }
 
@@ -275,10 +263,9 @@ async fn revoke(
     State(admin): State<Arc<Admin>>,
     who: Principal,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    JsonRequest(request): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
     admin.visible_subscription(&who, &id)?;
-    let request: ReasonRequest = parse_json(&body)?;
     let s = admin.revoke(&who, &id, request.reason).await?;
     ok(StatusCode::OK, json!(s.redacted()))
 }
@@ -321,10 +308,9 @@ struct AuditParams {
 
 async fn query_audit(
     State(admin): State<Arc<Admin>>,
-    who: Principal,
+    _operator: Operator,
     Query(p): Query<AuditParams>,
 ) -> ApiResult {
-    require_operator(&who)?;
     let person_key = match (&p.person_key, &p.cert_no) {
         (Some(k), _) => Some(k.clone()),
         (None, Some(c)) => Some(admin.person_key_of_cert_no(c)),
@@ -358,8 +344,7 @@ async fn verify_report(admin: &Admin, external: &[Checkpoint]) -> ApiResult {
     )
 }
 
-async fn verify_audit(State(admin): State<Arc<Admin>>, who: Principal) -> ApiResult {
-    require_operator(&who)?;
+async fn verify_audit(State(admin): State<Arc<Admin>>, _operator: Operator) -> ApiResult {
     verify_report(&admin, &[]).await
 }
 
@@ -372,16 +357,13 @@ struct VerifyWith {
 
 async fn verify_audit_with(
     State(admin): State<Arc<Admin>>,
-    who: Principal,
-    body: axum::body::Bytes,
+    _operator: Operator,
+    JsonRequest(with): JsonRequest<VerifyWith>,
 ) -> ApiResult {
-    require_operator(&who)?;
-    let with: VerifyWith = parse_json(&body)?;
     verify_report(&admin, &with.checkpoints).await
 }
 
-async fn audit_keys(State(admin): State<Arc<Admin>>, who: Principal) -> ApiResult {
-    require_operator(&who)?;
+async fn audit_keys(State(admin): State<Arc<Admin>>, _operator: Operator) -> ApiResult {
     ok(
         StatusCode::OK,
         json!({
@@ -393,8 +375,7 @@ async fn audit_keys(State(admin): State<Arc<Admin>>, who: Principal) -> ApiResul
     )
 }
 
-async fn audit_checkpoints(State(admin): State<Arc<Admin>>, who: Principal) -> ApiResult {
-    require_operator(&who)?;
+async fn audit_checkpoints(State(admin): State<Arc<Admin>>, _operator: Operator) -> ApiResult {
     let checkpoints = audit::checkpoint::read(admin.bus().as_ref(), admin.audit().topic())
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
