@@ -32,13 +32,12 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use apache_avro::schema::{Name, ResolvedSchema};
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions};
-use sqlx::{Connection, MySql, MySqlConnection, MySqlPool, PgConnection, PgPool, Postgres};
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError};
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError};
+use sqlx::{MySqlPool, PgPool};
 use unsilo_schemas::redact::redact_url;
 
 /// Name of the primary-key column holding the record id.
@@ -255,44 +254,18 @@ impl SqlWriter {
             secrets: &secrets,
         };
         let create_sql = create_table_sql(dialect, &table, &columns);
-        let present = match dialect {
+        let (present, pool) = match dialect {
             Dialect::Postgres => {
-                let options = PgConnectOptions::from_str(&target.url)
-                    .map_err(invalid_url)?
-                    .application_name("unsilo-sqlsink");
-                let mut conn = ctx
-                    .timed("connect", PgConnection::connect_with(&options))
-                    .await?;
-                let result = pg_prepare_table(&mut conn, &table, &create_sql, &ctx).await;
-                // Best effort: the table work is done (or failed) either way.
-                let _ = conn.close().await;
-                let present = result?;
-                let pool = PgPoolOptions::new()
-                    .max_connections(POOL_MAX_CONNECTIONS)
-                    .min_connections(0)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_lazy_with(options);
-                (present, DbPool::Pg(pool))
+                let options = PgConnectOptions::from_str(&target.url).map_err(invalid_url)?;
+                let options = options.application_name("unsilo-sqlsink");
+                prepare_table(options, &table, &create_sql, &ctx, DbPool::Pg).await?
             }
             Dialect::MySql => {
-                let options = MySqlConnectOptions::from_str(&target.url)
-                    .map_err(invalid_url)?
-                    .charset("utf8mb4");
-                let mut conn = ctx
-                    .timed("connect", MySqlConnection::connect_with(&options))
-                    .await?;
-                let result = my_prepare_table(&mut conn, &table, &create_sql, &ctx).await;
-                let _ = conn.close().await;
-                let present = result?;
-                let pool = MySqlPoolOptions::new()
-                    .max_connections(POOL_MAX_CONNECTIONS)
-                    .min_connections(0)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_lazy_with(options);
-                (present, DbPool::My(pool))
+                let options = MySqlConnectOptions::from_str(&target.url).map_err(invalid_url)?;
+                let options = options.charset("utf8mb4");
+                prepare_table(options, &table, &create_sql, &ctx, DbPool::My).await?
             }
         };
-        let (present, pool) = present;
         let missing = missing_columns(dialect, &columns, &present);
         if !missing.is_empty() {
             close_pool(&pool).await;
@@ -358,38 +331,36 @@ impl SqlWriter {
         rows_per_statement: usize,
         ctx: &ErrCtx<'_>,
     ) -> Result<(), SqlError> {
-        let dialect = ctx.dialect;
+        let sql_for = |rows: usize| upsert_sql(ctx.dialect, &self.table, &self.columns, rows);
         match &self.pool {
             DbPool::Pg(pool) => {
-                let mut tx = pool.begin().await.map_err(|e| ctx.db("begin", e))?;
-                for chunk in cells.chunks(rows_per_statement) {
-                    let sql = upsert_sql(dialect, &self.table, &self.columns, chunk.len());
-                    let mut query = sqlx::query::<Postgres>(&sql);
-                    for cell in chunk.iter().flatten() {
-                        query = match cell {
-                            Cell::Text(v) => query.bind(v.as_deref()),
-                            Cell::Int(v) => query.bind(*v),
-                            Cell::Double(v) => query.bind(*v),
-                            Cell::Bool(v) => query.bind(*v),
-                            Cell::Timestamp(v) => query.bind(*v),
-                            Cell::Date(v) => query.bind(*v),
-                            Cell::Json(v) => query.bind(v.as_ref().map(sqlx::types::Json)),
-                        };
-                    }
-                    query
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| ctx.db("upsert", e))?;
-                }
-                tx.commit().await.map_err(|e| ctx.db("commit", e))?;
+                upsert_in_transaction(
+                    pool,
+                    cells,
+                    rows_per_statement,
+                    sql_for,
+                    ctx,
+                    |query, cell| match cell {
+                        Cell::Text(v) => query.bind(v.as_deref()),
+                        Cell::Int(v) => query.bind(*v),
+                        Cell::Double(v) => query.bind(*v),
+                        Cell::Bool(v) => query.bind(*v),
+                        Cell::Timestamp(v) => query.bind(*v),
+                        Cell::Date(v) => query.bind(*v),
+                        Cell::Json(v) => query.bind(v.as_ref().map(sqlx::types::Json)),
+                    },
+                )
+                .await?
             }
             DbPool::My(pool) => {
-                let mut tx = pool.begin().await.map_err(|e| ctx.db("begin", e))?;
-                for chunk in cells.chunks(rows_per_statement) {
-                    let sql = upsert_sql(dialect, &self.table, &self.columns, chunk.len());
-                    let mut query = sqlx::query::<MySql>(&sql);
-                    for cell in chunk.iter().flatten() {
-                        query = match cell {
+                upsert_in_transaction(
+                    pool,
+                    cells,
+                    rows_per_statement,
+                    sql_for,
+                    ctx,
+                    |query, cell| {
+                        match cell {
                             Cell::Text(v) => query.bind(v.as_deref()),
                             Cell::Int(v) => query.bind(*v),
                             Cell::Double(v) => query.bind(*v),
@@ -398,14 +369,10 @@ impl SqlWriter {
                             Cell::Timestamp(v) => query.bind(v.map(|t| t.naive_utc())),
                             Cell::Date(v) => query.bind(*v),
                             Cell::Json(v) => query.bind(v.as_ref().map(|j| j.to_string())),
-                        };
-                    }
-                    query
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| ctx.db("upsert", e))?;
-                }
-                tx.commit().await.map_err(|e| ctx.db("commit", e))?;
+                        }
+                    },
+                )
+                .await?
             }
         }
         Ok(())
@@ -432,42 +399,86 @@ async fn close_pool(pool: &DbPool) {
     }
 }
 
-/// Creates the table if needed and returns the names of its columns.
-async fn pg_prepare_table(
-    conn: &mut PgConnection,
+/// Connects once to create the table if needed and read the names of its columns, then opens
+/// the lazy pool the writer upserts through (`pool_of` says which [`DbPool`] it is).
+async fn prepare_table<DB>(
+    options: <DB::Connection as sqlx::Connection>::Options,
     table: &TableName,
     create_sql: &str,
     ctx: &ErrCtx<'_>,
-) -> Result<Vec<String>, SqlError> {
-    ctx.timed("create table", sqlx::query(create_sql).execute(&mut *conn))
+    pool_of: impl FnOnce(sqlx::Pool<DB>) -> DbPool,
+) -> Result<(Vec<String>, DbPool), SqlError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+    for<'q> Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    (String,): for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let columns_sql = match ctx.dialect {
+        Dialect::Postgres => {
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2"
+        }
+        Dialect::MySql => {
+            "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?"
+        }
+    };
+    let mut conn = ctx
+        .timed(
+            "connect",
+            <DB::Connection as sqlx::Connection>::connect_with(&options),
+        )
         .await?;
-    let query = sqlx::query_scalar::<_, String>(
-        "SELECT column_name::text FROM information_schema.columns \
-         WHERE table_schema = COALESCE($1, current_schema()) AND table_name = $2",
-    )
-    .bind(table.schema.as_deref())
-    .bind(table.name.as_str());
-    ctx.timed("check columns", query.fetch_all(&mut *conn))
-        .await
+    let present = async {
+        ctx.timed("create table", sqlx::query(create_sql).execute(&mut conn))
+            .await?;
+        let query = sqlx::query_scalar::<DB, String>(columns_sql)
+            .bind(table.schema.as_deref())
+            .bind(table.name.as_str());
+        ctx.timed("check columns", query.fetch_all(&mut conn)).await
+    }
+    .await;
+    // Best effort: the table work is done (or failed) either way.
+    let _ = sqlx::Connection::close(conn).await;
+    let pool = sqlx::pool::PoolOptions::<DB>::new()
+        .max_connections(POOL_MAX_CONNECTIONS)
+        .min_connections(0)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
+        .connect_lazy_with(options);
+    Ok((present?, pool_of(pool)))
 }
 
-/// Creates the table if needed and returns the names of its columns.
-async fn my_prepare_table(
-    conn: &mut MySqlConnection,
-    table: &TableName,
-    create_sql: &str,
+/// One sqlx query with its arguments, as [`upsert_in_transaction`] binds cells into it.
+type BoundQuery<'q, DB> = sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>;
+
+/// Sends `cells` in statements of at most `rows_per_statement` rows inside one transaction,
+/// binding each cell with the dialect's `bind`.
+async fn upsert_in_transaction<DB>(
+    pool: &sqlx::Pool<DB>,
+    cells: &[Vec<Cell>],
+    rows_per_statement: usize,
+    sql_for: impl Fn(usize) -> String,
     ctx: &ErrCtx<'_>,
-) -> Result<Vec<String>, SqlError> {
-    ctx.timed("create table", sqlx::query(create_sql).execute(&mut *conn))
-        .await?;
-    let query = sqlx::query_scalar::<_, String>(
-        "SELECT CAST(COLUMN_NAME AS CHAR) FROM information_schema.COLUMNS \
-         WHERE TABLE_SCHEMA = COALESCE(?, DATABASE()) AND TABLE_NAME = ?",
-    )
-    .bind(table.schema.as_deref())
-    .bind(table.name.as_str());
-    ctx.timed("check columns", query.fetch_all(&mut *conn))
-        .await
+    bind: impl for<'q> Fn(BoundQuery<'q, DB>, &'q Cell) -> BoundQuery<'q, DB>,
+) -> Result<(), SqlError>
+where
+    DB: sqlx::Database,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
+{
+    let mut tx = pool.begin().await.map_err(|e| ctx.db("begin", e))?;
+    for chunk in cells.chunks(rows_per_statement) {
+        let sql = sql_for(chunk.len());
+        let query = chunk.iter().flatten().fold(sqlx::query::<DB>(&sql), &bind);
+        query
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| ctx.db("upsert", e))?;
+    }
+    tx.commit().await.map_err(|e| ctx.db("commit", e))
 }
 
 /// Needed columns absent from `present` (MySQL column names are case-insensitive).

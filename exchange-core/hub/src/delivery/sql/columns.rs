@@ -1,6 +1,8 @@
 //! The SQL channel's table shape and cells: columns derived from the view schema, and each released record turned into the cells one upsert binds.
 
 use super::*;
+use serde_json::Value as Json;
+use unsilo_schemas::model::{Base, SchemaRecord, SchemaType};
 
 // ---------------------------------------------------------------------------------------------
 // View schema → columns
@@ -70,14 +72,16 @@ pub(super) struct Column {
     pub(super) nullable: bool,
 }
 
+/// The table's columns for a view schema, walked as the shared schema model reads it.
 pub(super) fn columns_for(view_schema: &Schema) -> Result<Vec<Column>, SqlError> {
     let unsupported = |reason: String| SqlError::UnsupportedSchema { reason };
-    let Schema::Record(record) = view_schema else {
+    if !matches!(view_schema, Schema::Record(_)) {
         return Err(unsupported("the view schema must be an Avro record".into()));
-    };
-    let resolved = ResolvedSchema::try_from(view_schema)
-        .map_err(|e| unsupported(format!("cannot resolve named types: {e}")))?;
-    let names = resolved.get_names();
+    }
+    let json = serde_json::to_value(view_schema)
+        .map_err(|e| unsupported(format!("cannot write the view schema as JSON: {e}")))?;
+    let record = SchemaRecord::parse(&json)
+        .map_err(|e| unsupported(format!("cannot read the view schema: {e}")))?;
     let mut columns: Vec<Column> = Vec::with_capacity(record.fields.len());
     for field in &record.fields {
         check_ident(&field.name)
@@ -99,7 +103,7 @@ pub(super) fn columns_for(view_schema: &Schema) -> Result<Vec<Column>, SqlError>
                 field.name
             )));
         }
-        let (kind, nullable) = column_kind(&field.schema, names)
+        let (kind, nullable) = column_kind(&field.ty)
             .map_err(|r| unsupported(format!("field {:?}: {r}", field.name)))?;
         columns.push(Column {
             name: field.name.clone(),
@@ -110,77 +114,62 @@ pub(super) fn columns_for(view_schema: &Schema) -> Result<Vec<Column>, SqlError>
     Ok(columns)
 }
 
-pub(super) fn column_kind(
-    schema: &Schema,
-    names: &HashMap<Name, &Schema>,
-) -> Result<(ColKind, bool), String> {
-    if let Schema::Union(union) = schema {
-        let nullable = union.variants().iter().any(|v| matches!(v, Schema::Null));
-        let others: Vec<&Schema> = union
-            .variants()
-            .iter()
-            .filter(|v| !matches!(v, Schema::Null))
-            .collect();
-        return match others.as_slice() {
-            [] => Err("a union of only null has no values to store".into()),
-            [one] => Ok((scalar_kind(one, names)?, nullable)),
-            _ => Ok((ColKind::Json, nullable)),
-        };
+/// A field's column kind, and whether it may be NULL (a union with `null`).
+fn column_kind(ty: &SchemaType) -> Result<(ColKind, bool), String> {
+    let SchemaType::Union(branches) = ty else {
+        return Ok((scalar_kind(ty)?, false));
+    };
+    let nullable = branches.iter().any(SchemaType::is_null);
+    match ty.non_null_branches().as_slice() {
+        [] => Err("a union of only null has no values to store".into()),
+        [one] => Ok((scalar_kind(one)?, nullable)),
+        _ => Ok((ColKind::Json, nullable)),
     }
-    Ok((scalar_kind(schema, names)?, false))
 }
 
-pub(super) fn scalar_kind(
-    schema: &Schema,
-    names: &HashMap<Name, &Schema>,
-) -> Result<ColKind, String> {
-    Ok(match schema {
-        Schema::String | Schema::Enum(_) | Schema::Uuid | Schema::Bytes | Schema::Fixed(_) => {
-            ColKind::Text
-        }
-        Schema::Int | Schema::Long => ColKind::BigInt,
-        Schema::Float | Schema::Double => ColKind::Double,
-        Schema::Boolean => ColKind::Bool,
-        Schema::TimestampMillis => ColKind::Timestamp(TsUnit::Millis),
-        Schema::TimestampMicros => ColKind::Timestamp(TsUnit::Micros),
-        Schema::TimestampNanos => ColKind::Timestamp(TsUnit::Nanos),
-        Schema::Date => ColKind::Date,
-        Schema::Record(_) | Schema::Array(_) | Schema::Map(_) | Schema::Union(_) => ColKind::Json,
-        Schema::Ref { name } => {
-            let target = names.get(name).or_else(|| {
-                names
-                    .iter()
-                    .find(|(n, _)| n.name == name.name)
-                    .map(|(_, s)| s)
-            });
-            match target {
-                Some(Schema::Ref { .. }) | None => {
-                    return Err(format!("unresolved type reference {}", name.fullname(None)))
-                }
-                Some(s) => scalar_kind(s, names)?,
-            }
-        }
-        other => {
-            return Err(format!(
-                "type {} is not supported by SQL delivery",
-                schema_kind_name(other)
-            ))
-        }
-    })
-}
-
-pub(super) fn schema_kind_name(schema: &Schema) -> String {
-    serde_json::to_value(schema)
-        .ok()
-        .map(|v| match v {
-            serde_json::Value::Object(o) => o
-                .get("logicalType")
-                .or_else(|| o.get("type"))
-                .map(|t| t.to_string())
-                .unwrap_or_default(),
-            other => other.to_string(),
-        })
-        .unwrap_or_else(|| "(unknown)".into())
+/// The column kind of one (non-union) type: records, arrays and maps are stored as JSON.
+fn scalar_kind(ty: &SchemaType) -> Result<ColKind, String> {
+    let unsupported = |what: &str| Err(format!("type {what} is not supported by SQL delivery"));
+    let logical_of = |def: &serde_json::Map<String, Json>| {
+        def.get("logicalType")
+            .and_then(Json::as_str)
+            .map(str::to_owned)
+    };
+    match ty {
+        SchemaType::Record(_)
+        | SchemaType::Array(_)
+        | SchemaType::Map(_)
+        | SchemaType::Union(_) => Ok(ColKind::Json),
+        // Enums and fixed (as lowercase hex); a fixed-size decimal or duration has no faithful text.
+        SchemaType::Named { def, .. } => match logical_of(def).as_deref() {
+            Some(l @ ("decimal" | "duration")) => unsupported(l),
+            _ => Ok(ColKind::Text),
+        },
+        SchemaType::Prim { base, logical, .. } => match (logical.as_deref(), base) {
+            (Some("timestamp-millis"), Base::Long) => Ok(ColKind::Timestamp(TsUnit::Millis)),
+            (Some("timestamp-micros"), Base::Long) => Ok(ColKind::Timestamp(TsUnit::Micros)),
+            (Some("timestamp-nanos"), Base::Long) => Ok(ColKind::Timestamp(TsUnit::Nanos)),
+            (Some("date"), Base::Int) => Ok(ColKind::Date),
+            (
+                Some(
+                    l @ ("decimal"
+                    | "big-decimal"
+                    | "time-millis"
+                    | "time-micros"
+                    | "local-timestamp-millis"
+                    | "local-timestamp-micros"
+                    | "local-timestamp-nanos"),
+                ),
+                _,
+            ) => unsupported(l),
+            // `uuid` and unknown logical types are stored as their base type.
+            (_, Base::String | Base::Bytes) => Ok(ColKind::Text),
+            (_, Base::Int | Base::Long) => Ok(ColKind::BigInt),
+            (_, Base::Float | Base::Double) => Ok(ColKind::Double),
+            (_, Base::Boolean) => Ok(ColKind::Bool),
+            (_, Base::Null) => unsupported("null"),
+        },
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

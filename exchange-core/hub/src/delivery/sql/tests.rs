@@ -4,6 +4,7 @@ use super::*;
 use chrono::{NaiveDateTime, TimeZone};
 use serde_json::json;
 use sqlx::Row as _;
+use sqlx::{Connection, MySqlConnection, PgConnection};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 
