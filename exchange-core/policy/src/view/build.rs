@@ -54,6 +54,17 @@ pub(super) fn is_plain_string(ty: &SchemaType) -> bool {
     )
 }
 
+/// Where a value being projected stands: what the grant selects there and the treatment that
+/// applies, its dotted path, and the top-level field (of `parent`) it belongs to.
+#[derive(Clone, Copy)]
+pub(super) struct Site<'a> {
+    pub(super) sel: Option<&'a Sel>,
+    pub(super) treatment: Option<Treatment>,
+    pub(super) path: &'a str,
+    pub(super) field: &'a SchemaField,
+    pub(super) parent: &'a SchemaRecord,
+}
+
 impl Builder<'_> {
     /// Projects a record; `None` when nothing of it is released.
     pub(super) fn record(
@@ -82,8 +93,14 @@ impl Builder<'_> {
             if treatment.is_none() && !has_children {
                 continue;
             }
-            let Some((ty, action)) = self.value(&field.ty, fsel, treatment, &fpath, field, rec)?
-            else {
+            let site = Site {
+                sel: fsel,
+                treatment,
+                path: &fpath,
+                field,
+                parent: rec,
+            };
+            let Some((ty, action)) = self.value(&field.ty, site)? else {
                 continue;
             };
             let mut attrs = field.attrs.clone();
@@ -133,12 +150,9 @@ impl Builder<'_> {
     pub(super) fn value(
         &mut self,
         ty: &SchemaType,
-        sel: Option<&Sel>,
-        treatment: Option<Treatment>,
-        path: &str,
-        field: &SchemaField,
-        parent: &SchemaRecord,
+        site: Site<'_>,
     ) -> Result<Option<(VType, Action)>, ViewError> {
+        let (sel, treatment, path) = (site.sel, site.treatment, site.path);
         match ty {
             SchemaType::Record(rec) => {
                 if let Some(
@@ -169,28 +183,24 @@ impl Builder<'_> {
             }
             SchemaType::Array(inner) | SchemaType::Map(inner) => {
                 let array = matches!(ty, SchemaType::Array(_));
-                Ok(self
-                    .value(inner, sel, treatment, path, field, parent)?
-                    .map(|(item, action)| {
-                        let action = match (action.is_clone(), array) {
-                            (true, _) => action,
-                            (false, true) => Action::Array(Box::new(action)),
-                            (false, false) => Action::Map(Box::new(action)),
-                        };
-                        let item = Box::new(item);
-                        (
-                            if array {
-                                VType::Array(item)
-                            } else {
-                                VType::Map(item)
-                            },
-                            action,
-                        )
-                    }))
+                Ok(self.value(inner, site)?.map(|(item, action)| {
+                    let action = match (action.is_clone(), array) {
+                        (true, _) => action,
+                        (false, true) => Action::Array(Box::new(action)),
+                        (false, false) => Action::Map(Box::new(action)),
+                    };
+                    let item = Box::new(item);
+                    (
+                        if array {
+                            VType::Array(item)
+                        } else {
+                            VType::Map(item)
+                        },
+                        action,
+                    )
+                }))
             }
-            SchemaType::Union(branches) => {
-                self.union(branches, sel, treatment, path, field, parent)
-            }
+            SchemaType::Union(branches) => self.union(branches, site),
             SchemaType::Prim { .. } | SchemaType::Named { .. } => {
                 if let Some(below) = sel.and_then(|s| s.first_rule_below(path)) {
                     return Err(ViewError::UnknownField {
@@ -202,7 +212,7 @@ impl Builder<'_> {
                 let Some(treatment) = treatment else {
                     return Ok(None);
                 };
-                let (ty, leaf) = self.leaf(ty, treatment, path, field, parent)?;
+                let (ty, leaf) = self.leaf(ty, treatment, site)?;
                 self.released.push(FieldRule {
                     field: path.to_string(),
                     treatment,
@@ -215,12 +225,9 @@ impl Builder<'_> {
     pub(super) fn union(
         &mut self,
         branches: &[SchemaType],
-        sel: Option<&Sel>,
-        treatment: Option<Treatment>,
-        path: &str,
-        field: &SchemaField,
-        parent: &SchemaRecord,
+        site: Site<'_>,
     ) -> Result<Option<(VType, Action)>, ViewError> {
+        let (sel, treatment, path) = (site.sel, site.treatment, site.path);
         let several = branches.iter().filter(|b| !b.is_null()).count() > 1;
         if several {
             if let Some(t @ (Treatment::Mask | Treatment::Pseudonymise | Treatment::Generalise)) =
@@ -244,7 +251,7 @@ impl Builder<'_> {
                 continue;
             }
             if !several {
-                kept.push(self.value(branch, sel, treatment, path, field, parent)?);
+                kept.push(self.value(branch, site)?);
                 continue;
             }
             let bpath = join(path, &branch.branch_name());
@@ -265,7 +272,13 @@ impl Builder<'_> {
                 kept.push(None);
                 continue;
             }
-            kept.push(self.value(branch, bsel, bt, &bpath, field, parent)?);
+            let branch_site = Site {
+                sel: bsel,
+                treatment: bt,
+                path: &bpath,
+                ..site
+            };
+            kept.push(self.value(branch, branch_site)?);
         }
         let has_null = branches.iter().any(SchemaType::is_null);
         if kept
@@ -315,10 +328,14 @@ impl Builder<'_> {
         &mut self,
         ty: &SchemaType,
         treatment: Treatment,
-        path: &str,
-        field: &SchemaField,
-        parent: &SchemaRecord,
+        site: Site<'_>,
     ) -> Result<(VType, Leaf), ViewError> {
+        let Site {
+            path,
+            field,
+            parent,
+            ..
+        } = site;
         let string = || VType::Json(Json::String("string".into()));
         let (base, logical) = match ty {
             SchemaType::Prim { base, logical, .. } => (Some(*base), logical.as_deref()),

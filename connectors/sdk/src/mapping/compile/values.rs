@@ -5,6 +5,16 @@ use super::*;
 use unsilo_schemas::avro::encoded_primitive;
 use unsilo_schemas::model::Base;
 
+/// What a constant, code table or `cases` arm written for one target field must become: the
+/// conversion from the raw value, the target type, the validator, and the field's path (for errors).
+#[derive(Clone, Copy)]
+pub(super) struct ScalarSpec<'a> {
+    pub(super) conv: &'a Conv,
+    pub(super) target: &'a ScalarTarget,
+    pub(super) validator: Option<Validator>,
+    pub(super) path: &'a str,
+}
+
 impl Compiler<'_> {
     pub(super) fn conv(&mut self, rule: &Rule<'_>, ty: &ScalarType, path: &str) -> Option<Conv> {
         let datetime = rule.get("datetime");
@@ -244,6 +254,12 @@ impl Compiler<'_> {
             }
         }
         let conv = conv?;
+        let spec = ScalarSpec {
+            conv: &conv,
+            target: &target,
+            validator,
+            path,
+        };
         let source = if let Some(node) = path_node {
             Source::Path(self.path_set(node, path)?)
         } else if let Some(c) = rule.get("const") {
@@ -252,7 +268,7 @@ impl Compiler<'_> {
                     self.err(e.key_span, format!("`const` cannot be combined with `{k}`"));
                 }
             }
-            Source::Const(self.make_const(&c.value, &conv, &target, validator, path, "`const`")?)
+            Source::Const(self.make_const(&c.value, spec, "`const`")?)
         } else if let Some(t) = rule.get("template") {
             let text = self.string_node(t)?;
             Source::Template(self.template(text, t.value.span, path)?)
@@ -288,14 +304,7 @@ impl Compiler<'_> {
                     "`codes` cannot be combined with `cases`; put the code table in a `then` rule",
                 );
             }
-            Source::Cases(Box::new(self.cases(
-                c,
-                rule.get("else"),
-                &conv,
-                &target,
-                validator,
-                path,
-            )?))
+            Source::Cases(Box::new(self.cases(c, rule.get("else"), spec)?))
         } else if key == PathKey::Item {
             Source::Element
         } else {
@@ -307,13 +316,11 @@ impl Compiler<'_> {
         };
         let codes = match rule.get("codes") {
             None => None,
-            Some(e) => Some(self.codes(e, &conv, &target, validator, path)?),
+            Some(e) => Some(self.codes(e, spec)?),
         };
         let default = match rule.get("default") {
             None => None,
-            Some(e) => {
-                Some(self.make_const(&e.value, &conv, &target, validator, path, "`default`")?)
-            }
+            Some(e) => Some(self.make_const(&e.value, spec, "`default`")?),
         };
         let single = match &source {
             Source::Path(p) => p.single().cloned(),
@@ -345,12 +352,15 @@ impl Compiler<'_> {
     pub(super) fn make_const(
         &mut self,
         node: &Node,
-        conv: &Conv,
-        target: &ScalarTarget,
-        validator: Option<Validator>,
-        path: &str,
+        spec: ScalarSpec<'_>,
         what: &str,
     ) -> Option<ConstVal> {
+        let ScalarSpec {
+            conv,
+            target,
+            validator,
+            path,
+        } = spec;
         let json = node.to_json();
         if json.is_array() || json.is_object() {
             self.err(
@@ -382,14 +392,7 @@ impl Compiler<'_> {
         }
     }
 
-    pub(super) fn codes(
-        &mut self,
-        entry: &Entry,
-        conv: &Conv,
-        target: &ScalarTarget,
-        validator: Option<Validator>,
-        path: &str,
-    ) -> Option<CodeTable> {
+    pub(super) fn codes(&mut self, entry: &Entry, spec: ScalarSpec<'_>) -> Option<CodeTable> {
         let Some(entries) = entry.value.entries() else {
             self.err(
                 entry.value.span,
@@ -404,14 +407,7 @@ impl Compiler<'_> {
         let mut table = Vec::new();
         let mut ok = true;
         for e in entries {
-            match self.make_const(
-                &e.value,
-                conv,
-                target,
-                validator,
-                path,
-                &format!("code table value for {:?}", e.key),
-            ) {
+            match self.make_const(&e.value, spec, &format!("code table value for {:?}", e.key)) {
                 Some(c) => table.push((e.key.trim().into(), c)),
                 None => ok = false,
             }
@@ -419,14 +415,13 @@ impl Compiler<'_> {
         ok.then(|| CodeTable::new(table))
     }
 
-    pub(super) fn arm(
-        &mut self,
-        node: &Node,
-        conv: &Conv,
-        target: &ScalarTarget,
-        validator: Option<Validator>,
-        path: &str,
-    ) -> Option<Arm> {
+    pub(super) fn arm(&mut self, node: &Node, spec: ScalarSpec<'_>) -> Option<Arm> {
+        let ScalarSpec {
+            target,
+            validator,
+            path,
+            ..
+        } = spec;
         match &node.kind {
             Kind::Table(keys) => {
                 let entry = Entry {
@@ -449,10 +444,7 @@ impl Compiler<'_> {
             }
             _ => Some(Arm::Const(self.make_const(
                 node,
-                conv,
-                target,
-                validator,
-                path,
+                spec,
                 "a `then`/`else` value",
             )?)),
         }
@@ -462,10 +454,7 @@ impl Compiler<'_> {
         &mut self,
         entry: &Entry,
         otherwise: Option<&Entry>,
-        conv: &Conv,
-        target: &ScalarTarget,
-        validator: Option<Validator>,
-        path: &str,
+        spec: ScalarSpec<'_>,
     ) -> Option<Cases> {
         let Kind::Array(items) = &entry.value.kind else {
             self.err(
@@ -505,16 +494,13 @@ impl Compiler<'_> {
                 ok = false;
                 continue;
             };
-            match (
-                self.cond(&c.value),
-                self.arm(&t.value, conv, target, validator, path),
-            ) {
+            match (self.cond(&c.value), self.arm(&t.value, spec)) {
                 (Some(c), Some(a)) => arms.push((c, a)),
                 _ => ok = false,
             }
         }
         let otherwise = match otherwise {
-            Some(e) => Some(self.arm(&e.value, conv, target, validator, path)?),
+            Some(e) => Some(self.arm(&e.value, spec)?),
             None => None,
         };
         ok.then(|| Cases {
