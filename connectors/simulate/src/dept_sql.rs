@@ -796,14 +796,19 @@ impl Clock {
     }
 }
 
-/// Paces writes at `rate` per second: ticks of at least a millisecond, several writes per tick above 1000/s.
+/// Paces writes at `rate` per second: ticks of at least a millisecond, several writes per tick above 1000/s,
+/// up to an optional limit.
 struct Pacer {
     interval: tokio::time::Interval,
     per_tick: u64,
+    /// Writes still allowed in the current tick.
+    due: u64,
+    /// Writes left before the limit; `None`: no limit.
+    left: Option<u64>,
 }
 
 impl Pacer {
-    fn new(rate: f64) -> Self {
+    fn new(rate: f64, limit: Option<u64>) -> Self {
         let (period, per_tick) = if rate <= 1000.0 {
             // At most a day between writes, so a tiny rate cannot overflow the timer.
             let period = Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::MAX);
@@ -813,7 +818,30 @@ impl Pacer {
         };
         let mut interval = tokio::time::interval(period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Self { interval, per_tick }
+        Self {
+            interval,
+            per_tick,
+            due: 0,
+            left: limit,
+        }
+    }
+
+    /// Waits until the next write is due; `false` once shutdown is requested or the limit is reached.
+    async fn next_write(&mut self, shutdown: &mut Shutdown) -> bool {
+        if self.left == Some(0) {
+            return false;
+        }
+        while self.due == 0 {
+            match self.tick(shutdown).await {
+                Some(writes) => self.due = writes,
+                None => return false,
+            }
+        }
+        self.due -= 1;
+        if let Some(left) = &mut self.left {
+            *left -= 1;
+        }
+        true
     }
 
     /// Waits for the next tick; `None` once shutdown is requested.
@@ -920,6 +948,34 @@ fn db_error(url: &str, context: &str, e: sqlx::Error) -> Error {
     }
 }
 
+impl<R> Op<R> {
+    /// The row, and for an update the id the database gave the row it updates (`ids` holds the
+    /// ids of the inserts so far, in order).
+    fn with_row_id<I: Copy>(self, ids: &[I]) -> Result<(R, Option<I>), Error> {
+        match self {
+            Op::Insert(row) => Ok((row, None)),
+            Op::Update { ordinal, row } => usize::try_from(ordinal)
+                .ok()
+                .and_then(|i| ids.get(i))
+                .map(|id| (row, Some(*id)))
+                .ok_or_else(|| Error::Config("an update names a row never inserted".into())),
+        }
+    }
+}
+
+impl TableStats {
+    fn count(&mut self, update: bool, malformed: bool) {
+        if update {
+            self.updated += 1;
+        } else {
+            self.inserted += 1;
+        }
+        if malformed {
+            self.malformed += 1;
+        }
+    }
+}
+
 async fn run_dibao(
     url: &str,
     options: &DeptSqlOptions,
@@ -938,75 +994,47 @@ async fn run_dibao(
     let mut generator =
         DibaoGenerator::new(options.seed, options.malformed_share, options.update_share);
     let mut ids: Vec<i64> = Vec::new();
-    let mut stats = TableStats::default();
     let mut clock = Clock::default();
-    let mut pacer = Pacer::new(options.rate);
     info!(database = %redact_url(url), table = %table, "Dept-sql simulator writing the dibao roster.");
-    'outer: while let Some(writes) = pacer.tick(&mut shutdown).await {
-        for _ in 0..writes {
-            if options
-                .limit
-                .is_some_and(|l| stats.inserted + stats.updated >= l)
-            {
-                break 'outer;
-            }
-            let (row, target) = match generator.next_op(clock.next()) {
-                Op::Insert(row) => (row, None),
-                Op::Update { ordinal, row } => {
-                    let id = usize::try_from(ordinal)
-                        .ok()
-                        .and_then(|i| ids.get(i))
-                        .copied();
-                    (
-                        row,
-                        Some(id.ok_or_else(|| {
-                            Error::Config("an update names a row never inserted".into())
-                        })?),
-                    )
-                }
-            };
-            let query = |sql| {
-                sqlx::query(sql)
-                    .bind(row.sfzh.clone())
-                    .bind(row.xm.clone())
-                    .bind(row.xb)
-                    .bind(row.lxdh.clone())
-                    .bind(row.jtrk)
-                    .bind(row.bzje_text())
-                    .bind(row.bzlb)
-                    .bind(row.ksny.clone())
-                    .bind(row.jsny.clone())
-                    .bind(row.sqdm.clone())
-                    .bind(row.zt)
-                    .bind(row.czbz)
-                    .bind(row.gxsj)
-            };
-            match target {
-                None => {
-                    let id: i64 = sqlx::Row::try_get(
-                        &query(&insert)
-                            .fetch_one(&mut conn)
-                            .await
-                            .map_err(|e| db_error(url, "INSERT failed", e))?,
-                        0,
-                    )
+    let mut stats = TableStats::default();
+    let mut pacer = Pacer::new(options.rate, options.limit);
+    while pacer.next_write(&mut shutdown).await {
+        let (row, target) = generator.next_op(clock.next()).with_row_id(&ids)?;
+        let query = |sql| {
+            sqlx::query(sql)
+                .bind(row.sfzh.clone())
+                .bind(row.xm.clone())
+                .bind(row.xb)
+                .bind(row.lxdh.clone())
+                .bind(row.jtrk)
+                .bind(row.bzje_text())
+                .bind(row.bzlb)
+                .bind(row.ksny.clone())
+                .bind(row.jsny.clone())
+                .bind(row.sqdm.clone())
+                .bind(row.zt)
+                .bind(row.czbz)
+                .bind(row.gxsj)
+        };
+        match target {
+            None => {
+                let inserted = query(&insert)
+                    .fetch_one(&mut conn)
+                    .await
+                    .map_err(|e| db_error(url, "INSERT failed", e))?;
+                let id: i64 = sqlx::Row::try_get(&inserted, 0)
                     .map_err(|e| db_error(url, "INSERT returned no id", e))?;
-                    ids.push(id);
-                    stats.inserted += 1;
-                }
-                Some(id) => {
-                    query(&update)
-                        .bind(id)
-                        .execute(&mut conn)
-                        .await
-                        .map_err(|e| db_error(url, "UPDATE failed", e))?;
-                    stats.updated += 1;
-                }
+                ids.push(id);
             }
-            if row.defect.is_some() {
-                stats.malformed += 1;
+            Some(id) => {
+                query(&update)
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| db_error(url, "UPDATE failed", e))?;
             }
         }
+        stats.count(target.is_some(), row.defect.is_some());
     }
     // Closing politely is a courtesy; the writes are already committed.
     let _ = conn.close().await;
@@ -1031,69 +1059,43 @@ async fn run_incidents(
     let mut generator =
         IncidentGenerator::new(options.seed, options.malformed_share, options.update_share);
     let mut ids: Vec<u64> = Vec::new();
-    let mut stats = TableStats::default();
     let mut clock = Clock::default();
-    let mut pacer = Pacer::new(options.rate);
     info!(database = %redact_url(url), table = %table, "Dept-sql simulator writing the incident table.");
-    'outer: while let Some(writes) = pacer.tick(&mut shutdown).await {
-        for _ in 0..writes {
-            if options
-                .limit
-                .is_some_and(|l| stats.inserted + stats.updated >= l)
-            {
-                break 'outer;
+    let mut stats = TableStats::default();
+    let mut pacer = Pacer::new(options.rate, options.limit);
+    while pacer.next_write(&mut shutdown).await {
+        let (row, target) = generator.next_op(clock.next()).with_row_id(&ids)?;
+        let query = |sql| {
+            sqlx::query(sql)
+                .bind(row.jqbh.clone())
+                .bind(row.jqlb)
+                .bind(row.bjsj)
+                .bind(row.fadd.clone())
+                .bind(row.xzqh.clone())
+                .bind(row.jyqk.clone())
+                .bind(row.gxdw.clone())
+                .bind(row.bjrdh.clone())
+                .bind(row.cljg.clone())
+                .bind(row.czbz)
+                .bind(row.gxsj)
+        };
+        match target {
+            None => {
+                let done = query(&insert)
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| db_error(url, "INSERT failed", e))?;
+                ids.push(done.last_insert_id());
             }
-            let (row, target) = match generator.next_op(clock.next()) {
-                Op::Insert(row) => (row, None),
-                Op::Update { ordinal, row } => {
-                    let id = usize::try_from(ordinal)
-                        .ok()
-                        .and_then(|i| ids.get(i))
-                        .copied();
-                    (
-                        row,
-                        Some(id.ok_or_else(|| {
-                            Error::Config("an update names a row never inserted".into())
-                        })?),
-                    )
-                }
-            };
-            let query = |sql| {
-                sqlx::query(sql)
-                    .bind(row.jqbh.clone())
-                    .bind(row.jqlb)
-                    .bind(row.bjsj)
-                    .bind(row.fadd.clone())
-                    .bind(row.xzqh.clone())
-                    .bind(row.jyqk.clone())
-                    .bind(row.gxdw.clone())
-                    .bind(row.bjrdh.clone())
-                    .bind(row.cljg.clone())
-                    .bind(row.czbz)
-                    .bind(row.gxsj)
-            };
-            match target {
-                None => {
-                    let done = query(&insert)
-                        .execute(&mut conn)
-                        .await
-                        .map_err(|e| db_error(url, "INSERT failed", e))?;
-                    ids.push(done.last_insert_id());
-                    stats.inserted += 1;
-                }
-                Some(id) => {
-                    query(&update)
-                        .bind(id)
-                        .execute(&mut conn)
-                        .await
-                        .map_err(|e| db_error(url, "UPDATE failed", e))?;
-                    stats.updated += 1;
-                }
-            }
-            if row.defect.is_some() {
-                stats.malformed += 1;
+            Some(id) => {
+                query(&update)
+                    .bind(id)
+                    .execute(&mut conn)
+                    .await
+                    .map_err(|e| db_error(url, "UPDATE failed", e))?;
             }
         }
+        stats.count(target.is_some(), row.defect.is_some());
     }
     let _ = conn.close().await;
     Ok(stats)

@@ -1530,23 +1530,14 @@ pub async fn serve(
         .await
         .map_err(|e| Error::Serve(e.to_string()))?;
     let stats = api.world().stats;
-    info!(
-        tickets = stats.tickets,
-        malformed = stats.malformed_tickets,
-        versions = stats.versions,
-        requests = stats.requests,
-        "12345 work-order API simulator stopped."
-    );
+    info!(?stats, "12345 work-order API simulator stopped.");
     Ok(stats)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn start() -> DateTime<FixedOffset> {
-        DateTime::parse_from_rfc3339("2024-09-14T08:00:00+08:00").expect("valid time")
-    }
+    use crate::clock::test_start as start;
 
     #[test]
     fn times_are_beijing_wall_clock() {

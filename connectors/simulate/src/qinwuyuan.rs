@@ -1771,24 +1771,14 @@ pub async fn run(options: QinwuyuanOptions, mut shutdown: Shutdown) -> Result<St
             "Push answered."
         );
     }
-    info!(
-        sent = stats.sent,
-        accepted = stats.accepted,
-        rejected = stats.rejected,
-        unexpected = stats.unexpected,
-        retries = stats.retries,
-        "秦务员 simulator stopped."
-    );
+    info!(?stats, "秦务员 simulator stopped.");
     Ok(stats)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn start() -> DateTime<FixedOffset> {
-        DateTime::parse_from_rfc3339("2024-09-14T08:00:00+08:00").expect("valid time")
-    }
+    use crate::clock::test_start as start;
 
     #[test]
     fn records_come_in_time_order_and_versions_count_up() {

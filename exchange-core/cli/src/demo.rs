@@ -246,6 +246,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), DemoError> {
     let (stop_simulators, sim_shutdown) = Shutdown::new();
+    let load = crate::SimulatorLoad {
+        rate: options.rate,
+        malformed_share: options.malformed_share,
+        seed: options.seed,
+        limit: None,
+    };
     let mut simulators: Vec<tokio::task::JoinHandle<()>> = Vec::new();
 
     // The 12345 work-order API, which the hub will poll.
@@ -255,13 +261,10 @@ pub async fn run(
     let hotline_addr = hotline_listener
         .local_addr()
         .map_err(|e| DemoError::Setup(e.to_string()))?;
-    let hotline = unsilo_simulate::hotline12345::Hotline12345Options {
-        addr: hotline_addr,
-        rate: options.rate,
-        malformed_share: options.malformed_share,
-        seed: options.seed,
-        ..Default::default()
-    };
+    let hotline = crate::simulator_options!(
+        load,
+        unsilo_simulate::hotline12345::Hotline12345Options { addr: hotline_addr }
+    );
     let sd = sim_shutdown.clone();
     simulators.push(spawn_simulator(
         "hotline12345",
@@ -318,14 +321,13 @@ pub async fn run(
 
     // The dept-sql simulator creates its tables before the hub starts polling them.
     if options.postgres_url.is_some() || options.mysql_url.is_some() {
-        let sql = unsilo_simulate::dept_sql::DeptSqlOptions {
-            postgres_url: options.postgres_url.clone(),
-            mysql_url: options.mysql_url.clone(),
-            rate: options.rate,
-            malformed_share: options.malformed_share,
-            seed: options.seed,
-            ..Default::default()
-        };
+        let sql = crate::simulator_options!(
+            load,
+            unsilo_simulate::dept_sql::DeptSqlOptions {
+                postgres_url: options.postgres_url.clone(),
+                mysql_url: options.mysql_url.clone(),
+            }
+        );
         unsilo_simulate::dept_sql::prepare(&sql)
             .await
             .map_err(|e| DemoError::Setup(format!("dept-sql simulator: {e}")))?;
@@ -364,32 +366,30 @@ pub async fn run(
         .map_err(|e| DemoError::Setup(format!("cannot listen on {}: {e}", options.listen)))?;
     let base = format!("http://{}", options.listen);
 
-    let grid = unsilo_simulate::grid::GridSimulatorOptions {
-        hub_url: base.clone(),
-        token: grid_token,
-        rate: options.rate,
-        malformed_share: options.malformed_share,
-        seed: options.seed,
-        ..Default::default()
-    };
-    let sd = sim_shutdown.clone();
-    simulators.push(spawn_simulator(
-        "grid",
-        unsilo_simulate::grid::run(grid, sd),
-    ));
-    let qinwuyuan = unsilo_simulate::qinwuyuan::QinwuyuanOptions {
-        url: format!("{base}/ingest/qinwuyuan"),
-        token: qinwuyuan_token,
-        rate: options.rate,
-        malformed_share: options.malformed_share,
-        seed: options.seed,
-        ..Default::default()
-    };
-    let sd = sim_shutdown.clone();
-    simulators.push(spawn_simulator(
-        "qinwuyuan",
-        unsilo_simulate::qinwuyuan::run(qinwuyuan, sd),
-    ));
+    let grid = crate::simulator_options!(
+        load,
+        unsilo_simulate::grid::GridSimulatorOptions {
+            hub_url: base.clone(),
+            token: grid_token,
+        }
+    );
+    let qinwuyuan = crate::simulator_options!(
+        load,
+        unsilo_simulate::qinwuyuan::QinwuyuanOptions {
+            url: format!("{base}/ingest/qinwuyuan"),
+            token: qinwuyuan_token,
+        }
+    );
+    simulators.extend([
+        spawn_simulator(
+            "grid",
+            unsilo_simulate::grid::run(grid, sim_shutdown.clone()),
+        ),
+        spawn_simulator(
+            "qinwuyuan",
+            unsilo_simulate::qinwuyuan::run(qinwuyuan, sim_shutdown.clone()),
+        ),
+    ]);
     let files = unsilo_simulate::dept_file::DeptFileOptions {
         malformed_share: options.malformed_share,
         seed: options.seed,

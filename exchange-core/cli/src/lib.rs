@@ -12,3 +12,32 @@
 
 pub mod bench;
 pub mod demo;
+
+/// How hard a simulator works: the knobs every simulator takes, from `unsilo simulate`'s command line or the demo.
+#[derive(Debug, Clone, Copy)]
+pub struct SimulatorLoad {
+    /// Records per second.
+    pub rate: f64,
+    /// Share of deliberately malformed records (0.0–1.0).
+    pub malformed_share: f64,
+    /// Seed of the generated data (same seed, same data).
+    pub seed: u64,
+    /// Stop after this many records (`None`: run until stopped).
+    pub limit: Option<u64>,
+}
+
+/// A simulator's options: its own fields, then the rate, malformed share, seed and limit of a [`SimulatorLoad`].
+#[macro_export]
+macro_rules! simulator_options {
+    ($load:expr, $($options:ident)::+ { $($field:ident $(: $value:expr)?),* $(,)? }) => {{
+        let load: $crate::SimulatorLoad = $load;
+        $($options)::+ {
+            $($field $(: $value)?,)*
+            rate: load.rate,
+            malformed_share: load.malformed_share,
+            seed: load.seed,
+            limit: load.limit,
+            ..Default::default()
+        }
+    }};
+}

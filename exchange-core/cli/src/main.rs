@@ -337,20 +337,6 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A simulator's options: its own fields, then the rate, malformed share, seed and limit of the command line.
-macro_rules! simulator_options {
-    ($args:expr, $($options:ident)::+ { $($field:ident $(: $value:expr)?),* $(,)? }) => {
-        $($options)::+ {
-            $($field $(: $value)?,)*
-            rate: $args.rate,
-            malformed_share: $args.malformed,
-            seed: $args.seed,
-            limit: $args.limit,
-            ..Default::default()
-        }
-    };
-}
-
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     init_cli_logging();
     let (trigger, shutdown) = unsilo_connectors::sdk::Shutdown::new();
@@ -358,12 +344,18 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         server::shutdown_signal().await;
         trigger.trigger();
     });
+    let load = unsilo_cli::SimulatorLoad {
+        rate: args.rate,
+        malformed_share: args.malformed,
+        seed: args.seed,
+        limit: args.limit,
+    };
     let stats = match args.system {
         SimulatedSystem::Grid { hub, token } => format!(
             "{:?}",
             unsilo_simulate::grid::run(
-                simulator_options!(
-                    args,
+                unsilo_cli::simulator_options!(
+                    load,
                     unsilo_simulate::grid::GridSimulatorOptions {
                         hub_url: hub,
                         token
@@ -376,8 +368,8 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         SimulatedSystem::Qinwuyuan { hub, token } => format!(
             "{:?}",
             unsilo_simulate::qinwuyuan::run(
-                simulator_options!(
-                    args,
+                unsilo_cli::simulator_options!(
+                    load,
                     unsilo_simulate::qinwuyuan::QinwuyuanOptions {
                         url: format!("{}/ingest/qinwuyuan", hub.trim_end_matches('/')),
                         token
@@ -390,8 +382,8 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         SimulatedSystem::Hotline12345 { listen } => format!(
             "{:?}",
             unsilo_simulate::hotline12345::run(
-                simulator_options!(
-                    args,
+                unsilo_cli::simulator_options!(
+                    load,
                     unsilo_simulate::hotline12345::Hotline12345Options { addr: listen }
                 ),
                 shutdown,
@@ -404,8 +396,8 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         } => format!(
             "{:?}",
             unsilo_simulate::dept_sql::run(
-                simulator_options!(
-                    args,
+                unsilo_cli::simulator_options!(
+                    load,
                     unsilo_simulate::dept_sql::DeptSqlOptions {
                         postgres_url,
                         mysql_url
@@ -419,9 +411,9 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             "{:?}",
             unsilo_simulate::dept_file::run(
                 unsilo_simulate::dept_file::DeptFileOptions {
-                    malformed_share: args.malformed,
-                    seed: args.seed,
-                    limit: args.limit,
+                    malformed_share: load.malformed_share,
+                    seed: load.seed,
+                    limit: load.limit,
                     files_per_minute: args.rate.clamp(0.1, 600.0),
                     ..unsilo_simulate::dept_file::DeptFileOptions::new(dir)
                 },
