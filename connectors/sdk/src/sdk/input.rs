@@ -79,3 +79,17 @@ pub struct BatchReport {
     /// Rejected inputs.
     pub rejected: Vec<Rejected>,
 }
+
+impl BatchReport {
+    /// Logs (at debug: per-batch lines would drown a busy hub's log) that a source's batch of
+    /// `records` inputs was acknowledged, with how many were accepted and rejected.
+    pub fn log_acknowledged(&self, connector: &str, records: usize) {
+        tracing::debug!(
+            connector,
+            records,
+            accepted = self.accepted.len(),
+            rejected = self.rejected.len(),
+            "Batch acknowledged."
+        );
+    }
+}

@@ -955,14 +955,7 @@ impl Source for HttpPollSource {
             let records = result.inputs.len();
             if records > 0 {
                 let report = ctx.sink.submit(result.inputs).await?;
-                info!(
-                    connector = %ctx.connector,
-                    page = page_no,
-                    records,
-                    accepted = report.accepted.len(),
-                    rejected = report.rejected.len(),
-                    "Batch acknowledged."
-                );
+                report.log_acknowledged(&ctx.connector, records);
             } else {
                 debug!(connector = %ctx.connector, page = page_no, received, "No new records.");
             }

@@ -16,7 +16,7 @@ use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Deserialize;
-use tracing::{debug, info};
+use tracing::info;
 
 use super::poll::deserialize_duration;
 use crate::sdk::{RawInput, Source, SourceContext, SourceError};
@@ -227,13 +227,7 @@ impl Source for KafkaTopicSource {
             consumer
                 .commit(&tpl, CommitMode::Sync)
                 .map_err(|e| SourceError::transient(format!("Kafka offset commit failed: {e}")))?;
-            debug!(
-                connector = %ctx.connector,
-                records = count,
-                accepted = report.accepted.len(),
-                rejected = report.rejected.len(),
-                "Batch acknowledged and committed."
-            );
+            report.log_acknowledged(&ctx.connector, count);
         }
     }
 }

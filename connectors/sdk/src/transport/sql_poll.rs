@@ -944,13 +944,7 @@ impl Source for SqlPollSource {
                 ctx.checkpoints.save(&checkpoint).await?;
                 position = Position::After { cursor, id };
             }
-            info!(
-                connector = %ctx.connector,
-                rows = count,
-                accepted = report.accepted.len(),
-                rejected = report.rejected.len(),
-                "Batch acknowledged."
-            );
+            report.log_acknowledged(&ctx.connector, count);
             if count < self.batch_size && sleep_or_shutdown(&mut shutdown, self.poll_interval).await
             {
                 return Ok(());
