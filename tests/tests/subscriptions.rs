@@ -186,7 +186,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     assert_eq!(paths, vec!["care_level", "head_cert_no", "village_code"]);
     assert_eq!(record["care_level"], "RED");
     assert_eq!(record["village_code"], "610921107200");
-    let person_key = running.hub.admin.person_key_of_cert_no(PERSON);
+    let person_key = running.hub.governance.person_key_of_cert_no(PERSON);
     assert_eq!(record["head_cert_no"], json!(person_key));
     let text = records[0].to_string();
     assert!(!text.contains(PERSON) && !text.contains(PHONE), "{text}");

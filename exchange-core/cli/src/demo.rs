@@ -123,7 +123,7 @@ struct DemoSubscription {
     approve_above_clearance: Vec<String>,
     #[serde(default)]
     with_postgres: bool,
-    request: unsilo_hub::admin::lifecycle::SubscriptionRequest,
+    request: unsilo_hub::governance::SubscriptionRequest,
 }
 
 /// Creates the demo's agencies (or issues them fresh tokens on a re-run) and their subscriptions, approved by
@@ -133,17 +133,17 @@ async fn setup_agencies(
     hub: &Hub,
     postgres_url: Option<&str>,
 ) -> Result<Vec<(String, String)>, DemoError> {
-    use unsilo_hub::admin::lifecycle::{ApproveRequest, NewAgency};
     use unsilo_hub::auth::Principal;
+    use unsilo_hub::governance::{ApproveRequest, NewAgency};
     use unsilo_policy::model::Channel;
-    let operator = "demo-operator";
+    let operator = Principal::Operator("demo-operator".into());
     let setup =
         |e: unsilo_hub::api_error::ApiError| DemoError::Setup(format!("demo agencies: {e}"));
     let mut tokens = Vec::new();
     for (id, name, uscc, clearance) in DEMO_AGENCIES {
         let token = if hub.control.agency(id).is_some() {
-            hub.admin
-                .issue_token(operator, id, Default::default())
+            hub.governance
+                .issue_token(&operator, id, Default::default())
                 .await
                 .map_err(setup)?
                 .0
@@ -156,8 +156,8 @@ async fn setup_agencies(
                 client_cert_sha256: None,
                 token_expires_at_ms: None,
             };
-            hub.admin
-                .create_agency(operator, new)
+            hub.governance
+                .create_agency(&operator, new)
                 .await
                 .map_err(setup)?
                 .1
@@ -188,7 +188,7 @@ async fn setup_agencies(
         if hub.control.subscription(&id).is_some() {
             continue;
         }
-        hub.admin
+        hub.governance
             .request(&Principal::Agency(agency.into()), request)
             .await
             .map_err(setup)?;
@@ -197,15 +197,19 @@ async fn setup_agencies(
             ..ApproveRequest::default()
         };
         let first = hub
-            .admin
-            .approve(operator, &id, approval)
+            .governance
+            .approve(&operator, &id, approval)
             .await
             .map_err(setup)?;
         if first.status == unsilo_policy::model::SubscriptionStatus::Requested {
             // 双人复核: the grant can release CORE-grade records or S4 fields in clear, so a second, different
             // operator confirms it.
-            hub.admin
-                .approve(REVIEWER, &id, ApproveRequest::default())
+            hub.governance
+                .approve(
+                    &Principal::Operator(REVIEWER.into()),
+                    &id,
+                    ApproveRequest::default(),
+                )
                 .await
                 .map_err(setup)?;
         }

@@ -114,25 +114,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-/// The name of the operator calling: a request by anyone else answers 403 (401 without credentials).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Operator(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for Operator {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Principal::from_request_parts(parts, state).await? {
-            Principal::Operator(name) => Ok(Operator(name)),
-            _ => Err(Surface::Admin.error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "this operation is for operators",
-            )),
-        }
-    }
-}
-
 /// One token bucket's settings: a sustained rate and a burst.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

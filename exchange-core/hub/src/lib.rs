@@ -21,6 +21,9 @@
 //! - [`secrets`]: the deployment secret and the keys derived from it.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`config`]: the typed configuration file (`deploy/*.toml`).
+//! - [`governance`]: the operations operators and agencies perform (agencies, tokens, the subscription
+//!   lifecycle, dead-letter replay, audit queries), each checking who asks — shared by the admin API and the
+//!   console.
 //!
 //! The stages, siblings over that bottom (none imports another):
 //!
@@ -44,6 +47,7 @@ pub mod control;
 pub mod delivery;
 pub mod egress;
 pub mod fuzzing;
+pub mod governance;
 pub mod ingest;
 pub mod listener;
 pub mod metrics;

@@ -25,12 +25,12 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::access::{Access, Caller, RateLimiter, Surface};
-use crate::admin::lifecycle::{Admin, AdminSettings};
 use crate::audit::{AuditLog, SigningKey, TrustedKeys};
 use crate::auth::{Authenticator, Principal};
 use crate::config::{BusKind, Config};
 use crate::control::ControlPlane;
 use crate::delivery::{self, DeliveryContext, ViewDecoder};
+use crate::governance::{Governance, GovernanceSettings};
 use crate::ingest::http_push::{self, PushEndpoints};
 use crate::metrics::{self, InstrumentedBus, Metrics};
 use crate::router::RouterContext;
@@ -110,8 +110,8 @@ pub struct Hub {
     pub control: Arc<ControlPlane>,
     /// The evidence log.
     pub audit: Arc<AuditLog>,
-    /// The admin operations.
-    pub admin: Arc<Admin>,
+    /// The operations operators and agencies perform (the admin API and the console call them).
+    pub governance: Arc<Governance>,
     /// Decodes released records for the pull API.
     decoder: ViewDecoder,
     /// Stops the routers, the delivery workers and the expiry task.
@@ -194,14 +194,14 @@ impl Hub {
             secret: secret.clone(),
             metrics: metrics.clone(),
         };
-        let admin = Arc::new(Admin::new(
+        let governance = Arc::new(Governance::new(
             control.clone(),
             registry.clone(),
             audit.clone(),
             bus.clone(),
             secret.clone(),
             Arc::new(delivery::DeliveryStage::new(delivery_context.clone())),
-            AdminSettings {
+            GovernanceSettings {
                 partitions: config.bus.partitions,
                 auto_approve_unconditional: config.policy.auto_approve_unconditional,
                 egress: egress.clone(),
@@ -247,7 +247,7 @@ impl Hub {
             routing_stopped.clone(),
         )));
         routing.push(tokio::spawn(expire_subscriptions(
-            admin.clone(),
+            governance.clone(),
             routing_stopped,
         )));
         Ok(Self {
@@ -260,7 +260,7 @@ impl Hub {
             sources: Arc::new(Mutex::new(connectors.sources)),
             control,
             audit,
-            admin,
+            governance,
             decoder,
             stop_routing: Arc::new(stop_routing),
             routing: Arc::new(Mutex::new(routing)),
@@ -317,7 +317,7 @@ impl Hub {
         )
         .layer(axum::middleware::from_fn(registry_caller))
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
-        let admin = crate::admin::router(self.admin.clone())
+        let admin = crate::admin::router(self.governance.clone())
             .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
         let pull = delivery::pull::router(
             self.control.clone(),
@@ -521,13 +521,16 @@ impl unsilo_registry::api::WriteRecorder for AuditRecorder {
 
 /// Marks subscriptions past their expiry as expired, every second. (Delivery already stops at the expiry time;
 /// this records the state change and its audit entry.)
-async fn expire_subscriptions(admin: Arc<Admin>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn expire_subscriptions(
+    governance: Arc<Governance>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
         }
-        let n = admin.expire_due().await;
+        let n = governance.expire_due().await;
         if n > 0 {
             info!(expired = n, "Subscriptions expired.");
         }

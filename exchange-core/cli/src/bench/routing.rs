@@ -19,9 +19,9 @@ use apache_avro::types::Value;
 use super::BenchError;
 use unsilo_bus::wire;
 use unsilo_bus::{ConsumerOptions, Record};
-use unsilo_hub::admin::lifecycle::{ApproveRequest, NewAgency, SubscriptionRequest};
 use unsilo_hub::auth::Principal;
 use unsilo_hub::control::ControlState;
+use unsilo_hub::governance::{ApproveRequest, NewAgency, SubscriptionRequest};
 use unsilo_hub::router::{Release, RoutingTable};
 use unsilo_policy::model::{
     Channel, FieldRule, Subscription, SubscriptionSpec, SubscriptionStatus, Treatment,
@@ -214,9 +214,9 @@ pub async fn latency(rate: u32, seconds: u32) -> Result<Latency, BenchError> {
         .await
         .map_err(|e| BenchError::Avro(e.to_string()))?;
     let setup = |e: unsilo_hub::api_error::ApiError| BenchError::Avro(e.to_string());
-    hub.admin
+    hub.governance
         .create_agency(
-            "bench",
+            &Principal::Operator("bench".into()),
             NewAgency {
                 id: "bench".into(),
                 name: "基准测试".into(),
@@ -241,20 +241,28 @@ pub async fn latency(rate: u32, seconds: u32) -> Result<Latency, BenchError> {
             channel: Channel::Pull,
         },
     };
-    hub.admin
+    hub.governance
         .request(&Principal::Agency("bench".into()), request)
         .await
         .map_err(setup)?;
     let mut sub = hub
-        .admin
-        .approve("bench", "bench.latency", ApproveRequest::default())
+        .governance
+        .approve(
+            &Principal::Operator("bench".into()),
+            "bench.latency",
+            ApproveRequest::default(),
+        )
         .await
         .map_err(setup)?;
     if sub.status == unsilo_policy::model::SubscriptionStatus::Requested {
         // 双人复核: a second operator confirms.
         sub = hub
-            .admin
-            .approve("bench-reviewer", "bench.latency", ApproveRequest::default())
+            .governance
+            .approve(
+                &Principal::Operator("bench-reviewer".into()),
+                "bench.latency",
+                ApproveRequest::default(),
+            )
             .await
             .map_err(setup)?;
     }

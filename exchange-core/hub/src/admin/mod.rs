@@ -4,9 +4,8 @@
 //!
 //! - errors are [`ApiError`] (shared with the pull API). Who the caller is, is decided before any handler
 //!   runs — [`crate::access`] puts the [`Principal`] into the request.
-//! - [`lifecycle`]: the operations themselves — create an agency, request, approve (with narrowing), reject,
-//!   revoke, expire — each written to `_unsilo.config` and recorded in `_unsilo.audit`.
-//! - this file: the routes.
+//! - the operations themselves — and who may perform each — are [`crate::governance`]'s, shared with the
+//!   console; each handler here only reads the request and writes the JSON answer.
 //!
 //! Who may do what: operators manage agencies and decide on subscriptions; an agency requests subscriptions and
 //! sees only its own agency record and its own subscriptions (another agency's subscription answers 404, so
@@ -29,8 +28,6 @@
 //! | `GET /admin/audit`, `GET /admin/audit/verify`, `POST /admin/audit/verify` (with exported checkpoints) | operator |
 //! | `GET /admin/audit/keys`, `GET /admin/audit/checkpoints` | operator |
 
-pub mod lifecycle;
-
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
@@ -41,17 +38,19 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::access::Operator;
 use crate::api_error::{ApiError, JsonOrDefault, JsonRequest};
-use crate::audit::{self, AuditQuery, Checkpoint};
+use crate::audit::Checkpoint;
 use crate::auth::Principal;
-use lifecycle::{
-    require_person, Admin, ApproveRequest, ClientCertificateBinding, NewAgency, NewToken,
-    ReasonRequest, SubscriptionRequest,
+use crate::governance::{
+    require_person, ApproveRequest, AuditSearch, ClientCertificateBinding, Governance, NewAgency,
+    NewToken, ReasonRequest, SubscriptionRequest,
 };
 
+/// The shared operations, as the handlers reach them.
+type Ops = State<Arc<Governance>>;
+
 /// The admin routes, to be merged into the hub's server behind the access layer of [`crate::access`].
-pub fn router(admin: Arc<Admin>) -> Router {
+pub fn router(governance: Arc<Governance>) -> Router {
     Router::new()
         .route("/admin/agencies", post(create_agency).get(list_agencies))
         .route("/admin/agencies/{id}", get(get_agency))
@@ -84,7 +83,7 @@ pub fn router(admin: Arc<Admin>) -> Router {
         .route("/admin/audit/keys", get(audit_keys))
         .route("/admin/audit/checkpoints", get(audit_checkpoints))
         .route("/admin/whoami", get(whoami))
-        .with_state(admin)
+        .with_state(governance)
 }
 
 type ApiResult = Result<Response, ApiError>;
@@ -93,78 +92,64 @@ fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
     Ok((status, Json(body)).into_response())
 }
 
+/// The note that goes with a secret shown in an answer.
+const SHOWN_ONCE: &str = "the token is shown only now; store it";
+
 async fn whoami(who: Principal) -> ApiResult {
     require_person(&who)?;
     ok(StatusCode::OK, json!({ "principal": who.to_string() }))
 }
 
 async fn create_agency(
-    State(admin): State<Arc<Admin>>,
-    Operator(operator): Operator,
+    State(ops): Ops,
+    who: Principal,
     JsonRequest(new): JsonRequest<NewAgency>,
 ) -> ApiResult {
-    let (agency, token) = admin.create_agency(&operator, new).await?;
+    let (agency, token) = ops.create_agency(&who, new).await?;
+    let token_id = agency.tokens.first().map(|t| t.id.clone());
     ok(
         StatusCode::CREATED,
-        json!({ "agency": agency.view(), "token": token, "token_id": agency.tokens.first().map(|t| t.id.clone()), "note": "the token is shown only now; store it" }),
+        json!({ "agency": agency.view(), "token": token, "token_id": token_id, "note": SHOWN_ONCE }),
     )
 }
 
-async fn list_agencies(State(admin): State<Arc<Admin>>, who: Principal) -> ApiResult {
-    require_person(&who)?;
-    let state = admin.control().read();
-    let list: Vec<_> = state
-        .agencies
-        .values()
-        .filter(|a| who.may_see_agency(&a.id))
-        .map(|a| a.view())
-        .collect();
+async fn list_agencies(State(ops): Ops, who: Principal) -> ApiResult {
+    let list: Vec<_> = ops.list_agencies(&who)?.iter().map(|a| a.view()).collect();
     ok(StatusCode::OK, json!({ "agencies": list }))
 }
 
-async fn get_agency(
-    State(admin): State<Arc<Admin>>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        json!(admin.visible_agency(&who, &id)?.view()),
-    )
+async fn get_agency(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, json!(ops.visible_agency(&who, &id)?.view()))
 }
 
-async fn list_tokens(
-    State(admin): State<Arc<Admin>>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> ApiResult {
+async fn list_tokens(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     let now = unsilo_bus::now_ms();
-    let agency = admin.visible_agency(&who, &id)?;
+    let agency = ops.visible_agency(&who, &id)?;
     let tokens: Vec<_> = agency.tokens.iter().map(|t| t.view(now)).collect();
     ok(StatusCode::OK, json!({ "agency": id, "tokens": tokens }))
 }
 
 async fn issue_token(
-    State(admin): State<Arc<Admin>>,
-    Operator(operator): Operator,
+    State(ops): Ops,
+    who: Principal,
     Path(id): Path<String>,
     JsonOrDefault(new): JsonOrDefault<NewToken>,
 ) -> ApiResult {
     let expires_at_ms = new.expires_at_ms;
-    let (token, token_id) = admin.issue_token(&operator, &id, new).await?;
+    let (token, token_id) = ops.issue_token(&who, &id, new).await?;
     ok(
         StatusCode::CREATED,
-        json!({ "agency": id, "token": token, "token_id": token_id, "expires_at_ms": expires_at_ms, "note": "the token is shown only now; store it" }),
+        json!({ "agency": id, "token": token, "token_id": token_id, "expires_at_ms": expires_at_ms, "note": SHOWN_ONCE }),
     )
 }
 
 async fn revoke_token(
-    State(admin): State<Arc<Admin>>,
+    State(ops): Ops,
     who: Principal,
     Path((id, token_id)): Path<(String, String)>,
 ) -> ApiResult {
     require_person(&who)?;
-    let revoked = admin.revoke_token(&who, &id, &token_id).await?;
+    let revoked = ops.revoke_token(&who, &id, &token_id).await?;
     ok(
         StatusCode::OK,
         json!({ "agency": id, "token": revoked.view(unsilo_bus::now_ms()) }),
@@ -172,24 +157,21 @@ async fn revoke_token(
 }
 
 async fn bind_client_certificate(
-    State(admin): State<Arc<Admin>>,
-    Operator(operator): Operator,
+    State(ops): Ops,
+    who: Principal,
     Path(id): Path<String>,
     JsonRequest(binding): JsonRequest<ClientCertificateBinding>,
 ) -> ApiResult {
-    let agency = admin
-        .bind_client_certificate(&operator, &id, binding)
-        .await?;
+    let agency = ops.bind_client_certificate(&who, &id, binding).await?;
     ok(StatusCode::OK, json!(agency.view()))
 }
 
 async fn request_subscription(
-    State(admin): State<Arc<Admin>>,
+    State(ops): Ops,
     who: Principal,
     JsonRequest(request): JsonRequest<SubscriptionRequest>,
 ) -> ApiResult {
-    require_person(&who)?;
-    let (subscription, webhook_key) = admin.request(&who, request).await?;
+    let (subscription, webhook_key) = ops.request(&who, request).await?;
     let mut body = json!({ "subscription": subscription.redacted() });
     if let Some(key) = webhook_key {
         body["webhook_signing_key"] = json!(hex::encode(key));
@@ -206,39 +188,32 @@ struct ListQuery {
 }
 
 async fn list_subscriptions(
-    State(admin): State<Arc<Admin>>,
+    State(ops): Ops,
     who: Principal,
     Query(q): Query<ListQuery>,
 ) -> ApiResult {
-    require_person(&who)?;
-    let state = admin.control().read();
-    let list: Vec<_> = state
-        .subscriptions
-        .values()
-        .filter(|s| who.may_see_agency(&s.agency))
-        .filter(|s| q.status.as_deref().is_none_or(|st| st == s.status.as_str()))
-        .filter(|s| q.agency.as_deref().is_none_or(|a| a == s.agency))
+    let list: Vec<_> = ops
+        .list_subscriptions(&who, q.status.as_deref(), q.agency.as_deref())?
+        .iter()
         .map(|s| s.redacted())
         .collect();
     ok(StatusCode::OK, json!({ "subscriptions": list }))
 }
 
-async fn get_subscription(
-    State(admin): State<Arc<Admin>>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> ApiResult {
-    let s = admin.visible_subscription(&who, &id)?;
-    ok(StatusCode::OK, json!(s.redacted()))
+async fn get_subscription(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        json!(ops.visible_subscription(&who, &id)?.redacted()),
+    )
 }
 
 async fn approve(
-    State(admin): State<Arc<Admin>>,
-    Operator(operator): Operator,
+    State(ops): Ops,
+    who: Principal,
     Path(id): Path<String>,
     JsonOrDefault(request): JsonOrDefault<ApproveRequest>,
 ) -> ApiResult {
-    let s = admin.approve(&operator, &id, request).await?;
+    let s = ops.approve(&who, &id, request).await?;
     if s.status == unsilo_policy::model::SubscriptionStatus::Requested {
         // 双人复核: one approval recorded, a second operator must confirm.
         return ok(
@@ -250,102 +225,52 @@ async fn approve(
 }
 
 async fn reject(
-    State(admin): State<Arc<Admin>>,
-    Operator(operator): Operator,
+    State(ops): Ops,
+    who: Principal,
     Path(id): Path<String>,
     JsonRequest(request): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
-    let s = admin.reject(&operator, &id, request.reason).await?;
+    let s = ops.reject(&who, &id, request.reason).await?;
     ok(StatusCode::OK, json!(s.redacted()))
 }
 
 async fn revoke(
-    State(admin): State<Arc<Admin>>,
+    State(ops): Ops,
     who: Principal,
     Path(id): Path<String>,
     JsonRequest(request): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
-    admin.visible_subscription(&who, &id)?;
-    let s = admin.revoke(&who, &id, request.reason).await?;
+    let s = ops.revoke(&who, &id, request.reason).await?;
     ok(StatusCode::OK, json!(s.redacted()))
 }
 
-async fn replay_dlq(
-    State(admin): State<Arc<Admin>>,
-    who: Principal,
-    Path(id): Path<String>,
-) -> ApiResult {
-    let s = admin.visible_subscription(&who, &id)?;
-    let replayed = admin
-        .delivery()
-        .replay_dead_letters(&s)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    admin
-        .record_control(
-            &who,
-            "subscription.dlq_replay",
-            &id,
-            json!({ "replayed": replayed }),
-        )
-        .await?;
+async fn replay_dlq(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
+    let replayed = ops.replay_dead_letters(&who, &id).await?;
     ok(
         StatusCode::OK,
         json!({ "subscription": id, "replayed": replayed }),
     )
 }
 
-#[derive(Debug, Deserialize)]
-struct AuditParams {
-    record_id: Option<String>,
-    person_key: Option<String>,
-    /// An ID number: turned into its person key here, never stored or logged.
-    cert_no: Option<String>,
-    subscription: Option<String>,
-    agency: Option<String>,
-    limit: Option<usize>,
-}
-
 async fn query_audit(
-    State(admin): State<Arc<Admin>>,
-    _operator: Operator,
-    Query(p): Query<AuditParams>,
+    State(ops): Ops,
+    who: Principal,
+    Query(search): Query<AuditSearch>,
 ) -> ApiResult {
-    let person_key = match (&p.person_key, &p.cert_no) {
-        (Some(k), _) => Some(k.clone()),
-        (None, Some(c)) => Some(admin.person_key_of_cert_no(c)),
-        (None, None) => None,
-    };
-    let q = AuditQuery {
-        record_id: p.record_id,
-        person_key,
-        subscription: p.subscription,
-        agency: p.agency,
-        limit: p.limit,
-    };
-    let entries = audit::query(admin.bus().as_ref(), admin.audit().topic(), &q)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let entries = ops.query_audit(&who, search).await?;
     ok(StatusCode::OK, json!({ "entries": entries }))
 }
 
-async fn verify_report(admin: &Admin, external: &[Checkpoint]) -> ApiResult {
-    let report = audit::verify(
-        admin.bus().as_ref(),
-        admin.audit().topic(),
-        admin.trusted_keys(),
-        external,
-    )
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
+async fn verify_report(ops: &Governance, who: &Principal, external: &[Checkpoint]) -> ApiResult {
+    let report = ops.verify_audit(who, external).await?;
     ok(
         StatusCode::OK,
         json!({ "intact": report.is_intact(), "report": report }),
     )
 }
 
-async fn verify_audit(State(admin): State<Arc<Admin>>, _operator: Operator) -> ApiResult {
-    verify_report(&admin, &[]).await
+async fn verify_audit(State(ops): Ops, who: Principal) -> ApiResult {
+    verify_report(&ops, &who, &[]).await
 }
 
 /// Body of `POST /admin/audit/verify`: checkpoints exported earlier and kept elsewhere.
@@ -356,28 +281,18 @@ struct VerifyWith {
 }
 
 async fn verify_audit_with(
-    State(admin): State<Arc<Admin>>,
-    _operator: Operator,
+    State(ops): Ops,
+    who: Principal,
     JsonRequest(with): JsonRequest<VerifyWith>,
 ) -> ApiResult {
-    verify_report(&admin, &with.checkpoints).await
+    verify_report(&ops, &who, &with.checkpoints).await
 }
 
-async fn audit_keys(State(admin): State<Arc<Admin>>, _operator: Operator) -> ApiResult {
-    ok(
-        StatusCode::OK,
-        json!({
-            "hub": admin.audit().hub(),
-            "public_key": admin.audit().public_key(),
-            "algorithm": "Ed25519",
-            "trusted": admin.trusted_keys().keys,
-        }),
-    )
+async fn audit_keys(State(ops): Ops, who: Principal) -> ApiResult {
+    ok(StatusCode::OK, ops.audit_keys(&who)?)
 }
 
-async fn audit_checkpoints(State(admin): State<Arc<Admin>>, _operator: Operator) -> ApiResult {
-    let checkpoints = audit::checkpoint::read(admin.bus().as_ref(), admin.audit().topic())
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+async fn audit_checkpoints(State(ops): Ops, who: Principal) -> ApiResult {
+    let checkpoints = ops.audit_checkpoints(&who).await?;
     ok(StatusCode::OK, json!({ "checkpoints": checkpoints }))
 }

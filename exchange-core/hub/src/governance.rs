@@ -1,6 +1,8 @@
-//! The control-plane operations behind the admin API and CLI.
+//! The operations operators and agencies perform — agencies and their tokens, the subscription lifecycle,
+//! dead-letter replay, audit queries and verification — shared by every surface that offers them: the admin
+//! API (and the CLI over it) and the console. Neither surface holds a rule of its own.
 //!
-//! Each operation checks who may do it and whether the state allows it, writes the new value to
+//! Each operation takes the [`Principal`] asking, checks who may do it and whether the state allows it, writes the new value to
 //! `_unsilo.config` (through [`ControlPlane`], read-your-writes) and records it in `_unsilo.audit`.
 //!
 //! Approval runs the whole activation: check the grant against the request and the agency's clearance
@@ -16,7 +18,9 @@ use tracing::info;
 use unsilo_schemas::Sensitivity;
 
 use crate::api_error::ApiError;
-use crate::audit::{AuditEvent, AuditLog, TrustedKeys};
+use crate::audit::{
+    self, AuditEntry, AuditEvent, AuditLog, AuditQuery, Checkpoint, TrustedKeys, VerifyReport,
+};
 use crate::auth::{self, Principal};
 use crate::control::{ControlError, ControlPlane, DeliveryControl};
 use crate::egress::EgressPolicy;
@@ -111,9 +115,26 @@ pub struct ReasonRequest {
     pub reason: String,
 }
 
+/// What to look for in the audit log; every given criterion must match.
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditSearch {
+    /// One record's id.
+    pub record_id: Option<String>,
+    /// A person's key (the pseudonym release entries record).
+    pub person_key: Option<String>,
+    /// An ID number: turned into its person key, never stored or logged.
+    pub cert_no: Option<String>,
+    /// One subscription's id.
+    pub subscription: Option<String>,
+    /// One agency's id.
+    pub agency: Option<String>,
+    /// At most this many entries.
+    pub limit: Option<usize>,
+}
+
 /// What the admin operations are set up with, besides the hub's parts.
 #[derive(Clone, Debug, Default)]
-pub struct AdminSettings {
+pub struct GovernanceSettings {
     /// Bus partitions of each subscription's topics.
     pub partitions: u32,
     /// Approve UNCONDITIONAL requests within clearance automatically (`[policy] auto_approve_unconditional`).
@@ -124,8 +145,8 @@ pub struct AdminSettings {
     pub trusted_keys: TrustedKeys,
 }
 
-/// The admin operations.
-pub struct Admin {
+/// The operations of the control plane, each checking its caller.
+pub struct Governance {
     control: Arc<ControlPlane>,
     registry: Arc<Registry>,
     audit: Arc<AuditLog>,
@@ -133,16 +154,26 @@ pub struct Admin {
     secret: Arc<HubSecret>,
     pseudonym_key: PseudonymKey,
     delivery: Arc<dyn DeliveryControl>,
-    settings: AdminSettings,
+    settings: GovernanceSettings,
 }
 
-impl std::fmt::Debug for Admin {
+impl std::fmt::Debug for Governance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Admin").finish_non_exhaustive()
+        f.debug_struct("Governance").finish_non_exhaustive()
     }
 }
 
-/// An agency or operator, or 403 (push sources have no business with the admin API).
+/// The operator's name, or 403: only operators manage agencies and decide on subscriptions.
+pub fn require_operator(who: &Principal) -> Result<&str, ApiError> {
+    match who {
+        Principal::Operator(name) => Ok(name),
+        _ => Err(ApiError::Forbidden(
+            "this operation is for operators".into(),
+        )),
+    }
+}
+
+/// An agency or operator, or 403 (push sources have no business with the admin API or the console).
 pub fn require_person(who: &Principal) -> Result<(), ApiError> {
     match who {
         Principal::PushSource(_) => Err(ApiError::Forbidden(
@@ -173,8 +204,8 @@ fn policy_error(e: PolicyError) -> ApiError {
     ApiError::Invalid(e.to_string())
 }
 
-impl Admin {
-    /// The admin operations over the hub's parts.
+impl Governance {
+    /// The operations over the hub's parts.
     pub fn new(
         control: Arc<ControlPlane>,
         registry: Arc<Registry>,
@@ -182,7 +213,7 @@ impl Admin {
         bus: Arc<dyn Bus>,
         secret: Arc<HubSecret>,
         delivery: Arc<dyn DeliveryControl>,
-        settings: AdminSettings,
+        settings: GovernanceSettings,
     ) -> Self {
         Self {
             control,
@@ -250,6 +281,118 @@ impl Admin {
             .ok_or_else(|| ApiError::NotFound(format!("subscription `{id}`")))
     }
 
+    /// The agencies `who` may see: every one for an operator, its own for an agency.
+    pub fn list_agencies(&self, who: &Principal) -> Result<Vec<Agency>, ApiError> {
+        require_person(who)?;
+        let state = self.control.read();
+        Ok(state
+            .agencies
+            .values()
+            .filter(|a| who.may_see_agency(&a.id))
+            .cloned()
+            .collect())
+    }
+
+    /// The subscriptions `who` may see, optionally only those of one status and one agency.
+    pub fn list_subscriptions(
+        &self,
+        who: &Principal,
+        status: Option<&str>,
+        agency: Option<&str>,
+    ) -> Result<Vec<Subscription>, ApiError> {
+        require_person(who)?;
+        let state = self.control.read();
+        Ok(state
+            .subscriptions
+            .values()
+            .filter(|s| who.may_see_agency(&s.agency))
+            .filter(|s| status.is_none_or(|st| st == s.status.as_str()))
+            .filter(|s| agency.is_none_or(|a| a == s.agency))
+            .cloned()
+            .collect())
+    }
+
+    /// Puts a subscription's dead-lettered deliveries back on its topic (operator, or the owning agency);
+    /// returns how many, and records it.
+    pub async fn replay_dead_letters(&self, who: &Principal, id: &str) -> Result<usize, ApiError> {
+        let subscription = self.visible_subscription(who, id)?;
+        let replayed = self
+            .delivery
+            .replay_dead_letters(&subscription)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.record_control(
+            who,
+            "subscription.dlq_replay",
+            id,
+            json!({ "replayed": replayed }),
+        )
+        .await?;
+        Ok(replayed)
+    }
+
+    /// Audit entries matching `search` (operators only). An ID number is turned into its person key
+    /// here and never stored or logged.
+    pub async fn query_audit(
+        &self,
+        who: &Principal,
+        search: AuditSearch,
+    ) -> Result<Vec<AuditEntry>, ApiError> {
+        require_operator(who)?;
+        let person_key = match (&search.person_key, &search.cert_no) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some(c)) => Some(self.person_key_of_cert_no(c)),
+            (None, None) => None,
+        };
+        let query = AuditQuery {
+            record_id: search.record_id,
+            person_key,
+            subscription: search.subscription,
+            agency: search.agency,
+            limit: search.limit,
+        };
+        audit::query(self.bus.as_ref(), self.audit.topic(), &query)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// Verifies the audit log's chains and signatures, against checkpoints exported earlier if given
+    /// (operators only).
+    pub async fn verify_audit(
+        &self,
+        who: &Principal,
+        external: &[Checkpoint],
+    ) -> Result<VerifyReport, ApiError> {
+        require_operator(who)?;
+        audit::verify(
+            self.bus.as_ref(),
+            self.audit.topic(),
+            &self.settings.trusted_keys,
+            external,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// The hub's audit signing key and the keys it trusts (operators only).
+    pub fn audit_keys(&self, who: &Principal) -> Result<serde_json::Value, ApiError> {
+        require_operator(who)?;
+        Ok(json!({
+            "hub": self.audit.hub(),
+            "public_key": self.audit.public_key(),
+            "algorithm": "Ed25519",
+            "trusted": self.settings.trusted_keys.keys,
+        }))
+    }
+
+    /// The audit log's checkpoints, for keeping elsewhere (operators only).
+    pub async fn audit_checkpoints(&self, who: &Principal) -> Result<Vec<Checkpoint>, ApiError> {
+        require_operator(who)?;
+        audit::checkpoint::read(self.bus.as_ref(), self.audit.topic())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
     /// Records a control-plane event.
     pub async fn record_control(
         &self,
@@ -272,9 +415,10 @@ impl Admin {
     /// Creates an agency and its first token (returned once).
     pub async fn create_agency(
         &self,
-        operator: &str,
+        who: &Principal,
         new: NewAgency,
     ) -> Result<(Agency, String), ApiError> {
+        let operator = require_operator(who)?;
         let clearance: Sensitivity = new.clearance.parse().map_err(|_| {
             ApiError::Invalid(format!(
                 "clearance `{}` is not one of S1, S2, S3, S4",
@@ -312,13 +456,8 @@ impl Admin {
             .put_agency(&agency, None)
             .await
             .map_err(control_error)?;
-        self.record_control(
-            &Principal::Operator(operator.to_owned()),
-            "agency.create",
-            &agency.id,
-            json!(agency.view()),
-        )
-        .await?;
+        self.record_control(who, "agency.create", &agency.id, json!(agency.view()))
+            .await?;
         info!(agency = %agency.id, operator, "Agency created.");
         Ok((agency, token))
     }
@@ -327,10 +466,11 @@ impl Admin {
     /// working, so a token can be rotated with overlap: issue, switch the client over, revoke the old one.
     pub async fn issue_token(
         &self,
-        operator: &str,
+        who: &Principal,
         id: &str,
         new: NewToken,
     ) -> Result<(String, String), ApiError> {
+        let operator = require_operator(who)?;
         check_expiry(new.expires_at_ms)?;
         let current = self
             .control
@@ -347,7 +487,7 @@ impl Admin {
             revoked_at_ms: None,
         });
         self.update_agency(
-            &Principal::Operator(operator.to_owned()),
+            who,
             &current,
             &updated,
             "agency.issue_token",
@@ -398,10 +538,11 @@ impl Admin {
     /// Binds an agency to a TLS client certificate (or removes the binding).
     pub async fn bind_client_certificate(
         &self,
-        operator: &str,
+        who: &Principal,
         id: &str,
         binding: ClientCertificateBinding,
     ) -> Result<Agency, ApiError> {
+        require_operator(who)?;
         let current = self
             .control
             .agency(id)
@@ -414,7 +555,7 @@ impl Admin {
             .validate()
             .map_err(|e| ApiError::Invalid(e.to_string()))?;
         self.update_agency(
-            &Principal::Operator(operator.to_owned()),
+            who,
             &current,
             &updated,
             "agency.bind_client_certificate",
@@ -589,10 +730,11 @@ impl Admin {
     /// second approval with a different grant starts over with that grant and one approval.
     pub async fn approve(
         &self,
-        operator: &str,
+        who: &Principal,
         id: &str,
         request: ApproveRequest,
     ) -> Result<Subscription, ApiError> {
+        let operator = require_operator(who)?;
         let current = self.current_for_decision(id)?;
         if current.status == SubscriptionStatus::Approved {
             // Approved earlier, but activation failed (e.g. the subscriber's database was down): retry it with
@@ -659,7 +801,6 @@ impl Admin {
             operator: operator.to_owned(),
             at_ms: unsilo_bus::now_ms(),
         });
-        let who = Principal::Operator(operator.to_owned());
         let mut next = current.clone();
         next.granted = Some(granted.clone());
         next.approved_above_clearance = above.clone();
@@ -676,7 +817,7 @@ impl Admin {
             .await
             .map_err(control_error)?;
         self.record_control(
-            &who,
+            who,
             "subscription.approve",
             id,
             json!({
@@ -750,10 +891,11 @@ impl Admin {
     /// Rejects a requested subscription.
     pub async fn reject(
         &self,
-        operator: &str,
+        who: &Principal,
         id: &str,
         reason: String,
     ) -> Result<Subscription, ApiError> {
+        require_operator(who)?;
         let current = self.current_for_decision(id)?;
         if current.status != SubscriptionStatus::Requested {
             return Err(ApiError::Conflict(format!(
@@ -762,7 +904,7 @@ impl Admin {
             )));
         }
         self.finish(
-            &Principal::Operator(operator.to_owned()),
+            who,
             current,
             SubscriptionStatus::Rejected,
             "subscription.reject",
@@ -771,13 +913,15 @@ impl Admin {
         .await
     }
 
-    /// Revokes a subscription: nothing more is delivered from the moment this returns.
+    /// Revokes a subscription (an operator, or the owning agency): nothing more is delivered from the
+    /// moment this returns.
     pub async fn revoke(
         &self,
         who: &Principal,
         id: &str,
         reason: String,
     ) -> Result<Subscription, ApiError> {
+        self.visible_subscription(who, id)?;
         let current = self.current_for_decision(id)?;
         if current.status.is_final() {
             return Err(ApiError::Conflict(format!(
