@@ -47,6 +47,12 @@ pub(crate) fn wall_clock_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// A fixed start for the simulators' tests: 2024-09-14 08:00 Beijing time.
+#[cfg(test)]
+pub(crate) fn test_start() -> chrono::DateTime<FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339("2024-09-14T08:00:00+08:00").expect("valid time")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,10 +73,4 @@ mod tests {
         );
         assert_eq!(floor_second(1_500), 1_000);
     }
-}
-
-/// A fixed start for the simulators' tests: 2024-09-14 08:00 Beijing time.
-#[cfg(test)]
-pub(crate) fn test_start() -> chrono::DateTime<FixedOffset> {
-    chrono::DateTime::parse_from_rfc3339("2024-09-14T08:00:00+08:00").expect("valid time")
 }
