@@ -334,13 +334,7 @@ pub struct DeptFileGenerator {
 }
 
 fn check_share(name: &str, share: f64) -> Result<f64, Error> {
-    if (0.0..=1.0).contains(&share) {
-        Ok(share)
-    } else {
-        Err(Error::Config(format!(
-            "{name} must be between 0.0 and 1.0, not {share}"
-        )))
-    }
+    crate::options::within(name, share, crate::options::SHARE).map_err(Error::Config)
 }
 
 /// Today in Beijing.

@@ -660,11 +660,7 @@ fn whole_seconds(t: NaiveDateTime) -> NaiveDateTime {
 }
 
 fn clamp_share(share: f64) -> f64 {
-    if share.is_finite() {
-        share.clamp(0.0, 1.0)
-    } else {
-        0.0
-    }
+    crate::options::clamped(share, crate::options::SHARE, 0.0)
 }
 
 /// The base time of the sample rows: 2024-06-18 09:00:00 Beijing time.
@@ -905,12 +901,11 @@ pub async fn run(options: DeptSqlOptions, shutdown: Shutdown) -> Result<Stats, E
             options.rate
         )));
     }
-    for share in [options.malformed_share, options.update_share] {
-        if !(0.0..=1.0).contains(&share) {
-            return Err(Error::Config(format!(
-                "shares must be between 0.0 and 1.0, not {share}"
-            )));
-        }
+    for (name, share) in [
+        ("malformed_share", options.malformed_share),
+        ("update_share", options.update_share),
+    ] {
+        crate::options::within(name, share, crate::options::SHARE).map_err(Error::Config)?;
     }
     check_table(&options.dibao_table)?;
     check_table(&options.incident_table)?;

@@ -155,11 +155,12 @@ impl GridSimulatorOptions {
                 self.rate
             ));
         }
-        if !(0.0..=1.0).contains(&self.malformed_share) {
-            return invalid(format!(
-                "malformed_share {} must be between 0.0 and 1.0",
-                self.malformed_share
-            ));
+        if let Err(e) = crate::options::within(
+            "malformed_share",
+            self.malformed_share,
+            crate::options::SHARE,
+        ) {
+            return invalid(e);
         }
         if self.batch_size == 0 || self.batch_size > 10_000 {
             return invalid(format!(

@@ -131,29 +131,16 @@ pub enum Error {
     Serve(String),
 }
 
-/// The slowest and fastest rates and time scales the simulator takes.
+use crate::options::{clamped, within, SHARE};
+
+/// The slowest and fastest rates (per second) and time scales the simulator takes.
 const RATE_RANGE: (f64, f64) = (0.001, 100_000.0);
 const TIME_SCALE_RANGE: (f64, f64) = (0.001, 10_000_000.0);
 
 fn check(options: &Hotline12345Options) -> Result<(), Error> {
-    if !(RATE_RANGE.0..=RATE_RANGE.1).contains(&options.rate) {
-        return Err(Error::Options(format!(
-            "rate must be between {} and {} tickets per second, not {}",
-            RATE_RANGE.0, RATE_RANGE.1, options.rate
-        )));
-    }
-    if !(0.0..=1.0).contains(&options.malformed_share) {
-        return Err(Error::Options(format!(
-            "malformed_share must be between 0 and 1, not {}",
-            options.malformed_share
-        )));
-    }
-    if !(TIME_SCALE_RANGE.0..=TIME_SCALE_RANGE.1).contains(&options.time_scale) {
-        return Err(Error::Options(format!(
-            "time_scale must be between {} and {}, not {}",
-            TIME_SCALE_RANGE.0, TIME_SCALE_RANGE.1, options.time_scale
-        )));
-    }
+    within("rate", options.rate, RATE_RANGE).map_err(Error::Options)?;
+    within("malformed_share", options.malformed_share, SHARE).map_err(Error::Options)?;
+    within("time_scale", options.time_scale, TIME_SCALE_RANGE).map_err(Error::Options)?;
     Ok(())
 }
 
@@ -863,28 +850,14 @@ impl WorkOrderGenerator {
     pub fn new(options: &Hotline12345Options, start: DateTime<FixedOffset>) -> Self {
         let counties: Vec<&str> = options.counties.iter().map(String::as_str).collect();
         // Out-of-range options (`run` refuses them) are brought into range rather than panicking.
-        let rate = if options.rate.is_nan() {
-            1.0
-        } else {
-            options.rate.clamp(RATE_RANGE.0, RATE_RANGE.1)
-        };
-        let scale = if options.time_scale.is_nan() {
-            1.0
-        } else {
-            options
-                .time_scale
-                .clamp(TIME_SCALE_RANGE.0, TIME_SCALE_RANGE.1)
-        };
+        let rate = clamped(options.rate, RATE_RANGE, 1.0);
+        let scale = clamped(options.time_scale, TIME_SCALE_RANGE, 1.0);
         Self {
             faker: Faker::for_counties(options.seed, &counties),
             start_ms: floor_second(to_ms(&start)),
             gap_ms: 1000.0 * scale / rate,
             created: 0,
-            malformed_share: if options.malformed_share.is_nan() {
-                0.0
-            } else {
-                options.malformed_share.clamp(0.0, 1.0)
-            },
+            malformed_share: clamped(options.malformed_share, SHARE, 0.0),
             units: BTreeMap::new(),
         }
     }

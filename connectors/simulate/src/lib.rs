@@ -22,4 +22,5 @@ pub mod dept_sql;
 pub mod fake;
 pub mod grid;
 pub mod hotline12345;
+mod options;
 pub mod qinwuyuan;

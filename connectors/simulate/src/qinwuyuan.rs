@@ -175,31 +175,18 @@ pub enum Error {
     },
 }
 
-/// The slowest and fastest rates and time scales the simulator takes.
+use crate::options::{clamped, within, SHARE};
+
+/// The slowest and fastest rates (per second) and time scales the simulator takes.
 const RATE_RANGE: (f64, f64) = (0.001, 1_000_000.0);
 const TIME_SCALE_RANGE: (f64, f64) = (0.001, 10_000_000.0);
 /// The largest batch (the hub takes bodies up to 16 MiB).
 const MAX_BATCH: usize = 10_000;
 
 fn check(options: &QinwuyuanOptions) -> Result<(), Error> {
-    if !(RATE_RANGE.0..=RATE_RANGE.1).contains(&options.rate) {
-        return Err(Error::Options(format!(
-            "rate must be between {} and {} records per second, not {}",
-            RATE_RANGE.0, RATE_RANGE.1, options.rate
-        )));
-    }
-    if !(0.0..=1.0).contains(&options.malformed_share) {
-        return Err(Error::Options(format!(
-            "malformed_share must be between 0 and 1, not {}",
-            options.malformed_share
-        )));
-    }
-    if !(TIME_SCALE_RANGE.0..=TIME_SCALE_RANGE.1).contains(&options.time_scale) {
-        return Err(Error::Options(format!(
-            "time_scale must be between {} and {}, not {}",
-            TIME_SCALE_RANGE.0, TIME_SCALE_RANGE.1, options.time_scale
-        )));
-    }
+    within("rate", options.rate, RATE_RANGE).map_err(Error::Options)?;
+    within("malformed_share", options.malformed_share, SHARE).map_err(Error::Options)?;
+    within("time_scale", options.time_scale, TIME_SCALE_RANGE).map_err(Error::Options)?;
     if !(1..=MAX_BATCH).contains(&options.batch_size) {
         return Err(Error::Options(format!(
             "batch_size must be between 1 and {MAX_BATCH}, not {}",
@@ -771,29 +758,15 @@ impl PushGenerator {
     pub fn new(options: &QinwuyuanOptions, start: DateTime<FixedOffset>) -> Self {
         let counties: Vec<&str> = options.counties.iter().map(String::as_str).collect();
         // Out-of-range options (`run` refuses them) are brought into range rather than panicking.
-        let rate = if options.rate.is_nan() {
-            1.0
-        } else {
-            options.rate.clamp(RATE_RANGE.0, RATE_RANGE.1)
-        };
-        let scale = if options.time_scale.is_nan() {
-            1.0
-        } else {
-            options
-                .time_scale
-                .clamp(TIME_SCALE_RANGE.0, TIME_SCALE_RANGE.1)
-        };
+        let rate = clamped(options.rate, RATE_RANGE, 1.0);
+        let scale = clamped(options.time_scale, TIME_SCALE_RANGE, 1.0);
         let start_ms = floor_second(start.timestamp_millis());
         Self {
             faker: Faker::for_counties(options.seed, &counties),
             clock: start_ms,
             next_arrival: start_ms,
             mean_gap_ms: 4.0 * 1000.0 * scale / rate,
-            malformed_share: if options.malformed_share.is_nan() {
-                0.0
-            } else {
-                options.malformed_share.clamp(0.0, 1.0)
-            },
+            malformed_share: clamped(options.malformed_share, SHARE, 0.0),
             queue: BTreeMap::new(),
             sequence: 0,
             case_serial: 0,
