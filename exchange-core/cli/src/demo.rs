@@ -15,6 +15,8 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -24,6 +26,7 @@ use unsilo_connectors::transport::file_drop::FileDropConfig;
 use unsilo_hub::auth::token_digest;
 use unsilo_hub::config::{Config, ConnectorConfig, TransportKind};
 use unsilo_hub::server::{Hub, ServerError};
+use unsilo_policy::model::SubscriptionStatus;
 
 /// What the demo runs.
 #[derive(Clone, Debug)]
@@ -42,6 +45,8 @@ pub struct DemoOptions {
     pub postgres_url: Option<String>,
     /// MySQL / MariaDB for the incident-table simulator and its `sql_poll` connector (optional).
     pub mysql_url: Option<String>,
+    /// Print only the banner, not a progress line every 10 seconds.
+    pub quiet: bool,
 }
 
 /// Errors that stop the demo.
@@ -102,12 +107,18 @@ fn parse<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> Result<T, De
 }
 
 /// The demo's agencies: id, name, unified social credit code, clearance.
-const DEMO_AGENCIES: [(&str, &str, &str, &str); 2] = [
+const DEMO_AGENCIES: [(&str, &str, &str, &str); 3] = [
     ("civil-affairs", "汉阴县民政局", "11610921016050037T", "S3"),
     (
         "public-security",
         "汉阴县公安局",
         "11610921MB12345671",
+        "S2",
+    ),
+    (
+        "health-commission",
+        "汉阴县卫生健康局",
+        "12610921MB00000019",
         "S2",
     ),
 ];
@@ -123,16 +134,19 @@ struct DemoSubscription {
     approve_above_clearance: Vec<String>,
     #[serde(default)]
     with_postgres: bool,
+    /// Filed but not approved: left for a newcomer to decide in the console.
+    #[serde(default)]
+    leave_pending: bool,
     request: unsilo_hub::governance::SubscriptionRequest,
 }
 
 /// Creates the demo's agencies (or issues them fresh tokens on a re-run) and their subscriptions, approved by
 /// the demo operator, as an operator would with `unsilo agency create` and `unsilo subscription approve`.
-/// Returns each agency's token.
+/// Returns each agency's token, and the ids of the requests left waiting for an operator's decision.
 async fn setup_agencies(
     hub: &Hub,
     postgres_url: Option<&str>,
-) -> Result<Vec<(String, String)>, DemoError> {
+) -> Result<(Vec<(String, String)>, Vec<String>), DemoError> {
     use unsilo_hub::auth::Principal;
     use unsilo_hub::governance::{ApproveRequest, NewAgency};
     use unsilo_policy::model::Channel;
@@ -140,6 +154,7 @@ async fn setup_agencies(
     let setup =
         |e: unsilo_hub::api_error::ApiError| DemoError::Setup(format!("demo agencies: {e}"));
     let mut tokens = Vec::new();
+    let mut pending = Vec::new();
     for (id, name, uscc, clearance) in DEMO_AGENCIES {
         let token = if hub.control.agency(id).is_some() {
             hub.governance
@@ -170,6 +185,7 @@ async fn setup_agencies(
         agency,
         approve_above_clearance,
         with_postgres,
+        leave_pending,
         mut request,
     } in demo
     {
@@ -185,13 +201,22 @@ async fn setup_agencies(
         }
 
         let id = unsilo_policy::model::Subscription::id_of(agency, &request.name);
-        if hub.control.subscription(&id).is_some() {
+        let existing = hub.control.subscription(&id).map(|s| s.status);
+        if existing.is_none() {
+            hub.governance
+                .request(&Principal::Agency(agency.into()), request)
+                .await
+                .map_err(setup)?;
+        }
+        if leave_pending {
+            if matches!(existing, None | Some(SubscriptionStatus::Requested)) {
+                pending.push(id);
+            }
             continue;
         }
-        hub.governance
-            .request(&Principal::Agency(agency.into()), request)
-            .await
-            .map_err(setup)?;
+        if existing.is_some() {
+            continue;
+        }
         let approval = ApproveRequest {
             approve_above_clearance,
             ..ApproveRequest::default()
@@ -214,7 +239,7 @@ async fn setup_agencies(
                 .map_err(setup)?;
         }
     }
-    Ok(tokens)
+    Ok((tokens, pending))
 }
 
 /// The demo's second operator, who confirms grants that need two operators (双人复核).
@@ -358,7 +383,7 @@ pub async fn run(
     }
     let hub = Hub::start(&config).await?;
     let tokens_dir = options.data_dir.join("demo-tokens");
-    let agency_tokens = setup_agencies(&hub, options.postgres_url.as_deref()).await?;
+    let (agency_tokens, pending) = setup_agencies(&hub, options.postgres_url.as_deref()).await?;
     write_tokens(
         &tokens_dir,
         &operator_token,
@@ -406,24 +431,16 @@ pub async fn run(
         unsilo_simulate::dept_file::run(files, sd),
     ));
 
-    info!(
-        hub = %base,
-        data_dir = %options.data_dir.display(),
-        dropbox = %dropbox.display(),
-        hotline_api = %format!("http://{hotline_addr}/api/workorders"),
-        "Demo running: grid and 秦务员 push, the 12345 API is polled, GBK exports land in the dropbox. \
-         Try: curl {base}/metrics | grep unsilo_ingest ; curl -H \"Authorization: Bearer $(cat {t}/operator)\" {base}/subjects . Ctrl-C stops.",
-        t = tokens_dir.display()
+    println!(
+        "{}",
+        banner(&base, &tokens_dir, &dropbox, &agency_tokens, &pending)
     );
-    info!(
-        tokens = %tokens_dir.display(),
-        "Agencies subscribed: civil-affairs.red-households (RED households, pseudonymous person keys) and \
-         public-security.grid-events (event type and village code only). Try: \
-         UNSILO_TOKEN=$(cat {t}/civil-affairs) unsilo subscription pull civil-affairs.red-households ; \
-         UNSILO_TOKEN=$(cat {t}/operator) unsilo audit verify ; \
-         UNSILO_TOKEN=$(cat {t}/operator) unsilo subscription list",
-        t = tokens_dir.display()
-    );
+    if !options.quiet {
+        simulators.push(tokio::spawn(print_progress(
+            Arc::clone(&hub.metrics),
+            sim_shutdown.clone(),
+        )));
+    }
 
     let serving = hub.serve(listener, async move {
         shutdown.await;
@@ -435,4 +452,73 @@ pub async fn run(
         let _ = s.await;
     }
     result.map_err(DemoError::from)
+}
+
+/// The one block the demo prints at start: where the console is, how to sign in, what to try next.
+fn banner(
+    base: &str,
+    tokens: &std::path::Path,
+    dropbox: &std::path::Path,
+    agencies: &[(String, String)],
+    pending: &[String],
+) -> String {
+    let t = tokens.display();
+    let agency_files: Vec<String> = agencies.iter().map(|(id, _)| format!("{t}/{id}")).collect();
+    let mut out = format!(
+        "\n  unsilo demo is running · 演示已启动\n\n  \
+         Console 控制台       {base}/console/\n  \
+         Sign in 登录         with the operator token in {t}/operator\n  \
+         Agency tokens       {}\n  \
+         Sources 数据源       grid and 秦务员 push, the 12345 API is polled, GBK exports land in {}\n",
+        agency_files.join(", "),
+        dropbox.display()
+    );
+    for id in pending {
+        out.push_str(&format!(
+            "  Waiting 待审批       {id}: approve or narrow it in the console (Requests)\n"
+        ));
+    }
+    out.push_str(&format!(
+        "\n  Try next:\n    \
+         curl -s {base}/metrics | grep unsilo_ingest_records\n    \
+         UNSILO_TOKEN=$(cat {t}/civil-affairs) unsilo subscription pull civil-affairs.red-households\n    \
+         UNSILO_TOKEN=$(cat {t}/operator) unsilo audit verify\n\n  \
+         A progress line follows every 10 s (--quiet hides it). Ctrl-C stops.\n"
+    ));
+    out
+}
+
+/// Prints one line every 10 seconds: records in per connector (accepted / rejected), releases per
+/// subscription, dead letters.
+async fn print_progress(metrics: Arc<unsilo_hub::metrics::Metrics>, mut shutdown: Shutdown) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => println!("{}", progress_line(&metrics.flows.snapshot())),
+            () = shutdown.wait() => return,
+        }
+    }
+}
+
+/// One progress line from the live flows.
+fn progress_line(flows: &unsilo_hub::flows::FlowSnapshot) -> String {
+    let time = chrono::Local::now().format("%H:%M:%S");
+    let sources: Vec<String> = flows
+        .connectors
+        .iter()
+        .map(|(name, f)| format!("{name} {}✓ {}✗", f.accepted, f.rejected))
+        .collect();
+    let released: Vec<String> = flows
+        .subscriptions
+        .iter()
+        .map(|(id, f)| format!("{id} {}", f.released))
+        .collect();
+    let rejected: u64 = flows.connectors.values().map(|f| f.rejected).sum();
+    let refused: u64 = flows.subscriptions.values().map(|f| f.dead_lettered).sum();
+    format!(
+        "[{time}] in: {} | released: {} | dead letters: {rejected} from sources, {refused} in delivery",
+        if sources.is_empty() { "—".to_owned() } else { sources.join(", ") },
+        if released.is_empty() { "—".to_owned() } else { released.join(", ") },
+    )
 }

@@ -104,6 +104,9 @@ struct DemoArgs {
     /// Also simulate a public-security incident table in this MySQL / MariaDB, polled by the hub.
     #[arg(long)]
     mysql_url: Option<String>,
+    /// Print only the banner, not a progress line every 10 seconds.
+    #[arg(long)]
+    quiet: bool,
 }
 
 /// Options every simulator takes.
@@ -311,16 +314,23 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 fn init_cli_logging() {
+    init_logging_at("info");
+}
+
+/// Logs to stderr at `default_level`, unless `RUST_LOG` says otherwise.
+fn init_logging_at(default_level: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_target(false)
         .init();
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    init_cli_logging();
+    // The demo speaks through its banner and progress line; the hub's own log shows warnings and errors
+    // (RUST_LOG=info shows everything).
+    init_logging_at("warn");
     unsilo_cli::demo::run(
         unsilo_cli::demo::DemoOptions {
             data_dir: args.data_dir,
@@ -330,6 +340,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             seed: args.seed,
             postgres_url: args.postgres_url,
             mysql_url: args.mysql_url,
+            quiet: args.quiet,
         },
         server::shutdown_signal(),
     )

@@ -20,6 +20,8 @@
 //! - [`audit`]: the hash-chained, signed evidence log `_unsilo.audit`, its verification and queries.
 //! - [`secrets`]: the deployment secret and the keys derived from it.
 //! - [`metrics`]: Prometheus metrics.
+//! - [`flows`]: live per-connector and per-subscription figures (per minute, last error, checkpoint) for the
+//!   console and the demo.
 //! - [`config`]: the typed configuration file (`deploy/*.toml`).
 //! - [`governance`]: the operations operators and agencies perform (agencies, tokens, the subscription
 //!   lifecycle, dead-letter replay, audit queries), each checking who asks — shared by the admin API and the
@@ -46,6 +48,7 @@ pub mod config;
 pub mod control;
 pub mod delivery;
 pub mod egress;
+pub mod flows;
 pub mod fuzzing;
 pub mod governance;
 pub mod ingest;

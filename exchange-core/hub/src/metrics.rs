@@ -97,6 +97,8 @@ pub struct Metrics {
     refused_requests: Family<RefusalLabels, Counter>,
     held_records: Family<GateLabels, Counter>,
     build_info: Family<BuildLabels, Gauge>,
+    /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
+    pub flows: crate::flows::Flows,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -208,6 +210,7 @@ impl Metrics {
             refused_requests,
             held_records,
             build_info,
+            flows: crate::flows::Flows::default(),
         }
     }
 
@@ -235,6 +238,7 @@ impl Metrics {
 
     /// Counts a batch a connector's sink made durable.
     pub fn record_ingest(&self, connector: &str, accepted: usize, rejected: usize) {
+        self.flows.ingest(connector, accepted, rejected);
         for (outcome, n) in [("accepted", accepted), ("rejected", rejected)] {
             if n > 0 {
                 self.ingest_records
@@ -249,6 +253,7 @@ impl Metrics {
 
     /// Counts records released to a subscription.
     pub fn record_release(&self, subscription: &str, n: usize) {
+        self.flows.release(subscription, n);
         self.released_records
             .get_or_create(&SubscriptionLabels {
                 subscription: subscription.to_owned(),
@@ -259,6 +264,7 @@ impl Metrics {
     /// Counts records a delivery worker committed (`committed`: delivered, or dead-lettered after every retry) or
     /// sent to the delivery DLQ (`dead_lettered`).
     pub fn record_delivery(&self, subscription: &str, channel: &str, outcome: &str, n: usize) {
+        self.flows.delivery(subscription, outcome, n);
         self.delivered_records
             .get_or_create(&DeliveryLabels {
                 subscription: subscription.to_owned(),

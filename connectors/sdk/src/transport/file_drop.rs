@@ -464,7 +464,7 @@ impl FileDropSource {
                 file.name
             ))
         })?;
-        info!(connector = %ctx.connector, file = %file.name, records = done, rejected, "File processed.");
+        debug!(connector = %ctx.connector, file = %file.name, records = done, rejected, "File processed.");
         Ok(FileOutcome::Done)
     }
 

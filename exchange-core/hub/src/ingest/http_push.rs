@@ -23,7 +23,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, value::RawValue};
-use tracing::{info, warn};
+use tracing::warn;
 use unsilo_connectors::sdk::{BatchReport, RawInput, RecordSink};
 
 /// The sinks of the connectors that accept pushes, by connector name.
@@ -173,13 +173,7 @@ async fn ingest(
             format!("{reason}; the body was kept on the dead-letter topic"),
         );
     }
-    info!(
-        connector = %connector,
-        records = count,
-        accepted = report.accepted.len(),
-        rejected = report.rejected.len(),
-        "Push ingested."
-    );
+    report.log_acknowledged(&connector, count);
     let status = if report.rejected.is_empty() {
         StatusCode::OK
     } else if report.accepted.is_empty() {

@@ -209,6 +209,8 @@ pub struct BusCheckpoints {
     bus: Arc<dyn Bus>,
     /// The last value this process saved or loaded (a connector instance runs in one process at a time).
     cached: Mutex<Option<Option<serde_json::Value>>>,
+    /// Where saved checkpoints are shown (the console).
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl std::fmt::Debug for BusCheckpoints {
@@ -227,7 +229,14 @@ impl BusCheckpoints {
             connector: connector.to_owned(),
             bus,
             cached: Mutex::new(None),
+            metrics: None,
         })
+    }
+
+    /// Shows each saved checkpoint in `metrics`' live flows.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Replays the offsets topic for the latest checkpoint of this connector.
@@ -288,6 +297,9 @@ impl CheckpointStore for BusCheckpoints {
             .await
             .map_err(|e| SinkError(format!("saving checkpoint: {e}")))?;
         *self.cached.lock().await = Some(Some(cursor.clone()));
+        if let Some(m) = &self.metrics {
+            m.flows.checkpoint(&self.connector, cursor);
+        }
         Ok(())
     }
 }

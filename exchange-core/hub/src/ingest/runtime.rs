@@ -1,6 +1,7 @@
 //! Runs source connectors: restarts a failed source after an exponential backoff with jitter when its error
 //! says a retry may help, stops it (and says why) when it says not, and stops every source on shutdown.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{error, info, warn};
@@ -21,8 +22,13 @@ pub fn backoff(attempt: u32) -> Duration {
     base.mul_f64(jitter)
 }
 
-/// Runs `source` until shutdown, restarting it after transient failures.
-pub async fn supervise(mut source: Box<dyn Source>, ctx: SourceContext) {
+/// Runs `source` until shutdown, restarting it after transient failures; each failure is shown in
+/// `metrics`' live flows.
+pub async fn supervise(
+    mut source: Box<dyn Source>,
+    ctx: SourceContext,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
     let connector = ctx.connector.clone();
     let mut shutdown = ctx.shutdown.clone();
     let mut attempt = 0u32;
@@ -33,10 +39,12 @@ pub async fn supervise(mut source: Box<dyn Source>, ctx: SourceContext) {
                 return;
             }
             Err(e) if e.hint == RetryHint::NoRetry => {
+                metrics.flows.source_error(&connector, &e.to_string());
                 error!(connector = %connector, error = %e, "Source failed and will not be retried; fix the cause and restart the hub.");
                 return;
             }
             Err(e) => {
+                metrics.flows.source_error(&connector, &e.to_string());
                 let wait = backoff(attempt);
                 warn!(connector = %connector, error = %e, retry_in_ms = wait.as_millis() as u64, "Source failed; retrying.");
                 attempt = attempt.saturating_add(1);

@@ -143,14 +143,19 @@ pub async fn start_connectors(
             .map_err(|source| StartError::Connector {
                 connector: c.name.clone(),
                 source,
-            })?;
+            })?
+            .with_metrics(Arc::clone(metrics));
         let ctx = SourceContext {
             connector: c.name.clone(),
             sink,
             checkpoints: Arc::new(checkpoints),
             shutdown: shutdown.clone(),
         };
-        sources.push(tokio::spawn(runtime::supervise(source, ctx)));
+        sources.push(tokio::spawn(runtime::supervise(
+            source,
+            ctx,
+            Arc::clone(metrics),
+        )));
         info!(connector = %c.name, definition = %c.definition, transport = ?c.transport, "Connector ready.");
     }
     Ok(StartedConnectors {
