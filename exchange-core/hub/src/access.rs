@@ -32,6 +32,8 @@ use tracing::warn;
 
 pub use crate::auth::Principal;
 use crate::auth::{AuthError, Authenticator, ClientCertificate};
+use unsilo_registry::api::RegistryCaller;
+use unsilo_schemas::names;
 
 /// The surfaces of the hub, each with its own rate limit and error dialect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -44,6 +46,8 @@ pub enum Surface {
     Admin,
     /// `/v1/subscriptions/…`: agencies pulling their records.
     Pull,
+    /// `/console/…`: the operators' console and the agencies' portal (session cookies).
+    Console,
 }
 
 impl Surface {
@@ -54,6 +58,7 @@ impl Surface {
             Self::Registry => "registry",
             Self::Admin => "admin",
             Self::Pull => "pull",
+            Self::Console => "console",
         }
     }
 
@@ -67,7 +72,9 @@ impl Surface {
                 json!({ "error_code": numeric, "message": message })
             }
             Self::Ingest => json!({ "error_code": code, "message": message }),
-            Self::Admin | Self::Pull => json!({ "error": code, "message": message }),
+            Self::Admin | Self::Pull | Self::Console => {
+                json!({ "error": code, "message": message })
+            }
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
@@ -112,6 +119,37 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             )),
         }
     }
+}
+
+/// What a caller may do in the schema registry (the registry API and the console's schema pages apply it):
+/// operators read and write everything (but the hub-owned subjects); an agency reads the shared `std.*`
+/// subjects and its own `sub.<agency>.*` view subjects; an anonymous caller (only where `[registry]
+/// anonymous_read` lets one in) the shared ones; a push source nothing (`None`).
+pub fn registry_caller(principal: Option<&Principal>) -> Option<RegistryCaller> {
+    Some(match principal {
+        Some(Principal::Operator(name)) => RegistryCaller {
+            name: format!("operator:{name}"),
+            writer: true,
+            readable: None,
+            anonymous: false,
+        },
+        Some(Principal::Agency(id)) => RegistryCaller {
+            name: format!("agency:{id}"),
+            writer: false,
+            readable: Some(vec![
+                names::STD_PREFIX.into(),
+                names::agency_topic_prefix(id),
+            ]),
+            anonymous: false,
+        },
+        None => RegistryCaller {
+            name: "anonymous".into(),
+            writer: false,
+            readable: Some(vec![names::STD_PREFIX.into()]),
+            anonymous: true,
+        },
+        Some(Principal::PushSource(_)) => return None,
+    })
 }
 
 /// One token bucket's settings: a sustained rate and a burst.
@@ -260,7 +298,8 @@ impl LimitsConfig {
         match surface {
             Surface::Ingest => self.ingest,
             Surface::Registry => self.registry,
-            Surface::Admin => self.admin,
+            // The console is the admin API in a browser: the same budget per person.
+            Surface::Admin | Surface::Console => self.admin,
             Surface::Pull => self.pull,
         }
     }

@@ -265,6 +265,18 @@ impl Authenticator {
         }
     }
 
+    /// The principal holding the token whose SHA-256 digest (hex) is `digest` at `now_ms` — for a console
+    /// session, which keeps the digest, never the token, and checks it again on every request (so a revoked or
+    /// expired token ends the session at once).
+    pub fn principal_of_digest(
+        &self,
+        digest: &str,
+        client_certificate: Option<&ClientCertificate>,
+        now_ms: i64,
+    ) -> Result<Principal, AuthError> {
+        self.find(digest, client_certificate, now_ms)
+    }
+
     fn find(
         &self,
         digest: &str,

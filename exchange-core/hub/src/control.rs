@@ -288,6 +288,10 @@ pub trait DeliveryControl: Send + Sync {
         &self,
         subscription: &Subscription,
     ) -> Result<usize, unsilo_bus::Error>;
+
+    /// The health of a subscription's channel where the hub tracks one: a webhook's circuit breaker
+    /// (`closed`, `open`, `half-open`); `None` for channels without.
+    fn channel_health(&self, subscription: &Subscription) -> Option<&'static str>;
 }
 
 /// A subscriber's channel could not be prepared (its database or cluster refused or did not answer).

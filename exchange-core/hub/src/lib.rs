@@ -35,6 +35,7 @@
 //!   with the evidence of every release.
 //! - [`delivery`]: from a subscription's topic to the agency — webhook, SQL upsert, Kafka, pull API.
 //! - [`admin`]: the admin HTTP API (agencies, tokens, subscriptions, audit, dead letters).
+//! - [`console`]: the operators' console and the agencies' portal in a browser, over the same operations.
 //!
 //! On top: [`server`] starts every stage and serves the HTTP surfaces; [`fuzzing`] holds the entry points of
 //! the fuzz targets (bytes in, no panic, hang or unbounded allocation).
@@ -45,6 +46,7 @@ pub mod api_error;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod control;
 pub mod delivery;
 pub mod egress;

@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use unsilo_schemas::names::{self, AUDIT_TOPIC, CONFIG_TOPIC};
+use unsilo_schemas::names::{AUDIT_TOPIC, CONFIG_TOPIC};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -26,7 +26,7 @@ use tracing::{info, warn};
 
 use crate::access::{Access, Caller, RateLimiter, Surface};
 use crate::audit::{AuditLog, SigningKey, TrustedKeys};
-use crate::auth::{Authenticator, Principal};
+use crate::auth::Authenticator;
 use crate::config::{BusKind, Config};
 use crate::control::ControlPlane;
 use crate::delivery::{self, DeliveryContext, ViewDecoder};
@@ -114,6 +114,8 @@ pub struct Hub {
     pub governance: Arc<Governance>,
     /// Decodes released records for the pull API.
     decoder: ViewDecoder,
+    /// The operators' console and the agencies' portal.
+    console: Arc<crate::console::Console>,
     /// Stops the routers, the delivery workers and the expiry task.
     stop_routing: Arc<tokio::sync::watch::Sender<bool>>,
     /// The routers, the delivery manager and the expiry task.
@@ -250,6 +252,16 @@ impl Hub {
             governance.clone(),
             routing_stopped,
         )));
+        let console = Arc::new(crate::console::Console {
+            governance: governance.clone(),
+            access: access.clone(),
+            metrics: metrics.clone(),
+            bus: bus.clone(),
+            registry: registry.clone(),
+            connectors: connector_summaries(&config.connectors),
+            secure_cookies: config.http.tls.is_some(),
+            sessions: Default::default(),
+        });
         Ok(Self {
             bus,
             registry,
@@ -259,6 +271,7 @@ impl Hub {
             stop_sources: Arc::new(stop_sources),
             sources: Arc::new(Mutex::new(connectors.sources)),
             control,
+            console,
             audit,
             governance,
             decoder,
@@ -327,10 +340,13 @@ impl Hub {
         )
         .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
         let ingest = http_push::router(self.push_endpoints.clone(), limits.max_ingest_body_bytes);
+        let console = crate::console::router(self.console.clone())
+            .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
         ops.merge(guarded(ingest, Surface::Ingest))
             .merge(guarded(admin, Surface::Admin))
             .merge(guarded(pull, Surface::Pull))
             .merge(guarded(registry, Surface::Registry))
+            .merge(console)
             .fallback(not_found)
             .layer(axum::middleware::from_fn_with_state(
                 self.metrics.clone(),
@@ -454,43 +470,44 @@ fn webhook_client(
     delivery::webhook::WebhookClient::new(options).map_err(|e| ServerError::Delivery(e.to_string()))
 }
 
-/// Turns the access layer's [`Caller`] into the registry's [`unsilo_registry::api::RegistryCaller`]: operators read and
-/// write everything (but the hub-owned subjects); an agency reads the shared `std.*` subjects and its own
-/// `sub.<agency>.*` view subjects; an anonymous caller (only with `[registry] anonymous_read`) the shared ones;
-/// a push source nothing.
+/// The configured connectors as the console lists them (the shared schemas they write, from their
+/// definitions).
+fn connector_summaries(
+    configs: &[crate::config::ConnectorConfig],
+) -> Vec<crate::console::ConnectorSummary> {
+    configs
+        .iter()
+        .map(|c| crate::console::ConnectorSummary {
+            name: c.name.clone(),
+            transport: c.transport.as_str().to_owned(),
+            definition: c.definition.clone(),
+            schemas: crate::ingest::load_definition(&c.definition)
+                .map(|d| {
+                    d.target_schemas()
+                        .iter()
+                        .map(|s| s.name().to_owned())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Puts the registry's view of the caller ([`crate::access::registry_caller`]) into the request; a caller with
+/// no access to the registry (a push source) is refused.
 async fn registry_caller(
     mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    use unsilo_registry::api::RegistryCaller;
-    let caller = match request.extensions().get::<Caller>().cloned() {
-        Some(Caller(Some(Principal::Operator(name)))) => RegistryCaller {
-            name: format!("operator:{name}"),
-            writer: true,
-            readable: None,
-            anonymous: false,
-        },
-        Some(Caller(Some(Principal::Agency(id)))) => RegistryCaller {
-            name: format!("agency:{id}"),
-            writer: false,
-            readable: Some(vec![
-                names::STD_PREFIX.into(),
-                names::agency_topic_prefix(&id),
-            ]),
-            anonymous: false,
-        },
-        Some(Caller(None)) => RegistryCaller {
-            name: "anonymous".into(),
-            writer: false,
-            readable: Some(vec![names::STD_PREFIX.into()]),
-            anonymous: true,
-        },
-        Some(Caller(Some(Principal::PushSource(_)))) | None => {
-            return unsilo_registry::Error::Forbidden(
-                "this credential has no access to the schema registry".into(),
-            )
-            .into_response();
-        }
+    let caller = request
+        .extensions()
+        .get::<Caller>()
+        .and_then(|c| crate::access::registry_caller(c.0.as_ref()));
+    let Some(caller) = caller else {
+        return unsilo_registry::Error::Forbidden(
+            "this credential has no access to the schema registry".into(),
+        )
+        .into_response();
     };
     request.extensions_mut().insert(caller);
     next.run(request).await

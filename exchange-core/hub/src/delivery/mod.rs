@@ -212,6 +212,17 @@ impl DeliveryControl for DeliveryStage {
     ) -> Result<usize, unsilo_bus::Error> {
         replay_dlq(self.context.bus.as_ref(), subscription).await
     }
+
+    fn channel_health(&self, subscription: &Subscription) -> Option<&'static str> {
+        match &subscription.spec().channel {
+            Channel::Webhook { url } => Some(match self.context.webhook.breaker_state(url) {
+                webhook::BreakerState::Closed => "closed",
+                webhook::BreakerState::Open => "open",
+                webhook::BreakerState::HalfOpen => "half-open",
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Prepares a channel at activation: creates the SQL table, or reaches the Kafka cluster and creates the topic

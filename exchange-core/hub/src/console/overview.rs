@@ -1,0 +1,197 @@
+//! The operator's overview: each connector's flow (per-minute chart over the last hour, totals, last error,
+//! checkpoint), each subscription's releases, deliveries, lag, dead letters and channel health, and the bus
+//! topics with their sizes. The live part refreshes itself every 10 seconds (`GET /console/live`).
+
+use axum::extract::State;
+use axum::response::IntoResponse;
+use maud::{html, Markup};
+use unsilo_bus::Bus;
+use unsilo_policy::model::{Channel, Subscription, SubscriptionStatus};
+use unsilo_schemas::names;
+
+use super::page::{self, badge, minute_chart, time, OrPage, PageResult};
+use super::{subscriptions, Console, Shared, Viewer};
+use crate::flows::{current_minute, HISTORY_MINUTES};
+
+/// Records in a topic (the sum of its partitions' end offsets); `None` when it does not exist.
+pub(super) async fn topic_size(bus: &dyn Bus, topic: &str) -> Option<u64> {
+    bus.end_offsets(topic).await.ok().map(|o| o.iter().sum())
+}
+
+/// Records released to a subscription's topic that its consumer group has not yet committed.
+async fn lag(bus: &dyn Bus, subscription: &Subscription) -> Option<u64> {
+    let topic = subscription.topic();
+    let group = match &subscription.spec().channel {
+        Channel::Pull => names::pull_group(&subscription.id),
+        Channel::Kafka {
+            bootstrap_servers: None,
+            ..
+        } => return None,
+        _ => names::delivery_group(&subscription.id),
+    };
+    let ends = bus.end_offsets(&topic).await.ok()?;
+    let committed = bus.committed_offsets(&group, &topic).await.ok()?;
+    Some(
+        ends.iter()
+            .enumerate()
+            .map(|(p, end)| end.saturating_sub(committed.get(p).copied().flatten().unwrap_or(0)))
+            .sum(),
+    )
+}
+
+/// `GET /console/`: the overview for an operator, the agency's own subscriptions for an agency.
+pub(super) async fn home(State(console): Shared, viewer: Viewer) -> PageResult {
+    let l = viewer.lang;
+    if !viewer.is_operator() {
+        return subscriptions::portal_home(&console, &viewer).await;
+    }
+    let live = live_part(&console, &viewer).await?;
+    let body = html! {
+        p.hint { (l.t(
+            "数据每 10 秒自动刷新（需启用 JavaScript；否则请刷新页面）。",
+            "Figures refresh every 10 seconds (with JavaScript; otherwise reload the page)."
+        )) }
+        div #live data-live="/console/live" { (live) }
+    };
+    Ok(page::page(&viewer, l.t("概览", "Overview"), body).into_response())
+}
+
+/// `GET /console/live`: the live part of the overview, for the page's script.
+pub(super) async fn live(State(console): Shared, viewer: Viewer) -> PageResult {
+    page::operators_only(&viewer)?;
+    Ok(live_part(&console, &viewer).await?.into_response())
+}
+
+async fn live_part(console: &Console, viewer: &Viewer) -> Result<Markup, page::PageError> {
+    page::operators_only(viewer)?;
+    let l = viewer.lang;
+    let flows = console.metrics.flows.snapshot();
+    let now_minute = current_minute();
+    let subscriptions = console
+        .governance
+        .list_subscriptions(&viewer.principal, None, None)
+        .or_page(l)?;
+    let bus = console.bus.as_ref();
+    let mut sub_rows = Vec::new();
+    for s in subscriptions
+        .iter()
+        .filter(|s| s.status == SubscriptionStatus::Active)
+    {
+        let flow = flows.subscriptions.get(&s.id).cloned().unwrap_or_default();
+        sub_rows.push((
+            s,
+            flow,
+            lag(bus, s).await,
+            topic_size(bus, &s.dlq_topic()).await,
+            console.governance.delivery().channel_health(s),
+        ));
+    }
+    let mut topics: Vec<String> = unsilo_schemas::shared_schemas()
+        .iter()
+        .map(|s| s.topic())
+        .collect();
+    for c in &console.connectors {
+        topics.push(names::raw_topic(&c.name));
+        topics.push(names::dlq_topic(&c.name));
+    }
+    for s in &subscriptions {
+        if matches!(
+            s.status,
+            SubscriptionStatus::Active | SubscriptionStatus::Revoked | SubscriptionStatus::Expired
+        ) {
+            topics.push(s.topic());
+            topics.push(s.dlq_topic());
+        }
+    }
+    topics.push(names::AUDIT_TOPIC.to_owned());
+    let mut sizes = Vec::new();
+    for t in topics {
+        if let Some(n) = topic_size(bus, &t).await {
+            sizes.push((t, n));
+        }
+    }
+    let pending = subscriptions
+        .iter()
+        .filter(|s| s.status == SubscriptionStatus::Requested)
+        .count();
+    Ok(html! {
+        @if pending > 0 {
+            p.notice { a href="/console/requests" {
+                (pending) " " (l.t("个订阅申请待审批", "subscription request(s) waiting for a decision"))
+            } }
+        }
+        h2 { (l.t("数据源", "Sources")) }
+        table #connectors {
+            thead { tr {
+                th { (l.t("连接器", "Connector")) }
+                th { (l.t("接入方式", "Transport")) }
+                th.num { (l.t("接收", "Accepted")) }
+                th.num { (l.t("拒收", "Rejected")) }
+                th { (l.t("近一小时（每分钟）", "Last hour (per minute)")) }
+                th { (l.t("最近错误", "Last error")) }
+                th { (l.t("检查点", "Checkpoint")) }
+                th {}
+            } }
+            tbody {
+                @for c in &console.connectors {
+                    @let flow = flows.connectors.get(&c.name).cloned().unwrap_or_default();
+                    tr data-connector=(c.name) {
+                        td { strong { (c.name) } br; span.muted { (c.schemas.join(", ")) } }
+                        td { (c.transport) }
+                        td.num.accepted { (flow.accepted) }
+                        td.num.rejected { (flow.rejected) }
+                        td { (minute_chart(&flow.last_minutes(now_minute, HISTORY_MINUTES), l)) }
+                        td { @match &flow.last_error {
+                            Some(e) => { span.error { (e.text) } br; span.muted { (time(e.at_ms)) } }
+                            None => { span.muted { "—" } }
+                        } }
+                        td { @match &flow.checkpoint {
+                            Some(c) => { code { (c.text) } br; span.muted { (time(c.at_ms)) } }
+                            None => { span.muted { "—" } }
+                        } }
+                        td { a href=(format!("/console/sources/{}/dead-letters", c.name)) {
+                            (l.t("拒收记录", "Dead letters"))
+                        } }
+                    }
+                }
+            }
+        }
+        h2 { (l.t("订阅", "Subscriptions")) }
+        @if sub_rows.is_empty() {
+            p.muted { (l.t("还没有生效的订阅。", "No active subscriptions yet.")) }
+        } @else {
+            table #subscriptions {
+                thead { tr {
+                    th { (l.t("订阅", "Subscription")) }
+                    th { (l.t("通道", "Channel")) }
+                    th.num { (l.t("已发布", "Released")) }
+                    th.num { (l.t("已送达", "Delivered")) }
+                    th.num { (l.t("积压", "Lag")) }
+                    th.num { (l.t("投递死信", "Delivery DLQ")) }
+                    th { (l.t("通道状态", "Channel health")) }
+                } }
+                tbody {
+                    @for (s, flow, lag, dlq, health) in &sub_rows {
+                        tr {
+                            td { a href=(format!("/console/subscriptions/{}", s.id)) { (s.id) } }
+                            td { (s.spec().channel.kind()) }
+                            td.num { (flow.released) }
+                            td.num { (flow.delivered()) }
+                            td.num { (lag.map_or("—".to_owned(), |n| n.to_string())) }
+                            td.num { (dlq.unwrap_or(0)) }
+                            td { @match health {
+                                Some(h) => { (badge(h)) }
+                                None => { span.muted { "—" } }
+                            } }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { (l.t("总线主题", "Bus topics")) }
+        table #topics {
+            thead { tr { th { (l.t("主题", "Topic")) } th.num { (l.t("记录数", "Records")) } } }
+            tbody { @for (t, n) in &sizes { tr { td { code { (t) } } td.num { (n) } } } }
+        }
+    })
+}
