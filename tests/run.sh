@@ -4,6 +4,7 @@
 # - installs cargo-nextest if it is missing;
 # - makes sure PostgreSQL and MariaDB answer on loopback (deploy/start-databases.sh starts or installs them);
 # - installs the official Confluent Python client (pip) for the registry compatibility test;
+# - installs Debian's chromium, chromium-driver and CJK fonts for the console's browser tests (tests/tests/console.rs);
 # - installs and starts Tansu, a Kafka-protocol broker, on a free loopback port (deploy/start-tansu.sh) and
 #   exports its address as UNSILO_TEST_KAFKA, so the Kafka tests run against it (they fail, never skip, without it);
 # - runs the doc tests, then the whole workspace suite with nextest;
@@ -23,6 +24,15 @@ fi
 if ! python3 -c 'import confluent_kafka.schema_registry.avro, fastavro' 2>/dev/null; then
   echo "run.sh: installing the Confluent Python client (confluent-kafka, fastavro)" >&2
   python3 -m pip install --quiet --disable-pip-version-check "confluent-kafka[avro,schemaregistry]"
+fi
+
+# Chromium and ChromeDriver for the console's browser tests, and fonts for its Chinese pages.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ] || [ ! -d /usr/share/fonts/opentype/noto ]; then
+  echo "run.sh: installing chromium, chromium-driver and fonts-noto-cjk (apt)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+  sudo_if_needed apt-get install -y -q chromium chromium-driver fonts-noto-cjk >/dev/null \
+    || { sudo_if_needed apt-get update -q >/dev/null && sudo_if_needed apt-get install -y -q chromium chromium-driver fonts-noto-cjk >/dev/null; }
 fi
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')

@@ -41,7 +41,7 @@ pub(super) async fn list(State(console): Shared, viewer: Viewer) -> PageResult {
         form.card #create-agency method="post" action="/console/agencies" {
             input type="hidden" name="csrf" value=(viewer.csrf);
             label for="id" { "ID" (l.t("（小写字母、数字、-）", " (a-z, 0-9, -)")) }
-            input #id type="text" name="id" required pattern="[a-z0-9-]+";
+            input #id type="text" name="id" required pattern="[a-z0-9\\-]+";
             label for="name" { (l.t("名称", "Name")) }
             input #name type="text" name="name" required;
             label for="uscc" { (l.t("统一社会信用代码", "Unified social credit code")) }

@@ -141,11 +141,11 @@ async fn live_part(console: &Console, viewer: &Viewer) -> Result<Markup, page::P
                         td.num.accepted { (flow.accepted) }
                         td.num.rejected { (flow.rejected) }
                         td { (minute_chart(&flow.last_minutes(now_minute, HISTORY_MINUTES), l)) }
-                        td { @match &flow.last_error {
+                        td.last-error { @match &flow.last_error {
                             Some(e) => { span.error { (e.text) } br; span.muted { (time(e.at_ms)) } }
                             None => { span.muted { "—" } }
                         } }
-                        td { @match &flow.checkpoint {
+                        td.checkpoint { @match &flow.checkpoint {
                             Some(c) => { code { (c.text) } br; span.muted { (time(c.at_ms)) } }
                             None => { span.muted { "—" } }
                         } }

@@ -130,6 +130,8 @@ fn head(title: &str) -> Markup {
             meta charset="utf-8";
             meta name="viewport" content="width=device-width, initial-scale=1";
             title { (title) " · unsilo" }
+            // No icon request (and no 404 in the browser's console).
+            link rel="icon" href="data:,";
             link rel="stylesheet" href="/console/static/console.css";
             script src="/console/static/console.js" defer {}
         }

@@ -611,7 +611,7 @@ fn request_page(
                         input #agency type="text" name="agency" value=(draft.agency) required;
                     }
                     label for="name" { (l.t("订阅名称（小写字母、数字、-）", "Subscription name (a-z, 0-9, -)")) }
-                    input #name type="text" name="name" value=(draft.name) required pattern="[a-z0-9-]{1,40}";
+                    input #name type="text" name="name" value=(draft.name) required pattern="[a-z0-9\\-]{1,40}";
                     h2 { (l.t("字段", "Fields")) }
                     p.hint { (l.t("勾选需要的字段并选择处理方式；高于本部门授权级别的字段需运维人员逐个确认。",
                         "Tick the fields you need and choose how each is treated; fields above your clearance need an operator's explicit approval.")) }
