@@ -78,10 +78,19 @@ async fn live_part(console: &Console, viewer: &Viewer) -> Result<Markup, page::P
         .filter(|s| s.status == SubscriptionStatus::Active)
     {
         let flow = flows.subscriptions.get(&s.id).cloned().unwrap_or_default();
+        let lag = lag(bus, s).await;
+        // A pull subscription has no delivery worker: what the agency acknowledged is what it received.
+        let delivered = match (&s.spec().channel, lag) {
+            (Channel::Pull, Some(lag)) => topic_size(bus, &s.topic())
+                .await
+                .map(|size| size.saturating_sub(lag)),
+            _ => Some(flow.delivered()),
+        };
         sub_rows.push((
             s,
             flow,
-            lag(bus, s).await,
+            delivered,
+            lag,
             topic_size(bus, &s.dlq_topic()).await,
             console.governance.delivery().channel_health(s),
         ));
@@ -171,12 +180,12 @@ async fn live_part(console: &Console, viewer: &Viewer) -> Result<Markup, page::P
                     th { (l.t("通道状态", "Channel health")) }
                 } }
                 tbody {
-                    @for (s, flow, lag, dlq, health) in &sub_rows {
+                    @for (s, flow, delivered, lag, dlq, health) in &sub_rows {
                         tr {
                             td { a href=(format!("/console/subscriptions/{}", s.id)) { (s.id) } }
                             td { (s.spec().channel.kind()) }
                             td.num { (flow.released) }
-                            td.num { (flow.delivered()) }
+                            td.num { (delivered.map_or("—".to_owned(), |n| n.to_string())) }
                             td.num { (lag.map_or("—".to_owned(), |n| n.to_string())) }
                             td.num { (dlq.unwrap_or(0)) }
                             td { @match health {
