@@ -5,6 +5,7 @@
 # - makes sure PostgreSQL and MariaDB answer on loopback (deploy/start-databases.sh starts or installs them);
 # - installs the official Confluent Python client (pip) for the registry compatibility test;
 # - installs Debian's chromium, chromium-driver and CJK fonts for the console's browser tests (tests/tests/console.rs);
+# - installs schemathesis (pip) for the property-based test of the OpenAPI document (tests/tests/openapi.rs);
 # - installs and starts Tansu, a Kafka-protocol broker, on a free loopback port (deploy/start-tansu.sh) and
 #   exports its address as UNSILO_TEST_KAFKA, so the Kafka tests run against it (they fail, never skip, without it);
 # - runs the doc tests, then the whole workspace suite with nextest;
@@ -24,6 +25,14 @@ fi
 if ! python3 -c 'import confluent_kafka.schema_registry.avro, fastavro' 2>/dev/null; then
   echo "run.sh: installing the Confluent Python client (confluent-kafka, fastavro)" >&2
   python3 -m pip install --quiet --disable-pip-version-check "confluent-kafka[avro,schemaregistry]"
+fi
+
+# Schemathesis, which tries the hub's OpenAPI document against a live hub.
+if ! command -v schemathesis >/dev/null 2>&1; then
+  echo "run.sh: installing schemathesis (pip)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check schemathesis
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+  hash -r
 fi
 
 # Chromium and ChromeDriver for the console's browser tests, and fonts for its Chinese pages.

@@ -15,6 +15,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::Invalid(format!("request body: {e}")))
 }
 
+/// The body of every error the admin and pull APIs (and the ingest endpoint's refusals by the access layer)
+/// answer, as the OpenAPI document describes it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `unauthorized`, `forbidden`, `not_found`, `invalid`, `conflict`, `upstream`,
+    /// `internal`, `rate_limited`, `timeout`.
+    pub error: String,
+    /// What is wrong, for a person.
+    pub message: String,
+}
+
 /// An error answered by the admin and pull APIs.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -66,6 +77,26 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         crate::access::Surface::Admin.error(status, code, &message)
+    }
+}
+
+/// A request's query string, read into `T`; one that does not fit answers 422 in JSON naming what is wrong
+/// (axum's own `Query` answers plain text).
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Response> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| Self(q))
+            .map_err(|e| {
+                ApiError::Invalid(format!("query string: {}", e.body_text())).into_response()
+            })
     }
 }
 

@@ -35,7 +35,7 @@ use unsilo_policy::treat::{pseudonym, PseudonymKey};
 use unsilo_registry::Registry;
 
 /// Body of `POST /admin/agencies`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAgency {
     /// Agency id (`[a-z0-9-]`).
@@ -56,7 +56,7 @@ pub struct NewAgency {
 }
 
 /// Body of `POST /admin/agencies/{id}/tokens` (optional).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     /// When the token stops being accepted (ms since the epoch); none = until revoked.
@@ -65,7 +65,7 @@ pub struct NewToken {
 }
 
 /// Body of `PUT /admin/agencies/{id}/client-certificate`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCertificateBinding {
     /// SHA-256 fingerprint (hex) of the agency's TLS client certificate; `null` removes the binding.
@@ -73,7 +73,7 @@ pub struct ClientCertificateBinding {
 }
 
 /// Body of `POST /admin/subscriptions`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionRequest {
     /// The requesting agency; required when an operator files the request, must be the caller's own otherwise.
@@ -87,7 +87,7 @@ pub struct SubscriptionRequest {
 }
 
 /// Body of `POST /admin/subscriptions/{id}/approve`: optional narrowing and explicit approvals.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApproveRequest {
     /// Grant only these fields, with treatments revealing no more than requested.
@@ -108,7 +108,7 @@ pub struct ApproveRequest {
 }
 
 /// Body of reject and revoke.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonRequest {
     /// Why; recorded with the subscription and in the audit log.
@@ -116,7 +116,8 @@ pub struct ReasonRequest {
 }
 
 /// What to look for in the audit log; every given criterion must match.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditSearch {
     /// One record's id.
     pub record_id: Option<String>,

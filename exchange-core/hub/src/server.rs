@@ -18,11 +18,12 @@ use unsilo_schemas::names::{AUDIT_TOPIC, CONFIG_TOPIC};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::access::{Access, Caller, RateLimiter, Surface};
 use crate::audit::{AuditLog, SigningKey, TrustedKeys};
@@ -319,35 +320,58 @@ impl Hub {
                 Access::layer,
             ))
         };
-        let ops = Router::new()
-            .route("/healthz", get(healthz))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
-            .with_state(self.clone());
-        let registry = unsilo_registry::router(
+        let (ops, ops_api) = OpenApiRouter::new()
+            .routes(routes!(healthz))
+            .routes(routes!(readyz))
+            .routes(routes!(metrics_text))
+            .with_state(self.clone())
+            .split_for_parts();
+        let (docs, docs_api) = OpenApiRouter::new()
+            .routes(routes!(openapi_json))
+            .split_for_parts();
+        let (registry, registry_api) = unsilo_registry::api::router_with_openapi(
             self.registry.clone(),
             Some(Arc::new(AuditRecorder(self.audit.clone()))),
-        )
-        .layer(axum::middleware::from_fn(registry_caller))
-        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
-        let admin = crate::admin::router(self.governance.clone())
+        );
+        let registry = registry
+            .layer(axum::middleware::from_fn(registry_caller))
             .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
-        let pull = delivery::pull::router(
+        let (admin, admin_api) = crate::admin::router(self.governance.clone()).split_for_parts();
+        let admin = admin.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+        let (pull, pull_api) = delivery::pull::router(
             self.control.clone(),
             self.bus.clone(),
             self.decoder.clone(),
             self.access.authenticator.clone(),
         )
-        .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
-        let ingest = http_push::router(self.push_endpoints.clone(), limits.max_ingest_body_bytes);
-        let console = crate::console::router(self.console.clone())
+        .split_for_parts();
+        let pull = pull.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+        let (ingest, ingest_api) =
+            http_push::router(self.push_endpoints.clone(), limits.max_ingest_body_bytes)
+                .split_for_parts();
+        let mut api = api_description();
+        for part in [
+            ops_api,
+            docs_api,
+            ingest_api,
+            registry_api,
+            admin_api,
+            pull_api,
+        ] {
+            api.merge(part);
+        }
+        allow_flattened_fields(&mut api);
+        let api = Arc::new(api);
+        let console = crate::console::router(self.console.clone(), api.clone())
             .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
         ops.merge(guarded(ingest, Surface::Ingest))
             .merge(guarded(admin, Surface::Admin))
+            .merge(guarded(docs, Surface::Admin))
             .merge(guarded(pull, Surface::Pull))
             .merge(guarded(registry, Surface::Registry))
             .merge(console)
             .fallback(not_found)
+            .layer(axum::Extension(api))
             .layer(axum::middleware::from_fn_with_state(
                 self.metrics.clone(),
                 metrics::track_http,
@@ -604,10 +628,19 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// `GET /healthz`: the process is up.
+#[utoipa::path(get, path = "/healthz", tag = "ops", security(()),
+    responses((status = 200, description = "The process is up", body = serde_json::Value)))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// `GET /readyz`: the bus and the registry are ready.
+#[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
+    responses(
+        (status = 200, description = "Ready", body = serde_json::Value),
+        (status = 503, description = "Not ready: the bus or the registry is not", body = serde_json::Value)
+    ))]
 async fn readyz(State(hub): State<Hub>) -> Response {
     let registry_ready = hub.registry.is_ready();
     let bus_ok = match hub
@@ -635,12 +668,72 @@ async fn readyz(State(hub): State<Hub>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// `GET /metrics`: Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", tag = "ops", security(()),
+    responses((status = 200, description = "Metrics in the OpenMetrics text format", body = String,
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics_text(State(hub): State<Hub>) -> Response {
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         hub.metrics.encode(),
     )
         .into_response()
+}
+
+/// `GET /openapi.json`: this document (to any authenticated caller).
+#[utoipa::path(get, path = "/openapi.json", tag = "ops",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 description of every HTTP route of the hub", body = serde_json::Value),
+        (status = "default", description = "401 without credentials, 429", body = crate::api_error::ErrorBody)
+    ),
+    security(("bearer" = []), ("basic" = [])))]
+async fn openapi_json(
+    axum::Extension(api): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
+) -> Json<Arc<utoipa::openapi::OpenApi>> {
+    Json(api)
+}
+
+/// The document's frame: title, version, description, and the two ways to present a token.
+fn api_description() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    let mut api = utoipa::openapi::OpenApiBuilder::new()
+        .info(
+            utoipa::openapi::InfoBuilder::new()
+                .title("unsilo")
+                .version(env!("CARGO_PKG_VERSION"))
+                .description(Some(
+                    "The unsilo data-exchange hub: push ingest, the schema registry (Confluent dialect), \
+                     the admin API (agencies, subscriptions, audit), the pull API for subscribers, and health, \
+                     readiness and metrics. Every route but /healthz, /readyz and /metrics needs a token, \
+                     as `Authorization: Bearer <token>` or HTTP Basic `<name>:<token>`.",
+                ))
+                .build(),
+        )
+        .build();
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+    );
+    components.add_security_scheme(
+        "basic",
+        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
+    );
+    api
+}
+
+/// A subscription request flattens its spec into itself (`allOf`), so the spec's own `additionalProperties:
+/// false` would forbid the request's `name` and `agency`: it is left out of the document (the server still
+/// refuses unknown fields).
+fn allow_flattened_fields(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{schema::Schema, RefOr};
+    if let Some(RefOr::T(Schema::Object(spec))) = api
+        .components
+        .as_mut()
+        .and_then(|c| c.schemas.get_mut("SubscriptionSpec"))
+    {
+        spec.additional_properties = None;
+    }
 }
 
 async fn not_found() -> Response {

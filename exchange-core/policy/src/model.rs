@@ -15,7 +15,7 @@ use unsilo_schemas::redact::redact_url;
 use unsilo_schemas::Sensitivity;
 
 /// How one released field is treated (GB/T 37964 de-identification techniques).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Treatment {
     /// Released as is.
@@ -55,7 +55,7 @@ impl Treatment {
 
 /// One field a subscription wants, with its treatment. `field` is a dotted schema path, e.g.
 /// `envelope.region_code`, `location.address` or `parties.cert_no` (arrays of records: applies to each element).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldRule {
     /// Dotted path of the field in the shared schema.
@@ -183,7 +183,7 @@ impl Agency {
 }
 
 /// Where a subscription's records go.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Channel {
     /// A Kafka topic per subscription, Confluent wire format with the view schema's id. Without
@@ -240,7 +240,7 @@ impl Channel {
 }
 
 /// What a subscription asks for (and, once approved, what it is granted).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionSpec {
     /// The shared schema, e.g. `grid_event`.

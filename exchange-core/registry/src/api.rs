@@ -27,12 +27,13 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::Router;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::error;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{Compatibility, Error, Registry, Result, VersionSpec};
 
@@ -192,57 +193,47 @@ impl std::ops::Deref for RegistryApi {
     }
 }
 
-/// The registry's routes, to be merged into the hub's server behind an access layer that puts a
-/// [`RegistryCaller`] into every request; writes are recorded with `recorder`.
-pub fn router(registry: Arc<Registry>, recorder: Option<Arc<dyn WriteRecorder>>) -> Router {
-    Router::new()
-        .route("/", get(root))
-        .route("/schemas/types", get(schema_types))
-        .route("/schemas/ids/{id}", get(schema_by_id))
-        .route("/schemas/ids/{id}/schema", get(raw_schema_by_id))
-        .route("/schemas/ids/{id}/versions", get(versions_of_id))
-        .route("/schemas/ids/{id}/subjects", get(subjects_of_id))
-        .route("/subjects", get(list_subjects))
-        .route("/subjects/{subject}", post(lookup).delete(delete_subject))
-        .route(
-            "/subjects/{subject}/versions",
-            get(list_versions).post(register),
-        )
-        .route(
-            "/subjects/{subject}/versions/{version}",
-            get(get_version).delete(delete_version),
-        )
-        .route(
-            "/subjects/{subject}/versions/{version}/schema",
-            get(get_raw_schema),
-        )
-        .route(
-            "/subjects/{subject}/versions/{version}/referencedby",
-            get(referenced_by),
-        )
-        .route(
-            "/compatibility/subjects/{subject}/versions",
-            post(check_against_all),
-        )
-        .route(
-            "/compatibility/subjects/{subject}/versions/{version}",
-            post(check_against_version),
-        )
-        .route(
-            "/config",
-            get(get_global_config)
-                .put(put_global_config)
-                .delete(delete_global_config),
-        )
-        .route(
-            "/config/{subject}",
-            get(get_subject_config)
-                .put(put_subject_config)
-                .delete(delete_subject_config),
-        )
+/// The registry's routes in the Confluent dialect, and their OpenAPI description.
+pub fn router_with_openapi(
+    registry: Arc<Registry>,
+    recorder: Option<Arc<dyn WriteRecorder>>,
+) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, api) = OpenApiRouter::<RegistryApi>::new()
+        .routes(routes!(root))
+        .routes(routes!(schema_types))
+        .routes(routes!(schema_by_id))
+        .routes(routes!(raw_schema_by_id))
+        .routes(routes!(versions_of_id))
+        .routes(routes!(subjects_of_id))
+        .routes(routes!(list_subjects))
+        .routes(routes!(lookup, delete_subject))
+        .routes(routes!(list_versions, register))
+        .routes(routes!(get_version, delete_version))
+        .routes(routes!(get_raw_schema))
+        .routes(routes!(referenced_by))
+        .routes(routes!(check_against_all))
+        .routes(routes!(check_against_version))
+        .routes(routes!(
+            get_global_config,
+            put_global_config,
+            delete_global_config
+        ))
+        .routes(routes!(
+            get_subject_config,
+            put_subject_config,
+            delete_subject_config
+        ))
+        .split_for_parts();
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(RegistryApi { registry, recorder })
+        .with_state(RegistryApi { registry, recorder });
+    (router, api)
+}
+
+/// The registry's routes in the Confluent dialect (see [`router_with_openapi`]).
+pub fn router(registry: Arc<Registry>, recorder: Option<Arc<dyn WriteRecorder>>) -> Router {
+    router_with_openapi(registry, recorder).0
 }
 
 impl IntoResponse for Error {
@@ -427,6 +418,32 @@ fn schema_id(raw: &str) -> Option<i32> {
     raw.parse::<i32>().ok()
 }
 
+/// A registry error, as Confluent answers it (for the OpenAPI document).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RegistryErrorBody {
+    /// Confluent's error code, e.g. `40401` (subject not found), `42201` (invalid schema).
+    pub error_code: i64,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// The body of schema registrations, lookups and compatibility checks (for the OpenAPI document).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SchemaBody {
+    /// The Avro schema, as JSON text.
+    pub schema: String,
+    /// `AVRO` (the only type served); optional.
+    pub schema_type: Option<String>,
+}
+
+/// The body of compatibility changes (for the OpenAPI document).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConfigBody {
+    /// `BACKWARD`, `BACKWARD_TRANSITIVE`, `FORWARD`, `FORWARD_TRANSITIVE`, `FULL`, `FULL_TRANSITIVE` or `NONE`.
+    pub compatibility: String,
+}
+
 /// The body of `POST /subjects/{subject}/versions`, `POST /subjects/{subject}` and the compatibility checks.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -468,10 +485,24 @@ impl ConfigRequest {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "registry",
+    responses((status = 200, description = "An empty object", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn root(_caller: RegistryCaller) -> Response {
     Vnd(json!({})).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/types",
+    tag = "registry",
+    responses((status = 200, description = "The schema types served (AVRO)", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn schema_types(_caller: RegistryCaller) -> Response {
     Vnd(["AVRO"]).into_response()
 }
@@ -514,6 +545,14 @@ fn visible_id(registry: &Registry, caller: &RegistryCaller, id: i32) -> Result<(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/ids/{id}",
+    tag = "registry",
+    params(("id" = String, Path, description = "Schema id")),
+    responses((status = 200, description = "The schema", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn schema_by_id(
     State(registry): State<RegistryApi>,
     VisibleSchemaId(id): VisibleSchemaId,
@@ -525,6 +564,14 @@ async fn schema_by_id(
     Ok(Vnd(json!({ "schema": schema })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/ids/{id}/schema",
+    tag = "registry",
+    params(("id" = String, Path, description = "Schema id")),
+    responses((status = 200, description = "The schema text", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn raw_schema_by_id(
     State(registry): State<RegistryApi>,
     VisibleSchemaId(id): VisibleSchemaId,
@@ -535,6 +582,14 @@ async fn raw_schema_by_id(
     Ok(raw_json(registry.schema_by_id(id)?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/ids/{id}/versions",
+    tag = "registry",
+    params(("id" = String, Path, description = "Schema id"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
+    responses((status = 200, description = "Subject-version pairs using it", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn versions_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -553,6 +608,14 @@ async fn versions_of_id(
     Ok(Vnd(pairs).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/schemas/ids/{id}/subjects",
+    tag = "registry",
+    params(("id" = String, Path, description = "Schema id"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
+    responses((status = 200, description = "Subjects using it", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn subjects_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -572,6 +635,14 @@ async fn subjects_of_id(
     Ok(Vnd(subjects).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/subjects",
+    tag = "registry",
+    params(("subjectPrefix" = Option<String>, Query, description = "Only subjects starting so"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
+    responses((status = 200, description = "Subjects the caller may read", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn list_subjects(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -586,6 +657,15 @@ async fn list_subjects(
     Ok(Vnd(subjects).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/subjects/{subject}",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
+    request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
+    responses((status = 200, description = "The version registered with this schema", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn lookup(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -596,6 +676,14 @@ async fn lookup(
     Ok(Vnd(found).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/subjects/{subject}",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("permanent" = Option<bool>, Query, description = "Delete for good (after a soft delete)")),
+    responses((status = 200, description = "The deleted versions", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn delete_subject(
     State(registry): State<RegistryApi>,
     at: WritableSubject,
@@ -615,6 +703,14 @@ async fn delete_subject(
     Ok(Vnd(versions).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/subjects/{subject}/versions",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
+    responses((status = 200, description = "Its versions", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn list_versions(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -623,6 +719,15 @@ async fn list_versions(
     Ok(Vnd(registry.versions(&at.subject, flags.get("deleted"))?).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/subjects/{subject}/versions",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`")),
+    request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
+    responses((status = 200, description = "The schema id", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn register(
     State(registry): State<RegistryApi>,
     at: WritableSubject,
@@ -661,6 +766,14 @@ async fn register(
     Ok(Vnd(json!({ "id": id })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/subjects/{subject}/versions/{version}",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
+    responses((status = 200, description = "The version", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn get_version(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -669,6 +782,14 @@ async fn get_version(
     Ok(Vnd(registry.version(&at.subject, at.version, flags.get("deleted"))?).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/subjects/{subject}/versions/{version}/schema",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
+    responses((status = 200, description = "The schema text", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn get_raw_schema(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -678,6 +799,14 @@ async fn get_raw_schema(
     Ok(raw_json(found.schema))
 }
 
+#[utoipa::path(
+    get,
+    path = "/subjects/{subject}/versions/{version}/referencedby",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`")),
+    responses((status = 200, description = "Always empty: references are not supported", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn referenced_by(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -687,6 +816,14 @@ async fn referenced_by(
     Ok(Vnd(Vec::<i32>::new()).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/subjects/{subject}/versions/{version}",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("permanent" = Option<bool>, Query, description = "Delete for good (after a soft delete)")),
+    responses((status = 200, description = "The deleted version", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn delete_version(
     State(registry): State<RegistryApi>,
     at: WritableSubject<VersionSpec>,
@@ -717,6 +854,15 @@ fn compatibility_response(report: super::CompatibilityReport, verbose: bool) -> 
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/compatibility/subjects/{subject}/versions",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("verbose" = Option<bool>, Query, description = "Explain incompatibilities")),
+    request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
+    responses((status = 200, description = "Whether it is compatible", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn check_against_all(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -727,6 +873,15 @@ async fn check_against_all(
     Ok(compatibility_response(report, flags.get("verbose")))
 }
 
+#[utoipa::path(
+    post,
+    path = "/compatibility/subjects/{subject}/versions/{version}",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("verbose" = Option<bool>, Query, description = "Explain incompatibilities")),
+    request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
+    responses((status = 200, description = "Whether it is compatible", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn check_against_version(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -751,6 +906,13 @@ async fn record_compatibility(
     registry.record(caller, action, target, change).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/config",
+    tag = "registry",
+    responses((status = 200, description = "The global compatibility level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn get_global_config(
     State(registry): State<RegistryApi>,
     _caller: RegistryCaller,
@@ -758,6 +920,14 @@ async fn get_global_config(
     Vnd(json!({ "compatibilityLevel": registry.global_compatibility() })).into_response()
 }
 
+#[utoipa::path(
+    put,
+    path = "/config",
+    tag = "registry",
+    request_body(content((ConfigBody = "application/vnd.schemaregistry.v1+json"), (ConfigBody = "application/json"))),
+    responses((status = 200, description = "The new level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn put_global_config(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -779,6 +949,13 @@ async fn put_global_config(
     Ok(Vnd(json!({ "compatibility": level })).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/config",
+    tag = "registry",
+    responses((status = 200, description = "The level before the reset", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn delete_global_config(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -797,6 +974,14 @@ async fn delete_global_config(
     Ok(Vnd(json!({ "compatibilityLevel": before })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/config/{subject}",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("defaultToGlobal" = Option<bool>, Query, description = "Fall back to the global level")),
+    responses((status = 200, description = "The subject's level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn get_subject_config(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -810,6 +995,15 @@ async fn get_subject_config(
     Ok(Vnd(json!({ "compatibilityLevel": level })).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/config/{subject}",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`")),
+    request_body(content((ConfigBody = "application/vnd.schemaregistry.v1+json"), (ConfigBody = "application/json"))),
+    responses((status = 200, description = "The new level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn put_subject_config(
     State(registry): State<RegistryApi>,
     at: WritableSubject,
@@ -833,6 +1027,14 @@ async fn put_subject_config(
     Ok(Vnd(json!({ "compatibility": level })).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/config/{subject}",
+    tag = "registry",
+    params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`")),
+    responses((status = 200, description = "The level before the reset", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
+    security((), ("bearer" = []), ("basic" = []))
+)]
 async fn delete_subject_config(
     State(registry): State<RegistryApi>,
     at: WritableSubject,

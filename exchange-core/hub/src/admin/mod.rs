@@ -30,15 +30,16 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::api_error::{ApiError, JsonOrDefault, JsonRequest};
+use crate::api_error::{ApiError, JsonOrDefault, JsonRequest, QueryParams};
 use crate::audit::Checkpoint;
 use crate::auth::Principal;
 use crate::governance::{
@@ -49,40 +50,26 @@ use crate::governance::{
 /// The shared operations, as the handlers reach them.
 type Ops = State<Arc<Governance>>;
 
-/// The admin routes, to be merged into the hub's server behind the access layer of [`crate::access`].
-pub fn router(governance: Arc<Governance>) -> Router {
-    Router::new()
-        .route("/admin/agencies", post(create_agency).get(list_agencies))
-        .route("/admin/agencies/{id}", get(get_agency))
-        .route(
-            "/admin/agencies/{id}/tokens",
-            post(issue_token).get(list_tokens),
-        )
-        .route(
-            "/admin/agencies/{id}/tokens/{token_id}/revoke",
-            post(revoke_token),
-        )
-        .route(
-            "/admin/agencies/{id}/client-certificate",
-            put(bind_client_certificate),
-        )
-        .route(
-            "/admin/subscriptions",
-            post(request_subscription).get(list_subscriptions),
-        )
-        .route("/admin/subscriptions/{id}", get(get_subscription))
-        .route("/admin/subscriptions/{id}/approve", post(approve))
-        .route("/admin/subscriptions/{id}/reject", post(reject))
-        .route("/admin/subscriptions/{id}/revoke", post(revoke))
-        .route("/admin/subscriptions/{id}/dlq/replay", post(replay_dlq))
-        .route("/admin/audit", get(query_audit))
-        .route(
-            "/admin/audit/verify",
-            get(verify_audit).post(verify_audit_with),
-        )
-        .route("/admin/audit/keys", get(audit_keys))
-        .route("/admin/audit/checkpoints", get(audit_checkpoints))
-        .route("/admin/whoami", get(whoami))
+/// The admin routes and their OpenAPI description, to be merged into the hub's server behind the access
+/// layer of [`crate::access`].
+pub fn router(governance: Arc<Governance>) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(create_agency, list_agencies))
+        .routes(routes!(get_agency))
+        .routes(routes!(issue_token, list_tokens))
+        .routes(routes!(revoke_token))
+        .routes(routes!(bind_client_certificate))
+        .routes(routes!(request_subscription, list_subscriptions))
+        .routes(routes!(get_subscription))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(revoke))
+        .routes(routes!(replay_dlq))
+        .routes(routes!(query_audit))
+        .routes(routes!(verify_audit, verify_audit_with))
+        .routes(routes!(audit_keys))
+        .routes(routes!(audit_checkpoints))
+        .routes(routes!(whoami))
         .with_state(governance)
 }
 
@@ -95,11 +82,26 @@ fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
 /// The note that goes with a secret shown in an answer.
 const SHOWN_ONCE: &str = "the token is shown only now; store it";
 
+#[utoipa::path(
+    get,
+    path = "/admin/whoami",
+    tag = "admin",
+    responses((status = 200, description = "Who the credentials belong to", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn whoami(who: Principal) -> ApiResult {
     require_person(&who)?;
     ok(StatusCode::OK, json!({ "principal": who.to_string() }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/agencies",
+    tag = "admin",
+    request_body = NewAgency,
+    responses((status = 201, description = "The agency and its first token (shown once)", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn create_agency(
     State(ops): Ops,
     who: Principal,
@@ -113,15 +115,38 @@ async fn create_agency(
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/agencies",
+    tag = "admin",
+    responses((status = 200, description = "The agencies the caller may see", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn list_agencies(State(ops): Ops, who: Principal) -> ApiResult {
     let list: Vec<_> = ops.list_agencies(&who)?.iter().map(|a| a.view()).collect();
     ok(StatusCode::OK, json!({ "agencies": list }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/agencies/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "Agency id")),
+    responses((status = 200, description = "The agency", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn get_agency(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     ok(StatusCode::OK, json!(ops.visible_agency(&who, &id)?.view()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/agencies/{id}/tokens",
+    tag = "admin",
+    params(("id" = String, Path, description = "Agency id")),
+    responses((status = 200, description = "Its tokens: ids and times, never digests", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn list_tokens(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     let now = unsilo_bus::now_ms();
     let agency = ops.visible_agency(&who, &id)?;
@@ -129,6 +154,15 @@ async fn list_tokens(State(ops): Ops, who: Principal, Path(id): Path<String>) ->
     ok(StatusCode::OK, json!({ "agency": id, "tokens": tokens }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/agencies/{id}/tokens",
+    tag = "admin",
+    params(("id" = String, Path, description = "Agency id")),
+    request_body = NewToken,
+    responses((status = 201, description = "A new token (shown once)", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn issue_token(
     State(ops): Ops,
     who: Principal,
@@ -143,6 +177,14 @@ async fn issue_token(
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/agencies/{id}/tokens/{token_id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "Agency id"), ("token_id" = String, Path, description = "Token id")),
+    responses((status = 200, description = "The revoked token", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn revoke_token(
     State(ops): Ops,
     who: Principal,
@@ -156,6 +198,15 @@ async fn revoke_token(
     )
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/agencies/{id}/client-certificate",
+    tag = "admin",
+    params(("id" = String, Path, description = "Agency id")),
+    request_body = ClientCertificateBinding,
+    responses((status = 200, description = "The agency", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn bind_client_certificate(
     State(ops): Ops,
     who: Principal,
@@ -166,6 +217,14 @@ async fn bind_client_certificate(
     ok(StatusCode::OK, json!(agency.view()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/subscriptions",
+    tag = "admin",
+    request_body = SubscriptionRequest,
+    responses((status = 201, description = "The requested subscription", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn request_subscription(
     State(ops): Ops,
     who: Principal,
@@ -187,10 +246,18 @@ struct ListQuery {
     agency: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/subscriptions",
+    tag = "admin",
+    params(("status" = Option<String>, Query, description = "Only this status"), ("agency" = Option<String>, Query, description = "Only this agency")),
+    responses((status = 200, description = "The subscriptions the caller may see", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn list_subscriptions(
     State(ops): Ops,
     who: Principal,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult {
     let list: Vec<_> = ops
         .list_subscriptions(&who, q.status.as_deref(), q.agency.as_deref())?
@@ -200,6 +267,14 @@ async fn list_subscriptions(
     ok(StatusCode::OK, json!({ "subscriptions": list }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/subscriptions/{id}",
+    tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    responses((status = 200, description = "The subscription (secrets redacted)", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn get_subscription(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     ok(
         StatusCode::OK,
@@ -207,6 +282,15 @@ async fn get_subscription(State(ops): Ops, who: Principal, Path(id): Path<String
     )
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/subscriptions/{id}/approve",
+    tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body = ApproveRequest,
+    responses((status = 200, description = "Approved and active", body = serde_json::Value), (status = 202, description = "One of two approvals recorded (双人复核)", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn approve(
     State(ops): Ops,
     who: Principal,
@@ -224,6 +308,15 @@ async fn approve(
     ok(StatusCode::OK, json!(s.redacted()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/subscriptions/{id}/reject",
+    tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body = ReasonRequest,
+    responses((status = 200, description = "Rejected", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn reject(
     State(ops): Ops,
     who: Principal,
@@ -234,6 +327,15 @@ async fn reject(
     ok(StatusCode::OK, json!(s.redacted()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/subscriptions/{id}/revoke",
+    tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body = ReasonRequest,
+    responses((status = 200, description = "Revoked", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn revoke(
     State(ops): Ops,
     who: Principal,
@@ -244,6 +346,14 @@ async fn revoke(
     ok(StatusCode::OK, json!(s.redacted()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/subscriptions/{id}/dlq/replay",
+    tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    responses((status = 200, description = "How many dead letters were put back", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn replay_dlq(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     let replayed = ops.replay_dead_letters(&who, &id).await?;
     ok(
@@ -252,10 +362,18 @@ async fn replay_dlq(State(ops): Ops, who: Principal, Path(id): Path<String>) -> 
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/audit",
+    tag = "admin",
+    params(AuditSearch),
+    responses((status = 200, description = "Matching audit entries, oldest first", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn query_audit(
     State(ops): Ops,
     who: Principal,
-    Query(search): Query<AuditSearch>,
+    QueryParams(search): QueryParams<AuditSearch>,
 ) -> ApiResult {
     let entries = ops.query_audit(&who, search).await?;
     ok(StatusCode::OK, json!({ "entries": entries }))
@@ -269,17 +387,34 @@ async fn verify_report(ops: &Governance, who: &Principal, external: &[Checkpoint
     )
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/audit/verify",
+    tag = "admin",
+    responses((status = 200, description = "The verification report", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn verify_audit(State(ops): Ops, who: Principal) -> ApiResult {
     verify_report(&ops, &who, &[]).await
 }
 
 /// Body of `POST /admin/audit/verify`: checkpoints exported earlier and kept elsewhere.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VerifyWith {
+    /// Checkpoints as `GET /admin/audit/checkpoints` gave them.
+    #[schema(value_type = Vec<Object>)]
     checkpoints: Vec<Checkpoint>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/audit/verify",
+    tag = "admin",
+    request_body = VerifyWith,
+    responses((status = 200, description = "The verification report against exported checkpoints", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn verify_audit_with(
     State(ops): Ops,
     who: Principal,
@@ -288,10 +423,24 @@ async fn verify_audit_with(
     verify_report(&ops, &who, &with.checkpoints).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/audit/keys",
+    tag = "admin",
+    responses((status = 200, description = "The hub's audit key and the trusted keys", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn audit_keys(State(ops): Ops, who: Principal) -> ApiResult {
     ok(StatusCode::OK, ops.audit_keys(&who)?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/audit/checkpoints",
+    tag = "admin",
+    responses((status = 200, description = "The audit checkpoints", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn audit_checkpoints(State(ops): Ops, who: Principal) -> ApiResult {
     let checkpoints = ops.audit_checkpoints(&who).await?;
     ok(StatusCode::OK, json!({ "checkpoints": checkpoints }))

@@ -18,6 +18,7 @@
 //! - `agencies`: agencies and their tokens (a token is shown once).
 //! - `audit`: verification and queries of the evidence log.
 //! - `schemas`: the registry's subjects, each field with its sensitivity and PII kind.
+//! - `reference`: the OpenAPI document as a readable page (`/console/api`).
 //! - `static/`: the stylesheet and the script, served from `/console/static/`.
 //!
 //! Every response carries a strict Content-Security-Policy (no inline script or style), `X-Frame-Options:
@@ -27,6 +28,7 @@ mod agencies;
 mod audit;
 mod overview;
 mod page;
+mod reference;
 mod schemas;
 pub mod session;
 mod sources;
@@ -128,8 +130,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Viewer {
     }
 }
 
-/// The console's routes: sign-in and static files open, everything else behind a session.
-pub fn router(console: Arc<Console>) -> Router {
+/// The console's routes: sign-in and static files open, everything else behind a session. `api` is the
+/// hub's OpenAPI document, shown at `/console/api`.
+pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Router {
     let signed_in = Router::new()
         .route("/console/", get(overview::home))
         .route("/console/live", get(overview::live))
@@ -176,6 +179,8 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/console/audit/verify", get(audit::verify))
         .route("/console/schemas", get(schemas::list))
         .route("/console/schemas/{subject}", get(schemas::show))
+        .route("/console/api", get(reference::page))
+        .layer(axum::Extension(api))
         .layer(axum::middleware::from_fn_with_state(
             console.clone(),
             Console::guard,

@@ -82,10 +82,12 @@ pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                             a href="/console/agencies" { (l.t("部门", "Agencies")) }
                             a href="/console/audit" { (l.t("审计", "Audit")) }
                             a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
+                            a href="/console/api" { (l.t("接口", "API")) }
                         } @else {
                             a href="/console/" { (l.t("我的订阅", "My subscriptions")) }
                             a href="/console/subscriptions/new" { (l.t("申请订阅", "Request data")) }
                             a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
+                            a href="/console/api" { (l.t("接口", "API")) }
                         }
                     }
                     div.who {

@@ -18,18 +18,19 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::ViewDecoder;
-use crate::api_error::{parse_json, ApiError};
+use crate::api_error::{parse_json, ApiError, QueryParams};
 use crate::auth::{Authenticator, ClientCertificate, Principal};
 use crate::control::ControlPlane;
 use unsilo_bus::{Bus, ConsumedRecord};
@@ -61,17 +62,17 @@ impl std::fmt::Debug for PullApi {
     }
 }
 
-/// The pull routes, to be mounted behind the access layer of [`crate::access`].
+/// The pull routes and their OpenAPI description, to be mounted behind the access layer of [`crate::access`].
 pub fn router(
     control: Arc<ControlPlane>,
     bus: Arc<dyn Bus>,
     decoder: ViewDecoder,
     authenticator: Arc<Authenticator>,
-) -> Router {
-    Router::new()
-        .route("/v1/subscriptions/{id}/records", get(records))
-        .route("/v1/subscriptions/{id}/events", get(events))
-        .route("/v1/subscriptions/{id}/ack", post(ack))
+) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(records))
+        .routes(routes!(events))
+        .routes(routes!(ack))
         .with_state(PullApi {
             control,
             bus,
@@ -251,10 +252,14 @@ impl PullApi {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RecordsQuery {
+    /// Where to continue: the `cursor` of the previous batch (default: after the last acknowledged record).
     cursor: Option<String>,
+    /// Most records in the batch (1–1000, default 100).
     max: Option<usize>,
+    /// How long to wait for the first record, in ms (up to 30 000, default 1 000).
     wait_ms: Option<u64>,
 }
 
@@ -274,11 +279,19 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Presented {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{id}/records",
+    tag = "pull",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`"), RecordsQuery),
+    responses((status = 200, description = "A batch of released records and the cursor after it", body = serde_json::Value), (status = "default", description = "401, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn records(
     State(api): State<PullApi>,
     presented: Presented,
     Path(id): Path<String>,
-    Query(q): Query<RecordsQuery>,
+    QueryParams(q): QueryParams<RecordsQuery>,
 ) -> Result<Response, ApiError> {
     let s = api.pullable(&presented, &id)?;
     let mut cursor = api.start(&s, q.cursor.as_deref()).await?;
@@ -295,12 +308,22 @@ async fn records(
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AckBody {
+    /// The cursor of the last batch processed.
     cursor: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/subscriptions/{id}/ack",
+    tag = "pull",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body = AckBody,
+    responses((status = 200, description = "Acknowledged up to the cursor", body = serde_json::Value), (status = "default", description = "401, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn ack(
     State(api): State<PullApi>,
     presented: Presented,
@@ -327,11 +350,19 @@ struct EventsQuery {
     cursor: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/subscriptions/{id}/events",
+    tag = "pull",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`"), ("cursor" = Option<String>, Query, description = "Resume after this cursor (or send Last-Event-ID)")),
+    responses((status = 200, description = "Server-sent events, one per released record", content_type = "text/event-stream", body = String), (status = "default", description = "401, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn events(
     State(api): State<PullApi>,
     presented: Presented,
     Path(id): Path<String>,
-    Query(q): Query<EventsQuery>,
+    QueryParams(q): QueryParams<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let s = api.pullable(&presented, &id)?;
     let resume = presented

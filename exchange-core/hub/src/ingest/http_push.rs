@@ -20,11 +20,12 @@ use axum::http::{header, HeaderMap, StatusCode};
 use crate::access::Surface;
 use crate::auth::Principal;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, value::RawValue};
 use tracing::warn;
 use unsilo_connectors::sdk::{BatchReport, RawInput, RecordSink};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The sinks of the connectors that accept pushes, by connector name.
 pub type PushEndpoints = HashMap<String, Arc<dyn RecordSink>>;
@@ -32,9 +33,9 @@ pub type PushEndpoints = HashMap<String, Arc<dyn RecordSink>>;
 /// The ingest routes for these connectors (by name).
 ///
 /// Mount it behind the access layer of [`crate::access`] (surface `ingest`); `max_body_bytes` bounds a batch.
-pub fn router(endpoints: PushEndpoints, max_body_bytes: usize) -> Router {
-    Router::new()
-        .route("/ingest/{connector}", post(ingest))
+pub fn router(endpoints: PushEndpoints, max_body_bytes: usize) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(ingest))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(Arc::new(endpoints))
 }
@@ -114,6 +115,22 @@ fn report_json(report: &BatchReport) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/ingest/{connector}",
+    tag = "ingest",
+    params(("connector" = String, Path, description = "The push connector, e.g. `grid`")),
+    request_body(description = "One JSON record, a JSON array of records, or NDJSON (one record per line)", content(
+        ("application/json"), ("application/x-ndjson")
+    )),
+    responses(
+        (status = 200, description = "Every record accepted", body = serde_json::Value),
+        (status = 207, description = "Some accepted, some rejected (on the dead-letter topic with the reason)", body = serde_json::Value),
+        (status = 422, description = "Every record rejected (on the dead-letter topic with the reason)", body = serde_json::Value),
+        (status = "default", description = "400 unreadable body (kept on the dead-letter topic), 401, 403, 404 unknown connector, 413, 429, 503", body = serde_json::Value)
+    ),
+    security(("bearer" = []), ("basic" = []))
+)]
 async fn ingest(
     State(endpoints): State<Arc<PushEndpoints>>,
     Path(connector): Path<String>,
