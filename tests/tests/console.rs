@@ -175,20 +175,30 @@ impl Browser {
         self.client.goto(url).await.expect("navigates");
     }
 
+    /// The text of the element `css` selects, waiting for it; read again if the page's script replaced it
+    /// in between (the overview refreshes itself).
     async fn text(&self, css: &str) -> String {
-        let found = self
-            .client
-            .wait()
-            .at_most(Duration::from_secs(10))
-            .for_element(Locator::Css(css))
-            .await;
-        match found {
-            Ok(element) => element.text().await.expect("text"),
-            Err(e) => {
-                let page = self.client.current_url().await.ok();
-                panic!("no `{css}` on {page:?}: {e}")
+        for _ in 0..5 {
+            let found = self
+                .client
+                .wait()
+                .at_most(Duration::from_secs(10))
+                .for_element(Locator::Css(css))
+                .await;
+            let element = match found {
+                Ok(element) => element,
+                Err(e) => {
+                    let page = self.client.current_url().await.ok();
+                    panic!("no `{css}` on {page:?}: {e}")
+                }
+            };
+            match element.text().await {
+                Ok(text) => return text,
+                Err(e) if e.to_string().contains("stale") => continue,
+                Err(e) => panic!("text of `{css}`: {e}"),
             }
         }
+        panic!("`{css}` kept being replaced")
     }
 
     async fn click(&self, css: &str) {

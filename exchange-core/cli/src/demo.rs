@@ -451,7 +451,9 @@ pub async fn run(
     for s in simulators {
         let _ = s.await;
     }
-    result.map_err(DemoError::from)
+    result.map_err(DemoError::from)?;
+    println!("  unsilo demo stopped cleanly · 演示已停止");
+    Ok(())
 }
 
 /// The one block the demo prints at start: where the console is, how to sign in, what to try next.

@@ -216,6 +216,6 @@ async fn demo_flows_data_from_every_simulated_source_and_stops_cleanly() {
         "unsilo demo exited with {}: {log}",
         out.status
     );
-    assert!(log.contains("unsilo stopped cleanly"), "{log}");
+    assert!(log.contains("unsilo demo stopped cleanly"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
 }

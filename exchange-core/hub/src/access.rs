@@ -77,6 +77,13 @@ impl Surface {
             }
         };
         let mut response = (status, Json(body)).into_response();
+        if self == Self::Registry {
+            // Confluent's clients expect the registry's own content type on errors too.
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(unsilo_registry::api::CONTENT_TYPE_V1),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

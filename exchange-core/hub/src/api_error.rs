@@ -26,6 +26,12 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// Any error of an admin or pull route, as the OpenAPI document describes it: 401 without credentials, 403,
+/// 404, 409, 422 naming what is wrong, 429 with `Retry-After`, 503 on timeout.
+#[derive(utoipa::IntoResponses)]
+#[response(status = "default")]
+pub struct ApiFailure(#[to_schema] pub ErrorBody);
+
 /// An error answered by the admin and pull APIs.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

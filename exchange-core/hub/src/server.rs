@@ -684,9 +684,8 @@ async fn metrics_text(State(hub): State<Hub>) -> Response {
 #[utoipa::path(get, path = "/openapi.json", tag = "ops",
     responses(
         (status = 200, description = "The OpenAPI 3.1 description of every HTTP route of the hub", body = serde_json::Value),
-        (status = "default", description = "401 without credentials, 429", body = crate::api_error::ErrorBody)
-    ),
-    security(("bearer" = []), ("basic" = [])))]
+        crate::api_error::ApiFailure
+    ))]
 async fn openapi_json(
     axum::Extension(api): axum::Extension<Arc<utoipa::openapi::OpenApi>>,
 ) -> Json<Arc<utoipa::openapi::OpenApi>> {
@@ -695,7 +694,9 @@ async fn openapi_json(
 
 /// The document's frame: title, version, description, and the two ways to present a token.
 fn api_description() -> utoipa::openapi::OpenApi {
-    use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
     let mut api = utoipa::openapi::OpenApiBuilder::new()
         .info(
             utoipa::openapi::InfoBuilder::new()
@@ -719,6 +720,11 @@ fn api_description() -> utoipa::openapi::OpenApi {
         "basic",
         SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Basic).build()),
     );
+    // Every operation needs one or the other, unless it says otherwise (health, readiness, metrics).
+    api.security = Some(vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("basic", Vec::<String>::new()),
+    ]);
     api
 }
 

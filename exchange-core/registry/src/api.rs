@@ -427,6 +427,15 @@ pub struct RegistryErrorBody {
     pub message: String,
 }
 
+/// Any error of a registry route, as the OpenAPI document describes it: 401, 403, 404 (40401 subject, 40402
+/// version, 40403 schema), 409, 422 (42201 invalid schema …), 429.
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = "default",
+    content_type = "application/vnd.schemaregistry.v1+json"
+)]
+pub struct RegistryFailure(#[to_schema] pub RegistryErrorBody);
+
 /// The body of schema registrations, lookups and compatibility checks (for the OpenAPI document).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -485,24 +494,14 @@ impl ConfigRequest {
     }
 }
 
-#[utoipa::path(
-    get,
-    path = "/",
-    tag = "registry",
-    responses((status = 200, description = "An empty object", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+#[utoipa::path(get, path = "/", tag = "registry",
+    responses((status = 200, description = "An empty object", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn root(_caller: RegistryCaller) -> Response {
     Vnd(json!({})).into_response()
 }
 
-#[utoipa::path(
-    get,
-    path = "/schemas/types",
-    tag = "registry",
-    responses((status = 200, description = "The schema types served (AVRO)", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+#[utoipa::path(get, path = "/schemas/types", tag = "registry",
+    responses((status = 200, description = "The schema types served (AVRO)", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn schema_types(_caller: RegistryCaller) -> Response {
     Vnd(["AVRO"]).into_response()
 }
@@ -545,14 +544,9 @@ fn visible_id(registry: &Registry, caller: &RegistryCaller, id: i32) -> Result<(
     }
 }
 
-#[utoipa::path(
-    get,
-    path = "/schemas/ids/{id}",
-    tag = "registry",
+#[utoipa::path(get, path = "/schemas/ids/{id}", tag = "registry",
     params(("id" = String, Path, description = "Schema id")),
-    responses((status = 200, description = "The schema", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The schema", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn schema_by_id(
     State(registry): State<RegistryApi>,
     VisibleSchemaId(id): VisibleSchemaId,
@@ -564,14 +558,9 @@ async fn schema_by_id(
     Ok(Vnd(json!({ "schema": schema })).into_response())
 }
 
-#[utoipa::path(
-    get,
-    path = "/schemas/ids/{id}/schema",
-    tag = "registry",
+#[utoipa::path(get, path = "/schemas/ids/{id}/schema", tag = "registry",
     params(("id" = String, Path, description = "Schema id")),
-    responses((status = 200, description = "The schema text", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The schema text", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn raw_schema_by_id(
     State(registry): State<RegistryApi>,
     VisibleSchemaId(id): VisibleSchemaId,
@@ -582,14 +571,9 @@ async fn raw_schema_by_id(
     Ok(raw_json(registry.schema_by_id(id)?))
 }
 
-#[utoipa::path(
-    get,
-    path = "/schemas/ids/{id}/versions",
-    tag = "registry",
+#[utoipa::path(get, path = "/schemas/ids/{id}/versions", tag = "registry",
     params(("id" = String, Path, description = "Schema id"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "Subject-version pairs using it", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Subject-version pairs using it", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn versions_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -608,14 +592,9 @@ async fn versions_of_id(
     Ok(Vnd(pairs).into_response())
 }
 
-#[utoipa::path(
-    get,
-    path = "/schemas/ids/{id}/subjects",
-    tag = "registry",
+#[utoipa::path(get, path = "/schemas/ids/{id}/subjects", tag = "registry",
     params(("id" = String, Path, description = "Schema id"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "Subjects using it", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Subjects using it", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn subjects_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -635,14 +614,9 @@ async fn subjects_of_id(
     Ok(Vnd(subjects).into_response())
 }
 
-#[utoipa::path(
-    get,
-    path = "/subjects",
-    tag = "registry",
+#[utoipa::path(get, path = "/subjects", tag = "registry",
     params(("subjectPrefix" = Option<String>, Query, description = "Only subjects starting so"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "Subjects the caller may read", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Subjects the caller may read", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn list_subjects(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -657,15 +631,10 @@ async fn list_subjects(
     Ok(Vnd(subjects).into_response())
 }
 
-#[utoipa::path(
-    post,
-    path = "/subjects/{subject}",
-    tag = "registry",
+#[utoipa::path(post, path = "/subjects/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
     request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
-    responses((status = 200, description = "The version registered with this schema", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The version registered with this schema", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn lookup(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -676,14 +645,9 @@ async fn lookup(
     Ok(Vnd(found).into_response())
 }
 
-#[utoipa::path(
-    delete,
-    path = "/subjects/{subject}",
-    tag = "registry",
+#[utoipa::path(delete, path = "/subjects/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("permanent" = Option<bool>, Query, description = "Delete for good (after a soft delete)")),
-    responses((status = 200, description = "The deleted versions", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The deleted versions", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn delete_subject(
     State(registry): State<RegistryApi>,
     at: WritableSubject,
@@ -703,14 +667,9 @@ async fn delete_subject(
     Ok(Vnd(versions).into_response())
 }
 
-#[utoipa::path(
-    get,
-    path = "/subjects/{subject}/versions",
-    tag = "registry",
+#[utoipa::path(get, path = "/subjects/{subject}/versions", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "Its versions", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Its versions", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn list_versions(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -719,15 +678,10 @@ async fn list_versions(
     Ok(Vnd(registry.versions(&at.subject, flags.get("deleted"))?).into_response())
 }
 
-#[utoipa::path(
-    post,
-    path = "/subjects/{subject}/versions",
-    tag = "registry",
+#[utoipa::path(post, path = "/subjects/{subject}/versions", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`")),
     request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
-    responses((status = 200, description = "The schema id", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The schema id", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn register(
     State(registry): State<RegistryApi>,
     at: WritableSubject,
@@ -766,14 +720,9 @@ async fn register(
     Ok(Vnd(json!({ "id": id })).into_response())
 }
 
-#[utoipa::path(
-    get,
-    path = "/subjects/{subject}/versions/{version}",
-    tag = "registry",
+#[utoipa::path(get, path = "/subjects/{subject}/versions/{version}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "The version", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The version", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn get_version(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -782,14 +731,9 @@ async fn get_version(
     Ok(Vnd(registry.version(&at.subject, at.version, flags.get("deleted"))?).into_response())
 }
 
-#[utoipa::path(
-    get,
-    path = "/subjects/{subject}/versions/{version}/schema",
-    tag = "registry",
+#[utoipa::path(get, path = "/subjects/{subject}/versions/{version}/schema", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "The schema text", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The schema text", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn get_raw_schema(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -799,14 +743,9 @@ async fn get_raw_schema(
     Ok(raw_json(found.schema))
 }
 
-#[utoipa::path(
-    get,
-    path = "/subjects/{subject}/versions/{version}/referencedby",
-    tag = "registry",
+#[utoipa::path(get, path = "/subjects/{subject}/versions/{version}/referencedby", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`")),
-    responses((status = 200, description = "Always empty: references are not supported", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Always empty: references are not supported", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn referenced_by(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -816,14 +755,9 @@ async fn referenced_by(
     Ok(Vnd(Vec::<i32>::new()).into_response())
 }
 
-#[utoipa::path(
-    delete,
-    path = "/subjects/{subject}/versions/{version}",
-    tag = "registry",
+#[utoipa::path(delete, path = "/subjects/{subject}/versions/{version}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("permanent" = Option<bool>, Query, description = "Delete for good (after a soft delete)")),
-    responses((status = 200, description = "The deleted version", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The deleted version", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn delete_version(
     State(registry): State<RegistryApi>,
     at: WritableSubject<VersionSpec>,
@@ -854,15 +788,10 @@ fn compatibility_response(report: super::CompatibilityReport, verbose: bool) -> 
     }
 }
 
-#[utoipa::path(
-    post,
-    path = "/compatibility/subjects/{subject}/versions",
-    tag = "registry",
+#[utoipa::path(post, path = "/compatibility/subjects/{subject}/versions", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("verbose" = Option<bool>, Query, description = "Explain incompatibilities")),
     request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
-    responses((status = 200, description = "Whether it is compatible", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Whether it is compatible", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn check_against_all(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -873,15 +802,10 @@ async fn check_against_all(
     Ok(compatibility_response(report, flags.get("verbose")))
 }
 
-#[utoipa::path(
-    post,
-    path = "/compatibility/subjects/{subject}/versions/{version}",
-    tag = "registry",
+#[utoipa::path(post, path = "/compatibility/subjects/{subject}/versions/{version}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("verbose" = Option<bool>, Query, description = "Explain incompatibilities")),
     request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
-    responses((status = 200, description = "Whether it is compatible", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Whether it is compatible", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn check_against_version(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -906,13 +830,8 @@ async fn record_compatibility(
     registry.record(caller, action, target, change).await
 }
 
-#[utoipa::path(
-    get,
-    path = "/config",
-    tag = "registry",
-    responses((status = 200, description = "The global compatibility level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+#[utoipa::path(get, path = "/config", tag = "registry",
+    responses((status = 200, description = "The global compatibility level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn get_global_config(
     State(registry): State<RegistryApi>,
     _caller: RegistryCaller,
@@ -920,14 +839,9 @@ async fn get_global_config(
     Vnd(json!({ "compatibilityLevel": registry.global_compatibility() })).into_response()
 }
 
-#[utoipa::path(
-    put,
-    path = "/config",
-    tag = "registry",
+#[utoipa::path(put, path = "/config", tag = "registry",
     request_body(content((ConfigBody = "application/vnd.schemaregistry.v1+json"), (ConfigBody = "application/json"))),
-    responses((status = 200, description = "The new level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The new level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn put_global_config(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -949,13 +863,8 @@ async fn put_global_config(
     Ok(Vnd(json!({ "compatibility": level })).into_response())
 }
 
-#[utoipa::path(
-    delete,
-    path = "/config",
-    tag = "registry",
-    responses((status = 200, description = "The level before the reset", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+#[utoipa::path(delete, path = "/config", tag = "registry",
+    responses((status = 200, description = "The level before the reset", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn delete_global_config(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -974,14 +883,9 @@ async fn delete_global_config(
     Ok(Vnd(json!({ "compatibilityLevel": before })).into_response())
 }
 
-#[utoipa::path(
-    get,
-    path = "/config/{subject}",
-    tag = "registry",
+#[utoipa::path(get, path = "/config/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("defaultToGlobal" = Option<bool>, Query, description = "Fall back to the global level")),
-    responses((status = 200, description = "The subject's level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The subject's level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn get_subject_config(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -995,15 +899,10 @@ async fn get_subject_config(
     Ok(Vnd(json!({ "compatibilityLevel": level })).into_response())
 }
 
-#[utoipa::path(
-    put,
-    path = "/config/{subject}",
-    tag = "registry",
+#[utoipa::path(put, path = "/config/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`")),
     request_body(content((ConfigBody = "application/vnd.schemaregistry.v1+json"), (ConfigBody = "application/json"))),
-    responses((status = 200, description = "The new level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The new level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn put_subject_config(
     State(registry): State<RegistryApi>,
     at: WritableSubject,
@@ -1027,14 +926,9 @@ async fn put_subject_config(
     Ok(Vnd(json!({ "compatibility": level })).into_response())
 }
 
-#[utoipa::path(
-    delete,
-    path = "/config/{subject}",
-    tag = "registry",
+#[utoipa::path(delete, path = "/config/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`")),
-    responses((status = 200, description = "The level before the reset", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), (status = "default", description = "An error in Confluent's shape: 401, 403, 404 (40401 subject, 40402 version, 40403 schema), 409, 422 (42201 invalid schema …), 429", content((RegistryErrorBody = "application/vnd.schemaregistry.v1+json"), (RegistryErrorBody = "application/json")))),
-    security((), ("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The level before the reset", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn delete_subject_config(
     State(registry): State<RegistryApi>,
     at: WritableSubject,

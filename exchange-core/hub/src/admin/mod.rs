@@ -82,26 +82,16 @@ fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
 /// The note that goes with a secret shown in an answer.
 const SHOWN_ONCE: &str = "the token is shown only now; store it";
 
-#[utoipa::path(
-    get,
-    path = "/admin/whoami",
-    tag = "admin",
-    responses((status = 200, description = "Who the credentials belong to", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+#[utoipa::path(get, path = "/admin/whoami", tag = "admin",
+    responses((status = 200, description = "Who the credentials belong to", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn whoami(who: Principal) -> ApiResult {
     require_person(&who)?;
     ok(StatusCode::OK, json!({ "principal": who.to_string() }))
 }
 
-#[utoipa::path(
-    post,
-    path = "/admin/agencies",
-    tag = "admin",
+#[utoipa::path(post, path = "/admin/agencies", tag = "admin",
     request_body = NewAgency,
-    responses((status = 201, description = "The agency and its first token (shown once)", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 201, description = "The agency and its first token (shown once)", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn create_agency(
     State(ops): Ops,
     who: Principal,
@@ -115,38 +105,23 @@ async fn create_agency(
     )
 }
 
-#[utoipa::path(
-    get,
-    path = "/admin/agencies",
-    tag = "admin",
-    responses((status = 200, description = "The agencies the caller may see", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+#[utoipa::path(get, path = "/admin/agencies", tag = "admin",
+    responses((status = 200, description = "The agencies the caller may see", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn list_agencies(State(ops): Ops, who: Principal) -> ApiResult {
     let list: Vec<_> = ops.list_agencies(&who)?.iter().map(|a| a.view()).collect();
     ok(StatusCode::OK, json!({ "agencies": list }))
 }
 
-#[utoipa::path(
-    get,
-    path = "/admin/agencies/{id}",
-    tag = "admin",
+#[utoipa::path(get, path = "/admin/agencies/{id}", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
-    responses((status = 200, description = "The agency", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The agency", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn get_agency(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     ok(StatusCode::OK, json!(ops.visible_agency(&who, &id)?.view()))
 }
 
-#[utoipa::path(
-    get,
-    path = "/admin/agencies/{id}/tokens",
-    tag = "admin",
+#[utoipa::path(get, path = "/admin/agencies/{id}/tokens", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
-    responses((status = 200, description = "Its tokens: ids and times, never digests", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Its tokens: ids and times, never digests", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn list_tokens(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     let now = unsilo_bus::now_ms();
     let agency = ops.visible_agency(&who, &id)?;
@@ -154,15 +129,10 @@ async fn list_tokens(State(ops): Ops, who: Principal, Path(id): Path<String>) ->
     ok(StatusCode::OK, json!({ "agency": id, "tokens": tokens }))
 }
 
-#[utoipa::path(
-    post,
-    path = "/admin/agencies/{id}/tokens",
-    tag = "admin",
+#[utoipa::path(post, path = "/admin/agencies/{id}/tokens", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
     request_body = NewToken,
-    responses((status = 201, description = "A new token (shown once)", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 201, description = "A new token (shown once)", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn issue_token(
     State(ops): Ops,
     who: Principal,
@@ -177,14 +147,9 @@ async fn issue_token(
     )
 }
 
-#[utoipa::path(
-    post,
-    path = "/admin/agencies/{id}/tokens/{token_id}/revoke",
-    tag = "admin",
+#[utoipa::path(post, path = "/admin/agencies/{id}/tokens/{token_id}/revoke", tag = "admin",
     params(("id" = String, Path, description = "Agency id"), ("token_id" = String, Path, description = "Token id")),
-    responses((status = 200, description = "The revoked token", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The revoked token", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn revoke_token(
     State(ops): Ops,
     who: Principal,
@@ -198,15 +163,10 @@ async fn revoke_token(
     )
 }
 
-#[utoipa::path(
-    put,
-    path = "/admin/agencies/{id}/client-certificate",
-    tag = "admin",
+#[utoipa::path(put, path = "/admin/agencies/{id}/client-certificate", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
     request_body = ClientCertificateBinding,
-    responses((status = 200, description = "The agency", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The agency", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn bind_client_certificate(
     State(ops): Ops,
     who: Principal,
@@ -217,14 +177,9 @@ async fn bind_client_certificate(
     ok(StatusCode::OK, json!(agency.view()))
 }
 
-#[utoipa::path(
-    post,
-    path = "/admin/subscriptions",
-    tag = "admin",
+#[utoipa::path(post, path = "/admin/subscriptions", tag = "admin",
     request_body = SubscriptionRequest,
-    responses((status = 201, description = "The requested subscription", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 201, description = "The requested subscription", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn request_subscription(
     State(ops): Ops,
     who: Principal,
@@ -246,14 +201,9 @@ struct ListQuery {
     agency: Option<String>,
 }
 
-#[utoipa::path(
-    get,
-    path = "/admin/subscriptions",
-    tag = "admin",
+#[utoipa::path(get, path = "/admin/subscriptions", tag = "admin",
     params(("status" = Option<String>, Query, description = "Only this status"), ("agency" = Option<String>, Query, description = "Only this agency")),
-    responses((status = 200, description = "The subscriptions the caller may see", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The subscriptions the caller may see", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn list_subscriptions(
     State(ops): Ops,
     who: Principal,
@@ -267,14 +217,9 @@ async fn list_subscriptions(
     ok(StatusCode::OK, json!({ "subscriptions": list }))
 }
 
-#[utoipa::path(
-    get,
-    path = "/admin/subscriptions/{id}",
-    tag = "admin",
+#[utoipa::path(get, path = "/admin/subscriptions/{id}", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
-    responses((status = 200, description = "The subscription (secrets redacted)", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The subscription (secrets redacted)", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn get_subscription(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     ok(
         StatusCode::OK,
@@ -282,15 +227,10 @@ async fn get_subscription(State(ops): Ops, who: Principal, Path(id): Path<String
     )
 }
 
-#[utoipa::path(
-    post,
-    path = "/admin/subscriptions/{id}/approve",
-    tag = "admin",
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/approve", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = ApproveRequest,
-    responses((status = 200, description = "Approved and active", body = serde_json::Value), (status = 202, description = "One of two approvals recorded (双人复核)", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Approved and active", body = serde_json::Value), (status = 202, description = "One of two approvals recorded (双人复核)", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn approve(
     State(ops): Ops,
     who: Principal,
@@ -308,15 +248,10 @@ async fn approve(
     ok(StatusCode::OK, json!(s.redacted()))
 }
 
-#[utoipa::path(
-    post,
-    path = "/admin/subscriptions/{id}/reject",
-    tag = "admin",
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/reject", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = ReasonRequest,
-    responses((status = 200, description = "Rejected", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Rejected", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn reject(
     State(ops): Ops,
     who: Principal,
@@ -327,15 +262,10 @@ async fn reject(
     ok(StatusCode::OK, json!(s.redacted()))
 }
 
-#[utoipa::path(
-    post,
-    path = "/admin/subscriptions/{id}/revoke",
-    tag = "admin",
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/revoke", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = ReasonRequest,
-    responses((status = 200, description = "Revoked", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Revoked", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn revoke(
     State(ops): Ops,
     who: Principal,
@@ -346,14 +276,9 @@ async fn revoke(
     ok(StatusCode::OK, json!(s.redacted()))
 }
 
-#[utoipa::path(
-    post,
-    path = "/admin/subscriptions/{id}/dlq/replay",
-    tag = "admin",
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/dlq/replay", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
-    responses((status = 200, description = "How many dead letters were put back", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "How many dead letters were put back", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn replay_dlq(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     let replayed = ops.replay_dead_letters(&who, &id).await?;
     ok(
@@ -362,14 +287,9 @@ async fn replay_dlq(State(ops): Ops, who: Principal, Path(id): Path<String>) -> 
     )
 }
 
-#[utoipa::path(
-    get,
-    path = "/admin/audit",
-    tag = "admin",
+#[utoipa::path(get, path = "/admin/audit", tag = "admin",
     params(AuditSearch),
-    responses((status = 200, description = "Matching audit entries, oldest first", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Matching audit entries, oldest first", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn query_audit(
     State(ops): Ops,
     who: Principal,
@@ -387,13 +307,8 @@ async fn verify_report(ops: &Governance, who: &Principal, external: &[Checkpoint
     )
 }
 
-#[utoipa::path(
-    get,
-    path = "/admin/audit/verify",
-    tag = "admin",
-    responses((status = 200, description = "The verification report", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+#[utoipa::path(get, path = "/admin/audit/verify", tag = "admin",
+    responses((status = 200, description = "The verification report", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn verify_audit(State(ops): Ops, who: Principal) -> ApiResult {
     verify_report(&ops, &who, &[]).await
 }
@@ -407,14 +322,9 @@ struct VerifyWith {
     checkpoints: Vec<Checkpoint>,
 }
 
-#[utoipa::path(
-    post,
-    path = "/admin/audit/verify",
-    tag = "admin",
+#[utoipa::path(post, path = "/admin/audit/verify", tag = "admin",
     request_body = VerifyWith,
-    responses((status = 200, description = "The verification report against exported checkpoints", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "The verification report against exported checkpoints", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn verify_audit_with(
     State(ops): Ops,
     who: Principal,
@@ -423,24 +333,14 @@ async fn verify_audit_with(
     verify_report(&ops, &who, &with.checkpoints).await
 }
 
-#[utoipa::path(
-    get,
-    path = "/admin/audit/keys",
-    tag = "admin",
-    responses((status = 200, description = "The hub's audit key and the trusted keys", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+#[utoipa::path(get, path = "/admin/audit/keys", tag = "admin",
+    responses((status = 200, description = "The hub's audit key and the trusted keys", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn audit_keys(State(ops): Ops, who: Principal) -> ApiResult {
     ok(StatusCode::OK, ops.audit_keys(&who)?)
 }
 
-#[utoipa::path(
-    get,
-    path = "/admin/audit/checkpoints",
-    tag = "admin",
-    responses((status = 200, description = "The audit checkpoints", body = serde_json::Value), (status = "default", description = "401 without credentials, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+#[utoipa::path(get, path = "/admin/audit/checkpoints", tag = "admin",
+    responses((status = 200, description = "The audit checkpoints", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn audit_checkpoints(State(ops): Ops, who: Principal) -> ApiResult {
     let checkpoints = ops.audit_checkpoints(&who).await?;
     ok(StatusCode::OK, json!({ "checkpoints": checkpoints }))

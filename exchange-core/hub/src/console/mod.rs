@@ -154,12 +154,8 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
             post(subscriptions::approve),
         )
         .route(
-            "/console/subscriptions/{id}/reject",
-            post(subscriptions::reject),
-        )
-        .route(
-            "/console/subscriptions/{id}/revoke",
-            post(subscriptions::revoke),
+            "/console/subscriptions/{id}/{ending}",
+            post(subscriptions::end),
         )
         .route(
             "/console/subscriptions/{id}/replay",

@@ -457,37 +457,29 @@ fn reason_of(form: ReasonForm, l: Lang) -> Result<String, PageError> {
     Ok(reason)
 }
 
-/// `POST /console/subscriptions/{id}/reject`.
-pub(super) async fn reject(
+/// `POST /console/subscriptions/{id}/reject` and `…/revoke`: the decisions that end a subscription, with a
+/// reason.
+pub(super) async fn end(
     State(console): Shared,
     viewer: Viewer,
-    Path(id): Path<String>,
+    Path((id, ending)): Path<(String, String)>,
     Form(form): Form<ReasonForm>,
 ) -> PageResult {
     let l = viewer.lang;
+    let ops = &console.governance;
     let reason = reason_of(form, l)?;
-    console
-        .governance
-        .reject(&viewer.principal, &id, reason)
-        .await
-        .or_page(l)?;
-    Ok(Redirect::to(&format!("/console/subscriptions/{id}")).into_response())
-}
-
-/// `POST /console/subscriptions/{id}/revoke`.
-pub(super) async fn revoke(
-    State(console): Shared,
-    viewer: Viewer,
-    Path(id): Path<String>,
-    Form(form): Form<ReasonForm>,
-) -> PageResult {
-    let l = viewer.lang;
-    let reason = reason_of(form, l)?;
-    console
-        .governance
-        .revoke(&viewer.principal, &id, reason)
-        .await
-        .or_page(l)?;
+    match ending.as_str() {
+        "reject" => ops.reject(&viewer.principal, &id, reason).await,
+        "revoke" => ops.revoke(&viewer.principal, &id, reason).await,
+        _ => {
+            return Err(PageError::new(
+                l,
+                StatusCode::NOT_FOUND,
+                l.t("没有这个页面。", "There is no such page."),
+            ))
+        }
+    }
+    .or_page(l)?;
     Ok(Redirect::to(&format!("/console/subscriptions/{id}")).into_response())
 }
 

@@ -279,14 +279,9 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Presented {
     }
 }
 
-#[utoipa::path(
-    get,
-    path = "/v1/subscriptions/{id}/records",
-    tag = "pull",
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/records", tag = "pull",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`"), RecordsQuery),
-    responses((status = 200, description = "A batch of released records and the cursor after it", body = serde_json::Value), (status = "default", description = "401, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "A batch of released records and the cursor after it", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn records(
     State(api): State<PullApi>,
     presented: Presented,
@@ -315,15 +310,10 @@ struct AckBody {
     cursor: String,
 }
 
-#[utoipa::path(
-    post,
-    path = "/v1/subscriptions/{id}/ack",
-    tag = "pull",
+#[utoipa::path(post, path = "/v1/subscriptions/{id}/ack", tag = "pull",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = AckBody,
-    responses((status = 200, description = "Acknowledged up to the cursor", body = serde_json::Value), (status = "default", description = "401, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Acknowledged up to the cursor", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn ack(
     State(api): State<PullApi>,
     presented: Presented,
@@ -350,14 +340,9 @@ struct EventsQuery {
     cursor: Option<String>,
 }
 
-#[utoipa::path(
-    get,
-    path = "/v1/subscriptions/{id}/events",
-    tag = "pull",
+#[utoipa::path(get, path = "/v1/subscriptions/{id}/events", tag = "pull",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`"), ("cursor" = Option<String>, Query, description = "Resume after this cursor (or send Last-Event-ID)")),
-    responses((status = 200, description = "Server-sent events, one per released record", content_type = "text/event-stream", body = String), (status = "default", description = "401, 403, 404, 409, 422 naming what is wrong, 429 with Retry-After, 503 on timeout", body = crate::api_error::ErrorBody)),
-    security(("bearer" = []), ("basic" = []))
-)]
+    responses((status = 200, description = "Server-sent events, one per released record", content_type = "text/event-stream", body = String), crate::api_error::ApiFailure))]
 async fn events(
     State(api): State<PullApi>,
     presented: Presented,

@@ -115,10 +115,7 @@ fn report_json(report: &BatchReport) -> serde_json::Value {
     })
 }
 
-#[utoipa::path(
-    post,
-    path = "/ingest/{connector}",
-    tag = "ingest",
+#[utoipa::path(post, path = "/ingest/{connector}", tag = "ingest",
     params(("connector" = String, Path, description = "The push connector, e.g. `grid`")),
     request_body(description = "One JSON record, a JSON array of records, or NDJSON (one record per line)", content(
         ("application/json"), ("application/x-ndjson")
@@ -128,9 +125,7 @@ fn report_json(report: &BatchReport) -> serde_json::Value {
         (status = 207, description = "Some accepted, some rejected (on the dead-letter topic with the reason)", body = serde_json::Value),
         (status = 422, description = "Every record rejected (on the dead-letter topic with the reason)", body = serde_json::Value),
         (status = "default", description = "400 unreadable body (kept on the dead-letter topic), 401, 403, 404 unknown connector, 413, 429, 503", body = serde_json::Value)
-    ),
-    security(("bearer" = []), ("basic" = []))
-)]
+    ))]
 async fn ingest(
     State(endpoints): State<Arc<PushEndpoints>>,
     Path(connector): Path<String>,
