@@ -463,6 +463,28 @@ async fn an_agency_sees_its_filter_checked_and_cannot_reach_operator_pages_or_po
         "the agency sees its own subscription"
     );
 
+    // The last records its pull subscription received, rendered as the pull API gives them.
+    browser
+        .goto(&format!(
+            "{base}/console/subscriptions/civil-affairs.red-households"
+        ))
+        .await;
+    let record = eventually(60, "a released record on the portal", || async {
+        match browser
+            .client
+            .find(Locator::Css("details.record pre"))
+            .await
+        {
+            Ok(pre) => pre.html(true).await.ok(),
+            Err(_) => {
+                browser.client.refresh().await.expect("reloads");
+                None
+            }
+        }
+    })
+    .await;
+    assert!(record.contains("care_level"), "{record}");
+
     // A request with a misspelt filter field: the live check says so as it is typed, and so does the submit.
     browser
         .goto(&format!("{base}/console/subscriptions/new?schema=resident"))
