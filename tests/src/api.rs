@@ -23,6 +23,7 @@ pub fn with_grid_and_operator(mut config: Config) -> Config {
         transport: TransportKind::HttpPush,
         http_push: Some(HttpPushConfig {
             token_sha256: token_digest(PUSH_TOKEN),
+            report: false,
         }),
         http_poll: None,
         sql_poll: None,

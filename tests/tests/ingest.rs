@@ -31,6 +31,8 @@ fn push_connector(name: &str) -> ConnectorConfig {
         transport: TransportKind::HttpPush,
         http_push: Some(HttpPushConfig {
             token_sha256: token_digest(&token_of(name)),
+            // The 秦务员 platform answers citizens asking who received their data.
+            report: name == "qinwuyuan",
         }),
         http_poll: None,
         sql_poll: None,
@@ -468,5 +470,29 @@ async fn dropped_gbk_exports_are_ingested_by_a_configured_file_drop_connector() 
         .iter()
         .sum();
     assert_eq!(after, 50, "a restart must not ingest the files again");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_source_platform_with_the_report_permission_gets_person_reports_and_others_do_not() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(&config_with(embedded(dir.path()), &["grid", "qinwuyuan"])).await;
+    let client = reqwest::Client::new();
+    let ask = |connector: &str| {
+        client
+            .get(format!(
+                "{}/admin/reports/person?cert_no=610921196105170316",
+                running.base
+            ))
+            .bearer_auth(token_of(connector))
+            .send()
+    };
+    let permitted = ask("qinwuyuan").await.expect("request");
+    assert_eq!(permitted.status().as_u16(), 200);
+    let report: Value = permitted.json().await.expect("json");
+    assert!(report["person_key"].is_string(), "{report}");
+    assert_eq!(report["releases"], json!([]), "nothing released yet");
+    let refused = ask("grid").await.expect("request");
+    assert_eq!(refused.status().as_u16(), 403);
     running.stop().await;
 }

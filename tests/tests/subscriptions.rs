@@ -306,6 +306,65 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
         "the audit log must not hold ID numbers"
     );
 
+    // The person's view: from the person index, exactly the releases the audit log holds about this person.
+    let mut expected: Vec<(String, String)> = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"]["record_id"].is_string())
+        .map(|e| {
+            (
+                e["event"]["record_id"].as_str().unwrap().to_owned(),
+                e["event"]["subscription"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    expected.sort();
+    let (s, report) = api
+        .get(
+            OPERATOR_TOKEN,
+            &format!("/admin/reports/person?cert_no={PERSON}"),
+        )
+        .await;
+    assert_eq!(s, 200, "{report}");
+    assert_eq!(
+        report["person_key"],
+        json!(running.hub.governance.person_key_of_cert_no(PERSON))
+    );
+    let mut reported: Vec<(String, String)> = report["releases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["record_id"].as_str().unwrap().to_owned(),
+                r["subscription"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    reported.sort();
+    assert!(!reported.is_empty());
+    assert_eq!(reported, expected, "{report}");
+    let first = &report["releases"][0];
+    assert!(
+        first["purpose"].is_string() && first["fields"].is_array(),
+        "{report}"
+    );
+    assert!(!report.to_string().contains(PERSON), "{report}");
+    for token in [civil_token.as_str(), unsilo_tests::api::PUSH_TOKEN] {
+        let (s, _) = api
+            .get(token, &format!("/admin/reports/person?cert_no={PERSON}"))
+            .await;
+        assert_eq!(s, 403, "only operators and report-permitted sources");
+    }
+    let (s, body) = api
+        .get(
+            OPERATOR_TOKEN,
+            "/admin/reports/person?cert_no=610921196105170317",
+        )
+        .await;
+    assert_eq!(s, 422, "a wrong check digit is named: {body}");
+
     // Revocation: nothing more is delivered, even for records that match.
     let (s, body) = api
         .post(

@@ -252,7 +252,10 @@ impl ConnectorConfig {
             name: name.to_owned(),
             definition: definition.to_owned(),
             transport: TransportKind::HttpPush,
-            http_push: Some(HttpPushConfig { token_sha256 }),
+            http_push: Some(HttpPushConfig {
+                token_sha256,
+                report: false,
+            }),
             http_poll: None,
             sql_poll: None,
             file_drop: None,
@@ -298,6 +301,10 @@ pub struct HttpPushConfig {
     /// never stores the token itself: make one with `openssl rand -hex 32`, give it to the source system, and put
     /// `printf %s "$TOKEN" | sha256sum` here.
     pub token_sha256: String,
+    /// Whether this source's credential may ask for person release reports (`GET /admin/reports/person`):
+    /// for a platform such as 秦务员 that answers citizens asking who received their data. Default `false`.
+    #[serde(default)]
+    pub report: bool,
 }
 
 impl HttpPushConfig {

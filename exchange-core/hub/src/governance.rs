@@ -18,6 +18,7 @@ use tracing::info;
 use unsilo_schemas::Sensitivity;
 
 use crate::api_error::ApiError;
+use crate::audit::person::PersonIndex;
 use crate::audit::{
     self, AuditEntry, AuditEvent, AuditLog, AuditQuery, Checkpoint, TrustedKeys, VerifyReport,
 };
@@ -115,6 +116,57 @@ pub struct ReasonRequest {
     pub reason: String,
 }
 
+/// Whose release report is asked for: an ID number (turned into its person key here, never stored or logged)
+/// or a person key.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PersonSearch {
+    /// The person's ID number (身份证号).
+    pub cert_no: Option<String>,
+    /// Or the person's pseudonymous key, as release entries and pseudonymised fields carry it.
+    pub person_key: Option<String>,
+}
+
+/// Every release of a record about one person: who received it, under which subscription, for what purpose
+/// and legal basis, which fields with which treatment, and when.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PersonReport {
+    /// The person's pseudonymous key (never the ID number).
+    pub person_key: String,
+    /// When the report was made (ms since the epoch).
+    pub generated_at_ms: i64,
+    /// The releases, oldest first.
+    pub releases: Vec<PersonRelease>,
+}
+
+/// One release in a [`PersonReport`].
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PersonRelease {
+    /// When (ms since the epoch).
+    pub time_ms: i64,
+    /// The receiving agency's id.
+    pub agency: String,
+    /// Its name, if the agency is still on record.
+    pub agency_name: Option<String>,
+    /// The subscription.
+    pub subscription: String,
+    /// The stated purpose.
+    pub purpose: String,
+    /// The legal basis the subscription's grant names now, if any.
+    pub legal_basis: Option<String>,
+    /// The shared schema of the record.
+    pub schema: String,
+    /// The record's id.
+    pub record_id: String,
+    /// The delivery channel.
+    pub channel: String,
+    /// The fields released and their treatments.
+    #[schema(value_type = Vec<Object>)]
+    pub fields: Vec<FieldRule>,
+    /// Where the entry is in the audit log.
+    pub audit_offset: u64,
+}
+
 /// What to look for in the audit log; every given criterion must match.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -144,6 +196,9 @@ pub struct GovernanceSettings {
     pub egress: Arc<EgressPolicy>,
     /// The keys `audit verify` checks chains with.
     pub trusted_keys: TrustedKeys,
+    /// Push connectors whose credential may ask for person release reports (`report = true` in their
+    /// `[connectors.http_push]`), e.g. the 秦务员 platform answering a citizen.
+    pub report_sources: Vec<String>,
 }
 
 /// The operations of the control plane, each checking its caller.
@@ -156,6 +211,8 @@ pub struct Governance {
     pseudonym_key: PseudonymKey,
     delivery: Arc<dyn DeliveryControl>,
     settings: GovernanceSettings,
+    /// Releases by person key, for release reports.
+    person_index: PersonIndex,
 }
 
 impl std::fmt::Debug for Governance {
@@ -217,6 +274,7 @@ impl Governance {
         settings: GovernanceSettings,
     ) -> Self {
         Self {
+            person_index: PersonIndex::new(audit.topic()),
             control,
             registry,
             audit,
@@ -355,6 +413,82 @@ impl Governance {
         audit::query(self.bus.as_ref(), self.audit.topic(), &query)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// The release report of one person (PIPL Art. 44–45): every release about them, from the audit log's
+    /// person index. Operators may ask, and push sources whose connector has `report = true` (a source platform
+    /// answering the person in front of it).
+    pub async fn person_report(
+        &self,
+        who: &Principal,
+        search: PersonSearch,
+    ) -> Result<PersonReport, ApiError> {
+        let allowed = match who {
+            Principal::Operator(_) => true,
+            Principal::PushSource(connector) => self.settings.report_sources.contains(connector),
+            Principal::Agency(_) => false,
+        };
+        if !allowed {
+            return Err(ApiError::Forbidden(
+                "release reports are for operators and for source platforms given the `report` permission"
+                    .into(),
+            ));
+        }
+        let person_key = match (search.person_key, search.cert_no) {
+            (Some(key), _) if !key.trim().is_empty() => key.trim().to_owned(),
+            (_, Some(cert_no)) if !cert_no.trim().is_empty() => {
+                let valid = unsilo_schemas::validate::validate_cert_no(cert_no.trim())
+                    .map_err(|e| ApiError::Invalid(format!("cert_no: {e}")))?;
+                self.person_key_of_cert_no(valid.as_str())
+            }
+            _ => {
+                return Err(ApiError::Invalid(
+                    "give the person's cert_no (ID number) or person_key".into(),
+                ))
+            }
+        };
+        let entries = self
+            .person_index
+            .releases_of(self.bus.as_ref(), &person_key)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let state = self.control.read();
+        let releases = entries
+            .into_iter()
+            .filter_map(|e| match e.body.event {
+                AuditEvent::Release {
+                    record_id,
+                    schema,
+                    subscription,
+                    agency,
+                    fields,
+                    purpose,
+                    channel,
+                    ..
+                } => Some(PersonRelease {
+                    time_ms: e.body.time_ms,
+                    agency_name: state.agencies.get(&agency).map(|a| a.name.clone()),
+                    legal_basis: state
+                        .subscriptions
+                        .get(&subscription)
+                        .and_then(|s| s.spec().legal_basis.clone()),
+                    agency,
+                    subscription,
+                    purpose,
+                    schema,
+                    record_id,
+                    channel,
+                    fields,
+                    audit_offset: e.offset,
+                }),
+                AuditEvent::Control { .. } => None,
+            })
+            .collect();
+        Ok(PersonReport {
+            person_key,
+            generated_at_ms: unsilo_bus::now_ms(),
+            releases,
+        })
     }
 
     /// Verifies the audit log's chains and signatures, against checkpoints exported earlier if given

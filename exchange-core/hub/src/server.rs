@@ -212,6 +212,12 @@ impl Hub {
                     Some((&config.hub.id, &signing_key)),
                     &config.security.audit_public_keys,
                 ),
+                report_sources: config
+                    .connectors
+                    .iter()
+                    .filter(|c| c.http_push.as_ref().is_some_and(|p| p.report))
+                    .map(|c| c.name.clone())
+                    .collect(),
             },
         ));
         let authenticator = Arc::new(Authenticator::new(

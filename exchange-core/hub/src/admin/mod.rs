@@ -27,6 +27,7 @@
 //! | `POST /admin/subscriptions/{id}/dlq/replay` | operator, or the owning agency |
 //! | `GET /admin/audit`, `GET /admin/audit/verify`, `POST /admin/audit/verify` (with exported checkpoints) | operator |
 //! | `GET /admin/audit/keys`, `GET /admin/audit/checkpoints` | operator |
+//! | `GET /admin/reports/person?cert_no=` | operator; a push source whose connector has `report = true` |
 
 use std::sync::Arc;
 
@@ -44,7 +45,7 @@ use crate::audit::Checkpoint;
 use crate::auth::Principal;
 use crate::governance::{
     require_person, ApproveRequest, AuditSearch, ClientCertificateBinding, Governance, NewAgency,
-    NewToken, ReasonRequest, SubscriptionRequest,
+    NewToken, PersonReport, PersonSearch, ReasonRequest, SubscriptionRequest,
 };
 
 /// The shared operations, as the handlers reach them.
@@ -69,6 +70,7 @@ pub fn router(governance: Arc<Governance>) -> OpenApiRouter {
         .routes(routes!(verify_audit, verify_audit_with))
         .routes(routes!(audit_keys))
         .routes(routes!(audit_checkpoints))
+        .routes(routes!(person_report))
         .routes(routes!(whoami))
         .with_state(governance)
 }
@@ -344,4 +346,16 @@ async fn audit_keys(State(ops): Ops, who: Principal) -> ApiResult {
 async fn audit_checkpoints(State(ops): Ops, who: Principal) -> ApiResult {
     let checkpoints = ops.audit_checkpoints(&who).await?;
     ok(StatusCode::OK, json!({ "checkpoints": checkpoints }))
+}
+
+#[utoipa::path(get, path = "/admin/reports/person", tag = "admin",
+    params(PersonSearch),
+    responses((status = 200, description = "Every release of a record about the person: agency, subscription, purpose, legal basis, fields and treatments, time", body = PersonReport), crate::api_error::ApiFailure))]
+async fn person_report(
+    State(ops): Ops,
+    who: Principal,
+    QueryParams(search): QueryParams<PersonSearch>,
+) -> ApiResult {
+    let report = ops.person_report(&who, search).await?;
+    ok(StatusCode::OK, json!(report))
 }

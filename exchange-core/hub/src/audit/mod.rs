@@ -37,6 +37,7 @@ use unsilo_bus::{Bus, ConsumedRecord, Record, TopicSpec};
 use unsilo_policy::model::FieldRule;
 
 pub mod checkpoint;
+pub mod person;
 pub mod signing;
 
 pub use checkpoint::Checkpoint;

@@ -17,6 +17,7 @@
 //!   pull subscription.
 //! - `agencies`: agencies and their tokens (a token is shown once).
 //! - `audit`: verification and queries of the evidence log.
+//! - `reports`: a person's release report, printable (PIPL Art. 44–45).
 //! - `schemas`: the registry's subjects, each field with its sensitivity and PII kind.
 //! - `reference`: the OpenAPI document as a readable page (`/console/api`).
 //! - `static/`: the stylesheet and the script, served from `/console/static/`.
@@ -29,6 +30,7 @@ mod audit;
 mod overview;
 mod page;
 mod reference;
+mod reports;
 mod schemas;
 pub mod session;
 mod sources;
@@ -172,6 +174,10 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
             post(agencies::revoke_token),
         )
         .route("/console/audit", get(audit::page))
+        .route(
+            "/console/reports/person",
+            get(reports::form_page).post(reports::report),
+        )
         .route("/console/audit/verify", get(audit::verify))
         .route("/console/schemas", get(schemas::list))
         .route("/console/schemas/{subject}", get(schemas::show))

@@ -81,6 +81,7 @@ pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                             a href="/console/subscriptions" { (l.t("订阅", "Subscriptions")) }
                             a href="/console/agencies" { (l.t("部门", "Agencies")) }
                             a href="/console/audit" { (l.t("审计", "Audit")) }
+                            a href="/console/reports/person" { (l.t("个人报告", "Person report")) }
                             a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
                             a href="/console/api" { (l.t("接口", "API")) }
                         } @else {
