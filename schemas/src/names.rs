@@ -37,6 +37,8 @@ pub const CONFIG_TOPIC: &str = "_unsilo.config";
 pub const OFFSETS_TOPIC: &str = "_unsilo.offsets";
 /// The hash-chained evidence log.
 pub const AUDIT_TOPIC: &str = "_unsilo.audit";
+/// The compacted topic marking each source dead letter already replayed (key `<connector>/<offset>`).
+pub const DLQ_REPLAYED_TOPIC: &str = "_unsilo.dlq-replayed";
 /// Suffix of an audit topic's companion holding its signed checkpoints.
 pub const CHECKPOINTS_SUFFIX: &str = ".checkpoints";
 

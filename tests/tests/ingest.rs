@@ -496,3 +496,166 @@ async fn a_source_platform_with_the_report_permission_gets_person_reports_and_ot
     assert_eq!(refused.status().as_u16(), 403);
     running.stop().await;
 }
+
+/// Copies a folder (a connector definition) recursively.
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Records on `topic` carrying `record_id`.
+async fn copies_of(bus: &dyn Bus, topic: &str, record_id: &str) -> usize {
+    let ends = bus.end_offsets(topic).await.expect("end offsets");
+    let total: u64 = ends.iter().sum();
+    read_topic(bus, topic, total as usize)
+        .await
+        .iter()
+        .filter(|r| r.record.record_id() == record_id)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dlq_replayed_after_a_mapping_fix_lands_its_records_on_std_once() {
+    use unsilo_tests::api::{grid_messages, OPERATOR_TOKEN, PUSH_TOKEN};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let definition = dir.path().join("grid-definition");
+    copy_dir(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../connectors/builtin/grid"),
+        &definition,
+    );
+    let mapping = definition.join("mappings/grid_event.toml");
+    let fixed = std::fs::read_to_string(&mapping).expect("mapping");
+    // A code-table gap: CRITICAL urgency is missing, so such events are rejected.
+    let broken = fixed.replace(r#", "3" = "CRITICAL""#, "");
+    assert_ne!(broken, fixed, "the gap is made");
+    std::fs::write(&mapping, &broken).expect("write");
+    let mut config = embedded(dir.path().join("bus").as_path());
+    config.connectors.push(ConnectorConfig {
+        definition: definition.display().to_string(),
+        http_push: Some(HttpPushConfig {
+            token_sha256: token_digest(PUSH_TOKEN),
+            report: false,
+        }),
+        ..push_connector("grid")
+    });
+    config
+        .admin
+        .operators
+        .push(unsilo_hub::auth::OperatorCredential {
+            name: "ops".into(),
+            token_sha256: token_digest(OPERATOR_TOKEN),
+        });
+    let client = reqwest::Client::new();
+    let replay = |base: String, body: Value| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("{base}/admin/connectors/grid/dlq/replay"))
+                .bearer_auth(OPERATOR_TOKEN)
+                .json(&body)
+                .send()
+                .await
+                .expect("replay");
+            assert_eq!(r.status().as_u16(), 200);
+            r.json::<Value>().await.expect("json")["replay"].clone()
+        }
+    };
+
+    let running = Running::start(&config).await;
+    let (_, _, mut event) = grid_messages(rand_suffix());
+    event["jjcd"] = json!("3");
+    let pushed = client
+        .post(format!("{}/ingest/grid", running.base))
+        .bearer_auth(PUSH_TOKEN)
+        .json(&[&event])
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(pushed.status().as_u16(), 422, "rejected by the gap");
+    assert_eq!(
+        read_topic(running.hub.bus.as_ref(), "dlq.grid", 1)
+            .await
+            .len(),
+        1
+    );
+    // Replayed before the fix: rejected again, with the entry marked and a new dead letter.
+    let outcome = replay(running.base.clone(), json!({})).await;
+    assert_eq!(
+        (
+            outcome["taken"].as_u64(),
+            outcome["accepted"].as_u64(),
+            outcome["rejected"].as_u64()
+        ),
+        (Some(1), Some(0), Some(1)),
+        "{outcome}"
+    );
+    running.stop().await;
+
+    // The mapping is fixed and the hub restarted with it.
+    std::fs::write(&mapping, &fixed).expect("write");
+    let running = Running::start(&config).await;
+    // A code filter takes only dead letters with that reason code.
+    let outcome = replay(running.base.clone(), json!({ "code": "no_such_code" })).await;
+    assert_eq!(outcome["taken"].as_u64(), Some(0), "{outcome}");
+    let dead = read_topic(running.hub.bus.as_ref(), "dlq.grid", 2).await;
+    let reason: Value =
+        serde_json::from_slice(dead[1].record.header("unsilo.reason").expect("reason"))
+            .expect("json");
+    let outcome = replay(running.base.clone(), json!({ "code": reason["code"] })).await;
+    assert_eq!(
+        (
+            outcome["taken"].as_u64(),
+            outcome["accepted"].as_u64(),
+            outcome["already_replayed"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{outcome}"
+    );
+    let record_id = {
+        let std_records = read_topic(running.hub.bus.as_ref(), "std.grid_event", 1).await;
+        std_records[0].record.record_id()
+    };
+    assert_eq!(
+        copies_of(running.hub.bus.as_ref(), "std.grid_event", &record_id).await,
+        1
+    );
+    assert_eq!(
+        copies_of(running.hub.bus.as_ref(), "raw.grid", &record_id).await,
+        1
+    );
+
+    // A second replay takes nothing: std. keeps one copy.
+    let outcome = replay(running.base.clone(), json!({})).await;
+    assert_eq!(outcome["taken"].as_u64(), Some(0), "{outcome}");
+    assert_eq!(outcome["already_replayed"].as_u64(), Some(2), "{outcome}");
+    assert_eq!(
+        copies_of(running.hub.bus.as_ref(), "std.grid_event", &record_id).await,
+        1
+    );
+    // Evidence of the replays.
+    let audit: Value = client
+        .get(format!("{}/admin/audit", running.base))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    let replays = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["event"]["action"] == "connector.dlq_replay")
+        .count();
+    assert!(replays >= 3, "{audit}");
+    running.stop().await;
+}

@@ -487,6 +487,40 @@ pub(crate) async fn dlq_replay(args: &HubArgs, subscription: &str) -> anyhow::Re
     Ok(())
 }
 
+/// Runs `unsilo dlq replay --connector <name> [--code …] [--since …]`.
+pub(crate) async fn source_dlq_replay(
+    args: &HubArgs,
+    connector: &str,
+    code: Option<String>,
+    since: Option<&str>,
+) -> anyhow::Result<()> {
+    let since_ms = since.map(since_to_ms).transpose()?;
+    let c = Client::new(args)?;
+    let v = c
+        .call(
+            reqwest::Method::POST,
+            &format!("/admin/connectors/{connector}/dlq/replay"),
+            Some(json!({ "code": code, "since_ms": since_ms })),
+        )
+        .await?;
+    print(&v);
+    Ok(())
+}
+
+/// A `--since` value in ms since the epoch: a duration ago (`2h`, `1d`) or an RFC 3339 time.
+fn since_to_ms(since: &str) -> anyhow::Result<i64> {
+    if let Ok(ago) = humantime::parse_duration(since) {
+        return Ok(unsilo_bus::now_ms() - ago.as_millis() as i64);
+    }
+    chrono::DateTime::parse_from_rfc3339(since)
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--since {since:?} is neither a duration (2h, 1d) nor an RFC 3339 time (2026-12-01T08:00:00+08:00)"
+            )
+        })
+}
+
 /// Runs `unsilo audit …`. Returns an error (non-zero exit) when verification finds a break.
 pub(crate) async fn audit(args: &HubArgs, command: AuditCommand) -> anyhow::Result<()> {
     match command {

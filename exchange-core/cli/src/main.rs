@@ -63,7 +63,8 @@ enum Command {
         #[command(subcommand)]
         command: admin_cli::AuditCommand,
     },
-    /// Delivery dead-letter queues: `unsilo dlq replay <subscription>`.
+    /// Dead-letter queues: `unsilo dlq replay <subscription>` (delivery), `unsilo dlq replay --connector <name>`
+    /// (a source's rejected originals, through its current definition).
     Dlq {
         #[command(flatten)]
         hub: admin_cli::HubArgs,
@@ -74,10 +75,23 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum DlqCommand {
-    /// Puts the records of a subscription's delivery DLQ back on its topic, to be delivered again.
+    /// With a subscription: puts the records of its delivery DLQ back on its topic, to be delivered again.
+    /// With `--connector`: runs the source's rejected originals through its current definition again — what
+    /// now passes lands on `std.`, what still fails stays on the DLQ with its new reason; a second replay does
+    /// not take the same entries again.
     Replay {
-        /// `<agency>.<name>`
-        subscription: String,
+        /// `<agency>.<name>` (a delivery DLQ).
+        #[arg(required_unless_present = "connector", conflicts_with = "connector")]
+        subscription: Option<String>,
+        /// A source connector (its `dlq.<connector>`).
+        #[arg(long)]
+        connector: Option<String>,
+        /// Only dead letters with this reason code, e.g. `unknown_code`.
+        #[arg(long, requires = "connector")]
+        code: Option<String>,
+        /// Only dead letters since then: a duration ago (`2h`, `1d`) or an RFC 3339 time.
+        #[arg(long, requires = "connector")]
+        since: Option<String>,
     },
 }
 
@@ -524,8 +538,20 @@ async fn main() -> std::process::ExitCode {
         Command::Audit { hub, command } => admin_cli::audit(&hub, command).await,
         Command::Dlq {
             hub,
-            command: DlqCommand::Replay { subscription },
-        } => admin_cli::dlq_replay(&hub, &subscription).await,
+            command:
+                DlqCommand::Replay {
+                    subscription,
+                    connector,
+                    code,
+                    since,
+                },
+        } => match (subscription, connector) {
+            (Some(subscription), _) => admin_cli::dlq_replay(&hub, &subscription).await,
+            (None, Some(connector)) => {
+                admin_cli::source_dlq_replay(&hub, &connector, code, since.as_deref()).await
+            }
+            (None, None) => Err(anyhow::anyhow!("give a subscription or --connector <name>")),
+        },
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -294,6 +294,69 @@ pub trait DeliveryControl: Send + Sync {
     fn channel_health(&self, subscription: &Subscription) -> Option<&'static str>;
 }
 
+/// What the governance operations may ask of the stages below them: delivery (prepare a channel, replay a
+/// subscription's dead letters, channel health) and ingest (replay a source's dead letters).
+#[derive(Clone)]
+pub struct StageControls {
+    /// The delivery stage.
+    pub delivery: Arc<dyn DeliveryControl>,
+    /// The ingest stage.
+    pub sources: Arc<dyn SourceControl>,
+}
+
+/// What the admin surfaces may ask of the ingest stage: running a connector's rejected originals through its
+/// current definition again. Implemented by the ingest stage, wired by the server.
+#[async_trait::async_trait]
+pub trait SourceControl: Send + Sync {
+    /// Re-normalises the originals on `dlq.<connector>` (those matching `filter`, not replayed before) with the
+    /// connector's current definition: what passes goes to `std.` and `raw.` with its normal record id, what still
+    /// fails goes back on the dead-letter topic with its new reason. Every entry taken is marked, so a second
+    /// replay does not take it again.
+    async fn replay_source_dead_letters(
+        &self,
+        connector: &str,
+        filter: &DeadLetterFilter,
+    ) -> Result<SourceReplay, SourceReplayError>;
+}
+
+/// Which dead letters a source replay takes.
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeadLetterFilter {
+    /// Only those rejected with this reason code, e.g. `unknown_code`.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// Only those rejected at or after this time (ms since the epoch).
+    #[serde(default)]
+    pub since_ms: Option<i64>,
+}
+
+/// What a source replay did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct SourceReplay {
+    /// Dead letters taken (matching the filter and not replayed before).
+    pub taken: usize,
+    /// Of those, now accepted (on `std.` and `raw.`).
+    pub accepted: usize,
+    /// Of those, rejected again (back on the dead-letter topic with the new reason).
+    pub rejected: usize,
+    /// Dead letters passed over because an earlier replay took them.
+    pub already_replayed: usize,
+    /// Dead letters left in place because their original is not JSON (a CSV or XLSX line).
+    pub not_replayable: usize,
+}
+
+/// Why a source replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceReplayError {
+    /// No such connector on this hub.
+    #[error("no connector `{0}` on this hub")]
+    UnknownConnector(String),
+    /// The bus or the sink failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// A subscriber's channel could not be prepared (its database or cluster refused or did not answer).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

@@ -23,7 +23,10 @@ use crate::audit::{
     self, AuditEntry, AuditEvent, AuditLog, AuditQuery, Checkpoint, TrustedKeys, VerifyReport,
 };
 use crate::auth::{self, Principal};
-use crate::control::{ControlError, ControlPlane, DeliveryControl};
+use crate::control::{
+    ControlError, ControlPlane, DeadLetterFilter, DeliveryControl, SourceControl, SourceReplay,
+    SourceReplayError, StageControls,
+};
 use crate::egress::EgressPolicy;
 use crate::secrets::HubSecret;
 use unsilo_bus::{Bus, TopicSpec};
@@ -210,6 +213,7 @@ pub struct Governance {
     secret: Arc<HubSecret>,
     pseudonym_key: PseudonymKey,
     delivery: Arc<dyn DeliveryControl>,
+    sources: Arc<dyn SourceControl>,
     settings: GovernanceSettings,
     /// Releases by person key, for release reports.
     person_index: PersonIndex,
@@ -270,7 +274,7 @@ impl Governance {
         audit: Arc<AuditLog>,
         bus: Arc<dyn Bus>,
         secret: Arc<HubSecret>,
-        delivery: Arc<dyn DeliveryControl>,
+        stages: StageControls,
         settings: GovernanceSettings,
     ) -> Self {
         Self {
@@ -281,7 +285,8 @@ impl Governance {
             bus,
             pseudonym_key: secret.pseudonym_key(),
             secret,
-            delivery,
+            delivery: stages.delivery,
+            sources: stages.sources,
             settings,
         }
     }
@@ -388,6 +393,42 @@ impl Governance {
         )
         .await?;
         Ok(replayed)
+    }
+
+    /// Runs a connector's rejected originals through its current definition again (operators only), and
+    /// records it: see [`SourceControl::replay_source_dead_letters`].
+    pub async fn replay_source_dead_letters(
+        &self,
+        who: &Principal,
+        connector: &str,
+        filter: DeadLetterFilter,
+    ) -> Result<SourceReplay, ApiError> {
+        require_operator(who)?;
+        let outcome = self
+            .sources
+            .replay_source_dead_letters(connector, &filter)
+            .await
+            .map_err(|e| match e {
+                SourceReplayError::UnknownConnector(_) => {
+                    ApiError::NotFound(format!("connector `{connector}`"))
+                }
+                SourceReplayError::Failed(cause) => ApiError::Internal(cause),
+            })?;
+        self.record_control(
+            who,
+            "connector.dlq_replay",
+            connector,
+            json!({ "filter": { "code": filter.code, "since_ms": filter.since_ms }, "outcome": outcome }),
+        )
+        .await?;
+        info!(
+            connector,
+            taken = outcome.taken,
+            accepted = outcome.accepted,
+            rejected = outcome.rejected,
+            "Source dead letters replayed."
+        );
+        Ok(outcome)
     }
 
     /// Audit entries matching `search` (operators only). An ID number is turned into its person key

@@ -163,7 +163,7 @@ impl Hub {
         let registry = Registry::open(bus.clone(), config.registry.default_compatibility).await?;
         register_shared_schemas(&registry, bus.as_ref(), config.bus.partitions).await?;
         let (stop_sources, sources_shutdown) = Shutdown::new();
-        let connectors = crate::ingest::start_connectors(
+        let mut connectors = crate::ingest::start_connectors(
             &config.connectors,
             &bus,
             &registry,
@@ -203,7 +203,13 @@ impl Hub {
             audit.clone(),
             bus.clone(),
             secret.clone(),
-            Arc::new(delivery::DeliveryStage::new(delivery_context.clone())),
+            crate::control::StageControls {
+                delivery: Arc::new(delivery::DeliveryStage::new(delivery_context.clone())),
+                sources: Arc::new(crate::ingest::replay::SourceReplayer::new(
+                    bus.clone(),
+                    std::mem::take(&mut connectors.sinks),
+                )),
+            },
             GovernanceSettings {
                 partitions: config.bus.partitions,
                 auto_approve_unconditional: config.policy.auto_approve_unconditional,

@@ -28,6 +28,7 @@
 //! | `GET /admin/audit`, `GET /admin/audit/verify`, `POST /admin/audit/verify` (with exported checkpoints) | operator |
 //! | `GET /admin/audit/keys`, `GET /admin/audit/checkpoints` | operator |
 //! | `GET /admin/reports/person?cert_no=` | operator; a push source whose connector has `report = true` |
+//! | `POST /admin/connectors/{name}/dlq/replay` | operator (re-normalises the source's dead letters) |
 
 use std::sync::Arc;
 
@@ -43,6 +44,7 @@ use utoipa_axum::routes;
 use crate::api_error::{ApiError, JsonOrDefault, JsonRequest, QueryParams};
 use crate::audit::Checkpoint;
 use crate::auth::Principal;
+use crate::control::{DeadLetterFilter, SourceReplay};
 use crate::governance::{
     require_person, ApproveRequest, AuditSearch, ClientCertificateBinding, Governance, NewAgency,
     NewToken, PersonReport, PersonSearch, ReasonRequest, SubscriptionRequest,
@@ -71,6 +73,7 @@ pub fn router(governance: Arc<Governance>) -> OpenApiRouter {
         .routes(routes!(audit_keys))
         .routes(routes!(audit_checkpoints))
         .routes(routes!(person_report))
+        .routes(routes!(replay_source_dlq))
         .routes(routes!(whoami))
         .with_state(governance)
 }
@@ -358,4 +361,21 @@ async fn person_report(
 ) -> ApiResult {
     let report = ops.person_report(&who, search).await?;
     ok(StatusCode::OK, json!(report))
+}
+
+#[utoipa::path(post, path = "/admin/connectors/{name}/dlq/replay", tag = "admin",
+    params(("name" = String, Path, description = "The connector, e.g. `grid`")),
+    request_body = DeadLetterFilter,
+    responses((status = 200, description = "What the replay took, accepted, rejected again and passed over", body = SourceReplay), crate::api_error::ApiFailure))]
+async fn replay_source_dlq(
+    State(ops): Ops,
+    who: Principal,
+    Path(name): Path<String>,
+    JsonOrDefault(filter): JsonOrDefault<DeadLetterFilter>,
+) -> ApiResult {
+    let outcome = ops.replay_source_dead_letters(&who, &name, filter).await?;
+    ok(
+        StatusCode::OK,
+        json!({ "connector": name, "replay": outcome }),
+    )
 }

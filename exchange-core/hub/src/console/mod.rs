@@ -143,6 +143,10 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
             "/console/sources/{connector}/dead-letters",
             get(sources::dead_letters),
         )
+        .route(
+            "/console/sources/{connector}/dead-letters/replay",
+            post(sources::replay),
+        )
         .route("/console/requests", get(subscriptions::queue))
         .route("/console/subscriptions", get(subscriptions::list))
         .route(

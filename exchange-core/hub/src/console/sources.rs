@@ -12,7 +12,7 @@ use serde::Deserialize;
 use unsilo_bus::{ConsumedRecord, FetchRequest};
 use unsilo_schemas::names;
 
-use super::page::{self, time, PageError, PageResult};
+use super::page::{self, time, OrPage, PageError, PageResult};
 use super::{Shared, Viewer};
 
 /// How many of the newest dead letters per partition are read for the page.
@@ -159,6 +159,16 @@ pub(super) async fn dead_letters(
                 } }
             button type="submit" { (l.t("筛选", "Filter")) }
         }
+        form.card #replay-source method="post" action=(format!("/console/sources/{connector}/dead-letters/replay"))
+            data-confirm=(l.t("用当前的映射重新处理这些拒收记录？", "Run these rejected records through the current mapping again?")) {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            input type="hidden" name="code" value=(code.unwrap_or(""));
+            p.hint { (l.t(
+                "修正映射或代码表后，可用当前定义重新处理拒收记录：通过的进入标准主题（记录编号不变），仍不通过的带新原因留在死信主题。已重放过的不会再次处理。",
+                "After a mapping or code-table fix, run the rejected originals through the current definition: what passes lands on std. with its normal record id, what still fails stays on the DLQ with its new reason. Entries replayed before are not taken again."
+            )) }
+            button type="submit" { (l.t("重放", "Replay")) @if let Some(c) = code { " (" (c) ")" } }
+        }
         p.muted { (letters.len()) " " (l.t("条（最新在前）", "shown, newest first")) }
         @for d in &letters {
             @let (text, cut) = shown(&d.original);
@@ -182,6 +192,49 @@ pub(super) async fn dead_letters(
         }
     };
     Ok(page::page(&viewer, &title, body).into_response())
+}
+
+/// The replay form.
+#[derive(Debug, Deserialize)]
+pub(super) struct ReplayForm {
+    #[serde(default)]
+    code: String,
+}
+
+/// `POST /console/sources/{connector}/dead-letters/replay`: the source's dead letters through its current
+/// definition again, and what became of them.
+pub(super) async fn replay(
+    State(console): Shared,
+    viewer: Viewer,
+    Path(connector): Path<String>,
+    axum::Form(form): axum::Form<ReplayForm>,
+) -> PageResult {
+    let l = viewer.lang;
+    let filter = crate::control::DeadLetterFilter {
+        code: Some(form.code).filter(|c| !c.is_empty()),
+        since_ms: None,
+    };
+    let outcome = console
+        .governance
+        .replay_source_dead_letters(&viewer.principal, &connector, filter)
+        .await
+        .or_page(l)?;
+    let body = html! {
+        table #replay-outcome {
+            tr { th { (l.t("本次处理", "Taken")) } td.num { (outcome.taken) } }
+            tr { th { (l.t("现已通过", "Now accepted")) } td.num { (outcome.accepted) } }
+            tr { th { (l.t("仍被拒收", "Rejected again")) } td.num { (outcome.rejected) } }
+            tr { th { (l.t("此前已重放", "Replayed before")) } td.num { (outcome.already_replayed) } }
+            tr { th { (l.t("无法重放（非 JSON 原文）", "Not replayable (not JSON)")) } td.num { (outcome.not_replayable) } }
+        }
+        p { a href=(format!("/console/sources/{connector}/dead-letters")) { (l.t("返回拒收记录", "Back to the dead letters")) } }
+    };
+    Ok(page::page(
+        &viewer,
+        &format!("{} · {connector}", l.t("重放结果", "Replay")),
+        body,
+    )
+    .into_response())
 }
 
 #[cfg(test)]

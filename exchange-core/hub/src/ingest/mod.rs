@@ -10,6 +10,7 @@
 //! - [`start`](mod@start) starts the connectors a configuration names ([`start_connectors`]).
 
 pub mod http_push;
+pub mod replay;
 pub mod runtime;
 pub mod start;
 

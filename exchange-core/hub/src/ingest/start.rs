@@ -54,6 +54,8 @@ pub struct StartedConnectors {
     pub push_tokens: Vec<(String, String)>,
     /// The supervised sources (poll, file drop, Kafka topic); they stop when `shutdown` is triggered.
     pub sources: Vec<JoinHandle<()>>,
+    /// Every connector's sink, by name (source replay re-normalises through them).
+    pub sinks: HashMap<String, Arc<BusSink>>,
 }
 
 /// Starts every configured connector.
@@ -68,6 +70,7 @@ pub async fn start_connectors(
     let mut push_endpoints: PushEndpoints = HashMap::new();
     let mut push_tokens = Vec::new();
     let mut sources = Vec::new();
+    let mut sinks = HashMap::new();
     for c in configs {
         let definition =
             load_definition(&c.definition).map_err(|source| StartError::Definition {
@@ -87,6 +90,7 @@ pub async fn start_connectors(
             source,
         })?;
         let sink = Arc::new(sink.with_metrics(Arc::clone(metrics)));
+        sinks.insert(c.name.clone(), Arc::clone(&sink));
         let transport_error = |message: String| StartError::Transport {
             connector: c.name.clone(),
             message,
@@ -162,6 +166,7 @@ pub async fn start_connectors(
         push_endpoints,
         push_tokens,
         sources,
+        sinks,
     })
 }
 
