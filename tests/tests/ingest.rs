@@ -522,6 +522,7 @@ async fn copies_of(bus: &dyn Bus, topic: &str, record_id: &str) -> usize {
         .count()
 }
 
+/// Source replay and re-normalisation after a code-table fix, across a hub restart with the fixed definition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dlq_replayed_after_a_mapping_fix_lands_its_records_on_std_once() {
     use unsilo_tests::api::{grid_messages, OPERATOR_TOKEN, PUSH_TOKEN};
@@ -640,6 +641,39 @@ async fn a_dlq_replayed_after_a_mapping_fix_lands_its_records_on_std_once() {
         copies_of(running.hub.bus.as_ref(), "std.grid_event", &record_id).await,
         1
     );
+    // Re-normalising raw. (after a mapping fix or a new schema version): the same record id again on std.,
+    // nothing new on raw.
+    let renormalised: Value = client
+        .post(format!(
+            "{}/admin/connectors/grid/renormalise",
+            running.base
+        ))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&json!({ "from_ms": 0 }))
+        .send()
+        .await
+        .expect("renormalise")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (
+            renormalised["renormalise"]["taken"].as_u64(),
+            renormalised["renormalise"]["accepted"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{renormalised}"
+    );
+    assert_eq!(
+        copies_of(running.hub.bus.as_ref(), "std.grid_event", &record_id).await,
+        2,
+        "the same record id, for idempotent subscribers"
+    );
+    assert_eq!(
+        copies_of(running.hub.bus.as_ref(), "raw.grid", &record_id).await,
+        1
+    );
+
     // Evidence of the replays.
     let audit: Value = client
         .get(format!("{}/admin/audit", running.base))

@@ -507,6 +507,27 @@ pub(crate) async fn source_dlq_replay(
     Ok(())
 }
 
+/// Runs `unsilo connector renormalise <name> --from … [--to …]`.
+pub(crate) async fn renormalise(
+    args: &HubArgs,
+    connector: &str,
+    from: &str,
+    to: Option<&str>,
+) -> anyhow::Result<()> {
+    let from_ms = since_to_ms(from)?;
+    let to_ms = to.map(since_to_ms).transpose()?;
+    let c = Client::new(args)?;
+    let v = c
+        .call(
+            reqwest::Method::POST,
+            &format!("/admin/connectors/{connector}/renormalise"),
+            Some(json!({ "from_ms": from_ms, "to_ms": to_ms })),
+        )
+        .await?;
+    print(&v);
+    Ok(())
+}
+
 /// A `--since` value in ms since the epoch: a duration ago (`2h`, `1d`) or an RFC 3339 time.
 fn since_to_ms(since: &str) -> anyhow::Result<i64> {
     if let Ok(ago) = humantime::parse_duration(since) {

@@ -218,6 +218,20 @@ enum ConnectorCommand {
         /// A definition folder, or `builtin:<name>`.
         definition: String,
     },
+    /// Runs a connector's stored originals (`raw.<name>`) through its current definition again, on a running
+    /// hub: after a mapping fix or a new schema version, `std.` gets the records again with the same ids.
+    Renormalise {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        /// The connector.
+        name: String,
+        /// From when: a duration ago (`2h`, `1d`) or an RFC 3339 time.
+        #[arg(long)]
+        from: String,
+        /// Until when (default: now): a duration ago or an RFC 3339 time.
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -533,6 +547,12 @@ async fn main() -> std::process::ExitCode {
             connector_new(&name, &schema, &dir)
         }
         Command::Connector(ConnectorCommand::Check { definition }) => connector_check(&definition),
+        Command::Connector(ConnectorCommand::Renormalise {
+            hub,
+            name,
+            from,
+            to,
+        }) => admin_cli::renormalise(&hub, &name, &from, to.as_deref()).await,
         Command::Agency { hub, command } => admin_cli::agency(&hub, command).await,
         Command::Subscription { hub, command } => admin_cli::subscription(&hub, command).await,
         Command::Audit { hub, command } => admin_cli::audit(&hub, command).await,

@@ -317,6 +317,29 @@ pub trait SourceControl: Send + Sync {
         connector: &str,
         filter: &DeadLetterFilter,
     ) -> Result<SourceReplay, SourceReplayError>;
+
+    /// Runs the originals on `raw.<connector>` stored in `[from_ms, to_ms)` through the connector's current
+    /// definition again and publishes the results to `std.` only, with the same record ids, so idempotent
+    /// subscribers converge after a mapping fix or a new schema version.
+    async fn renormalise(
+        &self,
+        connector: &str,
+        from_ms: i64,
+        to_ms: Option<i64>,
+    ) -> Result<Renormalisation, SourceReplayError>;
+}
+
+/// What a re-normalisation from `raw.` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Renormalisation {
+    /// Originals read in the time range.
+    pub taken: usize,
+    /// Of those, normalised and published to `std.` again.
+    pub accepted: usize,
+    /// Of those, rejected by the current definition (reported only: their earlier records stay).
+    pub rejected: usize,
+    /// Originals left alone because they are not JSON (CSV or XLSX lines).
+    pub not_replayable: usize,
 }
 
 /// Which dead letters a source replay takes.

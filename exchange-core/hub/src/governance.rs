@@ -24,8 +24,8 @@ use crate::audit::{
 };
 use crate::auth::{self, Principal};
 use crate::control::{
-    ControlError, ControlPlane, DeadLetterFilter, DeliveryControl, SourceControl, SourceReplay,
-    SourceReplayError, StageControls,
+    ControlError, ControlPlane, DeadLetterFilter, DeliveryControl, Renormalisation, SourceControl,
+    SourceReplay, SourceReplayError, StageControls,
 };
 use crate::egress::EgressPolicy;
 use crate::secrets::HubSecret;
@@ -109,6 +109,17 @@ pub struct ApproveRequest {
     /// Fields above the agency's clearance the operator explicitly approves.
     #[serde(default)]
     pub approve_above_clearance: Vec<String>,
+}
+
+/// Body of `POST /admin/connectors/{name}/renormalise`: which stored originals to run again.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RenormaliseRequest {
+    /// From this time (ms since the epoch, inclusive).
+    pub from_ms: i64,
+    /// Until this time (exclusive); none = up to now.
+    #[serde(default)]
+    pub to_ms: Option<i64>,
 }
 
 /// Body of reject and revoke.
@@ -259,6 +270,15 @@ fn check_expiry(expires_at_ms: Option<i64>) -> Result<(), ApiError> {
             Err(ApiError::Invalid("expires_at_ms is in the past".into()))
         }
         _ => Ok(()),
+    }
+}
+
+fn source_error(e: SourceReplayError, connector: &str) -> ApiError {
+    match e {
+        SourceReplayError::UnknownConnector(_) => {
+            ApiError::NotFound(format!("connector `{connector}`"))
+        }
+        SourceReplayError::Failed(cause) => ApiError::Internal(cause),
     }
 }
 
@@ -427,6 +447,39 @@ impl Governance {
             accepted = outcome.accepted,
             rejected = outcome.rejected,
             "Source dead letters replayed."
+        );
+        Ok(outcome)
+    }
+
+    /// Runs `raw.<connector>` originals stored from `from_ms` (to `to_ms`) through the connector's current
+    /// definition again, publishing to `std.` with the same record ids (operators only), and records it.
+    pub async fn renormalise(
+        &self,
+        who: &Principal,
+        connector: &str,
+        range: RenormaliseRequest,
+    ) -> Result<Renormalisation, ApiError> {
+        require_operator(who)?;
+        if range.to_ms.is_some_and(|to| to <= range.from_ms) {
+            return Err(ApiError::Invalid("to_ms must be after from_ms".into()));
+        }
+        let outcome = self
+            .sources
+            .renormalise(connector, range.from_ms, range.to_ms)
+            .await
+            .map_err(|e| source_error(e, connector))?;
+        self.record_control(
+            who,
+            "connector.renormalise",
+            connector,
+            json!({ "from_ms": range.from_ms, "to_ms": range.to_ms, "outcome": outcome }),
+        )
+        .await?;
+        info!(
+            connector,
+            taken = outcome.taken,
+            accepted = outcome.accepted,
+            "Source re-normalised from raw."
         );
         Ok(outcome)
     }

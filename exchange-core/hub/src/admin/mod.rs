@@ -29,6 +29,7 @@
 //! | `GET /admin/audit/keys`, `GET /admin/audit/checkpoints` | operator |
 //! | `GET /admin/reports/person?cert_no=` | operator; a push source whose connector has `report = true` |
 //! | `POST /admin/connectors/{name}/dlq/replay` | operator (re-normalises the source's dead letters) |
+//! | `POST /admin/connectors/{name}/renormalise` | operator (runs `raw.<name>` through the current mapping again) |
 
 use std::sync::Arc;
 
@@ -44,10 +45,10 @@ use utoipa_axum::routes;
 use crate::api_error::{ApiError, JsonOrDefault, JsonRequest, QueryParams};
 use crate::audit::Checkpoint;
 use crate::auth::Principal;
-use crate::control::{DeadLetterFilter, SourceReplay};
+use crate::control::{DeadLetterFilter, Renormalisation, SourceReplay};
 use crate::governance::{
     require_person, ApproveRequest, AuditSearch, ClientCertificateBinding, Governance, NewAgency,
-    NewToken, PersonReport, PersonSearch, ReasonRequest, SubscriptionRequest,
+    NewToken, PersonReport, PersonSearch, ReasonRequest, RenormaliseRequest, SubscriptionRequest,
 };
 
 /// The shared operations, as the handlers reach them.
@@ -74,6 +75,7 @@ pub fn router(governance: Arc<Governance>) -> OpenApiRouter {
         .routes(routes!(audit_checkpoints))
         .routes(routes!(person_report))
         .routes(routes!(replay_source_dlq))
+        .routes(routes!(renormalise))
         .routes(routes!(whoami))
         .with_state(governance)
 }
@@ -377,5 +379,22 @@ async fn replay_source_dlq(
     ok(
         StatusCode::OK,
         json!({ "connector": name, "replay": outcome }),
+    )
+}
+
+#[utoipa::path(post, path = "/admin/connectors/{name}/renormalise", tag = "admin",
+    params(("name" = String, Path, description = "The connector, e.g. `grid`")),
+    request_body = RenormaliseRequest,
+    responses((status = 200, description = "What was run again from raw. and published to std.", body = Renormalisation), crate::api_error::ApiFailure))]
+async fn renormalise(
+    State(ops): Ops,
+    who: Principal,
+    Path(name): Path<String>,
+    JsonRequest(range): JsonRequest<RenormaliseRequest>,
+) -> ApiResult {
+    let outcome = ops.renormalise(&who, &name, range).await?;
+    ok(
+        StatusCode::OK,
+        json!({ "connector": name, "renormalise": outcome }),
     )
 }

@@ -147,6 +147,10 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
             "/console/sources/{connector}/dead-letters/replay",
             post(sources::replay),
         )
+        .route(
+            "/console/sources/{connector}/renormalise",
+            post(sources::renormalise),
+        )
         .route("/console/requests", get(subscriptions::queue))
         .route("/console/subscriptions", get(subscriptions::list))
         .route(

@@ -169,6 +169,17 @@ pub(super) async fn dead_letters(
             )) }
             button type="submit" { (l.t("重放", "Replay")) @if let Some(c) = code { " (" (c) ")" } }
         }
+        form.card.filters #renormalise-source method="post" action=(format!("/console/sources/{connector}/renormalise"))
+            data-confirm=(l.t("用当前的映射重新处理已接收的原始记录？", "Run the stored originals through the current mapping again?")) {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            div { label for="renormalise-since" { (l.t("重新标准化 raw. 中的原始记录", "Re-normalise the originals on raw. from")) }
+                select #renormalise-since name="since" {
+                    @for (v, zh, en) in [("1h", "近 1 小时", "the last hour"), ("24h", "近 24 小时", "the last 24 hours"), ("7d", "近 7 天", "the last 7 days"), ("all", "全部", "the beginning")] {
+                        option value=(v) { (l.t(zh, en)) }
+                    }
+                } }
+            button type="submit" { (l.t("重新标准化", "Re-normalise")) }
+        }
         p.muted { (letters.len()) " " (l.t("条（最新在前）", "shown, newest first")) }
         @for d in &letters {
             @let (text, cut) = shown(&d.original);
@@ -232,6 +243,54 @@ pub(super) async fn replay(
     Ok(page::page(
         &viewer,
         &format!("{} · {connector}", l.t("重放结果", "Replay")),
+        body,
+    )
+    .into_response())
+}
+
+/// The re-normalisation form.
+#[derive(Debug, Deserialize)]
+pub(super) struct RenormaliseForm {
+    #[serde(default)]
+    since: String,
+}
+
+/// `POST /console/sources/{connector}/renormalise`: `raw.<connector>` through the current definition again.
+pub(super) async fn renormalise(
+    State(console): Shared,
+    viewer: Viewer,
+    Path(connector): Path<String>,
+    axum::Form(form): axum::Form<RenormaliseForm>,
+) -> PageResult {
+    let l = viewer.lang;
+    let window_ms: i64 = match form.since.as_str() {
+        "1h" => 3_600_000,
+        "24h" => 86_400_000,
+        "7d" => 7 * 86_400_000,
+        _ => i64::MAX,
+    };
+    let from_ms = unsilo_bus::now_ms().saturating_sub(window_ms).max(0);
+    let range = crate::governance::RenormaliseRequest {
+        from_ms,
+        to_ms: None,
+    };
+    let outcome = console
+        .governance
+        .renormalise(&viewer.principal, &connector, range)
+        .await
+        .or_page(l)?;
+    let body = html! {
+        table #renormalise-outcome {
+            tr { th { (l.t("读取的原始记录", "Originals read")) } td.num { (outcome.taken) } }
+            tr { th { (l.t("重新发布到标准主题", "Published to std. again")) } td.num { (outcome.accepted) } }
+            tr { th { (l.t("当前映射拒收（原记录保留）", "Rejected by the current mapping (earlier records stay)")) } td.num { (outcome.rejected) } }
+            tr { th { (l.t("无法处理（非 JSON 原文）", "Not replayable (not JSON)")) } td.num { (outcome.not_replayable) } }
+        }
+        p { a href=(format!("/console/sources/{connector}/dead-letters")) { (l.t("返回", "Back")) } }
+    };
+    Ok(page::page(
+        &viewer,
+        &format!("{} · {connector}", l.t("重新标准化", "Re-normalised")),
         body,
     )
     .into_response())

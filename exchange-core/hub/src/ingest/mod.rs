@@ -112,14 +112,25 @@ fn header(name: &str, value: impl Into<Vec<u8>>) -> Header {
     }
 }
 
-#[async_trait]
-impl RecordSink for BusSink {
-    async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
+/// A batch normalised, ready to publish: records per `std.` topic, originals for `raw.` and `dlq.`, and
+/// what became of each input.
+struct Normalised {
+    by_topic: HashMap<String, Vec<Record>>,
+    raw: Vec<Record>,
+    dlq: Vec<Record>,
+    report: BatchReport,
+}
+
+impl BusSink {
+    /// Normalises a batch with the connector's definition, without writing anything.
+    fn normalise(&self, batch: Vec<RawInput>) -> Result<Normalised, SinkError> {
         let now = unsilo_bus::now_ms();
-        let mut report = BatchReport::default();
-        let mut by_topic: HashMap<String, Vec<Record>> = HashMap::new();
-        let mut raw = Vec::new();
-        let mut dlq = Vec::new();
+        let mut out = Normalised {
+            by_topic: HashMap::new(),
+            raw: Vec::new(),
+            dlq: Vec::new(),
+            report: BatchReport::default(),
+        };
         let mut body = Vec::with_capacity(1024);
         for (index, input) in batch.into_iter().enumerate() {
             body.clear();
@@ -138,7 +149,7 @@ impl RecordSink for BusSink {
                         header(HEADER_CONNECTOR, self.connector.as_bytes()),
                         header(HEADER_SCHEMA, n.schema.name().as_bytes()),
                     ];
-                    raw.push(Record {
+                    out.raw.push(Record {
                         key: Some(n.key.clone().into_bytes()),
                         value: Some(input.original),
                         headers: [
@@ -148,13 +159,16 @@ impl RecordSink for BusSink {
                         .concat(),
                         timestamp_ms: now,
                     });
-                    by_topic.entry(n.schema.topic()).or_default().push(Record {
-                        key: Some(n.key.into_bytes()),
-                        value: Some(value),
-                        headers,
-                        timestamp_ms: now,
-                    });
-                    report.accepted.push(Accepted {
+                    out.by_topic
+                        .entry(n.schema.topic())
+                        .or_default()
+                        .push(Record {
+                            key: Some(n.key.into_bytes()),
+                            value: Some(value),
+                            headers,
+                            timestamp_ms: now,
+                        });
+                    out.report.accepted.push(Accepted {
                         index,
                         record_id: n.record_id,
                         schema: n.schema.name().to_owned(),
@@ -162,7 +176,7 @@ impl RecordSink for BusSink {
                 }
                 Err(reason) => {
                     let reason_json = serde_json::to_vec(&reason).unwrap_or_default();
-                    dlq.push(Record {
+                    out.dlq.push(Record {
                         key: None,
                         value: Some(input.original),
                         headers: vec![
@@ -172,20 +186,15 @@ impl RecordSink for BusSink {
                         ],
                         timestamp_ms: now,
                     });
-                    report.rejected.push(Rejected { index, reason });
+                    out.report.rejected.push(Rejected { index, reason });
                 }
             }
         }
-        let mut publishes = Vec::new();
-        for (topic, records) in by_topic {
-            publishes.push((topic, records));
-        }
-        if !raw.is_empty() {
-            publishes.push((raw_topic(&self.connector), raw));
-        }
-        if !dlq.is_empty() {
-            publishes.push((dlq_topic(&self.connector), dlq));
-        }
+        Ok(out)
+    }
+
+    /// Publishes each topic's records (in parallel).
+    async fn publish(&self, publishes: Vec<(String, Vec<Record>)>) -> Result<(), SinkError> {
         let bus = &self.bus;
         try_join_all(publishes.into_iter().map(|(topic, records)| async move {
             bus.publish(&topic, records)
@@ -193,6 +202,37 @@ impl RecordSink for BusSink {
                 .map_err(|e| SinkError(format!("publishing to {topic}: {e}")))
         }))
         .await?;
+        Ok(())
+    }
+
+    /// Runs originals already on `raw.` through the current definition again and publishes only the
+    /// normalised records to `std.` (with the same record ids as before for unchanged keys); originals that no
+    /// longer pass are reported, not dead-lettered (their earlier record stays).
+    pub async fn renormalise(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
+        let normalised = self.normalise(batch)?;
+        self.publish(normalised.by_topic.into_iter().collect())
+            .await?;
+        Ok(normalised.report)
+    }
+}
+
+#[async_trait]
+impl RecordSink for BusSink {
+    async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
+        let Normalised {
+            by_topic,
+            raw,
+            dlq,
+            report,
+        } = self.normalise(batch)?;
+        let mut publishes: Vec<(String, Vec<Record>)> = by_topic.into_iter().collect();
+        if !raw.is_empty() {
+            publishes.push((raw_topic(&self.connector), raw));
+        }
+        if !dlq.is_empty() {
+            publishes.push((dlq_topic(&self.connector), dlq));
+        }
+        self.publish(publishes).await?;
         if let Some(m) = &self.metrics {
             m.record_ingest(
                 &self.connector,

@@ -15,10 +15,14 @@ use std::time::Duration;
 
 use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, FetchRequest, Record, TopicSpec};
 use unsilo_connectors::sdk::{RawInput, RecordSink};
-use unsilo_schemas::names::{dlq_topic, DLQ_REPLAYED_TOPIC, HEADER_ORIGIN, HEADER_REASON};
+use unsilo_schemas::names::{
+    dlq_topic, raw_topic, DLQ_REPLAYED_TOPIC, HEADER_ORIGIN, HEADER_REASON,
+};
 
 use super::BusSink;
-use crate::control::{DeadLetterFilter, SourceControl, SourceReplay, SourceReplayError};
+use crate::control::{
+    DeadLetterFilter, Renormalisation, SourceControl, SourceReplay, SourceReplayError,
+};
 
 /// Dead letters re-normalised per batch.
 const BATCH: usize = 500;
@@ -88,6 +92,26 @@ impl SourceReplayer {
     }
 }
 
+/// The original of a dead letter or raw record as input again, when it is JSON; its origin says where it was
+/// taken from.
+fn input_again(record: &ConsumedRecord, taken_from: &str) -> Option<RawInput> {
+    let original = record.record.value.clone().unwrap_or_default();
+    serde_json::from_slice::<serde_json::Value>(&original).ok()?;
+    let origin = record
+        .record
+        .header(HEADER_ORIGIN)
+        .map(|o| String::from_utf8_lossy(o).into_owned())
+        .unwrap_or_default();
+    let at = &record.position;
+    Some(RawInput::from_json_bytes(
+        original,
+        format!(
+            "{origin} ({taken_from} {}/{}@{})",
+            at.topic, at.partition, at.offset
+        ),
+    ))
+}
+
 /// A dead letter's reason code, if its reason header has one.
 fn code_of(record: &ConsumedRecord) -> Option<String> {
     let reason: serde_json::Value =
@@ -151,20 +175,11 @@ impl SourceControl for SourceReplayer {
                     outcome.already_replayed += 1;
                     continue;
                 }
-                let original = r.record.value.clone().unwrap_or_default();
-                if serde_json::from_slice::<serde_json::Value>(&original).is_err() {
+                let Some(input) = input_again(r, "replayed from") else {
                     outcome.not_replayable += 1;
                     continue;
-                }
-                let origin = r
-                    .record
-                    .header(HEADER_ORIGIN)
-                    .map(|o| String::from_utf8_lossy(o).into_owned())
-                    .unwrap_or_default();
-                inputs.push(RawInput::from_json_bytes(
-                    original,
-                    format!("{origin} (replayed from {topic}@{})", r.position.offset),
-                ));
+                };
+                inputs.push(input);
                 taken.push(r.position.offset);
             }
             if inputs.is_empty() {
@@ -183,6 +198,48 @@ impl SourceControl for SourceReplayer {
                 .publish(DLQ_REPLAYED_TOPIC, marks)
                 .await
                 .map_err(failed)?;
+        }
+        Ok(outcome)
+    }
+
+    async fn renormalise(
+        &self,
+        connector: &str,
+        from_ms: i64,
+        to_ms: Option<i64>,
+    ) -> Result<Renormalisation, SourceReplayError> {
+        let sink = self
+            .sinks
+            .get(connector)
+            .ok_or_else(|| SourceReplayError::UnknownConnector(connector.to_owned()))?;
+        let topic = raw_topic(connector);
+        let ends = self.bus.end_offsets(&topic).await.map_err(failed)?;
+        let in_range = |t: i64| t >= from_ms && to_ms.is_none_or(|to| t < to);
+        let mut outcome = Renormalisation::default();
+        for (partition, end) in ends.iter().enumerate() {
+            let mut offset = 0;
+            while offset < *end {
+                let want = BATCH.min((end - offset) as usize);
+                let read =
+                    FetchRequest::new(&topic, partition as u32, offset, want, Duration::ZERO);
+                let batch = self.bus.fetch(&read).await.map_err(failed)?;
+                let Some(last) = batch.last() else { break };
+                offset = last.position.offset + 1;
+                let mut inputs = Vec::new();
+                for r in batch.iter().filter(|r| in_range(r.record.timestamp_ms)) {
+                    match input_again(r, "renormalised from") {
+                        Some(input) => inputs.push(input),
+                        None => outcome.not_replayable += 1,
+                    }
+                }
+                if inputs.is_empty() {
+                    continue;
+                }
+                outcome.taken += inputs.len();
+                let report = sink.renormalise(inputs).await.map_err(failed)?;
+                outcome.accepted += report.accepted.len();
+                outcome.rejected += report.rejected.len();
+            }
         }
         Ok(outcome)
     }
