@@ -480,11 +480,16 @@ fn banner(
             "  Waiting 待审批       {id}: approve or narrow it in the console (Requests)\n"
         ));
     }
+    // The commands name the binary as it was started (`target/release/unsilo` under `cargo run`).
+    let unsilo = std::env::args()
+        .next()
+        .filter(|p| p.ends_with("unsilo"))
+        .unwrap_or_else(|| "unsilo".to_owned());
     out.push_str(&format!(
         "\n  Try next:\n    \
          curl -s {base}/metrics | grep unsilo_ingest_records\n    \
-         UNSILO_TOKEN=$(cat {t}/civil-affairs) unsilo subscription pull civil-affairs.red-households\n    \
-         UNSILO_TOKEN=$(cat {t}/operator) unsilo audit verify\n\n  \
+         UNSILO_TOKEN=$(cat {t}/civil-affairs) {unsilo} subscription pull civil-affairs.red-households\n    \
+         UNSILO_TOKEN=$(cat {t}/operator) {unsilo} audit verify\n\n  \
          A progress line follows every 10 s (--quiet hides it). Ctrl-C stops.\n"
     ));
     out
