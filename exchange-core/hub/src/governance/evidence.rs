@@ -1,0 +1,214 @@
+//! Evidence: audit queries, verification, keys and checkpoints, and a person's release report (PIPL Art. 44–45)
+//! from the audit log's person index.
+
+#[allow(unused_imports)]
+use super::*;
+
+/// What to look for in the audit log; every given criterion must match.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditSearch {
+    /// One record's id.
+    pub record_id: Option<String>,
+    /// A person's key (the pseudonym release entries record).
+    pub person_key: Option<String>,
+    /// An ID number: turned into its person key, never stored or logged.
+    pub cert_no: Option<String>,
+    /// One subscription's id.
+    pub subscription: Option<String>,
+    /// One agency's id.
+    pub agency: Option<String>,
+    /// At most this many entries.
+    pub limit: Option<usize>,
+}
+
+/// Whose release report is asked for: an ID number (turned into its person key here, never stored or logged)
+/// or a person key.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PersonSearch {
+    /// The person's ID number (身份证号).
+    pub cert_no: Option<String>,
+    /// Or the person's pseudonymous key, as release entries and pseudonymised fields carry it.
+    pub person_key: Option<String>,
+}
+
+/// Every release of a record about one person: who received it, under which subscription, for what purpose
+/// and legal basis, which fields with which treatment, and when.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PersonReport {
+    /// The person's pseudonymous key (never the ID number).
+    pub person_key: String,
+    /// When the report was made (ms since the epoch).
+    pub generated_at_ms: i64,
+    /// The releases, oldest first.
+    pub releases: Vec<PersonRelease>,
+}
+
+/// One release in a [`PersonReport`].
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PersonRelease {
+    /// When (ms since the epoch).
+    pub time_ms: i64,
+    /// The receiving agency's id.
+    pub agency: String,
+    /// Its name, if the agency is still on record.
+    pub agency_name: Option<String>,
+    /// The subscription.
+    pub subscription: String,
+    /// The stated purpose.
+    pub purpose: String,
+    /// The legal basis the subscription's grant names now, if any.
+    pub legal_basis: Option<String>,
+    /// The shared schema of the record.
+    pub schema: String,
+    /// The record's id.
+    pub record_id: String,
+    /// The delivery channel.
+    pub channel: String,
+    /// The fields released and their treatments.
+    #[schema(value_type = Vec<Object>)]
+    pub fields: Vec<FieldRule>,
+    /// Where the entry is in the audit log.
+    pub audit_offset: u64,
+}
+
+impl Governance {
+    /// Audit entries matching `search` (operators only). An ID number is turned into its person key
+    /// here and never stored or logged.
+    pub async fn query_audit(
+        &self,
+        who: &Principal,
+        search: AuditSearch,
+    ) -> Result<Vec<AuditEntry>, ApiError> {
+        require_operator(who)?;
+        let person_key = match (&search.person_key, &search.cert_no) {
+            (Some(k), _) => Some(k.clone()),
+            (None, Some(c)) => Some(self.person_key_of_cert_no(c)),
+            (None, None) => None,
+        };
+        let query = AuditQuery {
+            record_id: search.record_id,
+            person_key,
+            subscription: search.subscription,
+            agency: search.agency,
+            limit: search.limit,
+        };
+        audit::query(self.bus.as_ref(), self.audit.topic(), &query)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// The release report of one person (PIPL Art. 44–45): every release about them, from the audit log's
+    /// person index. Operators may ask, and push sources whose connector has `report = true` (a source platform
+    /// answering the person in front of it).
+    pub async fn person_report(
+        &self,
+        who: &Principal,
+        search: PersonSearch,
+    ) -> Result<PersonReport, ApiError> {
+        let allowed = match who {
+            Principal::Operator(_) => true,
+            Principal::PushSource(connector) => self.settings.report_sources.contains(connector),
+            Principal::Agency(_) => false,
+        };
+        if !allowed {
+            return Err(ApiError::Forbidden(
+                "release reports are for operators and for source platforms given the `report` permission"
+                    .into(),
+            ));
+        }
+        let person_key = match (search.person_key, search.cert_no) {
+            (Some(key), _) if !key.trim().is_empty() => key.trim().to_owned(),
+            (_, Some(cert_no)) if !cert_no.trim().is_empty() => {
+                let valid = unsilo_schemas::validate::validate_cert_no(cert_no.trim())
+                    .map_err(|e| ApiError::Invalid(format!("cert_no: {e}")))?;
+                self.person_key_of_cert_no(valid.as_str())
+            }
+            _ => {
+                return Err(ApiError::Invalid(
+                    "give the person's cert_no (ID number) or person_key".into(),
+                ))
+            }
+        };
+        let entries = self
+            .person_index
+            .releases_of(self.bus.as_ref(), &person_key)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let state = self.control.read();
+        let releases = entries
+            .into_iter()
+            .filter_map(|e| match e.body.event {
+                AuditEvent::Release {
+                    record_id,
+                    schema,
+                    subscription,
+                    agency,
+                    fields,
+                    purpose,
+                    channel,
+                    ..
+                } => Some(PersonRelease {
+                    time_ms: e.body.time_ms,
+                    agency_name: state.agencies.get(&agency).map(|a| a.name.clone()),
+                    legal_basis: state
+                        .subscriptions
+                        .get(&subscription)
+                        .and_then(|s| s.spec().legal_basis.clone()),
+                    agency,
+                    subscription,
+                    purpose,
+                    schema,
+                    record_id,
+                    channel,
+                    fields,
+                    audit_offset: e.offset,
+                }),
+                AuditEvent::Control { .. } => None,
+            })
+            .collect();
+        Ok(PersonReport {
+            person_key,
+            generated_at_ms: unsilo_bus::now_ms(),
+            releases,
+        })
+    }
+
+    /// Verifies the audit log's chains and signatures, against checkpoints exported earlier if given
+    /// (operators only).
+    pub async fn verify_audit(
+        &self,
+        who: &Principal,
+        external: &[Checkpoint],
+    ) -> Result<VerifyReport, ApiError> {
+        require_operator(who)?;
+        audit::verify(
+            self.bus.as_ref(),
+            self.audit.topic(),
+            &self.settings.trusted_keys,
+            external,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
+    /// The hub's audit signing key and the keys it trusts (operators only).
+    pub fn audit_keys(&self, who: &Principal) -> Result<serde_json::Value, ApiError> {
+        require_operator(who)?;
+        Ok(json!({
+            "hub": self.audit.hub(),
+            "public_key": self.audit.public_key(),
+            "algorithm": "Ed25519",
+            "trusted": self.settings.trusted_keys.keys,
+        }))
+    }
+
+    /// The audit log's checkpoints, for keeping elsewhere (operators only).
+    pub async fn audit_checkpoints(&self, who: &Principal) -> Result<Vec<Checkpoint>, ApiError> {
+        require_operator(who)?;
+        audit::checkpoint::read(self.bus.as_ref(), self.audit.topic())
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+}

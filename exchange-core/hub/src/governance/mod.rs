@@ -1,0 +1,219 @@
+//! The operations operators and agencies perform — agencies and their tokens, the subscription lifecycle,
+//! dead-letter replay, audit queries and verification — shared by every surface that offers them: the admin
+//! API (and the CLI over it) and the console. Neither surface holds a rule of its own.
+//!
+//! Each operation takes the [`Principal`] asking, checks who may do it and whether the state allows it, writes the new value to
+//! `_unsilo.config` (through [`ControlPlane`], read-your-writes) and records it in `_unsilo.audit`.
+//!
+//! Approval runs the whole activation: check the grant against the request and the agency's clearance
+//! ([`check::check_grant`]), register the view schema under `sub.<agency>.<name>-value`, create the subscription's
+//! topics, prepare the channel (create the SQL table, reach the Kafka cluster), then mark it active. A failure
+//! after approval leaves the subscription `approved` (not delivering) with the reason in the error.
+//!
+//! # Layout
+//!
+//! - `requests`: the bodies the operations take (new agency, subscription request, approval …).
+//! - `agencies`: agencies and their tokens.
+//! - `subscriptions`: the subscription lifecycle — request, approve (activation), reject, revoke, expire — and
+//!   delivery dead-letter replay.
+//! - `evidence`: audit queries, verification, keys, checkpoints and a person's release report.
+//! - `sources`: source dead-letter replay and re-normalisation from `raw.`.
+//! - this file: the [`Governance`] value, its settings, and the checks every operation shares.
+
+mod agencies;
+mod evidence;
+mod requests;
+mod sources;
+mod subscriptions;
+
+pub use evidence::{AuditSearch, PersonRelease, PersonReport, PersonSearch};
+pub use requests::{
+    ApproveRequest, ClientCertificateBinding, NewAgency, NewToken, ReasonRequest,
+    SubscriptionRequest,
+};
+pub use sources::RenormaliseRequest;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::json;
+use tracing::info;
+use unsilo_schemas::Sensitivity;
+
+use crate::api_error::ApiError;
+use crate::audit::person::PersonIndex;
+use crate::audit::{
+    self, AuditEntry, AuditEvent, AuditLog, AuditQuery, Checkpoint, TrustedKeys, VerifyReport,
+};
+use crate::auth::{self, Principal};
+use crate::control::{
+    ControlError, ControlPlane, DeadLetterFilter, DeliveryControl, Renormalisation, SourceControl,
+    SourceReplay, SourceReplayError, StageControls,
+};
+use crate::egress::EgressPolicy;
+use crate::secrets::HubSecret;
+use unsilo_bus::{Bus, TopicSpec};
+use unsilo_policy::check::{self, PolicyError};
+use unsilo_policy::model::{
+    check_slug, Agency, Approval, Channel, FieldRule, Subscription, SubscriptionSpec,
+    SubscriptionStatus, TokenDigest,
+};
+use unsilo_policy::treat::{pseudonym, PseudonymKey};
+use unsilo_registry::Registry;
+
+/// What the admin operations are set up with, besides the hub's parts.
+#[derive(Clone, Debug, Default)]
+pub struct GovernanceSettings {
+    /// Bus partitions of each subscription's topics.
+    pub partitions: u32,
+    /// Approve UNCONDITIONAL requests within clearance automatically (`[policy] auto_approve_unconditional`).
+    pub auto_approve_unconditional: bool,
+    /// Which addresses webhooks may reach.
+    pub egress: Arc<EgressPolicy>,
+    /// The keys `audit verify` checks chains with.
+    pub trusted_keys: TrustedKeys,
+    /// Push connectors whose credential may ask for person release reports (`report = true` in their
+    /// `[connectors.http_push]`), e.g. the 秦务员 platform answering a citizen.
+    pub report_sources: Vec<String>,
+}
+
+/// The operations of the control plane, each checking its caller.
+pub struct Governance {
+    control: Arc<ControlPlane>,
+    registry: Arc<Registry>,
+    audit: Arc<AuditLog>,
+    bus: Arc<dyn Bus>,
+    secret: Arc<HubSecret>,
+    pseudonym_key: PseudonymKey,
+    delivery: Arc<dyn DeliveryControl>,
+    sources: Arc<dyn SourceControl>,
+    settings: GovernanceSettings,
+    /// Releases by person key, for release reports.
+    person_index: PersonIndex,
+}
+
+impl std::fmt::Debug for Governance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Governance").finish_non_exhaustive()
+    }
+}
+
+/// The operator's name, or 403: only operators manage agencies and decide on subscriptions.
+pub fn require_operator(who: &Principal) -> Result<&str, ApiError> {
+    match who {
+        Principal::Operator(name) => Ok(name),
+        _ => Err(ApiError::Forbidden(
+            "this operation is for operators".into(),
+        )),
+    }
+}
+
+/// An agency or operator, or 403 (push sources have no business with the admin API or the console).
+pub fn require_person(who: &Principal) -> Result<(), ApiError> {
+    match who {
+        Principal::PushSource(_) => Err(ApiError::Forbidden(
+            "a push source's credential can only push records".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn control_error(e: ControlError) -> ApiError {
+    match e {
+        ControlError::Conflict(_) => ApiError::Conflict(e.to_string()),
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// An expiry must lie in the future.
+fn check_expiry(expires_at_ms: Option<i64>) -> Result<(), ApiError> {
+    match expires_at_ms {
+        Some(e) if e <= unsilo_bus::now_ms() => {
+            Err(ApiError::Invalid("expires_at_ms is in the past".into()))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn policy_error(e: PolicyError) -> ApiError {
+    ApiError::Invalid(e.to_string())
+}
+
+impl Governance {
+    /// The operations over the hub's parts.
+    pub fn new(
+        control: Arc<ControlPlane>,
+        registry: Arc<Registry>,
+        audit: Arc<AuditLog>,
+        bus: Arc<dyn Bus>,
+        secret: Arc<HubSecret>,
+        stages: StageControls,
+        settings: GovernanceSettings,
+    ) -> Self {
+        Self {
+            person_index: PersonIndex::new(audit.topic()),
+            control,
+            registry,
+            audit,
+            bus,
+            pseudonym_key: secret.pseudonym_key(),
+            secret,
+            delivery: stages.delivery,
+            sources: stages.sources,
+            settings,
+        }
+    }
+
+    /// The delivery stage, as far as the control surfaces may ask of it.
+    pub fn delivery(&self) -> &dyn DeliveryControl {
+        self.delivery.as_ref()
+    }
+
+    /// The keys `audit verify` checks chains with.
+    pub fn trusted_keys(&self) -> &TrustedKeys {
+        &self.settings.trusted_keys
+    }
+
+    /// The control plane.
+    pub fn control(&self) -> &Arc<ControlPlane> {
+        &self.control
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Arc<dyn Bus> {
+        &self.bus
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &Arc<AuditLog> {
+        &self.audit
+    }
+
+    /// The person key (pseudonym) of an ID number, as release entries record it.
+    pub fn person_key_of_cert_no(&self, cert_no: &str) -> String {
+        pseudonym(
+            &self.pseudonym_key,
+            unsilo_schemas::PiiKind::CertNo.as_str(),
+            cert_no,
+        )
+    }
+
+    /// Records a control-plane event.
+    pub async fn record_control(
+        &self,
+        who: &Principal,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        self.audit
+            .append(vec![AuditEvent::Control {
+                actor: who.to_string(),
+                action: action.to_owned(),
+                target: target.to_owned(),
+                detail,
+            }])
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+}

@@ -1,0 +1,85 @@
+//! The bodies the governance operations take, as the admin API reads them (and the console builds them).
+
+#[allow(unused_imports)]
+use super::*;
+
+/// Body of `POST /admin/agencies`.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewAgency {
+    /// Agency id (`[a-z0-9-]`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Unified social credit code.
+    pub uscc: String,
+    /// Clearance, `S1`..`S4`.
+    pub clearance: String,
+    /// SHA-256 fingerprint of a TLS client certificate, optional: when set, the agency is accepted only on a
+    /// connection that presents exactly that certificate.
+    #[serde(default)]
+    pub client_cert_sha256: Option<String>,
+    /// Expiry of the first token (ms since the epoch); none = until revoked.
+    #[serde(default)]
+    pub token_expires_at_ms: Option<i64>,
+}
+
+/// Body of `POST /admin/agencies/{id}/tokens` (optional).
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    /// When the token stops being accepted (ms since the epoch); none = until revoked.
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+}
+
+/// Body of `PUT /admin/agencies/{id}/client-certificate`.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertificateBinding {
+    /// SHA-256 fingerprint (hex) of the agency's TLS client certificate; `null` removes the binding.
+    pub client_cert_sha256: Option<String>,
+}
+
+/// Body of `POST /admin/subscriptions`.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionRequest {
+    /// The requesting agency; required when an operator files the request, must be the caller's own otherwise.
+    #[serde(default)]
+    pub agency: Option<String>,
+    /// The agency's name for the subscription (`[a-z0-9-]`).
+    pub name: String,
+    /// What is asked for.
+    #[serde(flatten)]
+    pub spec: SubscriptionSpec,
+}
+
+/// Body of `POST /admin/subscriptions/{id}/approve`: optional narrowing and explicit approvals.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    /// Grant only these fields, with treatments revealing no more than requested.
+    #[serde(default)]
+    pub fields: Option<Vec<FieldRule>>,
+    /// Additional filter conditions, AND-ed with the requested filter.
+    #[serde(default)]
+    pub and_filter: Option<String>,
+    /// An earlier expiry (ms since the epoch).
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+    /// The legal basis on record (required for S4 fields in clear).
+    #[serde(default)]
+    pub legal_basis: Option<String>,
+    /// Fields above the agency's clearance the operator explicitly approves.
+    #[serde(default)]
+    pub approve_above_clearance: Vec<String>,
+}
+
+/// Body of reject and revoke.
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonRequest {
+    /// Why; recorded with the subscription and in the audit log.
+    pub reason: String,
+}

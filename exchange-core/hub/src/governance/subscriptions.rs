@@ -1,0 +1,475 @@
+//! The subscription lifecycle: request (with automatic approval where allowed), approve — which activates —,
+//! reject, revoke, expire; listing; and replaying a subscription's delivery dead letters.
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Governance {
+    /// A subscription the caller may see (404 otherwise, so other agencies' ids cannot be probed).
+    pub fn visible_subscription(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Subscription, ApiError> {
+        self.control
+            .subscription_visible_to(who, id)
+            .ok_or_else(|| ApiError::NotFound(format!("subscription `{id}`")))
+    }
+
+    /// The subscriptions `who` may see, optionally only those of one status and one agency.
+    pub fn list_subscriptions(
+        &self,
+        who: &Principal,
+        status: Option<&str>,
+        agency: Option<&str>,
+    ) -> Result<Vec<Subscription>, ApiError> {
+        require_person(who)?;
+        let state = self.control.read();
+        Ok(state
+            .subscriptions
+            .values()
+            .filter(|s| who.may_see_agency(&s.agency))
+            .filter(|s| status.is_none_or(|st| st == s.status.as_str()))
+            .filter(|s| agency.is_none_or(|a| a == s.agency))
+            .cloned()
+            .collect())
+    }
+
+    /// Puts a subscription's dead-lettered deliveries back on its topic (operator, or the owning agency);
+    /// returns how many, and records it.
+    pub async fn replay_dead_letters(&self, who: &Principal, id: &str) -> Result<usize, ApiError> {
+        let subscription = self.visible_subscription(who, id)?;
+        let replayed = self
+            .delivery
+            .replay_dead_letters(&subscription)
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        self.record_control(
+            who,
+            "subscription.dlq_replay",
+            id,
+            json!({ "replayed": replayed }),
+        )
+        .await?;
+        Ok(replayed)
+    }
+
+    /// Checks a webhook channel's target against the egress policy (resolving its host).
+    async fn check_channel_target(&self, channel: &Channel) -> Result<(), ApiError> {
+        if let Channel::Webhook { url } = channel {
+            self.settings
+                .egress
+                .check_url(url)
+                .await
+                .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Files a subscription request. Returns it, and for a webhook channel its signing key (shown once).
+    pub async fn request(
+        &self,
+        who: &Principal,
+        request: SubscriptionRequest,
+    ) -> Result<(Subscription, Option<Vec<u8>>), ApiError> {
+        let agency_id = match (who, &request.agency) {
+            (Principal::Agency(own), None) => own.clone(),
+            (Principal::Agency(own), Some(a)) if a == own => own.clone(),
+            (Principal::Agency(_), Some(_)) => {
+                return Err(ApiError::Forbidden(
+                    "an agency can request subscriptions only for itself".into(),
+                ))
+            }
+            (Principal::Operator(_), Some(a)) => a.clone(),
+            (Principal::Operator(_), None) => {
+                return Err(ApiError::Invalid(
+                    "an operator filing a request must name the agency".into(),
+                ))
+            }
+            (Principal::PushSource(_), _) => {
+                return Err(ApiError::Forbidden(
+                    "a push source's credential can only push records".into(),
+                ))
+            }
+        };
+        if self.control.agency(&agency_id).is_none() {
+            return Err(ApiError::NotFound(format!("agency `{agency_id}`")));
+        }
+        check_slug("subscription name", &request.name, 40)
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        request
+            .spec
+            .check_shape(unsilo_bus::now_ms())
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        if let Channel::Kafka {
+            bootstrap_servers: None,
+            ..
+        } = &request.spec.channel
+        {
+            if self.bus.kind() != "kafka" {
+                return Err(ApiError::Invalid(
+                    "a kafka channel needs bootstrap_servers when the hub's bus is embedded".into(),
+                ));
+            }
+        }
+        let id = Subscription::id_of(&agency_id, &request.name);
+        check::compile(&request.spec, &id).map_err(policy_error)?;
+        self.check_channel_target(&request.spec.channel).await?;
+        if self.control.subscription(&id).is_some() {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` already exists; choose another name"
+            )));
+        }
+        let subscription = Subscription::new_request(
+            &agency_id,
+            &request.name,
+            request.spec,
+            unsilo_bus::now_ms(),
+        );
+        self.control
+            .put_subscription(&subscription)
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            who,
+            "subscription.request",
+            &id,
+            json!(subscription.requested.redacted()),
+        )
+        .await?;
+        info!(subscription = %id, by = %who, "Subscription requested.");
+        let key = matches!(subscription.requested.channel, Channel::Webhook { .. })
+            .then(|| self.secret.webhook_key(&id));
+        if self.settings.auto_approve_unconditional {
+            let agency = self.control.agency(&subscription.agency);
+            if let Some(granted) =
+                agency.and_then(|a| check::auto_grant(&a, &subscription.requested))
+            {
+                let approved = self.auto_approve(subscription, granted).await?;
+                return Ok((approved, key));
+            }
+        }
+        Ok((subscription, key))
+    }
+
+    /// Approves a request automatically (UNCONDITIONAL, non-CORE data within clearance) and activates it.
+    async fn auto_approve(
+        &self,
+        current: Subscription,
+        granted: SubscriptionSpec,
+    ) -> Result<Subscription, ApiError> {
+        let hub = Principal::Operator("hub".into());
+        let mut approved = current.clone();
+        approved.status = SubscriptionStatus::Approved;
+        approved.granted = Some(granted.clone());
+        approved.approvals = vec![Approval {
+            operator: "hub".into(),
+            at_ms: unsilo_bus::now_ms(),
+        }];
+        approved.auto_approved = true;
+        approved.decided_by = Some("hub".into());
+        approved.decided_at_ms = Some(unsilo_bus::now_ms());
+        approved.revision += 1;
+        self.control
+            .put_subscription(&approved)
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            &hub,
+            "subscription.approve",
+            &approved.id,
+            json!({
+                "automatic": true,
+                "why": "[policy] auto_approve_unconditional: every field within the agency's clearance; only UNCONDITIONAL, non-CORE records",
+                "granted": granted.redacted(),
+            }),
+        )
+        .await?;
+        info!(subscription = %approved.id, "Subscription approved automatically (UNCONDITIONAL data within clearance).");
+        self.activate("hub", approved).await
+    }
+
+    fn current_for_decision(&self, id: &str) -> Result<Subscription, ApiError> {
+        self.control
+            .subscription(id)
+            .ok_or_else(|| ApiError::NotFound(format!("subscription `{id}`")))
+    }
+
+    /// Approves a requested subscription, possibly narrowed, and activates it.
+    ///
+    /// A grant that can release CORE-grade records or S4 fields in clear needs two different operators
+    /// (双人复核): the first approval records the grant and one approval and leaves the subscription `requested`;
+    /// a second operator confirms it (an empty approval, or the same grant) and only then is it activated. A
+    /// second approval with a different grant starts over with that grant and one approval.
+    pub async fn approve(
+        &self,
+        who: &Principal,
+        id: &str,
+        request: ApproveRequest,
+    ) -> Result<Subscription, ApiError> {
+        let operator = require_operator(who)?;
+        let current = self.current_for_decision(id)?;
+        if current.status == SubscriptionStatus::Approved {
+            // Approved earlier, but activation failed (e.g. the subscriber's database was down): retry it with
+            // the grant on record.
+            return self.activate(operator, current).await;
+        }
+        if current.status != SubscriptionStatus::Requested {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` is {}; only a requested subscription can be approved",
+                current.status.as_str()
+            )));
+        }
+        let agency = self.control.agency(&current.agency).ok_or_else(|| {
+            ApiError::Conflict(format!("agency `{}` no longer exists", current.agency))
+        })?;
+        let confirms_pending = request.fields.is_none()
+            && request.and_filter.is_none()
+            && request.expires_at_ms.is_none()
+            && request.legal_basis.is_none()
+            && request.approve_above_clearance.is_empty()
+            && current.granted.is_some();
+        let (granted, above) = match (&current.granted, confirms_pending) {
+            (Some(pending), true) => (pending.clone(), current.approved_above_clearance.clone()),
+            _ => {
+                let mut granted = current.requested.clone();
+                if let Some(fields) = request.fields {
+                    granted.fields = fields;
+                }
+                if let Some(extra) = request.and_filter {
+                    granted.filter = format!("({}) && ({extra})", current.requested.filter);
+                }
+                if let Some(expiry) = request.expires_at_ms {
+                    granted.expires_at_ms = Some(expiry);
+                }
+                if let Some(basis) = request.legal_basis {
+                    granted.legal_basis = Some(basis);
+                }
+                (granted, request.approve_above_clearance)
+            }
+        };
+        granted
+            .check_shape(unsilo_bus::now_ms())
+            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        let compiled = check::compile(&granted, id).map_err(policy_error)?;
+        check::check_grant(&agency, &current.requested, &granted, &above).map_err(policy_error)?;
+        self.check_channel_target(&granted.channel).await?;
+        let four_eyes = check::four_eyes_reasons(&granted, &compiled);
+
+        // Approvals count only for the same grant.
+        let same_grant =
+            current.granted.as_ref() == Some(&granted) && current.approved_above_clearance == above;
+        let mut approvals = if same_grant {
+            current.approvals.clone()
+        } else {
+            Vec::new()
+        };
+        if approvals.iter().any(|a| a.operator == operator) {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` needs two different operators (双人复核) because {}; {operator} has already approved it, another operator must confirm",
+                four_eyes.join(" and ")
+            )));
+        }
+        approvals.push(Approval {
+            operator: operator.to_owned(),
+            at_ms: unsilo_bus::now_ms(),
+        });
+        let mut next = current.clone();
+        next.granted = Some(granted.clone());
+        next.approved_above_clearance = above.clone();
+        next.approvals = approvals;
+        next.decided_by = Some(operator.to_owned());
+        next.decided_at_ms = Some(unsilo_bus::now_ms());
+        next.revision += 1;
+        let waits_for_second = !four_eyes.is_empty() && !next.four_eyes_approved();
+        if !waits_for_second {
+            next.status = SubscriptionStatus::Approved;
+        }
+        self.control
+            .put_subscription(&next)
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            who,
+            "subscription.approve",
+            id,
+            json!({
+                "granted": granted.redacted(),
+                "approve_above_clearance": above,
+                "approvals": next.approvals.len(),
+                "four_eyes": four_eyes,
+            }),
+        )
+        .await?;
+        if waits_for_second {
+            info!(subscription = %id, operator, "First of two approvals recorded (双人复核).");
+            return Ok(next);
+        }
+        self.activate(operator, next).await
+    }
+
+    /// Activates an approved subscription: registers its view schema, creates its topics, prepares its channel
+    /// and marks it active. On failure it stays approved; approving it again retries.
+    async fn activate(
+        &self,
+        operator: &str,
+        approved: Subscription,
+    ) -> Result<Subscription, ApiError> {
+        let id = approved.id.clone();
+        let who = Principal::Operator(operator.to_owned());
+        let granted = approved.spec().clone();
+        let compiled = check::compile(&granted, &id).map_err(policy_error)?;
+        let view_text = compiled.plan.schema_json().to_string();
+        let view_schema_id = self
+            .registry
+            .register(&approved.view_subject(), &view_text)
+            .await
+            .map_err(|e| ApiError::Internal(format!("registering the view schema: {e}")))?;
+        for topic in [approved.topic(), approved.dlq_topic()] {
+            self.bus
+                .create_topic(&TopicSpec::new(topic, self.settings.partitions))
+                .await
+                .map_err(|e| {
+                    ApiError::Internal(format!("creating the subscription's topics: {e}"))
+                })?;
+        }
+        self.delivery
+            .prepare_channel(&approved, compiled.plan.schema())
+            .await
+            .map_err(|e| {
+                ApiError::Upstream(format!(
+                    "preparing the {} channel: {e}",
+                    granted.channel.kind()
+                ))
+            })?;
+        let mut active = approved.clone();
+        active.status = SubscriptionStatus::Active;
+        active.view_schema_id = Some(view_schema_id);
+        active.revision += 1;
+        self.control
+            .put_subscription(&active)
+            .await
+            .map_err(control_error)?;
+        self.record_control(
+            &who,
+            "subscription.activate",
+            &id,
+            json!({ "view_schema_id": view_schema_id, "topic": active.topic() }),
+        )
+        .await?;
+        info!(subscription = %id, operator, view_schema_id, "Subscription approved and active.");
+        Ok(active)
+    }
+
+    /// Rejects a requested subscription.
+    pub async fn reject(
+        &self,
+        who: &Principal,
+        id: &str,
+        reason: String,
+    ) -> Result<Subscription, ApiError> {
+        require_operator(who)?;
+        let current = self.current_for_decision(id)?;
+        if current.status != SubscriptionStatus::Requested {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` is {}; only a requested subscription can be rejected",
+                current.status.as_str()
+            )));
+        }
+        self.finish(
+            who,
+            current,
+            SubscriptionStatus::Rejected,
+            "subscription.reject",
+            reason,
+        )
+        .await
+    }
+
+    /// Revokes a subscription (an operator, or the owning agency): nothing more is delivered from the
+    /// moment this returns.
+    pub async fn revoke(
+        &self,
+        who: &Principal,
+        id: &str,
+        reason: String,
+    ) -> Result<Subscription, ApiError> {
+        self.visible_subscription(who, id)?;
+        let current = self.current_for_decision(id)?;
+        if current.status.is_final() {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` is already {}",
+                current.status.as_str()
+            )));
+        }
+        self.finish(
+            who,
+            current,
+            SubscriptionStatus::Revoked,
+            "subscription.revoke",
+            reason,
+        )
+        .await
+    }
+
+    /// Marks an active subscription past its expiry as expired (the router already stops at the expiry time).
+    pub async fn expire(&self, id: &str) -> Result<Subscription, ApiError> {
+        let current = self.current_for_decision(id)?;
+        self.finish(
+            &Principal::Operator("hub".into()),
+            current,
+            SubscriptionStatus::Expired,
+            "subscription.expire",
+            "expiry reached".into(),
+        )
+        .await
+    }
+
+    async fn finish(
+        &self,
+        who: &Principal,
+        current: Subscription,
+        status: SubscriptionStatus,
+        action: &str,
+        reason: String,
+    ) -> Result<Subscription, ApiError> {
+        if reason.trim().is_empty() {
+            return Err(ApiError::Invalid("a reason is required".into()));
+        }
+        let mut next = current;
+        next.status = status;
+        next.reason = Some(reason.clone());
+        next.decided_by = Some(who.to_string());
+        next.decided_at_ms = Some(unsilo_bus::now_ms());
+        next.revision += 1;
+        self.control
+            .put_subscription(&next)
+            .await
+            .map_err(control_error)?;
+        self.record_control(who, action, &next.id, json!({ "reason": reason }))
+            .await?;
+        info!(subscription = %next.id, status = status.as_str(), by = %who, "Subscription closed.");
+        Ok(next)
+    }
+
+    /// Expires every active subscription whose expiry has passed. Returns how many.
+    pub async fn expire_due(&self) -> usize {
+        let now = unsilo_bus::now_ms();
+        let due: Vec<String> = self
+            .control
+            .read()
+            .subscriptions
+            .values()
+            .filter(|s| s.status == SubscriptionStatus::Active)
+            .filter(|s| s.spec().expires_at_ms.is_some_and(|e| e <= now))
+            .map(|s| s.id.clone())
+            .collect();
+        let mut n = 0;
+        for id in due {
+            if self.expire(&id).await.is_ok() {
+                n += 1;
+            }
+        }
+        n
+    }
+}
