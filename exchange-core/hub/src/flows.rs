@@ -112,6 +112,15 @@ pub struct Flows {
     state: Mutex<FlowSnapshot>,
 }
 
+/// The entry of `name` in `map`, created empty if missing — without allocating a key when it is there (the
+/// common case, on every batch).
+fn entry<'m, T: Default>(map: &'m mut BTreeMap<String, T>, name: &str) -> &'m mut T {
+    if !map.contains_key(name) {
+        map.insert(name.to_owned(), T::default());
+    }
+    map.get_mut(name).expect("inserted above")
+}
+
 /// The current minute since the Unix epoch.
 pub fn current_minute() -> i64 {
     unsilo_bus::now_ms().div_euclid(60_000)
@@ -130,7 +139,7 @@ impl Flows {
     fn ingest_at(&self, connector: &str, accepted: usize, rejected: usize, minute: i64) {
         let (accepted, rejected) = (accepted as u64, rejected as u64);
         self.with(|s| {
-            let flow = s.connectors.entry(connector.to_owned()).or_default();
+            let flow = entry(&mut s.connectors, connector);
             flow.accepted += accepted;
             flow.rejected += rejected;
             match flow.minutes.back_mut() {
@@ -177,10 +186,7 @@ impl Flows {
     /// Counts records released to a subscription.
     pub fn release(&self, subscription: &str, n: usize) {
         self.with(|s| {
-            s.subscriptions
-                .entry(subscription.to_owned())
-                .or_default()
-                .released += n as u64;
+            entry(&mut s.subscriptions, subscription).released += n as u64;
         });
     }
 
@@ -188,7 +194,7 @@ impl Flows {
     /// retry) or `dead_lettered` ones.
     pub fn delivery(&self, subscription: &str, outcome: &str, n: usize) {
         self.with(|s| {
-            let flow = s.subscriptions.entry(subscription.to_owned()).or_default();
+            let flow = entry(&mut s.subscriptions, subscription);
             match outcome {
                 "dead_lettered" => flow.dead_lettered += n as u64,
                 _ => flow.committed += n as u64,

@@ -197,6 +197,7 @@ impl Hub {
             secret: secret.clone(),
             metrics: metrics.clone(),
         };
+        let summaries = connector_summaries(&config.connectors, &connectors.sinks);
         let governance = Arc::new(Governance::new(
             control.clone(),
             registry.clone(),
@@ -271,7 +272,7 @@ impl Hub {
             metrics: metrics.clone(),
             bus: bus.clone(),
             registry: registry.clone(),
-            connectors: connector_summaries(&config.connectors),
+            connectors: summaries,
             secure_cookies: config.http.tls.is_some(),
             sessions: Default::default(),
         });
@@ -506,10 +507,11 @@ fn webhook_client(
     delivery::webhook::WebhookClient::new(options).map_err(|e| ServerError::Delivery(e.to_string()))
 }
 
-/// The configured connectors as the console lists them (the shared schemas they write, from their
-/// definitions).
+/// The configured connectors as the console lists them, with the shared schemas their sinks write (from the
+/// definitions the connectors were started with, not read again).
 fn connector_summaries(
     configs: &[crate::config::ConnectorConfig],
+    sinks: &std::collections::HashMap<String, Arc<crate::ingest::BusSink>>,
 ) -> Vec<crate::console::ConnectorSummary> {
     configs
         .iter()
@@ -517,13 +519,9 @@ fn connector_summaries(
             name: c.name.clone(),
             transport: c.transport.as_str().to_owned(),
             definition: c.definition.clone(),
-            schemas: crate::ingest::load_definition(&c.definition)
-                .map(|d| {
-                    d.target_schemas()
-                        .iter()
-                        .map(|s| s.name().to_owned())
-                        .collect()
-                })
+            schemas: sinks
+                .get(&c.name)
+                .map(|s| s.target_schemas())
                 .unwrap_or_default(),
         })
         .collect()

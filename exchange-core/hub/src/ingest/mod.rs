@@ -97,6 +97,15 @@ impl BusSink {
     pub fn connector(&self) -> &str {
         &self.connector
     }
+
+    /// The names of the shared schemas its definition writes.
+    pub fn target_schemas(&self) -> Vec<String> {
+        self.definition
+            .target_schemas()
+            .iter()
+            .map(|s| s.name().to_owned())
+            .collect()
+    }
 }
 
 async fn create(bus: &dyn Bus, spec: &TopicSpec) -> Result<(), SinkError> {
