@@ -39,6 +39,10 @@ pub const OFFSETS_TOPIC: &str = "_unsilo.offsets";
 pub const AUDIT_TOPIC: &str = "_unsilo.audit";
 /// The compacted topic marking each source dead letter already replayed (key `<connector>/<offset>`).
 pub const DLQ_REPLAYED_TOPIC: &str = "_unsilo.dlq-replayed";
+/// The compacted topic holding where each subscription stands against its schema's router, per partition of
+/// `std.<schema>` (key `<subscription>/<partition>`): live, or behind at an offset (history being caught up, or
+/// paused) — written in the same atomic write as the releases it accounts for.
+pub const ROUTER_PROGRESS_TOPIC: &str = "_unsilo.router-progress";
 /// Suffix of an audit topic's companion holding its signed checkpoints.
 pub const CHECKPOINTS_SUFFIX: &str = ".checkpoints";
 
@@ -54,6 +58,10 @@ pub const HEADER_REASON: &str = "unsilo.reason";
 pub const HEADER_SCHEMA: &str = "unsilo.schema";
 /// Header naming the subscription (`<agency>.<name>`) a `sub.` record was released to.
 pub const HEADER_SUBSCRIPTION: &str = "unsilo.subscription";
+/// Header on `sub.` records: how many days the agency may keep the record (the grant's `retain_days`).
+pub const HEADER_RETAIN_DAYS: &str = "unsilo.retain_days";
+/// Header on `sub.` records released from history (a backfill or a resume's catch-up): `true`.
+pub const HEADER_BACKFILL: &str = "unsilo.backfill";
 /// Header carrying an audit entry's chain hash.
 pub const HEADER_AUDIT_HASH: &str = "unsilo.audit.hash";
 /// Header carrying the hub's signature over an audit entry.

@@ -356,9 +356,15 @@ async fn every_builtin_connector_passes_conformance_through_the_bus_sink() {
         );
         let fx = fixtures(name);
         conformance::check_fixtures(&definition, &fx).assert_passed(name);
-        let sink = BusSink::open(name, definition.clone(), hub.bus.clone(), &hub.registry, 2)
-            .await
-            .expect("sink");
+        let sink = BusSink::open(
+            name,
+            definition.clone(),
+            hub.bus.clone(),
+            &hub.registry,
+            &unsilo_hub::config::TopicPlan::with_partitions(2),
+        )
+        .await
+        .expect("sink");
         conformance::check_sink(&definition, &sink, &fx)
             .await
             .expect("sink works")

@@ -5,18 +5,26 @@
 //! - fjall partition `log`: one entry per record, keyed `topic id (u32 BE) | partition (u32 BE) | offset (u64 BE)`
 //!   so a range scan reads a partition in offset order; the value is the [`Record`] encoded with postcard.
 //! - fjall partition `meta`: `t/<topic>` → the topic's id, partition count and compaction flag;
-//!   `o/<group>\0<topic id><partition>` → the group's committed offset (the next offset to read).
+//!   `r/<topic>` → its [`Retention`]; `o/<group>\0<topic id><partition>` → the group's committed offset (the
+//!   next offset to read).
+//! - fjall partition `index`: the time and size index, one entry per partition per second of record time, keyed
+//!   `topic id | partition | second` (the running maximum of the record timestamps, so keys only grow), valued
+//!   `end offset | bytes written so far`: every record before *end offset* has a timestamp before the end of
+//!   that second. [`Bus::offsets_for_time`] finds its start with one lookup and a short forward read;
+//!   retention finds what to remove by age and by size the same way.
 //!
 //! **Writes** go through one writer thread that drains every pending publish request, assigns offsets, writes
 //! them in one atomic batch and fsyncs the journal once for all of them (durable group commit); only then are the
 //! publishers answered. **Reads** are range scans; consumers wait on a watch channel that the writer bumps after
 //! each commit. **Consumer groups** live in this process: members split each topic's partitions with Kafka's range
-//! assignment, and committed offsets are stored durably in `meta`. Compacted topics are compacted when the bus
-//! opens (only the latest record per key is kept; offsets are never reused).
+//! assignment, and committed offsets are stored durably in `meta`. [`Consumer::publish_and_commit`] writes a
+//! consumer's new offsets in the same atomic batch as the records it publishes. Compacted topics are compacted
+//! when the bus opens and on each [`Bus::enforce_retention`] pass (only the latest record per key is kept;
+//! offsets are never reused); topics with a [`Retention`] lose their old records on those passes too.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -27,7 +35,8 @@ use tracing::{debug, info, warn};
 
 use super::{
     highest_offsets, partition_for_key, range_assign, Bus, ConsumedRecord, Consumer,
-    ConsumerOptions, Error, FetchRequest, Position, Record, Result, StartFrom, TopicSpec,
+    ConsumerOptions, Error, FetchRequest, Position, Record, Result, Retention, RetentionRemoval,
+    StartFrom, TopicSpec,
 };
 
 /// How many records the writer puts in one batch (one fsync) at most.
@@ -60,6 +69,7 @@ struct Inner {
     keyspace: Keyspace,
     log: PartitionHandle,
     meta: PartitionHandle,
+    index: PartitionHandle,
     fsync: bool,
     topics: RwLock<HashMap<String, Arc<TopicState>>>,
     groups: Mutex<HashMap<String, Group>>,
@@ -77,7 +87,34 @@ struct TopicState {
     spec: TopicSpec,
     /// Next offset per partition. Written only by the writer thread, after its batch is durable.
     next_offsets: Vec<AtomicU64>,
+    /// The running maximum of record timestamps per partition (the index's clock).
+    max_timestamp: Vec<AtomicI64>,
+    /// Bytes ever written per partition (as stored), counted since the index began.
+    bytes_written: Vec<AtomicU64>,
+    /// The first offset not removed by retention, per partition.
+    first_kept: Vec<AtomicU64>,
+    retention: RwLock<Retention>,
     round_robin: AtomicU32,
+}
+
+impl TopicState {
+    fn new(id: u32, spec: TopicSpec) -> Self {
+        let n = spec.partitions as usize;
+        Self {
+            id,
+            next_offsets: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            max_timestamp: (0..n).map(|_| AtomicI64::new(0)).collect(),
+            bytes_written: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            first_kept: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            retention: RwLock::new(spec.retention),
+            spec,
+            round_robin: AtomicU32::new(0),
+        }
+    }
+
+    fn retention(&self) -> Retention {
+        self.retention.read().map(|r| *r).unwrap_or_default()
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -87,9 +124,11 @@ struct TopicMeta {
     compacted: bool,
 }
 
-/// Records for one or more topics, committed together (one atomic batch, one fsync).
+/// Records for one or more topics, and consumer-group offsets, committed together (one atomic batch, one fsync).
 struct AppendRequest {
     parts: Vec<(Arc<TopicState>, Vec<Record>)>,
+    /// Committed offsets to store with the records: `meta` key → next offset.
+    offsets: Vec<(Vec<u8>, u64)>,
     reply: oneshot::Sender<Result<Vec<Vec<Position>>>>,
 }
 
@@ -132,6 +171,42 @@ fn topic_meta_key(name: &str) -> Vec<u8> {
     k
 }
 
+fn retention_meta_key(name: &str) -> Vec<u8> {
+    let mut k = b"r/".to_vec();
+    k.extend_from_slice(name.as_bytes());
+    k
+}
+
+/// The index key of `second` (of record time) in one partition.
+fn index_key(topic_id: u32, partition: u32, second: u64) -> [u8; 16] {
+    log_key(topic_id, partition, second)
+}
+
+/// The second of a record timestamp, as the index counts (times before the epoch count as second 0).
+fn second_of(timestamp_ms: i64) -> u64 {
+    u64::try_from(timestamp_ms.max(0) / 1000).unwrap_or(0)
+}
+
+/// An index entry's value: the end offset and the bytes written up to it.
+fn index_value(end_offset: u64, bytes: u64) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[..8].copy_from_slice(&end_offset.to_be_bytes());
+    v[8..].copy_from_slice(&bytes.to_be_bytes());
+    v
+}
+
+fn read_index_value(value: &[u8]) -> Result<(u64, u64)> {
+    let end = value.get(..8).and_then(|s| <[u8; 8]>::try_from(s).ok());
+    let bytes = value.get(8..16).and_then(|s| <[u8; 8]>::try_from(s).ok());
+    match (end, bytes) {
+        (Some(e), Some(b)) => Ok((u64::from_be_bytes(e), u64::from_be_bytes(b))),
+        _ => Err(Error::Store(format!(
+            "index entry of {} bytes, expected 16",
+            value.len()
+        ))),
+    }
+}
+
 fn committed_key(group: &str, topic_id: u32, partition: u32) -> Vec<u8> {
     let mut k = b"o/".to_vec();
     k.extend_from_slice(group.as_bytes());
@@ -162,6 +237,9 @@ impl EmbeddedBus {
         let meta = keyspace
             .open_partition("meta", PartitionCreateOptions::default())
             .map_err(store_err)?;
+        let index = keyspace
+            .open_partition("index", PartitionCreateOptions::default())
+            .map_err(store_err)?;
 
         let mut topics = HashMap::new();
         for item in meta.prefix(b"t/") {
@@ -169,29 +247,48 @@ impl EmbeddedBus {
             let name = String::from_utf8_lossy(&key[2..]).into_owned();
             let m: TopicMeta = postcard::from_bytes(&value)
                 .map_err(|e| Error::Store(format!("topic `{name}` metadata unreadable: {e}")))?;
-            let mut next_offsets = Vec::with_capacity(m.partitions as usize);
-            for p in 0..m.partitions {
-                let last = log
-                    .range(log_key(m.id, p, 0)..=log_key(m.id, p, u64::MAX))
-                    .next_back()
-                    .transpose()
-                    .map_err(store_err)?;
-                let next = match last {
-                    Some((k, _)) => offset_of_log_key(&k)? + 1,
-                    None => 0,
-                };
-                next_offsets.push(AtomicU64::new(next));
-            }
-            let state = TopicState {
-                id: m.id,
-                spec: TopicSpec {
+            let retention = match meta.get(retention_meta_key(&name)).map_err(store_err)? {
+                Some(v) => postcard::from_bytes(&v).map_err(|e| {
+                    Error::Store(format!("topic `{name}` retention unreadable: {e}"))
+                })?,
+                None => Retention::FOREVER,
+            };
+            let state = TopicState::new(
+                m.id,
+                TopicSpec {
                     name: name.clone(),
                     partitions: m.partitions,
                     compacted: m.compacted,
+                    retention,
                 },
-                next_offsets,
-                round_robin: AtomicU32::new(0),
-            };
+            );
+            for p in 0..m.partitions {
+                let range = log_key(m.id, p, 0)..=log_key(m.id, p, u64::MAX);
+                let i = p as usize;
+                if let Some((k, _)) = log
+                    .range(range.clone())
+                    .next_back()
+                    .transpose()
+                    .map_err(store_err)?
+                {
+                    state.next_offsets[i].store(offset_of_log_key(&k)? + 1, Ordering::Relaxed);
+                }
+                if let Some((k, _)) = log.range(range).next().transpose().map_err(store_err)? {
+                    state.first_kept[i].store(offset_of_log_key(&k)?, Ordering::Relaxed);
+                }
+                let last_indexed = index
+                    .range(index_key(m.id, p, 0)..=index_key(m.id, p, u64::MAX))
+                    .next_back()
+                    .transpose()
+                    .map_err(store_err)?;
+                if let Some((k, v)) = last_indexed {
+                    let second = offset_of_log_key(&k)?;
+                    let (_, bytes) = read_index_value(&v)?;
+                    let ms = i64::try_from(second.saturating_mul(1000)).unwrap_or(i64::MAX);
+                    state.max_timestamp[i].store(ms, Ordering::Relaxed);
+                    state.bytes_written[i].store(bytes, Ordering::Relaxed);
+                }
+            }
             if m.compacted {
                 compact(&keyspace, &log, &state)?;
             }
@@ -203,6 +300,8 @@ impl EmbeddedBus {
         let writer = Writer {
             keyspace: keyspace.clone(),
             log: log.clone(),
+            meta: meta.clone(),
+            index: index.clone(),
             fsync: options.fsync,
             appended: appended_tx,
         };
@@ -218,6 +317,7 @@ impl EmbeddedBus {
                 keyspace,
                 log,
                 meta,
+                index,
                 fsync: options.fsync,
                 topics: RwLock::new(topics),
                 groups: Mutex::new(HashMap::new()),
@@ -337,6 +437,8 @@ fn compact(keyspace: &Keyspace, log: &PartitionHandle, topic: &TopicState) -> Re
 struct Writer {
     keyspace: Keyspace,
     log: PartitionHandle,
+    meta: PartitionHandle,
+    index: PartitionHandle,
     fsync: bool,
     appended: watch::Sender<u64>,
 }
@@ -382,6 +484,8 @@ impl Writer {
         let mut batch = self.keyspace.batch();
         // Offsets assigned in this batch, per (topic id, partition); applied to the topic state after commit.
         let mut next: HashMap<(u32, u32), u64> = HashMap::new();
+        // The index's clock and byte count per (topic id, partition) touched, applied after commit too.
+        let mut clock: HashMap<(u32, u32), (i64, u64)> = HashMap::new();
         let mut all_positions = Vec::with_capacity(pending.len());
         let mut buf = Vec::new();
         for req in pending {
@@ -404,6 +508,15 @@ impl Writer {
                     buf.clear();
                     let encoded =
                         postcard::to_extend(record, std::mem::take(&mut buf)).map_err(store_err)?;
+                    let (max_ts, bytes) = clock.entry((topic.id, partition)).or_insert_with(|| {
+                        let p = partition as usize;
+                        (
+                            topic.max_timestamp[p].load(Ordering::Acquire),
+                            topic.bytes_written[p].load(Ordering::Acquire),
+                        )
+                    });
+                    *max_ts = (*max_ts).max(record.timestamp_ms);
+                    *bytes += encoded.len() as u64;
                     batch.insert(
                         &self.log,
                         log_key(topic.id, partition, offset),
@@ -419,6 +532,17 @@ impl Writer {
                 req_positions.push(positions);
             }
             all_positions.push(req_positions);
+            for (key, offset) in &req.offsets {
+                batch.insert(&self.meta, key.as_slice(), offset.to_be_bytes());
+            }
+        }
+        for (&(topic_id, partition), &(max_ts, bytes)) in &clock {
+            let end = next[&(topic_id, partition)];
+            batch.insert(
+                &self.index,
+                index_key(topic_id, partition, second_of(max_ts)),
+                index_value(end, bytes),
+            );
         }
         batch.commit().map_err(store_err)?;
         if self.fsync {
@@ -428,6 +552,10 @@ impl Writer {
         }
         for (topic, _) in pending.iter().flat_map(|req| &req.parts) {
             for (p, slot) in topic.next_offsets.iter().enumerate() {
+                if let Some((max_ts, bytes)) = clock.get(&(topic.id, p as u32)) {
+                    topic.max_timestamp[p].fetch_max(*max_ts, Ordering::Release);
+                    topic.bytes_written[p].fetch_max(*bytes, Ordering::Release);
+                }
                 if let Some(n) = next.get(&(topic.id, p as u32)) {
                     slot.fetch_max(*n, Ordering::Release);
                 }
@@ -450,7 +578,14 @@ impl Bus for EmbeddedBus {
             .topics
             .write()
             .map_err(|_| Error::Store("topic table lock poisoned".into()))?;
-        if topics.contains_key(&spec.name) {
+        if let Some(existing) = topics.get(&spec.name) {
+            if existing.retention() != spec.retention {
+                self.store_retention(&spec.name, spec.retention)?;
+                if let Ok(mut r) = existing.retention.write() {
+                    *r = spec.retention;
+                }
+                info!(topic = %spec.name, retention = ?spec.retention, "Topic retention changed.");
+            }
             return Ok(());
         }
         let id = topics.values().map(|t| t.id + 1).max().unwrap_or(1);
@@ -464,15 +599,13 @@ impl Bus for EmbeddedBus {
             .meta
             .insert(topic_meta_key(&spec.name), value)
             .map_err(store_err)?;
+        if !spec.retention.is_forever() {
+            self.store_retention(&spec.name, spec.retention)?;
+        }
         self.persist()?;
         topics.insert(
             spec.name.clone(),
-            Arc::new(TopicState {
-                id,
-                spec: spec.clone(),
-                next_offsets: (0..spec.partitions).map(|_| AtomicU64::new(0)).collect(),
-                round_robin: AtomicU32::new(0),
-            }),
+            Arc::new(TopicState::new(id, spec.clone())),
         );
         info!(topic = %spec.name, partitions = spec.partitions, compacted = spec.compacted, "Topic created.");
         Ok(())
@@ -496,26 +629,54 @@ impl Bus for EmbeddedBus {
 
     /// One atomic write of every part: all of it becomes durable with one fsync, or none of it.
     async fn publish_all(&self, batches: Vec<(String, Vec<Record>)>) -> Result<Vec<Vec<Position>>> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        let mut parts = Vec::with_capacity(batches.len());
-        for (topic, records) in batches {
-            parts.push((self.topic(&topic)?, records));
-        }
-        let sender = self
+        self.append(batches, Vec::new()).await
+    }
+
+    async fn offsets_for_time(&self, topic: &str, timestamp_ms: i64) -> Result<Vec<u64>> {
+        let t = self.topic(topic)?;
+        let bus = self.clone();
+        tokio::task::spawn_blocking(move || {
+            (0..t.spec.partitions)
+                .map(|p| bus.offset_for_time(&t, p, timestamp_ms))
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Store(format!("time lookup task failed: {e}")))?
+    }
+
+    async fn enforce_retention(&self) -> Result<Vec<RetentionRemoval>> {
+        let topics: Vec<Arc<TopicState>> = self
             .inner
-            .writer
-            .lock()
-            .map_err(|_| Error::Store("writer lock poisoned".into()))?
-            .clone()
-            .ok_or(Error::Closed)?;
-        let (reply, answer) = oneshot::channel();
-        sender
-            .send(AppendRequest { parts, reply })
-            .await
-            .map_err(|_| Error::Closed)?;
-        answer.await.map_err(|_| Error::Closed)?
+            .topics
+            .read()
+            .map_err(|_| Error::Store("topic table lock poisoned".into()))?
+            .values()
+            .cloned()
+            .collect();
+        let bus = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut removed = Vec::new();
+            for t in topics {
+                if t.spec.compacted {
+                    compact(&bus.inner.keyspace, &bus.inner.log, &t)?;
+                }
+                let retention = t.retention();
+                if retention.is_forever() {
+                    continue;
+                }
+                for p in 0..t.spec.partitions {
+                    if let Some(r) = bus.apply_retention(&t, p, retention, super::now_ms())? {
+                        removed.push(r);
+                    }
+                }
+            }
+            if !removed.is_empty() {
+                bus.persist()?;
+            }
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| Error::Store(format!("retention task failed: {e}")))?
     }
 
     async fn consumer(&self, options: ConsumerOptions) -> Result<Box<dyn Consumer>> {
@@ -636,6 +797,166 @@ impl Bus for EmbeddedBus {
     }
 }
 
+impl EmbeddedBus {
+    /// Sends records and offsets to the writer and waits until they are durable.
+    async fn append(
+        &self,
+        batches: Vec<(String, Vec<Record>)>,
+        offsets: Vec<(Vec<u8>, u64)>,
+    ) -> Result<Vec<Vec<Position>>> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let mut parts = Vec::with_capacity(batches.len());
+        for (topic, records) in batches {
+            parts.push((self.topic(&topic)?, records));
+        }
+        let sender = self
+            .inner
+            .writer
+            .lock()
+            .map_err(|_| Error::Store("writer lock poisoned".into()))?
+            .clone()
+            .ok_or(Error::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        sender
+            .send(AppendRequest {
+                parts,
+                offsets,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
+    }
+
+    fn store_retention(&self, topic: &str, retention: Retention) -> Result<()> {
+        let value = postcard::to_allocvec(&retention).map_err(store_err)?;
+        self.inner
+            .meta
+            .insert(retention_meta_key(topic), value)
+            .map_err(store_err)
+    }
+
+    /// The end offset of the last index entry of a second before `timestamp_ms`'s: every record before it is
+    /// older than `timestamp_ms` (0 when the index knows no such second).
+    fn older_than(&self, t: &TopicState, partition: u32, timestamp_ms: i64) -> Result<u64> {
+        let range =
+            index_key(t.id, partition, 0)..index_key(t.id, partition, second_of(timestamp_ms));
+        match self.inner.index.range(range).next_back() {
+            Some(item) => {
+                let (_, v) = item.map_err(store_err)?;
+                Ok(read_index_value(&v)?.0)
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// The first offset of one partition whose record is at or after `timestamp_ms` (the end when none is).
+    fn offset_for_time(&self, t: &TopicState, partition: u32, timestamp_ms: i64) -> Result<u64> {
+        let end = t.next_offsets[partition as usize].load(Ordering::Acquire);
+        let first = t.first_kept[partition as usize].load(Ordering::Acquire);
+        let mut from = self.older_than(t, partition, timestamp_ms)?.max(first);
+        // The index's entry is at most a second's records short of the answer: read forward from it.
+        while from < end {
+            let range = log_key(t.id, partition, from)..log_key(t.id, partition, end);
+            let mut last = None;
+            for item in self.inner.log.range(range).take(1024) {
+                let (k, v) = item.map_err(store_err)?;
+                let offset = offset_of_log_key(&k)?;
+                let record: Record = postcard::from_bytes(&v).map_err(store_err)?;
+                if record.timestamp_ms >= timestamp_ms {
+                    return Ok(offset);
+                }
+                last = Some(offset);
+            }
+            match last {
+                Some(o) => from = o + 1,
+                None => break,
+            }
+        }
+        Ok(end)
+    }
+
+    /// Removes what one partition's retention allows to go: records older than the age limit, then the oldest
+    /// records beyond the size limit, found through the index.
+    fn apply_retention(
+        &self,
+        t: &TopicState,
+        partition: u32,
+        retention: Retention,
+        now_ms: i64,
+    ) -> Result<Option<RetentionRemoval>> {
+        let p = partition as usize;
+        let first = t.first_kept[p].load(Ordering::Acquire);
+        let mut cut = first;
+        let mut index_below = 0u64; // index entries of seconds before this one go
+        if let Some(age) = retention.max_age_ms {
+            let cutoff = now_ms.saturating_sub(i64::try_from(age).unwrap_or(i64::MAX));
+            cut = cut.max(self.older_than(t, partition, cutoff)?);
+            index_below = second_of(cutoff);
+        }
+        if let Some(max_bytes) = retention.max_bytes {
+            let written = t.bytes_written[p].load(Ordering::Acquire);
+            if written > max_bytes {
+                let range = index_key(t.id, partition, 0)..=index_key(t.id, partition, u64::MAX);
+                for item in self.inner.index.range(range) {
+                    let (k, v) = item.map_err(store_err)?;
+                    let (end, bytes) = read_index_value(&v)?;
+                    if written - bytes <= max_bytes {
+                        cut = cut.max(end);
+                        index_below = index_below.max(offset_of_log_key(&k)?);
+                        break;
+                    }
+                }
+            }
+        }
+        if cut <= first {
+            return Ok(None);
+        }
+        let mut removed = 0u64;
+        loop {
+            let keys: Vec<_> = self
+                .inner
+                .log
+                .range(log_key(t.id, partition, first)..log_key(t.id, partition, cut))
+                .take(10_000)
+                .map(|item| item.map(|(k, _)| k))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(store_err)?;
+            if keys.is_empty() {
+                break;
+            }
+            let mut batch = self.inner.keyspace.batch();
+            for k in &keys {
+                batch.remove(&self.inner.log, k.as_ref());
+            }
+            batch.commit().map_err(store_err)?;
+            removed += keys.len() as u64;
+        }
+        let stale: Vec<_> = self
+            .inner
+            .index
+            .range(index_key(t.id, partition, 0)..index_key(t.id, partition, index_below))
+            .map(|item| item.map(|(k, _)| k))
+            .collect::<std::result::Result<_, _>>()
+            .map_err(store_err)?;
+        let mut batch = self.inner.keyspace.batch();
+        for k in &stale {
+            batch.remove(&self.inner.index, k.as_ref());
+        }
+        batch.commit().map_err(store_err)?;
+        t.first_kept[p].fetch_max(cut, Ordering::Release);
+        debug!(topic = %t.spec.name, partition, removed, first_kept = cut, "Retention removed records.");
+        Ok(Some(RetentionRemoval {
+            topic: t.spec.name.clone(),
+            partition,
+            records: removed,
+            first_kept: cut,
+        }))
+    }
+}
+
 impl Inner {
     /// Closes the writer's queue and waits for it to finish what it has (nothing acknowledged is lost).
     fn stop_writer(&self) {
@@ -743,6 +1064,32 @@ impl EmbeddedConsumer {
         Ok(())
     }
 
+    /// The `meta` entries that commit `records` for this consumer's group: the offset after the highest one per
+    /// partition still assigned to this member (none without a group).
+    fn offsets_to_commit(&mut self, records: &[ConsumedRecord]) -> Result<Vec<(Vec<u8>, u64)>> {
+        let Some(group) = self.group.clone() else {
+            return Ok(Vec::new());
+        };
+        self.refresh_assignment()?;
+        let owned: HashMap<(&str, u32), u32> = self
+            .assigned
+            .iter()
+            .map(|(t, p)| ((t.spec.name.as_str(), *p), t.id))
+            .collect();
+        let mut offsets = Vec::new();
+        for ((topic, partition), offset) in highest_offsets(records) {
+            match owned.get(&(topic.as_str(), partition)) {
+                Some(topic_id) => {
+                    offsets.push((committed_key(&group, *topic_id, partition), offset + 1));
+                }
+                None => {
+                    debug!(group = %group, topic = %topic, partition, "Skipped commit of a partition no longer assigned.");
+                }
+            }
+        }
+        Ok(offsets)
+    }
+
     /// Reads up to `max` available records without waiting.
     fn read_available(&mut self, max: usize) -> Result<Vec<ConsumedRecord>> {
         let mut out = Vec::new();
@@ -809,34 +1156,13 @@ impl Consumer for EmbeddedConsumer {
     }
 
     async fn commit(&mut self, records: &[ConsumedRecord]) -> Result<()> {
-        let Some(group) = self.group.clone() else {
+        let offsets = self.offsets_to_commit(records)?;
+        if offsets.is_empty() {
             return Ok(());
-        };
-        self.refresh_assignment()?;
-        let owned: HashMap<(&str, u32), u32> = self
-            .assigned
-            .iter()
-            .map(|(t, p)| ((t.spec.name.as_str(), *p), t.id))
-            .collect();
-        let mut batch = self.bus.inner.keyspace.batch();
-        let mut any = false;
-        for ((topic, partition), offset) in highest_offsets(records) {
-            match owned.get(&(topic.as_str(), partition)) {
-                Some(topic_id) => {
-                    batch.insert(
-                        &self.bus.inner.meta,
-                        committed_key(&group, *topic_id, partition),
-                        (offset + 1).to_be_bytes(),
-                    );
-                    any = true;
-                }
-                None => {
-                    debug!(group = %group, topic = %topic, partition, "Skipped commit of a partition no longer assigned.");
-                }
-            }
         }
-        if !any {
-            return Ok(());
+        let mut batch = self.bus.inner.keyspace.batch();
+        for (key, offset) in offsets {
+            batch.insert(&self.bus.inner.meta, key, offset.to_be_bytes());
         }
         let bus = self.bus.clone();
         tokio::task::spawn_blocking(move || {
@@ -845,6 +1171,17 @@ impl Consumer for EmbeddedConsumer {
         })
         .await
         .map_err(|e| Error::Store(format!("commit task failed: {e}")))?
+    }
+
+    /// One atomic write: the records and this group's new offsets together, one fsync.
+    async fn publish_and_commit(
+        &mut self,
+        _bus: &dyn Bus,
+        parts: Vec<(String, Vec<Record>)>,
+        records: &[ConsumedRecord],
+    ) -> Result<Vec<Vec<Position>>> {
+        let offsets = self.offsets_to_commit(records)?;
+        self.bus.append(parts, offsets).await
     }
 
     fn assignment(&self) -> Vec<(String, u32)> {

@@ -217,6 +217,14 @@ impl Bus for KafkaBus {
         if spec.compacted {
             topic = topic.set("cleanup.policy", "compact");
         }
+        let retention_ms = spec.retention.max_age_ms.map(|ms| ms.to_string());
+        let retention_bytes = spec.retention.max_bytes.map(|b| b.to_string());
+        if let Some(ms) = &retention_ms {
+            topic = topic.set("retention.ms", ms);
+        }
+        if let Some(bytes) = &retention_bytes {
+            topic = topic.set("retention.bytes", bytes);
+        }
         let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
         let results = self
             .inner
@@ -420,6 +428,82 @@ impl Bus for KafkaBus {
         })
         .await
         .map_err(|e| Error::Kafka(e.to_string()))?
+    }
+
+    async fn offsets_for_time(&self, topic: &str, timestamp_ms: i64) -> Result<Vec<u64>> {
+        let n = self
+            .partitions_of(topic)
+            .await?
+            .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
+        let ends = self.end_offsets(topic).await?;
+        let client = self.inner.metadata.clone();
+        let name = topic.to_owned();
+        let limits = ends.clone();
+        let answered: Vec<u64> = tokio::task::spawn_blocking(move || {
+            let mut tpl = TopicPartitionList::new();
+            for p in 0..n {
+                tpl.add_partition_offset(&name, p as i32, Offset::Offset(timestamp_ms.max(0)))
+                    .map_err(kafka_err)?;
+            }
+            let found = client
+                .offsets_for_times(tpl, REQUEST_TIMEOUT)
+                .map_err(kafka_err)?;
+            Ok((0..n)
+                .map(|p| {
+                    let end = limits.get(p as usize).copied().unwrap_or(0);
+                    match found.find_partition(&name, p as i32).map(|e| e.offset()) {
+                        Some(Offset::Offset(o)) if o >= 0 => (o as u64).min(end),
+                        // No record at or after the time: start at the end.
+                        _ => end,
+                    }
+                })
+                .collect::<Vec<u64>>())
+        })
+        .await
+        .map_err(|e| Error::Kafka(e.to_string()))??;
+        // A broker without a time index (Tansu answers every time with the earliest offset) is refined by a
+        // binary search over the offsets between its answer and the end, reading one record per step: the hub
+        // stamps `std.` records when it accepts them, so their timestamps rise with their offsets.
+        let mut refined = Vec::with_capacity(answered.len());
+        for (p, (&from, &end)) in answered.iter().zip(&ends).enumerate() {
+            let (mut low, mut high) = (from, end.max(from));
+            while low < high {
+                let mid = low + (high - low) / 2;
+                let read = self
+                    .fetch(&FetchRequest::new(topic, p as u32, mid, 1, Duration::ZERO))
+                    .await?;
+                match read.first() {
+                    Some(r) if r.record.timestamp_ms < timestamp_ms => low = r.position.offset + 1,
+                    // At or after the time, or past the end: the answer is at `mid` or before.
+                    _ => high = mid,
+                }
+            }
+            // A high watermark can lag the last batch (Tansu's does): read on from there to the first record at
+            // or after the time, or the real end.
+            'forward: loop {
+                let read = self
+                    .fetch(&FetchRequest::new(
+                        topic,
+                        p as u32,
+                        low,
+                        500,
+                        Duration::ZERO,
+                    ))
+                    .await?;
+                if read.is_empty() {
+                    break;
+                }
+                for r in read {
+                    if r.record.timestamp_ms >= timestamp_ms {
+                        low = r.position.offset;
+                        break 'forward;
+                    }
+                    low = r.position.offset + 1;
+                }
+            }
+            refined.push(low);
+        }
+        Ok(refined)
     }
 
     async fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<Option<u64>>> {

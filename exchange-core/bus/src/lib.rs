@@ -145,6 +145,45 @@ pub struct TopicSpec {
     pub partitions: u32,
     /// Whether the topic is compacted (only the latest record per key is kept), as control-plane topics are.
     pub compacted: bool,
+    /// How long and how much the topic keeps (default: everything, forever).
+    pub retention: Retention,
+}
+
+/// How much of a topic is kept: records older than `max_age_ms`, and the oldest records beyond `max_bytes` per
+/// partition, are removed. Kafka brokers enforce it from the topic's `retention.ms` and `retention.bytes`; the
+/// embedded bus enforces it in [`Bus::enforce_retention`], which the hub calls periodically.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Retention {
+    /// Records older than this (by their timestamp, in milliseconds) are removed; `None` keeps them.
+    pub max_age_ms: Option<u64>,
+    /// Each partition keeps at most about this many bytes, removing its oldest records; `None` = no limit.
+    pub max_bytes: Option<u64>,
+}
+
+impl Retention {
+    /// Keeps everything.
+    pub const FOREVER: Retention = Retention {
+        max_age_ms: None,
+        max_bytes: None,
+    };
+
+    /// Whether anything is ever removed.
+    pub fn is_forever(&self) -> bool {
+        self.max_age_ms.is_none() && self.max_bytes.is_none()
+    }
+}
+
+/// What one retention pass removed from one partition ([`Bus::enforce_retention`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionRemoval {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: u32,
+    /// Records removed.
+    pub records: u64,
+    /// The first offset still kept.
+    pub first_kept: u64,
 }
 
 impl TopicSpec {
@@ -154,7 +193,15 @@ impl TopicSpec {
             name: name.into(),
             partitions,
             compacted: false,
+            retention: Retention::FOREVER,
         }
+    }
+
+    /// The same topic with a retention policy.
+    #[must_use]
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
     }
 
     /// A compacted topic with one partition, for control-plane state that must be read in one total order.
@@ -163,6 +210,7 @@ impl TopicSpec {
             name: name.into(),
             partitions: 1,
             compacted: true,
+            retention: Retention::FOREVER,
         }
     }
 
@@ -312,6 +360,19 @@ pub trait Bus: Send + Sync + 'static {
     /// Offsets removed by compaction are skipped; an offset past the end returns an empty batch.
     async fn fetch(&self, read: &FetchRequest) -> Result<Vec<ConsumedRecord>>;
 
+    /// Per partition of `topic`, the first offset whose record's timestamp is at or after `timestamp_ms` (the
+    /// end offset where there is none): where a reader that wants everything since that time starts. Kafka
+    /// answers from its time index (`offsetsForTimes`); the embedded bus from its own per-second index, so
+    /// neither scans the topic.
+    async fn offsets_for_time(&self, topic: &str, timestamp_ms: i64) -> Result<Vec<u64>>;
+
+    /// Removes what the retention policies of the topics allow to go, and says what went. Kafka brokers enforce
+    /// retention themselves, so there this does nothing; the embedded bus does it here (and compacts its
+    /// compacted topics). Topics without a policy — the audit log among them — are never touched.
+    async fn enforce_retention(&self) -> Result<Vec<RetentionRemoval>> {
+        Ok(Vec::new())
+    }
+
     /// The offsets `group` has committed on `topic`, by partition (`None` where it has committed nothing).
     async fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<Option<u64>>>;
 
@@ -339,6 +400,22 @@ pub trait Consumer: Send {
 
     /// The partitions currently assigned to this member, as `(topic, partition)`, sorted.
     fn assignment(&self) -> Vec<(String, u32)>;
+
+    /// Publishes `parts` (as [`Bus::publish_all`]) and commits `records` (as [`Consumer::commit`]) as one unit
+    /// where the bus can: the embedded bus writes the records and the group's new offsets in one atomic batch
+    /// with one fsync, so a crash either keeps both or neither — a consume-transform-produce step that is
+    /// neither lost nor repeated. Elsewhere (Kafka here) the parts are made durable first and the offsets
+    /// committed after: a crash in between repeats the step (at-least-once; record ids stay the idempotency key).
+    async fn publish_and_commit(
+        &mut self,
+        bus: &dyn Bus,
+        parts: Vec<(String, Vec<Record>)>,
+        records: &[ConsumedRecord],
+    ) -> Result<Vec<Vec<Position>>> {
+        let positions = bus.publish_all(parts).await?;
+        self.commit(records).await?;
+        Ok(positions)
+    }
 }
 
 /// The highest offset per `(topic, partition)` among `records`: what [`Consumer::commit`] commits (plus one).

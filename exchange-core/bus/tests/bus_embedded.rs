@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use unsilo_bus::embedded::EmbeddedBus;
 use unsilo_bus::testkit::{self, BusFactory};
-use unsilo_bus::{Bus, ConsumerOptions, Error, Record, TopicSpec};
+use unsilo_bus::{Bus, ConsumerOptions, Error, FetchRequest, Record, Retention, TopicSpec};
 
 struct EmbeddedFactory {
     dir: PathBuf,
@@ -257,4 +257,110 @@ async fn fetch_by_offset_and_commit_from_outside_a_group() {
 async fn publish_all_writes_every_part() {
     let (_dir, bus) = temp_bus();
     testkit::publish_all_writes_every_part(&bus).await;
+}
+
+#[tokio::test]
+async fn offsets_for_time_finds_the_first_record_at_or_after() {
+    let (_dir, bus) = temp_bus();
+    testkit::offsets_for_time_finds_the_first_record_at_or_after(&bus).await;
+}
+
+#[tokio::test]
+async fn publish_and_commit_moves_the_group() {
+    let (_dir, bus) = temp_bus();
+    testkit::publish_and_commit_moves_the_group(&bus).await;
+}
+
+/// Publishes `n` records to `topic`, each `size` bytes of value, stamped `age_ms` ago.
+async fn publish_aged(bus: &EmbeddedBus, topic: &str, n: usize, size: usize, age_ms: i64) {
+    let records = (0..n)
+        .map(|i| {
+            let mut r = Record::new(format!("k{i}"), vec![b'x'; size]);
+            r.timestamp_ms = unsilo_bus::now_ms() - age_ms;
+            r
+        })
+        .collect();
+    bus.publish(topic, records).await.expect("publish");
+}
+
+#[tokio::test]
+async fn retention_by_age_removes_old_records_and_keeps_recent_ones() {
+    let (_dir, bus) = temp_bus();
+    let day = 86_400_000;
+    let spec = TopicSpec::new("std.aged", 1).with_retention(Retention {
+        max_age_ms: Some(7 * day as u64),
+        max_bytes: None,
+    });
+    bus.create_topic(&spec).await.expect("create");
+    let forever = TopicSpec::new("_unsilo.audit-like", 1);
+    bus.create_topic(&forever).await.expect("create");
+    publish_aged(&bus, "std.aged", 50, 100, 30 * day).await;
+    publish_aged(&bus, "std.aged", 20, 100, 10 * day).await;
+    publish_aged(&bus, "std.aged", 30, 100, day).await;
+    publish_aged(&bus, "_unsilo.audit-like", 10, 100, 400 * day).await;
+
+    let removed = bus.enforce_retention().await.expect("retention");
+    assert_eq!(
+        removed.len(),
+        1,
+        "only the topic with a policy: {removed:?}"
+    );
+    assert_eq!(removed[0].topic, "std.aged");
+    assert_eq!(removed[0].records, 70);
+    assert_eq!(removed[0].first_kept, 70);
+    let left = bus
+        .fetch(&FetchRequest::new("std.aged", 0, 0, 1000, Duration::ZERO))
+        .await
+        .expect("fetch");
+    assert_eq!(left.len(), 30);
+    assert_eq!(left[0].position.offset, 70);
+    // Offsets go on; nothing else is touched; a second pass removes nothing.
+    assert_eq!(bus.end_offsets("std.aged").await.expect("end"), vec![100]);
+    assert_eq!(
+        bus.end_offsets("_unsilo.audit-like").await.expect("end"),
+        vec![10]
+    );
+    assert!(bus.enforce_retention().await.expect("again").is_empty());
+    // The time index still answers after removal.
+    assert_eq!(
+        bus.offsets_for_time("std.aged", 0).await.expect("time"),
+        vec![70]
+    );
+}
+
+#[tokio::test]
+async fn retention_by_size_keeps_the_newest_records_within_the_limit() {
+    let (dir, bus) = temp_bus();
+    bus.create_topic(&TopicSpec::new("raw.sized", 1))
+        .await
+        .expect("create");
+    // Five seconds' worth of writes, 100 records of ~1 KB each.
+    for s in 0..5 {
+        publish_aged(&bus, "raw.sized", 100, 1000, (5 - s) * 1000).await;
+    }
+    // A policy given later applies to what is already there (and survives a restart).
+    let limit = 250_000;
+    bus.create_topic(&TopicSpec::new("raw.sized", 1).with_retention(Retention {
+        max_age_ms: None,
+        max_bytes: Some(limit),
+    }))
+    .await
+    .expect("set retention");
+    bus.shutdown().await.expect("shutdown");
+    drop(bus);
+    let bus = EmbeddedBus::open(dir.path()).expect("reopen");
+    let removed = bus.enforce_retention().await.expect("retention");
+    assert_eq!(removed.len(), 1);
+    let left = bus
+        .fetch(&FetchRequest::new("raw.sized", 0, 0, 1000, Duration::ZERO))
+        .await
+        .expect("fetch");
+    let kept_bytes: usize = left
+        .iter()
+        .map(|r| r.record.value.as_ref().map_or(0, Vec::len))
+        .sum();
+    assert!(kept_bytes as u64 <= limit, "kept {kept_bytes} bytes");
+    // Removal goes by whole seconds of the index: at most one second (100 records) more than needed.
+    assert!(left.len() >= 100, "kept only {} records", left.len());
+    assert_eq!(left.last().map(|r| r.position.offset), Some(499));
 }

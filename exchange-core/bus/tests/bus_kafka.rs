@@ -71,3 +71,13 @@ async fn fetch_by_offset_and_commit_from_outside_a_group() {
 async fn publish_all_writes_every_part() {
     testkit::publish_all_writes_every_part(&connect().await).await;
 }
+
+#[tokio::test]
+async fn offsets_for_time_finds_the_first_record_at_or_after() {
+    testkit::offsets_for_time_finds_the_first_record_at_or_after(&connect().await).await;
+}
+
+#[tokio::test]
+async fn publish_and_commit_moves_the_group() {
+    testkit::publish_and_commit_moves_the_group(&connect().await).await;
+}

@@ -155,6 +155,31 @@ pub(crate) enum SubscriptionCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Pauses an active subscription: nothing is released or delivered until it is resumed.
+    Pause {
+        /// `<agency>.<name>`
+        id: String,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resumes a paused subscription: what arrived meanwhile is released first, then it continues live.
+    Resume {
+        /// `<agency>.<name>`
+        id: String,
+        /// A note for the audit log.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Shows how far a subscription's history (a backfill, or the catch-up after a pause) has come; with
+    /// `--wait`, draws a progress bar until it is live.
+    Progress {
+        /// `<agency>.<name>`
+        id: String,
+        /// Follow it until the subscription is live.
+        #[arg(long)]
+        wait: bool,
+    },
     /// Pulls a batch of records (an agency, for a pull subscription) and prints them as JSON lines.
     Pull {
         /// `<agency>.<name>`
@@ -377,6 +402,30 @@ pub(crate) async fn agency(args: &HubArgs, command: AgencyCommand) -> anyhow::Re
     Ok(())
 }
 
+/// One line of a history progress bar: `[#####.....]  52 % read 1200 / 2300 · released 800`.
+fn progress_line(history: &serde_json::Value) -> String {
+    if history.is_null() {
+        return "waiting for the router to place the subscription…".to_owned();
+    }
+    let read = history["read"].as_u64().unwrap_or(0);
+    let remaining = history["remaining"].as_u64().unwrap_or(0);
+    let released = history["released"].as_u64().unwrap_or(0);
+    if history["live"].as_bool().unwrap_or(false) {
+        return format!(
+            "[{}] 100 % live · released from history {released}",
+            "#".repeat(30)
+        );
+    }
+    let total = (read + remaining).max(1);
+    let filled = usize::try_from(read * 30 / total).unwrap_or(30).min(30);
+    format!(
+        "[{}{}] {:>3} % read {read} / {total} · released {released}",
+        "#".repeat(filled),
+        ".".repeat(30 - filled),
+        read * 100 / total
+    )
+}
+
 /// Runs `unsilo subscription …`.
 pub(crate) async fn subscription(
     args: &HubArgs,
@@ -445,6 +494,38 @@ pub(crate) async fn subscription(
                 Some(json!({ "reason": reason })),
             )
             .await?
+        }
+        SubscriptionCommand::Pause { id, reason } => {
+            c.call(
+                reqwest::Method::POST,
+                &format!("/admin/subscriptions/{id}/pause"),
+                Some(json!({ "reason": reason })),
+            )
+            .await?
+        }
+        SubscriptionCommand::Resume { id, reason } => {
+            c.call(
+                reqwest::Method::POST,
+                &format!("/admin/subscriptions/{id}/resume"),
+                Some(json!({ "reason": reason })),
+            )
+            .await?
+        }
+        SubscriptionCommand::Progress { id, wait } => {
+            let path = format!("/admin/subscriptions/{id}/progress");
+            loop {
+                let v = c.call(reqwest::Method::GET, &path, None).await?;
+                if wait {
+                    eprint!("\r{}", progress_line(&v["history"]));
+                    let live = v["history"]["live"].as_bool().unwrap_or(false);
+                    if !live && v["status"] == "active" {
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        continue;
+                    }
+                    eprintln!();
+                }
+                break v;
+            }
         }
         SubscriptionCommand::Pull { id, max, ack } => {
             let batch = c

@@ -405,6 +405,8 @@ mod tests {
             purpose: "p".into(),
             legal_basis: None,
             expires_at_ms: None,
+            backfill_from_ms: None,
+            retain_days: None,
             channel: Channel::Pull,
         };
         let mut s = Subscription::new_request("civil", "red", spec, 0);

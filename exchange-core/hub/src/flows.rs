@@ -88,6 +88,25 @@ pub struct SubscriptionFlow {
     pub committed: u64,
     /// Records its channel refused for good (on its delivery dead-letter topic).
     pub dead_lettered: u64,
+    /// Its history — a backfill, or the catch-up after a pause — as the router last reported it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistoryProgress>,
+}
+
+/// How far a subscription's history has come ([`crate::router`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct HistoryProgress {
+    /// Caught up on every partition this hub routes: released live.
+    pub live: bool,
+    /// Why it is behind, while it is: `backfill` or `pause`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Records of `std.<schema>` read for its history so far.
+    pub read: u64,
+    /// Records of history released to it so far.
+    pub released: u64,
+    /// Records of `std.<schema>` between where it stands and the live position.
+    pub remaining: u64,
 }
 
 impl SubscriptionFlow {
@@ -199,6 +218,13 @@ impl Flows {
                 "dead_lettered" => flow.dead_lettered += n as u64,
                 _ => flow.committed += n as u64,
             }
+        });
+    }
+
+    /// Notes how far a subscription's history has come.
+    pub fn history(&self, subscription: &str, progress: HistoryProgress) {
+        self.with(|s| {
+            entry(&mut s.subscriptions, subscription).history = Some(progress);
         });
     }
 

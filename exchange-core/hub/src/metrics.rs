@@ -8,6 +8,9 @@
 //!   a wrapper that counts whatever goes through any [`Bus`];
 //! - `unsilo_ingest_records_total{connector,outcome}`: raw records each connector's sink made durable, accepted
 //!   or rejected (to the dead-letter topic);
+//! - `unsilo_bus_retention_removed_records_total{topic}`: what retention removed on the embedded bus;
+//! - `unsilo_subscription_history_remaining_records{subscription}` and
+//!   `unsilo_subscription_history_released_records_total{subscription}`: a backfill's or a resume's catch-up;
 //! - `unsilo_build_info{version,bus}`.
 
 use std::sync::Arc;
@@ -96,6 +99,9 @@ pub struct Metrics {
     delivered_records: Family<DeliveryLabels, Counter>,
     refused_requests: Family<RefusalLabels, Counter>,
     held_records: Family<GateLabels, Counter>,
+    retention_removed: Family<TopicLabels, Counter>,
+    history_remaining: Family<SubscriptionLabels, Gauge>,
+    history_released: Family<SubscriptionLabels, Counter>,
     build_info: Family<BuildLabels, Gauge>,
     /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
     pub flows: crate::flows::Flows,
@@ -190,6 +196,24 @@ impl Metrics {
             "Records held back from subscriptions by a classification gate, by schema and gate (not_shared: 不予共享 records, never released; core_needs_four_eyes: CORE-grade records withheld from subscriptions not approved by two operators)",
             held_records.clone(),
         );
+        let retention_removed = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "unsilo_bus_retention_removed_records",
+            "Records the topic's retention policy removed from the embedded bus, by topic",
+            retention_removed.clone(),
+        );
+        let history_remaining = Family::<SubscriptionLabels, Gauge>::default();
+        registry.register(
+            "unsilo_subscription_history_remaining_records",
+            "Records of std.<schema> a subscription still has to catch up (a backfill, or a resume after a pause); 0 when live",
+            history_remaining.clone(),
+        );
+        let history_released = Family::<SubscriptionLabels, Counter>::default();
+        registry.register(
+            "unsilo_subscription_history_released_records",
+            "Records released to a subscription from history (backfill or catch-up after a pause)",
+            history_released.clone(),
+        );
         let build_info = Family::<BuildLabels, Gauge>::default();
         registry.register(
             "unsilo_build_info",
@@ -209,6 +233,9 @@ impl Metrics {
             delivered_records,
             refused_requests,
             held_records,
+            retention_removed,
+            history_remaining,
+            history_released,
             build_info,
             flows: crate::flows::Flows::default(),
         }
@@ -248,6 +275,21 @@ impl Metrics {
                     })
                     .inc_by(n as u64);
             }
+        }
+    }
+
+    /// Sets how many records a subscription still has to catch up, and counts those it just released from history.
+    pub fn record_history(&self, subscription: &str, remaining: u64, released: usize) {
+        let labels = SubscriptionLabels {
+            subscription: subscription.to_owned(),
+        };
+        self.history_remaining
+            .get_or_create(&labels)
+            .set(i64::try_from(remaining).unwrap_or(i64::MAX));
+        if released > 0 {
+            self.history_released
+                .get_or_create(&labels)
+                .inc_by(released as u64);
         }
     }
 
@@ -423,6 +465,27 @@ impl Bus for InstrumentedBus {
 
     async fn end_offsets(&self, topic: &str) -> unsilo_bus::Result<Vec<u64>> {
         self.inner.end_offsets(topic).await
+    }
+
+    async fn offsets_for_time(
+        &self,
+        topic: &str,
+        timestamp_ms: i64,
+    ) -> unsilo_bus::Result<Vec<u64>> {
+        self.inner.offsets_for_time(topic, timestamp_ms).await
+    }
+
+    async fn enforce_retention(&self) -> unsilo_bus::Result<Vec<unsilo_bus::RetentionRemoval>> {
+        let removed = self.inner.enforce_retention().await?;
+        for r in &removed {
+            self.metrics
+                .retention_removed
+                .get_or_create(&TopicLabels {
+                    topic: r.topic.clone(),
+                })
+                .inc_by(r.records);
+        }
+        Ok(removed)
     }
 
     async fn fetch(

@@ -40,7 +40,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use unsilo_bus::embedded::{EmbeddedBus, EmbeddedOptions};
 use unsilo_bus::kafka::KafkaBus;
-use unsilo_bus::{Bus, TopicSpec};
+use unsilo_bus::Bus;
 use unsilo_connectors::sdk::{Shutdown, ShutdownTrigger};
 use unsilo_registry::Registry;
 
@@ -161,14 +161,15 @@ impl Hub {
         metrics.set_build_info(raw_bus.kind());
         let bus: Arc<dyn Bus> = Arc::new(InstrumentedBus::new(raw_bus, metrics.clone()));
         let registry = Registry::open(bus.clone(), config.registry.default_compatibility).await?;
-        register_shared_schemas(&registry, bus.as_ref(), config.bus.partitions).await?;
+        let topics = config.bus.topic_plan();
+        register_shared_schemas(&registry, bus.as_ref(), &topics).await?;
         let (stop_sources, sources_shutdown) = Shutdown::new();
         let mut connectors = crate::ingest::start_connectors(
             &config.connectors,
             &bus,
             &registry,
             &metrics,
-            config.bus.partitions,
+            &topics,
             &sources_shutdown,
         )
         .await?;
@@ -212,7 +213,8 @@ impl Hub {
                 )),
             },
             GovernanceSettings {
-                partitions: config.bus.partitions,
+                topics: topics.clone(),
+                metrics: metrics.clone(),
                 auto_approve_unconditional: config.policy.auto_approve_unconditional,
                 egress: egress.clone(),
                 trusted_keys: TrustedKeys::new(
@@ -264,6 +266,11 @@ impl Hub {
         )));
         routing.push(tokio::spawn(expire_subscriptions(
             governance.clone(),
+            routing_stopped.clone(),
+        )));
+        routing.push(tokio::spawn(enforce_retention(
+            bus.clone(),
+            config.bus.retention.check_every,
             routing_stopped,
         )));
         let console = Arc::new(crate::console::Console {
@@ -588,11 +595,34 @@ async fn expire_subscriptions(
     }
 }
 
+/// Removes what the topics' retention allows, every `every` (the embedded bus; Kafka brokers do it
+/// themselves, and the call does nothing there).
+async fn enforce_retention(
+    bus: Arc<dyn Bus>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(every.max(std::time::Duration::from_secs(1))) => {}
+        }
+        match bus.enforce_retention().await {
+            Ok(removed) => {
+                for r in removed {
+                    info!(topic = %r.topic, partition = r.partition, removed = r.records, first_kept = r.first_kept, "Retention removed old records.");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Retention pass failed; it runs again later."),
+        }
+    }
+}
+
 /// Registers every shared schema under `std.<schema>-value` and creates its `std.` topic.
 async fn register_shared_schemas(
     registry: &Registry,
     bus: &dyn Bus,
-    partitions: u32,
+    topics: &crate::config::TopicPlan,
 ) -> Result<(), ServerError> {
     for schema in unsilo_schemas::shared_schemas() {
         let subject = schema.subject();
@@ -603,8 +633,7 @@ async fn register_shared_schemas(
                 subject: subject.clone(),
                 source,
             })?;
-        bus.create_topic(&TopicSpec::new(schema.topic(), partitions))
-            .await?;
+        bus.create_topic(&topics.topic(schema.topic())).await?;
         info!(subject = %subject, id, topic = %schema.topic(), "Shared schema registered.");
     }
     Ok(())

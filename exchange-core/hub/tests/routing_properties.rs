@@ -1193,6 +1193,8 @@ fn spec(
         purpose: "property test".into(),
         legal_basis: Some("test".into()),
         expires_at_ms,
+        backfill_from_ms: None,
+        retain_days: None,
         channel: Channel::Pull,
     }
 }

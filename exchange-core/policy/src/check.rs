@@ -200,6 +200,26 @@ pub fn check_grant(
             ));
         }
     }
+    match (requested.backfill_from_ms, granted.backfill_from_ms) {
+        (None, Some(_)) => {
+            return Err(PolicyError::NotNarrower(
+                "history (backfill_from) was not requested".into(),
+            ))
+        }
+        (Some(asked), Some(given)) if given < asked => {
+            return Err(PolicyError::NotNarrower(
+                "history can start later than requested (backfill_from), not earlier".into(),
+            ))
+        }
+        _ => {}
+    }
+    if let Some(asked) = requested.retain_days {
+        if granted.retain_days.is_none_or(|g| g > asked) {
+            return Err(PolicyError::NotNarrower(format!(
+                "retain_days can be shorter than the requested {asked} days, not longer"
+            )));
+        }
+    }
     let shared = unsilo_schemas::shared_schema(&granted.schema)
         .ok_or_else(|| PolicyError::UnknownSchema(granted.schema.clone()))?;
     let unapproved: Vec<String> = above_clearance(granted, shared, agency.clearance)
@@ -257,6 +277,8 @@ mod tests {
             purpose: "帮扶".into(),
             legal_basis: None,
             expires_at_ms: Some(2_000_000_000_000),
+            backfill_from_ms: None,
+            retain_days: None,
             channel: Channel::Pull,
         }
     }

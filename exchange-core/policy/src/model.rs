@@ -258,9 +258,57 @@ pub struct SubscriptionSpec {
     /// When the subscription ends (ms since the epoch); `None` = until revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at_ms: Option<i64>,
+    /// History asked for: on activation the subscription first receives the matching records of
+    /// `std.<schema>` stamped at or after this time (ms since the epoch; `backfill_from` with an RFC 3339 time is
+    /// accepted too), then continues live. `None` = only records that arrive after activation.
+    #[serde(
+        default,
+        alias = "backfill_from",
+        deserialize_with = "time_ms::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<i64>)]
+    pub backfill_from_ms: Option<i64>,
+    /// How many days the agency may keep each record it receives (data life); sent with every record on every
+    /// channel and recorded with every release. `None` = not limited by the grant (the agency's own rules apply).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_days: Option<u32>,
     /// Where records go.
     pub channel: Channel,
 }
+
+/// Reading a time given as milliseconds since the epoch or as an RFC 3339 text.
+pub mod time_ms {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Millis(i64),
+        Text(String),
+    }
+
+    /// An optional time: a number of milliseconds, an RFC 3339 text (`2026-01-01T00:00:00+08:00`), or null.
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+        match Option::<Given>::deserialize(d)? {
+            None => Ok(None),
+            Some(Given::Millis(ms)) => Ok(Some(ms)),
+            Some(Given::Text(text)) => parse(&text).map(Some).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// Parses an RFC 3339 time into milliseconds since the epoch.
+    pub fn parse(text: &str) -> Result<i64, String> {
+        chrono::DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| {
+                format!("`{text}` is not an RFC 3339 time (e.g. 2026-01-01T00:00:00+08:00): {e}")
+            })
+    }
+}
+
+/// The longest retention a grant may state (100 years).
+pub const MAX_RETAIN_DAYS: u32 = 36_500;
 
 fn default_filter() -> String {
     "true".to_owned()
@@ -287,6 +335,21 @@ impl SubscriptionSpec {
         if let Some(expiry) = self.expires_at_ms {
             if expiry <= now_ms {
                 return Err("expires_at is in the past".into());
+            }
+        }
+        if let Some(from) = self.backfill_from_ms {
+            if from > now_ms {
+                return Err("backfill_from is in the future: history starts at a past time".into());
+            }
+            if from < 0 {
+                return Err("backfill_from is before 1970".into());
+            }
+        }
+        if let Some(days) = self.retain_days {
+            if days == 0 || days > MAX_RETAIN_DAYS {
+                return Err(format!(
+                    "retain_days must be between 1 and {MAX_RETAIN_DAYS}, got {days}"
+                ));
             }
         }
         if self.fields.is_empty() {
@@ -363,6 +426,9 @@ pub enum SubscriptionStatus {
     Rejected,
     /// Delivering.
     Active,
+    /// Paused by an operator or the owning agency: nothing is released or delivered; on resume it continues
+    /// from where it stopped.
+    Paused,
     /// Past its expiry; nothing is delivered.
     Expired,
     /// Revoked by an operator; nothing is delivered.
@@ -377,6 +443,7 @@ impl SubscriptionStatus {
             Self::Approved => "approved",
             Self::Rejected => "rejected",
             Self::Active => "active",
+            Self::Paused => "paused",
             Self::Expired => "expired",
             Self::Revoked => "revoked",
         }
@@ -631,6 +698,8 @@ mod tests {
             purpose: "p".into(),
             legal_basis: None,
             expires_at_ms: None,
+            backfill_from_ms: None,
+            retain_days: None,
             channel: Channel::Pull,
         };
         assert!(spec.check_shape(0).unwrap_err().0.contains("fields"));

@@ -459,7 +459,7 @@ async fn bench_http_push(n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError
             definition,
             hub.bus.clone(),
             &hub.registry,
-            4,
+            &unsilo_hub::config::TopicPlan::with_partitions(4),
         )
         .await
         .map_err(|e| BenchError::Avro(e.to_string()))?,

@@ -111,6 +111,8 @@ fn state_with(n: usize) -> ControlState {
             purpose: "benchmark".into(),
             legal_basis: None,
             expires_at_ms: None,
+            backfill_from_ms: None,
+            retain_days: None,
             channel: Channel::Pull,
         };
         let mut s = Subscription::new_request("bench", &format!("s{i}"), spec.clone(), 0);
@@ -238,6 +240,8 @@ pub async fn latency(rate: u32, seconds: u32) -> Result<Latency, BenchError> {
             purpose: "benchmark".into(),
             legal_basis: None,
             expires_at_ms: None,
+            backfill_from_ms: None,
+            retain_days: None,
             channel: Channel::Pull,
         },
     };

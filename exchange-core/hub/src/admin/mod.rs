@@ -24,6 +24,8 @@
 //! | `GET /admin/subscriptions`, `GET /admin/subscriptions/{id}` | operator; an agency its own |
 //! | `POST /admin/subscriptions/{id}/approve`, `…/reject` | operator (a second, different one for 双人复核) |
 //! | `POST /admin/subscriptions/{id}/revoke` | operator, or the owning agency |
+//! | `POST /admin/subscriptions/{id}/pause`, `…/resume` | operator, or the owning agency |
+//! | `GET /admin/subscriptions/{id}/progress` | operator, or the owning agency (a backfill's or a resume's catch-up) |
 //! | `POST /admin/subscriptions/{id}/dlq/replay` | operator, or the owning agency |
 //! | `GET /admin/audit`, `GET /admin/audit/verify`, `POST /admin/audit/verify` (with exported checkpoints) | operator |
 //! | `GET /admin/audit/keys`, `GET /admin/audit/checkpoints` | operator |
@@ -68,6 +70,9 @@ pub fn router(governance: Arc<Governance>) -> OpenApiRouter {
         .routes(routes!(approve))
         .routes(routes!(reject))
         .routes(routes!(revoke))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(history_progress))
         .routes(routes!(replay_dlq))
         .routes(routes!(query_audit))
         .routes(routes!(verify_audit, verify_audit_with))
@@ -281,6 +286,55 @@ async fn revoke(
 ) -> ApiResult {
     let s = ops.revoke(&who, &id, request.reason).await?;
     ok(StatusCode::OK, json!(s.redacted()))
+}
+
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/pause", tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body = ReasonRequest,
+    responses((status = 200, description = "Paused: nothing is released or delivered until it is resumed", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn pause(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonRequest(request): JsonRequest<ReasonRequest>,
+) -> ApiResult {
+    let s = ops.pause(&who, &id, request.reason).await?;
+    ok(StatusCode::OK, json!(s.redacted()))
+}
+
+/// Body of `POST /admin/subscriptions/{id}/resume` (optional).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct ResumeRequest {
+    /// A note for the audit log.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/resume", tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body(content = ResumeRequest, description = "Optional"),
+    responses((status = 200, description = "Active again: what arrived while it was paused is released first", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn resume(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonOrDefault(request): JsonOrDefault<ResumeRequest>,
+) -> ApiResult {
+    let s = ops.resume(&who, &id, request.reason).await?;
+    ok(StatusCode::OK, json!(s.redacted()))
+}
+
+#[utoipa::path(get, path = "/admin/subscriptions/{id}/progress", tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    responses((status = 200, description = "Where its history stands: `history` is null before the router has placed it", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn history_progress(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
+    let history = ops.history_progress(&who, &id)?;
+    let status = ops.visible_subscription(&who, &id)?.status;
+    ok(
+        StatusCode::OK,
+        json!({ "subscription": id, "status": status.as_str(), "history": history }),
+    )
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/dlq/replay", tag = "admin",

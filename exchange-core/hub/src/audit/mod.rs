@@ -85,6 +85,12 @@ pub enum AuditEvent {
         /// Pseudonymous keys of the persons the record names (never the ID numbers).
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         person_keys: Vec<String>,
+        /// Released from history — a backfill, or the catch-up after a pause — rather than live.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        history: bool,
+        /// How many days the agency may keep the record (the grant's `retain_days`), when the grant says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retain_days: Option<u32>,
     },
     /// A control-plane change (agency created, subscription requested, approved, rejected, revoked, expired …).
     Control {

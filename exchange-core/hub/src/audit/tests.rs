@@ -19,6 +19,8 @@ fn release(n: u32) -> AuditEvent {
         view_schema_id: 7,
         channel: "pull".into(),
         person_keys: vec![format!("p1_{n:032x}")],
+        history: n % 2 == 1,
+        retain_days: Some(30),
     }
 }
 

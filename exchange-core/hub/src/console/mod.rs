@@ -165,7 +165,7 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
         )
         .route(
             "/console/subscriptions/{id}/{ending}",
-            post(subscriptions::end),
+            post(subscriptions::decide),
         )
         .route(
             "/console/subscriptions/{id}/replay",

@@ -117,6 +117,8 @@ fn spec_summary(spec: &SubscriptionSpec, l: Lang) -> Markup {
             tr { th { (l.t("法律依据", "Legal basis")) } td { (spec.legal_basis.as_deref().unwrap_or("—")) } }
             tr { th { (l.t("通道", "Channel")) } td { (spec.channel.kind()) } }
             tr { th { (l.t("到期", "Expires")) } td { (spec.expires_at_ms.map_or("—".to_owned(), time)) } }
+            tr { th { (l.t("历史数据起始", "History from")) } td { (spec.backfill_from_ms.map_or("—".to_owned(), time)) } }
+            tr { th { (l.t("保存期限（天）", "Keep for (days)")) } td { (spec.retain_days.map_or("—".to_owned(), |d| d.to_string())) } }
         }
     }
 }
@@ -253,6 +255,20 @@ pub(super) async fn show(
             (approve_form(&s, agency.as_ref(), &viewer))
             (reject_form(&s, &viewer))
         }
+        @if let Some(h) = &flow.history {
+            (history_progress(h, l))
+        }
+        @if s.status == SubscriptionStatus::Paused {
+            h2 { (l.t("已暂停", "Paused")) }
+            p { (l.t("暂停期间不发布也不投递任何数据；恢复后先补发暂停期间到达的数据，再继续实时发布。",
+                "Nothing is released or delivered while paused; on resume it first receives what arrived meanwhile, then continues live.")) }
+            form.card method="post" action=(format!("/console/subscriptions/{}/resume", s.id)) {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                label for="resume-reason" { (l.t("说明（可选）", "Note (optional)")) }
+                input #resume-reason type="text" name="reason";
+                " " button type="submit" { (l.t("恢复订阅", "Resume")) }
+            }
+        }
         @if s.status == SubscriptionStatus::Active {
             h2 { (l.t("投递", "Delivery")) }
             p { (l.t("已发布", "Released")) " " strong.released { (flow.released) } " · "
@@ -262,6 +278,12 @@ pub(super) async fn show(
             form.inline method="post" action=(format!("/console/subscriptions/{}/replay", s.id)) {
                 input type="hidden" name="csrf" value=(viewer.csrf);
                 button type="submit" { (l.t("重放投递死信", "Replay delivery dead letters")) }
+            }
+            form.card method="post" action=(format!("/console/subscriptions/{}/pause", s.id)) {
+                input type="hidden" name="csrf" value=(viewer.csrf);
+                label for="pause-reason" { (l.t("暂停原因", "Reason for pausing")) }
+                input #pause-reason type="text" name="reason" required;
+                " " button type="submit" { (l.t("暂停订阅", "Pause")) }
             }
             form.card method="post" action=(format!("/console/subscriptions/{}/revoke", s.id))
                 data-confirm=(l.t("确定撤销该订阅？撤销后不再发布任何数据。", "Revoke this subscription? Nothing more will be released.")) {
@@ -327,6 +349,13 @@ fn approve_form(s: &Subscription, agency: Option<&Agency>, viewer: &Viewer) -> M
             input #expires type="date" name="expires";
             label for="legal_basis" { (l.t("法律依据（S4 字段明文时必填）", "Legal basis (required for S4 fields in clear)")) }
             input #legal_basis type="text" name="legal_basis" value=(s.requested.legal_basis.as_deref().unwrap_or(""));
+            @if let Some(from) = s.requested.backfill_from_ms {
+                label for="backfill_from" { (l.t("历史数据起始（可推迟）", "History from (may start later)")) " — " (l.t("申请", "requested")) " " (time(from)) }
+                input #backfill_from type="date" name="backfill_from";
+                label.inline { input type="checkbox" name="no_backfill"; " " (l.t("不提供历史数据", "Refuse the history")) }
+            }
+            label for="retain_days" { (l.t("保存期限（天，可缩短）", "Keep for at most (days; may be shorter)")) }
+            input #retain_days type="number" min="1" max="36500" name="retain_days" value=(s.requested.retain_days.map(|d| d.to_string()).unwrap_or_default());
             p { button type="submit" { (l.t("批准", "Approve")) } }
         }
     }
@@ -423,12 +452,30 @@ pub(super) async fn approve(
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
+    let backfill_from_ms = match non_empty(value("backfill_from")) {
+        Some(date) => parse_backfill_from(&date)
+            .map_err(|e| PageError::new(l, StatusCode::UNPROCESSABLE_ENTITY, e))?,
+        None => None,
+    };
+    let retain_days = match non_empty(value("retain_days")) {
+        Some(days) => Some(days.parse::<u32>().map_err(|_| {
+            PageError::new(
+                l,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("retain_days: `{days}` is not a whole number of days"),
+            )
+        })?),
+        None => None,
+    };
     let request = ApproveRequest {
         fields: Some(fields),
         and_filter: non_empty(value("and_filter")),
         expires_at_ms,
         legal_basis: non_empty(value("legal_basis")),
         approve_above_clearance: above,
+        backfill_from_ms,
+        no_backfill: value("no_backfill").is_some(),
+        retain_days,
     };
     console
         .governance
@@ -457,9 +504,8 @@ fn reason_of(form: ReasonForm, l: Lang) -> Result<String, PageError> {
     Ok(reason)
 }
 
-/// `POST /console/subscriptions/{id}/reject` and `…/revoke`: the decisions that end a subscription, with a
-/// reason.
-pub(super) async fn end(
+/// `POST /console/subscriptions/{id}/reject`, `…/revoke`, `…/pause` (each with a reason) and `…/resume`.
+pub(super) async fn decide(
     State(console): Shared,
     viewer: Viewer,
     Path((id, ending)): Path<(String, String)>,
@@ -467,10 +513,17 @@ pub(super) async fn end(
 ) -> PageResult {
     let l = viewer.lang;
     let ops = &console.governance;
+    if ending == "resume" {
+        ops.resume(&viewer.principal, &id, Some(form.reason))
+            .await
+            .or_page(l)?;
+        return Ok(Redirect::to(&format!("/console/subscriptions/{id}")).into_response());
+    }
     let reason = reason_of(form, l)?;
     match ending.as_str() {
         "reject" => ops.reject(&viewer.principal, &id, reason).await,
         "revoke" => ops.revoke(&viewer.principal, &id, reason).await,
+        "pause" => ops.pause(&viewer.principal, &id, reason).await,
         _ => {
             return Err(PageError::new(
                 l,
@@ -500,6 +553,27 @@ pub(super) async fn replay(
         p { a href=(format!("/console/subscriptions/{id}")) { (l.t("返回订阅", "Back to the subscription")) } }
     };
     Ok(page::page(&viewer, l.t("已重放", "Replayed"), body).into_response())
+}
+
+/// Where a subscription's history stands: a backfill, or the catch-up after a pause.
+fn history_progress(h: &crate::flows::HistoryProgress, l: Lang) -> Markup {
+    let done = h.read;
+    let total = h.read + h.remaining;
+    html! {
+        h2 { (l.t("历史数据", "History")) }
+        @if h.live {
+            p.history { (l.t("已追平，实时发布中。", "Caught up; released live.")) " "
+                (l.t("补发", "Released from history")) " " strong { (h.released) } }
+        } @else {
+            p.history {
+                (match h.reason.as_deref() { Some("pause") => l.t("正在补发暂停期间的数据", "Catching up what arrived while paused"),
+                    _ => l.t("正在补发历史数据", "Backfilling history") })
+                ": " (l.t("已读", "read")) " " strong { (done) } " / " (total)
+                " · " (l.t("已发布", "released")) " " strong { (h.released) }
+            }
+            progress max=(total.max(1)) value=(done) {}
+        }
+    }
 }
 
 /// The last `n` records of a pull subscription's topic, rendered as the pull API returns them.
@@ -563,7 +637,24 @@ struct RequestDraft {
     purpose: String,
     legal_basis: String,
     agency: String,
+    /// A date (`YYYY-MM-DD`, China time) or an RFC 3339 time; empty = no history.
+    backfill_from: String,
+    /// Whole days; empty = not stated.
+    retain_days: String,
     fields: BTreeMap<String, Treatment>,
+}
+
+/// Reads the request form's history start: a date (midnight, China time) or an RFC 3339 time.
+fn parse_backfill_from(text: &str) -> Result<Option<i64>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let midnight = day.and_hms_opt(0, 0, 0).unwrap_or_default();
+        return Ok(Some(midnight.and_utc().timestamp_millis() - 8 * 3_600_000));
+    }
+    unsilo_policy::model::time_ms::parse(text).map(Some)
 }
 
 fn request_page(
@@ -639,6 +730,10 @@ fn request_page(
                     input #purpose type="text" name="purpose" value=(draft.purpose) required;
                     label for="legal_basis" { (l.t("法律依据", "Legal basis")) }
                     input #legal_basis type="text" name="legal_basis" value=(draft.legal_basis);
+                    label for="backfill_from" { (l.t("历史数据起始日期（可选：批准后先补发此日期以来的数据）", "History from (optional: on approval, first receive the matching records since this date)")) }
+                    input #backfill_from type="date" name="backfill_from" value=(draft.backfill_from);
+                    label for="retain_days" { (l.t("保存期限（天，可选）", "Keep each record for at most (days, optional)")) }
+                    input #retain_days type="number" min="1" max="36500" name="retain_days" value=(draft.retain_days);
                     p.hint { (l.t("数据通过拉取接口（/v1/subscriptions/…）获取。", "Records are fetched with the pull API (/v1/subscriptions/…).")) }
                     p { button type="submit" { (l.t("提交申请", "Submit the request")) } }
                 }
@@ -672,7 +767,42 @@ pub(super) async fn file_request(
         purpose: value("purpose"),
         legal_basis: value("legal_basis"),
         agency: value("agency"),
+        backfill_from: value("backfill_from"),
+        retain_days: value("retain_days"),
         fields: BTreeMap::new(),
+    };
+    let invalid = |message: String, draft: &RequestDraft| {
+        request_page(
+            &console,
+            &viewer,
+            draft,
+            Some(&message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+    };
+    let backfill_from_ms = match parse_backfill_from(&draft.backfill_from) {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(invalid(
+                format!("{}: {e}", l.t("历史数据起始日期", "History from")),
+                &draft,
+            ))
+        }
+    };
+    let retain_days = match draft.retain_days.as_str() {
+        "" => None,
+        days => match days.parse::<u32>() {
+            Ok(d) => Some(d),
+            Err(_) => {
+                return Ok(invalid(
+                    format!(
+                        "{}: `{days}`",
+                        l.t("保存期限应为天数", "keep for: a whole number of days, not")
+                    ),
+                    &draft,
+                ))
+            }
+        },
     };
     for (k, path) in form.iter().filter(|(k, _)| k == "pick") {
         let _ = k;
@@ -713,6 +843,8 @@ pub(super) async fn file_request(
             purpose: draft.purpose.clone(),
             legal_basis: (!draft.legal_basis.is_empty()).then(|| draft.legal_basis.clone()),
             expires_at_ms: None,
+            backfill_from_ms,
+            retain_days,
             channel: Channel::Pull,
         },
     };

@@ -32,7 +32,7 @@ pub use sink::{open_sink, BatchOutcome, BatchRun, DeliverySink};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use unsilo_schemas::names::HEADER_REASON;
+use unsilo_schemas::names::{HEADER_BACKFILL, HEADER_REASON, HEADER_RETAIN_DAYS};
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
@@ -115,7 +115,9 @@ impl ViewDecoder {
     }
 
     /// The JSON form of a released record, as the webhook posts it and the pull API returns it:
-    /// `{"subscription", "record_id", "schema_id", "record"}`, the record rendered by the one
+    /// `{"subscription", "record_id", "schema_id", "record"}` — plus `retain_days` and `retain_until` (RFC 3339)
+    /// when the grant limits how long the agency may keep it, and `history: true` for a record released from
+    /// history (a backfill, or the catch-up after a pause) — the record rendered by the one
     /// [`unsilo_schemas::avro::to_json`] (timestamps as RFC 3339 UTC text, dates as `YYYY-MM-DD`, bytes as hex).
     pub fn to_json(
         &self,
@@ -129,12 +131,32 @@ impl ViewDecoder {
             record_id: record_id.clone(),
             message: e.to_string(),
         })?;
-        Ok(json!({
+        let mut out = json!({
             "subscription": subscription,
             "record_id": record_id,
             "schema_id": schema_id,
             "record": record,
-        }))
+        });
+        // Data life: how long the agency may keep it, and until when.
+        if let Some(days) = consumed
+            .record
+            .header(HEADER_RETAIN_DAYS)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| v.parse::<i64>().ok())
+        {
+            out["retain_days"] = json!(days);
+            let until = consumed
+                .record
+                .timestamp_ms
+                .saturating_add(days.saturating_mul(86_400_000));
+            if let Some(t) = chrono::DateTime::from_timestamp_millis(until) {
+                out["retain_until"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
+        }
+        if consumed.record.header(HEADER_BACKFILL).is_some() {
+            out["history"] = json!(true);
+        }
+        Ok(out)
     }
 }
 

@@ -71,6 +71,11 @@ pub struct PersonRelease {
     pub fields: Vec<FieldRule>,
     /// Where the entry is in the audit log.
     pub audit_offset: u64,
+    /// Released from history (a backfill, or the catch-up after a pause) rather than live.
+    pub history: bool,
+    /// How many days the agency may keep it, as granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_days: Option<u32>,
 }
 
 impl Governance {
@@ -148,8 +153,12 @@ impl Governance {
                     fields,
                     purpose,
                     channel,
+                    history,
+                    retain_days,
                     ..
                 } => Some(PersonRelease {
+                    history,
+                    retain_days,
                     time_ms: e.body.time_ms,
                     agency_name: state.agencies.get(&agency).map(|a| a.name.clone()),
                     legal_basis: state

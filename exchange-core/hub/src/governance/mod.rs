@@ -52,7 +52,7 @@ use crate::control::{
 };
 use crate::egress::EgressPolicy;
 use crate::secrets::HubSecret;
-use unsilo_bus::{Bus, TopicSpec};
+use unsilo_bus::Bus;
 use unsilo_policy::check::{self, PolicyError};
 use unsilo_policy::model::{
     check_slug, Agency, Approval, Channel, FieldRule, Subscription, SubscriptionSpec,
@@ -64,8 +64,10 @@ use unsilo_registry::Registry;
 /// What the admin operations are set up with, besides the hub's parts.
 #[derive(Clone, Debug, Default)]
 pub struct GovernanceSettings {
-    /// Bus partitions of each subscription's topics.
-    pub partitions: u32,
+    /// Partitions and retention of each subscription's topics.
+    pub topics: crate::config::TopicPlan,
+    /// The live figures (a subscription's history progress among them).
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Approve UNCONDITIONAL requests within clearance automatically (`[policy] auto_approve_unconditional`).
     pub auto_approve_unconditional: bool,
     /// Which addresses webhooks may reach.

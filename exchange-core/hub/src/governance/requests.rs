@@ -74,6 +74,34 @@ pub struct ApproveRequest {
     /// Fields above the agency's clearance the operator explicitly approves.
     #[serde(default)]
     pub approve_above_clearance: Vec<String>,
+    /// A later start of the requested history (ms since the epoch, or `backfill_from` as RFC 3339 text).
+    #[serde(
+        default,
+        alias = "backfill_from",
+        deserialize_with = "unsilo_policy::model::time_ms::optional"
+    )]
+    #[schema(value_type = Option<i64>)]
+    pub backfill_from_ms: Option<i64>,
+    /// Refuse the requested history: the subscription receives only records that arrive after activation.
+    #[serde(default)]
+    pub no_backfill: bool,
+    /// A shorter retention than requested (days the agency may keep each record).
+    #[serde(default)]
+    pub retain_days: Option<u32>,
+}
+
+impl ApproveRequest {
+    /// Whether the approval changes nothing of the grant (a second operator's confirmation).
+    pub fn narrows_nothing(&self) -> bool {
+        self.fields.is_none()
+            && self.and_filter.is_none()
+            && self.expires_at_ms.is_none()
+            && self.legal_basis.is_none()
+            && self.approve_above_clearance.is_empty()
+            && self.backfill_from_ms.is_none()
+            && !self.no_backfill
+            && self.retain_days.is_none()
+    }
 }
 
 /// Body of reject and revoke.

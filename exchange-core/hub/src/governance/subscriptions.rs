@@ -223,12 +223,7 @@ impl Governance {
         let agency = self.control.agency(&current.agency).ok_or_else(|| {
             ApiError::Conflict(format!("agency `{}` no longer exists", current.agency))
         })?;
-        let confirms_pending = request.fields.is_none()
-            && request.and_filter.is_none()
-            && request.expires_at_ms.is_none()
-            && request.legal_basis.is_none()
-            && request.approve_above_clearance.is_empty()
-            && current.granted.is_some();
+        let confirms_pending = request.narrows_nothing() && current.granted.is_some();
         let (granted, above) = match (&current.granted, confirms_pending) {
             (Some(pending), true) => (pending.clone(), current.approved_above_clearance.clone()),
             _ => {
@@ -244,6 +239,14 @@ impl Governance {
                 }
                 if let Some(basis) = request.legal_basis {
                     granted.legal_basis = Some(basis);
+                }
+                if request.no_backfill {
+                    granted.backfill_from_ms = None;
+                } else if let Some(from) = request.backfill_from_ms {
+                    granted.backfill_from_ms = Some(from);
+                }
+                if let Some(days) = request.retain_days {
+                    granted.retain_days = Some(days);
                 }
                 (granted, request.approve_above_clearance)
             }
@@ -327,7 +330,7 @@ impl Governance {
             .map_err(|e| ApiError::Internal(format!("registering the view schema: {e}")))?;
         for topic in [approved.topic(), approved.dlq_topic()] {
             self.bus
-                .create_topic(&TopicSpec::new(topic, self.settings.partitions))
+                .create_topic(&self.settings.topics.topic(topic))
                 .await
                 .map_err(|e| {
                     ApiError::Internal(format!("creating the subscription's topics: {e}"))
@@ -412,6 +415,88 @@ impl Governance {
         .await
     }
 
+    /// Pauses an active subscription (an operator, or the owning agency): from the moment this returns nothing
+    /// more is released or delivered; on [`Self::resume`] it receives what arrived meanwhile, and goes on.
+    pub async fn pause(
+        &self,
+        who: &Principal,
+        id: &str,
+        reason: String,
+    ) -> Result<Subscription, ApiError> {
+        self.visible_subscription(who, id)?;
+        let current = self.current_for_decision(id)?;
+        if current.status != SubscriptionStatus::Active {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` is {}; only an active subscription can be paused",
+                current.status.as_str()
+            )));
+        }
+        self.change_status(
+            who,
+            current,
+            SubscriptionStatus::Paused,
+            "subscription.pause",
+            reason,
+        )
+        .await
+    }
+
+    /// Resumes a paused subscription (an operator, or the owning agency): it first receives what arrived while
+    /// it was paused — from where it stopped, through the same grant — and then continues live.
+    pub async fn resume(
+        &self,
+        who: &Principal,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<Subscription, ApiError> {
+        self.visible_subscription(who, id)?;
+        let current = self.current_for_decision(id)?;
+        if current.status != SubscriptionStatus::Paused {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` is {}; only a paused subscription can be resumed",
+                current.status.as_str()
+            )));
+        }
+        if current
+            .spec()
+            .expires_at_ms
+            .is_some_and(|e| e <= unsilo_bus::now_ms())
+        {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` has expired while paused; it cannot be resumed"
+            )));
+        }
+        let reason = reason
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| "resumed".to_owned());
+        self.change_status(
+            who,
+            current,
+            SubscriptionStatus::Active,
+            "subscription.resume",
+            reason,
+        )
+        .await
+    }
+
+    /// Where a subscription's history stands (a backfill, or the catch-up after a pause), as its router last
+    /// reported it; `None` before the router has placed it.
+    pub fn history_progress(
+        &self,
+        who: &Principal,
+        id: &str,
+    ) -> Result<Option<crate::flows::HistoryProgress>, ApiError> {
+        self.visible_subscription(who, id)?;
+        Ok(self
+            .settings
+            .metrics
+            .flows
+            .snapshot()
+            .subscriptions
+            .get(id)
+            .and_then(|f| f.history.clone()))
+    }
+
     /// Marks an active subscription past its expiry as expired (the router already stops at the expiry time).
     pub async fn expire(&self, id: &str) -> Result<Subscription, ApiError> {
         let current = self.current_for_decision(id)?;
@@ -426,6 +511,19 @@ impl Governance {
     }
 
     async fn finish(
+        &self,
+        who: &Principal,
+        current: Subscription,
+        status: SubscriptionStatus,
+        action: &str,
+        reason: String,
+    ) -> Result<Subscription, ApiError> {
+        self.change_status(who, current, status, action, reason)
+            .await
+    }
+
+    /// Moves a subscription to `status`, recording who, when and why, with its audit entry.
+    async fn change_status(
         &self,
         who: &Principal,
         current: Subscription,
@@ -448,7 +546,7 @@ impl Governance {
             .map_err(control_error)?;
         self.record_control(who, action, &next.id, json!({ "reason": reason }))
             .await?;
-        info!(subscription = %next.id, status = status.as_str(), by = %who, "Subscription closed.");
+        info!(subscription = %next.id, status = status.as_str(), by = %who, "Subscription status changed.");
         Ok(next)
     }
 
@@ -460,7 +558,12 @@ impl Governance {
             .read()
             .subscriptions
             .values()
-            .filter(|s| s.status == SubscriptionStatus::Active)
+            .filter(|s| {
+                matches!(
+                    s.status,
+                    SubscriptionStatus::Active | SubscriptionStatus::Paused
+                )
+            })
             .filter(|s| s.spec().expires_at_ms.is_some_and(|e| e <= now))
             .map(|s| s.id.clone())
             .collect();

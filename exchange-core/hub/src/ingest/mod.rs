@@ -62,7 +62,7 @@ impl BusSink {
         definition: Arc<ConnectorDefinition>,
         bus: Arc<dyn Bus>,
         registry: &Registry,
-        partitions: u32,
+        topics: &crate::config::TopicPlan,
     ) -> Result<Self, SinkError> {
         let mut schema_ids = HashMap::new();
         for schema in definition.target_schemas() {
@@ -73,10 +73,10 @@ impl BusSink {
             let id = u32::try_from(id)
                 .map_err(|_| SinkError(format!("registry gave a negative id {id}")))?;
             schema_ids.insert(schema.name().to_owned(), id);
-            create(&*bus, &TopicSpec::new(schema.topic(), partitions)).await?;
+            create(&*bus, &topics.topic(schema.topic())).await?;
         }
-        create(&*bus, &TopicSpec::new(raw_topic(connector), partitions)).await?;
-        create(&*bus, &TopicSpec::new(dlq_topic(connector), 1)).await?;
+        create(&*bus, &topics.topic(raw_topic(connector))).await?;
+        create(&*bus, &topics.single(dlq_topic(connector))).await?;
         Ok(Self {
             connector: connector.to_owned(),
             definition,

@@ -64,7 +64,7 @@ pub async fn start_connectors(
     bus: &Arc<dyn Bus>,
     registry: &Registry,
     metrics: &Arc<Metrics>,
-    partitions: u32,
+    topics: &crate::config::TopicPlan,
     shutdown: &Shutdown,
 ) -> Result<StartedConnectors, StartError> {
     let mut push_endpoints: PushEndpoints = HashMap::new();
@@ -82,7 +82,7 @@ pub async fn start_connectors(
             Arc::new(definition),
             Arc::clone(bus),
             registry,
-            partitions,
+            topics,
         )
         .await
         .map_err(|source| StartError::Connector {

@@ -1,42 +1,49 @@
 //! The router: reads normalised records from `std.<schema>` and releases each one to every active subscription
 //! whose filter it matches, shaped by the subscription's view, onto `sub.<agency>.<subscription>`.
 //!
-//! One task per shared schema, each a member of consumer group `<cluster>.router.<schema>` (several hub processes
-//! of one cluster on Kafka share the partitions). Per batch of records:
+//! One task per shared schema ([`task`]), each a member of consumer group `<cluster>.router.<schema>` (several hub
+//! processes of one cluster on Kafka share the partitions). Per batch of records:
 //!
 //! 1. decode each record once (Confluent frame → writer schema from the registry → the shared schema);
 //! 2. for each route of that schema — checked, before every record, against the control plane's latest state, so a
-//!    revocation or expiry stops releases before the next record — evaluate the CEL filter, apply the view plan
-//!    (field treatments), encode with the view schema and frame it with the view schema's id;
-//! 3. have the audit log chain one entry per release ([`AuditLog::chain`]) and publish those entries and the
-//!    released records to `sub.*` together: on the embedded bus one atomic write (one fsync), on Kafka the
-//!    entries durable before the records are sent — evidence first: a crash in between re-releases, which the
-//!    audit shows twice, rather than releasing without evidence;
-//! 4. commit the offsets of what was routed, at most every 100 ms (at-least-once).
+//!    pause, revocation or expiry stops releases before the next record — evaluate the CEL filter, apply the view
+//!    plan (field treatments), encode with the view schema and frame it with the view schema's id;
+//! 3. have the audit log chain one entry per release ([`AuditLog::chain`]) and write those entries, the released
+//!    records, the changed [`standing`]s and the router's offsets together: on the embedded bus one atomic write
+//!    (one fsync), so a crash neither loses nor repeats a release; on Kafka each part durable before the next —
+//!    evidence first — and the offsets committed last (at-least-once).
+//!
+//! A subscription granted history (`backfill_from`), or resumed after a pause, stands *behind* the live loop on
+//! each partition; the same task releases its history from `std.<schema>` through the same route, marked as
+//! history in the audit log, until it reaches the live position and joins the live loop: no gap, nothing twice.
+//!
+//! - this file: the routes ([`RoutingTable`], [`ActiveSubscription`]), the classification gates and the decoder;
+//! - [`task`]: the per-schema loop, live and history;
+//! - [`standing`]: where each subscription stands, per partition, kept on `_unsilo.router-progress`.
 //!
 //! The pure part — one record against a table of routes — is [`RoutingTable::route`], which the benchmark and the
 //! leak property test drive directly.
 
-use std::collections::BTreeMap;
+pub mod standing;
+mod task;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use tokio::sync::watch;
-use tracing::{debug, error, info, warn};
+use tracing::error;
 
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::AuditLog;
 use crate::control::{ControlPlane, ControlState};
 use unsilo_bus::wire;
-use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, Record};
+use unsilo_bus::Bus;
 use unsilo_policy::check::{self, CompiledSpec};
 use unsilo_policy::model::{FieldRule, Subscription};
 use unsilo_policy::treat::PseudonymKey;
-use unsilo_policy::view::person_keys;
 use unsilo_registry::decode::FrameDecoder;
 use unsilo_registry::Registry;
-use unsilo_schemas::names::{HEADER_RECORD_ID, HEADER_SUBSCRIPTION};
 
 /// Errors of the router.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +84,12 @@ pub struct ActiveSubscription {
     pub expires_at_ms: Option<i64>,
     /// Whether CORE-grade records may be released to it (two different operators approved it: 双人复核).
     pub core_allowed: bool,
+    /// How many days the agency may keep what it receives, as granted (sent with every record).
+    pub retain_days: Option<u32>,
+    /// The granted history: records of `std.<schema>` stamped from this time on are released first.
+    pub backfill_from_ms: Option<i64>,
+    /// When it was approved: a backfill's records stamped before this are history.
+    pub approved_at_ms: Option<i64>,
 }
 
 impl ActiveSubscription {
@@ -105,6 +118,9 @@ impl ActiveSubscription {
             channel: spec.channel.kind().to_owned(),
             expires_at_ms: spec.expires_at_ms,
             core_allowed: subscription.four_eyes_approved(),
+            retain_days: spec.retain_days,
+            backfill_from_ms: spec.backfill_from_ms,
+            approved_at_ms: subscription.decided_at_ms,
         })
     }
 }
@@ -321,17 +337,11 @@ pub async fn run(
     schema: &'static unsilo_schemas::SharedSchema,
     mut stop: watch::Receiver<bool>,
 ) {
-    let topic = schema.topic();
-    let group = unsilo_schemas::names::router_group(&context.group_prefix, schema.name());
-    let mut consumer = loop {
-        match context
-            .bus
-            .consumer(ConsumerOptions::group(&group, &[&topic]))
-            .await
-        {
-            Ok(c) => break c,
+    let router = loop {
+        match task::SchemaRouter::open(context.clone(), schema).await {
+            Ok(r) => break r,
             Err(e) => {
-                error!(topic = %topic, error = %e, "Router cannot consume; retrying.");
+                error!(schema = schema.name(), error = %e, "Router cannot read its position; retrying.");
                 tokio::select! {
                     _ = stop.changed() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -339,227 +349,5 @@ pub async fn run(
             }
         }
     };
-    let mut changes = context.control.changes();
-    let mut table = RoutingTable::build(
-        &context.control.read(),
-        schema.name(),
-        &RoutingTable::default(),
-    );
-    changes.borrow_and_update();
-    let mut decoder = Decoder::new(context.registry.clone(), schema.avro());
-    info!(topic = %topic, subscriptions = table.subscriptions.len(), "Router started.");
-    let mut failures = 0u32;
-    // The last routed record of each partition, not yet committed.
-    let mut routed: BTreeMap<(String, u32), ConsumedRecord> = BTreeMap::new();
-    let mut last_commit = std::time::Instant::now();
-    loop {
-        if *stop.borrow() {
-            break;
-        }
-        let batch = tokio::select! {
-            _ = stop.changed() => break,
-            b = consumer.poll(500, Duration::from_millis(200)) => b,
-        };
-        let batch = match batch {
-            Ok(b) => b,
-            Err(unsilo_bus::Error::Closed) => break,
-            Err(e) => {
-                error!(topic = %topic, error = %e, "Router poll failed; retrying.");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-        };
-        if batch.is_empty() {
-            commit_routed(&mut *consumer, &mut routed, &topic).await;
-            if changes.has_changed().unwrap_or(false) {
-                changes.borrow_and_update();
-                table = RoutingTable::build(&context.control.read(), schema.name(), &table);
-                debug!(topic = %topic, routes = table.subscriptions.len(), "Routes updated.");
-            }
-            continue;
-        }
-        match route_batch(
-            &context,
-            schema,
-            &mut table,
-            &mut changes,
-            &mut decoder,
-            &batch,
-        )
-        .await
-        {
-            Ok(()) => {
-                failures = 0;
-                // Offsets are committed at most every COMMIT_INTERVAL, off the path of the next record: a crash
-                // re-routes at most that much (at-least-once), and latency does not pay an fsync per batch.
-                remember_routed(&mut routed, &batch);
-                if last_commit.elapsed() >= COMMIT_INTERVAL {
-                    commit_routed(&mut *consumer, &mut routed, &topic).await;
-                    last_commit = std::time::Instant::now();
-                }
-            }
-            Err(e) => {
-                // Nothing committed: the batch is routed again after a fresh consumer rejoins.
-                failures = failures.saturating_add(1);
-                error!(topic = %topic, error = %e, failures, "Routing a batch failed; retrying it.");
-                let backoff = Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)));
-                tokio::time::sleep(backoff).await;
-                commit_routed(&mut *consumer, &mut routed, &topic).await;
-                drop(consumer);
-                consumer = match context
-                    .bus
-                    .consumer(ConsumerOptions::group(&group, &[&topic]))
-                    .await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        error!(topic = %topic, error = %e, "Router cannot consume; stopping.");
-                        return;
-                    }
-                };
-            }
-        }
-    }
-    commit_routed(&mut *consumer, &mut routed, &topic).await;
-    info!(topic = %topic, "Router stopped.");
-}
-
-/// How often a router commits the offsets of what it has routed.
-const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
-
-/// Notes the last record of each partition in `batch` as routed.
-fn remember_routed(routed: &mut BTreeMap<(String, u32), ConsumedRecord>, batch: &[ConsumedRecord]) {
-    for r in batch {
-        routed.insert((r.position.topic.clone(), r.position.partition), r.clone());
-    }
-}
-
-/// Commits what has been routed (a failed commit only means those records may be routed again).
-async fn commit_routed(
-    consumer: &mut dyn unsilo_bus::Consumer,
-    routed: &mut BTreeMap<(String, u32), ConsumedRecord>,
-    topic: &str,
-) {
-    if routed.is_empty() {
-        return;
-    }
-    let last: Vec<ConsumedRecord> = std::mem::take(routed).into_values().collect();
-    if let Err(e) = consumer.commit(&last).await {
-        warn!(topic = %topic, error = %e, "Router commit failed; the records may be routed again.");
-    }
-}
-
-/// Routes one batch: releases, audit, publish. Errors mean nothing was committed.
-async fn route_batch(
-    context: &RouterContext,
-    schema: &'static unsilo_schemas::SharedSchema,
-    table: &mut RoutingTable,
-    changes: &mut watch::Receiver<u64>,
-    decoder: &mut Decoder,
-    batch: &[ConsumedRecord],
-) -> Result<(), unsilo_bus::Error> {
-    // (subscription, topic, record, evidence) of each release, in order.
-    let mut released: Vec<(String, String, Record, AuditEvent)> = Vec::new();
-    let mut releases = Vec::new();
-    for consumed in batch {
-        // Revocations and expiries take effect before the next record.
-        if changes.has_changed().unwrap_or(false) {
-            changes.borrow_and_update();
-            *table = RoutingTable::build(&context.control.read(), schema.name(), table);
-        }
-        if table.subscriptions.is_empty() {
-            continue;
-        }
-        let Some(framed) = consumed.record.value.as_deref() else {
-            continue;
-        };
-        let record = match decoder.decode(framed) {
-            Ok(r) => r,
-            Err(e) => {
-                warn!(topic = %consumed.position.topic, offset = consumed.position.offset, error = %e, "Record not routable; skipped.");
-                continue;
-            }
-        };
-        releases.clear();
-        match table.route(&record, unsilo_bus::now_ms(), &context.key, &mut releases) {
-            Ok(gated) => {
-                context.metrics.record_held(
-                    schema.name(),
-                    "not_shared",
-                    u64::from(gated.not_shared),
-                );
-                context.metrics.record_held(
-                    schema.name(),
-                    "core_needs_four_eyes",
-                    u64::from(gated.core_held),
-                );
-            }
-            Err(e) => {
-                error!(offset = consumed.position.offset, error = %e, "Record not routed.");
-                continue;
-            }
-        }
-        if releases.is_empty() {
-            continue;
-        }
-        let record_id = consumed.record.record_id();
-        let persons = person_keys(schema, &record, &context.key);
-        for release in releases.drain(..) {
-            let route = &table.subscriptions[release.route];
-            let event = AuditEvent::Release {
-                record_id: record_id.clone(),
-                schema: schema.name().to_owned(),
-                subscription: route.subscription.clone(),
-                agency: route.agency.clone(),
-                fields: route.fields.clone(),
-                purpose: route.purpose.clone(),
-                view_schema_id: route.view_schema_id,
-                channel: route.channel.clone(),
-                person_keys: persons.clone(),
-            };
-            let mut out = Record::new(record_id.as_bytes(), release.value)
-                .with_header(HEADER_RECORD_ID, record_id.as_bytes().to_vec())
-                .with_header(HEADER_SUBSCRIPTION, route.subscription.as_bytes().to_vec());
-            out.timestamp_ms = consumed.record.timestamp_ms;
-            released.push((route.subscription.clone(), route.topic.clone(), out, event));
-        }
-    }
-    // A subscription revoked while the batch was being routed releases nothing from it.
-    if changes.has_changed().unwrap_or(false) {
-        changes.borrow_and_update();
-        *table = RoutingTable::build(&context.control.read(), schema.name(), table);
-        released.retain(|(subscription, ..)| {
-            table
-                .subscriptions
-                .iter()
-                .any(|r| &r.subscription == subscription)
-        });
-    }
-    let mut per_topic: BTreeMap<String, Vec<Record>> = BTreeMap::new();
-    let mut per_subscription: BTreeMap<String, usize> = BTreeMap::new();
-    let mut evidence = Vec::with_capacity(released.len());
-    for (subscription, topic, record, event) in released {
-        per_topic.entry(topic).or_default().push(record);
-        *per_subscription.entry(subscription).or_default() += 1;
-        evidence.push(event);
-    }
-    if evidence.is_empty() {
-        return Ok(());
-    }
-    // Evidence first: the audit log chains the entries; the router writes them and the released records in one
-    // atomic write on the embedded bus (on Kafka the entries are durable before the records are sent).
-    let mut chained = context
-        .audit
-        .chain(evidence)
-        .await
-        .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
-    let mut parts = Vec::with_capacity(1 + per_topic.len());
-    parts.push(chained.take_entries());
-    parts.extend(per_topic);
-    context.bus.publish_all(parts).await?;
-    chained.written();
-    for (subscription, n) in per_subscription {
-        context.metrics.record_release(&subscription, n);
-    }
-    Ok(())
+    router.run(stop).await;
 }

@@ -1,0 +1,690 @@
+//! One schema's router task: the live loop over `std.<schema>`, and the history each subscription behind it is
+//! still owed (a backfill, or what arrived while it was paused), released from the same topic through the same
+//! route until it reaches the live position and joins it.
+//!
+//! Every write is one [`Bus::publish_all`] (or [`unsilo_bus::Consumer::publish_and_commit`] for the live loop):
+//! the audit entries, the released records, the changed [standings](super::standing) and — live — the router's
+//! consumer offsets, together. On the embedded bus that is one atomic batch, so a crash repeats nothing and loses
+//! nothing; on Kafka the parts are durable in order and the offsets committed after (at-least-once; record ids
+//! are the idempotency key).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{debug, error, info, warn};
+
+use super::standing::{Behind, BehindReason, Standing, Standings};
+use super::{ActiveSubscription, Decoder, RouterContext, RoutingTable};
+use crate::audit::AuditEvent;
+use crate::flows::HistoryProgress;
+use unsilo_bus::{ConsumedRecord, Consumer, ConsumerOptions, FetchRequest, Record};
+use unsilo_policy::model::SubscriptionStatus;
+use unsilo_policy::view::person_keys;
+use unsilo_schemas::names::{
+    HEADER_BACKFILL, HEADER_RECORD_ID, HEADER_RETAIN_DAYS, HEADER_SUBSCRIPTION,
+};
+use unsilo_schemas::SharedSchema;
+
+/// How often the live loop commits the offsets of records that released nothing.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// Most records of history read per subscription and partition in one step.
+const HISTORY_STEP: usize = 500;
+
+/// One release on its way to the bus: the subscription, its topic, the record and its evidence.
+struct Outgoing {
+    subscription: String,
+    topic: String,
+    record: Record,
+    event: AuditEvent,
+}
+
+/// The router of one shared schema.
+pub(super) struct SchemaRouter {
+    context: RouterContext,
+    schema: &'static SharedSchema,
+    topic: String,
+    group: String,
+    table: RoutingTable,
+    changes: watch::Receiver<u64>,
+    decoder: Decoder,
+    standings: Standings,
+    /// The live loop's position: the offset of the next record it will route, per partition.
+    live_next: BTreeMap<u32, u64>,
+    /// The last routed record per partition whose offset is not committed yet.
+    uncommitted: BTreeMap<u32, ConsumedRecord>,
+    last_commit: Instant,
+}
+
+impl SchemaRouter {
+    /// Reads where the router and its subscriptions stand.
+    pub(super) async fn open(
+        context: RouterContext,
+        schema: &'static SharedSchema,
+    ) -> Result<Self, unsilo_bus::Error> {
+        let topic = schema.topic();
+        let group = unsilo_schemas::names::router_group(&context.group_prefix, schema.name());
+        let of_schema: BTreeSet<String> = context
+            .control
+            .read()
+            .subscriptions
+            .values()
+            .filter(|s| s.spec().schema == schema.name())
+            .map(|s| s.id.clone())
+            .collect();
+        let standings = Standings::load(context.bus.as_ref(), |id| of_schema.contains(id)).await?;
+        let live_next = context
+            .bus
+            .committed_offsets(&group, &topic)
+            .await?
+            .into_iter()
+            .enumerate()
+            .map(|(p, o)| (p as u32, o.unwrap_or(0)))
+            .collect();
+        let changes = context.control.changes();
+        let table = RoutingTable::build(
+            &context.control.read(),
+            schema.name(),
+            &RoutingTable::default(),
+        );
+        Ok(Self {
+            decoder: Decoder::new(context.registry.clone(), schema.avro()),
+            context,
+            schema,
+            topic,
+            group,
+            table,
+            changes,
+            standings,
+            live_next,
+            uncommitted: BTreeMap::new(),
+            last_commit: Instant::now(),
+        })
+    }
+
+    /// Runs until `stop` turns true.
+    pub(super) async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let topic = self.topic.clone();
+        let Some(mut consumer) = self.join_group(&mut stop).await else {
+            return;
+        };
+        self.changes.borrow_and_update();
+        info!(topic = %topic, subscriptions = self.table.subscriptions.len(), "Router started.");
+        let mut failures = 0u32;
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let owned = owned_partitions(consumer.as_ref(), &topic);
+            let step = async {
+                let behind = self.history_pending(&owned);
+                let wait = if behind {
+                    Duration::from_millis(5)
+                } else {
+                    Duration::from_millis(200)
+                };
+                let batch = consumer.poll(500, wait).await?;
+                if batch.is_empty() {
+                    self.refresh_table(&owned, None).await?;
+                    self.place_new_subscriptions(&owned).await?;
+                    self.write(Vec::new(), Some(consumer.as_mut())).await?;
+                    self.commit_idle(consumer.as_mut()).await;
+                } else {
+                    self.route_live(consumer.as_mut(), &owned, &batch).await?;
+                }
+                if behind {
+                    self.release_history(&owned).await?;
+                }
+                Ok::<(), unsilo_bus::Error>(())
+            };
+            let outcome = tokio::select! {
+                _ = stop.changed() => break,
+                outcome = step => outcome,
+            };
+            match outcome {
+                Ok(()) => failures = 0,
+                Err(unsilo_bus::Error::Closed) => break,
+                Err(e) => {
+                    // Nothing of the failed write is durable: start again from what is.
+                    failures = failures.saturating_add(1);
+                    error!(topic = %topic, error = %e, failures, "Routing failed; resuming from the last durable write.");
+                    let backoff =
+                        Duration::from_millis(100u64.saturating_mul(1 << failures.min(6)));
+                    tokio::time::sleep(backoff).await;
+                    drop(consumer);
+                    match SchemaRouter::open(self.context.clone(), self.schema).await {
+                        Ok(fresh) => self = fresh,
+                        Err(e) => {
+                            error!(topic = %topic, error = %e, "Router cannot reload its position.")
+                        }
+                    }
+                    consumer = match self.join_group(&mut stop).await {
+                        Some(c) => c,
+                        None => return,
+                    };
+                }
+            }
+        }
+        self.commit_idle(consumer.as_mut()).await;
+        info!(topic = %topic, "Router stopped.");
+    }
+
+    /// Joins the router's consumer group, retrying until it works or `stop` turns true.
+    async fn join_group(&self, stop: &mut watch::Receiver<bool>) -> Option<Box<dyn Consumer>> {
+        loop {
+            match self
+                .context
+                .bus
+                .consumer(ConsumerOptions::group(&self.group, &[&self.topic]))
+                .await
+            {
+                Ok(c) => return Some(c),
+                Err(e) => {
+                    error!(topic = %self.topic, error = %e, "Router cannot consume; retrying.");
+                    tokio::select! {
+                        _ = stop.changed() => return None,
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Rebuilds the routes if the control plane changed, and places the subscriptions that joined them. A
+    /// subscription that left the routes — paused, revoked, expired — and is paused (or active again) now is set
+    /// behind where the live loop stands, or at `batch_start` for partitions of the batch being routed (whose
+    /// releases to it are then dropped). Returns the subscriptions that left.
+    async fn refresh_table(
+        &mut self,
+        owned: &[u32],
+        batch_start: Option<&BTreeMap<u32, u64>>,
+    ) -> Result<BTreeSet<String>, unsilo_bus::Error> {
+        let mut left = BTreeSet::new();
+        if !self.changes.has_changed().unwrap_or(false) {
+            return Ok(left);
+        }
+        self.changes.borrow_and_update();
+        {
+            let state = self.context.control.read();
+            let table = RoutingTable::build(&state, self.schema.name(), &self.table);
+            for old in &self.table.subscriptions {
+                let still = table.subscriptions.iter().any(|r| {
+                    r.subscription == old.subscription && r.view_schema_id == old.view_schema_id
+                });
+                if still {
+                    continue;
+                }
+                left.insert(old.subscription.clone());
+                let paused_or_back = state.subscriptions.get(&old.subscription).is_some_and(|s| {
+                    matches!(
+                        s.status,
+                        SubscriptionStatus::Paused | SubscriptionStatus::Active
+                    )
+                });
+                if !paused_or_back {
+                    continue;
+                }
+                for &p in owned {
+                    if !self.standings.is_live(&old.subscription, p) {
+                        continue;
+                    }
+                    let at = batch_start
+                        .and_then(|b| b.get(&p))
+                        .or_else(|| self.live_next.get(&p))
+                        .copied()
+                        .unwrap_or(0);
+                    self.standings.set(
+                        &old.subscription,
+                        p,
+                        Standing::Behind(Behind {
+                            next: at,
+                            reason: BehindReason::Pause,
+                            not_before_ms: None,
+                            history_until_ms: None,
+                            read: 0,
+                            released: 0,
+                        }),
+                    );
+                    info!(subscription = %old.subscription, partition = p, offset = at, "Subscription paused; its position is kept.");
+                }
+            }
+            self.table = table;
+        }
+        debug!(topic = %self.topic, routes = self.table.subscriptions.len(), "Routes updated.");
+        self.place_new_subscriptions(owned).await?;
+        Ok(left)
+    }
+
+    /// Places every routed subscription the router has not placed yet on an owned partition: behind at the
+    /// first record of its granted history (`backfill_from`) when that is before the live position, or live
+    /// from the next record the live loop routes.
+    async fn place_new_subscriptions(&mut self, owned: &[u32]) -> Result<(), unsilo_bus::Error> {
+        let routes: Vec<ActiveSubscription> = self
+            .table
+            .subscriptions
+            .iter()
+            .filter(|r| {
+                owned
+                    .iter()
+                    .any(|&p| self.standings.get(&r.subscription, p).is_none())
+            })
+            .cloned()
+            .collect();
+        for route in routes {
+            let history_from = match route.backfill_from_ms {
+                Some(from) => Some((
+                    from,
+                    self.context.bus.offsets_for_time(&self.topic, from).await?,
+                )),
+                None => None,
+            };
+            for &p in owned {
+                if self.standings.get(&route.subscription, p).is_some() {
+                    continue;
+                }
+                let live = self.live_next.get(&p).copied().unwrap_or(0);
+                let standing = match &history_from {
+                    Some((from, starts)) if starts.get(p as usize).is_some_and(|&s| s < live) => {
+                        Standing::Behind(Behind {
+                            next: starts[p as usize],
+                            reason: BehindReason::Backfill,
+                            not_before_ms: Some(*from),
+                            history_until_ms: Some(
+                                route.approved_at_ms.unwrap_or_else(unsilo_bus::now_ms),
+                            ),
+                            read: 0,
+                            released: 0,
+                        })
+                    }
+                    _ => Standing::live_now(0),
+                };
+                info!(subscription = %route.subscription, partition = p, standing = ?standing, "Subscription placed.");
+                self.standings.set(&route.subscription, p, standing);
+            }
+            self.report_history(&route.subscription, 0);
+        }
+        Ok(())
+    }
+
+    /// Routes one live batch and writes its releases, standings and offsets in one write.
+    async fn route_live(
+        &mut self,
+        consumer: &mut dyn Consumer,
+        owned: &[u32],
+        batch: &[ConsumedRecord],
+    ) -> Result<(), unsilo_bus::Error> {
+        let mut batch_start: BTreeMap<u32, u64> = BTreeMap::new();
+        for r in batch {
+            batch_start
+                .entry(r.position.partition)
+                .or_insert(r.position.offset);
+        }
+        let mut left: BTreeSet<String> = BTreeSet::new();
+        let mut outgoing = Vec::new();
+        let mut releases = Vec::new();
+        for consumed in batch {
+            let partition = consumed.position.partition;
+            // The live position is this record: a subscription placed now is live from it, or behind it.
+            self.live_next.insert(partition, consumed.position.offset);
+            // Pauses, revocations and expiries take effect before the next record; activations from it.
+            left.extend(self.refresh_table(owned, Some(&batch_start)).await?);
+            self.live_next
+                .insert(partition, consumed.position.offset + 1);
+            if self.table.subscriptions.is_empty() {
+                continue;
+            }
+            let live =
+                |route: &ActiveSubscription| self.standings.is_live(&route.subscription, partition);
+            if !self.table.subscriptions.iter().any(live) {
+                continue;
+            }
+            releases.clear();
+            let Some(record) = decode_and_route(
+                &mut self.decoder,
+                &self.table,
+                &self.context,
+                self.schema,
+                consumed,
+                &mut releases,
+            ) else {
+                continue;
+            };
+            releases.retain(|r| {
+                self.standings
+                    .is_live(&self.table.subscriptions[r.route].subscription, partition)
+            });
+            if releases.is_empty() {
+                continue;
+            }
+            let persons = person_keys(self.schema, &record, &self.context.key);
+            for release in releases.drain(..) {
+                let route = &self.table.subscriptions[release.route];
+                outgoing.push(outgoing_release(
+                    route,
+                    consumed,
+                    &persons,
+                    release.value,
+                    false,
+                ));
+            }
+        }
+        left.extend(self.refresh_table(owned, Some(&batch_start)).await?);
+        // A subscription that left during the batch gets nothing of it: a paused one was set behind at the
+        // batch's start, and receives it on resume.
+        outgoing.retain(|o| !left.contains(&o.subscription));
+        for r in batch {
+            self.uncommitted.insert(r.position.partition, r.clone());
+        }
+        self.place_new_subscriptions(owned).await?;
+        if outgoing.is_empty() && !self.standings.has_unwritten() {
+            if self.last_commit.elapsed() >= COMMIT_INTERVAL {
+                self.commit_idle(consumer).await;
+            }
+            return Ok(());
+        }
+        self.write(outgoing, Some(consumer)).await
+    }
+
+    /// Whether a routed subscription is behind on an owned partition.
+    fn history_pending(&self, owned: &[u32]) -> bool {
+        if !self.standings.any_behind() {
+            return false;
+        }
+        self.standings.behind().iter().any(|(s, p, _)| {
+            owned.contains(p)
+                && self
+                    .table
+                    .subscriptions
+                    .iter()
+                    .any(|r| &r.subscription == s)
+        })
+    }
+
+    /// One step of history for every routed subscription behind on an owned partition: up to
+    /// [`HISTORY_STEP`] records from where it stands, never past the live position; at the live position it
+    /// joins the live loop. Each step is one write.
+    async fn release_history(&mut self, owned: &[u32]) -> Result<(), unsilo_bus::Error> {
+        for (subscription, partition, behind) in self.standings.behind() {
+            if !owned.contains(&partition) {
+                continue;
+            }
+            let Some(route) = self
+                .table
+                .subscriptions
+                .iter()
+                .find(|r| r.subscription == subscription)
+                .cloned()
+            else {
+                continue; // paused, or no longer active: it waits where it is
+            };
+            let live = self.live_next.get(&partition).copied().unwrap_or(0);
+            let mut next = behind.next;
+            let mut outgoing = Vec::new();
+            let mut read = 0u64;
+            if next < live {
+                let fetched = self
+                    .context
+                    .bus
+                    .fetch(&FetchRequest::new(
+                        &self.topic,
+                        partition,
+                        next,
+                        HISTORY_STEP,
+                        Duration::ZERO,
+                    ))
+                    .await?;
+                let single = RoutingTable {
+                    subscriptions: vec![route.clone()],
+                };
+                let mut releases = Vec::new();
+                for consumed in fetched.iter().filter(|c| c.position.offset < live) {
+                    next = consumed.position.offset + 1;
+                    read += 1;
+                    if behind
+                        .not_before_ms
+                        .is_some_and(|from| consumed.record.timestamp_ms < from)
+                    {
+                        continue;
+                    }
+                    releases.clear();
+                    let Some(record) = decode_and_route(
+                        &mut self.decoder,
+                        &single,
+                        &self.context,
+                        self.schema,
+                        consumed,
+                        &mut releases,
+                    ) else {
+                        continue;
+                    };
+                    if releases.is_empty() {
+                        continue;
+                    }
+                    let persons = person_keys(self.schema, &record, &self.context.key);
+                    let history = behind
+                        .history_until_ms
+                        .is_none_or(|until| consumed.record.timestamp_ms < until);
+                    for release in releases.drain(..) {
+                        outgoing.push(outgoing_release(
+                            &route,
+                            consumed,
+                            &persons,
+                            release.value,
+                            history,
+                        ));
+                    }
+                }
+                if fetched.iter().all(|c| c.position.offset >= live) {
+                    next = live; // nothing left below the live position (removed by retention, or compacted)
+                }
+            }
+            let from_history = outgoing
+                .iter()
+                .filter(|o| matches!(o.event, AuditEvent::Release { history: true, .. }))
+                .count();
+            let released = behind.released + from_history as u64;
+            let standing = if next >= live {
+                info!(subscription = %subscription, partition, released, reason = behind.reason.as_str(), "History caught up; the subscription is live.");
+                Standing::live_now(released)
+            } else {
+                Standing::Behind(Behind {
+                    next,
+                    read: behind.read + read,
+                    released,
+                    ..behind
+                })
+            };
+            self.standings.set(&subscription, partition, standing);
+            self.write(outgoing, None).await?;
+            self.report_history(&subscription, from_history);
+        }
+        Ok(())
+    }
+
+    /// Writes releases, their evidence, the changed standings and — given the live consumer — the offsets of
+    /// what the live loop routed, in one write. Does nothing when there is nothing to write.
+    async fn write(
+        &mut self,
+        outgoing: Vec<Outgoing>,
+        consumer: Option<&mut dyn Consumer>,
+    ) -> Result<(), unsilo_bus::Error> {
+        if outgoing.is_empty() && !self.standings.has_unwritten() {
+            return Ok(());
+        }
+        let mut per_topic: BTreeMap<String, Vec<Record>> = BTreeMap::new();
+        let mut per_subscription: BTreeMap<String, usize> = BTreeMap::new();
+        let mut evidence = Vec::with_capacity(outgoing.len());
+        for o in outgoing {
+            per_topic.entry(o.topic).or_default().push(o.record);
+            *per_subscription.entry(o.subscription).or_default() += 1;
+            evidence.push(o.event);
+        }
+        let mut parts = Vec::with_capacity(2 + per_topic.len());
+        // Evidence first: on Kafka each part is durable before the next is sent.
+        let chained = if evidence.is_empty() {
+            None
+        } else {
+            let mut chained = self
+                .context
+                .audit
+                .chain(evidence)
+                .await
+                .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
+            parts.push(chained.take_entries());
+            Some(chained)
+        };
+        parts.extend(per_topic);
+        parts.extend(self.standings.unwritten_part());
+        let committing: Vec<ConsumedRecord> = self.uncommitted.values().cloned().collect();
+        match consumer {
+            Some(c) if !committing.is_empty() => {
+                c.publish_and_commit(self.context.bus.as_ref(), parts, &committing)
+                    .await?;
+                self.uncommitted.clear();
+                self.last_commit = Instant::now();
+            }
+            _ => {
+                self.context.bus.publish_all(parts).await?;
+            }
+        }
+        if let Some(chained) = chained {
+            chained.written();
+        }
+        self.standings.written();
+        for (subscription, n) in per_subscription {
+            self.context.metrics.record_release(&subscription, n);
+        }
+        Ok(())
+    }
+
+    /// Commits the offsets of routed records that released nothing (a failed commit only means they are
+    /// routed again, which releases nothing again).
+    async fn commit_idle(&mut self, consumer: &mut dyn Consumer) {
+        if self.uncommitted.is_empty() {
+            return;
+        }
+        let last: Vec<ConsumedRecord> = std::mem::take(&mut self.uncommitted)
+            .into_values()
+            .collect();
+        if let Err(e) = consumer.commit(&last).await {
+            warn!(topic = %self.topic, error = %e, "Router commit failed; the records may be routed again.");
+        }
+        self.last_commit = Instant::now();
+    }
+
+    /// Publishes where a subscription's history stands to the live figures and the metrics.
+    fn report_history(&self, subscription: &str, released_now: usize) {
+        let standings = self.standings.of(subscription);
+        let mut progress = HistoryProgress {
+            live: true,
+            ..HistoryProgress::default()
+        };
+        for (p, standing) in &standings {
+            match standing {
+                Standing::Behind(b) => {
+                    progress.live = false;
+                    progress.reason = Some(b.reason.as_str().to_owned());
+                    progress.read += b.read;
+                    progress.released += b.released;
+                    let live = self.live_next.get(p).copied().unwrap_or(0);
+                    progress.remaining += live.saturating_sub(b.next);
+                }
+                Standing::Live {
+                    history_released, ..
+                } => progress.released += history_released,
+            }
+        }
+        self.context
+            .metrics
+            .record_history(subscription, progress.remaining, released_now);
+        self.context.metrics.flows.history(subscription, progress);
+    }
+}
+
+/// The partitions of `topic` this member of the router's group owns.
+fn owned_partitions(consumer: &dyn Consumer, topic: &str) -> Vec<u32> {
+    let owned: BTreeSet<u32> = consumer
+        .assignment()
+        .into_iter()
+        .filter(|(t, _)| t == topic)
+        .map(|(_, p)| p)
+        .collect();
+    owned.into_iter().collect()
+}
+
+/// Decodes one record and routes it through `table` into `releases`, counting what the classification gates
+/// held back; `None` if it cannot be routed (logged).
+fn decode_and_route(
+    decoder: &mut Decoder,
+    table: &RoutingTable,
+    context: &RouterContext,
+    schema: &'static SharedSchema,
+    consumed: &ConsumedRecord,
+    releases: &mut Vec<super::Release>,
+) -> Option<apache_avro::types::Value> {
+    let framed = consumed.record.value.as_deref()?;
+    let record = match decoder.decode(framed) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(topic = %consumed.position.topic, offset = consumed.position.offset, error = %e, "Record not routable; skipped.");
+            return None;
+        }
+    };
+    match table.route(&record, unsilo_bus::now_ms(), &context.key, releases) {
+        Ok(gated) => {
+            let metrics = &context.metrics;
+            metrics.record_held(schema.name(), "not_shared", u64::from(gated.not_shared));
+            metrics.record_held(
+                schema.name(),
+                "core_needs_four_eyes",
+                u64::from(gated.core_held),
+            );
+            Some(record)
+        }
+        Err(e) => {
+            error!(offset = consumed.position.offset, error = %e, "Record not routed.");
+            None
+        }
+    }
+}
+
+/// The record released to `route` and its audit entry; `persons` are the pseudonymous keys of the persons the
+/// record names.
+fn outgoing_release(
+    route: &ActiveSubscription,
+    consumed: &ConsumedRecord,
+    persons: &[String],
+    value: Vec<u8>,
+    history: bool,
+) -> Outgoing {
+    let record_id = consumed.record.record_id();
+    let event = AuditEvent::Release {
+        record_id: record_id.clone(),
+        schema: route.compiled.shared.name().to_owned(),
+        subscription: route.subscription.clone(),
+        agency: route.agency.clone(),
+        fields: route.fields.clone(),
+        purpose: route.purpose.clone(),
+        view_schema_id: route.view_schema_id,
+        channel: route.channel.clone(),
+        person_keys: persons.to_vec(),
+        history,
+        retain_days: route.retain_days,
+    };
+    let mut out = Record::new(record_id.as_bytes(), value)
+        .with_header(HEADER_RECORD_ID, record_id.as_bytes().to_vec())
+        .with_header(HEADER_SUBSCRIPTION, route.subscription.as_bytes().to_vec());
+    if let Some(days) = route.retain_days {
+        out = out.with_header(HEADER_RETAIN_DAYS, days.to_string().into_bytes());
+    }
+    if history {
+        out = out.with_header(HEADER_BACKFILL, b"true".to_vec());
+    }
+    out.timestamp_ms = consumed.record.timestamp_ms;
+    Outgoing {
+        subscription: route.subscription.clone(),
+        topic: route.topic.clone(),
+        record: out,
+        event,
+    }
+}
