@@ -93,6 +93,12 @@ pub struct ActiveSubscription {
 }
 
 impl ActiveSubscription {
+    /// The earliest record time the grant covers: its history's start, or else its approval — records stamped
+    /// before it are never released to it, however far behind the router runs.
+    pub fn not_before_ms(&self) -> Option<i64> {
+        self.backfill_from_ms.or(self.approved_at_ms)
+    }
+
     /// The route of an active subscription (`None` if it is not active or does not compile, which is logged).
     pub fn of(subscription: &Subscription) -> Option<ActiveSubscription> {
         let view_schema_id = subscription.view_schema_id?;

@@ -188,6 +188,26 @@ impl Standings {
             .insert(partition, standing);
     }
 
+    /// Counts records of a granted history the live loop released (it reached them before the history reader
+    /// did): written with the releases.
+    pub fn count_live_history(&mut self, subscription: &str, partition: u32, n: u64) {
+        let Some(Standing::Live {
+            since_ms,
+            history_released,
+        }) = self.get(subscription, partition).cloned()
+        else {
+            return;
+        };
+        self.set(
+            subscription,
+            partition,
+            Standing::Live {
+                since_ms,
+                history_released: history_released + n,
+            },
+        );
+    }
+
     /// Every `(subscription, partition)` behind, with where.
     pub fn behind(&self) -> Vec<(String, u32, Behind)> {
         let mut out: Vec<(String, u32, Behind)> = self

@@ -320,6 +320,8 @@ impl SchemaRouter {
                 .or_insert(r.position.offset);
         }
         let mut left: BTreeSet<String> = BTreeSet::new();
+        // (subscription, partition) of each release of granted history the live loop made.
+        let mut history_counts: Vec<(String, u32)> = Vec::new();
         let mut outgoing = Vec::new();
         let mut releases = Vec::new();
         for consumed in batch {
@@ -349,9 +351,12 @@ impl SchemaRouter {
             ) else {
                 continue;
             };
+            let stamped = consumed.record.timestamp_ms;
             releases.retain(|r| {
-                self.standings
-                    .is_live(&self.table.subscriptions[r.route].subscription, partition)
+                let route = &self.table.subscriptions[r.route];
+                // Never a record from before what the grant covers, however far the router lags.
+                route.not_before_ms().is_none_or(|from| stamped >= from)
+                    && self.standings.is_live(&route.subscription, partition)
             });
             if releases.is_empty() {
                 continue;
@@ -359,16 +364,31 @@ impl SchemaRouter {
             let persons = person_keys(self.schema, &record, &self.context.key);
             for release in releases.drain(..) {
                 let route = &self.table.subscriptions[release.route];
+                // A granted history's record the live loop reached first is history all the same.
+                let history = route.backfill_from_ms.is_some()
+                    && route.approved_at_ms.is_some_and(|approved| stamped < approved);
+                if history {
+                    history_counts.push((route.subscription.clone(), partition));
+                }
                 outgoing.push(outgoing_release(
                     route,
                     consumed,
                     &persons,
                     release.value,
-                    false,
+                    history,
                 ));
             }
         }
         left.extend(self.refresh_table(owned, Some(&batch_start)).await?);
+        history_counts.retain(|(s, _)| !left.contains(s));
+        let mut touched: BTreeMap<String, usize> = BTreeMap::new();
+        for (subscription, partition) in history_counts {
+            self.standings.count_live_history(&subscription, partition, 1);
+            *touched.entry(subscription).or_default() += 1;
+        }
+        for (subscription, n) in touched {
+            self.report_history(&subscription, n);
+        }
         // A subscription that left during the batch gets nothing of it: a paused one was set behind at the
         // batch's start, and receives it on resume.
         outgoing.retain(|o| !left.contains(&o.subscription));
@@ -429,7 +449,9 @@ impl SchemaRouter {
                         &self.topic,
                         partition,
                         next,
-                        HISTORY_STEP,
+                        // Never more than up to the live position: a fetch that gets all it asked for
+                        // returns at once.
+                        HISTORY_STEP.min(usize::try_from(live - next).unwrap_or(HISTORY_STEP)),
                         Duration::ZERO,
                     ))
                     .await?;
