@@ -4,12 +4,14 @@
 //!   connector's definition and publishes, in one go, the accepted records to `std.<schema>` (Confluent wire
 //!   format, keyed by the source record id, with a `unsilo.record_id` header), their originals to
 //!   `raw.<connector>`, and the rejects — original bytes and a machine-readable reason — to `dlq.<connector>`.
-//!   It answers only when all three are durable.
+//!   It answers only when all three are durable — one atomic write on the embedded bus — and skips records whose
+//!   id it accepted lately ([`recent`]), so a batch a source sends again after a lost answer is ingested once.
 //! - [`BusCheckpoints`] keeps a connector's cursor on the compacted `_unsilo.offsets` topic.
 //! - [`http_push`] is the HTTP ingest endpoint (`POST /ingest/{connector}`).
 //! - [`start`](mod@start) starts the connectors a configuration names ([`start_connectors`]).
 
 pub mod http_push;
+pub mod recent;
 pub mod replay;
 pub mod runtime;
 pub mod start;
@@ -44,6 +46,8 @@ pub struct BusSink {
     schema_ids: HashMap<String, u32>,
     /// Where accepted / rejected counts go, if anywhere.
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// The record ids accepted lately.
+    recent: recent::RecentIds,
 }
 
 impl std::fmt::Debug for BusSink {
@@ -77,7 +81,11 @@ impl BusSink {
         }
         create(&*bus, &topics.topic(raw_topic(connector))).await?;
         create(&*bus, &topics.single(dlq_topic(connector))).await?;
+        let recent = recent::RecentIds::load(bus.as_ref(), connector)
+            .await
+            .map_err(|e| SinkError(format!("reading the recent record ids of {connector}: {e}")))?;
         Ok(Self {
+            recent,
             connector: connector.to_owned(),
             definition,
             bus,
@@ -234,14 +242,43 @@ impl RecordSink for BusSink {
             dlq,
             report,
         } = self.normalise(batch)?;
-        let mut publishes: Vec<(String, Vec<Record>)> = by_topic.into_iter().collect();
+        // Records accepted lately (a batch sent again after a lost answer) are answered, not written again.
+        let claimed: Vec<bool> = self
+            .recent
+            .claim(report.accepted.iter().map(|a| a.record_id.as_str()));
+        let fresh: std::collections::HashSet<&str> = report
+            .accepted
+            .iter()
+            .zip(&claimed)
+            .filter(|(_, new)| **new)
+            .map(|(a, _)| a.record_id.as_str())
+            .collect();
+        let is_fresh = |r: &Record| {
+            r.header(HEADER_RECORD_ID)
+                .and_then(|id| std::str::from_utf8(id).ok())
+                .is_some_and(|id| fresh.contains(id))
+        };
+        let mut publishes: Vec<(String, Vec<Record>)> = Vec::with_capacity(by_topic.len() + 2);
+        for (topic, records) in by_topic {
+            let records: Vec<Record> = records.into_iter().filter(|r| is_fresh(r)).collect();
+            if !records.is_empty() {
+                publishes.push((topic, records));
+            }
+        }
+        let raw: Vec<Record> = raw.into_iter().filter(|r| is_fresh(r)).collect();
         if !raw.is_empty() {
             publishes.push((raw_topic(&self.connector), raw));
         }
         if !dlq.is_empty() {
             publishes.push((dlq_topic(&self.connector), dlq));
         }
-        self.publish(publishes).await?;
+        if !publishes.is_empty() {
+            // One write for the batch: on the embedded bus all of it is durable with one fsync, or none.
+            if let Err(e) = self.bus.publish_all(publishes).await {
+                self.recent.release(fresh.iter().copied());
+                return Err(SinkError(format!("publishing the batch: {e}")));
+            }
+        }
         if let Some(m) = &self.metrics {
             m.record_ingest(
                 &self.connector,

@@ -366,7 +366,9 @@ impl SchemaRouter {
                 let route = &self.table.subscriptions[release.route];
                 // A granted history's record the live loop reached first is history all the same.
                 let history = route.backfill_from_ms.is_some()
-                    && route.approved_at_ms.is_some_and(|approved| stamped < approved);
+                    && route
+                        .approved_at_ms
+                        .is_some_and(|approved| stamped < approved);
                 if history {
                     history_counts.push((route.subscription.clone(), partition));
                 }
@@ -383,7 +385,8 @@ impl SchemaRouter {
         history_counts.retain(|(s, _)| !left.contains(s));
         let mut touched: BTreeMap<String, usize> = BTreeMap::new();
         for (subscription, partition) in history_counts {
-            self.standings.count_live_history(&subscription, partition, 1);
+            self.standings
+                .count_live_history(&subscription, partition, 1);
             *touched.entry(subscription).or_default() += 1;
         }
         for (subscription, n) in touched {
