@@ -325,3 +325,114 @@ async fn history_then_live_then_pause_and_resume_on_kafka() {
     let dir = tempfile::tempdir().expect("tempdir");
     history_then_live_then_pause_and_resume(kafka_config(dir.path())).await;
 }
+
+/// `[bus.retention]` applies to the hub's topics by class and is enforced while the hub runs; the audit log is
+/// never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_per_topic_class_is_enforced_and_never_touches_the_audit_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config: Config = toml::from_str(
+        r#"
+[bus.retention]
+check_every = "1s"
+[bus.retention.raw]
+max_age = "2s"
+[bus.retention.std]
+max_bytes = "1MiB"
+"#,
+    )
+    .expect("retention config");
+    config.bus.embedded.data_dir = dir.path().to_owned();
+    assert_eq!(
+        config.bus.retention.sub.max_age,
+        Some(Duration::from_secs(30 * 86_400)),
+        "classes not named keep their defaults"
+    );
+    let running = RunningHub::start(&with_grid_and_operator(config)).await;
+    let api = Api::new(&running.base);
+    let sfx = rand_suffix();
+    push_events(&running.base, sfx, 0..20).await;
+    let bus = running.hub.bus.clone();
+    let raw_before: u64 = bus.end_offsets("raw.grid").await.expect("raw").iter().sum();
+    let audit_before: u64 = bus
+        .end_offsets(unsilo_schemas::names::AUDIT_TOPIC)
+        .await
+        .expect("audit")
+        .iter()
+        .sum();
+    assert!(raw_before >= 20 && audit_before > 0);
+    // Within a few seconds the raw originals are older than 2 s and go; std. (under its size limit) stays.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let raw_left = loop {
+        let mut left = 0;
+        for p in 0..bus
+            .partition_count("raw.grid")
+            .await
+            .expect("count")
+            .unwrap_or(0)
+        {
+            left += bus
+                .fetch(&unsilo_bus::FetchRequest::new(
+                    "raw.grid",
+                    p,
+                    0,
+                    10_000,
+                    Duration::ZERO,
+                ))
+                .await
+                .expect("fetch")
+                .len();
+        }
+        if left == 0 || std::time::Instant::now() > deadline {
+            break left;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        raw_left, 0,
+        "raw originals older than max_age were not removed"
+    );
+    let mut std_left = 0;
+    for p in 0..4 {
+        std_left += bus
+            .fetch(&unsilo_bus::FetchRequest::new(
+                "std.grid_event",
+                p,
+                0,
+                10_000,
+                Duration::ZERO,
+            ))
+            .await
+            .expect("fetch")
+            .len();
+    }
+    assert!(
+        std_left >= 20,
+        "std. records under the size limit must stay: {std_left}"
+    );
+    // The audit log is whole and verifies.
+    let mut audit_left = 0u64;
+    let audit_partitions = bus
+        .partition_count(unsilo_schemas::names::AUDIT_TOPIC)
+        .await
+        .expect("count")
+        .unwrap_or(0);
+    for p in 0..audit_partitions {
+        audit_left += bus
+            .fetch(&unsilo_bus::FetchRequest::new(
+                unsilo_schemas::names::AUDIT_TOPIC,
+                p,
+                0,
+                100_000,
+                Duration::ZERO,
+            ))
+            .await
+            .expect("fetch")
+            .len() as u64;
+    }
+    assert!(audit_left >= audit_before, "the audit log lost entries");
+    let (s, verify) = api.get(OPERATOR_TOKEN, "/admin/audit/verify").await;
+    assert_eq!(s, 200, "{verify}");
+    assert_eq!(verify["intact"], true, "{verify}");
+    running.stop().await;
+}

@@ -60,6 +60,7 @@ async fn subscribe_red(
                     { "field": "member_count", "treatment": "clear" }
                 ],
                 "purpose": "应急救助",
+                "retain_days": 30,
                 "channel": channel
         }),
         json!({}),
@@ -313,6 +314,33 @@ async fn sql_channel_upserts_into_the_subscribers_table(url: &str) {
                     .all(|(_, care, members)| care == "RED" && *members == 4),
                 "{rows:?}"
             );
+            // Data life: every row says until when the subscriber may keep it (30 days from now, give or take).
+            let quoted = if url.starts_with("postgres") {
+                format!("\"{table}\"")
+            } else {
+                format!("`{table}`")
+            };
+            let query = format!(
+                "SELECT COUNT(*) FROM {quoted} WHERE retain_until > NOW() + INTERVAL '29' DAY AND retain_until < NOW() + INTERVAL '31' DAY"
+            );
+            let kept: i64 = if url.starts_with("postgres") {
+                let pool = sqlx::PgPool::connect(url).await.expect("pg");
+                let n = sqlx::query_scalar(&query)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("retain_until");
+                pool.close().await;
+                n
+            } else {
+                let pool = sqlx::MySqlPool::connect(url).await.expect("mysql");
+                let n = sqlx::query_scalar(&query)
+                    .fetch_one(&pool)
+                    .await
+                    .expect("retain_until");
+                pool.close().await;
+                n
+            };
+            assert_eq!(kept, 2, "rows with retain_until 30 days on");
             break;
         }
         assert!(Instant::now() < deadline, "rows in {table}: {rows:?}");

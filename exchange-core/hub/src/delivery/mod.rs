@@ -138,17 +138,14 @@ impl ViewDecoder {
             "record": record,
         });
         // Data life: how long the agency may keep it, and until when.
-        if let Some(days) = consumed
-            .record
-            .header(HEADER_RETAIN_DAYS)
-            .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(|v| v.parse::<i64>().ok())
-        {
-            out["retain_days"] = json!(days);
-            let until = consumed
+        if let (Some(days), Some(until)) = (
+            consumed
                 .record
-                .timestamp_ms
-                .saturating_add(days.saturating_mul(86_400_000));
+                .header(HEADER_RETAIN_DAYS)
+                .and_then(|v| std::str::from_utf8(v).ok()),
+            sink::retain_until_ms(&consumed.record),
+        ) {
+            out["retain_days"] = days.parse::<u64>().map_or(json!(days), |d| json!(d));
             if let Some(t) = chrono::DateTime::from_timestamp_millis(until) {
                 out["retain_until"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
             }

@@ -73,6 +73,7 @@ pub async fn open_sink(
                 &sql::SqlTarget {
                     url: url.clone(),
                     table: table.clone(),
+                    retain_until: subscription.spec().retain_days.is_some(),
                 },
                 view_schema,
             )
@@ -80,6 +81,7 @@ pub async fn open_sink(
             Some(Box::new(SqlChannel {
                 writer,
                 decoder: context.decoder.clone(),
+                retain_until: subscription.spec().retain_days.is_some(),
             }))
         }
         Channel::Kafka {
@@ -160,10 +162,26 @@ impl DeliverySink for WebhookChannel {
     }
 }
 
+/// Until when the subscriber may keep a released record: its time plus the grant's `retain_days` (from the
+/// record's header), in ms since the epoch.
+pub fn retain_until_ms(record: &unsilo_bus::Record) -> Option<i64> {
+    let days: i64 = std::str::from_utf8(record.header(unsilo_schemas::names::HEADER_RETAIN_DAYS)?)
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(
+        record
+            .timestamp_ms
+            .saturating_add(days.saturating_mul(86_400_000)),
+    )
+}
+
 /// Upsert by record id into the subscriber's PostgreSQL or MySQL table, one transaction per batch.
 struct SqlChannel {
     writer: sql::SqlWriter,
     decoder: ViewDecoder,
+    /// The table has a `retain_until` column (the grant limits how long the subscriber keeps records).
+    retain_until: bool,
 }
 
 #[async_trait]
@@ -185,7 +203,16 @@ impl DeliverySink for SqlChannel {
             let record_id = consumed.record.record_id();
             let framed = consumed.record.value.as_deref().unwrap_or_default();
             match decoder.decode(&record_id, framed) {
-                Ok((_, value)) => {
+                Ok((_, mut value)) => {
+                    if self.retain_until {
+                        if let apache_avro::types::Value::Record(fields) = &mut value {
+                            let until = retain_until_ms(&consumed.record)
+                                .map_or(apache_avro::types::Value::Null, |ms| {
+                                    apache_avro::types::Value::TimestampMillis(ms)
+                                });
+                            fields.push((sql::RETAIN_UNTIL_COLUMN.to_owned(), until));
+                        }
+                    }
                     rows.push((record_id, value));
                     delivered.push(i);
                 }

@@ -42,6 +42,9 @@ use unsilo_schemas::redact::redact_url;
 
 /// Name of the primary-key column holding the record id.
 pub const RECORD_ID_COLUMN: &str = "record_id";
+/// Name of the column, present when the grant limits how long the subscriber may keep records, holding until
+/// when it may keep each row. Its value comes in the row's record as a field of this name.
+pub const RETAIN_UNTIL_COLUMN: &str = "retain_until";
 /// Name of the column set to the database's current time on every upsert.
 pub const DELIVERED_AT_COLUMN: &str = "delivered_at";
 /// Longest accepted record id, in characters (the MySQL key column is `VARCHAR(128)`).
@@ -71,6 +74,9 @@ pub struct SqlTarget {
     /// `name` or `schema.name` (on MySQL the schema is the database); each part must match
     /// `[A-Za-z_][A-Za-z0-9_]{0,62}`. Always quoted, so it is case-sensitive on PostgreSQL.
     pub table: String,
+    /// Add a `retain_until` timestamp column: until when the subscriber may keep each row (the grant's
+    /// `retain_days` after the record's time); rows carry it in [`RETAIN_UNTIL_COLUMN`].
+    pub retain_until: bool,
 }
 
 impl SqlTarget {
@@ -236,7 +242,19 @@ impl SqlWriter {
     /// table are not checked; a mismatch shows up as a permanent error on upsert.
     pub async fn connect(target: &SqlTarget, view_schema: &Schema) -> Result<SqlWriter, SqlError> {
         let table = TableName::parse(&target.table)?;
-        let columns = columns_for(view_schema)?;
+        let mut columns = columns_for(view_schema)?;
+        if target.retain_until {
+            if columns.iter().any(|c| c.name == RETAIN_UNTIL_COLUMN) {
+                return Err(SqlError::UnsupportedSchema {
+                    reason: format!("the view has a field named {RETAIN_UNTIL_COLUMN}, which the retention column needs"),
+                });
+            }
+            columns.push(Column {
+                name: RETAIN_UNTIL_COLUMN.to_owned(),
+                kind: ColKind::Timestamp(TsUnit::Millis),
+                nullable: true,
+            });
+        }
         let secrets = Secrets::from_url(&target.url);
         let redacted = redact_url(&target.url);
         let describe = format!("{redacted} table {}", target.table);

@@ -319,6 +319,12 @@ impl SchemaRouter {
                 .entry(r.position.partition)
                 .or_insert(r.position.offset);
         }
+        // The live position is the batch's first record on each of its partitions; subscriptions not placed yet
+        // (a partition newly assigned to this member) are placed there before any of it is routed.
+        for (&p, &first) in &batch_start {
+            self.live_next.insert(p, first);
+        }
+        self.place_new_subscriptions(owned).await?;
         let mut left: BTreeSet<String> = BTreeSet::new();
         // (subscription, partition) of each release of granted history the live loop made.
         let mut history_counts: Vec<(String, u32)> = Vec::new();

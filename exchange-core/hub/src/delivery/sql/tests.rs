@@ -65,6 +65,7 @@ fn target(d: Dialect, table: &str) -> SqlTarget {
     SqlTarget {
         url: url(d).to_owned(),
         table: table.to_owned(),
+        retain_until: false,
     }
 }
 
@@ -666,6 +667,7 @@ async fn connection_refused_is_retryable_and_redacted(d: Dialect) {
     let t = SqlTarget {
         url: format!("{scheme}://admin:s3cr%40etPW@127.0.0.1:1/test"),
         table: "orders".into(),
+        retain_until: false,
     };
     let debug = format!("{t:?}");
     assert!(!debug.contains("s3cr"), "{debug}");
@@ -772,6 +774,7 @@ async fn mysql_wrong_password_is_permanent_and_redacted() {
     let t = SqlTarget {
         url: "mysql://root:Wr0ngPassw0rd@127.0.0.1:3306/test".into(),
         table: "orders".into(),
+        retain_until: false,
     };
     let err = SqlWriter::connect(&t, &view())
         .await
