@@ -115,15 +115,17 @@ impl SchemaRouter {
             if *stop.borrow() {
                 break;
             }
-            let owned = owned_partitions(consumer.as_ref(), &topic);
             let step = async {
-                let behind = self.history_pending(&owned);
+                let behind =
+                    self.history_pending(&owned_partitions(consumer.as_ref(), &topic, &[]));
                 let wait = if behind {
                     Duration::from_millis(5)
                 } else {
                     Duration::from_millis(200)
                 };
                 let batch = consumer.poll(500, wait).await?;
+                // Asked after the poll: on Kafka the first poll is what brings the group's assignment.
+                let owned = owned_partitions(consumer.as_ref(), &topic, &batch);
                 if batch.is_empty() {
                     self.refresh_table(&owned, None).await?;
                     self.place_new_subscriptions(&owned).await?;
@@ -632,14 +634,16 @@ impl SchemaRouter {
     }
 }
 
-/// The partitions of `topic` this member of the router's group owns.
-fn owned_partitions(consumer: &dyn Consumer, topic: &str) -> Vec<u32> {
-    let owned: BTreeSet<u32> = consumer
+/// The partitions of `topic` this member of the router's group owns: its assignment, and any partition it was
+/// just given records of.
+fn owned_partitions(consumer: &dyn Consumer, topic: &str, batch: &[ConsumedRecord]) -> Vec<u32> {
+    let mut owned: BTreeSet<u32> = consumer
         .assignment()
         .into_iter()
         .filter(|(t, _)| t == topic)
         .map(|(_, p)| p)
         .collect();
+    owned.extend(batch.iter().map(|r| r.position.partition));
     owned.into_iter().collect()
 }
 
