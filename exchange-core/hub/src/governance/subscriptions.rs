@@ -189,6 +189,24 @@ impl Governance {
         self.activate("hub", approved).await
     }
 
+    /// The subscription if it is `status` now; 409 naming its state otherwise (it cannot be `done` to).
+    fn current_in(
+        &self,
+        id: &str,
+        status: SubscriptionStatus,
+        done: &str,
+    ) -> Result<Subscription, ApiError> {
+        let current = self.current_for_decision(id)?;
+        if current.status != status {
+            return Err(ApiError::Conflict(format!(
+                "subscription `{id}` is {}; only a subscription that is {} can be {done}",
+                current.status.as_str(),
+                status.as_str()
+            )));
+        }
+        Ok(current)
+    }
+
     fn current_for_decision(&self, id: &str) -> Result<Subscription, ApiError> {
         self.control
             .subscription(id)
@@ -372,13 +390,7 @@ impl Governance {
         reason: String,
     ) -> Result<Subscription, ApiError> {
         require_operator(who)?;
-        let current = self.current_for_decision(id)?;
-        if current.status != SubscriptionStatus::Requested {
-            return Err(ApiError::Conflict(format!(
-                "subscription `{id}` is {}; only a requested subscription can be rejected",
-                current.status.as_str()
-            )));
-        }
+        let current = self.current_in(id, SubscriptionStatus::Requested, "rejected")?;
         self.finish(
             who,
             current,
@@ -424,13 +436,7 @@ impl Governance {
         reason: String,
     ) -> Result<Subscription, ApiError> {
         self.visible_subscription(who, id)?;
-        let current = self.current_for_decision(id)?;
-        if current.status != SubscriptionStatus::Active {
-            return Err(ApiError::Conflict(format!(
-                "subscription `{id}` is {}; only an active subscription can be paused",
-                current.status.as_str()
-            )));
-        }
+        let current = self.current_in(id, SubscriptionStatus::Active, "paused")?;
         self.change_status(
             who,
             current,
@@ -450,13 +456,7 @@ impl Governance {
         reason: Option<String>,
     ) -> Result<Subscription, ApiError> {
         self.visible_subscription(who, id)?;
-        let current = self.current_for_decision(id)?;
-        if current.status != SubscriptionStatus::Paused {
-            return Err(ApiError::Conflict(format!(
-                "subscription `{id}` is {}; only a paused subscription can be resumed",
-                current.status.as_str()
-            )));
-        }
+        let current = self.current_in(id, SubscriptionStatus::Paused, "resumed")?;
         if current
             .spec()
             .expires_at_ms
