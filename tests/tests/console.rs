@@ -194,7 +194,15 @@ impl Browser {
             };
             match element.text().await {
                 Ok(text) => return text,
-                Err(e) if e.to_string().contains("stale") => continue,
+                // The page was replaced between finding the element and reading it (a navigation or the
+                // live refresh): find it again.
+                Err(e)
+                    if e.to_string().contains("stale")
+                        || e.to_string().contains("does not belong to the document") =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
                 Err(e) => panic!("text of `{css}`: {e}"),
             }
         }

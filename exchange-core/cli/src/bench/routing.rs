@@ -5,6 +5,8 @@
 //!   `grid_event` records with 1, 10 and 100 active subscriptions (a realistic mix of filters and 5–9 field rules
 //!   with every treatment), single-threaded. Baseline: one `apache_avro::to_avro_datum` of the full record (the
 //!   least any router must do to copy a record out). Also the filters alone, per evaluation.
+//! - **Indexed routing** ([`indexed`]): 1 to 1,000 subscriptions each on its own county and two event types,
+//!   routed with the route index and, as the baseline, with every filter evaluated.
 //! - **Latency** runs a whole hub on the embedded bus (fsync on), one active subscription, and publishes
 //!   Confluent-framed `grid_event` records to `std.grid_event` at a steady rate in 1 ms ticks; a reader on
 //!   `sub.<agency>.<name>` (what every delivery channel reads) notes when each record arrives. Reported: p50, p99
@@ -204,6 +206,100 @@ pub fn throughput(n: usize, subscriptions: usize) -> Result<(Throughput, f64, f6
     std::hint::black_box(matched);
     let filter_rate = evaluations / started.elapsed().as_secs_f64().max(1e-9);
     Ok((result, baseline, filter_rate))
+}
+
+/// One county's routing measurement: typical filters, with and without the route index.
+#[derive(Clone, Debug)]
+pub struct Indexed {
+    /// Active subscriptions, each on its own county.
+    pub subscriptions: usize,
+    /// Records routed per second with the index (one core).
+    pub indexed_per_s: f64,
+    /// Records routed per second evaluating every filter (the same filters, written so no guard is seen).
+    pub scan_per_s: f64,
+    /// Routes evaluated per record with the index, on average.
+    pub candidates_per_record: f64,
+    /// Records released per record, on average.
+    pub releases_per_record: f64,
+}
+
+/// `subscriptions` subscriptions as a province has them: each on its own county (`region_code.startsWith`) and
+/// two event types; records spread over the counties and event types (a fifth from outside them). Routed with
+/// the index, then with the same filters written `(…) || false`, which hides their guards: every filter runs.
+pub fn indexed(n: usize, subscriptions: usize) -> Result<Indexed, BenchError> {
+    let county = |i: usize| format!("61{:02}{:02}", 1 + i / 30, 1 + i % 30);
+    let kinds = ["0302", "0101", "0201", "0401"];
+    let shared = unsilo_schemas::shared_schema("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
+    let example = unsilo_schemas::example_record("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event example".into()))?;
+    let records: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut json = example.clone();
+            let region = if i % 5 == 4 {
+                "620102001001".to_owned()
+            } else {
+                format!("{}001002", county(i % subscriptions.max(1)))
+            };
+            json["envelope"]["region_code"] = serde_json::json!(region);
+            json["envelope"]["record_id"] = serde_json::json!(format!("bench-{i}"));
+            json["event_type_code"] = serde_json::json!(kinds[i % kinds.len()]);
+            unsilo_schemas::json_to_avro(&json, shared.avro())
+                .map_err(|e| BenchError::Avro(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let table_of = |hide_guards: bool| {
+        let mut state = state_with(subscriptions);
+        for (i, s) in state.subscriptions.values_mut().enumerate() {
+            let filter = format!(
+                "region_code.startsWith(\"{}\") && event_type_code in [\"0302\", \"0101\"]",
+                county(i)
+            );
+            let filter = if hide_guards {
+                format!("({filter}) || false")
+            } else {
+                filter
+            };
+            for spec in [&mut s.requested].into_iter().chain(s.granted.as_mut()) {
+                spec.filter = filter.clone();
+            }
+        }
+        RoutingTable::build(&state, "grid_event", &RoutingTable::default())
+    };
+    let key = PseudonymKey::from_bytes([7; 32]);
+    let now = unsilo_bus::now_ms();
+    let run = |table: &RoutingTable| -> Result<(f64, usize), BenchError> {
+        let mut out: Vec<Release> = Vec::new();
+        let mut released = 0usize;
+        let started = Instant::now();
+        for r in &records {
+            out.clear();
+            table
+                .route(r, now, &key, &mut out)
+                .map_err(|e| BenchError::Avro(e.to_string()))?;
+            released += out.len();
+        }
+        Ok((
+            n as f64 / started.elapsed().as_secs_f64().max(1e-9),
+            released,
+        ))
+    };
+    let indexed_table = table_of(false);
+    let (indexed_per_s, released) = run(&indexed_table)?;
+    let (scan_per_s, released_scan) = run(&table_of(true))?;
+    if released != released_scan {
+        return Err(BenchError::Avro(format!(
+            "the index changed what is released: {released} with it, {released_scan} without"
+        )));
+    }
+    let candidates: usize = records.iter().map(|r| indexed_table.candidates(r)).sum();
+    Ok(Indexed {
+        subscriptions,
+        indexed_per_s,
+        scan_per_s,
+        candidates_per_record: candidates as f64 / n.max(1) as f64,
+        releases_per_record: released as f64 / n.max(1) as f64,
+    })
 }
 
 /// Latency from publishing to `std.grid_event` to arrival on the subscription's topic, at `rate` records/s for

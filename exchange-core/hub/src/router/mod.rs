@@ -19,11 +19,14 @@
 //!
 //! - this file: the routes ([`RoutingTable`], [`ActiveSubscription`]), the classification gates and the decoder;
 //! - [`task`]: the per-schema loop, live and history;
-//! - [`standing`]: where each subscription stands, per partition, kept on `_unsilo.router-progress`.
+//! - [`standing`]: where each subscription stands, per partition, kept on `_unsilo.router-progress`;
+//! - `index`: the routes by their filters' guards (region prefix, value sets), so a record is evaluated only
+//!   against the subscriptions it can match.
 //!
 //! The pure part — one record against a table of routes — is [`RoutingTable::route`], which the benchmark and the
 //! leak property test drive directly.
 
+mod index;
 pub mod standing;
 mod task;
 
@@ -158,6 +161,13 @@ pub struct Release {
 pub struct RoutingTable {
     /// The routes.
     pub subscriptions: Vec<ActiveSubscription>,
+    /// The routes by their filters' guards, built on first use (so build the table, then route).
+    index: std::sync::OnceLock<index::RouteIndex>,
+}
+
+thread_local! {
+    /// The candidate routes of the record being routed, reused from record to record.
+    static CANDIDATES: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl RoutingTable {
@@ -185,9 +195,27 @@ impl RoutingTable {
                     .or_else(|| ActiveSubscription::of(s))
             })
             .collect();
+        RoutingTable::of(routes)
+    }
+
+    /// A table of these routes.
+    pub fn of(subscriptions: Vec<ActiveSubscription>) -> RoutingTable {
         RoutingTable {
-            subscriptions: routes,
+            subscriptions,
+            index: std::sync::OnceLock::new(),
         }
+    }
+
+    /// How many routes a record is evaluated against, at most: the candidates the index gives it.
+    pub fn candidates(&self, record: &Value) -> usize {
+        let mut out = Vec::new();
+        self.index().candidates(record, &mut out);
+        out.len()
+    }
+
+    fn index(&self) -> &index::RouteIndex {
+        self.index
+            .get_or_init(|| index::RouteIndex::build(&self.subscriptions))
     }
 
     /// Routes one decoded record (of the table's shared schema) at time `now_ms`: the releases it makes, and
@@ -210,7 +238,28 @@ impl RoutingTable {
             return Ok(gated);
         }
         let core = grade == Some(CORE);
-        for (i, route) in self.subscriptions.iter().enumerate() {
+        let index = self.index();
+        CANDIDATES.with_borrow_mut(|candidates| {
+            index.candidates(record, candidates);
+            self.route_candidates(record, candidates, now_ms, key, core, out, &mut gated)
+        })?;
+        Ok(gated)
+    }
+
+    /// Evaluates the candidate routes of one record, in route order.
+    #[allow(clippy::too_many_arguments)]
+    fn route_candidates(
+        &self,
+        record: &Value,
+        candidates: &[usize],
+        now_ms: i64,
+        key: &PseudonymKey,
+        core: bool,
+        out: &mut Vec<Release>,
+        gated: &mut Gated,
+    ) -> Result<(), RouteError> {
+        for &i in candidates {
+            let route = &self.subscriptions[i];
             if route.expires_at_ms.is_some_and(|e| now_ms >= e) {
                 continue;
             }
@@ -240,7 +289,7 @@ impl RoutingTable {
             })?;
             out.push(Release { route: i, value });
         }
-        Ok(gated)
+        Ok(())
     }
 }
 

@@ -466,9 +466,7 @@ impl SchemaRouter {
                         Duration::ZERO,
                     ))
                     .await?;
-                let single = RoutingTable {
-                    subscriptions: vec![route.clone()],
-                };
+                let single = RoutingTable::of(vec![route.clone()]);
                 let mut releases = Vec::new();
                 for consumed in fetched.iter().filter(|c| c.position.offset < live) {
                     next = consumed.position.offset + 1;

@@ -76,7 +76,8 @@
 //! - this file: [`Filter`] (compile, evaluate), its errors and the limits;
 //! - `lex`: filter text to tokens; `parse`: tokens to a syntax tree;
 //! - `check`: the syntax tree type-checked against the Avro schema, giving typed nodes;
-//! - `eval`: typed nodes run against one decoded record.
+//! - `eval`: typed nodes run against one decoded record;
+//! - [`Guard`]s: the conditions of a filter's top-level conjunction a router can index subscriptions on.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, HashMap};
@@ -417,5 +418,96 @@ fn make_error(source: &str, e: RawError) -> FilterError {
         multiline: source.contains('\n'),
         message: e.message,
         snippet,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Guards: what a router can index a filter on
+// ---------------------------------------------------------------------------------------------------------
+
+/// A condition on one string field that every record a filter matches meets — what a router indexes
+/// subscriptions on, so that a record is evaluated only against the filters it can match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Guard {
+    /// The field (dotted schema path) is one of these values: `f == "x"`, or `f in ["x", "y"]`.
+    OneOf {
+        /// The field's dotted schema path, e.g. `envelope.event_type_code`.
+        path: String,
+        /// The values it may have.
+        values: Vec<String>,
+    },
+    /// The field starts with this text: `f.startsWith("610921")`.
+    Prefix {
+        /// The field's dotted schema path, e.g. `envelope.region_code`.
+        path: String,
+        /// The prefix.
+        prefix: String,
+    },
+}
+
+impl Filter {
+    /// The guards among the filter's top-level conjuncts (`a && b && …`): each is a condition on a string or
+    /// enum field that every record the filter matches meets. Empty when there is none to index on (`true`, a
+    /// disjunction at the top, a negation, a condition on a number …).
+    pub fn guards(&self) -> Vec<Guard> {
+        let mut out = Vec::new();
+        collect_guards(&self.root, &mut out);
+        out
+    }
+}
+
+/// The dotted schema path of a field read from the record's root.
+fn root_path(node: &Node) -> Option<String> {
+    match node {
+        Node::Path {
+            base: Base::Root,
+            steps,
+            ..
+        } if !steps.is_empty() => Some(
+            steps
+                .iter()
+                .map(|s| s.name.as_ref())
+                .collect::<Vec<&str>>()
+                .join("."),
+        ),
+        _ => None,
+    }
+}
+
+fn collect_guards(node: &Node, out: &mut Vec<Guard>) {
+    match node {
+        Node::And(a, b) => {
+            collect_guards(a, out);
+            collect_guards(b, out);
+        }
+        Node::EqLit(field, Lit::Str(value), false) => {
+            if let Some(path) = root_path(field) {
+                out.push(Guard::OneOf {
+                    path,
+                    values: vec![value.to_string()],
+                });
+            }
+        }
+        Node::InLits(field, values) => {
+            let strings: Option<Vec<String>> = values
+                .iter()
+                .map(|v| match v {
+                    Lit::Str(s) => Some(s.to_string()),
+                    _ => None,
+                })
+                .collect();
+            if let (Some(path), Some(values)) = (root_path(field), strings) {
+                out.push(Guard::OneOf { path, values });
+            }
+        }
+        Node::StrLit(StrFn::StartsWith, field, prefix) => {
+            if let Some(path) = root_path(field) {
+                out.push(Guard::Prefix {
+                    path,
+                    prefix: prefix.to_string(),
+                });
+            }
+        }
+        _ => {}
     }
 }
