@@ -421,12 +421,34 @@ async fn an_operator_watches_the_flows_reads_a_dead_letter_approves_narrowed_and
         assert!(name.contains('*'), "the name is masked: {name}");
     }
 
-    // Revoke, then the evidence verifies.
+    // Pause: the page says so and offers resume; resume: active again.
     browser
         .goto(&format!(
             "{base}/console/subscriptions/health-commission.elderly-follow-up"
         ))
         .await;
+    browser.type_into("#pause-reason", "系统维护").await;
+    browser.click("form[action$='/pause'] button").await;
+    eventually(20, "the subscription to be paused", || async {
+        (browser.text("main p .badge").await == "paused").then_some(())
+    })
+    .await;
+    let paused = client
+        .get(format!(
+            "{base}/v1/subscriptions/health-commission.elderly-follow-up/records?max=1&wait_ms=100"
+        ))
+        .bearer_auth(&agency_token)
+        .send()
+        .await
+        .expect("pull");
+    assert_eq!(paused.status().as_u16(), 403, "a paused subscription delivers nothing");
+    browser.click("form[action$='/resume'] button").await;
+    eventually(20, "the subscription to be active again", || async {
+        (browser.text("main p .badge").await == "active").then_some(())
+    })
+    .await;
+
+    // Revoke, then the evidence verifies.
     browser.type_into("#revoke-reason", "演示结束").await;
     browser
         .client

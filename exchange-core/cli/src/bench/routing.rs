@@ -148,6 +148,23 @@ fn records(n: usize) -> Result<Vec<Value>, BenchError> {
         .collect()
 }
 
+/// Routes every record through `table` on this thread: the seconds it took and how many releases it made.
+fn route_all(table: &RoutingTable, records: &[Value]) -> Result<(f64, usize), BenchError> {
+    let key = PseudonymKey::from_bytes([7; 32]);
+    let now = unsilo_bus::now_ms();
+    let mut out: Vec<Release> = Vec::new();
+    let mut released = 0usize;
+    let started = Instant::now();
+    for r in records {
+        out.clear();
+        table
+            .route(r, now, &key, &mut out)
+            .map_err(|e| BenchError::Avro(e.to_string()))?;
+        released += out.len();
+    }
+    Ok((started.elapsed().as_secs_f64().max(1e-9), released))
+}
+
 /// Routing throughput with `subscriptions` active subscriptions over `n` records; also the raw-encode baseline
 /// (records/s) and the filters alone (evaluations/s).
 pub fn throughput(n: usize, subscriptions: usize) -> Result<(Throughput, f64, f64), BenchError> {
@@ -163,19 +180,7 @@ pub fn throughput(n: usize, subscriptions: usize) -> Result<(Throughput, f64, f6
             table.subscriptions.len()
         )));
     }
-    let key = PseudonymKey::from_bytes([7; 32]);
-    let mut out: Vec<Release> = Vec::with_capacity(subscriptions);
-    let mut released = 0usize;
-    let now = unsilo_bus::now_ms();
-    let started = Instant::now();
-    for r in &records {
-        out.clear();
-        table
-            .route(r, now, &key, &mut out)
-            .map_err(|e| BenchError::Avro(e.to_string()))?;
-        released += out.len();
-    }
-    let elapsed = started.elapsed().as_secs_f64().max(1e-9);
+    let (elapsed, released) = route_all(&table, &records)?;
     let evaluations = (n * subscriptions) as f64;
     let result = Throughput {
         subscriptions,
@@ -266,23 +271,9 @@ pub fn indexed(n: usize, subscriptions: usize) -> Result<Indexed, BenchError> {
         }
         RoutingTable::build(&state, "grid_event", &RoutingTable::default())
     };
-    let key = PseudonymKey::from_bytes([7; 32]);
-    let now = unsilo_bus::now_ms();
     let run = |table: &RoutingTable| -> Result<(f64, usize), BenchError> {
-        let mut out: Vec<Release> = Vec::new();
-        let mut released = 0usize;
-        let started = Instant::now();
-        for r in &records {
-            out.clear();
-            table
-                .route(r, now, &key, &mut out)
-                .map_err(|e| BenchError::Avro(e.to_string()))?;
-            released += out.len();
-        }
-        Ok((
-            n as f64 / started.elapsed().as_secs_f64().max(1e-9),
-            released,
-        ))
+        let (elapsed, released) = route_all(table, &records)?;
+        Ok((n as f64 / elapsed, released))
     };
     let indexed_table = table_of(false);
     let (indexed_per_s, released) = run(&indexed_table)?;
