@@ -441,7 +441,11 @@ async fn an_operator_watches_the_flows_reads_a_dead_letter_approves_narrowed_and
         .send()
         .await
         .expect("pull");
-    assert_eq!(paused.status().as_u16(), 403, "a paused subscription delivers nothing");
+    assert_eq!(
+        paused.status().as_u16(),
+        403,
+        "a paused subscription delivers nothing"
+    );
     browser.click("form[action$='/resume'] button").await;
     eventually(20, "the subscription to be active again", || async {
         (browser.text("main p .badge").await == "active").then_some(())
