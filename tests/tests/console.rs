@@ -580,7 +580,11 @@ async fn an_agency_sees_its_filter_checked_and_cannot_reach_operator_pages_or_po
     browser.type_into("#name", "no-csrf").await;
     browser.type_into("#purpose", "x").await;
     browser.click("#request button[type=submit]").await;
-    assert_eq!(browser.heading().await, "无权访问");
+    // The answer is a new page: wait for it rather than read the form's own heading.
+    eventually(20, "the refusal page", || async {
+        (browser.heading().await == "无权访问").then_some(())
+    })
+    .await;
     assert!(browser.text("main .error").await.contains("CSRF"));
 
     // Nothing was filed by that form.
