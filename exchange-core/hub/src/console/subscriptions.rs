@@ -314,8 +314,8 @@ fn approve_form(s: &Subscription, agency: Option<&Agency>, viewer: &Viewer) -> M
         form.card #approve method="post" action=(format!("/console/subscriptions/{}/approve", s.id)) {
             input type="hidden" name="csrf" value=(viewer.csrf);
             p.hint { (l.t(
-                "可以取消字段、改用更严格的处理方式、追加过滤条件或提前到期。高于部门授权级别的字段需要逐个确认。",
-                "You may leave fields out, choose a stricter treatment, add a filter condition or an earlier expiry. Fields above the agency's clearance must be confirmed one by one."
+                "可以取消字段、改用更严格的处理方式、追加过滤条件、提前到期、推迟或不提供历史数据、缩短保存期限。高于部门授权级别的字段需要逐个确认。",
+                "You may leave fields out, choose a stricter treatment, add a filter condition or an earlier expiry, start the history later or refuse it, and shorten the retention. Fields above the agency's clearance must be confirmed one by one."
             )) }
             table {
                 thead { tr {
