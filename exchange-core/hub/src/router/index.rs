@@ -22,9 +22,12 @@ pub(super) struct RouteIndex {
     unguarded: Vec<usize>,
     /// By field path, then value: routes whose filter needs the field to be that value.
     by_value: HashMap<String, HashMap<String, Vec<usize>>>,
-    /// By field path: the prefix lengths (in bytes) in use, and routes by prefix.
-    by_prefix: HashMap<String, (BTreeSet<usize>, HashMap<String, Vec<usize>>)>,
+    /// By field path: the prefix lengths in use, and routes by prefix.
+    by_prefix: HashMap<String, Prefixes>,
 }
+
+/// The prefixes routes are filed under on one field: the lengths in use (in bytes), and the routes by prefix.
+type Prefixes = (BTreeSet<usize>, HashMap<String, Vec<usize>>);
 
 /// A guard's index keys: `(path, value)` for each value of a set, `(path, prefix)` for a prefix.
 fn keys(guard: &Guard) -> Vec<(bool, &str, &str)> {
