@@ -4,13 +4,15 @@
 //! find the release in the audit log, verify the log's hash chain (through the hub and, with the hub stopped,
 //! directly on the bus), revoke, and see that nothing more is delivered.
 
+mod common;
+use common::{free_port, sha256_hex};
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 /// The ID number of the head of the RED household fixture.
 const CERT_NO: &str = "610921196105170316";
@@ -23,18 +25,6 @@ const OPERATOR_TOKEN: &str = "op_test_4c1f0e7d9b2a4f6e8d3c5b7a9e1f2d4c";
 /// A second operator, for grants that need two (双人复核).
 const REVIEWER_TOKEN: &str = "op_test_reviewer_0b9a8c7d6e5f4a3b2c1d0e9f";
 const PUSH_TOKEN: &str = "push_test_9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
-
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 /// The outcome of one `unsilo` command.
 struct Run {
@@ -418,43 +408,15 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let hub = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("hub.toml");
-    let data_dir = dir.path().join("bus");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[http]
-listen = "127.0.0.1:{port}"
-
-[bus]
-kind = "embedded"
-
-[bus.embedded]
-data_dir = "{data_dir}"
-
-[[admin.operators]]
-name = "ops"
-token_sha256 = "{op}"
-
-[[admin.operators]]
-name = "reviewer"
-token_sha256 = "{reviewer}"
-
-[[connectors]]
-name = "grid"
-definition = "builtin:grid"
-transport = "http_push"
-
-[connectors.http_push]
-token_sha256 = "{push}"
-"#,
-            data_dir = data_dir.display(),
-            op = sha256_hex(OPERATOR_TOKEN),
-            reviewer = sha256_hex(REVIEWER_TOKEN),
-            push = sha256_hex(PUSH_TOKEN),
-        ),
-    )
-    .expect("write config");
+    let config = common::write_grid_hub_config(
+        dir.path(),
+        port,
+        &common::Tokens {
+            operator: OPERATOR_TOKEN,
+            reviewer: REVIEWER_TOKEN,
+            push: PUSH_TOKEN,
+        },
+    );
 
     let client = reqwest::Client::new();
     let mut server = Server::start(&config, dir.path(), hub.clone());

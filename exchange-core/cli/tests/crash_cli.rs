@@ -3,6 +3,9 @@
 //! the router's position moves in the same atomic write as its releases and their audit entries, and a batch
 //! the source sends again after losing the answer is not ingested twice.
 
+mod common;
+use common::free_port;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -11,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 const OPERATOR_TOKEN: &str = "op_crash_4c1f0e7d9b2a4f6e8d3c5b7a9e1f2d4c";
 const PUSH_TOKEN: &str = "push_crash_9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d";
@@ -21,18 +23,6 @@ const REVIEWER_TOKEN: &str = "op_crash_reviewer_0b9a8c7d6e5f4a3b2c1d0e9f";
 const KILLS: usize = 20;
 /// Events per pushed batch.
 const BATCH: u32 = 10;
-
-fn sha256_hex(s: &str) -> String {
-    hex::encode(Sha256::digest(s.as_bytes()))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 /// One `unsilo serve` process, its output appended to a log file.
 struct Serve {
@@ -123,39 +113,15 @@ async fn sigkill_twenty_times_while_a_source_pushes_loses_nothing_and_repeats_no
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let config = dir.path().join("hub.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[http]
-listen = "127.0.0.1:{port}"
-
-[bus.embedded]
-data_dir = "{data}"
-
-[[admin.operators]]
-name = "ops"
-token_sha256 = "{op}"
-
-[[admin.operators]]
-name = "reviewer"
-token_sha256 = "{reviewer}"
-
-[[connectors]]
-name = "grid"
-definition = "builtin:grid"
-transport = "http_push"
-
-[connectors.http_push]
-token_sha256 = "{push}"
-"#,
-            data = dir.path().join("bus").display(),
-            op = sha256_hex(OPERATOR_TOKEN),
-            reviewer = sha256_hex(REVIEWER_TOKEN),
-            push = sha256_hex(PUSH_TOKEN),
-        ),
-    )
-    .expect("config");
+    let config = common::write_grid_hub_config(
+        dir.path(),
+        port,
+        &common::Tokens {
+            operator: OPERATOR_TOKEN,
+            reviewer: REVIEWER_TOKEN,
+            push: PUSH_TOKEN,
+        },
+    );
     let log = dir.path().join("serve.log");
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))

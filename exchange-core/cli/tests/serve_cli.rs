@@ -1,16 +1,11 @@
 //! The `unsilo` binary as a user runs it: `serve` with no configuration answers on HTTP, stops cleanly on
 //! SIGTERM, and refuses a configuration file with a wrong key, naming it.
 
+mod common;
+use common::free_port;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 #[tokio::test]
 async fn serve_answers_and_stops_cleanly_on_sigterm() {

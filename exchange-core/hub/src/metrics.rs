@@ -363,6 +363,7 @@ pub async fn track_http(State(metrics): State<Arc<Metrics>>, req: Request, next:
 }
 
 /// A [`Bus`] that counts what is published through it. Consumers are passed through untouched.
+#[derive(Clone)]
 pub struct InstrumentedBus {
     inner: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
@@ -372,6 +373,51 @@ impl InstrumentedBus {
     /// Wraps `inner`, counting into `metrics`.
     pub fn new(inner: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
         Self { inner, metrics }
+    }
+}
+
+/// A consumer of an [`InstrumentedBus`]: what it publishes together with its offsets
+/// ([`Consumer::publish_and_commit`], the router's writes) is counted like any other publish.
+struct InstrumentedConsumer {
+    inner: Box<dyn Consumer>,
+    bus: InstrumentedBus,
+}
+
+#[async_trait]
+impl Consumer for InstrumentedConsumer {
+    async fn poll(
+        &mut self,
+        max: usize,
+        timeout: std::time::Duration,
+    ) -> unsilo_bus::Result<Vec<unsilo_bus::ConsumedRecord>> {
+        self.inner.poll(max, timeout).await
+    }
+
+    async fn commit(&mut self, records: &[unsilo_bus::ConsumedRecord]) -> unsilo_bus::Result<()> {
+        self.inner.commit(records).await
+    }
+
+    fn assignment(&self) -> Vec<(String, u32)> {
+        self.inner.assignment()
+    }
+
+    async fn publish_and_commit(
+        &mut self,
+        _bus: &dyn Bus,
+        parts: Vec<(String, Vec<Record>)>,
+        records: &[unsilo_bus::ConsumedRecord],
+    ) -> unsilo_bus::Result<Vec<Vec<Position>>> {
+        let counts: Vec<PublishCounts> = parts
+            .iter()
+            .map(|(topic, records)| publish_counts(topic, records))
+            .collect();
+        let started = Instant::now();
+        let result = self
+            .inner
+            .publish_and_commit(self.bus.inner.as_ref(), parts, records)
+            .await;
+        self.bus.count_publish(started, &counts, result.is_ok());
+        result
     }
 }
 
@@ -460,7 +506,10 @@ impl Bus for InstrumentedBus {
     }
 
     async fn consumer(&self, options: ConsumerOptions) -> unsilo_bus::Result<Box<dyn Consumer>> {
-        self.inner.consumer(options).await
+        Ok(Box::new(InstrumentedConsumer {
+            inner: self.inner.consumer(options).await?,
+            bus: self.clone(),
+        }))
     }
 
     async fn end_offsets(&self, topic: &str) -> unsilo_bus::Result<Vec<u64>> {

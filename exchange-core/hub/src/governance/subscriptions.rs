@@ -391,7 +391,7 @@ impl Governance {
     ) -> Result<Subscription, ApiError> {
         require_operator(who)?;
         let current = self.current_in(id, SubscriptionStatus::Requested, "rejected")?;
-        self.finish(
+        self.change_status(
             who,
             current,
             SubscriptionStatus::Rejected,
@@ -417,7 +417,7 @@ impl Governance {
                 current.status.as_str()
             )));
         }
-        self.finish(
+        self.change_status(
             who,
             current,
             SubscriptionStatus::Revoked,
@@ -500,7 +500,7 @@ impl Governance {
     /// Marks an active subscription past its expiry as expired (the router already stops at the expiry time).
     pub async fn expire(&self, id: &str) -> Result<Subscription, ApiError> {
         let current = self.current_for_decision(id)?;
-        self.finish(
+        self.change_status(
             &Principal::Operator("hub".into()),
             current,
             SubscriptionStatus::Expired,
@@ -508,18 +508,6 @@ impl Governance {
             "expiry reached".into(),
         )
         .await
-    }
-
-    async fn finish(
-        &self,
-        who: &Principal,
-        current: Subscription,
-        status: SubscriptionStatus,
-        action: &str,
-        reason: String,
-    ) -> Result<Subscription, ApiError> {
-        self.change_status(who, current, status, action, reason)
-            .await
     }
 
     /// Moves a subscription to `status`, recording who, when and why, with its audit entry.

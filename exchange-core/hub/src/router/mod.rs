@@ -102,6 +102,22 @@ impl ActiveSubscription {
         self.backfill_from_ms.or(self.approved_at_ms)
     }
 
+    /// Whether it may receive a record stamped at `stamped`: not before what its grant covers.
+    pub fn covers(&self, stamped: i64) -> bool {
+        self.not_before_ms().is_none_or(|from| stamped >= from)
+    }
+
+    /// Whether a record stamped at `stamped`, released to it now, is history: a record of its granted backfill
+    /// (stamped before its approval), or one it receives late, catching up after a pause (`caught_up_late`) —
+    /// whichever loop, live or history, releases it.
+    pub fn is_history(&self, stamped: i64, caught_up_late: bool) -> bool {
+        caught_up_late
+            || (self.backfill_from_ms.is_some()
+                && self
+                    .approved_at_ms
+                    .is_some_and(|approved| stamped < approved))
+    }
+
     /// The route of an active subscription (`None` if it is not active or does not compile, which is logged).
     pub fn of(subscription: &Subscription) -> Option<ActiveSubscription> {
         let view_schema_id = subscription.view_schema_id?;

@@ -40,13 +40,6 @@ pub struct Behind {
     pub next: u64,
     /// Why it is behind.
     pub reason: BehindReason,
-    /// Records stamped before this time are not part of the history granted (a backfill's start).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub not_before_ms: Option<i64>,
-    /// A backfill's records stamped at or after this time (when the subscription was placed) arrived after
-    /// activation: they are released by the same reader but are not history.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history_until_ms: Option<i64>,
     /// Records of history read so far.
     #[serde(default)]
     pub read: u64,
@@ -86,6 +79,8 @@ impl Standing {
 pub struct Standings {
     /// By subscription, then partition (looked up by `&str` on the hot path, without allocating).
     map: HashMap<String, BTreeMap<u32, Standing>>,
+    /// How many subscriptions are live on each partition (derived from `map`, kept with it).
+    live_on: HashMap<u32, usize>,
     unwritten: BTreeMap<(String, u32), Standing>,
 }
 
@@ -162,6 +157,13 @@ impl Standings {
                 }
             }
         }
+        for partitions in standings.map.values() {
+            for (p, s) in partitions {
+                if matches!(s, Standing::Live { .. }) {
+                    *standings.live_on.entry(*p).or_default() += 1;
+                }
+            }
+        }
         Ok(standings)
     }
 
@@ -178,14 +180,28 @@ impl Standings {
         )
     }
 
+    /// Whether any subscription is live on `partition`: if none, its records need not even be decoded.
+    pub fn any_live_on(&self, partition: u32) -> bool {
+        self.live_on.get(&partition).is_some_and(|n| *n > 0)
+    }
+
     /// Sets a standing, to be written with the next write.
     pub fn set(&mut self, subscription: &str, partition: u32, standing: Standing) {
+        let now_live = matches!(standing, Standing::Live { .. });
         self.unwritten
             .insert((subscription.to_owned(), partition), standing.clone());
-        self.map
+        let was = self
+            .map
             .entry(subscription.to_owned())
             .or_default()
             .insert(partition, standing);
+        let was_live = matches!(was, Some(Standing::Live { .. }));
+        let count = self.live_on.entry(partition).or_default();
+        match (was_live, now_live) {
+            (false, true) => *count += 1,
+            (true, false) => *count = count.saturating_sub(1),
+            _ => {}
+        }
     }
 
     /// Counts records of a granted history the live loop released (it reached them before the history reader
@@ -275,8 +291,6 @@ mod tests {
         let behind = Standing::Behind(Behind {
             next: 42,
             reason: BehindReason::Backfill,
-            not_before_ms: Some(1_700_000_000_000),
-            history_until_ms: Some(1_700_000_100_000),
             read: 5,
             released: 3,
         });
@@ -297,6 +311,18 @@ mod tests {
         s.set("a.x", 0, Standing::live_now(0));
         s.set("a.x", 1, Standing::live_now(0));
         assert!(s.is_live("a.x", 1));
+        assert!(s.any_live_on(1) && !s.any_live_on(2));
+        s.set(
+            "a.x",
+            1,
+            Standing::Behind(Behind {
+                next: 3,
+                reason: BehindReason::Pause,
+                read: 0,
+                released: 0,
+            }),
+        );
+        assert!(!s.any_live_on(1) && s.any_live_on(0));
         let (topic, records) = s.unwritten_part().expect("changes");
         assert_eq!(topic, ROUTER_PROGRESS_TOPIC);
         assert_eq!(records.len(), 2);

@@ -51,7 +51,7 @@ pub(super) struct SchemaRouter {
     standings: Standings,
     /// The live loop's position: the offset of the next record it will route, per partition.
     live_next: BTreeMap<u32, u64>,
-    /// The last routed record per partition whose offset is not committed yet.
+    /// The position of the last routed record per partition whose offset is not committed yet.
     uncommitted: BTreeMap<u32, ConsumedRecord>,
     last_commit: Instant,
 }
@@ -241,8 +241,6 @@ impl SchemaRouter {
                         Standing::Behind(Behind {
                             next: at,
                             reason: BehindReason::Pause,
-                            not_before_ms: None,
-                            history_until_ms: None,
                             read: 0,
                             released: 0,
                         }),
@@ -274,10 +272,7 @@ impl SchemaRouter {
             .collect();
         for route in routes {
             let history_from = match route.backfill_from_ms {
-                Some(from) => Some((
-                    from,
-                    self.context.bus.offsets_for_time(&self.topic, from).await?,
-                )),
+                Some(from) => Some(self.context.bus.offsets_for_time(&self.topic, from).await?),
                 None => None,
             };
             for &p in owned {
@@ -286,14 +281,10 @@ impl SchemaRouter {
                 }
                 let live = self.live_next.get(&p).copied().unwrap_or(0);
                 let standing = match &history_from {
-                    Some((from, starts)) if starts.get(p as usize).is_some_and(|&s| s < live) => {
+                    Some(starts) if starts.get(p as usize).is_some_and(|&s| s < live) => {
                         Standing::Behind(Behind {
                             next: starts[p as usize],
                             reason: BehindReason::Backfill,
-                            not_before_ms: Some(*from),
-                            history_until_ms: Some(
-                                route.approved_at_ms.unwrap_or_else(unsilo_bus::now_ms),
-                            ),
                             read: 0,
                             released: 0,
                         })
@@ -343,9 +334,7 @@ impl SchemaRouter {
             if self.table.subscriptions.is_empty() {
                 continue;
             }
-            let live =
-                |route: &ActiveSubscription| self.standings.is_live(&route.subscription, partition);
-            if !self.table.subscriptions.iter().any(live) {
+            if !self.standings.any_live_on(partition) {
                 continue;
             }
             releases.clear();
@@ -363,8 +352,7 @@ impl SchemaRouter {
             releases.retain(|r| {
                 let route = &self.table.subscriptions[r.route];
                 // Never a record from before what the grant covers, however far the router lags.
-                route.not_before_ms().is_none_or(|from| stamped >= from)
-                    && self.standings.is_live(&route.subscription, partition)
+                route.covers(stamped) && self.standings.is_live(&route.subscription, partition)
             });
             if releases.is_empty() {
                 continue;
@@ -373,10 +361,7 @@ impl SchemaRouter {
             for release in releases.drain(..) {
                 let route = &self.table.subscriptions[release.route];
                 // A granted history's record the live loop reached first is history all the same.
-                let history = route.backfill_from_ms.is_some()
-                    && route
-                        .approved_at_ms
-                        .is_some_and(|approved| stamped < approved);
+                let history = route.is_history(stamped, false);
                 if history {
                     history_counts.push((route.subscription.clone(), partition));
                 }
@@ -403,10 +388,16 @@ impl SchemaRouter {
         // A subscription that left during the batch gets nothing of it: a paused one was set behind at the
         // batch's start, and receives it on resume.
         outgoing.retain(|o| !left.contains(&o.subscription));
+        // Committing needs positions only: keep each partition's last one, not a copy of the record.
         for r in batch {
-            self.uncommitted.insert(r.position.partition, r.clone());
+            self.uncommitted.insert(
+                r.position.partition,
+                ConsumedRecord {
+                    position: r.position.clone(),
+                    record: Record::default(),
+                },
+            );
         }
-        self.place_new_subscriptions(owned).await?;
         if outgoing.is_empty() && !self.standings.has_unwritten() {
             if self.last_commit.elapsed() >= COMMIT_INTERVAL {
                 self.commit_idle(consumer).await;
@@ -471,10 +462,8 @@ impl SchemaRouter {
                 for consumed in fetched.iter().filter(|c| c.position.offset < live) {
                     next = consumed.position.offset + 1;
                     read += 1;
-                    if behind
-                        .not_before_ms
-                        .is_some_and(|from| consumed.record.timestamp_ms < from)
-                    {
+                    let stamped = consumed.record.timestamp_ms;
+                    if !route.covers(stamped) {
                         continue;
                     }
                     releases.clear();
@@ -492,9 +481,7 @@ impl SchemaRouter {
                         continue;
                     }
                     let persons = person_keys(self.schema, &record, &self.context.key);
-                    let history = behind
-                        .history_until_ms
-                        .is_none_or(|until| consumed.record.timestamp_ms < until);
+                    let history = route.is_history(stamped, behind.reason == BehindReason::Pause);
                     for release in releases.drain(..) {
                         outgoing.push(outgoing_release(
                             &route,
