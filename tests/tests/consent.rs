@@ -193,6 +193,15 @@ async fn history_then_live_then_pause_and_resume(config: Config) {
     assert_eq!(body["granted"]["backfill_from_ms"], from, "{body}");
     assert_eq!(body["granted"]["retain_days"], 30, "{body}");
 
+    // A second subscription, without history: it is paused and resumed alongside the first.
+    let (s, body) = api
+        .post(&token, "/admin/subscriptions", request("plain", json!({})))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let plain = format!("{agency}.plain");
+    let (s, body) = api.approve(&plain, json!({})).await;
+    assert_eq!(s, 200, "{body}");
+
     // Live records after activation.
     push_events(&running.base, sfx, 7..10).await;
 
@@ -256,6 +265,23 @@ async fn history_then_live_then_pause_and_resume(config: Config) {
         )
         .await;
     assert_eq!(s, 409, "pausing twice: {body}");
+    let plain_before = pull_exactly(&api, &token, &plain, 3).await;
+    assert_eq!(
+        counted(&plain_before)
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>(),
+        numbers(sfx, 7..10),
+        "without history, only records after approval"
+    );
+    let (s, body) = api
+        .post(
+            &token,
+            &format!("/admin/subscriptions/{plain}/pause"),
+            json!({ "reason": "系统维护" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
     push_events(&running.base, sfx, 10..13).await;
     let (s, body) = api
         .get(
@@ -285,7 +311,27 @@ async fn history_then_live_then_pause_and_resume(config: Config) {
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["status"], "active");
+    let (s, body) = api
+        .post(
+            &token,
+            &format!("/admin/subscriptions/{plain}/resume"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
     push_events(&running.base, sfx, 13..15).await;
+    // Resumed, it gets what arrived while paused though that is older than the resume.
+    let plain_after = pull_exactly(&api, &token, &plain, 5).await;
+    let seen = counted(&plain_after);
+    assert_eq!(
+        seen.keys().cloned().collect::<BTreeSet<_>>(),
+        numbers(sfx, 10..15),
+        "{plain_after:#?}"
+    );
+    assert!(
+        seen.values().all(|n| *n == 1),
+        "a record came twice: {seen:?}"
+    );
     let more = pull_exactly(&api, &token, &id, 5).await;
     let seen = counted(&more);
     assert_eq!(

@@ -145,7 +145,8 @@ impl ActiveSubscription {
             core_allowed: subscription.four_eyes_approved(),
             retain_days: spec.retain_days,
             backfill_from_ms: spec.backfill_from_ms,
-            approved_at_ms: subscription.decided_at_ms,
+            // The grant's own approval — not the last decision, which a pause or a resume moves.
+            approved_at_ms: subscription.approvals.iter().map(|a| a.at_ms).max(),
         })
     }
 }
