@@ -74,15 +74,21 @@ pub struct Header {
     /// Header name, e.g. `unsilo.reason`.
     pub name: String,
     /// Header value.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
 }
 
 /// A record as published to the bus.
+///
+/// Byte fields are serialised as byte strings (`serde_bytes`): in the embedded bus's postcard encoding that is the
+/// same bytes on disk as a sequence of `u8`, written and read in one copy instead of one call per byte.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Record {
     /// Partitioning key; records with the same key land in the same partition, in order.
+    #[serde(with = "serde_bytes")]
     pub key: Option<Vec<u8>>,
     /// Payload; `None` is a tombstone, which deletes the key from a compacted topic.
+    #[serde(with = "serde_bytes")]
     pub value: Option<Vec<u8>>,
     /// Headers, in order.
     pub headers: Vec<Header>,
@@ -448,6 +454,37 @@ pub(crate) fn range_assign(partitions: u32, members: usize, member_index: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records as the embedded bus stored them before their byte fields were `serde_bytes`.
+    #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+    struct StoredBefore {
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        headers: Vec<(String, Vec<u8>)>,
+        timestamp_ms: i64,
+    }
+
+    #[test]
+    fn byte_fields_keep_the_stored_encoding() {
+        let record = Record::new(b"k-1".as_slice(), vec![0u8, 1, 200, 255, 7])
+            .with_header("unsilo.record_id", b"r-1".to_vec());
+        let before = StoredBefore {
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: vec![("unsilo.record_id".into(), b"r-1".to_vec())],
+            timestamp_ms: record.timestamp_ms,
+        };
+        let stored = postcard::to_allocvec(&before).unwrap();
+        assert_eq!(postcard::to_allocvec(&record).unwrap(), stored);
+        assert_eq!(postcard::from_bytes::<Record>(&stored).unwrap(), record);
+        let tombstone = Record {
+            value: None,
+            ..record
+        };
+        let read: Record =
+            postcard::from_bytes(&postcard::to_allocvec(&tombstone).unwrap()).unwrap();
+        assert_eq!(read, tombstone);
+    }
 
     #[test]
     fn range_assign_covers_every_partition_once() {

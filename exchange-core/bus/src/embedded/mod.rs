@@ -206,7 +206,16 @@ impl EmbeddedBus {
         })?;
         let keyspace = Config::new(dir.join("bus")).open().map_err(store_err)?;
         let log = keyspace
-            .open_partition("log", PartitionCreateOptions::default())
+            // Size-tiered: the log is written once and read in order, so the leveled default's rewrites of
+            // overlapping segments (every flush spans every topic) cost the writer's CPU for nothing.
+            .open_partition(
+                "log",
+                PartitionCreateOptions::default().compaction_strategy(
+                    fjall::compaction::Strategy::SizeTiered(
+                        fjall::compaction::SizeTiered::default(),
+                    ),
+                ),
+            )
             .map_err(store_err)?;
         let meta = keyspace
             .open_partition("meta", PartitionCreateOptions::default())
@@ -433,6 +442,10 @@ impl Writer {
                 }
             }
             let outcome = self.commit(&pending);
+            // Offsets alone give readers nothing new: only records wake them.
+            let wrote_records = pending
+                .iter()
+                .any(|req| req.parts.iter().any(|(_, records)| !records.is_empty()));
             match outcome {
                 Ok(positions) => {
                     commits += 1;
@@ -440,7 +453,9 @@ impl Writer {
                         // A publisher that gave up waiting is not an error: its records are durable anyway.
                         let _ = req.reply.send(Ok(pos));
                     }
-                    self.appended.send_replace(commits);
+                    if wrote_records {
+                        self.appended.send_replace(commits);
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, records = count, "Embedded bus commit failed.");
@@ -727,26 +742,17 @@ impl Bus for EmbeddedBus {
 
     async fn commit_offsets(&self, group: &str, topic: &str, offsets: &[(u32, u64)]) -> Result<()> {
         let t = self.topic(topic)?;
-        let mut batch = self.inner.keyspace.batch();
+        let mut keyed = Vec::with_capacity(offsets.len());
         for &(partition, offset) in offsets {
             if partition >= t.spec.partitions {
                 return Err(Error::Store(format!(
                     "topic `{topic}` has no partition {partition}"
                 )));
             }
-            batch.insert(
-                &self.inner.meta,
-                committed_key(group, t.id, partition),
-                offset.to_be_bytes(),
-            );
+            keyed.push((committed_key(group, t.id, partition), offset));
         }
-        let bus = self.clone();
-        tokio::task::spawn_blocking(move || {
-            batch.commit().map_err(store_err)?;
-            bus.persist()
-        })
-        .await
-        .map_err(|e| Error::Store(format!("commit task failed: {e}")))?
+        // Through the writer: group-committed with the publishes, one fsync for all.
+        self.append(Vec::new(), keyed).await.map(drop)
     }
 
     async fn end_offsets(&self, topic: &str) -> Result<Vec<u64>> {
@@ -1016,17 +1022,8 @@ impl Consumer for EmbeddedConsumer {
         if offsets.is_empty() {
             return Ok(());
         }
-        let mut batch = self.bus.inner.keyspace.batch();
-        for (key, offset) in offsets {
-            batch.insert(&self.bus.inner.meta, key, offset.to_be_bytes());
-        }
-        let bus = self.bus.clone();
-        tokio::task::spawn_blocking(move || {
-            batch.commit().map_err(store_err)?;
-            bus.persist()
-        })
-        .await
-        .map_err(|e| Error::Store(format!("commit task failed: {e}")))?
+        // Through the writer: group-committed with the publishes, one fsync for all.
+        self.bus.append(Vec::new(), offsets).await.map(drop)
     }
 
     /// One atomic write: the records and this group's new offsets together, one fsync.
