@@ -4,10 +4,12 @@
 //! every delivery channel reads `sub.` records with it (in the view schema the frame names). Parsed schemas
 //! come from the registry's view, so decoding never parses schema text.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
+use apache_avro::headers::HeaderBuilder;
 use apache_avro::types::Value;
-use apache_avro::Schema;
+use apache_avro::{GenericSingleObjectReader, Schema};
 use unsilo_bus::wire;
 
 use crate::{AvroSchema, Registry};
@@ -32,9 +34,33 @@ pub enum DecodeError {
 }
 
 /// Decodes Confluent-framed Avro records with the registry's parsed schemas.
+///
+/// Each writer schema is prepared once per decoder: apache-avro's `from_avro_datum` resolves the schema's names
+/// on every call, which cost more than the decode itself on the router's hot path.
 #[derive(Clone)]
 pub struct FrameDecoder {
     registry: Arc<Registry>,
+    prepared: Arc<RwLock<HashMap<u32, Arc<Prepared>>>>,
+}
+
+/// A writer schema ready to decode with, and whether it equals each static reader it was asked for.
+struct Prepared {
+    schema: AvroSchema,
+    /// apache-avro's reader with the schema's names resolved once; its "header" is empty, so it reads a bare
+    /// datum (the Confluent frame is taken off before).
+    datum: GenericSingleObjectReader,
+    /// By the address of a `'static` reader schema: whether it differs from this writer schema (comparing two
+    /// schemas builds their canonical forms, too dear for every record).
+    differs_from: RwLock<HashMap<usize, bool>>,
+}
+
+/// No single-object header: the datum starts at once.
+struct BareDatum;
+
+impl HeaderBuilder for BareDatum {
+    fn build_header(&self) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 impl std::fmt::Debug for FrameDecoder {
@@ -46,7 +72,29 @@ impl std::fmt::Debug for FrameDecoder {
 impl FrameDecoder {
     /// A decoder over `registry`.
     pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
+        Self {
+            registry,
+            prepared: Arc::default(),
+        }
+    }
+
+    /// The prepared writer schema with registry id `id`.
+    fn prepared(&self, id: u32) -> Result<Arc<Prepared>, DecodeError> {
+        if let Some(p) = self.prepared.read().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(p);
+        }
+        let schema = self.schema(id)?;
+        let datum =
+            GenericSingleObjectReader::new_with_header_builder(schema.schema().clone(), BareDatum)?;
+        let prepared = Arc::new(Prepared {
+            schema,
+            datum,
+            differs_from: RwLock::default(),
+        });
+        if let Ok(mut m) = self.prepared.write() {
+            m.insert(id, prepared.clone());
+        }
+        Ok(prepared)
     }
 
     /// The parsed schema with registry id `id`.
@@ -64,9 +112,45 @@ impl FrameDecoder {
         reader: Option<&Schema>,
     ) -> Result<(u32, Value), DecodeError> {
         let (id, mut body) = wire::decode(framed)?;
-        let writer = self.schema(id)?;
-        let reader = reader.filter(|r| *r != writer.schema());
-        let value = apache_avro::from_avro_datum(writer.schema(), &mut body, reader)?;
-        Ok((id, value))
+        let writer = self.prepared(id)?;
+        let value = writer.datum.read_value(&mut body)?;
+        match reader {
+            Some(r) if r != writer.schema.schema() => Ok((id, value.resolve(r)?)),
+            _ => Ok((id, value)),
+        }
+    }
+
+    /// [`decode`](Self::decode) to a reader schema that lives for the whole process (a shared schema), whose
+    /// comparison with each writer schema is made once.
+    pub fn decode_to(
+        &self,
+        framed: &[u8],
+        reader: &'static Schema,
+    ) -> Result<(u32, Value), DecodeError> {
+        let (id, mut body) = wire::decode(framed)?;
+        let writer = self.prepared(id)?;
+        let value = writer.datum.read_value(&mut body)?;
+        // A `'static` schema is never freed, so its address names it for good.
+        let address = std::ptr::from_ref(reader) as usize;
+        let known = writer
+            .differs_from
+            .read()
+            .ok()
+            .and_then(|m| m.get(&address).copied());
+        let differs = match known {
+            Some(d) => d,
+            None => {
+                let d = reader != writer.schema.schema();
+                if let Ok(mut m) = writer.differs_from.write() {
+                    m.insert(address, d);
+                }
+                d
+            }
+        };
+        if differs {
+            Ok((id, value.resolve(reader)?))
+        } else {
+            Ok((id, value))
+        }
     }
 }

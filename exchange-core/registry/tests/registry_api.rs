@@ -863,3 +863,54 @@ async fn two_registries_on_one_bus_agree() {
     ));
     bus.shutdown().await.unwrap();
 }
+
+/// The prepared decoder gives what apache-avro's own `from_avro_datum` gives: with no reader, with the writer's
+/// own schema as reader, and resolved from V1 to V2 (the new optional field filled with its default) — again on
+/// a second record, from the prepared schema.
+#[tokio::test]
+async fn frames_decode_as_apache_avro_decodes_them() {
+    use apache_avro::types::Value as Avro;
+    use std::sync::LazyLock;
+    use unsilo_registry::decode::FrameDecoder;
+
+    static V2_SCHEMA: LazyLock<apache_avro::Schema> =
+        LazyLock::new(|| apache_avro::Schema::parse_str(V2).expect("V2 parses"));
+    let dir = tempfile::tempdir().unwrap();
+    let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(dir.path()).unwrap());
+    let registry = Registry::open(bus.clone(), Compatibility::Backward)
+        .await
+        .unwrap();
+    let id = registry.register("decode-value", V1).await.unwrap();
+    let v1 = apache_avro::Schema::parse_str(V1).unwrap();
+    let decoder = FrameDecoder::new(registry.clone());
+    for (event, region) in [("e-1", "610921107200"), ("e-2", "610114001002")] {
+        let mut record = apache_avro::types::Record::new(&v1).unwrap();
+        record.put("event_id", event);
+        record.put("region_code", region);
+        let body = apache_avro::to_avro_datum(&v1, record).unwrap();
+        let framed = unsilo_bus::wire::encode(id as u32, &body);
+        let expected = apache_avro::from_avro_datum(&v1, &mut body.as_slice(), None).unwrap();
+        assert_eq!(
+            decoder.decode(&framed, None).unwrap(),
+            (id as u32, expected.clone())
+        );
+        assert_eq!(decoder.decode(&framed, Some(&v1)).unwrap().1, expected);
+        let resolved =
+            apache_avro::from_avro_datum(&v1, &mut body.as_slice(), Some(&*V2_SCHEMA)).unwrap();
+        assert_eq!(decoder.decode_to(&framed, &V2_SCHEMA).unwrap().1, resolved);
+        let Avro::Record(fields) = &resolved else {
+            panic!("a record: {resolved:?}")
+        };
+        assert_eq!(fields.len(), 3, "resolved to V2: {fields:?}");
+        // A cut record decodes (or fails) exactly as apache-avro decodes it.
+        let cut = &framed[..framed.len() - 3];
+        assert_eq!(
+            decoder.decode(cut, None).ok().map(|(_, v)| v),
+            apache_avro::from_avro_datum(&v1, &mut &body[..body.len() - 3], None).ok()
+        );
+    }
+    assert!(decoder
+        .decode(&unsilo_bus::wire::encode(9_999, b"x"), None)
+        .is_err());
+    bus.shutdown().await.unwrap();
+}

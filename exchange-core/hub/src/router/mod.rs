@@ -367,7 +367,7 @@ impl Decoder {
     /// Decodes one framed record.
     pub fn decode(&mut self, framed: &[u8]) -> Result<Value, RouteError> {
         self.frames
-            .decode(framed, Some(self.reader))
+            .decode_to(framed, self.reader)
             .map(|(_, value)| value)
             .map_err(|e| RouteError::Decode(e.to_string()))
     }
