@@ -40,10 +40,10 @@ use unsilo_registry::Registry;
 /// The sink connectors submit to: normalise, then publish to `std.`, `raw.` and `dlq.` topics durably.
 pub struct BusSink {
     connector: String,
-    definition: Arc<ConnectorDefinition>,
+    /// What turns a raw input into a record for `std.`, `raw.` or `dlq.`; shared with the blocking threads that
+    /// normalise a batch's slices in parallel.
+    normaliser: Arc<Normaliser>,
     bus: Arc<dyn Bus>,
-    /// Registry id of each target schema, by schema name.
-    schema_ids: HashMap<String, u32>,
     /// Where accepted / rejected counts go, if anywhere.
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The record ids accepted lately.
@@ -87,9 +87,12 @@ impl BusSink {
         Ok(Self {
             recent,
             connector: connector.to_owned(),
-            definition,
+            normaliser: Arc::new(Normaliser {
+                connector: connector.to_owned(),
+                definition,
+                schema_ids,
+            }),
             bus,
-            schema_ids,
             metrics: None,
         })
     }
@@ -108,7 +111,8 @@ impl BusSink {
 
     /// The names of the shared schemas its definition writes.
     pub fn target_schemas(&self) -> Vec<String> {
-        self.definition
+        self.normaliser
+            .definition
             .target_schemas()
             .iter()
             .map(|s| s.name().to_owned())
@@ -131,6 +135,7 @@ fn header(name: &str, value: impl Into<Vec<u8>>) -> Header {
 
 /// A batch normalised, ready to publish: records per `std.` topic, originals for `raw.` and `dlq.`, and
 /// what became of each input.
+#[derive(Default)]
 struct Normalised {
     by_topic: HashMap<String, Vec<Record>>,
     raw: Vec<Record>,
@@ -138,18 +143,45 @@ struct Normalised {
     report: BatchReport,
 }
 
-impl BusSink {
-    /// Normalises a batch with the connector's definition, without writing anything.
-    fn normalise(&self, batch: Vec<RawInput>) -> Result<Normalised, SinkError> {
-        let now = unsilo_bus::now_ms();
+impl Normalised {
+    /// Appends `later`, the normalisation of the inputs that followed this one's in the batch.
+    fn append(&mut self, later: Normalised) {
+        for (topic, records) in later.by_topic {
+            self.by_topic.entry(topic).or_default().extend(records);
+        }
+        self.raw.extend(later.raw);
+        self.dlq.extend(later.dlq);
+        self.report.accepted.extend(later.report.accepted);
+        self.report.rejected.extend(later.report.rejected);
+    }
+}
+
+/// Inputs per slice below which a batch is normalised on the calling task: handing a slice to another thread
+/// costs more than normalising a few records.
+const PARALLEL_SLICE_MIN: usize = 64;
+
+/// A connector's normalisation, without its bus: the definition and the registry ids of its target schemas.
+struct Normaliser {
+    connector: String,
+    definition: Arc<ConnectorDefinition>,
+    /// Registry id of each target schema, by schema name.
+    schema_ids: HashMap<String, u32>,
+}
+
+impl Normaliser {
+    /// Normalises `batch`, whose first input is number `first` of the submitted batch, without writing anything.
+    fn normalise(
+        &self,
+        batch: Vec<RawInput>,
+        first: usize,
+        now: i64,
+    ) -> Result<Normalised, SinkError> {
         let mut out = Normalised {
-            by_topic: HashMap::new(),
-            raw: Vec::new(),
-            dlq: Vec::new(),
-            report: BatchReport::default(),
+            raw: Vec::with_capacity(batch.len()),
+            ..Normalised::default()
         };
         let mut body = Vec::with_capacity(1024);
-        for (index, input) in batch.into_iter().enumerate() {
+        for (index, input) in (first..).zip(batch) {
             body.clear();
             match self.definition.normalise(&input, &mut body) {
                 Ok(n) => {
@@ -166,21 +198,21 @@ impl BusSink {
                         header(HEADER_CONNECTOR, self.connector.as_bytes()),
                         header(HEADER_SCHEMA, n.schema.name().as_bytes()),
                     ];
+                    let mut raw_headers = Vec::with_capacity(headers.len() + 1);
+                    raw_headers.extend_from_slice(&headers);
+                    raw_headers.push(header(HEADER_ORIGIN, input.origin.as_bytes()));
+                    let key = n.key.into_bytes();
                     out.raw.push(Record {
-                        key: Some(n.key.clone().into_bytes()),
+                        key: Some(key.clone()),
                         value: Some(input.original),
-                        headers: [
-                            headers.clone(),
-                            vec![header(HEADER_ORIGIN, input.origin.as_bytes())],
-                        ]
-                        .concat(),
+                        headers: raw_headers,
                         timestamp_ms: now,
                     });
                     out.by_topic
                         .entry(n.schema.topic())
-                        .or_default()
+                        .or_insert_with(|| Vec::with_capacity(out.raw.capacity()))
                         .push(Record {
-                            key: Some(n.key.into_bytes()),
+                            key: Some(key),
                             value: Some(value),
                             headers,
                             timestamp_ms: now,
@@ -209,6 +241,40 @@ impl BusSink {
         }
         Ok(out)
     }
+}
+
+impl BusSink {
+    /// Normalises a batch with the connector's definition, without writing anything: in slices on the blocking
+    /// threads, one per core, so a large batch uses every core and the async workers stay free for I/O.
+    async fn normalise(&self, mut batch: Vec<RawInput>) -> Result<Normalised, SinkError> {
+        let now = unsilo_bus::now_ms();
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let slices = cores.min(batch.len() / PARALLEL_SLICE_MIN);
+        if slices <= 1 {
+            return self.normaliser.normalise(batch, 0, now);
+        }
+        let per_slice = batch.len().div_ceil(slices);
+        let mut tasks = Vec::with_capacity(slices);
+        let mut first = 0;
+        while !batch.is_empty() {
+            let rest = batch.split_off(per_slice.min(batch.len()));
+            let slice = std::mem::replace(&mut batch, rest);
+            let normaliser = self.normaliser.clone();
+            let start = first;
+            first += slice.len();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                normaliser.normalise(slice, start, now)
+            }));
+        }
+        let mut out = Normalised::default();
+        for task in tasks {
+            let slice = task.await.map_err(|e| {
+                SinkError(format!("normalising a slice of the batch failed: {e}"))
+            })??;
+            out.append(slice);
+        }
+        Ok(out)
+    }
 
     /// Publishes each topic's records (in parallel).
     async fn publish(&self, publishes: Vec<(String, Vec<Record>)>) -> Result<(), SinkError> {
@@ -226,7 +292,7 @@ impl BusSink {
     /// normalised records to `std.` (with the same record ids as before for unchanged keys); originals that no
     /// longer pass are reported, not dead-lettered (their earlier record stays).
     pub async fn renormalise(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
-        let normalised = self.normalise(batch)?;
+        let normalised = self.normalise(batch).await?;
         self.publish(normalised.by_topic.into_iter().collect())
             .await?;
         Ok(normalised.report)
@@ -241,7 +307,7 @@ impl RecordSink for BusSink {
             raw,
             dlq,
             report,
-        } = self.normalise(batch)?;
+        } = self.normalise(batch).await?;
         // Records accepted lately (a batch sent again after a lost answer) are answered, not written again.
         let claimed: Vec<bool> = self
             .recent
