@@ -264,8 +264,11 @@ struct BenchArgs {
     /// Writes the report to this file as well as to standard output.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Only these sections: foundation, connectors, routing (repeatable; default all).
+    /// Draws the scale curves (routing against subscriptions, ingest against connectors) as an SVG here.
     #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Only these sections: foundation, ingest, routing, latency (repeatable; default all).
+    #[arg(long, value_parser = ["foundation", "ingest", "routing", "latency"])]
     only: Vec<String>,
 }
 
@@ -333,10 +336,15 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         only: args.only,
     })
     .await?;
-    print!("{report}");
+    print!("{}", report.markdown);
     if let Some(path) = args.out {
-        std::fs::write(&path, &report)
+        std::fs::write(&path, &report.markdown)
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = args.plot {
+        std::fs::write(&path, &report.svg)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("bench: scale plot written to {}", path.display());
     }
     Ok(())
 }

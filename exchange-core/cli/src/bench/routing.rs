@@ -1,5 +1,5 @@
-//! Routing measurements: how many record × subscription evaluations one core makes, and how long a record takes
-//! from the end of ingest to its subscription's topic at a steady rate.
+//! Routing measurements: how many record × subscription evaluations one core makes, with and without the route
+//! index.
 //!
 //! - **Throughput** drives [`RoutingTable::route`] — filter, view plan, view encode, framing — over decoded
 //!   `grid_event` records with 1, 10 and 100 active subscriptions (a realistic mix of filters and 5–9 field rules
@@ -7,29 +7,18 @@
 //!   least any router must do to copy a record out). Also the filters alone, per evaluation.
 //! - **Indexed routing** ([`indexed`]): 1 to 1,000 subscriptions each on its own county and two event types,
 //!   routed with the route index and, as the baseline, with every filter evaluated.
-//! - **Latency** runs a whole hub on the embedded bus (fsync on), one active subscription, and publishes
-//!   Confluent-framed `grid_event` records to `std.grid_event` at a steady rate in 1 ms ticks; a reader on
-//!   `sub.<agency>.<name>` (what every delivery channel reads) notes when each record arrives. Reported: p50, p99
-//!   and max from publish to arrival.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use apache_avro::types::Value;
 
 use super::BenchError;
-use unsilo_bus::wire;
-use unsilo_bus::{ConsumerOptions, Record};
-use unsilo_hub::auth::Principal;
 use unsilo_hub::control::ControlState;
-use unsilo_hub::governance::{ApproveRequest, NewAgency, SubscriptionRequest};
 use unsilo_hub::router::{Release, RoutingTable};
 use unsilo_policy::model::{
     Channel, FieldRule, Subscription, SubscriptionSpec, SubscriptionStatus, Treatment,
 };
 use unsilo_policy::treat::PseudonymKey;
-use unsilo_schemas::names::HEADER_RECORD_ID;
 
 /// One throughput measurement.
 #[derive(Clone, Debug)]
@@ -46,21 +35,6 @@ pub struct Throughput {
     pub released_share: f64,
 }
 
-/// The latency measurement.
-#[derive(Clone, Debug)]
-pub struct Latency {
-    /// Records per second offered.
-    pub rate: u32,
-    /// Records measured.
-    pub records: usize,
-    /// Median, ms.
-    pub p50_ms: f64,
-    /// 99th percentile, ms.
-    pub p99_ms: f64,
-    /// Maximum, ms.
-    pub max_ms: f64,
-}
-
 const FILTERS: [&str; 5] = [
     "true",
     "region_code.startsWith(\"610921\")",
@@ -69,7 +43,9 @@ const FILTERS: [&str; 5] = [
     "parties.exists(p, p.role == \"RESPONDENT\")",
 ];
 
-fn rules(i: usize) -> Vec<FieldRule> {
+/// Field rules of benchmark subscription `i`: five common fields and, by `i % 4`, up to four more with every
+/// treatment.
+pub(super) fn rules(i: usize) -> Vec<FieldRule> {
     let rule = |field: &str, treatment| FieldRule {
         field: field.into(),
         treatment,
@@ -103,12 +79,18 @@ fn rules(i: usize) -> Vec<FieldRule> {
     r
 }
 
-fn state_with(n: usize) -> ControlState {
+/// The six-digit code of benchmark county `i` (`6101 01`, `6101 02`, …: thirty per prefecture).
+pub(super) fn county(i: usize) -> String {
+    format!("61{:02}{:02}", 1 + i / 30, 1 + i % 30)
+}
+
+/// `n` active subscriptions on `grid_event`, subscription `i` with the filter `filter(i)` and [`rules`]`(i)`.
+fn state_with(n: usize, filter: impl Fn(usize) -> String) -> ControlState {
     let mut state = ControlState::default();
     for i in 0..n {
         let spec = SubscriptionSpec {
             schema: "grid_event".into(),
-            filter: FILTERS[i % FILTERS.len()].into(),
+            filter: filter(i),
             fields: rules(i),
             purpose: "benchmark".into(),
             legal_basis: None,
@@ -170,7 +152,7 @@ fn route_all(table: &RoutingTable, records: &[Value]) -> Result<(f64, usize), Be
 pub fn throughput(n: usize, subscriptions: usize) -> Result<(Throughput, f64, f64), BenchError> {
     let records = records(n)?;
     let table = RoutingTable::build(
-        &state_with(subscriptions),
+        &state_with(subscriptions, |i| FILTERS[i % FILTERS.len()].into()),
         "grid_event",
         &RoutingTable::default(),
     );
@@ -232,7 +214,6 @@ pub struct Indexed {
 /// two event types; records spread over the counties and event types (a fifth from outside them). Routed with
 /// the index, then with the same filters written `(…) || false`, which hides their guards: every filter runs.
 pub fn indexed(n: usize, subscriptions: usize) -> Result<Indexed, BenchError> {
-    let county = |i: usize| format!("61{:02}{:02}", 1 + i / 30, 1 + i % 30);
     let kinds = ["0302", "0101", "0201", "0401"];
     let shared = unsilo_schemas::shared_schema("grid_event")
         .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
@@ -254,7 +235,7 @@ pub fn indexed(n: usize, subscriptions: usize) -> Result<Indexed, BenchError> {
         })
         .collect::<Result<_, _>>()?;
     let table_of = |hide_guards: bool| {
-        let mut state = state_with(subscriptions);
+        let mut state = state_with(subscriptions, |_| "true".into());
         for (i, s) in state.subscriptions.values_mut().enumerate() {
             let filter = format!(
                 "region_code.startsWith(\"{}\") && event_type_code in [\"0302\", \"0101\"]",
@@ -293,175 +274,21 @@ pub fn indexed(n: usize, subscriptions: usize) -> Result<Indexed, BenchError> {
     })
 }
 
-/// Latency from publishing to `std.grid_event` to arrival on the subscription's topic, at `rate` records/s for
-/// `seconds` seconds, on a whole hub on the embedded bus.
-pub async fn latency(rate: u32, seconds: u32) -> Result<Latency, BenchError> {
-    let dir = tempfile::tempdir()?;
-    let mut config = unsilo_hub::config::Config::default();
-    config.bus.embedded.data_dir = dir.path().to_owned();
-    let hub = unsilo_hub::server::Hub::start(&config)
-        .await
-        .map_err(|e| BenchError::Avro(e.to_string()))?;
-    let setup = |e: unsilo_hub::api_error::ApiError| BenchError::Avro(e.to_string());
-    hub.governance
-        .create_agency(
-            &Principal::Operator("bench".into()),
-            NewAgency {
-                id: "bench".into(),
-                name: "基准测试".into(),
-                uscc: "11610921016050037T".into(),
-                clearance: "S4".into(),
-                client_cert_sha256: None,
-                token_expires_at_ms: None,
-            },
-        )
-        .await
-        .map_err(setup)?;
-    let request = SubscriptionRequest {
-        agency: None,
-        name: "latency".into(),
-        spec: SubscriptionSpec {
-            schema: "grid_event".into(),
-            filter: "region_code.startsWith(\"61\")".into(),
-            fields: rules(1),
-            purpose: "benchmark".into(),
-            legal_basis: None,
-            expires_at_ms: None,
-            backfill_from_ms: None,
-            retain_days: None,
-            channel: Channel::Pull,
-        },
-    };
-    hub.governance
-        .request(&Principal::Agency("bench".into()), request)
-        .await
-        .map_err(setup)?;
-    let mut sub = hub
-        .governance
-        .approve(
-            &Principal::Operator("bench".into()),
-            "bench.latency",
-            ApproveRequest::default(),
-        )
-        .await
-        .map_err(setup)?;
-    if sub.status == unsilo_policy::model::SubscriptionStatus::Requested {
-        // 双人复核: a second operator confirms.
-        sub = hub
-            .governance
-            .approve(
-                &Principal::Operator("bench-reviewer".into()),
-                "bench.latency",
-                ApproveRequest::default(),
-            )
-            .await
-            .map_err(setup)?;
+/// Full evaluations — filter, view plan, view encode and framing — per second on one core when every one of
+/// `subscriptions` subscriptions matches every record (filter `true`; the view rules vary as in [`rules`]).
+pub fn every_match(n: usize, subscriptions: usize) -> Result<f64, BenchError> {
+    let records = records(n)?;
+    let table = RoutingTable::build(
+        &state_with(subscriptions, |_| "true".into()),
+        "grid_event",
+        &RoutingTable::default(),
+    );
+    let (elapsed, released) = route_all(&table, &records)?;
+    if released != n * subscriptions {
+        return Err(BenchError::Avro(format!(
+            "{released} of {} evaluations released with every filter true",
+            n * subscriptions
+        )));
     }
-
-    let shared = unsilo_schemas::shared_schema("grid_event")
-        .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
-    let schema_id = hub
-        .registry
-        .lookup(&shared.subject(), &shared.schema_string(), false)
-        .map_err(|e| BenchError::Avro(e.to_string()))?
-        .id;
-    let total = (rate * seconds) as usize;
-    let bodies: Vec<Vec<u8>> = records(64)?
-        .into_iter()
-        .map(|v| {
-            apache_avro::to_avro_datum(shared.avro(), v)
-                .map(|b| wire::encode(schema_id as u32, &b))
-                .map_err(|e| BenchError::Avro(e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
-
-    // The reader: what a delivery worker does.
-    let bus = hub.bus.clone();
-    let mut consumer = bus
-        .consumer(ConsumerOptions::group(
-            "bench.latency.reader",
-            &[&sub.topic()],
-        ))
-        .await?;
-    let reader = tokio::spawn(async move {
-        let mut arrived: HashMap<String, Instant> = HashMap::with_capacity(total);
-        let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 60);
-        while arrived.len() < total && Instant::now() < deadline {
-            if let Ok(batch) = consumer.poll(1000, Duration::from_millis(100)).await {
-                let now = Instant::now();
-                for r in &batch {
-                    if let Some(id) = r.record.header(HEADER_RECORD_ID) {
-                        arrived.insert(String::from_utf8_lossy(id).into_owned(), now);
-                    }
-                }
-                let _ = consumer.commit(&batch).await;
-            }
-        }
-        arrived
-    });
-
-    // The writer: `rate` records per second in 1 ms ticks, each tick's publish in flight on its own.
-    let per_tick = (rate as usize / 1000).max(1);
-    let sent: Arc<std::sync::Mutex<HashMap<String, Instant>>> = Arc::default();
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut publishes = Vec::new();
-    let mut n = 0usize;
-    while n < total {
-        ticker.tick().await;
-        let mut batch = Vec::with_capacity(per_tick);
-        let now = Instant::now();
-        let mut sent_now = Vec::with_capacity(per_tick);
-        for _ in 0..per_tick.min(total - n) {
-            let id = format!("lat-{n}");
-            batch.push(
-                Record::new(id.as_bytes(), bodies[n % bodies.len()].clone())
-                    .with_header(HEADER_RECORD_ID, id.as_bytes().to_vec()),
-            );
-            sent_now.push(id);
-            n += 1;
-        }
-        {
-            let mut s = sent.lock().map_err(|_| BenchError::Avro("lock".into()))?;
-            for id in sent_now {
-                s.insert(id, now);
-            }
-        }
-        let bus = hub.bus.clone();
-        let topic = shared.topic();
-        publishes.push(tokio::spawn(
-            async move { bus.publish(&topic, batch).await },
-        ));
-    }
-    for p in publishes {
-        p.await.map_err(|e| BenchError::Avro(e.to_string()))??;
-    }
-    let arrived = reader.await.map_err(|e| BenchError::Avro(e.to_string()))?;
-    let sent = sent
-        .lock()
-        .map_err(|_| BenchError::Avro("lock".into()))?
-        .clone();
-    let mut latencies: Vec<f64> = arrived
-        .iter()
-        .filter_map(|(id, at)| {
-            sent.get(id)
-                .map(|s| at.duration_since(*s).as_secs_f64() * 1e3)
-        })
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    let result = Latency {
-        rate,
-        records: latencies.len(),
-        p50_ms: pick(0.50),
-        p99_ms: pick(0.99),
-        max_ms: latencies.last().copied().unwrap_or(f64::NAN),
-    };
-    hub.shutdown().await?;
-    Ok(result)
+    Ok(released as f64 / elapsed)
 }

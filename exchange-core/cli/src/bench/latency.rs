@@ -1,0 +1,340 @@
+//! Latency and memory under a steady load: a whole hub on the embedded bus (fsync on) with 100 active
+//! subscriptions, Confluent-framed `grid_event` records published to `std.grid_event` at a steady rate in 1 ms
+//! ticks.
+//!
+//! Each record is timed at three points, so the tail can be placed on a hop:
+//!
+//! 1. **ingest write** — the publish call until it returns, durable;
+//! 2. **router read** — durable until a reader of `std.grid_event` (a consumer like the router's) has it;
+//! 3. **release** — readable on `std.` until a reader of the measured subscription's `sub.` topic (what every
+//!    delivery channel reads) has it: the router's read, routing and its one atomic write of releases, evidence
+//!    and offsets.
+//!
+//! Peak resident memory of the process (hub and load generator) is read from `/proc/self/status` (`VmHWM`),
+//! reset just before the hub starts where the kernel allows it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use unsilo_bus::{wire, ConsumerOptions, Record};
+use unsilo_hub::auth::Principal;
+use unsilo_hub::governance::{ApproveRequest, NewAgency, SubscriptionRequest};
+use unsilo_hub::server::Hub;
+use unsilo_policy::model::{Channel, SubscriptionSpec, SubscriptionStatus};
+use unsilo_schemas::names::HEADER_RECORD_ID;
+
+use super::routing::{county, rules};
+use super::BenchError;
+
+/// Counties the load spreads over; the other subscriptions each take one county and one event type.
+const COUNTIES: usize = 33;
+
+/// Event types of the load; the first three are subscribed to.
+const KINDS: [&str; 4] = ["0302", "0101", "0201", "0401"];
+
+/// p50, p99 and maximum of one hop, in milliseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Quantiles {
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+impl Quantiles {
+    fn of(mut ms: Vec<f64>) -> Self {
+        ms.sort_by(f64::total_cmp);
+        let pick = |q: f64| {
+            ms.get(((ms.len() as f64 * q) as usize).min(ms.len().saturating_sub(1)))
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        Self {
+            p50_ms: pick(0.50),
+            p99_ms: pick(0.99),
+            max_ms: ms.last().copied().unwrap_or(f64::NAN),
+        }
+    }
+}
+
+/// The latency measurement.
+#[derive(Clone, Debug)]
+pub struct Latency {
+    /// Records per second offered.
+    pub rate: u32,
+    /// Active subscriptions.
+    pub subscriptions: usize,
+    /// Records measured end to end.
+    pub records: usize,
+    /// Releases per record, on average, over all subscriptions.
+    pub releases_per_record: f64,
+    /// Publish call → readable on the subscription's topic.
+    pub end_to_end: Quantiles,
+    /// Publish call → publish returned (durable on `std.`).
+    pub ingest_write: Quantiles,
+    /// Durable on `std.` → a reader of `std.` has it.
+    pub router_read: Quantiles,
+    /// A reader of `std.` has it → a reader of the subscription's topic has it.
+    pub release: Quantiles,
+    /// Peak resident memory during the run, MiB (`None` where `/proc` cannot tell).
+    pub peak_rss_mib: Option<f64>,
+    /// Resident memory before the hub started, MiB: the load generator's own share.
+    pub rss_before_mib: Option<f64>,
+}
+
+/// A line of `/proc/self/status` in MiB (`VmHWM`, `VmRSS`).
+fn proc_status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+async fn active_subscription(
+    hub: &Hub,
+    name: &str,
+    filter: String,
+    rules_no: usize,
+) -> Result<unsilo_policy::model::Subscription, BenchError> {
+    let setup = |e: unsilo_hub::api_error::ApiError| BenchError::Avro(e.to_string());
+    let request = SubscriptionRequest {
+        agency: None,
+        name: name.into(),
+        spec: SubscriptionSpec {
+            schema: "grid_event".into(),
+            filter,
+            fields: rules(rules_no),
+            purpose: "benchmark".into(),
+            legal_basis: None,
+            expires_at_ms: None,
+            backfill_from_ms: None,
+            retain_days: None,
+            channel: Channel::Pull,
+        },
+    };
+    hub.governance
+        .request(&Principal::Agency("bench".into()), request)
+        .await
+        .map_err(setup)?;
+    let id = format!("bench.{name}");
+    let mut sub = hub
+        .governance
+        .approve(
+            &Principal::Operator("bench".into()),
+            &id,
+            ApproveRequest::default(),
+        )
+        .await
+        .map_err(setup)?;
+    if sub.status == SubscriptionStatus::Requested {
+        // 双人复核: a second operator confirms.
+        sub = hub
+            .governance
+            .approve(
+                &Principal::Operator("bench-reviewer".into()),
+                &id,
+                ApproveRequest::default(),
+            )
+            .await
+            .map_err(setup)?;
+    }
+    Ok(sub)
+}
+
+/// Framed `grid_event` bodies spread over [`COUNTIES`] counties and [`KINDS`].
+fn bodies(schema_id: u32, n: usize) -> Result<Vec<Vec<u8>>, BenchError> {
+    let shared = unsilo_schemas::shared_schema("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
+    let example = unsilo_schemas::example_record("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event example".into()))?;
+    (0..n)
+        .map(|i| {
+            let mut json = example.clone();
+            json["envelope"]["region_code"] =
+                serde_json::json!(format!("{}001002", county(i % COUNTIES)));
+            json["event_type_code"] = serde_json::json!(KINDS[i % KINDS.len()]);
+            let value = unsilo_schemas::json_to_avro(&json, shared.avro())
+                .map_err(|e| BenchError::Avro(e.to_string()))?;
+            apache_avro::to_avro_datum(shared.avro(), value)
+                .map(|b| wire::encode(schema_id, &b))
+                .map_err(|e| BenchError::Avro(e.to_string()))
+        })
+        .collect()
+}
+
+/// When each record id was seen; shared between a reader and the report.
+type Seen = HashMap<String, Instant>;
+
+/// Reads `topic` as group `group` until `total` records are seen or the deadline passes; notes when each
+/// record id arrived. Commits as a delivery worker does.
+fn spawn_reader(
+    hub: &Hub,
+    group: &str,
+    topic: String,
+    total: usize,
+    deadline: Instant,
+) -> tokio::task::JoinHandle<Result<Seen, BenchError>> {
+    let bus = hub.bus.clone();
+    let group = group.to_owned();
+    tokio::spawn(async move {
+        let mut consumer = bus
+            .consumer(ConsumerOptions::group(&group, &[&topic]))
+            .await?;
+        let mut seen = Seen::with_capacity(total);
+        while seen.len() < total && Instant::now() < deadline {
+            let batch = consumer.poll(1000, Duration::from_millis(100)).await?;
+            let now = Instant::now();
+            for r in &batch {
+                if let Some(id) = r.record.header(HEADER_RECORD_ID) {
+                    seen.insert(String::from_utf8_lossy(id).into_owned(), now);
+                }
+            }
+            consumer.commit(&batch).await?;
+        }
+        Ok(seen)
+    })
+}
+
+/// Latency at `rate` records/s for `seconds` seconds with `subscriptions` active subscriptions (one on every
+/// record, which is measured; the others each on one county and one event type).
+pub async fn latency(rate: u32, seconds: u32, subscriptions: usize) -> Result<Latency, BenchError> {
+    // Peak memory counts from here: clearing `VmHWM` is allowed for a process's own memory on Linux.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let rss_before_mib = proc_status_mib("VmRSS:");
+    let dir = tempfile::tempdir()?;
+    let mut config = unsilo_hub::config::Config::default();
+    config.bus.embedded.data_dir = dir.path().to_owned();
+    let hub = Hub::start(&config)
+        .await
+        .map_err(|e| BenchError::Avro(e.to_string()))?;
+    hub.governance
+        .create_agency(
+            &Principal::Operator("bench".into()),
+            NewAgency {
+                id: "bench".into(),
+                name: "基准测试".into(),
+                uscc: "11610921016050037T".into(),
+                clearance: "S4".into(),
+                client_cert_sha256: None,
+                token_expires_at_ms: None,
+            },
+        )
+        .await
+        .map_err(|e| BenchError::Avro(e.to_string()))?;
+    let measured =
+        active_subscription(&hub, "latency", "region_code.startsWith(\"61\")".into(), 1).await?;
+    for i in 1..subscriptions {
+        let filter = format!(
+            "region_code.startsWith(\"{}\") && event_type_code == \"{}\"",
+            county(i % COUNTIES),
+            KINDS[(i / COUNTIES) % 3]
+        );
+        active_subscription(&hub, &format!("county{i}"), filter, i).await?;
+    }
+
+    let shared = unsilo_schemas::shared_schema("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
+    let schema_id = hub
+        .registry
+        .lookup(&shared.subject(), &shared.schema_string(), false)
+        .map_err(|e| BenchError::Avro(e.to_string()))?
+        .id;
+    let total = (rate * seconds) as usize;
+    let bodies = bodies(schema_id as u32, COUNTIES * KINDS.len())?;
+    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 60);
+    let on_std = spawn_reader(&hub, "bench.latency.std", shared.topic(), total, deadline);
+    let on_sub = spawn_reader(&hub, "bench.latency.sub", measured.topic(), total, deadline);
+    let released_before = released_total(&hub);
+
+    // The writer: `rate` records per second in 1 ms ticks, each tick's publish in flight on its own.
+    let per_tick = (rate as usize / 1000).max(1);
+    let sent: Arc<Mutex<Seen>> = Arc::default();
+    let written: Arc<Mutex<Seen>> = Arc::default();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut publishes = Vec::new();
+    let mut n = 0usize;
+    while n < total {
+        ticker.tick().await;
+        let now = Instant::now();
+        let mut batch = Vec::with_capacity(per_tick);
+        let mut ids = Vec::with_capacity(per_tick);
+        for _ in 0..per_tick.min(total - n) {
+            let id = format!("lat-{n}");
+            batch.push(
+                Record::new(id.as_bytes(), bodies[n % bodies.len()].clone())
+                    .with_header(HEADER_RECORD_ID, id.as_bytes().to_vec()),
+            );
+            ids.push(id);
+            n += 1;
+        }
+        {
+            let mut sent = sent.lock().map_err(|_| BenchError::Avro("lock".into()))?;
+            sent.extend(ids.iter().map(|id| (id.clone(), now)));
+        }
+        let bus = hub.bus.clone();
+        let topic = shared.topic();
+        let written = written.clone();
+        publishes.push(tokio::spawn(async move {
+            bus.publish(&topic, batch).await?;
+            let done = Instant::now();
+            if let Ok(mut w) = written.lock() {
+                w.extend(ids.into_iter().map(|id| (id, done)));
+            }
+            Ok::<(), unsilo_bus::Error>(())
+        }));
+    }
+    for p in publishes {
+        p.await.map_err(|e| BenchError::Avro(e.to_string()))??;
+    }
+    let on_std = on_std
+        .await
+        .map_err(|e| BenchError::Avro(e.to_string()))??;
+    let on_sub = on_sub
+        .await
+        .map_err(|e| BenchError::Avro(e.to_string()))??;
+    let peak_rss_mib = proc_status_mib("VmHWM:");
+    let releases = released_total(&hub) - released_before;
+    hub.shutdown().await?;
+
+    let sent = std::mem::take(&mut *sent.lock().map_err(|_| BenchError::Avro("lock".into()))?);
+    let written = std::mem::take(
+        &mut *written
+            .lock()
+            .map_err(|_| BenchError::Avro("lock".into()))?,
+    );
+    let between = |from: &Seen, to: &Seen| -> Vec<f64> {
+        to.iter()
+            .filter_map(|(id, at)| {
+                from.get(id)
+                    .map(|s| at.saturating_duration_since(*s).as_secs_f64() * 1e3)
+            })
+            .collect()
+    };
+    Ok(Latency {
+        rate,
+        subscriptions,
+        records: on_sub.len(),
+        releases_per_record: releases as f64 / total.max(1) as f64,
+        end_to_end: Quantiles::of(between(&sent, &on_sub)),
+        ingest_write: Quantiles::of(between(&sent, &written)),
+        router_read: Quantiles::of(between(&written, &on_std)),
+        release: Quantiles::of(between(&on_std, &on_sub)),
+        peak_rss_mib,
+        rss_before_mib,
+    })
+}
+
+/// Records released to every subscription so far, from the hub's live figures.
+fn released_total(hub: &Hub) -> u64 {
+    hub.metrics
+        .flows
+        .snapshot()
+        .subscriptions
+        .values()
+        .map(|s| s.released)
+        .sum()
+}
