@@ -324,7 +324,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
+    // Logs to standard error: standard output is the report.
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )

@@ -27,8 +27,10 @@ use super::{join_senders, rate, BenchError, Row, SENDERS};
 /// Records per pushed body, as a source system's batch upload.
 const BATCH: usize = 500;
 
-/// The push token every benchmark connector accepts.
-const TOKEN: &str = "bench-token";
+/// The push token of benchmark connector `name` (each has its own, as the hub requires).
+fn token_of(name: &str) -> String {
+    format!("bench-token-{name}")
+}
 
 fn failed(e: impl std::fmt::Display) -> BenchError {
     BenchError::Avro(e.to_string())
@@ -163,6 +165,10 @@ impl PushedHub {
             Some(broker) => {
                 config.bus.kind = BusKind::Kafka;
                 config.bus.kafka = Some(unsilo_bus::kafka::KafkaOptions::new(broker));
+                // Kept between runs: every run on one broker continues the same audit chain with the same key.
+                let keys = std::env::temp_dir().join("unsilo-bench-kafka");
+                std::fs::create_dir_all(&keys)?;
+                config.security.secret_file = Some(keys.join("hub.secret"));
                 None
             }
             None => {
@@ -175,7 +181,7 @@ impl PushedHub {
             config.connectors.push(ConnectorConfig::http_push(
                 name,
                 "builtin:grid",
-                token_digest(TOKEN),
+                token_digest(&token_of(name)),
             ));
         }
         let hub = Hub::start(&config).await.map_err(failed)?;
@@ -221,13 +227,14 @@ impl PushedHub {
             for sender in 0..senders {
                 let client = client.clone();
                 let url = format!("{}/ingest/{name}", self.base);
+                let token = token_of(name);
                 let share: Vec<Vec<u8>> =
                     mine.iter().skip(sender).step_by(senders).cloned().collect();
                 tasks.push(tokio::spawn(async move {
                     for body in share {
                         let r = client
                             .post(&url)
-                            .bearer_auth(TOKEN)
+                            .bearer_auth(&token)
                             .header("content-type", "application/json")
                             .body(body)
                             .send()

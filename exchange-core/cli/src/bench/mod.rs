@@ -168,6 +168,41 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     let mut sections = String::new();
     let mut curves = Curves::default();
     let mut size = 0;
+    // First, so the peak memory it reports is the hub's under load, not what earlier sections left allocated.
+    let mut latency_section = String::new();
+    if wants("latency") {
+        eprintln!("bench: latency at 10 000 records/s for 10 s, 100 subscriptions…");
+        let l = latency::latency(10_000, 10, 100).await?;
+        let hop = |name: &str, q: &latency::Quantiles| {
+            format!(
+                "| {name} | {:.1} | {:.1} | {:.1} |",
+                q.p50_ms, q.p99_ms, q.max_ms
+            )
+        };
+        let _ = writeln!(
+            latency_section,
+            "\n**Latency**, whole hub on the embedded bus (fsync on), {} records/s offered to `std.grid_event`, {} \
+             active subscriptions ({:.2} releases per record), {} records measured on the subscription that takes \
+             every record:\n\n| hop | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|\n{}\n{}\n{}\n{}",
+            l.rate,
+            l.subscriptions,
+            l.releases_per_record,
+            l.records,
+            hop("ingest write: publish → durable on `std.`", &l.ingest_write),
+            hop("router read: durable → read from `std.`", &l.router_read),
+            hop("release: read from `std.` → read from `sub.` (route + one atomic write)", &l.release),
+            hop("**end to end**: publish → read from `sub.`", &l.end_to_end),
+        );
+        let mib =
+            |v: Option<f64>| v.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.0} MiB"));
+        let _ = writeln!(
+            latency_section,
+            "\nPeak resident memory of the process during the run (hub + load generator): **{}**; before the hub \
+             started: {}.",
+            mib(l.peak_rss_mib),
+            mib(l.rss_before_mib)
+        );
+    }
     if wants("foundation") {
         eprintln!("bench: Avro encode ({} records)…", options.records);
         size = foundation::bench_encode(options.records, &mut rows)?;
@@ -293,39 +328,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
              evaluations/s** on one core (filter, view plan, view encode, framing)."
         );
     }
-    if wants("latency") {
-        eprintln!("bench: latency at 10 000 records/s for 10 s, 100 subscriptions…");
-        let l = latency::latency(10_000, 10, 100).await?;
-        let hop = |name: &str, q: &latency::Quantiles| {
-            format!(
-                "| {name} | {:.1} | {:.1} | {:.1} |",
-                q.p50_ms, q.p99_ms, q.max_ms
-            )
-        };
-        let _ = writeln!(
-            sections,
-            "\n**Latency**, whole hub on the embedded bus (fsync on), {} records/s offered to `std.grid_event`, {} \
-             active subscriptions ({:.2} releases per record), {} records measured on the subscription that takes \
-             every record:\n\n| hop | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|\n{}\n{}\n{}\n{}",
-            l.rate,
-            l.subscriptions,
-            l.releases_per_record,
-            l.records,
-            hop("ingest write: publish → durable on `std.`", &l.ingest_write),
-            hop("router read: durable → read from `std.`", &l.router_read),
-            hop("release: read from `std.` → read from `sub.` (route + one atomic write)", &l.release),
-            hop("**end to end**: publish → read from `sub.`", &l.end_to_end),
-        );
-        let mib =
-            |v: Option<f64>| v.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.0} MiB"));
-        let _ = writeln!(
-            sections,
-            "\nPeak resident memory of the process during the run (hub + load generator): **{}**; before the hub \
-             started: {}.",
-            mib(l.peak_rss_mib),
-            mib(l.rss_before_mib)
-        );
-    }
+    sections.push_str(&latency_section);
     if options.kafka.is_none() {
         eprintln!("bench: no --kafka broker given; Kafka measurements skipped.");
     }
