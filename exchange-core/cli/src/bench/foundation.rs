@@ -168,6 +168,18 @@ pub(super) async fn bench_embedded(
 /// Rounds of each Kafka measurement; the best round counts, so a cold start or a broker hiccup does not decide.
 pub(super) const KAFKA_ROUNDS: usize = 2;
 
+/// Raw rdkafka with the Kafka bus's producer settings (idempotent, `acks=all`, murmur2, 5 ms linger): the
+/// baseline of every Kafka produce measurement.
+pub(super) fn raw_producer(broker: &str) -> Result<FutureProducer, BenchError> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()?)
+}
+
 pub(super) async fn raw_produce(
     producer: &FutureProducer,
     topic: &str,
@@ -255,14 +267,8 @@ pub(super) async fn bench_kafka(
     bus.create_topic(&TopicSpec::new(&raw_topic, 1)).await?;
     bus.create_topic(&TopicSpec::new(&bus_topic, 1)).await?;
 
-    // Raw rdkafka with the bus's producer settings; both warmed up before anything is timed.
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .create()?;
+    // Both warmed up before anything is timed.
+    let producer = raw_producer(broker)?;
     raw_produce(&producer, &raw_topic, &data[..100.min(n)]).await?;
     bus_produce(&bus, &bus_topic, &data[..100.min(n)]).await?;
 

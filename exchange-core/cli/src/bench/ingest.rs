@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 
 use unsilo_bus::wire;
 use unsilo_bus::TopicSpec;
@@ -453,13 +452,7 @@ pub(super) async fn kafka(broker: &str, n: usize, rows: &mut Vec<Row>) -> Result
     for topic in [&raw_topic, &std_topic] {
         hub.hub.bus.create_topic(&TopicSpec::new(topic, 4)).await?;
     }
-    let producer: FutureProducer = ClientConfig::new()
-        .set("bootstrap.servers", broker)
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .create()?;
+    let producer = super::foundation::raw_producer(broker)?;
     // Both warmed up before anything is timed.
     let warm = GridLoad::new(BATCH, 1)?;
     raw_rdkafka(&producer, &raw_topic, &std_topic, &warm.written).await?;

@@ -21,10 +21,10 @@ use unsilo_bus::{wire, ConsumerOptions, Record};
 use unsilo_hub::auth::Principal;
 use unsilo_hub::governance::{ApproveRequest, NewAgency, SubscriptionRequest};
 use unsilo_hub::server::Hub;
-use unsilo_policy::model::{Channel, SubscriptionSpec, SubscriptionStatus};
+use unsilo_policy::model::SubscriptionStatus;
 use unsilo_schemas::names::HEADER_RECORD_ID;
 
-use super::routing::{county, rules};
+use super::routing::{county, spec};
 use super::BenchError;
 
 /// Counties the load spreads over; the other subscriptions each take one county and one event type.
@@ -103,17 +103,7 @@ async fn active_subscription(
     let request = SubscriptionRequest {
         agency: None,
         name: name.into(),
-        spec: SubscriptionSpec {
-            schema: "grid_event".into(),
-            filter,
-            fields: rules(rules_no),
-            purpose: "benchmark".into(),
-            legal_basis: None,
-            expires_at_ms: None,
-            backfill_from_ms: None,
-            retain_days: None,
-            channel: Channel::Pull,
-        },
+        spec: spec(filter, rules_no),
     };
     hub.governance
         .request(&Principal::Agency("bench".into()), request)

@@ -79,6 +79,21 @@ pub(super) fn rules(i: usize) -> Vec<FieldRule> {
     r
 }
 
+/// A pull subscription on `grid_event` for benchmarks: `filter`, and [`rules`]`(rules_no)`.
+pub(super) fn spec(filter: String, rules_no: usize) -> SubscriptionSpec {
+    SubscriptionSpec {
+        schema: "grid_event".into(),
+        filter,
+        fields: rules(rules_no),
+        purpose: "benchmark".into(),
+        legal_basis: None,
+        expires_at_ms: None,
+        backfill_from_ms: None,
+        retain_days: None,
+        channel: Channel::Pull,
+    }
+}
+
 /// The six-digit code of benchmark county `i` (`6101 01`, `6101 02`, …: thirty per prefecture).
 pub(super) fn county(i: usize) -> String {
     format!("61{:02}{:02}", 1 + i / 30, 1 + i % 30)
@@ -88,17 +103,7 @@ pub(super) fn county(i: usize) -> String {
 fn state_with(n: usize, filter: impl Fn(usize) -> String) -> ControlState {
     let mut state = ControlState::default();
     for i in 0..n {
-        let spec = SubscriptionSpec {
-            schema: "grid_event".into(),
-            filter: filter(i),
-            fields: rules(i),
-            purpose: "benchmark".into(),
-            legal_basis: None,
-            expires_at_ms: None,
-            backfill_from_ms: None,
-            retain_days: None,
-            channel: Channel::Pull,
-        };
+        let spec = spec(filter(i), i);
         let mut s = Subscription::new_request("bench", &format!("s{i}"), spec.clone(), 0);
         s.status = SubscriptionStatus::Active;
         s.granted = Some(spec);
