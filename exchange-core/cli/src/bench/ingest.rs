@@ -214,38 +214,44 @@ impl PushedHub {
         records: usize,
     ) -> Result<f64, BenchError> {
         let client = reqwest::Client::new();
+        // Each sender's bodies, shared out before the clock starts.
+        let mut plan = Vec::with_capacity(connectors.len() * senders);
+        for (c, name) in connectors.iter().enumerate() {
+            let mine: Vec<&Vec<u8>> = bodies.iter().skip(c).step_by(connectors.len()).collect();
+            for sender in 0..senders {
+                let share: Vec<Vec<u8>> = mine
+                    .iter()
+                    .skip(sender)
+                    .step_by(senders)
+                    .map(|b| (*b).clone())
+                    .collect();
+                plan.push((
+                    format!("{}/ingest/{name}", self.base),
+                    token_of(name),
+                    share,
+                ));
+            }
+        }
         let started = Instant::now();
         let mut tasks = Vec::new();
-        for (c, name) in connectors.iter().enumerate() {
-            let mine: Vec<Vec<u8>> = bodies
-                .iter()
-                .skip(c)
-                .step_by(connectors.len())
-                .cloned()
-                .collect();
-            for sender in 0..senders {
-                let client = client.clone();
-                let url = format!("{}/ingest/{name}", self.base);
-                let token = token_of(name);
-                let share: Vec<Vec<u8>> =
-                    mine.iter().skip(sender).step_by(senders).cloned().collect();
-                tasks.push(tokio::spawn(async move {
-                    for body in share {
-                        let r = client
-                            .post(&url)
-                            .bearer_auth(&token)
-                            .header("content-type", "application/json")
-                            .body(body)
-                            .send()
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        if !r.status().is_success() {
-                            return Err(format!("push to {url} answered {}", r.status()));
-                        }
+        for (url, token, share) in plan {
+            let client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                for body in share {
+                    let r = client
+                        .post(&url)
+                        .bearer_auth(&token)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    if !r.status().is_success() {
+                        return Err(format!("push to {url} answered {}", r.status()));
                     }
-                    Ok::<(), String>(())
-                }));
-            }
+                }
+                Ok::<(), String>(())
+            }));
         }
         join_senders(tasks).await?;
         Ok(rate(records, started.elapsed()))
@@ -317,15 +323,20 @@ async fn direct_sink(hub: &Hub, load: &GridLoad) -> Result<f64, BenchError> {
                 .collect()
         })
         .collect();
+    let mut batches = batches.into_iter().enumerate().collect::<Vec<_>>();
+    let shares: Vec<Vec<Vec<RawInput>>> = (0..SENDERS)
+        .rev()
+        .map(|sender| {
+            batches
+                .extract_if(.., |(i, _)| *i % SENDERS == sender)
+                .map(|(_, b)| b)
+                .collect()
+        })
+        .collect();
     let started = Instant::now();
     let mut tasks = Vec::new();
-    let mut batches = batches.into_iter().enumerate().collect::<Vec<_>>();
-    for sender in (0..SENDERS).rev() {
+    for mine in shares {
         let sink = sink.clone();
-        let mine: Vec<Vec<RawInput>> = batches
-            .extract_if(.., |(i, _)| *i % SENDERS == sender)
-            .map(|(_, b)| b)
-            .collect();
         tasks.push(tokio::spawn(async move {
             for batch in mine {
                 sink.submit(batch).await.map_err(|e| e.to_string())?;

@@ -21,8 +21,8 @@ pub use start::{load_definition, start_connectors, StartError, StartedConnectors
 use std::collections::HashMap;
 use std::sync::Arc;
 use unsilo_schemas::names::{
-    dlq_topic, raw_topic, HEADER_CONNECTOR, HEADER_ORIGIN, HEADER_REASON, HEADER_RECORD_ID,
-    HEADER_SCHEMA, OFFSETS_TOPIC,
+    dlq_topic, raw_topic, std_topic, HEADER_CONNECTOR, HEADER_ORIGIN, HEADER_REASON,
+    HEADER_RECORD_ID, HEADER_SCHEMA, OFFSETS_TOPIC,
 };
 
 use async_trait::async_trait;
@@ -39,7 +39,6 @@ use unsilo_registry::Registry;
 
 /// The sink connectors submit to: normalise, then publish to `std.`, `raw.` and `dlq.` topics durably.
 pub struct BusSink {
-    connector: String,
     /// What turns a raw input into a record for `std.`, `raw.` or `dlq.`; shared with the blocking threads that
     /// normalise a batch's slices in parallel.
     normaliser: Arc<Normaliser>,
@@ -53,7 +52,7 @@ pub struct BusSink {
 impl std::fmt::Debug for BusSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BusSink")
-            .field("connector", &self.connector)
+            .field("connector", &self.normaliser.connector)
             .finish_non_exhaustive()
     }
 }
@@ -86,7 +85,6 @@ impl BusSink {
             .map_err(|e| SinkError(format!("reading the recent record ids of {connector}: {e}")))?;
         Ok(Self {
             recent,
-            connector: connector.to_owned(),
             normaliser: Arc::new(Normaliser {
                 connector: connector.to_owned(),
                 definition,
@@ -106,7 +104,7 @@ impl BusSink {
 
     /// The connector this sink serves.
     pub fn connector(&self) -> &str {
-        &self.connector
+        &self.normaliser.connector
     }
 
     /// The names of the shared schemas its definition writes.
@@ -133,11 +131,11 @@ fn header(name: &str, value: impl Into<Vec<u8>>) -> Header {
     }
 }
 
-/// A batch normalised, ready to publish: records per `std.` topic, originals for `raw.` and `dlq.`, and
-/// what became of each input.
+/// A batch normalised, ready to publish: records per shared schema (for its `std.` topic), originals for `raw.`
+/// and `dlq.`, and what became of each input.
 #[derive(Default)]
 struct Normalised {
-    by_topic: HashMap<String, Vec<Record>>,
+    by_schema: HashMap<&'static str, Vec<Record>>,
     raw: Vec<Record>,
     dlq: Vec<Record>,
     report: BatchReport,
@@ -146,8 +144,8 @@ struct Normalised {
 impl Normalised {
     /// Appends `later`, the normalisation of the inputs that followed this one's in the batch.
     fn append(&mut self, later: Normalised) {
-        for (topic, records) in later.by_topic {
-            self.by_topic.entry(topic).or_default().extend(records);
+        for (schema, records) in later.by_schema {
+            self.by_schema.entry(schema).or_default().extend(records);
         }
         self.raw.extend(later.raw);
         self.dlq.extend(later.dlq);
@@ -208,8 +206,8 @@ impl Normaliser {
                         headers: raw_headers,
                         timestamp_ms: now,
                     });
-                    out.by_topic
-                        .entry(n.schema.topic())
+                    out.by_schema
+                        .entry(n.schema.name())
                         .or_insert_with(|| Vec::with_capacity(out.raw.capacity()))
                         .push(Record {
                             key: Some(key),
@@ -293,8 +291,14 @@ impl BusSink {
     /// longer pass are reported, not dead-lettered (their earlier record stays).
     pub async fn renormalise(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
         let normalised = self.normalise(batch).await?;
-        self.publish(normalised.by_topic.into_iter().collect())
-            .await?;
+        self.publish(
+            normalised
+                .by_schema
+                .into_iter()
+                .map(|(schema, records)| (std_topic(schema), records))
+                .collect(),
+        )
+        .await?;
         Ok(normalised.report)
     }
 }
@@ -303,7 +307,7 @@ impl BusSink {
 impl RecordSink for BusSink {
     async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
         let Normalised {
-            by_topic,
+            by_schema,
             raw,
             dlq,
             report,
@@ -324,19 +328,19 @@ impl RecordSink for BusSink {
                 .and_then(|id| std::str::from_utf8(id).ok())
                 .is_some_and(|id| fresh.contains(id))
         };
-        let mut publishes: Vec<(String, Vec<Record>)> = Vec::with_capacity(by_topic.len() + 2);
-        for (topic, records) in by_topic {
+        let mut publishes: Vec<(String, Vec<Record>)> = Vec::with_capacity(by_schema.len() + 2);
+        for (schema, records) in by_schema {
             let records: Vec<Record> = records.into_iter().filter(|r| is_fresh(r)).collect();
             if !records.is_empty() {
-                publishes.push((topic, records));
+                publishes.push((std_topic(schema), records));
             }
         }
         let raw: Vec<Record> = raw.into_iter().filter(|r| is_fresh(r)).collect();
         if !raw.is_empty() {
-            publishes.push((raw_topic(&self.connector), raw));
+            publishes.push((raw_topic(self.connector()), raw));
         }
         if !dlq.is_empty() {
-            publishes.push((dlq_topic(&self.connector), dlq));
+            publishes.push((dlq_topic(self.connector()), dlq));
         }
         if !publishes.is_empty() {
             // One write for the batch: on the embedded bus all of it is durable with one fsync, or none.
@@ -347,7 +351,7 @@ impl RecordSink for BusSink {
         }
         if let Some(m) = &self.metrics {
             m.record_ingest(
-                &self.connector,
+                self.connector(),
                 report.accepted.len(),
                 report.rejected.len(),
             );
