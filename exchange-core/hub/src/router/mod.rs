@@ -287,23 +287,17 @@ impl RoutingTable {
             if !route.compiled.filter.matches(record) {
                 continue;
             }
-            let view = route
+            let mut value = Vec::with_capacity(256);
+            wire::write_header(&mut value, route.view_schema_id as u32);
+            // The view is encoded straight from the decoded record, in the view schema's field order.
+            route
                 .compiled
                 .plan
-                .apply(record, key)
+                .encode(record, key, &mut value)
                 .map_err(|e| RouteError::View {
                     subscription: route.subscription.clone(),
                     message: e.to_string(),
                 })?;
-            let mut value = Vec::with_capacity(256);
-            wire::write_header(&mut value, route.view_schema_id as u32);
-            // The plan builds view values in the view schema's field order, so they encode without a schema walk.
-            unsilo_schemas::avro::encode_value(&view, &mut value).map_err(|e| {
-                RouteError::View {
-                    subscription: route.subscription.clone(),
-                    message: e.to_string(),
-                }
-            })?;
             out.push(Release { route: i, value });
         }
         Ok(())

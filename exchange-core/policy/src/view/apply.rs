@@ -1,7 +1,9 @@
-//! Applying a plan to one shared record: the view record, field by field.
+//! Applying a plan to one shared record: the view record encoded as Avro binary, field by field, straight from
+//! the decoded shared record (no view value is built in between).
 
 #[allow(unused_imports)]
 use super::*;
+use unsilo_schemas::avro::{encode_value, write_long};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Applying
@@ -42,51 +44,67 @@ pub(super) fn field_value<'v>(
     }
 }
 
-pub(super) fn apply_record(
+/// Writes `v` as an Avro string (length, then UTF-8 bytes).
+fn write_str(out: &mut Vec<u8>, v: &str) {
+    write_long(out, v.len() as i64);
+    out.extend_from_slice(v.as_bytes());
+}
+
+/// Encodes the view of one record (a record plan over `fields`) as Avro binary, in the view schema's field order.
+pub(super) fn encode_record(
     plan: &RecordPlan,
     fields: &[(String, Value)],
     ctx: &Ctx<'_>,
-) -> Result<Value, ViewError> {
-    let mut out = Vec::with_capacity(plan.fields.len());
+    out: &mut Vec<u8>,
+) -> Result<(), ViewError> {
     for f in &plan.fields {
         let v = field_value(fields, f.src, &f.name, &f.path)?;
-        out.push((
-            f.name.clone(),
-            apply_action(&f.action, v, fields, &f.path, ctx)?,
-        ));
+        encode_action(&f.action, v, fields, &f.path, ctx, out)?;
     }
-    Ok(Value::Record(out))
+    Ok(())
 }
 
-pub(super) fn apply_action(
+/// Encodes what `action` makes of `v` (a value whose record is `parent`).
+pub(super) fn encode_action(
     action: &Action,
     v: &Value,
     parent: &[(String, Value)],
     path: &str,
     ctx: &Ctx<'_>,
-) -> Result<Value, ViewError> {
+    out: &mut Vec<u8>,
+) -> Result<(), ViewError> {
     match action {
-        Action::Leaf(leaf) => apply_leaf(leaf, v, parent, path, ctx),
+        Action::Leaf(leaf) => encode_leaf(leaf, v, parent, path, ctx, out),
         Action::Record(plan) => match v {
-            Value::Record(fields) => apply_record(plan, fields, ctx),
+            Value::Record(fields) => encode_record(plan, fields, ctx, out),
             other => Err(shape(path, "a record", other)),
         },
+        // Arrays and maps as one block (count, items), then the empty block that ends them.
         Action::Array(inner) => match v {
-            Value::Array(items) => Ok(Value::Array(
-                items
-                    .iter()
-                    .map(|item| apply_action(inner, item, parent, path, ctx))
-                    .collect::<Result<_, _>>()?,
-            )),
+            Value::Array(items) => {
+                if !items.is_empty() {
+                    write_long(out, items.len() as i64);
+                    for item in items {
+                        encode_action(inner, item, parent, path, ctx, out)?;
+                    }
+                }
+                out.push(0);
+                Ok(())
+            }
             other => Err(shape(path, "an array", other)),
         },
         Action::Map(inner) => match v {
-            Value::Map(items) => Ok(Value::Map(
-                items
-                    .iter()
-                    .map(|(k, item)| Ok((k.clone(), apply_action(inner, item, parent, path, ctx)?)))
-                    .collect::<Result<_, ViewError>>()?,
-            )),
+            Value::Map(items) => {
+                if !items.is_empty() {
+                    write_long(out, items.len() as i64);
+                    for (k, item) in items {
+                        write_str(out, k);
+                        encode_action(inner, item, parent, path, ctx, out)?;
+                    }
+                }
+                out.push(0);
+                Ok(())
+            }
             other => Err(shape(path, "a map", other)),
         },
         Action::Union { branches, null_out } => {
@@ -111,11 +129,15 @@ pub(super) fn apply_action(
                 ),
             };
             match branches.get(index) {
-                Some(Some((out, action))) => Ok(Value::Union(
-                    *out,
-                    Box::new(apply_action(action, inner, parent, path, ctx)?),
-                )),
-                Some(None) => Ok(Value::Union(*null_out, Box::new(Value::Null))),
+                Some(Some((branch, action))) => {
+                    write_long(out, i64::from(*branch));
+                    encode_action(action, inner, parent, path, ctx, out)
+                }
+                // A withheld branch becomes null (which encodes as nothing after its index).
+                Some(None) => {
+                    write_long(out, i64::from(*null_out));
+                    Ok(())
+                }
                 None => Err(ViewError::RecordShape {
                     path: path.to_string(),
                     reason: format!("union branch {index} does not exist"),
@@ -125,27 +147,30 @@ pub(super) fn apply_action(
     }
 }
 
-pub(super) fn apply_leaf(
+/// Encodes what a leaf treatment makes of `v`.
+pub(super) fn encode_leaf(
     leaf: &Leaf,
     v: &Value,
     parent: &[(String, Value)],
     path: &str,
     ctx: &Ctx<'_>,
-) -> Result<Value, ViewError> {
-    pub(super) fn text<'v>(v: &'v Value, path: &str) -> Result<&'v str, ViewError> {
+    out: &mut Vec<u8>,
+) -> Result<(), ViewError> {
+    fn text<'v>(v: &'v Value, path: &str) -> Result<&'v str, ViewError> {
         match v {
             Value::String(s) => Ok(s.as_str()),
             other => Err(shape(path, "a string", other)),
         }
     }
-    Ok(match leaf {
-        Leaf::Clone => v.clone(),
-        Leaf::Redact => {
-            Value::String(treat::redact_free_text(text(v, path)?, ctx.redaction).into_owned())
-        }
-        Leaf::Mask(style) => Value::String(mask::mask(*style, text(v, path)?)),
+    match leaf {
+        Leaf::Clone => encode_value(v, out).map_err(|e| ViewError::RecordShape {
+            path: path.to_string(),
+            reason: e.to_string(),
+        })?,
+        Leaf::Redact => write_str(out, &treat::redact_free_text(text(v, path)?, ctx.redaction)),
+        Leaf::Mask(style) => write_str(out, &mask::mask(*style, text(v, path)?)),
         Leaf::Pseudonymise(domain) => {
-            Value::String(treat::pseudonym(ctx.key, domain, text(v, path)?))
+            write_str(out, &treat::pseudonym(ctx.key, domain, text(v, path)?))
         }
         Leaf::Address(source) => {
             let code = match source {
@@ -156,7 +181,7 @@ pub(super) fn apply_leaf(
                 },
             };
             match code {
-                Some(Value::String(code)) => Value::String(code.clone()),
+                Some(Value::String(code)) => write_str(out, code),
                 Some(other) => {
                     return Err(shape(
                         path,
@@ -174,20 +199,22 @@ pub(super) fn apply_leaf(
             }
         }
         Leaf::Year => match v {
-            Value::Date(d) | Value::Int(d) => Value::Int(treat::birth_year(*d)),
+            Value::Date(d) | Value::Int(d) => write_long(out, i64::from(treat::birth_year(*d))),
             other => return Err(shape(path, "a date", other)),
         },
         Leaf::Coordinate => match v {
-            Value::Double(x) => Value::Double(treat::round_coordinate(*x)),
-            Value::Float(x) => Value::Float(treat::round_coordinate(f64::from(*x)) as f32),
+            Value::Double(x) => out.extend_from_slice(&treat::round_coordinate(*x).to_le_bytes()),
+            Value::Float(x) => out
+                .extend_from_slice(&(treat::round_coordinate(f64::from(*x)) as f32).to_le_bytes()),
             other => return Err(shape(path, "a coordinate", other)),
         },
         Leaf::Day => match v {
             Value::TimestampMillis(t) | Value::Long(t) => {
-                Value::TimestampMillis(treat::day_start_beijing(*t))
+                write_long(out, treat::day_start_beijing(*t))
             }
             other => return Err(shape(path, "a timestamp-millis", other)),
         },
-        Leaf::County => Value::String(treat::county_of(text(v, path)?)),
-    })
+        Leaf::County => write_str(out, &treat::county_of(text(v, path)?)),
+    }
+    Ok(())
 }

@@ -8,9 +8,9 @@
 //! schema, checks that the treatment applies to the field's type and sensitivity kind, derives the view schema
 //! (masked/pseudonymised fields become strings, generalised ones the type of their generalisation, docs and
 //! `x-` tags kept, `x-treatment` added, named types moved into `unsilo.view.<view>`), and compiles a tree of
-//! per-field actions holding source field indices. [`ViewPlan::apply`] then only walks that tree over the decoded
-//! record: no schema lookups, no name resolution, untouched subtrees cloned in one go. It runs once per record per
-//! subscription, so that matters.
+//! per-field actions holding source field indices. [`ViewPlan::encode`] then only walks that tree over the decoded
+//! record, writing the view's Avro bytes as it goes: no schema lookups, no name resolution, no view value built.
+//! It runs once per record per subscription, so that matters. [`ViewPlan::apply`] gives the same view as a value.
 //!
 //! Paths are the dotted paths of [`unsilo_schemas::tags`]: record fields joined with `.`, arrays and maps add
 //! nothing (`parties.cert_no` is every party's `cert_no`), `["null", T]` adds nothing, a union of several

@@ -129,8 +129,15 @@ impl ViewPlan {
         self.redaction
     }
 
-    /// Projects a record of the shared schema onto the view; the result validates against [`Self::schema`].
-    pub fn apply(&self, record: &Value, key: &PseudonymKey) -> Result<Value, ViewError> {
+    /// Projects a record of the shared schema onto the view and appends it to `out` as Avro binary of
+    /// [`Self::schema`] (no framing). This is the router's path: the view is written straight from the decoded
+    /// shared record, field by field, without building a view value first.
+    pub fn encode(
+        &self,
+        record: &Value,
+        key: &PseudonymKey,
+        out: &mut Vec<u8>,
+    ) -> Result<(), ViewError> {
         let Value::Record(fields) = record else {
             return Err(ViewError::RecordShape {
                 path: String::new(),
@@ -145,7 +152,24 @@ impl ViewPlan {
             key,
             redaction: self.redaction,
         };
-        apply_record(&self.root, fields, &ctx)
+        encode_record(&self.root, fields, &ctx, out)
+    }
+
+    /// Projects a record of the shared schema onto the view, as a value of [`Self::schema`]: what a subscriber
+    /// decodes from [`Self::encode`]'s bytes (it is computed that way).
+    pub fn apply(&self, record: &Value, key: &PseudonymKey) -> Result<Value, ViewError> {
+        let mut bytes = Vec::with_capacity(256);
+        self.encode(record, key, &mut bytes)?;
+        let mut reader = bytes.as_slice();
+        let value = apache_avro::from_avro_datum(&self.schema, &mut reader, None)
+            .map_err(|e| ViewError::ViewSchema(format!("the view does not decode: {e}")))?;
+        if !reader.is_empty() {
+            return Err(ViewError::ViewSchema(format!(
+                "the view encodes {} bytes more than its schema reads",
+                reader.len()
+            )));
+        }
+        Ok(value)
     }
 
     /// Pseudonyms of every ID number (`x-pii: cert_no`) in `record` — the same as [`person_keys`], without
