@@ -36,6 +36,23 @@ impl RawInput {
     }
 }
 
+/// A record that arrived as JSON text and is not parsed yet: the sink parses it where it normalises it, so the
+/// parsed value is used while it is still in the cache of the thread that made it, then dropped there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonText {
+    /// The original bytes, exactly as received.
+    pub original: Vec<u8>,
+    /// Where it came from, as [`RawInput::origin`].
+    pub origin: String,
+}
+
+impl From<JsonText> for RawInput {
+    /// Parses the text (an input that is not JSON becomes one the sink rejects, with the parser's reason).
+    fn from(text: JsonText) -> Self {
+        RawInput::from_json_bytes(text.original, text.origin)
+    }
+}
+
 /// Why a record was rejected: machine-readable, and sent with the original to the dead-letter topic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RejectReason {

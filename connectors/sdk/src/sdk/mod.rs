@@ -19,7 +19,7 @@ mod recording;
 
 pub use checkpoint::{CheckpointStore, MemoryCheckpointStore};
 pub use error::{RetryHint, SinkError, SourceError};
-pub use input::{Accepted, BatchReport, RawInput, RejectReason, Rejected};
+pub use input::{Accepted, BatchReport, JsonText, RawInput, RejectReason, Rejected};
 pub use recording::RecordingSink;
 
 use std::sync::Arc;
@@ -34,6 +34,13 @@ pub trait RecordSink: Send + Sync {
     /// (by index), whether it was accepted (with its `record_id`) or rejected (with the reason). A rejected
     /// input is not an error: it is on the dead-letter topic with its original bytes.
     async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError>;
+
+    /// As [`Self::submit`], for records that arrived as JSON text: a sink may parse each one where it normalises
+    /// it (the hub's does, on the thread that normalises it). By default, each is parsed here first.
+    async fn submit_json(&self, batch: Vec<JsonText>) -> Result<BatchReport, SinkError> {
+        self.submit(batch.into_iter().map(RawInput::from).collect())
+            .await
+    }
 }
 
 /// A shutdown signal that many tasks can wait on.

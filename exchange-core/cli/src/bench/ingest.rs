@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | normalisation, per built-in connector | contract + mapping + validators + Avro encode | `json_to_avro` + `to_avro_datum` |
 //! | HTTP push, embedded bus (fsync) | 8 senders × 500-record JSON bodies into a whole hub | the bare store: fjall batch insert + fsync of the same bytes (each original and its normalised record) |
-//! | the sink alone | the same batches handed to the connector's sink (no HTTP) | (beside the HTTP figure) |
+//! | the sink alone | the same records handed to the connector's sink as JSON text (no HTTP) | (beside the HTTP figure) |
 //! | scale | 1, 2, 4 and 8 push connectors, two senders each | — |
 //! | HTTP push, Kafka (`acks=all`) | the same, on a hub on Kafka | raw rdkafka producing the same bytes with the bus's producer settings |
 
@@ -16,7 +16,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use unsilo_bus::wire;
 use unsilo_bus::TopicSpec;
-use unsilo_connectors::sdk::{RawInput, RecordSink as _};
+use unsilo_connectors::sdk::{JsonText, RawInput, RecordSink as _};
 use unsilo_hub::auth::token_digest;
 use unsilo_hub::config::{BusKind, Config, ConnectorConfig};
 use unsilo_hub::server::Hub;
@@ -102,8 +102,6 @@ pub(super) fn bench_connectors(n: usize, rows: &mut Vec<Row>) -> Result<(), Benc
 /// Grid records as the grid platform sends them, and the bytes ingest writes for each: the original and its
 /// normalised, framed record.
 pub(super) struct GridLoad {
-    /// The records, parsed.
-    records: Vec<serde_json::Value>,
     /// The records as JSON array bodies of [`BATCH`].
     bodies: Vec<Vec<u8>>,
     /// Per record: the original bytes and the normalised record as written to `std.`.
@@ -134,11 +132,7 @@ impl GridLoad {
                 .map_err(|e| BenchError::Avro(e.message))?;
             written.push((original, wire::encode(1, &body)));
         }
-        Ok(Self {
-            records,
-            bodies,
-            written,
-        })
+        Ok(Self { bodies, written })
     }
 
     /// Bytes ingest writes for the whole load (originals and normalised records), before headers and framing.
@@ -311,20 +305,21 @@ async fn direct_sink(hub: &Hub, load: &GridLoad) -> Result<f64, BenchError> {
         .await
         .map_err(failed)?,
     );
-    let batches: Vec<Vec<RawInput>> = load
-        .records
+    let batches: Vec<Vec<JsonText>> = load
+        .written
         .chunks(BATCH)
-        .zip(load.written.chunks(BATCH))
-        .map(|(records, written)| {
-            records
+        .map(|written| {
+            written
                 .iter()
-                .zip(written)
-                .map(|(r, (original, _))| RawInput::decoded(original.clone(), r.clone(), "bench"))
+                .map(|(original, _)| JsonText {
+                    original: original.clone(),
+                    origin: "bench".into(),
+                })
                 .collect()
         })
         .collect();
     let mut batches = batches.into_iter().enumerate().collect::<Vec<_>>();
-    let shares: Vec<Vec<Vec<RawInput>>> = (0..SENDERS)
+    let shares: Vec<Vec<Vec<JsonText>>> = (0..SENDERS)
         .rev()
         .map(|sender| {
             batches
@@ -339,7 +334,7 @@ async fn direct_sink(hub: &Hub, load: &GridLoad) -> Result<f64, BenchError> {
         let sink = sink.clone();
         tasks.push(tokio::spawn(async move {
             for batch in mine {
-                sink.submit(batch).await.map_err(|e| e.to_string())?;
+                sink.submit_json(batch).await.map_err(|e| e.to_string())?;
             }
             Ok::<(), String>(())
         }));
@@ -379,7 +374,7 @@ pub(super) async fn embedded(n: usize, rows: &mut Vec<Row>) -> Result<EmbeddedIn
         bare,
     ));
     rows.push(Row::new(
-        "The connector's sink alone (normalise + one atomic write), 8 senders × 500 records (records/s)",
+        "The connector's sink alone (parse + normalise + one atomic write), 8 senders × 500 records (records/s)",
         direct,
         "bare store, as above",
         bare,

@@ -21,9 +21,9 @@ use crate::access::Surface;
 use crate::auth::Principal;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, value::RawValue};
+use serde_json::value::RawValue;
 use tracing::warn;
-use unsilo_connectors::sdk::{BatchReport, RawInput, RecordSink};
+use unsilo_connectors::sdk::{BatchReport, JsonText, RawInput, RecordSink, RejectReason};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -45,20 +45,17 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     Surface::Ingest.error(status, code, &message.into())
 }
 
-/// Splits a body into raw inputs, keeping each record's original bytes. `Err` means the body as a whole is
-/// unreadable (it becomes one rejected input).
-fn split_body(body: &[u8], ndjson: bool, connector: &str) -> Result<Vec<RawInput>, String> {
+/// Splits a body into its records' JSON texts, keeping each record's original bytes (the sink parses each where
+/// it normalises it). `Err` means the body as a whole is unreadable (it becomes one rejected input).
+fn split_body(body: &[u8], ndjson: bool, connector: &str) -> Result<Vec<JsonText>, String> {
     if ndjson {
         return Ok(body
             .split(|b| *b == b'\n')
             .enumerate()
             .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
-            .map(|(n, line)| {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                RawInput::from_json_bytes(
-                    line.to_vec(),
-                    format!("POST /ingest/{connector} line {}", n + 1),
-                )
+            .map(|(n, line)| JsonText {
+                original: line.strip_suffix(b"\r").unwrap_or(line).to_vec(),
+                origin: format!("POST /ingest/{connector} line {}", n + 1),
             })
             .collect());
     }
@@ -71,48 +68,71 @@ fn split_body(body: &[u8], ndjson: bool, connector: &str) -> Result<Vec<RawInput
             Ok(items
                 .into_iter()
                 .enumerate()
-                .map(|(i, raw)| {
-                    RawInput::from_json_bytes(
-                        raw.get().as_bytes().to_vec(),
-                        format!("POST /ingest/{connector} item {i}"),
-                    )
+                .map(|(i, raw)| JsonText {
+                    original: raw.get().as_bytes().to_vec(),
+                    origin: format!("POST /ingest/{connector} item {i}"),
                 })
                 .collect())
         }
         Some(_) => {
-            let input =
-                RawInput::from_json_bytes(body.to_vec(), format!("POST /ingest/{connector}"));
-            match &input.parsed {
-                Ok(_) => Ok(vec![input]),
-                Err(e) => Err(e.clone()),
-            }
+            serde_json::from_slice::<&RawValue>(body)
+                .map_err(|e| format!("not valid JSON: {e}"))?;
+            Ok(vec![JsonText {
+                original: body.to_vec(),
+                origin: format!("POST /ingest/{connector}"),
+            }])
         }
     }
 }
 
-fn report_json(report: &BatchReport) -> serde_json::Value {
-    let mut results: Vec<(usize, serde_json::Value)> = report
-        .accepted
-        .iter()
-        .map(|a| {
-            (
-                a.index,
-                json!({ "index": a.index, "status": "accepted", "record_id": a.record_id, "schema": a.schema }),
-            )
-        })
-        .chain(report.rejected.iter().map(|r| {
-            (
-                r.index,
-                json!({ "index": r.index, "status": "rejected", "error": r.reason }),
-            )
-        }))
-        .collect();
-    results.sort_by_key(|(i, _)| *i);
-    json!({
-        "accepted": report.accepted.len(),
-        "rejected": report.rejected.len(),
-        "results": results.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
-    })
+/// The answer to a push: counts, then what became of each record, in the order sent.
+#[derive(serde::Serialize)]
+struct PushAnswer<'a> {
+    accepted: usize,
+    rejected: usize,
+    results: Vec<Outcome<'a>>,
+}
+
+/// What became of one record: `accepted` with its record id and shared schema, or `rejected` with the reason.
+#[derive(serde::Serialize)]
+struct Outcome<'a> {
+    index: usize,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a RejectReason>,
+}
+
+impl<'a> PushAnswer<'a> {
+    fn of(report: &'a BatchReport) -> Self {
+        let mut results: Vec<Outcome<'a>> = report
+            .accepted
+            .iter()
+            .map(|a| Outcome {
+                index: a.index,
+                status: "accepted",
+                record_id: Some(&a.record_id),
+                schema: Some(&a.schema),
+                error: None,
+            })
+            .chain(report.rejected.iter().map(|r| Outcome {
+                index: r.index,
+                status: "rejected",
+                record_id: None,
+                schema: None,
+                error: Some(&r.reason),
+            }))
+            .collect();
+        results.sort_by_key(|o| o.index);
+        Self {
+            accepted: report.accepted.len(),
+            rejected: report.rejected.len(),
+            results,
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/ingest/{connector}", tag = "ingest",
@@ -155,19 +175,21 @@ async fn ingest(
             v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl")
         });
 
-    let (inputs, whole_body_error) = match split_body(&body, ndjson, &connector) {
-        Ok(inputs) => (inputs, None),
-        Err(reason) => (
-            vec![RawInput {
+    let (submitted, count, whole_body_error) = match split_body(&body, ndjson, &connector) {
+        Ok(texts) => {
+            let count = texts.len();
+            (sink.submit_json(texts).await, count, None)
+        }
+        Err(reason) => {
+            let unreadable = RawInput {
                 original: body.to_vec(),
                 parsed: Err(reason.clone()),
                 origin: format!("POST /ingest/{connector}"),
-            }],
-            Some(reason),
-        ),
+            };
+            (sink.submit(vec![unreadable]).await, 1, Some(reason))
+        }
     };
-    let count = inputs.len();
-    let report = match sink.submit(inputs).await {
+    let report = match submitted {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(connector = %connector, error = %e, "Push could not be made durable.");
@@ -193,7 +215,7 @@ async fn ingest(
     } else {
         StatusCode::MULTI_STATUS
     };
-    (status, Json(report_json(&report))).into_response()
+    (status, Json(PushAnswer::of(&report))).into_response()
 }
 
 #[cfg(test)]
@@ -210,7 +232,8 @@ mod tests {
         let inputs =
             split_body(b"{\"a\":1}\n\nnot json\n{\"c\":3}\r\n", true, "c").expect("ndjson");
         assert_eq!(inputs.len(), 3);
-        assert!(inputs[1].parsed.is_err());
+        assert!(RawInput::from(inputs[1].clone()).parsed.is_err());
+        assert!(RawInput::from(inputs[2].clone()).parsed.is_ok());
         assert_eq!(inputs[2].origin, "POST /ingest/c line 4");
 
         assert!(split_body(b"  ", false, "c").is_err());

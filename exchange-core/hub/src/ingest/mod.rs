@@ -30,7 +30,7 @@ use futures::future::try_join_all;
 use tokio::sync::Mutex;
 use unsilo_connectors::definition::ConnectorDefinition;
 use unsilo_connectors::sdk::{
-    Accepted, BatchReport, CheckpointStore, RawInput, RecordSink, Rejected, SinkError,
+    Accepted, BatchReport, CheckpointStore, JsonText, RawInput, RecordSink, Rejected, SinkError,
 };
 
 use unsilo_bus::wire;
@@ -168,9 +168,10 @@ struct Normaliser {
 
 impl Normaliser {
     /// Normalises `batch`, whose first input is number `first` of the submitted batch, without writing anything.
-    fn normalise(
+    /// Each input becomes a [`RawInput`] (JSON text is parsed) just before it is normalised, on this thread.
+    fn normalise<I: Into<RawInput>>(
         &self,
-        batch: Vec<RawInput>,
+        batch: Vec<I>,
         first: usize,
         now: i64,
     ) -> Result<Normalised, SinkError> {
@@ -180,6 +181,7 @@ impl Normaliser {
         };
         let mut body = Vec::with_capacity(1024);
         for (index, input) in (first..).zip(batch) {
+            let input: RawInput = input.into();
             body.clear();
             match self.definition.normalise(&input, &mut body) {
                 Ok(n) => {
@@ -244,7 +246,10 @@ impl Normaliser {
 impl BusSink {
     /// Normalises a batch with the connector's definition, without writing anything: in slices on the blocking
     /// threads, one per core, so a large batch uses every core and the async workers stay free for I/O.
-    async fn normalise(&self, mut batch: Vec<RawInput>) -> Result<Normalised, SinkError> {
+    async fn normalise<I>(&self, mut batch: Vec<I>) -> Result<Normalised, SinkError>
+    where
+        I: Into<RawInput> + Send + 'static,
+    {
         let now = unsilo_bus::now_ms();
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let slices = cores.min(batch.len() / PARALLEL_SLICE_MIN);
@@ -306,6 +311,20 @@ impl BusSink {
 #[async_trait]
 impl RecordSink for BusSink {
     async fn submit(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
+        self.ingest(batch).await
+    }
+
+    async fn submit_json(&self, batch: Vec<JsonText>) -> Result<BatchReport, SinkError> {
+        self.ingest(batch).await
+    }
+}
+
+impl BusSink {
+    /// Normalises a batch and makes all of it durable in one write (see [`RecordSink::submit`]).
+    async fn ingest<I>(&self, batch: Vec<I>) -> Result<BatchReport, SinkError>
+    where
+        I: Into<RawInput> + Send + 'static,
+    {
         let Normalised {
             by_schema,
             raw,
