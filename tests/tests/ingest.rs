@@ -338,6 +338,102 @@ async fn pushed_records_are_normalised_kept_and_rejected_on_the_embedded_bus() {
     running.stop().await;
 }
 
+/// NDJSON with a line that is not JSON: the good lines are accepted, the bad one is rejected at the `parse` stage
+/// by its index and kept on the dead-letter topic byte for byte; a body that is not JSON at all is a 400 and is
+/// kept there too.
+#[tokio::test]
+async fn json_lines_with_a_broken_line_and_an_unreadable_body_lose_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let running = Running::start(&config_with(embedded(dir.path()), &["grid"])).await;
+    let valid: Vec<Value> = fixtures("grid")
+        .into_iter()
+        .filter(|f| f.expect.is_none())
+        .filter_map(|f| f.input.parsed.ok())
+        .take(2)
+        .collect();
+    assert_eq!(valid.len(), 2, "two valid grid fixtures");
+    let broken = "{\"msgType\": \"EVENT\", \"sjbh\": 网格";
+    let body = format!(
+        "{}\r\n\n{broken}\n{}\n",
+        serde_json::to_string(&valid[0]).expect("json"),
+        serde_json::to_string(&valid[1]).expect("json")
+    );
+    let client = reqwest::Client::new();
+    let url = format!("{}/ingest/grid", running.base);
+    let r = client
+        .post(&url)
+        .bearer_auth(token_of("grid"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 207);
+    let report: Value = r.json().await.expect("report");
+    assert_eq!(report["accepted"], 2, "{report}");
+    assert_eq!(report["rejected"], 1, "{report}");
+    let results = report["results"].as_array().expect("results");
+    assert_eq!(
+        results
+            .iter()
+            .map(|r| r["index"].as_u64().unwrap_or(99))
+            .collect::<Vec<_>>(),
+        [0, 1, 2],
+        "{report}"
+    );
+    assert_eq!(results[1]["status"], "rejected", "{report}");
+    assert_eq!(results[1]["error"]["stage"], "parse", "{report}");
+    assert!(
+        results[1]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("not valid JSON")),
+        "{report}"
+    );
+    assert_eq!(results[0]["status"], "accepted", "{report}");
+    assert_eq!(results[2]["status"], "accepted", "{report}");
+
+    let r = client
+        .post(&url)
+        .bearer_auth(token_of("grid"))
+        .header("content-type", "application/json")
+        .body("{not json at all")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 400);
+    let answer: Value = r.json().await.expect("error body");
+    assert_eq!(answer["error_code"], "unreadable_body", "{answer}");
+
+    let dlq = read_topic(
+        running.hub.bus.as_ref(),
+        &unsilo_schemas::names::dlq_topic("grid"),
+        2,
+    )
+    .await;
+    let kept: Vec<&[u8]> = dlq
+        .iter()
+        .filter_map(|c| c.record.value.as_deref())
+        .collect();
+    assert!(
+        kept.contains(&broken.as_bytes()),
+        "the broken line, byte for byte"
+    );
+    assert!(
+        kept.contains(&b"{not json at all".as_slice()),
+        "the unreadable body"
+    );
+    let origins: Vec<String> = dlq
+        .iter()
+        .filter_map(|c| c.record.header(unsilo_schemas::names::HEADER_ORIGIN))
+        .map(|o| String::from_utf8_lossy(o).into_owned())
+        .collect();
+    assert!(
+        origins.iter().any(|o| o == "POST /ingest/grid line 3"),
+        "{origins:?}"
+    );
+    running.stop().await;
+}
+
 #[tokio::test]
 async fn pushed_records_are_normalised_kept_and_rejected_on_kafka() {
     let dir = tempfile::tempdir().expect("tempdir");
