@@ -221,23 +221,15 @@ async fn setup_agencies(
             approve_above_clearance,
             ..ApproveRequest::default()
         };
-        let first = hub
-            .governance
-            .approve(&operator, &id, approval)
-            .await
-            .map_err(setup)?;
-        if first.status == unsilo_policy::model::SubscriptionStatus::Requested {
-            // 双人复核: the grant can release CORE-grade records or S4 fields in clear, so a second, different
-            // operator confirms it.
-            hub.governance
-                .approve(
-                    &Principal::Operator(REVIEWER.into()),
-                    &id,
-                    ApproveRequest::default(),
-                )
-                .await
-                .map_err(setup)?;
-        }
+        crate::approve_with_review(
+            hub,
+            &operator,
+            &Principal::Operator(REVIEWER.into()),
+            &id,
+            approval,
+        )
+        .await
+        .map_err(setup)?;
     }
     Ok((tokens, pending))
 }

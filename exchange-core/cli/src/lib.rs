@@ -13,6 +13,31 @@
 pub mod bench;
 pub mod demo;
 
+use unsilo_hub::api_error::ApiError;
+use unsilo_hub::auth::Principal;
+use unsilo_hub::governance::ApproveRequest;
+use unsilo_hub::server::Hub;
+use unsilo_policy::model::{Subscription, SubscriptionStatus};
+
+/// Approves subscription `id` as `operator`, with `approval`; where the grant needs two operators (双人复核: it
+/// can release CORE-grade records or S4 fields in clear), `reviewer` confirms it. What two operators would do with
+/// `unsilo subscription approve`, for the demo's and the bench's own set-up.
+pub(crate) async fn approve_with_review(
+    hub: &Hub,
+    operator: &Principal,
+    reviewer: &Principal,
+    id: &str,
+    approval: ApproveRequest,
+) -> Result<Subscription, ApiError> {
+    let first = hub.governance.approve(operator, id, approval).await?;
+    if first.status != SubscriptionStatus::Requested {
+        return Ok(first);
+    }
+    hub.governance
+        .approve(reviewer, id, ApproveRequest::default())
+        .await
+}
+
 /// How hard a simulator works: the knobs every simulator takes, from `unsilo simulate`'s command line or the demo.
 #[derive(Debug, Clone, Copy)]
 pub struct SimulatorLoad {

@@ -51,7 +51,7 @@ struct Prepared {
     datum: GenericSingleObjectReader,
     /// By the address of a `'static` reader schema: whether it differs from this writer schema (comparing two
     /// schemas builds their canonical forms, too dear for every record).
-    differs_from: RwLock<HashMap<usize, bool>>,
+    compared: RwLock<HashMap<usize, bool>>,
 }
 
 /// No single-object header: the datum starts at once.
@@ -89,7 +89,7 @@ impl FrameDecoder {
         let prepared = Arc::new(Prepared {
             schema,
             datum,
-            differs_from: RwLock::default(),
+            compared: RwLock::default(),
         });
         if let Ok(mut m) = self.prepared.write() {
             m.insert(id, prepared.clone());
@@ -111,9 +111,7 @@ impl FrameDecoder {
         framed: &[u8],
         reader: Option<&Schema>,
     ) -> Result<(u32, Value), DecodeError> {
-        let (id, mut body) = wire::decode(framed)?;
-        let writer = self.prepared(id)?;
-        let value = writer.datum.read_value(&mut body)?;
+        let (id, writer, value) = self.read(framed)?;
         match reader {
             Some(r) if r != writer.schema.schema() => Ok((id, value.resolve(r)?)),
             _ => Ok((id, value)),
@@ -127,30 +125,41 @@ impl FrameDecoder {
         framed: &[u8],
         reader: &'static Schema,
     ) -> Result<(u32, Value), DecodeError> {
-        let (id, mut body) = wire::decode(framed)?;
-        let writer = self.prepared(id)?;
-        let value = writer.datum.read_value(&mut body)?;
-        // A `'static` schema is never freed, so its address names it for good.
-        let address = std::ptr::from_ref(reader) as usize;
-        let known = writer
-            .differs_from
-            .read()
-            .ok()
-            .and_then(|m| m.get(&address).copied());
-        let differs = match known {
-            Some(d) => d,
-            None => {
-                let d = reader != writer.schema.schema();
-                if let Ok(mut m) = writer.differs_from.write() {
-                    m.insert(address, d);
-                }
-                d
-            }
-        };
-        if differs {
+        let (id, writer, value) = self.read(framed)?;
+        if writer.differs_from(reader) {
             Ok((id, value.resolve(reader)?))
         } else {
             Ok((id, value))
         }
+    }
+
+    /// Takes the frame off and reads the datum with its writer schema: the schema id, the prepared writer schema
+    /// and the value as written.
+    fn read(&self, framed: &[u8]) -> Result<(u32, Arc<Prepared>, Value), DecodeError> {
+        let (id, mut body) = wire::decode(framed)?;
+        let writer = self.prepared(id)?;
+        let value = writer.datum.read_value(&mut body)?;
+        Ok((id, writer, value))
+    }
+}
+
+impl Prepared {
+    /// Whether `reader` differs from this writer schema, compared once per reader: a `'static` schema is never
+    /// freed, so its address names it for good.
+    fn differs_from(&self, reader: &'static Schema) -> bool {
+        let address = std::ptr::from_ref(reader) as usize;
+        if let Some(d) = self
+            .compared
+            .read()
+            .ok()
+            .and_then(|m| m.get(&address).copied())
+        {
+            return d;
+        }
+        let d = reader != self.schema.schema();
+        if let Ok(mut m) = self.compared.write() {
+            m.insert(address, d);
+        }
+        d
     }
 }

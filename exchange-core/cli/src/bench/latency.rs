@@ -21,7 +21,6 @@ use unsilo_bus::{wire, ConsumerOptions, Record};
 use unsilo_hub::auth::Principal;
 use unsilo_hub::governance::{ApproveRequest, NewAgency, SubscriptionRequest};
 use unsilo_hub::server::Hub;
-use unsilo_policy::model::SubscriptionStatus;
 use unsilo_schemas::names::HEADER_RECORD_ID;
 
 use super::routing::{county, spec};
@@ -109,29 +108,16 @@ async fn active_subscription(
         .request(&Principal::Agency("bench".into()), request)
         .await
         .map_err(setup)?;
-    let id = format!("bench.{name}");
-    let mut sub = hub
-        .governance
-        .approve(
-            &Principal::Operator("bench".into()),
-            &id,
-            ApproveRequest::default(),
-        )
-        .await
-        .map_err(setup)?;
-    if sub.status == SubscriptionStatus::Requested {
-        // 双人复核: a second operator confirms.
-        sub = hub
-            .governance
-            .approve(
-                &Principal::Operator("bench-reviewer".into()),
-                &id,
-                ApproveRequest::default(),
-            )
-            .await
-            .map_err(setup)?;
-    }
-    Ok(sub)
+    let id = unsilo_policy::model::Subscription::id_of("bench", name);
+    crate::approve_with_review(
+        hub,
+        &Principal::Operator("bench".into()),
+        &Principal::Operator("bench-reviewer".into()),
+        &id,
+        ApproveRequest::default(),
+    )
+    .await
+    .map_err(setup)
 }
 
 /// Framed `grid_event` bodies spread over [`COUNTIES`] counties and [`KINDS`].

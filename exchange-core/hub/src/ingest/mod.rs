@@ -47,6 +47,9 @@ pub struct BusSink {
     metrics: Option<Arc<crate::metrics::Metrics>>,
     /// The record ids accepted lately.
     recent: recent::RecentIds,
+    /// How many slices a large batch is normalised in: the cores this process may use, asked once at open
+    /// (on Linux the answer reads the cgroup's CPU quota from files).
+    cores: usize,
 }
 
 impl std::fmt::Debug for BusSink {
@@ -92,6 +95,7 @@ impl BusSink {
             }),
             bus,
             metrics: None,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
         })
     }
 
@@ -251,8 +255,7 @@ impl BusSink {
         I: Into<RawInput> + Send + 'static,
     {
         let now = unsilo_bus::now_ms();
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        let slices = cores.min(batch.len() / PARALLEL_SLICE_MIN);
+        let slices = self.cores.min(batch.len() / PARALLEL_SLICE_MIN);
         if slices <= 1 {
             return self.normaliser.normalise(batch, 0, now);
         }
