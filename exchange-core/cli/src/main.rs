@@ -344,9 +344,17 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = args.plot {
-        std::fs::write(&path, &report.svg)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("bench: scale plot written to {}", path.display());
+        match &report.svg {
+            Some(svg) => {
+                std::fs::write(&path, svg)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("bench: scale plot written to {}", path.display());
+            }
+            None => eprintln!(
+                "bench: no scale curves in the sections run (they come from `routing` and `ingest`); {} not written",
+                path.display()
+            ),
+        }
     }
     Ok(())
 }

@@ -93,8 +93,9 @@ struct Curves {
 }
 
 impl Curves {
-    /// The SVG of `--plot`: routing throughput against subscriptions, ingest against connectors.
-    fn svg(&self) -> String {
+    /// The SVG of `--plot`: routing throughput against subscriptions, ingest against connectors; `None` when the
+    /// sections run measured neither.
+    fn svg(&self) -> Option<String> {
         let mut charts = Vec::new();
         if !self.indexed.is_empty() || !self.mixed.is_empty() {
             charts.push(plot::Chart {
@@ -142,13 +143,16 @@ impl Curves {
                 series,
             });
         }
-        plot::svg(
+        if charts.is_empty() {
+            return None;
+        }
+        Some(plot::svg(
             &charts,
             &format!(
                 "unsilo bench, {} logical CPUs; log scales",
                 std::thread::available_parallelism().map_or(0, usize::from)
             ),
-        )
+        ))
     }
 }
 
@@ -156,8 +160,8 @@ impl Curves {
 pub struct Report {
     /// Markdown.
     pub markdown: String,
-    /// The scale curves as an SVG document.
-    pub svg: String,
+    /// The scale curves as an SVG document, when the sections run (`routing`, `ingest`) measured any.
+    pub svg: Option<String>,
 }
 
 /// Runs every measurement asked for and returns the report.
@@ -380,4 +384,26 @@ async fn join_senders(
             .map_err(BenchError::Avro)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Curves;
+
+    #[test]
+    fn a_plot_is_drawn_only_from_sections_that_measured_curves() {
+        assert!(
+            Curves::default().svg().is_none(),
+            "latency or foundation alone: nothing to plot"
+        );
+        let ingest = Curves {
+            connectors: vec![(1.0, 30_000.0), (2.0, 38_000.0)],
+            bare_store: Some(100_000.0),
+            ..Curves::default()
+        };
+        let svg = ingest.svg().expect("ingest curves");
+        assert!(svg.starts_with("<svg"), "{svg}");
+        assert!(svg.contains("push connectors"), "{svg}");
+        assert!(!svg.contains("Routing, one core"), "{svg}");
+    }
 }
