@@ -197,6 +197,13 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
             hop("release: read from `std.` → read from `sub.` (route + one atomic write)", &l.release),
             hop("**end to end**: publish → read from `sub.`", &l.end_to_end),
         );
+        let [write, read, release] = l.tail_hops_ms;
+        let _ = writeln!(
+            latency_section,
+            "\nWhere the slowest 1 % ({} records, end to end ≥ its p99) lost their time, median per hop: ingest \
+             write {write:.1} ms, router read {read:.1} ms, release {release:.1} ms.",
+            l.tail_records
+        );
         let mib =
             |v: Option<f64>| v.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.0} MiB"));
         let _ = writeln!(
