@@ -134,6 +134,19 @@ async fn embedded_hub_serves_registry_health_and_metrics() {
     let running = Running::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
     operator_surfaces(&running.base, true).await;
     wire_format_round_trip(&running.hub).await;
+    // The store's own state is on /metrics, read at the scrape: at least the active journal, and bytes on disk.
+    let store = store_gauges(&running.base).await;
+    assert!(store["unsilo_bus_store_journals"] >= 1, "{store:?}");
+    assert!(store["unsilo_bus_store_journal_bytes"] > 0, "{store:?}");
+    assert!(store["unsilo_bus_store_disk_bytes"] > 0, "{store:?}");
+    assert!(
+        store.contains_key("unsilo_bus_store_write_buffer_bytes"),
+        "{store:?}"
+    );
+    assert!(
+        store.contains_key("unsilo_bus_store_log_segments"),
+        "{store:?}"
+    );
     running.stop().await;
 
     // Restart on the same data directory: the registry comes back with the same ids.
@@ -154,7 +167,28 @@ async fn kafka_hub_serves_registry_health_and_metrics() {
     let running = Running::start(&with_grid_and_operator(kafka_config(dir.path()))).await;
     operator_surfaces(&running.base, false).await;
     wire_format_round_trip(&running.hub).await;
+    // The broker reports its own storage: no store series here, rather than zeros.
+    let store = store_gauges(&running.base).await;
+    assert!(store.is_empty(), "{store:?}");
     running.stop().await;
+}
+
+/// The `unsilo_bus_store_*` series on `/metrics`, by metric name (anonymous: /metrics needs no token).
+async fn store_gauges(base: &str) -> std::collections::BTreeMap<String, u64> {
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    text.lines()
+        .filter(|l| l.starts_with("unsilo_bus_store_"))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let name = series.split('{').next()?.to_owned();
+            Some((name, value.parse().ok()?))
+        })
+        .collect()
 }
 
 #[tokio::test]

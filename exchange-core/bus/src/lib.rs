@@ -323,6 +323,24 @@ impl ConsumerOptions {
     }
 }
 
+/// How the embedded bus's store stands, for operators: the figures that show it falling behind its own background
+/// work (journals piling up because memtables are not flushed, flushes lagging behind writes). Kafka brokers report
+/// their own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Journal files on disk. fjall deletes one once every partition has flushed what it holds; a count that keeps
+    /// growing means flushes lag, and at 90 % of the journal limit every write is stalled.
+    pub journals: u64,
+    /// Bytes in those journals.
+    pub journal_bytes: u64,
+    /// Bytes written but not yet flushed from memory (the write buffer, shared by all partitions).
+    pub write_buffer_bytes: u64,
+    /// Segment files of the log partition (where records live).
+    pub log_segments: u64,
+    /// Bytes the store takes on disk, journals included.
+    pub disk_bytes: u64,
+}
+
 /// The message bus.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
@@ -385,6 +403,11 @@ pub trait Bus: Send + Sync + 'static {
     /// Commits, for `group` on `topic`, the next offset to read per partition — as `(partition, offset)` — without
     /// being a member of the group (a pull client's acknowledgement). Durable when it returns `Ok`.
     async fn commit_offsets(&self, group: &str, topic: &str, offsets: &[(u32, u64)]) -> Result<()>;
+
+    /// How the bus's own store stands (the embedded bus), or `None` where the store is someone else's (Kafka).
+    fn store_stats(&self) -> Option<StoreStats> {
+        None
+    }
 
     /// Flushes anything in flight and releases resources. Records acknowledged by [`Bus::publish`] are already
     /// durable; this only makes shutdown tidy.

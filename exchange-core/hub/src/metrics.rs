@@ -27,7 +27,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry as MetricsRegistry;
 
-use unsilo_bus::{Bus, Consumer, ConsumerOptions, Position, Record, TopicSpec};
+use unsilo_bus::{Bus, Consumer, ConsumerOptions, Position, Record, StoreStats, TopicSpec};
 
 /// Content type of the `/metrics` answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -85,6 +85,13 @@ struct BuildLabels {
     bus: String,
 }
 
+/// The store a store gauge describes: only the embedded bus reports one, so a hub on Kafka shows no series
+/// rather than zeros.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StoreLabels {
+    bus: String,
+}
+
 /// All of the hub's metrics, and the registry they are encoded from.
 pub struct Metrics {
     registry: MetricsRegistry,
@@ -103,6 +110,11 @@ pub struct Metrics {
     history_remaining: Family<SubscriptionLabels, Gauge>,
     history_released: Family<SubscriptionLabels, Counter>,
     build_info: Family<BuildLabels, Gauge>,
+    store_journals: Family<StoreLabels, Gauge>,
+    store_journal_bytes: Family<StoreLabels, Gauge>,
+    store_write_buffer_bytes: Family<StoreLabels, Gauge>,
+    store_log_segments: Family<StoreLabels, Gauge>,
+    store_disk_bytes: Family<StoreLabels, Gauge>,
     /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
     pub flows: crate::flows::Flows,
 }
@@ -220,6 +232,36 @@ impl Metrics {
             "Version and bus kind of this hub",
             build_info.clone(),
         );
+        let store_gauge = |registry: &mut MetricsRegistry, name: &str, help: &str| {
+            let gauge = Family::<StoreLabels, Gauge>::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let store_journals = store_gauge(
+            &mut registry,
+            "unsilo_bus_store_journals",
+            "Journal files of the embedded bus's store; one that keeps growing means flushes lag behind writes, and at 90 % of the journal limit every write is stalled",
+        );
+        let store_journal_bytes = store_gauge(
+            &mut registry,
+            "unsilo_bus_store_journal_bytes",
+            "Bytes in the embedded bus's journal files",
+        );
+        let store_write_buffer_bytes = store_gauge(
+            &mut registry,
+            "unsilo_bus_store_write_buffer_bytes",
+            "Bytes written to the embedded bus and not yet flushed from memory",
+        );
+        let store_log_segments = store_gauge(
+            &mut registry,
+            "unsilo_bus_store_log_segments",
+            "Segment files of the embedded bus's record log",
+        );
+        let store_disk_bytes = store_gauge(
+            &mut registry,
+            "unsilo_bus_store_disk_bytes",
+            "Bytes the embedded bus's store takes on disk, journals included",
+        );
         Self {
             registry,
             http_requests,
@@ -237,6 +279,11 @@ impl Metrics {
             history_remaining,
             history_released,
             build_info,
+            store_journals,
+            store_journal_bytes,
+            store_write_buffer_bytes,
+            store_log_segments,
+            store_disk_bytes,
             flows: crate::flows::Flows::default(),
         }
     }
@@ -324,6 +371,23 @@ impl Metrics {
                 bus: bus_kind.to_owned(),
             })
             .set(1);
+    }
+
+    /// Sets the embedded bus's store gauges (read when metrics are scraped).
+    pub fn set_store_stats(&self, stats: &StoreStats) {
+        let labels = StoreLabels {
+            bus: "embedded".to_owned(),
+        };
+        let set = |gauge: &Family<StoreLabels, Gauge>, value: u64| {
+            gauge
+                .get_or_create(&labels)
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        };
+        set(&self.store_journals, stats.journals);
+        set(&self.store_journal_bytes, stats.journal_bytes);
+        set(&self.store_write_buffer_bytes, stats.write_buffer_bytes);
+        set(&self.store_log_segments, stats.log_segments);
+        set(&self.store_disk_bytes, stats.disk_bytes);
     }
 
     /// Encodes every metric in the OpenMetrics text format.
@@ -559,6 +623,10 @@ impl Bus for InstrumentedBus {
         offsets: &[(u32, u64)],
     ) -> unsilo_bus::Result<()> {
         self.inner.commit_offsets(group, topic, offsets).await
+    }
+
+    fn store_stats(&self) -> Option<StoreStats> {
+        self.inner.store_stats()
     }
 
     async fn shutdown(&self) -> unsilo_bus::Result<()> {

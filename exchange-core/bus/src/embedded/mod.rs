@@ -40,7 +40,7 @@ use index::{index_key, index_value, read_index_value, second_of};
 use super::{
     highest_offsets, partition_for_key, range_assign, Bus, ConsumedRecord, Consumer,
     ConsumerOptions, Error, FetchRequest, Position, Record, Result, Retention, RetentionRemoval,
-    StartFrom, TopicSpec,
+    StartFrom, StoreStats, TopicSpec,
 };
 
 /// How many records the writer puts in one batch (one fsync) at most.
@@ -761,6 +761,18 @@ impl Bus for EmbeddedBus {
             .iter()
             .map(|o| o.load(Ordering::Acquire))
             .collect())
+    }
+
+    fn store_stats(&self) -> Option<StoreStats> {
+        let keyspace = &self.inner.keyspace;
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        Some(StoreStats {
+            journals: count(keyspace.journal_count()),
+            journal_bytes: keyspace.journal_disk_space(),
+            write_buffer_bytes: keyspace.write_buffer_size(),
+            log_segments: count(self.inner.log.segment_count()),
+            disk_bytes: keyspace.disk_space(),
+        })
     }
 
     async fn shutdown(&self) -> Result<()> {
