@@ -331,14 +331,13 @@ pub struct StoreStats {
     /// Journal files on disk. fjall deletes one once every partition has flushed what it holds; a count that keeps
     /// growing means flushes lag, and at 90 % of the journal limit every write is stalled.
     pub journals: u64,
-    /// Bytes in those journals.
-    pub journal_bytes: u64,
     /// Bytes written but not yet flushed from memory (the write buffer, shared by all partitions).
     pub write_buffer_bytes: u64,
     /// Segment files of the log partition (where records live).
     pub log_segments: u64,
-    /// Bytes the store takes on disk, journals included.
-    pub disk_bytes: u64,
+    /// Bytes of flushed data on disk, in the segment files of every partition (journals, which fjall preallocates
+    /// at a fixed size, are not counted).
+    pub segment_bytes: u64,
 }
 
 /// The message bus.
@@ -405,6 +404,8 @@ pub trait Bus: Send + Sync + 'static {
     async fn commit_offsets(&self, group: &str, topic: &str, offsets: &[(u32, u64)]) -> Result<()>;
 
     /// How the bus's own store stands (the embedded bus), or `None` where the store is someone else's (Kafka).
+    /// It may wait on the store's locks (fjall holds one while it deletes journals), so call it off the async
+    /// workers.
     fn store_stats(&self) -> Option<StoreStats> {
         None
     }

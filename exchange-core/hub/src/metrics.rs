@@ -111,10 +111,9 @@ pub struct Metrics {
     history_released: Family<SubscriptionLabels, Counter>,
     build_info: Family<BuildLabels, Gauge>,
     store_journals: Family<StoreLabels, Gauge>,
-    store_journal_bytes: Family<StoreLabels, Gauge>,
     store_write_buffer_bytes: Family<StoreLabels, Gauge>,
     store_log_segments: Family<StoreLabels, Gauge>,
-    store_disk_bytes: Family<StoreLabels, Gauge>,
+    store_segment_bytes: Family<StoreLabels, Gauge>,
     /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
     pub flows: crate::flows::Flows,
 }
@@ -242,11 +241,6 @@ impl Metrics {
             "unsilo_bus_store_journals",
             "Journal files of the embedded bus's store; one that keeps growing means flushes lag behind writes, and at 90 % of the journal limit every write is stalled",
         );
-        let store_journal_bytes = store_gauge(
-            &mut registry,
-            "unsilo_bus_store_journal_bytes",
-            "Bytes in the embedded bus's journal files",
-        );
         let store_write_buffer_bytes = store_gauge(
             &mut registry,
             "unsilo_bus_store_write_buffer_bytes",
@@ -257,10 +251,10 @@ impl Metrics {
             "unsilo_bus_store_log_segments",
             "Segment files of the embedded bus's record log",
         );
-        let store_disk_bytes = store_gauge(
+        let store_segment_bytes = store_gauge(
             &mut registry,
-            "unsilo_bus_store_disk_bytes",
-            "Bytes the embedded bus's store takes on disk, journals included",
+            "unsilo_bus_store_segment_bytes",
+            "Bytes of flushed data in the embedded bus's segment files (journals not counted)",
         );
         Self {
             registry,
@@ -280,10 +274,9 @@ impl Metrics {
             history_released,
             build_info,
             store_journals,
-            store_journal_bytes,
             store_write_buffer_bytes,
             store_log_segments,
-            store_disk_bytes,
+            store_segment_bytes,
             flows: crate::flows::Flows::default(),
         }
     }
@@ -384,10 +377,9 @@ impl Metrics {
                 .set(i64::try_from(value).unwrap_or(i64::MAX));
         };
         set(&self.store_journals, stats.journals);
-        set(&self.store_journal_bytes, stats.journal_bytes);
         set(&self.store_write_buffer_bytes, stats.write_buffer_bytes);
         set(&self.store_log_segments, stats.log_segments);
-        set(&self.store_disk_bytes, stats.disk_bytes);
+        set(&self.store_segment_bytes, stats.segment_bytes);
     }
 
     /// Encodes every metric in the OpenMetrics text format.

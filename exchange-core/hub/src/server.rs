@@ -712,7 +712,9 @@ async fn readyz(State(hub): State<Hub>) -> Response {
     responses((status = 200, description = "Metrics in the OpenMetrics text format", body = String,
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics_text(State(hub): State<Hub>) -> Response {
-    if let Some(stats) = hub.bus.store_stats() {
+    // Off the async workers: the store's figures can wait on its locks.
+    let bus = hub.bus.clone();
+    if let Ok(Some(stats)) = tokio::task::spawn_blocking(move || bus.store_stats()).await {
         hub.metrics.set_store_stats(&stats);
     }
     (

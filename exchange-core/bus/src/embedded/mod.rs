@@ -764,14 +764,16 @@ impl Bus for EmbeddedBus {
     }
 
     fn store_stats(&self) -> Option<StoreStats> {
-        let keyspace = &self.inner.keyspace;
+        let inner = &self.inner;
         let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         Some(StoreStats {
-            journals: count(keyspace.journal_count()),
-            journal_bytes: keyspace.journal_disk_space(),
-            write_buffer_bytes: keyspace.write_buffer_size(),
-            log_segments: count(self.inner.log.segment_count()),
-            disk_bytes: keyspace.disk_space(),
+            journals: count(inner.keyspace.journal_count()),
+            write_buffer_bytes: inner.keyspace.write_buffer_size(),
+            log_segments: count(inner.log.segment_count()),
+            segment_bytes: [&inner.log, &inner.meta, &inner.index]
+                .iter()
+                .map(|p| p.disk_space())
+                .sum(),
         })
     }
 
