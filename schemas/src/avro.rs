@@ -56,6 +56,19 @@ pub fn write_long(out: &mut Vec<u8>, v: i64) {
     out.extend_from_slice(&buf[..=i]);
 }
 
+/// Appends an Avro `string` or `bytes`: the length, then the bytes.
+#[inline]
+pub fn write_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    write_long(out, bytes.len() as i64);
+    out.extend_from_slice(bytes);
+}
+
+/// Appends an Avro `string`: the length, then the UTF-8 bytes.
+#[inline]
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    write_bytes(out, s.as_bytes());
+}
+
 /// A value [`encode_value`] cannot encode without its schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot encode a {kind} value without its schema")]
@@ -86,19 +99,9 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError>
         | Value::LocalTimestampNanos(v) => write_long(out, *v),
         Value::Float(v) => out.extend_from_slice(&v.to_le_bytes()),
         Value::Double(v) => out.extend_from_slice(&v.to_le_bytes()),
-        Value::Bytes(b) => {
-            write_long(out, b.len() as i64);
-            out.extend_from_slice(b);
-        }
-        Value::String(s) => {
-            write_long(out, s.len() as i64);
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Uuid(u) => {
-            let s = u.to_string();
-            write_long(out, s.len() as i64);
-            out.extend_from_slice(s.as_bytes());
-        }
+        Value::Bytes(b) => write_bytes(out, b),
+        Value::String(s) => write_str(out, s),
+        Value::Uuid(u) => write_str(out, &u.to_string()),
         Value::Fixed(_, b) => out.extend_from_slice(b),
         Value::Enum(index, _) => write_long(out, i64::from(*index)),
         Value::Union(index, inner) => {
@@ -118,8 +121,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError>
             if !entries.is_empty() {
                 write_long(out, entries.len() as i64);
                 for (k, v) in entries {
-                    write_long(out, k.len() as i64);
-                    out.extend_from_slice(k.as_bytes());
+                    write_str(out, k);
                     encode_value(v, out)?;
                 }
             }

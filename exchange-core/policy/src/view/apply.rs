@@ -3,7 +3,7 @@
 
 #[allow(unused_imports)]
 use super::*;
-use unsilo_schemas::avro::{encode_value, write_long};
+use unsilo_schemas::avro::{encode_value, write_long, write_str};
 
 // ---------------------------------------------------------------------------------------------------------------
 // Applying
@@ -42,12 +42,6 @@ pub(super) fn field_value<'v>(
                 reason: "field is missing".into(),
             }),
     }
-}
-
-/// Writes `v` as an Avro string (length, then UTF-8 bytes).
-fn write_str(out: &mut Vec<u8>, v: &str) {
-    write_long(out, v.len() as i64);
-    out.extend_from_slice(v.as_bytes());
 }
 
 /// Encodes the view of one record (a record plan over `fields`) as Avro binary, in the view schema's field order.
