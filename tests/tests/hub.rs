@@ -150,6 +150,15 @@ async fn embedded_hub_serves_registry_health_and_metrics() {
         store.contains_key("unsilo_bus_store_segment_bytes"),
         "{store:?}"
     );
+    // Whether the data directory's file system trims synchronously, as the mount table says.
+    let discard = unsilo_bus::embedded::FileSystem::of(dir.path())
+        .expect("the test machine has a mount table")
+        .online_discard();
+    assert_eq!(
+        store["unsilo_bus_store_online_discard"],
+        u64::from(discard),
+        "{store:?}"
+    );
     running.stop().await;
 
     // Restart on the same data directory: the registry comes back with the same ids.

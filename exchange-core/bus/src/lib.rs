@@ -333,6 +333,9 @@ pub struct StoreStats {
     pub journals: u64,
     /// Bytes written but not yet flushed from memory (the write buffer, shared by all partitions).
     pub write_buffer_bytes: u64,
+    /// Whether the data directory's file system trims deleted files synchronously (the `discard` mount option),
+    /// which holds up every fsync while it does: see [`embedded::FileSystem`].
+    pub online_discard: bool,
     /// Segment files of the log partition (where records live).
     pub log_segments: u64,
     /// Bytes of flushed data on disk, in the segment files of every partition (journals, which fjall preallocates

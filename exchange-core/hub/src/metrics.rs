@@ -112,6 +112,7 @@ pub struct Metrics {
     build_info: Family<BuildLabels, Gauge>,
     store_journals: Family<StoreLabels, Gauge>,
     store_write_buffer_bytes: Family<StoreLabels, Gauge>,
+    store_online_discard: Family<StoreLabels, Gauge>,
     store_log_segments: Family<StoreLabels, Gauge>,
     store_segment_bytes: Family<StoreLabels, Gauge>,
     /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
@@ -246,6 +247,11 @@ impl Metrics {
             "unsilo_bus_store_write_buffer_bytes",
             "Bytes written to the embedded bus and not yet flushed from memory",
         );
+        let store_online_discard = store_gauge(
+            &mut registry,
+            "unsilo_bus_store_online_discard",
+            "1 when the embedded bus's data directory is on a file system mounted with online discard, which holds up every fsync while deleted files are trimmed: remount without `discard` and run fstrim periodically",
+        );
         let store_log_segments = store_gauge(
             &mut registry,
             "unsilo_bus_store_log_segments",
@@ -275,6 +281,7 @@ impl Metrics {
             build_info,
             store_journals,
             store_write_buffer_bytes,
+            store_online_discard,
             store_log_segments,
             store_segment_bytes,
             flows: crate::flows::Flows::default(),
@@ -378,6 +385,7 @@ impl Metrics {
         };
         set(&self.store_journals, stats.journals);
         set(&self.store_write_buffer_bytes, stats.write_buffer_bytes);
+        set(&self.store_online_discard, u64::from(stats.online_discard));
         set(&self.store_log_segments, stats.log_segments);
         set(&self.store_segment_bytes, stats.segment_bytes);
     }

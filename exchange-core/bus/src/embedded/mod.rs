@@ -33,8 +33,10 @@ use fjall::{Config, Keyspace, PartitionCreateOptions, PartitionHandle, PersistMo
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+mod filesystem;
 mod index;
 
+pub use filesystem::FileSystem;
 use index::{index_key, index_value, read_index_value, second_of};
 
 use super::{
@@ -82,6 +84,8 @@ struct Inner {
     appended: watch::Receiver<u64>,
     writer: Mutex<Option<mpsc::Sender<AppendRequest>>>,
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Whether the data directory's file system trims deleted files synchronously (see [`FileSystem`]).
+    online_discard: bool,
     closed: AtomicBool,
 }
 
@@ -293,6 +297,15 @@ impl EmbeddedBus {
             .spawn(move || writer.run(rx))
             .map_err(|e| Error::Store(format!("cannot start the writer thread: {e}")))?;
 
+        let filesystem = FileSystem::of(dir);
+        let online_discard = filesystem.as_ref().is_some_and(FileSystem::online_discard);
+        if let Some(fs) = filesystem.as_ref().filter(|fs| fs.online_discard()) {
+            warn!(dir = %dir.display(), mount_point = %fs.mount_point.display(), fs_type = %fs.fs_type,
+                "The data directory's file system is mounted with online discard: every file the store deletes \
+                 holds up every fsync while the device trims it (p99 delivery latency 46-157 ms measured, against \
+                 11-14 ms without). Remount it without `discard` and trim it periodically \
+                 (systemctl enable --now fstrim.timer).");
+        }
         info!(dir = %dir.display(), topics = topics.len(), fsync = options.fsync, "Embedded bus opened.");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -308,6 +321,7 @@ impl EmbeddedBus {
                 appended: appended_rx,
                 writer: Mutex::new(Some(tx)),
                 writer_thread: Mutex::new(Some(thread)),
+                online_discard,
                 closed: AtomicBool::new(false),
             }),
         })
@@ -769,6 +783,7 @@ impl Bus for EmbeddedBus {
         Some(StoreStats {
             journals: count(inner.keyspace.journal_count()),
             write_buffer_bytes: inner.keyspace.write_buffer_size(),
+            online_discard: inner.online_discard,
             log_segments: count(inner.log.segment_count()),
             segment_bytes: [&inner.log, &inner.meta, &inner.index]
                 .iter()
