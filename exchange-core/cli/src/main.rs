@@ -270,6 +270,10 @@ struct BenchArgs {
     /// Only these sections: foundation, ingest, routing, latency (repeatable; default all).
     #[arg(long, value_parser = ["foundation", "ingest", "routing", "latency"])]
     only: Vec<String>,
+    /// Puts the stores measured in temporary directories here (default: the system's temp directory). Use the
+    /// volume the hub's data will live on: its file system decides the fsync-bound figures.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
 }
 
 fn init_logging(config: &Config) {
@@ -336,6 +340,7 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         kafka: args.kafka,
         kafka_records: args.kafka_records,
         only: args.only,
+        data_dir: args.data_dir,
     })
     .await?;
     print!("{}", report.markdown);

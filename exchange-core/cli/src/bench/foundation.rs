@@ -69,6 +69,7 @@ pub(super) fn payloads(n: usize, size: usize) -> Vec<Vec<u8>> {
 }
 
 pub(super) async fn bench_embedded(
+    scratch: &super::Scratch,
     n: usize,
     size: usize,
     rows: &mut Vec<Row>,
@@ -78,7 +79,7 @@ pub(super) async fn bench_embedded(
     let data = payloads(n, size);
 
     // Baseline: the store alone, same bytes, same batch size, one fsync per batch of the publishers' combined load.
-    let dir = tempfile::tempdir()?;
+    let dir = scratch.dir()?;
     let keyspace = fjall::Config::new(dir.path())
         .open()
         .map_err(|e| BenchError::Fjall(e.to_string()))?;
@@ -110,7 +111,7 @@ pub(super) async fn bench_embedded(
     drop(part);
     drop(keyspace);
 
-    let dir = tempfile::tempdir()?;
+    let dir = scratch.dir()?;
     let bus = EmbeddedBus::open(dir.path())?;
     bus.create_topic(&TopicSpec::new("bench.append", 4)).await?;
     let started = Instant::now();

@@ -152,7 +152,12 @@ struct PushedHub {
 
 impl PushedHub {
     /// Starts it on the embedded bus (fsync on) in a temporary directory, or on the Kafka broker given.
-    async fn start(connectors: &[String], kafka: Option<&str>) -> Result<Self, BenchError> {
+    /// `scratch` holds the embedded bus's directory (the system's temp directory when `None`).
+    async fn start(
+        connectors: &[String],
+        scratch: Option<&super::Scratch>,
+        kafka: Option<&str>,
+    ) -> Result<Self, BenchError> {
         let mut config = Config::default();
         let dir = match kafka {
             Some(broker) => {
@@ -165,7 +170,7 @@ impl PushedHub {
                 None
             }
             None => {
-                let dir = tempfile::tempdir()?;
+                let dir = scratch.cloned().unwrap_or_default().dir()?;
                 config.bus.embedded.data_dir = dir.path().to_owned();
                 Some(dir)
             }
@@ -267,9 +272,9 @@ fn connector_names(n: usize) -> Vec<String> {
 
 /// The bare store with the same bytes: each original and its normalised record inserted into one fjall
 /// partition, in group commits the size of [`SENDERS`] batches, fsync after each.
-fn bare_store(load: &GridLoad) -> Result<f64, BenchError> {
+fn bare_store(scratch: &super::Scratch, load: &GridLoad) -> Result<f64, BenchError> {
     let fjall_err = |e: fjall::Error| BenchError::Fjall(e.to_string());
-    let dir = tempfile::tempdir()?;
+    let dir = scratch.dir()?;
     let keyspace = fjall::Config::new(dir.path()).open().map_err(fjall_err)?;
     let part = keyspace
         .open_partition("log", fjall::PartitionCreateOptions::default())
@@ -359,11 +364,15 @@ pub(super) struct EmbeddedIngest {
 
 /// HTTP push of `n` grid records into a whole hub on the embedded bus, beside the bare store and the sink alone,
 /// then with 1, 2, 4 and 8 connectors.
-pub(super) async fn embedded(n: usize, rows: &mut Vec<Row>) -> Result<EmbeddedIngest, BenchError> {
+pub(super) async fn embedded(
+    scratch: &super::Scratch,
+    n: usize,
+    rows: &mut Vec<Row>,
+) -> Result<EmbeddedIngest, BenchError> {
     let load = GridLoad::new(n, 7)?;
-    let bare = bare_store(&load)?;
+    let bare = bare_store(scratch, &load)?;
     let one = connector_names(1);
-    let hub = PushedHub::start(&one, None).await?;
+    let hub = PushedHub::start(&one, Some(scratch), None).await?;
     let direct = direct_sink(&hub.hub, &load).await?;
     let pushed = hub.push(&one, &load.bodies, SENDERS, n).await?;
     hub.stop().await?;
@@ -383,7 +392,7 @@ pub(super) async fn embedded(n: usize, rows: &mut Vec<Row>) -> Result<EmbeddedIn
     for connectors in [1, 2, 4, 8] {
         eprintln!("bench: HTTP push with {connectors} connectors ({n} records)…");
         let names = connector_names(connectors);
-        let hub = PushedHub::start(&names, None).await?;
+        let hub = PushedHub::start(&names, Some(scratch), None).await?;
         let r = hub.push(&names, &load.bodies, 2, n).await?;
         hub.stop().await?;
         by_connectors.push((connectors, r));
@@ -452,7 +461,7 @@ async fn raw_rdkafka(
 pub(super) async fn kafka(broker: &str, n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
     let suffix = rand::random::<u32>();
     let names = vec![format!("grid-bench-{suffix:08x}")];
-    let hub = PushedHub::start(&names, Some(broker)).await?;
+    let hub = PushedHub::start(&names, None, Some(broker)).await?;
     let raw_topic = format!("bench.ingest-raw.{suffix:08x}");
     let std_topic = format!("bench.ingest-std.{suffix:08x}");
     for topic in [&raw_topic, &std_topic] {

@@ -184,11 +184,16 @@ fn spawn_reader(
 
 /// Latency at `rate` records/s for `seconds` seconds with `subscriptions` active subscriptions (one on every
 /// record, which is measured; the others each on one county and one event type).
-pub async fn latency(rate: u32, seconds: u32, subscriptions: usize) -> Result<Latency, BenchError> {
+pub async fn latency(
+    scratch: &super::Scratch,
+    rate: u32,
+    seconds: u32,
+    subscriptions: usize,
+) -> Result<Latency, BenchError> {
     // Peak memory counts from here: clearing `VmHWM` is allowed for a process's own memory on Linux.
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let rss_before_mib = proc_status_mib("VmRSS:");
-    let dir = tempfile::tempdir()?;
+    let dir = scratch.dir()?;
     let mut config = unsilo_hub::config::Config::default();
     config.bus.embedded.data_dir = dir.path().to_owned();
     let hub = Hub::start(&config)

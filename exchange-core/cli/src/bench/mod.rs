@@ -21,6 +21,7 @@ pub mod plot;
 pub mod routing;
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// What to measure.
@@ -34,6 +35,51 @@ pub struct BenchOptions {
     pub kafka_records: usize,
     /// Only these sections (`foundation`, `ingest`, `routing`, `latency`); all when empty.
     pub only: Vec<String>,
+    /// Where the stores measured go (in temporary directories under it); the system's temp directory when `None`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Where the benchmark's stores go: fresh temporary directories, under a chosen directory or the system's own.
+///
+/// The file system they are on decides the fsync-bound figures (see [`unsilo_bus::embedded::FileSystem`]), so
+/// the report names it; run with `--data-dir` on the volume the hub's data will live on.
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    root: Option<PathBuf>,
+}
+
+impl Scratch {
+    /// Temporary directories under `root`, or under the system's temp directory.
+    pub fn under(root: Option<PathBuf>) -> Self {
+        Self { root }
+    }
+
+    /// A new empty directory, removed when dropped.
+    pub fn dir(&self) -> std::io::Result<tempfile::TempDir> {
+        match &self.root {
+            Some(root) => tempfile::tempdir_in(root),
+            None => tempfile::tempdir(),
+        }
+    }
+
+    /// One sentence on where the stores are: the directory, its file system, and whether it trims online.
+    pub fn describe(&self) -> String {
+        let root = self.root.clone().unwrap_or_else(std::env::temp_dir);
+        match unsilo_bus::embedded::FileSystem::of(&root) {
+            Some(fs) => format!(
+                "Stores in `{}`: {} mounted at `{}`, {}.",
+                root.display(),
+                fs.fs_type,
+                fs.mount_point.display(),
+                if fs.online_discard() {
+                    "**with online discard** (every deleted file holds up fsyncs while it is trimmed)"
+                } else {
+                    "without online discard"
+                }
+            ),
+            None => format!("Stores in `{}` (file system unknown).", root.display()),
+        }
+    }
 }
 
 /// Errors that stop a benchmark.
@@ -172,11 +218,20 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     let mut sections = String::new();
     let mut curves = Curves::default();
     let mut size = 0;
+    let scratch = Scratch::under(options.data_dir.clone());
+    if let Some(root) = &options.data_dir {
+        if !root.is_dir() {
+            return Err(BenchError::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("--data-dir {}: no such directory", root.display()),
+            )));
+        }
+    }
     // First, so the peak memory it reports is the hub's under load, not what earlier sections left allocated.
     let mut latency_section = String::new();
     if wants("latency") {
         eprintln!("bench: latency at 10 000 records/s for 10 s, 100 subscriptions…");
-        let l = latency::latency(10_000, 10, 100).await?;
+        let l = latency::latency(&scratch, 10_000, 10, 100).await?;
         let hop = |name: &str, q: &latency::Quantiles| {
             format!(
                 "| {name} | {:.1} | {:.1} | {:.1} |",
@@ -222,7 +277,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
                 "bench: embedded bus ({} records of {record_size} bytes)…",
                 options.records
             );
-            foundation::bench_embedded(options.records, record_size, &mut rows).await?;
+            foundation::bench_embedded(&scratch, options.records, record_size, &mut rows).await?;
         }
         if let Some(broker) = &options.kafka {
             eprintln!(
@@ -237,7 +292,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         ingest::bench_connectors(options.records, &mut rows)?;
         let pushed = options.records.min(100_000);
         eprintln!("bench: HTTP push end to end ({pushed} records)…");
-        let figures = ingest::embedded(pushed, &mut rows).await?;
+        let figures = ingest::embedded(&scratch, pushed, &mut rows).await?;
         let _ = writeln!(
             sections,
             "\n**Ingest** ({pushed} simulated grid records, {:.0} bytes each as written: original + normalised): HTTP \
@@ -371,6 +426,9 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         );
     }
     out.push_str(&sections);
+    if wants("foundation") || wants("ingest") || wants("latency") {
+        let _ = writeln!(out, "\n{}", scratch.describe());
+    }
     Ok(Report {
         markdown: out,
         svg: curves.svg(),
@@ -395,7 +453,44 @@ async fn join_senders(
 
 #[cfg(test)]
 mod tests {
-    use super::Curves;
+    use super::{BenchOptions, Curves, Scratch};
+
+    #[test]
+    fn stores_go_under_the_chosen_directory_and_the_report_names_its_file_system() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let scratch = Scratch::under(Some(root.path().to_owned()));
+        let dir = scratch.dir().expect("scratch dir");
+        assert!(dir.path().starts_with(root.path()));
+        let fs = unsilo_bus::embedded::FileSystem::of(root.path()).expect("mount table");
+        let line = scratch.describe();
+        assert!(line.contains(&root.path().display().to_string()), "{line}");
+        assert!(line.contains(&fs.fs_type), "{line}");
+        let discard = if fs.online_discard() {
+            "**with online discard**"
+        } else {
+            "without online discard"
+        };
+        assert!(line.contains(discard), "{line}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_data_directory_is_refused_before_anything_runs() {
+        let err = super::run(BenchOptions {
+            records: 10,
+            kafka: None,
+            kafka_records: 10,
+            only: vec!["latency".into()],
+            data_dir: Some("/nonexistent/unsilo-bench".into()),
+        })
+        .await
+        .err()
+        .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("--data-dir /nonexistent/unsilo-bench: no such directory"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_plot_is_drawn_only_from_sections_that_measured_curves() {
