@@ -4,7 +4,7 @@
 //! XFS, `discard=sync` on btrfs). With it, every file the store deletes — a journal once flushed, a segment once
 //! compacted — is trimmed on the device inside the file system's journal commit, and every fsync waits behind
 //! it. Measured on the 2-vCPU benchmark machine (`docs/benchmarks.md`), the p99 from publish to a subscription's
-//! topic was 46–157 ms with online discard and 11–14 ms without. The usual advice, followed here: mount the data
+//! topic was 46–157 ms with online discard and 11–16 ms without. The usual advice, followed here: mount the data
 //! volume without `discard` and trim it periodically (`systemctl enable --now fstrim.timer`).
 //!
 //! The check reads the kernel's mount table (`/proc/self/mounts`); where there is none (not Linux), it says

@@ -303,7 +303,7 @@ impl EmbeddedBus {
             warn!(dir = %dir.display(), mount_point = %fs.mount_point.display(), fs_type = %fs.fs_type,
                 "The data directory's file system is mounted with online discard: every file the store deletes \
                  holds up every fsync while the device trims it (p99 delivery latency 46-157 ms measured, against \
-                 11-14 ms without). Remount it without `discard` and trim it periodically \
+                 11-16 ms without). Remount it without `discard` and trim it periodically \
                  (systemctl enable --now fstrim.timer).");
         }
         info!(dir = %dir.display(), topics = topics.len(), fsync = options.fsync, "Embedded bus opened.");
