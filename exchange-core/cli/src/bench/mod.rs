@@ -100,6 +100,9 @@ pub enum BenchError {
     /// Temporary files could not be made.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// `--data-dir` names no directory.
+    #[error("--data-dir {}: no such directory", .0.display())]
+    NoDataDir(PathBuf),
 }
 
 struct Row {
@@ -221,10 +224,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     let scratch = Scratch::under(options.data_dir.clone());
     if let Some(root) = &options.data_dir {
         if !root.is_dir() {
-            return Err(BenchError::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!("--data-dir {}: no such directory", root.display()),
-            )));
+            return Err(BenchError::NoDataDir(root.clone()));
         }
     }
     // First, so the peak memory it reports is the hub's under load, not what earlier sections left allocated.
