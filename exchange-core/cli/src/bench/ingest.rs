@@ -150,17 +150,20 @@ struct PushedHub {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The bus a [`PushedHub`] runs on.
+enum PushedBus<'a> {
+    /// The embedded bus (fsync on), in a temporary directory of this scratch space.
+    Embedded(&'a super::Scratch),
+    /// Kafka, at this broker.
+    Kafka(&'a str),
+}
+
 impl PushedHub {
-    /// Starts it on the embedded bus (fsync on) in a temporary directory, or on the Kafka broker given.
-    /// `scratch` holds the embedded bus's directory (the system's temp directory when `None`).
-    async fn start(
-        connectors: &[String],
-        scratch: Option<&super::Scratch>,
-        kafka: Option<&str>,
-    ) -> Result<Self, BenchError> {
+    /// Starts it on `bus`.
+    async fn start(connectors: &[String], bus: PushedBus<'_>) -> Result<Self, BenchError> {
         let mut config = Config::default();
-        let dir = match kafka {
-            Some(broker) => {
+        let dir = match bus {
+            PushedBus::Kafka(broker) => {
                 config.bus.kind = BusKind::Kafka;
                 config.bus.kafka = Some(unsilo_bus::kafka::KafkaOptions::new(broker));
                 // Kept between runs: every run on one broker continues the same audit chain with the same key.
@@ -169,8 +172,8 @@ impl PushedHub {
                 config.security.secret_file = Some(keys.join("hub.secret"));
                 None
             }
-            None => {
-                let dir = scratch.cloned().unwrap_or_default().dir()?;
+            PushedBus::Embedded(scratch) => {
+                let dir = scratch.dir()?;
                 config.bus.embedded.data_dir = dir.path().to_owned();
                 Some(dir)
             }
@@ -372,7 +375,7 @@ pub(super) async fn embedded(
     let load = GridLoad::new(n, 7)?;
     let bare = bare_store(scratch, &load)?;
     let one = connector_names(1);
-    let hub = PushedHub::start(&one, Some(scratch), None).await?;
+    let hub = PushedHub::start(&one, PushedBus::Embedded(scratch)).await?;
     let direct = direct_sink(&hub.hub, &load).await?;
     let pushed = hub.push(&one, &load.bodies, SENDERS, n).await?;
     hub.stop().await?;
@@ -392,7 +395,7 @@ pub(super) async fn embedded(
     for connectors in [1, 2, 4, 8] {
         eprintln!("bench: HTTP push with {connectors} connectors ({n} records)…");
         let names = connector_names(connectors);
-        let hub = PushedHub::start(&names, Some(scratch), None).await?;
+        let hub = PushedHub::start(&names, PushedBus::Embedded(scratch)).await?;
         let r = hub.push(&names, &load.bodies, 2, n).await?;
         hub.stop().await?;
         by_connectors.push((connectors, r));
@@ -461,7 +464,7 @@ async fn raw_rdkafka(
 pub(super) async fn kafka(broker: &str, n: usize, rows: &mut Vec<Row>) -> Result<(), BenchError> {
     let suffix = rand::random::<u32>();
     let names = vec![format!("grid-bench-{suffix:08x}")];
-    let hub = PushedHub::start(&names, None, Some(broker)).await?;
+    let hub = PushedHub::start(&names, PushedBus::Kafka(broker)).await?;
     let raw_topic = format!("bench.ingest-raw.{suffix:08x}");
     let std_topic = format!("bench.ingest-std.{suffix:08x}");
     for topic in [&raw_topic, &std_topic] {

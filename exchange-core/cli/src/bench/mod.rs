@@ -43,15 +43,18 @@ pub struct BenchOptions {
 ///
 /// The file system they are on decides the fsync-bound figures (see [`unsilo_bus::embedded::FileSystem`]), so
 /// the report names it; run with `--data-dir` on the volume the hub's data will live on.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Scratch {
     root: Option<PathBuf>,
 }
 
 impl Scratch {
-    /// Temporary directories under `root`, or under the system's temp directory.
-    pub fn under(root: Option<PathBuf>) -> Self {
-        Self { root }
+    /// Temporary directories under `root`, which must be a directory, or under the system's temp directory.
+    pub fn under(root: Option<PathBuf>) -> Result<Self, BenchError> {
+        match root {
+            Some(root) if !root.is_dir() => Err(BenchError::NoDataDir(root)),
+            root => Ok(Self { root }),
+        }
     }
 
     /// A new empty directory, removed when dropped.
@@ -221,12 +224,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     let mut sections = String::new();
     let mut curves = Curves::default();
     let mut size = 0;
-    let scratch = Scratch::under(options.data_dir.clone());
-    if let Some(root) = &options.data_dir {
-        if !root.is_dir() {
-            return Err(BenchError::NoDataDir(root.clone()));
-        }
-    }
+    let scratch = Scratch::under(options.data_dir.clone())?;
     // First, so the peak memory it reports is the hub's under load, not what earlier sections left allocated.
     let mut latency_section = String::new();
     if wants("latency") {
@@ -458,7 +456,7 @@ mod tests {
     #[test]
     fn stores_go_under_the_chosen_directory_and_the_report_names_its_file_system() {
         let root = tempfile::tempdir().expect("tempdir");
-        let scratch = Scratch::under(Some(root.path().to_owned()));
+        let scratch = Scratch::under(Some(root.path().to_owned())).expect("a directory");
         let dir = scratch.dir().expect("scratch dir");
         assert!(dir.path().starts_with(root.path()));
         let fs = unsilo_bus::embedded::FileSystem::of(root.path()).expect("mount table");
