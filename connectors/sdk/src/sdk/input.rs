@@ -17,7 +17,13 @@ pub struct RawInput {
 impl RawInput {
     /// Input that arrived as JSON text: parsed here, keeping the original bytes.
     pub fn from_json_bytes(original: Vec<u8>, origin: impl Into<String>) -> Self {
-        let parsed = serde_json::from_slice(&original).map_err(|e| format!("not valid JSON: {e}"));
+        // Text that is valid UTF-8 as a whole (nearly all of it) is parsed as `str`, which spares the parser a
+        // UTF-8 check of every string in it (a fifth of the parse); other bytes get the byte parser's error.
+        let parsed = match std::str::from_utf8(&original) {
+            Ok(text) => serde_json::from_str(text),
+            Err(_) => serde_json::from_slice(&original),
+        }
+        .map_err(|e| format!("not valid JSON: {e}"));
         Self {
             original,
             parsed,
@@ -107,6 +113,39 @@ impl BatchReport {
             accepted = self.accepted.len(),
             rejected = self.rejected.len(),
             "Batch acknowledged."
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RawInput;
+
+    #[test]
+    fn json_text_parses_the_same_whether_or_not_it_is_utf8() {
+        let text =
+            r#"{"sjbh": "SJ610921202406010001", "sjms": "汉阴县城关镇 \"积水\" 报告", "n": 1.5}"#;
+        let input = RawInput::from_json_bytes(text.as_bytes().to_vec(), "t");
+        let expected: serde_json::Value = serde_json::from_slice(text.as_bytes()).expect("JSON");
+        assert_eq!(input.parsed, Ok(expected));
+        assert_eq!(input.original, text.as_bytes());
+
+        // GBK bytes in a string (a source that did not say its encoding): the byte parser's own error, with the
+        // place, and the original kept as it came.
+        let mut gbk = br#"{"sjms": ""#.to_vec();
+        gbk.extend_from_slice(&[0xBA, 0xBA, 0xD2, 0xF5]);
+        gbk.extend_from_slice(br#""}"#);
+        let input = RawInput::from_json_bytes(gbk.clone(), "t");
+        let reason = input.parsed.expect_err("not UTF-8");
+        assert!(reason.starts_with("not valid JSON: "), "{reason}");
+        assert!(reason.contains("line 1 column"), "{reason}");
+        assert_eq!(input.original, gbk);
+
+        let input = RawInput::from_json_bytes(b"{\"a\": 1,}".to_vec(), "t");
+        let reason = input.parsed.expect_err("trailing comma");
+        assert!(
+            reason.starts_with("not valid JSON: trailing comma"),
+            "{reason}"
         );
     }
 }
