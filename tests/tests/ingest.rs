@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use unsilo_bus::wire;
 use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions};
 use unsilo_connectors::conformance::{self, Fixture};
+use unsilo_connectors::sdk::RecordSink as _;
 use unsilo_hub::auth::token_digest;
 use unsilo_hub::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
 use unsilo_hub::ingest::BusSink;
@@ -478,6 +479,115 @@ async fn every_builtin_connector_passes_conformance_through_the_bus_sink() {
             "{name}: every rejected fixture must be on the DLQ"
         );
     }
+}
+
+/// A batch sent again with new records among the old (a source retrying after a lost answer, then catching up)
+/// writes only the new ones to `std.` and `raw.`, each original beside its own normalised record; rejects go to
+/// the dead-letter topic every time they are sent.
+#[tokio::test]
+async fn a_batch_sent_again_with_new_records_writes_only_the_new_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = Hub::start(&embedded(dir.path())).await.expect("hub");
+    let definition =
+        Arc::new(unsilo_hub::ingest::load_definition("builtin:grid").expect("definition"));
+    let sink = BusSink::open(
+        "grid-again",
+        definition,
+        hub.bus.clone(),
+        &hub.registry,
+        &unsilo_hub::config::TopicPlan::with_partitions(2),
+    )
+    .await
+    .expect("sink");
+    let fx = fixtures("grid");
+    let (valid, invalid): (Vec<&Fixture>, Vec<&Fixture>) =
+        fx.iter().partition(|f| f.expect.is_none());
+    assert!(
+        valid.len() >= 6 && !invalid.is_empty(),
+        "grid has too few fixtures"
+    );
+    let first = &valid[..valid.len() / 2];
+    let inputs =
+        |fixtures: &[&Fixture]| -> Vec<_> { fixtures.iter().map(|f| f.input.clone()).collect() };
+
+    let mut once = inputs(first);
+    once.push(invalid[0].input.clone());
+    let report = sink.submit(once).await.expect("first batch");
+    assert_eq!(
+        (report.accepted.len(), report.rejected.len()),
+        (first.len(), 1)
+    );
+
+    // Again, old and new records interleaved, the reject among them.
+    let mut again = Vec::new();
+    for (i, f) in valid.iter().enumerate() {
+        again.push(f.input.clone());
+        if i == 1 {
+            again.push(invalid[0].input.clone());
+        }
+    }
+    let report = sink.submit(again).await.expect("second batch");
+    assert_eq!(
+        (report.accepted.len(), report.rejected.len()),
+        (valid.len(), 1)
+    );
+    let mut schemas: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for a in &report.accepted {
+        schemas
+            .entry(a.schema.clone())
+            .or_default()
+            .insert(a.record_id.clone());
+    }
+
+    assert!(
+        schemas.len() >= 3,
+        "the batch must span several shared schemas: {schemas:?}"
+    );
+    let count = |topic: String| {
+        let bus = hub.bus.clone();
+        async move {
+            bus.end_offsets(&topic)
+                .await
+                .expect("end offsets")
+                .iter()
+                .sum::<u64>()
+        }
+    };
+    let raw = read_topic(&*hub.bus, "raw.grid-again", valid.len()).await;
+    assert_eq!(
+        count("raw.grid-again".into()).await,
+        valid.len() as u64,
+        "every original once"
+    );
+    let raw_ids: BTreeSet<String> = raw.iter().map(|r| r.record.record_id()).collect();
+    assert_eq!(raw_ids.len(), valid.len(), "no original twice");
+    for (schema, ids) in &schemas {
+        let topic = unsilo_schemas::names::std_topic(schema);
+        assert_eq!(
+            count(topic.clone()).await,
+            ids.len() as u64,
+            "{topic}: each record once"
+        );
+        let on_std = read_topic(&*hub.bus, &topic, ids.len()).await;
+        let std_ids: BTreeSet<String> = on_std.iter().map(|r| r.record.record_id()).collect();
+        assert_eq!(&std_ids, ids, "{topic}: the records accepted, each once");
+        for r in &on_std {
+            let original = raw
+                .iter()
+                .find(|o| o.record.record_id() == r.record.record_id())
+                .expect("its original is on raw.");
+            assert_eq!(
+                original.record.key, r.record.key,
+                "an original keyed as its record"
+            );
+        }
+    }
+    assert_eq!(
+        count("dlq.grid-again".into()).await,
+        2,
+        "the reject each time it was sent"
+    );
+    hub.shutdown().await.expect("shutdown");
 }
 
 /// A polled source through the whole hub: departmental GBK exports dropped in a folder are ingested by the

@@ -335,29 +335,25 @@ impl BusSink {
             report,
         } = self.normalise(batch).await?;
         // Records accepted lately (a batch sent again after a lost answer) are answered, not written again.
-        let claimed: Vec<bool> = self
+        let fresh: Vec<bool> = self
             .recent
             .claim(report.accepted.iter().map(|a| a.record_id.as_str()));
-        let fresh: std::collections::HashSet<&str> = report
-            .accepted
-            .iter()
-            .zip(&claimed)
-            .filter(|(_, new)| **new)
-            .map(|(a, _)| a.record_id.as_str())
-            .collect();
-        let is_fresh = |r: &Record| {
-            r.header(HEADER_RECORD_ID)
-                .and_then(|id| std::str::from_utf8(id).ok())
-                .is_some_and(|id| fresh.contains(id))
-        };
         let mut publishes: Vec<(String, Vec<Record>)> = Vec::with_capacity(by_schema.len() + 2);
         for (schema, records) in by_schema {
-            let records: Vec<Record> = records.into_iter().filter(|r| is_fresh(r)).collect();
+            // A schema's records are its accepted inputs, in the order accepted.
+            let of_schema = report
+                .accepted
+                .iter()
+                .zip(&fresh)
+                .filter(|(a, _)| a.schema == schema)
+                .map(|(_, new)| *new);
+            let records = keep_fresh(records, of_schema);
             if !records.is_empty() {
                 publishes.push((std_topic(schema), records));
             }
         }
-        let raw: Vec<Record> = raw.into_iter().filter(|r| is_fresh(r)).collect();
+        // `raw` holds one original per accepted input, in the order accepted.
+        let raw = keep_fresh(raw, fresh.iter().copied());
         if !raw.is_empty() {
             publishes.push((raw_topic(self.connector()), raw));
         }
@@ -367,7 +363,14 @@ impl BusSink {
         if !publishes.is_empty() {
             // One write for the batch: on the embedded bus all of it is durable with one fsync, or none.
             if let Err(e) = self.bus.publish_all(publishes).await {
-                self.recent.release(fresh.iter().copied());
+                self.recent.release(
+                    report
+                        .accepted
+                        .iter()
+                        .zip(&fresh)
+                        .filter(|(_, new)| **new)
+                        .map(|(a, _)| a.record_id.as_str()),
+                );
                 return Err(SinkError(format!("publishing the batch: {e}")));
             }
         }
@@ -380,6 +383,16 @@ impl BusSink {
         }
         Ok(report)
     }
+}
+
+/// The records whose flag in `fresh` (one per record, in the same order) is set. A record without a flag is
+/// kept: at worst written twice, never lost.
+fn keep_fresh(records: Vec<Record>, fresh: impl Iterator<Item = bool>) -> Vec<Record> {
+    records
+        .into_iter()
+        .zip(fresh.chain(std::iter::repeat(true)))
+        .filter_map(|(record, new)| new.then_some(record))
+        .collect()
 }
 
 /// A connector's checkpoint on the compacted `_unsilo.offsets` topic.
