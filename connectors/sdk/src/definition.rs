@@ -173,6 +173,11 @@ impl ConnectorDefinition {
         &self.manifest
     }
 
+    /// The raw contract every record is checked against first.
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
     /// The compiled mappings, in selection order.
     pub fn mappings(&self) -> &[CompiledMapping] {
         &self.mappings

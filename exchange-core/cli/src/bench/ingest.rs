@@ -21,7 +21,7 @@ use unsilo_hub::auth::token_digest;
 use unsilo_hub::config::{BusKind, Config, ConnectorConfig};
 use unsilo_hub::server::Hub;
 
-use super::{join_senders, rate, BenchError, Row, SENDERS};
+use super::{join_senders, rate, BenchError, Row, Stopwatch, Throughput, SENDERS};
 
 /// Records per pushed body, as a source system's batch upload.
 const BATCH: usize = 500;
@@ -97,6 +97,78 @@ pub(super) fn bench_connectors(n: usize, rows: &mut Vec<Row>) -> Result<(), Benc
         });
     }
     Ok(())
+}
+
+/// What one grid record costs on one core, stage by stage, in microseconds: the steps of the push path before
+/// the write, timed one at a time over the same simulated records the push measurements send.
+pub(super) fn stage_costs(n: usize) -> Result<Vec<(&'static str, f64)>, BenchError> {
+    use std::hint::black_box;
+    let load = GridLoad::new(n.max(BATCH), 11)?;
+    let records = load.written.len();
+    let definition = unsilo_connectors::builtin::definition("grid").map_err(failed)?;
+    let per_record = |started: Instant| started.elapsed().as_secs_f64() * 1e6 / records as f64;
+    let mut costs = Vec::new();
+
+    let started = Instant::now();
+    for body in &load.bodies {
+        let items: Vec<&serde_json::value::RawValue> =
+            serde_json::from_slice(body).map_err(failed)?;
+        let records: Vec<Vec<u8>> = items.iter().map(|r| r.get().as_bytes().to_vec()).collect();
+        black_box(records);
+    }
+    costs.push((
+        "split a 500-record body into each record's bytes",
+        per_record(started),
+    ));
+
+    let texts: Vec<JsonText> = load
+        .written
+        .iter()
+        .map(|(original, _)| JsonText {
+            original: original.clone(),
+            origin: "bench".into(),
+        })
+        .collect();
+    let started = Instant::now();
+    for text in &texts {
+        black_box(RawInput::from(text.clone()));
+    }
+    costs.push((
+        "parse into `serde_json::Value` (with the copy of the bytes it keeps)",
+        per_record(started),
+    ));
+
+    let inputs: Vec<RawInput> = texts.into_iter().map(RawInput::from).collect();
+    let parsed: Vec<&serde_json::Value> = inputs
+        .iter()
+        .map(|i| i.parsed.as_ref().map_err(|e| BenchError::Avro(e.clone())))
+        .collect::<Result<_, _>>()?;
+    let started = Instant::now();
+    for raw in &parsed {
+        black_box(definition.contract().check(raw).is_ok());
+    }
+    costs.push(("raw contract (JSON Schema)", per_record(started)));
+
+    let mut out = Vec::with_capacity(4096);
+    let started = Instant::now();
+    for raw in &parsed {
+        out.clear();
+        let mapping = definition
+            .mappings()
+            .iter()
+            .find(|m| m.matches(raw))
+            .ok_or_else(|| BenchError::Avro("a grid record matched no mapping".into()))?;
+        black_box(mapping.encode(raw, &mut out).map_err(failed)?);
+    }
+    costs.push((
+        "mapping selection, mapping, validators, Avro encode",
+        per_record(started),
+    ));
+
+    let started = Instant::now();
+    drop(black_box(inputs));
+    costs.push(("freeing the parsed value", per_record(started)));
+    Ok(costs)
 }
 
 /// Grid records as the grid platform sends them, and the bytes ingest writes for each: the original and its
@@ -214,7 +286,7 @@ impl PushedHub {
         bodies: &[Vec<u8>],
         senders: usize,
         records: usize,
-    ) -> Result<f64, BenchError> {
+    ) -> Result<Throughput, BenchError> {
         let client = reqwest::Client::new();
         // Each sender's bodies, shared out before the clock starts.
         let mut plan = Vec::with_capacity(connectors.len() * senders);
@@ -234,7 +306,7 @@ impl PushedHub {
                 ));
             }
         }
-        let started = Instant::now();
+        let clock = Stopwatch::start();
         let mut tasks = Vec::new();
         for (url, token, share) in plan {
             let client = client.clone();
@@ -256,7 +328,7 @@ impl PushedHub {
             }));
         }
         join_senders(tasks).await?;
-        Ok(rate(records, started.elapsed()))
+        Ok(clock.stop(records))
     }
 
     async fn stop(mut self) -> Result<(), BenchError> {
@@ -275,14 +347,14 @@ fn connector_names(n: usize) -> Vec<String> {
 
 /// The bare store with the same bytes: each original and its normalised record inserted into one fjall
 /// partition, in group commits the size of [`SENDERS`] batches, fsync after each.
-fn bare_store(scratch: &super::Scratch, load: &GridLoad) -> Result<f64, BenchError> {
+fn bare_store(scratch: &super::Scratch, load: &GridLoad) -> Result<Throughput, BenchError> {
     let fjall_err = |e: fjall::Error| BenchError::Fjall(e.to_string());
     let dir = scratch.dir()?;
     let keyspace = fjall::Config::new(dir.path()).open().map_err(fjall_err)?;
     let part = keyspace
         .open_partition("log", fjall::PartitionCreateOptions::default())
         .map_err(fjall_err)?;
-    let started = Instant::now();
+    let clock = Stopwatch::start();
     let mut key = 0u64;
     for chunk in load.written.chunks(BATCH * SENDERS) {
         let mut batch = keyspace.batch();
@@ -296,11 +368,11 @@ fn bare_store(scratch: &super::Scratch, load: &GridLoad) -> Result<f64, BenchErr
             .persist(fjall::PersistMode::SyncAll)
             .map_err(fjall_err)?;
     }
-    Ok(rate(load.written.len(), started.elapsed()))
+    Ok(clock.stop(load.written.len()))
 }
 
 /// The same batches handed to a connector's sink directly, from [`SENDERS`] concurrent senders.
-async fn direct_sink(hub: &Hub, load: &GridLoad) -> Result<f64, BenchError> {
+async fn direct_sink(hub: &Hub, load: &GridLoad) -> Result<Throughput, BenchError> {
     let definition = Arc::new(unsilo_connectors::builtin::definition("grid").map_err(failed)?);
     let sink = Arc::new(
         unsilo_hub::ingest::BusSink::open(
@@ -336,7 +408,7 @@ async fn direct_sink(hub: &Hub, load: &GridLoad) -> Result<f64, BenchError> {
                 .collect()
         })
         .collect();
-    let started = Instant::now();
+    let clock = Stopwatch::start();
     let mut tasks = Vec::new();
     for mine in shares {
         let sink = sink.clone();
@@ -348,17 +420,17 @@ async fn direct_sink(hub: &Hub, load: &GridLoad) -> Result<f64, BenchError> {
         }));
     }
     join_senders(tasks).await?;
-    Ok(rate(load.written.len(), started.elapsed()))
+    Ok(clock.stop(load.written.len()))
 }
 
 /// Ingest figures on the embedded bus, from one run.
 pub(super) struct EmbeddedIngest {
-    /// HTTP push end to end, records/s.
-    pub(super) pushed: f64,
-    /// The bare store with the same bytes, records/s.
-    pub(super) bare_store: f64,
-    /// The sink alone, records/s.
-    pub(super) direct: f64,
+    /// HTTP push end to end.
+    pub(super) pushed: Throughput,
+    /// The bare store with the same bytes.
+    pub(super) bare_store: Throughput,
+    /// The sink alone.
+    pub(super) direct: Throughput,
     /// Records/s with 1, 2, 4 and 8 push connectors.
     pub(super) by_connectors: Vec<(usize, f64)>,
     /// Bytes per record written (original + normalised).
@@ -381,15 +453,15 @@ pub(super) async fn embedded(
     hub.stop().await?;
     rows.push(Row::new(
         "End to end: grid records pushed over HTTP into the embedded bus (fsync), 8 senders × 500-record bodies (records/s)",
-        pushed,
+        pushed.per_second,
         "bare store: fjall batch insert + fsync of the same bytes (original + normalised)",
-        bare,
+        bare.per_second,
     ));
     rows.push(Row::new(
         "The connector's sink alone (parse + normalise + one atomic write), 8 senders × 500 records (records/s)",
-        direct,
+        direct.per_second,
         "bare store, as above",
-        bare,
+        bare.per_second,
     ));
     let mut by_connectors = Vec::new();
     for connectors in [1, 2, 4, 8] {
@@ -398,7 +470,7 @@ pub(super) async fn embedded(
         let hub = PushedHub::start(&names, PushedBus::Embedded(scratch)).await?;
         let r = hub.push(&names, &load.bodies, 2, n).await?;
         hub.stop().await?;
-        by_connectors.push((connectors, r));
+        by_connectors.push((connectors, r.per_second));
     }
     Ok(EmbeddedIngest {
         pushed,
@@ -480,7 +552,7 @@ pub(super) async fn kafka(broker: &str, n: usize, rows: &mut Vec<Row>) -> Result
         // New records each round: a source sending the same ids again is answered without writing them twice.
         let load = GridLoad::new(n, 100 + round as u64)?;
         raw = raw.max(raw_rdkafka(&producer, &raw_topic, &std_topic, &load.written).await?);
-        pushed = pushed.max(hub.push(&names, &load.bodies, SENDERS, n).await?);
+        pushed = pushed.max(hub.push(&names, &load.bodies, SENDERS, n).await?.per_second);
     }
     hub.stop().await?;
     rows.push(Row::new(

@@ -131,6 +131,63 @@ fn rate(n: usize, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64().max(1e-9)
 }
 
+/// CPU time (user and system) used so far by every thread of this process, from `/proc/self/stat`; `None`
+/// where there is no such file. Its resolution is a clock tick (10 ms), so it suits runs of seconds.
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name, field 2, is in parentheses and may hold spaces: count fields after its `)`.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    // `/proc` counts in USER_HZ, which is 100 on every Linux ABI.
+    Some(Duration::from_millis((user + system) * 10))
+}
+
+/// `12.3 µs`, or `not measured` where the CPU time could not be read.
+fn cpu_per_record(figure: Throughput) -> String {
+    figure
+        .cpu_us_per_record
+        .map_or_else(|| "not measured".to_owned(), |us| format!("{us:.1} µs"))
+}
+
+/// A measurement's wall-clock rate and the CPU it cost.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Throughput {
+    /// Records per second.
+    pub(super) per_second: f64,
+    /// Microseconds of CPU per record, over every thread of the process (for a whole hub that includes the
+    /// benchmark's own HTTP senders and the store's background threads); `None` where it cannot be read.
+    pub(super) cpu_us_per_record: Option<f64>,
+}
+
+/// Times a measurement of `records` records, on the wall clock and in CPU.
+struct Stopwatch {
+    started: std::time::Instant,
+    cpu: Option<Duration>,
+}
+
+impl Stopwatch {
+    fn start() -> Self {
+        Self {
+            cpu: process_cpu(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn stop(self, records: usize) -> Throughput {
+        let elapsed = self.started.elapsed();
+        let cpu = self
+            .cpu
+            .zip(process_cpu())
+            .map(|(before, after)| after.saturating_sub(before));
+        Throughput {
+            per_second: rate(records, elapsed),
+            cpu_us_per_record: cpu.map(|c| c.as_secs_f64() * 1e6 / records.max(1) as f64),
+        }
+    }
+}
+
 /// Figures for the scale plot, gathered while the report is written.
 #[derive(Default)]
 struct Curves {
@@ -294,23 +351,42 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         let _ = writeln!(
             sections,
             "\n**Ingest** ({pushed} simulated grid records, {:.0} bytes each as written: original + normalised): HTTP \
-             push {:.0} records/s = **{:.0}%** of the bare store ({:.0}); the sink alone {:.0}. With more push \
-             connectors, two senders each:\n\n| connectors | records/s |\n|---:|---:|",
+             push {:.0} records/s = **{:.0}%** of the bare store ({:.0}); the sink alone {:.0}. CPU per record, \
+             every thread of the process: HTTP push {} (the benchmark's senders included), the sink alone {}, the \
+             bare store {}. With more push connectors, two senders each:\n\n| connectors | records/s |\n|---:|---:|",
             figures.bytes_per_record,
-            figures.pushed,
-            figures.pushed / figures.bare_store.max(1e-9) * 100.0,
-            figures.bare_store,
-            figures.direct
+            figures.pushed.per_second,
+            figures.pushed.per_second / figures.bare_store.per_second.max(1e-9) * 100.0,
+            figures.bare_store.per_second,
+            figures.direct.per_second,
+            cpu_per_record(figures.pushed),
+            cpu_per_record(figures.direct),
+            cpu_per_record(figures.bare_store),
         );
         for (connectors, r) in &figures.by_connectors {
             let _ = writeln!(sections, "| {connectors} | {r:.0} |");
         }
+        eprintln!("bench: the push path's stages, one core…");
+        let stages = ingest::stage_costs(pushed.min(20_000))?;
+        let _ = writeln!(
+            sections,
+            "\nWhere a grid record's CPU goes before the write, one stage at a time on one core:\n\n\
+             | stage | µs per record |\n|---|---:|"
+        );
+        for (stage, us) in &stages {
+            let _ = writeln!(sections, "| {stage} | {us:.2} |");
+        }
+        let _ = writeln!(
+            sections,
+            "| **sum** | **{:.2}** |",
+            stages.iter().map(|(_, us)| us).sum::<f64>()
+        );
         curves.connectors = figures
             .by_connectors
             .iter()
             .map(|&(c, r)| (c as f64, r))
             .collect();
-        curves.bare_store = Some(figures.bare_store);
+        curves.bare_store = Some(figures.bare_store.per_second);
         if let Some(broker) = &options.kafka {
             eprintln!(
                 "bench: HTTP push end to end on Kafka at {broker} ({} records)…",
@@ -487,6 +563,45 @@ mod tests {
             err.to_string()
                 .contains("--data-dir /nonexistent/unsilo-bench: no such directory"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_stopwatch_counts_the_cpu_the_process_spends() {
+        let clock = super::Stopwatch::start();
+        // Busy for 100 ms of wall time: even on a loaded machine at least one 10 ms tick of CPU.
+        let busy = std::time::Instant::now();
+        let mut x = 0u64;
+        while busy.elapsed() < std::time::Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        let figure = clock.stop(1_000);
+        let cpu = figure.cpu_us_per_record.expect("/proc/self/stat is read");
+        assert!(
+            cpu >= 10.0,
+            "≥ 10 ms of work over 1,000 records is ≥ 10 µs each, got {cpu}"
+        );
+        assert!(figure.per_second > 0.0 && figure.per_second.is_finite());
+        assert_eq!(super::cpu_per_record(figure), format!("{cpu:.1} µs"));
+        assert_eq!(
+            super::cpu_per_record(super::Throughput::default()),
+            "not measured"
+        );
+    }
+
+    #[test]
+    fn every_stage_of_the_push_path_is_timed_on_the_same_records() {
+        let stages = super::ingest::stage_costs(600).expect("stages");
+        let names: Vec<&str> = stages.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names.len(), 5, "{names:?}");
+        assert!(names.iter().any(|n| n.contains("contract")), "{names:?}");
+        assert!(names.iter().any(|n| n.contains("Avro encode")), "{names:?}");
+        for (name, us) in &stages {
+            assert!(us.is_finite() && *us >= 0.0, "{name}: {us}");
+        }
+        assert!(
+            stages.iter().map(|(_, us)| us).sum::<f64>() > 0.0,
+            "the stages took no time: {stages:?}"
         );
     }
 
