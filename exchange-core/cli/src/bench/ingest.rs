@@ -129,12 +129,15 @@ pub(super) fn stage_costs(n: usize) -> Result<Vec<(&'static str, f64)>, BenchErr
             origin: "bench".into(),
         })
         .collect();
+    // Each record parsed and freed at once, as the sink's normalising threads do; the copies are made before
+    // the clock starts (the split above paid for them).
+    let copies = texts.clone();
     let started = Instant::now();
-    for text in &texts {
-        black_box(RawInput::from(text.clone()));
+    for text in copies {
+        black_box(RawInput::from(text));
     }
     costs.push((
-        "parse into `serde_json::Value` (with the copy of the bytes it keeps)",
+        "parse into `serde_json::Value`, and free it",
         per_record(started),
     ));
 
@@ -164,10 +167,6 @@ pub(super) fn stage_costs(n: usize) -> Result<Vec<(&'static str, f64)>, BenchErr
         "mapping selection, mapping, validators, Avro encode",
         per_record(started),
     ));
-
-    let started = Instant::now();
-    drop(black_box(inputs));
-    costs.push(("freeing the parsed value", per_record(started)));
     Ok(costs)
 }
 

@@ -593,7 +593,7 @@ mod tests {
     fn every_stage_of_the_push_path_is_timed_on_the_same_records() {
         let stages = super::ingest::stage_costs(600).expect("stages");
         let names: Vec<&str> = stages.iter().map(|(name, _)| *name).collect();
-        assert_eq!(names.len(), 5, "{names:?}");
+        assert_eq!(names.len(), 4, "{names:?}");
         assert!(names.iter().any(|n| n.contains("contract")), "{names:?}");
         assert!(names.iter().any(|n| n.contains("Avro encode")), "{names:?}");
         for (name, us) in &stages {
