@@ -1163,7 +1163,7 @@ impl GridGenerator {
 }
 
 /// An event as sent after its `sent` first steps: the fixed fields, the steps so far, the state of the last.
-pub(super) fn render_event(e: &OpenEvent) -> Value {
+fn render_event(e: &OpenEvent) -> Value {
     let mut m = e.base.clone();
     let steps = &e.steps[..e.sent.min(e.steps.len())];
     m.insert(

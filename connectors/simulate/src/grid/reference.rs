@@ -355,7 +355,7 @@ pub(super) const YELLOW_TAGS: &[&str] = &["脱贫户", "留守户", "残疾人�
 pub(super) const DEDICATED_PLACES: &[&str] =
     &["中心学校", "卫生院", "工业园区", "农贸市场", "敬老院"];
 /// Chinese numerals for grid names (第一网格 …).
-pub(super) const NUMERALS: &[&str] = &[
+const NUMERALS: &[&str] = &[
     "零", "一", "二", "三", "四", "五", "六", "七", "八", "九", "十", "十一", "十二", "十三",
     "十四", "十五",
 ];
