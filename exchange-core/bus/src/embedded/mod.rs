@@ -297,9 +297,9 @@ impl EmbeddedBus {
             .spawn(move || writer.run(rx))
             .map_err(|e| Error::Store(format!("cannot start the writer thread: {e}")))?;
 
-        let filesystem = FileSystem::of(dir);
-        let online_discard = filesystem.as_ref().is_some_and(FileSystem::online_discard);
-        if let Some(fs) = filesystem.as_ref().filter(|fs| fs.online_discard()) {
+        let discarding = FileSystem::of(dir).filter(FileSystem::online_discard);
+        let online_discard = discarding.is_some();
+        if let Some(fs) = &discarding {
             warn!(dir = %dir.display(), mount_point = %fs.mount_point.display(), fs_type = %fs.fs_type,
                 "The data directory's file system is mounted with online discard: every file the store deletes \
                  holds up every fsync while the device trims it (p99 delivery latency 46-157 ms measured, against \

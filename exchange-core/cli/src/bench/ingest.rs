@@ -19,6 +19,7 @@ use unsilo_bus::TopicSpec;
 use unsilo_connectors::sdk::{JsonText, RawInput, RecordSink as _};
 use unsilo_hub::auth::token_digest;
 use unsilo_hub::config::{BusKind, Config, ConnectorConfig};
+use unsilo_hub::ingest::http_push::split_body;
 use unsilo_hub::server::Hub;
 
 use super::{join_senders, rate, BenchError, Row, Stopwatch, Throughput, SENDERS};
@@ -100,35 +101,29 @@ pub(super) fn bench_connectors(n: usize, rows: &mut Vec<Row>) -> Result<(), Benc
 }
 
 /// What one grid record costs on one core, stage by stage, in microseconds: the steps of the push path before
-/// the write, timed one at a time over the same simulated records the push measurements send.
-pub(super) fn stage_costs(n: usize) -> Result<Vec<(&'static str, f64)>, BenchError> {
+/// the write, timed one at a time over the first `bodies` bodies of `load` (the records the push measurements
+/// send). The split is the HTTP endpoint's own ([`split_body`]), and its output is what the later stages take.
+pub(super) fn stage_costs(
+    load: &GridLoad,
+    bodies: usize,
+) -> Result<Vec<(&'static str, f64)>, BenchError> {
     use std::hint::black_box;
-    let load = GridLoad::new(n.max(BATCH), 11)?;
-    let records = load.written.len();
+    let bodies = &load.bodies[..bodies.clamp(1, load.bodies.len())];
     let definition = unsilo_connectors::builtin::definition("grid").map_err(failed)?;
-    let per_record = |started: Instant| started.elapsed().as_secs_f64() * 1e6 / records as f64;
     let mut costs = Vec::new();
 
     let started = Instant::now();
-    for body in &load.bodies {
-        let items: Vec<&serde_json::value::RawValue> =
-            serde_json::from_slice(body).map_err(failed)?;
-        let records: Vec<Vec<u8>> = items.iter().map(|r| r.get().as_bytes().to_vec()).collect();
-        black_box(records);
+    let mut texts: Vec<JsonText> = Vec::with_capacity(bodies.len() * BATCH);
+    for body in bodies {
+        texts.extend(split_body(body, false, "grid").map_err(BenchError::Avro)?);
     }
+    let records = texts.len().max(1);
+    let per_record = |started: Instant| started.elapsed().as_secs_f64() * 1e6 / records as f64;
     costs.push((
         "split a 500-record body into each record's bytes",
         per_record(started),
     ));
 
-    let texts: Vec<JsonText> = load
-        .written
-        .iter()
-        .map(|(original, _)| JsonText {
-            original: original.clone(),
-            origin: "bench".into(),
-        })
-        .collect();
     // Each record parsed and freed at once, as the sink's normalising threads do; the copies are made before
     // the clock starts (the split above paid for them).
     let copies = texts.clone();
@@ -434,7 +429,12 @@ pub(super) struct EmbeddedIngest {
     pub(super) by_connectors: Vec<(usize, f64)>,
     /// Bytes per record written (original + normalised).
     pub(super) bytes_per_record: f64,
+    /// The push path's stages on one core, µs per record ([`stage_costs`]).
+    pub(super) stages: Vec<(&'static str, f64)>,
 }
+
+/// Bodies the stage costs are timed over: 20,000 records.
+const STAGE_BODIES: usize = 40;
 
 /// HTTP push of `n` grid records into a whole hub on the embedded bus, beside the bare store and the sink alone,
 /// then with 1, 2, 4 and 8 connectors.
@@ -471,12 +471,15 @@ pub(super) async fn embedded(
         hub.stop().await?;
         by_connectors.push((connectors, r.per_second));
     }
+    eprintln!("bench: the push path's stages, one core…");
+    let stages = stage_costs(&load, STAGE_BODIES)?;
     Ok(EmbeddedIngest {
         pushed,
         bare_store: bare,
         direct,
         by_connectors,
         bytes_per_record: load.bytes() as f64 / n.max(1) as f64,
+        stages,
     })
 }
 

@@ -366,14 +366,13 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         for (connectors, r) in &figures.by_connectors {
             let _ = writeln!(sections, "| {connectors} | {r:.0} |");
         }
-        eprintln!("bench: the push path's stages, one core…");
-        let stages = ingest::stage_costs(pushed.min(20_000))?;
+        let stages = &figures.stages;
         let _ = writeln!(
             sections,
             "\nWhere a grid record's CPU goes before the write, one stage at a time on one core:\n\n\
              | stage | µs per record |\n|---|---:|"
         );
-        for (stage, us) in &stages {
+        for (stage, us) in stages {
             let _ = writeln!(sections, "| {stage} | {us:.2} |");
         }
         let _ = writeln!(
@@ -591,7 +590,8 @@ mod tests {
 
     #[test]
     fn every_stage_of_the_push_path_is_timed_on_the_same_records() {
-        let stages = super::ingest::stage_costs(600).expect("stages");
+        let load = super::ingest::GridLoad::new(1_000, 11).expect("grid load");
+        let stages = super::ingest::stage_costs(&load, 2).expect("stages");
         let names: Vec<&str> = stages.iter().map(|(name, _)| *name).collect();
         assert_eq!(names.len(), 4, "{names:?}");
         assert!(names.iter().any(|n| n.contains("contract")), "{names:?}");

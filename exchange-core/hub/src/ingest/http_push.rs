@@ -47,7 +47,7 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 
 /// Splits a body into its records' JSON texts, keeping each record's original bytes (the sink parses each where
 /// it normalises it). `Err` means the body as a whole is unreadable (it becomes one rejected input).
-fn split_body(body: &[u8], ndjson: bool, connector: &str) -> Result<Vec<JsonText>, String> {
+pub fn split_body(body: &[u8], ndjson: bool, connector: &str) -> Result<Vec<JsonText>, String> {
     if ndjson {
         return Ok(body
             .split(|b| *b == b'\n')
