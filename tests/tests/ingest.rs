@@ -91,7 +91,7 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
     assert_eq!(r.status().as_u16(), 401);
     assert_eq!(
         r.headers()["www-authenticate"],
-        "Bearer, Basic realm=\"unsilo\""
+        "Bearer realm=\"unsilo\""
     );
     let r = client
         .post(&url)

@@ -280,10 +280,13 @@ impl Client {
             .context("no token: pass --token or set UNSILO_TOKEN")?;
         let mut request = self
             .http
-            .request(method, format!("{}{path}", self.base))
+            .request(method.clone(), format!("{}{path}", self.base))
             .bearer_auth(token);
-        if let Some(b) = body {
-            request = request.json(&b);
+        match body {
+            Some(b) => request = request.json(&b),
+            // The admin API takes a JSON body on anything that changes something, `{}` when there is nothing to say.
+            None if method != reqwest::Method::GET => request = request.json(&serde_json::json!({})),
+            None => {}
         }
         let response = request
             .send()
@@ -709,23 +712,26 @@ pub(crate) async fn audit(args: &HubArgs, command: AuditCommand) -> anyhow::Resu
             agency,
         } => {
             let c = Client::new(args)?;
-            let mut url = reqwest::Url::parse(&format!("{}/admin/audit", c.base))?;
-            {
-                let mut q = url.query_pairs_mut();
-                for (k, v) in [
-                    ("record_id", record_id),
-                    ("cert_no", cert_no),
-                    ("person_key", person_key),
-                    ("subscription", subscription),
-                    ("agency", agency),
-                ] {
-                    if let Some(v) = v {
-                        q.append_pair(k, &v);
-                    }
+            // In the body, never in the URL: an ID number must not land in a proxy's log.
+            let mut body = serde_json::Map::new();
+            for (k, v) in [
+                ("record_id", record_id),
+                ("cert_no", cert_no),
+                ("person_key", person_key),
+                ("subscription", subscription),
+                ("agency", agency),
+            ] {
+                if let Some(v) = v {
+                    body.insert(k.to_owned(), Value::String(v));
                 }
             }
-            let path = format!("/admin/audit?{}", url.query().unwrap_or(""));
-            let v = c.call(reqwest::Method::GET, &path, None).await?;
+            let v = c
+                .call(
+                    reqwest::Method::POST,
+                    "/admin/audit/query",
+                    Some(Value::Object(body)),
+                )
+                .await?;
             print(&v);
             Ok(())
         }

@@ -8,6 +8,10 @@
 //! - **Rate limits per credential** ([`RateLimiter`]): a token bucket per (surface, principal) — per client
 //!   address for anonymous registry reads and for refused requests (token guessing) — so a client over its
 //!   limit gets `429` with `Retry-After` and never slows another. Settings in `[limits]`.
+//! - **Guessing costs** ([`FailureThrottle`]): an address that fails authentication `[limits]
+//!   auth_failures.max_failures` times within `window` is answered `429` for `block` on every surface and on
+//!   `/metrics` — before any credential it presents is checked, so the right token is refused too while the
+//!   block lasts.
 //! - **Timeouts**: a request whose handler has not answered within `[limits] request_timeout` gets a `503`.
 //!   (Header read time, header size and TLS handshakes are bounded by the connection layer,
 //!   [`crate::listener`].)
@@ -63,7 +67,8 @@ impl Surface {
     }
 
     /// An error in this surface's dialect: Confluent's `{"error_code": <int>, "message"}` for the registry,
-    /// `{"error": <code>, "message"}` elsewhere. A 401 carries the challenge saying which credentials work.
+    /// `{"error": <code>, "message"}` elsewhere. A 401 carries the challenge saying which credentials work
+    /// (Basic is offered only by the registry).
     pub fn error(self, status: StatusCode, code: &str, message: &str) -> Response {
         let body = match self {
             Self::Registry => {
@@ -85,10 +90,16 @@ impl Surface {
             );
         }
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer, Basic realm=\"unsilo\""),
-            );
+            // Basic only where Confluent's clients need it: a browser that is offered Basic caches what it was
+            // given and sends it with any later request, a cross-site form's included.
+            let challenge = if self == Self::Registry {
+                "Bearer, Basic realm=\"unsilo\""
+            } else {
+                "Bearer realm=\"unsilo\""
+            };
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         response
     }
@@ -206,6 +217,111 @@ pub struct LimitsConfig {
         deserialize_with = "unsilo_connectors::transport::deserialize_duration"
     )]
     pub header_read_timeout: Duration,
+    /// Failed authentications per client address before the address is refused for a while.
+    #[serde(default)]
+    pub auth_failures: AuthFailureLimit,
+}
+
+/// `[limits] auth_failures`: how many failed authentications from one address are tolerated, and for how long
+/// the address is then refused (before its credentials are even checked).
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFailureLimit {
+    /// Failures within `window` that block the address (default 10).
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// The window failures are counted in (default `"60s"`).
+    #[serde(
+        default = "default_failure_window",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub window: Duration,
+    /// How long a blocked address is refused (default `"5m"`).
+    #[serde(
+        default = "default_failure_block",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub block: Duration,
+}
+
+fn default_max_failures() -> u32 {
+    10
+}
+fn default_failure_window() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_failure_block() -> Duration {
+    Duration::from_secs(300)
+}
+
+impl Default for AuthFailureLimit {
+    fn default() -> Self {
+        Self {
+            max_failures: default_max_failures(),
+            window: default_failure_window(),
+            block: default_failure_block(),
+        }
+    }
+}
+
+/// Failed authentications by client address (see the module docs): an address past its allowance is blocked
+/// for a while, whatever it presents.
+#[derive(Debug, Default)]
+pub struct FailureThrottle {
+    addresses: Mutex<HashMap<String, Failures>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    since: Instant,
+    blocked_until: Option<Instant>,
+}
+
+impl FailureThrottle {
+    /// How long `address` stays blocked, if it is.
+    pub fn blocked(&self, address: &str) -> Option<Duration> {
+        self.blocked_at(address, Instant::now())
+    }
+
+    fn blocked_at(&self, address: &str, now: Instant) -> Option<Duration> {
+        let addresses = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
+        let until = addresses.get(address)?.blocked_until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Counts a failed authentication from `address`; returns the block it now has, if this one started it.
+    pub fn failed(&self, address: &str, limit: AuthFailureLimit) -> Option<Duration> {
+        self.failed_at(address, limit, Instant::now())
+    }
+
+    fn failed_at(&self, address: &str, limit: AuthFailureLimit, now: Instant) -> Option<Duration> {
+        let mut addresses = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
+        if addresses.len() > SWEEP_ABOVE {
+            addresses.retain(|_, f| {
+                now.duration_since(f.since) < limit.window
+                    || f.blocked_until.is_some_and(|u| u > now)
+            });
+        }
+        let f = addresses.entry(address.to_owned()).or_insert(Failures {
+            count: 0,
+            since: now,
+            blocked_until: None,
+        });
+        if now.duration_since(f.since) >= limit.window && f.blocked_until.is_none_or(|u| u <= now) {
+            *f = Failures {
+                count: 0,
+                since: now,
+                blocked_until: None,
+            };
+        }
+        f.count = f.count.saturating_add(1);
+        if f.count >= limit.max_failures && f.blocked_until.is_none_or(|u| u <= now) {
+            f.blocked_until = Some(now + limit.block);
+            return Some(limit.block);
+        }
+        None
+    }
 }
 
 fn default_ingest() -> RateLimit {
@@ -260,6 +376,7 @@ impl Default for LimitsConfig {
             max_header_bytes: default_header_bytes(),
             request_timeout: default_request_timeout(),
             header_read_timeout: default_header_timeout(),
+            auth_failures: AuthFailureLimit::default(),
         }
     }
 }
@@ -296,6 +413,13 @@ impl LimitsConfig {
         }
         if self.request_timeout.is_zero() || self.header_read_timeout.is_zero() {
             return Err("limits: timeouts must be greater than zero".into());
+        }
+        let f = self.auth_failures;
+        if f.max_failures == 0 || f.window.is_zero() || f.block.is_zero() {
+            return Err(
+                "limits.auth_failures: max_failures must be at least 1, window and block greater than zero"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -383,9 +507,52 @@ pub struct Access {
     pub registry_anonymous_read: bool,
     /// Counts refusals (by surface and reason) in the metrics.
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Failed authentications by address.
+    pub failures: FailureThrottle,
+}
+
+/// A `429` with `Retry-After`, in `surface`'s dialect.
+fn too_many(surface: Surface, wait: Duration, message: &str) -> Response {
+    let mut r = surface.error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+    let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// What an address that failed authentication too often is told.
+const BLOCKED: &str = "too many failed authentications from this address; every request from it is refused until the Retry-After seconds have passed";
+
+/// The client address of a request, as the connection layer saw it.
+fn client_address(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 impl Access {
+    /// Who is calling, for a route outside the surfaces (`/metrics`): the blocked-address check and the failure
+    /// count apply as on every surface. `Err` is the answer to send (429 or 401).
+    pub fn identify(
+        &self,
+        headers: &axum::http::HeaderMap,
+        address: Option<std::net::IpAddr>,
+    ) -> Result<Option<Principal>, Response> {
+        let address = address.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        if let Some(wait) = self.failures.blocked(&address) {
+            return Err(too_many(Surface::Admin, wait, BLOCKED));
+        }
+        self.authenticator.authenticate(headers, None).map_err(|e| {
+            if let Some(block) = self.failures.failed(&address, self.limits.auth_failures) {
+                warn!(%address, block_secs = block.as_secs(), "Address blocked: too many failed authentications.");
+            }
+            Surface::Admin.error(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string())
+        })
+    }
+
     /// The middleware of `surface`: use with `axum::middleware::from_fn_with_state((access, surface), Access::layer)`.
     pub async fn layer(
         State((access, surface)): State<(Arc<Access>, Surface)>,
@@ -398,26 +565,28 @@ impl Access {
             }
             surface.error(status, code, message)
         };
+        let count_refusal = |code: &str| {
+            if let Some(m) = &access.metrics {
+                m.record_refusal(surface.as_str(), code);
+            }
+        };
         let rate_limited = |wait: Duration| {
-            let mut r = refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
+            count_refusal("rate_limited");
+            too_many(
+                surface,
+                wait,
                 &format!(
                     "too many {} requests from this client; retry after the Retry-After seconds",
                     surface.as_str()
                 ),
-            );
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                r.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-            r
+            )
         };
-        let address = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_else(|| "unknown".to_owned());
+        let address = client_address(&request);
+        // A blocked address is refused before anything it presents is checked: guessing gets no answer at all.
+        if let Some(wait) = access.failures.blocked(&address) {
+            count_refusal("blocked");
+            return too_many(surface, wait, BLOCKED);
+        }
         let certificate = request.extensions().get::<ClientCertificate>().cloned();
         let authenticated = access
             .authenticator
@@ -440,6 +609,9 @@ impl Access {
             }
             if !matches!(e, AuthError::Missing) {
                 warn!(surface = surface.as_str(), %address, reason = %e, "Request refused: bad credentials.");
+                if let Some(block) = access.failures.failed(&address, access.limits.auth_failures) {
+                    warn!(%address, block_secs = block.as_secs(), "Address blocked: too many failed authentications.");
+                }
             }
             return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string());
         }
@@ -492,6 +664,34 @@ mod tests {
         let t1 = t0 + Duration::from_millis(1);
         assert!(limiter.check_at(Surface::Admin, "a", limit, t1).is_ok());
         assert!(limiter.check_at(Surface::Admin, "a", limit, t1).is_err());
+    }
+
+    #[test]
+    fn an_address_that_fails_too_often_is_blocked_for_a_while_then_let_in() {
+        let throttle = FailureThrottle::default();
+        let limit = AuthFailureLimit {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            block: Duration::from_secs(300),
+        };
+        let t0 = Instant::now();
+        assert!(throttle.failed_at("10.0.0.1", limit, t0).is_none());
+        assert!(throttle.failed_at("10.0.0.1", limit, t0).is_none());
+        assert!(throttle.blocked_at("10.0.0.1", t0).is_none());
+        assert_eq!(
+            throttle.failed_at("10.0.0.1", limit, t0),
+            Some(Duration::from_secs(300))
+        );
+        assert!(throttle.blocked_at("10.0.0.1", t0 + Duration::from_secs(299)).is_some());
+        assert!(throttle.blocked_at("10.0.0.2", t0).is_none(), "per address");
+        assert!(throttle.blocked_at("10.0.0.1", t0 + Duration::from_secs(301)).is_none());
+        // Failures spread wider than the window never block.
+        let spread = FailureThrottle::default();
+        for i in 0..10 {
+            assert!(spread
+                .failed_at("10.0.0.4", limit, t0 + Duration::from_secs(61 * i))
+                .is_none());
+        }
     }
 
     #[test]

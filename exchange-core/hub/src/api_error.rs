@@ -135,6 +135,38 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for JsonOrDef
     }
 }
 
+/// Middleware of the admin API: a request that can change something (any method but GET, HEAD and OPTIONS)
+/// must say its body is JSON (`Content-Type: application/json`), or it is answered 415 before any handler runs.
+/// A browser sends no such request across sites without asking the hub first (CORS), so a cross-site form
+/// cannot make an operator's browser approve, revoke or pause anything.
+pub async fn require_json_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::http::Method;
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let json = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| v == "application/json" || v.ends_with("+json"));
+    if json {
+        return next.run(request).await;
+    }
+    crate::access::Surface::Admin.error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "invalid",
+        "a request that changes something takes a JSON body (Content-Type: application/json); send {} when there is nothing more to say",
+    )
+}
+
 /// A request's body parsed as JSON; `None` when it is empty.
 async fn read_json<T: DeserializeOwned, S: Send + Sync>(
     request: axum::extract::Request,

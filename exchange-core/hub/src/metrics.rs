@@ -11,7 +11,11 @@
 //! - `unsilo_bus_retention_removed_records_total{topic}`: what retention removed on the embedded bus;
 //! - `unsilo_subscription_history_remaining_records{subscription}` and
 //!   `unsilo_subscription_history_released_records_total{subscription}`: a backfill's or a resume's catch-up;
+//! - `unsilo_audit_disowned_entries`: entries of this hub's audit chain found unverifiable at start;
 //! - `unsilo_build_info{version,bus}`.
+//!
+//! An anonymous caller gets every series but those whose labels name a subscription, an agency or a topic
+//! ([`Metrics::encode_public`]); an operator's credentials get them all.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +32,9 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry as MetricsRegistry;
 
 use unsilo_bus::{Bus, Consumer, ConsumerOptions, Position, Record, StoreStats, TopicSpec};
+
+/// Labels whose values name agencies, subscriptions or topics: series carrying them are for operators only.
+const PRIVATE_LABELS: [&str; 3] = ["subscription=\"", "agency=\"", "topic=\""];
 
 /// Content type of the `/metrics` answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -115,6 +122,7 @@ pub struct Metrics {
     store_online_discard: Family<StoreLabels, Gauge>,
     store_log_segments: Family<StoreLabels, Gauge>,
     store_segment_bytes: Family<StoreLabels, Gauge>,
+    audit_disowned: Gauge,
     /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
     pub flows: crate::flows::Flows,
 }
@@ -262,6 +270,12 @@ impl Metrics {
             "unsilo_bus_store_segment_bytes",
             "Bytes of flushed data in the embedded bus's segment files (journals not counted)",
         );
+        let audit_disowned = Gauge::default();
+        registry.register(
+            "unsilo_audit_disowned_entries",
+            "Entries of this hub's audit chain found at start that no signature of its key covers (written by something other than the hub); the hub disowned them and `unsilo audit verify` reports them. Anything but 0 needs an investigation",
+            audit_disowned.clone(),
+        );
         Self {
             registry,
             http_requests,
@@ -284,6 +298,7 @@ impl Metrics {
             store_online_discard,
             store_log_segments,
             store_segment_bytes,
+            audit_disowned,
             flows: crate::flows::Flows::default(),
         }
     }
@@ -390,13 +405,35 @@ impl Metrics {
         set(&self.store_segment_bytes, stats.segment_bytes);
     }
 
-    /// Encodes every metric in the OpenMetrics text format.
+    /// Encodes every metric in the OpenMetrics text format (for operators).
     pub fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "Encoding metrics failed.");
         }
         out
+    }
+
+    /// Encodes the metrics an anonymous caller may see: every series but those naming a subscription, an
+    /// agency or a topic (which name agencies and what they receive). Operators get [`Metrics::encode`].
+    pub fn encode_public(&self) -> String {
+        self.encode()
+            .lines()
+            .filter(|line| {
+                line.starts_with('#')
+                    || !PRIVATE_LABELS.iter().any(|label| line.contains(label))
+            })
+            .fold(String::new(), |mut out, line| {
+                out.push_str(line);
+                out.push('\n');
+                out
+            })
+    }
+
+    /// Records how many entries of this hub's audit chain were found unverifiable at start and disowned.
+    pub fn set_audit_disowned(&self, entries: u64) {
+        self.audit_disowned
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
     }
 }
 

@@ -185,6 +185,7 @@ impl Hub {
             )
             .await?,
         );
+        metrics.set_audit_disowned(audit.disowned_tail().map_or(0, |t| t.entries));
         let egress = Arc::new(
             crate::egress::EgressPolicy::new(&config.delivery.webhook_allow_cidrs)
                 .map_err(|e| crate::config::ConfigError::Invalid(format!("delivery.{e}")))?,
@@ -239,6 +240,7 @@ impl Hub {
             control.clone(),
         ));
         let access = Arc::new(Access {
+            failures: crate::access::FailureThrottle::default(),
             authenticator,
             limiter: RateLimiter::default(),
             limits: config.limits.clone(),
@@ -357,7 +359,9 @@ impl Hub {
             .layer(axum::middleware::from_fn(registry_caller))
             .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
         let (admin, admin_api) = crate::admin::router(self.governance.clone()).split_for_parts();
-        let admin = admin.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+        let admin = admin
+            .layer(axum::middleware::from_fn(crate::api_error::require_json_body))
+            .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
         let (pull, pull_api) = delivery::pull::router(
             self.control.clone(),
             self.bus.clone(),
@@ -678,7 +682,7 @@ async fn healthz() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
     responses(
         (status = 200, description = "Ready", body = serde_json::Value),
-        (status = 503, description = "Not ready: the bus or the registry is not", body = serde_json::Value)
+        (status = 503, description = "Not ready: the bus or the registry is not (the hub's log says which)", body = serde_json::Value)
     ))]
 async fn readyz(State(hub): State<Hub>) -> Response {
     let registry_ready = hub.registry.is_ready();
@@ -687,19 +691,20 @@ async fn readyz(State(hub): State<Hub>) -> Response {
         .partition_count(unsilo_schemas::names::SCHEMAS_TOPIC)
         .await
     {
-        Ok(Some(_)) => Ok(()),
-        Ok(None) => Err(format!(
-            "topic {} is missing",
-            unsilo_schemas::names::SCHEMAS_TOPIC
-        )),
-        Err(e) => Err(e.to_string()),
+        Ok(Some(_)) => true,
+        Ok(None) => {
+            warn!(topic = unsilo_schemas::names::SCHEMAS_TOPIC, "Not ready: the registry's topic is missing.");
+            false
+        }
+        Err(e) => {
+            warn!(error = %e, "Not ready: the bus does not answer.");
+            false
+        }
     };
-    let body = json!({
-        "status": if registry_ready && bus_ok.is_ok() { "ready" } else { "not ready" },
-        "bus": { "kind": hub.bus.kind(), "ok": bus_ok.is_ok(), "error": bus_ok.as_ref().err() },
-        "registry": { "ready": registry_ready },
-    });
-    let status = if registry_ready && bus_ok.is_ok() {
+    // Ready or not, and nothing else: internal detail goes to the log, never to an anonymous caller.
+    let ready = registry_ready && bus_ok;
+    let body = json!({ "status": if ready { "ready" } else { "not ready" } });
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -709,19 +714,30 @@ async fn readyz(State(hub): State<Hub>) -> Response {
 
 /// `GET /metrics`: Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "ops", security(()),
-    responses((status = 200, description = "Metrics in the OpenMetrics text format", body = String,
+    responses((status = 200, description = "Metrics in the OpenMetrics text format: to an anonymous caller without the series that name agencies, subscriptions or topics; to an operator all of them", body = String,
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
-async fn metrics_text(State(hub): State<Hub>) -> Response {
+async fn metrics_text(State(hub): State<Hub>, request: axum::extract::Request) -> Response {
+    let address = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    // Operators see every series; anyone else the ones that name no agency, subscription or topic.
+    let full = match hub.access.identify(request.headers(), address) {
+        Ok(Some(crate::auth::Principal::Operator(_))) => true,
+        Ok(_) => false,
+        Err(refused) => return refused,
+    };
     // Off the async workers: the store's figures can wait on its locks.
     let bus = hub.bus.clone();
     if let Ok(Some(stats)) = tokio::task::spawn_blocking(move || bus.store_stats()).await {
         hub.metrics.set_store_stats(&stats);
     }
-    (
-        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        hub.metrics.encode(),
-    )
-        .into_response()
+    let text = if full {
+        hub.metrics.encode()
+    } else {
+        hub.metrics.encode_public()
+    };
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 
 /// `GET /openapi.json`: this document (to any authenticated caller).

@@ -45,7 +45,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api_error::{ApiError, JsonOrDefault, JsonRequest, QueryParams};
-use crate::audit::Checkpoint;
+use crate::audit::{AuditAnswer, Checkpoint};
 use crate::auth::Principal;
 use crate::control::{DeadLetterFilter, Renormalisation, SourceReplay};
 use crate::governance::{
@@ -75,10 +75,11 @@ pub fn router(governance: Arc<Governance>) -> OpenApiRouter {
         .routes(routes!(history_progress))
         .routes(routes!(replay_dlq))
         .routes(routes!(query_audit))
+        .routes(routes!(query_audit_by_body))
         .routes(routes!(verify_audit, verify_audit_with))
         .routes(routes!(audit_keys))
         .routes(routes!(audit_checkpoints))
-        .routes(routes!(person_report))
+        .routes(routes!(person_report, person_report_by_body))
         .routes(routes!(replay_source_dlq))
         .routes(routes!(renormalise))
         .routes(routes!(whoami))
@@ -348,16 +349,39 @@ async fn replay_dlq(State(ops): Ops, who: Principal, Path(id): Path<String>) -> 
     )
 }
 
+/// The answer when an ID number comes in a URL: it belongs in a POST body.
+fn no_id_number_in_urls(cert_no: Option<&String>, post_to: &str) -> Result<(), ApiError> {
+    if cert_no.is_some() {
+        return Err(ApiError::Invalid(format!(
+            "cert_no: an ID number never travels in a URL (proxies and browsers keep URLs); send it in the JSON body of POST {post_to}"
+        )));
+    }
+    Ok(())
+}
+
 #[utoipa::path(get, path = "/admin/audit", tag = "admin",
     params(AuditSearch),
-    responses((status = 200, description = "Matching audit entries, oldest first", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Matching audit entries verified by a pinned key, oldest first, and how many were left out unverified; `cert_no` is refused here (POST /admin/audit/query)", body = AuditAnswer), crate::api_error::ApiFailure))]
 async fn query_audit(
     State(ops): Ops,
     who: Principal,
     QueryParams(search): QueryParams<AuditSearch>,
 ) -> ApiResult {
-    let entries = ops.query_audit(&who, search).await?;
-    ok(StatusCode::OK, json!({ "entries": entries }))
+    no_id_number_in_urls(search.cert_no.as_ref(), "/admin/audit/query")?;
+    let answer = ops.query_audit(&who, search).await?;
+    ok(StatusCode::OK, json!(answer))
+}
+
+#[utoipa::path(post, path = "/admin/audit/query", tag = "admin",
+    request_body = AuditSearch,
+    responses((status = 200, description = "Matching audit entries verified by a pinned key, oldest first, and how many were left out unverified", body = AuditAnswer), crate::api_error::ApiFailure))]
+async fn query_audit_by_body(
+    State(ops): Ops,
+    who: Principal,
+    JsonRequest(search): JsonRequest<AuditSearch>,
+) -> ApiResult {
+    let answer = ops.query_audit(&who, search).await?;
+    ok(StatusCode::OK, json!(answer))
 }
 
 async fn verify_report(ops: &Governance, who: &Principal, external: &[Checkpoint]) -> ApiResult {
@@ -409,11 +433,24 @@ async fn audit_checkpoints(State(ops): Ops, who: Principal) -> ApiResult {
 
 #[utoipa::path(get, path = "/admin/reports/person", tag = "admin",
     params(PersonSearch),
-    responses((status = 200, description = "Every release of a record about the person: agency, subscription, purpose, legal basis, fields and treatments, time", body = PersonReport), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "By person key (`cert_no` is refused here: POST it). Every verified release of a record about the person: agency, subscription, purpose, legal basis, fields and treatments, time", body = PersonReport), crate::api_error::ApiFailure))]
 async fn person_report(
     State(ops): Ops,
     who: Principal,
     QueryParams(search): QueryParams<PersonSearch>,
+) -> ApiResult {
+    no_id_number_in_urls(search.cert_no.as_ref(), "/admin/reports/person")?;
+    let report = ops.person_report(&who, search).await?;
+    ok(StatusCode::OK, json!(report))
+}
+
+#[utoipa::path(post, path = "/admin/reports/person", tag = "admin",
+    request_body = PersonSearch,
+    responses((status = 200, description = "Every verified release of a record about the person: agency, subscription, purpose, legal basis, fields and treatments, time", body = PersonReport), crate::api_error::ApiFailure))]
+async fn person_report_by_body(
+    State(ops): Ops,
+    who: Principal,
+    JsonRequest(search): JsonRequest<PersonSearch>,
 ) -> ApiResult {
     let report = ops.person_report(&who, search).await?;
     ok(StatusCode::OK, json!(report))

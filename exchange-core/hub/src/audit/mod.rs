@@ -13,25 +13,32 @@
 //! several hub processes on one Kafka cluster each keep their own chain in one topic, without coordinating.
 //! A keyless chain can be extended by anyone who can write to the topic, and cannot show that its newest
 //! entries were cut off. So the hub also signs ([`signing`]): the last entry of every append carries the hub's
-//! Ed25519 signature over its `(hub, seq, hash)`, which vouches for everything before it in the chain; and the
-//! hub signs checkpoints of its chain ([`checkpoint`]) every N entries and every T seconds on
-//! `_unsilo.audit.checkpoints`, exportable for anchoring elsewhere. [`verify`] reports entries no signature
-//! covers (forged), signatures that do not verify, chains that end before a checkpoint (cut off) and
-//! checkpoints the chain does not match (rewritten).
+//! Ed25519 signature over the append's range `(hub, from_seq, seq, hash)`, which vouches for the entries of that
+//! append and nothing before them; and the hub signs checkpoints of its chain ([`checkpoint`]) every N entries
+//! and every T seconds on `_unsilo.audit.checkpoints`, exportable for anchoring elsewhere. Every reader goes
+//! through one [`verify::Verifier`]: [`verify`] reports entries no signature covers (forged), signatures that do
+//! not verify, chains that end before a checkpoint (cut off) and checkpoints the chain does not match
+//! (rewritten); [`query`] and the person index answer only from verified entries and count the rest.
+//!
+//! A hub never adopts what it did not write: [`AuditLog::open`] verifies its own chain from its newest signed
+//! checkpoint to the end before it appends. Entries there that no signature of its key covers — written by a
+//! rogue writer with produce access, or cut short by a crash — are never signed over: the hub continues its
+//! chain from its newest verified entry with an `audit.disown` entry naming the range, says so in its log, on
+//! `/metrics` (`unsilo_audit_disowned_entries`) and in the console, and `audit verify` keeps reporting them.
 //!
 //! A release entry records what left the hub's shared data for an agency: the record id, the subscription and
 //! agency, the fields released with their treatment, the purpose, and the pseudonymous keys of the persons the
 //! record is about — so [`query`] can answer "who received data about this person" without the audit log
 //! holding ID numbers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-use unsilo_schemas::names::{HEADER_AUDIT_HASH, HEADER_AUDIT_SIGNATURE};
+use unsilo_schemas::names::{HEADER_AUDIT_HASH, HEADER_AUDIT_SIGNATURE, HEADER_AUDIT_SIGNED_FROM};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tracing::info;
+use tracing::{error, info};
 
 use unsilo_bus::{Bus, ConsumedRecord, Record, TopicSpec};
 use unsilo_policy::model::FieldRule;
@@ -39,15 +46,21 @@ use unsilo_policy::model::FieldRule;
 pub mod checkpoint;
 pub mod person;
 pub mod signing;
+pub mod verify;
 
 pub use checkpoint::Checkpoint;
 pub use signing::{KeySource, SigningKey, TrustedKeys};
+pub use verify::{verify_records, ChainReport, Problem, UnverifiedTail, Verifier, VerifyReport};
 
 /// The `prev` of a chain's first entry.
 pub const GENESIS: &str = "genesis";
 
 /// The control action by which a hub publishes its public key in its chain.
 pub const KEY_ACTION: &str = "audit.key";
+
+/// The control action by which a hub, at open, records a tail of its chain that no signature of its key covers
+/// as not its own (see [`AuditLog::open`]); its `prev` is the hub's newest verified entry.
+pub const DISOWN_ACTION: &str = "audit.disown";
 
 /// Errors of the audit log.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +174,8 @@ pub struct AuditLog {
     checkpoint_every: std::sync::atomic::AtomicU64,
     /// Woken when a checkpoint is due.
     checkpoint_due: tokio::sync::Notify,
+    /// The tail of this hub's chain found unverifiable at open and disowned, if there was one.
+    disowned: Option<UnverifiedTail>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -174,8 +189,9 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// Opens the log on `topic` for hub `hub`, signing with `key`: creates the topic and its checkpoints topic
-    /// (one partition each, so one total order), finds the head of this hub's chain (reading backwards from the
-    /// end in windows) and publishes the key in the chain (an `audit.key` entry).
+    /// (one partition each, so one total order), verifies this hub's chain from its newest checkpoint signed by
+    /// `key` to the end (see [`AuditLog::verified_head`]), disowns a tail no signature of `key` covers, and
+    /// publishes the key in the chain (an `audit.key` entry).
     pub async fn open(
         bus: Arc<dyn Bus>,
         topic: &str,
@@ -185,33 +201,35 @@ impl AuditLog {
         bus.create_topic(&TopicSpec::new(topic, 1)).await?;
         bus.create_topic(&TopicSpec::new(checkpoint::topic_of(topic), 1))
             .await?;
-        let end = bus.end_offsets(topic).await?.first().copied().unwrap_or(0);
-        let mut head = ChainHead {
-            seq: 0,
-            hash: GENESIS.to_owned(),
-        };
-        const WINDOW: u64 = 4096;
-        let mut window_end = end;
-        while window_end > 0 {
-            let start = window_end.saturating_sub(WINDOW);
-            // Read forward to the topic's real end: a broker may report a high watermark below it.
-            let found = read_from(bus.as_ref(), topic, start)
-                .await?
-                .iter()
-                .filter_map(decode)
-                .rfind(|e| e.body.hub == hub)
-                .map(|e| ChainHead {
-                    seq: e.body.seq,
-                    hash: e.hash,
-                });
-            if let Some(h) = found {
-                head = h;
-                break;
-            }
-            window_end = start;
-        }
+        let (head, disowned) = Self::verified_head(bus.as_ref(), topic, hub, &key).await?;
         info!(topic, hub, seq = head.seq, public_key = %key.public_hex(), "Audit log ready.");
         let checkpointed = head.seq;
+        let mut events = Vec::new();
+        if let Some(tail) = &disowned {
+            error!(
+                topic,
+                hub,
+                from_seq = tail.verified_seq + 1,
+                to_seq = tail.last_seq,
+                first_offset = tail.offsets.0,
+                last_offset = tail.offsets.1,
+                entries = tail.entries,
+                "The audit chain's tail is not covered by this hub's signature: it was written by something other than this hub (or cut short by a crash). The hub does not sign over it and disowns it; `unsilo audit verify` reports it."
+            );
+            events.push(AuditEvent::Control {
+                actor: "hub".into(),
+                action: DISOWN_ACTION.into(),
+                target: hub.to_owned(),
+                detail: serde_json::json!({
+                    "from_seq": tail.verified_seq + 1,
+                    "to_seq": tail.last_seq,
+                    "first_offset": tail.offsets.0,
+                    "last_offset": tail.offsets.1,
+                    "entries": tail.entries,
+                    "reason": "not covered by a signature of this hub's key",
+                }),
+            });
+        }
         let log = Self {
             bus,
             topic: topic.to_owned(),
@@ -222,15 +240,65 @@ impl AuditLog {
             checkpointing: tokio::sync::Mutex::new(()),
             checkpoint_every: std::sync::atomic::AtomicU64::new(1000),
             checkpoint_due: tokio::sync::Notify::new(),
+            disowned,
         };
-        log.append(vec![AuditEvent::Control {
+        events.push(AuditEvent::Control {
             actor: "hub".into(),
             action: KEY_ACTION.into(),
             target: log.hub.clone(),
             detail: serde_json::json!({ "public_key": log.key.public_hex() }),
-        }])
-        .await?;
+        });
+        log.append(events).await?;
         Ok(log)
+    }
+
+    /// Where this hub's next entry goes: verifies `hub`'s chain with `key` from the newest checkpoint `key`
+    /// signed (found in the log) to the end, and returns the head to append after — the chain's newest seq with
+    /// the hash of its newest *verified* entry — and the unverifiable tail, if any, that the hub must disown.
+    async fn verified_head(
+        bus: &dyn Bus,
+        topic: &str,
+        hub: &str,
+        key: &SigningKey,
+    ) -> Result<(ChainHead, Option<UnverifiedTail>), AuditError> {
+        let own = TrustedKeys::new(Some((hub, key)), &BTreeMap::new());
+        let mut verifier = Verifier::new(&own);
+        let public = key.public_hex();
+        let newest_checkpoint = checkpoint::read(bus, topic)
+            .await?
+            .into_iter()
+            .filter(|c| c.hub == hub && c.verify(&public))
+            .max_by_key(|c| c.seq);
+        let mut start = 0;
+        if let Some(cp) = newest_checkpoint {
+            if let Some(offset) = find_entry(bus, topic, hub, cp.seq, &cp.hash).await? {
+                verifier.resume(hub, cp.seq, &cp.hash);
+                start = offset + 1;
+            }
+        }
+        for record in read_from(bus, topic, start).await? {
+            if decode(&record).is_some_and(|e| e.body.hub == hub) {
+                verifier.push(&record);
+            }
+        }
+        Ok(match verifier.unverified_tail(hub) {
+            Some(tail) => (
+                ChainHead {
+                    seq: tail.last_seq,
+                    hash: tail.verified_hash.clone(),
+                },
+                Some(tail),
+            ),
+            None => {
+                let (seq, hash) = verifier.head(hub);
+                (ChainHead { seq, hash }, None)
+            }
+        })
+    }
+
+    /// The tail of this hub's chain that was found unverifiable at open and disowned, if any.
+    pub fn disowned_tail(&self) -> Option<&UnverifiedTail> {
+        self.disowned.as_ref()
     }
 
     /// This hub's public key (hex).
@@ -302,12 +370,17 @@ impl AuditLog {
                 hash,
             };
         }
-        // One signature over the last entry vouches for the whole batch: each hash covers its `prev`.
+        // One signature over the last entry vouches for the append, `head.seq + 1 ..= next.seq`: each hash
+        // covers its `prev`, and the range keeps the signature from vouching for anything before it.
         if let Some(last) = records.pop() {
-            let signature = self
-                .key
-                .sign_hex(&signing::entry_message(&self.hub, next.seq, &next.hash));
-            records.push(last.with_header(HEADER_AUDIT_SIGNATURE, signature.into_bytes()));
+            let from_seq = head.seq + 1;
+            let signature = self.key.sign_hex(&signing::entry_message(
+                &self.hub, from_seq, next.seq, &next.hash,
+            ));
+            records.push(
+                last.with_header(HEADER_AUDIT_SIGNED_FROM, from_seq.to_string().into_bytes())
+                    .with_header(HEADER_AUDIT_SIGNATURE, signature.into_bytes()),
+            );
         }
         Ok(ChainedEntries {
             log: self,
@@ -354,302 +427,39 @@ pub fn decode(record: &ConsumedRecord) -> Option<AuditEntry> {
     })
 }
 
-/// One break in the chain found by [`verify`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// Offset of the entry where the break shows.
-    pub offset: u64,
-    /// What is wrong.
-    pub message: String,
-}
-
-/// What [`verify`] found of one hub's chain.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ChainReport {
-    /// Sequence number of the newest entry.
-    pub seq: u64,
-    /// Hash of the newest entry.
-    pub hash: String,
-    /// The public key the chain was checked with (hex), if one was known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub public_key: Option<String>,
-    /// Where that key came from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub key_source: Option<KeySource>,
-    /// The newest seq covered by a valid signature.
-    pub signed_through: u64,
-    /// The newest checkpoint of the chain that was checked, `(seq, time_ms)`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub checkpoint: Option<(u64, i64)>,
-}
-
-/// The result of [`verify`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct VerifyReport {
-    /// Entries read.
-    pub entries: u64,
-    /// Checkpoints checked.
-    pub checkpoints: u64,
-    /// Each hub's chain.
-    pub chains: BTreeMap<String, ChainReport>,
-    /// Every break found; empty when the log is intact.
-    pub problems: Vec<Problem>,
-    /// What is not a break but weakens the evidence (a chain whose key is not pinned).
-    pub warnings: Vec<String>,
-}
-
-impl VerifyReport {
-    /// Whether no break was found.
-    pub fn is_intact(&self) -> bool {
-        self.problems.is_empty()
-    }
-}
-
-/// The verifier's state of one chain.
-#[derive(Default)]
-struct ChainState {
-    report: ChainReport,
-    /// `(offset, seq)` of entries no valid signature covers yet.
-    unsigned: Vec<(u64, u64)>,
-    /// The hashes at the seqs that checkpoints name.
-    hashes_at: BTreeMap<u64, String>,
-    last_offset: u64,
-}
-
-fn report_unsigned(hub: &str, state: &mut ChainState, problems: &mut Vec<Problem>) {
-    if let (Some(first), Some(last)) = (state.unsigned.first(), state.unsigned.last()) {
-        let which = if state.report.public_key.is_some() {
-            "a valid signature of the hub's key"
-        } else {
-            "any signature: no public key of the hub is known (pin it in [security] audit_public_keys)"
-        };
-        problems.push(Problem {
-            offset: first.0,
-            message: format!(
-                "hub `{hub}`: {} entr{} (seq {}–{}, offsets {}–{}) not covered by {which}: forged, or written by something other than the hub",
-                state.unsigned.len(),
-                if state.unsigned.len() == 1 { "y is" } else { "ies are" },
-                first.1,
-                last.1,
-                first.0,
-                last.0
-            ),
-        });
-    }
-    state.unsigned.clear();
-}
-
-/// Checks a sequence of audit records (in log order) against the trusted keys and the checkpoints, and reports
-/// every break: an entry whose bytes do not match its hash (edited), whose `seq` skips or repeats (removed,
-/// duplicated or reordered), whose `prev` is not the hash of its chain's previous entry, that no valid signature
-/// of its hub covers (forged), a chain that ends before a checkpoint's seq (cut off), and a checkpoint the
-/// chain does not match (rewritten) or whose signature does not verify.
-pub fn verify_records<'a>(
-    records: impl IntoIterator<Item = &'a ConsumedRecord>,
-    keys: &TrustedKeys,
-    checkpoints: &[Checkpoint],
-) -> VerifyReport {
-    let mut report = VerifyReport::default();
-    let mut chains: BTreeMap<String, ChainState> = BTreeMap::new();
-    for cp in checkpoints {
-        chains
-            .entry(cp.hub.clone())
-            .or_default()
-            .hashes_at
-            .insert(cp.seq, String::new());
-    }
-    for r in records {
-        report.entries += 1;
-        let offset = r.position.offset;
-        let Some(value) = r.record.value.as_deref() else {
-            report.problems.push(Problem {
-                offset,
-                message: "entry has no body".into(),
-            });
-            continue;
-        };
-        let Some(stored) = r
-            .record
-            .header(HEADER_AUDIT_HASH)
-            .and_then(|h| String::from_utf8(h.to_vec()).ok())
-        else {
-            report.problems.push(Problem {
-                offset,
-                message: format!("entry has no {HEADER_AUDIT_HASH} header"),
-            });
-            continue;
-        };
-        let actual = sha256_hex(value);
-        if actual != stored {
-            report.problems.push(Problem {
-                offset,
-                message: "body does not match its hash: the entry was edited".into(),
-            });
-        }
-        let body: EntryBody = match serde_json::from_slice(value) {
-            Ok(b) => b,
-            Err(e) => {
-                report.problems.push(Problem {
-                    offset,
-                    message: format!("body is not an audit entry: {e}"),
-                });
-                continue;
+/// The offset of `hub`'s entry `seq` with `hash`, reading backwards from the end in windows; `None` if the log
+/// does not hold it.
+async fn find_entry(
+    bus: &dyn Bus,
+    topic: &str,
+    hub: &str,
+    seq: u64,
+    hash: &str,
+) -> Result<Option<u64>, AuditError> {
+    const WINDOW: u64 = 4096;
+    let end = bus.end_offsets(topic).await?.first().copied().unwrap_or(0);
+    let mut window_end = end;
+    while window_end > 0 {
+        let start = window_end.saturating_sub(WINDOW);
+        let mut past_it = false;
+        for record in read_from(bus, topic, start).await? {
+            if record.position.offset >= window_end {
+                break;
             }
-        };
-        let chain = chains.entry(body.hub.clone()).or_default();
-        if chain.report.seq == 0 && chain.report.hash.is_empty() {
-            chain.report.hash = GENESIS.to_owned();
-        }
-        if body.seq != chain.report.seq + 1 {
-            report.problems.push(Problem {
-                offset,
-                message: format!(
-                    "hub `{}`: seq {} follows seq {}: entries were removed, duplicated or reordered",
-                    body.hub, body.seq, chain.report.seq
-                ),
-            });
-        }
-        if body.prev != chain.report.hash {
-            report.problems.push(Problem {
-                offset,
-                message: format!(
-                    "hub `{}` seq {}: prev does not match the hash of the chain's previous entry",
-                    body.hub, body.seq
-                ),
-            });
-            // What came before the break can no longer be covered by a signature after it.
-            report_unsigned(&body.hub, chain, &mut report.problems);
-        }
-        if chain.report.public_key.is_none() {
-            if let Some(pinned) = keys.keys.get(&body.hub) {
-                chain.report.public_key = Some(pinned.clone());
-                chain.report.key_source = Some(KeySource::Pinned);
-            }
-        }
-        if let AuditEvent::Control { action, detail, .. } = &body.event {
-            if action == KEY_ACTION {
-                let published = detail["public_key"].as_str().unwrap_or_default().to_owned();
-                match &chain.report.public_key {
-                    None => {
-                        chain.report.public_key = Some(published);
-                        chain.report.key_source = Some(KeySource::PublishedInChain);
-                    }
-                    Some(known) if *known != published => report.problems.push(Problem {
-                        offset,
-                        message: format!(
-                            "hub `{}` seq {}: publishes a signing key other than the one {}",
-                            body.hub,
-                            body.seq,
-                            if chain.report.key_source == Some(KeySource::Pinned) {
-                                "pinned for it"
-                            } else {
-                                "it published first"
-                            }
-                        ),
-                    }),
-                    Some(_) => {}
+            if let Some(e) = decode(&record).filter(|e| e.body.hub == hub) {
+                if e.body.seq == seq && e.hash == hash {
+                    return Ok(Some(e.offset));
                 }
+                past_it |= e.body.seq < seq;
             }
         }
-        chain.unsigned.push((offset, body.seq));
-        if let Some(signature) = r
-            .record
-            .header(HEADER_AUDIT_SIGNATURE)
-            .and_then(|h| std::str::from_utf8(h).ok())
-        {
-            let message = signing::entry_message(&body.hub, body.seq, &stored);
-            let valid = chain
-                .report
-                .public_key
-                .as_deref()
-                .is_some_and(|k| signing::verify_hex(k, &message, signature));
-            if valid && actual == stored {
-                chain.unsigned.clear();
-                chain.report.signed_through = body.seq;
-            } else if !valid {
-                report.problems.push(Problem {
-                    offset,
-                    message: format!(
-                        "hub `{}` seq {}: the signature does not verify with the hub's key: the entry is forged",
-                        body.hub, body.seq
-                    ),
-                });
-            }
+        if past_it {
+            // The window holds entries of the chain older than `seq`, but not `seq` itself.
+            return Ok(None);
         }
-        if let Some(slot) = chain.hashes_at.get_mut(&body.seq) {
-            *slot = stored.clone();
-        }
-        chain.last_offset = offset;
-        chain.report.seq = body.seq;
-        chain.report.hash = stored;
+        window_end = start;
     }
-    for (hub, chain) in &mut chains {
-        report_unsigned(hub, chain, &mut report.problems);
-        if chain.report.key_source == Some(KeySource::PublishedInChain) {
-            report.warnings.push(format!(
-                "hub `{hub}`: its key is only the one its chain published; pin it in [security] audit_public_keys"
-            ));
-        }
-    }
-    for cp in checkpoints {
-        report.checkpoints += 1;
-        let Some(chain) = chains.get_mut(&cp.hub) else {
-            continue;
-        };
-        let at = chain.last_offset;
-        let key = chain
-            .report
-            .public_key
-            .as_deref()
-            .or_else(|| keys.keys.get(&cp.hub).map(String::as_str));
-        let key_ok = key.is_some_and(|k| cp.verify(k));
-        if chain.report.seq == 0 && key_ok {
-            report.problems.push(Problem {
-                offset: at,
-                message: format!(
-                    "hub `{}`: its chain is missing from the log but a checkpoint signed at {} ms vouches for seq {}: the entries were removed",
-                    cp.hub, cp.time_ms, cp.seq
-                ),
-            });
-            continue;
-        }
-        if !key_ok {
-            report.problems.push(Problem {
-                offset: at,
-                message: format!(
-                    "hub `{}`: the checkpoint of seq {} is not signed by the hub's key",
-                    cp.hub, cp.seq
-                ),
-            });
-            continue;
-        }
-        if chain.report.seq < cp.seq {
-            report.problems.push(Problem {
-                offset: at,
-                message: format!(
-                    "hub `{}`: the chain ends at seq {} but a checkpoint signed at {} ms vouches for seq {}: the newest entries were cut off",
-                    cp.hub, chain.report.seq, cp.time_ms, cp.seq
-                ),
-            });
-        } else if chain.hashes_at.get(&cp.seq).map(String::as_str) != Some(cp.hash.as_str()) {
-            report.problems.push(Problem {
-                offset: at,
-                message: format!(
-                    "hub `{}`: the checkpoint of seq {} does not match the chain's entry there: the chain was rewritten",
-                    cp.hub, cp.seq
-                ),
-            });
-        }
-        if chain.report.checkpoint.is_none_or(|(seq, _)| seq < cp.seq) {
-            chain.report.checkpoint = Some((cp.seq, cp.time_ms));
-        }
-    }
-    report.chains = chains
-        .into_iter()
-        .filter(|(_, c)| c.report.seq > 0)
-        .map(|(h, c)| (h, c.report))
-        .collect();
-    report
+    Ok(None)
 }
 
 /// Reads the whole audit topic, in order, up to its end at the time of the call.
@@ -768,23 +578,52 @@ impl AuditQuery {
     }
 }
 
-/// Finds the entries matching `q`, oldest first (the newest `limit` of them).
+/// What [`query`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AuditAnswer {
+    /// The matching entries verified against a pinned key (the hub's own or `[security] audit_public_keys`),
+    /// oldest first (the newest `limit` of them).
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<AuditEntry>,
+    /// Entries that match but could not be verified (no valid signature of a pinned key covers them): left out.
+    pub unverified_matches: u64,
+    /// Entries of the whole log that could not be verified; when not 0, run `unsilo audit verify`.
+    pub unverified_in_log: u64,
+}
+
+/// Finds the entries matching `q` among those verified against `keys` (see [`AuditAnswer`]).
 pub async fn query(
     bus: &dyn Bus,
     topic: &str,
+    keys: &TrustedKeys,
     q: &AuditQuery,
-) -> Result<Vec<AuditEntry>, AuditError> {
+) -> Result<AuditAnswer, AuditError> {
     let records = read_all(bus, topic).await?;
-    let mut found: Vec<AuditEntry> = records
-        .iter()
-        .filter_map(decode)
-        .filter(|e| q.matches(&e.body.event))
-        .collect();
-    let limit = q.limit.unwrap_or(1000);
-    if found.len() > limit {
-        found.drain(..found.len() - limit);
+    let mut verifier = Verifier::new(keys);
+    let mut verified = BTreeSet::new();
+    for r in &records {
+        verified.extend(verifier.push(r));
     }
-    Ok(found)
+    let mut answer = AuditAnswer::default();
+    for r in &records {
+        let is_verified = verified.contains(&r.position.offset);
+        if !is_verified {
+            answer.unverified_in_log += 1;
+        }
+        let Some(entry) = decode(r).filter(|e| q.matches(&e.body.event)) else {
+            continue;
+        };
+        if is_verified {
+            answer.entries.push(entry);
+        } else {
+            answer.unverified_matches += 1;
+        }
+    }
+    let limit = q.limit.unwrap_or(1000);
+    if answer.entries.len() > limit {
+        answer.entries.drain(..answer.entries.len() - limit);
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]

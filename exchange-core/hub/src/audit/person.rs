@@ -3,6 +3,10 @@
 //! without scanning the audit log and without the hub ever storing an ID number — the key is the keyed
 //! pseudonym the release entries already carry.
 //!
+//! Only verified evidence is indexed: every record read goes through the one [`Verifier`], and a release enters
+//! the index once a signature of a pinned key covers it. Entries no such signature covers are counted, and the
+//! report says how many there are.
+//!
 //! The index lives in memory. It is built on first use by one pass over the log, then kept current
 //! incrementally: every lookup first reads only the entries written since the last one, so an answer includes
 //! every release written before it was asked (by this hub or any other writing to the same log).
@@ -12,7 +16,7 @@ use std::time::Duration;
 
 use unsilo_bus::{Bus, FetchRequest};
 
-use super::{decode, AuditEntry, AuditError, AuditEvent};
+use super::{decode, AuditEntry, AuditError, AuditEvent, TrustedKeys, Verifier};
 
 /// Entries read per fetch while catching up.
 const CATCH_UP_BATCH: usize = 2_000;
@@ -20,7 +24,8 @@ const CATCH_UP_BATCH: usize = 2_000;
 /// Releases by person key.
 pub struct PersonIndex {
     topic: String,
-    state: tokio::sync::Mutex<Indexed>,
+    keys: TrustedKeys,
+    state: tokio::sync::Mutex<Option<Indexed>>,
 }
 
 impl std::fmt::Debug for PersonIndex {
@@ -31,33 +36,60 @@ impl std::fmt::Debug for PersonIndex {
     }
 }
 
-#[derive(Default)]
 struct Indexed {
     /// The next audit offset to read.
     next: u64,
-    /// Offsets of release entries, by person key, oldest first.
+    /// Checks what is read.
+    verifier: Verifier,
+    /// Person keys of release entries read but not yet covered by a signature, by offset.
+    pending: HashMap<u64, Vec<String>>,
+    /// Entries read that no signature of a pinned key covers (yet).
+    unverified: u64,
+    /// Offsets of verified release entries, by person key, oldest first.
     by_person: HashMap<String, Vec<u64>>,
 }
 
+/// What [`PersonIndex::releases_of`] found.
+#[derive(Debug, Default)]
+pub struct PersonReleases {
+    /// The verified release entries naming the person, oldest first.
+    pub entries: Vec<AuditEntry>,
+    /// Entries of the log no signature of a pinned key covers: never in an answer; not 0 means
+    /// `unsilo audit verify` has something to report.
+    pub unverified_in_log: u64,
+}
+
 impl PersonIndex {
-    /// An index over the audit log on `topic` (read on first use).
-    pub fn new(topic: &str) -> Self {
+    /// An index over the audit log on `topic` (read on first use), trusting `keys`.
+    pub fn new(topic: &str, keys: &TrustedKeys) -> Self {
         Self {
             topic: topic.to_owned(),
-            state: tokio::sync::Mutex::new(Indexed::default()),
+            keys: keys.clone(),
+            state: tokio::sync::Mutex::new(None),
         }
     }
 
-    /// Every release entry naming `person_key`, oldest first — including those written just before the call.
+    /// Every verified release entry naming `person_key`, oldest first — including those written just before
+    /// the call.
     pub async fn releases_of(
         &self,
         bus: &dyn Bus,
         person_key: &str,
-    ) -> Result<Vec<AuditEntry>, AuditError> {
-        let offsets = {
-            let mut state = self.state.lock().await;
-            self.catch_up(bus, &mut state).await?;
-            state.by_person.get(person_key).cloned().unwrap_or_default()
+    ) -> Result<PersonReleases, AuditError> {
+        let (offsets, unverified_in_log) = {
+            let mut guard = self.state.lock().await;
+            let state = guard.get_or_insert_with(|| Indexed {
+                next: 0,
+                verifier: Verifier::new(&self.keys),
+                pending: HashMap::new(),
+                unverified: 0,
+                by_person: HashMap::new(),
+            });
+            self.catch_up(bus, state).await?;
+            (
+                state.by_person.get(person_key).cloned().unwrap_or_default(),
+                state.unverified,
+            )
         };
         let mut entries = Vec::with_capacity(offsets.len());
         for offset in offsets {
@@ -66,7 +98,10 @@ impl PersonIndex {
                 entries.push(entry);
             }
         }
-        Ok(entries)
+        Ok(PersonReleases {
+            entries,
+            unverified_in_log,
+        })
     }
 
     /// Reads the entries written since the last call into the index.
@@ -84,15 +119,16 @@ impl PersonIndex {
             let Some(last) = batch.last() else { break };
             let after = last.position.offset + 1;
             for record in &batch {
+                state.unverified += 1;
                 if let Some(entry) = decode(record) {
-                    if let AuditEvent::Release { person_keys, .. } = &entry.body.event {
-                        for key in person_keys {
-                            state
-                                .by_person
-                                .entry(key.clone())
-                                .or_default()
-                                .push(entry.offset);
-                        }
+                    if let AuditEvent::Release { person_keys, .. } = entry.body.event {
+                        state.pending.insert(entry.offset, person_keys);
+                    }
+                }
+                for offset in state.verifier.push(record) {
+                    state.unverified = state.unverified.saturating_sub(1);
+                    for key in state.pending.remove(&offset).unwrap_or_default() {
+                        state.by_person.entry(key).or_default().push(offset);
                     }
                 }
             }

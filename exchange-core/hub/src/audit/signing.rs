@@ -2,9 +2,11 @@
 //!
 //! The hash chain alone is keyless: anyone with produce access to `_unsilo.audit` can append an entry with the
 //! next `seq`, `prev` = the head's hash and a matching hash header. So every append's last entry carries a
-//! signature (header `unsilo.audit.sig`) by the writing hub's own key over `(hub, seq, hash)`; since each hash
-//! covers `prev`, one signature vouches for the whole batch and everything before it in the chain. Checkpoints
-//! ([`super::checkpoint`]) are signed the same way.
+//! signature (header `unsilo.audit.sig`) by the writing hub's own key over `(hub, from_seq, seq, hash)`, with
+//! `from_seq` — the append's first entry — in the header `unsilo.audit.sig_from`. Since each hash covers
+//! `prev`, one signature vouches for the entries of its append, and for nothing before `from_seq`: a hub that
+//! appends after an entry someone else wrote never vouches for it. Checkpoints ([`super::checkpoint`]) are
+//! signed the same way.
 //!
 //! One key per hub id, kept in a file (`[security] signing_key_file`, hex PKCS#8, mode 0600, created on first
 //! start). The public key is published in the chain (an `audit.key` control entry when the hub first writes with
@@ -113,9 +115,20 @@ fn unreachable_key_generation() -> ! {
     panic!("Ed25519 key generation failed: the system has no usable randomness")
 }
 
-/// What an entry signature covers.
-pub fn entry_message(hub: &str, seq: u64, hash: &str) -> Vec<u8> {
-    format!("unsilo-audit-entry-v1\0{hub}\0{seq}\0{hash}").into_bytes()
+/// What an entry signature covers: the append of `hub`'s entries `from_seq..=seq`, the last of which has `hash`.
+pub fn entry_message(hub: &str, from_seq: u64, seq: u64, hash: &str) -> Vec<u8> {
+    format!("unsilo-audit-entry-v2\0{hub}\0{from_seq}\0{seq}\0{hash}").into_bytes()
+}
+
+/// The first seq a signed record's signature covers (its `unsilo.audit.sig_from` header), if it has one.
+pub fn signed_from(record: &unsilo_bus::ConsumedRecord) -> Option<u64> {
+    let text = std::str::from_utf8(
+        record
+            .record
+            .header(unsilo_schemas::names::HEADER_AUDIT_SIGNED_FROM)?,
+    )
+    .ok()?;
+    text.parse().ok()
 }
 
 /// Whether `signature_hex` is `public_hex`'s signature over `message`.
@@ -170,12 +183,12 @@ mod tests {
         let a = SigningKey::load_or_create(&path).unwrap();
         let b = SigningKey::load_or_create(&path).unwrap();
         assert_eq!(a.public_hex(), b.public_hex());
-        let m = entry_message("hub", 3, "abc");
+        let m = entry_message("hub", 1, 3, "abc");
         let sig = a.sign_hex(&m);
         assert!(verify_hex(&b.public_hex(), &m, &sig));
         assert!(!verify_hex(
             &b.public_hex(),
-            &entry_message("hub", 4, "abc"),
+            &entry_message("hub", 1, 4, "abc"),
             &sig
         ));
         assert!(!verify_hex(&SigningKey::generate().public_hex(), &m, &sig));

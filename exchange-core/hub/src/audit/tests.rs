@@ -211,6 +211,7 @@ async fn entries_forged_without_the_hubs_key_are_reported() {
     let sig = other.sign_hex(&signing::entry_message(
         "hub-a",
         entry.body.seq,
+        entry.body.seq,
         &entry.hash,
     ));
     signed_by_other.push(forge(&w.records, Some(sig)));
@@ -303,27 +304,32 @@ async fn a_cut_off_tail_and_a_rewritten_chain_contradict_the_checkpoints() {
 async fn queries_find_releases_by_record_and_person() {
     let w = written(4).await;
     let bus = w.bus.clone();
+    let keys = w.keys();
     let by_record = query(
         bus.as_ref(),
         AUDIT_TOPIC,
+        &keys,
         &AuditQuery {
             record_id: Some("r1".into()),
             ..AuditQuery::default()
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .entries;
     assert_eq!(by_record.len(), 1);
     let by_person = query(
         bus.as_ref(),
         AUDIT_TOPIC,
+        &keys,
         &AuditQuery {
             person_key: Some(format!("p1_{:032x}", 3)),
             ..AuditQuery::default()
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .entries;
     assert_eq!(by_person.len(), 1);
     assert!(
         matches!(&by_person[0].body.event, AuditEvent::Release { record_id, .. } if record_id == "r3")
@@ -331,12 +337,140 @@ async fn queries_find_releases_by_record_and_person() {
     let none = query(
         bus.as_ref(),
         AUDIT_TOPIC,
+        &keys,
         &AuditQuery {
             agency: Some("public-security".into()),
             ..AuditQuery::default()
         },
     )
     .await
-    .unwrap();
+    .unwrap()
+    .entries;
     assert!(none.is_empty());
+}
+
+/// Appends `forged` to the log as an ordinary producer would (no key).
+async fn append_raw(bus: &dyn Bus, forged: ConsumedRecord) {
+    bus.publish(AUDIT_TOPIC, vec![forged.record]).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_forged_tail_is_disowned_at_open_never_signed_over_and_left_out_of_answers() {
+    let w = written(3).await;
+    let keys = w.keys();
+    // While the hub is stopped, a writer with produce access appends the next entry: right seq, right prev,
+    // matching hash header — a release about person 77.
+    let forged = forge(&w.records, None);
+    let forged_offset = forged.position.offset;
+    append_raw(w.bus.as_ref(), forged).await;
+    drop(w.log);
+
+    // The hub restarts: it must not adopt the forged entry as its head.
+    let log = AuditLog::open(w.bus.clone(), AUDIT_TOPIC, "hub-a", w.key.clone())
+        .await
+        .unwrap();
+    let tail = log.disowned_tail().expect("the forged tail is found");
+    assert_eq!((tail.verified_seq, tail.last_seq), (4, 5));
+    assert_eq!(tail.offsets, (forged_offset, forged_offset));
+    log.append(vec![release(8)]).await.unwrap();
+
+    let records = read_all(w.bus.as_ref(), AUDIT_TOPIC).await.unwrap();
+    // The disowning entry continues from the hub's own last entry, not from the forgery.
+    let disown = decode(&records[forged_offset as usize + 1]).unwrap();
+    assert!(
+        matches!(&disown.body.event, AuditEvent::Control { action, .. } if action == DISOWN_ACTION)
+    );
+    assert_eq!(disown.body.prev, decode(&records[3]).unwrap().hash);
+    assert_eq!(disown.body.seq, 6);
+
+    // `audit verify` still reports the forgery, and only the forgery.
+    let report = verify(w.bus.as_ref(), AUDIT_TOPIC, &keys, &[])
+        .await
+        .unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert!(report.problems[0].message.contains("not covered"));
+    assert_eq!(report.problems[0].offset, forged_offset);
+    assert_eq!(report.chains["hub-a"].signed_through, 8);
+
+    // Answers come only from verified entries, and say what was left out.
+    let answer = query(
+        w.bus.as_ref(),
+        AUDIT_TOPIC,
+        &keys,
+        &AuditQuery {
+            person_key: Some(format!("p1_{:032x}", 77)),
+            ..AuditQuery::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(answer.entries.is_empty());
+    assert_eq!(answer.unverified_matches, 1);
+    assert_eq!(answer.unverified_in_log, 1);
+    let index = person::PersonIndex::new(AUDIT_TOPIC, &keys);
+    let found = index
+        .releases_of(w.bus.as_ref(), &format!("p1_{:032x}", 77))
+        .await
+        .unwrap();
+    assert!(found.entries.is_empty());
+    assert_eq!(found.unverified_in_log, 1);
+    let genuine = index
+        .releases_of(w.bus.as_ref(), &format!("p1_{:032x}", 8))
+        .await
+        .unwrap();
+    assert_eq!(genuine.entries.len(), 1);
+
+    // A third start finds nothing new to disown: the forged entry is behind the hub's verified head.
+    let again = AuditLog::open(w.bus.clone(), AUDIT_TOPIC, "hub-a", w.key.clone())
+        .await
+        .unwrap();
+    assert!(again.disowned_tail().is_none());
+    let report = verify(w.bus.as_ref(), AUDIT_TOPIC, &keys, &[])
+        .await
+        .unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+}
+
+#[tokio::test]
+async fn a_signature_after_a_forged_entry_does_not_vouch_for_it() {
+    // The running hub's next append follows a forged entry: its signature covers its own append only.
+    let w = written(2).await;
+    let forged = forge(&w.records, None);
+    let forged_offset = forged.position.offset;
+    append_raw(w.bus.as_ref(), forged).await;
+    w.log.append(vec![release(5), release(6)]).await.unwrap();
+    let report = verify(w.bus.as_ref(), AUDIT_TOPIC, &w.keys(), &[])
+        .await
+        .unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.offset == forged_offset && p.message.contains("not covered")),
+        "{:?}",
+        report.problems
+    );
+    let answer = query(w.bus.as_ref(), AUDIT_TOPIC, &w.keys(), &AuditQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(answer.unverified_in_log, 1);
+    assert!(answer.entries.iter().all(|e| e.offset != forged_offset));
+    assert_eq!(answer.entries.len(), 5);
+}
+
+#[tokio::test]
+async fn a_checkpoint_bounds_what_the_hub_reads_at_open() {
+    let w = written(3).await;
+    w.log.checkpoint().await.unwrap().expect("a checkpoint");
+    w.log.append(vec![release(4)]).await.unwrap();
+    let forged = forge(
+        &read_all(w.bus.as_ref(), AUDIT_TOPIC).await.unwrap(),
+        None,
+    );
+    append_raw(w.bus.as_ref(), forged).await;
+    let log = AuditLog::open(w.bus.clone(), AUDIT_TOPIC, "hub-a", w.key.clone())
+        .await
+        .unwrap();
+    let tail = log.disowned_tail().expect("found past the checkpoint");
+    assert_eq!((tail.verified_seq, tail.entries), (5, 1));
 }

@@ -1,8 +1,10 @@
 //! The evidence log in the console: verify its chains and signatures (with the report), and find entries by
-//! ID number (turned into its person key, never stored), record id, subscription or agency.
+//! ID number (turned into its person key, never stored), record id, subscription or agency. The search is sent
+//! by POST, so an ID number never travels in a URL (nor lands in a proxy's log or the browser's history).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
+use axum::Form;
 use maud::html;
 
 use super::page::{self, badge, time, OrPage, PageResult};
@@ -10,12 +12,44 @@ use super::{Shared, Viewer};
 use crate::audit::AuditEvent;
 use crate::governance::AuditSearch;
 
-/// `GET /console/audit?cert_no=&record_id=&subscription=&agency=`: the query form, and what it found.
-pub(super) async fn page(
+/// `GET /console/audit`: the query form.
+pub(super) async fn form_page(State(console): Shared, viewer: Viewer) -> PageResult {
+    page(State(console), viewer, AuditSearch::default()).await
+}
+
+/// The search form: the criteria of [`AuditSearch`] and the session's CSRF token (checked by the guard).
+#[derive(Debug, Default, serde::Deserialize)]
+pub(super) struct SearchForm {
+    #[serde(default)]
+    cert_no: Option<String>,
+    #[serde(default)]
+    record_id: Option<String>,
+    #[serde(default)]
+    subscription: Option<String>,
+    #[serde(default)]
+    agency: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    csrf: Option<String>,
+}
+
+/// `POST /console/audit`: the query form, and what it found.
+pub(super) async fn search(
     State(console): Shared,
     viewer: Viewer,
-    Query(search): Query<AuditSearch>,
+    Form(f): Form<SearchForm>,
 ) -> PageResult {
+    let search = AuditSearch {
+        cert_no: f.cert_no,
+        record_id: f.record_id,
+        subscription: f.subscription,
+        agency: f.agency,
+        ..AuditSearch::default()
+    };
+    page(State(console), viewer, search).await
+}
+
+async fn page(State(console): Shared, viewer: Viewer, search: AuditSearch) -> PageResult {
     page::operators_only(&viewer)?;
     let l = viewer.lang;
     let blank = |v: &Option<String>| v.as_deref().is_none_or(|v| v.trim().is_empty());
@@ -51,7 +85,8 @@ pub(super) async fn page(
     };
     let body = html! {
         p { a href="/console/audit/verify" { (l.t("校验证据链 →", "Verify the evidence chain →")) } }
-        form.card.filters #audit-query method="get" action="/console/audit" {
+        form.card.filters #audit-query method="post" action="/console/audit" {
+            input type="hidden" name="csrf" value=(viewer.csrf);
             div { label for="cert_no" { (l.t("身份证号", "ID number")) }
                 input #cert_no type="text" name="cert_no" autocomplete="off" maxlength="18"; }
             div { label for="record_id" { (l.t("记录编号", "Record id")) }
@@ -64,8 +99,14 @@ pub(super) async fn page(
         }
         p.hint { (l.t("身份证号只在本次查询中换算为假名键，不会被保存或记录。",
             "An ID number is turned into its pseudonymous key for this search only; it is never stored or logged.")) }
-        @if let Some(entries) = &entries {
+        @if let Some(answer) = &entries {
+            @let entries = &answer.entries;
             p.muted { (entries.len()) " " (l.t("条记录（最早在前）", "entries, oldest first")) }
+            @if answer.unverified_matches > 0 || answer.unverified_in_log > 0 {
+                p.error #unverified { (l.t("未经签名验证的记录不作为证据：", "Entries no hub signature vouches for are not evidence: "))
+                    (answer.unverified_matches) (l.t(" 条符合条件的记录被排除；日志中共有 ", " matching entries left out; ")) (answer.unverified_in_log)
+                    (l.t(" 条未验证记录。请运行证据链校验。", " unverified in the whole log. Verify the evidence chain.")) }
+            }
             table #audit-entries {
                 thead { tr { th { (l.t("时间", "Time")) } th { (l.t("事件", "Event")) } th { (l.t("详情", "Details")) } th { "seq" } } }
                 tbody { @for e in entries {

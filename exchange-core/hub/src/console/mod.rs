@@ -181,7 +181,7 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
             "/console/agencies/{id}/tokens/{token_id}/revoke",
             post(agencies::revoke_token),
         )
-        .route("/console/audit", get(audit::page))
+        .route("/console/audit", get(audit::form_page).post(audit::search))
         .route(
             "/console/reports/person",
             get(reports::form_page).post(reports::report),

@@ -5,7 +5,8 @@
 use super::*;
 
 /// What to look for in the audit log; every given criterion must match.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditSearch {
     /// One record's id.
@@ -24,7 +25,8 @@ pub struct AuditSearch {
 
 /// Whose release report is asked for: an ID number (turned into its person key here, never stored or logged)
 /// or a person key.
-#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct PersonSearch {
     /// The person's ID number (身份证号).
@@ -41,8 +43,12 @@ pub struct PersonReport {
     pub person_key: String,
     /// When the report was made (ms since the epoch).
     pub generated_at_ms: i64,
-    /// The releases, oldest first.
+    /// The releases, oldest first: only those the audit log proves (entries covered by a valid signature of
+    /// a pinned hub key).
     pub releases: Vec<PersonRelease>,
+    /// Entries of the audit log that could not be verified and so are in no report; when not 0, the log has
+    /// been written by something other than a hub (run `unsilo audit verify`).
+    pub unverified_in_log: u64,
 }
 
 /// One release in a [`PersonReport`].
@@ -85,7 +91,7 @@ impl Governance {
         &self,
         who: &Principal,
         search: AuditSearch,
-    ) -> Result<Vec<AuditEntry>, ApiError> {
+    ) -> Result<AuditAnswer, ApiError> {
         require_operator(who)?;
         let person_key = match (&search.person_key, &search.cert_no) {
             (Some(k), _) => Some(k.clone()),
@@ -99,8 +105,13 @@ impl Governance {
             agency: search.agency,
             limit: search.limit,
         };
-        audit::query(self.bus.as_ref(), self.audit.topic(), &query)
-            .await
+        audit::query(
+            self.bus.as_ref(),
+            self.audit.topic(),
+            &self.settings.trusted_keys,
+            &query,
+        )
+        .await
             .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
@@ -136,11 +147,12 @@ impl Governance {
                 ))
             }
         };
-        let entries = self
+        let found = self
             .person_index
             .releases_of(self.bus.as_ref(), &person_key)
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))?;
+        let entries = found.entries;
         let state = self.control.read();
         let releases = entries
             .into_iter()
@@ -181,6 +193,7 @@ impl Governance {
             person_key,
             generated_at_ms: unsilo_bus::now_ms(),
             releases,
+            unverified_in_log: found.unverified_in_log,
         })
     }
 

@@ -43,7 +43,7 @@ use unsilo_schemas::Sensitivity;
 use crate::api_error::ApiError;
 use crate::audit::person::PersonIndex;
 use crate::audit::{
-    self, AuditEntry, AuditEvent, AuditLog, AuditQuery, Checkpoint, TrustedKeys, VerifyReport,
+    self, AuditAnswer, AuditEvent, AuditLog, AuditQuery, Checkpoint, TrustedKeys, VerifyReport,
 };
 use crate::auth::{self, Principal};
 use crate::control::{
@@ -153,7 +153,7 @@ impl Governance {
         settings: GovernanceSettings,
     ) -> Self {
         Self {
-            person_index: PersonIndex::new(audit.topic()),
+            person_index: PersonIndex::new(audit.topic(), &settings.trusted_keys),
             control,
             registry,
             audit,
