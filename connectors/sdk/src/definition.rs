@@ -201,6 +201,17 @@ impl ConnectorDefinition {
         input: &RawInput,
         out: &mut Vec<u8>,
     ) -> Result<NormalisedRecord, RejectReason> {
+        self.normalise_at(input, crate::mapping::now_millis(), out)
+    }
+
+    /// [`normalise`](Self::normalise) with the time the record entered the hub (`envelope.ingest_time`, epoch
+    /// milliseconds): now for a new record, its first arrival for one re-normalised or replayed.
+    pub fn normalise_at(
+        &self,
+        input: &RawInput,
+        ingest_time_ms: i64,
+        out: &mut Vec<u8>,
+    ) -> Result<NormalisedRecord, RejectReason> {
         let raw = match &input.parsed {
             Ok(v) => v,
             Err(reason) => {
@@ -224,7 +235,7 @@ impl ConnectorDefinition {
                 ),
             });
         };
-        match mapping.encode(raw, out) {
+        match mapping.encode_at(raw, ingest_time_ms, out) {
             Ok(n) => Ok(NormalisedRecord {
                 schema: mapping.target(),
                 record_id: n.record_id,

@@ -140,15 +140,42 @@ pub fn auto_grant(agency: &Agency, requested: &SubscriptionSpec) -> Option<Subsc
         return None;
     }
     let mut granted = requested.clone();
-    granted.filter = format!(
-        "({}) && share_attribute == \"UNCONDITIONAL\" && data_grade != \"CORE\"",
-        requested.filter
-    );
+    granted.filter = narrow_filter(
+        requested,
+        "share_attribute == \"UNCONDITIONAL\" && data_grade != \"CORE\"",
+    )
+    .ok()?;
     check_grant(agency, requested, &granted, &[]).ok()?;
     let compiled = compile(&granted, "auto-approval").ok()?;
     four_eyes_reasons(&granted, &compiled)
         .is_empty()
         .then_some(granted)
+}
+
+/// The filter of a grant narrowed by an operator's `extra` condition: `(requested) && (extra)`, built only when
+/// `extra` is, by itself, a complete bool filter of the request's schema. It is never spliced in as text: an
+/// `extra` such as `true) || (true` does not parse by itself and is refused, so it cannot close the requested
+/// filter's parentheses and widen the grant.
+pub fn narrow_filter(requested: &SubscriptionSpec, extra: &str) -> Result<String, PolicyError> {
+    let shared = unsilo_schemas::shared_schema(&requested.schema)
+        .ok_or_else(|| PolicyError::UnknownSchema(requested.schema.clone()))?;
+    Filter::compile(extra, shared.avro())
+        .map_err(|e| PolicyError::Filter(format!("the additional condition: {e}")))?;
+    Ok(format!("({}) && ({extra})", requested.filter))
+}
+
+/// The operator's extra condition in `granted`'s filter, when it is `(requested) && (extra)` with `extra` a
+/// complete filter by itself (see [`narrow_filter`]); `None` for any other shape.
+fn extra_condition<'g>(requested: &SubscriptionSpec, granted: &'g SubscriptionSpec) -> Option<&'g str> {
+    let extra = granted
+        .filter
+        .strip_prefix(&format!("({}) && (", requested.filter))?
+        .strip_suffix(')')?;
+    let shared = unsilo_schemas::shared_schema(&requested.schema)?;
+    // Both halves complete expressions on their own: the whole can only parse as their conjunction.
+    Filter::compile(&requested.filter, shared.avro()).ok()?;
+    Filter::compile(extra, shared.avro()).ok()?;
+    Some(extra)
 }
 
 /// Checks that `granted` may be granted to `agency` for a request of `requested`, with the operator's explicit
@@ -170,10 +197,9 @@ pub fn check_grant(
     if granted.purpose != requested.purpose {
         return Err(PolicyError::NotNarrower("the purpose cannot change".into()));
     }
-    let narrowed_filter = format!("({}) && ", requested.filter);
-    if granted.filter != requested.filter && !granted.filter.starts_with(&narrowed_filter) {
+    if granted.filter != requested.filter && extra_condition(requested, granted).is_none() {
         return Err(PolicyError::NotNarrower(format!(
-            "the filter must be the requested one or `({}) && <more conditions>`",
+            "the filter must be the requested one or `({}) && (<a filter of its own>)`",
             requested.filter
         )));
     }
@@ -349,11 +375,23 @@ mod tests {
         fewer.fields[0].treatment = Treatment::Drop;
         assert!(check_grant(&s4, &req, &fewer, &[]).is_ok());
         let mut narrower_filter = basis(req.clone());
-        narrower_filter.filter = format!("({}) && member_count > 2", req.filter);
+        narrower_filter.filter = format!("({}) && (member_count > 2)", req.filter);
         assert!(check_grant(&s4, &req, &narrower_filter, &[]).is_ok());
         let mut other_filter = basis(req.clone());
         other_filter.filter = "true".into();
         assert!(check_grant(&s4, &req, &other_filter, &[]).is_err());
+        // An extra condition that closes the requested filter's parentheses is refused, built or checked.
+        let widening = "true) || (true";
+        assert!(matches!(
+            narrow_filter(&req, widening),
+            Err(PolicyError::Filter(_))
+        ));
+        let mut spliced = basis(req.clone());
+        spliced.filter = format!("({}) && ({widening})", req.filter);
+        assert!(check_grant(&s4, &req, &spliced, &[]).is_err());
+        let mut built = basis(req.clone());
+        built.filter = narrow_filter(&req, "member_count > 2").expect("a filter");
+        assert!(check_grant(&s4, &req, &built, &[]).is_ok());
         let mut later = basis(req.clone());
         later.expires_at_ms = None;
         assert!(check_grant(&s4, &req, &later, &[]).is_err());

@@ -109,19 +109,84 @@ impl Mapping {
     /// Loads and checks mapping text; `origin` names it in errors (usually the file name).
     pub fn from_str(text: &str, origin: &str) -> Result<CompiledMapping, MappingError> {
         match compile::compile(text) {
-            Ok(c) => Ok(CompiledMapping {
+            Ok(c) => {
+                for warning in classification_warnings(text) {
+                    tracing::warn!(mapping = origin, "{warning}");
+                }
+                Ok(CompiledMapping {
                 plan: c.plan,
                 target: c.target,
                 source_system: c.source_system,
                 description: c.description,
                 origin: origin.to_string(),
-            }),
+            })
+            }
             Err(issues) => Err(MappingError::Invalid {
                 origin: origin.to_string(),
                 issues,
             }),
         }
     }
+}
+
+/// The classification fields of the envelope, with the symbols the hub's gates know. A value outside them is
+/// gated as the most restrictive case (grade as `CORE`, sharing class as conditional).
+const CLASSIFICATION_FIELDS: [(&str, &[&str]); 2] = [
+    ("data_grade", &["GENERAL", "IMPORTANT", "CORE"]),
+    (
+        "share_attribute",
+        &["UNCONDITIONAL", "CONDITIONAL", "NOT_SHARED"],
+    ),
+];
+
+/// Warnings for a mapping that can give a record a grade or sharing class the gates do not know (`UNKNOWN`, the
+/// envelope's default): each names the field and says how such records are treated. Only a `const` of a known
+/// symbol, or a code table whose every value and `default` are known symbols, is certain.
+pub fn classification_warnings(text: &str) -> Vec<String> {
+    let Ok(doc) = text.parse::<toml::Table>() else {
+        return Vec::new();
+    };
+    let fields = doc.get("fields").and_then(toml::Value::as_table);
+    let rule_of = |name: &str| -> Option<&toml::Value> {
+        let fields = fields?;
+        fields.get(&format!("envelope.{name}")).or_else(|| {
+            let envelope = fields.get("envelope")?.as_table()?;
+            envelope.get(name).or_else(|| {
+                envelope
+                    .get("fields")?
+                    .as_table()?
+                    .get(name)
+            })
+        })
+    };
+    let mut warnings = Vec::new();
+    for (name, known) in CLASSIFICATION_FIELDS {
+        let is_known = |v: &toml::Value| v.as_str().is_some_and(|s| known.contains(&s));
+        let certain = rule_of(name).and_then(toml::Value::as_table).is_some_and(|rule| {
+            match (rule.get("const"), rule.get("codes"), rule.get("default")) {
+                (Some(c), None, _) => is_known(c) && rule.len() == 1,
+                (None, Some(codes), Some(default)) => {
+                    is_known(default)
+                        && codes
+                            .as_table()
+                            .is_some_and(|t| t.values().all(is_known))
+                }
+                _ => false,
+            }
+        });
+        if !certain {
+            let treated = if name == "data_grade" {
+                "graded CORE: released only under grants two operators approved"
+            } else {
+                "treated as conditional: released only under grants an operator approved, never automatically"
+            };
+            warnings.push(format!(
+                "envelope.{name}: this mapping can give records a value other than {} (UNKNOWN, the default, when it is not mapped or a code is not in the table); such records are {treated}. Map it to a constant, or give the code table a known `default`",
+                known.join(", ")
+            ));
+        }
+    }
+    warnings
 }
 
 /// A loaded mapping: a plan that turns raw records of one kind into one shared schema.
@@ -154,7 +219,8 @@ struct Ids<'a> {
 /// Number of value slots [`CompiledMapping::encode`] keeps on the stack (a grid event needs about 100).
 const STACK_SLOTS: usize = 256;
 
-fn now_millis() -> i64 {
+/// Now, in milliseconds since the epoch.
+pub(crate) fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -322,5 +388,30 @@ impl CompiledMapping {
             record_id,
             key,
         })
+    }
+}
+
+#[cfg(test)]
+mod classification_tests {
+    use super::classification_warnings;
+
+    #[test]
+    fn a_mapping_that_can_leave_the_grade_or_class_unknown_is_named() {
+        let certain = r#"
+[fields]
+"envelope.data_grade" = { const = "IMPORTANT" }
+"envelope.share_attribute" = { path = "gx", codes = { "1" = "UNCONDITIONAL", "2" = "CONDITIONAL" }, default = "NOT_SHARED" }
+"#;
+        assert!(classification_warnings(certain).is_empty());
+        let from_source = r#"
+[fields.envelope]
+data_grade = { path = "jb", codes = { "1" = "GENERAL", "3" = "CORE" } }
+"#;
+        let warnings = classification_warnings(from_source);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].starts_with("envelope.data_grade") && warnings[0].contains("CORE"));
+        assert!(warnings[1].starts_with("envelope.share_attribute"));
+        let unknown_const = "[fields]\n\"envelope.data_grade\" = { const = \"UNKNOWN\" }\n";
+        assert!(classification_warnings(unknown_const)[0].contains("data_grade"));
     }
 }

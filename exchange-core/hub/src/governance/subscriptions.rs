@@ -250,7 +250,8 @@ impl Governance {
                     granted.fields = fields;
                 }
                 if let Some(extra) = request.and_filter {
-                    granted.filter = format!("({}) && ({extra})", current.requested.filter);
+                    granted.filter =
+                        check::narrow_filter(&current.requested, &extra).map_err(policy_error)?;
                 }
                 if let Some(expiry) = request.expires_at_ms {
                     granted.expires_at_ms = Some(expiry);
@@ -447,8 +448,9 @@ impl Governance {
         .await
     }
 
-    /// Resumes a paused subscription (an operator, or the owning agency): it first receives what arrived while
-    /// it was paused — from where it stopped, through the same grant — and then continues live.
+    /// Resumes a paused subscription (an operator; the owning agency only if it paused it itself): it first
+    /// receives what arrived while it was paused — from where it stopped, through the same grant — and then
+    /// continues live.
     pub async fn resume(
         &self,
         who: &Principal,
@@ -457,6 +459,14 @@ impl Governance {
     ) -> Result<Subscription, ApiError> {
         self.visible_subscription(who, id)?;
         let current = self.current_in(id, SubscriptionStatus::Paused, "resumed")?;
+        // A pause is lifted only by whoever may overrule it: an agency resumes only what it paused itself; what
+        // an operator or the hub paused (a filter over its budget) waits for an operator.
+        let paused_by = current.decided_by.clone().unwrap_or_default();
+        if !matches!(who, Principal::Operator(_)) && paused_by != who.to_string() {
+            return Err(ApiError::Forbidden(format!(
+                "subscription `{id}` was paused by {paused_by}; only an operator can resume it"
+            )));
+        }
         if current
             .spec()
             .expires_at_ms

@@ -187,7 +187,7 @@ impl Normaliser {
         for (index, input) in (first..).zip(batch) {
             let input: RawInput = input.into();
             body.clear();
-            match self.definition.normalise(&input, &mut body) {
+            match self.definition.normalise_at(&input, now, &mut body) {
                 Ok(n) => {
                     let Some(id) = self.schema_ids.get(n.schema.name()) else {
                         return Err(SinkError(format!(
@@ -294,11 +294,31 @@ impl BusSink {
         Ok(())
     }
 
-    /// Runs originals already on `raw.` through the current definition again and publishes only the
-    /// normalised records to `std.` (with the same record ids as before for unchanged keys); originals that no
-    /// longer pass are reported, not dead-lettered (their earlier record stays).
-    pub async fn renormalise(&self, batch: Vec<RawInput>) -> Result<BatchReport, SinkError> {
-        let normalised = self.normalise(batch).await?;
+    /// Normalises inputs that entered the hub before, each at the time it first did (`(input, first_seen_ms)`):
+    /// a record keeps that time — on the bus and as `envelope.ingest_time` — through re-normalisation and
+    /// replay, so a grant's window (approval, `backfill_from`) is checked against when the data really came.
+    async fn normalise_stamped(
+        &self,
+        batch: Vec<(RawInput, i64)>,
+    ) -> Result<Normalised, SinkError> {
+        let normaliser = self.normaliser.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Normalised::default();
+            for (index, (input, first_seen_ms)) in batch.into_iter().enumerate() {
+                out.append(normaliser.normalise(vec![input], index, first_seen_ms)?);
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| SinkError(format!("normalising the batch failed: {e}")))?
+    }
+
+    /// Runs originals already on `raw.` through the current definition again, each stamped with the time it
+    /// first entered the hub, and publishes only the normalised records to `std.` (with the same record ids as
+    /// before for unchanged keys); originals that no longer pass are reported, not dead-lettered (their earlier
+    /// record stays).
+    pub async fn renormalise(&self, batch: Vec<(RawInput, i64)>) -> Result<BatchReport, SinkError> {
+        let normalised = self.normalise_stamped(batch).await?;
         self.publish(
             normalised
                 .by_schema
@@ -328,12 +348,28 @@ impl BusSink {
     where
         I: Into<RawInput> + Send + 'static,
     {
+        let normalised = self.normalise(batch).await?;
+        self.write(normalised).await
+    }
+
+    /// Ingests originals that entered the hub before (dead letters replayed), each stamped with the time it
+    /// first did, as [`BusSink::submit`] does new ones.
+    pub async fn submit_stamped(
+        &self,
+        batch: Vec<(RawInput, i64)>,
+    ) -> Result<BatchReport, SinkError> {
+        let normalised = self.normalise_stamped(batch).await?;
+        self.write(normalised).await
+    }
+
+    /// Makes a normalised batch durable in one write.
+    async fn write(&self, normalised: Normalised) -> Result<BatchReport, SinkError> {
         let Normalised {
             by_schema,
             raw,
             dlq,
             report,
-        } = self.normalise(batch).await?;
+        } = normalised;
         // Records accepted lately (a batch sent again after a lost answer) are answered, not written again.
         let fresh: Vec<bool> = self
             .recent

@@ -6,6 +6,10 @@
 //! Only originals that are JSON (pushed, polled and table rows) can be replayed: a CSV or XLSX line needs its
 //! file's header and encoding, which the dead letter does not keep; those are counted and left in place.
 //!
+//! Both keep a record's time: what is published again is stamped (on the bus and as `envelope.ingest_time`)
+//! with when its original first entered the hub, so a subscription approved without history does not receive
+//! data that came before its approval by way of a replay.
+//!
 //! A crash between the re-normalised write and the marks replays those entries again: they come out with the
 //! same record ids, which subscribers already use to ignore a second copy.
 
@@ -14,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, FetchRequest, Record, TopicSpec};
-use unsilo_connectors::sdk::{RawInput, RecordSink};
+use unsilo_connectors::sdk::RawInput;
 use unsilo_schemas::names::{
     dlq_topic, raw_topic, DLQ_REPLAYED_TOPIC, HEADER_ORIGIN, HEADER_REASON,
 };
@@ -179,13 +183,14 @@ impl SourceControl for SourceReplayer {
                     outcome.not_replayable += 1;
                     continue;
                 };
-                inputs.push(input);
+                // Stamped with when the dead letter first came in, not now: a grant's window holds.
+                inputs.push((input, r.record.timestamp_ms));
                 taken.push(r.position.offset);
             }
             if inputs.is_empty() {
                 continue;
             }
-            let report = sink.submit(inputs).await.map_err(failed)?;
+            let report = sink.submit_stamped(inputs).await.map_err(failed)?;
             outcome.taken += taken.len();
             outcome.accepted += report.accepted.len();
             outcome.rejected += report.rejected.len();
@@ -228,7 +233,7 @@ impl SourceControl for SourceReplayer {
                 let mut inputs = Vec::new();
                 for r in batch.iter().filter(|r| in_range(r.record.timestamp_ms)) {
                     match input_again(r, "renormalised from") {
-                        Some(input) => inputs.push(input),
+                        Some(input) => inputs.push((input, r.record.timestamp_ms)),
                         None => outcome.not_replayable += 1,
                     }
                 }
