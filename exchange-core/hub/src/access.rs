@@ -202,6 +202,9 @@ pub struct LimitsConfig {
     /// Largest ingest body (default 16 MiB); larger batches should be split.
     #[serde(default = "default_ingest_body")]
     pub max_ingest_body_bytes: usize,
+    /// Most records in one pushed batch (default 20,000); a larger batch is refused whole with a 413.
+    #[serde(default = "default_max_records_per_push")]
+    pub max_records_per_push: usize,
     /// Largest request head — request line and headers together (default 32 KiB); larger ones get a 431.
     #[serde(default = "default_header_bytes")]
     pub max_header_bytes: usize,
@@ -354,6 +357,9 @@ fn default_body() -> usize {
 fn default_ingest_body() -> usize {
     16 * 1024 * 1024
 }
+fn default_max_records_per_push() -> usize {
+    20_000
+}
 fn default_header_bytes() -> usize {
     32 * 1024
 }
@@ -373,6 +379,7 @@ impl Default for LimitsConfig {
             registry: default_registry(),
             max_body_bytes: default_body(),
             max_ingest_body_bytes: default_ingest_body(),
+            max_records_per_push: default_max_records_per_push(),
             max_header_bytes: default_header_bytes(),
             request_timeout: default_request_timeout(),
             header_read_timeout: default_header_timeout(),
@@ -407,6 +414,9 @@ impl LimitsConfig {
         }
         if self.max_body_bytes < 1024 || self.max_ingest_body_bytes < 1024 {
             return Err("limits: body limits must be at least 1024 bytes".into());
+        }
+        if self.max_records_per_push == 0 {
+            return Err("limits.max_records_per_push must be at least 1".into());
         }
         if self.max_header_bytes < 8192 {
             return Err("limits.max_header_bytes must be at least 8192".into());

@@ -371,7 +371,11 @@ impl Hub {
         .split_for_parts();
         let pull = pull.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
         let (ingest, ingest_api) =
-            http_push::router(self.push_endpoints.clone(), limits.max_ingest_body_bytes)
+            http_push::router(
+                self.push_endpoints.clone(),
+                limits.max_ingest_body_bytes,
+                limits.max_records_per_push,
+            )
                 .split_for_parts();
         let mut api = api_description();
         for part in [

@@ -9,6 +9,9 @@
 //!   were rejected (the rest went through), `422` when all were rejected; each rejected record is listed with its
 //!   index and a machine-readable reason, and is on `dlq.<connector>` with its original bytes. A body that is not
 //!   JSON at all is a `400`, and is on the dead-letter topic too: nothing is dropped silently.
+//! - **Bounded work**: a batch of more than `[limits] max_records_per_push` records (default 20,000) is refused
+//!   whole with a `413` naming the cap, counted before any record is copied, so one request cannot make the hub
+//!   hold millions of records and their answers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,14 +33,24 @@ use utoipa_axum::routes;
 /// The sinks of the connectors that accept pushes, by connector name.
 pub type PushEndpoints = HashMap<String, Arc<dyn RecordSink>>;
 
+/// The push endpoints and the cap on records per batch.
+struct PushState {
+    endpoints: PushEndpoints,
+    max_records: usize,
+}
+
 /// The ingest routes for these connectors (by name).
 ///
-/// Mount it behind the access layer of [`crate::access`] (surface `ingest`); `max_body_bytes` bounds a batch.
-pub fn router(endpoints: PushEndpoints, max_body_bytes: usize) -> OpenApiRouter {
+/// Mount it behind the access layer of [`crate::access`] (surface `ingest`); `max_body_bytes` bounds a batch's
+/// bytes and `max_records` its records.
+pub fn router(endpoints: PushEndpoints, max_body_bytes: usize, max_records: usize) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(ingest))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .with_state(Arc::new(endpoints))
+        .with_state(Arc::new(PushState {
+            endpoints,
+            max_records,
+        }))
 }
 
 /// An error in the ingest surface's dialect (`{"error_code": <code>, "message": …}`).
@@ -45,14 +58,84 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
     Surface::Ingest.error(status, code, &message.into())
 }
 
+/// Why a body could not be split into records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SplitError {
+    /// The body as a whole is unreadable (it becomes one rejected input).
+    Unreadable(String),
+    /// The batch has more records than the cap (refused whole, with a 413).
+    TooMany(usize),
+}
+
+impl std::fmt::Display for SplitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreadable(reason) => f.write_str(reason),
+            Self::TooMany(cap) => write!(
+                f,
+                "the batch has more than {cap} records ([limits] max_records_per_push); split it into smaller batches"
+            ),
+        }
+    }
+}
+
+/// A JSON array's items as raw values, counted as they are read: `over` once there are more than the cap.
+struct CappedItems<'a> {
+    items: Vec<&'a RawValue>,
+    over: bool,
+}
+
+/// Reads a JSON array into [`CappedItems`], stopping at `.0` items.
+struct CappedSeed(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for CappedSeed {
+    type Value = CappedItems<'de>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for CappedSeed {
+    type Value = CappedItems<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON array of records")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<&'de RawValue>()? {
+            if items.len() == self.0 {
+                // Over the cap: read the rest without keeping anything (the parser needs the array closed).
+                items = Vec::new();
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                return Ok(CappedItems { items, over: true });
+            }
+            items.push(item);
+        }
+        Ok(CappedItems { items, over: false })
+    }
+}
+
 /// Splits a body into its records' JSON texts, keeping each record's original bytes (the sink parses each where
-/// it normalises it). `Err` means the body as a whole is unreadable (it becomes one rejected input).
-pub fn split_body(body: &[u8], ndjson: bool, connector: &str) -> Result<Vec<JsonText>, String> {
+/// it normalises it). At most `max_records` records: more is [`SplitError::TooMany`], found before any record is
+/// copied.
+pub fn split_body(
+    body: &[u8],
+    ndjson: bool,
+    connector: &str,
+    max_records: usize,
+) -> Result<Vec<JsonText>, SplitError> {
     if ndjson {
-        return Ok(body
+        let lines = body
             .split(|b| *b == b'\n')
             .enumerate()
-            .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()))
+            .filter(|(_, line)| line.iter().any(|b| !b.is_ascii_whitespace()));
+        if lines.clone().nth(max_records).is_some() {
+            return Err(SplitError::TooMany(max_records));
+        }
+        return Ok(lines
             .map(|(n, line)| JsonText {
                 original: line.strip_suffix(b"\r").unwrap_or(line).to_vec(),
                 origin: format!("POST /ingest/{connector} line {}", n + 1),
@@ -61,11 +144,19 @@ pub fn split_body(body: &[u8], ndjson: bool, connector: &str) -> Result<Vec<Json
     }
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match first {
-        None => Err("the request body is empty".into()),
+        None => Err(SplitError::Unreadable("the request body is empty".into())),
         Some(b'[') => {
-            let items: Vec<&RawValue> = serde_json::from_slice(body)
-                .map_err(|e| format!("the body is not a JSON array: {e}"))?;
+            let unreadable =
+                |e: serde_json::Error| SplitError::Unreadable(format!("the body is not a JSON array: {e}"));
+            let mut reader = serde_json::Deserializer::from_slice(body);
+            let items = serde::de::DeserializeSeed::deserialize(CappedSeed(max_records), &mut reader)
+                .map_err(unreadable)?;
+            if items.over {
+                return Err(SplitError::TooMany(max_records));
+            }
+            reader.end().map_err(unreadable)?;
             Ok(items
+                .items
                 .into_iter()
                 .enumerate()
                 .map(|(i, raw)| JsonText {
@@ -76,7 +167,7 @@ pub fn split_body(body: &[u8], ndjson: bool, connector: &str) -> Result<Vec<Json
         }
         Some(_) => {
             serde_json::from_slice::<&RawValue>(body)
-                .map_err(|e| format!("not valid JSON: {e}"))?;
+                .map_err(|e| SplitError::Unreadable(format!("not valid JSON: {e}")))?;
             Ok(vec![JsonText {
                 original: body.to_vec(),
                 origin: format!("POST /ingest/{connector}"),
@@ -147,13 +238,13 @@ impl<'a> PushAnswer<'a> {
         (status = "default", description = "400 unreadable body (kept on the dead-letter topic), 401, 403, 404 unknown connector, 413, 429, 503", body = serde_json::Value)
     ))]
 async fn ingest(
-    State(endpoints): State<Arc<PushEndpoints>>,
+    State(state): State<Arc<PushState>>,
     Path(connector): Path<String>,
     who: Principal,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(sink) = endpoints.get(&connector) else {
+    let Some(sink) = state.endpoints.get(&connector) else {
         return error(
             StatusCode::NOT_FOUND,
             "unknown_connector",
@@ -175,12 +266,21 @@ async fn ingest(
             v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl")
         });
 
-    let (submitted, count, whole_body_error) = match split_body(&body, ndjson, &connector) {
+    let (submitted, count, whole_body_error) =
+        match split_body(&body, ndjson, &connector, state.max_records) {
         Ok(texts) => {
             let count = texts.len();
             (sink.submit_json(texts).await, count, None)
         }
-        Err(reason) => {
+        Err(too_many @ SplitError::TooMany(_)) => {
+            warn!(connector = %connector, "Push refused: {too_many}.");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_records",
+                too_many.to_string(),
+            );
+        }
+        Err(SplitError::Unreadable(reason)) => {
             let unreadable = RawInput {
                 original: body.to_vec(),
                 parsed: Err(reason.clone()),
@@ -224,20 +324,39 @@ mod tests {
 
     #[test]
     fn bodies_split_into_records_with_their_original_bytes() {
-        let inputs = split_body(br#"[ {"a": 1},{"b" : "x"} ]"#, false, "c").expect("array");
+        let inputs = split_body(br#"[ {"a": 1},{"b" : "x"} ]"#, false, "c", 10).expect("array");
         assert_eq!(inputs.len(), 2);
         assert_eq!(inputs[1].original, br#"{"b" : "x"}"#.to_vec());
         assert_eq!(inputs[1].origin, "POST /ingest/c item 1");
 
         let inputs =
-            split_body(b"{\"a\":1}\n\nnot json\n{\"c\":3}\r\n", true, "c").expect("ndjson");
+            split_body(b"{\"a\":1}\n\nnot json\n{\"c\":3}\r\n", true, "c", 10).expect("ndjson");
         assert_eq!(inputs.len(), 3);
         assert!(RawInput::from(inputs[1].clone()).parsed.is_err());
         assert!(RawInput::from(inputs[2].clone()).parsed.is_ok());
         assert_eq!(inputs[2].origin, "POST /ingest/c line 4");
 
-        assert!(split_body(b"  ", false, "c").is_err());
-        assert!(split_body(b"{oops", false, "c").is_err());
-        assert!(split_body(b"[1, 2", false, "c").is_err());
+        assert!(split_body(b"  ", false, "c", 10).is_err());
+        assert!(split_body(b"{oops", false, "c", 10).is_err());
+        assert!(split_body(b"[1, 2", false, "c", 10).is_err());
+    }
+
+    #[test]
+    fn a_batch_over_the_cap_is_refused_whole_before_it_is_copied() {
+        let many = format!("[{}]", vec!["{}"; 2_000_000].join(","));
+        assert_eq!(
+            split_body(many.as_bytes(), false, "c", 20_000).unwrap_err(),
+            SplitError::TooMany(20_000)
+        );
+        assert_eq!(split_body(b"[{},{},{}]", false, "c", 3).unwrap().len(), 3);
+        assert_eq!(
+            split_body(b"[{},{},{},{}]", false, "c", 3).unwrap_err(),
+            SplitError::TooMany(3)
+        );
+        assert_eq!(
+            split_body(b"{}\n{}\n{}\n{}\n", true, "c", 3).unwrap_err(),
+            SplitError::TooMany(3)
+        );
+        assert!(split_body(b"{}\n{}\n{}\n", true, "c", 3).is_ok());
     }
 }
