@@ -141,7 +141,7 @@ async fn webhook_delivers_signed_records_retries_and_replays_its_dlq() {
     config.delivery.webhook_ca_file = Some(ca_file);
     config.delivery.webhook_max_attempts = 2;
     // The test's subscriber listens on loopback, which webhooks may not reach unless allowed.
-    config.delivery.webhook_allow_cidrs = vec!["127.0.0.0/8".into()];
+    config.delivery.egress_allow_cidrs = vec!["127.0.0.0/8".into()];
     let (running, api, agency, token, sfx) = hub_with_agency(config).await;
     let (red, _, _) = grid_messages(sfx);
     let red_id = red["hhbh"].as_str().unwrap().to_owned();

@@ -456,7 +456,7 @@ async fn webhooks_to_the_hubs_own_network_are_refused_naming_the_address_class()
     let (_dir, running, api, token) = hub_with_agency(
         |config| {
             config.delivery.webhook_allow_plain_http = true;
-            config.delivery.webhook_allow_cidrs = vec!["127.0.0.0/8".into()];
+            config.delivery.egress_allow_cidrs = vec!["127.0.0.0/8".into()];
         },
         "S3",
     )

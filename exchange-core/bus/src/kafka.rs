@@ -97,6 +97,23 @@ struct KafkaInner {
 }
 
 impl KafkaBus {
+    /// Every broker the cluster's metadata names, as `(host, port)`: where the client will connect beyond the
+    /// bootstrap servers (a hub checks them before it sends a subscriber's cluster anything).
+    pub async fn broker_addresses(&self) -> Result<Vec<(String, u16)>> {
+        let probe = self.inner.metadata.clone();
+        tokio::task::spawn_blocking(move || {
+            probe.fetch_metadata(None, REQUEST_TIMEOUT).map(|m| {
+                m.brokers()
+                    .iter()
+                    .map(|b| (b.host().to_owned(), u16::try_from(b.port()).unwrap_or(0)))
+                    .collect()
+            })
+        })
+        .await
+        .map_err(|e| Error::Kafka(e.to_string()))?
+        .map_err(kafka_err)
+    }
+
     /// Connects to the brokers and checks that they answer within ten seconds.
     pub async fn connect(options: KafkaOptions) -> Result<Self> {
         let producer: FutureProducer = options

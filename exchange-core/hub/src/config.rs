@@ -200,10 +200,11 @@ pub struct DeliveryConfig {
     /// Attempts per record before a webhook delivery goes to the delivery DLQ (default 8).
     #[serde(default = "default_webhook_attempts")]
     pub webhook_max_attempts: u32,
-    /// Non-public networks webhooks may reach anyway (e.g. `["10.8.0.0/16"]` for a government private network).
-    /// By default every loopback, link-local, private, unspecified and multicast address is refused.
-    #[serde(default)]
-    pub webhook_allow_cidrs: Vec<String>,
+    /// Non-public networks deliveries — webhook, SQL and Kafka — may reach anyway (e.g. `["10.8.0.0/16"]` for a
+    /// government private network). By default every address of the IANA special-purpose registries is
+    /// refused (loopback, link-local, private, reserved …). `webhook_allow_cidrs` is the older name.
+    #[serde(default, alias = "webhook_allow_cidrs")]
+    pub egress_allow_cidrs: Vec<String>,
 }
 
 fn default_webhook_attempts() -> u32 {
@@ -216,7 +217,7 @@ impl Default for DeliveryConfig {
             webhook_ca_file: None,
             webhook_allow_plain_http: false,
             webhook_max_attempts: default_webhook_attempts(),
-            webhook_allow_cidrs: Vec::new(),
+            egress_allow_cidrs: Vec::new(),
         }
     }
 }
@@ -843,7 +844,7 @@ impl Config {
         self.limits
             .check()
             .map_err(|e| ConfigError::Invalid(e.to_string()))?;
-        crate::egress::EgressPolicy::new(&self.delivery.webhook_allow_cidrs)
+        crate::egress::EgressPolicy::new(&self.delivery.egress_allow_cidrs)
             .map_err(|e| ConfigError::Invalid(format!("delivery.{e}")))?;
         if self.audit.checkpoint_every_entries == 0 || self.audit.checkpoint_interval.is_zero() {
             return Err(ConfigError::Invalid(
@@ -980,7 +981,7 @@ mod tests {
         );
         let err = Config::parse(&twice).expect_err("shared token");
         assert!(err.to_string().contains("same token"), "{err}");
-        let err = Config::parse("[delivery]\nwebhook_allow_cidrs = [\"10.0.0.0/33\"]\n")
+        let err = Config::parse("[delivery]\negress_allow_cidrs = [\"10.0.0.0/33\"]\n")
             .expect_err("bad cidr");
         assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
         let err = Config::parse("[limits]\nadmin = { per_second = 0.0, burst = 1 }\n")

@@ -187,7 +187,7 @@ impl Hub {
         );
         metrics.set_audit_disowned(audit.disowned_tail().map_or(0, |t| t.entries));
         let egress = Arc::new(
-            crate::egress::EgressPolicy::new(&config.delivery.webhook_allow_cidrs)
+            crate::egress::EgressPolicy::new(&config.delivery.egress_allow_cidrs)
                 .map_err(|e| crate::config::ConfigError::Invalid(format!("delivery.{e}")))?,
         );
         let decoder = ViewDecoder::new(registry.clone());
@@ -198,6 +198,7 @@ impl Hub {
             webhook: webhook_client(&config.delivery, egress.clone())?,
             secret: secret.clone(),
             metrics: metrics.clone(),
+            egress: egress.clone(),
         };
         let summaries = connector_summaries(&config.connectors, &connectors.sinks);
         let governance = Arc::new(Governance::new(

@@ -72,6 +72,9 @@ pub enum DeliveryError {
     /// The view schema is unknown to the registry.
     #[error("view schema: {0}")]
     Schema(String),
+    /// The egress policy refuses the channel's target.
+    #[error("egress: {0}")]
+    Refused(String),
     /// The worker was told to stop.
     #[error("stopped")]
     Stopped,
@@ -272,6 +275,8 @@ pub struct DeliveryContext {
     pub secret: Arc<HubSecret>,
     /// Delivery counters.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Where deliveries may connect (checked whenever a sink is opened).
+    pub egress: Arc<crate::egress::EgressPolicy>,
 }
 
 struct Worker {

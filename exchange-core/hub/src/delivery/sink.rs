@@ -67,6 +67,13 @@ pub async fn open_sink(
     view_schema: &Schema,
     context: &DeliveryContext,
 ) -> Result<Option<Box<dyn DeliverySink>>, DeliveryError> {
+    // Every opening is checked against the egress policy again: the target may resolve elsewhere than it did
+    // at approval (DNS rebinding), or the policy may have been narrowed since.
+    context
+        .egress
+        .check_channel(&subscription.spec().channel)
+        .await
+        .map_err(|e| DeliveryError::Refused(e.to_string()))?;
     Ok(match &subscription.spec().channel {
         Channel::Sql { url, table } => {
             let writer = sql::SqlWriter::connect(
@@ -89,6 +96,14 @@ pub async fn open_sink(
             topic,
         } => {
             let bus = KafkaBus::connect(KafkaOptions::new(servers.clone())).await?;
+            // The cluster names its brokers in its metadata: each must pass the policy as the bootstrap did.
+            for (host, port) in bus.broker_addresses().await? {
+                context
+                    .egress
+                    .check_host(&host, port)
+                    .await
+                    .map_err(|e| DeliveryError::Refused(format!("a broker of the cluster: {e}")))?;
+            }
             let topic = topic.clone().unwrap_or_else(|| subscription.topic());
             bus.create_topic(&TopicSpec::new(topic.clone(), 1)).await?;
             Some(Box::new(KafkaChannel { bus, topic }))

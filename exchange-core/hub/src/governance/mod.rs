@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 use unsilo_schemas::Sensitivity;
 
 use crate::api_error::ApiError;

@@ -54,16 +54,25 @@ impl Governance {
         Ok(replayed)
     }
 
-    /// Checks a webhook channel's target against the egress policy (resolving its host).
-    async fn check_channel_target(&self, channel: &Channel) -> Result<(), ApiError> {
-        if let Channel::Webhook { url } = channel {
-            self.settings
-                .egress
-                .check_url(url)
-                .await
-                .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    /// Checks a channel's target against the egress policy (resolving its host), and that a Kafka copy's topic
+    /// stays in the agency's own namespace (`sub.<agency>.…`).
+    async fn check_channel_target(&self, agency: &str, channel: &Channel) -> Result<(), ApiError> {
+        if let Channel::Kafka {
+            topic: Some(topic), ..
+        } = channel
+        {
+            let own = format!("{}{agency}.", unsilo_schemas::names::SUB_PREFIX);
+            if !topic.starts_with(&own) || topic.len() == own.len() {
+                return Err(ApiError::Invalid(format!(
+                    "channel.topic: a Kafka copy's topic must be in the agency's own namespace, `{own}<name>`; `{topic}` is not"
+                )));
+            }
         }
-        Ok(())
+        self.settings
+            .egress
+            .check_channel(channel)
+            .await
+            .map_err(|e| ApiError::Invalid(e.to_string()))
     }
 
     /// Files a subscription request. Returns it, and for a webhook channel its signing key (shown once).
@@ -114,7 +123,8 @@ impl Governance {
         }
         let id = Subscription::id_of(&agency_id, &request.name);
         check::compile(&request.spec, &id).map_err(policy_error)?;
-        self.check_channel_target(&request.spec.channel).await?;
+        self.check_channel_target(&agency_id, &request.spec.channel)
+            .await?;
         if self.control.subscription(&id).is_some() {
             return Err(ApiError::Conflict(format!(
                 "subscription `{id}` already exists; choose another name"
@@ -275,7 +285,8 @@ impl Governance {
             .map_err(|e| ApiError::Invalid(e.to_string()))?;
         let compiled = check::compile(&granted, id).map_err(policy_error)?;
         check::check_grant(&agency, &current.requested, &granted, &above).map_err(policy_error)?;
-        self.check_channel_target(&granted.channel).await?;
+        self.check_channel_target(&current.agency, &granted.channel)
+            .await?;
         let four_eyes = check::four_eyes_reasons(&granted, &compiled);
 
         // Approvals count only for the same grant.
@@ -359,8 +370,11 @@ impl Governance {
             .prepare_channel(&approved, compiled.plan.schema())
             .await
             .map_err(|e| {
+                // The driver's or network's words stay in the operators' log: told to an agency they would
+                // probe ports and credentials.
+                warn!(subscription = %id, channel = granted.channel.kind(), error = %e, "Preparing the delivery channel failed.");
                 ApiError::Upstream(format!(
-                    "preparing the {} channel: {e}",
+                    "the {} channel's target could not be prepared (unreachable, refused, or refused the credentials); the hub's log has the cause for operators",
                     granted.channel.kind()
                 ))
             })?;

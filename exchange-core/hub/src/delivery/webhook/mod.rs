@@ -321,6 +321,9 @@ impl WebhookClient {
             .timeout(options.request_timeout)
             .connect_timeout(options.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // Never through a proxy from the environment (HTTP(S)_PROXY): the egress check must be of the
+            // address the hub itself connects to.
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver::new(options.egress.clone())))
             .https_only(!options.allow_plain_http);
         if let Some(pem) = &options.extra_root_certificates_pem {
