@@ -622,6 +622,8 @@ async fn not_shared_records_reach_no_one_and_core_data_needs_two_operators() {
         household_record(&running.hub, &id("not-shared-core"), "NOT_SHARED", "CORE"),
         household_record(&running.hub, &id("conditional"), "CONDITIONAL", "IMPORTANT"),
         household_record(&running.hub, &id("core"), "UNCONDITIONAL", "CORE"),
+        // Fail closed: a grade the gates do not know is gated as CORE.
+        household_record(&running.hub, &id("unknown-grade"), "UNCONDITIONAL", "UNKNOWN"),
     ];
     running
         .hub
@@ -637,8 +639,11 @@ async fn not_shared_records_reach_no_one_and_core_data_needs_two_operators() {
         v.sort();
         v
     };
-    let (all, _) = api.pull_at_least(&token, "civil-affairs.all", 2).await;
-    assert_eq!(ids(&all), vec![id("conditional"), id("core")]);
+    let (all, _) = api.pull_at_least(&token, "civil-affairs.all", 3).await;
+    assert_eq!(
+        ids(&all),
+        vec![id("conditional"), id("core"), id("unknown-grade")]
+    );
     let (general, _) = api.pull_at_least(&token, "civil-affairs.general", 1).await;
     assert_eq!(ids(&general), vec![id("conditional")]);
     // Nothing else arrives later, and the audit log shows no release of the NOT_SHARED records.
@@ -728,8 +733,11 @@ async fn an_agency_bound_to_a_certificate_is_refused_without_exactly_that_certif
     let stranger = Pki::new("another CA");
     let (cert_x, key_x, _) = stranger.leaf(&["agency-a"], true);
     let write = |name: &str, text: &str| {
+        use std::os::unix::fs::PermissionsExt;
         let path = dir.path().join(name);
         std::fs::write(&path, text).expect("write");
+        // The hub refuses a private key others can read.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         path
     };
     let mut config = with_grid_and_operator(embedded_config(&dir.path().join("data")));
@@ -908,6 +916,23 @@ async fn forged_and_cut_off_evidence_is_reported(bus: Arc<dyn Bus>, forger: Arc<
         .publish(&topic, vec![forged_entry(&head)])
         .await
         .expect("forge");
+    drop(log);
+    // The hub restarts after the forgery: it must not adopt it as its head (before the fix, its next signature
+    // covered the forged entry and `verify` said intact).
+    let restarted = AuditLog::open(bus.clone(), &topic, &hub, key.clone())
+        .await
+        .expect("reopen");
+    let tail = restarted.disowned_tail().expect("the forged tail is found at open");
+    assert_eq!(tail.entries, 1);
+    restarted
+        .append(vec![audit::AuditEvent::Control {
+            actor: "operator:ops".into(),
+            action: "agency.create".into(),
+            target: "agency-after".into(),
+            detail: Value::Null,
+        }])
+        .await
+        .expect("append after restart");
     for keys in [keys, TrustedKeys::default()] {
         // With the pinned key, and with only the key the chain published itself.
         let report = audit::verify(bus.as_ref(), &topic, &keys, &[])
@@ -920,6 +945,11 @@ async fn forged_and_cut_off_evidence_is_reported(bus: Arc<dyn Bus>, forger: Arc<
                 .any(|p| p.message.contains("not covered by a valid signature")),
             "{:?}",
             report.problems
+        );
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert_eq!(
+            report.chains[&hub].signed_through, report.chains[&hub].seq,
+            "everything the hub wrote after the restart is signed"
         );
     }
 }

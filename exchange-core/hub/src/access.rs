@@ -202,6 +202,9 @@ pub struct LimitsConfig {
     /// Largest ingest body (default 16 MiB); larger batches should be split.
     #[serde(default = "default_ingest_body")]
     pub max_ingest_body_bytes: usize,
+    /// Most connections open at once (default 4096); more are closed as soon as they are accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Most records in one pushed batch (default 20,000); a larger batch is refused whole with a 413.
     #[serde(default = "default_max_records_per_push")]
     pub max_records_per_push: usize,
@@ -357,6 +360,9 @@ fn default_body() -> usize {
 fn default_ingest_body() -> usize {
     16 * 1024 * 1024
 }
+fn default_max_connections() -> usize {
+    4096
+}
 fn default_max_records_per_push() -> usize {
     20_000
 }
@@ -380,6 +386,7 @@ impl Default for LimitsConfig {
             max_body_bytes: default_body(),
             max_ingest_body_bytes: default_ingest_body(),
             max_records_per_push: default_max_records_per_push(),
+            max_connections: default_max_connections(),
             max_header_bytes: default_header_bytes(),
             request_timeout: default_request_timeout(),
             header_read_timeout: default_header_timeout(),
@@ -414,6 +421,9 @@ impl LimitsConfig {
         }
         if self.max_body_bytes < 1024 || self.max_ingest_body_bytes < 1024 {
             return Err("limits: body limits must be at least 1024 bytes".into());
+        }
+        if self.max_connections == 0 {
+            return Err("limits.max_connections must be at least 1".into());
         }
         if self.max_records_per_push == 0 {
             return Err("limits.max_records_per_push must be at least 1".into());

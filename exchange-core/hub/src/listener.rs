@@ -4,9 +4,11 @@
 //! - **Per-connection facts into each request**: the peer address ([`ConnectInfo`]) and, on a TLS connection
 //!   that presented one, the client certificate's fingerprint ([`ClientCertificate`]) — which the
 //!   authentication layer ([`crate::auth`]) checks against agencies bound to a certificate.
-//! - **Limits a client cannot stretch**: the TLS handshake and the request head must arrive within
-//!   `header_read_timeout` (slow-loris clients are dropped); a request head larger than `max_header_bytes` is
-//!   answered `431` (HTTP/1.1) or refused by HTTP/2's header-list limit.
+//! - **Limits a client cannot stretch**: at most `max_connections` connections at once (more are closed at
+//!   accept); a connection's first byte, the TLS handshake and every request head must arrive within
+//!   `header_read_timeout` (idle and slow-loris clients are dropped — a connection that never sends a byte
+//!   included); a request head larger than `max_header_bytes` is answered `431` (HTTP/1.1) or refused by
+//!   HTTP/2's header-list limit.
 //! - **Graceful shutdown**: when the shutdown future completes the listener closes, in-flight requests may finish
 //!   for up to `drain_timeout`, then the remaining connections are dropped.
 //!
@@ -41,6 +43,8 @@ pub struct ListenerOptions {
     pub header_read_timeout: Duration,
     /// How long in-flight requests may finish after shutdown was asked for.
     pub drain_timeout: Duration,
+    /// Most connections open at once; one more is closed as soon as it is accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ListenerOptions {
@@ -50,6 +54,7 @@ impl Default for ListenerOptions {
             max_header_bytes: 32 * 1024,
             header_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
+            max_connections: 4096,
         }
     }
 }
@@ -74,6 +79,7 @@ pub async fn serve(
         .max_header_list_size(u32::try_from(options.max_header_bytes).unwrap_or(u32::MAX));
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -88,6 +94,11 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            warn!(%peer, max = options.max_connections, "Connection refused: the hub holds its most connections ([limits] max_connections).");
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
         let builder = builder.clone();
@@ -95,6 +106,18 @@ pub async fn serve(
         let acceptor = acceptor.clone();
         let handshake_timeout = options.header_read_timeout;
         tokio::spawn(async move {
+            let _slot = slot;
+            // The first byte must come within the header timeout: before it the protocol is not known yet, and
+            // no HTTP timer runs (an idle connection would be held forever).
+            let mut first = [0u8; 1];
+            match tokio::time::timeout(handshake_timeout, tcp.peek(&mut first)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                Ok(_) => return,
+                Err(_) => {
+                    debug!(%peer, "Connection closed: nothing was sent within the header timeout.");
+                    return;
+                }
+            }
             match acceptor {
                 None => {
                     let conn = serve_connection(&builder, TokioIo::new(tcp), app, peer, None);

@@ -60,7 +60,7 @@ impl HubSecret {
             path: path.to_owned(),
             source,
         };
-        match std::fs::read_to_string(path) {
+        match read_private(path) {
             Ok(text) => {
                 let decoded = hex::decode(text.trim())
                     .map_err(|_| SecretError::Malformed(path.to_owned()))?;
@@ -103,6 +103,26 @@ impl HubSecret {
     }
 }
 
+/// Reads a file that holds a secret or a private key, refusing it when its group or others may read or write it
+/// (the message names the file, its mode and the fix): a key anyone on the machine can read is no key.
+pub fn read_private(path: &Path) -> std::io::Result<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                format!(
+                    "mode {mode:03o} lets other users on this machine read or change it; the hub refuses it — run `chmod 600 {}`",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    std::fs::read_to_string(path)
+}
+
 /// Creates `path` readable only by its owner (mode 0600 on Unix) and writes `bytes`, fsynced. Fails if the file
 /// exists.
 #[cfg(unix)]
@@ -127,6 +147,22 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        HubSecret::load_or_create(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = HubSecret::load_or_create(&path).unwrap_err().to_string();
+        assert!(err.contains("644") && err.contains("chmod 600"), "{err}");
+        let key = dir.path().join("audit.key");
+        crate::audit::SigningKey::load_or_create(&key).unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(crate::audit::SigningKey::load_or_create(&key).is_err());
+    }
 
     #[test]
     fn the_secret_file_is_created_once_and_reread() {

@@ -430,6 +430,7 @@ impl Hub {
             tls,
             max_header_bytes: self.access.limits.max_header_bytes,
             header_read_timeout: self.access.limits.header_read_timeout,
+            max_connections: self.access.limits.max_connections,
             ..crate::listener::ListenerOptions::default()
         };
         let served = crate::listener::serve(listener, self.router(), options, shutdown).await;
@@ -457,6 +458,7 @@ pub fn load_tls(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConf
     if certs.is_empty() {
         return Err(bad(&tls.cert, "no certificate in the file".into()));
     }
+    crate::secrets::read_private(&tls.key).map_err(|e| bad(&tls.key, e.to_string()))?;
     let key = PrivateKeyDer::from_pem_file(&tls.key)
         .map_err(|e| bad(&tls.key, format!("no usable private key ({e})")))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -73,7 +73,7 @@ impl SigningKey {
             path: path.to_owned(),
             source,
         };
-        match std::fs::read_to_string(path) {
+        match crate::secrets::read_private(path) {
             Ok(text) => {
                 let der =
                     hex::decode(text.trim()).map_err(|_| KeyError::Malformed(path.to_owned()))?;

@@ -1,0 +1,266 @@
+//! End-to-end: the doors a hostile review found ajar, each tried again from outside over real sockets on
+//! 127.0.0.1 as the attacker did — metadata for strangers, ID numbers in URLs, free token guessing, batches
+//! that exhaust memory, grants widened after the fact, pauses lifted by the wrong party, delivery targets inside
+//! the hub's own network, and connections held open forever. (The forged audit entry adopted after a restart
+//! and the gates that failed open are in `security.rs`, beside the other evidence and gate checks.)
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::AsyncReadExt;
+use unsilo_tests::api::{with_grid_and_operator, Api, OPERATOR_TOKEN, PUSH_TOKEN};
+use unsilo_tests::{embedded_config, RunningHub as Running};
+
+const USCC_A: &str = "11610921016050037T";
+const PERSON: &str = "610921196105170317";
+
+async fn hub(adjust: impl FnOnce(&mut unsilo_hub::config::Config)) -> (tempfile::TempDir, Running, Api) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = with_grid_and_operator(embedded_config(dir.path()));
+    adjust(&mut config);
+    let running = Running::start(&config).await;
+    let api = Api::new(&running.base);
+    (dir, running, api)
+}
+
+async fn text_of(r: reqwest::RequestBuilder) -> (u16, String) {
+    let r = r.send().await.expect("request");
+    (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+fn household(name: &str, channel: Value) -> Value {
+    json!({
+        "name": name,
+        "schema": "household",
+        "filter": "village_code.startsWith(\"610921\")",
+        "fields": [
+            { "field": "care_level", "treatment": "clear" },
+            { "field": "village_code", "treatment": "clear" }
+        ],
+        "purpose": "连心户台账",
+        "channel": channel
+    })
+}
+
+#[tokio::test]
+async fn strangers_get_no_metadata_and_id_numbers_never_travel_in_urls() {
+    let (_dir, running, api) = hub(|_| {}).await;
+    let http = reqwest::Client::new();
+    let base = &running.base;
+    api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+
+    // Anonymous /metrics: no topic, subscription or agency names; an operator sees them.
+    let (s, public) = text_of(http.get(format!("{base}/metrics"))).await;
+    assert_eq!(s, 200);
+    for label in ["topic=\"", "subscription=\"", "agency=\""] {
+        assert!(!public.contains(label), "anonymous /metrics names {label}: {public}");
+    }
+    assert!(public.contains("unsilo_http_requests_total"), "{public}");
+    let (s, full) = text_of(http.get(format!("{base}/metrics")).bearer_auth(OPERATOR_TOKEN)).await;
+    assert_eq!(s, 200);
+    assert!(full.contains("topic=\"_unsilo."), "{full}");
+
+    // /readyz: ready or not, nothing else.
+    let (s, ready) = text_of(http.get(format!("{base}/readyz"))).await;
+    assert_eq!((s, serde_json::from_str::<Value>(&ready).expect("json")), (200, json!({ "status": "ready" })));
+
+    // An ID number in a URL is refused, pointing at the POST form; in a body it is answered.
+    for path in [
+        format!("/admin/audit?cert_no={PERSON}"),
+        format!("/admin/reports/person?cert_no={PERSON}"),
+    ] {
+        let (s, body) = api.get(OPERATOR_TOKEN, &path).await;
+        assert_eq!(s, 422, "{path}: {body}");
+        assert!(body["message"].as_str().unwrap_or_default().contains("POST"), "{body}");
+    }
+    let (s, body) = api
+        .post(OPERATOR_TOKEN, "/admin/audit/query", json!({ "cert_no": PERSON }))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body["entries"].is_array() && body["unverified_in_log"] == 0, "{body}");
+    let (s, body) = api
+        .post(OPERATOR_TOKEN, "/admin/reports/person", json!({ "cert_no": PERSON }))
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["releases"], json!([]));
+
+    // The admin API offers Bearer only (a browser offered Basic caches credentials a cross-site form reuses),
+    // and a change needs a JSON body: a form post is refused before any handler runs.
+    let r = http.get(format!("{base}/admin/agencies")).send().await.expect("get");
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"unsilo\"");
+    let (s, _) = text_of(
+        http.post(format!("{base}/admin/subscriptions/civil-affairs.x/revoke"))
+            .bearer_auth(OPERATOR_TOKEN)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("reason=csrf"),
+    )
+    .await;
+    assert_eq!(s, 415);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn guessing_tokens_blocks_the_address_even_for_the_right_token() {
+    let (_dir, running, api) = hub(|c| {
+        c.limits.auth_failures.max_failures = 5;
+    })
+    .await;
+    for i in 0..5 {
+        let (s, _) = api.get(&format!("usk_guess_{i}"), "/admin/whoami").await;
+        assert_eq!(s, 401, "guess {i}");
+    }
+    // The right token now gets a 429 too, on every surface and on /metrics.
+    let r = reqwest::Client::new()
+        .get(format!("{}/admin/whoami", running.base))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(api.get(OPERATOR_TOKEN, "/subjects").await.0, 429);
+    let (s, _) = text_of(
+        reqwest::Client::new()
+            .get(format!("{}/metrics", running.base))
+            .bearer_auth(OPERATOR_TOKEN),
+    )
+    .await;
+    assert_eq!(s, 429);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_over_the_cap_is_refused_whole_with_413() {
+    let (_dir, running, _api) = hub(|c| {
+        c.limits.max_records_per_push = 100;
+    })
+    .await;
+    let body = Value::Array(vec![json!({}); 101]);
+    let r = reqwest::Client::new()
+        .post(format!("{}/ingest/grid", running.base))
+        .bearer_auth(PUSH_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(r.status().as_u16(), 413);
+    let answer: Value = r.json().await.expect("json");
+    assert!(answer["message"].as_str().unwrap_or_default().contains("100"), "{answer}");
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn grants_stay_grants_and_an_operators_pause_is_lifted_only_by_an_operator() {
+    let (_dir, running, api) = hub(|_| {}).await;
+    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let (s, body) = api
+        .post(&token, "/admin/subscriptions", household("care", json!({ "kind": "pull" })))
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let approve = "/admin/subscriptions/civil-affairs.care/approve";
+    // An extra condition that would close the requested filter's parentheses is refused.
+    let (s, body) = api
+        .post(OPERATOR_TOKEN, approve, json!({ "and_filter": "true) || (true" }))
+        .await;
+    assert_eq!(s, 422, "{body}");
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            approve,
+            json!({ "and_filter": "care_level == \"RED\" && data_grade != \"CORE\"" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let id = "civil-affairs.care";
+    let (_, sub) = api.get(OPERATOR_TOKEN, &format!("/admin/subscriptions/{id}")).await;
+    let granted = sub["granted"]["filter"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        granted.ends_with("&& (care_level == \"RED\" && data_grade != \"CORE\")"),
+        "{sub}"
+    );
+    assert_eq!(sub["status"], "active", "{sub}");
+
+    // Paused by an operator: the agency cannot lift it; an operator can.
+    {
+        let (s, body) = api
+            .post(OPERATOR_TOKEN, &format!("/admin/subscriptions/{id}/pause"), json!({ "reason": "review" }))
+            .await;
+        assert_eq!(s, 200, "{body}");
+        let (s, body) = api
+            .post(&token, &format!("/admin/subscriptions/{id}/resume"), json!({}))
+            .await;
+        assert_eq!(s, 403, "{body}");
+        let (s, body) = api
+            .post(OPERATOR_TOKEN, &format!("/admin/subscriptions/{id}/resume"), json!({}))
+            .await;
+        assert_eq!(s, 200, "{body}");
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn sql_kafka_and_webhook_targets_inside_the_hubs_network_are_refused_at_request() {
+    let (_dir, running, api) = hub(|_| {}).await;
+    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let cases = [
+        (
+            json!({ "kind": "sql", "url": "postgres://postgres:secret@127.0.0.1:5432/test", "table": "t" }),
+            "loopback",
+        ),
+        (
+            json!({ "kind": "sql", "url": "postgres://postgres@db.example/test?host=/var/run/postgresql", "table": "t" }),
+            "Unix sockets",
+        ),
+        (
+            json!({ "kind": "kafka", "bootstrap_servers": "127.0.0.1:9092" }),
+            "loopback",
+        ),
+        (
+            json!({ "kind": "kafka", "bootstrap_servers": "kafka.example:9092", "topic": "_unsilo.audit" }),
+            "namespace",
+        ),
+        (
+            json!({ "kind": "kafka", "bootstrap_servers": "kafka.example:9092", "topic": "sub.public-security.events" }),
+            "namespace",
+        ),
+        (json!({ "kind": "webhook", "url": "https://[64:ff9b::7f00:1]/hook" }), "loopback"),
+        (json!({ "kind": "webhook", "url": "https://198.18.0.1/hook" }), "benchmarking"),
+        (json!({ "kind": "webhook", "url": "https://[fec0::1]/hook" }), "private"),
+    ];
+    for (i, (channel, why)) in cases.into_iter().enumerate() {
+        let (s, body) = api
+            .post(&token, "/admin/subscriptions", household(&format!("t{i}"), channel.clone()))
+            .await;
+        assert_eq!(s, 422, "{channel}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{channel}: {message}");
+        assert!(!message.contains("secret"), "the password leaked: {message}");
+    }
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn connections_that_send_nothing_are_closed_after_the_header_timeout() {
+    let (_dir, running, _api) = hub(|c| {
+        c.limits.header_read_timeout = Duration::from_secs(1);
+    })
+    .await;
+    let addr = running.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..50 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.expect("connect"));
+    }
+    for mut stream in idle {
+        let mut buf = [0u8; 16];
+        // The hub closes each: the read ends (0 bytes) well before this test's own bound.
+        let read = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf))
+            .await
+            .expect("the hub kept an idle connection open");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    }
+    // The hub still answers.
+    let (s, _) = text_of(reqwest::Client::new().get(format!("{}/healthz", running.base))).await;
+    assert_eq!(s, 200);
+    running.stop().await;
+}
