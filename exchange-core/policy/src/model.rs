@@ -224,6 +224,25 @@ impl Channel {
         }
     }
 
+    /// Where the channel delivers, in full but with any password redacted — what an approver must see before
+    /// deciding: `sql postgres://user:***@db.example:5432/agency table care`, `kafka kafka.example:9092 topic
+    /// sub.a.b`, `webhook https://…`, `pull`.
+    pub fn target(&self) -> String {
+        match self.redacted() {
+            Self::Sql { url, table } => format!("sql {url} table {table}"),
+            Self::Webhook { url } => format!("webhook {url}"),
+            Self::Kafka {
+                bootstrap_servers,
+                topic,
+            } => format!(
+                "kafka {} topic {}",
+                bootstrap_servers.as_deref().unwrap_or("(the hub's own cluster)"),
+                topic.as_deref().unwrap_or("sub.<agency>.<subscription>")
+            ),
+            Self::Pull => "pull".to_owned(),
+        }
+    }
+
     /// The channel with any password in a URL replaced by `***`: what APIs return and logs show.
     pub fn redacted(&self) -> Self {
         match self {
@@ -640,6 +659,22 @@ pub mod sensitivity_serde {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_approver_sees_the_whole_target_without_its_password() {
+        let sql = Channel::Sql {
+            url: "postgres://u:hunter2@db.example:5432/agency".into(),
+            table: "care".into(),
+        };
+        let shown = sql.target();
+        assert!(shown.contains("db.example:5432/agency") && shown.contains("table care"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let kafka = Channel::Kafka {
+            bootstrap_servers: Some("kafka.example:9092".into()),
+            topic: Some("sub.a.b".into()),
+        };
+        assert_eq!(kafka.target(), "kafka kafka.example:9092 topic sub.a.b");
+    }
 
     #[test]
     fn urls_lose_their_passwords() {

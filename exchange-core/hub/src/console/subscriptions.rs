@@ -115,7 +115,7 @@ fn spec_summary(spec: &SubscriptionSpec, l: Lang) -> Markup {
             tr { th { (l.t("过滤条件", "Filter")) } td { code.filter { (spec.filter) } } }
             tr { th { (l.t("用途", "Purpose")) } td { (spec.purpose) } }
             tr { th { (l.t("法律依据", "Legal basis")) } td { (spec.legal_basis.as_deref().unwrap_or("—")) } }
-            tr { th { (l.t("通道", "Channel")) } td { (spec.channel.kind()) } }
+            tr { th { (l.t("通道", "Channel")) } td.channel-target { code { (spec.channel.target()) } } }
             tr { th { (l.t("到期", "Expires")) } td { (spec.expires_at_ms.map_or("—".to_owned(), time)) } }
             tr { th { (l.t("历史数据起始", "History from")) } td { (spec.backfill_from_ms.map_or("—".to_owned(), time)) } }
             tr { th { (l.t("保存期限（天）", "Keep for (days)")) } td { (spec.retain_days.map_or("—".to_owned(), |d| d.to_string())) } }
