@@ -25,7 +25,10 @@ use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub};
 const PERSON: &str = "610921196105170316";
 
 /// Starts a hub with an agency `agency-<sfx>` (clearance S4) and returns it, the agency's token and the suffix.
-async fn hub_with_agency(config: Config) -> (RunningHub, Api, String, String, u64) {
+/// The subscribers' databases and broker run on this machine, so the egress policy opens loopback deliberately
+/// (`[delivery] egress_allow_cidrs`), as an operator would open a government private network.
+async fn hub_with_agency(mut config: Config) -> (RunningHub, Api, String, String, u64) {
+    config.delivery.egress_allow_cidrs = vec!["127.0.0.0/8".into(), "::1/128".into()];
     let running = RunningHub::start(&with_grid_and_operator(config)).await;
     let api = Api::new(&running.base);
     let sfx = rand_suffix();

@@ -12,7 +12,7 @@ use unsilo_tests::api::{with_grid_and_operator, Api, OPERATOR_TOKEN, PUSH_TOKEN}
 use unsilo_tests::{embedded_config, RunningHub as Running};
 
 const USCC_A: &str = "11610921016050037T";
-const PERSON: &str = "610921196105170317";
+const PERSON: &str = "610921196105170316";
 
 async fn hub(adjust: impl FnOnce(&mut unsilo_hub::config::Config)) -> (tempfile::TempDir, Running, Api) {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -692,10 +692,8 @@ async fn a_source_platform_with_the_report_permission_gets_person_reports_and_ot
     let client = reqwest::Client::new();
     let ask = |connector: &str| {
         client
-            .get(format!(
-                "{}/admin/reports/person?cert_no=610921196105170316",
-                running.base
-            ))
+            .post(format!("{}/admin/reports/person", running.base))
+            .json(&json!({ "cert_no": "610921196105170316" }))
             .bearer_auth(token_of(connector))
             .send()
     };

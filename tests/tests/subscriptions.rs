@@ -206,7 +206,10 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     );
 
     // Operators watch the flow per subscription.
-    let metrics = reqwest::get(format!("{}/metrics", running.base))
+    let metrics = reqwest::Client::new()
+        .get(format!("{}/metrics", running.base))
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
         .await
         .expect("metrics")
         .text()
@@ -275,7 +278,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
 
     // Evidence: who received data about this person, under which subscription.
     let (s, body) = api
-        .get(OPERATOR_TOKEN, &format!("/admin/audit?cert_no={PERSON}"))
+        .post(OPERATOR_TOKEN, "/admin/audit/query", json!({ "cert_no": PERSON }))
         .await;
     assert_eq!(s, 200, "{body}");
     let receivers: Vec<(String, String)> = body["entries"]
@@ -321,10 +324,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
         .collect();
     expected.sort();
     let (s, report) = api
-        .get(
-            OPERATOR_TOKEN,
-            &format!("/admin/reports/person?cert_no={PERSON}"),
-        )
+        .post(OPERATOR_TOKEN, "/admin/reports/person", json!({ "cert_no": PERSON }))
         .await;
     assert_eq!(s, 200, "{report}");
     assert_eq!(
@@ -353,14 +353,15 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     assert!(!report.to_string().contains(PERSON), "{report}");
     for token in [civil_token.as_str(), unsilo_tests::api::PUSH_TOKEN] {
         let (s, _) = api
-            .get(token, &format!("/admin/reports/person?cert_no={PERSON}"))
+            .post(token, "/admin/reports/person", json!({ "cert_no": PERSON }))
             .await;
         assert_eq!(s, 403, "only operators and report-permitted sources");
     }
     let (s, body) = api
-        .get(
+        .post(
             OPERATOR_TOKEN,
-            "/admin/reports/person?cert_no=610921196105170317",
+            "/admin/reports/person",
+            json!({ "cert_no": "610921196105170317" }),
         )
         .await;
     assert_eq!(s, 422, "a wrong check digit is named: {body}");

@@ -16,6 +16,11 @@ fn write_self_signed(dir: &std::path::Path) -> (TlsConfig, String) {
     let key = dir.join("hub.key");
     std::fs::write(&cert, &cert_pem).expect("write cert");
     std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write key");
+    // The hub refuses a private key other users can read.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     (
         TlsConfig {
             cert,
