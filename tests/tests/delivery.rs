@@ -401,7 +401,8 @@ async fn kafka_channel_copies_to_the_agencys_own_cluster() {
     let (running, api, agency, token, sfx) = hub_with_agency(embedded_config(dir.path())).await;
     let (red, _, _) = grid_messages(sfx);
     let red_id = red["hhbh"].as_str().unwrap().to_owned();
-    let topic = format!("agency-inbox-{sfx}");
+    // A Kafka copy stays in the agency's own namespace on its cluster too.
+    let topic = format!("sub.{agency}.inbox");
     subscribe_red(
         &api,
         &agency,
