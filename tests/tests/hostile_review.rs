@@ -14,7 +14,9 @@ use unsilo_tests::{embedded_config, RunningHub as Running};
 const USCC_A: &str = "11610921016050037T";
 const PERSON: &str = "610921196105170316";
 
-async fn hub(adjust: impl FnOnce(&mut unsilo_hub::config::Config)) -> (tempfile::TempDir, Running, Api) {
+async fn hub(
+    adjust: impl FnOnce(&mut unsilo_hub::config::Config),
+) -> (tempfile::TempDir, Running, Api) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut config = with_grid_and_operator(embedded_config(dir.path()));
     adjust(&mut config);
@@ -53,16 +55,26 @@ async fn strangers_get_no_metadata_and_id_numbers_never_travel_in_urls() {
     let (s, public) = text_of(http.get(format!("{base}/metrics"))).await;
     assert_eq!(s, 200);
     for label in ["topic=\"", "subscription=\"", "agency=\""] {
-        assert!(!public.contains(label), "anonymous /metrics names {label}: {public}");
+        assert!(
+            !public.contains(label),
+            "anonymous /metrics names {label}: {public}"
+        );
     }
     assert!(public.contains("unsilo_http_requests_total"), "{public}");
-    let (s, full) = text_of(http.get(format!("{base}/metrics")).bearer_auth(OPERATOR_TOKEN)).await;
+    let (s, full) = text_of(
+        http.get(format!("{base}/metrics"))
+            .bearer_auth(OPERATOR_TOKEN),
+    )
+    .await;
     assert_eq!(s, 200);
     assert!(full.contains("topic=\"_unsilo."), "{full}");
 
     // /readyz: ready or not, nothing else.
     let (s, ready) = text_of(http.get(format!("{base}/readyz"))).await;
-    assert_eq!((s, serde_json::from_str::<Value>(&ready).expect("json")), (200, json!({ "status": "ready" })));
+    assert_eq!(
+        (s, serde_json::from_str::<Value>(&ready).expect("json")),
+        (200, json!({ "status": "ready" }))
+    );
 
     // An ID number in a URL is refused, pointing at the POST form; in a body it is answered.
     for path in [
@@ -71,22 +83,43 @@ async fn strangers_get_no_metadata_and_id_numbers_never_travel_in_urls() {
     ] {
         let (s, body) = api.get(OPERATOR_TOKEN, &path).await;
         assert_eq!(s, 422, "{path}: {body}");
-        assert!(body["message"].as_str().unwrap_or_default().contains("POST"), "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("POST"),
+            "{body}"
+        );
     }
     let (s, body) = api
-        .post(OPERATOR_TOKEN, "/admin/audit/query", json!({ "cert_no": PERSON }))
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/audit/query",
+            json!({ "cert_no": PERSON }),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
-    assert!(body["entries"].is_array() && body["unverified_in_log"] == 0, "{body}");
+    assert!(
+        body["entries"].is_array() && body["unverified_in_log"] == 0,
+        "{body}"
+    );
     let (s, body) = api
-        .post(OPERATOR_TOKEN, "/admin/reports/person", json!({ "cert_no": PERSON }))
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/reports/person",
+            json!({ "cert_no": PERSON }),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(body["releases"], json!([]));
 
     // The admin API offers Bearer only (a browser offered Basic caches credentials a cross-site form reuses),
     // and a change needs a JSON body: a form post is refused before any handler runs.
-    let r = http.get(format!("{base}/admin/agencies")).send().await.expect("get");
+    let r = http
+        .get(format!("{base}/admin/agencies"))
+        .send()
+        .await
+        .expect("get");
     assert_eq!(r.status().as_u16(), 401);
     assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"unsilo\"");
     let (s, _) = text_of(
@@ -146,7 +179,13 @@ async fn a_batch_over_the_cap_is_refused_whole_with_413() {
         .expect("push");
     assert_eq!(r.status().as_u16(), 413);
     let answer: Value = r.json().await.expect("json");
-    assert!(answer["message"].as_str().unwrap_or_default().contains("100"), "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("100"),
+        "{answer}"
+    );
     running.stop().await;
 }
 
@@ -155,13 +194,21 @@ async fn grants_stay_grants_and_an_operators_pause_is_lifted_only_by_an_operator
     let (_dir, running, api) = hub(|_| {}).await;
     let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
     let (s, body) = api
-        .post(&token, "/admin/subscriptions", household("care", json!({ "kind": "pull" })))
+        .post(
+            &token,
+            "/admin/subscriptions",
+            household("care", json!({ "kind": "pull" })),
+        )
         .await;
     assert_eq!(s, 201, "{body}");
     let approve = "/admin/subscriptions/civil-affairs.care/approve";
     // An extra condition that would close the requested filter's parentheses is refused.
     let (s, body) = api
-        .post(OPERATOR_TOKEN, approve, json!({ "and_filter": "true) || (true" }))
+        .post(
+            OPERATOR_TOKEN,
+            approve,
+            json!({ "and_filter": "true) || (true" }),
+        )
         .await;
     assert_eq!(s, 422, "{body}");
     let (s, body) = api
@@ -173,8 +220,13 @@ async fn grants_stay_grants_and_an_operators_pause_is_lifted_only_by_an_operator
         .await;
     assert_eq!(s, 200, "{body}");
     let id = "civil-affairs.care";
-    let (_, sub) = api.get(OPERATOR_TOKEN, &format!("/admin/subscriptions/{id}")).await;
-    let granted = sub["granted"]["filter"].as_str().unwrap_or_default().to_owned();
+    let (_, sub) = api
+        .get(OPERATOR_TOKEN, &format!("/admin/subscriptions/{id}"))
+        .await;
+    let granted = sub["granted"]["filter"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     assert!(
         granted.ends_with("&& (care_level == \"RED\" && data_grade != \"CORE\")"),
         "{sub}"
@@ -184,15 +236,27 @@ async fn grants_stay_grants_and_an_operators_pause_is_lifted_only_by_an_operator
     // Paused by an operator: the agency cannot lift it; an operator can.
     {
         let (s, body) = api
-            .post(OPERATOR_TOKEN, &format!("/admin/subscriptions/{id}/pause"), json!({ "reason": "review" }))
+            .post(
+                OPERATOR_TOKEN,
+                &format!("/admin/subscriptions/{id}/pause"),
+                json!({ "reason": "review" }),
+            )
             .await;
         assert_eq!(s, 200, "{body}");
         let (s, body) = api
-            .post(&token, &format!("/admin/subscriptions/{id}/resume"), json!({}))
+            .post(
+                &token,
+                &format!("/admin/subscriptions/{id}/resume"),
+                json!({}),
+            )
             .await;
         assert_eq!(s, 403, "{body}");
         let (s, body) = api
-            .post(OPERATOR_TOKEN, &format!("/admin/subscriptions/{id}/resume"), json!({}))
+            .post(
+                OPERATOR_TOKEN,
+                &format!("/admin/subscriptions/{id}/resume"),
+                json!({}),
+            )
             .await;
         assert_eq!(s, 200, "{body}");
     }
@@ -224,18 +288,34 @@ async fn sql_kafka_and_webhook_targets_inside_the_hubs_network_are_refused_at_re
             json!({ "kind": "kafka", "bootstrap_servers": "kafka.example:9092", "topic": "sub.public-security.events" }),
             "namespace",
         ),
-        (json!({ "kind": "webhook", "url": "https://[64:ff9b::7f00:1]/hook" }), "loopback"),
-        (json!({ "kind": "webhook", "url": "https://198.18.0.1/hook" }), "benchmarking"),
-        (json!({ "kind": "webhook", "url": "https://[fec0::1]/hook" }), "private"),
+        (
+            json!({ "kind": "webhook", "url": "https://[64:ff9b::7f00:1]/hook" }),
+            "loopback",
+        ),
+        (
+            json!({ "kind": "webhook", "url": "https://198.18.0.1/hook" }),
+            "benchmarking",
+        ),
+        (
+            json!({ "kind": "webhook", "url": "https://[fec0::1]/hook" }),
+            "private",
+        ),
     ];
     for (i, (channel, why)) in cases.into_iter().enumerate() {
         let (s, body) = api
-            .post(&token, "/admin/subscriptions", household(&format!("t{i}"), channel.clone()))
+            .post(
+                &token,
+                "/admin/subscriptions",
+                household(&format!("t{i}"), channel.clone()),
+            )
             .await;
         assert_eq!(s, 422, "{channel}: {body}");
         let message = body["message"].as_str().unwrap_or_default();
         assert!(message.contains(why), "{channel}: {message}");
-        assert!(!message.contains("secret"), "the password leaked: {message}");
+        assert!(
+            !message.contains("secret"),
+            "the password leaked: {message}"
+        );
     }
     running.stop().await;
 }
@@ -249,7 +329,11 @@ async fn connections_that_send_nothing_are_closed_after_the_header_timeout() {
     let addr = running.base.trim_start_matches("http://").to_owned();
     let mut idle = Vec::new();
     for _ in 0..50 {
-        idle.push(tokio::net::TcpStream::connect(&addr).await.expect("connect"));
+        idle.push(
+            tokio::net::TcpStream::connect(&addr)
+                .await
+                .expect("connect"),
+        );
     }
     for mut stream in idle {
         let mut buf = [0u8; 16];

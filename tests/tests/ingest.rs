@@ -89,10 +89,7 @@ async fn push_fixtures_and_check_topics(running: &Running, connector: &str) {
     // No token, wrong token: refused, nothing stored.
     let r = client.post(&url).json(&body).send().await.expect("post");
     assert_eq!(r.status().as_u16(), 401);
-    assert_eq!(
-        r.headers()["www-authenticate"],
-        "Bearer realm=\"unsilo\""
-    );
+    assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"unsilo\"");
     let r = client
         .post(&url)
         .bearer_auth("wrong")

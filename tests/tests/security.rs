@@ -623,7 +623,12 @@ async fn not_shared_records_reach_no_one_and_core_data_needs_two_operators() {
         household_record(&running.hub, &id("conditional"), "CONDITIONAL", "IMPORTANT"),
         household_record(&running.hub, &id("core"), "UNCONDITIONAL", "CORE"),
         // Fail closed: a grade the gates do not know is gated as CORE.
-        household_record(&running.hub, &id("unknown-grade"), "UNCONDITIONAL", "UNKNOWN"),
+        household_record(
+            &running.hub,
+            &id("unknown-grade"),
+            "UNCONDITIONAL",
+            "UNKNOWN",
+        ),
     ];
     running
         .hub
@@ -922,7 +927,9 @@ async fn forged_and_cut_off_evidence_is_reported(bus: Arc<dyn Bus>, forger: Arc<
     let restarted = AuditLog::open(bus.clone(), &topic, &hub, key.clone())
         .await
         .expect("reopen");
-    let tail = restarted.disowned_tail().expect("the forged tail is found at open");
+    let tail = restarted
+        .disowned_tail()
+        .expect("the forged tail is found at open");
     assert_eq!(tail.entries, 1);
     restarted
         .append(vec![audit::AuditEvent::Control {

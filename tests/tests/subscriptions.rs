@@ -278,7 +278,11 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
 
     // Evidence: who received data about this person, under which subscription.
     let (s, body) = api
-        .post(OPERATOR_TOKEN, "/admin/audit/query", json!({ "cert_no": PERSON }))
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/audit/query",
+            json!({ "cert_no": PERSON }),
+        )
         .await;
     assert_eq!(s, 200, "{body}");
     let receivers: Vec<(String, String)> = body["entries"]
@@ -324,7 +328,11 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
         .collect();
     expected.sort();
     let (s, report) = api
-        .post(OPERATOR_TOKEN, "/admin/reports/person", json!({ "cert_no": PERSON }))
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/reports/person",
+            json!({ "cert_no": PERSON }),
+        )
         .await;
     assert_eq!(s, 200, "{report}");
     assert_eq!(

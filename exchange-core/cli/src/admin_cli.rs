@@ -285,7 +285,9 @@ impl Client {
         match body {
             Some(b) => request = request.json(&b),
             // The admin API takes a JSON body on anything that changes something, `{}` when there is nothing to say.
-            None if method != reqwest::Method::GET => request = request.json(&serde_json::json!({})),
+            None if method != reqwest::Method::GET => {
+                request = request.json(&serde_json::json!({}))
+            }
             None => {}
         }
         let response = request

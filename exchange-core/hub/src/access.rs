@@ -97,9 +97,10 @@ impl Surface {
             } else {
                 "Bearer realm=\"unsilo\""
             };
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }
@@ -291,7 +292,10 @@ impl FailureThrottle {
     }
 
     fn blocked_at(&self, address: &str, now: Instant) -> Option<Duration> {
-        let addresses = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
+        let addresses = self
+            .addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let until = addresses.get(address)?.blocked_until?;
         (until > now).then(|| until - now)
     }
@@ -302,7 +306,10 @@ impl FailureThrottle {
     }
 
     fn failed_at(&self, address: &str, limit: AuthFailureLimit, now: Instant) -> Option<Duration> {
-        let mut addresses = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut addresses = self
+            .addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if addresses.len() > SWEEP_ABOVE {
             addresses.retain(|_, f| {
                 now.duration_since(f.since) < limit.window
@@ -629,7 +636,10 @@ impl Access {
             }
             if !matches!(e, AuthError::Missing) {
                 warn!(surface = surface.as_str(), %address, reason = %e, "Request refused: bad credentials.");
-                if let Some(block) = access.failures.failed(&address, access.limits.auth_failures) {
+                if let Some(block) = access
+                    .failures
+                    .failed(&address, access.limits.auth_failures)
+                {
                     warn!(%address, block_secs = block.as_secs(), "Address blocked: too many failed authentications.");
                 }
             }
@@ -702,9 +712,13 @@ mod tests {
             throttle.failed_at("10.0.0.1", limit, t0),
             Some(Duration::from_secs(300))
         );
-        assert!(throttle.blocked_at("10.0.0.1", t0 + Duration::from_secs(299)).is_some());
+        assert!(throttle
+            .blocked_at("10.0.0.1", t0 + Duration::from_secs(299))
+            .is_some());
         assert!(throttle.blocked_at("10.0.0.2", t0).is_none(), "per address");
-        assert!(throttle.blocked_at("10.0.0.1", t0 + Duration::from_secs(301)).is_none());
+        assert!(throttle
+            .blocked_at("10.0.0.1", t0 + Duration::from_secs(301))
+            .is_none());
         // Failures spread wider than the window never block.
         let spread = FailureThrottle::default();
         for i in 0..10 {

@@ -65,7 +65,9 @@ impl AddressClass {
             Self::Broadcast => "the broadcast address",
             Self::Documentation => "a documentation address",
             Self::Benchmarking => "a benchmarking address",
-            Self::Reserved => "a reserved or special-purpose address (IANA special-purpose registry)",
+            Self::Reserved => {
+                "a reserved or special-purpose address (IANA special-purpose registry)"
+            }
         }
     }
 }
@@ -276,12 +278,13 @@ impl EgressPolicy {
         if let Ok(ip) = bare.parse::<IpAddr>() {
             return self.check_ip(host, ip);
         }
-        let addrs = tokio::net::lookup_host((bare, port))
-            .await
-            .map_err(|e| EgressError::Unresolvable {
-                host: host.to_owned(),
-                reason: e.to_string(),
-            })?;
+        let addrs =
+            tokio::net::lookup_host((bare, port))
+                .await
+                .map_err(|e| EgressError::Unresolvable {
+                    host: host.to_owned(),
+                    reason: e.to_string(),
+                })?;
         for addr in addrs {
             self.check_ip(host, addr.ip())?;
         }
@@ -296,7 +299,14 @@ impl EgressPolicy {
         for (key, _) in url.query_pairs() {
             if matches!(
                 key.to_ascii_lowercase().as_str(),
-                "host" | "hostaddr" | "socket" | "service" | "passfile" | "sslrootcert" | "sslcert" | "sslkey"
+                "host"
+                    | "hostaddr"
+                    | "socket"
+                    | "service"
+                    | "passfile"
+                    | "sslrootcert"
+                    | "sslcert"
+                    | "sslkey"
             ) {
                 return Err(EgressError::NotANetworkTarget(format!(
                     "SQL target: the `{key}` parameter is not allowed; name the database server's network host in the URL itself (Unix sockets and files on the hub are never targets)"

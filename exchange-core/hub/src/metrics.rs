@@ -420,8 +420,7 @@ impl Metrics {
         self.encode()
             .lines()
             .filter(|line| {
-                line.starts_with('#')
-                    || !PRIVATE_LABELS.iter().any(|label| line.contains(label))
+                line.starts_with('#') || !PRIVATE_LABELS.iter().any(|label| line.contains(label))
             })
             .fold(String::new(), |mut out, line| {
                 out.push_str(line);

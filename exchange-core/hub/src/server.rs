@@ -361,7 +361,9 @@ impl Hub {
             .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
         let (admin, admin_api) = crate::admin::router(self.governance.clone()).split_for_parts();
         let admin = admin
-            .layer(axum::middleware::from_fn(crate::api_error::require_json_body))
+            .layer(axum::middleware::from_fn(
+                crate::api_error::require_json_body,
+            ))
             .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
         let (pull, pull_api) = delivery::pull::router(
             self.control.clone(),
@@ -371,13 +373,12 @@ impl Hub {
         )
         .split_for_parts();
         let pull = pull.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
-        let (ingest, ingest_api) =
-            http_push::router(
-                self.push_endpoints.clone(),
-                limits.max_ingest_body_bytes,
-                limits.max_records_per_push,
-            )
-                .split_for_parts();
+        let (ingest, ingest_api) = http_push::router(
+            self.push_endpoints.clone(),
+            limits.max_ingest_body_bytes,
+            limits.max_records_per_push,
+        )
+        .split_for_parts();
         let mut api = api_description();
         for part in [
             ops_api,
@@ -700,7 +701,10 @@ async fn readyz(State(hub): State<Hub>) -> Response {
     {
         Ok(Some(_)) => true,
         Ok(None) => {
-            warn!(topic = unsilo_schemas::names::SCHEMAS_TOPIC, "Not ready: the registry's topic is missing.");
+            warn!(
+                topic = unsilo_schemas::names::SCHEMAS_TOPIC,
+                "Not ready: the registry's topic is missing."
+            );
             false
         }
         Err(e) => {

@@ -166,7 +166,10 @@ pub fn narrow_filter(requested: &SubscriptionSpec, extra: &str) -> Result<String
 
 /// The operator's extra condition in `granted`'s filter, when it is `(requested) && (extra)` with `extra` a
 /// complete filter by itself (see [`narrow_filter`]); `None` for any other shape.
-fn extra_condition<'g>(requested: &SubscriptionSpec, granted: &'g SubscriptionSpec) -> Option<&'g str> {
+fn extra_condition<'g>(
+    requested: &SubscriptionSpec,
+    granted: &'g SubscriptionSpec,
+) -> Option<&'g str> {
     let extra = granted
         .filter
         .strip_prefix(&format!("({}) && (", requested.filter))?

@@ -236,7 +236,9 @@ impl Channel {
                 topic,
             } => format!(
                 "kafka {} topic {}",
-                bootstrap_servers.as_deref().unwrap_or("(the hub's own cluster)"),
+                bootstrap_servers
+                    .as_deref()
+                    .unwrap_or("(the hub's own cluster)"),
                 topic.as_deref().unwrap_or("sub.<agency>.<subscription>")
             ),
             Self::Pull => "pull".to_owned(),
@@ -667,7 +669,10 @@ mod tests {
             table: "care".into(),
         };
         let shown = sql.target();
-        assert!(shown.contains("db.example:5432/agency") && shown.contains("table care"), "{shown}");
+        assert!(
+            shown.contains("db.example:5432/agency") && shown.contains("table care"),
+            "{shown}"
+        );
         assert!(!shown.contains("hunter2"), "{shown}");
         let kafka = Channel::Kafka {
             bootstrap_servers: Some("kafka.example:9092".into()),

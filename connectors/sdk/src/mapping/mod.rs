@@ -114,12 +114,12 @@ impl Mapping {
                     tracing::warn!(mapping = origin, "{warning}");
                 }
                 Ok(CompiledMapping {
-                plan: c.plan,
-                target: c.target,
-                source_system: c.source_system,
-                description: c.description,
-                origin: origin.to_string(),
-            })
+                    plan: c.plan,
+                    target: c.target,
+                    source_system: c.source_system,
+                    description: c.description,
+                    origin: origin.to_string(),
+                })
             }
             Err(issues) => Err(MappingError::Invalid {
                 origin: origin.to_string(),
@@ -151,29 +151,26 @@ pub fn classification_warnings(text: &str) -> Vec<String> {
         let fields = fields?;
         fields.get(&format!("envelope.{name}")).or_else(|| {
             let envelope = fields.get("envelope")?.as_table()?;
-            envelope.get(name).or_else(|| {
-                envelope
-                    .get("fields")?
-                    .as_table()?
-                    .get(name)
-            })
+            envelope
+                .get(name)
+                .or_else(|| envelope.get("fields")?.as_table()?.get(name))
         })
     };
     let mut warnings = Vec::new();
     for (name, known) in CLASSIFICATION_FIELDS {
         let is_known = |v: &toml::Value| v.as_str().is_some_and(|s| known.contains(&s));
-        let certain = rule_of(name).and_then(toml::Value::as_table).is_some_and(|rule| {
-            match (rule.get("const"), rule.get("codes"), rule.get("default")) {
-                (Some(c), None, _) => is_known(c) && rule.len() == 1,
-                (None, Some(codes), Some(default)) => {
-                    is_known(default)
-                        && codes
-                            .as_table()
-                            .is_some_and(|t| t.values().all(is_known))
+        let certain = rule_of(name)
+            .and_then(toml::Value::as_table)
+            .is_some_and(|rule| {
+                match (rule.get("const"), rule.get("codes"), rule.get("default")) {
+                    (Some(c), None, _) => is_known(c) && rule.len() == 1,
+                    (None, Some(codes), Some(default)) => {
+                        is_known(default)
+                            && codes.as_table().is_some_and(|t| t.values().all(is_known))
+                    }
+                    _ => false,
                 }
-                _ => false,
-            }
-        });
+            });
         if !certain {
             let treated = if name == "data_grade" {
                 "graded CORE: released only under grants two operators approved"

@@ -115,8 +115,10 @@ pub(super) fn stage_costs(
     let started = Instant::now();
     let mut texts: Vec<JsonText> = Vec::with_capacity(bodies.len() * BATCH);
     for body in bodies {
-        texts.extend(split_body(body, false, "grid", usize::MAX)
-                .map_err(|e| BenchError::Avro(e.to_string()))?);
+        texts.extend(
+            split_body(body, false, "grid", usize::MAX)
+                .map_err(|e| BenchError::Avro(e.to_string()))?,
+        );
     }
     let records = texts.len().max(1);
     let per_record = |started: Instant| started.elapsed().as_secs_f64() * 1e6 / records as f64;

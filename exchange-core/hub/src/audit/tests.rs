@@ -450,9 +450,14 @@ async fn a_signature_after_a_forged_entry_does_not_vouch_for_it() {
         "{:?}",
         report.problems
     );
-    let answer = query(w.bus.as_ref(), AUDIT_TOPIC, &w.keys(), &AuditQuery::default())
-        .await
-        .unwrap();
+    let answer = query(
+        w.bus.as_ref(),
+        AUDIT_TOPIC,
+        &w.keys(),
+        &AuditQuery::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(answer.unverified_in_log, 1);
     assert!(answer.entries.iter().all(|e| e.offset != forged_offset));
     assert_eq!(answer.entries.len(), 5);
@@ -463,10 +468,7 @@ async fn a_checkpoint_bounds_what_the_hub_reads_at_open() {
     let w = written(3).await;
     w.log.checkpoint().await.unwrap().expect("a checkpoint");
     w.log.append(vec![release(4)]).await.unwrap();
-    let forged = forge(
-        &read_all(w.bus.as_ref(), AUDIT_TOPIC).await.unwrap(),
-        None,
-    );
+    let forged = forge(&read_all(w.bus.as_ref(), AUDIT_TOPIC).await.unwrap(), None);
     append_raw(w.bus.as_ref(), forged).await;
     let log = AuditLog::open(w.bus.clone(), AUDIT_TOPIC, "hub-a", w.key.clone())
         .await

@@ -112,7 +112,7 @@ impl Governance {
             &query,
         )
         .await
-            .map_err(|e| ApiError::Internal(e.to_string()))
+        .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
     /// The release report of one person (PIPL Art. 44–45): every release about them, from the audit log's

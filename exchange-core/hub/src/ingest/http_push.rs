@@ -43,7 +43,11 @@ struct PushState {
 ///
 /// Mount it behind the access layer of [`crate::access`] (surface `ingest`); `max_body_bytes` bounds a batch's
 /// bytes and `max_records` its records.
-pub fn router(endpoints: PushEndpoints, max_body_bytes: usize, max_records: usize) -> OpenApiRouter {
+pub fn router(
+    endpoints: PushEndpoints,
+    max_body_bytes: usize,
+    max_records: usize,
+) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(ingest))
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -146,11 +150,13 @@ pub fn split_body(
     match first {
         None => Err(SplitError::Unreadable("the request body is empty".into())),
         Some(b'[') => {
-            let unreadable =
-                |e: serde_json::Error| SplitError::Unreadable(format!("the body is not a JSON array: {e}"));
+            let unreadable = |e: serde_json::Error| {
+                SplitError::Unreadable(format!("the body is not a JSON array: {e}"))
+            };
             let mut reader = serde_json::Deserializer::from_slice(body);
-            let items = serde::de::DeserializeSeed::deserialize(CappedSeed(max_records), &mut reader)
-                .map_err(unreadable)?;
+            let items =
+                serde::de::DeserializeSeed::deserialize(CappedSeed(max_records), &mut reader)
+                    .map_err(unreadable)?;
             if items.over {
                 return Err(SplitError::TooMany(max_records));
             }
@@ -268,27 +274,27 @@ async fn ingest(
 
     let (submitted, count, whole_body_error) =
         match split_body(&body, ndjson, &connector, state.max_records) {
-        Ok(texts) => {
-            let count = texts.len();
-            (sink.submit_json(texts).await, count, None)
-        }
-        Err(too_many @ SplitError::TooMany(_)) => {
-            warn!(connector = %connector, "Push refused: {too_many}.");
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_records",
-                too_many.to_string(),
-            );
-        }
-        Err(SplitError::Unreadable(reason)) => {
-            let unreadable = RawInput {
-                original: body.to_vec(),
-                parsed: Err(reason.clone()),
-                origin: format!("POST /ingest/{connector}"),
-            };
-            (sink.submit(vec![unreadable]).await, 1, Some(reason))
-        }
-    };
+            Ok(texts) => {
+                let count = texts.len();
+                (sink.submit_json(texts).await, count, None)
+            }
+            Err(too_many @ SplitError::TooMany(_)) => {
+                warn!(connector = %connector, "Push refused: {too_many}.");
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too_many_records",
+                    too_many.to_string(),
+                );
+            }
+            Err(SplitError::Unreadable(reason)) => {
+                let unreadable = RawInput {
+                    original: body.to_vec(),
+                    parsed: Err(reason.clone()),
+                    origin: format!("POST /ingest/{connector}"),
+                };
+                (sink.submit(vec![unreadable]).await, 1, Some(reason))
+            }
+        };
     let report = match submitted {
         Ok(r) => r,
         Err(e) => {

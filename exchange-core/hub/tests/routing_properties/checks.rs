@@ -301,8 +301,7 @@ pub(crate) fn check_table(
         let grade = envelope_symbol(record, "data_grade");
         // Fail closed: only GENERAL and IMPORTANT are below CORE; UNKNOWN or a missing grade is gated as CORE.
         let below_core = matches!(grade, Some("GENERAL" | "IMPORTANT"));
-        let gates_pass =
-            share != Some("NOT_SHARED") && (below_core || distinct_approvers(s) >= 2);
+        let gates_pass = share != Some("NOT_SHARED") && (below_core || distinct_approvers(s) >= 2);
         let expected = active && live && b.compiles && matches && gates_pass;
         let got = released.contains_key(&s.id);
         if active && live && b.compiles && matches && !gates_pass {
