@@ -7,6 +7,7 @@
 //!
 //! - [`catalog`]: the embedded schemas, composed self-contained (envelope inlined) and parsed once —
 //!   [`shared_schemas`], [`shared_schema`], [`envelope_schema`], with topic and registry subject names.
+//! - [`classification`]: the envelope's sharing classes and data grades, and which of them the gates know.
 //! - [`tags`]: the sensitivity view (`x-sensitivity` S1..S4, `x-pii` kinds) the policy engine reads.
 //! - [`convert`]: schema-directed conversion of plain JSON into Avro values ([`json_to_avro`]).
 //! - [`examples`]: one realistic example record per schema ([`example_record`]).
@@ -29,6 +30,7 @@
 
 pub mod avro;
 pub mod catalog;
+pub mod classification;
 pub mod convert;
 pub mod date;
 pub mod examples;

@@ -548,6 +548,14 @@ fn too_many(surface: Surface, wait: Duration, message: &str) -> Response {
     r
 }
 
+/// Why [`Access::credentials_of`] refused a request.
+enum Refused {
+    /// The address failed too often; blocked this much longer.
+    Blocked(Duration),
+    /// The credential presented is wrong (or missing).
+    Bad(AuthError),
+}
+
 /// What an address that failed authentication too often is told.
 const BLOCKED: &str = "too many failed authentications from this address; every request from it is refused until the Retry-After seconds have passed";
 
@@ -561,23 +569,40 @@ fn client_address(request: &Request) -> String {
 }
 
 impl Access {
-    /// Who is calling, for a route outside the surfaces (`/metrics`): the blocked-address check and the failure
-    /// count apply as on every surface. `Err` is the answer to send (429 or 401).
-    pub fn identify(
+    /// The credentials a request presents (its headers and its connection's client certificate), from the client
+    /// at `address`: the one check every door shares. A blocked address is refused before anything it presents
+    /// is checked (guessing gets no answer at all); a bad credential counts towards its address's block.
+    fn credentials_of(
         &self,
-        headers: &axum::http::HeaderMap,
-        address: Option<std::net::IpAddr>,
-    ) -> Result<Option<Principal>, Response> {
-        let address = address.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
-        if let Some(wait) = self.failures.blocked(&address) {
-            return Err(too_many(Surface::Admin, wait, BLOCKED));
+        request: &Request,
+        address: &str,
+    ) -> Result<Option<Principal>, Refused> {
+        if let Some(wait) = self.failures.blocked(address) {
+            return Err(Refused::Blocked(wait));
         }
-        self.authenticator.authenticate(headers, None).map_err(|e| {
-            if let Some(block) = self.failures.failed(&address, self.limits.auth_failures) {
-                warn!(%address, block_secs = block.as_secs(), "Address blocked: too many failed authentications.");
-            }
-            Surface::Admin.error(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string())
-        })
+        let certificate = request.extensions().get::<ClientCertificate>();
+        self.authenticator
+            .authenticate(request.headers(), certificate)
+            .map_err(|e| {
+                if !matches!(e, AuthError::Missing) {
+                    if let Some(block) = self.failures.failed(address, self.limits.auth_failures) {
+                        warn!(%address, block_secs = block.as_secs(), "Address blocked: too many failed authentications.");
+                    }
+                }
+                Refused::Bad(e)
+            })
+    }
+
+    /// Who is calling, for a route outside the surfaces (`/metrics`), checked as on every surface. `Err` is the
+    /// answer to send (429 for a blocked address, 401 for a bad credential).
+    pub fn identify(&self, request: &Request) -> Result<Option<Principal>, Response> {
+        self.credentials_of(request, &client_address(request))
+            .map_err(|refused| match refused {
+                Refused::Blocked(wait) => too_many(Surface::Admin, wait, BLOCKED),
+                Refused::Bad(e) => {
+                    Surface::Admin.error(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string())
+                }
+            })
     }
 
     /// The middleware of `surface`: use with `axum::middleware::from_fn_with_state((access, surface), Access::layer)`.
@@ -609,15 +634,14 @@ impl Access {
             )
         };
         let address = client_address(&request);
-        // A blocked address is refused before anything it presents is checked: guessing gets no answer at all.
-        if let Some(wait) = access.failures.blocked(&address) {
-            count_refusal("blocked");
-            return too_many(surface, wait, BLOCKED);
-        }
-        let certificate = request.extensions().get::<ClientCertificate>().cloned();
-        let authenticated = access
-            .authenticator
-            .authenticate(request.headers(), certificate.as_ref());
+        let authenticated = match access.credentials_of(&request, &address) {
+            Err(Refused::Blocked(wait)) => {
+                count_refusal("blocked");
+                return too_many(surface, wait, BLOCKED);
+            }
+            Err(Refused::Bad(e)) => Err(e),
+            Ok(principal) => Ok(principal),
+        };
         let anonymous_allowed = surface == Surface::Registry && access.registry_anonymous_read;
         let refusal = match &authenticated {
             Err(e) => Some(e.clone()),
@@ -636,12 +660,6 @@ impl Access {
             }
             if !matches!(e, AuthError::Missing) {
                 warn!(surface = surface.as_str(), %address, reason = %e, "Request refused: bad credentials.");
-                if let Some(block) = access
-                    .failures
-                    .failed(&address, access.limits.auth_failures)
-                {
-                    warn!(%address, block_secs = block.as_secs(), "Address blocked: too many failed authentications.");
-                }
             }
             return refuse(StatusCode::UNAUTHORIZED, "unauthorized", &e.to_string());
         }

@@ -252,21 +252,9 @@ impl EgressPolicy {
     /// Checks a URL's host: an IP literal directly, a name by resolving it and checking every address.
     pub async fn check_url(&self, raw: &str) -> Result<(), EgressError> {
         let url = reqwest::Url::parse(raw).map_err(|_| EgressError::NoHost)?;
-        let host = url.host_str().ok_or(EgressError::NoHost)?.to_owned();
-        if let Some(ip) = Self::literal_host(&url) {
-            return self.check_ip(&host, ip);
-        }
-        let port = url.port_or_known_default().unwrap_or(443);
-        let addrs = tokio::net::lookup_host((host.as_str(), port))
+        let host = url.host_str().ok_or(EgressError::NoHost)?;
+        self.check_host(host, url.port_or_known_default().unwrap_or(443))
             .await
-            .map_err(|e| EgressError::Unresolvable {
-                host: host.clone(),
-                reason: e.to_string(),
-            })?;
-        for addr in addrs {
-            self.check_ip(&host, addr.ip())?;
-        }
-        Ok(())
     }
 
     /// Checks `host:port`: an IP literal directly, a name by resolving it and checking every address.

@@ -728,12 +728,8 @@ async fn readyz(State(hub): State<Hub>) -> Response {
     responses((status = 200, description = "Metrics in the OpenMetrics text format: to an anonymous caller without the series that name agencies, subscriptions or topics; to an operator all of them", body = String,
         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")))]
 async fn metrics_text(State(hub): State<Hub>, request: axum::extract::Request) -> Response {
-    let address = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
     // Operators see every series; anyone else the ones that name no agency, subscription or topic.
-    let full = match hub.access.identify(request.headers(), address) {
+    let full = match hub.access.identify(&request) {
         Ok(Some(crate::auth::Principal::Operator(_))) => true,
         Ok(_) => false,
         Err(refused) => return refused,

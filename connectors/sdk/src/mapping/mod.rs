@@ -132,10 +132,10 @@ impl Mapping {
 /// The classification fields of the envelope, with the symbols the hub's gates know. A value outside them is
 /// gated as the most restrictive case (grade as `CORE`, sharing class as conditional).
 const CLASSIFICATION_FIELDS: [(&str, &[&str]); 2] = [
-    ("data_grade", &["GENERAL", "IMPORTANT", "CORE"]),
+    ("data_grade", &unsilo_schemas::classification::KNOWN_GRADES),
     (
         "share_attribute",
-        &["UNCONDITIONAL", "CONDITIONAL", "NOT_SHARED"],
+        &unsilo_schemas::classification::KNOWN_SHARE_ATTRIBUTES,
     ),
 ];
 

@@ -94,6 +94,33 @@ pub async fn read(bus: &dyn Bus, audit_topic: &str) -> Result<Vec<Checkpoint>, A
         .collect())
 }
 
+/// The newest checkpoint of `hub` signed by `public_hex` on the checkpoints topic of `audit_topic`, read
+/// backwards from the end (a hub's checkpoints only move forward, so the first found is the newest): what a hub
+/// starts verifying its chain from, without reading every checkpoint it ever wrote.
+pub async fn newest_of(
+    bus: &dyn Bus,
+    audit_topic: &str,
+    hub: &str,
+    public_hex: &str,
+) -> Result<Option<Checkpoint>, AuditError> {
+    let topic = topic_of(audit_topic);
+    if bus.partition_count(&topic).await?.is_none() {
+        return Ok(None);
+    }
+    super::scan_back(bus, &topic, |window| {
+        let newest = window
+            .iter()
+            .rev()
+            .filter_map(|r| serde_json::from_slice::<Checkpoint>(r.record.value.as_deref()?).ok())
+            .find(|c| c.hub == hub && c.verify(public_hex));
+        match newest {
+            Some(c) => std::ops::ControlFlow::Break(Some(c)),
+            None => std::ops::ControlFlow::Continue(()),
+        }
+    })
+    .await
+}
+
 impl AuditLog {
     /// Notes an append up to `seq`: wakes the checkpoint task only once `checkpoint_every_entries` have passed
     /// since the last checkpoint (two atomic loads on the append path, nothing more).

@@ -264,11 +264,7 @@ impl AuditLog {
         let own = TrustedKeys::new(Some((hub, key)), &BTreeMap::new());
         let mut verifier = Verifier::new(&own);
         let public = key.public_hex();
-        let newest_checkpoint = checkpoint::read(bus, topic)
-            .await?
-            .into_iter()
-            .filter(|c| c.hub == hub && c.verify(&public))
-            .max_by_key(|c| c.seq);
+        let newest_checkpoint = checkpoint::newest_of(bus, topic, hub, &public).await?;
         let mut start = 0;
         if let Some(cp) = newest_checkpoint {
             if let Some(offset) = find_entry(bus, topic, hub, cp.seq, &cp.hash).await? {
@@ -277,9 +273,7 @@ impl AuditLog {
             }
         }
         for record in read_from(bus, topic, start).await? {
-            if decode(&record).is_some_and(|e| e.body.hub == hub) {
-                verifier.push(&record);
-            }
+            verifier.push(&record);
         }
         Ok(match verifier.unverified_tail(hub) {
             Some(tail) => (
@@ -427,8 +421,39 @@ pub fn decode(record: &ConsumedRecord) -> Option<AuditEntry> {
     })
 }
 
-/// The offset of `hub`'s entry `seq` with `hash`, reading backwards from the end in windows; `None` if the log
-/// does not hold it.
+/// Reads `topic` (one partition) backwards from its end in windows, handing each window's records, oldest
+/// first, to `visit` until it breaks with its answer; `None` when the topic's start is reached first. Each window
+/// is one bounded read of its own offsets, never the rest of the topic.
+pub(crate) async fn scan_back<T>(
+    bus: &dyn Bus,
+    topic: &str,
+    mut visit: impl FnMut(&[ConsumedRecord]) -> std::ops::ControlFlow<Option<T>>,
+) -> Result<Option<T>, AuditError> {
+    const WINDOW: u64 = 4096;
+    let mut window_end = bus.end_offsets(topic).await?.first().copied().unwrap_or(0);
+    while window_end > 0 {
+        let start = window_end.saturating_sub(WINDOW);
+        let mut window = Vec::with_capacity((window_end - start) as usize);
+        let mut offset = start;
+        while offset < window_end {
+            let want = ((window_end - offset) as usize).min(5000);
+            let read =
+                unsilo_bus::FetchRequest::new(topic, 0, offset, want, Duration::from_millis(300));
+            let batch = bus.fetch(&read).await?;
+            let Some(last) = batch.last() else { break };
+            offset = last.position.offset + 1;
+            window.extend(batch.into_iter().filter(|r| r.position.offset < window_end));
+        }
+        if let std::ops::ControlFlow::Break(found) = visit(&window) {
+            return Ok(found);
+        }
+        window_end = start;
+    }
+    Ok(None)
+}
+
+/// The offset of `hub`'s entry `seq` with `hash`, reading backwards from the end; `None` if the log does not
+/// hold it.
 async fn find_entry(
     bus: &dyn Bus,
     topic: &str,
@@ -436,30 +461,27 @@ async fn find_entry(
     seq: u64,
     hash: &str,
 ) -> Result<Option<u64>, AuditError> {
-    const WINDOW: u64 = 4096;
-    let end = bus.end_offsets(topic).await?.first().copied().unwrap_or(0);
-    let mut window_end = end;
-    while window_end > 0 {
-        let start = window_end.saturating_sub(WINDOW);
+    use std::ops::ControlFlow::{Break, Continue};
+    scan_back(bus, topic, |window| {
         let mut past_it = false;
-        for record in read_from(bus, topic, start).await? {
-            if record.position.offset >= window_end {
-                break;
+        for e in window
+            .iter()
+            .filter_map(decode)
+            .filter(|e| e.body.hub == hub)
+        {
+            if e.body.seq == seq && e.hash == hash {
+                return Break(Some(e.offset));
             }
-            if let Some(e) = decode(&record).filter(|e| e.body.hub == hub) {
-                if e.body.seq == seq && e.hash == hash {
-                    return Ok(Some(e.offset));
-                }
-                past_it |= e.body.seq < seq;
-            }
+            past_it |= e.body.seq < seq;
         }
+        // A window with older entries of the chain but not `seq` itself: the log does not hold it.
         if past_it {
-            // The window holds entries of the chain older than `seq`, but not `seq` itself.
-            return Ok(None);
+            Break(None)
+        } else {
+            Continue(())
         }
-        window_end = start;
-    }
-    Ok(None)
+    })
+    .await
 }
 
 /// Reads the whole audit topic, in order, up to its end at the time of the call.

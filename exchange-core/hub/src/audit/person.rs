@@ -131,6 +131,10 @@ impl PersonIndex {
                         state.by_person.entry(key).or_default().push(offset);
                     }
                 }
+                // Forged entries are never indexed: once nothing can cover them, they are not held either.
+                for offset in state.verifier.take_given_up() {
+                    state.pending.remove(&offset);
+                }
             }
             state.next = after;
         }

@@ -111,8 +111,9 @@ impl ChainState {
         }
     }
 
-    /// Reports every pending entry as uncovered and forgets them: no later signature can cover them.
-    fn report_uncovered(&mut self, hub: &str, problems: &mut Vec<Problem>) {
+    /// Reports every pending entry as uncovered and forgets them: no later signature can cover them. Returns
+    /// their offsets.
+    fn report_uncovered(&mut self, hub: &str, problems: &mut Vec<Problem>) -> Vec<u64> {
         if let (Some(first), Some(last)) = (self.pending.first(), self.pending.last()) {
             let which = if self.report.public_key.is_some() {
                 "a valid signature of the hub's key"
@@ -132,7 +133,7 @@ impl ChainState {
                 ),
             });
         }
-        self.pending.clear();
+        self.pending.drain(..).map(|p| p.offset).collect()
     }
 }
 
@@ -156,6 +157,8 @@ pub struct Verifier {
     keys: TrustedKeys,
     chains: BTreeMap<String, ChainState>,
     report: VerifyReport,
+    /// Offsets of entries found uncoverable since the last [`Verifier::take_given_up`].
+    given_up: Vec<u64>,
 }
 
 impl Verifier {
@@ -166,6 +169,7 @@ impl Verifier {
             keys: keys.clone(),
             chains: BTreeMap::new(),
             report: VerifyReport::default(),
+            given_up: Vec::new(),
         }
     }
 
@@ -335,7 +339,8 @@ impl Verifier {
                 keep.reverse();
                 chain.pending = keep;
                 // What is left before the signed range can no longer be covered by any later signature.
-                chain.report_uncovered(&body.hub, problems);
+                self.given_up
+                    .extend(chain.report_uncovered(&body.hub, problems));
                 covered.reverse();
                 chain.report.signed_through = body.seq;
                 chain.verified_head = Some((body.seq, stored.clone()));
@@ -352,6 +357,12 @@ impl Verifier {
         } else {
             Vec::new()
         }
+    }
+
+    /// The offsets of entries found since the last call that no signature can cover any more (reported as
+    /// forged): a reader holding them pending can let them go.
+    pub fn take_given_up(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.given_up)
     }
 
     /// The entries of `hub`'s chain after its newest verified one that no signature covers (yet), if any: what
@@ -379,22 +390,13 @@ impl Verifier {
         })
     }
 
-    /// How many entries of chains whose key is not pinned were read (never verified evidence).
-    pub fn unpinned_entries(&self) -> u64 {
-        self.chains
-            .values()
-            .filter(|c| c.report.key_source != Some(KeySource::Pinned))
-            .map(|c| c.report.seq)
-            .sum()
-    }
-
     /// Ends the check against `checkpoints`: reports what no signature covered, chains that end before a
     /// checkpoint (cut off), and checkpoints the chain does not match (rewritten) or whose signature does not
     /// verify.
     pub fn finish(mut self, checkpoints: &[Checkpoint]) -> VerifyReport {
         let report = &mut self.report;
         for (hub, chain) in &mut self.chains {
-            chain.report_uncovered(hub, &mut report.problems);
+            let _ = chain.report_uncovered(hub, &mut report.problems);
             if chain.report.key_source == Some(KeySource::PublishedInChain) {
                 report.warnings.push(format!(
                     "hub `{hub}`: its key is only the one its chain published; pin it in [security] audit_public_keys"

@@ -17,7 +17,8 @@ pub(super) async fn form_page(State(console): Shared, viewer: Viewer) -> PageRes
     page(State(console), viewer, AuditSearch::default()).await
 }
 
-/// The search form: the criteria of [`AuditSearch`] and the session's CSRF token (checked by the guard).
+/// The search form: the criteria of [`AuditSearch`] (the session's CSRF token beside them is checked by the
+/// guard and ignored here).
 #[derive(Debug, Default, serde::Deserialize)]
 pub(super) struct SearchForm {
     #[serde(default)]
@@ -28,9 +29,6 @@ pub(super) struct SearchForm {
     subscription: Option<String>,
     #[serde(default)]
     agency: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    csrf: Option<String>,
 }
 
 /// `POST /console/audit`: the query form, and what it found.

@@ -240,7 +240,7 @@ impl RoutingTable {
     ///
     /// The gates come before any subscription's filter: a `NOT_SHARED` (不予共享) record is never released,
     /// whatever a subscription says; a `CORE`-grade record (核心数据) is released only to subscriptions two
-    /// different operators approved. They fail closed: a grade outside [`GRADES_BELOW_CORE`] — `UNKNOWN`,
+    /// different operators approved. They fail closed: a grade outside [`unsilo_schemas::classification::GRADES_BELOW_CORE`] — `UNKNOWN`,
     /// missing, a symbol this hub does not know — is gated as `CORE`. (A sharing class other than
     /// `UNCONDITIONAL` is conditional: only grants an operator approved release it, never an automatic one,
     /// whose filter asks for `share_attribute == "UNCONDITIONAL"`.)
@@ -257,7 +257,7 @@ impl RoutingTable {
             gated.not_shared = !self.subscriptions.is_empty();
             return Ok(gated);
         }
-        let core = !grade.is_some_and(|g| GRADES_BELOW_CORE.contains(&g));
+        let core = !unsilo_schemas::classification::is_below_core(grade);
         let index = self.index();
         CANDIDATES.with_borrow_mut(|candidates| {
             index.candidates(record, candidates);
@@ -307,13 +307,7 @@ impl RoutingTable {
     }
 }
 
-/// The `share_attribute` symbol of records never released (不予共享).
-pub const NOT_SHARED: &str = "NOT_SHARED";
-/// The `data_grade` symbol of core data (核心数据), released only under a two-operator approval.
-pub const CORE: &str = "CORE";
-/// The grades released under one operator's approval (一般数据, 重要数据). Every other grade, `UNKNOWN` and a
-/// missing one included, is gated as [`CORE`].
-pub const GRADES_BELOW_CORE: [&str; 2] = ["GENERAL", "IMPORTANT"];
+pub use unsilo_schemas::classification::{CORE, NOT_SHARED};
 
 /// What the classification gates held back of one record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
