@@ -465,6 +465,31 @@ async fn the_first_sheet_is_read_by_default_and_a_missing_sheet_fails_the_file()
 }
 
 #[tokio::test]
+async fn a_file_over_the_size_cap_is_not_read_but_moved_aside_with_the_reason() {
+    let (dir, mut config) = drop_dir();
+    config.max_file_bytes = 100;
+    let big = format!("姓名,身份证号\n{}", "张三,610921196105170316\n".repeat(50));
+    std::fs::write(dir.path().join("big.csv"), &big).unwrap();
+    let sink = Arc::new(CollectingSink::default());
+    process(&config, &sink, "big.csv").await;
+    let failed = dir.path().join(FAILED_DIR);
+    let reason = std::fs::read_to_string(failed.join("big.csv.reason.txt")).unwrap();
+    assert!(reason.contains("max_file_bytes"), "{reason}");
+    assert_eq!(
+        std::fs::read_to_string(failed.join("big.csv")).unwrap(),
+        big
+    );
+    let inputs = sink.inputs();
+    assert_eq!(inputs.len(), 1, "one dead letter, no records");
+    assert!(inputs[0]
+        .parsed
+        .as_ref()
+        .unwrap_err()
+        .contains("max_file_bytes"));
+    assert!(!dir.path().join("big.csv").exists());
+}
+
+#[tokio::test]
 async fn a_binary_junk_file_goes_to_failed_with_a_reason_and_one_rejected_input() {
     let (dir, config) = drop_dir();
     // A picture dropped by mistake: a PNG signature and header, then noise.

@@ -90,6 +90,14 @@ pub struct FileDropConfig {
     /// Records per batch handed to the sink (and per checkpoint). Default 500.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
+    /// Largest file read (bytes; default 256 MiB). A larger one is not read at all: it is moved to `failed/`
+    /// with the reason and dead-lettered (its first bytes attached), so it cannot exhaust the hub's memory.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+}
+
+fn default_max_file_bytes() -> u64 {
+    256 * 1024 * 1024
 }
 
 /// How a dropped file is read.
@@ -210,6 +218,7 @@ impl FileDropConfig {
             poll_interval: default_poll_interval(),
             settle: default_settle(),
             batch_size: default_batch_size(),
+            max_file_bytes: default_max_file_bytes(),
         }
     }
 
@@ -370,6 +379,25 @@ impl FileDropSource {
         file: &FileInfo,
         checkpoint: &mut Option<FileCheckpoint>,
     ) -> Result<FileOutcome, SourceError> {
+        if file.size > self.config.max_file_bytes {
+            // Not read at all: only its first bytes go with the dead letter.
+            let path = file.path.clone();
+            let head = blocking(move || -> std::io::Result<Vec<u8>> {
+                use std::io::Read;
+                let mut head = Vec::with_capacity(MAX_REJECTED_FILE_BYTES);
+                std::fs::File::open(path)?
+                    .take(MAX_REJECTED_FILE_BYTES as u64)
+                    .read_to_end(&mut head)?;
+                Ok(head)
+            })
+            .await?
+            .unwrap_or_default();
+            let reason = format!(
+                "the file has {} bytes, more than the {} a dropped file may have (max_file_bytes); split it",
+                file.size, self.config.max_file_bytes
+            );
+            return self.fail_file(ctx, file, head, &reason).await;
+        }
         let path = file.path.clone();
         let bytes = match blocking(move || std::fs::read(path)).await? {
             Ok(bytes) => bytes,

@@ -445,6 +445,7 @@ fn open_sheet(
             Xls::new(IoCursor::new(bytes)).map_err(|e| FileFailure::Workbook(e.to_string()))?,
         )
     } else {
+        check_xlsx_package(&bytes)?;
         Sheets::Xlsx(
             Xlsx::new(IoCursor::new(bytes)).map_err(|e| FileFailure::Workbook(e.to_string()))?,
         )
@@ -531,6 +532,83 @@ fn sheet_range(
             "the workbook reader failed on its content (malformed worksheet XML)".into(),
         ))
     })
+}
+
+/// Most bytes the parts of a dropped `.xlsx` may unpack to, all together (a zip of XML compresses a hundredfold
+/// and more: a small file can unpack to gigabytes).
+const MAX_WORKBOOK_UNPACKED: u64 = 512 * 1024 * 1024;
+
+/// The smallest a shared string can be in `sharedStrings.xml` (`<si><t/></si>`): how many strings its bytes can hold.
+const MIN_SHARED_STRING_BYTES: u64 = 13;
+
+/// Checks what an `.xlsx` package asks the workbook reader to allocate, before the reader opens it: the parts
+/// unpack to at most [`MAX_WORKBOOK_UNPACKED`], and the shared-string table claims no more strings than its XML
+/// can hold, nor more than [`MAX_SHEET_CELLS`]. (The reader reserves room for the count the file claims: a
+/// 400-byte file claiming 10^14 strings would make it ask for petabytes, and the allocation failure aborts the
+/// process — nothing can catch it.)
+fn check_xlsx_package(bytes: &[u8]) -> Result<(), FileFailure> {
+    use std::io::Read;
+    let bad = |why: String| FileFailure::Workbook(why);
+    let mut package = zip::ZipArchive::new(IoCursor::new(bytes))
+        .map_err(|e| bad(format!("not a readable workbook package: {e}")))?;
+    let mut unpacked: u64 = 0;
+    let mut shared_strings = None;
+    for i in 0..package.len() {
+        let part = package
+            .by_index_raw(i)
+            .map_err(|e| bad(format!("not a readable workbook package: {e}")))?;
+        unpacked = unpacked.saturating_add(part.size());
+        let name = part
+            .name()
+            .map_err(|e| bad(format!("not a readable workbook package: {e}")))?;
+        if name.eq_ignore_ascii_case("xl/sharedStrings.xml") {
+            shared_strings = Some((i, part.size()));
+        }
+    }
+    if unpacked > MAX_WORKBOOK_UNPACKED {
+        return Err(bad(format!(
+            "the workbook unpacks to {unpacked} bytes, more than the {MAX_WORKBOOK_UNPACKED} a dropped workbook may; split it"
+        )));
+    }
+    let Some((index, size)) = shared_strings else {
+        return Ok(());
+    };
+    // The counts are attributes of the first element: the first few kilobytes hold them.
+    let mut head = Vec::with_capacity(4096);
+    package
+        .by_index(index)
+        .map_err(|e| bad(format!("the shared-string table cannot be read: {e}")))?
+        .take(4096)
+        .read_to_end(&mut head)
+        .map_err(|e| bad(format!("the shared-string table cannot be read: {e}")))?;
+    let head = String::from_utf8_lossy(&head);
+    let can_hold = (size / MIN_SHARED_STRING_BYTES).min(MAX_SHEET_CELLS as u64);
+    for attribute in ["uniqueCount", "count"] {
+        let Some(claimed) = xml_number_attribute(&head, attribute) else {
+            continue;
+        };
+        if claimed > can_hold {
+            return Err(bad(format!(
+                "the shared-string table claims {claimed} strings ({attribute}), more than its {size} bytes can hold or the {MAX_SHEET_CELLS} a dropped workbook may have: the file is damaged or hostile"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The value of the first `name="<digits>"` attribute in `xml`, if it has one (an over-long number reads as
+/// `u64::MAX`).
+fn xml_number_attribute(xml: &str, name: &str) -> Option<u64> {
+    let needle = format!(" {name}=");
+    let at = xml.find(&needle)? + needle.len();
+    let rest = xml[at..].trim_start_matches(['"', '\'']);
+    let digits: &str = &rest[..rest
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(rest.len())];
+    if digits.is_empty() {
+        return None;
+    }
+    Some(digits.parse().unwrap_or(u64::MAX))
 }
 
 fn too_large(rows: u64, columns: u64) -> FileFailure {
@@ -701,6 +779,70 @@ mod tests {
         .unwrap()
         .collect();
         assert_eq!(records.len(), 1);
+    }
+
+    /// `bytes` (an `.xlsx`) with its shared-string table's counts replaced by `count`, as a hostile file would.
+    fn with_shared_string_count(bytes: &[u8], count: &str) -> Vec<u8> {
+        use std::io::{Read, Write};
+        let mut package = zip::ZipArchive::new(IoCursor::new(bytes)).unwrap();
+        let mut out = zip::ZipWriter::new(IoCursor::new(Vec::new()));
+        for i in 0..package.len() {
+            let name = package.by_index(i).unwrap().name().unwrap().into_owned();
+            if name == "xl/sharedStrings.xml" {
+                let mut xml = String::new();
+                package
+                    .by_index(i)
+                    .unwrap()
+                    .read_to_string(&mut xml)
+                    .unwrap();
+                let xml = xml
+                    .replace(r#"count="1""#, &format!(r#"count="{count}""#))
+                    .replace(r#"uniqueCount="1""#, &format!(r#"uniqueCount="{count}""#));
+                assert!(xml.contains(count), "{xml}");
+                let options = zip::write::SimpleFileOptions::default()
+                    .compression_method(zip::CompressionMethod::Stored);
+                out.start_file(name, options).unwrap();
+                out.write_all(xml.as_bytes()).unwrap();
+            } else {
+                out.raw_copy_file(package.by_index_raw(i).unwrap()).unwrap();
+            }
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_workbook_claiming_more_shared_strings_than_it_holds_is_refused_before_the_reader_allocates(
+    ) {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        sheet.write_string(0, 0, "姓名").unwrap();
+        let honest = book.save_to_buffer().unwrap();
+        // 10^14 strings: the reader would reserve petabytes and abort the whole process.
+        let hostile = with_shared_string_count(&honest, "100000000000000");
+        let err = match open("hostile.xlsx", hostile, &FileDropConfig::new(".")) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a workbook claiming 10^14 strings was opened"),
+        };
+        assert!(
+            err.contains("shared-string table claims 100000000000000"),
+            "{err}"
+        );
+        // An absurd number of digits is refused the same way, and an honest count still reads.
+        let digits = "9".repeat(40);
+        assert!(open(
+            "h.xlsx",
+            with_shared_string_count(&honest, &digits),
+            &FileDropConfig::new(".")
+        )
+        .is_err());
+        assert_eq!(
+            xml_number_attribute(
+                r#"<sst xmlns="x" count="3" uniqueCount='2'>"#,
+                "uniqueCount"
+            ),
+            Some(2)
+        );
+        assert!(open("ok.xlsx", honest, &FileDropConfig::new(".")).is_ok());
     }
 
     #[test]
