@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use unsilo_tests::api::{with_grid_and_operator, Api, OPERATOR_TOKEN, PUSH_TOKEN};
-use unsilo_tests::{embedded_config, RunningHub as Running};
+use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub as Running};
 
 const USCC_A: &str = "11610921016050037T";
 const PERSON: &str = "610921196105170316";
@@ -346,5 +346,64 @@ async fn connections_that_send_nothing_are_closed_after_the_header_timeout() {
     // The hub still answers.
     let (s, _) = text_of(reqwest::Client::new().get(format!("{}/healthz", running.base))).await;
     assert_eq!(s, 200);
+    running.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_an_ordinary_kafka_client_adds_to_an_agency_is_never_accepted() {
+    // The hub on Kafka; the attacker is another Kafka client with produce access to `_unsilo.config`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = with_grid_and_operator(kafka_config(dir.path()));
+    let running = Running::start(&config).await;
+    let api = Api::new(&running.base);
+    let agency = format!("forge-{}", rand_suffix());
+    api.agency(&agency, "民政局", USCC_A, "S3").await;
+    let forger = unsilo_hub::server::open_bus(&config).await.expect("forger");
+    let topic = unsilo_schemas::names::CONFIG_TOPIC;
+    let key = format!("agency/{agency}");
+    let records = unsilo_hub::audit::read_all(forger.as_ref(), topic)
+        .await
+        .expect("read the topic");
+    let genuine = records
+        .iter()
+        .rev()
+        .find(|r| r.record.key.as_deref() == Some(key.as_bytes()))
+        .expect("the agency's record");
+    // Its record with one more token, whose digest the attacker knows — and a higher revision.
+    let stolen = "usk_attacker-chosen-token-0123456789abcdef";
+    let mut value: Value =
+        serde_json::from_slice(genuine.record.value.as_deref().expect("value")).expect("json");
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(stolen.as_bytes()));
+    let mut token = value["tokens"][0].clone();
+    token["id"] = json!("tok_forged00");
+    token["sha256"] = json!(digest);
+    value["tokens"].as_array_mut().expect("tokens").push(token);
+    value["revision"] = json!(99);
+    // Unsealed, and with the genuine record's seal copied onto it.
+    let mut copied =
+        unsilo_bus::Record::new(key.clone(), serde_json::to_vec(&value).expect("json"));
+    copied.headers = genuine.record.headers.clone();
+    let unsealed = unsilo_bus::Record::new(key.clone(), serde_json::to_vec(&value).expect("json"));
+    forger
+        .publish(topic, vec![unsealed, copied])
+        .await
+        .expect("forge");
+    // The hub has read past both (a later write of its own is applied) and refused them.
+    api.agency(&format!("{agency}-later"), "民政局", USCC_A, "S3")
+        .await;
+    let (s, _) = api.get(stolen, "/admin/whoami").await;
+    assert_eq!(s, 401, "a forged token digest was accepted");
+    assert!(running.hub.control.rejected_records() >= 2);
+    let (_, metrics) = text_of(
+        reqwest::Client::new()
+            .get(format!("{}/metrics", running.base))
+            .bearer_auth(OPERATOR_TOKEN),
+    )
+    .await;
+    assert!(
+        metrics.contains("unsilo_control_rejected_records"),
+        "{metrics}"
+    );
+    forger.shutdown().await.expect("close");
     running.stop().await;
 }

@@ -14,6 +14,15 @@
 //!
 //! Subscribers to [`ControlPlane::changes`] (the router, the delivery workers) are woken on every applied
 //! change.
+//!
+//! **Only the hubs write it.** Anyone with produce access to the topic could otherwise add a token digest to an
+//! agency or approvals to a subscription. So every record carries a seal ([`RecordSeal`]): an HMAC-SHA256, under
+//! a key derived from the deployment secret that every hub of the deployment shares (`[security] secret_file`)
+//! and nobody else has, over the topic, the record's key, its value and the writing hub's id (headers
+//! `unsilo.config.hub`, `unsilo.config.sig`). A record whose seal does not verify is never applied: it is counted
+//! (`unsilo_control_rejected_records` on `/metrics`) and logged as an error naming its offset and key. A sealed
+//! record is applied only if it is newer than what is applied for its entity (its `revision` is higher), so a
+//! copy of an old, validly sealed record appended again — a revoked token brought back — is refused the same way.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard};
@@ -24,11 +33,13 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::auth::Principal;
+use hmac::Mac;
 use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, Record, TopicSpec};
 use unsilo_policy::model::{Agency, Subscription, TokenDigest};
+use unsilo_schemas::names::{HEADER_CONFIG_HUB, HEADER_CONFIG_SIGNATURE};
 
 /// How long a write waits for the follower to apply it.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -55,6 +66,93 @@ enum Entry {
     Subscription(Box<Subscription>),
 }
 
+/// The seal of control-plane records (see the module docs): who writes, and the key every hub of the
+/// deployment shares.
+#[derive(Clone)]
+pub struct RecordSeal {
+    hub: String,
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for RecordSeal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordSeal")
+            .field("hub", &self.hub)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordSeal {
+    /// The seal of hub `hub` under the deployment's control key ([`crate::secrets::HubSecret::control_key`]).
+    pub fn new(hub: &str, key: [u8; 32]) -> Self {
+        Self {
+            hub: hub.to_owned(),
+            key,
+        }
+    }
+
+    fn mac(
+        &self,
+        topic: &str,
+        hub: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+    ) -> hmac::Hmac<sha2::Sha256> {
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        // Length-prefixed parts, so no two different records share a message.
+        for part in [
+            b"unsilo-config-v1".as_slice(),
+            topic.as_bytes(),
+            hub.as_bytes(),
+            key,
+            value.unwrap_or(b"\0tombstone"),
+        ] {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+
+    /// `record` sealed for `topic` by this hub.
+    fn seal(&self, topic: &str, record: Record) -> Record {
+        let tag = self
+            .mac(
+                topic,
+                &self.hub,
+                record.key.as_deref().unwrap_or_default(),
+                record.value.as_deref(),
+            )
+            .finalize()
+            .into_bytes();
+        let hub = self.hub.clone().into_bytes();
+        record
+            .with_header(HEADER_CONFIG_HUB, hub)
+            .with_header(HEADER_CONFIG_SIGNATURE, hex::encode(tag).into_bytes())
+    }
+
+    /// Whether `record` of `topic` carries a valid seal; `Err` says what is wrong.
+    fn check(&self, topic: &str, record: &ConsumedRecord) -> Result<(), &'static str> {
+        let r = &record.record;
+        let hub = r
+            .header(HEADER_CONFIG_HUB)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .ok_or("it names no writing hub")?;
+        let tag = r
+            .header(HEADER_CONFIG_SIGNATURE)
+            .and_then(|t| hex::decode(t).ok())
+            .ok_or("it carries no seal")?;
+        self.mac(
+            topic,
+            hub,
+            r.key.as_deref().unwrap_or_default(),
+            r.value.as_deref(),
+        )
+        .verify_slice(&tag)
+        .map_err(|_| "its seal does not verify: it was not written by a hub of this deployment")
+    }
+}
+
 /// What the control plane knows: every agency and subscription, by id.
 #[derive(Clone, Debug, Default)]
 pub struct ControlState {
@@ -64,6 +162,10 @@ pub struct ControlState {
     pub subscriptions: BTreeMap<String, Subscription>,
     /// The next offset of the topic to apply.
     next_offset: u64,
+    /// The offset of the record applied last for each key (a writer checks its own record was the one).
+    applied_at: std::collections::HashMap<String, u64>,
+    /// Records refused: unsealed, badly sealed, or older than what was applied for their entity.
+    rejected: u64,
 }
 
 impl ControlState {
@@ -77,7 +179,12 @@ impl ControlState {
         })
     }
 
-    fn apply(&mut self, record: &ConsumedRecord) {
+    /// Records of the topic refused so far (unsealed, badly sealed, or replays of older ones).
+    pub fn rejected_records(&self) -> u64 {
+        self.rejected
+    }
+
+    fn apply(&mut self, record: &ConsumedRecord, seal: &RecordSeal, topic: &str) {
         self.next_offset = record.position.offset + 1;
         let key = record
             .record
@@ -86,25 +193,53 @@ impl ControlState {
             .map(String::from_utf8_lossy)
             .unwrap_or_default()
             .into_owned();
+        let offset = record.position.offset;
+        let mut refuse = |why: &str| {
+            self.rejected += 1;
+            error!(topic, offset, key = %key, why, "Control-plane record refused: only the hubs of this deployment write the control plane. Find who can produce to this topic.");
+        };
+        if let Err(why) = seal.check(topic, record) {
+            refuse(why);
+            return;
+        }
         let Some(value) = &record.record.value else {
             if let Some(id) = key.strip_prefix("agency/") {
                 self.agencies.remove(id);
             } else if let Some(id) = key.strip_prefix("subscription/") {
                 self.subscriptions.remove(id);
             }
+            self.applied_at.insert(key, offset);
             return;
         };
         match serde_json::from_slice::<Entry>(value) {
             Ok(Entry::Agency(a)) => {
+                if self
+                    .agencies
+                    .get(&a.id)
+                    .is_some_and(|c| c.revision >= a.revision)
+                {
+                    refuse("it is older than the agency's record applied (a sealed record appended again)");
+                    return;
+                }
                 self.agencies.insert(a.id.clone(), *a);
             }
             Ok(Entry::Subscription(s)) => {
+                if self
+                    .subscriptions
+                    .get(&s.id)
+                    .is_some_and(|c| c.revision >= s.revision)
+                {
+                    refuse("it is older than the subscription's record applied (a sealed record appended again)");
+                    return;
+                }
                 self.subscriptions.insert(s.id.clone(), *s);
             }
             Err(e) => {
-                warn!(key = %key, offset = record.position.offset, error = %e, "Unreadable control-plane record skipped.");
+                warn!(key = %key, offset, error = %e, "Unreadable control-plane record skipped.");
+                return;
             }
         }
+        self.applied_at.insert(key, offset);
     }
 }
 
@@ -118,6 +253,8 @@ pub struct ControlPlane {
     follower: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     /// Serialises this process's writes, so its revision checks cannot race each other.
     writes: tokio::sync::Mutex<()>,
+    /// Seals what this process writes, and checks what it reads.
+    seal: RecordSeal,
 }
 
 impl std::fmt::Debug for ControlPlane {
@@ -129,9 +266,13 @@ impl std::fmt::Debug for ControlPlane {
 }
 
 impl ControlPlane {
-    /// Opens the control plane on `topic` (normally [`CONFIG_TOPIC`](unsilo_schemas::names::CONFIG_TOPIC)): creates it if needed, replays it and keeps
-    /// following it.
-    pub async fn open(bus: Arc<dyn Bus>, topic: &str) -> Result<Arc<Self>, ControlError> {
+    /// Opens the control plane on `topic` (normally [`CONFIG_TOPIC`](unsilo_schemas::names::CONFIG_TOPIC)):
+    /// creates it if needed, replays it and keeps following it, applying only records `seal` verifies.
+    pub async fn open(
+        bus: Arc<dyn Bus>,
+        topic: &str,
+        seal: RecordSeal,
+    ) -> Result<Arc<Self>, ControlError> {
         bus.create_topic(&TopicSpec::compacted(topic)).await?;
         let consumer = bus.consumer(ConsumerOptions::replay(topic)).await?;
         let end = bus.end_offsets(topic).await?.first().copied().unwrap_or(0);
@@ -139,10 +280,11 @@ impl ControlPlane {
         let (applied_tx, applied_rx) = watch::channel(0u64);
         let (stop_tx, stop_rx) = watch::channel(false);
         let view = state.clone();
+        let (checker, followed) = (seal.clone(), topic.to_owned());
         let apply = move |batch: Vec<ConsumedRecord>| {
             let mut s = view.write().unwrap_or_else(|p| p.into_inner());
             for r in &batch {
-                s.apply(r);
+                s.apply(r, &checker, &followed);
             }
             s.next_offset
         };
@@ -161,6 +303,7 @@ impl ControlPlane {
             stop: stop_tx,
             follower: tokio::sync::Mutex::new(Some(follower)),
             writes: tokio::sync::Mutex::new(()),
+            seal,
         });
         // Replay what is there. A compacted tail may end before `end`; give up waiting after a quiet spell.
         let mut rx = plane.applied.clone();
@@ -210,6 +353,8 @@ impl ControlPlane {
         if self.read().agencies.get(&agency.id) != expected {
             return Err(ControlError::Conflict(format!("agency `{}`", agency.id)));
         }
+        let mut agency = agency.clone();
+        agency.revision = expected.map_or(1, |e| e.revision + 1);
         let value = serde_json::to_vec(&Entry::Agency(Box::new(agency.clone())))
             .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
         self.append(Record::new(format!("agency/{}", agency.id), value))
@@ -241,18 +386,30 @@ impl ControlPlane {
         .await
     }
 
+    /// Seals and writes `record`, then waits until this process's follower has applied it — and checks that it
+    /// was applied, not refused as older than a record another hub wrote meanwhile (then: a conflict).
     async fn append(&self, record: Record) -> Result<(), ControlError> {
-        let positions = self.bus.publish(&self.topic, vec![record]).await?;
-        let next = positions.iter().map(|p| p.offset + 1).max().unwrap_or(0);
+        let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
+        let sealed = self.seal.seal(&self.topic, record);
+        let positions = self.bus.publish(&self.topic, vec![sealed]).await?;
+        let written = positions.iter().map(|p| p.offset).max().unwrap_or(0);
         let mut rx = self.applied.clone();
-        let applied = tokio::time::timeout(APPLY_TIMEOUT, rx.wait_for(|&n| n >= next))
+        let applied = tokio::time::timeout(APPLY_TIMEOUT, rx.wait_for(|&n| n > written))
             .await
             .map(|r| r.is_ok());
-        if applied == Ok(true) {
+        if applied != Ok(true) {
+            return Err(ControlError::NotReady);
+        }
+        if self.read().applied_at.get(&key) == Some(&written) {
             Ok(())
         } else {
-            Err(ControlError::NotReady)
+            Err(ControlError::Conflict(key))
         }
+    }
+
+    /// Records of the topic refused so far: unsealed, badly sealed, or older than what was applied.
+    pub fn rejected_records(&self) -> u64 {
+        self.read().rejected
     }
 
     /// Stops following the topic.
@@ -419,8 +576,12 @@ mod tests {
     async fn a_second_follower_sees_writes_and_stale_writes_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(dir.path()).unwrap());
-        let a = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await.unwrap();
-        let b = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await.unwrap();
+        let a = ControlPlane::open(bus.clone(), CONFIG_TOPIC, seal("a"))
+            .await
+            .unwrap();
+        let b = ControlPlane::open(bus.clone(), CONFIG_TOPIC, seal("b"))
+            .await
+            .unwrap();
         a.put_subscription(&subscription(1, SubscriptionStatus::Requested))
             .await
             .unwrap();
@@ -449,9 +610,79 @@ mod tests {
         // A restarted process replays the latest state.
         a.shutdown().await;
         b.shutdown().await;
-        let c = ControlPlane::open(bus, CONFIG_TOPIC).await.unwrap();
+        let c = ControlPlane::open(bus, CONFIG_TOPIC, seal("c"))
+            .await
+            .unwrap();
         assert_eq!(
             c.subscription("civil.red").unwrap().status,
+            SubscriptionStatus::Revoked
+        );
+        assert_eq!(c.rejected_records(), 0);
+    }
+
+    fn seal(hub: &str) -> RecordSeal {
+        RecordSeal::new(hub, [7; 32])
+    }
+
+    #[tokio::test]
+    async fn records_no_hub_sealed_and_old_sealed_records_appended_again_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(dir.path()).unwrap());
+        let plane = ControlPlane::open(bus.clone(), CONFIG_TOPIC, seal("a"))
+            .await
+            .unwrap();
+        plane
+            .put_subscription(&subscription(1, SubscriptionStatus::Requested))
+            .await
+            .unwrap();
+        plane
+            .put_subscription(&subscription(2, SubscriptionStatus::Revoked))
+            .await
+            .unwrap();
+        let written = bus
+            .fetch(&unsilo_bus::FetchRequest::new(
+                CONFIG_TOPIC,
+                0,
+                0,
+                10,
+                Duration::ZERO,
+            ))
+            .await
+            .unwrap();
+        // What an ordinary producer could append: an active subscription with invented approvals, unsealed;
+        // the same sealed with another deployment's key; and the first, validly sealed record again (a replay).
+        let forged = serde_json::to_vec(&Entry::Subscription(Box::new(subscription(
+            9,
+            SubscriptionStatus::Active,
+        ))))
+        .unwrap();
+        let other = RecordSeal::new("a", [8; 32]);
+        let records = vec![
+            Record::new("subscription/civil.red", forged.clone()),
+            other.seal(CONFIG_TOPIC, Record::new("subscription/civil.red", forged)),
+            written[0].record.clone(),
+        ];
+        bus.publish(CONFIG_TOPIC, records).await.unwrap();
+        let mut changes = plane.changes();
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            changes.wait_for(|_| plane.rejected_records() == 3),
+        )
+        .await
+        .expect("all three refused")
+        .unwrap();
+        assert_eq!(
+            plane.subscription("civil.red").unwrap().status,
+            SubscriptionStatus::Revoked
+        );
+        // A restart replays the topic and refuses them again.
+        plane.shutdown().await;
+        let again = ControlPlane::open(bus, CONFIG_TOPIC, seal("b"))
+            .await
+            .unwrap();
+        assert_eq!(again.rejected_records(), 3);
+        assert_eq!(
+            again.subscription("civil.red").unwrap().status,
             SubscriptionStatus::Revoked
         );
     }

@@ -96,6 +96,12 @@ impl HubSecret {
         PseudonymKey::from_bytes(self.derive("unsilo/pseudonym/v1"))
     }
 
+    /// The key that seals control-plane records (`_unsilo.config`): every hub of a deployment shares it, nobody
+    /// else has it.
+    pub fn control_key(&self) -> [u8; 32] {
+        self.derive("unsilo/control-plane/v1")
+    }
+
     /// The webhook signing key of a subscription.
     pub fn webhook_key(&self, subscription: &str) -> Vec<u8> {
         self.derive(&format!("unsilo/webhook/v1/{subscription}"))

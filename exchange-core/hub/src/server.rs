@@ -174,7 +174,12 @@ impl Hub {
         )
         .await?;
         let secret = Arc::new(HubSecret::load_or_create(&config.secret_file())?);
-        let control = ControlPlane::open(bus.clone(), CONFIG_TOPIC).await?;
+        let control = ControlPlane::open(
+            bus.clone(),
+            CONFIG_TOPIC,
+            crate::control::RecordSeal::new(&config.hub.id, secret.control_key()),
+        )
+        .await?;
         let signing_key = Arc::new(SigningKey::load_or_create(&config.signing_key_file())?);
         let audit = Arc::new(
             AuditLog::open(
@@ -734,6 +739,8 @@ async fn metrics_text(State(hub): State<Hub>, request: axum::extract::Request) -
         Ok(_) => false,
         Err(refused) => return refused,
     };
+    hub.metrics
+        .set_control_rejected(hub.control.rejected_records());
     // Off the async workers: the store's figures can wait on its locks.
     let bus = hub.bus.clone();
     if let Ok(Some(stats)) = tokio::task::spawn_blocking(move || bus.store_stats()).await {

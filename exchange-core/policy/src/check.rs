@@ -276,6 +276,7 @@ mod tests {
 
     fn agency(clearance: Sensitivity) -> Agency {
         Agency {
+            revision: 0,
             id: "civil-affairs".into(),
             name: "民政局".into(),
             uscc: "11610921016050037T".into(),

@@ -123,6 +123,10 @@ pub struct Agency {
     pub created_at_ms: i64,
     /// The operator who created it.
     pub created_by: String,
+    /// Bumped on every change (the control plane sets it): a record of the agency older than the one applied is
+    /// never applied again.
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// What an agency sees of itself, and what operators list: everything but the token digests.
@@ -708,6 +712,7 @@ mod tests {
         assert!(check_slug("agency id", "Civil", 40).is_err());
         assert!(check_slug("agency id", "-x", 40).is_err());
         let mut a = Agency {
+            revision: 0,
             id: "civil-affairs".into(),
             name: "佳县民政局".into(),
             uscc: "91350100M000100Y43".into(),

@@ -40,6 +40,7 @@ impl Governance {
         })?;
         let (token, digest) = auth::new_token();
         let agency = Agency {
+            revision: 0,
             id: new.id,
             name: new.name,
             uscc: new.uscc.trim().to_ascii_uppercase(),
