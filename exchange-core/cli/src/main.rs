@@ -42,6 +42,10 @@ enum Command {
     /// Connector definitions: list the built-ins, scaffold a new one, check one with the conformance kit.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// Operators' credentials: `unsilo operator token new --name <name>` makes a token and the configuration
+    /// line that lets it in (only its SHA-256 goes into the file).
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Agencies (operators): create, list, issue tokens.
     Agency {
         #[command(flatten)]
@@ -70,6 +74,24 @@ enum Command {
         hub: admin_cli::HubArgs,
         #[command(subcommand)]
         command: DlqCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Operator tokens.
+    #[command(subcommand)]
+    Token(OperatorTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorTokenCommand {
+    /// Makes a random token (256 bits) and prints it once, with the `[[admin.operators]]` lines holding its
+    /// SHA-256 — the hub never stores the token. Works for push sources' `token_sha256` too.
+    New {
+        /// The operator's name, for the configuration lines.
+        #[arg(long, default_value = "operator")]
+        name: String,
     },
 }
 
@@ -500,6 +522,16 @@ fn mapping_test(mapping: &std::path::Path, sample: &std::path::Path) -> anyhow::
     Ok(())
 }
 
+/// `unsilo operator token new`: a random token, and the configuration that admits it.
+fn operator_token_new(name: &str) -> anyhow::Result<()> {
+    let (token, digest) = unsilo_hub::auth::new_token();
+    println!("{token}");
+    eprintln!(
+        "The token above is shown only now: give it to `{name}` and keep it nowhere else. Add to the hub's configuration:\n\n[[admin.operators]]\nname = \"{name}\"\ntoken_sha256 = \"{digest}\"\n"
+    );
+    Ok(())
+}
+
 fn connector_list() -> anyhow::Result<()> {
     for name in unsilo_connectors::builtin::names() {
         let d = unsilo_connectors::builtin::definition(name)?;
@@ -576,6 +608,9 @@ async fn main() -> std::process::ExitCode {
             from,
             to,
         }) => admin_cli::renormalise(&hub, &name, &from, to.as_deref()).await,
+        Command::Operator(OperatorCommand::Token(OperatorTokenCommand::New { name })) => {
+            operator_token_new(&name)
+        }
         Command::Agency { hub, command } => admin_cli::agency(&hub, command).await,
         Command::Subscription { hub, command } => admin_cli::subscription(&hub, command).await,
         Command::Audit { hub, command } => admin_cli::audit(&hub, command).await,

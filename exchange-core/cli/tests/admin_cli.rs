@@ -888,3 +888,29 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
         "the chain head must be printed: {offline}"
     );
 }
+
+#[test]
+fn operator_token_new_prints_a_token_once_and_the_lines_that_admit_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_unsilo"))
+        .args(["operator", "token", "new", "--name", "auditor-li"])
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let token = String::from_utf8(out.stdout).expect("utf-8");
+    let token = token.trim();
+    assert!(token.starts_with("usk_") && token.len() == 68, "{token}");
+    let lines = String::from_utf8(out.stderr).expect("utf-8");
+    let digest = unsilo_hub::auth::token_digest(token);
+    assert!(
+        lines.contains("name = \"auditor-li\"")
+            && lines.contains(&format!("token_sha256 = \"{digest}\"")),
+        "{lines}"
+    );
+    assert!(
+        !lines.contains(token),
+        "the token is printed once, on standard output"
+    );
+    // The lines make a configuration the hub accepts.
+    let snippet = lines.split_once("[[admin.operators]]").expect("snippet").1;
+    unsilo_hub::config::Config::parse(&format!("[[admin.operators]]{snippet}")).expect("accepted");
+}

@@ -548,6 +548,23 @@ fn too_many(surface: Surface, wait: Duration, message: &str) -> Response {
     r
 }
 
+/// Middleware bounding a whole request — its body read included — by `limit`, for routes outside the surfaces'
+/// access layer (the console, which has its own session check): past it the client gets a `503`.
+pub async fn within_request_timeout(
+    State(limit): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Surface::Console.error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took longer than the hub's request timeout",
+        ),
+    }
+}
+
 /// Why [`Access::credentials_of`] refused a request.
 enum Refused {
     /// The address failed too often; blocked this much longer.

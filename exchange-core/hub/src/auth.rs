@@ -123,6 +123,58 @@ pub fn new_token() -> (String, String) {
     (token, digest)
 }
 
+/// Tokens someone might type instead of making one: the configuration refuses an operator or push token whose
+/// digest is one of these ([`is_obvious_token_digest`]). Make tokens with `unsilo operator token new`.
+pub const OBVIOUS_TOKENS: &[&str] = &[
+    "",
+    "admin",
+    "administrator",
+    "password",
+    "passw0rd",
+    "Password1",
+    "P@ssw0rd",
+    "123456",
+    "1234567",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "000000",
+    "111111",
+    "666666",
+    "888888",
+    "123123",
+    "abc123",
+    "qwerty",
+    "qwerty123",
+    "letmein",
+    "welcome",
+    "changeme",
+    "secret",
+    "token",
+    "test",
+    "test123",
+    "demo",
+    "root",
+    "toor",
+    "guest",
+    "default",
+    "operator",
+    "unsilo",
+    "admin123",
+    "admin@123",
+    "password123",
+    "Aa123456",
+    "a123456",
+    "woaini",
+    "iloveyou",
+];
+
+/// Whether `digest` (hex SHA-256) is the digest of one of [`OBVIOUS_TOKENS`], in any letter case of the digest.
+pub fn is_obvious_token_digest(digest: &str) -> bool {
+    let digest = digest.trim().to_ascii_lowercase();
+    OBVIOUS_TOKENS.iter().any(|t| token_digest(t) == digest)
+}
+
 /// The public id of a token: `tok_` and the first 8 hex characters of its digest — nothing of the token itself.
 pub fn token_id(digest: &str) -> String {
     format!("tok_{}", digest.get(..8).unwrap_or(digest))
@@ -332,6 +384,11 @@ mod tests {
         let (b, _) = new_token();
         assert_ne!(a, b);
         assert!(a.starts_with("usk_") && a.len() == 68);
+        assert!(!is_obvious_token_digest(&token_digest(&a)));
+        assert!(is_obvious_token_digest(&token_digest("changeme")));
+        assert!(is_obvious_token_digest(
+            &token_digest("123456").to_ascii_uppercase()
+        ));
         assert_eq!(token_digest(&a), da);
         assert!(!da.contains(&a[4..]));
         assert_eq!(token_id(&da).len(), 12);

@@ -772,6 +772,23 @@ impl Config {
                     o.name
                 )));
             }
+            if crate::auth::is_obvious_token_digest(&o.token_sha256) {
+                return Err(ConfigError::Invalid(format!(
+                    "admin operator `{}`: token_sha256 is the digest of an obvious token anyone would try; make a real one with `unsilo operator token new --name {}`",
+                    o.name, o.name
+                )));
+            }
+        }
+        for c in &self.connectors {
+            if c.http_push
+                .as_ref()
+                .is_some_and(|p| crate::auth::is_obvious_token_digest(&p.token_sha256))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "connector `{}`: http_push.token_sha256 is the digest of an obvious token anyone would try; make a real one with `unsilo operator token new`",
+                    c.name
+                )));
+            }
         }
         if self.hub.id.is_empty() || self.hub.id.chars().any(char::is_control) {
             return Err(ConfigError::Invalid(
@@ -935,10 +952,10 @@ mod tests {
     #[test]
     fn connectors_are_checked() {
         let ok = "[[connectors]]\nname = \"grid\"\ndefinition = \"builtin:grid\"\ntransport = \"http_push\"\n\
-                  [connectors.http_push]\ntoken_sha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n";
+                  [connectors.http_push]\ntoken_sha256 = \"a3441838fdce64b1baee82b7b285f6153f583b672251831340cb950da075bdeb\"\n";
         let c = Config::parse(ok).expect("parse");
         assert_eq!(c.connectors[0].transport, TransportKind::HttpPush);
-        let err = Config::parse(&ok.replace("9f86", "zz86")).expect_err("bad hex");
+        let err = Config::parse(&ok.replace("a344", "zz44")).expect_err("bad hex");
         assert!(err.to_string().contains("token_sha256"), "{err}");
         let err = Config::parse(&format!("{ok}{ok}")).expect_err("twice");
         assert!(err.to_string().contains("configured twice"), "{err}");
@@ -964,7 +981,7 @@ mod tests {
             .map(|l| {
                 l.replace(
                     "\"…\"",
-                    "\"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"",
+                    "\"a3441838fdce64b1baee82b7b285f6153f583b672251831340cb950da075bdeb\"",
                 )
             })
             .collect::<Vec<_>>()
@@ -975,7 +992,7 @@ mod tests {
 
     #[test]
     fn one_token_names_one_principal_and_security_settings_are_checked() {
-        let digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let digest = "a3441838fdce64b1baee82b7b285f6153f583b672251831340cb950da075bdeb";
         let twice = format!(
             "[[admin.operators]]\nname = \"a\"\ntoken_sha256 = \"{digest}\"\n\n[[admin.operators]]\nname = \"b\"\ntoken_sha256 = \"{digest}\"\n"
         );
@@ -993,6 +1010,25 @@ mod tests {
         .expect("parses");
         assert_eq!(c.limits.request_timeout, std::time::Duration::from_secs(5));
         assert!(c.registry.anonymous_read);
+    }
+
+    #[test]
+    fn an_obvious_operator_or_push_token_is_refused_naming_the_command_that_makes_one() {
+        let digest = crate::auth::token_digest("changeme");
+        let err = Config::parse(&format!(
+            "[[admin.operators]]\nname = \"ops\"\ntoken_sha256 = \"{digest}\"\n"
+        ))
+        .expect_err("obvious operator token");
+        let err = err.to_string();
+        assert!(
+            err.contains("obvious") && err.contains("unsilo operator token new"),
+            "{err}"
+        );
+        let (_, strong) = crate::auth::new_token();
+        Config::parse(&format!(
+            "[[admin.operators]]\nname = \"ops\"\ntoken_sha256 = \"{strong}\"\n"
+        ))
+        .expect("a real token");
     }
 
     #[test]

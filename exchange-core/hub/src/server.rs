@@ -398,7 +398,12 @@ impl Hub {
         allow_flattened_fields(&mut api);
         let api = Arc::new(api);
         let console = crate::console::router(self.console.clone(), api.clone())
-            .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));
+            .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+            // Forms are read inside the console's own guard: bound the whole request, its body included.
+            .layer(axum::middleware::from_fn_with_state(
+                limits.request_timeout,
+                crate::access::within_request_timeout,
+            ));
         ops.merge(guarded(ingest, Surface::Ingest))
             .merge(guarded(admin, Surface::Admin))
             .merge(guarded(docs, Surface::Admin))

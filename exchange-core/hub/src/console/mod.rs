@@ -459,6 +459,10 @@ mod session_pages {
             );
         }
         let address = peer.ip().to_string();
+        // The same door as every surface: a blocked address is refused before its token is checked.
+        if let Some(wait) = console.access.failures.blocked(&address) {
+            return page::too_many(lang, wait);
+        }
         let credential = crate::auth::Credential {
             name: None,
             token: form.token.trim().to_owned(),
@@ -488,6 +492,13 @@ mod session_pages {
                     Err(e) => e.to_string(),
                 };
                 tracing::warn!(%address, reason = %reason, "Console sign-in refused.");
+                if let Some(block) = console
+                    .access
+                    .failures
+                    .failed(&address, console.access.limits.auth_failures)
+                {
+                    tracing::warn!(%address, block_secs = block.as_secs(), "Address blocked: too many failed authentications.");
+                }
                 return form_page(&console, lang, Some(&reason), StatusCode::UNAUTHORIZED);
             }
         };
