@@ -407,3 +407,55 @@ async fn a_token_an_ordinary_kafka_client_adds_to_an_agency_is_never_accepted() 
     forger.shutdown().await.expect("close");
     running.stop().await;
 }
+
+#[tokio::test]
+async fn an_agency_holds_a_bounded_number_of_event_streams_each_for_a_bounded_time() {
+    let (_dir, running, api) = hub(|c| {
+        c.limits.max_event_streams_per_agency = 2;
+        c.limits.event_stream_lifetime = Duration::from_secs(2);
+    })
+    .await;
+    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    let mut request = household("stream", json!({ "kind": "pull" }));
+    request["filter"] = json!("data_grade != \"CORE\"");
+    let (s, body) = api.post(&token, "/admin/subscriptions", request).await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            "/admin/subscriptions/civil-affairs.stream/approve",
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let url = format!(
+        "{}/v1/subscriptions/civil-affairs.stream/events",
+        running.base
+    );
+    let http = reqwest::Client::new();
+    let open = || http.get(&url).bearer_auth(&token).send();
+    let first = open().await.expect("first");
+    let second = open().await.expect("second");
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    let third = open().await.expect("third");
+    assert_eq!(third.status().as_u16(), 429);
+    // A stream ends by itself at its lifetime, with a `closed` event saying how to resume.
+    let text = tokio::time::timeout(Duration::from_secs(30), first.text())
+        .await
+        .expect("the stream outlived its lifetime")
+        .expect("body");
+    assert!(
+        text.contains("event: closed") && text.contains("Last-Event-ID"),
+        "{text}"
+    );
+    // Its slot is given back.
+    drop(second);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = open().await.expect("again");
+    assert_eq!(again.status().as_u16(), 200);
+    drop(again);
+    running.stop().await;
+}

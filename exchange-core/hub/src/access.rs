@@ -203,6 +203,16 @@ pub struct LimitsConfig {
     /// Largest ingest body (default 16 MiB); larger batches should be split.
     #[serde(default = "default_ingest_body")]
     pub max_ingest_body_bytes: usize,
+    /// Event streams (`/v1/subscriptions/{id}/events`) one agency may hold at once (default 4).
+    #[serde(default = "default_streams_per_agency")]
+    pub max_event_streams_per_agency: usize,
+    /// How long one event stream lives before the hub closes it (default `"1h"`; the client resumes with
+    /// `Last-Event-ID`).
+    #[serde(
+        default = "default_stream_lifetime",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub event_stream_lifetime: Duration,
     /// Most connections open at once (default 4096); more are closed as soon as they are accepted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
@@ -367,6 +377,12 @@ fn default_body() -> usize {
 fn default_ingest_body() -> usize {
     16 * 1024 * 1024
 }
+fn default_streams_per_agency() -> usize {
+    4
+}
+fn default_stream_lifetime() -> Duration {
+    Duration::from_secs(3600)
+}
 fn default_max_connections() -> usize {
     4096
 }
@@ -394,6 +410,8 @@ impl Default for LimitsConfig {
             max_ingest_body_bytes: default_ingest_body(),
             max_records_per_push: default_max_records_per_push(),
             max_connections: default_max_connections(),
+            max_event_streams_per_agency: default_streams_per_agency(),
+            event_stream_lifetime: default_stream_lifetime(),
             max_header_bytes: default_header_bytes(),
             request_timeout: default_request_timeout(),
             header_read_timeout: default_header_timeout(),
@@ -428,6 +446,12 @@ impl LimitsConfig {
         }
         if self.max_body_bytes < 1024 || self.max_ingest_body_bytes < 1024 {
             return Err("limits: body limits must be at least 1024 bytes".into());
+        }
+        if self.max_event_streams_per_agency == 0 || self.event_stream_lifetime.is_zero() {
+            return Err(
+                "limits: max_event_streams_per_agency must be at least 1 and event_stream_lifetime above zero"
+                    .into(),
+            );
         }
         if self.max_connections == 0 {
             return Err("limits.max_connections must be at least 1".into());

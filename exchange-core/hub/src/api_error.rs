@@ -50,6 +50,9 @@ pub enum ApiError {
     /// The state does not allow it (409).
     #[error("{0}")]
     Conflict(String),
+    /// The caller holds as much of something as it may (429), e.g. event streams.
+    #[error("{0}")]
+    TooMany(String),
     /// A peer (the subscriber's database or broker) refused during activation (502).
     #[error("{0}")]
     Upstream(String),
@@ -59,6 +62,11 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// The HTTP status it is answered with (the admin API and the console alike).
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
@@ -66,6 +74,7 @@ impl ApiError {
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, "upstream"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

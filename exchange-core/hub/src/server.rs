@@ -375,6 +375,10 @@ impl Hub {
             self.bus.clone(),
             self.decoder.clone(),
             self.access.authenticator.clone(),
+            delivery::pull::StreamLimits {
+                per_agency: limits.max_event_streams_per_agency,
+                lifetime: limits.event_stream_lifetime,
+            },
         )
         .split_for_parts();
         let pull = pull.layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes));

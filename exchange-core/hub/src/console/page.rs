@@ -207,25 +207,18 @@ impl PageError {
 
     /// The operation's own error (the same words the admin API answers with).
     pub(super) fn api(lang: Lang, error: ApiError) -> Self {
-        let status = match &error {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
-            ApiError::Internal(cause) => {
-                tracing::error!(cause = %cause, "Console request failed.");
-                return Self::new(
-                    lang,
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    lang.t(
-                        "内部错误；原因见中枢日志。",
-                        "Internal error; the hub's log has the cause.",
-                    ),
-                );
-            }
-        };
+        if let ApiError::Internal(cause) = &error {
+            tracing::error!(cause = %cause, "Console request failed.");
+            return Self::new(
+                lang,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                lang.t(
+                    "内部错误；原因见中枢日志。",
+                    "Internal error; the hub's log has the cause.",
+                ),
+            );
+        }
+        let status = error.status();
         Self::new(lang, status, error.to_string())
     }
 

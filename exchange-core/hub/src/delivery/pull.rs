@@ -9,6 +9,10 @@
 //! - `POST /v1/subscriptions/{id}/ack` with `{"cursor": "..."}` → commits the position for consumer group
 //!   `unsilo.pull.<id>`: the next cursor-less read starts there.
 //!
+//! Event streams are bounded: an agency holds at most `[limits] max_event_streams_per_agency` at once (default 4;
+//! one more is answered `429`), and a stream ends after `[limits] event_stream_lifetime` (default 1 h) with a
+//! `closed` event — the client reconnects with `Last-Event-ID` and resumes exactly.
+//!
 //! A cursor is the next offset per partition of the subscription's topic, `p-o.p-o…` (e.g. `0-15.1-3`); clients
 //! should treat it as opaque. Only the owning agency can pull (another agency's subscription is 404), only while
 //! the subscription is active and unexpired, and only a subscription whose channel is `pull`.
@@ -46,6 +50,63 @@ pub struct PullApi {
     bus: Arc<dyn Bus>,
     decoder: ViewDecoder,
     authenticator: Arc<Authenticator>,
+    streams: Arc<StreamSlots>,
+}
+
+/// How many event streams an agency may hold, and for how long each.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamLimits {
+    /// Event streams open at once per agency.
+    pub per_agency: usize,
+    /// How long one stream lives before it is closed (the client reconnects and resumes).
+    pub lifetime: Duration,
+}
+
+/// The event streams open, by agency.
+struct StreamSlots {
+    limits: StreamLimits,
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One open event stream of an agency: its slot is given back when the stream ends (dropped).
+struct StreamSlot {
+    slots: Arc<StreamSlots>,
+    agency: String,
+}
+
+impl StreamSlots {
+    /// A slot for one more stream of `agency`, if it holds fewer than its limit.
+    fn take(self: &Arc<Self>, agency: &str) -> Option<StreamSlot> {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = open.entry(agency.to_owned()).or_default();
+        if *n >= self.limits.per_agency {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            slots: self.clone(),
+            agency: agency.to_owned(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.agency) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.agency);
+            }
+        }
+    }
 }
 
 /// What a caller presented: checked again before every batch a long poll or an event stream sends, so a
@@ -68,6 +129,7 @@ pub fn router(
     bus: Arc<dyn Bus>,
     decoder: ViewDecoder,
     authenticator: Arc<Authenticator>,
+    stream_limits: StreamLimits,
 ) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(records))
@@ -78,6 +140,10 @@ pub fn router(
             bus,
             decoder,
             authenticator,
+            streams: Arc::new(StreamSlots {
+                limits: stream_limits,
+                open: std::sync::Mutex::new(std::collections::HashMap::new()),
+            }),
         })
 }
 
@@ -350,6 +416,13 @@ async fn events(
     QueryParams(q): QueryParams<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let s = api.pullable(&presented, &id)?;
+    let Some(slot) = api.streams.take(&s.agency) else {
+        return Err(ApiError::TooMany(format!(
+            "agency `{}` already holds {} event streams ([limits] max_event_streams_per_agency); close one first",
+            s.agency, api.streams.limits.per_agency
+        )));
+    };
+    let ends_at = tokio::time::Instant::now() + api.streams.limits.lifetime;
     let resume = presented
         .headers
         .get("last-event-id")
@@ -358,14 +431,21 @@ async fn events(
         .or(q.cursor);
     let cursor = api.start(&s, resume.as_deref()).await?;
     let stream = futures::stream::unfold(
-        (api, presented, id, cursor, Vec::<Event>::new(), false),
-        |(api, presented, id, mut cursor, mut pending, mut closed)| async move {
+        (api, presented, id, cursor, Vec::<Event>::new(), false, slot),
+        move |(api, presented, id, mut cursor, mut pending, mut closed, slot)| async move {
             loop {
                 if let Some(e) = pending.pop() {
-                    return Some((Ok(e), (api, presented, id, cursor, pending, closed)));
+                    return Some((Ok(e), (api, presented, id, cursor, pending, closed, slot)));
                 }
                 if closed {
                     return None;
+                }
+                if tokio::time::Instant::now() >= ends_at {
+                    closed = true;
+                    pending.push(Event::default().event("closed").data(
+                        "the stream reached its maximum lifetime; reconnect with Last-Event-ID to resume",
+                    ));
+                    continue;
                 }
                 let s = match api.pullable(&presented, &id) {
                     Ok(s) => s,
