@@ -83,6 +83,31 @@ fn rand_u64() -> u64 {
     h.finish()
 }
 
+/// A record of shared schema `schema` as a connector would publish it to `std.<schema>`: `record` (the schema's
+/// JSON form) framed with the registered schema's id, keyed and headed by `record_id` — for tests that put records
+/// on the shared topic directly.
+pub fn shared_record(
+    hub: &Hub,
+    schema: &str,
+    record: &serde_json::Value,
+    record_id: &str,
+) -> unsilo_bus::Record {
+    let shared = unsilo_schemas::shared_schema(schema).expect("a shared schema");
+    let value = unsilo_schemas::json_to_avro(record, shared.avro()).expect("avro");
+    let id = hub
+        .registry
+        .lookup(&shared.subject(), &shared.schema_string(), false)
+        .expect("registered")
+        .id;
+    let mut framed = Vec::new();
+    unsilo_bus::wire::write_header(&mut framed, id as u32);
+    framed.extend(apache_avro::to_avro_datum(shared.avro(), value).expect("encode"));
+    unsilo_bus::Record::new(record_id.as_bytes().to_vec(), framed).with_header(
+        unsilo_schemas::names::HEADER_RECORD_ID,
+        record_id.as_bytes().to_vec(),
+    )
+}
+
 /// The embedded bus in `dir`.
 pub fn embedded_config(dir: &Path) -> Config {
     let mut c = Config::default();

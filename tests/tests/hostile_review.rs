@@ -459,3 +459,85 @@ async fn an_agency_holds_a_bounded_number_of_event_streams_each_for_a_bounded_ti
     drop(again);
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_filter_that_costs_more_than_a_record_may_pauses_its_subscription_until_an_operator_resumes_it(
+) {
+    let (_dir, running, api) = hub(|_| {}).await;
+    let token = api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
+    // Five scans of a free-text field: cheap on short texts, over the per-record budget on a long one.
+    let costly = ["a", "b", "c", "d", "e"]
+        .map(|p| format!("description.matches(\"{p}\")"))
+        .join(" || ");
+    let request = json!({
+        "name": "costly",
+        "schema": "grid_event",
+        "filter": format!("({costly}) && data_grade != \"CORE\""),
+        "fields": [{ "field": "event_type_code", "treatment": "clear" }],
+        "purpose": "矛盾纠纷排查",
+        "channel": { "kind": "pull" }
+    });
+    let (s, body) = api.post(&token, "/admin/subscriptions", request).await;
+    assert_eq!(s, 201, "{body}");
+    let id = "civil-affairs.costly";
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            &format!("/admin/subscriptions/{id}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let mut record = unsilo_schemas::example_record("grid_event").expect("example");
+    let record_id = format!("costly-{}", rand_suffix());
+    record["envelope"]["record_id"] = json!(record_id);
+    record["description"] = json!("网格".repeat(unsilo_policy::filter::MATCH_BUDGET_BYTES / 12));
+    let framed = unsilo_tests::shared_record(&running.hub, "grid_event", &record, &record_id);
+    running
+        .hub
+        .bus
+        .publish("std.grid_event", vec![framed])
+        .await
+        .expect("publish");
+    let started = std::time::Instant::now();
+    while running
+        .hub
+        .control
+        .subscription(id)
+        .map(|s| s.status.as_str())
+        != Some("paused")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the subscription was not paused"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, sub) = api
+        .get(OPERATOR_TOKEN, &format!("/admin/subscriptions/{id}"))
+        .await;
+    assert!(
+        sub["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("matches()"),
+        "{sub}"
+    );
+    let (s, _) = api
+        .post(
+            &token,
+            &format!("/admin/subscriptions/{id}/resume"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 403, "the agency cannot lift the hub's pause");
+    let (s, body) = api
+        .post(
+            OPERATOR_TOKEN,
+            &format!("/admin/subscriptions/{id}/resume"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    running.stop().await;
+}

@@ -545,24 +545,11 @@ async fn limits_answer_429_413_and_431_and_one_client_never_uses_up_another() {
 
 /// A household record as a connector would publish it to `std.household`, with the given classification.
 fn household_record(hub: &Hub, record_id: &str, share: &str, grade: &str) -> Record {
-    let shared = unsilo_schemas::shared_schema("household").expect("household");
     let mut record = unsilo_schemas::example_record("household").expect("example");
     record["envelope"]["record_id"] = json!(record_id);
     record["envelope"]["share_attribute"] = json!(share);
     record["envelope"]["data_grade"] = json!(grade);
-    let value = unsilo_schemas::json_to_avro(&record, shared.avro()).expect("avro");
-    let id = hub
-        .registry
-        .lookup(&shared.subject(), &shared.schema_string(), false)
-        .expect("registered")
-        .id;
-    let mut framed = Vec::new();
-    wire::write_header(&mut framed, id as u32);
-    framed.extend(apache_avro::to_avro_datum(shared.avro(), value).expect("encode"));
-    Record::new(record_id.as_bytes().to_vec(), framed).with_header(
-        unsilo_schemas::names::HEADER_RECORD_ID,
-        record_id.as_bytes().to_vec(),
-    )
+    unsilo_tests::shared_record(hub, "household", &record, record_id)
 }
 
 #[tokio::test]

@@ -283,11 +283,20 @@ impl RoutingTable {
             if route.expires_at_ms.is_some_and(|e| now_ms >= e) {
                 continue;
             }
+            let matched = match route.compiled.filter.evaluate(record) {
+                Ok(m) => m,
+                Err(e) if e.kind() == unsilo_policy::filter::EvalErrorKind::Budget => {
+                    // Default deny for this record; the router pauses the subscription with the reason.
+                    gated.over_budget.get_or_insert(i);
+                    false
+                }
+                Err(_) => false,
+            };
             if core && !route.core_allowed {
-                gated.core_held = gated.core_held || route.compiled.filter.matches(record);
+                gated.core_held = gated.core_held || matched;
                 continue;
             }
-            if !route.compiled.filter.matches(record) {
+            if !matched {
                 continue;
             }
             let mut value = Vec::with_capacity(256);
@@ -316,6 +325,8 @@ pub struct Gated {
     pub not_shared: bool,
     /// The record is CORE-grade and matched a subscription that was not approved by two operators.
     pub core_held: bool,
+    /// A route (its index) whose filter cost more than one record may: it is paused with the reason.
+    pub over_budget: Option<usize>,
 }
 
 /// The envelope's `share_attribute` and `data_grade` symbols of a decoded shared record.

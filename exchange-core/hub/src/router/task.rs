@@ -659,12 +659,54 @@ fn decode_and_route(
                 "core_needs_four_eyes",
                 u64::from(gated.core_held),
             );
+            if let Some(route) = gated.over_budget.and_then(|i| table.subscriptions.get(i)) {
+                tokio::spawn(pause_over_budget(
+                    context.clone(),
+                    route.subscription.clone(),
+                ));
+            }
             Some(record)
         }
         Err(e) => {
             error!(offset = consumed.position.offset, error = %e, "Record not routed.");
             None
         }
+    }
+}
+
+/// Pauses a subscription whose filter costs more than one record may (see
+/// [`unsilo_policy::filter::MATCH_BUDGET_BYTES`]), with the reason, on the control plane and in the audit log. Only
+/// an operator can resume it. A subscription no longer active (paused by an earlier record) is left alone.
+async fn pause_over_budget(context: RouterContext, id: String) {
+    let Some(mut paused) = context
+        .control
+        .subscription(&id)
+        .filter(|s| s.status == unsilo_policy::model::SubscriptionStatus::Active)
+    else {
+        return;
+    };
+    let reason = format!(
+        "its filter's matches() would scan more than {} bytes of text for one record; narrow the filter and ask an operator to resume it",
+        unsilo_policy::filter::MATCH_BUDGET_BYTES
+    );
+    paused.status = unsilo_policy::model::SubscriptionStatus::Paused;
+    paused.reason = Some(reason.clone());
+    paused.decided_by = Some("hub".into());
+    paused.decided_at_ms = Some(unsilo_bus::now_ms());
+    paused.revision += 1;
+    if let Err(e) = context.control.put_subscription(&paused).await {
+        debug!(subscription = %id, error = %e, "Over-budget pause not written (changed meanwhile).");
+        return;
+    }
+    warn!(subscription = %id, "Subscription paused: its filter costs more than one record may.");
+    let entry = crate::audit::AuditEvent::Control {
+        actor: "hub".into(),
+        action: "subscription.pause".into(),
+        target: id.clone(),
+        detail: serde_json::json!({ "reason": reason }),
+    };
+    if let Err(e) = context.audit.append(vec![entry]).await {
+        error!(subscription = %id, error = %e, "The over-budget pause could not be recorded in the audit log.");
     }
 }
 

@@ -34,6 +34,31 @@ impl<'a> Val<'a> {
     }
 }
 
+thread_local! {
+    /// What `matches()` may still scan for the record being evaluated on this thread (see
+    /// [`super::MATCH_BUDGET_BYTES`]).
+    static MATCH_BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(super::MATCH_BUDGET_BYTES) };
+}
+
+/// Gives the record about to be evaluated its full `matches()` budget.
+pub(super) fn reset_match_budget() {
+    MATCH_BUDGET.with(|b| b.set(super::MATCH_BUDGET_BYTES));
+}
+
+/// Charges a `matches()` over `text` to the record's budget; `Err` once the budget would be exceeded.
+fn charge_match(text: &str) -> EvalRes<()> {
+    MATCH_BUDGET.with(|b| match b.get().checked_sub(text.len()) {
+        Some(left) => {
+            b.set(left);
+            Ok(())
+        }
+        None => {
+            b.set(0);
+            Err(EvalError::over_budget())
+        }
+    })
+}
+
 /// The variables bound by enclosing `exists`/`all`, innermost first.
 pub(super) struct Env<'e, 'a> {
     pub(super) val: &'e Val<'a>,
@@ -267,8 +292,8 @@ pub(super) fn eval_bool_slow<'a>(
             Ok(str_fn(*f, s, x))
         }
         Node::Matches(s, re) => match eval(s, root, env)? {
-            Val::Str(s) => Ok(re.is_match(s)),
-            Val::Owned(s) => Ok(re.is_match(&s)),
+            Val::Str(s) => charge_match(s).map(|()| re.is_match(s)),
+            Val::Owned(s) => charge_match(&s).map(|()| re.is_match(&s)),
             Val::Null => Err(EvalError::null("matches()")),
             _ => Err(EvalError::record("matches() on a non-string")),
         },

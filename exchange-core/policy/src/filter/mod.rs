@@ -106,7 +106,13 @@ pub const MAX_SOURCE_CHARS: usize = 4096;
 pub const MAX_DEPTH: usize = 64;
 
 /// Compiled size limit for `matches()` patterns, in bytes (regex-lite's own unit).
-const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+const REGEX_SIZE_LIMIT: usize = 16 * 1024;
+
+/// The text `matches()` may scan for one record, in bytes, all its calls together: regex-lite matches in time
+/// proportional to pattern size × text length, so this and [`REGEX_SIZE_LIMIT`] bound what one record can cost
+/// (a few milliseconds at worst). Past it the evaluation fails with [`EvalErrorKind::Budget`]: the record does not
+/// match, and the router pauses the subscription with the reason.
+pub const MATCH_BUDGET_BYTES: usize = 32 * 1024;
 
 /// How many nested records deep "did you mean" suggestions look.
 const SUGGEST_DEPTH: usize = 4;
@@ -195,6 +201,8 @@ pub enum EvalErrorKind {
     Overflow,
     /// The record does not have the shape of the schema the filter was compiled against.
     Record,
+    /// The filter's `matches()` calls would scan more text than one record may cost ([`MATCH_BUDGET_BYTES`]).
+    Budget,
 }
 
 impl EvalError {
@@ -213,6 +221,15 @@ impl EvalError {
 
     fn record(message: impl Into<String>) -> Self {
         Self::new(EvalErrorKind::Record, message)
+    }
+
+    fn over_budget() -> Self {
+        Self::new(
+            EvalErrorKind::Budget,
+            format!(
+                "matches() would scan more than {MATCH_BUDGET_BYTES} bytes of text for one record: the filter costs too much"
+            ),
+        )
     }
 
     /// The class of error.
@@ -334,6 +351,7 @@ impl Filter {
 
     /// Evaluates the filter on `record` (a decoded record of the schema the filter was compiled against).
     pub fn evaluate(&self, record: &Value) -> Result<bool, EvalError> {
+        eval::reset_match_budget();
         let fields = match record {
             Value::Record(fields) => fields.as_slice(),
             Value::Union(_, inner) => match inner.as_ref() {

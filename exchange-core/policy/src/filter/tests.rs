@@ -1031,3 +1031,26 @@ proptest! {
         prop_assert_eq!(eval(&src, &rec), Ok(a < b));
     }
 }
+
+#[test]
+fn matches_over_long_text_blows_the_per_record_budget_and_does_not_match() {
+    use super::{EvalErrorKind, MATCH_BUDGET_BYTES};
+    let schema = unsilo_schemas::shared_schema("grid_event").unwrap();
+    let mut record = unsilo_schemas::example_record("grid_event").unwrap();
+    // Many calls over one long field: each scan is charged, and the sum is over the budget.
+    let long = "网格".repeat(MATCH_BUDGET_BYTES / 12);
+    record["description"] = serde_json::json!(long);
+    let value = unsilo_schemas::json_to_avro(&record, schema.avro()).unwrap();
+    let costly = Filter::compile(
+        r#"description.matches("a") || description.matches("b") || description.matches("c") || description.matches("d") || description.matches("e")"#,
+        schema.avro(),
+    )
+    .unwrap();
+    let err = costly.evaluate(&value).unwrap_err();
+    assert_eq!(err.kind(), EvalErrorKind::Budget, "{err}");
+    assert!(!costly.matches(&value));
+    // One scan within the budget still works, and the budget is per record (each evaluation starts afresh).
+    let cheap = Filter::compile(r#"description.matches("网格")"#, schema.avro()).unwrap();
+    assert!(cheap.matches(&value));
+    assert!(cheap.matches(&value));
+}
