@@ -1074,3 +1074,96 @@ async fn unconditional_data_within_clearance_is_approved_automatically_when_enab
     assert_eq!(body["subscription"]["status"], "requested", "{body}");
     running.stop().await;
 }
+
+/// The value of cookie `name` among a response's `Set-Cookie` headers.
+fn set_cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
+}
+
+/// Signs in to the console with `token` over plain HTTP, as a browser would; returns the session cookie.
+async fn console_session(base: &str, token: &str) -> String {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = http
+        .get(format!("{base}/console/login"))
+        .send()
+        .await
+        .expect("form");
+    let csrf = set_cookie_value(&form, "unsilo_login_csrf").expect("login csrf cookie");
+    let signed_in = http
+        .post(format!("{base}/console/login"))
+        .header("cookie", format!("unsilo_login_csrf={csrf}"))
+        .form(&[("token", token), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("sign in");
+    set_cookie_value(&signed_in, "unsilo_session").expect("session cookie")
+}
+
+#[tokio::test]
+async fn a_forged_tail_found_at_restart_is_disowned_and_shown_to_operators() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = with_grid_and_operator(embedded_config(dir.path()));
+    let running = Running::start(&config).await;
+    Api::new(&running.base)
+        .agency("civil-affairs", "民政局", USCC_A, "S3")
+        .await;
+    running.stop().await;
+    // While the hub is stopped, someone with write access to its data appends an entry without its key.
+    let bus = unsilo_hub::server::open_bus(&config).await.expect("bus");
+    let topic = unsilo_schemas::names::AUDIT_TOPIC;
+    let head = last_entry(bus.as_ref(), topic).await;
+    bus.publish(topic, vec![forged_entry(&head)])
+        .await
+        .expect("forge");
+    bus.shutdown().await.expect("close");
+
+    let running = Running::start(&config).await;
+    let tail = running
+        .hub
+        .audit
+        .disowned_tail()
+        .expect("disowned at start");
+    assert_eq!(tail.entries, 1);
+    let session = console_session(&running.base, OPERATOR_TOKEN).await;
+    let (s, page) = {
+        let r = reqwest::Client::new()
+            .get(format!("{}/console/", running.base))
+            .header("cookie", format!("unsilo_session={session}"))
+            .send()
+            .await
+            .expect("overview");
+        (r.status().as_u16(), r.text().await.expect("page"))
+    };
+    assert_eq!(s, 200);
+    assert!(page.contains("evidence-alarm"), "{page}");
+    let (_, metrics) = send(
+        reqwest::Client::new()
+            .get(format!("{}/metrics", running.base))
+            .bearer_auth(OPERATOR_TOKEN),
+    )
+    .await;
+    assert!(
+        metrics
+            .as_str()
+            .expect("text")
+            .contains("unsilo_audit_disowned_entries 1"),
+        "{metrics}"
+    );
+    // The API's verification still names the forged entry; everything the restarted hub wrote is signed.
+    let (_, report) = Api::new(&running.base)
+        .get(OPERATOR_TOKEN, "/admin/audit/verify")
+        .await;
+    assert_eq!(report["intact"], false, "{report}");
+    let chain = &report["report"]["chains"][&running.hub.audit.hub()];
+    assert_eq!(chain["signed_through"], chain["seq"], "{report}");
+    running.stop().await;
+}

@@ -46,7 +46,27 @@ pub(super) async fn home(State(console): Shared, viewer: Viewer) -> PageResult {
         return subscriptions::portal_home(&console, &viewer).await;
     }
     let live = live_part(&console, &viewer).await?;
+    let disowned = console.governance.audit().disowned_tail().cloned();
+    let rejected = console.governance.control().rejected_records();
     let body = html! {
+        @if let Some(tail) = &disowned {
+            p.error #evidence-alarm role="alert" {
+                (l.t("证据链告警：启动时发现本中枢证据链末尾有 ", "Evidence alarm: at start this hub found "))
+                (tail.entries)
+                (l.t(" 条未经本中枢签名的记录（序号 ", " entries at the end of its audit chain that its key did not sign (seq "))
+                (tail.verified_seq + 1) "–" (tail.last_seq)
+                (l.t("），已拒绝承认并记入证据链。", "); it disowned them in the chain. "))
+                a href="/console/audit/verify" { (l.t("校验证据链", "Verify the evidence chain")) }
+            }
+        }
+        @if rejected > 0 {
+            p.error #control-alarm role="alert" {
+                (l.t("控制面告警：已拒绝 ", "Control-plane alarm: "))
+                (rejected)
+                (l.t(" 条非本部署中枢写入的配置记录；请排查谁能写入 _unsilo.config。",
+                    " records of _unsilo.config were refused as not written by a hub of this deployment; find who can write to that topic."))
+            }
+        }
         p.hint { (l.t(
             "数据每 10 秒自动刷新（需启用 JavaScript；否则请刷新页面）。",
             "Figures refresh every 10 seconds (with JavaScript; otherwise reload the page)."
