@@ -42,6 +42,12 @@ enum Command {
     /// Connector definitions: list the built-ins, scaffold a new one, check one with the conformance kit.
     #[command(subcommand)]
     Connector(ConnectorCommand),
+    /// The worker that reads one dropped workbook out of the hub's process (started by the hub itself).
+    #[command(hide = true, name = "read-workbook")]
+    ReadWorkbook {
+        /// The request, as JSON.
+        request: String,
+    },
     /// Operators' credentials: `unsilo operator token new --name <name>` makes a token and the configuration
     /// line that lets it in (only its SHA-256 goes into the file).
     #[command(subcommand)]
@@ -589,7 +595,26 @@ fn connector_check(spec: &str) -> anyhow::Result<()> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::ReadWorkbook { .. }) {
+        // Dropped workbooks are read by a worker process of this binary, under a memory limit.
+        if let Ok(program) = std::env::current_exe() {
+            unsilo_connectors::transport::file_drop::isolate_workbooks(
+                unsilo_connectors::transport::file_drop::WorkbookWorker::new(
+                    program,
+                    ["read-workbook"],
+                ),
+            );
+        }
+    }
     let result = match cli.command {
+        Command::ReadWorkbook { request } => {
+            unsilo_connectors::transport::file_drop::serve_workbook_request(
+                &request,
+                std::io::stdin().lock(),
+                std::io::stdout().lock(),
+            )
+            .map_err(anyhow::Error::from)
+        }
         Command::Serve(args) => serve(args).await,
         Command::Bench(args) => run_bench(args).await,
         Command::Demo(args) => demo(args).await,

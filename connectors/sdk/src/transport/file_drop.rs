@@ -21,6 +21,9 @@
 
 mod read;
 mod text;
+mod worker;
+
+pub use worker::{isolate_workbooks, serve_workbook_request, WorkbookWorker};
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -416,6 +419,16 @@ impl FileDropSource {
         let head = bytes[..bytes.len().min(MAX_REJECTED_FILE_BYTES)].to_vec();
         let config = self.config.clone();
         let name = file.name.clone();
+        // Workbooks from outside are read where a reader that aborts cannot take the hub down (see `worker`).
+        if let Some(worker) =
+            worker::registered().filter(|_| read::is_workbook(&name, &bytes, config.format))
+        {
+            let records = match worker.read(&name, bytes, &config).await {
+                Ok(rows) => Records::Decoded(rows.into_iter()),
+                Err(reason) => return self.fail_file(ctx, file, head, &reason).await,
+            };
+            return self.submit_records(ctx, file, records, checkpoint).await;
+        }
         let opened = tokio::task::spawn_blocking(move || read::open(&name, bytes, &config)).await;
         let records = match opened {
             Ok(Ok(records)) => records,

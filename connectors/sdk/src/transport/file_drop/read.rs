@@ -87,6 +87,8 @@ pub(super) enum Records {
     JsonItems(JsonItems),
     /// The rows of a worksheet.
     Sheet(SheetRows),
+    /// Records a workbook worker read (see `super::worker`).
+    Decoded(std::vec::IntoIter<RawInput>),
 }
 
 impl Iterator for Records {
@@ -98,6 +100,7 @@ impl Iterator for Records {
             Records::JsonLines(r) => r.next(),
             Records::JsonItems(r) => r.next(),
             Records::Sheet(r) => r.next(),
+            Records::Decoded(r) => r.next(),
         }
     }
 }
@@ -130,6 +133,11 @@ pub(super) fn open(
         Kind::JsonLines => open_json_lines(name, bytes, config),
         Kind::Json => open_json(name, bytes, config),
     }
+}
+
+/// Whether the file is a workbook (`.xlsx` or `.xls`), by its content and name as [`open`] decides.
+pub(super) fn is_workbook(name: &str, bytes: &[u8], format: FileFormat) -> bool {
+    matches!(kind_of(name, bytes, format), Ok(Kind::Xlsx | Kind::Xls))
 }
 
 fn kind_of(name: &str, bytes: &[u8], format: FileFormat) -> Result<Kind, FileFailure> {
