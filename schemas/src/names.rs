@@ -68,10 +68,10 @@ pub const HEADER_AUDIT_HASH: &str = "unsilo.audit.hash";
 pub const HEADER_AUDIT_SIGNATURE: &str = "unsilo.audit.sig";
 /// Header beside the signature: the first seq of the append the signature covers (decimal).
 pub const HEADER_AUDIT_SIGNED_FROM: &str = "unsilo.audit.sig_from";
-/// Header on `_unsilo.config` records: the writing hub's id.
-pub const HEADER_CONFIG_HUB: &str = "unsilo.config.hub";
-/// Header on `_unsilo.config` records: the writing hub's signature over the topic, key and value.
-pub const HEADER_CONFIG_SIGNATURE: &str = "unsilo.config.sig";
+/// Header on the hub's own `_unsilo.*` records: the writing hub's id.
+pub const HEADER_SEAL_HUB: &str = "unsilo.seal.hub";
+/// Header on the hub's own `_unsilo.*` records: their seal (HMAC-SHA256, hex) over topic, hub, key and value.
+pub const HEADER_SEAL: &str = "unsilo.seal";
 
 /// The topic of normalised records of a shared schema: `std.<schema>`.
 pub fn std_topic(schema: &str) -> String {

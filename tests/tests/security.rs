@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use unsilo_bus::wire;
 use unsilo_bus::{Bus, Record, TopicSpec};
 use unsilo_hub::audit::{self, AuditLog, SigningKey, TrustedKeys};
 use unsilo_hub::server::Hub;

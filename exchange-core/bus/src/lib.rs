@@ -18,6 +18,7 @@
 //! - this file: the [`Bus`] trait, [`Record`], [`TopicSpec`], [`ConsumerOptions`] and errors;
 //! - [`embedded`] and [`kafka`]: the two implementations; [`follow`]: tailing a topic from its end;
 //! - [`wire`]: the Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary);
+//! - [`seal`]: the seal of the hub's own `_unsilo.*` records, which readers check before applying them;
 //! - [`testkit`]: the conformance checks both implementations pass.
 //!
 //! Topic, subject, group and header names come from [`unsilo_schemas::names`], the vocabulary every layer
@@ -27,6 +28,7 @@ pub mod embedded;
 pub mod follow;
 pub mod kafka;
 mod partitioner;
+pub mod seal;
 pub mod testkit;
 pub mod wire;
 

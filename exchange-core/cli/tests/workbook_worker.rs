@@ -26,11 +26,18 @@ async fn the_hubs_own_binary_reads_a_dropped_workbook_in_a_memory_limited_worker
         .await
         .expect("read by the worker");
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].parsed.as_ref().unwrap()["身份证号"], "610921196105170316");
+    assert_eq!(
+        rows[0].parsed.as_ref().unwrap()["身份证号"],
+        "610921196105170316"
+    );
     assert_eq!(rows[0].origin, "名单.xlsx sheet Sheet1 row 2");
     // A file that is not a workbook: the worker says why, the caller carries on.
     let err = worker()
-        .read("x.xlsx", b"PK\x03\x04junk".to_vec(), &FileDropConfig::new("."))
+        .read(
+            "x.xlsx",
+            b"PK\x03\x04junk".to_vec(),
+            &FileDropConfig::new("."),
+        )
         .await
         .unwrap_err();
     assert!(err.contains("workbook"), "{err}");

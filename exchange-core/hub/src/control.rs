@@ -16,11 +16,9 @@
 //! change.
 //!
 //! **Only the hubs write it.** Anyone with produce access to the topic could otherwise add a token digest to an
-//! agency or approvals to a subscription. So every record carries a seal ([`RecordSeal`]): an HMAC-SHA256, under
-//! a key derived from the deployment secret that every hub of the deployment shares (`[security] secret_file`)
-//! and nobody else has, over the topic, the record's key, its value and the writing hub's id (headers
-//! `unsilo.config.hub`, `unsilo.config.sig`). A record whose seal does not verify is never applied: it is counted
-//! (`unsilo_control_rejected_records` on `/metrics`) and logged as an error naming its offset and key. A sealed
+//! agency or approvals to a subscription. So every record carries the deployment's seal ([`RecordSeal`], see
+//! [`unsilo_bus::seal`]). A record whose seal does not verify is never applied: it is counted
+//! (`unsilo_refused_records{topic}` on `/metrics`) and logged as an error naming its offset and key. A sealed
 //! record is applied only if it is newer than what is applied for its entity (its `revision` is higher), so a
 //! copy of an old, validly sealed record appended again — a revoked token brought back — is refused the same way.
 
@@ -36,10 +34,9 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::auth::Principal;
-use hmac::Mac;
+pub use unsilo_bus::seal::RecordSeal;
 use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, Record, TopicSpec};
 use unsilo_policy::model::{Agency, Subscription, TokenDigest};
-use unsilo_schemas::names::{HEADER_CONFIG_HUB, HEADER_CONFIG_SIGNATURE};
 
 /// How long a write waits for the follower to apply it.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -66,93 +63,6 @@ enum Entry {
     Subscription(Box<Subscription>),
 }
 
-/// The seal of control-plane records (see the module docs): who writes, and the key every hub of the
-/// deployment shares.
-#[derive(Clone)]
-pub struct RecordSeal {
-    hub: String,
-    key: [u8; 32],
-}
-
-impl std::fmt::Debug for RecordSeal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordSeal")
-            .field("hub", &self.hub)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RecordSeal {
-    /// The seal of hub `hub` under the deployment's control key ([`crate::secrets::HubSecret::control_key`]).
-    pub fn new(hub: &str, key: [u8; 32]) -> Self {
-        Self {
-            hub: hub.to_owned(),
-            key,
-        }
-    }
-
-    fn mac(
-        &self,
-        topic: &str,
-        hub: &str,
-        key: &[u8],
-        value: Option<&[u8]>,
-    ) -> hmac::Hmac<sha2::Sha256> {
-        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
-        // Length-prefixed parts, so no two different records share a message.
-        for part in [
-            b"unsilo-config-v1".as_slice(),
-            topic.as_bytes(),
-            hub.as_bytes(),
-            key,
-            value.unwrap_or(b"\0tombstone"),
-        ] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac
-    }
-
-    /// `record` sealed for `topic` by this hub.
-    fn seal(&self, topic: &str, record: Record) -> Record {
-        let tag = self
-            .mac(
-                topic,
-                &self.hub,
-                record.key.as_deref().unwrap_or_default(),
-                record.value.as_deref(),
-            )
-            .finalize()
-            .into_bytes();
-        let hub = self.hub.clone().into_bytes();
-        record
-            .with_header(HEADER_CONFIG_HUB, hub)
-            .with_header(HEADER_CONFIG_SIGNATURE, hex::encode(tag).into_bytes())
-    }
-
-    /// Whether `record` of `topic` carries a valid seal; `Err` says what is wrong.
-    fn check(&self, topic: &str, record: &ConsumedRecord) -> Result<(), &'static str> {
-        let r = &record.record;
-        let hub = r
-            .header(HEADER_CONFIG_HUB)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .ok_or("it names no writing hub")?;
-        let tag = r
-            .header(HEADER_CONFIG_SIGNATURE)
-            .and_then(|t| hex::decode(t).ok())
-            .ok_or("it carries no seal")?;
-        self.mac(
-            topic,
-            hub,
-            r.key.as_deref().unwrap_or_default(),
-            r.value.as_deref(),
-        )
-        .verify_slice(&tag)
-        .map_err(|_| "its seal does not verify: it was not written by a hub of this deployment")
-    }
-}
-
 /// What the control plane knows: every agency and subscription, by id.
 #[derive(Clone, Debug, Default)]
 pub struct ControlState {
@@ -165,7 +75,7 @@ pub struct ControlState {
     /// The offset of the record applied last for each key (a writer checks its own record was the one).
     applied_at: std::collections::HashMap<String, u64>,
     /// Records refused: unsealed, badly sealed, or older than what was applied for their entity.
-    rejected: u64,
+    refused: u64,
 }
 
 impl ControlState {
@@ -180,8 +90,8 @@ impl ControlState {
     }
 
     /// Records of the topic refused so far (unsealed, badly sealed, or replays of older ones).
-    pub fn rejected_records(&self) -> u64 {
-        self.rejected
+    pub fn refused_records(&self) -> u64 {
+        self.refused
     }
 
     fn apply(&mut self, record: &ConsumedRecord, seal: &RecordSeal, topic: &str) {
@@ -195,10 +105,10 @@ impl ControlState {
             .into_owned();
         let offset = record.position.offset;
         let mut refuse = |why: &str| {
-            self.rejected += 1;
+            self.refused += 1;
             error!(topic, offset, key = %key, why, "Control-plane record refused: only the hubs of this deployment write the control plane. Find who can produce to this topic.");
         };
-        if let Err(why) = seal.check(topic, record) {
+        if let Err(why) = seal.check(topic, &record.record) {
             refuse(why);
             return;
         }
@@ -408,8 +318,8 @@ impl ControlPlane {
     }
 
     /// Records of the topic refused so far: unsealed, badly sealed, or older than what was applied.
-    pub fn rejected_records(&self) -> u64 {
-        self.read().rejected
+    pub fn refused_records(&self) -> u64 {
+        self.read().refused
     }
 
     /// Stops following the topic.
@@ -617,7 +527,7 @@ mod tests {
             c.subscription("civil.red").unwrap().status,
             SubscriptionStatus::Revoked
         );
-        assert_eq!(c.rejected_records(), 0);
+        assert_eq!(c.refused_records(), 0);
     }
 
     fn seal(hub: &str) -> RecordSeal {
@@ -666,7 +576,7 @@ mod tests {
         let mut changes = plane.changes();
         tokio::time::timeout(
             Duration::from_secs(30),
-            changes.wait_for(|_| plane.rejected_records() == 3),
+            changes.wait_for(|_| plane.refused_records() == 3),
         )
         .await
         .expect("all three refused")
@@ -680,7 +590,7 @@ mod tests {
         let again = ControlPlane::open(bus, CONFIG_TOPIC, seal("b"))
             .await
             .unwrap();
-        assert_eq!(again.rejected_records(), 3);
+        assert_eq!(again.refused_records(), 3);
         assert_eq!(
             again.subscription("civil.red").unwrap().status,
             SubscriptionStatus::Revoked

@@ -12,7 +12,8 @@
 //! - `unsilo_subscription_history_remaining_records{subscription}` and
 //!   `unsilo_subscription_history_released_records_total{subscription}`: a backfill's or a resume's catch-up;
 //! - `unsilo_audit_disowned_entries`: entries of this hub's audit chain found unverifiable at start;
-//! - `unsilo_control_rejected_records`: control-plane records refused (not sealed by a hub, or replays);
+//! - `unsilo_refused_records{topic}`: records of the control plane and the registry refused (not sealed by a hub
+//!   of this deployment, or replays);
 //! - `unsilo_build_info{version,bus}`.
 //!
 //! An anonymous caller gets every series but those whose labels name a subscription, an agency or a topic
@@ -124,7 +125,7 @@ pub struct Metrics {
     store_log_segments: Family<StoreLabels, Gauge>,
     store_segment_bytes: Family<StoreLabels, Gauge>,
     audit_disowned: Gauge,
-    control_rejected: Gauge,
+    refused_records: Family<TopicLabels, Gauge>,
     /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
     pub flows: crate::flows::Flows,
 }
@@ -278,11 +279,11 @@ impl Metrics {
             "Entries of this hub's audit chain found at start that no signature of its key covers (written by something other than the hub); the hub disowned them and `unsilo audit verify` reports them. Anything but 0 needs an investigation",
             audit_disowned.clone(),
         );
-        let control_rejected = Gauge::default();
+        let refused_records = Family::<TopicLabels, Gauge>::default();
         registry.register(
-            "unsilo_control_rejected_records",
-            "Records of the control-plane topic refused because no hub of this deployment sealed them, or because they replay an older record; anything but 0 means something else can write to the topic",
-            control_rejected.clone(),
+            "unsilo_refused_records",
+            "Records of the hub's own topics (control plane, registry) refused because no hub of this deployment sealed them, or because they replay an older record; anything but 0 means something else can write to the topic",
+            refused_records.clone(),
         );
         Self {
             registry,
@@ -307,7 +308,7 @@ impl Metrics {
             store_log_segments,
             store_segment_bytes,
             audit_disowned,
-            control_rejected,
+            refused_records,
             flows: crate::flows::Flows::default(),
         }
     }
@@ -438,9 +439,12 @@ impl Metrics {
             })
     }
 
-    /// Records how many control-plane records have been refused (read at each scrape).
-    pub fn set_control_rejected(&self, records: u64) {
-        self.control_rejected
+    /// Records how many records of one of the hub's own topics have been refused (read at each scrape).
+    pub fn set_refused_records(&self, topic: &str, records: u64) {
+        self.refused_records
+            .get_or_create(&TopicLabels {
+                topic: topic.to_owned(),
+            })
             .set(i64::try_from(records).unwrap_or(i64::MAX));
     }
 

@@ -96,10 +96,10 @@ impl HubSecret {
         PseudonymKey::from_bytes(self.derive("unsilo/pseudonym/v1"))
     }
 
-    /// The key that seals control-plane records (`_unsilo.config`): every hub of a deployment shares it, nobody
-    /// else has it.
-    pub fn control_key(&self) -> [u8; 32] {
-        self.derive("unsilo/control-plane/v1")
+    /// The key that seals the hub's own records on the `_unsilo.*` topics ([`unsilo_bus::seal`]): every hub of
+    /// a deployment shares it, nobody else has it.
+    pub fn seal_key(&self) -> [u8; 32] {
+        self.derive("unsilo/seal/v1")
     }
 
     /// The webhook signing key of a subscription.

@@ -160,7 +160,18 @@ impl Hub {
         let raw_bus = open_bus(config).await?;
         metrics.set_build_info(raw_bus.kind());
         let bus: Arc<dyn Bus> = Arc::new(InstrumentedBus::new(raw_bus, metrics.clone()));
-        let registry = Registry::open(bus.clone(), config.registry.default_compatibility).await?;
+        // The deployment secret first: it seals what the hub writes on its own topics, registry included.
+        let secret = Arc::new(HubSecret::load_or_create(&config.secret_file())?);
+        let seal = unsilo_bus::seal::RecordSeal::new(&config.hub.id, secret.seal_key());
+        let registry = Registry::open_with(
+            bus.clone(),
+            unsilo_registry::RegistryOptions {
+                default_compatibility: config.registry.default_compatibility,
+                seal: Some(seal.clone()),
+                ..unsilo_registry::RegistryOptions::default()
+            },
+        )
+        .await?;
         let topics = config.bus.topic_plan();
         register_shared_schemas(&registry, bus.as_ref(), &topics).await?;
         let (stop_sources, sources_shutdown) = Shutdown::new();
@@ -171,15 +182,10 @@ impl Hub {
             &metrics,
             &topics,
             &sources_shutdown,
+            &seal,
         )
         .await?;
-        let secret = Arc::new(HubSecret::load_or_create(&config.secret_file())?);
-        let control = ControlPlane::open(
-            bus.clone(),
-            CONFIG_TOPIC,
-            crate::control::RecordSeal::new(&config.hub.id, secret.control_key()),
-        )
-        .await?;
+        let control = ControlPlane::open(bus.clone(), CONFIG_TOPIC, seal.clone()).await?;
         let signing_key = Arc::new(SigningKey::load_or_create(&config.signing_key_file())?);
         let audit = Arc::new(
             AuditLog::open(
@@ -217,6 +223,7 @@ impl Hub {
                 sources: Arc::new(crate::ingest::replay::SourceReplayer::new(
                     bus.clone(),
                     std::mem::take(&mut connectors.sinks),
+                    seal.clone(),
                 )),
             },
             GovernanceSettings {
@@ -749,7 +756,11 @@ async fn metrics_text(State(hub): State<Hub>, request: axum::extract::Request) -
         Err(refused) => return refused,
     };
     hub.metrics
-        .set_control_rejected(hub.control.rejected_records());
+        .set_refused_records(CONFIG_TOPIC, hub.control.refused_records());
+    hub.metrics.set_refused_records(
+        unsilo_schemas::names::SCHEMAS_TOPIC,
+        hub.registry.refused_records(),
+    );
     // Off the async workers: the store's figures can wait on its locks.
     let bus = hub.bus.clone();
     if let Ok(Some(stats)) = tokio::task::spawn_blocking(move || bus.store_stats()).await {

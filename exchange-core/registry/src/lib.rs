@@ -33,6 +33,7 @@ mod state;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 use std::time::Duration;
+pub use unsilo_bus::seal::RecordSeal;
 use unsilo_schemas::names::SCHEMAS_TOPIC;
 
 use serde::{Deserialize, Serialize};
@@ -64,6 +65,9 @@ pub struct RegistryOptions {
     pub topic: String,
     /// The global compatibility level used until one is set (`PUT /config`); not written to the topic.
     pub default_compatibility: Compatibility,
+    /// The deployment's seal ([`unsilo_bus::seal`]): the registry seals what it writes and applies only sealed
+    /// records. The hub always gives one; `None` (the default) accepts any record, for the registry on its own.
+    pub seal: Option<RecordSeal>,
 }
 
 impl Default for RegistryOptions {
@@ -71,6 +75,7 @@ impl Default for RegistryOptions {
         Self {
             topic: SCHEMAS_TOPIC.to_owned(),
             default_compatibility: Compatibility::Backward,
+            seal: None,
         }
     }
 }
@@ -151,6 +156,9 @@ pub struct Registry {
     /// settles.
     writes: tokio::sync::Mutex<()>,
     lost_races: AtomicU64,
+    seal: Option<RecordSeal>,
+    /// Records of the topic refused for want of a valid seal.
+    refused: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -191,12 +199,14 @@ impl Registry {
         let view = Arc::new(RwLock::new(View::default()));
         let (applied_tx, applied_rx) = watch::channel(0u64);
         let (stop_tx, stop_rx) = watch::channel(false);
+        let refused = Arc::new(AtomicU64::new(0));
         let tail = tokio::spawn(tail(
             consumer,
             view.clone(),
             applied_tx,
             stop_rx,
             topic.clone(),
+            (options.seal.clone(), refused.clone()),
         ));
 
         let registry = Arc::new(Registry {
@@ -209,6 +219,8 @@ impl Registry {
             tail: tokio::sync::Mutex::new(Some(tail)),
             writes: tokio::sync::Mutex::new(()),
             lost_races: AtomicU64::new(0),
+            seal: options.seal,
+            refused,
         });
         registry.catch_up(end).await?;
         let view = registry.read_view();
@@ -293,9 +305,25 @@ impl Registry {
         }
     }
 
+    /// Records of the topic refused for want of a valid seal (see [`RegistryOptions::seal`]).
+    pub fn refused_records(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
+    }
+
+    /// The records sealed for the topic, when the registry has a seal.
+    fn sealed(&self, records: Vec<Record>) -> Vec<Record> {
+        match &self.seal {
+            Some(seal) => records
+                .into_iter()
+                .map(|r| seal.seal(&self.topic, r))
+                .collect(),
+            None => records,
+        }
+    }
+
     /// Appends records and waits until the view has applied them; returns the offset of the last one.
     async fn append(&self, records: Vec<Record>) -> Result<u64> {
-        let positions = self.bus.publish(&self.topic, records).await?;
+        let positions = self.bus.publish(&self.topic, self.sealed(records)).await?;
         let offset = positions
             .iter()
             .map(|p| p.offset)
@@ -374,7 +402,7 @@ impl Registry {
             debug!(subject = %subject, id, version, attempt, "Lost a registration race; retrying.");
             // Remove the losing claim at once, so that no later compaction can make it win.
             self.bus
-                .publish(&self.topic, vec![state::tombstone(key)])
+                .publish(&self.topic, self.sealed(vec![state::tombstone(key)]))
                 .await?;
             // A short random pause, not a growing one: a growing pause would hand every round to the other
             // process.
@@ -715,16 +743,21 @@ async fn tail(
     applied: watch::Sender<u64>,
     stop: watch::Receiver<bool>,
     topic: String,
+    (seal, refused): (Option<RecordSeal>, Arc<AtomicU64>),
 ) {
+    let followed = topic.clone();
     let apply = move |batch: Vec<unsilo_bus::ConsumedRecord>| {
-        // Decode (and parse schemas) before taking the lock.
+        // Decode (and parse schemas) before taking the lock; a record without a valid seal is skipped.
         let decoded: Vec<_> = batch
             .iter()
             .map(|r| {
-                (
-                    r.position.offset,
-                    state::decode(r.position.offset, &r.record),
-                )
+                let offset = r.position.offset;
+                if let Some(Err(why)) = seal.as_ref().map(|s| s.check(&followed, &r.record)) {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(topic = %followed, offset, why, "Registry record refused: only the hubs of this deployment write the registry. Find who can produce to this topic.");
+                    return (offset, (None, state::Decoded::Skip));
+                }
+                (offset, state::decode(offset, &r.record))
             })
             .collect();
         let mut view = view.write().unwrap_or_else(|p| p.into_inner());

@@ -914,3 +914,47 @@ async fn frames_decode_as_apache_avro_decodes_them() {
         .is_err());
     bus.shutdown().await.unwrap();
 }
+
+/// With the deployment's seal, the registry applies only what a hub of the deployment wrote: a client writing the
+/// topic without the seal (here, a registry opened without one) changes nothing a sealed registry serves.
+#[tokio::test]
+async fn a_sealed_registry_ignores_records_written_without_the_seal() {
+    use unsilo_registry::{RecordSeal, RegistryOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(dir.path()).expect("bus"));
+    let sealed = Registry::open_with(
+        bus.clone(),
+        RegistryOptions {
+            seal: Some(RecordSeal::new("hub-a", [3; 32])),
+            ..RegistryOptions::default()
+        },
+    )
+    .await
+    .expect("sealed registry");
+    sealed
+        .set_global_compatibility(Compatibility::Full)
+        .await
+        .expect("set");
+    let outsider = Registry::open(bus.clone(), Compatibility::Backward)
+        .await
+        .expect("unsealed writer");
+    outsider
+        .set_global_compatibility(Compatibility::None)
+        .await
+        .expect("written");
+    sealed.sync().await.expect("sync");
+    assert_eq!(sealed.global_compatibility(), Compatibility::Full);
+    assert_eq!(sealed.refused_records(), 1);
+    // A restart replays the topic and refuses it again.
+    let again = Registry::open_with(
+        bus.clone(),
+        RegistryOptions {
+            seal: Some(RecordSeal::new("hub-b", [3; 32])),
+            ..RegistryOptions::default()
+        },
+    )
+    .await
+    .expect("reopened");
+    assert_eq!(again.global_compatibility(), Compatibility::Full);
+    assert_eq!(again.refused_records(), 1);
+}

@@ -47,7 +47,7 @@ pub(super) async fn home(State(console): Shared, viewer: Viewer) -> PageResult {
     }
     let live = live_part(&console, &viewer).await?;
     let disowned = console.governance.audit().disowned_tail().cloned();
-    let rejected = console.governance.control().rejected_records();
+    let rejected = console.governance.control().refused_records();
     let body = html! {
         @if let Some(tail) = &disowned {
             p.error #evidence-alarm role="alert" {

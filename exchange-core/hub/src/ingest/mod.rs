@@ -439,6 +439,8 @@ pub struct BusCheckpoints {
     cached: Mutex<Option<Option<serde_json::Value>>>,
     /// Where saved checkpoints are shown (the console).
     metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Seals what is saved; only sealed checkpoints are loaded.
+    seal: unsilo_bus::seal::RecordSeal,
 }
 
 impl std::fmt::Debug for BusCheckpoints {
@@ -450,14 +452,21 @@ impl std::fmt::Debug for BusCheckpoints {
 }
 
 impl BusCheckpoints {
-    /// The checkpoint store of `connector`; creates the offsets topic if needed.
-    pub async fn open(connector: &str, bus: Arc<dyn Bus>) -> Result<Self, SinkError> {
+    /// The checkpoint store of `connector`; creates the offsets topic if needed. Checkpoints are sealed with
+    /// `seal`, and only sealed ones are loaded: a checkpoint someone else appended (to make a source skip
+    /// records) is refused and logged, and the source resumes from its newest sealed one.
+    pub async fn open(
+        connector: &str,
+        bus: Arc<dyn Bus>,
+        seal: unsilo_bus::seal::RecordSeal,
+    ) -> Result<Self, SinkError> {
         create(&*bus, &TopicSpec::compacted(OFFSETS_TOPIC)).await?;
         Ok(Self {
             connector: connector.to_owned(),
             bus,
             cached: Mutex::new(None),
             metrics: None,
+            seal,
         })
     }
 
@@ -487,6 +496,10 @@ impl BusCheckpoints {
             for r in &batch {
                 reached |= r.position.offset + 1 >= end;
                 if r.record.key.as_deref() == Some(self.connector.as_bytes()) {
+                    if let Err(why) = self.seal.check(OFFSETS_TOPIC, &r.record) {
+                        tracing::error!(connector = %self.connector, offset = r.position.offset, why, "Checkpoint refused: only the hubs of this deployment write checkpoints.");
+                        continue;
+                    }
                     latest = match &r.record.value {
                         Some(v) => serde_json::from_slice(v).ok(),
                         None => None,
@@ -520,7 +533,9 @@ impl CheckpointStore for BusCheckpoints {
         self.bus
             .publish(
                 OFFSETS_TOPIC,
-                vec![Record::new(self.connector.as_bytes(), value)],
+                vec![self
+                    .seal
+                    .seal(OFFSETS_TOPIC, Record::new(self.connector.as_bytes(), value))],
             )
             .await
             .map_err(|e| SinkError(format!("saving checkpoint: {e}")))?;
@@ -529,5 +544,38 @@ impl CheckpointStore for BusCheckpoints {
             m.flows.checkpoint(&self.connector, cursor);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use super::*;
+    use unsilo_bus::seal::RecordSeal;
+
+    #[tokio::test]
+    async fn a_checkpoint_no_hub_sealed_is_refused_and_the_sealed_one_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn Bus> =
+            Arc::new(unsilo_bus::embedded::EmbeddedBus::open(dir.path()).unwrap());
+        let seal = RecordSeal::new("hub", [5; 32]);
+        let store = BusCheckpoints::open("grid", bus.clone(), seal.clone())
+            .await
+            .unwrap();
+        store
+            .save(&serde_json::json!({ "cursor": 42 }))
+            .await
+            .unwrap();
+        // Someone appends a checkpoint far ahead, to make the source skip records.
+        bus.publish(
+            OFFSETS_TOPIC,
+            vec![Record::new("grid", br#"{"cursor":999999}"#.to_vec())],
+        )
+        .await
+        .unwrap();
+        let fresh = BusCheckpoints::open("grid", bus, seal).await.unwrap();
+        assert_eq!(
+            fresh.load().await.unwrap(),
+            Some(serde_json::json!({ "cursor": 42 }))
+        );
     }
 }

@@ -35,6 +35,8 @@ const BATCH: usize = 500;
 pub struct SourceReplayer {
     bus: Arc<dyn Bus>,
     sinks: HashMap<String, Arc<BusSink>>,
+    /// Seals the replay marks; only sealed marks count (a forged mark cannot hide a dead letter from replay).
+    seal: unsilo_bus::seal::RecordSeal,
 }
 
 impl std::fmt::Debug for SourceReplayer {
@@ -50,9 +52,13 @@ fn failed(e: impl std::fmt::Display) -> SourceReplayError {
 }
 
 impl SourceReplayer {
-    /// Replays through these sinks (by connector name).
-    pub fn new(bus: Arc<dyn Bus>, sinks: HashMap<String, Arc<BusSink>>) -> Self {
-        Self { bus, sinks }
+    /// Replays through these sinks (by connector name), sealing its marks with `seal`.
+    pub fn new(
+        bus: Arc<dyn Bus>,
+        sinks: HashMap<String, Arc<BusSink>>,
+        seal: unsilo_bus::seal::RecordSeal,
+    ) -> Self {
+        Self { bus, sinks, seal }
     }
 
     /// The offsets of `connector`'s dead letters already replayed.
@@ -82,6 +88,13 @@ impl SourceReplayer {
             }
             for r in &batch {
                 seen = seen.max(r.position.offset + 1);
+                if self.seal.check(DLQ_REPLAYED_TOPIC, &r.record).is_err() {
+                    tracing::error!(
+                        offset = r.position.offset,
+                        "Replay mark refused: only the hubs of this deployment write replay marks."
+                    );
+                    continue;
+                }
                 let key = r.record.key.as_deref().map(String::from_utf8_lossy);
                 if let Some(offset) = key
                     .as_deref()
@@ -197,7 +210,12 @@ impl SourceControl for SourceReplayer {
             let now = unsilo_bus::now_ms().to_string();
             let marks = taken
                 .iter()
-                .map(|o| Record::new(format!("{connector}/{o}"), now.clone()))
+                .map(|o| {
+                    self.seal.seal(
+                        DLQ_REPLAYED_TOPIC,
+                        Record::new(format!("{connector}/{o}"), now.clone()),
+                    )
+                })
                 .collect();
             self.bus
                 .publish(DLQ_REPLAYED_TOPIC, marks)

@@ -66,6 +66,7 @@ pub async fn start_connectors(
     metrics: &Arc<Metrics>,
     topics: &crate::config::TopicPlan,
     shutdown: &Shutdown,
+    seal: &unsilo_bus::seal::RecordSeal,
 ) -> Result<StartedConnectors, StartError> {
     let mut push_endpoints: PushEndpoints = HashMap::new();
     let mut push_tokens = Vec::new();
@@ -142,7 +143,7 @@ pub async fn start_connectors(
                     .map_err(|e| transport_error(e.to_string()))?,
             ),
         };
-        let checkpoints = BusCheckpoints::open(&c.name, Arc::clone(bus))
+        let checkpoints = BusCheckpoints::open(&c.name, Arc::clone(bus), seal.clone())
             .await
             .map_err(|source| StartError::Connector {
                 connector: c.name.clone(),
