@@ -343,6 +343,36 @@ async fn connections_that_send_nothing_are_closed_after_the_header_timeout() {
             .expect("the hub kept an idle connection open");
         assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     }
+    // A connection that sent one request and then nothing more is closed too: the header timeout runs for
+    // every request head, not only the first.
+    let mut kept = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(
+        &mut kept,
+        b"GET /healthz HTTP/1.1\r\nHost: hub\r\nConnection: keep-alive\r\n\r\n",
+    )
+    .await
+    .expect("request");
+    let mut answer = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut buf = [0u8; 1024];
+        loop {
+            match kept.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "an idle keep-alive connection was held open"
+    );
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{answer:?}"
+    );
     // The hub still answers.
     let (s, _) = text_of(reqwest::Client::new().get(format!("{}/healthz", running.base))).await;
     assert_eq!(s, 200);
