@@ -44,6 +44,15 @@ fn household(name: &str, channel: Value) -> Value {
     })
 }
 
+/// The agency that owns subscription `id` (with `token`) cannot resume it; an operator can.
+async fn only_an_operator_lifts_the_pause(api: &Api, token: &str, id: &str) {
+    let resume = format!("/admin/subscriptions/{id}/resume");
+    let (s, body) = api.post(token, &resume, json!({})).await;
+    assert_eq!(s, 403, "the agency lifted a pause it did not make: {body}");
+    let (s, body) = api.post(OPERATOR_TOKEN, &resume, json!({})).await;
+    assert_eq!(s, 200, "{body}");
+}
+
 #[tokio::test]
 async fn strangers_get_no_metadata_and_id_numbers_never_travel_in_urls() {
     let (_dir, running, api) = hub(|_| {}).await;
@@ -243,22 +252,7 @@ async fn grants_stay_grants_and_an_operators_pause_is_lifted_only_by_an_operator
             )
             .await;
         assert_eq!(s, 200, "{body}");
-        let (s, body) = api
-            .post(
-                &token,
-                &format!("/admin/subscriptions/{id}/resume"),
-                json!({}),
-            )
-            .await;
-        assert_eq!(s, 403, "{body}");
-        let (s, body) = api
-            .post(
-                OPERATOR_TOKEN,
-                &format!("/admin/subscriptions/{id}/resume"),
-                json!({}),
-            )
-            .await;
-        assert_eq!(s, 200, "{body}");
+        only_an_operator_lifts_the_pause(&api, &token, id).await;
     }
     running.stop().await;
 }
@@ -550,21 +544,6 @@ async fn a_filter_that_costs_more_than_a_record_may_pauses_its_subscription_unti
             .contains("matches()"),
         "{sub}"
     );
-    let (s, _) = api
-        .post(
-            &token,
-            &format!("/admin/subscriptions/{id}/resume"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 403, "the agency cannot lift the hub's pause");
-    let (s, body) = api
-        .post(
-            OPERATOR_TOKEN,
-            &format!("/admin/subscriptions/{id}/resume"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(s, 200, "{body}");
+    only_an_operator_lifts_the_pause(&api, &token, id).await;
     running.stop().await;
 }

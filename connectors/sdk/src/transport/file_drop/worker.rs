@@ -27,6 +27,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::{FileDropConfig, SheetSelector};
 use crate::sdk::RawInput;
 
+/// Most bytes of records a worker may hand back for one workbook (the hub holds them while it submits them).
+const MAX_WORKER_OUTPUT: u64 = 512 * 1024 * 1024;
+
 /// How the hub's binary reads workbooks out of process: the program and arguments that run the worker
 /// (`unsilo read-workbook`), and its limits.
 #[derive(Clone, Debug)]
@@ -104,8 +107,15 @@ impl WorkbookWorker {
                 drop(stdin);
             };
             let mut out = Vec::new();
-            let (_, read) = tokio::join!(feed, stdout.read_to_end(&mut out));
+            let mut bounded = (&mut stdout).take(MAX_WORKER_OUTPUT + 1);
+            let (_, read) = tokio::join!(feed, bounded.read_to_end(&mut out));
             read.map_err(|e| format!("the workbook reader's output could not be read: {e}"))?;
+            if out.len() as u64 > MAX_WORKER_OUTPUT {
+                return Err(format!(
+                    "the workbook's rows come to more than {} MiB; split it",
+                    MAX_WORKER_OUTPUT >> 20
+                ));
+            }
             let status = child
                 .wait()
                 .await
