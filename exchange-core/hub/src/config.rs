@@ -302,7 +302,7 @@ pub struct HttpPushConfig {
     /// never stores the token itself: make one with `openssl rand -hex 32`, give it to the source system, and put
     /// `printf %s "$TOKEN" | sha256sum` here.
     pub token_sha256: String,
-    /// Whether this source's credential may ask for person release reports (`GET /admin/reports/person`):
+    /// Whether this source's credential may ask for person release reports (`POST /admin/reports/person`):
     /// for a platform such as 秦务员 that answers citizens asking who received their data. Default `false`.
     #[serde(default)]
     pub report: bool,

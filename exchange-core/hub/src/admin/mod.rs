@@ -10,7 +10,8 @@
 //! Who may do what: operators manage agencies and decide on subscriptions; an agency requests subscriptions and
 //! sees only its own agency record and its own subscriptions (another agency's subscription answers 404, so
 //! ids cannot be probed). Secrets never leave: tokens are shown once at creation, token digests never; SQL
-//! passwords are redacted from every response.
+//! passwords are redacted from every response. Every request that changes something must send
+//! `Content-Type: application/json` ([`crate::api_error::require_json_body`]), which no cross-site form can.
 //!
 //! | Method and path | Who |
 //! |---|---|
@@ -24,12 +25,12 @@
 //! | `GET /admin/subscriptions`, `GET /admin/subscriptions/{id}` | operator; an agency its own |
 //! | `POST /admin/subscriptions/{id}/approve`, `…/reject` | operator (a second, different one for 双人复核) |
 //! | `POST /admin/subscriptions/{id}/revoke` | operator, or the owning agency |
-//! | `POST /admin/subscriptions/{id}/pause`, `…/resume` | operator, or the owning agency |
+//! | `POST /admin/subscriptions/{id}/pause`, `…/resume` | operator, or the owning agency (which resumes only a pause it made) |
 //! | `GET /admin/subscriptions/{id}/progress` | operator, or the owning agency (a backfill's or a resume's catch-up) |
 //! | `POST /admin/subscriptions/{id}/dlq/replay` | operator, or the owning agency |
-//! | `GET /admin/audit`, `GET /admin/audit/verify`, `POST /admin/audit/verify` (with exported checkpoints) | operator |
+//! | `POST /admin/audit/query` (an ID number in the body), `GET /admin/audit` (no `cert_no`), `GET /admin/audit/verify`, `POST /admin/audit/verify` (with exported checkpoints) | operator |
 //! | `GET /admin/audit/keys`, `GET /admin/audit/checkpoints` | operator |
-//! | `GET /admin/reports/person?cert_no=` | operator; a push source whose connector has `report = true` |
+//! | `POST /admin/reports/person` (the ID number in the body), `GET /admin/reports/person?person_key=` | operator; a push source whose connector has `report = true` |
 //! | `POST /admin/connectors/{name}/dlq/replay` | operator (re-normalises the source's dead letters) |
 //! | `POST /admin/connectors/{name}/renormalise` | operator (runs `raw.<name>` through the current mapping again) |
 
