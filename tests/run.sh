@@ -6,6 +6,7 @@
 # - installs the official Confluent Python client (pip) for the registry compatibility test;
 # - installs Debian's chromium, chromium-driver and CJK fonts for the console's browser tests (tests/tests/console.rs);
 # - installs schemathesis (pip) for the property-based test of the OpenAPI document (tests/tests/openapi.rs);
+# - installs gmssl (pip), an independent SM2 library, to verify exported audit checkpoints (tests/tests/security.rs);
 # - installs and starts Tansu, a Kafka-protocol broker, on a free loopback port (deploy/start-tansu.sh) and
 #   exports its address as UNSILO_TEST_KAFKA, so the Kafka tests run against it (they fail, never skip, without it);
 # - runs the doc tests, then the whole workspace suite with nextest;
@@ -25,6 +26,12 @@ fi
 if ! python3 -c 'import confluent_kafka.schema_registry.avro, fastavro' 2>/dev/null; then
   echo "run.sh: installing the Confluent Python client (confluent-kafka, fastavro)" >&2
   python3 -m pip install --quiet --disable-pip-version-check "confluent-kafka[avro,schemaregistry]"
+fi
+
+# gmssl, an SM2/SM3 library the hub does not use, to verify exported audit checkpoints independently.
+if ! python3 -c 'import gmssl.sm2' 2>/dev/null; then
+  echo "run.sh: installing gmssl (pip)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check gmssl
 fi
 
 # Schemathesis, which tries the hub's OpenAPI document against a live hub.

@@ -10,6 +10,7 @@
 //! - [`classification`]: the envelope's sharing classes and data grades, and which of them the gates know.
 //! - [`tags`]: the sensitivity view (`x-sensitivity` S1..S4, `x-pii` kinds) the policy engine reads.
 //! - [`convert`]: schema-directed conversion of plain JSON into Avro values ([`json_to_avro`]).
+//! - [`crypto`]: the deployment's cryptographic suite (国密 SM2/SM3/SM4 or international) and its keyed hash.
 //! - [`examples`]: one realistic example record per schema ([`example_record`]).
 //! - [`model`]: the one schema model — a schema as a resolved, tagged type tree with dotted paths.
 //! - [`mask`]: the one PII masker (ID numbers 6 + 4, mobiles 3 + 4, names their first character).
@@ -32,6 +33,7 @@ pub mod avro;
 pub mod catalog;
 pub mod classification;
 pub mod convert;
+pub mod crypto;
 pub mod date;
 pub mod examples;
 pub mod mask;

@@ -5,17 +5,40 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use unsilo_connectors::conformance;
 use unsilo_hub::auth::token_digest;
-use unsilo_hub::auth::OperatorCredential;
+use unsilo_hub::auth::{OperatorCredential, Role};
 use unsilo_hub::config::{Config, ConnectorConfig, HttpPushConfig, TransportKind};
 
 /// The grid platform's push token.
 pub const PUSH_TOKEN: &str = "grid-platform-push-token-5d1e";
-/// The operator's token.
+/// The security administrator's token (安全管理员 `ops`: agencies, requests, grants).
 pub const OPERATOR_TOKEN: &str = "usk_operator-token-for-the-e2e-tests-0123456789";
-/// A second operator's token, for grants that need two operators (双人复核).
+/// A second security administrator's token, for grants that need two (双人复核).
 pub const REVIEWER_TOKEN: &str = "usk_reviewer-token-for-the-e2e-tests-9876543210";
+/// The system administrator's token (系统管理员 `sysadmin`: connectors, replay, registry writes, metrics).
+pub const SYSTEM_TOKEN: &str = "usk_system-admin-token-for-the-e2e-tests-5432109876";
+/// The audit administrator's token (审计管理员 `auditor`: the audit log, verification, person reports).
+pub const AUDITOR_TOKEN: &str = "usk_audit-admin-token-for-the-e2e-tests-1098765432";
 
-/// A hub configuration with the grid push connector and one operator.
+/// The operators of the tests' hubs, one per role (三员分立) and a second security administrator.
+pub fn test_operators() -> Vec<OperatorCredential> {
+    [
+        ("ops", Role::Security, OPERATOR_TOKEN),
+        ("reviewer", Role::Security, REVIEWER_TOKEN),
+        ("sysadmin", Role::System, SYSTEM_TOKEN),
+        ("auditor", Role::Audit, AUDITOR_TOKEN),
+    ]
+    .into_iter()
+    .map(|(name, role, token)| OperatorCredential {
+        name: name.into(),
+        role,
+        token_sha256: token_digest(token),
+        totp_epoch: 0,
+        client_cert_sha256: None,
+    })
+    .collect()
+}
+
+/// A hub configuration with the grid push connector and the operators of [`test_operators`].
 pub fn with_grid_and_operator(mut config: Config) -> Config {
     config.connectors.push(ConnectorConfig {
         name: "grid".into(),
@@ -30,24 +53,16 @@ pub fn with_grid_and_operator(mut config: Config) -> Config {
         file_drop: None,
         kafka_topic: None,
     });
-    config.admin.operators.push(OperatorCredential {
-        name: "ops".into(),
-        token_sha256: token_digest(OPERATOR_TOKEN),
-    });
-    config.admin.operators.push(OperatorCredential {
-        name: "reviewer".into(),
-        token_sha256: token_digest(REVIEWER_TOKEN),
-    });
+    config.admin.operators.extend(test_operators());
     config
 }
 
-/// An HTTP client that presents the operator's token with every request.
+/// An HTTP client that presents the system administrator's token with every request (registry writes).
 pub fn operator_client() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,
-        reqwest::header::HeaderValue::from_str(&format!("Bearer {OPERATOR_TOKEN}"))
-            .expect("header"),
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {SYSTEM_TOKEN}")).expect("header"),
     );
     reqwest::Client::builder()
         .default_headers(headers)

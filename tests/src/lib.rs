@@ -6,6 +6,7 @@
 //! message saying so, never skip.
 
 pub mod api;
+pub mod console;
 
 use std::path::Path;
 

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use unsilo_tests::api::{with_grid_and_operator, OPERATOR_TOKEN};
+use unsilo_tests::api::{with_grid_and_operator, SYSTEM_TOKEN};
 use unsilo_tests::{embedded_config, RunningHub as Running};
 
 #[tokio::test]
@@ -17,7 +17,7 @@ async fn the_confluent_python_client_works_with_basic_credentials() {
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(script)
-            .args([base.as_str(), "ops", OPERATOR_TOKEN])
+            .args([base.as_str(), "sysadmin", SYSTEM_TOKEN])
             .output()
             .expect("python3 runs")
     })

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use unsilo_hub::config::Config;
-use unsilo_tests::api::{grid_messages, push_grid, with_grid_and_operator, Api, OPERATOR_TOKEN};
+use unsilo_tests::api::{
+    grid_messages, push_grid, with_grid_and_operator, Api, AUDITOR_TOKEN, OPERATOR_TOKEN,
+};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub};
 
 /// Grid events numbered `SJ<run><i>` for each `i` in `range`, all in county 610921.
@@ -80,7 +82,7 @@ async fn pull_exactly(api: &Api, token: &str, id: &str, want: usize) -> Vec<Valu
 async fn releases_of(api: &Api, id: &str) -> Vec<Value> {
     let (s, q) = api
         .get(
-            OPERATOR_TOKEN,
+            AUDITOR_TOKEN,
             &format!("/admin/audit?subscription={id}&limit=10000"),
         )
         .await;
@@ -347,7 +349,7 @@ async fn history_then_live_then_pause_and_resume(config: Config) {
 
     // The lifecycle is on record.
     let (_, q) = api
-        .get(OPERATOR_TOKEN, &format!("/admin/audit?subscription={id}"))
+        .get(AUDITOR_TOKEN, &format!("/admin/audit?subscription={id}"))
         .await;
     let actions: Vec<&str> = q["entries"]
         .as_array()
@@ -477,7 +479,7 @@ max_bytes = "1MiB"
             .len() as u64;
     }
     assert!(audit_left >= audit_before, "the audit log lost entries");
-    let (s, verify) = api.get(OPERATOR_TOKEN, "/admin/audit/verify").await;
+    let (s, verify) = api.get(AUDITOR_TOKEN, "/admin/audit/verify").await;
     assert_eq!(s, 200, "{verify}");
     assert_eq!(verify["intact"], true, "{verify}");
     running.stop().await;

@@ -61,7 +61,7 @@ impl Demo {
             let up = reqwest::get(format!("{base}/readyz"))
                 .await
                 .is_ok_and(|r| r.status().is_success());
-            if up && tokens.join("operator").exists() {
+            if up && tokens.join("audit.totp").exists() {
                 break;
             }
             assert!(Instant::now() < deadline, "the demo did not come up");
@@ -78,6 +78,22 @@ impl Demo {
 
     fn token(&self, who: &str) -> String {
         std::fs::read_to_string(self.tokens.join(who)).expect("a demo token")
+    }
+
+    /// A fresh one-time code of the demo operator whose files are `<file>` and `<file>.totp`.
+    async fn code(&self, file: &str) -> String {
+        let uri = std::fs::read_to_string(self.tokens.join(format!("{file}.totp")))
+            .expect("a demo enrolment");
+        let secret = unsilo_hub::totp::secret_of_uri(&uri).expect("a secret in the URI");
+        unsilo_tests::console::fresh_code(file, &secret).await
+    }
+
+    /// Signs `browser` in as the demo's operator of `file` (`system`, `security`, `audit`), named `name`.
+    async fn sign_in_operator(&self, browser: &Browser, file: &str, name: &str) {
+        let code = self.code(file).await;
+        browser
+            .sign_in(&self.base, name, &self.token(file), Some(&code))
+            .await;
     }
 
     async fn stop(mut self) {
@@ -233,9 +249,13 @@ impl Browser {
         field.send_keys(text).await.expect("types");
     }
 
-    async fn sign_in(&self, base: &str, token: &str) {
+    async fn sign_in(&self, base: &str, name: &str, token: &str, code: Option<&str>) {
         self.goto(&format!("{base}/console/")).await;
+        self.type_into("#name", name).await;
         self.type_into("#token", token).await;
+        if let Some(code) = code {
+            self.type_into("#code", code).await;
+        }
         self.click("form.signin button[type=submit]").await;
         self.client
             .wait()
@@ -322,9 +342,14 @@ async fn an_operator_watches_the_flows_reads_a_dead_letter_approves_narrowed_and
     let browser = Browser::open().await;
     let base = demo.base.clone();
 
-    // Signing in lands on the overview; the grid connector's count moves without a reload (the page's script).
-    browser.sign_in(&base, &demo.token("operator")).await;
+    // 三员分立, with two factors each (token and a one-time code). The system administrator lands on the
+    // overview; the grid connector's count moves without a reload (the page's script).
+    demo.sign_in_operator(&browser, "system", "demo-system")
+        .await;
     assert_eq!(browser.heading().await, "概览");
+    assert_eq!(browser.text("#role").await, "系统管理员");
+    let nav = browser.text("header.top nav").await;
+    assert!(!nav.contains("审计") && !nav.contains("待审批"), "{nav}");
     let accepted = "#connectors tr[data-connector=grid] td.accepted";
     let first = number(&browser.text(accepted).await);
     eventually(30, "the grid count to move", || async {
@@ -363,9 +388,24 @@ async fn an_operator_watches_the_flows_reads_a_dead_letter_approves_narrowed_and
     let original = browser.text("details.dead-letter[open] pre.original").await;
     assert!(!original.is_empty(), "the original is shown");
     browser.shot("dead-letters").await;
-
-    // The pending request: approve it with the name narrowed from clear to masked.
+    // Requests are not the system administrator's to decide.
     browser.goto(&format!("{base}/console/requests")).await;
+    assert!(
+        browser.text("main").await.contains("security"),
+        "refused, naming who may"
+    );
+    browser.sign_out().await;
+
+    // The security administrator lands on the request queue: approve it with the name narrowed from clear to
+    // masked.
+    demo.sign_in_operator(&browser, "security", "demo-security")
+        .await;
+    assert_eq!(browser.text("#role").await, "安全管理员");
+    let nav = browser.text("header.top nav").await;
+    assert!(
+        nav.contains("待审批") && !nav.contains("审计") && !nav.contains("概览"),
+        "{nav}"
+    );
     browser
         .click("a[href='/console/subscriptions/health-commission.elderly-follow-up']")
         .await;
@@ -467,6 +507,16 @@ async fn an_operator_watches_the_flows_reads_a_dead_letter_approves_narrowed_and
         (browser.text("main p .badge").await == "revoked").then_some(())
     })
     .await;
+    // The evidence is the audit administrator's.
+    browser.goto(&format!("{base}/console/audit/verify")).await;
+    assert!(
+        browser.text("main").await.contains("audit"),
+        "refused, naming who may"
+    );
+    browser.sign_out().await;
+    demo.sign_in_operator(&browser, "audit", "demo-auditor")
+        .await;
+    assert_eq!(browser.text("#role").await, "审计管理员");
     browser.goto(&format!("{base}/console/audit/verify")).await;
     let verdict = browser.text("#verdict").await;
     assert!(verdict.contains("intact"), "{verdict}");
@@ -484,7 +534,9 @@ async fn an_agency_sees_its_filter_checked_and_cannot_reach_operator_pages_or_po
     let demo = Demo::start().await;
     let browser = Browser::open().await;
     let base = demo.base.clone();
-    browser.sign_in(&base, &demo.token("civil-affairs")).await;
+    browser
+        .sign_in(&base, "civil-affairs", &demo.token("civil-affairs"), None)
+        .await;
     assert_eq!(browser.heading().await, "我的订阅");
     assert!(
         browser

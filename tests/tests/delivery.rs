@@ -19,7 +19,9 @@ use unsilo_bus::wire;
 use unsilo_bus::ConsumerOptions;
 use unsilo_hub::config::Config;
 use unsilo_hub::delivery::webhook::verify_signature;
-use unsilo_tests::api::{grid_messages, push_grid, with_grid_and_operator, Api, OPERATOR_TOKEN};
+use unsilo_tests::api::{
+    grid_messages, push_grid, with_grid_and_operator, Api, OPERATOR_TOKEN, SYSTEM_TOKEN,
+};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub};
 
 const PERSON: &str = "610921196105170316";
@@ -239,7 +241,7 @@ async fn webhook_delivers_signed_records_retries_and_replays_its_dlq() {
     let before = receiver.count.load(Ordering::SeqCst);
     let (s, body) = api
         .post(
-            OPERATOR_TOKEN,
+            SYSTEM_TOKEN,
             &format!("/admin/subscriptions/{id}/dlq/replay"),
             json!({}),
         )

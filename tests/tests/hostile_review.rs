@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
-use unsilo_tests::api::{with_grid_and_operator, Api, OPERATOR_TOKEN, PUSH_TOKEN};
+use unsilo_tests::api::{
+    with_grid_and_operator, Api, AUDITOR_TOKEN, OPERATOR_TOKEN, PUSH_TOKEN, SYSTEM_TOKEN,
+};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub as Running};
 
 const USCC_A: &str = "11610921016050037T";
@@ -72,7 +74,7 @@ async fn strangers_get_no_metadata_and_id_numbers_never_travel_in_urls() {
     assert!(public.contains("unsilo_http_requests_total"), "{public}");
     let (s, full) = text_of(
         http.get(format!("{base}/metrics"))
-            .bearer_auth(OPERATOR_TOKEN),
+            .bearer_auth(SYSTEM_TOKEN),
     )
     .await;
     assert_eq!(s, 200);
@@ -90,7 +92,7 @@ async fn strangers_get_no_metadata_and_id_numbers_never_travel_in_urls() {
         format!("/admin/audit?cert_no={PERSON}"),
         format!("/admin/reports/person?cert_no={PERSON}"),
     ] {
-        let (s, body) = api.get(OPERATOR_TOKEN, &path).await;
+        let (s, body) = api.get(AUDITOR_TOKEN, &path).await;
         assert_eq!(s, 422, "{path}: {body}");
         assert!(
             body["message"]
@@ -102,7 +104,7 @@ async fn strangers_get_no_metadata_and_id_numbers_never_travel_in_urls() {
     }
     let (s, body) = api
         .post(
-            OPERATOR_TOKEN,
+            AUDITOR_TOKEN,
             "/admin/audit/query",
             json!({ "cert_no": PERSON }),
         )
@@ -114,7 +116,7 @@ async fn strangers_get_no_metadata_and_id_numbers_never_travel_in_urls() {
     );
     let (s, body) = api
         .post(
-            OPERATOR_TOKEN,
+            AUDITOR_TOKEN,
             "/admin/reports/person",
             json!({ "cert_no": PERSON }),
         )
@@ -165,7 +167,7 @@ async fn guessing_tokens_blocks_the_address_even_for_the_right_token() {
     let (s, _) = text_of(
         reqwest::Client::new()
             .get(format!("{}/metrics", running.base))
-            .bearer_auth(OPERATOR_TOKEN),
+            .bearer_auth(SYSTEM_TOKEN),
     )
     .await;
     assert_eq!(s, 429);
@@ -421,7 +423,7 @@ async fn a_token_an_ordinary_kafka_client_adds_to_an_agency_is_never_accepted() 
     let (_, metrics) = text_of(
         reqwest::Client::new()
             .get(format!("{}/metrics", running.base))
-            .bearer_auth(OPERATOR_TOKEN),
+            .bearer_auth(SYSTEM_TOKEN),
     )
     .await;
     assert!(metrics.contains("unsilo_refused_records"), "{metrics}");

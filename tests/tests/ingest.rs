@@ -732,7 +732,7 @@ async fn copies_of(bus: &dyn Bus, topic: &str, record_id: &str) -> usize {
 /// Source replay and re-normalisation after a code-table fix, across a hub restart with the fixed definition.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dlq_replayed_after_a_mapping_fix_lands_its_records_on_std_once() {
-    use unsilo_tests::api::{grid_messages, OPERATOR_TOKEN, PUSH_TOKEN};
+    use unsilo_tests::api::{grid_messages, AUDITOR_TOKEN, PUSH_TOKEN, SYSTEM_TOKEN};
     let dir = tempfile::tempdir().expect("tempdir");
     let definition = dir.path().join("grid-definition");
     copy_dir(
@@ -757,17 +757,14 @@ async fn a_dlq_replayed_after_a_mapping_fix_lands_its_records_on_std_once() {
     config
         .admin
         .operators
-        .push(unsilo_hub::auth::OperatorCredential {
-            name: "ops".into(),
-            token_sha256: token_digest(OPERATOR_TOKEN),
-        });
+        .extend(unsilo_tests::api::test_operators());
     let client = reqwest::Client::new();
     let replay = |base: String, body: Value| {
         let client = client.clone();
         async move {
             let r = client
                 .post(format!("{base}/admin/connectors/grid/dlq/replay"))
-                .bearer_auth(OPERATOR_TOKEN)
+                .bearer_auth(SYSTEM_TOKEN)
                 .json(&body)
                 .send()
                 .await
@@ -855,7 +852,7 @@ async fn a_dlq_replayed_after_a_mapping_fix_lands_its_records_on_std_once() {
             "{}/admin/connectors/grid/renormalise",
             running.base
         ))
-        .bearer_auth(OPERATOR_TOKEN)
+        .bearer_auth(SYSTEM_TOKEN)
         .json(&json!({ "from_ms": 0 }))
         .send()
         .await
@@ -884,7 +881,7 @@ async fn a_dlq_replayed_after_a_mapping_fix_lands_its_records_on_std_once() {
     // Evidence of the replays.
     let audit: Value = client
         .get(format!("{}/admin/audit", running.base))
-        .bearer_auth(OPERATOR_TOKEN)
+        .bearer_auth(AUDITOR_TOKEN)
         .send()
         .await
         .expect("audit")

@@ -10,7 +10,10 @@ use serde_json::{json, Value};
 use unsilo_bus::{Bus, Record, TopicSpec};
 use unsilo_hub::audit::{self, AuditLog, SigningKey, TrustedKeys};
 use unsilo_hub::server::Hub;
-use unsilo_tests::api::{with_grid_and_operator, Api, OPERATOR_TOKEN, PUSH_TOKEN, REVIEWER_TOKEN};
+use unsilo_tests::api::{
+    with_grid_and_operator, Api, AUDITOR_TOKEN, OPERATOR_TOKEN, PUSH_TOKEN, REVIEWER_TOKEN,
+    SYSTEM_TOKEN,
+};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub as Running};
 
 const USCC_A: &str = "11610921016050037T";
@@ -107,14 +110,14 @@ async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own(
     assert_eq!(s, 401);
     // Nothing changed: the shared schema is still there.
     let (s, versions) = api
-        .get(OPERATOR_TOKEN, "/subjects/std.appeal-value/versions")
+        .get(SYSTEM_TOKEN, "/subjects/std.appeal-value/versions")
         .await;
     assert_eq!((s, versions), (200, json!([1])));
 
     // An operator, with HTTP Basic as the Confluent clients send it, reads and writes the registry …
     let (s, subjects) = send(
         http.get(format!("{base}/subjects"))
-            .basic_auth("ops", Some(OPERATOR_TOKEN)),
+            .basic_auth("sysadmin", Some(SYSTEM_TOKEN)),
     )
     .await;
     assert_eq!(s, 200);
@@ -125,7 +128,7 @@ async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own(
     let probe_subject = "ops.probe-value";
     let (s, body) = api
         .post(
-            OPERATOR_TOKEN,
+            SYSTEM_TOKEN,
             &format!("/subjects/{probe_subject}/versions"),
             probe.clone(),
         )
@@ -135,7 +138,7 @@ async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own(
     let (s, _) = api
         .call(
             reqwest::Method::PUT,
-            OPERATOR_TOKEN,
+            SYSTEM_TOKEN,
             "/config",
             Some(json!({"compatibility": "FULL"})),
         )
@@ -144,7 +147,7 @@ async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own(
 
     // … but not the subjects the hub owns, whatever the operator tries; the answer says why.
     let std_text = api
-        .get(OPERATOR_TOKEN, "/subjects/std.appeal-value/versions/latest")
+        .get(SYSTEM_TOKEN, "/subjects/std.appeal-value/versions/latest")
         .await
         .1["schema"]
         .as_str()
@@ -169,7 +172,7 @@ async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own(
         ),
         (reqwest::Method::DELETE, "/config/std.appeal-value", None),
     ] {
-        let (s, body) = api.call(method.clone(), OPERATOR_TOKEN, path, body).await;
+        let (s, body) = api.call(method.clone(), SYSTEM_TOKEN, path, body).await;
         assert_eq!(s, 403, "{method} {path}: {body}");
         assert_eq!(body["error_code"], 40301, "{body}");
         assert!(message(&body).contains("written only by the hub"), "{body}");
@@ -178,7 +181,7 @@ async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own(
     // register before producing keep working).
     let (s, body) = api
         .post(
-            OPERATOR_TOKEN,
+            SYSTEM_TOKEN,
             "/subjects/std.appeal-value/versions",
             json!({ "schema": std_text }),
         )
@@ -186,7 +189,7 @@ async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own(
     assert_eq!(s, 200, "{body}");
 
     // Registry writes are evidence: who, what, and the compatibility before and after.
-    let (_, audit_log) = api.get(OPERATOR_TOKEN, "/admin/audit?limit=1000").await;
+    let (_, audit_log) = api.get(AUDITOR_TOKEN, "/admin/audit?limit=1000").await;
     let entries = audit_log["entries"].as_array().expect("entries");
     let find = |action: &str, target: &str| {
         entries
@@ -195,7 +198,7 @@ async fn no_door_opens_without_credentials_and_each_principal_sees_only_its_own(
             .cloned()
     };
     let registered = find("registry.register", probe_subject).expect("register audited");
-    assert_eq!(registered["event"]["actor"], "operator:ops");
+    assert_eq!(registered["event"]["actor"], "operator:sysadmin");
     assert_eq!(registered["event"]["detail"]["id"], probe_id);
     let configured = find("registry.set_compatibility", "config").expect("config audited");
     assert_eq!(configured["event"]["detail"]["before"], "BACKWARD");
@@ -654,7 +657,7 @@ async fn not_shared_records_reach_no_one_and_core_data_needs_two_operators() {
     );
     for held in [id("not-shared"), id("not-shared-core")] {
         let (_, q) = api
-            .get(OPERATOR_TOKEN, &format!("/admin/audit?record_id={held}"))
+            .get(AUDITOR_TOKEN, &format!("/admin/audit?record_id={held}"))
             .await;
         assert_eq!(q["entries"], json!([]), "{held} was released: {q}");
     }
@@ -826,6 +829,7 @@ fn forged_entry(head: &audit::AuditEntry) -> Record {
         time_ms: head.body.time_ms + 1,
         event: audit::AuditEvent::Control {
             actor: "operator:ops".into(),
+            role: None,
             action: "subscription.revoke".into(),
             target: "civil-affairs.all".into(),
             detail: json!({"reason": "forged"}),
@@ -863,7 +867,7 @@ async fn copy_without_tail(bus: &dyn Bus, from: &str, to: &str, drop: usize) {
 /// hub's key) and a tail cut off after a checkpoint are reported.
 async fn forged_and_cut_off_evidence_is_reported(bus: Arc<dyn Bus>, forger: Arc<dyn Bus>) {
     let topic = format!("_unsilo.audit.test-{}", rand_suffix());
-    let key = Arc::new(SigningKey::generate());
+    let key = Arc::new(SigningKey::generate(unsilo_schemas::crypto::Suite::Gm));
     let hub = format!("hub-{}", rand_suffix());
     let log = AuditLog::open(bus.clone(), &topic, &hub, key.clone())
         .await
@@ -871,6 +875,7 @@ async fn forged_and_cut_off_evidence_is_reported(bus: Arc<dyn Bus>, forger: Arc<
     for i in 0..5 {
         log.append(vec![audit::AuditEvent::Control {
             actor: "operator:ops".into(),
+            role: None,
             action: "agency.create".into(),
             target: format!("agency-{i}"),
             detail: Value::Null,
@@ -920,6 +925,7 @@ async fn forged_and_cut_off_evidence_is_reported(bus: Arc<dyn Bus>, forger: Arc<
     restarted
         .append(vec![audit::AuditEvent::Control {
             actor: "operator:ops".into(),
+            role: None,
             action: "agency.create".into(),
             target: "agency-after".into(),
             detail: Value::Null,
@@ -977,20 +983,26 @@ async fn audit_verify_reports_a_forged_entry_through_the_api() {
     let running = Running::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
     let api = Api::new(&running.base);
     api.agency("civil-affairs", "民政局", USCC_A, "S3").await;
-    let (_, report) = api.get(OPERATOR_TOKEN, "/admin/audit/verify").await;
+    let (_, report) = api.get(AUDITOR_TOKEN, "/admin/audit/verify").await;
     assert_eq!(report["intact"], true, "{report}");
-    let (s, keys) = api.get(OPERATOR_TOKEN, "/admin/audit/keys").await;
+    let (s, keys) = api.get(AUDITOR_TOKEN, "/admin/audit/keys").await;
     assert_eq!(s, 200);
+    // 国密 by default: an SM2 key (04‖x‖y), SM3 chain hashes.
+    assert_eq!(keys["algorithm"], "SM2", "{keys}");
+    assert_eq!(keys["hash"], "sm3", "{keys}");
     assert_eq!(
         keys["public_key"].as_str().map(str::len),
-        Some(64),
+        Some(130),
         "{keys}"
     );
     // A checkpoint is written when asked for (and every N entries / T seconds by the hub itself).
     running.hub.audit.checkpoint().await.expect("checkpoint");
-    let (_, cps) = api.get(OPERATOR_TOKEN, "/admin/audit/checkpoints").await;
+    let (_, cps) = api.get(AUDITOR_TOKEN, "/admin/audit/checkpoints").await;
     let exported = cps["checkpoints"].as_array().expect("list").clone();
     assert!(!exported.is_empty(), "{cps}");
+    // An outside tool verifies an exported checkpoint without unsilo: gmssl (Python) from the hex key, and
+    // OpenSSL from the PEM key with the SM2 OIDs — neither is a library the hub uses.
+    independent_tools_verify(&keys, &exported[0]);
 
     let head = last_entry(running.hub.bus.as_ref(), unsilo_schemas::names::AUDIT_TOPIC).await;
     running
@@ -1002,12 +1014,12 @@ async fn audit_verify_reports_a_forged_entry_through_the_api() {
         )
         .await
         .expect("forge");
-    let (_, report) = api.get(OPERATOR_TOKEN, "/admin/audit/verify").await;
+    let (_, report) = api.get(AUDITOR_TOKEN, "/admin/audit/verify").await;
     assert_eq!(report["intact"], false, "{report}");
     assert!(report.to_string().contains("forged"), "{report}");
     let (s, report) = api
         .post(
-            OPERATOR_TOKEN,
+            AUDITOR_TOKEN,
             "/admin/audit/verify",
             json!({ "checkpoints": exported }),
         )
@@ -1051,7 +1063,7 @@ async fn unconditional_data_within_clearance_is_approved_automatically_when_enab
     );
     let (_, q) = api
         .get(
-            OPERATOR_TOKEN,
+            AUDITOR_TOKEN,
             "/admin/audit?subscription=civil-affairs.open",
         )
         .await;
@@ -1072,39 +1084,6 @@ async fn unconditional_data_within_clearance_is_approved_automatically_when_enab
     assert_eq!(s, 201, "{body}");
     assert_eq!(body["subscription"]["status"], "requested", "{body}");
     running.stop().await;
-}
-
-/// The value of cookie `name` among a response's `Set-Cookie` headers.
-fn set_cookie_value(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| v.strip_prefix(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap_or_default().to_owned())
-}
-
-/// Signs in to the console with `token` over plain HTTP, as a browser would; returns the session cookie.
-async fn console_session(base: &str, token: &str) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let form = http
-        .get(format!("{base}/console/login"))
-        .send()
-        .await
-        .expect("form");
-    let csrf = set_cookie_value(&form, "unsilo_login_csrf").expect("login csrf cookie");
-    let signed_in = http
-        .post(format!("{base}/console/login"))
-        .header("cookie", format!("unsilo_login_csrf={csrf}"))
-        .form(&[("token", token), ("csrf", csrf.as_str())])
-        .send()
-        .await
-        .expect("sign in");
-    set_cookie_value(&signed_in, "unsilo_session").expect("session cookie")
 }
 
 #[tokio::test]
@@ -1132,7 +1111,9 @@ async fn a_forged_tail_found_at_restart_is_disowned_and_shown_to_operators() {
         .disowned_tail()
         .expect("disowned at start");
     assert_eq!(tail.entries, 1);
-    let session = console_session(&running.base, OPERATOR_TOKEN).await;
+    let session =
+        unsilo_tests::console::operator_session(&running.base, &config, "auditor", AUDITOR_TOKEN)
+            .await;
     let (s, page) = {
         let r = reqwest::Client::new()
             .get(format!("{}/console/", running.base))
@@ -1147,7 +1128,7 @@ async fn a_forged_tail_found_at_restart_is_disowned_and_shown_to_operators() {
     let (_, metrics) = send(
         reqwest::Client::new()
             .get(format!("{}/metrics", running.base))
-            .bearer_auth(OPERATOR_TOKEN),
+            .bearer_auth(SYSTEM_TOKEN),
     )
     .await;
     assert!(
@@ -1159,10 +1140,183 @@ async fn a_forged_tail_found_at_restart_is_disowned_and_shown_to_operators() {
     );
     // The API's verification still names the forged entry; everything the restarted hub wrote is signed.
     let (_, report) = Api::new(&running.base)
-        .get(OPERATOR_TOKEN, "/admin/audit/verify")
+        .get(AUDITOR_TOKEN, "/admin/audit/verify")
         .await;
     assert_eq!(report["intact"], false, "{report}");
     let chain = &report["report"]["chains"][&running.hub.audit.hub()];
     assert_eq!(chain["signed_through"], chain["seq"], "{report}");
     running.stop().await;
+}
+
+/// A hub whose sessions go idle after a second, for the idle-expiry test.
+fn hub_with_quick_idle(dir: &std::path::Path) -> unsilo_hub::config::Config {
+    let mut config = with_grid_and_operator(embedded_config(dir));
+    config.admin.sign_in.idle_timeout = std::time::Duration::from_secs(1);
+    config
+}
+
+#[tokio::test]
+async fn administrators_sign_in_with_two_factors_and_five_failures_lock_the_name() {
+    use unsilo_tests::console::{operator_code, post_sign_in, set_cookie_value};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = hub_with_quick_idle(dir.path());
+    let running = Running::start(&config).await;
+    let base = running.base.clone();
+
+    // The token alone, or with a wrong code, is refused; a push source's token never signs in.
+    for code in ["", "000000", "12345"] {
+        let r = post_sign_in(&base, "ops", OPERATOR_TOKEN, code).await;
+        assert_eq!(r.status().as_u16(), 401, "code {code:?}");
+        assert!(set_cookie_value(&r, "unsilo_session").is_none());
+    }
+    // The right token under another operator's name is refused too.
+    let code = operator_code(&config, "ops").await;
+    let r = post_sign_in(&base, "reviewer", OPERATOR_TOKEN, &code).await;
+    assert_eq!(r.status().as_u16(), 401);
+    // A fifth failure for `ops` locks the name: now even the right token and code are refused.
+    let r = post_sign_in(&base, "ops", "usk_wrong", "000000").await;
+    assert_eq!(r.status().as_u16(), 401);
+    let r = post_sign_in(&base, "ops", "usk_wrong", "000000").await;
+    assert_eq!(r.status().as_u16(), 401);
+    let code = operator_code(&config, "ops").await;
+    let r = post_sign_in(&base, "ops", OPERATOR_TOKEN, &code).await;
+    assert_eq!(r.status().as_u16(), 423, "locked");
+    assert!(r.text().await.expect("page").contains("锁定"));
+    // Another name is not locked: the auditor signs in with token and code.
+    let code = operator_code(&config, "auditor").await;
+    let r = post_sign_in(&base, "auditor", AUDITOR_TOKEN, &code).await;
+    assert_eq!(r.status().as_u16(), 303, "signed in");
+    let session = set_cookie_value(&r, "unsilo_session").expect("session");
+    // The same code again is a replay: refused.
+    let r = post_sign_in(&base, "auditor", AUDITOR_TOKEN, &code).await;
+    assert_eq!(r.status().as_u16(), 401, "a code is good once");
+    let page = |cookie: String| {
+        let base = base.clone();
+        async move {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client")
+                .get(format!("{base}/console/audit"))
+                .header("cookie", format!("unsilo_session={cookie}"))
+                .send()
+                .await
+                .expect("page")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(page(session.clone()).await, 200);
+    // Unused past the idle timeout (one second here), the session is over.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(page(session).await, 303, "idle sessions end");
+
+    // Every sign-in, failure and lock is on record, with name, role and address.
+    let (_, log) = Api::new(&base)
+        .get(AUDITOR_TOKEN, "/admin/audit?limit=1000")
+        .await;
+    let entries = log["entries"].as_array().expect("entries");
+    let of = |action: &str, outcome: Option<&str>| {
+        entries
+            .iter()
+            .filter(|e| {
+                e["event"]["action"] == action
+                    && outcome.is_none_or(|o| e["event"]["detail"]["outcome"] == o)
+            })
+            .count()
+    };
+    assert!(of("console.sign_in", Some("refused")) >= 6, "{log}");
+    assert_eq!(of("console.lock", None), 1, "{log}");
+    assert_eq!(of("console.sign_in", Some("locked")), 1, "{log}");
+    let ok = entries
+        .iter()
+        .find(|e| {
+            e["event"]["action"] == "console.sign_in" && e["event"]["detail"]["outcome"] == "ok"
+        })
+        .expect("the auditor's sign-in");
+    assert_eq!(ok["event"]["actor"], "operator:auditor");
+    assert_eq!(ok["event"]["role"], "audit");
+    assert_eq!(ok["event"]["detail"]["address"], "127.0.0.1");
+    let lock = entries
+        .iter()
+        .find(|e| e["event"]["action"] == "console.lock")
+        .expect("lock");
+    assert_eq!(lock["event"]["actor"], "operator:ops");
+    assert_eq!(lock["event"]["role"], "security");
+    running.stop().await;
+}
+
+/// Verifies `checkpoint` with gmssl and with OpenSSL's SM2, from what `GET /admin/audit/keys` published, and
+/// checks that both refuse a checkpoint whose seq was changed. Fails (never skips) when a tool is missing:
+/// `tests/run.sh` installs gmssl; OpenSSL 3 ships with the system.
+fn independent_tools_verify(keys: &Value, checkpoint: &Value) {
+    use std::process::Command;
+    let public = keys["public_key"].as_str().expect("public key");
+    let pem = keys["public_key_pem"].as_str().expect("public key PEM");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tools/verify_sm2_checkpoint.py"
+    );
+    let mut tampered = checkpoint.clone();
+    tampered["seq"] = json!(checkpoint["seq"].as_u64().expect("seq") + 1);
+    for (cp, expect_ok) in [(checkpoint, true), (&tampered, false)] {
+        let out = Command::new("python3")
+            .args([script, public, &cp.to_string()])
+            .output()
+            .expect("python3 runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains("ModuleNotFoundError"),
+            "gmssl is missing (tests/run.sh installs it): {text}"
+        );
+        assert_eq!(out.status.success(), expect_ok, "gmssl on {cp}: {text}");
+
+        // OpenSSL: the message, byte for byte as docs/compliance.md states it, and the DER signature.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let message = format!(
+            "unsilo-audit-checkpoint-v1\0{}\0{}\0{}\0{}",
+            cp["hub"].as_str().expect("hub"),
+            cp["seq"],
+            cp["hash"].as_str().expect("hash"),
+            cp["time_ms"]
+        );
+        std::fs::write(dir.path().join("msg"), message).expect("write");
+        std::fs::write(dir.path().join("pub.pem"), pem).expect("write");
+        std::fs::write(
+            dir.path().join("sig.der"),
+            hex::decode(cp["signature"].as_str().expect("signature")).expect("hex"),
+        )
+        .expect("write");
+        let out = Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "pkeyutl",
+                "-verify",
+                "-pubin",
+                "-inkey",
+                "pub.pem",
+                "-rawin",
+                "-in",
+                "msg",
+                "-sigfile",
+                "sig.der",
+                "-digest",
+                "sm3",
+                "-pkeyopt",
+                "distid:1234567812345678",
+            ])
+            .output()
+            .expect("openssl runs");
+        assert_eq!(
+            out.status.success(),
+            expect_ok,
+            "openssl on {cp}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

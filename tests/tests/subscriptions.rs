@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use unsilo_hub::config::Config;
-use unsilo_tests::api::{grid_messages, push_grid, with_grid_and_operator, Api, OPERATOR_TOKEN};
+use unsilo_tests::api::{
+    grid_messages, push_grid, with_grid_and_operator, Api, AUDITOR_TOKEN, OPERATOR_TOKEN,
+    SYSTEM_TOKEN,
+};
 use unsilo_tests::{embedded_config, kafka_config, rand_suffix, RunningHub};
 
 /// The head of the RED household, also a party of the grid event.
@@ -208,7 +211,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     // Operators watch the flow per subscription.
     let metrics = reqwest::Client::new()
         .get(format!("{}/metrics", running.base))
-        .bearer_auth(OPERATOR_TOKEN)
+        .bearer_auth(SYSTEM_TOKEN)
         .send()
         .await
         .expect("metrics")
@@ -279,7 +282,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     // Evidence: who received data about this person, under which subscription.
     let (s, body) = api
         .post(
-            OPERATOR_TOKEN,
+            AUDITOR_TOKEN,
             "/admin/audit/query",
             json!({ "cert_no": PERSON }),
         )
@@ -329,7 +332,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     expected.sort();
     let (s, report) = api
         .post(
-            OPERATOR_TOKEN,
+            AUDITOR_TOKEN,
             "/admin/reports/person",
             json!({ "cert_no": PERSON }),
         )
@@ -367,7 +370,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     }
     let (s, body) = api
         .post(
-            OPERATOR_TOKEN,
+            AUDITOR_TOKEN,
             "/admin/reports/person",
             json!({ "cert_no": "610921196105170317" }),
         )
@@ -422,7 +425,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
     assert!(body["message"].as_str().unwrap().contains("revoked"));
 
     // The audit log is intact.
-    let (s, body) = api.get(OPERATOR_TOKEN, "/admin/audit/verify").await;
+    let (s, body) = api.get(AUDITOR_TOKEN, "/admin/audit/verify").await;
     assert_eq!(s, 200);
     assert_eq!(body["intact"], json!(true), "{body}");
     running.stop().await;

@@ -2,14 +2,14 @@
 //! `_unsilo.*` topics (control plane, registry, connector checkpoints, replay marks) from anything else a client
 //! with produce access appended.
 //!
-//! A seal is an HMAC-SHA256 under a key derived from the deployment secret (`[security] secret_file`, which every
+//! A seal is an HMAC-SM3 (国密, the default) or HMAC-SHA256 (`[security] crypto = "international"`) under a key
+//! derived from the deployment secret (`[security] secret_file`, which every
 //! hub of one deployment shares and nothing else has) over the topic, the writing hub's id, the record's key and
 //! its value, each length-prefixed so no two different records share a message. It travels in two headers,
 //! `unsilo.seal.hub` and `unsilo.seal` (hex). Readers apply only records whose seal verifies, and count and log
 //! the others.
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use unsilo_schemas::crypto::{mac_parts, KeyedMac, Suite};
 use unsilo_schemas::names::{HEADER_SEAL, HEADER_SEAL_HUB};
 
 use crate::Record;
@@ -19,6 +19,7 @@ use crate::Record;
 pub struct RecordSeal {
     hub: String,
     key: [u8; 32],
+    suite: Suite,
 }
 
 impl std::fmt::Debug for RecordSeal {
@@ -30,29 +31,34 @@ impl std::fmt::Debug for RecordSeal {
 }
 
 impl RecordSeal {
-    /// The seal of hub `hub` under the deployment's sealing key (derived from the deployment secret).
+    /// The seal of hub `hub` under the deployment's sealing key (derived from the deployment secret), with the
+    /// default suite's keyed hash (HMAC-SM3).
     pub fn new(hub: &str, key: [u8; 32]) -> Self {
         Self {
             hub: hub.to_owned(),
             key,
+            suite: Suite::default(),
         }
     }
 
-    fn mac(&self, topic: &str, hub: &str, key: &[u8], value: Option<&[u8]>) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+    /// The same seal with `suite`'s keyed hash (`[security] crypto`; every hub of a deployment agrees).
+    pub fn with_suite(self, suite: Suite) -> Self {
+        Self { suite, ..self }
+    }
+
+    fn mac(&self, topic: &str, hub: &str, key: &[u8], value: Option<&[u8]>) -> KeyedMac {
         // Length-prefixed parts, so no two different records share a message.
-        for part in [
-            b"unsilo-seal-v1".as_slice(),
-            topic.as_bytes(),
-            hub.as_bytes(),
-            key,
-            value.unwrap_or(b"\0tombstone"),
-        ] {
-            mac.update(&(part.len() as u64).to_be_bytes());
-            mac.update(part);
-        }
-        mac
+        mac_parts(
+            self.suite,
+            &self.key,
+            &[
+                b"unsilo-seal-v1".as_slice(),
+                topic.as_bytes(),
+                hub.as_bytes(),
+                key,
+                value.unwrap_or(b"\0tombstone"),
+            ],
+        )
     }
 
     /// `record` sealed for `topic` by this hub.
@@ -64,8 +70,7 @@ impl RecordSeal {
                 record.key.as_deref().unwrap_or_default(),
                 record.value.as_deref(),
             )
-            .finalize()
-            .into_bytes();
+            .finalize();
         let hub = self.hub.clone().into_bytes();
         record
             .with_header(HEADER_SEAL_HUB, hub)
@@ -88,7 +93,8 @@ impl RecordSeal {
             r.key.as_deref().unwrap_or_default(),
             r.value.as_deref(),
         )
-        .verify_slice(&tag)
-        .map_err(|_| "its seal does not verify: it was not written by a hub of this deployment")
+        .verify(&tag)
+        .then_some(())
+        .ok_or("its seal does not verify: it was not written by a hub of this deployment")
     }
 }

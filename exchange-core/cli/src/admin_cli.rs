@@ -639,7 +639,10 @@ pub(crate) async fn audit(args: &HubArgs, command: AuditCommand) -> anyhow::Resu
             let external = read_checkpoints(checkpoints.as_deref())?;
             let config = unsilo_hub::config::Config::load(&path)?;
             // Never create a key here: without the hub's key file, the pinned and published keys are used.
-            let key = audit::SigningKey::load_existing(&config.signing_key_file())?;
+            let key = audit::SigningKey::load_existing(
+                &config.signing_key_file(),
+                config.security.crypto,
+            )?;
             let keys = audit::TrustedKeys::new(
                 key.as_ref().map(|k| (config.hub.id.as_str(), k)),
                 &config.security.audit_public_keys,

@@ -23,7 +23,7 @@ use tracing::{info, warn};
 use unsilo_connectors::sdk::Shutdown;
 use unsilo_connectors::transport::file_drop::FileDropConfig;
 
-use unsilo_hub::auth::token_digest;
+use unsilo_hub::auth::{token_digest, Principal, Role};
 use unsilo_hub::config::{Config, ConnectorConfig, TransportKind};
 use unsilo_hub::server::{Hub, ServerError};
 use unsilo_policy::model::SubscriptionStatus;
@@ -147,10 +147,9 @@ async fn setup_agencies(
     hub: &Hub,
     postgres_url: Option<&str>,
 ) -> Result<(Vec<(String, String)>, Vec<String>), DemoError> {
-    use unsilo_hub::auth::Principal;
     use unsilo_hub::governance::{ApproveRequest, NewAgency};
     use unsilo_policy::model::Channel;
-    let operator = Principal::Operator("demo-operator".into());
+    let operator = demo_operator(DEMO_SECURITY);
     let setup =
         |e: unsilo_hub::api_error::ApiError| DemoError::Setup(format!("demo agencies: {e}"));
     let mut tokens = Vec::new();
@@ -221,42 +220,72 @@ async fn setup_agencies(
             approve_above_clearance,
             ..ApproveRequest::default()
         };
-        crate::approve_with_review(
-            hub,
-            &operator,
-            &Principal::Operator(REVIEWER.into()),
-            &id,
-            approval,
-        )
-        .await
-        .map_err(setup)?;
+        crate::approve_with_review(hub, &operator, &demo_operator(DEMO_REVIEWER), &id, approval)
+            .await
+            .map_err(setup)?;
     }
     Ok((tokens, pending))
 }
 
-/// The demo's second operator, who confirms grants that need two operators (双人复核).
-const REVIEWER: &str = "demo-reviewer";
+/// The demo's operators (三员分立): the file their token is written to, their name and their role. The two
+/// security administrators decide requests, the second confirming grants that need two (双人复核).
+const DEMO_OPERATORS: [(&str, &str, Role); 4] = [
+    ("system", "demo-system", Role::System),
+    ("security", "demo-security", Role::Security),
+    ("security-reviewer", "demo-reviewer", Role::Security),
+    ("audit", "demo-auditor", Role::Audit),
+];
+
+/// The demo's security administrator, who creates the agencies and approves.
+const DEMO_SECURITY: usize = 1;
+/// The second security administrator, who confirms (双人复核).
+const DEMO_REVIEWER: usize = 2;
+
+/// The principal of one of [`DEMO_OPERATORS`].
+fn demo_operator(index: usize) -> Principal {
+    let (_, name, role) = DEMO_OPERATORS[index];
+    Principal::Operator {
+        name: name.into(),
+        role,
+    }
+}
 
 /// Writes the demo's tokens to files readable only by the user (never to the log).
 fn write_tokens(
     dir: &std::path::Path,
-    operator: &str,
-    reviewer: &str,
+    operators: &[String],
     agencies: &[(String, String)],
 ) -> Result<(), DemoError> {
     let setup = |e: std::io::Error| {
         DemoError::Setup(format!("writing demo tokens to {}: {e}", dir.display()))
     };
     std::fs::create_dir_all(dir).map_err(setup)?;
-    let mut files = vec![
-        ("operator".to_owned(), operator.to_owned()),
-        ("reviewer".to_owned(), reviewer.to_owned()),
-    ];
+    let mut files: Vec<(String, String)> = DEMO_OPERATORS
+        .iter()
+        .zip(operators)
+        .map(|((file, _, _), token)| ((*file).to_owned(), token.clone()))
+        .collect();
     files.extend(agencies.iter().cloned());
     for (name, token) in files {
         let path = dir.join(name);
         let _ = std::fs::remove_file(&path);
         unsilo_hub::secrets::write_private(&path, token.as_bytes()).map_err(setup)?;
+    }
+    Ok(())
+}
+
+/// Writes each demo operator's one-time-code enrolment (`<file>.totp`: the otpauth URI an authenticator app
+/// scans), readable only by the user.
+fn write_totp_enrolments(
+    dir: &std::path::Path,
+    secret: &unsilo_hub::secrets::HubSecret,
+) -> Result<(), DemoError> {
+    for (file, name, _) in DEMO_OPERATORS {
+        let path = dir.join(format!("{file}.totp"));
+        let uri = unsilo_hub::totp::otpauth_uri(name, &secret.totp_secret(name, 0));
+        let _ = std::fs::remove_file(&path);
+        unsilo_hub::secrets::write_private(&path, uri.as_bytes())
+            .map_err(|e| DemoError::Setup(format!("writing {}: {e}", path.display())))?;
     }
     Ok(())
 }
@@ -359,29 +388,27 @@ pub async fn run(
         ));
     }
 
-    let operator_token = new_token();
-    let reviewer_token = new_token();
-    for (name, token) in [
-        ("demo-operator", &operator_token),
-        (REVIEWER, &reviewer_token),
-    ] {
+    let operator_tokens: Vec<String> = DEMO_OPERATORS.iter().map(|_| new_token()).collect();
+    for ((_, name, role), token) in DEMO_OPERATORS.iter().zip(&operator_tokens) {
         config
             .admin
             .operators
             .push(unsilo_hub::auth::OperatorCredential {
-                name: name.into(),
+                name: (*name).into(),
+                role: *role,
                 token_sha256: unsilo_hub::auth::token_digest(token),
+                totp_epoch: 0,
+                client_cert_sha256: None,
             });
     }
     let hub = Hub::start(&config).await?;
     let tokens_dir = options.data_dir.join("demo-tokens");
     let (agency_tokens, pending) = setup_agencies(&hub, options.postgres_url.as_deref()).await?;
-    write_tokens(
-        &tokens_dir,
-        &operator_token,
-        &reviewer_token,
-        &agency_tokens,
-    )?;
+    write_tokens(&tokens_dir, &operator_tokens, &agency_tokens)?;
+    let secret = config
+        .load_secret()
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
+    write_totp_enrolments(&tokens_dir, &secret)?;
     let listener = TcpListener::bind(options.listen)
         .await
         .map_err(|e| DemoError::Setup(format!("cannot listen on {}: {e}", options.listen)))?;
@@ -425,7 +452,14 @@ pub async fn run(
 
     println!(
         "{}",
-        banner(&base, &tokens_dir, &dropbox, &agency_tokens, &pending)
+        banner(
+            &base,
+            &tokens_dir,
+            &dropbox,
+            &agency_tokens,
+            &pending,
+            &secret
+        )
     );
     if !options.quiet {
         simulators.push(tokio::spawn(print_progress(
@@ -455,17 +489,23 @@ fn banner(
     dropbox: &std::path::Path,
     agencies: &[(String, String)],
     pending: &[String],
+    secret: &unsilo_hub::secrets::HubSecret,
 ) -> String {
     let t = tokens.display();
+    let (_, security_name, _) = DEMO_OPERATORS[DEMO_SECURITY];
+    let security_key = secret.totp_secret(security_name, 0);
+    let now = u64::try_from(unsilo_bus::now_ms() / 1000).unwrap_or(0);
     let agency_files: Vec<String> = agencies.iter().map(|(id, _)| format!("{t}/{id}")).collect();
     let mut out = format!(
         "\n  unsilo demo is running · 演示已启动\n\n  \
          Console 控制台       {base}/console/\n  \
-         Sign in 登录         with the operator token in {t}/operator\n  \
+         Sign in 登录         三员分立: name, token and a one-time code. The system, security and audit\n                      administrators' tokens are in {t}/system, {t}/security and {t}/audit;\n                      each one's authenticator URI beside it ({t}/security.totp …).\n                      e.g. name {security_name}, token {t}/security, code {code} now\n                      (add secret {secret32} to an authenticator app for later codes)\n  \
          Agency tokens       {}\n  \
          Sources 数据源       grid and 秦务员 push, the 12345 API is polled, GBK exports land in {}\n",
         agency_files.join(", "),
-        dropbox.display()
+        dropbox.display(),
+        code = unsilo_hub::totp::code_at(&security_key, now),
+        secret32 = unsilo_hub::totp::secret_base32(&security_key),
     );
     for id in pending {
         out.push_str(&format!(
@@ -481,7 +521,7 @@ fn banner(
         "\n  Try next:\n    \
          curl -s {base}/metrics | grep unsilo_ingest_records\n    \
          UNSILO_TOKEN=$(cat {t}/civil-affairs) {unsilo} subscription pull civil-affairs.red-households\n    \
-         UNSILO_TOKEN=$(cat {t}/operator) {unsilo} audit verify\n\n  \
+         UNSILO_TOKEN=$(cat {t}/audit) {unsilo} audit verify\n\n  \
          A progress line follows every 10 s (--quiet hides it). Ctrl-C stops.\n"
     ));
     out

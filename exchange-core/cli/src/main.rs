@@ -48,10 +48,12 @@ enum Command {
         /// The request, as JSON.
         request: String,
     },
-    /// Operators' credentials: `unsilo operator token new --name <name>` makes a token and the configuration
-    /// line that lets it in (only its SHA-256 goes into the file).
+    /// Operators' credentials: `unsilo operator token new --name <name> --role <role>` makes a token and the
+    /// configuration lines that let it in (only its SHA-256 goes into the file).
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// The role × action matrix (三员分立): who may do what, as the hub enforces it, in Markdown.
+    Roles,
     /// Agencies (operators): create, list, issue tokens.
     Agency {
         #[command(flatten)]
@@ -88,6 +90,26 @@ enum OperatorCommand {
     /// Operator tokens.
     #[command(subcommand)]
     Token(OperatorTokenCommand),
+    /// Operators' one-time codes (the console's second factor, `[admin.sign_in] second_factor = "totp"`).
+    #[command(subcommand)]
+    Totp(OperatorTotpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorTotpCommand {
+    /// Shows an operator's one-time-code secret as an otpauth URI and a QR code for an authenticator app, with
+    /// the current code. Run it on the hub's machine (it reads the deployment secret), in front of the operator
+    /// only. To re-enrol, raise the operator's `totp_epoch` in the configuration and run it again.
+    Enrol {
+        /// The operator's name, as in `[[admin.operators]]`.
+        name: String,
+        /// The hub's configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Overrides bus.embedded.data_dir (where the deployment secret lives without `[security] secret_file`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,6 +120,9 @@ enum OperatorTokenCommand {
         /// The operator's name, for the configuration lines.
         #[arg(long, default_value = "operator")]
         name: String,
+        /// The operator's one role (三员分立): system (系统管理员), security (安全管理员) or audit (审计管理员).
+        #[arg(long, value_parser = ["system", "security", "audit"], default_value = "security")]
+        role: String,
     },
 }
 
@@ -529,11 +554,63 @@ fn mapping_test(mapping: &std::path::Path, sample: &std::path::Path) -> anyhow::
 }
 
 /// `unsilo operator token new`: a random token, and the configuration that admits it.
-fn operator_token_new(name: &str) -> anyhow::Result<()> {
+fn operator_token_new(name: &str, role: &str) -> anyhow::Result<()> {
     let (token, digest) = unsilo_hub::auth::new_token();
     println!("{token}");
     eprintln!(
-        "The token above is shown only now: give it to `{name}` and keep it nowhere else. Add to the hub's configuration:\n\n[[admin.operators]]\nname = \"{name}\"\ntoken_sha256 = \"{digest}\"\n"
+        "The token above is shown only now: give it to `{name}` and keep it nowhere else. Add to the hub's configuration:\n\n[[admin.operators]]\nname = \"{name}\"\nrole = \"{role}\"\ntoken_sha256 = \"{digest}\"\n"
+    );
+    Ok(())
+}
+
+/// `unsilo operator totp enrol`: the operator's secret as a URI, a QR code and base32, and the current code.
+fn operator_totp_enrol(
+    name: &str,
+    config: Option<&std::path::Path>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let mut config = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = data_dir {
+        config.bus.embedded.data_dir = dir;
+    }
+    let Some(operator) = config.admin.operators.iter().find(|o| o.name == name) else {
+        let names: Vec<&str> = config
+            .admin
+            .operators
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        anyhow::bail!(
+            "no operator `{name}` in the configuration (operators: {}); add them to [[admin.operators]] first",
+            if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+        );
+    };
+    let secret = config.load_secret()?;
+    let key = secret.totp_secret(name, operator.totp_epoch);
+    let uri = unsilo_hub::totp::otpauth_uri(name, &key);
+    let qr = qrcode::QrCode::new(uri.as_bytes())?;
+    let drawing = qr
+        .render::<qrcode::render::unicode::Dense1x2>()
+        .quiet_zone(true)
+        .build();
+    let now = u64::try_from(unsilo_bus::now_ms() / 1000).unwrap_or(0);
+    println!("{drawing}");
+    println!("{uri}");
+    println!(
+        "secret (manual entry): {}",
+        unsilo_hub::totp::secret_base32(&key)
+    );
+    println!(
+        "current code: {} (role {}, enrolment {})",
+        unsilo_hub::totp::code_at(&key, now),
+        operator.role,
+        operator.totp_epoch
+    );
+    eprintln!(
+        "Scan the code with an authenticator app in front of `{name}` only: whoever sees it can make their codes. To re-enrol, raise totp_epoch for `{name}` and run this again."
     );
     Ok(())
 }
@@ -633,8 +710,17 @@ async fn main() -> std::process::ExitCode {
             from,
             to,
         }) => admin_cli::renormalise(&hub, &name, &from, to.as_deref()).await,
-        Command::Operator(OperatorCommand::Token(OperatorTokenCommand::New { name })) => {
-            operator_token_new(&name)
+        Command::Operator(OperatorCommand::Token(OperatorTokenCommand::New { name, role })) => {
+            operator_token_new(&name, &role)
+        }
+        Command::Operator(OperatorCommand::Totp(OperatorTotpCommand::Enrol {
+            name,
+            config,
+            data_dir,
+        })) => operator_totp_enrol(&name, config.as_deref(), data_dir),
+        Command::Roles => {
+            print!("{}", unsilo_hub::roles::markdown_matrix());
+            Ok(())
         }
         Command::Agency { hub, command } => admin_cli::agency(&hub, command).await,
         Command::Subscription { hub, command } => admin_cli::subscription(&hub, command).await,

@@ -370,8 +370,8 @@ fn pull_until(agency: As<'_>, id: &str, record_id: &str, server: &Server) -> Vec
     }
 }
 
-/// Checks a pulled line is the RED household as granted: exactly the three fields, the ID number as a `p1_`
-/// pseudonym. Returns the pseudonym.
+/// Checks a pulled line is the RED household as granted: exactly the three fields, the ID number as a `p2_`
+/// pseudonym (HMAC-SM3: the hub runs on 国密 by default). Returns the pseudonym.
 fn assert_granted_view(line: &Value) -> String {
     let record = line["record"]
         .as_object()
@@ -387,10 +387,10 @@ fn assert_granted_view(line: &Value) -> String {
     assert_eq!(record["village_code"], VILLAGE_CODE, "{line}");
     let pseudonym = record["head_cert_no"].as_str().expect("pseudonym string");
     assert!(
-        pseudonym.starts_with("p1_")
+        pseudonym.starts_with("p2_")
             && pseudonym.len() == 3 + 32
             && pseudonym[3..].bytes().all(|b| b.is_ascii_hexdigit()),
-        "not a p1_ pseudonym: {line}"
+        "not a p2_ pseudonym: {line}"
     );
     pseudonym.to_owned()
 }
@@ -428,6 +428,10 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
     let reviewer = As::Flags {
         hub: &hub,
         token: REVIEWER_TOKEN,
+    };
+    let auditor = As::Flags {
+        hub: &hub,
+        token: common::AUDITOR_TOKEN,
     };
 
     // A wrong token is refused with a message that says what is wrong.
@@ -627,7 +631,7 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
     // An agency cannot approve its own request.
     let run = unsilo(agency, &["subscription", "approve", sub]).expect_fail();
     assert!(
-        run.stderr.contains("403") && run.stderr.contains("operators"),
+        run.stderr.contains("403") && run.stderr.contains("security administrator"),
         "{run}"
     );
 
@@ -731,7 +735,7 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
     assert!(run.stderr.contains("403"), "{run}");
 
     // --- Evidence: the operator finds the release by the person's ID number and by the record id.
-    let found = unsilo(operator, &["audit", "query", "--cert-no", CERT_NO]).expect_ok();
+    let found = unsilo(auditor, &["audit", "query", "--cert-no", CERT_NO]).expect_ok();
     assert!(
         !found.stdout.contains(CERT_NO),
         "the audit log must not hold ID numbers: {found}"
@@ -753,7 +757,7 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
         json!([pseudonym]),
         "the audit's person key is the pseudonym the agency received: {release}"
     );
-    let by_record = unsilo(operator, &["audit", "query", "--record-id", &record_id]).expect_ok();
+    let by_record = unsilo(auditor, &["audit", "query", "--record-id", &record_id]).expect_ok();
     assert!(
         entries(&by_record)
             .iter()
@@ -764,7 +768,7 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
     );
     // Another person's ID number finds nothing.
     let nobody = unsilo(
-        operator,
+        auditor,
         &["audit", "query", "--cert-no", "610921198001010018"],
     )
     .expect_ok();
@@ -773,21 +777,21 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
     let run = unsilo(agency, &["audit", "query", "--cert-no", CERT_NO]).expect_fail();
     assert!(run.stderr.contains("403"), "{run}");
 
-    let verified = unsilo(operator, &["audit", "verify"]).expect_ok();
+    let verified = unsilo(auditor, &["audit", "verify"]).expect_ok();
     assert!(verified.stdout.contains("\"intact\": true"), "{verified}");
     let online_report = verified.json();
     assert_eq!(online_report["report"]["problems"], json!([]), "{verified}");
     let online_entries = online_report["report"]["entries"]
         .as_u64()
         .expect("entries");
-    let keys = unsilo(operator, &["audit", "keys"]).expect_ok().json();
+    let keys = unsilo(auditor, &["audit", "keys"]).expect_ok().json();
     assert_eq!(
         keys["public_key"].as_str().map(str::len),
-        Some(64),
-        "{keys}"
+        Some(130),
+        "an SM2 point, 04‖x‖y: {keys}"
     );
-    assert_eq!(keys["algorithm"], "Ed25519", "{keys}");
-    let exported = unsilo(operator, &["audit", "checkpoints"]).expect_ok();
+    assert_eq!(keys["algorithm"], "SM2", "{keys}");
+    let exported = unsilo(auditor, &["audit", "checkpoints"]).expect_ok();
     for line in exported.stdout.lines() {
         let cp: Value = serde_json::from_str(line).expect("a checkpoint per line");
         assert!(cp["signature"].is_string(), "{line}");
@@ -828,7 +832,7 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
             "the same ID number must give the same pseudonym in every subscription: {line}"
         );
     }
-    let newer = unsilo(operator, &["audit", "query", "--record-id", &newer_id]).expect_ok();
+    let newer = unsilo(auditor, &["audit", "query", "--record-id", &newer_id]).expect_ok();
     let newer_releases: Vec<Value> = entries(&newer)
         .iter()
         .filter(|e| e["event"]["kind"] == "release")
@@ -892,7 +896,15 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
 #[test]
 fn operator_token_new_prints_a_token_once_and_the_lines_that_admit_it() {
     let out = Command::new(env!("CARGO_BIN_EXE_unsilo"))
-        .args(["operator", "token", "new", "--name", "auditor-li"])
+        .args([
+            "operator",
+            "token",
+            "new",
+            "--name",
+            "auditor-li",
+            "--role",
+            "audit",
+        ])
         .output()
         .expect("run");
     assert!(out.status.success());
@@ -903,6 +915,7 @@ fn operator_token_new_prints_a_token_once_and_the_lines_that_admit_it() {
     let digest = unsilo_hub::auth::token_digest(token);
     assert!(
         lines.contains("name = \"auditor-li\"")
+            && lines.contains("role = \"audit\"")
             && lines.contains(&format!("token_sha256 = \"{digest}\"")),
         "{lines}"
     );

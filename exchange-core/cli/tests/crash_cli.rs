@@ -305,7 +305,7 @@ async fn sigkill_twenty_times_while_a_source_pushes_loses_nothing_and_repeats_no
         &client,
         reqwest::Method::GET,
         format!("{base}/admin/audit?subscription=emergency.events&limit=1000000"),
-        OPERATOR_TOKEN,
+        common::AUDITOR_TOKEN,
         None,
     )
     .await;
@@ -325,7 +325,7 @@ async fn sigkill_twenty_times_while_a_source_pushes_loses_nothing_and_repeats_no
         &client,
         reqwest::Method::GET,
         format!("{base}/admin/audit/verify"),
-        OPERATOR_TOKEN,
+        common::AUDITOR_TOKEN,
         None,
     )
     .await;

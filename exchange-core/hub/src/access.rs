@@ -141,14 +141,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 }
 
 /// What a caller may do in the schema registry (the registry API and the console's schema pages apply it):
-/// operators read and write everything (but the hub-owned subjects); an agency reads the shared `std.*`
+/// operators read everything, and the system administrator writes (but never the hub-owned subjects); an agency reads the shared `std.*`
 /// subjects and its own `sub.<agency>.*` view subjects; an anonymous caller (only where `[registry]
 /// anonymous_read` lets one in) the shared ones; a push source nothing (`None`).
 pub fn registry_caller(principal: Option<&Principal>) -> Option<RegistryCaller> {
     Some(match principal {
-        Some(Principal::Operator(name)) => RegistryCaller {
+        Some(operator @ Principal::Operator { name, .. }) => RegistryCaller {
             name: format!("operator:{name}"),
-            writer: true,
+            writer: crate::roles::allows(operator, crate::roles::Action::WriteSchemas),
             readable: None,
             anonymous: false,
         },
@@ -167,7 +167,7 @@ pub fn registry_caller(principal: Option<&Principal>) -> Option<RegistryCaller> 
             readable: Some(vec![names::STD_PREFIX.into()]),
             anonymous: true,
         },
-        Some(Principal::PushSource(_)) => return None,
+        Some(Principal::PushSource(_) | Principal::Hub) => return None,
     })
 }
 

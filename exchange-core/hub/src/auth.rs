@@ -27,40 +27,72 @@ use axum::http::{header, HeaderMap};
 use sha2::{Digest, Sha256};
 
 use crate::control::ControlPlane;
+pub use crate::roles::Role;
 
-/// An operator's credentials: a name and the SHA-256 of their token.
+/// An operator's credentials: a name, their one role (三员分立) and the SHA-256 of their token.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorCredential {
     /// The operator's name, recorded in the audit log.
     pub name: String,
+    /// The operator's one role: `system`, `security` or `audit` ([`Role`]).
+    pub role: Role,
     /// Hex SHA-256 of the token (`printf %s "$TOKEN" | sha256sum`).
     pub token_sha256: String,
+    /// The enrolment of the operator's one-time-code secret (`[admin.sign_in] second_factor = "totp"`); raise
+    /// it to re-enrol (`unsilo operator totp enrol <name>` shows the new secret). Default 0.
+    #[serde(default)]
+    pub totp_epoch: u32,
+    /// The SHA-256 (hex) of the TLS client certificate the operator must connect with, on every surface
+    /// (`[admin.sign_in] second_factor = "client_certificate"` requires one for each operator).
+    #[serde(default)]
+    pub client_cert_sha256: Option<String>,
 }
 
 /// Who is calling.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Principal {
-    /// An operator of the big-data centre, by name.
-    Operator(String),
+    /// An operator of the big-data centre, by name, with their one role.
+    Operator {
+        /// The operator's name.
+        name: String,
+        /// Their role.
+        role: Role,
+    },
     /// A subscribing agency, by id.
     Agency(String),
     /// A source system pushing records to a connector, by connector name.
     PushSource(String),
+    /// The hub itself, acting on its own rules (automatic approval, expiry). Never authenticated.
+    Hub,
 }
 
 impl Principal {
     /// The name a Basic credential must carry for this principal.
     pub fn name(&self) -> &str {
         match self {
-            Self::Operator(n) | Self::Agency(n) | Self::PushSource(n) => n,
+            Self::Operator { name: n, .. } | Self::Agency(n) | Self::PushSource(n) => n,
+            Self::Hub => "hub",
         }
+    }
+
+    /// The operator's role; `None` for an agency or a push source.
+    pub fn role(&self) -> Option<Role> {
+        match self {
+            Self::Operator { role, .. } => Some(*role),
+            _ => None,
+        }
+    }
+
+    /// Whether this is an operator (of any role).
+    pub fn is_operator(&self) -> bool {
+        matches!(self, Self::Operator { .. })
     }
 
     /// Whether this principal may see the agency `id` and its subscriptions.
     pub fn may_see_agency(&self, id: &str) -> bool {
         match self {
-            Self::Operator(_) => true,
+            Self::Operator { .. } | Self::Hub => true,
             Self::Agency(own) => own == id,
             Self::PushSource(_) => false,
         }
@@ -70,9 +102,10 @@ impl Principal {
 impl std::fmt::Display for Principal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Operator(name) => write!(f, "operator:{name}"),
+            Self::Operator { name, .. } => write!(f, "operator:{name}"),
             Self::Agency(id) => write!(f, "agency:{id}"),
             Self::PushSource(connector) => write!(f, "push:{connector}"),
+            Self::Hub => f.write_str("hub"),
         }
     }
 }
@@ -98,8 +131,8 @@ pub enum AuthError {
     /// The agency's token was revoked.
     #[error("token {0} was revoked")]
     Revoked(String),
-    /// The agency is bound to a client certificate this connection did not present.
-    #[error("agency `{0}` must connect with its registered TLS client certificate")]
+    /// The agency or operator is bound to a client certificate this connection did not present.
+    #[error("`{0}` must connect with its registered TLS client certificate")]
     CertificateRequired(String),
 }
 
@@ -245,8 +278,8 @@ pub fn credential(headers: &HeaderMap) -> Result<Option<Credential>, AuthError> 
 
 /// Turns requests into principals, for every surface of one hub.
 pub struct Authenticator {
-    /// `(name, digest)` of each configured operator.
-    operators: Vec<(String, String)>,
+    /// `(name, role, digest, bound client certificate)` of each configured operator.
+    operators: Vec<(String, Role, String, Option<String>)>,
     /// `(connector, digest)` of each push connector.
     push_sources: Vec<(String, String)>,
     /// Agencies and their tokens.
@@ -264,19 +297,39 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// An authenticator over the configured operators `(name, hex digest)`, the push connectors
-    /// `(connector, hex digest)` and the agencies of `control`.
-    pub fn new(
-        operators: impl IntoIterator<Item = (String, String)>,
+    /// An authenticator over the configured operators, the push connectors `(connector, hex digest)` and the
+    /// agencies of `control`.
+    pub fn new<'a>(
+        operators: impl IntoIterator<Item = &'a OperatorCredential>,
         push_sources: impl IntoIterator<Item = (String, String)>,
         control: Arc<ControlPlane>,
     ) -> Self {
         let lower = |(n, d): (String, String)| (n, d.trim().to_ascii_lowercase());
         Self {
-            operators: operators.into_iter().map(lower).collect(),
+            operators: operators
+                .into_iter()
+                .map(|o| {
+                    (
+                        o.name.clone(),
+                        o.role,
+                        o.token_sha256.trim().to_ascii_lowercase(),
+                        o.client_cert_sha256
+                            .as_ref()
+                            .map(|c| c.trim().to_ascii_lowercase()),
+                    )
+                })
+                .collect(),
             push_sources: push_sources.into_iter().map(lower).collect(),
             control,
         }
+    }
+
+    /// The role of the operator called `name`, if one is configured.
+    pub fn operator_role(&self, name: &str) -> Option<Role> {
+        self.operators
+            .iter()
+            .find(|(n, ..)| n == name)
+            .map(|(_, role, ..)| *role)
     }
 
     /// Who presents the request's credentials: `Ok(None)` when it presents none.
@@ -337,9 +390,21 @@ impl Authenticator {
     ) -> Result<Principal, AuthError> {
         // Every configured digest is compared, so timing does not tell which list held a match.
         let mut found = None;
-        for (name, d) in &self.operators {
+        let mut operator_cert = None;
+        for (name, role, d, cert) in &self.operators {
             if digests_equal(d.as_bytes(), digest.as_bytes()) && found.is_none() {
-                found = Some(Principal::Operator(name.clone()));
+                found = Some(Principal::Operator {
+                    name: name.clone(),
+                    role: *role,
+                });
+                operator_cert = cert.as_ref();
+            }
+        }
+        if let (Some(p), Some(bound)) = (&found, operator_cert) {
+            // An operator bound to a client certificate is refused without it, on every surface.
+            let presented = client_certificate.map(|c| c.0.as_bytes());
+            if !presented.is_some_and(|c| digests_equal(c, bound.as_bytes())) {
+                return Err(AuthError::CertificateRequired(p.name().to_owned()));
             }
         }
         for (name, d) in &self.push_sources {

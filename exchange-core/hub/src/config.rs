@@ -167,7 +167,13 @@ pub struct SecurityConfig {
     /// process of one deployment must use the same secret, or pseudonyms will differ between them.
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
-    /// This hub's Ed25519 key that signs its audit chain and checkpoints (PKCS#8). Created if missing.
+    /// The algorithms in every cryptographic slot: `"gm"` (国密: SM2 signatures, SM3 hashes, HMAC-SM3, SM4-GCM;
+    /// the default) or `"international"` (Ed25519, SHA-256, HMAC-SHA256, AES-256-GCM). Every hub of one
+    /// deployment must agree (pseudonyms and seals depend on it).
+    #[serde(default)]
+    pub crypto: unsilo_schemas::crypto::Suite,
+    /// This hub's key that signs its audit chain and checkpoints: SM2 (PKCS#8 PEM) under `gm`, Ed25519 (hex
+    /// PKCS#8) under `international`. Created if missing.
     /// Default: `audit-signing-<hub id>.key` beside the deployment secret. One key per hub id; never shared.
     #[serde(default)]
     pub signing_key_file: Option<PathBuf>,
@@ -181,10 +187,90 @@ pub struct SecurityConfig {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Operators and the SHA-256 of their tokens (`[[admin.operators]] name = "…", token_sha256 = "…"`).
-    /// Without any, only agencies can call the admin API (and nothing can be approved).
+    /// Operators, their one role and the SHA-256 of their tokens (`[[admin.operators]] name = "…", role =
+    /// "system" | "security" | "audit", token_sha256 = "…"`: 三员分立). Without any, only agencies can call the
+    /// admin API (and nothing can be approved). One name, or one token, with two roles is refused.
     #[serde(default)]
     pub operators: Vec<crate::auth::OperatorCredential>,
+    /// How administrators sign in to the console (等保 8.1.4.1).
+    #[serde(default)]
+    pub sign_in: SignInConfig,
+}
+
+/// The administrators' second sign-in factor, besides their token.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SecondFactor {
+    /// A one-time code (RFC 6238) from an authenticator app: `unsilo operator totp enrol <name>`. The default.
+    #[default]
+    Totp,
+    /// The TLS client certificate bound to the operator (`client_cert_sha256`), under mutual TLS.
+    ClientCertificate,
+    /// None: the token alone. For a laboratory, never for production — the hub warns at every start.
+    None,
+}
+
+/// `[admin.sign_in]`: the console's sign-in for administrators — second factor, lockout, session limits.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SignInConfig {
+    /// The second factor operators give with their token (default `"totp"`). Agencies sign in to the portal
+    /// with their token (and their client certificate when bound to one).
+    #[serde(default)]
+    pub second_factor: SecondFactor,
+    /// Failed sign-ins that lock a name (default 5).
+    #[serde(default = "default_lockout_failures")]
+    pub lockout_failures: u32,
+    /// How long a locked name stays locked (default `"30m"`); the right credentials are refused meanwhile.
+    #[serde(
+        default = "default_lockout_duration",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub lockout_duration: std::time::Duration,
+    /// A session unused this long ends (default `"15m"`).
+    #[serde(
+        default = "default_idle_timeout",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub idle_timeout: std::time::Duration,
+    /// A session ends this long after sign-in, however busy (default `"8h"`).
+    #[serde(
+        default = "default_session_lifetime",
+        deserialize_with = "unsilo_connectors::transport::deserialize_duration"
+    )]
+    pub session_lifetime: std::time::Duration,
+    /// Sessions one person may hold at once (default 3); signing in past it ends their oldest session.
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions_per_person: usize,
+}
+
+fn default_lockout_failures() -> u32 {
+    5
+}
+fn default_lockout_duration() -> std::time::Duration {
+    std::time::Duration::from_secs(30 * 60)
+}
+fn default_idle_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(15 * 60)
+}
+fn default_session_lifetime() -> std::time::Duration {
+    std::time::Duration::from_secs(8 * 3600)
+}
+fn default_max_sessions() -> usize {
+    3
+}
+
+impl Default for SignInConfig {
+    fn default() -> Self {
+        Self {
+            second_factor: SecondFactor::default(),
+            lockout_failures: default_lockout_failures(),
+            lockout_duration: default_lockout_duration(),
+            idle_timeout: default_idle_timeout(),
+            session_lifetime: default_session_lifetime(),
+            max_sessions_per_person: default_max_sessions(),
+        }
+    }
 }
 
 /// Delivery channels.
@@ -764,7 +850,45 @@ impl Config {
                     .into(),
             ));
         }
+        let sign_in = &self.admin.sign_in;
+        if sign_in.lockout_failures == 0
+            || sign_in.lockout_duration.is_zero()
+            || sign_in.idle_timeout.is_zero()
+            || sign_in.session_lifetime < sign_in.idle_timeout
+            || sign_in.max_sessions_per_person == 0
+        {
+            return Err(ConfigError::Invalid(
+                "admin.sign_in: lockout_failures, lockout_duration, idle_timeout and max_sessions_per_person must be greater than zero, and session_lifetime at least idle_timeout".into(),
+            ));
+        }
+        if sign_in.second_factor == SecondFactor::ClientCertificate {
+            if let Some(o) = self
+                .admin
+                .operators
+                .iter()
+                .find(|o| o.client_cert_sha256.is_none())
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "admin.sign_in.second_factor is \"client_certificate\" but operator `{}` has no client_cert_sha256",
+                    o.name
+                )));
+            }
+        }
+        let mut operator_names = std::collections::HashMap::new();
         for o in &self.admin.operators {
+            // 三员分立: one name holds one role. The same name twice — with two roles or one — is refused.
+            if o.name.trim().is_empty() || o.name == "hub" {
+                return Err(ConfigError::Invalid(format!(
+                    "admin operator name `{}` is reserved or empty; give each operator their own name",
+                    o.name
+                )));
+            }
+            if let Some(first) = operator_names.insert(o.name.as_str(), o.role) {
+                return Err(ConfigError::Invalid(format!(
+                    "admin operator `{}` is configured twice (as {first} and as {}); one person holds one role (三员分立)",
+                    o.name, o.role
+                )));
+            }
             if o.token_sha256.len() != 64 || !o.token_sha256.bytes().all(|b| b.is_ascii_hexdigit())
             {
                 return Err(ConfigError::Invalid(format!(
@@ -889,8 +1013,14 @@ impl Config {
             .unwrap_or_else(|| self.bus.embedded.data_dir.join("hub.secret"))
     }
 
-    /// This hub's audit signing key file: `[security] signing_key_file`, else `audit-signing-<hub id>.key` beside
-    /// the deployment secret.
+    /// The deployment secret (created if missing), deriving its keys under `[security] crypto`.
+    pub fn load_secret(&self) -> Result<crate::secrets::HubSecret, crate::secrets::SecretError> {
+        crate::secrets::HubSecret::load_or_create(&self.secret_file())
+            .map(|s| s.with_suite(self.security.crypto))
+    }
+
+    /// This hub's audit signing key file: `[security] signing_key_file`, else `audit-signing-<hub id>.sm2.pem`
+    /// (gm) or `audit-signing-<hub id>.key` (international) beside the deployment secret.
     pub fn signing_key_file(&self) -> PathBuf {
         self.security.signing_key_file.clone().unwrap_or_else(|| {
             let secret = self.secret_file();
@@ -907,7 +1037,15 @@ impl Config {
                     }
                 })
                 .collect();
-            dir.join(format!("audit-signing-{safe}.key"))
+            // The suites' keys live in different files, so a deployment that changes suite keeps the old key.
+            match self.security.crypto {
+                unsilo_schemas::crypto::Suite::Gm => {
+                    dir.join(format!("audit-signing-{safe}.sm2.pem"))
+                }
+                unsilo_schemas::crypto::Suite::International => {
+                    dir.join(format!("audit-signing-{safe}.key"))
+                }
+            }
         })
     }
 }
@@ -994,7 +1132,7 @@ mod tests {
     fn one_token_names_one_principal_and_security_settings_are_checked() {
         let digest = "a3441838fdce64b1baee82b7b285f6153f583b672251831340cb950da075bdeb";
         let twice = format!(
-            "[[admin.operators]]\nname = \"a\"\ntoken_sha256 = \"{digest}\"\n\n[[admin.operators]]\nname = \"b\"\ntoken_sha256 = \"{digest}\"\n"
+            "[[admin.operators]]\nname = \"a\"\nrole = \"system\"\ntoken_sha256 = \"{digest}\"\n\n[[admin.operators]]\nname = \"b\"\nrole = \"audit\"\ntoken_sha256 = \"{digest}\"\n"
         );
         let err = Config::parse(&twice).expect_err("shared token");
         assert!(err.to_string().contains("same token"), "{err}");
@@ -1016,7 +1154,7 @@ mod tests {
     fn an_obvious_operator_or_push_token_is_refused_naming_the_command_that_makes_one() {
         let digest = crate::auth::token_digest("changeme");
         let err = Config::parse(&format!(
-            "[[admin.operators]]\nname = \"ops\"\ntoken_sha256 = \"{digest}\"\n"
+            "[[admin.operators]]\nname = \"ops\"\nrole = \"security\"\ntoken_sha256 = \"{digest}\"\n"
         ))
         .expect_err("obvious operator token");
         let err = err.to_string();
@@ -1026,9 +1164,35 @@ mod tests {
         );
         let (_, strong) = crate::auth::new_token();
         Config::parse(&format!(
-            "[[admin.operators]]\nname = \"ops\"\ntoken_sha256 = \"{strong}\"\n"
+            "[[admin.operators]]\nname = \"ops\"\nrole = \"security\"\ntoken_sha256 = \"{strong}\"\n"
         ))
         .expect("a real token");
+    }
+
+    #[test]
+    fn an_operator_holds_exactly_one_role() {
+        let (_, a) = crate::auth::new_token();
+        let (_, b) = crate::auth::new_token();
+        let err = Config::parse(&format!(
+            "[[admin.operators]]\nname = \"li\"\nrole = \"system\"\ntoken_sha256 = \"{a}\"\n\n[[admin.operators]]\nname = \"li\"\nrole = \"audit\"\ntoken_sha256 = \"{b}\"\n"
+        ))
+        .expect_err("one name, two roles");
+        assert!(err.to_string().contains("三员分立"), "{err}");
+        let err = Config::parse(&format!(
+            "[[admin.operators]]\nname = \"li\"\ntoken_sha256 = \"{a}\"\n"
+        ))
+        .expect_err("no role");
+        assert!(err.to_string().contains("role"), "{err}");
+        let err = Config::parse(&format!(
+            "[[admin.operators]]\nname = \"li\"\nrole = \"root\"\ntoken_sha256 = \"{a}\"\n"
+        ))
+        .expect_err("no such role");
+        assert!(err.to_string().contains("security"), "{err}");
+        let c = Config::parse(&format!(
+            "[[admin.operators]]\nname = \"li\"\nrole = \"audit\"\ntoken_sha256 = \"{a}\"\n"
+        ))
+        .expect("one role");
+        assert_eq!(c.admin.operators[0].role, crate::roles::Role::Audit);
     }
 
     #[test]

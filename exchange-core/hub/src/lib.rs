@@ -11,6 +11,8 @@
 //!
 //! - [`auth`]: who a request is from — one authentication for every surface (operators, agencies, push
 //!   sources; Bearer or Basic; client certificates).
+//! - [`roles`]: 三员分立 — the system, security and audit administrator roles, and the one matrix of who may
+//!   do what, enforced on every route.
 //! - [`access`]: the middleware of every surface — authentication as an axum extractor, per-credential rate
 //!   limits, timeouts.
 //! - [`listener`]: the connection layer — TLS and mutual TLS, header limits, graceful shutdown.
@@ -19,6 +21,7 @@
 //! - [`control`]: the control plane — agencies and subscriptions on the compacted `_unsilo.config` topic.
 //! - [`audit`]: the hash-chained, signed evidence log `_unsilo.audit`, its verification and queries.
 //! - [`secrets`]: the deployment secret and the keys derived from it.
+//! - [`totp`]: the administrators' one-time codes (RFC 6238), the second sign-in factor.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`flows`]: live per-connector and per-subscription figures (per minute, last error, checkpoint) for the
 //!   console and the demo.
@@ -56,6 +59,8 @@ pub mod governance;
 pub mod ingest;
 pub mod listener;
 pub mod metrics;
+pub mod roles;
 pub mod router;
 pub mod secrets;
 pub mod server;
+pub mod totp;

@@ -1,7 +1,8 @@
 //! The deployment secret and the keys derived from it.
 //!
 //! One 32-byte secret per deployment (a file, `[security] secret_file`) is the root of every key the hub needs,
-//! each derived with HMAC-SHA256 under its own label so that no key reveals another:
+//! each derived with the suite's keyed hash — HMAC-SM3 under `[security] crypto = "gm"`, HMAC-SHA256 under
+//! `"international"` — under its own label so that no key reveals another:
 //!
 //! - the pseudonymisation key (`unsilo/pseudonym/v1`): the same for every subscription and agency, so two agencies
 //!   allowed to join on a person get the same pseudonym — and it must be the same on every hub process, which is
@@ -14,9 +15,8 @@
 
 use std::path::{Path, PathBuf};
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use tracing::info;
+use unsilo_schemas::crypto::{KeyedMac, Suite};
 
 use unsilo_policy::treat::PseudonymKey;
 
@@ -36,10 +36,11 @@ pub enum SecretError {
     Malformed(PathBuf),
 }
 
-/// The deployment secret.
+/// The deployment secret, and the suite its keys are derived with.
 #[derive(Clone)]
 pub struct HubSecret {
     bytes: [u8; 32],
+    suite: Suite,
 }
 
 impl std::fmt::Debug for HubSecret {
@@ -49,9 +50,22 @@ impl std::fmt::Debug for HubSecret {
 }
 
 impl HubSecret {
-    /// A secret from raw bytes (tests, benchmarks).
+    /// A secret from raw bytes (tests, benchmarks), deriving under the default suite (gm).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self { bytes }
+        Self {
+            bytes,
+            suite: Suite::default(),
+        }
+    }
+
+    /// The same secret deriving its keys under `suite` (`[security] crypto`).
+    pub fn with_suite(self, suite: Suite) -> Self {
+        Self { suite, ..self }
+    }
+
+    /// The suite keys are derived with.
+    pub fn suite(&self) -> Suite {
+        self.suite
     }
 
     /// Loads the secret from `path`, creating the file with a random secret if it does not exist.
@@ -67,7 +81,7 @@ impl HubSecret {
                 let bytes: [u8; 32] = decoded
                     .try_into()
                     .map_err(|_| SecretError::Malformed(path.to_owned()))?;
-                Ok(Self { bytes })
+                Ok(Self::from_bytes(bytes))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -76,30 +90,36 @@ impl HubSecret {
                 let bytes: [u8; 32] = rand::random();
                 write_private(path, hex::encode(bytes).as_bytes()).map_err(io)?;
                 info!(path = %path.display(), "Deployment secret created.");
-                Ok(Self { bytes })
+                Ok(Self::from_bytes(bytes))
             }
             Err(e) => Err(io(e)),
         }
     }
 
     fn derive(&self, label: &str) -> [u8; 32] {
-        // HMAC zero-pads keys to the block size, so the padded key is the same key, and this form cannot fail.
-        let mut block = [0u8; 64];
-        block[..32].copy_from_slice(&self.bytes);
-        let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&block.into());
+        let mut mac = KeyedMac::new(self.suite, &self.bytes);
         mac.update(label.as_bytes());
-        mac.finalize().into_bytes().into()
+        mac.finalize()
     }
 
     /// The pseudonymisation key.
     pub fn pseudonym_key(&self) -> PseudonymKey {
-        PseudonymKey::from_bytes(self.derive("unsilo/pseudonym/v1"))
+        PseudonymKey::of_suite(self.suite, self.derive("unsilo/pseudonym/v1"))
     }
 
     /// The key that seals the hub's own records on the `_unsilo.*` topics ([`unsilo_bus::seal`]): every hub of
     /// a deployment shares it, nobody else has it.
     pub fn seal_key(&self) -> [u8; 32] {
         self.derive("unsilo/seal/v1")
+    }
+
+    /// An operator's TOTP secret (RFC 6238), for enrolment epoch `epoch`: bumping `totp_epoch` in the
+    /// operator's configuration re-enrols them with a new secret. 20 bytes, the RFC's SHA-1 key length.
+    pub fn totp_secret(&self, operator: &str, epoch: u32) -> [u8; 20] {
+        let full = self.derive(&format!("unsilo/totp/v1/{epoch}/{operator}"));
+        let mut secret = [0u8; 20];
+        secret.copy_from_slice(&full[..20]);
+        secret
     }
 
     /// The webhook signing key of a subscription.
@@ -165,9 +185,12 @@ mod tests {
         let err = HubSecret::load_or_create(&path).unwrap_err().to_string();
         assert!(err.contains("644") && err.contains("chmod 600"), "{err}");
         let key = dir.path().join("audit.key");
-        crate::audit::SigningKey::load_or_create(&key).unwrap();
+        crate::audit::SigningKey::load_or_create(&key, unsilo_schemas::crypto::Suite::Gm).unwrap();
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert!(crate::audit::SigningKey::load_or_create(&key).is_err());
+        assert!(
+            crate::audit::SigningKey::load_or_create(&key, unsilo_schemas::crypto::Suite::Gm)
+                .is_err()
+        );
     }
 
     #[test]

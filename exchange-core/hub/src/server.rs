@@ -35,7 +35,6 @@ use crate::governance::{Governance, GovernanceSettings};
 use crate::ingest::http_push::{self, PushEndpoints};
 use crate::metrics::{self, InstrumentedBus, Metrics};
 use crate::router::RouterContext;
-use crate::secrets::HubSecret;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use unsilo_bus::embedded::{EmbeddedBus, EmbeddedOptions};
@@ -161,8 +160,15 @@ impl Hub {
         metrics.set_build_info(raw_bus.kind());
         let bus: Arc<dyn Bus> = Arc::new(InstrumentedBus::new(raw_bus, metrics.clone()));
         // The deployment secret first: it seals what the hub writes on its own topics, registry included.
-        let secret = Arc::new(HubSecret::load_or_create(&config.secret_file())?);
-        let seal = unsilo_bus::seal::RecordSeal::new(&config.hub.id, secret.seal_key());
+        let secret = Arc::new(config.load_secret()?);
+        if config.admin.sign_in.second_factor == crate::config::SecondFactor::None {
+            warn!(
+                "[admin.sign_in] second_factor = \"none\": administrators sign in to the console with a token alone. \
+                 等保 level 3 asks for two factors, one cryptographic: use \"totp\" or \"client_certificate\" in production."
+            );
+        }
+        let seal = unsilo_bus::seal::RecordSeal::new(&config.hub.id, secret.seal_key())
+            .with_suite(config.security.crypto);
         let registry = Registry::open_with(
             bus.clone(),
             unsilo_registry::RegistryOptions {
@@ -186,7 +192,10 @@ impl Hub {
         )
         .await?;
         let control = ControlPlane::open(bus.clone(), CONFIG_TOPIC, seal.clone()).await?;
-        let signing_key = Arc::new(SigningKey::load_or_create(&config.signing_key_file())?);
+        let signing_key = Arc::new(SigningKey::load_or_create(
+            &config.signing_key_file(),
+            config.security.crypto,
+        )?);
         let audit = Arc::new(
             AuditLog::open(
                 bus.clone(),
@@ -206,7 +215,7 @@ impl Hub {
             bus: bus.clone(),
             control: control.clone(),
             decoder: decoder.clone(),
-            webhook: webhook_client(&config.delivery, egress.clone())?,
+            webhook: webhook_client(&config.delivery, egress.clone(), config.security.crypto)?,
             secret: secret.clone(),
             metrics: metrics.clone(),
             egress: egress.clone(),
@@ -244,11 +253,7 @@ impl Hub {
             },
         ));
         let authenticator = Arc::new(Authenticator::new(
-            config
-                .admin
-                .operators
-                .iter()
-                .map(|o| (o.name.clone(), o.token_sha256.clone())),
+            &config.admin.operators,
             connectors.push_tokens,
             control.clone(),
         ));
@@ -296,7 +301,8 @@ impl Hub {
             registry: registry.clone(),
             connectors: summaries,
             secure_cookies: config.http.tls.is_some(),
-            sessions: Default::default(),
+            sessions: crate::console::session::Sessions::new((&config.admin.sign_in).into()),
+            sign_in: crate::console::SignInGate::new(&config.admin, secret.clone()),
         });
         Ok(Self {
             bus,
@@ -349,11 +355,18 @@ impl Hub {
     /// layer.
     pub fn router(&self) -> Router {
         let limits = &self.access.limits;
+        // The access layer (outside) puts the caller in; the role matrix (a route layer, inside, where the
+        // matched path is known) decides whether that caller may perform the route's action.
         let guarded = |router: Router, surface: Surface| {
-            router.layer(axum::middleware::from_fn_with_state(
-                (self.access.clone(), surface),
-                Access::layer,
-            ))
+            router
+                .route_layer(axum::middleware::from_fn_with_state(
+                    surface,
+                    crate::roles::authorize_route,
+                ))
+                .layer(axum::middleware::from_fn_with_state(
+                    (self.access.clone(), surface),
+                    Access::layer,
+                ))
         };
         let (ops, ops_api) = OpenApiRouter::new()
             .routes(routes!(healthz))
@@ -530,6 +543,7 @@ pub fn load_tls(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConf
 fn webhook_client(
     config: &crate::config::DeliveryConfig,
     egress: Arc<crate::egress::EgressPolicy>,
+    suite: unsilo_schemas::crypto::Suite,
 ) -> Result<delivery::webhook::WebhookClient, ServerError> {
     let extra = match &config.webhook_ca_file {
         Some(path) => Some(std::fs::read(path).map_err(|e| {
@@ -542,6 +556,7 @@ fn webhook_client(
         extra_root_certificates_pem: extra,
         allow_plain_http: config.webhook_allow_plain_http,
         egress,
+        suite,
         ..delivery::webhook::WebhookOptions::default()
     };
     delivery::webhook::WebhookClient::new(options).map_err(|e| ServerError::Delivery(e.to_string()))
@@ -598,6 +613,7 @@ impl unsilo_registry::api::WriteRecorder for AuditRecorder {
         let log = self.0.clone();
         let event = crate::audit::AuditEvent::Control {
             actor: write.caller,
+            role: None,
             action: write.action,
             target: write.target,
             detail: write.detail,
@@ -751,8 +767,8 @@ async fn readyz(State(hub): State<Hub>) -> Response {
 async fn metrics_text(State(hub): State<Hub>, request: axum::extract::Request) -> Response {
     // Operators see every series; anyone else the ones that name no agency, subscription or topic.
     let full = match hub.access.identify(&request) {
-        Ok(Some(crate::auth::Principal::Operator(_))) => true,
-        Ok(_) => false,
+        Ok(Some(p)) => crate::roles::allows(&p, crate::roles::Action::ViewOperationalMetrics),
+        Ok(None) => false,
         Err(refused) => return refused,
     };
     hub.metrics

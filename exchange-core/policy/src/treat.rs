@@ -7,8 +7,8 @@
 //! - **Masking** (屏蔽/掩码, GB/T 37964 §A.3 "suppression" applied to parts of a value): keep a recognisable prefix
 //!   and/or suffix, replace the rest with `*` — the one masker of the hub, [`unsilo_schemas::mask`], shared with
 //!   the connectors' rejection reasons.
-//! - **Keyed pseudonymisation** (假名化, §A.4 "cryptographic techniques": keyed hash). HMAC-SHA256 under a
-//!   hub-wide secret [`PseudonymKey`] over a domain-separated, normalised value. The same value yields the same
+//! - **Keyed pseudonymisation** (假名化, §A.4 "cryptographic techniques": keyed hash). HMAC-SM3 (国密, the
+//!   default) or HMAC-SHA256 (`[security] crypto = "international"`) under a hub-wide secret [`PseudonymKey`] over a domain-separated, normalised value. The same value yields the same
 //!   pseudonym for every subscription and agency — that is the point: two agencies can join their views on a person
 //!   without either seeing the ID number — while nobody without the key can recompute or brute-force it (ID numbers
 //!   have little entropy, so an unkeyed hash would be reversible by enumeration).
@@ -22,10 +22,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use thiserror::Error;
+use unsilo_schemas::crypto::{KeyedMac, Suite};
 use unsilo_schemas::PiiKind;
 
 /// Placeholder that replaces an ID number found in free text.
@@ -37,19 +35,23 @@ pub const PHONE_PLACEHOLDER: &str = "[手机号已隐去]";
 // Keyed pseudonymisation
 // ---------------------------------------------------------------------------------------------------------------
 
-/// Prefix of every pseudonym; the digit is the recipe version, so a future recipe cannot be confused with this one.
+/// Prefix of every HMAC-SHA256 pseudonym (recipe 1); the digit is the recipe, so no two recipes' pseudonyms can
+/// be confused.
 pub const PSEUDONYM_PREFIX: &str = "p1_";
+
+/// Prefix of every HMAC-SM3 pseudonym (recipe 2, 国密).
+pub const PSEUDONYM_PREFIX_SM3: &str = "p2_";
 
 /// Domain-separation tag that starts every HMAC input of recipe `p1`.
 const PSEUDONYM_DOMAIN: &[u8] = b"unsilo/pseudonym/v1\0";
 
 /// The hub's secret pseudonymisation key (32 bytes).
 ///
-/// Holds the HMAC-SHA256 state with the key already absorbed, so each pseudonym costs only the message blocks.
-/// `Debug` prints a key id, never the key.
+/// Holds the HMAC-SM3 or HMAC-SHA256 state with the key already absorbed, so each pseudonym costs only the
+/// message blocks. `Debug` prints a key id, never the key.
 #[derive(Clone)]
 pub struct PseudonymKey {
-    mac: Hmac<Sha256>,
+    mac: KeyedMac,
 }
 
 /// A pseudonym key that could not be read. Never contains the key material.
@@ -61,13 +63,16 @@ pub enum KeyError {
 }
 
 impl PseudonymKey {
-    /// The key from its 32 secret bytes.
+    /// The HMAC-SHA256 key (recipe `p1`) from its 32 secret bytes.
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        // HMAC pads keys shorter than the 64-byte SHA-256 block with zeros; doing it here keeps this infallible.
-        let mut block = [0u8; 64];
-        block[..32].copy_from_slice(&bytes);
+        Self::of_suite(Suite::International, bytes)
+    }
+
+    /// The key of `suite` — HMAC-SM3 (recipe `p2`) under gm, HMAC-SHA256 (`p1`) under international — from its
+    /// 32 secret bytes.
+    pub fn of_suite(suite: Suite, bytes: [u8; 32]) -> Self {
         Self {
-            mac: <Hmac<Sha256> as KeyInit>::new(&block.into()),
+            mac: KeyedMac::new(suite, &bytes),
         }
     }
 
@@ -91,7 +96,7 @@ impl PseudonymKey {
     pub fn key_id(&self) -> String {
         let mut mac = self.mac.clone();
         mac.update(b"unsilo/pseudonym/key-id");
-        let tag = mac.finalize().into_bytes();
+        let tag = mac.finalize();
         format!("k{}", hex::encode(&tag[..4]))
     }
 }
@@ -113,9 +118,9 @@ pub fn normalise_for_pseudonym<'a>(kind: &str, value: &'a str) -> Cow<'a, str> {
     }
 }
 
-/// Keyed pseudonym of `value` (GB/T 37964 §A.4, keyed hash): `p1_` + the first 16 bytes of
-/// HMAC-SHA256(key, `"unsilo/pseudonym/v1\0"` ‖ len(kind) as u32 big-endian ‖ kind ‖ normalised value) as 32
-/// lowercase hex characters.
+/// Keyed pseudonym of `value` (GB/T 37964 §A.4, keyed hash): `p2_` (HMAC-SM3) or `p1_` (HMAC-SHA256) + the
+/// first 16 bytes of HMAC(key, `"unsilo/pseudonym/v1\0"` ‖ len(kind) as u32 big-endian ‖ kind ‖ normalised
+/// value) as 32 lowercase hex characters.
 ///
 /// `kind` is the domain: the field's `x-pii` kind (`cert_no`, `phone`, `name`, `person_ref`, …) so that the same
 /// person gets the same pseudonym in every schema, subscription and agency; [`super::view`] uses
@@ -130,9 +135,13 @@ pub fn pseudonym(key: &PseudonymKey, kind: &str, value: &str) -> String {
     mac.update(&kind_len.to_be_bytes());
     mac.update(kind.as_bytes());
     mac.update(normalised.as_bytes());
-    let tag = mac.finalize().into_bytes();
+    let prefix = match mac.suite() {
+        Suite::Gm => PSEUDONYM_PREFIX_SM3,
+        Suite::International => PSEUDONYM_PREFIX,
+    };
+    let tag = mac.finalize();
     let mut buf = [0u8; 35];
-    buf[..3].copy_from_slice(PSEUDONYM_PREFIX.as_bytes());
+    buf[..3].copy_from_slice(prefix.as_bytes());
     // Infallible: 16 bytes always fit 32 hex characters.
     let _ = hex::encode_to_slice(&tag[..16], &mut buf[3..]);
     String::from_utf8_lossy(&buf).into_owned()
@@ -304,6 +313,8 @@ fn is_mobile_run(run: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     #[test]
     fn old_ids_and_0086_mobiles_are_redacted_but_grid_codes_are_not() {
@@ -366,6 +377,20 @@ mod tests {
                 "61092119680312123x"
             ),
             expected
+        );
+        // Recipe 2 is the same over HMAC-SM3, prefixed `p2_`.
+        let mut sm3 = unsilo_schemas::crypto::Suite::Gm.keyed(&bytes);
+        sm3.update(b"unsilo/pseudonym/v1\0");
+        sm3.update(&7u32.to_be_bytes());
+        sm3.update(b"cert_no");
+        sm3.update(b"61092119680312123X");
+        assert_eq!(
+            pseudonym(
+                &PseudonymKey::of_suite(unsilo_schemas::crypto::Suite::Gm, bytes),
+                "cert_no",
+                "61092119680312123x"
+            ),
+            format!("p2_{}", hex::encode(&sm3.finalize()[..16]))
         );
     }
 

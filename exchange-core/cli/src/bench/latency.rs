@@ -119,8 +119,14 @@ async fn active_subscription(
     let id = unsilo_policy::model::Subscription::id_of("bench", name);
     crate::approve_with_review(
         hub,
-        &Principal::Operator("bench".into()),
-        &Principal::Operator("bench-reviewer".into()),
+        &Principal::Operator {
+            name: "bench".into(),
+            role: unsilo_hub::auth::Role::Security,
+        },
+        &Principal::Operator {
+            name: "bench-reviewer".into(),
+            role: unsilo_hub::auth::Role::Security,
+        },
         &id,
         ApproveRequest::default(),
     )
@@ -201,7 +207,10 @@ pub async fn latency(
         .map_err(|e| BenchError::Avro(e.to_string()))?;
     hub.governance
         .create_agency(
-            &Principal::Operator("bench".into()),
+            &Principal::Operator {
+                name: "bench".into(),
+                role: unsilo_hub::auth::Role::Security,
+            },
             NewAgency {
                 id: "bench".into(),
                 name: "基准测试".into(),

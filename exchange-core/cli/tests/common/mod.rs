@@ -20,17 +20,23 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-/// The tokens of a test hub's two operators and its grid push source.
+/// The system administrator's token in every CLI test hub (`sysadmin`).
+pub(crate) const SYSTEM_TOKEN: &str = "op_test_system_7e6d5c4b3a29181706f5e4d3";
+/// The audit administrator's token in every CLI test hub (`auditor`).
+pub(crate) const AUDITOR_TOKEN: &str = "op_test_auditor_1a2b3c4d5e6f708192a3b4c5";
+
+/// The tokens of a test hub's two security administrators and its grid push source (the system and audit
+/// administrators hold [`SYSTEM_TOKEN`] and [`AUDITOR_TOKEN`]).
 pub(crate) struct Tokens<'a> {
-    /// The first operator, `ops`.
+    /// The first security administrator, `ops`.
     pub(crate) operator: &'a str,
-    /// The second operator, `reviewer` (双人复核).
+    /// The second security administrator, `reviewer` (双人复核).
     pub(crate) reviewer: &'a str,
     /// The grid platform's push credential.
     pub(crate) push: &'a str,
 }
 
-/// Writes `<dir>/hub.toml`: HTTP on `port`, the embedded bus in `<dir>/bus`, the two operators and the grid
+/// Writes `<dir>/hub.toml`: HTTP on `port`, the embedded bus in `<dir>/bus`, the four operators and the grid
 /// connector over HTTP push. Returns the file's path.
 pub(crate) fn write_grid_hub_config(
     dir: &Path,
@@ -52,11 +58,23 @@ data_dir = "{data_dir}"
 
 [[admin.operators]]
 name = "ops"
+role = "security"
 token_sha256 = "{op}"
 
 [[admin.operators]]
 name = "reviewer"
+role = "security"
 token_sha256 = "{reviewer}"
+
+[[admin.operators]]
+name = "sysadmin"
+role = "system"
+token_sha256 = "{system}"
+
+[[admin.operators]]
+name = "auditor"
+role = "audit"
+token_sha256 = "{auditor}"
 
 [[connectors]]
 name = "grid"
@@ -69,6 +87,8 @@ token_sha256 = "{push}"
             data_dir = dir.join("bus").display(),
             op = sha256_hex(tokens.operator),
             reviewer = sha256_hex(tokens.reviewer),
+            system = sha256_hex(SYSTEM_TOKEN),
+            auditor = sha256_hex(AUDITOR_TOKEN),
             push = sha256_hex(tokens.push),
         ),
     )

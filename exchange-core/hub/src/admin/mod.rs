@@ -50,8 +50,8 @@ use crate::audit::{AuditAnswer, Checkpoint};
 use crate::auth::Principal;
 use crate::control::{DeadLetterFilter, Renormalisation, SourceReplay};
 use crate::governance::{
-    require_person, ApproveRequest, AuditSearch, ClientCertificateBinding, Governance, NewAgency,
-    NewToken, PersonReport, PersonSearch, ReasonRequest, RenormaliseRequest, SubscriptionRequest,
+    ApproveRequest, AuditSearch, ClientCertificateBinding, Governance, NewAgency, NewToken,
+    PersonReport, PersonSearch, ReasonRequest, RenormaliseRequest, SubscriptionRequest,
 };
 
 /// The shared operations, as the handlers reach them.
@@ -99,8 +99,11 @@ const SHOWN_ONCE: &str = "the token is shown only now; store it";
 #[utoipa::path(get, path = "/admin/whoami", tag = "admin",
     responses((status = 200, description = "Who the credentials belong to", body = serde_json::Value), crate::api_error::ApiFailure))]
 async fn whoami(who: Principal) -> ApiResult {
-    require_person(&who)?;
-    ok(StatusCode::OK, json!({ "principal": who.to_string() }))
+    crate::governance::authorize(&who, crate::roles::Action::ViewSelf)?;
+    ok(
+        StatusCode::OK,
+        json!({ "principal": who.to_string(), "role": who.role() }),
+    )
 }
 
 #[utoipa::path(post, path = "/admin/agencies", tag = "admin",
@@ -169,7 +172,6 @@ async fn revoke_token(
     who: Principal,
     Path((id, token_id)): Path<(String, String)>,
 ) -> ApiResult {
-    require_person(&who)?;
     let revoked = ops.revoke_token(&who, &id, &token_id).await?;
     ok(
         StatusCode::OK,

@@ -37,13 +37,15 @@ pub struct Checkpoint {
     pub hash: String,
     /// When it was signed (ms since the epoch).
     pub time_ms: i64,
-    /// The hub's Ed25519 signature (hex) over the fields above.
+    /// The hub's signature (hex) over [`Checkpoint::message`] of the fields above: SM2 with SM3 (signer id
+    /// `1234567812345678`, DER) under gm, Ed25519 under international.
     pub signature: String,
 }
 
 impl Checkpoint {
-    /// What the signature covers.
-    pub(crate) fn message(hub: &str, seq: u64, hash: &str, time_ms: i64) -> Vec<u8> {
+    /// What the signature covers, byte for byte: the UTF-8 of `unsilo-audit-checkpoint-v1`, NUL, the hub id,
+    /// NUL, the seq in decimal, NUL, the hash as stored, NUL, the time in decimal milliseconds.
+    pub fn message(hub: &str, seq: u64, hash: &str, time_ms: i64) -> Vec<u8> {
         format!("unsilo-audit-checkpoint-v1\0{hub}\0{seq}\0{hash}\0{time_ms}").into_bytes()
     }
 

@@ -37,7 +37,6 @@ use std::time::Duration;
 use unsilo_schemas::names::{HEADER_AUDIT_HASH, HEADER_AUDIT_SIGNATURE, HEADER_AUDIT_SIGNED_FROM};
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tracing::{error, info};
 
 use unsilo_bus::{Bus, ConsumedRecord, Record, TopicSpec};
@@ -109,6 +108,9 @@ pub enum AuditEvent {
     Control {
         /// Who did it: `operator:<name>`, `agency:<id>` or `hub`.
         actor: String,
+        /// The operator's role when an operator did it (`system`, `security`, `audit`: 三员分立).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        role: Option<String>,
         /// What was done, e.g. `subscription.approve`.
         action: String,
         /// What it was done to, e.g. a subscription id.
@@ -144,10 +146,6 @@ pub struct AuditEntry {
     /// Its body.
     #[serde(flatten)]
     pub body: EntryBody,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 /// The head of one hub's chain.
@@ -218,6 +216,7 @@ impl AuditLog {
             );
             events.push(AuditEvent::Control {
                 actor: "hub".into(),
+                role: None,
                 action: DISOWN_ACTION.into(),
                 target: hub.to_owned(),
                 detail: serde_json::json!({
@@ -244,6 +243,7 @@ impl AuditLog {
         };
         events.push(AuditEvent::Control {
             actor: "hub".into(),
+            role: None,
             action: KEY_ACTION.into(),
             target: log.hub.clone(),
             detail: serde_json::json!({ "public_key": log.key.public_hex() }),
@@ -298,6 +298,21 @@ impl AuditLog {
     /// This hub's public key (hex).
     pub fn public_key(&self) -> String {
         self.key.public_hex()
+    }
+
+    /// This hub's public key as a SubjectPublicKeyInfo PEM with the SM2 OIDs (gm); `None` for Ed25519.
+    pub fn public_key_pem(&self) -> Option<String> {
+        self.key.public_pem()
+    }
+
+    /// This hub's signature algorithm: `SM2` or `Ed25519`.
+    pub fn key_algorithm(&self) -> &'static str {
+        self.key.algorithm()
+    }
+
+    /// The suite this hub's chain is hashed and signed with.
+    pub fn suite(&self) -> unsilo_schemas::crypto::Suite {
+        self.key.suite()
     }
 
     /// The signing key (for checkpoints).
@@ -355,7 +370,8 @@ impl AuditLog {
                 event,
             };
             let bytes = serde_json::to_vec(&body).map_err(|e| AuditError::Encode(e.to_string()))?;
-            let hash = sha256_hex(&bytes);
+            // The chain hash of this hub's suite: `sm3:<hex>` under gm, SHA-256 hex under international.
+            let hash = self.key.suite().chain_hash(&bytes);
             let mut record = Record::new(self.hub.as_bytes(), bytes);
             record.timestamp_ms = now;
             records.push(record.with_header(HEADER_AUDIT_HASH, hash.as_bytes().to_vec()));

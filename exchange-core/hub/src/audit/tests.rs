@@ -3,6 +3,7 @@
 use super::*;
 use unsilo_bus::embedded::EmbeddedBus;
 use unsilo_policy::model::Treatment;
+use unsilo_schemas::crypto::Suite;
 use unsilo_schemas::names::AUDIT_TOPIC;
 
 fn release(n: u32) -> AuditEvent {
@@ -42,7 +43,7 @@ impl Written {
 async fn written(n: u32) -> Written {
     let dir = tempfile::tempdir().unwrap();
     let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(dir.path()).unwrap());
-    let key = Arc::new(SigningKey::generate());
+    let key = Arc::new(SigningKey::generate(Suite::International));
     let log = Arc::new(
         AuditLog::open(bus.clone(), AUDIT_TOPIC, "hub-a", key.clone())
             .await
@@ -139,7 +140,7 @@ async fn edits_removals_and_reorderings_are_detected() {
     let mut rehashed = records.clone();
     let body = String::from_utf8(rehashed[3].record.value.clone().unwrap()).unwrap();
     let forged = body.replace("\"r2\"", "\"r9\"").into_bytes();
-    let hash = sha256_hex(&forged);
+    let hash = Suite::International.chain_hash(&forged);
     rehashed[3].record.value = Some(forged);
     for h in &mut rehashed[3].record.headers {
         if h.name == HEADER_AUDIT_HASH {
@@ -174,7 +175,7 @@ fn forge(records: &[ConsumedRecord], signature: Option<String>) -> ConsumedRecor
         event: release(77),
     };
     let bytes = serde_json::to_vec(&body).unwrap();
-    let hash = sha256_hex(&bytes);
+    let hash = Suite::International.chain_hash(&bytes);
     let mut record =
         Record::new(b"hub-a".to_vec(), bytes).with_header(HEADER_AUDIT_HASH, hash.into_bytes());
     if let Some(s) = signature {
@@ -204,7 +205,7 @@ async fn entries_forged_without_the_hubs_key_are_reported() {
     assert_eq!(report.problems[0].offset, 4);
 
     // Signed, but with another key.
-    let other = SigningKey::generate();
+    let other = SigningKey::generate(Suite::International);
     let mut signed_by_other = w.records.clone();
     let f = forge(&w.records, None);
     let entry = decode(&f).unwrap();

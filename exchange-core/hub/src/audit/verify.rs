@@ -23,7 +23,7 @@ use unsilo_bus::ConsumedRecord;
 use unsilo_schemas::names::{HEADER_AUDIT_HASH, HEADER_AUDIT_SIGNATURE};
 
 use super::signing::{self, KeySource, TrustedKeys};
-use super::{sha256_hex, AuditEvent, Checkpoint, EntryBody, DISOWN_ACTION, GENESIS, KEY_ACTION};
+use super::{AuditEvent, Checkpoint, EntryBody, DISOWN_ACTION, GENESIS, KEY_ACTION};
 
 /// One break in the chain found by [`super::verify`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -218,7 +218,8 @@ impl Verifier {
             });
             return Vec::new();
         };
-        let hash_ok = sha256_hex(value) == stored;
+        // Each stored hash names its algorithm (`sm3:` or SHA-256 hex): chains of both suites verify.
+        let hash_ok = unsilo_schemas::crypto::chain_hash_matches(&stored, value);
         if !hash_ok {
             problems.push(Problem {
                 offset,

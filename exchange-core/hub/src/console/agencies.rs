@@ -15,7 +15,7 @@ use crate::governance::{NewAgency, NewToken};
 
 /// `GET /console/agencies`.
 pub(super) async fn list(State(console): Shared, viewer: Viewer) -> PageResult {
-    page::operators_only(&viewer)?;
+    page::operator_page(&viewer, crate::roles::Action::ViewAgencies)?;
     let l = viewer.lang;
     let mut agencies = console
         .governance
@@ -37,6 +37,7 @@ pub(super) async fn list(State(console): Shared, viewer: Viewer) -> PageResult {
                 }
             } }
         }
+        @if viewer.may(crate::roles::Action::ManageAgencies) {
         h2 { (l.t("新建部门", "Create an agency")) }
         form.card #create-agency method="post" action="/console/agencies" {
             input type="hidden" name="csrf" value=(viewer.csrf);
@@ -51,6 +52,7 @@ pub(super) async fn list(State(console): Shared, viewer: Viewer) -> PageResult {
                 @for c in ["S1", "S2", "S3", "S4"] { option value=(c) selected[c == "S2"] { (c) } }
             }
             p { button type="submit" { (l.t("创建并签发令牌", "Create and issue a token")) } }
+        }
         }
     };
     Ok(page::page(&viewer, l.t("部门", "Agencies"), body).into_response())
@@ -128,7 +130,7 @@ pub(super) async fn show(
                     td { (time(t.issued_at_ms)) }
                     td { (t.expires_at_ms.map_or("—".to_owned(), time)) }
                     td { (badge(state)) }
-                    td { @if state == "active" {
+                    td { @if state == "active" && viewer.may(crate::roles::Action::RevokeAgencyCredentials) {
                         form.inline method="post" action=(format!("/console/agencies/{}/tokens/{}/revoke", agency.id, t.id))
                             data-confirm=(l.t("确定吊销该令牌？", "Revoke this token?")) {
                             input type="hidden" name="csrf" value=(viewer.csrf);
@@ -138,7 +140,7 @@ pub(super) async fn show(
                 }
             } }
         }
-        @if viewer.is_operator() {
+        @if viewer.may(crate::roles::Action::IssueAgencyCredentials) {
             form.card #issue-token method="post" action=(format!("/console/agencies/{}/tokens", agency.id)) {
                 input type="hidden" name="csrf" value=(viewer.csrf);
                 label for="expires" { (l.t("到期日（可选）", "Expiry date (optional)")) }

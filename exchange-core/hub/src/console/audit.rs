@@ -48,7 +48,7 @@ pub(super) async fn search(
 }
 
 async fn page(State(console): Shared, viewer: Viewer, search: AuditSearch) -> PageResult {
-    page::operators_only(&viewer)?;
+    page::operator_page(&viewer, crate::roles::Action::ReadAuditLog)?;
     let l = viewer.lang;
     let blank = |v: &Option<String>| v.as_deref().is_none_or(|v| v.trim().is_empty());
     let asked = !(blank(&search.cert_no)

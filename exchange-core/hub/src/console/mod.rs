@@ -36,6 +36,7 @@ pub mod session;
 mod sources;
 mod subscriptions;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -50,10 +51,14 @@ use axum::Router;
 
 use crate::access::{Access, Surface};
 use crate::auth::{ClientCertificate, Principal};
+use crate::config::SecondFactor;
 use crate::governance::Governance;
 use crate::metrics::Metrics;
+use crate::secrets::HubSecret;
+use crate::totp::TotpVerifier;
 pub use page::Lang;
 use session::{cookie, csrf_matches, Sessions, LANG_COOKIE, SESSION_COOKIE};
+pub use session::{SessionLimits, SignInLocks};
 use unsilo_bus::Bus;
 use unsilo_registry::Registry;
 
@@ -88,6 +93,47 @@ pub struct Console {
     pub secure_cookies: bool,
     /// Signed-in sessions.
     pub sessions: Sessions,
+    /// The administrators' second factor, and the names locked after failed sign-ins.
+    pub sign_in: SignInGate,
+}
+
+/// What a sign-in is checked against besides the token: the administrators' second factor and the lockout.
+pub struct SignInGate {
+    /// Which second factor operators give.
+    pub factor: SecondFactor,
+    /// The deployment secret (operators' one-time-code secrets derive from it).
+    pub secret: Arc<HubSecret>,
+    /// Each operator's TOTP enrolment epoch.
+    pub totp_epochs: HashMap<String, u32>,
+    /// Used codes (no code twice).
+    pub totp: TotpVerifier,
+    /// Failures per name.
+    pub locks: SignInLocks,
+}
+
+impl SignInGate {
+    /// The gate of `[admin]`.
+    pub fn new(admin: &crate::config::AdminConfig, secret: Arc<HubSecret>) -> Self {
+        Self {
+            factor: admin.sign_in.second_factor,
+            secret,
+            totp_epochs: admin
+                .operators
+                .iter()
+                .map(|o| (o.name.clone(), o.totp_epoch))
+                .collect(),
+            totp: TotpVerifier::default(),
+            locks: SignInLocks::new(&admin.sign_in),
+        }
+    }
+}
+
+impl std::fmt::Debug for SignInGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignInGate")
+            .field("factor", &self.factor)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Console {
@@ -115,7 +161,18 @@ pub struct Viewer {
 impl Viewer {
     /// Whether the viewer is an operator.
     pub fn is_operator(&self) -> bool {
-        matches!(self.principal, Principal::Operator(_))
+        self.principal.is_operator()
+    }
+
+    /// Whether the viewer may perform `action` ([`crate::roles::MATRIX`]): pages show only what the viewer's
+    /// role may do.
+    pub fn may(&self, action: crate::roles::Action) -> bool {
+        crate::roles::allows(&self.principal, action)
+    }
+
+    /// Whether the viewer is an operator whose role may perform `action`.
+    pub fn operator_may(&self, action: crate::roles::Action) -> bool {
+        self.is_operator() && self.may(action)
     }
 }
 
@@ -353,12 +410,41 @@ mod session_pages {
     use super::*;
     use maud::html;
     use serde::Deserialize;
-    use session::{clear_cookie, set_cookie, LOGIN_CSRF_COOKIE, SESSION_LIFETIME};
+    use serde_json::json;
+    use session::{clear_cookie, set_cookie, LOGIN_CSRF_COOKIE};
 
     /// The sign-in form's fields.
     struct SignIn {
+        name: String,
         token: String,
+        code: String,
         csrf: String,
+    }
+
+    /// Who a sign-in attempt names, for the audit entry of a refusal: the operator or agency of that name if
+    /// there is one, else what was typed (trimmed, at most 64 characters, no control characters).
+    fn attempted_actor(console: &Console, name: &str) -> (String, Option<crate::roles::Role>) {
+        if let Some(role) = console.access.authenticator.operator_role(name) {
+            return (format!("operator:{name}"), Some(role));
+        }
+        if console.governance.control().agency(name).is_some() {
+            return (format!("agency:{name}"), None);
+        }
+        let typed: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        (format!("unknown:{typed}"), None)
+    }
+
+    /// Records a sign-in event; a refusal's entry failing to be written is logged (the refusal stands).
+    async fn record_sign_in(
+        console: &Console,
+        actor: (String, Option<crate::roles::Role>),
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), crate::api_error::ApiError> {
+        console
+            .governance
+            .record_entry(actor.0, actor.1, action, "console", detail)
+            .await
     }
 
     #[derive(Deserialize)]
@@ -395,11 +481,17 @@ mod session_pages {
             form.signin method="post" action="/console/login" {
                 input type="hidden" name="csrf" value=(csrf);
                 @if let Some(note) = note { p.error role="alert" { (note) } }
+                label for="name" { (lang.t("用户名（管理员姓名或部门编号）", "Name (an administrator's name or an agency's id)")) }
+                input #name type="text" name="name" autocomplete="username" required autofocus;
                 label for="token" { (lang.t("令牌", "Token")) }
-                input #token type="password" name="token" autocomplete="off" required autofocus;
+                input #token type="password" name="token" autocomplete="off" required;
+                @if console.sign_in.factor == SecondFactor::Totp {
+                    label for="code" { (lang.t("动态口令（管理员）", "One-time code (administrators)")) }
+                    input #code type="text" name="code" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9]{6}" maxlength="6";
+                }
                 p.hint { (lang.t(
-                    "运维人员令牌或部门令牌（演示模式下见 demo-tokens 目录）。",
-                    "An operator's or an agency's token (the demo writes them to its demo-tokens folder)."
+                    "管理员：令牌加认证器应用中的 6 位动态口令（或绑定的客户端证书）；部门：部门令牌。演示模式下见 demo-tokens 目录。",
+                    "Administrators: the token and the 6-digit code of the authenticator app (or the bound client certificate); agencies: the agency's token. The demo writes them to its demo-tokens folder."
                 )) }
                 button type="submit" { (lang.t("登录", "Sign in")) }
             }
@@ -434,14 +526,17 @@ mod session_pages {
             }
         };
         let form = SignIn {
+            name: form_value(&bytes, "name").unwrap_or_default(),
             token: form_value(&bytes, "token").unwrap_or_default(),
+            code: form_value(&bytes, "code").unwrap_or_default(),
             csrf: form_value(&bytes, "csrf").unwrap_or_default(),
         };
-        if form.token.trim().is_empty() {
+        let name = form.name.trim().to_owned();
+        if form.token.trim().is_empty() || name.is_empty() {
             return form_page(
                 &console,
                 lang,
-                Some(lang.t("请输入令牌。", "Enter a token.")),
+                Some(lang.t("请输入用户名和令牌。", "Enter your name and token.")),
                 StatusCode::UNPROCESSABLE_ENTITY,
             );
         }
@@ -463,8 +558,35 @@ mod session_pages {
         if let Some(wait) = console.access.failures.blocked(&address) {
             return page::too_many(lang, wait);
         }
+        // A locked name is refused before anything it presents is checked.
+        if let Some(wait) = console.sign_in.locks.locked(&name) {
+            let minutes = wait.as_secs().div_ceil(60);
+            if let Err(e) = record_sign_in(
+                &console,
+                attempted_actor(&console, &name),
+                "console.sign_in",
+                json!({ "outcome": "locked", "address": address }),
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "A refused sign-in could not be recorded.");
+            }
+            return form_page(
+                &console,
+                lang,
+                Some(&format!(
+                    "{} {minutes} {}",
+                    lang.t(
+                        "该用户名因多次登录失败已被锁定，剩余约",
+                        "This name is locked after repeated failed sign-ins, for about"
+                    ),
+                    lang.t("分钟。", "more minutes.")
+                )),
+                StatusCode::LOCKED,
+            );
+        }
         let credential = crate::auth::Credential {
-            name: None,
+            name: Some(name.clone()),
             token: form.token.trim().to_owned(),
         };
         let principal = console.access.authenticator.principal_of(
@@ -472,9 +594,32 @@ mod session_pages {
             certificate.as_ref(),
             unsilo_bus::now_ms(),
         );
+        // An administrator also gives the second factor (a bound client certificate was checked with the token).
         let principal = match principal {
-            Ok(p @ (Principal::Operator(_) | Principal::Agency(_))) => p,
-            refused => {
+            Ok(Principal::Operator { name: op, .. })
+                if console.sign_in.factor == SecondFactor::Totp
+                    && !console.sign_in.totp.verify(
+                        &console.sign_in.secret,
+                        &op,
+                        console.sign_in.totp_epochs.get(&op).copied().unwrap_or(0),
+                        &form.code,
+                    ) =>
+            {
+                Err(None)
+            }
+            Ok(p @ (Principal::Operator { .. } | Principal::Agency(_))) => Ok(p),
+            Ok(_) => Err(Some(
+                lang.t(
+                    "推送数据源的令牌不能登录控制台。",
+                    "A push source's token cannot sign in to the console.",
+                )
+                .to_owned(),
+            )),
+            Err(e) => Err(Some(e.to_string())),
+        };
+        let principal = match principal {
+            Ok(p) => p,
+            Err(refused) => {
                 if let Err(wait) = console.access.limiter.check(
                     Surface::Console,
                     &format!("refused:{address}"),
@@ -482,16 +627,14 @@ mod session_pages {
                 ) {
                     return page::too_many(lang, wait);
                 }
-                let reason = match refused {
-                    Ok(_) => lang
-                        .t(
-                            "推送数据源的令牌不能登录控制台。",
-                            "A push source's token cannot sign in to the console.",
-                        )
-                        .to_owned(),
-                    Err(e) => e.to_string(),
-                };
-                tracing::warn!(%address, reason = %reason, "Console sign-in refused.");
+                let reason = refused.unwrap_or_else(|| {
+                    lang.t(
+                        "动态口令不正确或已使用过。",
+                        "The one-time code is wrong or was already used.",
+                    )
+                    .to_owned()
+                });
+                tracing::warn!(%address, name = %name, reason = %reason, "Console sign-in refused.");
                 if let Some(block) = console
                     .access
                     .failures
@@ -499,17 +642,65 @@ mod session_pages {
                 {
                     tracing::warn!(%address, block_secs = block.as_secs(), "Address blocked: too many failed authentications.");
                 }
+                let actor = attempted_actor(&console, &name);
+                if let Err(e) = record_sign_in(
+                    &console,
+                    actor.clone(),
+                    "console.sign_in",
+                    json!({ "outcome": "refused", "address": address, "reason": reason }),
+                )
+                .await
+                {
+                    tracing::warn!(error = %e, "A refused sign-in could not be recorded.");
+                }
+                if let Some(lock) = console.sign_in.locks.failed(&name) {
+                    tracing::warn!(name = %name, minutes = lock.as_secs() / 60, "Name locked: too many failed sign-ins.");
+                    if let Err(e) = record_sign_in(
+                        &console,
+                        actor,
+                        "console.lock",
+                        json!({ "address": address, "locked_seconds": lock.as_secs() }),
+                    )
+                    .await
+                    {
+                        tracing::warn!(error = %e, "A lock could not be recorded.");
+                    }
+                }
                 return form_page(&console, lang, Some(&reason), StatusCode::UNAUTHORIZED);
             }
         };
+        // The sign-in is evidence before it is a session: if the entry cannot be written, nobody is let in.
+        if let Err(e) = record_sign_in(
+            &console,
+            (principal.to_string(), principal.role()),
+            "console.sign_in",
+            json!({ "outcome": "ok", "address": address }),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "Sign-in refused: its audit entry could not be written.");
+            return page::error_page(
+                lang,
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang.t(
+                    "无法写入审计记录，暂不能登录。",
+                    "The audit log cannot be written, so nobody can sign in now.",
+                ),
+            );
+        }
+        console.sign_in.locks.succeeded(&name);
         tracing::info!(%principal, %address, "Console sign-in.");
-        let (cookie_value, _) = console.sessions.open(principal, &credential.token);
+        let lifetime = console.sessions.limits().lifetime;
+        let (cookie_value, _, ended) = console.sessions.open(principal.clone(), &credential.token);
+        if ended > 0 {
+            tracing::info!(%principal, ended, "Oldest console sessions ended: over the per-person limit.");
+        }
         let mut response = Redirect::to("/console/").into_response();
         for value in [
             set_cookie(
                 SESSION_COOKIE,
                 &cookie_value,
-                SESSION_LIFETIME,
+                lifetime,
                 console.secure_cookies,
             ),
             clear_cookie(LOGIN_CSRF_COOKIE, console.secure_cookies),
@@ -531,6 +722,16 @@ mod session_pages {
             console.sessions.close(c);
         }
         tracing::info!(principal = %viewer.principal, "Console sign-out.");
+        if let Err(e) = record_sign_in(
+            &console,
+            (viewer.principal.to_string(), viewer.principal.role()),
+            "console.sign_out",
+            serde_json::Value::Null,
+        )
+        .await
+        {
+            tracing::warn!(error = %e, "A sign-out could not be recorded.");
+        }
         let mut response = Redirect::to("/console/login").into_response();
         if let Ok(v) = HeaderValue::from_str(&clear_cookie(SESSION_COOKIE, console.secure_cookies))
         {

@@ -45,6 +45,11 @@ pub(super) async fn home(State(console): Shared, viewer: Viewer) -> PageResult {
     if !viewer.is_operator() {
         return subscriptions::portal_home(&console, &viewer).await;
     }
+    // The security administrator's work starts at the request queue; the overview's operational figures are
+    // the system (and audit) administrators'.
+    if !viewer.may(crate::roles::Action::ViewOperationalMetrics) {
+        return Ok(axum::response::Redirect::to("/console/requests").into_response());
+    }
     let live = live_part(&console, &viewer).await?;
     let disowned = console.governance.audit().disowned_tail().cloned();
     let rejected = console.governance.control().refused_records();
@@ -82,7 +87,7 @@ pub(super) async fn live(State(console): Shared, viewer: Viewer) -> PageResult {
 }
 
 async fn live_part(console: &Console, viewer: &Viewer) -> Result<Markup, page::PageError> {
-    page::operators_only(viewer)?;
+    page::operator_page(viewer, crate::roles::Action::ViewOperationalMetrics)?;
     let l = viewer.lang;
     let flows = console.metrics.flows.snapshot();
     let now_minute = current_minute();

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::roles::Action;
 use axum::extract::Path;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +68,7 @@ impl Lang {
 pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
     let l = viewer.lang;
     let operator = viewer.is_operator();
+    let link = |action| viewer.operator_may(action);
     html! {
         (DOCTYPE)
         html lang=(l.code()) {
@@ -76,12 +78,12 @@ pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                     a.brand href="/console/" { "unsilo" }
                     nav {
                         @if operator {
-                            a href="/console/" { (l.t("概览", "Overview")) }
-                            a href="/console/requests" { (l.t("待审批", "Requests")) }
+                            @if link(Action::ViewOperationalMetrics) { a href="/console/" { (l.t("概览", "Overview")) } }
+                            @if link(Action::DecideRequest) { a href="/console/requests" { (l.t("待审批", "Requests")) } }
                             a href="/console/subscriptions" { (l.t("订阅", "Subscriptions")) }
                             a href="/console/agencies" { (l.t("部门", "Agencies")) }
-                            a href="/console/audit" { (l.t("审计", "Audit")) }
-                            a href="/console/reports/person" { (l.t("个人报告", "Person report")) }
+                            @if link(Action::ReadAuditLog) { a href="/console/audit" { (l.t("审计", "Audit")) } }
+                            @if link(Action::PersonReport) { a href="/console/reports/person" { (l.t("个人报告", "Person report")) } }
                             a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
                             a href="/console/api" { (l.t("接口", "API")) }
                         } @else {
@@ -93,6 +95,9 @@ pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                     }
                     div.who {
                         span.principal { (viewer.principal.to_string()) }
+                        @if let Some(role) = viewer.principal.role() {
+                            " " span.role #role { (l.t(role.title_zh(), role.as_str())) }
+                        }
                         a.lang href=(if l == Lang::Zh { "?lang=en" } else { "?lang=zh" }) {
                             (if l == Lang::Zh { "English" } else { "中文" })
                         }
@@ -322,9 +327,19 @@ pub(super) async fn static_file(Path(file): Path<String>) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-/// Whether the viewer is an operator, or a 403 page naming why.
-pub(super) fn operators_only(viewer: &Viewer) -> Result<(), PageError> {
-    crate::governance::require_operator(&viewer.principal)
+/// Whether the viewer is an operator whose role may perform `action` (the role matrix,
+/// [`crate::roles::MATRIX`]), or a 403 page naming who may.
+pub(super) fn operator_page(
+    viewer: &Viewer,
+    action: crate::roles::Action,
+) -> Result<(), PageError> {
+    if !viewer.is_operator() {
+        return Err(crate::api_error::ApiError::Forbidden(
+            "this page is for operators".into(),
+        ))
+        .or_page(viewer.lang);
+    }
+    crate::governance::authorize(&viewer.principal, action)
         .map(|_| ())
         .or_page(viewer.lang)
 }

@@ -57,7 +57,7 @@ fn report_table(report: &PersonReport, l: Lang) -> Markup {
 
 /// `GET /console/reports/person`: the form.
 pub(super) async fn form_page(viewer: Viewer) -> PageResult {
-    page::operators_only(&viewer)?;
+    page::operator_page(&viewer, crate::roles::Action::PersonReport)?;
     let l = viewer.lang;
     Ok(page::page(
         &viewer,

@@ -92,7 +92,7 @@ pub(super) async fn dead_letters(
     Path(connector): Path<String>,
     Query(filter): Query<DeadLetterFilter>,
 ) -> PageResult {
-    page::operators_only(&viewer)?;
+    page::operator_page(&viewer, crate::roles::Action::OperateConnectors)?;
     let l = viewer.lang;
     if !console.connectors.iter().any(|c| c.name == connector) {
         return Err(PageError::new(

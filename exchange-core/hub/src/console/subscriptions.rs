@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::roles::Action;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -147,7 +148,7 @@ fn subscriptions_table(list: &[Subscription], l: Lang) -> Markup {
 
 /// `GET /console/requests`: the subscriptions waiting for a decision.
 pub(super) async fn queue(State(console): Shared, viewer: Viewer) -> PageResult {
-    page::operators_only(&viewer)?;
+    page::operator_page(&viewer, crate::roles::Action::DecideRequest)?;
     let l = viewer.lang;
     let mut list = console
         .governance
@@ -251,14 +252,14 @@ pub(super) async fn show(
         (fields_table(&s, agency.as_ref(), l))
         @if let Some(g) = &s.granted { @if g.filter != s.requested.filter {
             p { (l.t("批准的过滤条件", "Granted filter")) ": " code { (g.filter) } } } }
-        @if operator && s.status == SubscriptionStatus::Requested {
+        @if operator && viewer.may(Action::DecideRequest) && s.status == SubscriptionStatus::Requested {
             (approve_form(&s, agency.as_ref(), &viewer))
             (reject_form(&s, &viewer))
         }
         @if let Some(h) = &flow.history {
             (history_progress(h, l))
         }
-        @if s.status == SubscriptionStatus::Paused {
+        @if s.status == SubscriptionStatus::Paused && viewer.may(Action::PauseSubscription) {
             h2 { (l.t("已暂停", "Paused")) }
             p { (l.t("暂停期间不发布也不投递任何数据；恢复后先补发暂停期间到达的数据，再继续实时发布。",
                 "Nothing is released or delivered while paused; on resume it first receives what arrived meanwhile, then continues live.")) }
@@ -275,10 +276,13 @@ pub(super) async fn show(
                 (l.t("已送达", "Delivered")) " " strong { (flow.delivered()) } " · "
                 (l.t("投递死信", "Dead-lettered")) " " strong { (flow.dead_lettered) } }
             p { a href=(format!("/console/schemas/{}", s.view_subject())) { (l.t("视图模式", "View schema")) } }
+            @if viewer.may(Action::ReplayDeliveryDeadLetters) {
             form.inline method="post" action=(format!("/console/subscriptions/{}/replay", s.id)) {
                 input type="hidden" name="csrf" value=(viewer.csrf);
                 button type="submit" { (l.t("重放投递死信", "Replay delivery dead letters")) }
             }
+            }
+            @if viewer.may(Action::PauseSubscription) {
             form.card method="post" action=(format!("/console/subscriptions/{}/pause", s.id)) {
                 input type="hidden" name="csrf" value=(viewer.csrf);
                 label for="pause-reason" { (l.t("暂停原因", "Reason for pausing")) }
@@ -291,6 +295,7 @@ pub(super) async fn show(
                 label for="revoke-reason" { (l.t("撤销原因", "Reason for revoking")) }
                 input #revoke-reason type="text" name="reason" required;
                 " " button.danger type="submit" { (l.t("撤销订阅", "Revoke")) }
+            }
             }
         }
         @if let Some(records) = records {

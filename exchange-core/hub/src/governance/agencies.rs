@@ -7,6 +7,7 @@ impl Governance {
     /// The agency `id` if `who` may see it (an operator, or the agency itself); 404 otherwise, so
     /// that agency names cannot be probed.
     pub fn visible_agency(&self, who: &Principal, id: &str) -> Result<Agency, ApiError> {
+        authorize(who, Action::ViewAgencies)?;
         self.control
             .agency(id)
             .filter(|a| who.may_see_agency(&a.id))
@@ -15,7 +16,7 @@ impl Governance {
 
     /// The agencies `who` may see: every one for an operator, its own for an agency.
     pub fn list_agencies(&self, who: &Principal) -> Result<Vec<Agency>, ApiError> {
-        require_person(who)?;
+        authorize(who, Action::ViewAgencies)?;
         let state = self.control.read();
         Ok(state
             .agencies
@@ -31,7 +32,7 @@ impl Governance {
         who: &Principal,
         new: NewAgency,
     ) -> Result<(Agency, String), ApiError> {
-        let operator = require_operator(who)?;
+        let operator = authorize(who, Action::ManageAgencies)?;
         let clearance: Sensitivity = new.clearance.parse().map_err(|_| {
             ApiError::Invalid(format!(
                 "clearance `{}` is not one of S1, S2, S3, S4",
@@ -84,7 +85,7 @@ impl Governance {
         id: &str,
         new: NewToken,
     ) -> Result<(String, String), ApiError> {
-        let operator = require_operator(who)?;
+        let operator = authorize(who, Action::IssueAgencyCredentials)?;
         check_expiry(new.expires_at_ms)?;
         let current = self
             .control
@@ -120,6 +121,7 @@ impl Governance {
         id: &str,
         token_id: &str,
     ) -> Result<TokenDigest, ApiError> {
+        authorize(who, Action::RevokeAgencyCredentials)?;
         let current = match self.control.agency(id) {
             Some(a) if who.may_see_agency(&a.id) => a,
             _ => return Err(ApiError::NotFound(format!("agency `{id}`"))),
@@ -156,7 +158,7 @@ impl Governance {
         id: &str,
         binding: ClientCertificateBinding,
     ) -> Result<Agency, ApiError> {
-        require_operator(who)?;
+        authorize(who, Action::IssueAgencyCredentials)?;
         let current = self
             .control
             .agency(id)

@@ -92,7 +92,21 @@ impl Governance {
         who: &Principal,
         search: AuditSearch,
     ) -> Result<AuditAnswer, ApiError> {
-        require_operator(who)?;
+        authorize(who, Action::ReadAuditLog)?;
+        // The audit administrator's own reads are evidence too (三员分立: 8.1.5.3) — the criteria, never an
+        // ID number.
+        self.record_control(
+            who,
+            "audit.query",
+            "_unsilo.audit",
+            json!({
+                "record_id": search.record_id,
+                "by_person": search.person_key.is_some() || search.cert_no.is_some(),
+                "subscription": search.subscription,
+                "agency": search.agency,
+            }),
+        )
+        .await?;
         let person_key = match (&search.person_key, &search.cert_no) {
             (Some(k), _) => Some(k.clone()),
             (None, Some(c)) => Some(self.person_key_of_cert_no(c)),
@@ -123,14 +137,16 @@ impl Governance {
         who: &Principal,
         search: PersonSearch,
     ) -> Result<PersonReport, ApiError> {
-        let allowed = match who {
-            Principal::Operator(_) => true,
-            Principal::PushSource(connector) => self.settings.report_sources.contains(connector),
-            Principal::Agency(_) => false,
-        };
+        let allowed = roles::allows(who, Action::PersonReport)
+            && match who {
+                Principal::PushSource(connector) => {
+                    self.settings.report_sources.contains(connector)
+                }
+                _ => true,
+            };
         if !allowed {
             return Err(ApiError::Forbidden(
-                "release reports are for operators and for source platforms given the `report` permission"
+                "release reports are for the audit administrator and for source platforms given the `report` permission"
                     .into(),
             ));
         }
@@ -147,6 +163,14 @@ impl Governance {
                 ))
             }
         };
+        // Who asked about whom is evidence too: the person key (pseudonymous), never the ID number.
+        self.record_control(
+            who,
+            "audit.person_report",
+            &person_key,
+            serde_json::Value::Null,
+        )
+        .await?;
         let found = self
             .person_index
             .releases_of(self.bus.as_ref(), &person_key)
@@ -204,7 +228,14 @@ impl Governance {
         who: &Principal,
         external: &[Checkpoint],
     ) -> Result<VerifyReport, ApiError> {
-        require_operator(who)?;
+        authorize(who, Action::VerifyAuditLog)?;
+        self.record_control(
+            who,
+            "audit.verify",
+            "_unsilo.audit",
+            json!({ "external_checkpoints": external.len() }),
+        )
+        .await?;
         audit::verify(
             self.bus.as_ref(),
             self.audit.topic(),
@@ -217,18 +248,21 @@ impl Governance {
 
     /// The hub's audit signing key and the keys it trusts (operators only).
     pub fn audit_keys(&self, who: &Principal) -> Result<serde_json::Value, ApiError> {
-        require_operator(who)?;
+        authorize(who, Action::VerifyAuditLog)?;
         Ok(json!({
             "hub": self.audit.hub(),
             "public_key": self.audit.public_key(),
-            "algorithm": "Ed25519",
+            "public_key_pem": self.audit.public_key_pem(),
+            "algorithm": self.audit.key_algorithm(),
+            "signer_id": (self.audit.key_algorithm() == "SM2").then_some(crate::audit::signing::SM2_DEFAULT_SIGNER_ID),
+            "hash": self.audit.suite().hash_name(),
             "trusted": self.settings.trusted_keys.keys,
         }))
     }
 
     /// The audit log's checkpoints, for keeping elsewhere (operators only).
     pub async fn audit_checkpoints(&self, who: &Principal) -> Result<Vec<Checkpoint>, ApiError> {
-        require_operator(who)?;
+        authorize(who, Action::VerifyAuditLog)?;
         audit::checkpoint::read(self.bus.as_ref(), self.audit.topic())
             .await
             .map_err(|e| ApiError::Internal(e.to_string()))

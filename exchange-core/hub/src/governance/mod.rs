@@ -51,6 +51,7 @@ use crate::control::{
     SourceReplay, SourceReplayError, StageControls,
 };
 use crate::egress::EgressPolicy;
+use crate::roles::{self, Action};
 use crate::secrets::HubSecret;
 use unsilo_bus::Bus;
 use unsilo_policy::check::{self, PolicyError};
@@ -100,23 +101,16 @@ impl std::fmt::Debug for Governance {
     }
 }
 
-/// The operator's name, or 403: only operators manage agencies and decide on subscriptions.
-pub fn require_operator(who: &Principal) -> Result<&str, ApiError> {
-    match who {
-        Principal::Operator(name) => Ok(name),
-        _ => Err(ApiError::Forbidden(
-            "this operation is for operators".into(),
-        )),
-    }
-}
-
-/// An agency or operator, or 403 (push sources have no business with the admin API or the console).
-pub fn require_person(who: &Principal) -> Result<(), ApiError> {
-    match who {
-        Principal::PushSource(_) => Err(ApiError::Forbidden(
-            "a push source's credential can only push records".into(),
-        )),
-        _ => Ok(()),
+/// The caller's name, or 403 naming who may: whether `who` may perform `action` at all is the role matrix's
+/// ([`crate::roles::MATRIX`]) to say; whether it may on *this* agency or subscription is the operation's.
+pub fn authorize(who: &Principal, action: Action) -> Result<&str, ApiError> {
+    if roles::allows(who, action) {
+        Ok(who.name())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "this is for {}",
+            roles::who_may(action)
+        )))
     }
 }
 
@@ -208,9 +202,23 @@ impl Governance {
         target: &str,
         detail: serde_json::Value,
     ) -> Result<(), ApiError> {
+        self.record_entry(who.to_string(), who.role(), action, target, detail)
+            .await
+    }
+
+    /// Records an event whose actor may be no principal yet (a refused sign-in names what was typed).
+    pub async fn record_entry(
+        &self,
+        actor: String,
+        role: Option<roles::Role>,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), ApiError> {
         self.audit
             .append(vec![AuditEvent::Control {
-                actor: who.to_string(),
+                actor,
+                role: role.map(|r| r.as_str().to_owned()),
                 action: action.to_owned(),
                 target: target.to_owned(),
                 detail,

@@ -24,7 +24,7 @@ impl Governance {
         connector: &str,
         filter: DeadLetterFilter,
     ) -> Result<SourceReplay, ApiError> {
-        require_operator(who)?;
+        authorize(who, Action::OperateConnectors)?;
         let outcome = self
             .sources
             .replay_source_dead_letters(connector, &filter)
@@ -60,7 +60,7 @@ impl Governance {
         connector: &str,
         range: RenormaliseRequest,
     ) -> Result<Renormalisation, ApiError> {
-        require_operator(who)?;
+        authorize(who, Action::OperateConnectors)?;
         if range.to_ms.is_some_and(|to| to <= range.from_ms) {
             return Err(ApiError::Invalid("to_ms must be after from_ms".into()));
         }

@@ -23,7 +23,7 @@ impl Governance {
         status: Option<&str>,
         agency: Option<&str>,
     ) -> Result<Vec<Subscription>, ApiError> {
-        require_person(who)?;
+        authorize(who, Action::ViewSubscriptions)?;
         let state = self.control.read();
         Ok(state
             .subscriptions
@@ -38,6 +38,7 @@ impl Governance {
     /// Puts a subscription's dead-lettered deliveries back on its topic (operator, or the owning agency);
     /// returns how many, and records it.
     pub async fn replay_dead_letters(&self, who: &Principal, id: &str) -> Result<usize, ApiError> {
+        authorize(who, Action::ReplayDeliveryDeadLetters)?;
         let subscription = self.visible_subscription(who, id)?;
         let replayed = self
             .delivery
@@ -81,6 +82,7 @@ impl Governance {
         who: &Principal,
         request: SubscriptionRequest,
     ) -> Result<(Subscription, Option<Vec<u8>>), ApiError> {
+        authorize(who, Action::RequestSubscription)?;
         let agency_id = match (who, &request.agency) {
             (Principal::Agency(own), None) => own.clone(),
             (Principal::Agency(own), Some(a)) if a == own => own.clone(),
@@ -89,8 +91,8 @@ impl Governance {
                     "an agency can request subscriptions only for itself".into(),
                 ))
             }
-            (Principal::Operator(_), Some(a)) => a.clone(),
-            (Principal::Operator(_), None) => {
+            (Principal::Operator { .. } | Principal::Hub, Some(a)) => a.clone(),
+            (Principal::Operator { .. } | Principal::Hub, None) => {
                 return Err(ApiError::Invalid(
                     "an operator filing a request must name the agency".into(),
                 ))
@@ -168,7 +170,7 @@ impl Governance {
         current: Subscription,
         granted: SubscriptionSpec,
     ) -> Result<Subscription, ApiError> {
-        let hub = Principal::Operator("hub".into());
+        let hub = Principal::Hub;
         let mut approved = current.clone();
         approved.status = SubscriptionStatus::Approved;
         approved.granted = Some(granted.clone());
@@ -196,7 +198,7 @@ impl Governance {
         )
         .await?;
         info!(subscription = %approved.id, "Subscription approved automatically (UNCONDITIONAL data within clearance).");
-        self.activate("hub", approved).await
+        self.activate(&hub, approved).await
     }
 
     /// The subscription if it is `status` now; 409 naming its state otherwise (it cannot be `done` to).
@@ -235,12 +237,12 @@ impl Governance {
         id: &str,
         request: ApproveRequest,
     ) -> Result<Subscription, ApiError> {
-        let operator = require_operator(who)?;
+        let operator = authorize(who, Action::DecideRequest)?;
         let current = self.current_for_decision(id)?;
         if current.status == SubscriptionStatus::Approved {
             // Approved earlier, but activation failed (e.g. the subscriber's database was down): retry it with
             // the grant on record.
-            return self.activate(operator, current).await;
+            return self.activate(who, current).await;
         }
         if current.status != SubscriptionStatus::Requested {
             return Err(ApiError::Conflict(format!(
@@ -338,18 +340,18 @@ impl Governance {
             info!(subscription = %id, operator, "First of two approvals recorded (双人复核).");
             return Ok(next);
         }
-        self.activate(operator, next).await
+        self.activate(who, next).await
     }
 
     /// Activates an approved subscription: registers its view schema, creates its topics, prepares its channel
     /// and marks it active. On failure it stays approved; approving it again retries.
     async fn activate(
         &self,
-        operator: &str,
+        who: &Principal,
         approved: Subscription,
     ) -> Result<Subscription, ApiError> {
         let id = approved.id.clone();
-        let who = Principal::Operator(operator.to_owned());
+        let operator = who.name();
         let granted = approved.spec().clone();
         let compiled = check::compile(&granted, &id).map_err(policy_error)?;
         let view_text = compiled.plan.schema_json().to_string();
@@ -404,7 +406,7 @@ impl Governance {
         id: &str,
         reason: String,
     ) -> Result<Subscription, ApiError> {
-        require_operator(who)?;
+        authorize(who, Action::DecideRequest)?;
         let current = self.current_in(id, SubscriptionStatus::Requested, "rejected")?;
         self.change_status(
             who,
@@ -424,6 +426,7 @@ impl Governance {
         id: &str,
         reason: String,
     ) -> Result<Subscription, ApiError> {
+        authorize(who, Action::RevokeSubscription)?;
         self.visible_subscription(who, id)?;
         let current = self.current_for_decision(id)?;
         if current.status.is_final() {
@@ -450,6 +453,7 @@ impl Governance {
         id: &str,
         reason: String,
     ) -> Result<Subscription, ApiError> {
+        authorize(who, Action::PauseSubscription)?;
         self.visible_subscription(who, id)?;
         let current = self.current_in(id, SubscriptionStatus::Active, "paused")?;
         self.change_status(
@@ -471,14 +475,15 @@ impl Governance {
         id: &str,
         reason: Option<String>,
     ) -> Result<Subscription, ApiError> {
+        authorize(who, Action::PauseSubscription)?;
         self.visible_subscription(who, id)?;
         let current = self.current_in(id, SubscriptionStatus::Paused, "resumed")?;
         // A pause is lifted only by whoever may overrule it: an agency resumes only what it paused itself; what
         // an operator or the hub paused (a filter over its budget) waits for an operator.
         let paused_by = current.decided_by.clone().unwrap_or_default();
-        if !matches!(who, Principal::Operator(_)) && paused_by != who.to_string() {
+        if !who.is_operator() && paused_by != who.to_string() {
             return Err(ApiError::Forbidden(format!(
-                "subscription `{id}` was paused by {paused_by}; only an operator can resume it"
+                "subscription `{id}` was paused by {paused_by}; only a security administrator can resume it"
             )));
         }
         if current
@@ -510,6 +515,7 @@ impl Governance {
         who: &Principal,
         id: &str,
     ) -> Result<Option<crate::flows::HistoryProgress>, ApiError> {
+        authorize(who, Action::ViewSubscriptions)?;
         self.visible_subscription(who, id)?;
         Ok(self
             .settings
@@ -525,7 +531,7 @@ impl Governance {
     pub async fn expire(&self, id: &str) -> Result<Subscription, ApiError> {
         let current = self.current_for_decision(id)?;
         self.change_status(
-            &Principal::Operator("hub".into()),
+            &Principal::Hub,
             current,
             SubscriptionStatus::Expired,
             "subscription.expire",

@@ -701,6 +701,7 @@ async fn pause_over_budget(context: RouterContext, id: String) {
     warn!(subscription = %id, "Subscription paused: its filter costs more than one record may.");
     let entry = crate::audit::AuditEvent::Control {
         actor: "hub".into(),
+        role: None,
         action: "subscription.pause".into(),
         target: id.clone(),
         detail: serde_json::json!({ "reason": reason }),

@@ -7,10 +7,11 @@
 //!   response is lost), so every retry carries the same `Idempotency-Key` (the record id) and subscribers
 //!   deduplicate on it. The signature and its timestamp are made afresh for every attempt, so a retry sent
 //!   after a long back-off still passes the subscriber's freshness check.
-//! - **Signatures a subscriber can check without trusting the network.** `X-Unsilo-Signature: v1=<hex>` is
-//!   HMAC-SHA256 over `"{timestamp}.{body}"` with the subscription's shared key; [`verify_signature`] is the
-//!   reference check (constant-time, with a freshness window against replays). Several comma-separated `v1=`
-//!   values are accepted by the verifier so a subscriber can roll keys.
+//! - **Signatures a subscriber can check without trusting the network.** `X-Unsilo-Signature:
+//!   hmac-sm3=<hex>` (国密, the default) or `v1=<hex>` (HMAC-SHA256, `[security] crypto = "international"`) is
+//!   the keyed hash over `"{timestamp}.{body}"` with the subscription's shared key: the label names the
+//!   algorithm. [`verify_signature`] is the reference check (constant-time, with a freshness window against
+//!   replays). Several comma-separated values are accepted by the verifier so a subscriber can roll keys.
 //! - **Retry only what can get better.** 2xx is delivered. 408, 425, 429, 5xx and transport failures
 //!   (connect, TLS, timeout) are retried with exponential back-off and *full jitter* (a uniformly random wait
 //!   in `[0, min(max_backoff, initial_backoff·2^(n-1))]`), so many deliveries failing together don't retry in
@@ -49,11 +50,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hmac::{Hmac, Mac};
 use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
-use sha2::{Digest, Sha256};
 use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -70,9 +69,7 @@ mod tests;
 use breaker::*;
 use failures::*;
 
-pub use signing::{sign, verify_signature};
-
-type HmacSha256 = Hmac<Sha256>;
+pub use signing::{sign, signature_label, verify_signature};
 
 /// The `User-Agent` sent with every delivery.
 pub const USER_AGENT: &str = concat!("unsilo/", env!("CARGO_PKG_VERSION"));
@@ -115,6 +112,9 @@ pub struct WebhookOptions {
     /// Which non-public addresses may be reached (default: none — loopback, private, link-local … are refused
     /// at every connection).
     pub egress: Arc<EgressPolicy>,
+    /// The keyed hash deliveries are signed with: HMAC-SM3 (`hmac-sm3=`) under gm, the default; HMAC-SHA256
+    /// (`v1=`) under international.
+    pub suite: unsilo_schemas::crypto::Suite,
 }
 
 impl Default for WebhookOptions {
@@ -129,6 +129,7 @@ impl Default for WebhookOptions {
             extra_root_certificates_pem: None,
             allow_plain_http: false,
             egress: Arc::new(EgressPolicy::default()),
+            suite: unsilo_schemas::crypto::Suite::default(),
         }
     }
 }
@@ -575,7 +576,12 @@ impl WebhookClient {
         subscription: &HeaderValue,
     ) -> Result<(StatusCode, Option<Duration>), reqwest::Error> {
         let timestamp = unix_now();
-        let signature = sign(&target.signing_key, timestamp, &message.body);
+        let signature = sign(
+            self.inner.options.suite,
+            &target.signing_key,
+            timestamp,
+            &message.body,
+        );
         let mut response = self
             .inner
             .http

@@ -1,21 +1,40 @@
-//! Signing deliveries, and checking signatures as a subscriber would: HMAC-SHA256 over the timestamp and
-//! the body.
+//! Signing deliveries, and checking signatures as a subscriber would: HMAC-SM3 (国密) or HMAC-SHA256 over the
+//! timestamp and the body, labelled with the algorithm.
 
 #[allow(unused_imports)]
 use super::*;
+use unsilo_schemas::crypto::{KeyedMac, Suite};
 
-/// Signs a delivery: `"v1=" + hex(HMAC-SHA256(key, "{timestamp}.{body}"))`.
-pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
-    let mut mac = hmac_sha256(key);
+/// The label of a signature made with `suite`: `hmac-sm3` (国密) or `v1` (HMAC-SHA256, the original label).
+pub fn signature_label(suite: Suite) -> &'static str {
+    match suite {
+        Suite::Gm => "hmac-sm3",
+        Suite::International => "v1",
+    }
+}
+
+fn keyed(suite: Suite, key: &[u8], timestamp: i64, body: &[u8]) -> KeyedMac {
+    let mut mac = KeyedMac::new(suite, key);
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("v1={}", hex::encode(mac.finalize().into_bytes()))
+    mac
+}
+
+/// Signs a delivery: `"hmac-sm3=" + hex(HMAC-SM3(key, "{timestamp}.{body}"))` under gm, `"v1=" +
+/// hex(HMAC-SHA256(…))` under international.
+pub fn sign(suite: Suite, key: &[u8], timestamp: i64, body: &[u8]) -> String {
+    format!(
+        "{}={}",
+        signature_label(suite),
+        hex::encode(keyed(suite, key, timestamp, body).finalize())
+    )
 }
 
 /// Checks a delivery's signature as a subscriber would: the timestamp must be within `tolerance_secs` of
-/// `now_unix` (either way), and one of the comma-separated `v1=<hex>` values in `signature_header` must
-/// match (constant-time comparison). An empty key never verifies.
+/// `now_unix` (either way), and one of the comma-separated `hmac-sm3=<hex>` or `v1=<hex>` values in
+/// `signature_header` must match under the algorithm its label names (constant-time comparison). An empty key
+/// never verifies.
 pub fn verify_signature(
     key: &[u8],
     timestamp_header: &str,
@@ -35,30 +54,19 @@ pub fn verify_signature(
     }
     let mut valid = false;
     for candidate in signature_header.split(',') {
-        let Some(hex_signature) = candidate.trim().strip_prefix("v1=") else {
+        let Some((label, hex_signature)) = candidate.trim().split_once('=') else {
             continue;
+        };
+        let suite = match label {
+            "hmac-sm3" => Suite::Gm,
+            "v1" => Suite::International,
+            _ => continue,
         };
         let Ok(signature) = hex::decode(hex_signature) else {
             continue;
         };
-        let mut mac = hmac_sha256(key);
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
         // No early exit: every candidate is checked the same way.
-        valid |= mac.verify_slice(&signature).is_ok();
+        valid |= keyed(suite, key, timestamp, body).verify(&signature);
     }
     valid
-}
-
-/// HMAC-SHA256 keyed per RFC 2104 (keys longer than the 64-byte block are hashed, shorter ones zero-padded),
-/// done here so no fallible constructor is needed.
-pub(super) fn hmac_sha256(key: &[u8]) -> HmacSha256 {
-    let mut block = [0u8; 64];
-    if key.len() > block.len() {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    <HmacSha256 as hmac::digest::KeyInit>::new(&block.into())
 }

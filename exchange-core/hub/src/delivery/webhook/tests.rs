@@ -1,50 +1,50 @@
 use super::signing::*;
 use super::*;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use unsilo_schemas::crypto::Suite;
+
+/// HMAC-SM3("Jefe", `1700000000.{"a":1}`), from OpenSSL.
+const GM_VECTOR: &str = "9e607ca7d5277a1c4ce4ce07abaa59116ebeeb3392c016888a8d7c45b7c443b2";
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 // ---------- signing ----------
 
 #[test]
-fn hmac_matches_rfc4231_vectors() {
-    // Test case 2: short key.
-    let mut mac = hmac_sha256(b"Jefe");
-    mac.update(b"what do ya want for nothing?");
-    assert_eq!(
-        hex::encode(mac.finalize().into_bytes()),
-        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-    );
-    // Test case 6: key longer than the block (hashed first).
-    let mut mac = hmac_sha256(&[0xaa; 131]);
-    mac.update(b"Test Using Larger Than Block-Size Key - Hash Key First");
-    assert_eq!(
-        hex::encode(mac.finalize().into_bytes()),
-        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
-    );
-    // Exactly one block long: used as is.
-    let key = [0x0b; 64];
-    let mut ours = hmac_sha256(&key);
-    let mut reference = <HmacSha256 as Mac>::new_from_slice(&key).unwrap();
-    ours.update(b"x");
-    reference.update(b"x");
-    assert_eq!(
-        ours.finalize().into_bytes(),
-        reference.finalize().into_bytes()
-    );
-}
-
-#[test]
-fn sign_covers_timestamp_dot_body() {
-    let signature = sign(b"Jefe", 1_700_000_000, br#"{"a":1}"#);
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(b"Jefe").unwrap();
+fn sign_covers_timestamp_dot_body_and_names_its_algorithm() {
+    let signature = sign(Suite::International, b"Jefe", 1_700_000_000, br#"{"a":1}"#);
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"Jefe").unwrap();
     mac.update(br#"1700000000.{"a":1}"#);
     assert_eq!(
         signature,
         format!("v1={}", hex::encode(mac.finalize().into_bytes()))
     );
-    assert_ne!(signature, sign(b"Jefe", 1_700_000_001, br#"{"a":1}"#));
-    assert_ne!(signature, sign(b"Jefe", 1_700_000_000, br#"{"a":2}"#));
-    assert_ne!(signature, sign(b"jefe", 1_700_000_000, br#"{"a":1}"#));
+    // HMAC-SM3 under gm, labelled so: checked against OpenSSL
+    // (`printf %s '1700000000.{"a":1}' | openssl mac -digest SM3 -macopt key:Jefe HMAC`).
+    let gm = sign(Suite::Gm, b"Jefe", 1_700_000_000, br#"{"a":1}"#);
+    assert_eq!(gm, format!("hmac-sm3={GM_VECTOR}"));
+    assert!(verify_signature(
+        b"Jefe",
+        "1700000000",
+        &gm,
+        br#"{"a":1}"#,
+        1_700_000_000,
+        300
+    ));
+    let signature = sign(Suite::Gm, b"Jefe", 1_700_000_000, br#"{"a":1}"#);
+    assert_ne!(
+        signature,
+        sign(Suite::Gm, b"Jefe", 1_700_000_001, br#"{"a":1}"#)
+    );
+    assert_ne!(
+        signature,
+        sign(Suite::Gm, b"Jefe", 1_700_000_000, br#"{"a":2}"#)
+    );
+    assert_ne!(
+        signature,
+        sign(Suite::Gm, b"jefe", 1_700_000_000, br#"{"a":1}"#)
+    );
 }
 
 #[test]
@@ -52,7 +52,7 @@ fn verify_accepts_valid_and_rejects_tampering() {
     let key = b"subscription-key";
     let body = br#"{"record":"r-1"}"#;
     let ts = 1_700_000_000;
-    let sig = sign(key, ts, body);
+    let sig = sign(Suite::Gm, key, ts, body);
     let ts_header = ts.to_string();
     assert!(verify_signature(key, &ts_header, &sig, body, ts, 300));
     assert!(verify_signature(key, &ts_header, &sig, body, ts + 300, 300));
@@ -108,7 +108,7 @@ fn verify_accepts_valid_and_rejects_tampering() {
     assert!(!verify_signature(
         b"",
         &ts_header,
-        &sign(b"", ts, body),
+        &sign(Suite::Gm, b"", ts, body),
         body,
         ts,
         300
@@ -565,6 +565,7 @@ mod https {
             extra_root_certificates_pem: Some(server.cert_pem.clone().into_bytes()),
             allow_plain_http: false,
             egress: Arc::new(EgressPolicy::new(&["127.0.0.0/8".into()]).unwrap()),
+            suite: unsilo_schemas::crypto::Suite::Gm,
         }
     }
 
@@ -662,7 +663,7 @@ mod https {
             "{}",
             h("user-agent")
         );
-        assert!(h("x-unsilo-signature").starts_with("v1="));
+        assert!(h("x-unsilo-signature").starts_with("hmac-sm3="));
         let timestamp: i64 = h("x-unsilo-timestamp").parse().unwrap();
         assert!((unix_now() - timestamp).abs() < 3600);
         // The signature does not verify with another key.
