@@ -1074,7 +1074,7 @@ async fn unconditional_data_within_clearance_is_approved_automatically_when_enab
             .iter()
             .any(|e| e["event"]["action"] == "subscription.approve"
                 && e["event"]["detail"]["automatic"] == true
-                && e["event"]["actor"] == "operator:hub"),
+                && e["event"]["actor"] == "hub"),
         "{q}"
     );
     // A field above the agency's clearance still waits for an operator.

@@ -54,6 +54,9 @@ enum Command {
     Operator(OperatorCommand),
     /// The role × action matrix (三员分立): who may do what, as the hub enforces it, in Markdown.
     Roles,
+    /// The keys of encryption at rest: `unsilo keys rotate` rotates the key-encryption key.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Agencies (operators): create, list, issue tokens.
     Agency {
         #[command(flatten)]
@@ -93,6 +96,20 @@ enum OperatorCommand {
     /// Operators' one-time codes (the console's second factor, `[admin.sign_in] second_factor = "totp"`).
     #[command(subcommand)]
     Totp(OperatorTotpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// A new key-encryption key becomes current and every data key is re-wrapped under it; the old KEK is
+    /// removed. The data on the bus is not rewritten. Safe while the hub runs.
+    Rotate {
+        /// The hub's configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Overrides bus.embedded.data_dir (where the keys live without `[security.keys]` paths).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -329,16 +346,65 @@ struct BenchArgs {
     data_dir: Option<PathBuf>,
 }
 
-fn init_logging(config: &Config) {
+/// The log: standard error, and with `[log] dir` daily files kept `keep_days` days as well.
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.filter));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    match config.log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    let json = config.log.format == LogFormat::Json;
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_writer(std::io::stderr);
+    let stderr = if json {
+        stderr.json().boxed()
+    } else {
+        stderr.boxed()
+    };
+    let files = match &config.log.dir {
+        Some(dir) => {
+            let appender = daily_log_files(dir, config.log.keep_days)?;
+            let layer = tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_ansi(false)
+                .with_writer(appender);
+            Some(if json {
+                layer.json().boxed()
+            } else {
+                layer.boxed()
+            })
+        }
+        None => None,
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(files)
+        .init();
+    if config.log.keep_days < 180 {
+        tracing::warn!(
+            keep_days = config.log.keep_days,
+            "[log] keep_days is under 180: the Cybersecurity Law (Art. 21) asks for six months of network logs."
+        );
     }
+    Ok(())
+}
+
+/// Daily files `unsilo.YYYY-MM-DD.log` in `dir` (created if missing), the oldest removed past `keep_days`.
+fn daily_log_files(
+    dir: &std::path::Path,
+    keep_days: usize,
+) -> anyhow::Result<tracing_appender::rolling::RollingFileAppender> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| anyhow::anyhow!("[log] dir {}: {e}", dir.display()))?;
+    tracing_appender::rolling::Builder::new()
+        .rotation(tracing_appender::rolling::Rotation::DAILY)
+        .filename_prefix("unsilo")
+        .filename_suffix("log")
+        .max_log_files(keep_days.max(1))
+        .build(dir)
+        .map_err(|e| anyhow::anyhow!("[log] dir {}: {e}", dir.display()))
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -358,7 +424,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     config.check()?;
-    init_logging(&config);
+    init_logging(&config)?;
     match config.bus.kind {
         BusKind::Embedded => tracing::info!(
             data_dir = %config.bus.embedded.data_dir.display(),
@@ -563,6 +629,39 @@ fn operator_token_new(name: &str, role: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `unsilo keys rotate`: a new KEK, every data key re-wrapped under it.
+fn keys_rotate(config: Option<&std::path::Path>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut config = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(dir) = data_dir {
+        config.bus.embedded.data_dir = dir;
+    }
+    let secret_file = config.secret_file();
+    let keys = &config.security.keys;
+    let kek_file = keys.kek_file(&secret_file);
+    if !kek_file.exists() {
+        anyhow::bail!(
+            "no key-encryption key at {}: the hub creates it at its first start (or set [security.keys] kek_file)",
+            kek_file.display()
+        );
+    }
+    let rotation = unsilo_hub::at_rest::keys::rotate_kek(
+        &kek_file,
+        &keys.data_key_dir(&secret_file),
+        unsilo_hub::at_rest::cipher::Algorithm::of(config.security.crypto),
+    )?;
+    println!("{}", serde_json::to_string_pretty(&rotation)?);
+    eprintln!(
+        "KEK rotated: {} is current; {} data keys re-wrapped; retired {}.",
+        rotation.kek,
+        rotation.rewrapped,
+        rotation.retired.join(", ")
+    );
+    Ok(())
+}
+
 /// `unsilo operator totp enrol`: the operator's secret as a URI, a QR code and base32, and the current code.
 fn operator_totp_enrol(
     name: &str,
@@ -718,6 +817,9 @@ async fn main() -> std::process::ExitCode {
             config,
             data_dir,
         })) => operator_totp_enrol(&name, config.as_deref(), data_dir),
+        Command::Keys(KeysCommand::Rotate { config, data_dir }) => {
+            keys_rotate(config.as_deref(), data_dir)
+        }
         Command::Roles => {
             print!("{}", unsilo_hub::roles::markdown_matrix());
             Ok(())

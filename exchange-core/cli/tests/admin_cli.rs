@@ -927,3 +927,56 @@ fn operator_token_new_prints_a_token_once_and_the_lines_that_admit_it() {
     let snippet = lines.split_once("[[admin.operators]]").expect("snippet").1;
     unsilo_hub::config::Config::parse(&format!("[[admin.operators]]{snippet}")).expect("accepted");
 }
+
+#[test]
+fn keys_rotate_re_wraps_every_data_key_under_a_new_kek() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().to_str().expect("utf-8");
+    let rotate = || {
+        Command::new(env!("CARGO_BIN_EXE_unsilo"))
+            .args(["keys", "rotate", "--data-dir", data_dir])
+            .output()
+            .expect("run")
+    };
+    // Before the hub ever ran there is nothing to rotate, and it says so.
+    let out = rotate();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no key-encryption key"));
+    // The keys a hub makes at start, and a sealed record.
+    let mut config = unsilo_hub::config::Config::default();
+    config.bus.embedded.data_dir = dir.path().to_owned();
+    let cipher = unsilo_hub::at_rest::RecordCipher::open(
+        &config.security.keys,
+        &config.secret_file(),
+        config.security.crypto,
+        config.bus.retention.clone(),
+    )
+    .expect("keys");
+    let sealed = cipher
+        .seal(
+            "raw.grid",
+            unsilo_bus::Record::new(b"k".to_vec(), b"610921196105170316".to_vec()),
+        )
+        .expect("seal");
+    let out = rotate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rotation: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(rotation["rewrapped"], 1, "{rotation}");
+    // A fresh reader (the KEK file now holds only the new KEK) still opens the record.
+    let after = unsilo_hub::at_rest::RecordCipher::open(
+        &config.security.keys,
+        &config.secret_file(),
+        config.security.crypto,
+        config.bus.retention.clone(),
+    )
+    .expect("keys");
+    let opened = after.open_record("raw.grid", sealed);
+    assert_eq!(
+        opened.value.as_deref(),
+        Some(b"610921196105170316".as_slice())
+    );
+}

@@ -11,8 +11,20 @@ use std::time::{Duration, Instant};
 async fn serve_answers_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
+    // Operational logs in daily files kept six months (网络安全法 Art. 21), as well as on standard error.
+    std::fs::write(
+        dir.path().join("hub.toml"),
+        "[log]\ndir = \"logs\"\nkeep_days = 180\n",
+    )
+    .expect("config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_unsilo"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "serve",
+            "--config",
+            "hub.toml",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .current_dir(dir.path())
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
@@ -68,6 +80,24 @@ async fn serve_answers_and_stops_cleanly_on_sigterm() {
     );
     assert!(log.contains("Received SIGTERM"), "{log}");
     assert!(log.contains("unsilo stopped cleanly"), "{log}");
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("logs"))
+        .expect("the log directory")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    assert!(
+        name.starts_with("unsilo.")
+            && name.ends_with(".log")
+            && name.len() == "unsilo.2026-12-07.log".len(),
+        "a daily file: {name}"
+    );
+    let written = std::fs::read_to_string(&files[0]).expect("log file");
+    assert!(written.contains("unsilo stopped cleanly"), "{written}");
 }
 
 #[test]

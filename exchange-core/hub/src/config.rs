@@ -181,6 +181,9 @@ pub struct SecurityConfig {
     /// topic, by hub id, so `audit verify` checks their signatures against pinned keys.
     #[serde(default)]
     pub audit_public_keys: std::collections::BTreeMap<String, String>,
+    /// Encryption at rest and its keys (`[security.keys]`).
+    #[serde(default)]
+    pub keys: crate::at_rest::KeysConfig,
 }
 
 /// The admin API.
@@ -778,10 +781,22 @@ pub struct LogConfig {
     /// `text` (default) or `json`.
     #[serde(default)]
     pub format: LogFormat,
+    /// A directory for daily log files (`unsilo.YYYY-MM-DD.log`), besides standard error. Without it the log
+    /// goes to standard error only — under systemd, to journald, whose retention must then be set to at least
+    /// six months (网络安全法 Art. 21; see docs/compliance.md).
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Daily files kept in `dir` (default 180: six months, 网络安全法 Art. 21); older ones are removed.
+    #[serde(default = "default_keep_days")]
+    pub keep_days: usize,
 }
 
 fn default_filter() -> String {
     "info".to_owned()
+}
+
+fn default_keep_days() -> usize {
+    180
 }
 
 impl Default for LogConfig {
@@ -789,6 +804,8 @@ impl Default for LogConfig {
         Self {
             filter: default_filter(),
             format: LogFormat::Text,
+            dir: None,
+            keep_days: default_keep_days(),
         }
     }
 }

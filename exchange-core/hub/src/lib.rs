@@ -19,6 +19,8 @@
 //! - [`api_error`]: the error every JSON API (admin, pull) answers with.
 //! - [`egress`]: which addresses webhooks may reach (no loopback, private, link-local … unless allowed).
 //! - [`control`]: the control plane — agencies and subscriptions on the compacted `_unsilo.config` topic.
+//! - [`at_rest`]: sensitive data encrypted at rest — `std.*`, `raw.*` and `dlq.*` sealed with a data key per
+//!   topic and day (SM4-GCM or AES-256-GCM) wrapped by a key-encryption key; crypto-shredding with retention.
 //! - [`audit`]: the hash-chained, signed evidence log `_unsilo.audit`, its verification and queries.
 //! - [`secrets`]: the deployment secret and the keys derived from it.
 //! - [`totp`]: the administrators' one-time codes (RFC 6238), the second sign-in factor.
@@ -46,6 +48,7 @@
 pub mod access;
 pub mod admin;
 pub mod api_error;
+pub mod at_rest;
 pub mod audit;
 pub mod auth;
 pub mod config;

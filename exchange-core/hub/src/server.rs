@@ -75,6 +75,9 @@ pub enum ServerError {
     /// The deployment secret could not be loaded.
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
+    /// The keys of encryption at rest could not be loaded or created.
+    #[error("encryption at rest: {0}")]
+    Keys(String),
     /// The control plane could not be opened.
     #[error("control plane: {0}")]
     Control(#[from] crate::control::ControlError),
@@ -158,7 +161,24 @@ impl Hub {
         let metrics = Arc::new(Metrics::new());
         let raw_bus = open_bus(config).await?;
         metrics.set_build_info(raw_bus.kind());
-        let bus: Arc<dyn Bus> = Arc::new(InstrumentedBus::new(raw_bus, metrics.clone()));
+        let instrumented: Arc<dyn Bus> = Arc::new(InstrumentedBus::new(raw_bus, metrics.clone()));
+        // Sensitive data encrypted at rest: std., raw. and dlq. records are sealed before they reach the bus.
+        let bus: Arc<dyn Bus> = if config.security.keys.encrypt_at_rest {
+            let cipher = crate::at_rest::RecordCipher::open(
+                &config.security.keys,
+                &config.secret_file(),
+                config.security.crypto,
+                config.bus.retention.clone(),
+            )
+            .map_err(|e| ServerError::Keys(e.to_string()))?;
+            Arc::new(crate::at_rest::EncryptedBus::new(
+                instrumented,
+                Arc::new(cipher),
+            ))
+        } else {
+            warn!("[security.keys] encrypt_at_rest = false: ID numbers, names and phone numbers lie in clear on std., raw. and dlq. topics.");
+            instrumented
+        };
         // The deployment secret first: it seals what the hub writes on its own topics, registry included.
         let secret = Arc::new(config.load_secret()?);
         if config.admin.sign_in.second_factor == crate::config::SecondFactor::None {
