@@ -210,6 +210,29 @@ pub(crate) enum AuditCommand {
     Keys,
     /// Exports the hub's signed checkpoints as JSON lines, for anchoring outside the hub.
     Checkpoints,
+    /// Exports the audit log of a period as a signed bundle (JSON lines) an auditor verifies offline with
+    /// `unsilo audit verify-export` (the audit administrator).
+    Export {
+        /// Start of the period, inclusive: a date (`2026-12-01`, Beijing time) or RFC 3339 time.
+        #[arg(long)]
+        from: String,
+        /// End of the period, exclusive: a date (the day is not included) or RFC 3339 time.
+        #[arg(long)]
+        to: String,
+        /// Write the bundle here (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Verifies an exported bundle offline, without a hub: the manifest's signature, every entry's hash, chain
+    /// link and signature, and the checkpoints. Exits non-zero when anything is wrong.
+    VerifyExport {
+        /// The bundle.
+        file: PathBuf,
+        /// The exporting hub's public key as you hold it (`unsilo audit keys`, handed over separately).
+        /// Without it, the key in the bundle is used: that shows the bundle is whole, not whose it is.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
     /// Which agencies received data about a record or a person, under which subscription, when.
     Query {
         /// A record id.
@@ -268,6 +291,31 @@ impl Client {
         })
     }
 
+    /// GETs a text answer (an export).
+    async fn text(&self, path: &str) -> anyhow::Result<String> {
+        let token = self
+            .token
+            .as_deref()
+            .context("no token: pass --token or set UNSILO_TOKEN")?;
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the hub at {}", self.base))?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            bail!(
+                "{status}: {}",
+                value["message"].as_str().unwrap_or("no message")
+            );
+        }
+        Ok(text)
+    }
+
     async fn call(
         &self,
         method: reqwest::Method,
@@ -302,6 +350,22 @@ impl Client {
         }
         Ok(value)
     }
+}
+
+/// A time argument in ms since the epoch: a date `YYYY-MM-DD` (its Beijing midnight) or an RFC 3339 time.
+fn time_arg(text: &str) -> anyhow::Result<i64> {
+    let text = text.trim();
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let midnight = date
+            .and_hms_opt(0, 0, 0)
+            .context("midnight")?
+            .and_utc()
+            .timestamp_millis();
+        return Ok(midnight - 8 * 3_600_000);
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp_millis())
+        .with_context(|| format!("`{text}` is neither a date (2026-12-01) nor an RFC 3339 time"))
 }
 
 /// Reads a JSON or TOML file (by extension) as JSON.
@@ -688,6 +752,44 @@ pub(crate) async fn audit(args: &HubArgs, command: AuditCommand) -> anyhow::Resu
             print(&v);
             if v["intact"] != json!(true) {
                 bail!("the audit log is not intact");
+            }
+            Ok(())
+        }
+        AuditCommand::Export { from, to, output } => {
+            let from_ms = time_arg(&from).context("--from")?;
+            let to_ms = time_arg(&to).context("--to")?;
+            let c = Client::new(args)?;
+            let bundle = c
+                .text(&format!(
+                    "/admin/audit/export?from_ms={from_ms}&to_ms={to_ms}"
+                ))
+                .await?;
+            match output {
+                Some(path) => {
+                    std::fs::write(&path, &bundle)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!(
+                        "Audit log of {from} to {to} written to {} ({} lines); verify it with `unsilo audit verify-export {}`.",
+                        path.display(),
+                        bundle.lines().count(),
+                        path.display()
+                    );
+                }
+                None => print!("{bundle}"),
+            }
+            Ok(())
+        }
+        AuditCommand::VerifyExport { file, public_key } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let report = unsilo_hub::audit::export::verify_export(&text, public_key.as_deref())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let intact = report.is_intact();
+            print(
+                &serde_json::json!({ "intact": intact, "pinned_key": public_key.is_some(), "report": report }),
+            );
+            if !intact {
+                bail!("the bundle's evidence is not intact");
             }
             Ok(())
         }

@@ -796,6 +796,75 @@ async fn operator_and_agency_run_a_subscription_end_to_end_with_the_cli() {
         let cp: Value = serde_json::from_str(line).expect("a checkpoint per line");
         assert!(cp["signature"].is_string(), "{line}");
     }
+    // A signed export of the period, verified offline against the key the auditor holds; a changed line fails.
+    let bundle = dir.path().join("audit-export.jsonl");
+    let bundle_arg = bundle.to_str().expect("utf-8").to_owned();
+    let period_from = (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339();
+    let period_to = (chrono::Utc::now() + chrono::Duration::days(1)).to_rfc3339();
+    unsilo(
+        auditor,
+        &[
+            "audit",
+            "export",
+            "--from",
+            &period_from,
+            "--to",
+            &period_to,
+            "-o",
+            &bundle_arg,
+        ],
+    )
+    .expect_ok();
+    let public_key = keys["public_key"].as_str().expect("key").to_owned();
+    let offline = |file: &str| {
+        Command::new(env!("CARGO_BIN_EXE_unsilo"))
+            .args(["audit", "verify-export", file, "--public-key", &public_key])
+            .output()
+            .expect("run")
+    };
+    let out = offline(&bundle_arg);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdict: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(verdict["intact"], true, "{verdict}");
+    assert!(
+        verdict["report"]["entries"].as_u64().is_some_and(|n| n > 5),
+        "{verdict}"
+    );
+    let text = std::fs::read_to_string(&bundle).expect("bundle");
+    let tampered = dir.path().join("tampered.jsonl");
+    std::fs::write(
+        &tampered,
+        text.replacen("civil-affairs", "civil-affairz", 1),
+    )
+    .expect("write");
+    let out = offline(tampered.to_str().expect("utf-8"));
+    assert!(!out.status.success(), "a changed bundle must fail");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("digest"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another key than the hub's is refused too.
+    let out = Command::new(env!("CARGO_BIN_EXE_unsilo"))
+        .args([
+            "audit",
+            "verify-export",
+            &bundle_arg,
+            "--public-key",
+            &unsilo_hub::audit::SigningKey::generate(unsilo_schemas::crypto::Suite::Gm)
+                .public_hex(),
+        ])
+        .output()
+        .expect("run");
+    assert!(
+        !out.status.success(),
+        "another hub's key must not verify it"
+    );
 
     // --- Revocation: from when the command returns, nothing more is released or delivered.
     let revoked = unsilo(

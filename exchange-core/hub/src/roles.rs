@@ -110,6 +110,8 @@ pub enum Action {
     ReadAuditLog,
     /// Verify the audit chains; read the signing keys and the checkpoints.
     VerifyAuditLog,
+    /// Export the audit log of a period as a signed bundle.
+    ExportAuditLog,
     /// A person's release report (个人信息查询).
     PersonReport,
     /// Push records into a connector.
@@ -253,6 +255,13 @@ pub const MATRIX: &[Permission] = &[
     Permission {
         action: Action::VerifyAuditLog,
         what: "verify the chains; signing keys and checkpoints",
+        roles: &[Audit],
+        agency: AgencyAccess::No,
+        push_source: false,
+    },
+    Permission {
+        action: Action::ExportAuditLog,
+        what: "export the audit log of a period, signed, for offline verification",
         roles: &[Audit],
         agency: AgencyAccess::No,
         push_source: false,
@@ -425,6 +434,7 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/admin/audit/verify", Action::VerifyAuditLog),
     route("GET", "/admin/audit/keys", Action::VerifyAuditLog),
     route("GET", "/admin/audit/checkpoints", Action::VerifyAuditLog),
+    route("GET", "/admin/audit/export", Action::ExportAuditLog),
     route("GET", "/admin/reports/person", Action::PersonReport),
     route("POST", "/admin/reports/person", Action::PersonReport),
     route("POST", "/ingest/{connector}", Action::PushRecords),
@@ -605,6 +615,7 @@ mod tests {
                         | Action::ViewOperationalMetrics
                         | Action::ReadAuditLog
                         | Action::VerifyAuditLog
+                        | Action::ExportAuditLog
                         | Action::PersonReport
                 ),
                 "audit may {a:?}"

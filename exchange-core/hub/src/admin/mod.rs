@@ -29,7 +29,7 @@
 //! | `GET /admin/subscriptions/{id}/progress` | operator, or the owning agency (a backfill's or a resume's catch-up) |
 //! | `POST /admin/subscriptions/{id}/dlq/replay` | operator, or the owning agency |
 //! | `POST /admin/audit/query` (an ID number in the body), `GET /admin/audit` (no `cert_no`), `GET /admin/audit/verify`, `POST /admin/audit/verify` (with exported checkpoints) | operator |
-//! | `GET /admin/audit/keys`, `GET /admin/audit/checkpoints` | operator |
+//! | `GET /admin/audit/keys`, `GET /admin/audit/checkpoints`, `GET /admin/audit/export?from_ms=&to_ms=` | audit administrator |
 //! | `POST /admin/reports/person` (the ID number in the body), `GET /admin/reports/person?person_key=` | operator; a push source whose connector has `report = true` |
 //! | `POST /admin/connectors/{name}/dlq/replay` | operator (re-normalises the source's dead letters) |
 //! | `POST /admin/connectors/{name}/renormalise` | operator (runs `raw.<name>` through the current mapping again) |
@@ -80,6 +80,7 @@ pub fn router(governance: Arc<Governance>) -> OpenApiRouter {
         .routes(routes!(verify_audit, verify_audit_with))
         .routes(routes!(audit_keys))
         .routes(routes!(audit_checkpoints))
+        .routes(routes!(export_audit))
         .routes(routes!(person_report, person_report_by_body))
         .routes(routes!(replay_source_dlq))
         .routes(routes!(renormalise))
@@ -432,6 +433,33 @@ async fn audit_keys(State(ops): Ops, who: Principal) -> ApiResult {
 async fn audit_checkpoints(State(ops): Ops, who: Principal) -> ApiResult {
     let checkpoints = ops.audit_checkpoints(&who).await?;
     ok(StatusCode::OK, json!({ "checkpoints": checkpoints }))
+}
+
+/// The period of an export.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ExportPeriod {
+    /// Start, inclusive (ms since the epoch).
+    from_ms: i64,
+    /// End, exclusive (ms since the epoch).
+    to_ms: i64,
+}
+
+#[utoipa::path(get, path = "/admin/audit/export", tag = "admin",
+    params(ExportPeriod),
+    responses((status = 200, description = "The audit log of the period as a signed bundle (JSON lines: header, entries, checkpoints, manifest), for `unsilo audit verify-export`", body = String, content_type = "application/x-ndjson"), crate::api_error::ApiFailure))]
+async fn export_audit(
+    State(ops): Ops,
+    who: Principal,
+    QueryParams(period): QueryParams<ExportPeriod>,
+) -> ApiResult {
+    let bundle = ops.export_audit(&who, period.from_ms, period.to_ms).await?;
+    Ok((
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/x-ndjson")],
+        bundle,
+    )
+        .into_response())
 }
 
 #[utoipa::path(get, path = "/admin/reports/person", tag = "admin",

@@ -43,6 +43,7 @@ use unsilo_bus::{Bus, ConsumedRecord, Record, TopicSpec};
 use unsilo_policy::model::FieldRule;
 
 pub mod checkpoint;
+pub mod export;
 pub mod person;
 pub mod signing;
 pub mod verify;

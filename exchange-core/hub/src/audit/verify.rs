@@ -184,7 +184,8 @@ impl Verifier {
         self.chains.insert(hub.to_owned(), chain);
     }
 
-    fn note_checkpoints(&mut self, checkpoints: &[Checkpoint]) {
+    /// Notes the checkpoints the chains will be held against (before any entry is pushed).
+    pub fn note_checkpoints(&mut self, checkpoints: &[Checkpoint]) {
         for cp in checkpoints {
             self.chains
                 .entry(cp.hub.clone())

@@ -260,6 +260,36 @@ impl Governance {
         }))
     }
 
+    /// The audit log of `[from_ms, to_ms)` as a signed bundle ([`crate::audit::export`]), for an auditor to
+    /// verify offline (the audit administrator). The export is itself an audit entry.
+    pub async fn export_audit(
+        &self,
+        who: &Principal,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<String, ApiError> {
+        authorize(who, Action::ExportAuditLog)?;
+        if to_ms <= from_ms {
+            return Err(ApiError::Invalid("to_ms must be after from_ms".into()));
+        }
+        self.record_control(
+            who,
+            "audit.export",
+            "_unsilo.audit",
+            json!({ "from_ms": from_ms, "to_ms": to_ms }),
+        )
+        .await?;
+        crate::audit::export::export(
+            self.bus.as_ref(),
+            &self.audit,
+            &self.settings.trusted_keys,
+            from_ms,
+            to_ms,
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+    }
+
     /// The audit log's checkpoints, for keeping elsewhere (operators only).
     pub async fn audit_checkpoints(&self, who: &Principal) -> Result<Vec<Checkpoint>, ApiError> {
         authorize(who, Action::VerifyAuditLog)?;
