@@ -228,9 +228,19 @@ enum PushedBus<'a> {
 }
 
 impl PushedHub {
-    /// Starts it on `bus`.
+    /// Starts it on `bus`, with encryption at rest (the default).
     async fn start(connectors: &[String], bus: PushedBus<'_>) -> Result<Self, BenchError> {
+        Self::start_with(connectors, bus, true).await
+    }
+
+    /// Starts it on `bus`, encrypting `std.`, `raw.` and `dlq.` at rest or not.
+    async fn start_with(
+        connectors: &[String],
+        bus: PushedBus<'_>,
+        encrypt_at_rest: bool,
+    ) -> Result<Self, BenchError> {
         let mut config = Config::default();
+        config.security.keys.encrypt_at_rest = encrypt_at_rest;
         let dir = match bus {
             PushedBus::Kafka(broker) => {
                 config.bus.kind = BusKind::Kafka;
@@ -452,7 +462,25 @@ pub(super) async fn embedded(
     let hub = PushedHub::start(&one, PushedBus::Embedded(scratch)).await?;
     let direct = direct_sink(&hub.hub, &load).await?;
     let pushed = hub.push(&one, &load.bodies, SENDERS, n).await?;
+    let read_sealed = read_back(&hub.hub).await?;
     hub.stop().await?;
+    eprintln!("bench: the same push with encryption at rest off…");
+    let plain_hub = PushedHub::start_with(&one, PushedBus::Embedded(scratch), false).await?;
+    let plain = plain_hub.push(&one, &load.bodies, SENDERS, n).await?;
+    let read_plain = read_back(&plain_hub.hub).await?;
+    plain_hub.stop().await?;
+    rows.push(Row::new(
+        "Encryption at rest on (SM4-GCM, a data key per topic and day): grid records pushed over HTTP into the embedded bus, 8 senders (records/s)",
+        pushed.per_second,
+        "the same push, encryption at rest off",
+        plain.per_second,
+    ));
+    rows.push(Row::new(
+        "Encryption at rest on: the router's read of what was pushed (std., raw. and dlq. records read back through the hub's bus, decrypted) (records/s)",
+        read_sealed.per_second,
+        "the same read, encryption at rest off",
+        read_plain.per_second,
+    ));
     rows.push(Row::new(
         "End to end: grid records pushed over HTTP into the embedded bus (fsync), 8 senders × 500-record bodies (records/s)",
         pushed.per_second,
@@ -484,6 +512,45 @@ pub(super) async fn embedded(
         bytes_per_record: load.bytes() as f64 / n.max(1) as f64,
         stages,
     })
+}
+
+/// Reads every record of the grid connector's topics back through the hub's bus — what the router, history and
+/// re-normalisation do — in batches of 1,000; records per second.
+async fn read_back(hub: &Hub) -> Result<Throughput, BenchError> {
+    let mut topics: Vec<String> = unsilo_schemas::shared_schemas()
+        .iter()
+        .map(|s| s.topic())
+        .collect();
+    topics.extend(connector_names(1).iter().flat_map(|c| {
+        [
+            unsilo_schemas::names::raw_topic(c),
+            unsilo_schemas::names::dlq_topic(c),
+        ]
+    }));
+    let clock = Stopwatch::start();
+    let mut read = 0usize;
+    for topic in &topics {
+        let ends = hub.bus.end_offsets(topic).await.unwrap_or_default();
+        for (partition, end) in ends.iter().enumerate() {
+            let mut offset = 0;
+            while offset < *end {
+                let batch = hub
+                    .bus
+                    .fetch(&unsilo_bus::FetchRequest::new(
+                        topic,
+                        partition as u32,
+                        offset,
+                        1000,
+                        std::time::Duration::from_millis(10),
+                    ))
+                    .await?;
+                let Some(last) = batch.last() else { break };
+                offset = last.position.offset + 1;
+                read += batch.len();
+            }
+        }
+    }
+    Ok(clock.stop(read))
 }
 
 /// Raw rdkafka producing `written` (each original to `raw_topic`, each normalised record to `std_topic`) from

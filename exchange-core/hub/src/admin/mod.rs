@@ -7,32 +7,31 @@
 //! - the operations themselves — and who may perform each — are [`crate::governance`]'s, shared with the
 //!   console; each handler here only reads the request and writes the JSON answer.
 //!
-//! Who may do what: operators manage agencies and decide on subscriptions; an agency requests subscriptions and
-//! sees only its own agency record and its own subscriptions (another agency's subscription answers 404, so
-//! ids cannot be probed). Secrets never leave: tokens are shown once at creation, token digests never; SQL
-//! passwords are redacted from every response. Every request that changes something must send
-//! `Content-Type: application/json` ([`crate::api_error::require_json_body`]), which no cross-site form can.
+//! Who may do what is the role matrix's ([`crate::roles::MATRIX`], `unsilo roles`, docs/compliance.md): the
+//! security administrator manages agencies and decides on subscriptions, the system administrator replays dead
+//! letters and re-normalises, the audit administrator reads, verifies and exports the evidence; an agency
+//! requests subscriptions and sees only its own agency record and its own subscriptions (another agency's
+//! subscription answers 404, so ids cannot be probed). Every route is checked against the matrix before its
+//! handler runs ([`crate::roles::authorize_route`]) and again in the operation. Secrets never leave: tokens are
+//! shown once at creation, token digests never; SQL passwords are redacted from every response. Every request
+//! that changes something must send `Content-Type: application/json`
+//! ([`crate::api_error::require_json_body`]), which no cross-site form can.
 //!
 //! | Method and path | Who |
 //! |---|---|
-//! | `POST /admin/agencies` | operator |
-//! | `GET /admin/agencies`, `GET /admin/agencies/{id}` | operator; an agency sees itself |
-//! | `GET /admin/agencies/{id}/tokens` | operator; an agency its own (ids and times, never digests) |
-//! | `POST /admin/agencies/{id}/tokens` | operator (issues an additional token, optional expiry) |
-//! | `POST /admin/agencies/{id}/tokens/{token_id}/revoke` | operator; an agency its own |
-//! | `PUT /admin/agencies/{id}/client-certificate` | operator (binds the agency to a TLS client certificate) |
-//! | `POST /admin/subscriptions` | agency (for itself); operator (naming the agency) |
-//! | `GET /admin/subscriptions`, `GET /admin/subscriptions/{id}` | operator; an agency its own |
-//! | `POST /admin/subscriptions/{id}/approve`, `…/reject` | operator (a second, different one for 双人复核) |
-//! | `POST /admin/subscriptions/{id}/revoke` | operator, or the owning agency |
-//! | `POST /admin/subscriptions/{id}/pause`, `…/resume` | operator, or the owning agency (which resumes only a pause it made) |
-//! | `GET /admin/subscriptions/{id}/progress` | operator, or the owning agency (a backfill's or a resume's catch-up) |
-//! | `POST /admin/subscriptions/{id}/dlq/replay` | operator, or the owning agency |
-//! | `POST /admin/audit/query` (an ID number in the body), `GET /admin/audit` (no `cert_no`), `GET /admin/audit/verify`, `POST /admin/audit/verify` (with exported checkpoints) | operator |
-//! | `GET /admin/audit/keys`, `GET /admin/audit/checkpoints`, `GET /admin/audit/export?from_ms=&to_ms=` | audit administrator |
-//! | `POST /admin/reports/person` (the ID number in the body), `GET /admin/reports/person?person_key=` | operator; a push source whose connector has `report = true` |
-//! | `POST /admin/connectors/{name}/dlq/replay` | operator (re-normalises the source's dead letters) |
-//! | `POST /admin/connectors/{name}/renormalise` | operator (runs `raw.<name>` through the current mapping again) |
+//! | `POST /admin/agencies` | security |
+//! | `GET /admin/agencies`, `GET /admin/agencies/{id}`, `GET /admin/agencies/{id}/tokens` | any administrator; an agency itself (ids and times, never digests) |
+//! | `POST /admin/agencies/{id}/tokens`, `PUT /admin/agencies/{id}/client-certificate` | security |
+//! | `POST /admin/agencies/{id}/tokens/{token_id}/revoke` | security; an agency its own |
+//! | `POST /admin/subscriptions` | an agency (for itself); security (naming the agency) |
+//! | `GET /admin/subscriptions`, `GET /admin/subscriptions/{id}`, `GET /admin/subscriptions/{id}/progress` | any administrator; an agency its own |
+//! | `POST /admin/subscriptions/{id}/approve`, `…/reject` | security (a second, different one for 双人复核) |
+//! | `POST /admin/subscriptions/{id}/revoke`, `…/pause`, `…/resume` | security, or the owning agency (which resumes only a pause it made) |
+//! | `POST /admin/subscriptions/{id}/dlq/replay` | system, or the owning agency |
+//! | `POST /admin/connectors/{name}/dlq/replay`, `POST /admin/connectors/{name}/renormalise` | system |
+//! | `POST /admin/audit/query` (an ID number in the body), `GET /admin/audit` (no `cert_no`) | audit |
+//! | `GET`/`POST /admin/audit/verify`, `GET /admin/audit/keys`, `GET /admin/audit/checkpoints`, `GET /admin/audit/export` | audit |
+//! | `POST /admin/reports/person` (the ID number in the body), `GET /admin/reports/person?person_key=` | audit; a push source whose connector has `report = true` |
 
 use std::sync::Arc;
 
