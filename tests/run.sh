@@ -9,7 +9,8 @@
 # - installs gmssl (pip), an independent SM2 library, to verify exported audit checkpoints (tests/tests/security.rs);
 # - installs and starts Tansu, a Kafka-protocol broker, on a free loopback port (deploy/start-tansu.sh) and
 #   exports its address as UNSILO_TEST_KAFKA, so the Kafka tests run against it (they fail, never skip, without it);
-# - runs the doc tests, then the whole workspace suite with nextest;
+# - runs the doc tests, then the whole workspace suite with nextest, with the `tlcp` feature (Tongsuo built from
+#   source: needs a C compiler, make and perl, which it installs when missing);
 # - stops the broker on exit.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,14 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 "$root/deploy/start-databases.sh"
+
+# Tongsuo (the TLCP listener) is built from source: a C compiler, make and perl.
+if ! command -v cc >/dev/null 2>&1 || ! command -v make >/dev/null 2>&1 || ! command -v perl >/dev/null 2>&1; then
+  echo "run.sh: installing build-essential and perl (apt) for Tongsuo" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$(id -u)" -eq 0 ]; then apt-get update -q >/dev/null && apt-get install -y -q build-essential perl >/dev/null
+  else sudo apt-get update -q >/dev/null && sudo apt-get install -y -q build-essential perl >/dev/null; fi
+fi
 
 # The official Confluent Python client, for the registry compatibility test (tests/tests/confluent_client.rs).
 if ! python3 -c 'import confluent_kafka.schema_registry.avro, fastavro' 2>/dev/null; then
@@ -65,6 +74,9 @@ UNSILO_TEST_KAFKA=$("$root/deploy/start-tansu.sh")
 export UNSILO_TEST_KAFKA
 echo "run.sh: Kafka-protocol broker (Tansu) at $UNSILO_TEST_KAFKA" >&2
 
+# Every test runs with the TLCP listener built in (Tongsuo, from source: tests/tlcp.rs of the hub crate). The same
+# features for the doc tests, so the workspace is built once.
+features=(--features unsilo-hub/tlcp,unsilo-cli/tlcp)
 # Doc tests first, so the run closes on nextest's summary of the whole suite.
-cargo test --workspace --doc --quiet
-cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+cargo test --workspace --doc --quiet "${features[@]}"
+cargo nextest run --workspace --all-targets --no-fail-fast "${features[@]}" "$@"

@@ -437,11 +437,40 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     // Certificate problems should stop the start before anything else happens.
     let tls = config.http.tls.as_ref().map(server::load_tls).transpose()?;
+    #[cfg(feature = "tlcp")]
+    let tlcp = config
+        .http
+        .tlcp
+        .as_ref()
+        .map(|t| unsilo_hub::tlcp::TlcpAcceptor::load(t).map(|a| (t.listen, a)))
+        .transpose()?;
     let hub = Hub::start(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.http.listen))?;
-    hub.serve_with(listener, tls, server::shutdown_signal())
+    // One shutdown signal for every listener.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    #[cfg(feature = "tlcp")]
+    if let Some((addr, acceptor)) = tlcp {
+        let tlcp_listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (TLCP)"))?;
+        let hub = hub.clone();
+        let shutdown = until_stopped(stopped.clone());
+        tokio::spawn(async move {
+            if let Err(e) = hub.serve_tlcp(tlcp_listener, acceptor, shutdown).await {
+                tracing::error!(error = %e, "The TLCP listener stopped with an error.");
+            }
+        });
+    }
+    hub.serve_with(listener, tls, until_stopped(stopped))
         .await?;
     Ok(())
 }

@@ -421,6 +421,29 @@ pub struct HttpConfig {
     /// Serve HTTPS (rustls) with this certificate and key instead of plain HTTP.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Also serve TLCP (GB/T 38636-2020, 国密 SSL) on a port of its own, with an SM2 signing and an SM2
+    /// encryption certificate (`[http.tlcp]`; needs a build with the `tlcp` feature).
+    #[serde(default)]
+    pub tlcp: Option<TlcpConfig>,
+}
+
+/// `[http.tlcp]`: the TLCP listener's address and its SM2 certificate pair.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlcpConfig {
+    /// Address to listen on, e.g. `0.0.0.0:8443`.
+    pub listen: SocketAddr,
+    /// PEM file of the SM2 signing certificate (chain, leaf first).
+    pub sign_cert: PathBuf,
+    /// PEM file of its private key (readable by the hub's user only).
+    pub sign_key: PathBuf,
+    /// PEM file of the SM2 encryption certificate.
+    pub enc_cert: PathBuf,
+    /// PEM file of its private key.
+    pub enc_key: PathBuf,
+    /// PEM file of the CA(s) whose client certificates the listener accepts (optional, as with `[http] tls`).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// The server's TLS certificate and key.
@@ -447,6 +470,7 @@ impl Default for HttpConfig {
         Self {
             listen: default_listen(),
             tls: None,
+            tlcp: None,
         }
     }
 }
@@ -865,6 +889,11 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "bus.kind is \"kafka\": set [security] secret_file, one file shared by every hub process (pseudonyms must agree)"
                     .into(),
+            ));
+        }
+        if self.http.tlcp.is_some() && !cfg!(feature = "tlcp") {
+            return Err(ConfigError::Invalid(
+                "[http.tlcp] is set but this build has no TLCP: build unsilo with `--features tlcp` (Tongsuo), or terminate TLCP at a certified 国密 gateway".into(),
             ));
         }
         let sign_in = &self.admin.sign_in;

@@ -42,6 +42,8 @@
 //! - [`admin`]: the admin HTTP API (agencies, tokens, subscriptions, audit, dead letters).
 //! - [`console`]: the operators' console and the agencies' portal in a browser, over the same operations.
 //!
+//! With the `tlcp` feature, `tlcp` serves the same routes over TLCP (GB/T 38636-2020) from Tongsuo.
+//!
 //! On top: [`server`] starts every stage and serves the HTTP surfaces; [`fuzzing`] holds the entry points of
 //! the fuzz targets (bytes in, no panic, hang or unbounded allocation).
 
@@ -66,4 +68,6 @@ pub mod roles;
 pub mod router;
 pub mod secrets;
 pub mod server;
+#[cfg(feature = "tlcp")]
+pub mod tlcp;
 pub mod totp;

@@ -12,7 +12,8 @@
 //! - **Graceful shutdown**: when the shutdown future completes the listener closes, in-flight requests may finish
 //!   for up to `drain_timeout`, then the remaining connections are dropped.
 //!
-//! One loop for plain HTTP and HTTPS, so both get the same limits.
+//! One loop for plain HTTP, HTTPS and — with the `tlcp` feature — TLCP ([`crate::tlcp`]), so all get the same
+//! limits.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -45,6 +46,9 @@ pub struct ListenerOptions {
     pub drain_timeout: Duration,
     /// Most connections open at once; one more is closed as soon as it is accepted.
     pub max_connections: usize,
+    /// TLCP instead of TLS (the `tlcp` feature): connections are TLCP handshakes with the SM2 certificate pair.
+    #[cfg(feature = "tlcp")]
+    pub tlcp: Option<crate::tlcp::TlcpAcceptor>,
 }
 
 impl Default for ListenerOptions {
@@ -55,6 +59,8 @@ impl Default for ListenerOptions {
             header_read_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             max_connections: 4096,
+            #[cfg(feature = "tlcp")]
+            tlcp: None,
         }
     }
 }
@@ -67,6 +73,8 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let acceptor = options.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    #[cfg(feature = "tlcp")]
+    let tlcp = options.tlcp.clone();
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -104,6 +112,8 @@ pub async fn serve(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let acceptor = acceptor.clone();
+        #[cfg(feature = "tlcp")]
+        let tlcp = tlcp.clone();
         let handshake_timeout = options.header_read_timeout;
         tokio::spawn(async move {
             let _slot = slot;
@@ -117,6 +127,26 @@ pub async fn serve(
                     debug!(%peer, "Connection closed: nothing was sent within the header timeout.");
                     return;
                 }
+            }
+            #[cfg(feature = "tlcp")]
+            if let Some(tlcp) = tlcp {
+                let (stream, certificate) =
+                    match tokio::time::timeout(handshake_timeout, tlcp.accept(tcp)).await {
+                        Ok(Ok(accepted)) => accepted,
+                        Ok(Err(e)) => {
+                            debug!(%peer, error = %e, "TLCP handshake failed.");
+                            return;
+                        }
+                        Err(_) => {
+                            debug!(%peer, "TLCP handshake timed out.");
+                            return;
+                        }
+                    };
+                let conn = serve_connection(&builder, TokioIo::new(stream), app, peer, certificate);
+                if let Err(e) = watcher.watch(conn).await {
+                    debug!(%peer, error = %e, "Connection ended with an error.");
+                }
+                return;
             }
             match acceptor {
                 None => {

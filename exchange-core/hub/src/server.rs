@@ -496,6 +496,31 @@ impl Hub {
         info!("unsilo stopped cleanly.");
         Ok(())
     }
+
+    /// Serves the hub's routes over TLCP on `listener` (the `tlcp` feature, `[http.tlcp]`) until `shutdown`
+    /// completes, with the same limits as the main listener. It does not close the hub: the main listener's
+    /// [`Hub::serve_with`] does.
+    #[cfg(feature = "tlcp")]
+    pub async fn serve_tlcp(
+        &self,
+        listener: TcpListener,
+        acceptor: crate::tlcp::TlcpAcceptor,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ServerError> {
+        let addr = listener.local_addr()?;
+        info!(%addr, "unsilo is serving TLCP (GB/T 38636-2020).");
+        let options = crate::listener::ListenerOptions {
+            tls: None,
+            tlcp: Some(acceptor),
+            max_header_bytes: self.access.limits.max_header_bytes,
+            header_read_timeout: self.access.limits.header_read_timeout,
+            max_connections: self.access.limits.max_connections,
+            ..crate::listener::ListenerOptions::default()
+        };
+        crate::listener::serve(listener, self.router(), options, shutdown).await?;
+        info!(%addr, "TLCP listener stopped.");
+        Ok(())
+    }
 }
 
 /// Loads the server certificate chain and private key (PEM files) into a rustls configuration (TLS 1.2 and
