@@ -57,6 +57,19 @@ pub fn with_grid_and_operator(mut config: Config) -> Config {
     config
 }
 
+/// `config` with rate limits that do not get in the way of a test calling every route many times.
+pub fn with_generous_limits(mut config: Config) -> Config {
+    let generous = unsilo_hub::access::RateLimit {
+        per_second: 100_000.0,
+        burst: 100_000,
+    };
+    config.limits.admin = generous;
+    config.limits.registry = generous;
+    config.limits.pull = generous;
+    config.limits.ingest = generous;
+    config
+}
+
 /// An HTTP client that presents the system administrator's token with every request (registry writes).
 pub fn operator_client() -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();

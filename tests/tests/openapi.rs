@@ -7,22 +7,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use unsilo_hub::access::RateLimit;
-use unsilo_tests::api::{with_grid_and_operator, Api, OPERATOR_TOKEN};
+use unsilo_tests::api::{with_generous_limits, with_grid_and_operator, Api, OPERATOR_TOKEN};
 use unsilo_tests::{embedded_config, RunningHub};
 
 /// A hub whose rate limits do not get in the way of a property-based run.
 async fn hub() -> (tempfile::TempDir, RunningHub) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut config = with_grid_and_operator(embedded_config(dir.path()));
-    let generous = RateLimit {
-        per_second: 100_000.0,
-        burst: 100_000,
-    };
-    config.limits.admin = generous;
-    config.limits.registry = generous;
-    config.limits.pull = generous;
-    config.limits.ingest = generous;
+    let config = with_generous_limits(with_grid_and_operator(embedded_config(dir.path())));
     let running = RunningHub::start(&config).await;
     (dir, running)
 }

@@ -5,11 +5,11 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use unsilo_hub::access::RateLimit;
 use unsilo_hub::auth::{Principal, Role};
 use unsilo_hub::roles::{self, Action};
 use unsilo_tests::api::{
-    with_grid_and_operator, Api, AUDITOR_TOKEN, OPERATOR_TOKEN, PUSH_TOKEN, SYSTEM_TOKEN,
+    with_generous_limits, with_grid_and_operator, Api, AUDITOR_TOKEN, OPERATOR_TOKEN, PUSH_TOKEN,
+    SYSTEM_TOKEN,
 };
 use unsilo_tests::{embedded_config, RunningHub};
 
@@ -49,15 +49,7 @@ async fn every_route_answers_every_principal_as_the_role_matrix_says() {
             push.report = true;
         }
     }
-    let generous = RateLimit {
-        per_second: 100_000.0,
-        burst: 100_000,
-    };
-    config.limits.admin = generous;
-    config.limits.registry = generous;
-    config.limits.pull = generous;
-    config.limits.ingest = generous;
-    let running = RunningHub::start(&config).await;
+    let running = RunningHub::start(&with_generous_limits(config)).await;
     let api = Api::new(&running.base);
     let agency_token = api
         .agency("civil-affairs", "民政局", "11610921016050037T", "S3")
