@@ -113,7 +113,14 @@ pub fn shared_record(
 pub fn embedded_config(dir: &Path) -> Config {
     let mut c = Config::default();
     c.bus.embedded.data_dir = dir.to_owned();
+    without_api_second_factor(&mut c);
     c
+}
+
+/// The suite's hubs take operators' tokens alone on the API, so tests can call it as any client would;
+/// `security::operators_give_the_second_factor_on_the_api_too` tests the production default.
+fn without_api_second_factor(c: &mut Config) {
+    c.admin.sign_in.api_second_factor = false;
 }
 
 /// The Kafka bus on the test broker, with a deployment secret in `secret_dir`, a hub id of its own (hubs of
@@ -130,5 +137,6 @@ pub fn kafka_config(secret_dir: &Path) -> Config {
     c.hub.id = format!("test-hub-{:016x}", rand_u64());
     // Each test is its own deployment on the shared broker: its routers never wait on another test's hubs.
     c.hub.cluster = format!("test-{:016x}", rand_u64());
+    without_api_second_factor(&mut c);
     c
 }

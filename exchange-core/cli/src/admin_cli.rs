@@ -25,6 +25,10 @@ pub(crate) struct HubArgs {
     /// A bearer token: an operator's, or an agency's for its own subscriptions.
     #[arg(long, env = "UNSILO_TOKEN", hide_env_values = true, global = true)]
     token: Option<String>,
+    /// An operator's current one-time code (the second factor on the API, `[admin.sign_in]
+    /// api_second_factor`), sent as `X-Unsilo-OTP`; good for the 30 seconds it is shown.
+    #[arg(long, env = "UNSILO_OTP", hide_env_values = true, global = true)]
+    otp: Option<String>,
     /// Extra CA certificate (PEM) to trust for an HTTPS hub.
     #[arg(long, global = true)]
     ca_file: Option<PathBuf>,
@@ -283,6 +287,15 @@ impl Client {
                 reqwest::Certificate::from_pem(&pem)
                     .context("the CA file is not a PEM certificate")?,
             );
+        }
+        if let Some(otp) = &args.otp {
+            let mut headers = reqwest::header::HeaderMap::new();
+            headers.insert(
+                unsilo_hub::access::OTP_HEADER,
+                reqwest::header::HeaderValue::from_str(otp.trim())
+                    .context("--otp is not a one-time code")?,
+            );
+            builder = builder.default_headers(headers);
         }
         Ok(Self {
             base: args.hub.trim_end_matches('/').to_owned(),

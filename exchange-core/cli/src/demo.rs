@@ -521,7 +521,7 @@ fn banner(
         "\n  Try next:\n    \
          curl -s {base}/metrics | grep unsilo_ingest_records\n    \
          UNSILO_TOKEN=$(cat {t}/civil-affairs) {unsilo} subscription pull civil-affairs.red-households\n    \
-         UNSILO_TOKEN=$(cat {t}/audit) {unsilo} audit verify\n\n  \
+         UNSILO_TOKEN=$(cat {t}/audit) UNSILO_OTP=$({unsilo} operator totp code {t}/audit.totp) {unsilo} audit verify\n\n  \
          A progress line follows every 10 s (--quiet hides it). Ctrl-C stops.\n"
     ));
     out

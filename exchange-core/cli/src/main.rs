@@ -127,6 +127,12 @@ enum OperatorTotpCommand {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Prints the current code of an enrolment (a file holding an `otpauth://` URI, as the demo writes), like
+    /// an authenticator app: `UNSILO_OTP=$(unsilo operator totp code ./data/demo-tokens/audit.totp)`.
+    Code {
+        /// The file with the otpauth URI.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -658,6 +664,17 @@ fn operator_token_new(name: &str, role: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `unsilo operator totp code FILE`: the current code of an enrolment URI, as an authenticator app shows it.
+fn operator_totp_code(file: &std::path::Path) -> anyhow::Result<()> {
+    let uri = unsilo_hub::secrets::read_private(file)
+        .with_context(|| format!("reading {}", file.display()))?;
+    let secret = unsilo_hub::totp::secret_of_uri(&uri)
+        .with_context(|| format!("{} holds no otpauth:// URI with a secret", file.display()))?;
+    let now = u64::try_from(unsilo_bus::now_ms() / 1000).unwrap_or(0);
+    println!("{}", unsilo_hub::totp::code_at(&secret, now));
+    Ok(())
+}
+
 /// `unsilo keys rotate`: a new KEK, every data key re-wrapped under it.
 fn keys_rotate(config: Option<&std::path::Path>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let mut config = match config {
@@ -848,6 +865,9 @@ async fn main() -> std::process::ExitCode {
         })) => operator_totp_enrol(&name, config.as_deref(), data_dir),
         Command::Keys(KeysCommand::Rotate { config, data_dir }) => {
             keys_rotate(config.as_deref(), data_dir)
+        }
+        Command::Operator(OperatorCommand::Totp(OperatorTotpCommand::Code { file })) => {
+            operator_totp_code(&file)
         }
         Command::Roles => {
             print!("{}", unsilo_hub::roles::markdown_matrix());

@@ -560,7 +560,28 @@ pub struct Access {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Failed authentications by address.
     pub failures: FailureThrottle,
+    /// The second factor operators give on the API (`[admin.sign_in] api_second_factor`), if asked for.
+    pub operator_api_factor: Option<ApiSecondFactor>,
 }
+
+/// The one-time code an operator sends with API calls (`X-Unsilo-OTP`) when the deployment asks for a second
+/// factor there too: an operator bound to a client certificate has theirs checked with the connection instead.
+#[derive(Clone)]
+pub struct ApiSecondFactor {
+    /// The deployment secret (the codes' secrets derive from it).
+    pub secret: Arc<crate::secrets::HubSecret>,
+    /// Each operator's enrolment epoch.
+    pub epochs: HashMap<String, u32>,
+}
+
+impl std::fmt::Debug for ApiSecondFactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSecondFactor").finish_non_exhaustive()
+    }
+}
+
+/// The header an operator's one-time code travels in on the API.
+pub const OTP_HEADER: &str = "x-unsilo-otp";
 
 /// A `429` with `Retry-After`, in `surface`'s dialect.
 fn too_many(surface: Surface, wait: Duration, message: &str) -> Response {
@@ -624,6 +645,24 @@ impl Access {
         let certificate = request.extensions().get::<ClientCertificate>();
         self.authenticator
             .authenticate(request.headers(), certificate)
+            .and_then(|principal| match (&principal, &self.operator_api_factor) {
+                (Some(Principal::Operator { name, .. }), Some(factor))
+                    if !self.authenticator.operator_bound_to_certificate(name) =>
+                {
+                    let code = request
+                        .headers()
+                        .get(OTP_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default();
+                    let epoch = factor.epochs.get(name).copied().unwrap_or(0);
+                    if crate::totp::code_is_current(&factor.secret, name, epoch, code) {
+                        Ok(principal)
+                    } else {
+                        Err(AuthError::SecondFactorRequired(name.clone()))
+                    }
+                }
+                _ => Ok(principal),
+            })
             .map_err(|e| {
                 if !matches!(e, AuthError::Missing) {
                     if let Some(block) = self.failures.failed(address, self.limits.auth_failures) {

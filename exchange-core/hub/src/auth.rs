@@ -131,6 +131,9 @@ pub enum AuthError {
     /// The agency's token was revoked.
     #[error("token {0} was revoked")]
     Revoked(String),
+    /// An operator called the API without the second factor the deployment asks for.
+    #[error("operator `{0}` must send the current one-time code in the X-Unsilo-OTP header (unsilo: --otp or UNSILO_OTP), or connect with the client certificate bound to them")]
+    SecondFactorRequired(String),
     /// The agency or operator is bound to a client certificate this connection did not present.
     #[error("`{0}` must connect with its registered TLS client certificate")]
     CertificateRequired(String),
@@ -322,6 +325,13 @@ impl Authenticator {
             push_sources: push_sources.into_iter().map(lower).collect(),
             control,
         }
+    }
+
+    /// Whether the operator called `name` is bound to a client certificate (checked on every request).
+    pub fn operator_bound_to_certificate(&self, name: &str) -> bool {
+        self.operators
+            .iter()
+            .any(|(n, _, _, cert)| n == name && cert.is_some())
     }
 
     /// The role of the operator called `name`, if one is configured.

@@ -245,6 +245,11 @@ pub struct SignInConfig {
     /// Sessions one person may hold at once (default 3); signing in past it ends their oldest session.
     #[serde(default = "default_max_sessions")]
     pub max_sessions_per_person: usize,
+    /// Ask operators for the second factor on the API as well (default true): with `second_factor = "totp"`,
+    /// an operator's API call carries the current one-time code in `X-Unsilo-OTP` (`unsilo … --otp`); an
+    /// operator bound to a client certificate presents it instead. Only a laboratory turns it off.
+    #[serde(default = "default_true")]
+    pub api_second_factor: bool,
 }
 
 fn default_lockout_failures() -> u32 {
@@ -272,6 +277,7 @@ impl Default for SignInConfig {
             idle_timeout: default_idle_timeout(),
             session_lifetime: default_session_lifetime(),
             max_sessions_per_person: default_max_sessions(),
+            api_second_factor: true,
         }
     }
 }

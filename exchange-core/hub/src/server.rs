@@ -283,6 +283,17 @@ impl Hub {
             limiter: RateLimiter::default(),
             limits: config.limits.clone(),
             registry_anonymous_read: config.registry.anonymous_read,
+            operator_api_factor: (config.admin.sign_in.api_second_factor
+                && config.admin.sign_in.second_factor == crate::config::SecondFactor::Totp)
+                .then(|| crate::access::ApiSecondFactor {
+                    secret: secret.clone(),
+                    epochs: config
+                        .admin
+                        .operators
+                        .iter()
+                        .map(|o| (o.name.clone(), o.totp_epoch))
+                        .collect(),
+                }),
             metrics: Some(metrics.clone()),
         });
         let (stop_routing, routing_stopped) = tokio::sync::watch::channel(false);

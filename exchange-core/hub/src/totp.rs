@@ -73,6 +73,36 @@ pub fn secret_of_uri(uri: &str) -> Option<[u8; 20]> {
     secret.as_bytes().try_into().ok()
 }
 
+/// The step (current, or one either side) whose code `code` is, for `operator`'s secret at `unix_seconds`.
+fn matching_step(
+    secret: &HubSecret,
+    operator: &str,
+    epoch: u32,
+    code: &str,
+    unix_seconds: i64,
+) -> Option<u64> {
+    let code = code.trim();
+    if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let key = secret.totp_secret(operator, epoch);
+    let now_step = u64::try_from(unix_seconds).unwrap_or(0) / STEP_SECONDS;
+    let mut matched = None;
+    for step in [now_step.saturating_sub(1), now_step, now_step + 1] {
+        let expected = code_at(&key, step * STEP_SECONDS);
+        if digests_equal(expected.as_bytes(), code.as_bytes()) && matched.is_none() {
+            matched = Some(step);
+        }
+    }
+    matched
+}
+
+/// Whether `code` is `operator`'s code now, or one step either side — for the admin API's `X-Unsilo-OTP`, where
+/// one code serves the calls of its 30 seconds (a CLI session runs several commands), unlike a console sign-in.
+pub fn code_is_current(secret: &HubSecret, operator: &str, epoch: u32, code: &str) -> bool {
+    matching_step(secret, operator, epoch, code, unsilo_bus::now_ms() / 1000).is_some()
+}
+
 /// Checks codes, refusing a step already used by the same operator.
 #[derive(Debug, Default)]
 pub struct TotpVerifier {
@@ -95,20 +125,7 @@ impl TotpVerifier {
         code: &str,
         unix_seconds: i64,
     ) -> bool {
-        let code = code.trim();
-        if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-        let key = secret.totp_secret(operator, epoch);
-        let now_step = u64::try_from(unix_seconds).unwrap_or(0) / STEP_SECONDS;
-        let mut matched = None;
-        for step in [now_step.saturating_sub(1), now_step, now_step + 1] {
-            let expected = code_at(&key, step * STEP_SECONDS);
-            if digests_equal(expected.as_bytes(), code.as_bytes()) && matched.is_none() {
-                matched = Some(step);
-            }
-        }
-        let Some(step) = matched else {
+        let Some(step) = matching_step(secret, operator, epoch, code, unix_seconds) else {
             return false;
         };
         let mut last = self
