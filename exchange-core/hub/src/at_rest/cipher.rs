@@ -62,12 +62,32 @@ impl Algorithm {
     }
 }
 
-/// A key and its algorithm. The bytes are never printed, and are zeroed when the key is dropped (residual
-/// information, 等保 8.1.4.9).
+/// A key and its algorithm, with its cipher's key schedule made once. The bytes are never printed, and are
+/// zeroed when the key is dropped (residual information, 等保 8.1.4.9).
 #[derive(Clone)]
 pub struct Key {
     algorithm: Algorithm,
     bytes: Zeroizing<Vec<u8>>,
+    cipher: Cipher,
+}
+
+/// A ready cipher: its round keys and GHASH key computed once per key, not per record.
+#[derive(Clone)]
+enum Cipher {
+    Sm4(Box<Sm4Gcm>),
+    Aes(Box<Aes256Gcm>),
+}
+
+impl Cipher {
+    fn of(algorithm: Algorithm, bytes: &[u8]) -> Result<Self, CipherError> {
+        let wrong = |_| CipherError::KeyLength(algorithm.key_bytes());
+        Ok(match algorithm {
+            Algorithm::Sm4Gcm => Self::Sm4(Box::new(Sm4Gcm::new_from_slice(bytes).map_err(wrong)?)),
+            Algorithm::Aes256Gcm => {
+                Self::Aes(Box::new(Aes256Gcm::new_from_slice(bytes).map_err(wrong)?))
+            }
+        })
+    }
 }
 
 impl std::fmt::Debug for Key {
@@ -94,10 +114,9 @@ impl Key {
     /// A fresh random key of `algorithm`.
     pub fn generate(algorithm: Algorithm) -> Self {
         let bytes: Vec<u8> = (0..algorithm.key_bytes()).map(|_| rand::random()).collect();
-        Self {
-            algorithm,
-            bytes: Zeroizing::new(bytes),
-        }
+        // A fresh key has the algorithm's length: the schedule cannot fail.
+        Self::from_bytes(algorithm, bytes)
+            .unwrap_or_else(|_| unreachable!("a generated key has its length"))
     }
 
     /// A key from its bytes.
@@ -107,6 +126,7 @@ impl Key {
         }
         Ok(Self {
             algorithm,
+            cipher: Cipher::of(algorithm, &bytes)?,
             bytes: Zeroizing::new(bytes),
         })
     }
@@ -128,15 +148,11 @@ impl Key {
             msg: plaintext,
             aad,
         };
-        let sealed = match self.algorithm {
-            Algorithm::Sm4Gcm => Sm4Gcm::new_from_slice(&self.bytes)
-                .ok()
-                .and_then(|c| c.encrypt((&nonce).into(), payload).ok()),
-            Algorithm::Aes256Gcm => Aes256Gcm::new_from_slice(&self.bytes)
-                .ok()
-                .and_then(|c| c.encrypt((&nonce).into(), payload).ok()),
+        let sealed = match &self.cipher {
+            Cipher::Sm4(c) => c.encrypt((&nonce).into(), payload),
+            Cipher::Aes(c) => c.encrypt((&nonce).into(), payload),
         }
-        // Keys are checked for length when made; GCM encrypts any message under 64 GiB.
+        // GCM encrypts any message under 64 GiB.
         .unwrap_or_default();
         let mut out = Vec::with_capacity(NONCE_BYTES + sealed.len());
         out.extend_from_slice(&nonce);
@@ -154,13 +170,9 @@ impl Key {
             msg: ciphertext,
             aad,
         };
-        let opened = match self.algorithm {
-            Algorithm::Sm4Gcm => Sm4Gcm::new_from_slice(&self.bytes)
-                .map_err(|_| CipherError::KeyLength(16))?
-                .decrypt(nonce.into(), payload),
-            Algorithm::Aes256Gcm => Aes256Gcm::new_from_slice(&self.bytes)
-                .map_err(|_| CipherError::KeyLength(32))?
-                .decrypt(nonce.into(), payload),
+        let opened = match &self.cipher {
+            Cipher::Sm4(c) => c.decrypt(nonce.into(), payload),
+            Cipher::Aes(c) => c.decrypt(nonce.into(), payload),
         };
         opened.map_err(|_| CipherError::Unauthentic)
     }

@@ -278,7 +278,8 @@ pub struct DataKeys {
     dir: PathBuf,
     algorithm: Algorithm,
     wrapper: Arc<dyn KeyWrapper>,
-    cache: Mutex<HashMap<(String, String), Arc<Key>>>,
+    /// Topic → day → key: looked up by `&str`, without allocating, once per record.
+    cache: Mutex<HashMap<String, HashMap<String, Arc<Key>>>>,
 }
 
 impl DataKeys {
@@ -300,7 +301,8 @@ impl DataKeys {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&(topic.to_owned(), day.to_owned()))
+            .get(topic)
+            .and_then(|days| days.get(day))
             .cloned()
     }
 
@@ -309,8 +311,21 @@ impl DataKeys {
         self.cache
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert((topic.to_owned(), day.to_owned()), key.clone());
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(day.to_owned(), key.clone());
         key
+    }
+
+    fn forget(&self, topic: &str, day: &str) {
+        if let Some(days) = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_mut(topic)
+        {
+            days.remove(day);
+        }
     }
 
     /// The data key to encrypt `topic`'s records of `day` with, made (and its wrapped form written) if the day
@@ -438,10 +453,7 @@ impl DataKeys {
             let path = self.file(topic, &day);
             match std::fs::remove_file(&path) {
                 Ok(()) => {
-                    self.cache
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(&(topic.to_owned(), day.clone()));
+                    self.forget(topic, &day);
                     removed.push(day);
                 }
                 Err(e) => {
