@@ -391,6 +391,9 @@ max_bytes = "1MiB"
     )
     .expect("retention config");
     config.bus.embedded.data_dir = dir.path().to_owned();
+    // As every hub of the suite: operators' tokens alone on the API (the production default is tested in
+    // security::operators_give_the_second_factor_on_the_api_too).
+    config.admin.sign_in.api_second_factor = false;
     assert_eq!(
         config.bus.retention.sub.max_age,
         Some(Duration::from_secs(30 * 86_400)),
