@@ -12,7 +12,7 @@
 //! - **Graceful shutdown**: when the shutdown future completes the listener closes, in-flight requests may finish
 //!   for up to `drain_timeout`, then the remaining connections are dropped.
 //!
-//! One loop for plain HTTP, HTTPS and — with the `tlcp` feature — TLCP ([`crate::tlcp`]), so all get the same
+//! One loop for plain HTTP, HTTPS and — with the `tlcp` feature — TLCP (the `tlcp` module), so all get the same
 //! limits.
 
 use std::future::Future;

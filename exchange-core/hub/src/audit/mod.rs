@@ -8,7 +8,7 @@
 //! - a removed entry leaves a gap in `seq` and a `prev` that matches nothing;
 //! - reordered entries break both.
 //!
-//! [`verify`] replays the topic and reports every such break. The hash covers the exact bytes stored, so no
+//! [`verify()`] replays the topic and reports every such break. The hash covers the exact bytes stored, so no
 //! canonical JSON form is needed. Chains are per hub (`hub` in the body, the `[hub] id` of the configuration):
 //! several hub processes on one Kafka cluster each keep their own chain in one topic, without coordinating.
 //! A keyless chain can be extended by anyone who can write to the topic, and cannot show that its newest
@@ -16,7 +16,7 @@
 //! Ed25519 signature over the append's range `(hub, from_seq, seq, hash)`, which vouches for the entries of that
 //! append and nothing before them; and the hub signs checkpoints of its chain ([`checkpoint`]) every N entries
 //! and every T seconds on `_unsilo.audit.checkpoints`, exportable for anchoring elsewhere. Every reader goes
-//! through one [`verify::Verifier`]: [`verify`] reports entries no signature covers (forged), signatures that do
+//! through one [`verify::Verifier`]: [`verify()`] reports entries no signature covers (forged), signatures that do
 //! not verify, chains that end before a checkpoint (cut off) and checkpoints the chain does not match
 //! (rewritten); [`query`] and the person index answer only from verified entries and count the rest.
 //!

@@ -10,7 +10,7 @@
 //!
 //! Three readers use it:
 //!
-//! - [`super::verify`] (`unsilo audit verify`) reads the whole log and reports every break ([`VerifyReport`]);
+//! - [`super::verify()`] (`unsilo audit verify`) reads the whole log and reports every break ([`VerifyReport`]);
 //! - [`super::AuditLog::open`] checks its own chain's tail (from its newest checkpoint) before it appends, and
 //!   disowns a tail it cannot verify ([`super::DISOWN_ACTION`]);
 //! - [`super::query`] and the person index ([`super::person`]) answer only from entries verified against a
@@ -25,7 +25,7 @@ use unsilo_schemas::names::{HEADER_AUDIT_HASH, HEADER_AUDIT_SIGNATURE};
 use super::signing::{self, KeySource, TrustedKeys};
 use super::{AuditEvent, Checkpoint, EntryBody, DISOWN_ACTION, GENESIS, KEY_ACTION};
 
-/// One break in the chain found by [`super::verify`].
+/// One break in the chain found by [`super::verify()`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Problem {
     /// Offset of the entry where the break shows.
@@ -34,7 +34,7 @@ pub struct Problem {
     pub message: String,
 }
 
-/// What [`super::verify`] found of one hub's chain.
+/// What [`super::verify()`] found of one hub's chain.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ChainReport {
     /// Sequence number of the newest entry.
@@ -54,7 +54,7 @@ pub struct ChainReport {
     pub checkpoint: Option<(u64, i64)>,
 }
 
-/// The result of [`super::verify`].
+/// The result of [`super::verify()`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct VerifyReport {
     /// Entries read.

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //!
-//! - this file: the [`DeliveryManager`], which runs one worker per active subscription whose channel needs one
+//! - this file: [`start`] and the [`DeliveryStage`], which run one worker per active subscription whose channel needs one
 //!   (webhook, SQL, Kafka to another cluster) and stops it when the subscription stops delivering; the worker
 //!   loop over a [`DeliverySink`]; channel preparation at activation; delivery-DLQ replay; the decoder of
 //!   released records and their JSON form.
