@@ -130,18 +130,11 @@ pub async fn serve(
             }
             #[cfg(feature = "tlcp")]
             if let Some(tlcp) = tlcp {
-                let (stream, certificate) =
-                    match tokio::time::timeout(handshake_timeout, tlcp.accept(tcp)).await {
-                        Ok(Ok(accepted)) => accepted,
-                        Ok(Err(e)) => {
-                            debug!(%peer, error = %e, "TLCP handshake failed.");
-                            return;
-                        }
-                        Err(_) => {
-                            debug!(%peer, "TLCP handshake timed out.");
-                            return;
-                        }
-                    };
+                let Some((stream, certificate)) =
+                    handshake(peer, "TLCP", handshake_timeout, tlcp.accept(tcp)).await
+                else {
+                    return;
+                };
                 let conn = serve_connection(&builder, TokioIo::new(stream), app, peer, certificate);
                 if let Err(e) = watcher.watch(conn).await {
                     debug!(%peer, error = %e, "Connection ended with an error.");
@@ -156,18 +149,11 @@ pub async fn serve(
                     }
                 }
                 Some(acceptor) => {
-                    let tls =
-                        match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
-                            Ok(Ok(tls)) => tls,
-                            Ok(Err(e)) => {
-                                debug!(%peer, error = %e, "TLS handshake failed.");
-                                return;
-                            }
-                            Err(_) => {
-                                debug!(%peer, "TLS handshake timed out.");
-                                return;
-                            }
-                        };
+                    let Some(tls) =
+                        handshake(peer, "TLS", handshake_timeout, acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
                     let certificate = tls
                         .get_ref()
                         .1
@@ -191,6 +177,26 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// A TLS or TLCP handshake bounded by `timeout`; `None` (logged at debug) when it fails or takes too long.
+async fn handshake<T, E: std::fmt::Display>(
+    peer: SocketAddr,
+    protocol: &str,
+    timeout: Duration,
+    accept: impl Future<Output = Result<T, E>>,
+) -> Option<T> {
+    match tokio::time::timeout(timeout, accept).await {
+        Ok(Ok(done)) => Some(done),
+        Ok(Err(e)) => {
+            debug!(%peer, error = %e, "{protocol} handshake failed.");
+            None
+        }
+        Err(_) => {
+            debug!(%peer, "{protocol} handshake timed out.");
+            None
+        }
+    }
 }
 
 /// One connection, with the connection's facts put into every request.

@@ -215,6 +215,20 @@ impl RecordCipher {
             .map_err(|e| unsilo_bus::Error::Store(format!("encryption at rest: {e}")))
     }
 
+    /// Every part of a multi-topic write, sealed for its topic.
+    fn seal_parts(
+        &self,
+        parts: Vec<(String, Vec<Record>)>,
+    ) -> unsilo_bus::Result<Vec<(String, Vec<Record>)>> {
+        parts
+            .into_iter()
+            .map(|(topic, rs)| {
+                let rs = self.seal_all(&topic, rs)?;
+                Ok((topic, rs))
+            })
+            .collect()
+    }
+
     fn open_all(&self, records: Vec<ConsumedRecord>) -> Vec<ConsumedRecord> {
         records
             .into_iter()
@@ -295,13 +309,7 @@ impl Consumer for EncryptedConsumer {
         parts: Vec<(String, Vec<Record>)>,
         records: &[ConsumedRecord],
     ) -> unsilo_bus::Result<Vec<Vec<Position>>> {
-        let sealed = parts
-            .into_iter()
-            .map(|(topic, rs)| {
-                let rs = self.cipher.seal_all(&topic, rs)?;
-                Ok((topic, rs))
-            })
-            .collect::<unsilo_bus::Result<Vec<_>>>()?;
+        let sealed = self.cipher.seal_parts(parts)?;
         self.inner
             .publish_and_commit(self.bus.as_ref(), sealed, records)
             .await
@@ -335,13 +343,7 @@ impl Bus for EncryptedBus {
         &self,
         batches: Vec<(String, Vec<Record>)>,
     ) -> unsilo_bus::Result<Vec<Vec<Position>>> {
-        let sealed = batches
-            .into_iter()
-            .map(|(topic, rs)| {
-                let rs = self.cipher.seal_all(&topic, rs)?;
-                Ok((topic, rs))
-            })
-            .collect::<unsilo_bus::Result<Vec<_>>>()?;
+        let sealed = self.cipher.seal_parts(batches)?;
         self.inner.publish_all(sealed).await
     }
 
