@@ -1049,3 +1049,47 @@ fn keys_rotate_re_wraps_every_data_key_under_a_new_kek() {
         Some(b"610921196105170316".as_slice())
     );
 }
+
+#[test]
+fn operator_totp_code_reads_an_enrolment_as_an_authenticator_app_would() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = unsilo_hub::secrets::HubSecret::from_bytes([9; 32]).totp_secret("li-wei", 0);
+    let file = dir.path().join("li-wei.totp");
+    unsilo_hub::secrets::write_private(
+        &file,
+        unsilo_hub::totp::otpauth_uri("li-wei", &secret).as_bytes(),
+    )
+    .expect("write");
+    let before = unsilo_bus::now_ms() / 1000;
+    let out = Command::new(env!("CARGO_BIN_EXE_unsilo"))
+        .args(["operator", "totp", "code", file.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    let after = unsilo_bus::now_ms() / 1000;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code = String::from_utf8(out.stdout).expect("utf-8");
+    let expected: Vec<String> = [before, after]
+        .iter()
+        .map(|t| unsilo_hub::totp::code_at(&secret, *t as u64))
+        .collect();
+    assert!(
+        expected.contains(&code.trim().to_owned()),
+        "{code} not in {expected:?}"
+    );
+    // A file without a URI says so.
+    std::fs::write(dir.path().join("bad.totp"), "hello").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_unsilo"))
+        .args([
+            "operator",
+            "totp",
+            "code",
+            dir.path().join("bad.totp").to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+}
