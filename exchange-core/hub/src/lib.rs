@@ -22,6 +22,8 @@
 //! - [`at_rest`]: sensitive data encrypted at rest — `std.*`, `raw.*` and `dlq.*` sealed with a data key per
 //!   topic and day (SM4-GCM or AES-256-GCM) wrapped by a key-encryption key; crypto-shredding with retention.
 //! - [`audit`]: the hash-chained, signed evidence log `_unsilo.audit`, its verification and queries.
+//! - [`calendar`]: the working-day calendar (holidays and 调休 of each year's State Council notice) the sharing
+//!   deadlines of the 政务数据共享条例 run on.
 //! - [`secrets`]: the deployment secret and the keys derived from it.
 //! - [`totp`]: the administrators' one-time codes (RFC 6238), the second sign-in factor.
 //! - [`metrics`]: Prometheus metrics.
@@ -53,6 +55,7 @@ pub mod api_error;
 pub mod at_rest;
 pub mod audit;
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod console;
 pub mod control;

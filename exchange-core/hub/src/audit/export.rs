@@ -281,10 +281,12 @@ pub fn verify_export(text: &str, pinned: Option<&str>) -> Result<ExportReport, E
     for line in &lines {
         if let ExportLine::Entry { value, .. } = line {
             if let Ok(body) = serde_json::from_str::<EntryBody>(value) {
-                if !first_seq.contains_key(&body.hub) {
+                if let std::collections::btree_map::Entry::Vacant(slot) =
+                    first_seq.entry(body.hub.clone())
+                {
                     // Each hub's chain starts from the link its first entry in the period names.
                     verifier.resume(&body.hub, body.seq.saturating_sub(1), &body.prev);
-                    first_seq.insert(body.hub, body.seq);
+                    slot.insert(body.seq);
                 }
             }
         }

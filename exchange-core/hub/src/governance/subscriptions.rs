@@ -389,7 +389,7 @@ impl Governance {
             .await
             .map_err(control_error)?;
         self.record_control(
-            &who,
+            who,
             "subscription.activate",
             &id,
             json!({ "view_schema_id": view_schema_id, "topic": active.topic() }),
