@@ -57,6 +57,9 @@ enum Command {
     /// The keys of encryption at rest: `unsilo keys rotate` rotates the key-encryption key.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The working-day calendar of the sharing deadlines (政务数据共享条例): `unsilo calendar due 2026-09-24 --days 10`.
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
     /// Agencies (operators): create, list, issue tokens.
     Agency {
         #[command(flatten)]
@@ -96,6 +99,27 @@ enum OperatorCommand {
     /// Operators' one-time codes (the console's second factor, `[admin.sign_in] second_factor = "totp"`).
     #[command(subcommand)]
     Totp(OperatorTotpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CalendarCommand {
+    /// The day a time limit of N working days, starting on DATE, ends (the start day never counts).
+    Due {
+        /// The start day, `YYYY-MM-DD` (Beijing).
+        date: String,
+        /// Working days.
+        #[arg(long)]
+        days: u32,
+        /// A directory of year files (`<year>.toml`) added to the shipped years.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// Lists the years the calendar covers, where each comes from, and its days off and worked weekend days.
+    Years {
+        /// A directory of year files added to the shipped years (checked as the hub checks them).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -675,6 +699,34 @@ fn operator_totp_code(file: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `unsilo calendar …`.
+fn calendar(command: CalendarCommand) -> anyhow::Result<()> {
+    use unsilo_hub::calendar::WorkingCalendar;
+    let load = |dir: Option<&std::path::Path>| match dir {
+        Some(d) => WorkingCalendar::with_dir(d),
+        None => WorkingCalendar::shipped(),
+    };
+    match command {
+        CalendarCommand::Due { date, days, dir } => {
+            let start = chrono::NaiveDate::parse_from_str(date.trim(), "%Y-%m-%d")
+                .with_context(|| format!("`{date}` is not a date (YYYY-MM-DD)"))?;
+            let due = load(dir.as_deref())?.due_day(start, days)?;
+            println!("{due}");
+        }
+        CalendarCommand::Years { dir } => {
+            for (year, y) in load(dir.as_deref())?.years() {
+                println!(
+                    "{year}: {} days off, {} weekend days worked — {}",
+                    y.holidays.len(),
+                    y.workdays.len(),
+                    y.source
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `unsilo keys rotate`: a new KEK, every data key re-wrapped under it.
 fn keys_rotate(config: Option<&std::path::Path>, data_dir: Option<PathBuf>) -> anyhow::Result<()> {
     let mut config = match config {
@@ -869,6 +921,7 @@ async fn main() -> std::process::ExitCode {
         Command::Operator(OperatorCommand::Totp(OperatorTotpCommand::Code { file })) => {
             operator_totp_code(&file)
         }
+        Command::Calendar(command) => calendar(command),
         Command::Roles => {
             print!("{}", unsilo_hub::roles::markdown_matrix());
             Ok(())

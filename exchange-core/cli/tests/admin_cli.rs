@@ -1093,3 +1093,30 @@ fn operator_totp_code_reads_an_enrolment_as_an_authenticator_app_would() {
         .expect("run");
     assert!(!out.status.success());
 }
+
+#[test]
+fn calendar_due_counts_working_days_and_names_a_missing_year() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_unsilo"))
+            .args(args)
+            .output()
+            .expect("run")
+    };
+    // 10 working days from 24 September 2026 cross 中秋 and 国庆, counting the worked Saturday 10 October.
+    let out = run(&["calendar", "due", "2026-09-24", "--days", "10"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "2026-10-15");
+    let out = run(&["calendar", "due", "2026-12-28", "--days", "10"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2027"));
+    let out = run(&["calendar", "years"]);
+    let years = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        years.contains("2025:") && years.contains("2026:"),
+        "{years}"
+    );
+}
