@@ -560,24 +560,10 @@ pub struct Access {
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Failed authentications by address.
     pub failures: FailureThrottle,
-    /// The second factor operators give on the API (`[admin.sign_in] api_second_factor`), if asked for.
-    pub operator_api_factor: Option<ApiSecondFactor>,
-}
-
-/// The one-time code an operator sends with API calls (`X-Unsilo-OTP`) when the deployment asks for a second
-/// factor there too: an operator bound to a client certificate has theirs checked with the connection instead.
-#[derive(Clone)]
-pub struct ApiSecondFactor {
-    /// The deployment secret (the codes' secrets derive from it).
-    pub secret: Arc<crate::secrets::HubSecret>,
-    /// Each operator's enrolment epoch.
-    pub epochs: HashMap<String, u32>,
-}
-
-impl std::fmt::Debug for ApiSecondFactor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiSecondFactor").finish_non_exhaustive()
-    }
+    /// The one-time codes operators send with API calls (`X-Unsilo-OTP`) when the deployment asks for the
+    /// second factor there too (`[admin.sign_in] api_second_factor`); an operator bound to a client
+    /// certificate has theirs checked with the connection instead.
+    pub operator_api_factor: Option<Arc<crate::totp::OperatorCodes>>,
 }
 
 /// The header an operator's one-time code travels in on the API.
@@ -654,8 +640,7 @@ impl Access {
                         .get(OTP_HEADER)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or_default();
-                    let epoch = factor.epochs.get(name).copied().unwrap_or(0);
-                    if crate::totp::code_is_current(&factor.secret, name, epoch, code) {
+                    if factor.is_current(name, code) {
                         Ok(principal)
                     } else {
                         Err(AuthError::SecondFactorRequired(name.clone()))

@@ -277,6 +277,11 @@ impl Hub {
             connectors.push_tokens,
             control.clone(),
         ));
+        // The operators' one-time codes, for the console's sign-in and the API alike.
+        let operator_codes = Arc::new(crate::totp::OperatorCodes::new(
+            secret.clone(),
+            &config.admin.operators,
+        ));
         let access = Arc::new(Access {
             failures: crate::access::FailureThrottle::default(),
             authenticator,
@@ -285,15 +290,7 @@ impl Hub {
             registry_anonymous_read: config.registry.anonymous_read,
             operator_api_factor: (config.admin.sign_in.api_second_factor
                 && config.admin.sign_in.second_factor == crate::config::SecondFactor::Totp)
-                .then(|| crate::access::ApiSecondFactor {
-                    secret: secret.clone(),
-                    epochs: config
-                        .admin
-                        .operators
-                        .iter()
-                        .map(|o| (o.name.clone(), o.totp_epoch))
-                        .collect(),
-                }),
+                .then(|| operator_codes.clone()),
             metrics: Some(metrics.clone()),
         });
         let (stop_routing, routing_stopped) = tokio::sync::watch::channel(false);
@@ -333,7 +330,7 @@ impl Hub {
             connectors: summaries,
             secure_cookies: config.http.tls.is_some(),
             sessions: crate::console::session::Sessions::new((&config.admin.sign_in).into()),
-            sign_in: crate::console::SignInGate::new(&config.admin, secret.clone()),
+            sign_in: crate::console::SignInGate::new(&config.admin, operator_codes),
         });
         Ok(Self {
             bus,

@@ -10,7 +10,7 @@
 //! the same step twice for one operator: a code seen over a shoulder or in a proxy log cannot be replayed.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
@@ -99,8 +99,46 @@ fn matching_step(
 
 /// Whether `code` is `operator`'s code now, or one step either side — for the admin API's `X-Unsilo-OTP`, where
 /// one code serves the calls of its 30 seconds (a CLI session runs several commands), unlike a console sign-in.
-pub fn code_is_current(secret: &HubSecret, operator: &str, epoch: u32, code: &str) -> bool {
+fn code_is_current(secret: &HubSecret, operator: &str, epoch: u32, code: &str) -> bool {
     matching_step(secret, operator, epoch, code, unsilo_bus::now_ms() / 1000).is_some()
+}
+
+/// The one-time codes of a deployment's operators: the secret they derive from, each operator's enrolment
+/// epoch, and the steps already used to sign in. One value serves the console's sign-in and the API.
+#[derive(Debug)]
+pub struct OperatorCodes {
+    secret: Arc<HubSecret>,
+    epochs: HashMap<String, u32>,
+    used: TotpVerifier,
+}
+
+impl OperatorCodes {
+    /// The codes of `operators` under `secret`.
+    pub fn new(secret: Arc<HubSecret>, operators: &[crate::auth::OperatorCredential]) -> Self {
+        Self {
+            secret,
+            epochs: operators
+                .iter()
+                .map(|o| (o.name.clone(), o.totp_epoch))
+                .collect(),
+            used: TotpVerifier::default(),
+        }
+    }
+
+    fn epoch(&self, operator: &str) -> u32 {
+        self.epochs.get(operator).copied().unwrap_or(0)
+    }
+
+    /// A console sign-in's code: current (or one step either side), and its step never used before.
+    pub fn sign_in(&self, operator: &str, code: &str) -> bool {
+        self.used
+            .verify(&self.secret, operator, self.epoch(operator), code)
+    }
+
+    /// An API call's code: current (or one step either side); it serves every call of its step.
+    pub fn is_current(&self, operator: &str, code: &str) -> bool {
+        code_is_current(&self.secret, operator, self.epoch(operator), code)
+    }
 }
 
 /// Checks codes, refusing a step already used by the same operator.

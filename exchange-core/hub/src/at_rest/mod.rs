@@ -46,7 +46,7 @@ pub const HEADER_REFUSED: &str = "unsilo.enc.refused";
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// Encrypt `std.*`, `raw.*` and `dlq.*` records at rest (default true).
-    #[serde(default = "default_true")]
+    #[serde(default = "crate::config::default_true")]
     pub encrypt_at_rest: bool,
     /// The key-encryption keys (JSON, mode 0600; created if missing). Default: `kek.json` beside the deployment
     /// secret. Every hub process of a deployment must use the same file (or the same crypto module).
@@ -56,10 +56,6 @@ pub struct KeysConfig {
     /// off the bus's volume and out of the bus's backups: that is what makes crypto-shredding reach them.
     #[serde(default)]
     pub data_key_dir: Option<PathBuf>,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl Default for KeysConfig {

@@ -670,6 +670,6 @@ impl Config {
 }
 
 /// `true`, for `#[serde(default = …)]`.
-fn default_true() -> bool {
+pub(crate) fn default_true() -> bool {
     true
 }

@@ -36,7 +36,6 @@ pub mod session;
 mod sources;
 mod subscriptions;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -54,8 +53,7 @@ use crate::auth::{ClientCertificate, Principal};
 use crate::config::SecondFactor;
 use crate::governance::Governance;
 use crate::metrics::Metrics;
-use crate::secrets::HubSecret;
-use crate::totp::TotpVerifier;
+use crate::totp::OperatorCodes;
 pub use page::Lang;
 use session::{cookie, csrf_matches, Sessions, LANG_COOKIE, SESSION_COOKIE};
 pub use session::{SessionLimits, SignInLocks};
@@ -101,28 +99,18 @@ pub struct Console {
 pub struct SignInGate {
     /// Which second factor operators give.
     pub factor: SecondFactor,
-    /// The deployment secret (operators' one-time-code secrets derive from it).
-    pub secret: Arc<HubSecret>,
-    /// Each operator's TOTP enrolment epoch.
-    pub totp_epochs: HashMap<String, u32>,
-    /// Used codes (no code twice).
-    pub totp: TotpVerifier,
+    /// The operators' one-time codes (shared with the API's check).
+    pub codes: Arc<OperatorCodes>,
     /// Failures per name.
     pub locks: SignInLocks,
 }
 
 impl SignInGate {
-    /// The gate of `[admin]`.
-    pub fn new(admin: &crate::config::AdminConfig, secret: Arc<HubSecret>) -> Self {
+    /// The gate of `[admin]`, over the deployment's operator codes.
+    pub fn new(admin: &crate::config::AdminConfig, codes: Arc<OperatorCodes>) -> Self {
         Self {
             factor: admin.sign_in.second_factor,
-            secret,
-            totp_epochs: admin
-                .operators
-                .iter()
-                .map(|o| (o.name.clone(), o.totp_epoch))
-                .collect(),
-            totp: TotpVerifier::default(),
+            codes,
             locks: SignInLocks::new(&admin.sign_in),
         }
     }
@@ -598,12 +586,7 @@ mod session_pages {
         let principal = match principal {
             Ok(Principal::Operator { name: op, .. })
                 if console.sign_in.factor == SecondFactor::Totp
-                    && !console.sign_in.totp.verify(
-                        &console.sign_in.secret,
-                        &op,
-                        console.sign_in.totp_epochs.get(&op).copied().unwrap_or(0),
-                        &form.code,
-                    ) =>
+                    && !console.sign_in.codes.sign_in(&op, &form.code) =>
             {
                 Err(None)
             }

@@ -254,7 +254,8 @@ impl Governance {
             "public_key": self.audit.public_key(),
             "public_key_pem": self.audit.public_key_pem(),
             "algorithm": self.audit.key_algorithm(),
-            "signer_id": (self.audit.key_algorithm() == "SM2").then_some(crate::audit::signing::SM2_DEFAULT_SIGNER_ID),
+            "signer_id": (self.audit.suite() == unsilo_schemas::crypto::Suite::Gm)
+                .then_some(crate::audit::signing::SM2_DEFAULT_SIGNER_ID),
             "hash": self.audit.suite().hash_name(),
             "trusted": self.settings.trusted_keys.keys,
         }))
