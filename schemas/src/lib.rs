@@ -47,6 +47,10 @@ pub mod validate;
 pub use catalog::{
     envelope_schema, shared_schema, shared_schemas, SharedSchema, ENVELOPE_FULL_NAME,
 };
+/// The resource catalogue entries the shared schemas declare (`schemas/catalogue.toml`): one per shared schema,
+/// seeded into a hub's catalogue on its first start. Read by `unsilo_policy::catalogue`.
+pub const CATALOGUE_DECLARATIONS: &str = include_str!("../catalogue.toml");
+
 pub use convert::{json_to_avro, AvroConverter, ConvertError, ConvertErrorKind};
 pub use examples::example_record;
 pub use record_id::record_id;

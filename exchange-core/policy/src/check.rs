@@ -277,6 +277,7 @@ mod tests {
     fn agency(clearance: Sensitivity) -> Agency {
         Agency {
             revision: 0,
+            suspended: None,
             id: "civil-affairs".into(),
             name: "民政局".into(),
             uscc: "11610921016050037T".into(),
@@ -306,6 +307,8 @@ mod tests {
             ],
             purpose: "帮扶".into(),
             legal_basis: None,
+            scenario: None,
+            scope: None,
             expires_at_ms: Some(2_000_000_000_000),
             backfill_from_ms: None,
             retain_days: None,

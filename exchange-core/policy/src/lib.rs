@@ -9,9 +9,15 @@
 //! - [`filter`]: subscription filters in CEL, compiled and type-checked against the schema, evaluated per record.
 //! - [`treat`]: the value treatments of GB/T 37964 — masking, keyed pseudonyms, generalisation, free-text redaction.
 //! - [`view`]: a subscription's view schema and the plan that turns a shared record into a view record.
+//! - [`catalogue`]: the resource catalogue's entries (政务数据资源目录) and the shipped declarations.
+//! - [`correction`]: corrections (校核纠错) a subscriber files on a record it received.
+//! - [`usage`]: the usage register (使用登记) an agency keeps for each subscription.
 //! - [`check`]: the checks of requests and grants — clearance, legal basis, narrowing.
+pub mod catalogue;
 pub mod check;
+pub mod correction;
 pub mod filter;
 pub mod model;
 pub mod treat;
+pub mod usage;
 pub mod view;

@@ -80,6 +80,11 @@ pub struct TokenDigest {
     /// When it was revoked (ms since the epoch); a revoked token is refused at the next request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked_at_ms: Option<i64>,
+    /// For a reviewer's token: the person (审核人) of the organisation who holds it. A reviewer decides the
+    /// requests for the organisation's catalogue entries and answers corrections; a reviewer's token cannot
+    /// request or pull data. `None`: the organisation's system credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
 }
 
 impl TokenDigest {
@@ -95,6 +100,7 @@ impl TokenDigest {
             "issued_at_ms": self.issued_at_ms,
             "expires_at_ms": self.expires_at_ms,
             "revoked_at_ms": self.revoked_at_ms,
+            "reviewer": self.reviewer,
             "usable": self.is_usable(now_ms),
         })
     }
@@ -123,10 +129,26 @@ pub struct Agency {
     pub created_at_ms: i64,
     /// The operator who created it.
     pub created_by: String,
+    /// Set while a security administrator has suspended the agency's sharing for misuse (政务数据共享条例
+    /// Art. 27): its subscriptions are paused and it may file no request until the suspension is lifted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspension>,
     /// Bumped on every change (the control plane sets it): a record of the agency older than the one applied is
     /// never applied again.
     #[serde(default)]
     pub revision: u64,
+}
+
+/// A suspension of an agency's sharing (Art. 27), with its reason on record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Suspension {
+    /// Why (the misuse found).
+    pub reason: String,
+    /// The security administrator who suspended it.
+    pub by: String,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
 }
 
 /// What an agency sees of itself, and what operators list: everything but the token digests.
@@ -148,6 +170,9 @@ pub struct AgencyView {
     pub created_at_ms: i64,
     /// Who created it.
     pub created_by: String,
+    /// Its suspension, while one is in force.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<Suspension>,
 }
 
 impl Agency {
@@ -182,6 +207,7 @@ impl Agency {
             client_certificate: self.client_cert_sha256.is_some(),
             created_at_ms: self.created_at_ms,
             created_by: self.created_by.clone(),
+            suspended: self.suspended.clone(),
         }
     }
 }
@@ -277,11 +303,24 @@ pub struct SubscriptionSpec {
     pub fields: Vec<FieldRule>,
     /// Why the data is needed (recorded with every release).
     pub purpose: String,
+    /// 应用场景 (政务数据共享条例 Art. 20): the duty and the business process the data serves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<String>,
+    /// 共享范围 (Art. 20): which records and whose, in words (the filter states it for the machine).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// The legal basis (law, regulation or agreement); required for any S4 field released in clear.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legal_basis: Option<String>,
-    /// When the subscription ends (ms since the epoch); `None` = until revoked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// When the subscription ends (ms since the epoch; `expires_at` with an RFC 3339 time is accepted too) —
+    /// the time limit a request states (使用时限, 政务数据共享条例 Art. 20).
+    #[serde(
+        default,
+        alias = "expires_at",
+        deserialize_with = "time_ms::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<i64>)]
     pub expires_at_ms: Option<i64>,
     /// History asked for: on activation the subscription first receives the matching records of
     /// `std.<schema>` stamped at or after this time (ms since the epoch; `backfill_from` with an RFC 3339 time is
@@ -521,6 +560,9 @@ pub struct Subscription {
     /// Approved automatically: UNCONDITIONAL (无条件共享) data within the agency's clearance.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_approved: bool,
+    /// The regulation's deadlines (Art. 21–22) on a working-day calendar; set when the request is filed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadlines: Option<Deadlines>,
     /// Bumped on every change; writes check it (optimistic concurrency).
     pub revision: u64,
 }
@@ -529,10 +571,125 @@ pub struct Subscription {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
-    /// The operator (`hub` for an automatic approval).
+    /// The operator (`hub` for an automatic approval), or for a provider's decision the reviewer.
     pub operator: String,
     /// When (ms since the epoch).
     pub at_ms: i64,
+    /// For a providing organisation's decision (Art. 21): the organisation's id. Such an approval does not count
+    /// toward 双人复核, which stays with the platform's security administrators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// A request's deadlines under the 政务数据共享条例: the provider answers within 1 working day (无条件) or 10
+/// (有条件), extendable once by up to 10 with a recorded reason (Art. 21); delivery follows within 20 working days
+/// of approval (Art. 22). Times are the last millisecond of the due working day, Beijing time.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deadlines {
+    /// Working days allowed for the answer (1 or 10), before any extension.
+    pub answer_days: u32,
+    /// When the answer is due (ms since the epoch), extension included.
+    pub answer_due_ms: i64,
+    /// The one extension, if granted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<Extension>,
+    /// When the request was answered (approved or refused by whoever decides it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answered_at_ms: Option<i64>,
+    /// When delivery is due (ms since the epoch): 20 working days after approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_due_ms: Option<i64>,
+    /// When delivery began (the subscription became active).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at_ms: Option<i64>,
+    /// Set when a day counted lies in a year the working-day calendar does not cover: weekdays were counted
+    /// there instead, and this says which year to add. The deadline is shown as provisional until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisional: Option<String>,
+}
+
+/// The one extension of an answer deadline (Art. 21).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Extension {
+    /// Working days added (1–10).
+    pub days: u32,
+    /// Why.
+    pub reason: String,
+    /// Who extended it.
+    pub by: String,
+    /// When.
+    pub at_ms: i64,
+    /// The due time before the extension.
+    pub previous_due_ms: i64,
+}
+
+/// Where a request stands against its deadlines at some moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadlineState {
+    /// Waiting for an answer, within time.
+    Answering,
+    /// Waiting for an answer past its due time.
+    AnswerOverdue,
+    /// Approved, waiting for delivery within time.
+    Delivering,
+    /// Approved, not delivering, past the delivery due time.
+    DeliveryOverdue,
+    /// Answered (and, if approved, delivered) within time.
+    Met,
+    /// Answered or delivered, but late.
+    MetLate,
+}
+
+impl DeadlineState {
+    /// Whether the request is overdue now.
+    pub fn is_overdue(self) -> bool {
+        matches!(self, Self::AnswerOverdue | Self::DeliveryOverdue)
+    }
+
+    /// The lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answering => "answering",
+            Self::AnswerOverdue => "answer_overdue",
+            Self::Delivering => "delivering",
+            Self::DeliveryOverdue => "delivery_overdue",
+            Self::Met => "met",
+            Self::MetLate => "met_late",
+        }
+    }
+}
+
+impl Deadlines {
+    /// Where the request stands at `now_ms`.
+    pub fn state(&self, now_ms: i64) -> DeadlineState {
+        let Some(answered) = self.answered_at_ms else {
+            return if now_ms > self.answer_due_ms {
+                DeadlineState::AnswerOverdue
+            } else {
+                DeadlineState::Answering
+            };
+        };
+        let answered_late = answered > self.answer_due_ms;
+        let delivered_late = match (self.delivery_due_ms, self.delivered_at_ms) {
+            (Some(due), None) if now_ms > due => return DeadlineState::DeliveryOverdue,
+            (Some(_), None) => return DeadlineState::Delivering,
+            (Some(due), Some(at)) => at > due,
+            (None, _) => false,
+        };
+        if answered_late || delivered_late {
+            DeadlineState::MetLate
+        } else {
+            DeadlineState::Met
+        }
+    }
+
+    /// Whether the answer was given in time (`None` while unanswered).
+    pub fn answered_on_time(&self) -> Option<bool> {
+        self.answered_at_ms.map(|at| at <= self.answer_due_ms)
+    }
 }
 
 impl Subscription {
@@ -558,6 +715,7 @@ impl Subscription {
             reason: None,
             approvals: Vec::new(),
             auto_approved: false,
+            deadlines: None,
             revision: 1,
         }
     }
@@ -593,6 +751,7 @@ impl Subscription {
         let mut operators: Vec<&str> = self
             .approvals
             .iter()
+            .filter(|a| a.provider.is_none())
             .map(|a| a.operator.as_str())
             .filter(|o| *o != "hub")
             .collect();
@@ -713,6 +872,7 @@ mod tests {
         assert!(check_slug("agency id", "-x", 40).is_err());
         let mut a = Agency {
             revision: 0,
+            suspended: None,
             id: "civil-affairs".into(),
             name: "佳县民政局".into(),
             uscc: "91350100M000100Y43".into(),
@@ -742,6 +902,8 @@ mod tests {
             fields: vec![],
             purpose: "p".into(),
             legal_basis: None,
+            scenario: None,
+            scope: None,
             expires_at_ms: None,
             backfill_from_ms: None,
             retain_days: None,
