@@ -80,6 +80,16 @@ pub struct Header {
     pub value: Vec<u8>,
 }
 
+impl Header {
+    /// A header `name` with `value`.
+    pub fn new(name: &str, value: impl Into<Vec<u8>>) -> Self {
+        Self {
+            name: name.to_owned(),
+            value: value.into(),
+        }
+    }
+}
+
 /// A record as published to the bus.
 ///
 /// Byte fields are serialised as byte strings (`serde_bytes`): in the embedded bus's postcard encoding that is the

@@ -161,6 +161,13 @@ pub fn registry_caller(principal: Option<&Principal>) -> Option<RegistryCaller> 
             ]),
             anonymous: false,
         },
+        // A provider's reviewer reads the shared schemas of the requests it decides.
+        Some(Principal::Reviewer { agency, name }) => RegistryCaller {
+            name: format!("reviewer:{agency}/{name}"),
+            writer: false,
+            readable: Some(vec![names::STD_PREFIX.into()]),
+            anonymous: false,
+        },
         None => RegistryCaller {
             name: "anonymous".into(),
             writer: false,

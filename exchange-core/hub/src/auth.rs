@@ -61,6 +61,14 @@ pub enum Principal {
     },
     /// A subscribing agency, by id.
     Agency(String),
+    /// A reviewer (审核人) of an organisation, deciding the requests for its catalogue entries as their provider
+    /// (政务数据共享条例 Art. 21) and answering corrections; signs in with a reviewer token of the organisation.
+    Reviewer {
+        /// The organisation's agency id.
+        agency: String,
+        /// The person.
+        name: String,
+    },
     /// A source system pushing records to a connector, by connector name.
     PushSource(String),
     /// The hub itself, acting on its own rules (automatic approval, expiry). Never authenticated.
@@ -72,6 +80,7 @@ impl Principal {
     pub fn name(&self) -> &str {
         match self {
             Self::Operator { name: n, .. } | Self::Agency(n) | Self::PushSource(n) => n,
+            Self::Reviewer { agency, .. } => agency,
             Self::Hub => "hub",
         }
     }
@@ -93,7 +102,7 @@ impl Principal {
     pub fn may_see_agency(&self, id: &str) -> bool {
         match self {
             Self::Operator { .. } | Self::Hub => true,
-            Self::Agency(own) => own == id,
+            Self::Agency(own) | Self::Reviewer { agency: own, .. } => own == id,
             Self::PushSource(_) => false,
         }
     }
@@ -104,6 +113,7 @@ impl std::fmt::Display for Principal {
         match self {
             Self::Operator { name, .. } => write!(f, "operator:{name}"),
             Self::Agency(id) => write!(f, "agency:{id}"),
+            Self::Reviewer { agency, name } => write!(f, "reviewer:{agency}/{name}"),
             Self::PushSource(connector) => write!(f, "push:{connector}"),
             Self::Hub => f.write_str("hub"),
         }
@@ -439,7 +449,13 @@ impl Authenticator {
                 return Err(AuthError::CertificateRequired(agency.id.clone()));
             }
         }
-        Ok(Principal::Agency(agency.id.clone()))
+        Ok(match &token.reviewer {
+            Some(name) => Principal::Reviewer {
+                agency: agency.id.clone(),
+                name: name.clone(),
+            },
+            None => Principal::Agency(agency.id.clone()),
+        })
     }
 }
 

@@ -21,6 +21,31 @@ const SHIPPED: &[(&str, &str)] = &[
     ("2026.toml", include_str!("../data/calendar/2026.toml")),
 ];
 
+/// Beijing time's offset from UTC, in milliseconds (China has no daylight saving time).
+const BEIJING_OFFSET_MS: i64 = 8 * 3_600_000;
+
+/// The calendar day in Beijing of an instant (ms since the epoch).
+pub fn beijing_day(ms: i64) -> NaiveDate {
+    chrono::DateTime::from_timestamp_millis(ms.saturating_add(BEIJING_OFFSET_MS))
+        .map(|t| t.date_naive())
+        .unwrap_or_default()
+}
+
+/// An instant as `YYYY-MM-DD HH:MM:SS`, Beijing time (`—` for one no calendar can show).
+pub fn beijing_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms.saturating_add(BEIJING_OFFSET_MS))
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "—".to_owned())
+}
+
+/// The last millisecond of `day` in Beijing (ms since the epoch).
+pub fn end_of_beijing_day(day: NaiveDate) -> i64 {
+    let next = (day + Days::new(1))
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default();
+    next.and_utc().timestamp_millis() - BEIJING_OFFSET_MS - 1
+}
+
 /// Why a calendar could not be read, or a date not placed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CalendarError {
@@ -178,6 +203,14 @@ impl WorkingCalendar {
         Ok(())
     }
 
+    /// The shipped years, with those of `dir` (if given) added or replacing them.
+    pub fn for_deployment(dir: Option<&Path>) -> Result<Self, CalendarError> {
+        match dir {
+            Some(dir) => Self::with_dir(dir),
+            None => Self::shipped(),
+        }
+    }
+
     /// The years covered.
     pub fn years(&self) -> impl Iterator<Item = (&i32, &Year)> {
         self.years.iter()
@@ -200,15 +233,42 @@ impl WorkingCalendar {
     /// `working_days`-th working day after `start` (`start` itself never counts). The limit runs to the end of
     /// that day, Beijing time.
     pub fn due_day(&self, start: NaiveDate, working_days: u32) -> Result<NaiveDate, CalendarError> {
+        match self.due_day_or_weekdays(start, working_days) {
+            (day, None) => Ok(day),
+            (_, Some(year)) => Err(CalendarError::YearNotCovered(year)),
+        }
+    }
+
+    /// Like [`Self::due_day`], but where a day lies in a year no file covers, Monday to Friday count as working
+    /// days there, and the uncovered year is returned beside the day: the deadline is then provisional (shown
+    /// as such, with the year to add), never silently treated as exact.
+    pub fn due_day_or_weekdays(
+        &self,
+        start: NaiveDate,
+        working_days: u32,
+    ) -> (NaiveDate, Option<i32>) {
         let mut day = start;
         let mut left = working_days;
+        let mut uncovered = None;
         while left > 0 {
             day = day + Days::new(1);
-            if self.is_working_day(day)? {
+            let working = self.is_working_day(day).unwrap_or_else(|_| {
+                uncovered.get_or_insert(day.year());
+                !is_weekend(day)
+            });
+            if working {
                 left -= 1;
             }
         }
-        Ok(day)
+        (day, uncovered)
+    }
+
+    /// The due time of a limit of `working_days` that starts at `start_ms`: the last millisecond of the due
+    /// working day, Beijing time, and the uncovered year if the deadline is provisional (see
+    /// [`Self::due_day_or_weekdays`]).
+    pub fn due_time(&self, start_ms: i64, working_days: u32) -> (i64, Option<i32>) {
+        let (day, uncovered) = self.due_day_or_weekdays(beijing_day(start_ms), working_days);
+        (end_of_beijing_day(day), uncovered)
     }
 
     /// Working days after `from` up to and including `to` (0 when `to` is not after `from`).
@@ -321,5 +381,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("not in 2027"), "{err}");
+    }
+
+    #[test]
+    fn a_deadline_into_an_uncovered_year_is_provisional_and_ends_at_midnight_beijing() {
+        let c = WorkingCalendar::shipped().unwrap();
+        // Friday 25 December 2026 + 10 working days: weekdays counted in 2027, and 2027 named.
+        assert_eq!(
+            c.due_day_or_weekdays(d("2026-12-25"), 10),
+            (d("2027-01-08"), Some(2027))
+        );
+        assert_eq!(
+            c.due_day_or_weekdays(d("2026-09-18"), 1),
+            (d("2026-09-20"), None)
+        );
+        // 2026-09-18 10:00 Beijing = 02:00 UTC; due at the end of Sunday 20 September, Beijing.
+        let start = chrono::NaiveDate::from_ymd_opt(2026, 9, 18)
+            .unwrap()
+            .and_hms_opt(2, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis();
+        let (due, uncovered) = c.due_time(start, 1);
+        assert_eq!(uncovered, None);
+        let due_utc = chrono::DateTime::from_timestamp_millis(due).unwrap();
+        assert_eq!(due_utc.to_rfc3339(), "2026-09-20T15:59:59.999+00:00");
+        assert_eq!(beijing_day(due), d("2026-09-20"));
+        assert_eq!(beijing_day(due + 1), d("2026-09-21"));
     }
 }

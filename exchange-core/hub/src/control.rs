@@ -1,4 +1,5 @@
-//! The control plane: agencies and subscriptions, kept on the compacted `_unsilo.config` topic.
+//! The control plane: agencies, subscriptions, the resource catalogue's entries and corrections, kept on the
+//! compacted `_unsilo.config` topic.
 //!
 //! Every hub process follows the topic into an in-memory [`ControlState`] (see [`unsilo_bus::follow`]), so a
 //! change made by one process is seen by all of them as soon as their follower polls it (within a fraction of a
@@ -6,7 +7,8 @@
 //! (read-your-writes), so when an API call that revoked a subscription returns, the router of this process
 //! already refuses its next record.
 //!
-//! Records: key `agency/<id>` or `subscription/<agency>.<name>`, value the entity as JSON. Each entity carries a
+//! Records: key `agency/<id>`, `subscription/<agency>.<name>`, `catalogue/<id>`, `correction/<id>` or
+//! `usage/<id>` (the usage register, never rewritten), value the entity as JSON. Each entity carries a
 //! `revision`; a write states the revision it replaces and is refused if the view holds another one — the
 //! optimistic check that keeps two operators from silently overwriting each other. (Two processes racing within
 //! one follower poll can still both pass the check; the later record then wins in log order. Control-plane writes
@@ -36,7 +38,10 @@ use tracing::{error, info, warn};
 use crate::auth::Principal;
 pub use unsilo_bus::seal::RecordSeal;
 use unsilo_bus::{Bus, ConsumedRecord, ConsumerOptions, Record, TopicSpec};
+use unsilo_policy::catalogue::CatalogueEntry;
+use unsilo_policy::correction::Correction;
 use unsilo_policy::model::{Agency, Subscription, TokenDigest};
+use unsilo_policy::usage::UsageRecord;
 
 /// How long a write waits for the follower to apply it.
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -61,6 +66,9 @@ pub enum ControlError {
 enum Entry {
     Agency(Box<Agency>),
     Subscription(Box<Subscription>),
+    Catalogue(Box<CatalogueEntry>),
+    Correction(Box<Correction>),
+    Usage(Box<UsageRecord>),
 }
 
 /// What the control plane knows: every agency and subscription, by id.
@@ -70,6 +78,12 @@ pub struct ControlState {
     pub agencies: BTreeMap<String, Agency>,
     /// Subscriptions by id (`<agency>.<name>`).
     pub subscriptions: BTreeMap<String, Subscription>,
+    /// The resource catalogue's entries by id.
+    pub catalogue: BTreeMap<String, CatalogueEntry>,
+    /// Corrections by id.
+    pub corrections: BTreeMap<String, Correction>,
+    /// The usage register's entries by id.
+    pub usage: BTreeMap<String, UsageRecord>,
     /// The next offset of the topic to apply.
     next_offset: u64,
     /// The offset of the record applied last for each key (a writer checks its own record was the one).
@@ -117,41 +131,74 @@ impl ControlState {
                 self.agencies.remove(id);
             } else if let Some(id) = key.strip_prefix("subscription/") {
                 self.subscriptions.remove(id);
+            } else if let Some(id) = key.strip_prefix("catalogue/") {
+                self.catalogue.remove(id);
+            } else if let Some(id) = key.strip_prefix("correction/") {
+                self.corrections.remove(id);
+            } else if key.starts_with("usage/") {
+                // The register is kept whatever is asked: a tombstone is refused like an unsealed record.
+                refuse("the usage register is never deleted");
+                return;
             }
             self.applied_at.insert(key, offset);
             return;
         };
-        match serde_json::from_slice::<Entry>(value) {
-            Ok(Entry::Agency(a)) => {
-                if self
-                    .agencies
-                    .get(&a.id)
-                    .is_some_and(|c| c.revision >= a.revision)
-                {
-                    refuse("it is older than the agency's record applied (a sealed record appended again)");
-                    return;
-                }
-                self.agencies.insert(a.id.clone(), *a);
-            }
+        let applied = match serde_json::from_slice::<Entry>(value) {
+            Ok(Entry::Agency(a)) => newer(&mut self.agencies, a.id.clone(), a.revision, *a),
             Ok(Entry::Subscription(s)) => {
-                if self
-                    .subscriptions
-                    .get(&s.id)
-                    .is_some_and(|c| c.revision >= s.revision)
-                {
-                    refuse("it is older than the subscription's record applied (a sealed record appended again)");
-                    return;
-                }
-                self.subscriptions.insert(s.id.clone(), *s);
+                newer(&mut self.subscriptions, s.id.clone(), s.revision, *s)
             }
+            Ok(Entry::Catalogue(e)) => newer(&mut self.catalogue, e.id.clone(), e.revision, *e),
+            Ok(Entry::Correction(c)) => newer(&mut self.corrections, c.id.clone(), c.revision, *c),
+            Ok(Entry::Usage(u)) => newer(&mut self.usage, u.id.clone(), u.revision, *u),
             Err(e) => {
                 warn!(key = %key, offset, error = %e, "Unreadable control-plane record skipped.");
                 return;
             }
+        };
+        if !applied {
+            refuse("it is older than the entity's record applied (a sealed record appended again)");
+            return;
         }
         self.applied_at.insert(key, offset);
     }
 }
+
+/// Puts `value` under `id` if its `revision` is newer than the one held; whether it did.
+fn newer<T: Revisioned>(
+    map: &mut BTreeMap<String, T>,
+    id: String,
+    revision: u64,
+    value: T,
+) -> bool {
+    if map.get(&id).is_some_and(|c| c.revision() >= revision) {
+        return false;
+    }
+    map.insert(id, value);
+    true
+}
+
+/// A control-plane entity with a revision.
+trait Revisioned {
+    fn revision(&self) -> u64;
+}
+
+macro_rules! revisioned {
+    ($($t:ty),*) => {$(
+        impl Revisioned for $t {
+            fn revision(&self) -> u64 {
+                self.revision
+            }
+        }
+    )*};
+}
+revisioned!(
+    Agency,
+    Subscription,
+    CatalogueEntry,
+    Correction,
+    UsageRecord
+);
 
 /// The control plane of one hub process.
 pub struct ControlPlane {
@@ -274,25 +321,84 @@ impl ControlPlane {
     /// Creates or replaces a subscription, checking that the view still holds revision `revision - 1` (or
     /// nothing, for revision 1).
     pub async fn put_subscription(&self, subscription: &Subscription) -> Result<(), ControlError> {
+        self.put_next(
+            "subscription",
+            &subscription.id,
+            subscription.revision,
+            |s| s.subscriptions.get(&subscription.id).map(|c| c.revision),
+            Entry::Subscription(Box::new(subscription.clone())),
+        )
+        .await
+    }
+
+    /// Writes `entry` of kind `kind` (the key's prefix: `subscription`, `catalogue` …) and id `id` as revision
+    /// `revision`, if the view holds revision `revision - 1` of it (or nothing, for revision 1) — `held` reads
+    /// the revision held.
+    async fn put_next(
+        &self,
+        kind: &str,
+        id: &str,
+        revision: u64,
+        held: impl FnOnce(&ControlState) -> Option<u64>,
+        entry: Entry,
+    ) -> Result<(), ControlError> {
         let _guard = self.writes.lock().await;
-        let current = self
-            .read()
-            .subscriptions
-            .get(&subscription.id)
-            .map(|s| s.revision);
-        let expected = subscription.revision.checked_sub(1).filter(|r| *r > 0);
+        let current = held(&self.read());
+        let expected = revision.checked_sub(1).filter(|r| *r > 0);
         if current != expected {
-            return Err(ControlError::Conflict(format!(
-                "subscription `{}`",
-                subscription.id
-            )));
+            return Err(ControlError::Conflict(format!("{kind} `{id}`")));
         }
-        let value = serde_json::to_vec(&Entry::Subscription(Box::new(subscription.clone())))
-            .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
-        self.append(Record::new(
-            format!("subscription/{}", subscription.id),
-            value,
-        ))
+        let key = format!("{kind}/{id}");
+        let value =
+            serde_json::to_vec(&entry).map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
+        self.append(Record::new(key, value)).await
+    }
+
+    /// One catalogue entry.
+    pub fn catalogue_entry(&self, id: &str) -> Option<CatalogueEntry> {
+        self.read().catalogue.get(id).cloned()
+    }
+
+    /// Creates or replaces a catalogue entry, checking that the view still holds revision `revision - 1` (or
+    /// nothing, for revision 1).
+    pub async fn put_catalogue_entry(&self, entry: &CatalogueEntry) -> Result<(), ControlError> {
+        self.put_next(
+            "catalogue",
+            &entry.id,
+            entry.revision,
+            |s| s.catalogue.get(&entry.id).map(|c| c.revision),
+            Entry::Catalogue(Box::new(entry.clone())),
+        )
+        .await
+    }
+
+    /// One correction.
+    pub fn correction(&self, id: &str) -> Option<Correction> {
+        self.read().corrections.get(id).cloned()
+    }
+
+    /// Creates or replaces a correction, checking that the view still holds revision `revision - 1` (or
+    /// nothing, for revision 1).
+    pub async fn put_correction(&self, correction: &Correction) -> Result<(), ControlError> {
+        self.put_next(
+            "correction",
+            &correction.id,
+            correction.revision,
+            |s| s.corrections.get(&correction.id).map(|c| c.revision),
+            Entry::Correction(Box::new(correction.clone())),
+        )
+        .await
+    }
+
+    /// Adds an entry to the usage register (written once, never replaced).
+    pub async fn put_usage(&self, usage: &UsageRecord) -> Result<(), ControlError> {
+        self.put_next(
+            "usage",
+            &usage.id,
+            1,
+            |s| s.usage.get(&usage.id).map(|u| u.revision),
+            Entry::Usage(Box::new(usage.clone())),
+        )
         .await
     }
 
@@ -471,6 +577,8 @@ mod tests {
             }],
             purpose: "p".into(),
             legal_basis: None,
+            scenario: None,
+            scope: None,
             expires_at_ms: None,
             backfill_from_ms: None,
             retain_days: None,

@@ -14,6 +14,8 @@
 //! - `unsilo_audit_disowned_entries`: entries of this hub's audit chain found unverifiable at start;
 //! - `unsilo_refused_records{topic}`: records of the control plane and the registry refused (not sealed by a hub
 //!   of this deployment, or replays);
+//! - `unsilo_requests_overdue{deadline}`: requests past their answer or delivery deadline (政务数据共享条例
+//!   Art. 21–22), `deadline` = `answer` or `delivery`;
 //! - `unsilo_build_info{version,bus}`.
 //!
 //! An anonymous caller gets every series but those whose labels name a subscription, an agency or a topic
@@ -51,6 +53,11 @@ struct HttpLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeadlineLabels {
+    deadline: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -125,6 +132,7 @@ pub struct Metrics {
     store_log_segments: Family<StoreLabels, Gauge>,
     store_segment_bytes: Family<StoreLabels, Gauge>,
     audit_disowned: Gauge,
+    requests_overdue: Family<DeadlineLabels, Gauge>,
     refused_records: Family<TopicLabels, Gauge>,
     /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
     pub flows: crate::flows::Flows,
@@ -279,6 +287,12 @@ impl Metrics {
             "Entries of this hub's audit chain found at start that no signature of its key covers (written by something other than the hub); the hub disowned them and `unsilo audit verify` reports them. Anything but 0 needs an investigation",
             audit_disowned.clone(),
         );
+        let requests_overdue = Family::<DeadlineLabels, Gauge>::default();
+        registry.register(
+            "unsilo_requests_overdue",
+            "Requests past their answer deadline (1 or 10 working days, 政务数据共享条例 Art. 21) or their delivery deadline (20 working days after approval, Art. 22), by deadline",
+            requests_overdue.clone(),
+        );
         let refused_records = Family::<TopicLabels, Gauge>::default();
         registry.register(
             "unsilo_refused_records",
@@ -308,6 +322,7 @@ impl Metrics {
             store_log_segments,
             store_segment_bytes,
             audit_disowned,
+            requests_overdue,
             refused_records,
             flows: crate::flows::Flows::default(),
         }
@@ -446,6 +461,17 @@ impl Metrics {
                 topic: topic.to_owned(),
             })
             .set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    /// Records how many requests are past their answer and their delivery deadline.
+    pub fn set_requests_overdue(&self, answer: u64, delivery: u64) {
+        for (deadline, n) in [("answer", answer), ("delivery", delivery)] {
+            self.requests_overdue
+                .get_or_create(&DeadlineLabels {
+                    deadline: deadline.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Records how many entries of this hub's audit chain were found unverifiable at start and disowned.

@@ -92,10 +92,28 @@ pub enum Action {
     IssueAgencyCredentials,
     /// Revoke an agency token.
     RevokeAgencyCredentials,
+    /// Suspend an agency's sharing for misuse (Art. 27), or lift the suspension.
+    SuspendAgency,
     /// File a subscription request.
     RequestSubscription,
     /// Approve (whole or narrowed) or reject a request.
     DecideRequest,
+    /// Extend a request's answer deadline (once, ≤ 10 working days, with a reason).
+    ExtendDeadline,
+    /// Browse, search and export the resource catalogue.
+    ViewCatalogue,
+    /// Edit a catalogue entry.
+    EditCatalogue,
+    /// Record a use of a subscription's data in the usage register (使用登记).
+    RecordUsage,
+    /// Read the usage register.
+    ViewUsage,
+    /// File a correction on a record received (校核纠错).
+    FileCorrection,
+    /// List and read corrections.
+    ViewCorrections,
+    /// Answer a correction: corrected (a new version) or refused with reasons.
+    AnswerCorrection,
     /// Revoke a subscription.
     RevokeSubscription,
     /// Pause or resume a subscription's deliveries.
@@ -134,6 +152,9 @@ pub struct Permission {
     /// Whether a push source may (the person report: only one whose connector has `report = true`, which
     /// the operation checks).
     pub push_source: bool,
+    /// Whether a providing organisation's reviewer may (on requests for the organisation's own catalogue
+    /// entries, which the operation checks).
+    pub reviewer: bool,
 }
 
 use Role::{Audit, Security, System};
@@ -146,6 +167,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[System, Security, Audit],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: true,
     },
     Permission {
         action: Action::ViewAgencies,
@@ -153,6 +175,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[System, Security, Audit],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::ViewSubscriptions,
@@ -160,6 +183,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[System, Security, Audit],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: true,
     },
     Permission {
         action: Action::ViewSchemas,
@@ -167,6 +191,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[System, Security, Audit],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: true,
     },
     Permission {
         action: Action::ViewOperationalMetrics,
@@ -174,6 +199,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[System, Audit],
         agency: AgencyAccess::No,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::ManageAgencies,
@@ -181,6 +207,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Security],
         agency: AgencyAccess::No,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::IssueAgencyCredentials,
@@ -188,6 +215,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Security],
         agency: AgencyAccess::No,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::RevokeAgencyCredentials,
@@ -195,6 +223,15 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Security],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: false,
+    },
+    Permission {
+        action: Action::SuspendAgency,
+        what: "suspend an agency's sharing for misuse (政务数据共享条例 Art. 27), or lift it",
+        roles: &[Security],
+        agency: AgencyAccess::No,
+        push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::RequestSubscription,
@@ -202,6 +239,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Security],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::DecideRequest,
@@ -209,6 +247,71 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Security],
         agency: AgencyAccess::No,
         push_source: false,
+        reviewer: true,
+    },
+    Permission {
+        action: Action::ExtendDeadline,
+        what: "extend a request's answer deadline once, by up to 10 working days, with a reason",
+        roles: &[Security],
+        agency: AgencyAccess::No,
+        push_source: false,
+        reviewer: true,
+    },
+    Permission {
+        action: Action::ViewCatalogue,
+        what: "browse, search and export the resource catalogue",
+        roles: &[System, Security, Audit],
+        agency: AgencyAccess::Own,
+        push_source: false,
+        reviewer: true,
+    },
+    Permission {
+        action: Action::EditCatalogue,
+        what: "edit a catalogue entry (a new version, audited)",
+        roles: &[Security],
+        agency: AgencyAccess::No,
+        push_source: false,
+        reviewer: false,
+    },
+    Permission {
+        action: Action::RecordUsage,
+        what: "record a use of a subscription's data in the usage register (使用登记)",
+        roles: &[],
+        agency: AgencyAccess::Own,
+        push_source: false,
+        reviewer: false,
+    },
+    Permission {
+        action: Action::ViewUsage,
+        what: "read the usage register (an agency its own, a reviewer its organisation's resources')",
+        roles: &[System, Security, Audit],
+        agency: AgencyAccess::Own,
+        push_source: false,
+        reviewer: true,
+    },
+    Permission {
+        action: Action::FileCorrection,
+        what: "file a correction on a record received (校核纠错)",
+        roles: &[],
+        agency: AgencyAccess::Own,
+        push_source: false,
+        reviewer: false,
+    },
+    Permission {
+        action: Action::ViewCorrections,
+        what: "list and read corrections (an agency its own, a reviewer its organisation's)",
+        roles: &[System, Security, Audit],
+        agency: AgencyAccess::Own,
+        push_source: false,
+        reviewer: true,
+    },
+    Permission {
+        action: Action::AnswerCorrection,
+        what: "answer a correction: corrected (a new version to every subscriber) or refused with reasons",
+        roles: &[Security],
+        agency: AgencyAccess::No,
+        push_source: false,
+        reviewer: true,
     },
     Permission {
         action: Action::RevokeSubscription,
@@ -216,6 +319,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Security],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::PauseSubscription,
@@ -223,6 +327,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Security],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::ReplayDeliveryDeadLetters,
@@ -230,6 +335,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[System],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::OperateConnectors,
@@ -237,6 +343,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[System],
         agency: AgencyAccess::No,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::WriteSchemas,
@@ -244,6 +351,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[System],
         agency: AgencyAccess::No,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::ReadAuditLog,
@@ -251,6 +359,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Audit],
         agency: AgencyAccess::No,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::VerifyAuditLog,
@@ -258,6 +367,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Audit],
         agency: AgencyAccess::No,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::ExportAuditLog,
@@ -265,6 +375,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Audit],
         agency: AgencyAccess::No,
         push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::PersonReport,
@@ -272,6 +383,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[Audit],
         agency: AgencyAccess::No,
         push_source: true,
+        reviewer: false,
     },
     Permission {
         action: Action::PushRecords,
@@ -279,6 +391,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[],
         agency: AgencyAccess::No,
         push_source: true,
+        reviewer: false,
     },
     Permission {
         action: Action::PullRecords,
@@ -286,6 +399,7 @@ pub const MATRIX: &[Permission] = &[
         roles: &[],
         agency: AgencyAccess::Own,
         push_source: false,
+        reviewer: false,
     },
 ];
 
@@ -304,6 +418,7 @@ pub fn allows(principal: &Principal, action: Action) -> bool {
         Principal::Operator { role, .. } => p.roles.contains(role),
         Principal::Agency(_) => p.agency == AgencyAccess::Own,
         Principal::PushSource(_) => p.push_source,
+        Principal::Reviewer { .. } => p.reviewer,
         // The hub decides only by its own rules: automatic approval and expiry.
         Principal::Hub => matches!(action, Action::DecideRequest | Action::RevokeSubscription),
     }
@@ -324,6 +439,9 @@ pub fn who_may(action: Action) -> String {
     }
     if p.push_source {
         who.push("a push source".into());
+    }
+    if p.reviewer {
+        who.push("the providing organisation's reviewer".into());
     }
     match who.len() {
         0 => "nobody".into(),
@@ -375,6 +493,40 @@ pub const ROUTES: &[Route] = &[
         Action::IssueAgencyCredentials,
     ),
     route("POST", "/admin/subscriptions", Action::RequestSubscription),
+    route(
+        "POST",
+        "/admin/agencies/{id}/suspend",
+        Action::SuspendAgency,
+    ),
+    route(
+        "POST",
+        "/admin/agencies/{id}/lift-suspension",
+        Action::SuspendAgency,
+    ),
+    route("GET", "/admin/catalogue", Action::ViewCatalogue),
+    route("GET", "/admin/catalogue/export", Action::ViewCatalogue),
+    route("GET", "/admin/catalogue/{id}", Action::ViewCatalogue),
+    route("PUT", "/admin/catalogue/{id}", Action::EditCatalogue),
+    route("GET", "/admin/requests/overdue", Action::ViewSubscriptions),
+    route("POST", "/admin/corrections", Action::FileCorrection),
+    route(
+        "POST",
+        "/admin/subscriptions/{id}/usage",
+        Action::RecordUsage,
+    ),
+    route("GET", "/admin/usage", Action::ViewUsage),
+    route("GET", "/admin/corrections", Action::ViewCorrections),
+    route("GET", "/admin/corrections/{id}", Action::ViewCorrections),
+    route(
+        "POST",
+        "/admin/corrections/{id}/answer",
+        Action::AnswerCorrection,
+    ),
+    route(
+        "POST",
+        "/admin/subscriptions/{id}/extend",
+        Action::ExtendDeadline,
+    ),
     route("GET", "/admin/subscriptions", Action::ViewSubscriptions),
     route(
         "GET",
@@ -544,17 +696,18 @@ pub async fn authorize_route(
 pub fn markdown_matrix() -> String {
     let mark = |yes: bool| if yes { "✔" } else { "—" };
     let mut out = String::from(
-        "| action | system 系统管理员 | security 安全管理员 | audit 审计管理员 | agency (own) | push source |\n|---|---|---|---|---|---|\n",
+        "| action | system 系统管理员 | security 安全管理员 | audit 审计管理员 | agency (own) | push source | provider's reviewer (own entries) |\n|---|---|---|---|---|---|---|\n",
     );
     for p in MATRIX {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             p.what,
             mark(p.roles.contains(&System)),
             mark(p.roles.contains(&Security)),
             mark(p.roles.contains(&Audit)),
             mark(p.agency == AgencyAccess::Own),
             mark(p.push_source),
+            mark(p.reviewer),
         ));
     }
     out
@@ -615,6 +768,9 @@ mod tests {
                         | Action::VerifyAuditLog
                         | Action::ExportAuditLog
                         | Action::PersonReport
+                        | Action::ViewCatalogue
+                        | Action::ViewCorrections
+                        | Action::ViewUsage
                 ),
                 "audit may {a:?}"
             );
@@ -653,7 +809,18 @@ mod tests {
             &Principal::PushSource("p".into()),
             Action::ViewSelf
         ));
-        assert_eq!(who_may(Action::DecideRequest), "the security administrator");
+        assert_eq!(
+            who_may(Action::DecideRequest),
+            "the security administrator or the providing organisation's reviewer"
+        );
+        let reviewer = Principal::Reviewer {
+            agency: "a".into(),
+            name: "r".into(),
+        };
+        assert!(allows(&reviewer, Action::DecideRequest));
+        assert!(!allows(&reviewer, Action::RequestSubscription));
+        assert!(!allows(&reviewer, Action::PullRecords));
+        assert!(!allows(&reviewer, Action::EditCatalogue));
         assert_eq!(
             route_action(&Method::POST, "/admin/subscriptions/{id}/approve"),
             Some(Action::DecideRequest)

@@ -81,6 +81,9 @@ pub enum ServerError {
     /// The control plane could not be opened.
     #[error("control plane: {0}")]
     Control(#[from] crate::control::ControlError),
+    /// The resource catalogue could not be seeded.
+    #[error("seeding the resource catalogue: {0}")]
+    Catalogue(String),
     /// The audit log could not be opened.
     #[error("audit log: {0}")]
     Audit(#[from] crate::audit::AuditError),
@@ -270,8 +273,20 @@ impl Hub {
                     .filter(|c| c.http_push.as_ref().is_some_and(|p| p.report))
                     .map(|c| c.name.clone())
                     .collect(),
+                calendar: Arc::new(
+                    crate::calendar::WorkingCalendar::for_deployment(
+                        config.policy.calendar_dir.as_deref(),
+                    )
+                    .map_err(|e| {
+                        crate::config::ConfigError::Invalid(format!("policy.calendar_dir: {e}"))
+                    })?,
+                ),
             },
         ));
+        governance
+            .seed_catalogue(&catalogue_providers(&config.connectors, &summaries)?)
+            .await
+            .map_err(|e| ServerError::Catalogue(e.to_string()))?;
         let authenticator = Arc::new(Authenticator::new(
             &config.admin.operators,
             connectors.push_tokens,
@@ -635,6 +650,53 @@ fn connector_summaries(
         .collect()
 }
 
+/// The providing organisation of each shared schema, as the connectors feeding it name them (`provider` in
+/// `[[connectors]]`). Two connectors naming different providers for one schema is a configuration error: a
+/// catalogue entry has one provider.
+fn catalogue_providers(
+    configs: &[crate::config::ConnectorConfig],
+    summaries: &[crate::console::ConnectorSummary],
+) -> Result<std::collections::BTreeMap<String, String>, crate::config::ConfigError> {
+    let mut providers = std::collections::BTreeMap::<String, (String, String)>::new();
+    for c in configs {
+        let Some(provider) = &c.provider else {
+            continue;
+        };
+        let feeds = summaries
+            .iter()
+            .find(|s| s.name == c.name)
+            .map(|s| s.schemas.clone())
+            .unwrap_or_default();
+        let schemas = match &c.provider_schemas {
+            None => feeds,
+            Some(listed) => {
+                if let Some(other) = listed.iter().find(|s| !feeds.contains(s)) {
+                    return Err(crate::config::ConfigError::Invalid(format!(
+                        "connectors: `{}` lists `{other}` in provider_schemas, but it feeds only {}",
+                        c.name,
+                        feeds.join(", ")
+                    )));
+                }
+                listed.clone()
+            }
+        };
+        for schema in schemas {
+            match providers.get(&schema) {
+                Some((other, by)) if other != provider => {
+                    return Err(crate::config::ConfigError::Invalid(format!(
+                        "connectors: `{}` names provider `{provider}` for {schema}, but `{by}` names `{other}`; a catalogue entry has one providing organisation",
+                        c.name
+                    )))
+                }
+                _ => {
+                    providers.insert(schema, (provider.clone(), c.name.clone()));
+                }
+            }
+        }
+    }
+    Ok(providers.into_iter().map(|(k, (p, _))| (k, p)).collect())
+}
+
 /// Puts the registry's view of the caller ([`crate::access::registry_caller`]) into the request; a caller with
 /// no access to the registry (a push source) is refused.
 async fn registry_caller(
@@ -694,6 +756,7 @@ async fn expire_subscriptions(
         if n > 0 {
             info!(expired = n, "Subscriptions expired.");
         }
+        governance.refresh_overdue_metric();
     }
 }
 

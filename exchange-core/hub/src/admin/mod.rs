@@ -25,13 +25,19 @@
 //! | `POST /admin/agencies/{id}/tokens/{token_id}/revoke` | security; an agency its own |
 //! | `POST /admin/subscriptions` | an agency (for itself); security (naming the agency) |
 //! | `GET /admin/subscriptions`, `GET /admin/subscriptions/{id}`, `GET /admin/subscriptions/{id}/progress` | any administrator; an agency its own |
-//! | `POST /admin/subscriptions/{id}/approve`, `…/reject` | security (a second, different one for 双人复核) |
+//! | `POST /admin/subscriptions/{id}/approve`, `…/reject` | the providing organisation's reviewer (有条件 requests on its entries); security (a second, different one for 双人复核) |
+//! | `POST /admin/subscriptions/{id}/extend` | the providing organisation's reviewer; security |
+//! | `GET /admin/requests/overdue` | any administrator; an agency or reviewer its own |
+//! | `GET /admin/catalogue`, `GET /admin/catalogue/{id}`, `GET /admin/catalogue/export` | everyone signed in but push sources |
+//! | `PUT /admin/catalogue/{id}` | security |
 //! | `POST /admin/subscriptions/{id}/revoke`, `…/pause`, `…/resume` | security, or the owning agency (which resumes only a pause it made) |
 //! | `POST /admin/subscriptions/{id}/dlq/replay` | system, or the owning agency |
 //! | `POST /admin/connectors/{name}/dlq/replay`, `POST /admin/connectors/{name}/renormalise` | system |
 //! | `POST /admin/audit/query` (an ID number in the body), `GET /admin/audit` (no `cert_no`) | audit |
 //! | `GET`/`POST /admin/audit/verify`, `GET /admin/audit/keys`, `GET /admin/audit/checkpoints`, `GET /admin/audit/export` | audit |
 //! | `POST /admin/reports/person` (the ID number in the body), `GET /admin/reports/person?person_key=` | audit; a push source whose connector has `report = true` |
+
+mod workflow;
 
 use std::sync::Arc;
 
@@ -84,6 +90,7 @@ pub fn router(governance: Arc<Governance>) -> OpenApiRouter {
         .routes(routes!(replay_source_dlq))
         .routes(routes!(renormalise))
         .routes(routes!(whoami))
+        .merge(workflow::router())
         .with_state(governance)
 }
 
@@ -258,7 +265,7 @@ async fn approve(
         // 双人复核: one approval recorded, a second operator must confirm.
         return ok(
             StatusCode::ACCEPTED,
-            json!({ "subscription": s.redacted(), "note": "two different operators must approve this subscription (双人复核); one approval is recorded" }),
+            json!({ "subscription": s.redacted(), "note": "the approval is recorded; the grant still waits for the providing organisation's decision (Art. 21) or a second security administrator (双人复核)" }),
         );
     }
     ok(StatusCode::OK, json!(s.redacted()))

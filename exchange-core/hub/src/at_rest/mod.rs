@@ -97,10 +97,7 @@ pub fn is_encrypted_topic(topic: &str) -> bool {
 
 /// The Beijing date (UTC+8) of a timestamp in milliseconds, `YYYY-MM-DD`: the day whose data key seals it.
 pub fn day_of(timestamp_ms: i64) -> String {
-    // China keeps UTC+8 all year.
-    const BEIJING_OFFSET_MS: i64 = 8 * 3_600_000;
-    chrono::DateTime::from_timestamp_millis(timestamp_ms.saturating_add(BEIJING_OFFSET_MS))
-        .unwrap_or_default()
+    crate::calendar::beijing_day(timestamp_ms)
         .format("%Y-%m-%d")
         .to_string()
 }

@@ -102,6 +102,10 @@ pub struct PolicyConfig {
     /// Default false: every request waits for an operator.
     #[serde(default)]
     pub auto_approve_unconditional: bool,
+    /// A directory of working-day calendar files (`<year>.toml`, see docs/workflow.md) adding years to the
+    /// shipped ones or replacing them; the sharing deadlines run on the result.
+    #[serde(default)]
+    pub calendar_dir: Option<PathBuf>,
 }
 
 /// The evidence log.
@@ -252,6 +256,14 @@ pub struct ConnectorConfig {
     pub file_drop: Option<FileDropConfig>,
     /// Settings of the `kafka_topic` transport.
     pub kafka_topic: Option<KafkaTopicConfig>,
+    /// The providing organisation (提供方, an agency id) of the resources this connector feeds: named in their
+    /// catalogue entries when the hub seeds them, so its reviewers decide the 有条件 requests.
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// Which of the connector's schemas `provider` provides (default: all it feeds) — for a connector that
+    /// also contributes records to a resource another organisation provides.
+    #[serde(default)]
+    pub provider_schemas: Option<Vec<String>>,
 }
 
 impl ConnectorConfig {
@@ -269,6 +281,8 @@ impl ConnectorConfig {
             sql_poll: None,
             file_drop: None,
             kafka_topic: None,
+            provider: None,
+            provider_schemas: None,
         }
     }
 }

@@ -184,7 +184,14 @@ pub(super) async fn issue_token(
     };
     let (token, token_id) = console
         .governance
-        .issue_token(&viewer.principal, &id, NewToken { expires_at_ms })
+        .issue_token(
+            &viewer.principal,
+            &id,
+            NewToken {
+                expires_at_ms,
+                reviewer: None,
+            },
+        )
         .await
         .or_page(l)?;
     let body = token_shown_once(l, &id, &token, &token_id);

@@ -15,6 +15,9 @@
 //! - `subscriptions`: the request queue, a subscription's page (approve with narrowing, reject, revoke,
 //!   replay), the agency's request form with its field picker and live filter check, the last records of a
 //!   pull subscription.
+//! - `workflow`: the resource catalogue (browse, search, an entry with its items and versions, `.xlsx`) and a
+//!   request's deadline extension; a provider's reviewer signs in here too and decides on the requests page.
+//! - `corrections`: 校核纠错 — an agency files a correction on a record received, the provider answers it.
 //! - `agencies`: agencies and their tokens (a token is shown once).
 //! - `audit`: verification and queries of the evidence log.
 //! - `reports`: a person's release report, printable (PIPL Art. 44–45).
@@ -27,6 +30,7 @@
 
 mod agencies;
 mod audit;
+mod corrections;
 mod overview;
 mod page;
 mod reference;
@@ -35,6 +39,7 @@ mod schemas;
 pub mod session;
 mod sources;
 mod subscriptions;
+mod workflow;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -197,6 +202,19 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
             post(sources::renormalise),
         )
         .route("/console/requests", get(subscriptions::queue))
+        .route("/console/corrections", get(corrections::list))
+        .route(
+            "/console/corrections/new",
+            get(corrections::file_form).post(corrections::file),
+        )
+        .route(
+            "/console/corrections/{id}/answer",
+            post(corrections::answer),
+        )
+        .route("/console/catalogue", get(workflow::list))
+        .route("/console/catalogue/export.xlsx", get(workflow::export))
+        .route("/console/catalogue/{id}", get(workflow::show))
+        .route("/console/subscriptions/{id}/extend", post(workflow::extend))
         .route("/console/subscriptions", get(subscriptions::list))
         .route(
             "/console/subscriptions/new",
@@ -590,7 +608,10 @@ mod session_pages {
             {
                 Err(None)
             }
-            Ok(p @ (Principal::Operator { .. } | Principal::Agency(_))) => Ok(p),
+            Ok(
+                p
+                @ (Principal::Operator { .. } | Principal::Agency(_) | Principal::Reviewer { .. }),
+            ) => Ok(p),
             Ok(_) => Err(Some(
                 lang.t(
                     "推送数据源的令牌不能登录控制台。",

@@ -68,6 +68,7 @@ impl Lang {
 pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
     let l = viewer.lang;
     let operator = viewer.is_operator();
+    let reviewer = matches!(viewer.principal, crate::auth::Principal::Reviewer { .. });
     let link = |action| viewer.operator_may(action);
     html! {
         (DOCTYPE)
@@ -84,10 +85,20 @@ pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                             a href="/console/agencies" { (l.t("部门", "Agencies")) }
                             @if link(Action::ReadAuditLog) { a href="/console/audit" { (l.t("审计", "Audit")) } }
                             @if link(Action::PersonReport) { a href="/console/reports/person" { (l.t("个人报告", "Person report")) } }
+                            a href="/console/catalogue" { (l.t("目录", "Catalogue")) }
+                            a href="/console/corrections" { (l.t("纠错", "Corrections")) }
                             a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
                             a href="/console/api" { (l.t("接口", "API")) }
+                        } @else if reviewer {
+                            a href="/console/requests" { (l.t("待我审核", "Requests to decide")) }
+                            a href="/console/subscriptions" { (l.t("本单位资源的申请", "Requests for our resources")) }
+                            a href="/console/catalogue" { (l.t("目录", "Catalogue")) }
+                            a href="/console/corrections" { (l.t("纠错", "Corrections")) }
+                            a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
                         } @else {
                             a href="/console/" { (l.t("我的订阅", "My subscriptions")) }
+                            a href="/console/catalogue" { (l.t("目录", "Catalogue")) }
+                            a href="/console/corrections" { (l.t("纠错", "Corrections")) }
                             a href="/console/subscriptions/new" { (l.t("申请订阅", "Request data")) }
                             a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
                             a href="/console/api" { (l.t("接口", "API")) }
@@ -253,14 +264,7 @@ impl<T> OrPage<T> for Result<T, ApiError> {
 
 /// A time in Beijing time, `YYYY-MM-DD HH:MM:SS`.
 pub(super) fn time(ms: i64) -> String {
-    let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("a valid offset");
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| {
-            t.with_timezone(&beijing)
-                .format("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "—".to_owned())
+    crate::calendar::beijing_time(ms)
 }
 
 /// A status word with its colour class.

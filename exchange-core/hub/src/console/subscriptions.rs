@@ -115,7 +115,9 @@ fn spec_summary(spec: &SubscriptionSpec, l: Lang) -> Markup {
             tr { th { (l.t("数据模式", "Schema")) } td { code { (spec.schema) } } }
             tr { th { (l.t("过滤条件", "Filter")) } td { code.filter { (spec.filter) } } }
             tr { th { (l.t("用途", "Purpose")) } td { (spec.purpose) } }
-            tr { th { (l.t("法律依据", "Legal basis")) } td { (spec.legal_basis.as_deref().unwrap_or("—")) } }
+            tr { th { (l.t("申请依据", "Basis")) } td { (spec.legal_basis.as_deref().unwrap_or("—")) } }
+            tr { th { (l.t("应用场景", "Scenario")) } td { (spec.scenario.as_deref().unwrap_or("—")) } }
+            tr { th { (l.t("共享范围", "Scope")) } td { (spec.scope.as_deref().unwrap_or("—")) } }
             tr { th { (l.t("通道", "Channel")) } td.channel-target { code { (spec.channel.target()) } } }
             tr { th { (l.t("到期", "Expires")) } td { (spec.expires_at_ms.map_or("—".to_owned(), time)) } }
             tr { th { (l.t("历史数据起始", "History from")) } td { (spec.backfill_from_ms.map_or("—".to_owned(), time)) } }
@@ -135,7 +137,9 @@ fn subscriptions_table(list: &[Subscription], l: Lang) -> Markup {
             tbody { @for s in list {
                 tr data-id=(s.id) {
                     td { a href=(format!("/console/subscriptions/{}", s.id)) { (s.id) } }
-                    td { (badge(s.status.as_str())) }
+                    td { (badge(s.status.as_str()))
+                        @if s.deadlines.as_ref().is_some_and(|d| d.state(unsilo_bus::now_ms()).is_overdue()) {
+                            " " span.badge.overdue { (l.t("逾期", "overdue")) } } }
                     td { (s.requested.schema) }
                     td { (s.spec().channel.kind()) }
                     td { (s.requested.purpose) }
@@ -148,7 +152,8 @@ fn subscriptions_table(list: &[Subscription], l: Lang) -> Markup {
 
 /// `GET /console/requests`: the subscriptions waiting for a decision.
 pub(super) async fn queue(State(console): Shared, viewer: Viewer) -> PageResult {
-    page::operator_page(&viewer, crate::roles::Action::DecideRequest)?;
+    crate::governance::authorize(&viewer.principal, crate::roles::Action::DecideRequest)
+        .or_page(viewer.lang)?;
     let l = viewer.lang;
     let mut list = console
         .governance
@@ -193,7 +198,9 @@ pub(super) async fn portal_home(console: &Console, viewer: &Viewer) -> PageResul
         .or_page(l)?;
     list.sort_by(|a, b| a.id.cmp(&b.id));
     let body = html! {
-        p { a href="/console/subscriptions/new" { (l.t("申请新的订阅 →", "Request a new subscription →")) } }
+        @if viewer.may(Action::RequestSubscription) {
+            p { a href="/console/subscriptions/new" { (l.t("申请新的订阅 →", "Request a new subscription →")) } }
+        }
         @if list.is_empty() {
             p.muted { (l.t("还没有订阅。", "No subscriptions yet.")) }
         } @else {
@@ -224,10 +231,11 @@ pub(super) async fn show(
         .cloned()
         .unwrap_or_default();
     let records = match (&s.status, &s.spec().channel) {
-        (SubscriptionStatus::Active, Channel::Pull) => Some(last_records(&console, &s, 10).await),
+        (SubscriptionStatus::Active, Channel::Pull) => {
+            Some(last_records(&console, &s, 10, viewer.may(Action::FileCorrection)).await)
+        }
         _ => None,
     };
-    let operator = viewer.is_operator();
     let body = html! {
         p { (badge(s.status.as_str())) " "
             (l.t("部门", "Agency")) ": " strong { (s.agency) }
@@ -237,13 +245,15 @@ pub(super) async fn show(
         @if let (Some(by), Some(at)) = (&s.decided_by, s.decided_at_ms) {
             p.muted { (l.t("最近决定", "Last decided")) ": " (by) " · " (time(at)) }
         }
+        @if let Some(d) = &s.deadlines { (deadlines_block(d, l)) }
         @if !s.approvals.is_empty() {
             p.muted { (l.t("已批准", "Approved by")) ": "
-                @for a in &s.approvals { (a.operator) " (" (time(a.at_ms)) ") " } }
+                @for a in &s.approvals {
+                    (a.operator) @if a.provider.is_some() { " [" (l.t("提供方", "provider")) "]" } " (" (time(a.at_ms)) ") " } }
             @if s.status == SubscriptionStatus::Requested {
                 p.notice #four-eyes { (l.t(
-                    "已记录一位运维人员的批准；该授权需要另一位运维人员确认（双人复核）。",
-                    "One operator's approval is recorded; this grant needs a second, different operator to confirm it (双人复核)."
+                    "已记录批准；该授权仍待提供方决定（第二十一条）或另一位安全管理员确认（双人复核）。",
+                    "An approval is recorded; the grant still waits for the providing organisation's decision (Art. 21) or a second security administrator (双人复核)."
                 )) }
             }
         }
@@ -252,9 +262,13 @@ pub(super) async fn show(
         (fields_table(&s, agency.as_ref(), l))
         @if let Some(g) = &s.granted { @if g.filter != s.requested.filter {
             p { (l.t("批准的过滤条件", "Granted filter")) ": " code { (g.filter) } } } }
-        @if operator && viewer.may(Action::DecideRequest) && s.status == SubscriptionStatus::Requested {
+        @if viewer.may(Action::DecideRequest) && s.status == SubscriptionStatus::Requested {
             (approve_form(&s, agency.as_ref(), &viewer))
             (reject_form(&s, &viewer))
+            @if viewer.may(Action::ExtendDeadline)
+                && s.deadlines.as_ref().is_some_and(|d| d.extension.is_none() && d.answered_at_ms.is_none()) {
+                (extend_form(&s, &viewer))
+            }
         }
         @if let Some(h) = &flow.history {
             (history_progress(h, l))
@@ -309,6 +323,49 @@ pub(super) async fn show(
         body,
     )
     .into_response())
+}
+
+/// A request's deadlines (政务数据共享条例 Art. 21–22): when the answer and the delivery are due, where it
+/// stands, the extension, and whether the deadline is provisional.
+fn deadlines_block(d: &unsilo_policy::model::Deadlines, l: Lang) -> Markup {
+    let state = d.state(unsilo_bus::now_ms());
+    html! {
+        table.spec #deadlines {
+            tr { th { (l.t("答复期限", "Answer due")) } td {
+                (time(d.answer_due_ms)) " (" (d.answer_days) " " (l.t("个工作日", "working days")) ")"
+                @if let Some(at) = d.answered_at_ms { " · " (l.t("已答复", "answered")) " " (time(at)) }
+            } }
+            @if let Some(e) = &d.extension {
+                tr { th { (l.t("延期", "Extended")) } td {
+                    "+" (e.days) " " (l.t("个工作日", "working days")) " · " (e.reason) " · " (e.by) } }
+            }
+            @if let Some(due) = d.delivery_due_ms {
+                tr { th { (l.t("交付期限", "Delivery due")) } td {
+                    (time(due))
+                    @if let Some(at) = d.delivered_at_ms { " · " (l.t("已交付", "delivering since")) " " (time(at)) }
+                } }
+            }
+            tr { th { (l.t("时限状态", "Deadline state")) } td {
+                span class=(if state.is_overdue() { "badge overdue" } else { "badge" }) #deadline-state { (state.as_str()) }
+                @if let Some(p) = &d.provisional { " " span.muted { (l.t("（暂定：", "(provisional: ")) (p) ")" } }
+            } }
+        }
+    }
+}
+
+/// The form that extends an answer deadline once (Art. 21).
+fn extend_form(s: &Subscription, viewer: &Viewer) -> Markup {
+    let l = viewer.lang;
+    html! {
+        form.card #extend method="post" action=(format!("/console/subscriptions/{}/extend", s.id)) {
+            input type="hidden" name="csrf" value=(viewer.csrf);
+            label for="extend-days" { (l.t("延长答复期限（工作日，1–10，仅一次）", "Extend the answer deadline (working days, 1–10, once)")) }
+            input #extend-days type="number" name="days" min="1" max="10" required;
+            label for="extend-reason" { (l.t("延期理由", "Why")) }
+            input #extend-reason type="text" name="reason" required;
+            " " button type="submit" { (l.t("延期", "Extend")) }
+        }
+    }
 }
 
 fn approve_form(s: &Subscription, agency: Option<&Agency>, viewer: &Viewer) -> Markup {
@@ -458,7 +515,7 @@ pub(super) async fn approve(
             .map(str::to_owned)
     };
     let backfill_from_ms = match non_empty(value("backfill_from")) {
-        Some(date) => parse_backfill_from(&date)
+        Some(date) => parse_form_time(&date)
             .map_err(|e| PageError::new(l, StatusCode::UNPROCESSABLE_ENTITY, e))?,
         None => None,
     };
@@ -582,7 +639,8 @@ fn history_progress(h: &crate::flows::HistoryProgress, l: Lang) -> Markup {
 }
 
 /// The last `n` records of a pull subscription's topic, rendered as the pull API returns them.
-async fn last_records(console: &Console, s: &Subscription, n: u64) -> Markup {
+/// With `may_correct`, each record links to the correction form (校核纠错).
+async fn last_records(console: &Console, s: &Subscription, n: u64, may_correct: bool) -> Markup {
     let topic = s.topic();
     let decoder = unsilo_registry::decode::FrameDecoder::new(console.registry.clone());
     let ends = console.bus.end_offsets(&topic).await.unwrap_or_default();
@@ -606,7 +664,8 @@ async fn last_records(console: &Console, s: &Subscription, n: u64) -> Markup {
                 .and_then(|(_, value)| unsilo_schemas::avro::to_json(&value).ok())
                 .map(|j| serde_json::to_string_pretty(&j).unwrap_or_default());
             details.card.record {
-                summary { (time(r.record.timestamp_ms)) " · " code { (r.record.record_id()) } }
+                summary { (time(r.record.timestamp_ms)) " · " code { (r.record.record_id()) }
+                    @if may_correct { " · " a.file-correction href=(format!("/console/corrections/new?subscription={}&record_id={}", s.id, r.record.record_id())) { "纠错 / correct" } } }
                 pre { (rendered.unwrap_or_else(|| "(undecodable)".to_owned())) }
             }
         }
@@ -641,6 +700,12 @@ struct RequestDraft {
     filter: String,
     purpose: String,
     legal_basis: String,
+    /// 应用场景.
+    scenario: String,
+    /// 共享范围, in words.
+    scope: String,
+    /// The time limit: a date (`YYYY-MM-DD`, China time) or an RFC 3339 time.
+    expires_at: String,
     agency: String,
     /// A date (`YYYY-MM-DD`, China time) or an RFC 3339 time; empty = no history.
     backfill_from: String,
@@ -649,8 +714,9 @@ struct RequestDraft {
     fields: BTreeMap<String, Treatment>,
 }
 
-/// Reads the request form's history start: a date (midnight, China time) or an RFC 3339 time.
-fn parse_backfill_from(text: &str) -> Result<Option<i64>, String> {
+/// Reads a date of the request form (the history start, the time limit): a date (midnight, China time) or an
+/// RFC 3339 time.
+fn parse_form_time(text: &str) -> Result<Option<i64>, String> {
     let text = text.trim();
     if text.is_empty() {
         return Ok(None);
@@ -733,8 +799,16 @@ fn request_page(
                     div #filter-result aria-live="polite" {}
                     label for="purpose" { (l.t("用途", "Purpose")) }
                     input #purpose type="text" name="purpose" value=(draft.purpose) required;
-                    label for="legal_basis" { (l.t("法律依据", "Legal basis")) }
+                    p.hint { (l.t("依据、场景、范围、时限均须填写（《政务数据共享条例》第二十条）。",
+                        "Basis, scenario, scope and time limit are all required (政务数据共享条例 Art. 20).")) }
+                    label for="legal_basis" { (l.t("申请依据（法律法规或政策文件）", "Basis (law, regulation or policy)")) }
                     input #legal_basis type="text" name="legal_basis" value=(draft.legal_basis);
+                    label for="scenario" { (l.t("应用场景", "Scenario (the duty and process the data serves)")) }
+                    input #scenario type="text" name="scenario" value=(draft.scenario);
+                    label for="scope" { (l.t("共享范围", "Scope (which records, whose)")) }
+                    input #scope type="text" name="scope" value=(draft.scope);
+                    label for="expires_at" { (l.t("使用时限（截止日期）", "Time limit (last day of use)")) }
+                    input #expires_at type="date" name="expires_at" value=(draft.expires_at);
                     label for="backfill_from" { (l.t("历史数据起始日期（可选：批准后先补发此日期以来的数据）", "History from (optional: on approval, first receive the matching records since this date)")) }
                     input #backfill_from type="date" name="backfill_from" value=(draft.backfill_from);
                     label for="retain_days" { (l.t("保存期限（天，可选）", "Keep each record for at most (days, optional)")) }
@@ -771,6 +845,9 @@ pub(super) async fn file_request(
         filter: value("filter"),
         purpose: value("purpose"),
         legal_basis: value("legal_basis"),
+        scenario: value("scenario"),
+        scope: value("scope"),
+        expires_at: value("expires_at"),
         agency: value("agency"),
         backfill_from: value("backfill_from"),
         retain_days: value("retain_days"),
@@ -785,11 +862,25 @@ pub(super) async fn file_request(
             StatusCode::UNPROCESSABLE_ENTITY,
         )
     };
-    let backfill_from_ms = match parse_backfill_from(&draft.backfill_from) {
+    let backfill_from_ms = match parse_form_time(&draft.backfill_from) {
         Ok(t) => t,
         Err(e) => {
             return Ok(invalid(
                 format!("{}: {e}", l.t("历史数据起始日期", "History from")),
+                &draft,
+            ))
+        }
+    };
+    // The time limit is the end of the day given (China time), or the RFC 3339 time given.
+    let expires_at_ms = match end_of_day_ms(&draft.expires_at) {
+        Some(t) => Ok(Some(t)),
+        None => parse_form_time(&draft.expires_at),
+    };
+    let expires_at_ms = match expires_at_ms {
+        Ok(t) => t,
+        Err(e) => {
+            return Ok(invalid(
+                format!("{}: {e}", l.t("使用时限", "Time limit")),
                 &draft,
             ))
         }
@@ -847,7 +938,9 @@ pub(super) async fn file_request(
                 .collect(),
             purpose: draft.purpose.clone(),
             legal_basis: (!draft.legal_basis.is_empty()).then(|| draft.legal_basis.clone()),
-            expires_at_ms: None,
+            scenario: (!draft.scenario.is_empty()).then(|| draft.scenario.clone()),
+            scope: (!draft.scope.is_empty()).then(|| draft.scope.clone()),
+            expires_at_ms,
             backfill_from_ms,
             retain_days,
             channel: Channel::Pull,

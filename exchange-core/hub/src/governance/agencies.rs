@@ -42,6 +42,7 @@ impl Governance {
         let (token, digest) = auth::new_token();
         let agency = Agency {
             revision: 0,
+            suspended: None,
             id: new.id,
             name: new.name,
             uscc: new.uscc.trim().to_ascii_uppercase(),
@@ -52,6 +53,7 @@ impl Governance {
                 issued_at_ms: unsilo_bus::now_ms(),
                 expires_at_ms: new.token_expires_at_ms,
                 revoked_at_ms: None,
+                reviewer: None,
             }],
             client_cert_sha256: new.client_cert_sha256,
             created_at_ms: unsilo_bus::now_ms(),
@@ -87,6 +89,10 @@ impl Governance {
     ) -> Result<(String, String), ApiError> {
         let operator = authorize(who, Action::IssueAgencyCredentials)?;
         check_expiry(new.expires_at_ms)?;
+        let reviewer = new.reviewer.as_deref().map(str::trim).map(str::to_owned);
+        if let Some(name) = &reviewer {
+            check_reviewer_name(name)?;
+        }
         let current = self
             .control
             .agency(id)
@@ -100,13 +106,14 @@ impl Governance {
             issued_at_ms: unsilo_bus::now_ms(),
             expires_at_ms: new.expires_at_ms,
             revoked_at_ms: None,
+            reviewer: reviewer.clone(),
         });
         self.update_agency(
             who,
             &current,
             &updated,
             "agency.issue_token",
-            json!({ "token_id": token_id, "expires_at_ms": new.expires_at_ms }),
+            json!({ "token_id": token_id, "expires_at_ms": new.expires_at_ms, "reviewer": reviewer }),
         )
         .await?;
         info!(agency = %id, token_id = %token_id, operator, "Agency token issued.");
@@ -181,6 +188,118 @@ impl Governance {
         Ok(updated)
     }
 
+    /// Suspends an agency's sharing for misuse (政务数据共享条例 Art. 27), with the reason on record: every
+    /// active subscription of it is paused (only a security administrator resumes it, and not while the
+    /// suspension lasts) and it files no request until the suspension is lifted. Returns the paused ids.
+    pub async fn suspend_agency(
+        &self,
+        who: &Principal,
+        id: &str,
+        reason: &str,
+    ) -> Result<Vec<String>, ApiError> {
+        authorize(who, Action::SuspendAgency)?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(ApiError::Invalid(
+                "reason: a suspension states the misuse it answers".into(),
+            ));
+        }
+        let current = self
+            .control
+            .agency(id)
+            .ok_or_else(|| ApiError::NotFound(format!("agency `{id}`")))?;
+        if current.suspended.is_some() {
+            return Err(ApiError::Conflict(format!(
+                "agency `{id}` is already suspended"
+            )));
+        }
+        let mut updated = current.clone();
+        updated.suspended = Some(unsilo_policy::model::Suspension {
+            reason: reason.to_owned(),
+            by: who.to_string(),
+            at_ms: unsilo_bus::now_ms(),
+        });
+        self.update_agency(
+            who,
+            &current,
+            &updated,
+            "agency.suspend",
+            json!({ "reason": reason }),
+        )
+        .await?;
+        let active: Vec<Subscription> = self
+            .control
+            .read()
+            .subscriptions
+            .values()
+            .filter(|s| s.agency == id && s.status == SubscriptionStatus::Active)
+            .cloned()
+            .collect();
+        let mut paused = Vec::new();
+        for s in active {
+            let sid = s.id.clone();
+            self.change_status(
+                who,
+                s,
+                SubscriptionStatus::Paused,
+                "subscription.pause",
+                format!("sharing suspended (政务数据共享条例 Art. 27): {reason}"),
+            )
+            .await?;
+            paused.push(sid);
+        }
+        warn!(agency = %id, by = %who, paused = paused.len(), "Agency's sharing suspended.");
+        Ok(paused)
+    }
+
+    /// Lifts an agency's suspension, with the reason on record. Its paused subscriptions stay paused until a
+    /// security administrator resumes each.
+    pub async fn lift_suspension(
+        &self,
+        who: &Principal,
+        id: &str,
+        reason: &str,
+    ) -> Result<Agency, ApiError> {
+        authorize(who, Action::SuspendAgency)?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(ApiError::Invalid(
+                "reason: say why the suspension ends".into(),
+            ));
+        }
+        let current = self
+            .control
+            .agency(id)
+            .ok_or_else(|| ApiError::NotFound(format!("agency `{id}`")))?;
+        if current.suspended.is_none() {
+            return Err(ApiError::Conflict(format!(
+                "agency `{id}` is not suspended"
+            )));
+        }
+        let mut updated = current.clone();
+        updated.suspended = None;
+        self.update_agency(
+            who,
+            &current,
+            &updated,
+            "agency.lift_suspension",
+            json!({ "reason": reason }),
+        )
+        .await?;
+        Ok(updated)
+    }
+
+    /// 409 when agency `id` is suspended (Art. 27): it may not file, be granted or resume anything.
+    pub(super) fn not_suspended(&self, id: &str) -> Result<(), ApiError> {
+        match self.control.agency(id).and_then(|a| a.suspended) {
+            Some(s) => Err(ApiError::Conflict(format!(
+                "agency `{id}`'s sharing is suspended (政务数据共享条例 Art. 27): {}",
+                s.reason
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Writes a changed agency (checking it still is `current`) and records the change.
     async fn update_agency(
         &self,
@@ -196,4 +315,16 @@ impl Governance {
             .map_err(control_error)?;
         self.record_control(who, action, &updated.id, detail).await
     }
+}
+
+/// A reviewer's name: 1–40 characters, no control characters (it appears in audit entries and on pages).
+fn check_reviewer_name(name: &str) -> Result<(), ApiError> {
+    let count = name.chars().count();
+    if count == 0 || count > 40 || name.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(format!(
+            "reviewer: a name of 1–40 characters without control characters, not `{}`",
+            name.escape_debug()
+        )));
+    }
+    Ok(())
 }

@@ -17,21 +17,44 @@
 //! - `subscriptions`: the subscription lifecycle — request, approve (activation), reject, revoke, expire — and
 //!   delivery dead-letter replay.
 //! - `evidence`: audit queries, verification, keys, checkpoints and a person's release report.
+//! - `catalogue`: the resource catalogue — seeding, browsing, editing (versioned) and the bound it sets on
+//!   every request; `catalogue_export` writes it as an `.xlsx` workbook.
+//! - `corrections`: 校核纠错 — a subscriber's correction on a record it received, the provider's answer, the
+//!   corrected version published with its lineage.
+//! - `usage`: the usage register (使用登记) an agency keeps per subscription, read by the platform and the
+//!   provider.
+//! - `workflow`: the 政务数据共享条例's shape of a request — its Art. 20 items, who decides (the providing
+//!   organisation or the platform), the working-day deadlines and overdue requests.
 //! - `sources`: source dead-letter replay and re-normalisation from `raw.`.
 //! - this file: the [`Governance`] value, its settings, and the checks every operation shares.
 
 mod agencies;
+mod catalogue;
+pub mod catalogue_export;
+mod corrections;
 mod evidence;
 mod requests;
 mod sources;
 mod subscriptions;
+mod usage;
+mod workflow;
 
+pub use catalogue::{CatalogueEdit, CatalogueView};
+pub use corrections::{
+    CorrectionOutcome, CorrectionReply, NewCorrection, CORRECTION_ANSWER_DAYS, HEADER_CORRECTION,
+    HEADER_CORRECTS,
+};
 pub use evidence::{AuditSearch, PersonRelease, PersonReport, PersonSearch};
 pub use requests::{
     ApproveRequest, ClientCertificateBinding, NewAgency, NewToken, ReasonRequest,
     SubscriptionRequest,
 };
 pub use sources::RenormaliseRequest;
+pub use usage::NewUsage;
+pub use workflow::{
+    deciding_provider, missing_request_items, ExtensionRequest, OverdueRequest,
+    ANSWER_DAYS_CONDITIONAL, ANSWER_DAYS_UNCONDITIONAL, DELIVERY_DAYS, MAX_EXTENSION_DAYS,
+};
 
 use std::sync::Arc;
 
@@ -78,6 +101,8 @@ pub struct GovernanceSettings {
     /// Push connectors whose credential may ask for person release reports (`report = true` in their
     /// `[connectors.http_push]`), e.g. the 秦务员 platform answering a citizen.
     pub report_sources: Vec<String>,
+    /// The working-day calendar the sharing deadlines run on (shipped years plus `[policy] calendar_dir`).
+    pub calendar: Arc<crate::calendar::WorkingCalendar>,
 }
 
 /// The operations of the control plane, each checking its caller.

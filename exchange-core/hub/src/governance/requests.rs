@@ -31,6 +31,11 @@ pub struct NewToken {
     /// When the token stops being accepted (ms since the epoch); none = until revoked.
     #[serde(default)]
     pub expires_at_ms: Option<i64>,
+    /// Issue it to a named reviewer (审核人) of the organisation instead of its system: the token then decides
+    /// the requests for the organisation's catalogue entries and answers corrections, and cannot request or
+    /// pull data.
+    #[serde(default)]
+    pub reviewer: Option<String>,
 }
 
 /// Body of `PUT /admin/agencies/{id}/client-certificate`.

@@ -12,7 +12,8 @@ impl Governance {
         id: &str,
     ) -> Result<Subscription, ApiError> {
         self.control
-            .subscription_visible_to(who, id)
+            .subscription(id)
+            .filter(|s| self.may_see(who, s))
             .ok_or_else(|| ApiError::NotFound(format!("subscription `{id}`")))
     }
 
@@ -24,11 +25,12 @@ impl Governance {
         agency: Option<&str>,
     ) -> Result<Vec<Subscription>, ApiError> {
         authorize(who, Action::ViewSubscriptions)?;
+        // One read of the state: the lock is not taken again inside it.
         let state = self.control.read();
         Ok(state
             .subscriptions
             .values()
-            .filter(|s| who.may_see_agency(&s.agency))
+            .filter(|s| workflow::may_see_in(&state, who, &s.agency, &s.requested.schema))
             .filter(|s| status.is_none_or(|st| st == s.status.as_str()))
             .filter(|s| agency.is_none_or(|a| a == s.agency))
             .cloned()
@@ -97,21 +99,30 @@ impl Governance {
                     "an operator filing a request must name the agency".into(),
                 ))
             }
-            (Principal::PushSource(_), _) => {
+            (Principal::PushSource(_) | Principal::Reviewer { .. }, _) => {
                 return Err(ApiError::Forbidden(
-                    "a push source's credential can only push records".into(),
+                    "only an agency's system credential (or a security administrator) files requests".into(),
                 ))
             }
         };
         if self.control.agency(&agency_id).is_none() {
             return Err(ApiError::NotFound(format!("agency `{agency_id}`")));
         }
+        self.not_suspended(&agency_id)?;
         check_slug("subscription name", &request.name, 40)
             .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        let missing = missing_request_items(&request.spec);
+        if !missing.is_empty() {
+            return Err(ApiError::Invalid(format!(
+                "the request is incomplete (政务数据共享条例 Art. 20); it must also state: {}",
+                missing.join("; ")
+            )));
+        }
         request
             .spec
             .check_shape(unsilo_bus::now_ms())
             .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        let entry = self.entry_for_request(&request.spec)?;
         if let Channel::Kafka {
             bootstrap_servers: None,
             ..
@@ -132,12 +143,10 @@ impl Governance {
                 "subscription `{id}` already exists; choose another name"
             )));
         }
-        let subscription = Subscription::new_request(
-            &agency_id,
-            &request.name,
-            request.spec,
-            unsilo_bus::now_ms(),
-        );
+        let now = unsilo_bus::now_ms();
+        let mut subscription =
+            Subscription::new_request(&agency_id, &request.name, request.spec, now);
+        subscription.deadlines = Some(self.deadlines_for(&entry, now));
         self.control
             .put_subscription(&subscription)
             .await
@@ -152,7 +161,12 @@ impl Governance {
         info!(subscription = %id, by = %who, "Subscription requested.");
         let key = matches!(subscription.requested.channel, Channel::Webhook { .. })
             .then(|| self.secret.webhook_key(&id));
-        if self.settings.auto_approve_unconditional {
+        // 无条件 data within clearance goes through without a provider's decision, as the regulation intends.
+        if self.settings.auto_approve_unconditional
+            && entry.terms.share_attribute
+                == unsilo_policy::catalogue::ShareAttribute::Unconditional
+            && !entry.terms.is_core()
+        {
             let agency = self.control.agency(&subscription.agency);
             if let Some(granted) =
                 agency.and_then(|a| check::auto_grant(&a, &subscription.requested))
@@ -177,10 +191,12 @@ impl Governance {
         approved.approvals = vec![Approval {
             operator: "hub".into(),
             at_ms: unsilo_bus::now_ms(),
+            provider: None,
         }];
         approved.auto_approved = true;
         approved.decided_by = Some("hub".into());
         approved.decided_at_ms = Some(unsilo_bus::now_ms());
+        self.mark_approved(&mut approved, unsilo_bus::now_ms());
         approved.revision += 1;
         self.control
             .put_subscription(&approved)
@@ -237,8 +253,13 @@ impl Governance {
         id: &str,
         request: ApproveRequest,
     ) -> Result<Subscription, ApiError> {
-        let operator = authorize(who, Action::DecideRequest)?;
-        let current = self.current_for_decision(id)?;
+        authorize(who, Action::DecideRequest)?;
+        // A reviewer sees (and decides) only the requests for its organisation's entries; 404 otherwise.
+        let current = self.visible_subscription(who, id)?;
+        let entry = self.entry_of(&current);
+        let provider = self.deciding_provider_of(&current);
+        let (operator, as_provider) = self.decider(who, provider.as_deref(), id)?;
+        let operator = operator.as_str();
         if current.status == SubscriptionStatus::Approved {
             // Approved earlier, but activation failed (e.g. the subscriber's database was down): retry it with
             // the grant on record.
@@ -253,6 +274,7 @@ impl Governance {
         let agency = self.control.agency(&current.agency).ok_or_else(|| {
             ApiError::Conflict(format!("agency `{}` no longer exists", current.agency))
         })?;
+        self.not_suspended(&agency.id)?;
         let confirms_pending = request.narrows_nothing() && current.granted.is_some();
         let (granted, above) = match (&current.granted, confirms_pending) {
             (Some(pending), true) => (pending.clone(), current.approved_above_clearance.clone()),
@@ -289,7 +311,10 @@ impl Governance {
         check::check_grant(&agency, &current.requested, &granted, &above).map_err(policy_error)?;
         self.check_channel_target(&current.agency, &granted.channel)
             .await?;
-        let four_eyes = check::four_eyes_reasons(&granted, &compiled);
+        let mut four_eyes = check::four_eyes_reasons(&granted, &compiled);
+        if entry.as_ref().is_none_or(|e| e.terms.is_core()) {
+            four_eyes.push("its catalogue entry is graded CORE (核心数据)".to_owned());
+        }
 
         // Approvals count only for the same grant.
         let same_grant =
@@ -300,14 +325,20 @@ impl Governance {
             Vec::new()
         };
         if approvals.iter().any(|a| a.operator == operator) {
-            return Err(ApiError::Conflict(format!(
-                "subscription `{id}` needs two different operators (双人复核) because {}; {operator} has already approved it, another operator must confirm",
-                four_eyes.join(" and ")
-            )));
+            return Err(ApiError::Conflict(match &provider {
+                Some(p) if as_provider.is_some() => format!(
+                    "{operator} has already approved subscription `{id}` for {p}; it now waits for the platform's security administrators"
+                ),
+                _ => format!(
+                    "subscription `{id}` needs two different operators (双人复核) because {}; {operator} has already approved it, another operator must confirm",
+                    four_eyes.join(" and ")
+                ),
+            }));
         }
         approvals.push(Approval {
             operator: operator.to_owned(),
             at_ms: unsilo_bus::now_ms(),
+            provider: as_provider.clone(),
         });
         let mut next = current.clone();
         next.granted = Some(granted.clone());
@@ -316,9 +347,29 @@ impl Governance {
         next.decided_by = Some(operator.to_owned());
         next.decided_at_ms = Some(unsilo_bus::now_ms());
         next.revision += 1;
-        let waits_for_second = !four_eyes.is_empty() && !next.four_eyes_approved();
+        let now = unsilo_bus::now_ms();
+        if as_provider.is_some() {
+            Self::mark_answered(&mut next, now);
+        }
+        let mut waiting_for = Vec::new();
+        if let Some(p) = provider.as_deref().filter(|p| {
+            !next
+                .approvals
+                .iter()
+                .any(|a| a.provider.as_deref() == Some(*p))
+        }) {
+            waiting_for.push(format!("the providing organisation {p} (Art. 21)"));
+        }
+        if !four_eyes.is_empty() && !next.four_eyes_approved() {
+            waiting_for.push(format!(
+                "a second security administrator (双人复核: {})",
+                four_eyes.join(" and ")
+            ));
+        }
+        let waits_for_second = !waiting_for.is_empty();
         if !waits_for_second {
             next.status = SubscriptionStatus::Approved;
+            self.mark_approved(&mut next, now);
         }
         self.control
             .put_subscription(&next)
@@ -333,11 +384,13 @@ impl Governance {
                 "approve_above_clearance": above,
                 "approvals": next.approvals.len(),
                 "four_eyes": four_eyes,
+                "provider": as_provider,
+                "waiting_for": waiting_for,
             }),
         )
         .await?;
         if waits_for_second {
-            info!(subscription = %id, operator, "First of two approvals recorded (双人复核).");
+            info!(subscription = %id, operator, waiting_for = %waiting_for.join("; "), "Approval recorded; the grant waits for more.");
             return Ok(next);
         }
         self.activate(who, next).await
@@ -381,6 +434,7 @@ impl Governance {
                 ))
             })?;
         let mut active = approved.clone();
+        Self::mark_delivered(&mut active, unsilo_bus::now_ms());
         active.status = SubscriptionStatus::Active;
         active.view_schema_id = Some(view_schema_id);
         active.revision += 1;
@@ -399,7 +453,30 @@ impl Governance {
         Ok(active)
     }
 
-    /// Rejects a requested subscription.
+    /// Who decides, as approvals record them, and for which providing organisation: a reviewer decides only
+    /// the 有条件 requests on its organisation's entries (403 otherwise); a security administrator (or the hub)
+    /// decides for the platform.
+    fn decider(
+        &self,
+        who: &Principal,
+        provider: Option<&str>,
+        id: &str,
+    ) -> Result<(String, Option<String>), ApiError> {
+        match who {
+            Principal::Reviewer { agency, name } => {
+                if provider != Some(agency.as_str()) {
+                    return Err(ApiError::Forbidden(format!(
+                        "subscription `{id}` is not a 有条件 request on {agency}'s catalogue entries; the platform's security administrators decide it"
+                    )));
+                }
+                Ok((format!("{agency}/{name}"), Some(agency.clone())))
+            }
+            other => Ok((other.name().to_owned(), None)),
+        }
+    }
+
+    /// Rejects a requested subscription: the providing organisation's reviewer (its 有条件 entries) or a
+    /// security administrator; the reason is required.
     pub async fn reject(
         &self,
         who: &Principal,
@@ -407,7 +484,11 @@ impl Governance {
         reason: String,
     ) -> Result<Subscription, ApiError> {
         authorize(who, Action::DecideRequest)?;
-        let current = self.current_in(id, SubscriptionStatus::Requested, "rejected")?;
+        let visible = self.visible_subscription(who, id)?;
+        let provider = self.deciding_provider_of(&visible);
+        self.decider(who, provider.as_deref(), id)?;
+        let mut current = self.current_in(id, SubscriptionStatus::Requested, "rejected")?;
+        Self::mark_answered(&mut current, unsilo_bus::now_ms());
         self.change_status(
             who,
             current,
@@ -478,6 +559,7 @@ impl Governance {
         authorize(who, Action::PauseSubscription)?;
         self.visible_subscription(who, id)?;
         let current = self.current_in(id, SubscriptionStatus::Paused, "resumed")?;
+        self.not_suspended(&current.agency)?;
         // A pause is lifted only by whoever may overrule it: an agency resumes only what it paused itself; what
         // an operator or the hub paused (a filter over its budget) waits for an operator.
         let paused_by = current.decided_by.clone().unwrap_or_default();
@@ -541,7 +623,7 @@ impl Governance {
     }
 
     /// Moves a subscription to `status`, recording who, when and why, with its audit entry.
-    async fn change_status(
+    pub(super) async fn change_status(
         &self,
         who: &Principal,
         current: Subscription,

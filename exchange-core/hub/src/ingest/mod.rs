@@ -128,13 +128,6 @@ async fn create(bus: &dyn Bus, spec: &TopicSpec) -> Result<(), SinkError> {
         .map_err(|e| SinkError(format!("creating topic {}: {e}", spec.name)))
 }
 
-fn header(name: &str, value: impl Into<Vec<u8>>) -> Header {
-    Header {
-        name: name.to_owned(),
-        value: value.into(),
-    }
-}
-
 /// A batch normalised, ready to publish: records per shared schema (for its `std.` topic), originals for `raw.`
 /// and `dlq.`, and what became of each input.
 #[derive(Default)]
@@ -198,13 +191,13 @@ impl Normaliser {
                     let mut value = Vec::with_capacity(body.len() + wire::HEADER_LEN);
                     wire::encode_into(&mut value, *id, &body);
                     let headers = vec![
-                        header(HEADER_RECORD_ID, n.record_id.as_bytes()),
-                        header(HEADER_CONNECTOR, self.connector.as_bytes()),
-                        header(HEADER_SCHEMA, n.schema.name().as_bytes()),
+                        Header::new(HEADER_RECORD_ID, n.record_id.as_bytes()),
+                        Header::new(HEADER_CONNECTOR, self.connector.as_bytes()),
+                        Header::new(HEADER_SCHEMA, n.schema.name().as_bytes()),
                     ];
                     let mut raw_headers = Vec::with_capacity(headers.len() + 1);
                     raw_headers.extend_from_slice(&headers);
-                    raw_headers.push(header(HEADER_ORIGIN, input.origin.as_bytes()));
+                    raw_headers.push(Header::new(HEADER_ORIGIN, input.origin.as_bytes()));
                     let key = n.key.into_bytes();
                     out.raw.push(Record {
                         key: Some(key.clone()),
@@ -233,9 +226,9 @@ impl Normaliser {
                         key: None,
                         value: Some(input.original),
                         headers: vec![
-                            header(HEADER_REASON, reason_json),
-                            header(HEADER_CONNECTOR, self.connector.as_bytes()),
-                            header(HEADER_ORIGIN, input.origin.as_bytes()),
+                            Header::new(HEADER_REASON, reason_json),
+                            Header::new(HEADER_CONNECTOR, self.connector.as_bytes()),
+                            Header::new(HEADER_ORIGIN, input.origin.as_bytes()),
                         ],
                         timestamp_ms: now,
                     });

@@ -157,6 +157,8 @@ mod tests {
             }],
             purpose: "test".into(),
             legal_basis: None,
+            scenario: None,
+            scope: None,
             expires_at_ms: None,
             backfill_from_ms: None,
             retain_days: None,

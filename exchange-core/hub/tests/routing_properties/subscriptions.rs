@@ -184,6 +184,8 @@ pub(crate) fn spec(
         fields,
         purpose: "property test".into(),
         legal_basis: Some("test".into()),
+        scenario: None,
+        scope: None,
         expires_at_ms,
         backfill_from_ms: None,
         retain_days: None,
@@ -285,9 +287,11 @@ pub(crate) fn subscription(
             .map(|n| Approval {
                 operator: format!("operator-{n}"),
                 at_ms: NOW_MS - 3_600_000,
+                provider: None,
             })
             .collect(),
         auto_approved: false,
+        deadlines: None,
         revision: 1,
     }
 }

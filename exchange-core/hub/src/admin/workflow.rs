@@ -1,0 +1,253 @@
+//! The admin API of the sharing workflow (政务数据共享条例): the resource catalogue — list and search, one
+//! entry, edit, export as JSON or `.xlsx` — a request's deadline extension, the overdue requests, and
+//! corrections (校核纠错): file, list, read, answer; suspending an agency's sharing (Art. 27); the usage
+//! register (使用登记, Art. 29).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ok, ApiResult, Ops};
+use crate::api_error::{ApiError, JsonRequest, QueryParams};
+use crate::auth::Principal;
+use crate::governance::catalogue_export::{catalogue_workbook, workbook_response};
+use crate::governance::{
+    CatalogueEdit, CorrectionReply, ExtensionRequest, Governance, NewCorrection, NewUsage,
+    ReasonRequest,
+};
+
+/// The workflow routes (merged into the admin router).
+pub(super) fn router() -> OpenApiRouter<std::sync::Arc<Governance>> {
+    OpenApiRouter::new()
+        .routes(routes!(list_catalogue))
+        .routes(routes!(export_catalogue))
+        .routes(routes!(get_catalogue_entry, edit_catalogue_entry))
+        .routes(routes!(extend_deadline))
+        .routes(routes!(overdue_requests))
+        .routes(routes!(file_correction, list_corrections))
+        .routes(routes!(get_correction))
+        .routes(routes!(answer_correction))
+        .routes(routes!(suspend_agency))
+        .routes(routes!(lift_suspension))
+        .routes(routes!(record_usage))
+        .routes(routes!(usage_register))
+}
+
+/// The catalogue list's query.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct CatalogueQuery {
+    /// Words that must all occur in an entry (its id, title, classification, provider, conditions or a data
+    /// item's name or description), case-insensitively.
+    #[serde(default)]
+    q: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/catalogue", tag = "catalogue",
+    params(CatalogueQuery),
+    responses((status = 200, description = "The catalogue's entries (those matching `q`)", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn list_catalogue(
+    State(ops): Ops,
+    who: Principal,
+    QueryParams(q): QueryParams<CatalogueQuery>,
+) -> ApiResult {
+    let entries = ops.catalogue(&who, q.q.as_deref())?;
+    ok(StatusCode::OK, json!({ "entries": entries }))
+}
+
+/// The export's query.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ExportQuery {
+    /// `json` (default) or `xlsx`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/catalogue/export", tag = "catalogue",
+    params(ExportQuery),
+    responses(
+        (status = 200, description = "The whole catalogue: JSON, or an .xlsx workbook (资源目录 and 信息项 sheets)", content_type = "application/json", body = serde_json::Value),
+        crate::api_error::ApiFailure))]
+async fn export_catalogue(
+    State(ops): Ops,
+    who: Principal,
+    QueryParams(q): QueryParams<ExportQuery>,
+) -> ApiResult {
+    let entries = ops.catalogue(&who, None)?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => ok(
+            StatusCode::OK,
+            json!({ "exported_at_ms": unsilo_bus::now_ms(), "entries": entries }),
+        ),
+        "xlsx" => {
+            let bytes = catalogue_workbook(&entries)
+                .map_err(|e| ApiError::Internal(format!("writing the catalogue workbook: {e}")))?;
+            Ok(workbook_response(bytes, "catalogue.xlsx"))
+        }
+        other => Err(ApiError::Invalid(format!(
+            "format: `{other}` is not json or xlsx"
+        ))),
+    }
+}
+
+#[utoipa::path(get, path = "/admin/catalogue/{id}", tag = "catalogue",
+    params(("id" = String, Path, description = "Entry id (the shared schema's name)")),
+    responses((status = 200, description = "The entry, its data items, provider and earlier versions", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn get_catalogue_entry(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, json!(ops.catalogue_entry(&who, &id)?))
+}
+
+#[utoipa::path(put, path = "/admin/catalogue/{id}", tag = "catalogue",
+    params(("id" = String, Path, description = "Entry id (the shared schema's name)")),
+    request_body = CatalogueEdit,
+    responses((status = 200, description = "The entry's new version", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn edit_catalogue_entry(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonRequest(edit): JsonRequest<CatalogueEdit>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        json!(ops.edit_catalogue_entry(&who, &id, edit).await?),
+    )
+}
+
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/extend", tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body = ExtensionRequest,
+    responses((status = 200, description = "The request with its extended answer deadline", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn extend_deadline(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonRequest(extension): JsonRequest<ExtensionRequest>,
+) -> ApiResult {
+    let s = ops.extend_deadline(&who, &id, extension).await?;
+    ok(StatusCode::OK, json!(s.redacted()))
+}
+
+#[utoipa::path(get, path = "/admin/requests/overdue", tag = "admin",
+    responses((status = 200, description = "The requests past their answer or delivery deadline that the caller may see, longest overdue first", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn overdue_requests(State(ops): Ops, who: Principal) -> ApiResult {
+    let now = unsilo_bus::now_ms();
+    let overdue = ops.overdue_requests(&who, now)?;
+    ok(StatusCode::OK, json!({ "now_ms": now, "overdue": overdue }))
+}
+
+#[utoipa::path(post, path = "/admin/corrections", tag = "admin",
+    request_body = NewCorrection,
+    responses((status = 201, description = "The correction, with its answer due time", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn file_correction(
+    State(ops): Ops,
+    who: Principal,
+    JsonRequest(new): JsonRequest<NewCorrection>,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        json!(ops.file_correction(&who, new).await?),
+    )
+}
+
+#[utoipa::path(get, path = "/admin/corrections", tag = "admin",
+    responses((status = 200, description = "The corrections the caller may see, newest first", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn list_corrections(State(ops): Ops, who: Principal) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        json!({ "corrections": ops.corrections(&who)? }),
+    )
+}
+
+#[utoipa::path(get, path = "/admin/corrections/{id}", tag = "admin",
+    params(("id" = String, Path, description = "Correction id")),
+    responses((status = 200, description = "The correction", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn get_correction(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
+    ok(StatusCode::OK, json!(ops.correction(&who, &id)?))
+}
+
+#[utoipa::path(post, path = "/admin/corrections/{id}/answer", tag = "admin",
+    params(("id" = String, Path, description = "Correction id")),
+    request_body = CorrectionReply,
+    responses((status = 200, description = "The answered correction (and the corrected record's id)", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn answer_correction(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonRequest(reply): JsonRequest<CorrectionReply>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        json!(ops.answer_correction(&who, &id, reply).await?),
+    )
+}
+
+#[utoipa::path(post, path = "/admin/agencies/{id}/suspend", tag = "admin",
+    params(("id" = String, Path, description = "Agency id")),
+    request_body = ReasonRequest,
+    responses((status = 200, description = "Suspended; the subscriptions it paused", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn suspend_agency(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonRequest(body): JsonRequest<ReasonRequest>,
+) -> ApiResult {
+    let paused = ops.suspend_agency(&who, &id, &body.reason).await?;
+    ok(StatusCode::OK, json!({ "agency": id, "paused": paused }))
+}
+
+#[utoipa::path(post, path = "/admin/agencies/{id}/lift-suspension", tag = "admin",
+    params(("id" = String, Path, description = "Agency id")),
+    request_body = ReasonRequest,
+    responses((status = 200, description = "The agency, no longer suspended (its paused subscriptions stay paused until resumed)", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn lift_suspension(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonRequest(body): JsonRequest<ReasonRequest>,
+) -> ApiResult {
+    ok(
+        StatusCode::OK,
+        json!(ops.lift_suspension(&who, &id, &body.reason).await?.view()),
+    )
+}
+
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/usage", tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body = NewUsage,
+    responses((status = 201, description = "The usage register's new entry", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn record_usage(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonRequest(new): JsonRequest<NewUsage>,
+) -> ApiResult {
+    ok(
+        StatusCode::CREATED,
+        json!(ops.record_usage(&who, &id, new).await?),
+    )
+}
+
+/// The usage register's query.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct UsageQuery {
+    /// Only this subscription's entries.
+    #[serde(default)]
+    subscription: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/usage", tag = "admin",
+    params(UsageQuery),
+    responses((status = 200, description = "The usage register's entries the caller may read, newest first", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn usage_register(
+    State(ops): Ops,
+    who: Principal,
+    QueryParams(q): QueryParams<UsageQuery>,
+) -> ApiResult {
+    let entries = ops.usage_register(&who, q.subscription.as_deref())?;
+    ok(StatusCode::OK, json!({ "entries": entries }))
+}
