@@ -68,6 +68,23 @@ pub(crate) enum AgencyCommand {
     /// An agency's tokens: issue (shown once), list, revoke.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Suspends an agency's sharing for misuse (政务数据共享条例 Art. 27): its active subscriptions are paused
+    /// and it files no request until the suspension is lifted.
+    Suspend {
+        /// The agency.
+        id: String,
+        /// The misuse found.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Lifts a suspension (its paused subscriptions are then resumed one by one).
+    LiftSuspension {
+        /// The agency.
+        id: String,
+        /// Why it ends.
+        #[arg(long)]
+        reason: String,
+    },
     /// Binds an agency to a TLS client certificate, or removes the binding (`--none`).
     BindCertificate {
         /// The agency.
@@ -95,6 +112,10 @@ pub(crate) enum TokenCommand {
         /// The token stops being accepted after this long (`90d`, `12h`, `30m`); default: until revoked.
         #[arg(long)]
         expires_in: Option<String>,
+        /// Issue it to a named reviewer (审核人) of the organisation: it decides the requests for the
+        /// organisation's catalogue entries, and cannot request or pull data.
+        #[arg(long)]
+        reviewer: Option<String>,
     },
     /// Lists an agency's tokens: ids, issue, expiry and revocation times (never the tokens or digests).
     List {
@@ -257,14 +278,14 @@ pub(crate) enum AuditCommand {
     },
 }
 
-struct Client {
+pub(crate) struct Client {
     base: String,
     token: Option<String>,
     http: reqwest::Client,
 }
 
 impl Client {
-    fn new(args: &HubArgs) -> anyhow::Result<Self> {
+    pub(crate) fn new(args: &HubArgs) -> anyhow::Result<Self> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .timeout(std::time::Duration::from_secs(60));
@@ -305,7 +326,13 @@ impl Client {
     }
 
     /// GETs a text answer (an export).
-    async fn text(&self, path: &str) -> anyhow::Result<String> {
+    pub(crate) async fn text(&self, path: &str) -> anyhow::Result<String> {
+        let bytes = self.bytes(path).await?;
+        String::from_utf8(bytes).context("the hub's answer is not UTF-8 text")
+    }
+
+    /// GETs an answer's bytes (an export, a workbook).
+    pub(crate) async fn bytes(&self, path: &str) -> anyhow::Result<Vec<u8>> {
         let token = self
             .token
             .as_deref()
@@ -318,18 +345,18 @@ impl Client {
             .await
             .with_context(|| format!("cannot reach the hub at {}", self.base))?;
         let status = response.status();
-        let text = response.text().await.unwrap_or_default();
+        let body = response.bytes().await.unwrap_or_default().to_vec();
         if !status.is_success() {
-            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             bail!(
                 "{status}: {}",
                 value["message"].as_str().unwrap_or("no message")
             );
         }
-        Ok(text)
+        Ok(body)
     }
 
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,
@@ -382,7 +409,7 @@ fn time_arg(text: &str) -> anyhow::Result<i64> {
 }
 
 /// Reads a JSON or TOML file (by extension) as JSON.
-fn read_document(path: &std::path::Path) -> anyhow::Result<Value> {
+pub(crate) fn read_document(path: &std::path::Path) -> anyhow::Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if path.extension().is_some_and(|e| e == "toml") {
@@ -394,7 +421,7 @@ fn read_document(path: &std::path::Path) -> anyhow::Result<Value> {
     }
 }
 
-fn print(value: &Value) {
+pub(crate) fn print(value: &Value) {
     println!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
@@ -423,7 +450,11 @@ pub(crate) async fn agency(args: &HubArgs, command: AgencyCommand) -> anyhow::Re
             c.call(reqwest::Method::GET, "/admin/agencies", None)
                 .await?
         }
-        AgencyCommand::Token(TokenCommand::Issue { id, expires_in }) => {
+        AgencyCommand::Token(TokenCommand::Issue {
+            id,
+            expires_in,
+            reviewer,
+        }) => {
             let expires_at_ms = match expires_in {
                 Some(text) => {
                     let d = unsilo_connectors::transport::parse_duration(&text)
@@ -435,7 +466,23 @@ pub(crate) async fn agency(args: &HubArgs, command: AgencyCommand) -> anyhow::Re
             c.call(
                 reqwest::Method::POST,
                 &format!("/admin/agencies/{id}/tokens"),
-                Some(json!({ "expires_at_ms": expires_at_ms })),
+                Some(json!({ "expires_at_ms": expires_at_ms, "reviewer": reviewer })),
+            )
+            .await?
+        }
+        AgencyCommand::Suspend { id, reason } => {
+            c.call(
+                reqwest::Method::POST,
+                &format!("/admin/agencies/{id}/suspend"),
+                Some(json!({ "reason": reason })),
+            )
+            .await?
+        }
+        AgencyCommand::LiftSuspension { id, reason } => {
+            c.call(
+                reqwest::Method::POST,
+                &format!("/admin/agencies/{id}/lift-suspension"),
+                Some(json!({ "reason": reason })),
             )
             .await?
         }

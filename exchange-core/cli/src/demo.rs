@@ -82,6 +82,8 @@ fn polled(name: &str, definition: &str, transport: TransportKind) -> ConnectorCo
         sql_poll: None,
         file_drop: None,
         kafka_topic: None,
+        provider: None,
+        provider_schemas: None,
     }
 }
 
@@ -122,6 +124,47 @@ const DEMO_AGENCIES: [(&str, &str, &str, &str); 3] = [
         "S2",
     ),
 ];
+
+/// The demo's providing organisations (提供方): id, name, unified social credit code, and the connectors whose
+/// resources they provide (`provider` in their `[[connectors]]`). Each has a reviewer who decides the 有条件
+/// requests for its catalogue entries.
+const DEMO_PROVIDERS: [(&str, &str, &str, &[&str]); 4] = [
+    (
+        "grid-center",
+        "汉阴县网格化服务管理中心",
+        "12610921MB0000002C",
+        &["grid"],
+    ),
+    (
+        "gov-service",
+        "汉阴县政务服务中心",
+        "12610921MB0000003F",
+        &["qinwuyuan"],
+    ),
+    (
+        "hotline-12345",
+        "汉阴县12345政务服务便民热线",
+        "12610921MB0000005M",
+        &["hotline12345"],
+    ),
+    (
+        "data-bureau",
+        "汉阴县数据局",
+        "11610921MB0000004M",
+        &["mz-dibao", "ga-jqxx"],
+    ),
+];
+
+/// The name of each demo provider's reviewer (审核人).
+pub(crate) const DEMO_PROVIDER_REVIEWER: &str = "王芳";
+
+/// The providing organisation the demo names for connector `name`, if any.
+fn demo_provider_of(name: &str) -> Option<String> {
+    DEMO_PROVIDERS
+        .iter()
+        .find(|(_, _, _, connectors)| connectors.contains(&name))
+        .map(|(id, _, _, _)| (*id).to_owned())
+}
 
 /// The demo's subscription requests, as the agencies would send them (`demo/subscriptions.json`).
 const DEMO_SUBSCRIPTIONS: &str = include_str!("../demo/subscriptions.json");
@@ -177,6 +220,35 @@ async fn setup_agencies(
                 .1
         };
         tokens.push((id.to_owned(), token));
+    }
+    // The providing organisations, each with a reviewer's token (`<id>.reviewer`).
+    for (id, name, uscc, _) in DEMO_PROVIDERS {
+        if hub.control.agency(id).is_none() {
+            let new = NewAgency {
+                id: id.into(),
+                name: name.into(),
+                uscc: uscc.into(),
+                clearance: "S1".into(),
+                client_cert_sha256: None,
+                token_expires_at_ms: None,
+            };
+            let (_, token) = hub
+                .governance
+                .create_agency(&operator, new)
+                .await
+                .map_err(setup)?;
+            tokens.push((id.to_owned(), token));
+        }
+        let reviewer = unsilo_hub::governance::NewToken {
+            expires_at_ms: None,
+            reviewer: Some(DEMO_PROVIDER_REVIEWER.into()),
+        };
+        let (token, _) = hub
+            .governance
+            .issue_token(&operator, id, reviewer)
+            .await
+            .map_err(setup)?;
+        tokens.push((format!("{id}.reviewer"), token));
     }
     let demo: Vec<DemoSubscription> = serde_json::from_str(DEMO_SUBSCRIPTIONS)
         .map_err(|e| DemoError::Setup(format!("demo subscriptions: {e}")))?;
@@ -248,6 +320,61 @@ fn demo_operator(index: usize) -> Principal {
         name: name.into(),
         role,
     }
+}
+
+/// The demo's correction: civil affairs says the member count of the last household it received is wrong, as
+/// `unsilo correction file` would. Waits (up to two minutes) for a released household; does nothing on a re-run
+/// that already has one.
+async fn file_demo_correction(hub: Hub, mut shutdown: Shutdown) {
+    const AGENCY: &str = "civil-affairs";
+    let subscription = unsilo_policy::model::Subscription::id_of(AGENCY, "red-households");
+    let who = Principal::Agency(AGENCY.into());
+    if hub
+        .governance
+        .corrections(&who)
+        .is_ok_and(|list| !list.is_empty())
+    {
+        return;
+    }
+    let topic = unsilo_schemas::names::subscription_topic(AGENCY, "red-households");
+    for _ in 0..60 {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        let ends = hub.bus.end_offsets(&topic).await.unwrap_or_default();
+        let Some((partition, end)) = ends.iter().enumerate().find(|(_, e)| **e > 0) else {
+            continue;
+        };
+        let fetch =
+            unsilo_bus::FetchRequest::new(&topic, partition as u32, end - 1, 1, Duration::ZERO);
+        let Some(record_id) = hub
+            .bus
+            .fetch(&fetch)
+            .await
+            .ok()
+            .and_then(|batch| batch.first().map(|r| r.record.record_id()))
+        else {
+            continue;
+        };
+        let new = unsilo_hub::governance::NewCorrection {
+            subscription: subscription.clone(),
+            record_id,
+            field: "member_count".into(),
+            problem: "户内人数与入户走访核实情况不符".into(),
+            evidence: "乡镇民政办入户走访记录".into(),
+            proposed_value: None,
+        };
+        match hub.governance.file_correction(&who, new).await {
+            Ok(c) => {
+                info!(correction = %c.id, provider = ?c.provider, "Demo correction filed; the provider's reviewer answers it on /console/corrections.");
+                return;
+            }
+            // The release's evidence may not be on the log yet: try again.
+            Err(e) => tracing::debug!(error = %e, "Demo correction not filed yet."),
+        }
+    }
+    warn!("No household reached civil affairs in two minutes; the demo filed no correction.");
 }
 
 /// Writes the demo's tokens to files readable only by the user (never to the log).
@@ -388,6 +515,10 @@ pub async fn run(
         ));
     }
 
+    // The departmental exports (dept-file) add to the grid's residents, which the grid centre provides.
+    for c in &mut config.connectors {
+        c.provider = demo_provider_of(&c.name);
+    }
     let operator_tokens: Vec<String> = DEMO_OPERATORS.iter().map(|_| new_token()).collect();
     for ((_, name, role), token) in DEMO_OPERATORS.iter().zip(&operator_tokens) {
         config
@@ -404,6 +535,19 @@ pub async fn run(
     let hub = Hub::start(&config).await?;
     let tokens_dir = options.data_dir.join("demo-tokens");
     let (agency_tokens, pending) = setup_agencies(&hub, options.postgres_url.as_deref()).await?;
+    // Each request left waiting: who decides it, and by when.
+    let pending: Vec<(String, Option<String>, String)> = pending
+        .into_iter()
+        .filter_map(|id| {
+            let s = hub.control.subscription(&id)?;
+            let provider = hub.governance.deciding_provider_of(&s);
+            let due = s
+                .deadlines
+                .map(|d| unsilo_hub::calendar::beijing_time(d.answer_due_ms))
+                .unwrap_or_default();
+            Some((id, provider, due))
+        })
+        .collect();
     write_tokens(&tokens_dir, &operator_tokens, &agency_tokens)?;
     let secret = config
         .load_secret()
@@ -428,6 +572,11 @@ pub async fn run(
             token: qinwuyuan_token,
         }
     );
+    // Civil affairs files a correction (校核纠错) on a household it received, once one has arrived.
+    simulators.push(tokio::spawn(file_demo_correction(
+        hub.clone(),
+        sim_shutdown.clone(),
+    )));
     simulators.extend([
         spawn_simulator(
             "grid",
@@ -488,14 +637,18 @@ fn banner(
     tokens: &std::path::Path,
     dropbox: &std::path::Path,
     agencies: &[(String, String)],
-    pending: &[String],
+    pending: &[(String, Option<String>, String)],
     secret: &unsilo_hub::secrets::HubSecret,
 ) -> String {
     let t = tokens.display();
     let (_, security_name, _) = DEMO_OPERATORS[DEMO_SECURITY];
     let security_key = secret.totp_secret(security_name, 0);
     let now = u64::try_from(unsilo_bus::now_ms() / 1000).unwrap_or(0);
-    let agency_files: Vec<String> = agencies.iter().map(|(id, _)| format!("{t}/{id}")).collect();
+    let agency_files: Vec<String> = agencies
+        .iter()
+        .filter(|(id, _)| !id.ends_with(".reviewer"))
+        .map(|(id, _)| format!("{t}/{id}"))
+        .collect();
     let mut out = format!(
         "\n  unsilo demo is running · 演示已启动\n\n  \
          Console 控制台       {base}/console/\n  \
@@ -507,9 +660,14 @@ fn banner(
         code = unsilo_hub::totp::code_at(&security_key, now),
         secret32 = unsilo_hub::totp::secret_base32(&security_key),
     );
-    for id in pending {
+    for (id, provider, due) in pending {
         out.push_str(&format!(
-            "  Waiting 待审批       {id}: approve or narrow it in the console (Requests)\n"
+            "  Waiting 待审批       {id}: {}, answer due {due} (Beijing)\n",
+            match provider {
+                Some(p) =>
+                    format!("waits for its provider {p}; its reviewer's token is {t}/{p}.reviewer"),
+                None => "approve or narrow it in the console (Requests)".to_owned(),
+            }
         ));
     }
     // The commands name the binary as it was started (`target/release/unsilo` under `cargo run`).

@@ -2,6 +2,7 @@
 //! measures it; `agency`, `subscription`, `audit` and `dlq` administer a running hub (see `admin_cli`).
 
 mod admin_cli;
+mod workflow_cli;
 
 use std::path::PathBuf;
 
@@ -73,6 +74,34 @@ enum Command {
         hub: admin_cli::HubArgs,
         #[command(subcommand)]
         command: admin_cli::SubscriptionCommand,
+    },
+    /// The resource catalogue (政务数据资源目录): list, show, export (JSON or .xlsx), edit.
+    Catalogue {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: workflow_cli::CatalogueCommand,
+    },
+    /// Requests under the sharing deadlines: `unsilo request overdue`, `unsilo request extend`.
+    Request {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: workflow_cli::RequestCommand,
+    },
+    /// Corrections (校核纠错): an agency files one on a record it received; the provider answers.
+    Correction {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: workflow_cli::CorrectionCommand,
+    },
+    /// The usage register (使用登记): an agency records how it used a subscription's data.
+    Usage {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: workflow_cli::UsageCommand,
     },
     /// The evidence log: verify its hash chains, query who received what.
     Audit {
@@ -929,6 +958,10 @@ async fn main() -> std::process::ExitCode {
         Command::Agency { hub, command } => admin_cli::agency(&hub, command).await,
         Command::Subscription { hub, command } => admin_cli::subscription(&hub, command).await,
         Command::Audit { hub, command } => admin_cli::audit(&hub, command).await,
+        Command::Catalogue { hub, command } => workflow_cli::catalogue(&hub, command).await,
+        Command::Request { hub, command } => workflow_cli::request(&hub, command).await,
+        Command::Correction { hub, command } => workflow_cli::correction(&hub, command).await,
+        Command::Usage { hub, command } => workflow_cli::usage(&hub, command).await,
         Command::Dlq {
             hub,
             command:

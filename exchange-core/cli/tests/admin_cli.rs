@@ -258,7 +258,7 @@ fn request_json(name: &str) -> Value {
             { "field": "care_level",   "treatment": "clear" },
             { "field": "village_code", "treatment": "clear" }
         ],
-        "purpose": "连心户走访帮扶",
+        "purpose": "连心户走访帮扶", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00",
         "legal_basis": "《社会救助暂行办法》",
         "channel": { "kind": "pull" }
     })
@@ -271,6 +271,10 @@ fn request_toml(name: &str) -> String {
 schema = "household"
 filter = 'care_level == "RED"'
 purpose = "连心户走访帮扶"
+legal_basis = "《社会救助暂行办法》"
+scenario = "连心户走访帮扶台账"
+scope = "红色关爱等级的户"
+expires_at = "2030-12-31T23:59:59+08:00"
 
 [[fields]]
 field = "head_cert_no"

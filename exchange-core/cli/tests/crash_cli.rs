@@ -151,7 +151,7 @@ async fn sigkill_twenty_times_while_a_source_pushes_loses_nothing_and_repeats_no
             "name": "events", "schema": "grid_event",
             "filter": format!("event_no.startsWith(\"SJ{run:09}\")"),
             "fields": [{ "field": "event_no", "treatment": "clear" }],
-            "purpose": "应急事件研判", "channel": { "kind": "pull" }
+            "purpose": "应急事件研判", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00", "channel": { "kind": "pull" }
         })),
     )
     .await;

@@ -86,8 +86,11 @@ pub(super) fn spec(filter: String, rules_no: usize) -> SubscriptionSpec {
         filter,
         fields: rules(rules_no),
         purpose: "benchmark".into(),
-        legal_basis: None,
-        expires_at_ms: None,
+        // The items a request states (政务数据共享条例 Art. 20).
+        legal_basis: Some("unsilo bench".into()),
+        scenario: Some("measuring the router".into()),
+        scope: Some("the benchmark's generated grid events".into()),
+        expires_at_ms: Some(unsilo_bus::now_ms() + 365 * 86_400_000),
         backfill_from_ms: None,
         retain_days: None,
         channel: Channel::Pull,
