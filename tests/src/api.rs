@@ -52,6 +52,8 @@ pub fn with_grid_and_operator(mut config: Config) -> Config {
         sql_poll: None,
         file_drop: None,
         kafka_topic: None,
+        provider: None,
+        provider_schemas: None,
     });
     config.admin.operators.extend(test_operators());
     config

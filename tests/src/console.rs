@@ -14,8 +14,8 @@ fn used_steps() -> &'static Mutex<HashMap<String, u64>> {
     USED.get_or_init(Mutex::default)
 }
 
-/// A code for `operator` whose step no earlier call used: the step before now, now, or the one after (all of
-/// which the hub accepts), waiting for time to move on when those are spent.
+/// A code for `operator` whose step no earlier call used: now, or the one after (both of which the hub
+/// accepts), waiting for time to move on when those are spent.
 pub async fn fresh_code(operator: &str, secret: &[u8; 20]) -> String {
     loop {
         let now = unsilo_bus::now_ms() / 1000;
@@ -23,9 +23,9 @@ pub async fn fresh_code(operator: &str, secret: &[u8; 20]) -> String {
         let step = {
             let mut used = used_steps().lock().unwrap_or_else(|e| e.into_inner());
             let last = used.get(operator).copied();
-            let step = last.map_or(now_step.saturating_sub(1), |l| {
-                (l + 1).max(now_step.saturating_sub(1))
-            });
+            // The current step first: its code stays accepted through the next step too, so a slow browser
+            // does not see it expire (the step before now would, at the next boundary).
+            let step = last.map_or(now_step, |l| (l + 1).max(now_step));
             if step <= now_step + 1 {
                 used.insert(operator.to_owned(), step);
                 Some(step)

@@ -121,7 +121,7 @@ async fn history_then_live_then_pause_and_resume(config: Config) {
                 { "field": "event_no", "treatment": "clear" },
                 { "field": "event_type_code", "treatment": "clear" }
             ],
-            "purpose": "应急事件研判",
+            "purpose": "应急事件研判", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00",
             "channel": { "kind": "pull" }
         });
         for (k, v) in extra.as_object().expect("object") {

@@ -257,12 +257,16 @@ impl Browser {
             self.type_into("#code", code).await;
         }
         self.click("form.signin button[type=submit]").await;
-        self.client
+        if let Err(e) = self
+            .client
             .wait()
             .at_most(Duration::from_secs(10))
             .for_element(Locator::Css("header.top .principal"))
             .await
-            .expect("signed in");
+        {
+            let page = self.client.source().await.unwrap_or_default();
+            panic!("{name} not signed in ({e}); the page:\n{page}");
+        }
     }
 
     async fn sign_out(&self) {
@@ -410,6 +414,35 @@ async fn an_operator_watches_the_flows_reads_a_dead_letter_approves_narrowed_and
     browser
         .click("a[href='/console/subscriptions/health-commission.elderly-follow-up']")
         .await;
+    // The request is 有条件 data of the grid centre: the page shows its answer deadline (10 working days), and
+    // the decision is the provider's (政务数据共享条例 Art. 21).
+    assert_eq!(browser.text("#deadline-state").await, "answering");
+    assert!(
+        browser.text("#deadlines").await.contains("10"),
+        "{}",
+        browser.text("#deadlines").await
+    );
+    browser.sign_out().await;
+
+    // The provider's reviewer signs in to the portal with the organisation's id and the reviewer's token, sees
+    // the request among those for its resources, and approves it with the name narrowed from clear to masked.
+    browser
+        .sign_in(
+            &base,
+            "grid-center",
+            &demo.token("grid-center.reviewer"),
+            None,
+        )
+        .await;
+    let nav = browser.text("header.top nav").await;
+    assert!(
+        nav.contains("待我审核") && !nav.contains("申请订阅"),
+        "{nav}"
+    );
+    browser.goto(&format!("{base}/console/requests")).await;
+    browser
+        .click("a[href='/console/subscriptions/health-commission.elderly-follow-up']")
+        .await;
     let above = browser
         .client
         .find(Locator::Css("tr.above .above-tag"))
@@ -461,6 +494,20 @@ async fn an_operator_watches_the_flows_reads_a_dead_letter_approves_narrowed_and
         let name = r["record"]["name"].as_str().expect("a name");
         assert!(name.contains('*'), "the name is masked: {name}");
     }
+    // A reviewer decides; it does not pause or revoke: that is the security administrator's again.
+    browser
+        .goto(&format!(
+            "{base}/console/subscriptions/health-commission.elderly-follow-up"
+        ))
+        .await;
+    assert!(browser
+        .client
+        .find(Locator::Css("#pause-reason"))
+        .await
+        .is_err());
+    browser.sign_out().await;
+    demo.sign_in_operator(&browser, "security", "demo-security")
+        .await;
 
     // Pause: the page says so and offers resume; resume: active again.
     browser
@@ -581,6 +628,7 @@ async fn an_agency_sees_its_filter_checked_and_cannot_reach_operator_pages_or_po
     browser.click("input[name=pick][value=village_code]").await;
     browser.type_into("#name", "village-roster").await;
     browser.type_into("#purpose", "走访 / visits").await;
+    fill_article_20(&browser).await;
     browser
         .type_into("#filter", "vilage_code.startsWith(\"610921\")")
         .await;
@@ -634,6 +682,7 @@ async fn an_agency_sees_its_filter_checked_and_cannot_reach_operator_pages_or_po
     browser.click("input[name=pick][value=village_code]").await;
     browser.type_into("#name", "no-csrf").await;
     browser.type_into("#purpose", "x").await;
+    fill_article_20(&browser).await;
     browser.click("#request button[type=submit]").await;
     // The answer is a new page: wait for it rather than read the form's own heading.
     eventually(20, "the refusal page", || async {
@@ -667,4 +716,154 @@ async fn an_agency_sees_its_filter_checked_and_cannot_reach_operator_pages_or_po
     assert!(errors.is_empty(), "browser console errors: {errors:?}");
     browser.close().await;
     demo.stop().await;
+}
+
+/// 校核纠错 in the portal: civil affairs files a correction on a household it received, from the record on its
+/// subscription's page; the grid centre's reviewer sees it, corrects the member count, and the corrected record's
+/// new version is on record.
+#[tokio::test]
+async fn an_agency_files_a_correction_and_the_provider_corrects_it_in_the_portal() {
+    let demo = Demo::start().await;
+    let browser = Browser::open().await;
+    let base = demo.base.clone();
+    browser
+        .sign_in(&base, "civil-affairs", &demo.token("civil-affairs"), None)
+        .await;
+    browser
+        .goto(&format!(
+            "{base}/console/subscriptions/civil-affairs.red-households"
+        ))
+        .await;
+    eventually(60, "a released record with its correction link", || async {
+        match browser.client.find(Locator::Css("a.file-correction")).await {
+            Ok(_) => Some(()),
+            Err(_) => {
+                browser.client.refresh().await.expect("reloads");
+                None
+            }
+        }
+    })
+    .await;
+    browser.click("a.file-correction").await;
+    assert_eq!(browser.heading().await, "提出纠错");
+    let record_id = browser
+        .client
+        .find(Locator::Css("#record_id"))
+        .await
+        .expect("the record id")
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    assert_eq!(
+        record_id.len(),
+        32,
+        "prefilled from the record: {record_id}"
+    );
+    // A field the subscription was not granted is refused, naming it.
+    browser.type_into("#field", "phone").await;
+    browser.type_into("#problem", "户内人数有误").await;
+    browser.type_into("#evidence", "入户走访记录").await;
+    browser.type_into("#proposed", "5").await;
+    browser.click("#correction button[type=submit]").await;
+    let error = browser.text("#correction-error").await;
+    assert!(error.contains("phone"), "{error}");
+    browser
+        .client
+        .find(Locator::Css("#field"))
+        .await
+        .expect("field")
+        .clear()
+        .await
+        .expect("cleared");
+    browser.type_into("#field", "member_count").await;
+    browser.click("#correction button[type=submit]").await;
+    eventually(20, "the filed correction", || async {
+        (browser.heading().await == "校核纠错").then_some(())
+    })
+    .await;
+    // The demo files a correction of its own too: this one is the card with this test's problem.
+    let correction_id = browser
+        .client
+        .find(Locator::XPath(
+            "//section[contains(@class,'correction')][.//td[contains(., '户内人数有误')]]",
+        ))
+        .await
+        .expect("the filed correction's card")
+        .attr("data-id")
+        .await
+        .expect("attribute")
+        .expect("its id");
+    let card_css = format!("section.correction[data-id='{correction_id}']");
+    let card = browser.text(&card_css).await;
+    assert!(
+        card.contains("待答复") && card.contains(&record_id) && card.contains("grid-center"),
+        "{card}"
+    );
+    browser.shot("correction-filed").await;
+    browser.sign_out().await;
+
+    // The provider's reviewer answers it: corrected to 5.
+    browser
+        .sign_in(
+            &base,
+            "grid-center",
+            &demo.token("grid-center.reviewer"),
+            None,
+        )
+        .await;
+    browser.goto(&format!("{base}/console/corrections")).await;
+    let value = browser
+        .client
+        .find(Locator::Css(&format!(
+            "{card_css} form.answer input[name=value]"
+        )))
+        .await
+        .expect("the answer form")
+        .prop("value")
+        .await
+        .expect("value")
+        .unwrap_or_default();
+    assert_eq!(value, "5", "the proposed value is offered");
+    browser
+        .type_into(
+            &format!("{card_css} form.answer input[name=reason]"),
+            "已核实",
+        )
+        .await;
+    browser
+        .click(&format!("{card_css} form.answer button"))
+        .await;
+    let answered = eventually(20, "the correction answered", || async {
+        let t = browser.text(&card_css).await;
+        t.contains("已更正").then_some(t)
+    })
+    .await;
+    let new_record = browser.text(&format!("{card_css} code.new-record")).await;
+    assert_eq!(new_record.len(), 32, "{answered}");
+    assert_ne!(new_record, record_id);
+    browser.shot("correction-answered").await;
+    let errors = browser.console_errors(&[422]).await;
+    assert!(errors.is_empty(), "browser console errors: {errors:?}");
+    browser.sign_out().await;
+    browser.close().await;
+    demo.stop().await;
+}
+
+/// Fills the items a request must state (政务数据共享条例 Art. 20) on the portal's request form: basis, scenario,
+/// scope, and the time limit (set by script: a date input's typed format depends on the browser's locale).
+async fn fill_article_20(browser: &Browser) {
+    browser
+        .type_into("#legal_basis", "《政务数据共享条例》")
+        .await;
+    browser.type_into("#scenario", "走访帮扶").await;
+    browser.type_into("#scope", "本县网格登记人员").await;
+    browser
+        .client
+        .execute(
+            "document.querySelector('#expires_at').value = '2030-12-31';",
+            vec![],
+        )
+        .await
+        .expect("script runs");
 }

@@ -64,7 +64,7 @@ async fn subscribe_red(
                     { "field": "care_level", "treatment": "clear" },
                     { "field": "member_count", "treatment": "clear" }
                 ],
-                "purpose": "应急救助",
+                "purpose": "应急救助", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00",
                 "retain_days": 30,
                 "channel": channel
         }),
@@ -532,7 +532,7 @@ async fn a_failed_activation_can_be_retried() {
             json!({
                 "name": "late-table", "schema": "household", "filter": "true",
                 "fields": [{ "field": "care_level", "treatment": "clear" }],
-                "purpose": "应急救助",
+                "purpose": "应急救助", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00",
                 "channel": { "kind": "sql", "url": url, "table": format!("{schema}.households") }
             }),
         )

@@ -41,7 +41,7 @@ fn household(name: &str, channel: Value) -> Value {
             { "field": "care_level", "treatment": "clear" },
             { "field": "village_code", "treatment": "clear" }
         ],
-        "purpose": "连心户台账",
+        "purpose": "连心户台账", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00",
         "channel": channel
     })
 }
@@ -497,7 +497,7 @@ async fn a_filter_that_costs_more_than_a_record_may_pauses_its_subscription_unti
         "schema": "grid_event",
         "filter": format!("({costly}) && data_grade != \"CORE\""),
         "fields": [{ "field": "event_type_code", "treatment": "clear" }],
-        "purpose": "矛盾纠纷排查",
+        "purpose": "矛盾纠纷排查", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00",
         "channel": { "kind": "pull" }
     });
     let (s, body) = api.post(&token, "/admin/subscriptions", request).await;

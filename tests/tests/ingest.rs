@@ -39,6 +39,8 @@ fn push_connector(name: &str) -> ConnectorConfig {
         sql_poll: None,
         file_drop: None,
         kafka_topic: None,
+        provider: None,
+        provider_schemas: None,
     }
 }
 
@@ -610,6 +612,8 @@ async fn dropped_gbk_exports_are_ingested_by_a_configured_file_drop_connector() 
         sql_poll: None,
         file_drop: Some(drop),
         kafka_topic: None,
+        provider: None,
+        provider_schemas: None,
     });
 
     let mut options = DeptFileOptions::new(dropbox.path());

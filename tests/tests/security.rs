@@ -43,7 +43,7 @@ fn household_request(name: &str, filter: &str) -> Value {
             { "field": "care_level", "treatment": "clear" },
             { "field": "village_code", "treatment": "clear" }
         ],
-        "purpose": "连心户台账",
+        "purpose": "连心户台账", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00",
         "channel": { "kind": "pull" }
     })
 }
@@ -1044,13 +1044,24 @@ async fn unconditional_data_within_clearance_is_approved_automatically_when_enab
         "S3",
     )
     .await;
+    // Households are 有条件 data in the catalogue: the hub never approves them by itself, whatever the fields.
     let (s, body) = api
         .post(
             &token,
             "/admin/subscriptions",
-            household_request("open", "true"),
+            household_request("conditional", "true"),
         )
         .await;
+    assert_eq!(s, 201, "{body}");
+    assert_eq!(body["subscription"]["status"], "requested", "{body}");
+    // Grid units are 无条件: approved at once, for UNCONDITIONAL, non-CORE records only.
+    let mut open = household_request("open", "true");
+    open["schema"] = json!("grid_unit");
+    open["fields"] = json!([
+        { "field": "grid_code", "treatment": "clear" },
+        { "field": "village_code", "treatment": "clear" }
+    ]);
+    let (s, body) = api.post(&token, "/admin/subscriptions", open).await;
     assert_eq!(s, 201, "{body}");
     let granted = &body["subscription"];
     assert_eq!(granted["status"], "active", "{body}");
@@ -1079,7 +1090,8 @@ async fn unconditional_data_within_clearance_is_approved_automatically_when_enab
     );
     // A field above the agency's clearance still waits for an operator.
     let mut above = household_request("above", "true");
-    above["fields"] = json!([{ "field": "head_cert_no", "treatment": "pseudonymise" }]);
+    above["schema"] = json!("grid_unit");
+    above["fields"] = json!([{ "field": "grid_leader.phone", "treatment": "mask" }]);
     let (s, body) = api.post(&token, "/admin/subscriptions", above).await;
     assert_eq!(s, 201, "{body}");
     assert_eq!(body["subscription"]["status"], "requested", "{body}");

@@ -70,7 +70,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
                     { "field": "care_level", "treatment": "clear" },
                     { "field": "village_code", "treatment": "clear" }
                 ],
-                "purpose": "连心户走访帮扶",
+                "purpose": "连心户走访帮扶", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00",
                 "channel": { "kind": "pull" }
             }),
         )
@@ -87,7 +87,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
             json!({
                 "name": "bad", "schema": "grid_event", "filter": "regoin_code == \"6109\"",
                 "fields": [{ "field": "event_type_code", "treatment": "clear" }],
-                "purpose": "p", "channel": { "kind": "pull" }
+                "purpose": "p", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00", "channel": { "kind": "pull" }
             }),
         )
         .await;
@@ -110,7 +110,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
                     { "field": "event_type_code", "treatment": "clear" },
                     { "field": "location.address", "treatment": "generalise" }
                 ],
-                "purpose": "社会治安形势研判",
+                "purpose": "社会治安形势研判", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00",
                 "channel": { "kind": "pull" }
             }),
         )
@@ -400,7 +400,7 @@ async fn agencies_receive_exactly_what_they_are_approved_for(config: Config) {
                     "household_id == \"{red_id}\" && source_version == \"20240710110230\""
                 ),
                 "fields": [{ "field": "member_count", "treatment": "clear" }],
-                "purpose": "test witness", "channel": { "kind": "pull" }
+                "purpose": "test witness", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00", "channel": { "kind": "pull" }
             }),
             json!({}),
         )
@@ -527,7 +527,7 @@ async fn hubs_of_one_deployment_follow_each_others_control_changes() {
                 "name": "red", "schema": "household",
                 "filter": format!("household_id == \"{red_id}\""),
                 "fields": [{ "field": "care_level", "treatment": "clear" }],
-                "purpose": "帮扶", "channel": { "kind": "pull" }
+                "purpose": "帮扶", "legal_basis": "《政务数据共享条例》", "scenario": "test scenario", "scope": "test scope", "expires_at": "2030-12-31T23:59:59+08:00", "channel": { "kind": "pull" }
             }),
             json!({}),
         )
