@@ -925,3 +925,211 @@ async fn the_usage_register_is_read_by_platform_and_provider_and_outlives_retent
     );
     running.stop().await;
 }
+
+/// Rows of `table` in the test PostgreSQL database: (record id, retain_until in the past).
+async fn agency_rows(url: &str, table: &str) -> Vec<(String, bool)> {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432");
+    let rows: Vec<(String, bool)> = sqlx::query_as(&format!(
+        "SELECT record_id, retain_until < now() FROM \"{table}\" ORDER BY record_id"
+    ))
+    .fetch_all(&pool)
+    .await
+    .unwrap_or_default();
+    pool.close().await;
+    rows
+}
+
+#[tokio::test]
+async fn a_grant_that_ends_is_disposed_of_and_the_hub_removes_sql_rows_past_retain_until() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = embedded_config(dir.path());
+    // The agency's database runs on this machine: the egress policy opens loopback, as an operator opens the
+    // government network; retention (and with it the hub's sweep of agencies' tables) runs every second.
+    config.delivery.egress_allow_cidrs = vec!["127.0.0.0/8".into()];
+    config.bus.retention.check_every = std::time::Duration::from_secs(1);
+    let running = RunningHub::start(&with_grid_and_operator(config)).await;
+    let api = Api::new(&running.base);
+    let sfx = rand_suffix();
+    let civil = format!("civil-{sfx}");
+    let token = api
+        .agency(&civil, "汉阴县民政局", "11610921016050037T", "S3")
+        .await;
+    let other = format!("other-{sfx}");
+    let other_token = api
+        .agency(&other, "汉阴县公安局", "11610921MB12345671", "S3")
+        .await;
+    let url = "postgres://postgres@127.0.0.1:5432/test";
+    let table = format!("disposal_{sfx}");
+    let mut asked = request(
+        "roster",
+        "household",
+        &["household_id", "care_level", "member_count"],
+    );
+    asked["retain_days"] = json!(30);
+    asked["channel"] = json!({ "kind": "sql", "url": url, "table": table });
+    let (id, _) = api
+        .subscribe_approved(&token, &civil, asked, json!({}))
+        .await;
+
+    // Before the grant ends there is nothing to confirm.
+    let confirm = |method: &str, scope: &str| json!({ "method": method, "scope": scope });
+    let (s, body) = api
+        .post(
+            &token,
+            &format!("/admin/subscriptions/{id}/disposal"),
+            confirm("删除", "全部"),
+        )
+        .await;
+    assert_eq!(s, 409, "{body}");
+    assert!(body.to_string().contains("has not ended"), "{body}");
+
+    // Deliver the grid's households into the agency's table.
+    let (a, b, c) = unsilo_tests::api::grid_messages(sfx);
+    unsilo_tests::api::push_grid(&running.base, &[&a, &b, &c]).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let rows = loop {
+        let rows = agency_rows(url, &table).await;
+        if rows.len() >= 2 {
+            break rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rows delivered: {rows:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    assert!(rows.iter().all(|(_, past)| !past), "{rows:?}");
+
+    // Time passes for one row: its retain_until lies behind it now. The hub removes that row, and only it.
+    let (gone, _) = rows[0].clone();
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    sqlx::query(&format!(
+        "UPDATE \"{table}\" SET retain_until = now() - interval '1 hour' WHERE record_id = $1"
+    ))
+    .bind(&gone)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let now = agency_rows(url, &table).await;
+        if !now.iter().any(|(r, _)| r == &gone) {
+            assert_eq!(
+                now.len(),
+                rows.len() - 1,
+                "only the row past retain_until goes: {now:?}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the row past retain_until stays: {now:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    assert_audited(&api, &["disposal.sql_rows_removed", &id, &table]).await;
+    let metrics = reqwest::get(format!("{}/metrics", running.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("unsilo_disposal_sql_rows_removed_total 1")
+            || metrics
+                .lines()
+                .any(|l| l.starts_with("unsilo_disposal_sql_rows_removed_total ")
+                    && l.split(' ')
+                        .nth(1)
+                        .and_then(|n| n.parse::<f64>().ok())
+                        .is_some_and(|n| n >= 1.0)),
+        "{metrics}"
+    );
+
+    // Another agency cannot end it; the agency declares its purpose fulfilled: the grant ends, disposal falls due
+    // 10 working days on.
+    let fulfilled = format!("/admin/subscriptions/{id}/fulfilled");
+    let (s, _) = api
+        .post(&other_token, &fulfilled, json!({ "reason": "x" }))
+        .await;
+    assert_eq!(s, 404);
+    let ended_at = unsilo_bus::now_ms();
+    let (s, body) = api
+        .post(
+            &token,
+            &fulfilled,
+            json!({ "reason": "救助对象核查已完成" }),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["status"], "fulfilled", "{body}");
+    let disposal = &body["disposal"];
+    assert_eq!(disposal["ended_because"], "purpose_fulfilled", "{body}");
+    let due = disposal["due_ms"].as_i64().unwrap();
+    assert!(
+        due > ended_at + 9 * 86_400_000,
+        "ten working days are at least two weeks: {body}"
+    );
+    let (s, body) = api
+        .post(&token, &fulfilled, json!({ "reason": "again" }))
+        .await;
+    assert_eq!(s, 409, "{body}");
+
+    // It is listed as pending for the agency and the platform, not for another agency.
+    let (s, list) = api.get(&token, "/admin/disposals?state=pending").await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list["disposals"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list["disposals"][0]["subscription"], id.as_str());
+    let (_, list) = api.get(&other_token, "/admin/disposals").await;
+    assert_eq!(list["disposals"], json!([]), "{list}");
+    let (s, list) = api.get(AUDITOR_TOKEN, "/admin/disposals").await;
+    assert_eq!(s, 200, "{list}");
+    assert!(list.to_string().contains(&id), "{list}");
+    let (s, body) = api.get(&token, "/admin/disposals?state=done").await;
+    assert_eq!(s, 422, "{body}");
+
+    // A confirmation names everything it leaves out; only the agency confirms; once.
+    let path = format!("/admin/subscriptions/{id}/disposal");
+    let (s, body) = api.post(&token, &path, confirm(" ", "")).await;
+    assert_eq!(s, 422, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("method") && message.contains("scope"),
+        "{body}"
+    );
+    let (s, _) = api
+        .post(OPERATOR_TOKEN, &path, confirm("删除", "全部"))
+        .await;
+    assert_eq!(s, 403);
+    let (s, body) = api
+        .post(
+            &token,
+            &path,
+            confirm(
+                "数据库记录删除，备份同步清除",
+                "民政救助系统 roster 表及其备份",
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["disposal"]["confirmation"]["late"], false, "{body}");
+    let (s, _) = api.post(&token, &path, confirm("删除", "全部")).await;
+    assert_eq!(s, 409);
+    let (_, list) = api.get(&token, "/admin/disposals?state=confirmed").await;
+    assert_eq!(list["disposals"][0]["subscription"], id.as_str(), "{list}");
+    assert_audited(
+        &api,
+        &[
+            "subscription.purpose_fulfilled",
+            "disposal.confirm",
+            "民政救助系统 roster 表及其备份",
+        ],
+    )
+    .await;
+
+    // The rows still before their retain_until stay until it passes: the agency answers for them.
+    assert_eq!(agency_rows(url, &table).await.len(), rows.len() - 1);
+}

@@ -103,6 +103,13 @@ enum Command {
         #[command(subcommand)]
         command: workflow_cli::UsageCommand,
     },
+    /// Disposal when a grant ends (Art. 27): purpose fulfilled, the agency's confirmation of destruction.
+    Disposal {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: workflow_cli::DisposalCommand,
+    },
     /// The evidence log: verify its hash chains, query who received what.
     Audit {
         #[command(flatten)]
@@ -962,6 +969,7 @@ async fn main() -> std::process::ExitCode {
         Command::Request { hub, command } => workflow_cli::request(&hub, command).await,
         Command::Correction { hub, command } => workflow_cli::correction(&hub, command).await,
         Command::Usage { hub, command } => workflow_cli::usage(&hub, command).await,
+        Command::Disposal { hub, command } => workflow_cli::disposal(&hub, command).await,
         Command::Dlq {
             hub,
             command:

@@ -147,6 +147,68 @@ pub(crate) enum UsageCommand {
     },
 }
 
+/// `unsilo disposal …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum DisposalCommand {
+    /// Ends a grant whose purpose is fulfilled (the agency's own token, or security): its disposal falls due.
+    Fulfilled {
+        /// `<agency>.<name>`
+        id: String,
+        /// How the purpose was fulfilled.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Confirms the destruction of what an ended grant delivered (the agency's own token; Art. 27).
+    Confirm {
+        /// `<agency>.<name>`
+        id: String,
+        /// How it was destroyed.
+        #[arg(long)]
+        method: String,
+        /// What was destroyed: the systems, tables, files and copies.
+        #[arg(long)]
+        scope: String,
+    },
+    /// Lists the disposals of ended grants the token may see, earliest due first.
+    List {
+        /// Only `pending`, `overdue`, `confirmed` or `confirmed_late`.
+        #[arg(long)]
+        state: Option<String>,
+    },
+}
+
+/// Runs `unsilo disposal …`.
+pub(crate) async fn disposal(args: &HubArgs, command: DisposalCommand) -> anyhow::Result<()> {
+    let c = Client::new(args)?;
+    let v = match command {
+        DisposalCommand::Fulfilled { id, reason } => {
+            c.call(
+                reqwest::Method::POST,
+                &format!("/admin/subscriptions/{id}/fulfilled"),
+                Some(json!({ "reason": reason })),
+            )
+            .await?
+        }
+        DisposalCommand::Confirm { id, method, scope } => {
+            c.call(
+                reqwest::Method::POST,
+                &format!("/admin/subscriptions/{id}/disposal"),
+                Some(json!({ "method": method, "scope": scope })),
+            )
+            .await?
+        }
+        DisposalCommand::List { state } => {
+            let path = match state {
+                Some(s) => format!("/admin/disposals?state={}", urlencoding(&s)),
+                None => "/admin/disposals".to_owned(),
+            };
+            c.call(reqwest::Method::GET, &path, None).await?
+        }
+    };
+    print(&v);
+    Ok(())
+}
+
 /// Runs `unsilo usage …`.
 pub(crate) async fn usage(args: &HubArgs, command: UsageCommand) -> anyhow::Result<()> {
     let c = Client::new(args)?;

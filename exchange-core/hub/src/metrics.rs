@@ -16,6 +16,8 @@
 //!   of this deployment, or replays);
 //! - `unsilo_requests_overdue{deadline}`: requests past their answer or delivery deadline (政务数据共享条例
 //!   Art. 21–22), `deadline` = `answer` or `delivery`;
+//! - `unsilo_disposals_overdue`: ended grants whose agency has not confirmed destruction by its due time (Art. 27);
+//! - `unsilo_disposal_sql_rows_removed_total`: rows past `retain_until` the hub removed from agencies' SQL tables;
 //! - `unsilo_build_info{version,bus}`.
 //!
 //! An anonymous caller gets every series but those whose labels name a subscription, an agency or a topic
@@ -133,6 +135,8 @@ pub struct Metrics {
     store_segment_bytes: Family<StoreLabels, Gauge>,
     audit_disowned: Gauge,
     requests_overdue: Family<DeadlineLabels, Gauge>,
+    disposals_overdue: Gauge,
+    disposal_rows_removed: Counter,
     refused_records: Family<TopicLabels, Gauge>,
     /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
     pub flows: crate::flows::Flows,
@@ -293,6 +297,18 @@ impl Metrics {
             "Requests past their answer deadline (1 or 10 working days, 政务数据共享条例 Art. 21) or their delivery deadline (20 working days after approval, Art. 22), by deadline",
             requests_overdue.clone(),
         );
+        let disposals_overdue = Gauge::default();
+        registry.register(
+            "unsilo_disposals_overdue",
+            "Ended grants (expired, revoked, purpose fulfilled) whose agency has not confirmed destruction by its due time (政务数据共享条例 Art. 27)",
+            disposals_overdue.clone(),
+        );
+        let disposal_rows_removed = Counter::default();
+        registry.register(
+            "unsilo_disposal_sql_rows_removed",
+            "Rows past their retain_until the hub removed from agencies' SQL tables",
+            disposal_rows_removed.clone(),
+        );
         let refused_records = Family::<TopicLabels, Gauge>::default();
         registry.register(
             "unsilo_refused_records",
@@ -323,6 +339,8 @@ impl Metrics {
             store_segment_bytes,
             audit_disowned,
             requests_overdue,
+            disposals_overdue,
+            disposal_rows_removed,
             refused_records,
             flows: crate::flows::Flows::default(),
         }
@@ -472,6 +490,17 @@ impl Metrics {
                 })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Records how many ended grants wait past their due time for the agency's confirmation of destruction.
+    pub fn set_disposals_overdue(&self, n: u64) {
+        self.disposals_overdue
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts rows the hub removed from an agency's SQL table once their `retain_until` passed.
+    pub fn count_disposal_rows_removed(&self, rows: u64) {
+        self.disposal_rows_removed.inc_by(rows);
     }
 
     /// Records how many entries of this hub's audit chain were found unverifiable at start and disowned.

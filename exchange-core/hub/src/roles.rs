@@ -114,6 +114,12 @@ pub enum Action {
     ViewCorrections,
     /// Answer a correction: corrected (a new version) or refused with reasons.
     AnswerCorrection,
+    /// Declare a subscription's purpose fulfilled, ending its grant.
+    DeclareFulfilled,
+    /// Confirm the destruction of what a subscription delivered, once its grant has ended (Art. 27).
+    ConfirmDisposal,
+    /// List the disposals of ended grants: due, overdue, confirmed, confirmed late.
+    ViewDisposals,
     /// Revoke a subscription.
     RevokeSubscription,
     /// Pause or resume a subscription's deliveries.
@@ -310,6 +316,30 @@ pub const MATRIX: &[Permission] = &[
         what: "answer a correction: corrected (a new version to every subscriber) or refused with reasons",
         roles: &[Security],
         agency: AgencyAccess::No,
+        push_source: false,
+        reviewer: true,
+    },
+    Permission {
+        action: Action::DeclareFulfilled,
+        what: "declare a subscription's purpose fulfilled, ending its grant (its disposal falls due)",
+        roles: &[Security],
+        agency: AgencyAccess::Own,
+        push_source: false,
+        reviewer: false,
+    },
+    Permission {
+        action: Action::ConfirmDisposal,
+        what: "confirm the destruction of what an ended grant delivered (Art. 27)",
+        roles: &[],
+        agency: AgencyAccess::Own,
+        push_source: false,
+        reviewer: false,
+    },
+    Permission {
+        action: Action::ViewDisposals,
+        what: "list the disposals of ended grants (an agency its own, a reviewer its organisation's resources')",
+        roles: &[System, Security, Audit],
+        agency: AgencyAccess::Own,
         push_source: false,
         reviewer: true,
     },
@@ -527,6 +557,17 @@ pub const ROUTES: &[Route] = &[
         "/admin/subscriptions/{id}/extend",
         Action::ExtendDeadline,
     ),
+    route(
+        "POST",
+        "/admin/subscriptions/{id}/fulfilled",
+        Action::DeclareFulfilled,
+    ),
+    route(
+        "POST",
+        "/admin/subscriptions/{id}/disposal",
+        Action::ConfirmDisposal,
+    ),
+    route("GET", "/admin/disposals", Action::ViewDisposals),
     route("GET", "/admin/subscriptions", Action::ViewSubscriptions),
     route(
         "GET",
@@ -771,6 +812,7 @@ mod tests {
                         | Action::ViewCatalogue
                         | Action::ViewCorrections
                         | Action::ViewUsage
+                        | Action::ViewDisposals
                 ),
                 "audit may {a:?}"
             );

@@ -333,6 +333,7 @@ impl Hub {
         )));
         routing.push(tokio::spawn(enforce_retention(
             bus.clone(),
+            governance.clone(),
             config.bus.retention.check_every,
             routing_stopped,
         )));
@@ -761,9 +762,11 @@ async fn expire_subscriptions(
 }
 
 /// Removes what the topics' retention allows, every `every` (the embedded bus; Kafka brokers do it
-/// themselves, and the call does nothing there).
+/// themselves, and the call does nothing there), and the rows past `retain_until` the hub delivered into
+/// agencies' SQL tables (both buses).
 async fn enforce_retention(
     bus: Arc<dyn Bus>,
+    governance: Arc<Governance>,
     every: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -780,6 +783,7 @@ async fn enforce_retention(
             }
             Err(e) => tracing::warn!(error = %e, "Retention pass failed; it runs again later."),
         }
+        governance.sweep_sql_retention().await;
     }
 }
 

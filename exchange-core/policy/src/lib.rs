@@ -12,10 +12,12 @@
 //! - [`catalogue`]: the resource catalogue's entries (政务数据资源目录) and the shipped declarations.
 //! - [`correction`]: corrections (校核纠错) a subscriber files on a record it received.
 //! - [`usage`]: the usage register (使用登记) an agency keeps for each subscription.
+//! - [`disposal`]: what happens when a grant ends — the agency's confirmation of destruction, due and late.
 //! - [`check`]: the checks of requests and grants — clearance, legal basis, narrowing.
 pub mod catalogue;
 pub mod check;
 pub mod correction;
+pub mod disposal;
 pub mod filter;
 pub mod model;
 pub mod treat;

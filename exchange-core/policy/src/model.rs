@@ -497,6 +497,8 @@ pub enum SubscriptionStatus {
     Expired,
     /// Revoked by an operator; nothing is delivered.
     Revoked,
+    /// Ended because its purpose is fulfilled (declared by the agency or an operator); nothing is delivered.
+    Fulfilled,
 }
 
 impl SubscriptionStatus {
@@ -510,12 +512,16 @@ impl SubscriptionStatus {
             Self::Paused => "paused",
             Self::Expired => "expired",
             Self::Revoked => "revoked",
+            Self::Fulfilled => "fulfilled",
         }
     }
 
     /// Whether no further change is possible.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Rejected | Self::Expired | Self::Revoked)
+        matches!(
+            self,
+            Self::Rejected | Self::Expired | Self::Revoked | Self::Fulfilled
+        )
     }
 }
 
@@ -563,6 +569,10 @@ pub struct Subscription {
     /// The regulation's deadlines (Art. 21–22) on a working-day calendar; set when the request is filed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadlines: Option<Deadlines>,
+    /// Disposal after the grant ended (Art. 27): set when a granted subscription expires, is revoked or its
+    /// purpose is fulfilled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposal: Option<crate::disposal::Disposal>,
     /// Bumped on every change; writes check it (optimistic concurrency).
     pub revision: u64,
 }
@@ -716,6 +726,7 @@ impl Subscription {
             approvals: Vec::new(),
             auto_approved: false,
             deadlines: None,
+            disposal: None,
             revision: 1,
         }
     }

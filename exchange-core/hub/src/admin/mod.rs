@@ -31,6 +31,9 @@
 //! | `GET /admin/catalogue`, `GET /admin/catalogue/{id}`, `GET /admin/catalogue/export` | everyone signed in but push sources |
 //! | `PUT /admin/catalogue/{id}` | security |
 //! | `POST /admin/subscriptions/{id}/revoke`, `…/pause`, `…/resume` | security, or the owning agency (which resumes only a pause it made) |
+//! | `POST /admin/subscriptions/{id}/fulfilled` | security, or the owning agency |
+//! | `POST /admin/subscriptions/{id}/disposal` | the owning agency |
+//! | `GET /admin/disposals` | any administrator; an agency its own; a reviewer its organisation's resources' |
 //! | `POST /admin/subscriptions/{id}/dlq/replay` | system, or the owning agency |
 //! | `POST /admin/connectors/{name}/dlq/replay`, `POST /admin/connectors/{name}/renormalise` | system |
 //! | `POST /admin/audit/query` (an ID number in the body), `GET /admin/audit` (no `cert_no`) | audit |

@@ -1,7 +1,8 @@
 //! The admin API of the sharing workflow (政务数据共享条例): the resource catalogue — list and search, one
 //! entry, edit, export as JSON or `.xlsx` — a request's deadline extension, the overdue requests, and
 //! corrections (校核纠错): file, list, read, answer; suspending an agency's sharing (Art. 27); the usage
-//! register (使用登记, Art. 29).
+//! register (使用登记, Art. 29); disposal when a grant ends — purpose fulfilled, the agency's confirmation of
+//! destruction, the list of disposals (Art. 27).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -15,8 +16,8 @@ use crate::api_error::{ApiError, JsonRequest, QueryParams};
 use crate::auth::Principal;
 use crate::governance::catalogue_export::{catalogue_workbook, workbook_response};
 use crate::governance::{
-    CatalogueEdit, CorrectionReply, ExtensionRequest, Governance, NewCorrection, NewUsage,
-    ReasonRequest,
+    CatalogueEdit, CorrectionReply, DisposalConfirmation, ExtensionRequest, Governance,
+    NewCorrection, NewUsage, ReasonRequest,
 };
 
 /// The workflow routes (merged into the admin router).
@@ -34,6 +35,9 @@ pub(super) fn router() -> OpenApiRouter<std::sync::Arc<Governance>> {
         .routes(routes!(lift_suspension))
         .routes(routes!(record_usage))
         .routes(routes!(usage_register))
+        .routes(routes!(declare_fulfilled))
+        .routes(routes!(confirm_disposal))
+        .routes(routes!(list_disposals))
 }
 
 /// The catalogue list's query.
@@ -250,4 +254,65 @@ async fn usage_register(
 ) -> ApiResult {
     let entries = ops.usage_register(&who, q.subscription.as_deref())?;
     ok(StatusCode::OK, json!({ "entries": entries }))
+}
+
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/fulfilled", tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body = ReasonRequest,
+    responses((status = 200, description = "Ended: its purpose is fulfilled; its disposal is due", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn declare_fulfilled(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonRequest(body): JsonRequest<ReasonRequest>,
+) -> ApiResult {
+    let s = ops.declare_fulfilled(&who, &id, body.reason).await?;
+    ok(StatusCode::OK, json!(s.redacted()))
+}
+
+#[utoipa::path(post, path = "/admin/subscriptions/{id}/disposal", tag = "admin",
+    params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
+    request_body = DisposalConfirmation,
+    responses((status = 200, description = "The subscription with its disposal confirmed (`late` when after the due time)", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn confirm_disposal(
+    State(ops): Ops,
+    who: Principal,
+    Path(id): Path<String>,
+    JsonRequest(body): JsonRequest<DisposalConfirmation>,
+) -> ApiResult {
+    let s = ops.confirm_disposal(&who, &id, body).await?;
+    ok(StatusCode::OK, json!(s.redacted()))
+}
+
+/// The disposals' query.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DisposalQuery {
+    /// Only those in this state: `pending`, `overdue`, `confirmed` or `confirmed_late`.
+    #[serde(default)]
+    state: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/disposals", tag = "admin",
+    params(DisposalQuery),
+    responses((status = 200, description = "The disposals of ended grants the caller may see, earliest due first", body = serde_json::Value), crate::api_error::ApiFailure))]
+async fn list_disposals(
+    State(ops): Ops,
+    who: Principal,
+    QueryParams(q): QueryParams<DisposalQuery>,
+) -> ApiResult {
+    let state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(
+            unsilo_policy::disposal::DisposalState::parse(s).ok_or_else(|| {
+                ApiError::Invalid(format!(
+                    "state `{s}` is not one of pending, overdue, confirmed, confirmed_late"
+                ))
+            })?,
+        ),
+    };
+    ok(
+        StatusCode::OK,
+        json!({ "disposals": ops.disposals(&who, state)? }),
+    )
 }

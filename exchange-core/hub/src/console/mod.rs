@@ -17,6 +17,8 @@
 //!   pull subscription.
 //! - `workflow`: the resource catalogue (browse, search, an entry with its items and versions, `.xlsx`) and a
 //!   request's deadline extension; a provider's reviewer signs in here too and decides on the requests page.
+//! - `disposal`: ending a grant whose purpose is fulfilled, the agency's confirmation of destruction, the list of
+//!   disposals (Art. 27).
 //! - `corrections`: 校核纠错 — an agency files a correction on a record received, the provider answers it.
 //! - `agencies`: agencies and their tokens (a token is shown once).
 //! - `audit`: verification and queries of the evidence log.
@@ -31,6 +33,7 @@
 mod agencies;
 mod audit;
 mod corrections;
+mod disposal;
 mod overview;
 mod page;
 mod reference;
@@ -202,6 +205,15 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
             post(sources::renormalise),
         )
         .route("/console/requests", get(subscriptions::queue))
+        .route("/console/disposals", get(disposal::list))
+        .route(
+            "/console/subscriptions/{id}/fulfilled",
+            post(disposal::fulfilled),
+        )
+        .route(
+            "/console/subscriptions/{id}/disposal",
+            post(disposal::confirm),
+        )
         .route("/console/corrections", get(corrections::list))
         .route(
             "/console/corrections/new",

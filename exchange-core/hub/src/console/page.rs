@@ -87,6 +87,7 @@ pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                             @if link(Action::PersonReport) { a href="/console/reports/person" { (l.t("个人报告", "Person report")) } }
                             a href="/console/catalogue" { (l.t("目录", "Catalogue")) }
                             a href="/console/corrections" { (l.t("纠错", "Corrections")) }
+                            a href="/console/disposals" { (l.t("销毁", "Disposals")) }
                             a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
                             a href="/console/api" { (l.t("接口", "API")) }
                         } @else if reviewer {
@@ -99,6 +100,7 @@ pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                             a href="/console/" { (l.t("我的订阅", "My subscriptions")) }
                             a href="/console/catalogue" { (l.t("目录", "Catalogue")) }
                             a href="/console/corrections" { (l.t("纠错", "Corrections")) }
+                            a href="/console/disposals" { (l.t("销毁", "Disposals")) }
                             a href="/console/subscriptions/new" { (l.t("申请订阅", "Request data")) }
                             a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
                             a href="/console/api" { (l.t("接口", "API")) }

@@ -246,6 +246,7 @@ pub(super) async fn show(
             p.muted { (l.t("最近决定", "Last decided")) ": " (by) " · " (time(at)) }
         }
         @if let Some(d) = &s.deadlines { (deadlines_block(d, l)) }
+        (super::disposal::section(&s, &viewer))
         @if !s.approvals.is_empty() {
             p.muted { (l.t("已批准", "Approved by")) ": "
                 @for a in &s.approvals {

@@ -410,6 +410,87 @@ impl SqlWriter {
     }
 }
 
+/// Removes the rows of `target`'s table whose [`RETAIN_UNTIL_COLUMN`] lies before `before_ms` (the grant's
+/// retention has run out for them), over one direct connection, and returns how many went. A table that does not
+/// exist yet has nothing to remove (0); one without the column is an error naming it.
+pub async fn remove_rows_past_retention(
+    target: &SqlTarget,
+    before_ms: i64,
+) -> Result<u64, SqlError> {
+    let table = TableName::parse(&target.table)?;
+    let secrets = Secrets::from_url(&target.url);
+    let redacted = redact_url(&target.url);
+    let describe = format!("{redacted} table {}", target.table);
+    let dialect = dialect_of(&target.url).ok_or_else(|| SqlError::InvalidUrl {
+        url: redacted.clone(),
+        reason: "scheme must be postgres://, postgresql://, mysql:// or mariadb://".into(),
+    })?;
+    let invalid_url = |e: sqlx::Error| SqlError::InvalidUrl {
+        url: redacted.clone(),
+        reason: secrets.scrub(&e.to_string()),
+    };
+    let ctx = ErrCtx {
+        dialect,
+        describe: &describe,
+        secrets: &secrets,
+    };
+    let before = DateTime::<Utc>::from_timestamp_millis(before_ms).unwrap_or_default();
+    let column = quote(dialect, RETAIN_UNTIL_COLUMN);
+    let removed = match dialect {
+        Dialect::Postgres => {
+            let options = PgConnectOptions::from_str(&target.url).map_err(invalid_url)?;
+            let mut conn = ctx
+                .timed(
+                    "connect",
+                    <sqlx::postgres::PgConnection as sqlx::Connection>::connect_with(&options),
+                )
+                .await?;
+            let sql = format!("DELETE FROM {} WHERE {column} < $1", table.quoted(dialect));
+            let result = ctx
+                .timed(
+                    "remove rows past retention",
+                    sqlx::query(&sql).bind(before).execute(&mut conn),
+                )
+                .await;
+            let _ = sqlx::Connection::close(conn).await;
+            result.map(|r| r.rows_affected())
+        }
+        Dialect::MySql => {
+            let options = MySqlConnectOptions::from_str(&target.url).map_err(invalid_url)?;
+            let mut conn = ctx
+                .timed(
+                    "connect",
+                    <sqlx::mysql::MySqlConnection as sqlx::Connection>::connect_with(&options),
+                )
+                .await?;
+            let sql = format!("DELETE FROM {} WHERE {column} < ?", table.quoted(dialect));
+            let result = ctx
+                .timed(
+                    "remove rows past retention",
+                    // DATETIME holds UTC wall-clock time.
+                    sqlx::query(&sql)
+                        .bind(before.naive_utc())
+                        .execute(&mut conn),
+                )
+                .await;
+            let _ = sqlx::Connection::close(conn).await;
+            result.map(|r| r.rows_affected())
+        }
+    };
+    match removed {
+        Err(SqlError::Database { message, .. }) if is_missing_table(dialect, &message) => Ok(0),
+        other => other,
+    }
+}
+
+/// Whether a server's message says the table does not exist (PostgreSQL SQLSTATE 42P01, MySQL error 1146).
+fn is_missing_table(dialect: Dialect, message: &str) -> bool {
+    match dialect {
+        Dialect::Postgres => message.contains("42P01"),
+        Dialect::MySql => message.contains("1146"),
+    }
+}
+
 async fn close_pool(pool: &DbPool) {
     match pool {
         DbPool::Pg(p) => p.close().await,

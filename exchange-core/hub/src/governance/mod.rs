@@ -21,6 +21,8 @@
 //!   every request; `catalogue_export` writes it as an `.xlsx` workbook.
 //! - `corrections`: 校核纠错 — a subscriber's correction on a record it received, the provider's answer, the
 //!   corrected version published with its lineage.
+//! - `disposal`: when a grant ends — the agency's confirmation of destruction, due and late, and the hub's
+//!   removal of SQL rows past `retain_until`.
 //! - `usage`: the usage register (使用登记) an agency keeps per subscription, read by the platform and the
 //!   provider.
 //! - `workflow`: the 政务数据共享条例's shape of a request — its Art. 20 items, who decides (the providing
@@ -32,6 +34,7 @@ mod agencies;
 mod catalogue;
 pub mod catalogue_export;
 mod corrections;
+mod disposal;
 mod evidence;
 mod requests;
 mod sources;
@@ -44,6 +47,7 @@ pub use corrections::{
     CorrectionOutcome, CorrectionReply, NewCorrection, CORRECTION_ANSWER_DAYS, HEADER_CORRECTION,
     HEADER_CORRECTS,
 };
+pub use disposal::{DisposalConfirmation, DisposalView, SqlRetentionTarget};
 pub use evidence::{AuditSearch, PersonRelease, PersonReport, PersonSearch};
 pub use requests::{
     ApproveRequest, ClientCertificateBinding, NewAgency, NewToken, ReasonRequest,

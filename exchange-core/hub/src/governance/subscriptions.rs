@@ -634,11 +634,13 @@ impl Governance {
         if reason.trim().is_empty() {
             return Err(ApiError::Invalid("a reason is required".into()));
         }
+        let now = unsilo_bus::now_ms();
         let mut next = current;
         next.status = status;
         next.reason = Some(reason.clone());
         next.decided_by = Some(who.to_string());
-        next.decided_at_ms = Some(unsilo_bus::now_ms());
+        next.decided_at_ms = Some(now);
+        self.begin_disposal(&mut next, status, now);
         next.revision += 1;
         self.control
             .put_subscription(&next)

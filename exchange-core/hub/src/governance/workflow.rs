@@ -107,7 +107,7 @@ impl Governance {
     }
 
     /// The due time `days` working days after `start_ms`, and the note that makes it provisional, if any.
-    fn due_after(&self, start_ms: i64, days: u32) -> (i64, Option<String>) {
+    pub(super) fn due_after(&self, start_ms: i64, days: u32) -> (i64, Option<String>) {
         let (due, uncovered) = self.settings.calendar.due_time(start_ms, days);
         let note = uncovered.map(|year| {
             warn!(year, "A sharing deadline runs into a year the working-day calendar does not cover; weekdays are counted there until the year is added.");
@@ -297,8 +297,12 @@ impl Governance {
 
     /// Sets `unsilo_requests_overdue` from the control plane's requests, now.
     pub fn refresh_overdue_metric(&self) {
-        let (answer, delivery) = self.overdue_counts(unsilo_bus::now_ms());
+        let now = unsilo_bus::now_ms();
+        let (answer, delivery) = self.overdue_counts(now);
         self.settings.metrics.set_requests_overdue(answer, delivery);
+        self.settings
+            .metrics
+            .set_disposals_overdue(self.overdue_disposals(now));
     }
 
     /// How many requests are past their answer and their delivery deadline at `now_ms` (for `/metrics`).

@@ -292,6 +292,7 @@ pub(crate) fn subscription(
             .collect(),
         auto_approved: false,
         deadlines: None,
+        disposal: None,
         revision: 1,
     }
 }
