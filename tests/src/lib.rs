@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod console;
+pub mod workflow;
 
 use std::path::Path;
 

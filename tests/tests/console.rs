@@ -570,6 +570,15 @@ async fn an_operator_watches_the_flows_reads_a_dead_letter_approves_narrowed_and
     let verdict = browser.text("#verdict").await;
     assert!(verdict.contains("intact"), "{verdict}");
     browser.shot("audit").await;
+    // The supervisor's monthly report: the demo's organisations as providers and requesters, its sources.
+    browser.goto(&format!("{base}/console/reports/monthly")).await;
+    let providers = browser.text("#as-provider").await;
+    assert!(providers.contains("grid-center"), "{providers}");
+    let requesters = browser.text("#as-requester").await;
+    assert!(requesters.contains("civil-affairs"), "{requesters}");
+    let sources = browser.text("#sources").await;
+    assert!(sources.contains("grid"), "{sources}");
+    browser.shot("monthly-report").await;
 
     // The only load failures are the two pages refused on purpose above.
     let errors = browser.console_errors(&[403]).await;

@@ -103,6 +103,13 @@ enum Command {
         #[command(subcommand)]
         command: workflow_cli::UsageCommand,
     },
+    /// The supervisor's monthly report (Art. 38).
+    Report {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: workflow_cli::ReportCommand,
+    },
     /// Disposal when a grant ends (Art. 27): purpose fulfilled, the agency's confirmation of destruction.
     Disposal {
         #[command(flatten)]
@@ -970,6 +977,7 @@ async fn main() -> std::process::ExitCode {
         Command::Correction { hub, command } => workflow_cli::correction(&hub, command).await,
         Command::Usage { hub, command } => workflow_cli::usage(&hub, command).await,
         Command::Disposal { hub, command } => workflow_cli::disposal(&hub, command).await,
+        Command::Report { hub, command } => workflow_cli::report(&hub, command).await,
         Command::Dlq {
             hub,
             command:

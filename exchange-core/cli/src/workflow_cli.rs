@@ -209,6 +209,65 @@ pub(crate) async fn disposal(args: &HubArgs, command: DisposalCommand) -> anyhow
     Ok(())
 }
 
+/// Fetches an export at `path` in `format` and writes it to `out`, or prints it when it is JSON and no file is
+/// given; `what` names it in messages.
+async fn export(
+    c: &Client,
+    path: &str,
+    format: &str,
+    out: Option<PathBuf>,
+    what: &str,
+) -> anyhow::Result<()> {
+    let bytes = c.bytes(path).await?;
+    match out {
+        Some(file) => {
+            std::fs::write(&file, &bytes).with_context(|| format!("writing {}", file.display()))?;
+            eprintln!(
+                "{what} written to {} ({} bytes)",
+                file.display(),
+                bytes.len()
+            );
+        }
+        None if format == "json" => {
+            let v: Value = serde_json::from_slice(&bytes)?;
+            print(&v);
+        }
+        None => anyhow::bail!("an {format} export needs --out FILE"),
+    }
+    Ok(())
+}
+
+/// `unsilo report …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReportCommand {
+    /// The supervisor's monthly report (Art. 38): per organisation as provider and requester, per source.
+    Monthly {
+        /// The month, `YYYY-MM` (Beijing time); the current month when left out.
+        #[arg(long)]
+        month: Option<String>,
+        /// `json` or `xlsx`.
+        #[arg(long, default_value = "json")]
+        format: String,
+        /// Where to write it; JSON goes to standard output without it.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Runs `unsilo report …`.
+pub(crate) async fn report(args: &HubArgs, command: ReportCommand) -> anyhow::Result<()> {
+    let c = Client::new(args)?;
+    match command {
+        ReportCommand::Monthly { month, format, out } => {
+            let mut path = format!("/admin/reports/monthly?format={}", urlencoding(&format));
+            if let Some(m) = month {
+                path.push_str(&format!("&month={}", urlencoding(&m)));
+            }
+            export(&c, &path, &format, out, "monthly report").await
+        }
+    }
+}
+
 /// Runs `unsilo usage …`.
 pub(crate) async fn usage(args: &HubArgs, command: UsageCommand) -> anyhow::Result<()> {
     let c = Client::new(args)?;
@@ -354,23 +413,7 @@ pub(crate) async fn catalogue(args: &HubArgs, command: CatalogueCommand) -> anyh
         }
         CatalogueCommand::Export { format, out } => {
             let path = format!("/admin/catalogue/export?format={}", urlencoding(&format));
-            let bytes = c.bytes(&path).await?;
-            match out {
-                Some(file) => {
-                    std::fs::write(&file, &bytes)
-                        .with_context(|| format!("writing {}", file.display()))?;
-                    eprintln!(
-                        "catalogue written to {} ({} bytes)",
-                        file.display(),
-                        bytes.len()
-                    );
-                }
-                None if format == "json" => {
-                    let v: Value = serde_json::from_slice(&bytes)?;
-                    print(&v);
-                }
-                None => anyhow::bail!("an {format} export needs --out FILE"),
-            }
+            export(&c, &path, &format, out, "catalogue").await?;
         }
         CatalogueCommand::Edit { id, file } => {
             let body = read_document(&file)?;

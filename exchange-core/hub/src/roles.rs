@@ -120,6 +120,8 @@ pub enum Action {
     ConfirmDisposal,
     /// List the disposals of ended grants: due, overdue, confirmed, confirmed late.
     ViewDisposals,
+    /// Read the supervisor's monthly report (Art. 38).
+    ViewReports,
     /// Revoke a subscription.
     RevokeSubscription,
     /// Pause or resume a subscription's deliveries.
@@ -342,6 +344,14 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: true,
+    },
+    Permission {
+        action: Action::ViewReports,
+        what: "read and export the supervisor's monthly report (Art. 38)",
+        roles: &[System, Security, Audit],
+        agency: AgencyAccess::No,
+        push_source: false,
+        reviewer: false,
     },
     Permission {
         action: Action::RevokeSubscription,
@@ -568,6 +578,7 @@ pub const ROUTES: &[Route] = &[
         Action::ConfirmDisposal,
     ),
     route("GET", "/admin/disposals", Action::ViewDisposals),
+    route("GET", "/admin/reports/monthly", Action::ViewReports),
     route("GET", "/admin/subscriptions", Action::ViewSubscriptions),
     route(
         "GET",
@@ -813,6 +824,7 @@ mod tests {
                         | Action::ViewCorrections
                         | Action::ViewUsage
                         | Action::ViewDisposals
+                        | Action::ViewReports
                 ),
                 "audit may {a:?}"
             );

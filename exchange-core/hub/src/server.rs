@@ -273,6 +273,7 @@ impl Hub {
                     .filter(|c| c.http_push.as_ref().is_some_and(|p| p.report))
                     .map(|c| c.name.clone())
                     .collect(),
+                connectors: config.connectors.iter().map(|c| c.name.clone()).collect(),
                 calendar: Arc::new(
                     crate::calendar::WorkingCalendar::for_deployment(
                         config.policy.calendar_dir.as_deref(),

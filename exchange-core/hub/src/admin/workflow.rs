@@ -2,7 +2,7 @@
 //! entry, edit, export as JSON or `.xlsx` — a request's deadline extension, the overdue requests, and
 //! corrections (校核纠错): file, list, read, answer; suspending an agency's sharing (Art. 27); the usage
 //! register (使用登记, Art. 29); disposal when a grant ends — purpose fulfilled, the agency's confirmation of
-//! destruction, the list of disposals (Art. 27).
+//! destruction, the list of disposals (Art. 27); the supervisor's monthly report (Art. 38), as JSON or `.xlsx`.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -38,6 +38,7 @@ pub(super) fn router() -> OpenApiRouter<std::sync::Arc<Governance>> {
         .routes(routes!(declare_fulfilled))
         .routes(routes!(confirm_disposal))
         .routes(routes!(list_disposals))
+        .routes(routes!(monthly_report))
 }
 
 /// The catalogue list's query.
@@ -315,4 +316,47 @@ async fn list_disposals(
         StatusCode::OK,
         json!({ "disposals": ops.disposals(&who, state)? }),
     )
+}
+
+/// The monthly report's query.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ReportQuery {
+    /// The month, `YYYY-MM` (Beijing time); the current month when left out.
+    #[serde(default)]
+    month: Option<String>,
+    /// `json` (default) or `xlsx`.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/admin/reports/monthly", tag = "admin",
+    params(ReportQuery),
+    responses(
+        (status = 200, description = "The supervisor's monthly report (Art. 38): per organisation as provider and requester, per source; JSON or an .xlsx workbook", body = crate::governance::MonthlyReport),
+        crate::api_error::ApiFailure))]
+async fn monthly_report(
+    State(ops): Ops,
+    who: Principal,
+    QueryParams(q): QueryParams<ReportQuery>,
+) -> ApiResult {
+    let month = q
+        .month
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(crate::governance::current_month);
+    let report = ops.monthly_report(&who, month.trim()).await?;
+    match q.format.as_deref().unwrap_or("json") {
+        "json" => ok(StatusCode::OK, json!(report)),
+        "xlsx" => {
+            let bytes = crate::governance::report_export::report_workbook(&report)
+                .map_err(|e| ApiError::Internal(format!("writing the report workbook: {e}")))?;
+            Ok(workbook_response(
+                bytes,
+                &format!("report-{}.xlsx", report.month),
+            ))
+        }
+        other => Err(ApiError::Invalid(format!(
+            "format: `{other}` is not json or xlsx"
+        ))),
+    }
 }

@@ -638,11 +638,7 @@ pub async fn query(
     q: &AuditQuery,
 ) -> Result<AuditAnswer, AuditError> {
     let records = read_all(bus, topic).await?;
-    let mut verifier = Verifier::new(keys);
-    let mut verified = BTreeSet::new();
-    for r in &records {
-        verified.extend(verifier.push(r));
-    }
+    let verified = verified_offsets(&records, keys);
     let mut answer = AuditAnswer::default();
     for r in &records {
         let is_verified = verified.contains(&r.position.offset);
@@ -663,6 +659,42 @@ pub async fn query(
         answer.entries.drain(..answer.entries.len() - limit);
     }
     Ok(answer)
+}
+
+/// The offsets of `records` (the audit topic, read whole) that a signature of a key in `keys` covers.
+fn verified_offsets(records: &[ConsumedRecord], keys: &TrustedKeys) -> BTreeSet<u64> {
+    let mut verifier = Verifier::new(keys);
+    let mut verified = BTreeSet::new();
+    for r in records {
+        verified.extend(verifier.push(r));
+    }
+    verified
+}
+
+/// The entries written in `[from_ms, to_ms)` that verify against `keys`, oldest first, and how many entries of
+/// that period did not verify (left out): what a report over a period counts.
+pub async fn verified_between(
+    bus: &dyn Bus,
+    topic: &str,
+    keys: &TrustedKeys,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<(Vec<AuditEntry>, u64), AuditError> {
+    let records = read_all(bus, topic).await?;
+    let verified = verified_offsets(&records, keys);
+    let mut entries = Vec::new();
+    let mut unverified = 0;
+    for r in &records {
+        let Some(entry) = decode(r).filter(|e| (from_ms..to_ms).contains(&e.body.time_ms)) else {
+            continue;
+        };
+        if verified.contains(&r.position.offset) {
+            entries.push(entry);
+        } else {
+            unverified += 1;
+        }
+    }
+    Ok((entries, unverified))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@
 //!   pull subscription.
 //! - `workflow`: the resource catalogue (browse, search, an entry with its items and versions, `.xlsx`) and a
 //!   request's deadline extension; a provider's reviewer signs in here too and decides on the requests page.
+//! - `monthly`: the supervisor's monthly report (Art. 38), tables and charts, `.xlsx`, printable.
 //! - `disposal`: ending a grant whose purpose is fulfilled, the agency's confirmation of destruction, the list of
 //!   disposals (Art. 27).
 //! - `corrections`: 校核纠错 — an agency files a correction on a record received, the provider answers it.
@@ -34,6 +35,7 @@ mod agencies;
 mod audit;
 mod corrections;
 mod disposal;
+mod monthly;
 mod overview;
 mod page;
 mod reference;
@@ -206,6 +208,8 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
         )
         .route("/console/requests", get(subscriptions::queue))
         .route("/console/disposals", get(disposal::list))
+        .route("/console/reports/monthly", get(monthly::show))
+        .route("/console/reports/monthly.xlsx", get(monthly::export))
         .route(
             "/console/subscriptions/{id}/fulfilled",
             post(disposal::fulfilled),

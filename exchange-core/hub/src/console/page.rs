@@ -85,6 +85,7 @@ pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                             a href="/console/agencies" { (l.t("部门", "Agencies")) }
                             @if link(Action::ReadAuditLog) { a href="/console/audit" { (l.t("审计", "Audit")) } }
                             @if link(Action::PersonReport) { a href="/console/reports/person" { (l.t("个人报告", "Person report")) } }
+                            @if link(Action::ViewReports) { a href="/console/reports/monthly" { (l.t("月报", "Monthly report")) } }
                             a href="/console/catalogue" { (l.t("目录", "Catalogue")) }
                             a href="/console/corrections" { (l.t("纠错", "Corrections")) }
                             a href="/console/disposals" { (l.t("销毁", "Disposals")) }

@@ -27,6 +27,8 @@
 //!   provider.
 //! - `workflow`: the 政务数据共享条例's shape of a request — its Art. 20 items, who decides (the providing
 //!   organisation or the platform), the working-day deadlines and overdue requests.
+//! - `report`: the supervisor's monthly report (Art. 38) per organisation and per source; `report_export`
+//!   writes it as an `.xlsx` workbook.
 //! - `sources`: source dead-letter replay and re-normalisation from `raw.`.
 //! - this file: the [`Governance`] value, its settings, and the checks every operation shares.
 
@@ -36,6 +38,8 @@ pub mod catalogue_export;
 mod corrections;
 mod disposal;
 mod evidence;
+mod report;
+pub mod report_export;
 mod requests;
 mod sources;
 mod subscriptions;
@@ -49,6 +53,10 @@ pub use corrections::{
 };
 pub use disposal::{DisposalConfirmation, DisposalView, SqlRetentionTarget};
 pub use evidence::{AuditSearch, PersonRelease, PersonReport, PersonSearch};
+pub use report::{
+    current_month, month_bounds, MonthlyReport, OrganisationFigures, ProviderFigures, ReasonCount,
+    RequesterFigures, SourceFigures, PLATFORM,
+};
 pub use requests::{
     ApproveRequest, ClientCertificateBinding, NewAgency, NewToken, ReasonRequest,
     SubscriptionRequest,
@@ -105,6 +113,8 @@ pub struct GovernanceSettings {
     /// Push connectors whose credential may ask for person release reports (`report = true` in their
     /// `[connectors.http_push]`), e.g. the 秦务员 platform answering a citizen.
     pub report_sources: Vec<String>,
+    /// The configured connectors: the sources the monthly report accounts for.
+    pub connectors: Vec<String>,
     /// The working-day calendar the sharing deadlines run on (shipped years plus `[policy] calendar_dir`).
     pub calendar: Arc<crate::calendar::WorkingCalendar>,
 }

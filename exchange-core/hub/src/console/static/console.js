@@ -42,3 +42,9 @@
     });
   });
 })();
+
+// A "print" button prints the page (the report pages; print CSS leaves the navigation and forms out).
+document.addEventListener("click", (e) => {
+  const b = e.target.closest("[data-print]");
+  if (b) { e.preventDefault(); window.print(); }
+});
