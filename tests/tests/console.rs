@@ -571,7 +571,9 @@ async fn an_operator_watches_the_flows_reads_a_dead_letter_approves_narrowed_and
     assert!(verdict.contains("intact"), "{verdict}");
     browser.shot("audit").await;
     // The supervisor's monthly report: the demo's organisations as providers and requesters, its sources.
-    browser.goto(&format!("{base}/console/reports/monthly")).await;
+    browser
+        .goto(&format!("{base}/console/reports/monthly"))
+        .await;
     let providers = browser.text("#as-provider").await;
     assert!(providers.contains("grid-center"), "{providers}");
     let requesters = browser.text("#as-requester").await;

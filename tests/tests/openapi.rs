@@ -139,3 +139,70 @@ async fn schemathesis_finds_no_server_error_and_no_answer_the_document_does_not_
     );
     running.stop().await;
 }
+
+/// Whether `schema` (after following `$ref`s into `components`) says nothing of its shape.
+fn free_form(doc: &Value, schema: &Value) -> bool {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return free_form(doc, &doc["components"]["schemas"][name]);
+    }
+    let Some(o) = schema.as_object() else {
+        return true;
+    };
+    let keys: Vec<&str> = o
+        .keys()
+        .map(String::as_str)
+        .filter(|k| {
+            !matches!(
+                *k,
+                "description" | "title" | "default" | "example" | "examples"
+            )
+        })
+        .collect();
+    keys.is_empty() || (keys == ["type"] && o["type"] == "object")
+}
+
+#[tokio::test]
+async fn every_json_answer_has_a_typed_schema() {
+    let (_dir, running) = hub().await;
+    let doc = document(&running.base).await;
+    // Answers whose shape is somebody else's: the OpenAPI document itself, a registered Avro schema, and the
+    // registry's root, which answers `{}` as Confluent's does.
+    let exceptions = [
+        ("get", "/openapi.json"),
+        ("get", "/"),
+        ("get", "/schemas/ids/{id}/schema"),
+        ("get", "/subjects/{subject}/versions/{version}/schema"),
+    ];
+    let mut untyped = Vec::new();
+    let mut typed = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("operations") {
+            if exceptions.contains(&(method.as_str(), path.as_str())) {
+                continue;
+            }
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                let Some(content) = response["content"].as_object() else {
+                    continue;
+                };
+                for (media, body) in content {
+                    if !media.contains("json") {
+                        continue;
+                    }
+                    if free_form(&doc, &body["schema"]) {
+                        untyped.push(format!("{method} {path} {status} {media}"));
+                    } else {
+                        typed += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        untyped.is_empty(),
+        "answers without a typed schema:\n{}",
+        untyped.join("\n")
+    );
+    assert!(typed > 100, "{typed} typed answers");
+    running.stop().await;
+}

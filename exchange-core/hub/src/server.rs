@@ -839,16 +839,24 @@ pub async fn shutdown_signal() {
 
 /// `GET /healthz`: the process is up.
 #[utoipa::path(get, path = "/healthz", tag = "ops", security(()),
-    responses((status = 200, description = "The process is up", body = serde_json::Value)))]
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+    responses((status = 200, description = "The process is up", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// The answer of `/healthz` (`ok`) and `/readyz` (`ready` or `not ready`; what is not goes to the log only).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Health {
+    /// `ok`, `ready` or `not ready`.
+    #[schema(value_type = String)]
+    status: &'static str,
 }
 
 /// `GET /readyz`: the bus and the registry are ready.
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
     responses(
-        (status = 200, description = "Ready", body = serde_json::Value),
-        (status = 503, description = "Not ready: the bus or the registry is not (the hub's log says which)", body = serde_json::Value)
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "Not ready: the bus or the registry is not (the hub's log says which)", body = Health)
     ))]
 async fn readyz(State(hub): State<Hub>) -> Response {
     let registry_ready = hub.registry.is_ready();
@@ -872,7 +880,9 @@ async fn readyz(State(hub): State<Hub>) -> Response {
     };
     // Ready or not, and nothing else: internal detail goes to the log, never to an anonymous caller.
     let ready = registry_ready && bus_ok;
-    let body = json!({ "status": if ready { "ready" } else { "not ready" } });
+    let body = Health {
+        status: if ready { "ready" } else { "not ready" },
+    };
     let status = if ready {
         StatusCode::OK
     } else {

@@ -267,8 +267,8 @@ pub struct DataItem {
     #[serde(with = "crate::model::sensitivity_serde")]
     #[schema(value_type = String)]
     pub sensitivity: Sensitivity,
-    /// Its Avro type, as the schema writes it (`["null","string"]` for an optional string).
-    #[schema(value_type = Object)]
+    /// Its Avro type, as the schema writes it: a name (`"string"`), a union (`["null","string"]` for an optional
+    /// string) or an object (a record, an array, a logical type).
     pub avro_type: Value,
 }
 
@@ -317,8 +317,9 @@ pub struct EntryVersion {
 }
 
 /// A catalogue entry: the current terms of one resource and their history.
+// Not `deny_unknown_fields`: the API shows an entry flattened with its data items (`CatalogueView`), and only
+// hubs write entries (sealed on the control plane), so a newer hub's extra field must not make an older one fail.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct CatalogueEntry {
     /// The entry's id: the shared schema's name (one entry per shared schema).
     pub id: String,

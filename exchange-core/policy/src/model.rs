@@ -94,16 +94,33 @@ impl TokenDigest {
     }
 
     /// What may be shown of the token: its id and times, never the digest.
-    pub fn view(&self, now_ms: i64) -> serde_json::Value {
-        serde_json::json!({
-            "id": self.id,
-            "issued_at_ms": self.issued_at_ms,
-            "expires_at_ms": self.expires_at_ms,
-            "revoked_at_ms": self.revoked_at_ms,
-            "reviewer": self.reviewer,
-            "usable": self.is_usable(now_ms),
-        })
+    pub fn view(&self, now_ms: i64) -> TokenView {
+        TokenView {
+            id: self.id.clone(),
+            issued_at_ms: self.issued_at_ms,
+            expires_at_ms: self.expires_at_ms,
+            revoked_at_ms: self.revoked_at_ms,
+            reviewer: self.reviewer.clone(),
+            usable: self.is_usable(now_ms),
+        }
     }
+}
+
+/// What may be shown of a token: its id, times and holder, never the digest.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TokenView {
+    /// The token's short public id.
+    pub id: String,
+    /// When it was issued (ms since the epoch).
+    pub issued_at_ms: i64,
+    /// When it stops being accepted, if it expires.
+    pub expires_at_ms: Option<i64>,
+    /// When it was revoked, if it was.
+    pub revoked_at_ms: Option<i64>,
+    /// For a reviewer's token, the person who holds it.
+    pub reviewer: Option<String>,
+    /// Whether it is accepted now.
+    pub usable: bool,
 }
 
 /// A subscribing agency (a departmental system).
@@ -152,7 +169,7 @@ pub struct Suspension {
 }
 
 /// What an agency sees of itself, and what operators list: everything but the token digests.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AgencyView {
     /// Agency id.
     pub id: String,
@@ -479,7 +496,7 @@ impl SubscriptionSpec {
 }
 
 /// Where a subscription is in its lifecycle.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
     /// Asked for by the agency, waiting for an operator.
@@ -526,7 +543,7 @@ impl SubscriptionStatus {
 }
 
 /// A subscription and its history.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Subscription {
     /// Global id, `<agency>.<name>`.
@@ -578,7 +595,7 @@ pub struct Subscription {
 }
 
 /// One operator's approval of a grant.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Approval {
     /// The operator (`hub` for an automatic approval), or for a provider's decision the reviewer.

@@ -446,6 +446,50 @@ pub struct SchemaBody {
     pub schema_type: Option<String>,
 }
 
+/// `GET /`: an empty object, as Confluent answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EmptyAnswer {}
+
+/// A schema's text (`GET /schemas/ids/{id}`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SchemaText {
+    /// The Avro schema, as JSON text.
+    pub schema: String,
+}
+
+/// A subject and a version of it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SubjectVersion {
+    /// The subject.
+    pub subject: String,
+    /// The version.
+    pub version: i32,
+}
+
+/// A registered schema's id (`POST /subjects/{subject}/versions`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SchemaId {
+    /// The schema's global id.
+    pub id: i32,
+}
+
+/// A compatibility check's answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CompatibilityAnswer {
+    /// Whether the schema is compatible.
+    pub is_compatible: bool,
+    /// With `verbose=true`: why not.
+    pub messages: Option<Vec<String>>,
+}
+
+/// A compatibility level as read or reset (`compatibilityLevel`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompatibilityLevel {
+    /// `BACKWARD`, `BACKWARD_TRANSITIVE`, `FORWARD`, `FORWARD_TRANSITIVE`, `FULL`, `FULL_TRANSITIVE` or `NONE`.
+    pub compatibility_level: String,
+}
+
 /// The body of compatibility changes (for the OpenAPI document).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ConfigBody {
@@ -495,13 +539,13 @@ impl ConfigRequest {
 }
 
 #[utoipa::path(get, path = "/", tag = "registry",
-    responses((status = 200, description = "An empty object", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "An empty object", body = EmptyAnswer, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn root(_caller: RegistryCaller) -> Response {
     Vnd(json!({})).into_response()
 }
 
 #[utoipa::path(get, path = "/schemas/types", tag = "registry",
-    responses((status = 200, description = "The schema types served (AVRO)", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The schema types served (AVRO)", body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn schema_types(_caller: RegistryCaller) -> Response {
     Vnd(["AVRO"]).into_response()
 }
@@ -546,7 +590,7 @@ fn visible_id(registry: &Registry, caller: &RegistryCaller, id: i32) -> Result<(
 
 #[utoipa::path(get, path = "/schemas/ids/{id}", tag = "registry",
     params(("id" = String, Path, description = "Schema id")),
-    responses((status = 200, description = "The schema", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The schema", body = SchemaText, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn schema_by_id(
     State(registry): State<RegistryApi>,
     VisibleSchemaId(id): VisibleSchemaId,
@@ -573,7 +617,7 @@ async fn raw_schema_by_id(
 
 #[utoipa::path(get, path = "/schemas/ids/{id}/versions", tag = "registry",
     params(("id" = String, Path, description = "Schema id"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "Subject-version pairs using it", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "Subject-version pairs using it", body = Vec<SubjectVersion>, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn versions_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -594,7 +638,7 @@ async fn versions_of_id(
 
 #[utoipa::path(get, path = "/schemas/ids/{id}/subjects", tag = "registry",
     params(("id" = String, Path, description = "Schema id"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "Subjects using it", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "Subjects using it", body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn subjects_of_id(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -616,7 +660,7 @@ async fn subjects_of_id(
 
 #[utoipa::path(get, path = "/subjects", tag = "registry",
     params(("subjectPrefix" = Option<String>, Query, description = "Only subjects starting so"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "Subjects the caller may read", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "Subjects the caller may read", body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn list_subjects(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -634,7 +678,7 @@ async fn list_subjects(
 #[utoipa::path(post, path = "/subjects/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
     request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
-    responses((status = 200, description = "The version registered with this schema", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The version registered with this schema", body = crate::SchemaVersion, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn lookup(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -647,7 +691,7 @@ async fn lookup(
 
 #[utoipa::path(delete, path = "/subjects/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("permanent" = Option<bool>, Query, description = "Delete for good (after a soft delete)")),
-    responses((status = 200, description = "The deleted versions", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The deleted versions", body = Vec<i32>, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn delete_subject(
     State(registry): State<RegistryApi>,
     at: WritableSubject,
@@ -669,7 +713,7 @@ async fn delete_subject(
 
 #[utoipa::path(get, path = "/subjects/{subject}/versions", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "Its versions", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "Its versions", body = Vec<i32>, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn list_versions(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -681,7 +725,7 @@ async fn list_versions(
 #[utoipa::path(post, path = "/subjects/{subject}/versions", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`")),
     request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
-    responses((status = 200, description = "The schema id", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The schema id", body = SchemaId, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn register(
     State(registry): State<RegistryApi>,
     at: WritableSubject,
@@ -722,7 +766,7 @@ async fn register(
 
 #[utoipa::path(get, path = "/subjects/{subject}/versions/{version}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("deleted" = Option<bool>, Query, description = "Include soft-deleted ones")),
-    responses((status = 200, description = "The version", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The version", body = crate::SchemaVersion, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn get_version(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -745,7 +789,7 @@ async fn get_raw_schema(
 
 #[utoipa::path(get, path = "/subjects/{subject}/versions/{version}/referencedby", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`")),
-    responses((status = 200, description = "Always empty: references are not supported", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "Always empty: references are not supported", body = Vec<i32>, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn referenced_by(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -757,7 +801,7 @@ async fn referenced_by(
 
 #[utoipa::path(delete, path = "/subjects/{subject}/versions/{version}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("permanent" = Option<bool>, Query, description = "Delete for good (after a soft delete)")),
-    responses((status = 200, description = "The deleted version", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The deleted version", body = i32, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn delete_version(
     State(registry): State<RegistryApi>,
     at: WritableSubject<VersionSpec>,
@@ -791,7 +835,7 @@ fn compatibility_response(report: super::CompatibilityReport, verbose: bool) -> 
 #[utoipa::path(post, path = "/compatibility/subjects/{subject}/versions", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("verbose" = Option<bool>, Query, description = "Explain incompatibilities")),
     request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
-    responses((status = 200, description = "Whether it is compatible", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "Whether it is compatible", body = CompatibilityAnswer, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn check_against_all(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -805,7 +849,7 @@ async fn check_against_all(
 #[utoipa::path(post, path = "/compatibility/subjects/{subject}/versions/{version}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("version" = String, Path, description = "A version number, or `latest`"), ("verbose" = Option<bool>, Query, description = "Explain incompatibilities")),
     request_body(content((SchemaBody = "application/vnd.schemaregistry.v1+json"), (SchemaBody = "application/json"))),
-    responses((status = 200, description = "Whether it is compatible", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "Whether it is compatible", body = CompatibilityAnswer, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn check_against_version(
     State(registry): State<RegistryApi>,
     at: SubjectRoute<VersionSpec>,
@@ -831,7 +875,7 @@ async fn record_compatibility(
 }
 
 #[utoipa::path(get, path = "/config", tag = "registry",
-    responses((status = 200, description = "The global compatibility level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The global compatibility level", body = CompatibilityLevel, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn get_global_config(
     State(registry): State<RegistryApi>,
     _caller: RegistryCaller,
@@ -841,7 +885,7 @@ async fn get_global_config(
 
 #[utoipa::path(put, path = "/config", tag = "registry",
     request_body(content((ConfigBody = "application/vnd.schemaregistry.v1+json"), (ConfigBody = "application/json"))),
-    responses((status = 200, description = "The new level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The new level", body = ConfigBody, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn put_global_config(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -864,7 +908,7 @@ async fn put_global_config(
 }
 
 #[utoipa::path(delete, path = "/config", tag = "registry",
-    responses((status = 200, description = "The level before the reset", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The level before the reset", body = CompatibilityLevel, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn delete_global_config(
     State(registry): State<RegistryApi>,
     caller: RegistryCaller,
@@ -885,7 +929,7 @@ async fn delete_global_config(
 
 #[utoipa::path(get, path = "/config/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`"), ("defaultToGlobal" = Option<bool>, Query, description = "Fall back to the global level")),
-    responses((status = 200, description = "The subject's level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The subject's level", body = CompatibilityLevel, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn get_subject_config(
     State(registry): State<RegistryApi>,
     at: SubjectRoute,
@@ -902,7 +946,7 @@ async fn get_subject_config(
 #[utoipa::path(put, path = "/config/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`")),
     request_body(content((ConfigBody = "application/vnd.schemaregistry.v1+json"), (ConfigBody = "application/json"))),
-    responses((status = 200, description = "The new level", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The new level", body = ConfigBody, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn put_subject_config(
     State(registry): State<RegistryApi>,
     at: WritableSubject,
@@ -928,7 +972,7 @@ async fn put_subject_config(
 
 #[utoipa::path(delete, path = "/config/{subject}", tag = "registry",
     params(("subject" = String, Path, description = "Subject, e.g. `std.grid_event-value`")),
-    responses((status = 200, description = "The level before the reset", body = serde_json::Value, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
+    responses((status = 200, description = "The level before the reset", body = CompatibilityLevel, content_type = "application/vnd.schemaregistry.v1+json"), RegistryFailure))]
 async fn delete_subject_config(
     State(registry): State<RegistryApi>,
     at: WritableSubject,

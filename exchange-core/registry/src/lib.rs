@@ -92,7 +92,7 @@ impl AvroSchema {
 }
 
 /// A schema as a version of a subject, in Confluent's JSON shape.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SchemaVersion {
     /// The subject, e.g. `std.grid_event-value`.
     pub subject: String,

@@ -40,6 +40,7 @@
 //! | `GET`/`POST /admin/audit/verify`, `GET /admin/audit/keys`, `GET /admin/audit/checkpoints`, `GET /admin/audit/export` | audit |
 //! | `POST /admin/reports/person` (the ID number in the body), `GET /admin/reports/person?person_key=` | audit; a push source whose connector has `report = true` |
 
+pub mod bodies;
 mod workflow;
 
 use std::sync::Arc;
@@ -49,14 +50,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+use unsilo_policy::model::{AgencyView, Subscription};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::api_error::{ApiError, JsonOrDefault, JsonRequest, QueryParams};
 use crate::audit::{AuditAnswer, Checkpoint};
 use crate::auth::Principal;
-use crate::control::{DeadLetterFilter, Renormalisation, SourceReplay};
+use crate::control::DeadLetterFilter;
 use crate::governance::{
     ApproveRequest, AuditSearch, ClientCertificateBinding, Governance, NewAgency, NewToken,
     PersonReport, PersonSearch, ReasonRequest, RenormaliseRequest, SubscriptionRequest,
@@ -99,7 +100,8 @@ pub fn router(governance: Arc<Governance>) -> OpenApiRouter {
 
 type ApiResult = Result<Response, ApiError>;
 
-fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
+/// A typed answer ([`bodies`] or a model type) as JSON with `status`.
+fn typed<T: serde::Serialize>(status: StatusCode, body: T) -> ApiResult {
     Ok((status, Json(body)).into_response())
 }
 
@@ -107,18 +109,21 @@ fn ok(status: StatusCode, body: serde_json::Value) -> ApiResult {
 const SHOWN_ONCE: &str = "the token is shown only now; store it";
 
 #[utoipa::path(get, path = "/admin/whoami", tag = "admin",
-    responses((status = 200, description = "Who the credentials belong to", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Who the credentials belong to", body = bodies::WhoAmI), crate::api_error::ApiFailure))]
 async fn whoami(who: Principal) -> ApiResult {
     crate::governance::authorize(&who, crate::roles::Action::ViewSelf)?;
-    ok(
+    typed(
         StatusCode::OK,
-        json!({ "principal": who.to_string(), "role": who.role() }),
+        bodies::WhoAmI {
+            principal: who.to_string(),
+            role: who.role().map(|r| r.as_str().to_owned()),
+        },
     )
 }
 
 #[utoipa::path(post, path = "/admin/agencies", tag = "admin",
     request_body = NewAgency,
-    responses((status = 201, description = "The agency and its first token (shown once)", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 201, description = "The agency and its first token (shown once)", body = bodies::AgencyCreated), crate::api_error::ApiFailure))]
 async fn create_agency(
     State(ops): Ops,
     who: Principal,
@@ -126,40 +131,45 @@ async fn create_agency(
 ) -> ApiResult {
     let (agency, token) = ops.create_agency(&who, new).await?;
     let token_id = agency.tokens.first().map(|t| t.id.clone());
-    ok(
+    typed(
         StatusCode::CREATED,
-        json!({ "agency": agency.view(), "token": token, "token_id": token_id, "note": SHOWN_ONCE }),
+        bodies::AgencyCreated {
+            agency: agency.view(),
+            token,
+            token_id,
+            note: SHOWN_ONCE.to_owned(),
+        },
     )
 }
 
 #[utoipa::path(get, path = "/admin/agencies", tag = "admin",
-    responses((status = 200, description = "The agencies the caller may see", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The agencies the caller may see", body = bodies::AgencyList), crate::api_error::ApiFailure))]
 async fn list_agencies(State(ops): Ops, who: Principal) -> ApiResult {
     let list: Vec<_> = ops.list_agencies(&who)?.iter().map(|a| a.view()).collect();
-    ok(StatusCode::OK, json!({ "agencies": list }))
+    typed(StatusCode::OK, bodies::AgencyList { agencies: list })
 }
 
 #[utoipa::path(get, path = "/admin/agencies/{id}", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
-    responses((status = 200, description = "The agency", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The agency", body = AgencyView), crate::api_error::ApiFailure))]
 async fn get_agency(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, json!(ops.visible_agency(&who, &id)?.view()))
+    typed(StatusCode::OK, ops.visible_agency(&who, &id)?.view())
 }
 
 #[utoipa::path(get, path = "/admin/agencies/{id}/tokens", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
-    responses((status = 200, description = "Its tokens: ids and times, never digests", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Its tokens: ids and times, never digests", body = bodies::TokenList), crate::api_error::ApiFailure))]
 async fn list_tokens(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     let now = unsilo_bus::now_ms();
     let agency = ops.visible_agency(&who, &id)?;
     let tokens: Vec<_> = agency.tokens.iter().map(|t| t.view(now)).collect();
-    ok(StatusCode::OK, json!({ "agency": id, "tokens": tokens }))
+    typed(StatusCode::OK, bodies::TokenList { agency: id, tokens })
 }
 
 #[utoipa::path(post, path = "/admin/agencies/{id}/tokens", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
     request_body = NewToken,
-    responses((status = 201, description = "A new token (shown once)", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 201, description = "A new token (shown once)", body = bodies::TokenIssued), crate::api_error::ApiFailure))]
 async fn issue_token(
     State(ops): Ops,
     who: Principal,
@@ -168,31 +178,40 @@ async fn issue_token(
 ) -> ApiResult {
     let expires_at_ms = new.expires_at_ms;
     let (token, token_id) = ops.issue_token(&who, &id, new).await?;
-    ok(
+    typed(
         StatusCode::CREATED,
-        json!({ "agency": id, "token": token, "token_id": token_id, "expires_at_ms": expires_at_ms, "note": SHOWN_ONCE }),
+        bodies::TokenIssued {
+            agency: id,
+            token,
+            token_id,
+            expires_at_ms,
+            note: SHOWN_ONCE.to_owned(),
+        },
     )
 }
 
 #[utoipa::path(post, path = "/admin/agencies/{id}/tokens/{token_id}/revoke", tag = "admin",
     params(("id" = String, Path, description = "Agency id"), ("token_id" = String, Path, description = "Token id")),
-    responses((status = 200, description = "The revoked token", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The revoked token", body = bodies::TokenRevoked), crate::api_error::ApiFailure))]
 async fn revoke_token(
     State(ops): Ops,
     who: Principal,
     Path((id, token_id)): Path<(String, String)>,
 ) -> ApiResult {
     let revoked = ops.revoke_token(&who, &id, &token_id).await?;
-    ok(
+    typed(
         StatusCode::OK,
-        json!({ "agency": id, "token": revoked.view(unsilo_bus::now_ms()) }),
+        bodies::TokenRevoked {
+            agency: id,
+            token: revoked.view(unsilo_bus::now_ms()),
+        },
     )
 }
 
 #[utoipa::path(put, path = "/admin/agencies/{id}/client-certificate", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
     request_body = ClientCertificateBinding,
-    responses((status = 200, description = "The agency", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The agency", body = AgencyView), crate::api_error::ApiFailure))]
 async fn bind_client_certificate(
     State(ops): Ops,
     who: Principal,
@@ -200,25 +219,29 @@ async fn bind_client_certificate(
     JsonRequest(binding): JsonRequest<ClientCertificateBinding>,
 ) -> ApiResult {
     let agency = ops.bind_client_certificate(&who, &id, binding).await?;
-    ok(StatusCode::OK, json!(agency.view()))
+    typed(StatusCode::OK, agency.view())
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions", tag = "admin",
     request_body = SubscriptionRequest,
-    responses((status = 201, description = "The requested subscription", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 201, description = "The requested subscription", body = bodies::SubscriptionRequested), crate::api_error::ApiFailure))]
 async fn request_subscription(
     State(ops): Ops,
     who: Principal,
     JsonRequest(request): JsonRequest<SubscriptionRequest>,
 ) -> ApiResult {
     let (subscription, webhook_key) = ops.request(&who, request).await?;
-    let mut body = json!({ "subscription": subscription.redacted() });
-    if let Some(key) = webhook_key {
-        body["webhook_signing_key"] = json!(hex::encode(key));
-        body["note"] =
-            json!("the webhook signing key is shown only now; verify X-Unsilo-Signature with it");
-    }
-    ok(StatusCode::CREATED, body)
+    let note = webhook_key.as_ref().map(|_| {
+        "the webhook signing key is shown only now; verify X-Unsilo-Signature with it".to_owned()
+    });
+    typed(
+        StatusCode::CREATED,
+        bodies::SubscriptionRequested {
+            subscription: subscription.redacted(),
+            webhook_signing_key: webhook_key.map(hex::encode),
+            note,
+        },
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,7 +252,7 @@ struct ListQuery {
 
 #[utoipa::path(get, path = "/admin/subscriptions", tag = "admin",
     params(("status" = Option<String>, Query, description = "Only this status"), ("agency" = Option<String>, Query, description = "Only this agency")),
-    responses((status = 200, description = "The subscriptions the caller may see", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The subscriptions the caller may see", body = bodies::SubscriptionList), crate::api_error::ApiFailure))]
 async fn list_subscriptions(
     State(ops): Ops,
     who: Principal,
@@ -240,23 +263,28 @@ async fn list_subscriptions(
         .iter()
         .map(|s| s.redacted())
         .collect();
-    ok(StatusCode::OK, json!({ "subscriptions": list }))
+    typed(
+        StatusCode::OK,
+        bodies::SubscriptionList {
+            subscriptions: list,
+        },
+    )
 }
 
 #[utoipa::path(get, path = "/admin/subscriptions/{id}", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
-    responses((status = 200, description = "The subscription (secrets redacted)", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The subscription (secrets redacted)", body = Subscription), crate::api_error::ApiFailure))]
 async fn get_subscription(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
-    ok(
+    typed(
         StatusCode::OK,
-        json!(ops.visible_subscription(&who, &id)?.redacted()),
+        ops.visible_subscription(&who, &id)?.redacted(),
     )
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/approve", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = ApproveRequest,
-    responses((status = 200, description = "Approved and active", body = serde_json::Value), (status = 202, description = "One of two approvals recorded (双人复核)", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Approved and active", body = Subscription), (status = 202, description = "One approval recorded: the grant waits for the provider or a second security administrator (双人复核)", body = bodies::ApprovalRecorded), crate::api_error::ApiFailure))]
 async fn approve(
     State(ops): Ops,
     who: Principal,
@@ -266,18 +294,21 @@ async fn approve(
     let s = ops.approve(&who, &id, request).await?;
     if s.status == unsilo_policy::model::SubscriptionStatus::Requested {
         // 双人复核: one approval recorded, a second operator must confirm.
-        return ok(
+        return typed(
             StatusCode::ACCEPTED,
-            json!({ "subscription": s.redacted(), "note": "the approval is recorded; the grant still waits for the providing organisation's decision (Art. 21) or a second security administrator (双人复核)" }),
+            bodies::ApprovalRecorded {
+                subscription: s.redacted(),
+                note: "the approval is recorded; the grant still waits for the providing organisation's decision (Art. 21) or a second security administrator (双人复核)".to_owned(),
+            },
         );
     }
-    ok(StatusCode::OK, json!(s.redacted()))
+    typed(StatusCode::OK, s.redacted())
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/reject", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = ReasonRequest,
-    responses((status = 200, description = "Rejected", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Rejected", body = Subscription), crate::api_error::ApiFailure))]
 async fn reject(
     State(ops): Ops,
     who: Principal,
@@ -285,13 +316,13 @@ async fn reject(
     JsonRequest(request): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
     let s = ops.reject(&who, &id, request.reason).await?;
-    ok(StatusCode::OK, json!(s.redacted()))
+    typed(StatusCode::OK, s.redacted())
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/revoke", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = ReasonRequest,
-    responses((status = 200, description = "Revoked", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Revoked", body = Subscription), crate::api_error::ApiFailure))]
 async fn revoke(
     State(ops): Ops,
     who: Principal,
@@ -299,13 +330,13 @@ async fn revoke(
     JsonRequest(request): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
     let s = ops.revoke(&who, &id, request.reason).await?;
-    ok(StatusCode::OK, json!(s.redacted()))
+    typed(StatusCode::OK, s.redacted())
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/pause", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = ReasonRequest,
-    responses((status = 200, description = "Paused: nothing is released or delivered until it is resumed", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Paused: nothing is released or delivered until it is resumed", body = Subscription), crate::api_error::ApiFailure))]
 async fn pause(
     State(ops): Ops,
     who: Principal,
@@ -313,7 +344,7 @@ async fn pause(
     JsonRequest(request): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
     let s = ops.pause(&who, &id, request.reason).await?;
-    ok(StatusCode::OK, json!(s.redacted()))
+    typed(StatusCode::OK, s.redacted())
 }
 
 /// Body of `POST /admin/subscriptions/{id}/resume` (optional).
@@ -328,7 +359,7 @@ struct ResumeRequest {
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/resume", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body(content = ResumeRequest, description = "Optional"),
-    responses((status = 200, description = "Active again: what arrived while it was paused is released first", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Active again: what arrived while it was paused is released first", body = Subscription), crate::api_error::ApiFailure))]
 async fn resume(
     State(ops): Ops,
     who: Principal,
@@ -336,29 +367,36 @@ async fn resume(
     JsonOrDefault(request): JsonOrDefault<ResumeRequest>,
 ) -> ApiResult {
     let s = ops.resume(&who, &id, request.reason).await?;
-    ok(StatusCode::OK, json!(s.redacted()))
+    typed(StatusCode::OK, s.redacted())
 }
 
 #[utoipa::path(get, path = "/admin/subscriptions/{id}/progress", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
-    responses((status = 200, description = "Where its history stands: `history` is null before the router has placed it", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Where its history stands: `history` is null before the router has placed it", body = bodies::ProgressAnswer), crate::api_error::ApiFailure))]
 async fn history_progress(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     let history = ops.history_progress(&who, &id)?;
     let status = ops.visible_subscription(&who, &id)?.status;
-    ok(
+    typed(
         StatusCode::OK,
-        json!({ "subscription": id, "status": status.as_str(), "history": history }),
+        bodies::ProgressAnswer {
+            subscription: id,
+            status,
+            history,
+        },
     )
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/dlq/replay", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
-    responses((status = 200, description = "How many dead letters were put back", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "How many dead letters were put back", body = bodies::DeadLettersReplayed), crate::api_error::ApiFailure))]
 async fn replay_dlq(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
     let replayed = ops.replay_dead_letters(&who, &id).await?;
-    ok(
+    typed(
         StatusCode::OK,
-        json!({ "subscription": id, "replayed": replayed }),
+        bodies::DeadLettersReplayed {
+            subscription: id,
+            replayed: replayed as u64,
+        },
     )
 }
 
@@ -382,7 +420,7 @@ async fn query_audit(
 ) -> ApiResult {
     no_id_number_in_urls(search.cert_no.as_ref(), "/admin/audit/query")?;
     let answer = ops.query_audit(&who, search).await?;
-    ok(StatusCode::OK, json!(answer))
+    typed(StatusCode::OK, answer)
 }
 
 #[utoipa::path(post, path = "/admin/audit/query", tag = "admin",
@@ -394,19 +432,22 @@ async fn query_audit_by_body(
     JsonRequest(search): JsonRequest<AuditSearch>,
 ) -> ApiResult {
     let answer = ops.query_audit(&who, search).await?;
-    ok(StatusCode::OK, json!(answer))
+    typed(StatusCode::OK, answer)
 }
 
 async fn verify_report(ops: &Governance, who: &Principal, external: &[Checkpoint]) -> ApiResult {
     let report = ops.verify_audit(who, external).await?;
-    ok(
+    typed(
         StatusCode::OK,
-        json!({ "intact": report.is_intact(), "report": report }),
+        bodies::VerifyAnswer {
+            intact: report.is_intact(),
+            report,
+        },
     )
 }
 
 #[utoipa::path(get, path = "/admin/audit/verify", tag = "admin",
-    responses((status = 200, description = "The verification report", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The verification report", body = bodies::VerifyAnswer), crate::api_error::ApiFailure))]
 async fn verify_audit(State(ops): Ops, who: Principal) -> ApiResult {
     verify_report(&ops, &who, &[]).await
 }
@@ -416,13 +457,12 @@ async fn verify_audit(State(ops): Ops, who: Principal) -> ApiResult {
 #[serde(deny_unknown_fields)]
 struct VerifyWith {
     /// Checkpoints as `GET /admin/audit/checkpoints` gave them.
-    #[schema(value_type = Vec<Object>)]
     checkpoints: Vec<Checkpoint>,
 }
 
 #[utoipa::path(post, path = "/admin/audit/verify", tag = "admin",
     request_body = VerifyWith,
-    responses((status = 200, description = "The verification report against exported checkpoints", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The verification report against exported checkpoints", body = bodies::VerifyAnswer), crate::api_error::ApiFailure))]
 async fn verify_audit_with(
     State(ops): Ops,
     who: Principal,
@@ -432,16 +472,16 @@ async fn verify_audit_with(
 }
 
 #[utoipa::path(get, path = "/admin/audit/keys", tag = "admin",
-    responses((status = 200, description = "The hub's audit key and the trusted keys", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The hub's audit key and the trusted keys", body = bodies::AuditKeys), crate::api_error::ApiFailure))]
 async fn audit_keys(State(ops): Ops, who: Principal) -> ApiResult {
-    ok(StatusCode::OK, ops.audit_keys(&who)?)
+    typed(StatusCode::OK, ops.audit_keys(&who)?)
 }
 
 #[utoipa::path(get, path = "/admin/audit/checkpoints", tag = "admin",
-    responses((status = 200, description = "The audit checkpoints", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The audit checkpoints", body = bodies::CheckpointList), crate::api_error::ApiFailure))]
 async fn audit_checkpoints(State(ops): Ops, who: Principal) -> ApiResult {
     let checkpoints = ops.audit_checkpoints(&who).await?;
-    ok(StatusCode::OK, json!({ "checkpoints": checkpoints }))
+    typed(StatusCode::OK, bodies::CheckpointList { checkpoints })
 }
 
 /// The period of an export.
@@ -481,7 +521,7 @@ async fn person_report(
 ) -> ApiResult {
     no_id_number_in_urls(search.cert_no.as_ref(), "/admin/reports/person")?;
     let report = ops.person_report(&who, search).await?;
-    ok(StatusCode::OK, json!(report))
+    typed(StatusCode::OK, report)
 }
 
 #[utoipa::path(post, path = "/admin/reports/person", tag = "admin",
@@ -493,13 +533,13 @@ async fn person_report_by_body(
     JsonRequest(search): JsonRequest<PersonSearch>,
 ) -> ApiResult {
     let report = ops.person_report(&who, search).await?;
-    ok(StatusCode::OK, json!(report))
+    typed(StatusCode::OK, report)
 }
 
 #[utoipa::path(post, path = "/admin/connectors/{name}/dlq/replay", tag = "admin",
     params(("name" = String, Path, description = "The connector, e.g. `grid`")),
     request_body = DeadLetterFilter,
-    responses((status = 200, description = "What the replay took, accepted, rejected again and passed over", body = SourceReplay), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "What the replay took, accepted, rejected again and passed over", body = bodies::SourceReplayAnswer), crate::api_error::ApiFailure))]
 async fn replay_source_dlq(
     State(ops): Ops,
     who: Principal,
@@ -507,16 +547,19 @@ async fn replay_source_dlq(
     JsonOrDefault(filter): JsonOrDefault<DeadLetterFilter>,
 ) -> ApiResult {
     let outcome = ops.replay_source_dead_letters(&who, &name, filter).await?;
-    ok(
+    typed(
         StatusCode::OK,
-        json!({ "connector": name, "replay": outcome }),
+        bodies::SourceReplayAnswer {
+            connector: name,
+            replay: outcome,
+        },
     )
 }
 
 #[utoipa::path(post, path = "/admin/connectors/{name}/renormalise", tag = "admin",
     params(("name" = String, Path, description = "The connector, e.g. `grid`")),
     request_body = RenormaliseRequest,
-    responses((status = 200, description = "What was run again from raw. and published to std.", body = Renormalisation), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "What was run again from raw. and published to std.", body = bodies::RenormaliseAnswer), crate::api_error::ApiFailure))]
 async fn renormalise(
     State(ops): Ops,
     who: Principal,
@@ -524,8 +567,11 @@ async fn renormalise(
     JsonRequest(range): JsonRequest<RenormaliseRequest>,
 ) -> ApiResult {
     let outcome = ops.renormalise(&who, &name, range).await?;
-    ok(
+    typed(
         StatusCode::OK,
-        json!({ "connector": name, "renormalise": outcome }),
+        bodies::RenormaliseAnswer {
+            connector: name,
+            renormalise: outcome,
+        },
     )
 }

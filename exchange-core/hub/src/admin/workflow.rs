@@ -7,11 +7,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ok, ApiResult, Ops};
+use super::{bodies, typed, ApiResult, Ops};
 use crate::api_error::{ApiError, JsonRequest, QueryParams};
 use crate::auth::Principal;
 use crate::governance::catalogue_export::{catalogue_workbook, workbook_response};
@@ -19,6 +18,9 @@ use crate::governance::{
     CatalogueEdit, CorrectionReply, DisposalConfirmation, ExtensionRequest, Governance,
     NewCorrection, NewUsage, ReasonRequest,
 };
+use unsilo_policy::correction::Correction;
+use unsilo_policy::model::{AgencyView, Subscription};
+use unsilo_policy::usage::UsageRecord;
 
 /// The workflow routes (merged into the admin router).
 pub(super) fn router() -> OpenApiRouter<std::sync::Arc<Governance>> {
@@ -53,14 +55,14 @@ struct CatalogueQuery {
 
 #[utoipa::path(get, path = "/admin/catalogue", tag = "catalogue",
     params(CatalogueQuery),
-    responses((status = 200, description = "The catalogue's entries (those matching `q`)", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The catalogue's entries (those matching `q`)", body = bodies::CatalogueList), crate::api_error::ApiFailure))]
 async fn list_catalogue(
     State(ops): Ops,
     who: Principal,
     QueryParams(q): QueryParams<CatalogueQuery>,
 ) -> ApiResult {
     let entries = ops.catalogue(&who, q.q.as_deref())?;
-    ok(StatusCode::OK, json!({ "entries": entries }))
+    typed(StatusCode::OK, bodies::CatalogueList { entries })
 }
 
 /// The export's query.
@@ -75,7 +77,7 @@ struct ExportQuery {
 #[utoipa::path(get, path = "/admin/catalogue/export", tag = "catalogue",
     params(ExportQuery),
     responses(
-        (status = 200, description = "The whole catalogue: JSON, or an .xlsx workbook (资源目录 and 信息项 sheets)", content_type = "application/json", body = serde_json::Value),
+        (status = 200, description = "The whole catalogue: JSON, or an .xlsx workbook (资源目录 and 信息项 sheets)", content_type = "application/json", body = bodies::CatalogueExport),
         crate::api_error::ApiFailure))]
 async fn export_catalogue(
     State(ops): Ops,
@@ -84,9 +86,12 @@ async fn export_catalogue(
 ) -> ApiResult {
     let entries = ops.catalogue(&who, None)?;
     match q.format.as_deref().unwrap_or("json") {
-        "json" => ok(
+        "json" => typed(
             StatusCode::OK,
-            json!({ "exported_at_ms": unsilo_bus::now_ms(), "entries": entries }),
+            bodies::CatalogueExport {
+                exported_at_ms: unsilo_bus::now_ms(),
+                entries,
+            },
         ),
         "xlsx" => {
             let bytes = catalogue_workbook(&entries)
@@ -101,31 +106,31 @@ async fn export_catalogue(
 
 #[utoipa::path(get, path = "/admin/catalogue/{id}", tag = "catalogue",
     params(("id" = String, Path, description = "Entry id (the shared schema's name)")),
-    responses((status = 200, description = "The entry, its data items, provider and earlier versions", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The entry, its data items, provider and earlier versions", body = crate::governance::CatalogueView), crate::api_error::ApiFailure))]
 async fn get_catalogue_entry(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, json!(ops.catalogue_entry(&who, &id)?))
+    typed(StatusCode::OK, ops.catalogue_entry(&who, &id)?)
 }
 
 #[utoipa::path(put, path = "/admin/catalogue/{id}", tag = "catalogue",
     params(("id" = String, Path, description = "Entry id (the shared schema's name)")),
     request_body = CatalogueEdit,
-    responses((status = 200, description = "The entry's new version", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The entry's new version", body = crate::governance::CatalogueView), crate::api_error::ApiFailure))]
 async fn edit_catalogue_entry(
     State(ops): Ops,
     who: Principal,
     Path(id): Path<String>,
     JsonRequest(edit): JsonRequest<CatalogueEdit>,
 ) -> ApiResult {
-    ok(
+    typed(
         StatusCode::OK,
-        json!(ops.edit_catalogue_entry(&who, &id, edit).await?),
+        ops.edit_catalogue_entry(&who, &id, edit).await?,
     )
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/extend", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = ExtensionRequest,
-    responses((status = 200, description = "The request with its extended answer deadline", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The request with its extended answer deadline", body = Subscription), crate::api_error::ApiFailure))]
 async fn extend_deadline(
     State(ops): Ops,
     who: Principal,
@@ -133,67 +138,72 @@ async fn extend_deadline(
     JsonRequest(extension): JsonRequest<ExtensionRequest>,
 ) -> ApiResult {
     let s = ops.extend_deadline(&who, &id, extension).await?;
-    ok(StatusCode::OK, json!(s.redacted()))
+    typed(StatusCode::OK, s.redacted())
 }
 
 #[utoipa::path(get, path = "/admin/requests/overdue", tag = "admin",
-    responses((status = 200, description = "The requests past their answer or delivery deadline that the caller may see, longest overdue first", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The requests past their answer or delivery deadline that the caller may see, longest overdue first", body = bodies::OverdueList), crate::api_error::ApiFailure))]
 async fn overdue_requests(State(ops): Ops, who: Principal) -> ApiResult {
     let now = unsilo_bus::now_ms();
     let overdue = ops.overdue_requests(&who, now)?;
-    ok(StatusCode::OK, json!({ "now_ms": now, "overdue": overdue }))
+    typed(
+        StatusCode::OK,
+        bodies::OverdueList {
+            now_ms: now,
+            overdue,
+        },
+    )
 }
 
 #[utoipa::path(post, path = "/admin/corrections", tag = "admin",
     request_body = NewCorrection,
-    responses((status = 201, description = "The correction, with its answer due time", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 201, description = "The correction, with its answer due time", body = Correction), crate::api_error::ApiFailure))]
 async fn file_correction(
     State(ops): Ops,
     who: Principal,
     JsonRequest(new): JsonRequest<NewCorrection>,
 ) -> ApiResult {
-    ok(
-        StatusCode::CREATED,
-        json!(ops.file_correction(&who, new).await?),
-    )
+    typed(StatusCode::CREATED, ops.file_correction(&who, new).await?)
 }
 
 #[utoipa::path(get, path = "/admin/corrections", tag = "admin",
-    responses((status = 200, description = "The corrections the caller may see, newest first", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The corrections the caller may see, newest first", body = bodies::CorrectionList), crate::api_error::ApiFailure))]
 async fn list_corrections(State(ops): Ops, who: Principal) -> ApiResult {
-    ok(
+    typed(
         StatusCode::OK,
-        json!({ "corrections": ops.corrections(&who)? }),
+        bodies::CorrectionList {
+            corrections: ops.corrections(&who)?,
+        },
     )
 }
 
 #[utoipa::path(get, path = "/admin/corrections/{id}", tag = "admin",
     params(("id" = String, Path, description = "Correction id")),
-    responses((status = 200, description = "The correction", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The correction", body = Correction), crate::api_error::ApiFailure))]
 async fn get_correction(State(ops): Ops, who: Principal, Path(id): Path<String>) -> ApiResult {
-    ok(StatusCode::OK, json!(ops.correction(&who, &id)?))
+    typed(StatusCode::OK, ops.correction(&who, &id)?)
 }
 
 #[utoipa::path(post, path = "/admin/corrections/{id}/answer", tag = "admin",
     params(("id" = String, Path, description = "Correction id")),
     request_body = CorrectionReply,
-    responses((status = 200, description = "The answered correction (and the corrected record's id)", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The answered correction (and the corrected record's id)", body = Correction), crate::api_error::ApiFailure))]
 async fn answer_correction(
     State(ops): Ops,
     who: Principal,
     Path(id): Path<String>,
     JsonRequest(reply): JsonRequest<CorrectionReply>,
 ) -> ApiResult {
-    ok(
+    typed(
         StatusCode::OK,
-        json!(ops.answer_correction(&who, &id, reply).await?),
+        ops.answer_correction(&who, &id, reply).await?,
     )
 }
 
 #[utoipa::path(post, path = "/admin/agencies/{id}/suspend", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
     request_body = ReasonRequest,
-    responses((status = 200, description = "Suspended; the subscriptions it paused", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Suspended; the subscriptions it paused", body = bodies::SuspensionAnswer), crate::api_error::ApiFailure))]
 async fn suspend_agency(
     State(ops): Ops,
     who: Principal,
@@ -201,39 +211,39 @@ async fn suspend_agency(
     JsonRequest(body): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
     let paused = ops.suspend_agency(&who, &id, &body.reason).await?;
-    ok(StatusCode::OK, json!({ "agency": id, "paused": paused }))
+    typed(
+        StatusCode::OK,
+        bodies::SuspensionAnswer { agency: id, paused },
+    )
 }
 
 #[utoipa::path(post, path = "/admin/agencies/{id}/lift-suspension", tag = "admin",
     params(("id" = String, Path, description = "Agency id")),
     request_body = ReasonRequest,
-    responses((status = 200, description = "The agency, no longer suspended (its paused subscriptions stay paused until resumed)", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The agency, no longer suspended (its paused subscriptions stay paused until resumed)", body = AgencyView), crate::api_error::ApiFailure))]
 async fn lift_suspension(
     State(ops): Ops,
     who: Principal,
     Path(id): Path<String>,
     JsonRequest(body): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
-    ok(
+    typed(
         StatusCode::OK,
-        json!(ops.lift_suspension(&who, &id, &body.reason).await?.view()),
+        ops.lift_suspension(&who, &id, &body.reason).await?.view(),
     )
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/usage", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = NewUsage,
-    responses((status = 201, description = "The usage register's new entry", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 201, description = "The usage register's new entry", body = UsageRecord), crate::api_error::ApiFailure))]
 async fn record_usage(
     State(ops): Ops,
     who: Principal,
     Path(id): Path<String>,
     JsonRequest(new): JsonRequest<NewUsage>,
 ) -> ApiResult {
-    ok(
-        StatusCode::CREATED,
-        json!(ops.record_usage(&who, &id, new).await?),
-    )
+    typed(StatusCode::CREATED, ops.record_usage(&who, &id, new).await?)
 }
 
 /// The usage register's query.
@@ -247,20 +257,20 @@ struct UsageQuery {
 
 #[utoipa::path(get, path = "/admin/usage", tag = "admin",
     params(UsageQuery),
-    responses((status = 200, description = "The usage register's entries the caller may read, newest first", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The usage register's entries the caller may read, newest first", body = bodies::UsageList), crate::api_error::ApiFailure))]
 async fn usage_register(
     State(ops): Ops,
     who: Principal,
     QueryParams(q): QueryParams<UsageQuery>,
 ) -> ApiResult {
     let entries = ops.usage_register(&who, q.subscription.as_deref())?;
-    ok(StatusCode::OK, json!({ "entries": entries }))
+    typed(StatusCode::OK, bodies::UsageList { entries })
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/fulfilled", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = ReasonRequest,
-    responses((status = 200, description = "Ended: its purpose is fulfilled; its disposal is due", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Ended: its purpose is fulfilled; its disposal is due", body = Subscription), crate::api_error::ApiFailure))]
 async fn declare_fulfilled(
     State(ops): Ops,
     who: Principal,
@@ -268,13 +278,13 @@ async fn declare_fulfilled(
     JsonRequest(body): JsonRequest<ReasonRequest>,
 ) -> ApiResult {
     let s = ops.declare_fulfilled(&who, &id, body.reason).await?;
-    ok(StatusCode::OK, json!(s.redacted()))
+    typed(StatusCode::OK, s.redacted())
 }
 
 #[utoipa::path(post, path = "/admin/subscriptions/{id}/disposal", tag = "admin",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = DisposalConfirmation,
-    responses((status = 200, description = "The subscription with its disposal confirmed (`late` when after the due time)", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The subscription with its disposal confirmed (`late` when after the due time)", body = Subscription), crate::api_error::ApiFailure))]
 async fn confirm_disposal(
     State(ops): Ops,
     who: Principal,
@@ -282,7 +292,7 @@ async fn confirm_disposal(
     JsonRequest(body): JsonRequest<DisposalConfirmation>,
 ) -> ApiResult {
     let s = ops.confirm_disposal(&who, &id, body).await?;
-    ok(StatusCode::OK, json!(s.redacted()))
+    typed(StatusCode::OK, s.redacted())
 }
 
 /// The disposals' query.
@@ -296,7 +306,7 @@ struct DisposalQuery {
 
 #[utoipa::path(get, path = "/admin/disposals", tag = "admin",
     params(DisposalQuery),
-    responses((status = 200, description = "The disposals of ended grants the caller may see, earliest due first", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "The disposals of ended grants the caller may see, earliest due first", body = bodies::DisposalList), crate::api_error::ApiFailure))]
 async fn list_disposals(
     State(ops): Ops,
     who: Principal,
@@ -312,9 +322,11 @@ async fn list_disposals(
             })?,
         ),
     };
-    ok(
+    typed(
         StatusCode::OK,
-        json!({ "disposals": ops.disposals(&who, state)? }),
+        bodies::DisposalList {
+            disposals: ops.disposals(&who, state)?,
+        },
     )
 }
 
@@ -346,7 +358,7 @@ async fn monthly_report(
         .unwrap_or_else(crate::governance::current_month);
     let report = ops.monthly_report(&who, month.trim()).await?;
     match q.format.as_deref().unwrap_or("json") {
-        "json" => ok(StatusCode::OK, json!(report)),
+        "json" => typed(StatusCode::OK, report),
         "xlsx" => {
             let bytes = crate::governance::report_export::report_workbook(&report)
                 .map_err(|e| ApiError::Internal(format!("writing the report workbook: {e}")))?;

@@ -26,7 +26,7 @@ pub fn topic_of(audit_topic: &str) -> String {
 }
 
 /// A signed statement that a hub's chain reached `seq` with `hash` at `time_ms`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// The hub (its chain).

@@ -74,7 +74,7 @@ pub enum AuditError {
 }
 
 /// What happened.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum AuditEvent {
     /// A record was released to a subscription.
@@ -123,7 +123,7 @@ pub enum AuditEvent {
 }
 
 /// The stored body of one entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EntryBody {
     /// The hub process that wrote it (its chain).
     pub hub: String,
@@ -138,7 +138,7 @@ pub struct EntryBody {
 }
 
 /// An entry as read back.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Offset in the audit topic.
     pub offset: u64,
@@ -622,7 +622,6 @@ impl AuditQuery {
 pub struct AuditAnswer {
     /// The matching entries verified against a pinned key (the hub's own or `[security] audit_public_keys`),
     /// oldest first (the newest `limit` of them).
-    #[schema(value_type = Vec<Object>)]
     pub entries: Vec<AuditEntry>,
     /// Entries that match but could not be verified (no valid signature of a pinned key covers them): left out.
     pub unverified_matches: u64,

@@ -291,7 +291,7 @@ pub fn algorithm_of(public_hex: &str) -> &'static str {
 }
 
 /// Where a verifier gets a chain's public key from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum KeySource {
     /// The verifying hub's own key, or one pinned in `[security] audit_public_keys`.

@@ -26,7 +26,7 @@ use super::signing::{self, KeySource, TrustedKeys};
 use super::{AuditEvent, Checkpoint, EntryBody, DISOWN_ACTION, GENESIS, KEY_ACTION};
 
 /// One break in the chain found by [`super::verify()`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Offset of the entry where the break shows.
     pub offset: u64,
@@ -35,7 +35,7 @@ pub struct Problem {
 }
 
 /// What [`super::verify()`] found of one hub's chain.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ChainReport {
     /// Sequence number of the newest entry.
     pub seq: u64,
@@ -51,11 +51,12 @@ pub struct ChainReport {
     pub signed_through: u64,
     /// The newest checkpoint of the chain that was checked, `(seq, time_ms)`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<i64>>)]
     pub checkpoint: Option<(u64, i64)>,
 }
 
 /// The result of [`super::verify()`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct VerifyReport {
     /// Entries read.
     pub entries: u64,

@@ -345,9 +345,59 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Presented {
     }
 }
 
+/// A batch of released records (`GET /v1/subscriptions/{id}/records`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct RecordBatch {
+    /// The subscription.
+    subscription: String,
+    /// The records, oldest first.
+    #[schema(value_type = Vec<PulledRecord>)]
+    records: Vec<serde_json::Value>,
+    /// Where the next batch starts: pass it back as `cursor`, and to `…/ack` once the batch is stored.
+    cursor: String,
+}
+
+/// One released record as the pull API and the webhook give it (see [`super::ViewDecoder::to_json`]); a record
+/// that cannot be decoded comes with `error` instead of `record`.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct PulledRecord {
+    /// The subscription.
+    subscription: Option<String>,
+    /// The record's id.
+    record_id: String,
+    /// The view schema's id in the registry.
+    schema_id: Option<i32>,
+    /// The record in the subscription's view schema: its fields as granted, treated (timestamps as RFC 3339 UTC,
+    /// dates as `YYYY-MM-DD`, bytes as hex). Its shape is the view schema's (`GET /subjects/sub.<agency>.<name>-value/versions/latest`).
+    #[schema(value_type = Object)]
+    record: Option<serde_json::Value>,
+    /// How many days the agency may keep it, when the grant says.
+    retain_days: Option<u64>,
+    /// Until when (RFC 3339).
+    retain_until: Option<String>,
+    /// Released from history (a backfill, or the catch-up after a pause).
+    history: Option<bool>,
+    /// The partition it came from.
+    partition: u32,
+    /// Its offset there.
+    offset: u64,
+    /// Why it could not be decoded, instead of `record`.
+    error: Option<String>,
+}
+
+/// An acknowledgement (`POST /v1/subscriptions/{id}/ack`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+struct Acknowledged {
+    /// The subscription.
+    subscription: String,
+    /// The cursor acknowledged.
+    acknowledged: String,
+}
+
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/records", tag = "pull",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`"), RecordsQuery),
-    responses((status = 200, description = "A batch of released records and the cursor after it", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "A batch of released records and the cursor after it", body = RecordBatch), crate::api_error::ApiFailure))]
 async fn records(
     State(api): State<PullApi>,
     presented: Presented,
@@ -361,11 +411,11 @@ async fn records(
     let read = api.read(&s, &mut cursor, max, wait).await?;
     // A revocation during the wait stops delivery of what was read.
     let s = api.pullable(&presented, &id)?;
-    let body = json!({
-        "subscription": s.id,
-        "records": api.to_json(&s, &read),
-        "cursor": cursor.encode(),
-    });
+    let body = RecordBatch {
+        records: api.to_json(&s, &read),
+        subscription: s.id,
+        cursor: cursor.encode(),
+    };
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
@@ -379,7 +429,7 @@ struct AckBody {
 #[utoipa::path(post, path = "/v1/subscriptions/{id}/ack", tag = "pull",
     params(("id" = String, Path, description = "Subscription id, `<agency>.<name>`")),
     request_body = AckBody,
-    responses((status = 200, description = "Acknowledged up to the cursor", body = serde_json::Value), crate::api_error::ApiFailure))]
+    responses((status = 200, description = "Acknowledged up to the cursor", body = Acknowledged), crate::api_error::ApiFailure))]
 async fn ack(
     State(api): State<PullApi>,
     presented: Presented,
@@ -396,7 +446,10 @@ async fn ack(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok((
         StatusCode::OK,
-        Json(json!({ "subscription": s.id, "acknowledged": cursor.encode() })),
+        Json(Acknowledged {
+            acknowledged: cursor.encode(),
+            subscription: s.id,
+        }),
     )
         .into_response())
 }

@@ -73,7 +73,6 @@ pub struct PersonRelease {
     /// The delivery channel.
     pub channel: String,
     /// The fields released and their treatments.
-    #[schema(value_type = Vec<Object>)]
     pub fields: Vec<FieldRule>,
     /// Where the entry is in the audit log.
     pub audit_offset: u64,
@@ -247,18 +246,18 @@ impl Governance {
     }
 
     /// The hub's audit signing key and the keys it trusts (operators only).
-    pub fn audit_keys(&self, who: &Principal) -> Result<serde_json::Value, ApiError> {
+    pub fn audit_keys(&self, who: &Principal) -> Result<crate::admin::bodies::AuditKeys, ApiError> {
         authorize(who, Action::VerifyAuditLog)?;
-        Ok(json!({
-            "hub": self.audit.hub(),
-            "public_key": self.audit.public_key(),
-            "public_key_pem": self.audit.public_key_pem(),
-            "algorithm": self.audit.key_algorithm(),
-            "signer_id": (self.audit.suite() == unsilo_schemas::crypto::Suite::Gm)
-                .then_some(crate::audit::signing::SM2_DEFAULT_SIGNER_ID),
-            "hash": self.audit.suite().hash_name(),
-            "trusted": self.settings.trusted_keys.keys,
-        }))
+        Ok(crate::admin::bodies::AuditKeys {
+            hub: self.audit.hub().to_owned(),
+            public_key: self.audit.public_key(),
+            public_key_pem: self.audit.public_key_pem(),
+            algorithm: self.audit.key_algorithm().to_owned(),
+            signer_id: (self.audit.suite() == unsilo_schemas::crypto::Suite::Gm)
+                .then(|| crate::audit::signing::SM2_DEFAULT_SIGNER_ID.to_owned()),
+            hash: self.audit.suite().hash_name().to_owned(),
+            trusted: self.settings.trusted_keys.keys.clone(),
+        })
     }
 
     /// The audit log of `[from_ms, to_ms)` as a signed bundle ([`crate::audit::export`]), for an auditor to

@@ -183,24 +183,60 @@ pub fn split_body(
 }
 
 /// The answer to a push: counts, then what became of each record, in the order sent.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct PushAnswer<'a> {
+    /// Records accepted.
     accepted: usize,
+    /// Records rejected (each on the dead-letter topic with its reason).
     rejected: usize,
+    /// What became of each record, in the order sent.
     results: Vec<Outcome<'a>>,
 }
 
 /// What became of one record: `accepted` with its record id and shared schema, or `rejected` with the reason.
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 struct Outcome<'a> {
+    /// Its position in the batch, from 0.
     index: usize,
+    /// `accepted` or `rejected`.
+    #[schema(value_type = String)]
     status: &'static str,
+    /// For an accepted record: its record id.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     record_id: Option<&'a str>,
+    /// For an accepted record: the shared schema it was normalised into.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     schema: Option<&'a str>,
+    /// For a rejected record: why.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Rejection>)]
     error: Option<&'a RejectReason>,
+}
+
+/// An error of the ingest surface (the whole request refused).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct IngestError {
+    /// A stable code: `unauthorized`, `forbidden`, `unknown_connector`, `unreadable`, `too_large`, `rate_limited` ….
+    error_code: String,
+    /// What is wrong.
+    message: String,
+}
+
+/// Why a record was rejected (the connector SDK's reason, as it is answered and dead-lettered).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct Rejection {
+    /// The stage that rejected it: `parse`, `contract`, `mapping` or `validation`.
+    stage: String,
+    /// A stable code, e.g. `invalid_json`, `missing_required`, `invalid_cert_no`.
+    code: String,
+    /// The field at fault, when there is one.
+    field: Option<String>,
+    /// What is wrong (never repeating a full ID or phone number).
+    message: String,
 }
 
 impl<'a> PushAnswer<'a> {
@@ -238,10 +274,10 @@ impl<'a> PushAnswer<'a> {
         ("application/json"), ("application/x-ndjson")
     )),
     responses(
-        (status = 200, description = "Every record accepted", body = serde_json::Value),
-        (status = 207, description = "Some accepted, some rejected (on the dead-letter topic with the reason)", body = serde_json::Value),
-        (status = 422, description = "Every record rejected (on the dead-letter topic with the reason)", body = serde_json::Value),
-        (status = "default", description = "400 unreadable body (kept on the dead-letter topic), 401, 403, 404 unknown connector, 413, 429, 503", body = serde_json::Value)
+        (status = 200, description = "Every record accepted", body = PushAnswer),
+        (status = 207, description = "Some accepted, some rejected (on the dead-letter topic with the reason)", body = PushAnswer),
+        (status = 422, description = "Every record rejected (on the dead-letter topic with the reason)", body = PushAnswer),
+        (status = "default", description = "400 unreadable body (kept on the dead-letter topic), 401, 403, 404 unknown connector, 413, 429, 503", body = IngestError)
     ))]
 async fn ingest(
     State(state): State<Arc<PushState>>,
