@@ -6,6 +6,8 @@
 # - installs the official Confluent Python client (pip) for the registry compatibility test;
 # - installs Debian's chromium, chromium-driver and CJK fonts for the console's browser tests (tests/tests/console.rs);
 # - installs schemathesis (pip) for the property-based test of the OpenAPI document (tests/tests/openapi.rs);
+# - installs OpenAPI Generator (pip `openapi-generator-cli`, which carries its jar), a Java runtime (apt) when
+#   missing, and the generated Python client's libraries, for the generated-client test (tests/tests/generated_client.rs);
 # - installs gmssl (pip), an independent SM2 library, to verify exported audit checkpoints (tests/tests/security.rs);
 # - installs and starts Tansu, a Kafka-protocol broker, on a free loopback port (deploy/start-tansu.sh) and
 #   exports its address as UNSILO_TEST_KAFKA, so the Kafka tests run against it (they fail, never skip, without it);
@@ -47,6 +49,22 @@ fi
 if ! command -v schemathesis >/dev/null 2>&1; then
   echo "run.sh: installing schemathesis (pip)" >&2
   python3 -m pip install --quiet --disable-pip-version-check schemathesis
+  if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+  hash -r
+fi
+
+# OpenAPI Generator, the standard client generator departments use, and what it needs: a Java runtime, and for the
+# Python client it generates, urllib3, pydantic 2 and python-dateutil.
+if ! command -v java >/dev/null 2>&1; then
+  echo "run.sh: installing a Java runtime (apt) for OpenAPI Generator" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if [ "$(id -u)" -eq 0 ]; then apt-get install -y -q default-jre-headless >/dev/null || { apt-get update -q >/dev/null && apt-get install -y -q default-jre-headless >/dev/null; }
+  else sudo apt-get install -y -q default-jre-headless >/dev/null || { sudo apt-get update -q >/dev/null && sudo apt-get install -y -q default-jre-headless >/dev/null; }; fi
+fi
+if ! command -v openapi-generator-cli >/dev/null 2>&1 \
+  || ! python3 -c 'import urllib3, pydantic, dateutil, typing_extensions; assert pydantic.VERSION >= "2"' 2>/dev/null; then
+  echo "run.sh: installing openapi-generator-cli and the generated client's libraries (pip)" >&2
+  python3 -m pip install --quiet --disable-pip-version-check openapi-generator-cli urllib3 "pydantic>=2" python-dateutil typing-extensions
   if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
   hash -r
 fi

@@ -451,5 +451,5 @@ async fn the_monthly_report_counts_what_the_audit_log_holds_per_organisation_and
     let refusals = book.worksheet_range("拒绝理由").expect("拒绝理由 sheet");
     assert!(refusals
         .rows()
-        .any(|r| r.iter().any(|c| c.to_string() == "用途与卫生健康职责不符")));
+        .any(|r| r.iter().any(|c| *c == "用途与卫生健康职责不符")));
 }

@@ -42,7 +42,6 @@ pub struct CorrectionAnswer {
     pub reason: String,
     /// The corrected value of the field (for a correction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub value: Option<serde_json::Value>,
     /// The record id of the corrected version published (for a correction).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -71,7 +70,6 @@ pub struct Correction {
     pub evidence: String,
     /// The value the subscriber believes right, if it knows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub proposed_value: Option<serde_json::Value>,
     /// The providing organisation that answers it; `None`: the platform's security administrators.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -155,7 +155,7 @@ pub(super) async fn export(
         page::PageError::new(
             l,
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-            &format!(
+            format!(
                 "{}: {e}",
                 l.t("无法生成工作簿", "The workbook could not be written")
             ),

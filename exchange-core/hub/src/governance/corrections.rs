@@ -43,7 +43,6 @@ pub struct NewCorrection {
     pub evidence: String,
     /// The value believed right, if known.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub proposed_value: Option<serde_json::Value>,
 }
 
@@ -67,7 +66,6 @@ pub struct CorrectionReply {
     pub reason: String,
     /// The corrected value of the field (required for a correction), as JSON of the field's type.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub value: Option<serde_json::Value>,
 }
 

@@ -271,7 +271,7 @@ impl<'a> PushAnswer<'a> {
 #[utoipa::path(post, path = "/ingest/{connector}", tag = "ingest",
     params(("connector" = String, Path, description = "The push connector, e.g. `grid`")),
     request_body(description = "One JSON record, a JSON array of records, or NDJSON (one record per line)", content(
-        ("application/json"), ("application/x-ndjson")
+        (serde_json::Value = "application/json"), (String = "application/x-ndjson")
     )),
     responses(
         (status = 200, description = "Every record accepted", body = PushAnswer),
