@@ -255,13 +255,12 @@ impl SqlWriter {
                 nullable: true,
             });
         }
-        let secrets = Secrets::from_url(&target.url);
-        let redacted = redact_url(&target.url);
-        let describe = format!("{redacted} table {}", target.table);
-        let dialect = dialect_of(&target.url).ok_or_else(|| SqlError::InvalidUrl {
-            url: redacted.clone(),
-            reason: "scheme must be postgres://, postgresql://, mysql:// or mariadb://".into(),
-        })?;
+        let TargetParts {
+            secrets,
+            redacted,
+            describe,
+            dialect,
+        } = TargetParts::of(target)?;
         let invalid_url = |e: sqlx::Error| SqlError::InvalidUrl {
             url: redacted.clone(),
             reason: secrets.scrub(&e.to_string()),
@@ -410,6 +409,33 @@ impl SqlWriter {
     }
 }
 
+/// What every connection to a target starts from: the password to scrub from messages, the redacted URL, the
+/// description for logs and errors, and the server family.
+struct TargetParts {
+    secrets: Secrets,
+    redacted: String,
+    describe: String,
+    dialect: Dialect,
+}
+
+impl TargetParts {
+    fn of(target: &SqlTarget) -> Result<Self, SqlError> {
+        let secrets = Secrets::from_url(&target.url);
+        let redacted = redact_url(&target.url);
+        let describe = format!("{redacted} table {}", target.table);
+        let dialect = dialect_of(&target.url).ok_or_else(|| SqlError::InvalidUrl {
+            url: redacted.clone(),
+            reason: "scheme must be postgres://, postgresql://, mysql:// or mariadb://".into(),
+        })?;
+        Ok(Self {
+            secrets,
+            redacted,
+            describe,
+            dialect,
+        })
+    }
+}
+
 /// Removes the rows of `target`'s table whose [`RETAIN_UNTIL_COLUMN`] lies before `before_ms` (the grant's
 /// retention has run out for them), over one direct connection, and returns how many went. A table that does not
 /// exist yet has nothing to remove (0); one without the column is an error naming it.
@@ -418,13 +444,12 @@ pub async fn remove_rows_past_retention(
     before_ms: i64,
 ) -> Result<u64, SqlError> {
     let table = TableName::parse(&target.table)?;
-    let secrets = Secrets::from_url(&target.url);
-    let redacted = redact_url(&target.url);
-    let describe = format!("{redacted} table {}", target.table);
-    let dialect = dialect_of(&target.url).ok_or_else(|| SqlError::InvalidUrl {
-        url: redacted.clone(),
-        reason: "scheme must be postgres://, postgresql://, mysql:// or mariadb://".into(),
-    })?;
+    let TargetParts {
+        secrets,
+        redacted,
+        describe,
+        dialect,
+    } = TargetParts::of(target)?;
     let invalid_url = |e: sqlx::Error| SqlError::InvalidUrl {
         url: redacted.clone(),
         reason: secrets.scrub(&e.to_string()),

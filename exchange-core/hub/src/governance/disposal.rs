@@ -134,20 +134,13 @@ impl Governance {
                 "the disposal of subscription `{id}` is already confirmed"
             )));
         }
-        let missing: Vec<&str> = [
-            ("method", &confirmation.method),
-            ("scope", &confirmation.scope),
-        ]
-        .into_iter()
-        .filter(|(_, v)| v.trim().is_empty())
-        .map(|(k, _)| k)
-        .collect();
-        if !missing.is_empty() {
-            return Err(ApiError::Invalid(format!(
-                "a confirmation of destruction (Art. 27) also states: {}",
-                missing.join(", ")
-            )));
-        }
+        require_items(
+            "a confirmation of destruction (Art. 27) also states",
+            &[
+                ("method", &confirmation.method),
+                ("scope", &confirmation.scope),
+            ],
+        )?;
         let now = unsilo_bus::now_ms();
         let confirmed = DestructionConfirmation {
             by: who.to_string(),
@@ -161,24 +154,20 @@ impl Governance {
             confirmation: Some(confirmed.clone()),
             ..disposal.clone()
         });
-        next.revision += 1;
-        self.control
-            .put_subscription(&next)
-            .await
-            .map_err(control_error)?;
-        self.record_control(
-            who,
-            "disposal.confirm",
-            &next.id,
-            json!({
-                "ended_because": disposal.ended_because.as_str(),
-                "due_ms": disposal.due_ms,
-                "method": confirmed.method,
-                "scope": confirmed.scope,
-                "late": confirmed.late,
-            }),
-        )
-        .await?;
+        let next = self
+            .save_subscription(
+                who,
+                next,
+                "disposal.confirm",
+                json!({
+                    "ended_because": disposal.ended_because.as_str(),
+                    "due_ms": disposal.due_ms,
+                    "method": confirmed.method,
+                    "scope": confirmed.scope,
+                    "late": confirmed.late,
+                }),
+            )
+            .await?;
         if confirmed.late {
             warn!(subscription = %next.id, "A destruction was confirmed after its due time; it stays flagged as late.");
         }

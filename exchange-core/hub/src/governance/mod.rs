@@ -153,6 +153,41 @@ pub fn authorize(who: &Principal, action: Action) -> Result<&str, ApiError> {
     }
 }
 
+/// `Err(Invalid)` naming every item of `items` (name, value) left blank, after `what` ("a usage entry … also
+/// states"): an incomplete submission hears everything it lacks at once.
+fn require_items(what: &str, items: &[(&str, &str)]) -> Result<(), ApiError> {
+    let missing: Vec<&str> = items
+        .iter()
+        .filter(|(_, v)| v.trim().is_empty())
+        .map(|(k, _)| *k)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(format!("{what}: {}", missing.join(", "))))
+    }
+}
+
+impl Governance {
+    /// Writes `next` with its revision bumped to the control plane (optimistic concurrency against the one read)
+    /// and records `action` on it, with `detail`, in the audit log.
+    async fn save_subscription(
+        &self,
+        who: &Principal,
+        mut next: Subscription,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<Subscription, ApiError> {
+        next.revision += 1;
+        self.control
+            .put_subscription(&next)
+            .await
+            .map_err(control_error)?;
+        self.record_control(who, action, &next.id, detail).await?;
+        Ok(next)
+    }
+}
+
 fn control_error(e: ControlError) -> ApiError {
     match e {
         ControlError::Conflict(_) => ApiError::Conflict(e.to_string()),

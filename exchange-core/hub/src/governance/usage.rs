@@ -45,22 +45,15 @@ impl Governance {
                 "subscription `{id}` was never granted; there is no use to record"
             )));
         }
-        let missing: Vec<&str> = [
-            ("scenario", &new.scenario),
-            ("process", &new.process),
-            ("outcome", &new.outcome),
-            ("storage", &new.storage),
-        ]
-        .into_iter()
-        .filter(|(_, v)| v.trim().is_empty())
-        .map(|(k, _)| k)
-        .collect();
-        if !missing.is_empty() {
-            return Err(ApiError::Invalid(format!(
-                "a usage entry (使用登记, Art. 29) also states: {}",
-                missing.join(", ")
-            )));
-        }
+        require_items(
+            "a usage entry (使用登记, Art. 29) also states",
+            &[
+                ("scenario", &new.scenario),
+                ("process", &new.process),
+                ("outcome", &new.outcome),
+                ("storage", &new.storage),
+            ],
+        )?;
         let now = unsilo_bus::now_ms();
         let entry = UsageRecord {
             id: format!("use-{now}-{:04x}", rand::random::<u16>()),

@@ -238,19 +238,13 @@ impl Governance {
         if d.provisional.is_none() {
             d.provisional = note;
         }
-        next.revision += 1;
-        self.control
-            .put_subscription(&next)
-            .await
-            .map_err(control_error)?;
-        self.record_control(
+        self.save_subscription(
             who,
+            next,
             "subscription.extend",
-            id,
             json!({ "days": extension.days, "reason": extension.reason.trim(), "answer_due_ms": due, "previous_due_ms": deadlines.answer_due_ms }),
         )
-        .await?;
-        Ok(next)
+        .await
     }
 
     /// The requests `who` may see that are past a deadline at `now_ms`, the longest overdue first.
