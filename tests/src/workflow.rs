@@ -86,8 +86,18 @@ pub async fn grid_centre(api: &Api, sfx: u64) -> (String, String) {
 pub async fn hub_with_civil(
     clearance: &str,
 ) -> (tempfile::TempDir, RunningHub, Api, u64, String, String) {
+    hub_with_civil_on(|_| {}, clearance).await
+}
+
+/// As [`hub_with_civil`], on the embedded configuration as `adjust` leaves it.
+pub async fn hub_with_civil_on(
+    adjust: impl FnOnce(&mut unsilo_hub::config::Config),
+    clearance: &str,
+) -> (tempfile::TempDir, RunningHub, Api, u64, String, String) {
     let dir = tempfile::tempdir().unwrap();
-    let running = RunningHub::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
+    let mut config = embedded_config(dir.path());
+    adjust(&mut config);
+    let running = RunningHub::start(&with_grid_and_operator(config)).await;
     let api = Api::new(&running.base);
     let sfx = rand_suffix();
     let civil = format!("civil-{sfx}");

@@ -4,9 +4,10 @@
 //! audit log.
 
 use serde_json::{json, Value};
-use unsilo_tests::api::{with_grid_and_operator, Api, AUDITOR_TOKEN, OPERATOR_TOKEN};
-use unsilo_tests::workflow::{assert_audited, grid_centre, request};
-use unsilo_tests::{embedded_config, rand_suffix, RunningHub};
+use unsilo_tests::api::{Api, AUDITOR_TOKEN, OPERATOR_TOKEN};
+use unsilo_tests::workflow::{
+    assert_audited, grid_centre, hub_with_civil, hub_with_civil_on, request,
+};
 
 /// Rows of `table` in the test PostgreSQL database: (record id, retain_until in the past).
 async fn agency_rows(url: &str, table: &str) -> Vec<(String, bool)> {
@@ -25,19 +26,16 @@ async fn agency_rows(url: &str, table: &str) -> Vec<(String, bool)> {
 
 #[tokio::test]
 async fn a_grant_that_ends_is_disposed_of_and_the_hub_removes_sql_rows_past_retain_until() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = embedded_config(dir.path());
     // The agency's database runs on this machine: the egress policy opens loopback, as an operator opens the
     // government network; retention (and with it the hub's sweep of agencies' tables) runs every second.
-    config.delivery.egress_allow_cidrs = vec!["127.0.0.0/8".into()];
-    config.bus.retention.check_every = std::time::Duration::from_secs(1);
-    let running = RunningHub::start(&with_grid_and_operator(config)).await;
-    let api = Api::new(&running.base);
-    let sfx = rand_suffix();
-    let civil = format!("civil-{sfx}");
-    let token = api
-        .agency(&civil, "汉阴县民政局", "11610921016050037T", "S3")
-        .await;
+    let (_dir, running, api, sfx, civil, token) = hub_with_civil_on(
+        |config| {
+            config.delivery.egress_allow_cidrs = vec!["127.0.0.0/8".into()];
+            config.bus.retention.check_every = std::time::Duration::from_secs(1);
+        },
+        "S3",
+    )
+    .await;
     let other = format!("other-{sfx}");
     let other_token = api
         .agency(&other, "汉阴县公安局", "11610921MB12345671", "S3")
@@ -235,14 +233,7 @@ fn row<'a>(report: &'a Value, id: &str) -> &'a Value {
 
 #[tokio::test]
 async fn the_monthly_report_counts_what_the_audit_log_holds_per_organisation_and_source() {
-    let dir = tempfile::tempdir().unwrap();
-    let running = RunningHub::start(&with_grid_and_operator(embedded_config(dir.path()))).await;
-    let api = Api::new(&running.base);
-    let sfx = rand_suffix();
-    let civil = format!("civil-{sfx}");
-    let civil_token = api
-        .agency(&civil, "汉阴县民政局", "11610921016050037T", "S3")
-        .await;
+    let (_dir, running, api, sfx, civil, civil_token) = hub_with_civil("S3").await;
     let health = format!("health-{sfx}");
     let health_token = api
         .agency(&health, "汉阴县卫生健康局", "12610921MB00000019", "S3")

@@ -38,12 +38,18 @@ pub fn beijing_time(ms: i64) -> String {
         .unwrap_or_else(|| "—".to_owned())
 }
 
+/// The first millisecond of `day` in Beijing (its midnight, ms since the epoch).
+pub fn start_of_beijing_day(day: NaiveDate) -> i64 {
+    day.and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+        .timestamp_millis()
+        - BEIJING_OFFSET_MS
+}
+
 /// The last millisecond of `day` in Beijing (ms since the epoch).
 pub fn end_of_beijing_day(day: NaiveDate) -> i64 {
-    let next = (day + Days::new(1))
-        .and_hms_opt(0, 0, 0)
-        .unwrap_or_default();
-    next.and_utc().timestamp_millis() - BEIJING_OFFSET_MS - 1
+    start_of_beijing_day(day + Days::new(1)) - 1
 }
 
 /// Why a calendar could not be read, or a date not placed.

@@ -334,6 +334,10 @@ impl Hub {
         )));
         routing.push(tokio::spawn(enforce_retention(
             bus.clone(),
+            config.bus.retention.check_every,
+            routing_stopped.clone(),
+        )));
+        routing.push(tokio::spawn(remove_expired_agency_rows(
             governance.clone(),
             config.bus.retention.check_every,
             routing_stopped,
@@ -763,11 +767,9 @@ async fn expire_subscriptions(
 }
 
 /// Removes what the topics' retention allows, every `every` (the embedded bus; Kafka brokers do it
-/// themselves, and the call does nothing there), and the rows past `retain_until` the hub delivered into
-/// agencies' SQL tables (both buses).
+/// themselves, and the call does nothing there).
 async fn enforce_retention(
     bus: Arc<dyn Bus>,
-    governance: Arc<Governance>,
     every: std::time::Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -784,7 +786,25 @@ async fn enforce_retention(
             }
             Err(e) => tracing::warn!(error = %e, "Retention pass failed; it runs again later."),
         }
-        governance.sweep_sql_retention().await;
+    }
+}
+
+/// Removes the rows past `retain_until` the hub delivered into agencies' SQL tables, on the retention schedule
+/// (both buses). A task of its own, so a slow or unreachable agency database never holds up the bus's retention.
+async fn remove_expired_agency_rows(
+    governance: Arc<Governance>,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = tokio::time::sleep(every.max(std::time::Duration::from_secs(1))) => {}
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = governance.sweep_sql_retention() => {}
+        }
     }
 }
 

@@ -36,7 +36,6 @@ use unsilo_schemas::names::{HEADER_BACKFILL, HEADER_REASON, HEADER_RETAIN_DAYS};
 
 use apache_avro::types::Value;
 use apache_avro::Schema;
-use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -122,11 +121,11 @@ impl ViewDecoder {
     /// when the grant limits how long the agency may keep it, and `history: true` for a record released from
     /// history (a backfill, or the catch-up after a pause) — the record rendered by the one
     /// [`unsilo_schemas::avro::to_json`] (timestamps as RFC 3339 UTC text, dates as `YYYY-MM-DD`, bytes as hex).
-    pub fn to_json(
+    pub fn released(
         &self,
         subscription: &str,
         consumed: &ConsumedRecord,
-    ) -> Result<serde_json::Value, DeliveryError> {
+    ) -> Result<ReleasedRecord, DeliveryError> {
         let record_id = consumed.record.record_id();
         let framed = consumed.record.value.as_deref().unwrap_or_default();
         let (schema_id, value) = self.decode(&record_id, framed)?;
@@ -134,30 +133,48 @@ impl ViewDecoder {
             record_id: record_id.clone(),
             message: e.to_string(),
         })?;
-        let mut out = json!({
-            "subscription": subscription,
-            "record_id": record_id,
-            "schema_id": schema_id,
-            "record": record,
-        });
         // Data life: how long the agency may keep it, and until when.
-        if let (Some(days), Some(until)) = (
-            consumed
-                .record
-                .header(HEADER_RETAIN_DAYS)
-                .and_then(|v| std::str::from_utf8(v).ok()),
-            sink::retain_until_ms(&consumed.record),
-        ) {
-            out["retain_days"] = days.parse::<u64>().map_or(json!(days), |d| json!(d));
-            if let Some(t) = chrono::DateTime::from_timestamp_millis(until) {
-                out["retain_until"] = json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-            }
-        }
-        if consumed.record.header(HEADER_BACKFILL).is_some() {
-            out["history"] = json!(true);
-        }
-        Ok(out)
+        let retain_days = consumed
+            .record
+            .header(HEADER_RETAIN_DAYS)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|d| d.parse::<u64>().ok());
+        let retain_until = retain_days
+            .and(sink::retain_until_ms(&consumed.record))
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        Ok(ReleasedRecord {
+            subscription: subscription.to_owned(),
+            record_id,
+            schema_id,
+            record,
+            retain_days,
+            retain_until,
+            history: consumed.record.header(HEADER_BACKFILL).is_some(),
+        })
     }
+}
+
+/// A released record's JSON form, as the webhook posts it and the pull API and its event stream give it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ReleasedRecord {
+    /// The subscription.
+    pub subscription: String,
+    /// The record's id.
+    pub record_id: String,
+    /// The view schema's id in the registry.
+    pub schema_id: u32,
+    /// The record in the subscription's view schema.
+    pub record: serde_json::Value,
+    /// How many days the agency may keep it, when the grant says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_days: Option<u64>,
+    /// Until when (RFC 3339, UTC).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retain_until: Option<String>,
+    /// Released from history (a backfill, or the catch-up after a pause) rather than live.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub history: bool,
 }
 
 /// Whether a channel needs a delivery worker (pull and in-place Kafka do not).

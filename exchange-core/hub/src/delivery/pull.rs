@@ -29,7 +29,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -298,21 +297,32 @@ impl PullApi {
         }
     }
 
-    fn to_json(&self, s: &Subscription, records: &[ConsumedRecord]) -> Vec<serde_json::Value> {
+    fn pulled(&self, s: &Subscription, records: &[ConsumedRecord]) -> Vec<PulledRecord> {
         records
             .iter()
-            .map(|r| match self.decoder.to_json(&s.id, r) {
-                Ok(mut v) => {
-                    v["partition"] = json!(r.position.partition);
-                    v["offset"] = json!(r.position.offset);
-                    v
+            .map(|r| {
+                let (partition, offset) = (r.position.partition, r.position.offset);
+                match self.decoder.released(&s.id, r) {
+                    Ok(released) => PulledRecord {
+                        subscription: Some(released.subscription),
+                        record_id: released.record_id,
+                        schema_id: Some(released.schema_id),
+                        record: Some(released.record),
+                        retain_days: released.retain_days,
+                        retain_until: released.retain_until,
+                        history: released.history,
+                        partition,
+                        offset,
+                        error: None,
+                    },
+                    Err(e) => PulledRecord {
+                        record_id: r.record.record_id(),
+                        partition,
+                        offset,
+                        error: Some(e.to_string()),
+                        ..PulledRecord::default()
+                    },
                 }
-                Err(e) => json!({
-                    "record_id": r.record.record_id(),
-                    "partition": r.position.partition,
-                    "offset": r.position.offset,
-                    "error": e.to_string(),
-                }),
             })
             .collect()
     }
@@ -351,38 +361,44 @@ struct RecordBatch {
     /// The subscription.
     subscription: String,
     /// The records, oldest first.
-    #[schema(value_type = Vec<PulledRecord>)]
-    records: Vec<serde_json::Value>,
+    records: Vec<PulledRecord>,
     /// Where the next batch starts: pass it back as `cursor`, and to `…/ack` once the batch is stored.
     cursor: String,
 }
 
-/// One released record as the pull API and the webhook give it (see [`super::ViewDecoder::to_json`]); a record
-/// that cannot be decoded comes with `error` instead of `record`.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
+/// One released record as the pull API and its event stream give it: the webhook's form
+/// ([`super::ReleasedRecord`]) with the position it came from; a record that cannot be decoded comes with `error`
+/// instead of `record`.
+#[derive(Debug, Default, serde::Serialize, utoipa::ToSchema)]
 struct PulledRecord {
     /// The subscription.
+    #[serde(skip_serializing_if = "Option::is_none")]
     subscription: Option<String>,
     /// The record's id.
     record_id: String,
     /// The view schema's id in the registry.
-    schema_id: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schema_id: Option<u32>,
     /// The record in the subscription's view schema: its fields as granted, treated (timestamps as RFC 3339 UTC,
     /// dates as `YYYY-MM-DD`, bytes as hex). Its shape is the view schema's (`GET /subjects/sub.<agency>.<name>-value/versions/latest`).
-    #[schema(value_type = Object)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     record: Option<serde_json::Value>,
     /// How many days the agency may keep it, when the grant says.
+    #[serde(skip_serializing_if = "Option::is_none")]
     retain_days: Option<u64>,
     /// Until when (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
     retain_until: Option<String>,
     /// Released from history (a backfill, or the catch-up after a pause).
-    history: Option<bool>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    history: bool,
     /// The partition it came from.
     partition: u32,
     /// Its offset there.
     offset: u64,
     /// Why it could not be decoded, instead of `record`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
@@ -412,7 +428,7 @@ async fn records(
     // A revocation during the wait stops delivery of what was read.
     let s = api.pullable(&presented, &id)?;
     let body = RecordBatch {
-        records: api.to_json(&s, &read),
+        records: api.pulled(&s, &read),
         subscription: s.id,
         cursor: cursor.encode(),
     };
@@ -523,13 +539,13 @@ async fn events(
                 // Each event's id is the cursor after it, so Last-Event-ID resumes exactly.
                 let mut events = Vec::with_capacity(read.len());
                 let mut step = start_of(&cursor, &read);
-                for (r, json) in read.iter().zip(api.to_json(&s, &read)) {
+                for (r, pulled) in read.iter().zip(api.pulled(&s, &read)) {
                     step.0.insert(r.position.partition, r.position.offset + 1);
                     events.push(
                         Event::default()
                             .event("record")
                             .id(step.encode())
-                            .data(json.to_string()),
+                            .data(serde_json::to_string(&pulled).unwrap_or_default()),
                     );
                 }
                 events.reverse();

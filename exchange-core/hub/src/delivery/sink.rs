@@ -149,7 +149,7 @@ impl DeliverySink for WebhookChannel {
             if !(run.still_delivering)() {
                 return Ok(BatchOutcome::Stopped);
             }
-            let body = match self.decoder.to_json(&self.subscription, consumed) {
+            let body = match self.decoder.released(&self.subscription, consumed) {
                 Ok(b) => b,
                 Err(e) => {
                     refused.push((i, e.to_string()));

@@ -255,21 +255,9 @@ impl SqlWriter {
                 nullable: true,
             });
         }
-        let TargetParts {
-            secrets,
-            redacted,
-            describe,
-            dialect,
-        } = TargetParts::of(target)?;
-        let invalid_url = |e: sqlx::Error| SqlError::InvalidUrl {
-            url: redacted.clone(),
-            reason: secrets.scrub(&e.to_string()),
-        };
-        let ctx = ErrCtx {
-            dialect,
-            describe: &describe,
-            secrets: &secrets,
-        };
+        let parts = TargetParts::of(target)?;
+        let (dialect, ctx) = (parts.dialect, parts.ctx());
+        let invalid_url = |e| parts.invalid_url(e);
         let create_sql = create_table_sql(dialect, &table, &columns);
         let (present, pool) = match dialect {
             Dialect::Postgres => {
@@ -291,6 +279,9 @@ impl SqlWriter {
                 columns: missing,
             });
         }
+        let TargetParts {
+            describe, secrets, ..
+        } = parts;
         tracing::info!(target_db = %describe, columns = columns.len(), "SQL sink ready");
         Ok(SqlWriter {
             pool,
@@ -434,6 +425,23 @@ impl TargetParts {
             dialect,
         })
     }
+
+    /// The context errors of this target are reported in.
+    fn ctx(&self) -> ErrCtx<'_> {
+        ErrCtx {
+            dialect: self.dialect,
+            describe: &self.describe,
+            secrets: &self.secrets,
+        }
+    }
+
+    /// A URL the driver refused, its password scrubbed from the reason.
+    fn invalid_url(&self, e: sqlx::Error) -> SqlError {
+        SqlError::InvalidUrl {
+            url: self.redacted.clone(),
+            reason: self.secrets.scrub(&e.to_string()),
+        }
+    }
 }
 
 /// Removes the rows of `target`'s table whose [`RETAIN_UNTIL_COLUMN`] lies before `before_ms` (the grant's
@@ -444,21 +452,9 @@ pub async fn remove_rows_past_retention(
     before_ms: i64,
 ) -> Result<u64, SqlError> {
     let table = TableName::parse(&target.table)?;
-    let TargetParts {
-        secrets,
-        redacted,
-        describe,
-        dialect,
-    } = TargetParts::of(target)?;
-    let invalid_url = |e: sqlx::Error| SqlError::InvalidUrl {
-        url: redacted.clone(),
-        reason: secrets.scrub(&e.to_string()),
-    };
-    let ctx = ErrCtx {
-        dialect,
-        describe: &describe,
-        secrets: &secrets,
-    };
+    let parts = TargetParts::of(target)?;
+    let (dialect, ctx) = (parts.dialect, parts.ctx());
+    let invalid_url = |e| parts.invalid_url(e);
     let before = DateTime::<Utc>::from_timestamp_millis(before_ms).unwrap_or_default();
     let column = quote(dialect, RETAIN_UNTIL_COLUMN);
     let removed = match dialect {

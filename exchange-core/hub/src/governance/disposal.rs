@@ -2,7 +2,7 @@
 //! purpose is declared fulfilled gets a [`Disposal`] with its due time on the working-day calendar; the agency
 //! confirms destruction (how, what), a late confirmation is flagged and stays flagged; the hub removes rows it
 //! delivered into an agency's SQL table once their `retain_until` passes ([`Governance::sweep_sql_retention`], run
-//! on the bus retention's schedule), and records each removal in the audit log.
+//! on the bus retention's schedule in a task of its own), and records each removal in the audit log.
 
 #[allow(unused_imports)]
 use super::*;
@@ -202,17 +202,6 @@ impl Governance {
             .collect();
         out.sort_by_key(|d| (d.disposal.due_ms, d.subscription.clone()));
         Ok(out)
-    }
-
-    /// How many disposals are past due without a confirmation at `now_ms` (for `/metrics`).
-    pub fn overdue_disposals(&self, now_ms: i64) -> u64 {
-        self.control
-            .read()
-            .subscriptions
-            .values()
-            .filter_map(|s| s.disposal.as_ref())
-            .filter(|d| d.state(now_ms) == DisposalState::Overdue)
-            .count() as u64
     }
 
     /// The SQL tables whose delivered rows carry `retain_until` and may still hold rows past it: every granted

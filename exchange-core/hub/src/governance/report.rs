@@ -18,7 +18,7 @@ use super::*;
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate, TimeZone};
+use chrono::{Months, NaiveDate};
 use serde::Serialize;
 use unsilo_schemas::names::{dlq_topic, raw_topic, HEADER_REASON};
 
@@ -130,37 +130,24 @@ pub struct ReasonCount {
 /// The first and the after-last millisecond of `month` (`YYYY-MM`) in Beijing time.
 pub fn month_bounds(month: &str) -> Result<(i64, i64), ApiError> {
     let invalid = || ApiError::Invalid(format!("month `{month}` is not YYYY-MM"));
-    let (y, m) = month.split_once('-').ok_or_else(invalid)?;
-    let (y, m): (i32, u32) = (
-        y.parse().map_err(|_| invalid())?,
-        m.parse().map_err(|_| invalid())?,
-    );
-    if y.to_string().len() != 4 || m == 0 || m > 12 {
-        return Err(invalid());
-    }
-    let first = NaiveDate::from_ymd_opt(y, m, 1).ok_or_else(invalid)?;
-    let next = if m == 12 {
-        NaiveDate::from_ymd_opt(y + 1, 1, 1)
-    } else {
-        NaiveDate::from_ymd_opt(y, m + 1, 1)
-    }
-    .ok_or_else(invalid)?;
-    let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
-    let at = |d: NaiveDate| {
-        beijing
-            .from_local_datetime(&d.and_hms_opt(0, 0, 0).expect("midnight"))
-            .single()
-            .map(|t| t.timestamp_millis())
-            .ok_or_else(invalid)
-    };
-    Ok((at(first)?, at(next)?))
+    let first = (month.len() == 7)
+        .then(|| NaiveDate::parse_from_str(&format!("{month}-01"), "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(invalid)?;
+    let next = first
+        .checked_add_months(Months::new(1))
+        .ok_or_else(invalid)?;
+    Ok((
+        crate::calendar::start_of_beijing_day(first),
+        crate::calendar::start_of_beijing_day(next),
+    ))
 }
 
 /// The current month in Beijing time, `YYYY-MM`.
 pub fn current_month() -> String {
-    let now =
-        chrono::Utc::now().with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8"));
-    format!("{:04}-{:02}", now.year(), now.month())
+    crate::calendar::beijing_day(unsilo_bus::now_ms())
+        .format("%Y-%m")
+        .to_string()
 }
 
 impl Governance {

@@ -28,6 +28,17 @@ pub struct ExtensionRequest {
     pub reason: String,
 }
 
+/// How many requests and ended grants are past a deadline, for `/metrics` (one pass over the subscriptions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OverdueCounts {
+    /// Requests past their answer deadline.
+    pub answer: u64,
+    /// Approved requests past their delivery deadline.
+    pub delivery: u64,
+    /// Ended grants whose destruction is not confirmed by its due time.
+    pub disposal: u64,
+}
+
 /// A request past one of its deadlines, as `GET /admin/requests/overdue` and `unsilo request overdue` list it.
 #[derive(Clone, Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct OverdueRequest {
@@ -292,25 +303,29 @@ impl Governance {
     /// Sets `unsilo_requests_overdue` from the control plane's requests, now.
     pub fn refresh_overdue_metric(&self) {
         let now = unsilo_bus::now_ms();
-        let (answer, delivery) = self.overdue_counts(now);
-        self.settings.metrics.set_requests_overdue(answer, delivery);
-        self.settings
-            .metrics
-            .set_disposals_overdue(self.overdue_disposals(now));
+        let overdue = self.overdue_counts(now);
+        let metrics = &self.settings.metrics;
+        metrics.set_requests_overdue(overdue.answer, overdue.delivery);
+        metrics.set_disposals_overdue(overdue.disposal);
     }
 
-    /// How many requests are past their answer and their delivery deadline at `now_ms` (for `/metrics`).
-    pub fn overdue_counts(&self, now_ms: i64) -> (u64, u64) {
+    /// How many requests are past their answer and their delivery deadline at `now_ms`, and how many ended grants
+    /// wait past due for the confirmation of their destruction (for `/metrics`).
+    pub fn overdue_counts(&self, now_ms: i64) -> OverdueCounts {
         let state = self.control.read();
-        let mut counts = (0, 0);
-        for s in state
-            .subscriptions
-            .values()
-            .filter(|s| !s.status.is_final())
-        {
+        let mut counts = OverdueCounts::default();
+        for s in state.subscriptions.values() {
+            if s.status.is_final() {
+                if s.disposal.as_ref().is_some_and(|d| {
+                    d.state(now_ms) == unsilo_policy::disposal::DisposalState::Overdue
+                }) {
+                    counts.disposal += 1;
+                }
+                continue;
+            }
             match s.deadlines.as_ref().map(|d| d.state(now_ms)) {
-                Some(DeadlineState::AnswerOverdue) => counts.0 += 1,
-                Some(DeadlineState::DeliveryOverdue) => counts.1 += 1,
+                Some(DeadlineState::AnswerOverdue) => counts.answer += 1,
+                Some(DeadlineState::DeliveryOverdue) => counts.delivery += 1,
                 _ => {}
             }
         }
