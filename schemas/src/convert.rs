@@ -1,8 +1,8 @@
 //! Schema-directed conversion of plain JSON into Avro values.
 //!
 //! Connectors and the example records speak "plain" JSON: a record is an object, an optional field is either
-//! `null` or its value, an enum is its symbol, a timestamp is epoch milliseconds, a date is days since 1970-01-01
-//! or `"YYYY-MM-DD"`. [`json_to_avro`] turns such JSON into an [`apache_avro::types::Value`] that validates against
+//! `null` or its value, an enum is its symbol, a timestamp is epoch milliseconds (or RFC 3339 text, as released
+//! records render it), a date is days since 1970-01-01 or `"YYYY-MM-DD"`. [`json_to_avro`] turns such JSON into an [`apache_avro::types::Value`] that validates against
 //! the schema and can be encoded with `apache_avro::to_avro_datum`.
 //!
 //! Rules:
@@ -291,12 +291,18 @@ impl<'s> AvroConverter<'s> {
             Schema::Date => Ok(Avro::Date(date(json, path)?)),
             Schema::TimeMillis => Ok(Avro::TimeMillis(int(json, path, "time-millis")?)),
             Schema::TimeMicros => Ok(Avro::TimeMicros(long(json, path, "time-micros")?)),
-            Schema::TimestampMillis => {
-                Ok(Avro::TimestampMillis(long(json, path, "timestamp-millis")?))
-            }
-            Schema::TimestampMicros => {
-                Ok(Avro::TimestampMicros(long(json, path, "timestamp-micros")?))
-            }
+            Schema::TimestampMillis => Ok(Avro::TimestampMillis(timestamp(
+                json,
+                path,
+                "timestamp-millis",
+                |t| Some(t.timestamp_millis()),
+            )?)),
+            Schema::TimestampMicros => Ok(Avro::TimestampMicros(timestamp(
+                json,
+                path,
+                "timestamp-micros",
+                |t| Some(t.timestamp_micros()),
+            )?)),
             Schema::TimestampNanos => {
                 Ok(Avro::TimestampNanos(long(json, path, "timestamp-nanos")?))
             }
@@ -442,6 +448,22 @@ fn long(json: &Json, path: &Path<'_>, target: &'static str) -> Result<i64, Conve
             )
         }),
         _ => Err(mismatch(path, target, json)),
+    }
+}
+
+/// A timestamp: a number in the schema's unit, or RFC 3339 text (as released records render timestamps).
+fn timestamp(
+    json: &Json,
+    path: &Path<'_>,
+    target: &'static str,
+    unit: impl Fn(chrono::DateTime<chrono::FixedOffset>) -> Option<i64>,
+) -> Result<i64, ConvertError> {
+    match json {
+        Json::String(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .and_then(unit)
+            .ok_or_else(|| mismatch(path, target, json)),
+        _ => long(json, path, target),
     }
 }
 

@@ -37,6 +37,9 @@ pub const CONFIG_TOPIC: &str = "_unsilo.config";
 pub const OFFSETS_TOPIC: &str = "_unsilo.offsets";
 /// The hash-chained evidence log.
 pub const AUDIT_TOPIC: &str = "_unsilo.audit";
+/// The links of edge nodes and member hubs: enrolments, pushed connector definitions, acknowledged positions
+/// and the last status each node reported (compacted).
+pub const LINKS_TOPIC: &str = "_unsilo.links";
 /// The compacted topic marking each source dead letter already replayed (key `<connector>/<offset>`).
 pub const DLQ_REPLAYED_TOPIC: &str = "_unsilo.dlq-replayed";
 /// The compacted topic holding where each subscription stands against its schema's router, per partition of

@@ -411,6 +411,14 @@ pub trait Bus: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Removes the records of one partition before `offset` — what a store-and-forward buffer no longer needs
+    /// once the far side has acknowledged it — and says how many went. Only the embedded bus removes anything;
+    /// on Kafka the broker's retention decides, so there this removes nothing.
+    async fn remove_before(&self, topic: &str, partition: u32, offset: u64) -> Result<u64> {
+        let _ = (topic, partition, offset);
+        Ok(0)
+    }
+
     /// The offsets `group` has committed on `topic`, by partition (`None` where it has committed nothing).
     async fn committed_offsets(&self, group: &str, topic: &str) -> Result<Vec<Option<u64>>>;
 

@@ -2,6 +2,7 @@
 //! measures it; `agency`, `subscription`, `audit` and `dlq` administer a running hub (see `admin_cli`).
 
 mod admin_cli;
+mod edge_cli;
 mod workflow_cli;
 
 use std::path::PathBuf;
@@ -123,6 +124,17 @@ enum Command {
         hub: admin_cli::HubArgs,
         #[command(subcommand)]
         command: admin_cli::AuditCommand,
+    },
+    /// The department's exchange node (前置): `unsilo edge --config edge.toml` runs it;
+    /// `unsilo edge --config edge.toml enrol --code <code>` enrols it with its hub first.
+    Edge(edge_cli::EdgeArgs),
+    /// Edge nodes (operators): register and get a one-time enrolment code, list, revoke, push connector
+    /// definitions.
+    Edges {
+        #[command(flatten)]
+        hub: admin_cli::HubArgs,
+        #[command(subcommand)]
+        command: edge_cli::EdgesCommand,
     },
     /// Dead-letter queues: `unsilo dlq replay <subscription>` (delivery), `unsilo dlq replay --connector <name>`
     /// (a source's rejected originals, through its current definition).
@@ -543,6 +555,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
+    // Once the hub runs, the listener also trusts its link CA: enrolled edges present certificates it issued.
+    let tls = match (&config.http.tls, tls) {
+        (Some(t), Some(_)) => Some(server::load_tls_trusting(t, &[hub.link_ca_der()?])?),
+        _ => None,
+    };
     hub.serve_with(listener, tls, until_stopped(stopped))
         .await?;
     Ok(())
@@ -977,6 +994,11 @@ async fn main() -> std::process::ExitCode {
         Command::Correction { hub, command } => workflow_cli::correction(&hub, command).await,
         Command::Usage { hub, command } => workflow_cli::usage(&hub, command).await,
         Command::Disposal { hub, command } => workflow_cli::disposal(&hub, command).await,
+        Command::Edge(args) => {
+            init_logging_at("info");
+            edge_cli::edge(args).await
+        }
+        Command::Edges { hub, command } => edge_cli::edges(&hub, command).await,
         Command::Report { hub, command } => workflow_cli::report(&hub, command).await,
         Command::Dlq {
             hub,

@@ -174,7 +174,7 @@ pub fn registry_caller(principal: Option<&Principal>) -> Option<RegistryCaller> 
             readable: Some(vec![names::STD_PREFIX.into()]),
             anonymous: true,
         },
-        Some(Principal::PushSource(_) | Principal::Hub) => return None,
+        Some(Principal::PushSource(_) | Principal::Hub | Principal::Edge(_)) => return None,
     })
 }
 

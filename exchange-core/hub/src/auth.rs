@@ -17,6 +17,9 @@
 //! exactly that certificate (the server puts the connection's [`ClientCertificate`] into each request's
 //! extensions); its token alone is refused.
 //!
+//! An enrolled edge node ([`crate::link`]) presents no token: a connection whose client certificate is one the
+//! hub issued to a node, and which is not revoked, is that node ([`Principal::Edge`]).
+//!
 //! [`Authenticator::authenticate`] answers `Ok(None)` for a request with no credentials at all, so each surface
 //! decides what an anonymous caller gets (only health, readiness and metrics answer one; the registry may open
 //! reads with `[registry] anonymous_read`). A credential that is presented but wrong is always an error.
@@ -71,6 +74,8 @@ pub enum Principal {
     },
     /// A source system pushing records to a connector, by connector name.
     PushSource(String),
+    /// An enrolled edge node (前置交换节点), by id: authenticated by its client certificate alone.
+    Edge(String),
     /// The hub itself, acting on its own rules (automatic approval, expiry). Never authenticated.
     Hub,
 }
@@ -79,7 +84,10 @@ impl Principal {
     /// The name a Basic credential must carry for this principal.
     pub fn name(&self) -> &str {
         match self {
-            Self::Operator { name: n, .. } | Self::Agency(n) | Self::PushSource(n) => n,
+            Self::Operator { name: n, .. }
+            | Self::Agency(n)
+            | Self::PushSource(n)
+            | Self::Edge(n) => n,
             Self::Reviewer { agency, .. } => agency,
             Self::Hub => "hub",
         }
@@ -103,7 +111,7 @@ impl Principal {
         match self {
             Self::Operator { .. } | Self::Hub => true,
             Self::Agency(own) | Self::Reviewer { agency: own, .. } => own == id,
-            Self::PushSource(_) => false,
+            Self::PushSource(_) | Self::Edge(_) => false,
         }
     }
 }
@@ -115,6 +123,7 @@ impl std::fmt::Display for Principal {
             Self::Agency(id) => write!(f, "agency:{id}"),
             Self::Reviewer { agency, name } => write!(f, "reviewer:{agency}/{name}"),
             Self::PushSource(connector) => write!(f, "push:{connector}"),
+            Self::Edge(id) => write!(f, "edge:{id}"),
             Self::Hub => f.write_str("hub"),
         }
     }
@@ -297,6 +306,8 @@ pub struct Authenticator {
     push_sources: Vec<(String, String)>,
     /// Agencies and their tokens.
     control: Arc<ControlPlane>,
+    /// The client certificates of enrolled edge nodes.
+    nodes: Arc<crate::link::NodeCertificates>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -334,7 +345,16 @@ impl Authenticator {
                 .collect(),
             push_sources: push_sources.into_iter().map(lower).collect(),
             control,
+            nodes: Arc::default(),
         }
+    }
+
+    /// The same authenticator, also knowing the edge nodes enrolled with these certificates: a connection that
+    /// presents one and no token is that node ([`Principal::Edge`]).
+    #[must_use]
+    pub fn with_nodes(mut self, nodes: Arc<crate::link::NodeCertificates>) -> Self {
+        self.nodes = nodes;
+        self
     }
 
     /// Whether the operator called `name` is bound to a client certificate (checked on every request).
@@ -359,7 +379,10 @@ impl Authenticator {
         client_certificate: Option<&ClientCertificate>,
     ) -> Result<Option<Principal>, AuthError> {
         let Some(credential) = credential(headers)? else {
-            return Ok(None);
+            // An edge node presents its certificate and nothing else.
+            return Ok(client_certificate
+                .and_then(|c| self.nodes.node_of(&c.0))
+                .map(Principal::Edge));
         };
         self.principal_of(&credential, client_certificate, unsilo_bus::now_ms())
             .map(Some)

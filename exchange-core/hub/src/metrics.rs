@@ -698,6 +698,15 @@ impl Bus for InstrumentedBus {
         self.inner.offsets_for_time(topic, timestamp_ms).await
     }
 
+    async fn remove_before(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> unsilo_bus::Result<u64> {
+        self.inner.remove_before(topic, partition, offset).await
+    }
+
     async fn enforce_retention(&self) -> unsilo_bus::Result<Vec<unsilo_bus::RetentionRemoval>> {
         let removed = self.inner.enforce_retention().await?;
         for r in &removed {

@@ -144,6 +144,12 @@ pub enum Action {
     PushRecords,
     /// Pull a subscription's records or follow its event stream.
     PullRecords,
+    /// List edge nodes and how they stand.
+    ViewEdges,
+    /// Register, re-enrol and revoke edge nodes; push connector definitions to them.
+    ManageEdges,
+    /// An enrolled edge node's side of the link: positions, batches, status, definitions.
+    LinkExchange,
 }
 
 /// One row of the matrix: who may perform an action.
@@ -163,6 +169,8 @@ pub struct Permission {
     /// Whether a providing organisation's reviewer may (on requests for the organisation's own catalogue
     /// entries, which the operation checks).
     pub reviewer: bool,
+    /// Whether an enrolled edge node may (its own link only).
+    pub edge: bool,
 }
 
 use Role::{Audit, Security, System};
@@ -176,6 +184,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::ViewAgencies,
@@ -184,6 +193,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::ViewSubscriptions,
@@ -192,6 +202,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::ViewSchemas,
@@ -200,6 +211,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::ViewOperationalMetrics,
@@ -208,6 +220,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::ManageAgencies,
@@ -216,6 +229,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::IssueAgencyCredentials,
@@ -224,6 +238,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::RevokeAgencyCredentials,
@@ -232,6 +247,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::SuspendAgency,
@@ -240,6 +256,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::RequestSubscription,
@@ -248,6 +265,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::DecideRequest,
@@ -256,6 +274,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::ExtendDeadline,
@@ -264,6 +283,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::ViewCatalogue,
@@ -272,6 +292,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::EditCatalogue,
@@ -280,6 +301,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::RecordUsage,
@@ -288,6 +310,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::ViewUsage,
@@ -296,6 +319,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::FileCorrection,
@@ -304,6 +328,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::ViewCorrections,
@@ -312,6 +337,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::AnswerCorrection,
@@ -320,6 +346,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::DeclareFulfilled,
@@ -328,6 +355,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::ConfirmDisposal,
@@ -336,6 +364,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::ViewDisposals,
@@ -344,6 +373,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: true,
+        edge: false,
     },
     Permission {
         action: Action::ViewReports,
@@ -352,6 +382,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::RevokeSubscription,
@@ -360,6 +391,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::PauseSubscription,
@@ -368,6 +400,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::ReplayDeliveryDeadLetters,
@@ -376,6 +409,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::OperateConnectors,
@@ -384,6 +418,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::WriteSchemas,
@@ -392,6 +427,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::ReadAuditLog,
@@ -400,6 +436,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::VerifyAuditLog,
@@ -408,6 +445,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::ExportAuditLog,
@@ -416,6 +454,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: false,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::PersonReport,
@@ -424,6 +463,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: true,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::PushRecords,
@@ -432,6 +472,7 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::No,
         push_source: true,
         reviewer: false,
+        edge: false,
     },
     Permission {
         action: Action::PullRecords,
@@ -440,6 +481,34 @@ pub const MATRIX: &[Permission] = &[
         agency: AgencyAccess::Own,
         push_source: false,
         reviewer: false,
+        edge: false,
+    },
+    Permission {
+        action: Action::ViewEdges,
+        what: "list edge nodes: version, last contact, buffer, lag, per-connector counts",
+        roles: &[System, Security, Audit],
+        agency: AgencyAccess::No,
+        push_source: false,
+        reviewer: false,
+        edge: false,
+    },
+    Permission {
+        action: Action::ManageEdges,
+        what: "register, re-enrol and revoke edge nodes; push connector definitions to them",
+        roles: &[System],
+        agency: AgencyAccess::No,
+        push_source: false,
+        reviewer: false,
+        edge: false,
+    },
+    Permission {
+        action: Action::LinkExchange,
+        what: "an edge node's link: positions, batches, status, definitions (its own)",
+        roles: &[],
+        agency: AgencyAccess::No,
+        push_source: false,
+        reviewer: false,
+        edge: true,
     },
 ];
 
@@ -459,6 +528,7 @@ pub fn allows(principal: &Principal, action: Action) -> bool {
         Principal::Agency(_) => p.agency == AgencyAccess::Own,
         Principal::PushSource(_) => p.push_source,
         Principal::Reviewer { .. } => p.reviewer,
+        Principal::Edge(_) => p.edge,
         // The hub decides only by its own rules: automatic approval and expiry.
         Principal::Hub => matches!(action, Action::DecideRequest | Action::RevokeSubscription),
     }
@@ -482,6 +552,9 @@ pub fn who_may(action: Action) -> String {
     }
     if p.reviewer {
         who.push("the providing organisation's reviewer".into());
+    }
+    if p.edge {
+        who.push("an enrolled edge node".into());
     }
     match who.len() {
         0 => "nobody".into(),
@@ -579,6 +652,19 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/admin/disposals", Action::ViewDisposals),
     route("GET", "/admin/reports/monthly", Action::ViewReports),
+    route("GET", "/admin/edges", Action::ViewEdges),
+    route("POST", "/admin/edges", Action::ManageEdges),
+    route("GET", "/admin/edges/{id}", Action::ViewEdges),
+    route("POST", "/admin/edges/{id}/revoke", Action::ManageEdges),
+    route(
+        "PUT",
+        "/admin/edges/{id}/connectors/{connector}",
+        Action::ManageEdges,
+    ),
+    route("GET", "/link/v1/positions", Action::LinkExchange),
+    route("POST", "/link/v1/batches", Action::LinkExchange),
+    route("POST", "/link/v1/status", Action::LinkExchange),
+    route("GET", "/link/v1/definitions", Action::LinkExchange),
     route("GET", "/admin/subscriptions", Action::ViewSubscriptions),
     route(
         "GET",
@@ -748,11 +834,11 @@ pub async fn authorize_route(
 pub fn markdown_matrix() -> String {
     let mark = |yes: bool| if yes { "✔" } else { "—" };
     let mut out = String::from(
-        "| action | system 系统管理员 | security 安全管理员 | audit 审计管理员 | agency (own) | push source | provider's reviewer (own entries) |\n|---|---|---|---|---|---|---|\n",
+        "| action | system 系统管理员 | security 安全管理员 | audit 审计管理员 | agency (own) | push source | provider's reviewer (own entries) | edge node (own link) |\n|---|---|---|---|---|---|---|---|\n",
     );
     for p in MATRIX {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
             p.what,
             mark(p.roles.contains(&System)),
             mark(p.roles.contains(&Security)),
@@ -760,6 +846,7 @@ pub fn markdown_matrix() -> String {
             mark(p.agency == AgencyAccess::Own),
             mark(p.push_source),
             mark(p.reviewer),
+            mark(p.edge),
         ));
     }
     out
@@ -825,6 +912,7 @@ mod tests {
                         | Action::ViewUsage
                         | Action::ViewDisposals
                         | Action::ViewReports
+                        | Action::ViewEdges
                 ),
                 "audit may {a:?}"
             );

@@ -93,6 +93,9 @@ pub enum ServerError {
     /// The webhook client could not be built.
     #[error("delivery: {0}")]
     Delivery(String),
+    /// The links (edge nodes) could not be opened.
+    #[error("links: {0}")]
+    Link(String),
 }
 
 /// A running hub: its bus, registry, metrics and connectors.
@@ -126,6 +129,8 @@ pub struct Hub {
     stop_routing: Arc<tokio::sync::watch::Sender<bool>>,
     /// The routers, the delivery manager and the expiry task.
     routing: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// The edge nodes linked to this hub.
+    pub links: Arc<crate::link::Links>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -288,11 +293,32 @@ impl Hub {
             .seed_catalogue(&catalogue_providers(&config.connectors, &summaries)?)
             .await
             .map_err(|e| ServerError::Catalogue(e.to_string()))?;
-        let authenticator = Arc::new(Authenticator::new(
-            &config.admin.operators,
-            connectors.push_tokens,
-            control.clone(),
-        ));
+        let node_certificates = Arc::new(crate::link::NodeCertificates::default());
+        let links = crate::link::Links::open(
+            crate::link::LinkContext {
+                hub: config.hub.id.clone(),
+                bus: bus.clone(),
+                seal: seal.clone(),
+                registry: registry.clone(),
+                topics: topics.clone(),
+                metrics: metrics.clone(),
+                audit: audit.clone(),
+                signing_key: signing_key.clone(),
+                hub_connectors: config.connectors.iter().map(|c| c.name.clone()).collect(),
+            },
+            &config.link_ca_dir(),
+            node_certificates.clone(),
+        )
+        .await
+        .map_err(|e| ServerError::Link(e.to_string()))?;
+        let authenticator = Arc::new(
+            Authenticator::new(
+                &config.admin.operators,
+                connectors.push_tokens,
+                control.clone(),
+            )
+            .with_nodes(node_certificates),
+        );
         // The operators' one-time codes, for the console's sign-in and the API alike.
         let operator_codes = Arc::new(crate::totp::OperatorCodes::new(
             secret.clone(),
@@ -368,7 +394,16 @@ impl Hub {
             decoder,
             stop_routing: Arc::new(stop_routing),
             routing: Arc::new(Mutex::new(routing)),
+            links,
         })
+    }
+
+    /// The link CA's certificate (DER): give it to [`load_tls_trusting`] so enrolled edges' certificates are
+    /// accepted.
+    pub fn link_ca_der(&self) -> Result<Vec<u8>, ServerError> {
+        self.links
+            .ca_der()
+            .map_err(|e| ServerError::Link(e.to_string()))
     }
 
     /// Stops everything but the HTTP server — connectors, routers, delivery, control plane, registry — and closes
@@ -457,6 +492,20 @@ impl Hub {
             limits.max_records_per_push,
         )
         .split_for_parts();
+        let (edges, edges_api) = crate::link::routes::admin_router(self.links.clone())
+            .merge(crate::link::routes::link_router(self.links.clone()))
+            .split_for_parts();
+        let edges = edges.layer(axum::extract::DefaultBodyLimit::max(
+            limits.max_ingest_body_bytes,
+        ));
+        let (enrol, enrol_api) =
+            crate::link::routes::enrol_router(self.links.clone()).split_for_parts();
+        let enrol = enrol
+            .layer(axum::extract::DefaultBodyLimit::max(limits.max_body_bytes))
+            .layer(axum::middleware::from_fn_with_state(
+                limits.request_timeout,
+                crate::access::within_request_timeout,
+            ));
         let mut api = api_description();
         for part in [
             ops_api,
@@ -465,6 +514,8 @@ impl Hub {
             registry_api,
             admin_api,
             pull_api,
+            edges_api,
+            enrol_api,
         ] {
             api.merge(part);
         }
@@ -482,6 +533,8 @@ impl Hub {
             .merge(guarded(docs, Surface::Admin))
             .merge(guarded(pull, Surface::Pull))
             .merge(guarded(registry, Surface::Registry))
+            .merge(guarded(edges, Surface::Admin))
+            .merge(enrol)
             .merge(console)
             .fallback(not_found)
             .layer(axum::Extension(api))
@@ -555,6 +608,15 @@ impl Hub {
 /// Loads the server certificate chain and private key (PEM files) into a rustls configuration (TLS 1.2 and
 /// 1.3, ring as the crypto provider). Errors name the file and what is wrong, never the key's contents.
 pub fn load_tls(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConfig>, ServerError> {
+    load_tls_trusting(tls, &[])
+}
+
+/// Like [`load_tls`], also trusting `extra_client_cas` (DER) for client certificates — the hub's link CA
+/// ([`Hub::link_ca_der`]), which issues the certificates of enrolled edge nodes.
+pub fn load_tls_trusting(
+    tls: &crate::config::TlsConfig,
+    extra_client_cas: &[Vec<u8>],
+) -> Result<Arc<rustls::ServerConfig>, ServerError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let bad = |what: &std::path::Path, why: String| {
@@ -574,33 +636,38 @@ pub fn load_tls(tls: &crate::config::TlsConfig) -> Result<Arc<rustls::ServerConf
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ServerError::Tls(e.to_string()))?;
-    let builder = match &tls.client_ca {
-        None => builder.with_no_client_auth(),
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
-                .map_err(|e| bad(ca, e.to_string()))?
-                .collect::<Result<_, _>>()
-                .map_err(|e| bad(ca, e.to_string()))?;
-            if cas.is_empty() {
-                return Err(bad(ca, "no CA certificate in the file".into()));
-            }
-            for c in cas {
-                roots
-                    .add(c)
-                    .map_err(|e| bad(ca, format!("unusable CA certificate: {e}")))?;
-            }
-            // Presenting a certificate is optional (operators and most agencies use tokens), but one that is
-            // presented must chain to these CAs; agencies bound to a certificate are checked per request.
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .allow_unauthenticated()
-            .build()
-            .map_err(|e| bad(ca, format!("unusable client CA: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = &tls.client_ca {
+        let cas: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca)
+            .map_err(|e| bad(ca, e.to_string()))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| bad(ca, e.to_string()))?;
+        if cas.is_empty() {
+            return Err(bad(ca, "no CA certificate in the file".into()));
         }
+        for c in cas {
+            roots
+                .add(c)
+                .map_err(|e| bad(ca, format!("unusable CA certificate: {e}")))?;
+        }
+    }
+    for der in extra_client_cas {
+        roots
+            .add(CertificateDer::from(der.clone()))
+            .map_err(|e| ServerError::Tls(format!("the link CA is unusable: {e}")))?;
+    }
+    let builder = if roots.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        // Presenting a certificate is optional (operators and most agencies use tokens), but one that is
+        // presented must chain to these CAs; agencies, operators and edge nodes bound to a certificate are
+        // checked per request.
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| ServerError::Tls(format!("unusable client CAs: {e}")))?;
+        builder.with_client_cert_verifier(verifier)
     };
     let mut config = builder.with_single_cert(certs, key).map_err(|e| {
         ServerError::Tls(format!(

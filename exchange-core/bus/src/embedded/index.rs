@@ -129,26 +129,7 @@ impl EmbeddedBus {
         if cut <= first {
             return Ok(None);
         }
-        let mut removed = 0u64;
-        loop {
-            let keys: Vec<_> = self
-                .inner
-                .log
-                .range(log_key(t.id, partition, first)..log_key(t.id, partition, cut))
-                .take(10_000)
-                .map(|item| item.map(|(k, _)| k))
-                .collect::<std::result::Result<_, _>>()
-                .map_err(store_err)?;
-            if keys.is_empty() {
-                break;
-            }
-            let mut batch = self.inner.keyspace.batch();
-            for k in &keys {
-                batch.remove(&self.inner.log, k.as_ref());
-            }
-            batch.commit().map_err(store_err)?;
-            removed += keys.len() as u64;
-        }
+        let removed = self.remove_range(t, partition, first, cut)?;
         let stale: Vec<_> = self
             .inner
             .index
@@ -169,5 +150,38 @@ impl EmbeddedBus {
             records: removed,
             first_kept: cut,
         }))
+    }
+
+    /// Deletes the records of one partition in `[first, cut)`, in batches, and moves its first kept offset to
+    /// `cut`; returns how many were deleted.
+    pub(super) fn remove_range(
+        &self,
+        t: &TopicState,
+        partition: u32,
+        first: u64,
+        cut: u64,
+    ) -> Result<u64> {
+        let mut removed = 0u64;
+        loop {
+            let keys: Vec<_> = self
+                .inner
+                .log
+                .range(log_key(t.id, partition, first)..log_key(t.id, partition, cut))
+                .take(10_000)
+                .map(|item| item.map(|(k, _)| k))
+                .collect::<std::result::Result<_, _>>()
+                .map_err(store_err)?;
+            if keys.is_empty() {
+                break;
+            }
+            let mut batch = self.inner.keyspace.batch();
+            for k in &keys {
+                batch.remove(&self.inner.log, k.as_ref());
+            }
+            batch.commit().map_err(store_err)?;
+            removed += keys.len() as u64;
+        }
+        t.first_kept[partition as usize].fetch_max(cut, Ordering::Release);
+        Ok(removed)
     }
 }

@@ -682,6 +682,29 @@ impl Bus for EmbeddedBus {
         .map_err(|e| Error::Store(format!("retention task failed: {e}")))?
     }
 
+    async fn remove_before(&self, topic: &str, partition: u32, offset: u64) -> Result<u64> {
+        let t = self.topic(topic)?;
+        if partition >= t.spec.partitions {
+            return Err(Error::Store(format!(
+                "{topic} has no partition {partition}"
+            )));
+        }
+        let bus = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let first = t.first_kept[partition as usize].load(Ordering::Acquire);
+            let end = t.next_offsets[partition as usize].load(Ordering::Acquire);
+            let cut = offset.min(end);
+            if cut <= first {
+                return Ok(0);
+            }
+            let removed = bus.remove_range(&t, partition, first, cut)?;
+            bus.persist()?;
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| Error::Store(format!("removal task failed: {e}")))?
+    }
+
     async fn consumer(&self, options: ConsumerOptions) -> Result<Box<dyn Consumer>> {
         let mut topics = Vec::with_capacity(options.topics.len());
         for name in &options.topics {

@@ -365,6 +365,15 @@ impl Bus for EncryptedBus {
         self.inner.offsets_for_time(topic, timestamp_ms).await
     }
 
+    async fn remove_before(
+        &self,
+        topic: &str,
+        partition: u32,
+        offset: u64,
+    ) -> unsilo_bus::Result<u64> {
+        self.inner.remove_before(topic, partition, offset).await
+    }
+
     async fn enforce_retention(&self) -> unsilo_bus::Result<Vec<unsilo_bus::RetentionRemoval>> {
         let removed = self.inner.enforce_retention().await?;
         // Crypto-shredding: a day retention has emptied loses its key, wherever its records may still lie.

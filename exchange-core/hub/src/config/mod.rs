@@ -646,6 +646,14 @@ impl Config {
             .unwrap_or_else(|| self.bus.embedded.data_dir.join("hub.secret"))
     }
 
+    /// Where the link CA's key and certificate live: beside the deployment secret.
+    pub fn link_ca_dir(&self) -> PathBuf {
+        self.secret_file()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
     /// The deployment secret (created if missing), deriving its keys under `[security] crypto`.
     pub fn load_secret(&self) -> Result<crate::secrets::HubSecret, crate::secrets::SecretError> {
         crate::secrets::HubSecret::load_or_create(&self.secret_file())

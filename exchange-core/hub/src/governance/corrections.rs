@@ -180,7 +180,7 @@ impl Governance {
             Principal::Operator { .. } | Principal::Hub => true,
             Principal::Agency(a) => *a == c.agency,
             Principal::Reviewer { agency, .. } => c.provider.as_deref() == Some(agency.as_str()),
-            Principal::PushSource(_) => false,
+            Principal::PushSource(_) | Principal::Edge(_) => false,
         }
     }
 

@@ -99,7 +99,7 @@ impl Governance {
                     "an operator filing a request must name the agency".into(),
                 ))
             }
-            (Principal::PushSource(_) | Principal::Reviewer { .. }, _) => {
+            (Principal::PushSource(_) | Principal::Reviewer { .. } | Principal::Edge(_), _) => {
                 return Err(ApiError::Forbidden(
                     "only an agency's system credential (or a security administrator) files requests".into(),
                 ))

@@ -342,7 +342,7 @@ impl BusSink {
         I: Into<RawInput> + Send + 'static,
     {
         let normalised = self.normalise(batch).await?;
-        self.write(normalised).await
+        self.write(normalised, Vec::new()).await
     }
 
     /// Ingests originals that entered the hub before (dead letters replayed), each stamped with the time it
@@ -352,11 +352,28 @@ impl BusSink {
         batch: Vec<(RawInput, i64)>,
     ) -> Result<BatchReport, SinkError> {
         let normalised = self.normalise_stamped(batch).await?;
-        self.write(normalised).await
+        self.write(normalised, Vec::new()).await
     }
 
-    /// Makes a normalised batch durable in one write.
-    async fn write(&self, normalised: Normalised) -> Result<BatchReport, SinkError> {
+    /// Ingests originals read elsewhere (an edge node's connector), each stamped with when it was read, and
+    /// writes `with` — the link's acknowledged position — in the same write: on the embedded bus the records and
+    /// the position are durable together or not at all, so a batch is never acknowledged without its records
+    /// nor written twice because its acknowledgement was lost.
+    pub async fn submit_linked(
+        &self,
+        batch: Vec<(RawInput, i64)>,
+        with: Vec<(String, Vec<Record>)>,
+    ) -> Result<BatchReport, SinkError> {
+        let normalised = self.normalise_stamped(batch).await?;
+        self.write(normalised, with).await
+    }
+
+    /// Makes a normalised batch — and `with`, written in the same write — durable in one write.
+    async fn write(
+        &self,
+        normalised: Normalised,
+        with: Vec<(String, Vec<Record>)>,
+    ) -> Result<BatchReport, SinkError> {
         let Normalised {
             by_schema,
             raw,
@@ -389,6 +406,7 @@ impl BusSink {
         if !dlq.is_empty() {
             publishes.push((dlq_topic(self.connector()), dlq));
         }
+        publishes.extend(with);
         if !publishes.is_empty() {
             // One write for the batch: on the embedded bus all of it is durable with one fsync, or none.
             if let Err(e) = self.bus.publish_all(publishes).await {

@@ -92,56 +92,20 @@ pub async fn start_connectors(
         })?;
         let sink = Arc::new(sink.with_metrics(Arc::clone(metrics)));
         sinks.insert(c.name.clone(), Arc::clone(&sink));
-        let transport_error = |message: String| StartError::Transport {
-            connector: c.name.clone(),
-            message,
-        };
-        let missing =
-            || transport_error(format!("no [connectors.{}] section", c.transport.as_str()));
-        let source: Box<dyn Source> = match c.transport {
-            TransportKind::HttpPush => {
-                let digest = c
-                    .http_push
-                    .as_ref()
-                    .ok_or_else(missing)?
-                    .digest()
-                    .map_err(transport_error)?;
-                push_tokens.push((c.name.clone(), hex::encode(digest)));
-                push_endpoints.insert(
-                    c.name.clone(),
-                    sink as Arc<dyn unsilo_connectors::sdk::RecordSink>,
-                );
-                info!(connector = %c.name, definition = %c.definition, transport = c.transport.as_str(), "Connector ready.");
-                continue;
-            }
-            TransportKind::HttpPoll => Box::new(
-                c.http_poll
-                    .as_ref()
-                    .ok_or_else(missing)?
-                    .build()
-                    .map_err(|e| transport_error(e.to_string()))?,
-            ),
-            TransportKind::SqlPoll => Box::new(
-                c.sql_poll
-                    .as_ref()
-                    .ok_or_else(missing)?
-                    .build()
-                    .map_err(|e| transport_error(e.to_string()))?,
-            ),
-            TransportKind::FileDrop => Box::new(
-                c.file_drop
-                    .clone()
-                    .ok_or_else(missing)?
-                    .build()
-                    .map_err(|e| transport_error(e.to_string()))?,
-            ),
-            TransportKind::KafkaTopic => Box::new(
-                c.kafka_topic
-                    .as_ref()
-                    .ok_or_else(missing)?
-                    .build()
-                    .map_err(|e| transport_error(e.to_string()))?,
-            ),
+        let Some(source) = build_source(c)? else {
+            let digest = c
+                .http_push
+                .as_ref()
+                .ok_or_else(|| transport_error(c, "no [connectors.http_push] section".into()))?
+                .digest()
+                .map_err(|e| transport_error(c, e))?;
+            push_tokens.push((c.name.clone(), hex::encode(digest)));
+            push_endpoints.insert(
+                c.name.clone(),
+                sink as Arc<dyn unsilo_connectors::sdk::RecordSink>,
+            );
+            info!(connector = %c.name, definition = %c.definition, transport = c.transport.as_str(), "Connector ready.");
+            continue;
         };
         let checkpoints = BusCheckpoints::open(&c.name, Arc::clone(bus), seal.clone())
             .await
@@ -169,6 +133,60 @@ pub async fn start_connectors(
         sources,
         sinks,
     })
+}
+
+fn transport_error(c: &ConnectorConfig, message: String) -> StartError {
+    StartError::Transport {
+        connector: c.name.clone(),
+        message,
+    }
+}
+
+/// The source a connector's transport section describes: `None` for `http_push`, whose records come to the
+/// hub's ingest endpoint rather than from a source it runs. An edge node builds its sources here too.
+pub fn build_source(c: &ConnectorConfig) -> Result<Option<Box<dyn Source>>, StartError> {
+    let missing = || {
+        transport_error(
+            c,
+            format!("no [connectors.{}] section", c.transport.as_str()),
+        )
+    };
+    let built = |r: Result<Box<dyn Source>, String>| r.map(Some).map_err(|e| transport_error(c, e));
+    match c.transport {
+        TransportKind::HttpPush => Ok(None),
+        TransportKind::HttpPoll => built(
+            c.http_poll
+                .as_ref()
+                .ok_or_else(missing)?
+                .build()
+                .map(|s| Box::new(s) as Box<dyn Source>)
+                .map_err(|e| e.to_string()),
+        ),
+        TransportKind::SqlPoll => built(
+            c.sql_poll
+                .as_ref()
+                .ok_or_else(missing)?
+                .build()
+                .map(|s| Box::new(s) as Box<dyn Source>)
+                .map_err(|e| e.to_string()),
+        ),
+        TransportKind::FileDrop => built(
+            c.file_drop
+                .clone()
+                .ok_or_else(missing)?
+                .build()
+                .map(|s| Box::new(s) as Box<dyn Source>)
+                .map_err(|e| e.to_string()),
+        ),
+        TransportKind::KafkaTopic => built(
+            c.kafka_topic
+                .as_ref()
+                .ok_or_else(missing)?
+                .build()
+                .map(|s| Box::new(s) as Box<dyn Source>)
+                .map_err(|e| e.to_string()),
+        ),
+    }
 }
 
 /// Loads a connector definition: `builtin:<name>` or a folder.

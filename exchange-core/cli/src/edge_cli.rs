@@ -1,0 +1,172 @@
+//! `unsilo edge …` (the department's exchange node: run it, enrol it) and `unsilo edges …` (the hub's
+//! operators: register, list, revoke edges, push connector definitions to them).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use crate::admin_cli::{print, Client, HubArgs};
+
+/// `unsilo edge --config edge.toml [enrol --code …]`
+#[derive(Debug, Args)]
+pub(crate) struct EdgeArgs {
+    /// The edge's configuration (see deploy/edge.example.toml).
+    #[arg(long, default_value = "edge.toml")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<EdgeCommand>,
+}
+
+/// What `unsilo edge` does besides running.
+#[derive(Debug, Subcommand)]
+pub(crate) enum EdgeCommand {
+    /// Enrols the edge with its hub using the one-time code the hub's operator gave (`unsilo edges add`).
+    Enrol {
+        /// The one-time enrolment code.
+        #[arg(long)]
+        code: String,
+    },
+}
+
+/// Runs `unsilo edge …`.
+pub(crate) async fn edge(args: EdgeArgs) -> anyhow::Result<()> {
+    let config = unsilo_hub::edge::EdgeConfig::load(&args.config)?;
+    match args.command {
+        Some(EdgeCommand::Enrol { code }) => {
+            let e = unsilo_hub::edge::enrol(&config, &code).await?;
+            println!(
+                "Edge `{}` enrolled with hub `{}`; its key and certificate are in {}.\nStart it with: unsilo edge --config {}",
+                e.edge,
+                e.hub,
+                config.link_dir().display(),
+                args.config.display()
+            );
+            Ok(())
+        }
+        None => {
+            let (trigger, shutdown) = unsilo_connectors::sdk::Shutdown::new();
+            tokio::spawn(async move {
+                unsilo_hub::server::shutdown_signal().await;
+                trigger.trigger();
+            });
+            unsilo_hub::edge::run(config, shutdown).await?;
+            Ok(())
+        }
+    }
+}
+
+/// `unsilo edges …`
+#[derive(Debug, Subcommand)]
+pub(crate) enum EdgesCommand {
+    /// Every edge: state, last contact, version, buffer, lag, per-connector counts.
+    List,
+    /// One edge.
+    Show {
+        /// The edge's id.
+        id: String,
+    },
+    /// Registers an edge (or opens a new enrolment for one) and prints its one-time enrolment code.
+    Add {
+        /// The edge's id: 1–64 of a-z, 0-9 and '-'.
+        id: String,
+        /// The organisation (agency id) it runs for.
+        #[arg(long)]
+        organisation: Option<String>,
+        /// What it is.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Revokes an edge: its certificate is refused from now on.
+    Revoke {
+        /// The edge's id.
+        id: String,
+    },
+    /// Pushes a connector definition to an edge, signed, as its next version.
+    Push {
+        /// The edge's id.
+        edge: String,
+        /// The connector's name (its connector.toml must name the same).
+        connector: String,
+        /// A definition folder, or `builtin:<name>`.
+        definition: String,
+    },
+}
+
+/// The files of a definition folder (`connector.toml`, its contract and mappings) or of a built-in.
+pub(crate) fn definition_files(spec: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    if let Some(name) = spec.strip_prefix("builtin:") {
+        let builtin = unsilo_connectors::builtin::builtin(name)
+            .with_context(|| format!("no built-in connector `{name}`"))?;
+        return Ok(builtin
+            .files
+            .iter()
+            .filter(|(path, _)| !path.starts_with("fixtures/") && !path.ends_with(".md"))
+            .map(|(path, text)| ((*path).to_owned(), (*text).to_owned()))
+            .collect());
+    }
+    let dir = Path::new(spec);
+    let manifest_text = std::fs::read_to_string(dir.join("connector.toml"))
+        .with_context(|| format!("{}/connector.toml", dir.display()))?;
+    let manifest: unsilo_connectors::definition::Manifest = toml::from_str(&manifest_text)
+        .with_context(|| format!("{}/connector.toml", dir.display()))?;
+    let mut files = BTreeMap::new();
+    for relative in std::iter::once(&manifest.contract).chain(&manifest.mappings) {
+        let path = dir.join(relative);
+        files.insert(
+            relative.clone(),
+            std::fs::read_to_string(&path).with_context(|| path.display().to_string())?,
+        );
+    }
+    files.insert("connector.toml".into(), manifest_text);
+    Ok(files)
+}
+
+/// Runs `unsilo edges …`.
+pub(crate) async fn edges(args: &HubArgs, command: EdgesCommand) -> anyhow::Result<()> {
+    let c = Client::new(args)?;
+    let v = match command {
+        EdgesCommand::List => c.call(reqwest::Method::GET, "/admin/edges", None).await?,
+        EdgesCommand::Show { id } => {
+            c.call(reqwest::Method::GET, &format!("/admin/edges/{id}"), None)
+                .await?
+        }
+        EdgesCommand::Add {
+            id,
+            organisation,
+            description,
+        } => {
+            c.call(
+                reqwest::Method::POST,
+                "/admin/edges",
+                Some(json!({"id": id, "organisation": organisation, "description": description})),
+            )
+            .await?
+        }
+        EdgesCommand::Revoke { id } => {
+            c.call(
+                reqwest::Method::POST,
+                &format!("/admin/edges/{id}/revoke"),
+                None,
+            )
+            .await?
+        }
+        EdgesCommand::Push {
+            edge,
+            connector,
+            definition,
+        } => {
+            let files = definition_files(&definition)?;
+            c.call(
+                reqwest::Method::PUT,
+                &format!("/admin/edges/{edge}/connectors/{connector}"),
+                Some(json!({ "files": files })),
+            )
+            .await?
+        }
+    };
+    print(&v);
+    Ok(())
+}
