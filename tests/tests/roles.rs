@@ -13,8 +13,9 @@ use unsilo_tests::api::{
 };
 use unsilo_tests::{embedded_config, RunningHub};
 
-/// Routes that answer anyone by design.
-const OPEN: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+/// Routes that answer anyone by design — and an edge's enrolment, whose one-time code (in its body) is the
+/// credential, as a sign-in's is.
+const OPEN: [&str; 4] = ["/healthz", "/readyz", "/metrics", "/link/v1/enrol"];
 
 /// A concrete path for a templated one: ids nobody has (so an allowed call finds nothing and changes nothing),
 /// but subjects each caller may read, and the push source's own connector.

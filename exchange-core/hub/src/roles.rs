@@ -582,7 +582,7 @@ const fn route(method: &'static str, path: &'static str, action: Action) -> Rout
 }
 
 /// Every route of the authenticated API surfaces (the OpenAPI document's, less `/healthz`, `/readyz` and
-/// `/metrics`, which answer anyone) and its action.
+/// `/metrics`, which answer anyone, and `/link/v1/enrol`, whose one-time code is its credential) and its action.
 pub const ROUTES: &[Route] = &[
     route("GET", "/openapi.json", Action::ViewSelf),
     route("GET", "/admin/whoami", Action::ViewSelf),
