@@ -100,6 +100,14 @@ impl Api {
         }
     }
 
+    /// A client of the hub at `base` through `http` (one that trusts the hub's TLS certificate, say).
+    pub fn with_client(base: &str, http: reqwest::Client) -> Self {
+        Self {
+            base: base.to_owned(),
+            http,
+        }
+    }
+
     /// Calls `method path` with `token`; returns the status and the JSON body (or the text as a JSON string).
     pub async fn call(
         &self,

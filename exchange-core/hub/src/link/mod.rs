@@ -871,10 +871,12 @@ impl Links {
             let parsed = match (r.parsed, r.parse_error) {
                 (Some(value), None) => Ok(value),
                 (None, Some(why)) => Err(why),
-                _ => return Err(LinkError::Invalid(format!(
+                _ => {
+                    return Err(LinkError::Invalid(format!(
                     "record at offset {}: exactly one of `parsed` and `parse_error` is required",
                     r.offset
-                ))),
+                )))
+                }
             };
             let origin = format!("edge {edge}: {}", r.origin);
             inputs.push((
