@@ -293,7 +293,13 @@ async fn count(url: &str, sql: &str) -> i64 {
     n
 }
 
-fn edge_config(dir: &Path, id: &str, proxy_port: u16, connector: &str, body: &str) -> PathBuf {
+fn edge_config(
+    dir: &Path,
+    (id, edge_extra): (&str, &str),
+    proxy_port: u16,
+    connector: &str,
+    body: &str,
+) -> PathBuf {
     let path = dir.join(format!("{id}.toml"));
     std::fs::write(
         &path,
@@ -301,6 +307,7 @@ fn edge_config(dir: &Path, id: &str, proxy_port: u16, connector: &str, body: &st
             r#"[edge]
 id = "{id}"
 data_dir = "{id}-data"
+{edge_extra}
 [link]
 hub = "https://127.0.0.1:{proxy_port}"
 hub_ca = "ca.pem"
@@ -474,7 +481,7 @@ async fn edges_forward_through_a_cut_link_losing_and_repeating_nothing_and_deliv
     std::fs::create_dir_all(&drop_dir).expect("drop dir");
     edge_config(
         d,
-        "civil-edge",
+        ("civil-edge", ""),
         proxy.port,
         "civil-dibao",
         &format!(
@@ -494,9 +501,18 @@ table = "jh_household"
 "#
         ),
     );
+    let push_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let edge_push_token = "police-grid-push-token-at-the-edge-7c1d";
     edge_config(
         d,
-        "police-edge",
+        (
+            "police-edge",
+            &format!("listen = \"127.0.0.1:{push_port}\""),
+        ),
         proxy.port,
         "police-rosters",
         &format!(
@@ -505,8 +521,14 @@ table = "jh_household"
 dir = "{}"
 encoding = "gbk"
 poll_interval = "200ms"
+[[connectors]]
+name = "police-grid"
+transport = "http_push"
+[connectors.http_push]
+token_sha256 = "{}"
 "#,
-            drop_dir.display()
+            drop_dir.display(),
+            token_digest(edge_push_token)
         ),
     );
     unsilo(
@@ -567,6 +589,15 @@ poll_interval = "200ms"
             &["edges"][..],
             &hub_arg,
             &["push", "police-edge", "police-rosters", "builtin:dept-file"],
+        ]
+        .concat(),
+    );
+    unsilo(
+        d,
+        &[
+            &["edges"][..],
+            &hub_arg,
+            &["push", "police-edge", "police-grid", "builtin:grid"],
         ]
         .concat(),
     );
@@ -738,6 +769,50 @@ poll_interval = "200ms"
     .await;
     police_edge.assert_running();
     assert_eq!(police_view["state"], "enrolled", "{police_view}");
+
+    // --- A department system pushes to its edge, inside its own network, with its token.
+    let edge_push = format!("http://127.0.0.1:{push_port}/ingest/police-grid");
+    let plain = reqwest::Client::new();
+    let (_, _, event) = grid_messages((suffix % 10_000_000) * 10 + 9);
+    let r = plain
+        .post(&edge_push)
+        .bearer_auth("wrong-token")
+        .json(&json!([event]))
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(
+        r.status().as_u16(),
+        401,
+        "a wrong token is refused at the edge"
+    );
+    let r = plain
+        .post(&edge_push)
+        .bearer_auth(edge_push_token)
+        .json(&json!([event]))
+        .send()
+        .await
+        .expect("push");
+    assert_eq!(
+        r.status().as_u16(),
+        202,
+        "{}\n{}",
+        r.text().await.unwrap_or_default(),
+        police_edge.log()
+    );
+    eventually(
+        "the pushed event reaches the hub",
+        Duration::from_secs(30),
+        || {
+            let api = &api;
+            async move {
+                let (_, v) = api.get(SYSTEM_TOKEN, "/admin/edges/police-edge").await;
+                let next = v["acknowledged"]["police-grid"]["next_offset"].as_u64();
+                (next == Some(1)).then_some(())
+            }
+        },
+    )
+    .await;
 
     // --- Local delivery: the households the grid platform pushes reach the department's own table.
     let mut pushed = Vec::new();

@@ -378,6 +378,7 @@ impl Hub {
             secure_cookies: config.http.tls.is_some(),
             sessions: crate::console::session::Sessions::new((&config.admin.sign_in).into()),
             sign_in: crate::console::SignInGate::new(&config.admin, operator_codes),
+            links: links.clone(),
         });
         Ok(Self {
             bus,

@@ -18,6 +18,7 @@
 //! - `workflow`: the resource catalogue (browse, search, an entry with its items and versions, `.xlsx`) and a
 //!   request's deadline extension; a provider's reviewer signs in here too and decides on the requests page.
 //! - `monthly`: the supervisor's monthly report (Art. 38), tables and charts, `.xlsx`, printable.
+//! - `edges`: the edge nodes linked to the hub, their buffers, lag and per-connector counts.
 //! - `disposal`: ending a grant whose purpose is fulfilled, the agency's confirmation of destruction, the list of
 //!   disposals (Art. 27).
 //! - `corrections`: 校核纠错 — an agency files a correction on a record received, the provider answers it.
@@ -35,6 +36,7 @@ mod agencies;
 mod audit;
 mod corrections;
 mod disposal;
+mod edges;
 mod monthly;
 mod overview;
 mod page;
@@ -103,6 +105,8 @@ pub struct Console {
     pub sessions: Sessions,
     /// The administrators' second factor, and the names locked after failed sign-ins.
     pub sign_in: SignInGate,
+    /// The edge nodes linked to the hub.
+    pub links: Arc<crate::link::Links>,
 }
 
 /// What a sign-in is checked against besides the token: the administrators' second factor and the lockout.
@@ -208,6 +212,7 @@ pub fn router(console: Arc<Console>, api: Arc<utoipa::openapi::OpenApi>) -> Rout
         )
         .route("/console/requests", get(subscriptions::queue))
         .route("/console/disposals", get(disposal::list))
+        .route("/console/edges", get(edges::list))
         .route("/console/reports/monthly", get(monthly::show))
         .route("/console/reports/monthly.xlsx", get(monthly::export))
         .route(

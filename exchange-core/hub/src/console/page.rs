@@ -89,6 +89,7 @@ pub(super) fn page(viewer: &Viewer, title: &str, body: Markup) -> Markup {
                             a href="/console/catalogue" { (l.t("目录", "Catalogue")) }
                             a href="/console/corrections" { (l.t("纠错", "Corrections")) }
                             a href="/console/disposals" { (l.t("销毁", "Disposals")) }
+                            @if link(Action::ViewEdges) { a href="/console/edges" { (l.t("前置节点", "Edges")) } }
                             a href="/console/schemas" { (l.t("数据模式", "Schemas")) }
                             a href="/console/api" { (l.t("接口", "API")) }
                         } @else if reviewer {

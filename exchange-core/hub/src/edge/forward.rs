@@ -61,6 +61,7 @@ pub struct EdgeNode {
     stop: ShutdownTrigger,
     sources_shutdown: Shutdown,
     deliveries: BTreeMap<String, Arc<ConnectorCounts>>,
+    push: Arc<super::push::PushEndpoints>,
 }
 
 impl std::fmt::Debug for EdgeNode {
@@ -118,7 +119,13 @@ impl EdgeNode {
             stop,
             sources_shutdown,
             deliveries,
+            push: Arc::default(),
         })
+    }
+
+    /// The connectors that take pushes at the edge's endpoint.
+    pub fn push_endpoints(&self) -> Arc<super::push::PushEndpoints> {
+        self.push.clone()
     }
 
     /// The counts of a local delivery.
@@ -148,7 +155,22 @@ impl EdgeNode {
             }
             let source = match crate::ingest::start::build_source(&c.as_connector()) {
                 Ok(Some(s)) => s,
-                Ok(None) => continue,
+                Ok(None) => {
+                    // A push connector: its endpoint opens once its definition is held.
+                    let digest = c
+                        .http_push
+                        .as_ref()
+                        .map(crate::config::HttpPushConfig::digest);
+                    if let (Some(Ok(digest)), false) = (digest, self.push.is_open(&c.name)) {
+                        self.push.open(
+                            &c.name,
+                            digest,
+                            Arc::new(BufferSink::new(&c.name, self.buffer.clone())),
+                        );
+                        info!(connector = %c.name, "Edge push connector open.");
+                    }
+                    continue;
+                }
                 Err(e) => {
                     if let Some(counts) = self.buffer.counts(&c.name) {
                         counts.error(e.to_string());

@@ -2,7 +2,8 @@
 //!
 //! One process inside the department's network, with its own embedded bus. It
 //!
-//! - runs the department's source connectors (SQL poll, watched folder, HTTP poll, Kafka topic) — the
+//! - runs the department's source connectors (SQL poll, watched folder, HTTP poll, Kafka topic, and pushes to
+//!   its own endpoint, [`push`]) — the
 //!   transports are configured here, in `edge.toml`; the connector *definitions* are the hub's, pushed signed
 //!   ([`crate::link`]), and a connector runs only once the hub's definition for it has arrived and verified;
 //! - keeps what they read in its buffer ([`buffer`]) until the hub acknowledges it, and forwards it over an
@@ -19,6 +20,7 @@ pub mod buffer;
 pub mod client;
 pub mod deliver;
 pub mod forward;
+pub mod push;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,6 +97,14 @@ pub struct EdgeSection {
     /// Where the buffer, the checkpoints and the enrolment live (default `./edge-data`).
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
+    /// Where the edge takes pushes from the department's systems (`POST /ingest/{connector}`), if any of its
+    /// connectors is `http_push`; default none.
+    #[serde(default)]
+    pub listen: Option<std::net::SocketAddr>,
+    /// TLS for `listen` (certificate and key PEM files); without it the endpoint speaks plain HTTP inside the
+    /// department's network.
+    #[serde(default)]
+    pub tls: Option<crate::config::TlsConfig>,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -190,8 +200,11 @@ pub struct EdgeSecurity {
 pub struct EdgeConnector {
     /// The connector's name: the hub pushes its definition under this name.
     pub name: String,
-    /// `sql_poll`, `file_drop`, `http_poll` or `kafka_topic`.
+    /// `sql_poll`, `file_drop`, `http_poll`, `kafka_topic`, or `http_push` (to the edge's `listen`).
     pub transport: crate::config::TransportKind,
+    /// Settings of `http_push`: the SHA-256 of the token the department's system pushes with.
+    #[serde(default)]
+    pub http_push: Option<crate::config::HttpPushConfig>,
     /// Settings of `http_poll`.
     #[serde(default)]
     pub http_poll: Option<unsilo_connectors::transport::http_poll::HttpPollConfig>,
@@ -213,7 +226,7 @@ impl EdgeConnector {
             name: self.name.clone(),
             definition: "hub".into(),
             transport: self.transport,
-            http_push: None,
+            http_push: self.http_push.clone(),
             http_poll: self.http_poll.clone(),
             sql_poll: self.sql_poll.clone(),
             file_drop: self.file_drop.clone(),
@@ -269,10 +282,22 @@ impl EdgeConfig {
                 )));
             }
             if c.transport == crate::config::TransportKind::HttpPush {
-                return Err(EdgeError::Config(format!(
-                    "connector `{}`: an edge runs sql_poll, file_drop, http_poll and kafka_topic sources",
-                    c.name
-                )));
+                c.http_push
+                    .as_ref()
+                    .ok_or_else(|| {
+                        EdgeError::Config(format!(
+                            "connector `{}`: no [connectors.http_push] section",
+                            c.name
+                        ))
+                    })?
+                    .digest()
+                    .map_err(|e| EdgeError::Config(format!("connector `{}`: {e}", c.name)))?;
+                if self.edge.listen.is_none() {
+                    return Err(EdgeError::Config(format!(
+                        "connector `{}` takes pushes, but [edge] listen is not set",
+                        c.name
+                    )));
+                }
             }
             crate::ingest::start::build_source(&c.as_connector())
                 .map_err(|e| EdgeError::Config(e.to_string()))?;
@@ -462,6 +487,7 @@ pub async fn run(config: EdgeConfig, shutdown: Shutdown) -> Result<(), EdgeError
         seal,
         buffer_id,
     )?);
+    let node_push = node.push_endpoints();
     let mut tasks = vec![
         tokio::spawn(node.clone().forward(shutdown.clone())),
         tokio::spawn(node.clone().report(shutdown.clone())),
@@ -473,6 +499,32 @@ pub async fn run(config: EdgeConfig, shutdown: Shutdown) -> Result<(), EdgeError
             node.delivery_counts(&d.subscription),
             shutdown.clone(),
         )));
+    }
+    if let Some(addr) = config.edge.listen {
+        let tls = config
+            .edge
+            .tls
+            .as_ref()
+            .map(crate::server::load_tls)
+            .transpose()
+            .map_err(|e| EdgeError::Config(format!("[edge.tls]: {e}")))?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| EdgeError::Config(format!("[edge] listen {addr}: {e}")))?;
+        info!(%addr, tls = tls.is_some(), "The edge takes pushes from the department's systems.");
+        let options = crate::listener::ListenerOptions {
+            tls,
+            ..crate::listener::ListenerOptions::default()
+        };
+        let mut until = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let stopped = async move { until.wait().await };
+            if let Err(e) =
+                crate::listener::serve(listener, push::router(node_push), options, stopped).await
+            {
+                tracing::error!(error = %e, "The edge's push endpoint stopped.");
+            }
+        }));
     }
     let mut stopped = shutdown.clone();
     stopped.wait().await;
