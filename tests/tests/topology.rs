@@ -286,6 +286,34 @@ async fn pull_all(api: &Api, token: &str, subscription: &str) -> Vec<Value> {
     }
 }
 
+/// Pulls `subscription` into `received` until its records name `rows` distinct source rows (`record_key`), or
+/// fails after 90 s with the edge's log.
+async fn pull_every_row(
+    api: &Api,
+    token: &str,
+    subscription: &str,
+    rows: i64,
+    received: &mut Vec<Value>,
+    edge: &mut Proc,
+) {
+    let key = |r: &Value| r["record"]["record_key"].as_str().expect("key").to_owned();
+    let mut keys: BTreeSet<String> = received.iter().map(key).collect();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while (keys.len() as i64) < rows {
+        edge.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "{} of {rows} rows at the hub\n{}",
+            keys.len(),
+            edge.log()
+        );
+        let batch = pull_all(api, token, subscription).await;
+        keys.extend(batch.iter().map(key));
+        received.extend(batch);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn count(url: &str, sql: &str) -> i64 {
     let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
     let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut c).await.expect(sql);
@@ -634,23 +662,15 @@ token_sha256 = "{}"
     // --- Every row of the department's table reaches the health commission through the hub.
     let rows = count(&dept_url, "SELECT count(*) FROM mz_dbdx").await;
     let mut received = Vec::new();
-    let mut keys = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while (keys.len() as i64) < rows {
-        civil_edge.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "{} of {rows} rows at the hub\n{}",
-            keys.len(),
-            civil_edge.log()
-        );
-        let batch = pull_all(&api, &health_token, &roster_sub).await;
-        for r in &batch {
-            keys.insert(r["record"]["record_key"].as_str().expect("key").to_owned());
-        }
-        received.extend(batch);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    pull_every_row(
+        &api,
+        &health_token,
+        &roster_sub,
+        rows,
+        &mut received,
+        &mut civil_edge,
+    )
+    .await;
 
     // --- The link is cut; the department's table keeps changing; the edge keeps reading into its buffer.
     proxy.cut();
@@ -684,25 +704,15 @@ token_sha256 = "{}"
     // --- Restored: every row arrives, and no record id arrives twice.
     let rows = count(&dept_url, "SELECT count(*) FROM mz_dbdx").await;
     received.extend(during);
-    let mut keys: BTreeSet<String> = received
-        .iter()
-        .map(|r| r["record"]["record_key"].as_str().expect("key").to_owned())
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while (keys.len() as i64) < rows {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {rows} rows at the hub after the link came back\n{}",
-            keys.len(),
-            civil_edge.log()
-        );
-        let batch = pull_all(&api, &health_token, &roster_sub).await;
-        for r in &batch {
-            keys.insert(r["record"]["record_key"].as_str().expect("key").to_owned());
-        }
-        received.extend(batch);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    pull_every_row(
+        &api,
+        &health_token,
+        &roster_sub,
+        rows,
+        &mut received,
+        &mut civil_edge,
+    )
+    .await;
     let mut ids = HashSet::new();
     for r in &received {
         let id = r["record_id"].as_str().expect("record id");

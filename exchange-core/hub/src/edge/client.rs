@@ -167,15 +167,20 @@ impl LinkClient {
         Self::answer(response).await
     }
 
-    /// The positions the hub acknowledged.
-    pub async fn positions(&self) -> Result<Positions, CallError> {
+    /// `GET path` as the edge.
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
         let response = self
             .http
-            .get(format!("{}/link/v1/positions", self.base))
+            .get(format!("{}{path}", self.base))
             .send()
             .await
             .map_err(Self::unreachable)?;
         Self::answer(response).await
+    }
+
+    /// The positions the hub acknowledged.
+    pub async fn positions(&self) -> Result<Positions, CallError> {
+        self.get("/link/v1/positions").await
     }
 
     /// Sends a batch (compressed when configured, paced to the cap) and returns the hub's acknowledgement and
@@ -219,12 +224,6 @@ impl LinkClient {
 
     /// The signed definitions the hub holds for the edge.
     pub async fn definitions(&self) -> Result<Definitions, CallError> {
-        let response = self
-            .http
-            .get(format!("{}/link/v1/definitions", self.base))
-            .send()
-            .await
-            .map_err(Self::unreachable)?;
-        Self::answer(response).await
+        self.get("/link/v1/definitions").await
     }
 }
