@@ -868,10 +868,143 @@ token_sha256 = "{}"
     .await;
     assert_eq!(cert, 0, "ID numbers arrive pseudonymised, as granted");
 
+    // --- The link protocol, spoken directly as a third edge: a batch sent twice is written once, a gap is
+    // refused naming the expected offset, a revoked edge's certificate is refused.
+    let (s, probe) = api
+        .post(SYSTEM_TOKEN, "/admin/edges", json!({"id": "probe-edge"}))
+        .await;
+    assert_eq!(s, 201, "{probe}");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .expect("params")
+        .serialize_request(&key)
+        .expect("csr")
+        .pem()
+        .expect("pem");
+    let (s, enrolled) = api
+        .post(
+            "",
+            "/link/v1/enrol",
+            json!({"edge": "probe-edge", "code": probe["enrolment_code"], "csr_pem": csr}),
+        )
+        .await;
+    assert_eq!(s, 200, "{enrolled}");
+    assert!(enrolled["hub_public_key"]
+        .as_str()
+        .is_some_and(|k| !k.is_empty()));
+    let identity = format!(
+        "{}\n{}",
+        enrolled["certificate_pem"].as_str().expect("certificate"),
+        key.serialize_pem()
+    );
+    let as_probe = reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(d.join("ca.pem")).expect("ca"))
+                .expect("pem"),
+        )
+        .identity(reqwest::Identity::from_pem(identity.as_bytes()).expect("identity"))
+        .build()
+        .expect("client");
+    unsilo(
+        d,
+        &[
+            &["edges"][..],
+            &hub_arg,
+            &["push", "probe-edge", "probe-grid", "builtin:grid"],
+        ]
+        .concat(),
+    );
+    let (_, _, event) = grid_messages((suffix % 10_000_000) * 10 + 8);
+    let record = |offset: u64| {
+        json!({
+            "offset": offset,
+            "original_base64": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, event.to_string()),
+            "parsed": event,
+            "origin": "probe",
+            "read_at_ms": 0
+        })
+    };
+    let send = |records: Vec<Value>| {
+        let as_probe = as_probe.clone();
+        let url = format!("{base}/link/v1/batches");
+        async move {
+            let body = serde_json::to_vec(
+                &json!({"connector": "probe-grid", "buffer": "b1", "records": records}),
+            )
+            .expect("json");
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            std::io::Write::write_all(&mut gz, &body).expect("gzip");
+            let r = as_probe
+                .post(url)
+                .header("content-type", "application/json")
+                .header("content-encoding", "gzip")
+                .body(gz.finish().expect("gzip"))
+                .send()
+                .await
+                .expect("batch");
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (s, first) = send(vec![record(0), record(1)]).await;
+    assert_eq!(
+        (s, &first["written"], &first["next_offset"]),
+        (200, &json!(2), &json!(2)),
+        "{first}"
+    );
+    let (s, again) = send(vec![record(0), record(1)]).await;
+    assert_eq!(
+        (s, &again["written"], &again["next_offset"]),
+        (200, &json!(0), &json!(2)),
+        "sent twice, written once: {again}"
+    );
+    let (s, gap) = send(vec![record(5)]).await;
+    assert_eq!(s, 409, "{gap}");
+    assert!(
+        gap["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("send from 2")),
+        "{gap}"
+    );
+    let r = as_probe
+        .post(format!("{base}/link/v1/batches"))
+        .header("content-encoding", "gzip")
+        .body("not gzip")
+        .send()
+        .await
+        .expect("batch");
+    assert_eq!(
+        r.status().as_u16(),
+        422,
+        "a body that does not decompress is refused"
+    );
+    let (s, _) = api.get(OPERATOR_TOKEN, "/link/v1/positions").await;
+    assert_eq!(s, 403, "an operator is not an edge");
+    let anonymous = http
+        .get(format!("{base}/link/v1/positions"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let (s, _) = api
+        .post(SYSTEM_TOKEN, "/admin/edges/probe-edge/revoke", json!({}))
+        .await;
+    assert_eq!(s, 200);
+    let revoked = as_probe
+        .get(format!("{base}/link/v1/positions"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        revoked.status().as_u16(),
+        401,
+        "a revoked edge's certificate is refused"
+    );
+
     // --- The console lists both edges for the operators.
     let (s, list) = api.get(AUDITOR_TOKEN, "/admin/edges").await;
     assert_eq!(s, 200, "{list}");
-    assert_eq!(list["edges"].as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(list["edges"].as_array().map(Vec::len), Some(3), "{list}");
     let (s, _) = api.get(&civil_token, "/admin/edges").await;
     assert_eq!(s, 403, "agencies do not see the edges");
 

@@ -523,3 +523,81 @@ fn verify(enrolment: &Enrolment, d: &SignedDefinition) -> Result<(), String> {
         .map(|_| ())
         .map_err(|e| format!("it is not a usable definition: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::signing::SigningKey;
+    use unsilo_schemas::crypto::Suite;
+
+    fn signed(key: &SigningKey, edge: &str) -> SignedDefinition {
+        let builtin = unsilo_connectors::builtin::builtin("grid").expect("grid");
+        let mut d = SignedDefinition {
+            edge: edge.into(),
+            connector: "grid".into(),
+            version: 3,
+            files: builtin
+                .files
+                .iter()
+                .filter(|(p, _)| !p.starts_with("fixtures/") && !p.ends_with(".md"))
+                .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
+                .collect(),
+            signature: String::new(),
+            hub: "county-hub".into(),
+            pushed_at_ms: 0,
+        };
+        d.signature = key.sign_hex(&d.message());
+        d
+    }
+
+    fn enrolment(key: &SigningKey) -> Enrolment {
+        Enrolment {
+            edge: "civil-edge".into(),
+            hub: "county-hub".into(),
+            certificate_pem: String::new(),
+            hub_public_key: key.public_hex(),
+            key_algorithm: key.algorithm().into(),
+            enrolled_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_definition_verifies_only_as_the_pinned_hub_signed_it_for_this_edge() {
+        for suite in [Suite::Gm, Suite::International] {
+            let hub = SigningKey::generate(suite);
+            let pinned = enrolment(&hub);
+            let good = signed(&hub, "civil-edge");
+            assert_eq!(verify(&pinned, &good), Ok(()));
+
+            let mut changed_mapping = good.clone();
+            let file = changed_mapping
+                .files
+                .keys()
+                .find(|p| p.starts_with("mappings/"))
+                .cloned()
+                .expect("a mapping");
+            changed_mapping
+                .files
+                .get_mut(&file)
+                .expect("file")
+                .push_str("\n# changed on the way\n");
+            assert!(verify(&pinned, &changed_mapping)
+                .expect_err("changed")
+                .contains("signature"));
+
+            let mut newer = good.clone();
+            newer.version += 1;
+            assert!(verify(&pinned, &newer).is_err(), "the version is signed");
+
+            let rogue = SigningKey::generate(suite);
+            assert!(verify(&pinned, &signed(&rogue, "civil-edge"))
+                .expect_err("rogue")
+                .contains("pinned"));
+
+            let for_another = signed(&hub, "police-edge");
+            assert!(verify(&pinned, &for_another)
+                .expect_err("another edge")
+                .contains("police-edge"));
+        }
+    }
+}
