@@ -764,6 +764,22 @@ token_sha256 = "{}"
         ingested, read,
         "the hub normalised each original the edge read once"
     );
+    assert!(
+        metrics.contains("unsilo_edge_buffer_alarm{edge=\"civil-edge\"} 0"),
+        "operators can alert on the edges' buffers"
+    );
+    let public = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        !public.contains("civil-edge"),
+        "an anonymous caller does not learn the edges"
+    );
     let police_view = eventually(
         "the police edge forwards its rosters",
         Duration::from_secs(60),

@@ -18,9 +18,12 @@
 //!   Art. 21–22), `deadline` = `answer` or `delivery`;
 //! - `unsilo_disposals_overdue`: ended grants whose agency has not confirmed destruction by its due time (Art. 27);
 //! - `unsilo_disposal_sql_rows_removed_total`: rows past `retain_until` the hub removed from agencies' SQL tables;
+//! - `unsilo_edge_buffer_bytes{edge}`, `unsilo_edge_buffer_alarm{edge}`, `unsilo_edge_lag_records{edge}`,
+//!   `unsilo_edge_last_report_timestamp_seconds{edge}`: each edge node's buffer and lag as it last reported
+//!   ([`crate::link`]);
 //! - `unsilo_build_info{version,bus}`.
 //!
-//! An anonymous caller gets every series but those whose labels name a subscription, an agency or a topic
+//! An anonymous caller gets every series but those whose labels name a subscription, an agency, a topic or an edge
 //! ([`Metrics::encode_public`]); an operator's credentials get them all.
 
 use std::sync::Arc;
@@ -40,7 +43,7 @@ use prometheus_client::registry::Registry as MetricsRegistry;
 use unsilo_bus::{Bus, Consumer, ConsumerOptions, Position, Record, StoreStats, TopicSpec};
 
 /// Labels whose values name agencies, subscriptions or topics: series carrying them are for operators only.
-const PRIVATE_LABELS: [&str; 3] = ["subscription=\"", "agency=\"", "topic=\""];
+const PRIVATE_LABELS: [&str; 4] = ["subscription=\"", "agency=\"", "topic=\"", "edge=\""];
 
 /// Content type of the `/metrics` answer.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -60,6 +63,11 @@ struct RouteLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeadlineLabels {
     deadline: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EdgeLabels {
+    edge: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -138,6 +146,10 @@ pub struct Metrics {
     disposals_overdue: Gauge,
     disposal_rows_removed: Counter,
     refused_records: Family<TopicLabels, Gauge>,
+    edge_buffer_bytes: Family<EdgeLabels, Gauge>,
+    edge_buffer_alarm: Family<EdgeLabels, Gauge>,
+    edge_lag_records: Family<EdgeLabels, Gauge>,
+    edge_last_report: Family<EdgeLabels, Gauge>,
     /// The same counts, live and per minute, for the console and the demo (see [`crate::flows`]).
     pub flows: crate::flows::Flows,
 }
@@ -297,6 +309,30 @@ impl Metrics {
             "Requests past their answer deadline (1 or 10 working days, 政务数据共享条例 Art. 21) or their delivery deadline (20 working days after approval, Art. 22), by deadline",
             requests_overdue.clone(),
         );
+        let edge_buffer_bytes = Family::<EdgeLabels, Gauge>::default();
+        registry.register(
+            "unsilo_edge_buffer_bytes",
+            "Bytes waiting in each edge node's buffer for the hub, as the edge last reported",
+            edge_buffer_bytes.clone(),
+        );
+        let edge_buffer_alarm = Family::<EdgeLabels, Gauge>::default();
+        registry.register(
+            "unsilo_edge_buffer_alarm",
+            "1 while an edge node's buffer is past its alarm level (at its limit the edge stops taking input)",
+            edge_buffer_alarm.clone(),
+        );
+        let edge_lag_records = Family::<EdgeLabels, Gauge>::default();
+        registry.register(
+            "unsilo_edge_lag_records",
+            "Records waiting at each edge node for the hub's acknowledgement, as the edge last reported",
+            edge_lag_records.clone(),
+        );
+        let edge_last_report = Family::<EdgeLabels, Gauge>::default();
+        registry.register(
+            "unsilo_edge_last_report_timestamp_seconds",
+            "When each edge node last reported (Unix seconds): alert when it falls behind",
+            edge_last_report.clone(),
+        );
         let disposals_overdue = Gauge::default();
         registry.register(
             "unsilo_disposals_overdue",
@@ -342,6 +378,10 @@ impl Metrics {
             disposals_overdue,
             disposal_rows_removed,
             refused_records,
+            edge_buffer_bytes,
+            edge_buffer_alarm,
+            edge_lag_records,
+            edge_last_report,
             flows: crate::flows::Flows::default(),
         }
     }
@@ -479,6 +519,31 @@ impl Metrics {
                 topic: topic.to_owned(),
             })
             .set(i64::try_from(records).unwrap_or(i64::MAX));
+    }
+
+    /// Records an edge node's last report: buffer bytes, alarm, lag, and when (milliseconds since the epoch).
+    pub fn set_edge_report(
+        &self,
+        edge: &str,
+        buffer_bytes: u64,
+        alarm: bool,
+        lag: u64,
+        at_ms: i64,
+    ) {
+        let labels = EdgeLabels {
+            edge: edge.to_owned(),
+        };
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.edge_buffer_bytes
+            .get_or_create(&labels)
+            .set(clamp(buffer_bytes));
+        self.edge_buffer_alarm
+            .get_or_create(&labels)
+            .set(i64::from(alarm));
+        self.edge_lag_records.get_or_create(&labels).set(clamp(lag));
+        self.edge_last_report
+            .get_or_create(&labels)
+            .set(at_ms / 1000);
     }
 
     /// Records how many requests are past their answer and their delivery deadline.

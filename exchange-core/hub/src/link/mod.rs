@@ -460,6 +460,15 @@ impl Links {
             }
         }
         certificates.refresh(&state.edges);
+        for (edge, (at_ms, r)) in &state.status {
+            ctx.metrics.set_edge_report(
+                edge,
+                r.buffer_bytes,
+                r.buffer_alarm,
+                r.lag_records,
+                *at_ms,
+            );
+        }
         info!(
             edges = state.edges.len(),
             definitions = state.definitions.len(),
@@ -765,9 +774,17 @@ impl Links {
 
     /// Stores an edge's status report and answers with the definitions it should run.
     pub async fn report(&self, edge: &str, report: EdgeReport) -> Result<StatusAnswer, LinkError> {
+        let at_ms = unsilo_bus::now_ms();
+        self.ctx.metrics.set_edge_report(
+            edge,
+            report.buffer_bytes,
+            report.buffer_alarm,
+            report.lag_records,
+            at_ms,
+        );
         self.store(Stored::Status {
             edge: edge.to_owned(),
-            at_ms: unsilo_bus::now_ms(),
+            at_ms,
             report,
         })
         .await?;
