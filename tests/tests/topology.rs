@@ -465,6 +465,33 @@ async fn edges_forward_through_a_cut_link_losing_and_repeating_nothing_and_deliv
         .agency("health", "汉阴县卫生健康局", "116109210160500883", "S3")
         .await;
     std::fs::write(d.join("civil.token"), &civil_token).expect("token file");
+    let police_token = api
+        .agency(
+            "public-security",
+            "汉阴县公安局",
+            "11610921016050046Q",
+            "S3",
+        )
+        .await;
+    std::fs::write(d.join("police.token"), &police_token).expect("token file");
+    let (folder_sub, _) = api
+        .subscribe_approved(
+            &police_token,
+            "public-security",
+            json!({
+                "name": "households-inbox",
+                "schema": "household",
+                "fields": [
+                    { "field": "care_level",   "treatment": "clear" },
+                    { "field": "village_code", "treatment": "clear" }
+                ],
+                "purpose": "重点户走访", "scenario": "社区警务", "scope": "网格户", "expires_at": "2030-12-31T23:59:59+08:00",
+                "legal_basis": "《人民警察法》",
+                "channel": { "kind": "pull" }
+            }),
+            json!({}),
+        )
+        .await;
     let (local_sub, _) = api
         .subscribe_approved(
             &civil_token,
@@ -554,6 +581,11 @@ name = "police-grid"
 transport = "http_push"
 [connectors.http_push]
 token_sha256 = "{}"
+[[deliveries]]
+subscription = "{folder_sub}"
+token_file = "police.token"
+[deliveries.folder]
+path = "police-inbox"
 "#,
             drop_dir.display(),
             token_digest(edge_push_token)
@@ -691,14 +723,19 @@ token_sha256 = "{}"
             &dept_url,
         ],
     );
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let cut_at = Instant::now();
+    while !civil_edge.log().contains("The link to the hub is down") {
+        civil_edge.assert_running();
+        assert!(
+            cut_at.elapsed() < Duration::from_secs(60),
+            "the edge never noticed the cut:\n{}",
+            civil_edge.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The link stays down a while longer: the edge keeps reading into its buffer meanwhile.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let during = pull_all(&api, &health_token, &roster_sub).await;
-    civil_edge.assert_running();
-    assert!(
-        civil_edge.log().contains("The link to the hub is down"),
-        "the edge noticed the cut:\n{}",
-        civil_edge.log()
-    );
     proxy.restore();
 
     // --- Restored: every row arrives, and no record id arrives twice.
@@ -728,7 +765,10 @@ token_sha256 = "{}"
             async move {
                 let (_, v) = api.get(SYSTEM_TOKEN, "/admin/edges/civil-edge").await;
                 let c = v["report"]["connectors"][0].clone();
-                (c["waiting"] == 0 && c["read"].as_u64() > Some(0) && c["read"] == c["forwarded"])
+                (c["waiting"] == 0
+                    && c["read"].as_u64() > Some(0)
+                    && c["read"] == c["forwarded"]
+                    && c["read"] == v["acknowledged"]["civil-dibao"]["next_offset"])
                     .then_some(v)
             }
         },
@@ -883,6 +923,37 @@ token_sha256 = "{}"
     )
     .await;
     assert_eq!(cert, 0, "ID numbers arrive pseudonymised, as granted");
+    let inbox = d.join("police-inbox");
+    let in_files = eventually(
+        "households land in the police inbox",
+        Duration::from_secs(60),
+        || {
+            let inbox = inbox.clone();
+            async move {
+                let mut ids = BTreeSet::new();
+                for entry in std::fs::read_dir(&inbox).ok()? {
+                    let path = entry.ok()?.path();
+                    if path.extension().is_some_and(|e| e == "jsonl") {
+                        for line in std::fs::read_to_string(&path).ok()?.lines() {
+                            let v: Value = serde_json::from_str(line).ok()?;
+                            assert!(
+                                v["record"]["head_cert_no"].is_null(),
+                                "only the granted fields: {v}"
+                            );
+                            ids.insert(v["record_id"].as_str()?.to_owned());
+                        }
+                    }
+                }
+                (ids.len() >= 6).then_some(ids)
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        in_files.len(),
+        6,
+        "each household once, in JSON-lines files"
+    );
 
     // --- The link protocol, spoken directly as a third edge: a batch sent twice is written once, a gap is
     // refused naming the expected offset, a revoked edge's certificate is refused.
