@@ -145,6 +145,18 @@ impl LinkClient {
         if status == StatusCode::CONFLICT {
             return Err(CallError::Gap(message));
         }
+        // The hub is busy or restarting (rate limit, overload, a proxy with no upstream): wait and try again.
+        if matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS
+                | StatusCode::BAD_GATEWAY
+                | StatusCode::SERVICE_UNAVAILABLE
+                | StatusCode::GATEWAY_TIMEOUT
+        ) {
+            return Err(CallError::Unreachable(format!(
+                "the hub answered {status}: {message}"
+            )));
+        }
         Err(CallError::Refused {
             status: status.as_u16(),
             message,

@@ -26,10 +26,13 @@ pub const MAX_RECORDS_PER_PUSH: usize = 10_000;
 /// Largest push body.
 pub const MAX_PUSH_BYTES: usize = 32 * 1024 * 1024;
 
-/// The push connectors the edge runs now: name → (token digest, sink).
+/// One connector's endpoint: the SHA-256 of its token and the sink its pushes go to.
+type Endpoint = ([u8; 32], Arc<BufferSink>);
+
+/// The push connectors the edge runs now, by name.
 #[derive(Default)]
 pub struct PushEndpoints {
-    endpoints: RwLock<HashMap<String, ([u8; 32], Arc<BufferSink>)>>,
+    endpoints: RwLock<HashMap<String, Endpoint>>,
 }
 
 impl std::fmt::Debug for PushEndpoints {
@@ -53,7 +56,7 @@ impl PushEndpoints {
             .is_ok_and(|e| e.contains_key(connector))
     }
 
-    fn get(&self, connector: &str) -> Option<([u8; 32], Arc<BufferSink>)> {
+    fn get(&self, connector: &str) -> Option<Endpoint> {
         self.endpoints.read().ok()?.get(connector).cloned()
     }
 }

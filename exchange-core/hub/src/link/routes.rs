@@ -29,7 +29,7 @@ use crate::auth::Principal;
 
 /// The most a batch may grow to when decompressed (a compressed body is bounded by the ingest body limit;
 /// this bounds what it expands to, so a small bomb cannot make the hub allocate gigabytes).
-pub const MAX_DECOMPRESSED_BATCH_BYTES: u64 = 256 * 1024 * 1024;
+pub const MAX_DECOMPRESSED_BATCH_BYTES: u64 = 64 * 1024 * 1024;
 
 type Shared = State<Arc<Links>>;
 type ApiResult = Result<Response, ApiError>;
