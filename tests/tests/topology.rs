@@ -314,6 +314,25 @@ async fn pull_every_row(
     }
 }
 
+/// A pull subscription request `(name, schema)` for `fields` as `(field, treatment)`, for `(purpose, legal basis)`.
+fn pull_request(
+    (name, schema): (&str, &str),
+    fields: &[(&str, &str)],
+    (purpose, legal_basis): (&str, &str),
+) -> Value {
+    let fields: Vec<Value> = fields
+        .iter()
+        .map(|(f, t)| json!({ "field": f, "treatment": t }))
+        .collect();
+    json!({
+        "name": name, "schema": schema, "fields": fields,
+        "purpose": purpose, "legal_basis": legal_basis,
+        "scenario": purpose, "scope": "网格户与名册对象",
+        "expires_at": "2030-12-31T23:59:59+08:00",
+        "channel": { "kind": "pull" }
+    })
+}
+
 async fn count(url: &str, sql: &str) -> i64 {
     let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
     let n: i64 = sqlx::query_scalar(sql).fetch_one(&mut c).await.expect(sql);
@@ -478,17 +497,11 @@ async fn edges_forward_through_a_cut_link_losing_and_repeating_nothing_and_deliv
         .subscribe_approved(
             &police_token,
             "public-security",
-            json!({
-                "name": "households-inbox",
-                "schema": "household",
-                "fields": [
-                    { "field": "care_level",   "treatment": "clear" },
-                    { "field": "village_code", "treatment": "clear" }
-                ],
-                "purpose": "重点户走访", "scenario": "社区警务", "scope": "网格户", "expires_at": "2030-12-31T23:59:59+08:00",
-                "legal_basis": "《人民警察法》",
-                "channel": { "kind": "pull" }
-            }),
+            pull_request(
+                ("households-inbox", "household"),
+                &[("care_level", "clear"), ("village_code", "clear")],
+                ("重点户走访", "《人民警察法》"),
+            ),
             json!({}),
         )
         .await;
@@ -496,18 +509,15 @@ async fn edges_forward_through_a_cut_link_losing_and_repeating_nothing_and_deliv
         .subscribe_approved(
             &civil_token,
             "civil-affairs",
-            json!({
-                "name": "households-back",
-                "schema": "household",
-                "fields": [
-                    { "field": "head_cert_no", "treatment": "pseudonymise" },
-                    { "field": "care_level",   "treatment": "clear" },
-                    { "field": "village_code", "treatment": "clear" }
+            pull_request(
+                ("households-back", "household"),
+                &[
+                    ("head_cert_no", "pseudonymise"),
+                    ("care_level", "clear"),
+                    ("village_code", "clear"),
                 ],
-                "purpose": "连心户走访帮扶", "scenario": "民政走访台账", "scope": "网格户", "expires_at": "2030-12-31T23:59:59+08:00",
-                "legal_basis": "《社会救助暂行办法》",
-                "channel": { "kind": "pull" }
-            }),
+                ("连心户走访帮扶", "《社会救助暂行办法》"),
+            ),
             json!({"approve_above_clearance": ["head_cert_no"]}),
         )
         .await;
@@ -515,18 +525,15 @@ async fn edges_forward_through_a_cut_link_losing_and_repeating_nothing_and_deliv
         .subscribe_approved(
             &health_token,
             "health",
-            json!({
-                "name": "dibao-roster",
-                "schema": "dept_record",
-                "fields": [
-                    { "field": "record_key", "treatment": "clear" },
-                    { "field": "table_name", "treatment": "clear" },
-                    { "field": "operation",  "treatment": "clear" }
+            pull_request(
+                ("dibao-roster", "dept_record"),
+                &[
+                    ("record_key", "clear"),
+                    ("table_name", "clear"),
+                    ("operation", "clear"),
                 ],
-                "purpose": "低保对象医疗救助衔接", "scenario": "医疗救助", "scope": "低保对象", "expires_at": "2030-12-31T23:59:59+08:00",
-                "legal_basis": "《社会救助暂行办法》",
-                "channel": { "kind": "pull" }
-            }),
+                ("低保对象医疗救助衔接", "《社会救助暂行办法》"),
+            ),
             json!({}),
         )
         .await;
