@@ -314,6 +314,38 @@ async fn pull_every_row(
     }
 }
 
+/// Waits until the hub process answers `/readyz` (60 s at most), failing with its log if it exits.
+async fn wait_ready(hub: &mut Proc, http: &reqwest::Client, base: &str) {
+    let started = Instant::now();
+    loop {
+        hub.assert_running();
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} never became ready:\n{}",
+            hub.name,
+            hub.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A client that trusts the test CA in `dir`.
+fn trusting_client(dir: &Path) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(&std::fs::read(dir.join("ca.pem")).expect("ca"))
+                .expect("pem"),
+        )
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
 /// A pull subscription request `(name, schema)` for `fields` as `(field, treatment)`, for `(purpose, legal basis)`.
 fn pull_request(
     (name, schema): (&str, &str),
@@ -395,22 +427,7 @@ async fn edges_forward_through_a_cut_link_losing_and_repeating_nothing_and_deliv
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client");
-    let started = Instant::now();
-    loop {
-        hub.assert_running();
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
-            if r.status().is_success() {
-                break;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the hub never became ready:\n{}",
-            hub.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    hub.assert_running();
+    wait_ready(&mut hub, &http, &base).await;
     let api = Api::with_client(&base, http.clone());
     let proxy = LinkProxy::start(hub_port).await;
 
@@ -1112,4 +1129,150 @@ path = "police-inbox"
         .execute(&mut admin)
         .await
         .ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_county_hub_links_to_its_province_and_publishes_its_catalogue_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (province_dir, county_dir) = (dir.path().join("province"), dir.path().join("county"));
+    std::fs::create_dir_all(&province_dir).expect("dir");
+    std::fs::create_dir_all(&county_dir).expect("dir");
+    tls_files(&province_dir);
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port()
+    };
+    let (province_port, county_port) = (free(), free());
+    hub_config(&province_dir, province_port);
+    let mut province = Proc::spawn(
+        "province",
+        &province_dir,
+        &["serve", "--config", "hub.toml"],
+    );
+    let province_base = format!("https://127.0.0.1:{province_port}");
+    let http = trusting_client(&province_dir);
+    wait_ready(&mut province, &http, &province_base).await;
+    let province_api = Api::with_client(&province_base, http.clone());
+
+    // The province registers the county as a member hub; the county enrols with the one-time code.
+    let (s, member) = province_api
+        .post(
+            SYSTEM_TOKEN,
+            "/admin/edges",
+            json!({"id": "county-hanyin", "kind": "member_hub", "description": "汉阴县政务数据共享交换平台"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{member}");
+    let county_config = county_dir.join("hub.toml");
+    std::fs::write(
+        &county_config,
+        format!(
+            r#"[http]
+listen = "127.0.0.1:{county_port}"
+[bus]
+kind = "embedded"
+[bus.embedded]
+data_dir = "county-data"
+[admin.sign_in]
+api_second_factor = false
+[[admin.operators]]
+name = "sysadmin"
+role = "system"
+token_sha256 = "{sys}"
+[[admin.operators]]
+name = "auditor"
+role = "audit"
+token_sha256 = "{aud}"
+[parent]
+hub = "{province_base}"
+hub_ca = "{ca}"
+id = "county-hanyin"
+report_every = "1s"
+"#,
+            sys = token_digest(SYSTEM_TOKEN),
+            aud = token_digest(AUDITOR_TOKEN),
+            ca = province_dir.join("ca.pem").display(),
+        ),
+    )
+    .expect("county config");
+    unsilo(
+        &county_dir,
+        &[
+            "parent",
+            "enrol",
+            "--config",
+            "hub.toml",
+            "--code",
+            member["enrolment_code"].as_str().expect("code"),
+        ],
+    );
+    let mut county = Proc::spawn("county", &county_dir, &["serve", "--config", "hub.toml"]);
+    let county_base = format!("http://127.0.0.1:{county_port}");
+    wait_ready(&mut county, &reqwest::Client::new(), &county_base).await;
+    let county_api = Api::new(&county_base);
+    let (s, own) = county_api.get(SYSTEM_TOKEN, "/admin/catalogue").await;
+    assert_eq!(s, 200, "{own}");
+    let own_ids: BTreeSet<String> = own["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert!(!own_ids.is_empty(), "{own}");
+
+    // The province's agencies see the county's resources.
+    let agency = province_api
+        .agency("health", "陕西省卫生健康委员会", "116109210160500883", "S3")
+        .await;
+    let published = eventually(
+        "the county's catalogue reaches the province",
+        Duration::from_secs(60),
+        || {
+            let api = &province_api;
+            let agency = agency.clone();
+            async move {
+                let (s, v) = api.get(&agency, "/admin/members/catalogue").await;
+                assert_eq!(s, 200, "{v}");
+                let m = v["members"]
+                    .as_array()?
+                    .iter()
+                    .find(|m| m["member"] == "county-hanyin")?
+                    .clone();
+                Some(m)
+            }
+        },
+    )
+    .await;
+    county.assert_running();
+    let published_ids: BTreeSet<String> = published["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(
+        published_ids, own_ids,
+        "every entry of the county's catalogue, as the county keeps it"
+    );
+    let (s, view) = province_api
+        .get(SYSTEM_TOKEN, "/admin/edges/county-hanyin")
+        .await;
+    assert_eq!(s, 200, "{view}");
+    assert_eq!(
+        (&view["kind"], &view["state"]),
+        (&json!("member_hub"), &json!("enrolled")),
+        "{view}"
+    );
+    assert!(view["last_contact_ms"].is_i64(), "{view}");
+    assert_eq!(view["catalogue_entries"], own_ids.len(), "{view}");
+    assert!(
+        county.log().contains("Linked to the parent hub"),
+        "{}",
+        county.log()
+    );
+    drop(county);
+    drop(province);
 }

@@ -78,6 +78,9 @@ pub(crate) enum EdgesCommand {
         /// What it is.
         #[arg(long, default_value = "")]
         description: String,
+        /// `edge` (a department's node) or `member-hub` (a lower-level hub linking to this one: 级联).
+        #[arg(long, default_value = "edge")]
+        kind: String,
     },
     /// Revokes an edge: its certificate is refused from now on.
     Revoke {
@@ -137,11 +140,17 @@ pub(crate) async fn edges(args: &HubArgs, command: EdgesCommand) -> anyhow::Resu
             id,
             organisation,
             description,
+            kind,
         } => {
+            let kind = match kind.as_str() {
+                "edge" => "edge",
+                "member-hub" | "member_hub" => "member_hub",
+                other => anyhow::bail!("--kind `{other}` is not `edge` or `member-hub`"),
+            };
             c.call(
                 reqwest::Method::POST,
                 "/admin/edges",
-                Some(json!({"id": id, "organisation": organisation, "description": description})),
+                Some(json!({"id": id, "kind": kind, "organisation": organisation, "description": description})),
             )
             .await?
         }
@@ -168,5 +177,42 @@ pub(crate) async fn edges(args: &HubArgs, command: EdgesCommand) -> anyhow::Resu
         }
     };
     print(&v);
+    Ok(())
+}
+
+/// `unsilo parent …`: this hub's link to the hub above it (级联).
+#[derive(Debug, Subcommand)]
+pub(crate) enum ParentCommand {
+    /// Enrols this hub with its parent (`[parent]` in its configuration) using the one-time code the parent's
+    /// operator gave (`unsilo edges add <id> --kind member-hub` there).
+    Enrol {
+        /// This hub's configuration.
+        #[arg(long, default_value = "unsilo.toml")]
+        config: PathBuf,
+        /// The one-time enrolment code.
+        #[arg(long)]
+        code: String,
+    },
+}
+
+/// Runs `unsilo parent …`.
+pub(crate) async fn parent(command: ParentCommand) -> anyhow::Result<()> {
+    let ParentCommand::Enrol { config, code } = command;
+    let hub = unsilo_hub::config::Config::load(&config)?;
+    hub.check()?;
+    let parent = hub
+        .parent
+        .as_ref()
+        .with_context(|| format!("{} has no [parent] section", config.display()))?;
+    let ca = parent.hub_ca_pem().map_err(anyhow::Error::msg)?;
+    let dir = unsilo_hub::link::parent::enrolment_dir(&hub.link_ca_dir());
+    let e =
+        unsilo_hub::edge::enrol_node(&dir, &parent.id, &parent.hub, ca.as_deref(), &code).await?;
+    println!(
+        "This hub is enrolled with its parent `{}` as `{}`; its key and certificate are in {}. It publishes its catalogue there once it runs.",
+        e.hub,
+        e.edge,
+        dir.display()
+    );
     Ok(())
 }

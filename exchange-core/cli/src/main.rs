@@ -136,6 +136,9 @@ enum Command {
         #[command(subcommand)]
         command: edge_cli::EdgesCommand,
     },
+    /// This hub's parent (级联): `unsilo parent enrol --config hub.toml --code <code>`.
+    #[command(subcommand)]
+    Parent(edge_cli::ParentCommand),
     /// Dead-letter queues: `unsilo dlq replay <subscription>` (delivery), `unsilo dlq replay --connector <name>`
     /// (a source's rejected originals, through its current definition).
     Dlq {
@@ -999,6 +1002,10 @@ async fn main() -> std::process::ExitCode {
             edge_cli::edge(args).await
         }
         Command::Edges { hub, command } => edge_cli::edges(&hub, command).await,
+        Command::Parent(command) => {
+            init_logging_at("warn");
+            edge_cli::parent(command).await
+        }
         Command::Report { hub, command } => workflow_cli::report(&hub, command).await,
         Command::Dlq {
             hub,

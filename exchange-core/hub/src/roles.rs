@@ -529,8 +529,12 @@ pub fn allows(principal: &Principal, action: Action) -> bool {
         Principal::PushSource(_) => p.push_source,
         Principal::Reviewer { .. } => p.reviewer,
         Principal::Edge(_) => p.edge,
-        // The hub decides only by its own rules: automatic approval and expiry.
-        Principal::Hub => matches!(action, Action::DecideRequest | Action::RevokeSubscription),
+        // The hub acts only by its own rules: automatic approval and expiry, and reading its own catalogue to
+        // publish it to its parent hub (级联).
+        Principal::Hub => matches!(
+            action,
+            Action::DecideRequest | Action::RevokeSubscription | Action::ViewCatalogue
+        ),
     }
 }
 
@@ -665,6 +669,8 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/link/v1/batches", Action::LinkExchange),
     route("POST", "/link/v1/status", Action::LinkExchange),
     route("GET", "/link/v1/definitions", Action::LinkExchange),
+    route("POST", "/link/v1/catalogue", Action::LinkExchange),
+    route("GET", "/admin/members/catalogue", Action::ViewCatalogue),
     route("GET", "/admin/subscriptions", Action::ViewSubscriptions),
     route(
         "GET",

@@ -363,6 +363,14 @@ impl Hub {
             config.bus.retention.check_every,
             routing_stopped.clone(),
         )));
+        if let Some(parent) = &config.parent {
+            routing.push(tokio::spawn(crate::link::parent::run(
+                parent.clone(),
+                crate::link::parent::enrolment_dir(&config.link_ca_dir()),
+                governance.clone(),
+                routing_stopped.clone(),
+            )));
+        }
         routing.push(tokio::spawn(remove_expired_agency_rows(
             governance.clone(),
             config.bus.retention.check_every,

@@ -90,6 +90,9 @@ pub struct Config {
     /// The evidence log.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The parent hub this hub is a member of (级联), if any.
+    #[serde(default)]
+    pub parent: Option<crate::link::parent::ParentConfig>,
 }
 
 /// Policy settings of the deployment.
@@ -512,6 +515,9 @@ impl Config {
 
     /// Checks settings that depend on each other.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(parent) = &self.parent {
+            parent.check().map_err(ConfigError::Invalid)?;
+        }
         if self.bus.kind == BusKind::Kafka && self.bus.kafka.is_none() {
             return Err(ConfigError::Invalid(
                 "bus.kind is \"kafka\" but there is no [bus.kafka] section with bootstrap_servers"

@@ -1,4 +1,5 @@
-//! `/console/edges`: the edge nodes (前置交换节点) linked to this hub, for its operators — state, version, last
+//! `/console/edges`: the nodes linked to this hub — edge nodes (前置交换节点) and member hubs (级联) — for its
+//! operators: kind, state, version, last
 //! contact, buffer depth against its limit (the alarm highlighted), lag, and per connector what was read,
 //! forwarded and is waiting, with the last error; and each edge's local deliveries.
 
@@ -40,7 +41,12 @@ pub(super) async fn list(State(console): Shared, viewer: Viewer) -> PageResult {
             section.card.edge data-edge=(e.id) {
                 h2 { (e.id) " " (badge(&e.state)) }
                 table.spec {
+                    tr { th { (l.t("类型", "Kind")) } td.kind { @match e.kind {
+                        crate::link::NodeKind::Edge => { (l.t("部门前置节点", "department edge")) }
+                        crate::link::NodeKind::MemberHub => { (l.t("下级平台（级联）", "member hub (cascade)")) }
+                    } } }
                     tr { th { (l.t("说明", "Description")) } td { (e.description) } }
+                    @if let Some(n) = e.catalogue_entries { tr { th { (l.t("上报目录", "Published catalogue")) } td { (n) " " (l.t("条", "entries")) } } }
                     @if let Some(o) = &e.organisation { tr { th { (l.t("所属部门", "Organisation")) } td { (o) } } }
                     tr { th { (l.t("最近联系", "Last contact")) } td.last-contact {
                         @match e.last_contact_ms {

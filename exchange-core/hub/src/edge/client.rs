@@ -234,6 +234,21 @@ impl LinkClient {
         Self::answer(response).await
     }
 
+    /// Publishes a member hub's catalogue to its parent.
+    pub async fn publish_catalogue(
+        &self,
+        catalogue: &crate::link::protocol::PublishedCatalogue,
+    ) -> Result<crate::link::protocol::CatalogueReceipt, CallError> {
+        let response = self
+            .http
+            .post(format!("{}/link/v1/catalogue", self.base))
+            .json(catalogue)
+            .send()
+            .await
+            .map_err(Self::unreachable)?;
+        Self::answer(response).await
+    }
+
     /// The signed definitions the hub holds for the edge.
     pub async fn definitions(&self) -> Result<Definitions, CallError> {
         self.get("/link/v1/definitions").await

@@ -313,7 +313,8 @@ impl EdgeConfig {
         self.edge.data_dir.join("link")
     }
 
-    fn hub_ca(&self) -> Result<Option<Vec<u8>>, EdgeError> {
+    /// The CA file the hub's server certificate is checked against, read.
+    pub fn hub_ca(&self) -> Result<Option<Vec<u8>>, EdgeError> {
         self.link
             .hub_ca
             .as_ref()
@@ -360,28 +361,41 @@ impl Enrolment {
 /// Enrols the edge with its hub: makes its key (kept in `<data_dir>/link/edge.key`, 0600), sends a
 /// certificate signing request with the one-time code, and keeps the certificate and the hub's signing key.
 pub async fn enrol(config: &EdgeConfig, code: &str) -> Result<Enrolment, EdgeError> {
-    let dir = config.link_dir();
-    std::fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
+    enrol_node(
+        &config.link_dir(),
+        &config.edge.id,
+        &config.link.hub,
+        config.hub_ca()?.as_deref(),
+        code,
+    )
+    .await
+}
+
+/// Enrols node `node` (an edge, or a member hub with its parent) with the hub at `hub`, trusting `hub_ca` for
+/// its server certificate: makes the node's key, sends a certificate signing request with the one-time code,
+/// and keeps in `dir` the key (0600), the certificate, the link CA and the hub's signing key, pinned.
+pub async fn enrol_node(
+    dir: &Path,
+    node: &str,
+    hub: &str,
+    hub_ca: Option<&[u8]>,
+    code: &str,
+) -> Result<Enrolment, EdgeError> {
+    std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
     let key = rcgen::KeyPair::generate().map_err(|e| EdgeError::Link(e.to_string()))?;
     let mut params = rcgen::CertificateParams::default();
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, config.edge.id.clone());
+        .push(rcgen::DnType::CommonName, node.to_owned());
     let csr = params
         .serialize_request(&key)
         .and_then(|r| r.pem())
         .map_err(|e| EdgeError::Link(e.to_string()))?;
-    let client = client::LinkClient::new(
-        &config.link.hub,
-        config.hub_ca()?.as_deref(),
-        None,
-        false,
-        None,
-    )
-    .map_err(EdgeError::Config)?;
+    let client =
+        client::LinkClient::new(hub, hub_ca, None, false, None).map_err(EdgeError::Config)?;
     let answer: EnrolAnswer = client
         .enrol(&EnrolRequest {
-            edge: config.edge.id.clone(),
+            edge: node.to_owned(),
             code: code.trim().to_owned(),
             csr_pem: csr,
         })
@@ -403,7 +417,7 @@ pub async fn enrol(config: &EdgeConfig, code: &str) -> Result<Enrolment, EdgeErr
     std::fs::write(&path, json).map_err(|e| file_error(&path, e))?;
     let ca_path = dir.join("link-ca.pem");
     std::fs::write(&ca_path, answer.ca_pem).map_err(|e| file_error(&ca_path, e))?;
-    info!(edge = %enrolment.edge, hub = %enrolment.hub, "Enrolled with the hub.");
+    info!(node = %enrolment.edge, hub = %enrolment.hub, "Enrolled with the hub.");
     Ok(enrolment)
 }
 

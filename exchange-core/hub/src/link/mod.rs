@@ -20,6 +20,7 @@
 //! Everything is kept on the compacted, sealed `_unsilo.links` topic and read back at start.
 
 pub mod ca;
+pub mod parent;
 pub mod protocol;
 pub mod routes;
 
@@ -89,6 +90,8 @@ pub enum NodeKind {
     /// A department's edge node (前置交换节点).
     #[default]
     Edge,
+    /// A lower-level hub (a county's under a city's or a province's: 级联), linked as an edge is.
+    MemberHub,
 }
 
 /// An edge as the hub keeps it.
@@ -146,6 +149,12 @@ enum Stored {
         at_ms: i64,
         report: EdgeReport,
     },
+    /// `catalogue/<member>`: a member hub's published catalogue.
+    Catalogue {
+        member: String,
+        at_ms: i64,
+        entries: Vec<unsilo_policy::catalogue::CatalogueEntry>,
+    },
 }
 
 impl Stored {
@@ -157,6 +166,7 @@ impl Stored {
                 edge, connector, ..
             } => format!("position/{edge}/{connector}"),
             Self::Status { edge, .. } => format!("status/{edge}"),
+            Self::Catalogue { member, .. } => format!("catalogue/{member}"),
         }
     }
 }
@@ -188,6 +198,19 @@ pub struct EdgeView {
     pub definitions: Vec<DefinitionVersion>,
     /// Per connector, the next offset of its buffer the hub has not yet acknowledged.
     pub acknowledged: BTreeMap<String, protocol::Position>,
+    /// For a member hub: how many catalogue entries it has published.
+    pub catalogue_entries: Option<usize>,
+}
+
+/// A member hub's catalogue as its parent keeps it.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberCatalogue {
+    /// The member hub.
+    pub member: String,
+    /// When it last published.
+    pub published_at_ms: i64,
+    /// Its entries.
+    pub entries: Vec<unsilo_policy::catalogue::CatalogueEntry>,
 }
 
 /// A newly registered edge and its one-time enrolment code (shown once, stored only as a digest).
@@ -206,6 +229,7 @@ struct LinkState {
     definitions: BTreeMap<(String, String), SignedDefinition>,
     positions: BTreeMap<(String, String), protocol::Position>,
     status: BTreeMap<String, (i64, EdgeReport)>,
+    catalogues: BTreeMap<String, MemberCatalogue>,
 }
 
 impl LinkState {
@@ -238,6 +262,20 @@ impl LinkState {
                 report,
             } => {
                 self.status.insert(edge, (at_ms, report));
+            }
+            Stored::Catalogue {
+                member,
+                at_ms,
+                entries,
+            } => {
+                self.catalogues.insert(
+                    member.clone(),
+                    MemberCatalogue {
+                        member,
+                        published_at_ms: at_ms,
+                        entries,
+                    },
+                );
             }
         }
     }
@@ -277,6 +315,7 @@ impl LinkState {
                 .filter(|((edge, _), _)| edge == &e.id)
                 .map(|((_, c), p)| (c.clone(), p.clone()))
                 .collect(),
+            catalogue_entries: self.catalogues.get(&e.id).map(|c| c.entries.len()),
         }
     }
 }
@@ -559,6 +598,7 @@ impl Links {
         &self,
         who: &Principal,
         id: &str,
+        kind: NodeKind,
         organisation: Option<String>,
         description: String,
     ) -> Result<RegisteredEdge, LinkError> {
@@ -572,9 +612,14 @@ impl Links {
         let now = unsilo_bus::now_ms();
         let code = new_code();
         let existing = self.read().edges.get(id).cloned();
+        if existing.as_ref().is_some_and(|e| e.kind != kind) {
+            return Err(LinkError::Invalid(format!(
+                "`{id}` is registered as another kind of node: revoke it and register a new id"
+            )));
+        }
         let record = EdgeRecord {
             id: id.to_owned(),
-            kind: NodeKind::Edge,
+            kind,
             organisation: organisation.or(existing.as_ref().and_then(|e| e.organisation.clone())),
             description: if description.is_empty() {
                 existing
@@ -799,6 +844,38 @@ impl Links {
                 })
                 .collect(),
         })
+    }
+
+    /// Takes a member hub's published catalogue (an edge has none to publish).
+    pub async fn publish_catalogue(
+        &self,
+        member: &str,
+        entries: Vec<unsilo_policy::catalogue::CatalogueEntry>,
+    ) -> Result<protocol::CatalogueReceipt, LinkError> {
+        let kind = self.read().edges.get(member).map(|e| e.kind);
+        if kind != Some(NodeKind::MemberHub) {
+            return Err(LinkError::Forbidden(
+                "a member hub (an edge node publishes no catalogue)".into(),
+            ));
+        }
+        let n = entries.len();
+        self.store(Stored::Catalogue {
+            member: member.to_owned(),
+            at_ms: unsilo_bus::now_ms(),
+            entries,
+        })
+        .await?;
+        Ok(protocol::CatalogueReceipt {
+            member: member.to_owned(),
+            entries: n,
+        })
+    }
+
+    /// The catalogues the member hubs published, for whoever may browse a catalogue (the parent's agencies
+    /// too: they request resources through the parent).
+    pub fn member_catalogues(&self, who: &Principal) -> Result<Vec<MemberCatalogue>, LinkError> {
+        require(who, Action::ViewCatalogue)?;
+        Ok(self.read().catalogues.values().cloned().collect())
     }
 
     async fn sink_for(&self, definition: &SignedDefinition) -> Result<Arc<BusSink>, LinkError> {

@@ -263,3 +263,20 @@ pub struct Definitions {
     /// Each connector's newest definition.
     pub definitions: Vec<SignedDefinition>,
 }
+
+/// A member hub's catalogue, published to its parent (级联: the higher platform sees the lower one's resources).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PublishedCatalogue {
+    /// Every entry of the member's resource catalogue, as the member keeps it.
+    pub entries: Vec<unsilo_policy::catalogue::CatalogueEntry>,
+}
+
+/// The parent's receipt of a published catalogue.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct CatalogueReceipt {
+    /// The member hub.
+    pub member: String,
+    /// Entries now on record for it.
+    pub entries: usize,
+}

@@ -20,10 +20,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::protocol::{
-    BatchAnswer, Definitions, EdgeReport, EnrolAnswer, EnrolRequest, LinkBatch, Positions,
-    SignedDefinition, StatusAnswer,
+    BatchAnswer, CatalogueReceipt, Definitions, EdgeReport, EnrolAnswer, EnrolRequest, LinkBatch,
+    Positions, PublishedCatalogue, SignedDefinition, StatusAnswer,
 };
-use super::{EdgeView, LinkError, Links, RegisteredEdge};
+use super::{EdgeView, LinkError, Links, MemberCatalogue, NodeKind, RegisteredEdge};
 use crate::api_error::{ApiError, JsonRequest};
 use crate::auth::Principal;
 
@@ -58,6 +58,7 @@ pub fn admin_router(links: Arc<Links>) -> OpenApiRouter {
         .routes(routes!(get_edge))
         .routes(routes!(revoke_edge))
         .routes(routes!(push_definition))
+        .routes(routes!(member_catalogues))
         .with_state(links)
 }
 
@@ -68,6 +69,7 @@ pub fn link_router(links: Arc<Links>) -> OpenApiRouter {
         .routes(routes!(batches))
         .routes(routes!(status))
         .routes(routes!(definitions))
+        .routes(routes!(publish_catalogue))
         .with_state(links)
 }
 
@@ -91,6 +93,9 @@ pub struct EdgeList {
 pub struct NewEdge {
     /// Its id: 1–64 of a-z, 0-9 and '-'. Registering an existing id opens a new enrolment for it.
     pub id: String,
+    /// `edge` (default: a department's node) or `member_hub` (a lower-level hub).
+    #[serde(default)]
+    pub kind: NodeKind,
     /// The organisation (agency id) it runs for.
     #[serde(default)]
     pub organisation: Option<String>,
@@ -133,7 +138,13 @@ async fn register_edge(
     JsonRequest(body): JsonRequest<NewEdge>,
 ) -> ApiResult {
     let registered = links
-        .register(&who, &body.id, body.organisation, body.description)
+        .register(
+            &who,
+            &body.id,
+            body.kind,
+            body.organisation,
+            body.description,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(registered)).into_response())
 }
@@ -244,4 +255,30 @@ async fn status(
     responses((status = 200, description = "The connector definitions the hub holds for the edge, each signed", body = Definitions), crate::api_error::ApiFailure))]
 async fn definitions(State(links): Shared, who: Principal) -> ApiResult {
     ok(links.definitions(edge_of(&who)?))
+}
+
+/// The catalogues member hubs published.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MemberCatalogues {
+    /// Each member hub's.
+    pub members: Vec<MemberCatalogue>,
+}
+
+#[utoipa::path(get, path = "/admin/members/catalogue", tag = "edges",
+    responses((status = 200, description = "The resource catalogues the member hubs (级联) published", body = MemberCatalogues), crate::api_error::ApiFailure))]
+async fn member_catalogues(State(links): Shared, who: Principal) -> ApiResult {
+    ok(MemberCatalogues {
+        members: links.member_catalogues(&who)?,
+    })
+}
+
+#[utoipa::path(post, path = "/link/v1/catalogue", tag = "link", request_body = PublishedCatalogue,
+    responses((status = 200, description = "The catalogue is on record at the parent", body = CatalogueReceipt), crate::api_error::ApiFailure))]
+async fn publish_catalogue(
+    State(links): Shared,
+    who: Principal,
+    JsonRequest(body): JsonRequest<PublishedCatalogue>,
+) -> ApiResult {
+    let member = edge_of(&who)?.to_owned();
+    ok(links.publish_catalogue(&member, body.entries).await?)
 }
