@@ -6,7 +6,9 @@
 # - edge `civil-edge` (民政局前置机): watches a folder the dept-file simulator drops GBK CSV and XLSX rosters into;
 # - edge `grid-edge` (网格中心前置机): takes the grid platform's pushes on 127.0.0.1:9081 (the grid simulator);
 # - both registered by the hub's system administrator, enrolled with one-time codes, running the definitions the
-#   hub pushed (signed), forwarding over the outbound link.
+#   hub pushed (signed), forwarding over the outbound link;
+# - a county hub (`unsilo serve`, HTTP on 127.0.0.1:8081) that is a member of the first one (级联): enrolled the same
+#   way (`unsilo parent enrol`), it publishes its resource catalogue upward.
 #
 # Usage: deploy/topology-demo.sh [DIR]   (default ./topology-demo; Ctrl-C stops everything)
 #
@@ -127,6 +129,40 @@ enrol grid-edge "网格中心前置机 / grid centre"
 "$unsilo" edges "${ops[@]}" push civil-edge civil-rosters builtin:dept-file >/dev/null
 "$unsilo" edges "${ops[@]}" push grid-edge grid builtin:grid >/dev/null
 
+# --- A county hub, member of this one (级联): its own data directory, its own operators, its parent link.
+mkdir -p county
+cat > county/hub.toml <<TOML
+[http]
+listen = "127.0.0.1:8081"
+[bus]
+kind = "embedded"
+[bus.embedded]
+data_dir = "county-data"
+[admin.sign_in]
+second_factor = "none"
+api_second_factor = false
+[[admin.operators]]
+name = "sysadmin"
+role = "system"
+token_sha256 = "$(digest system)"
+[[admin.operators]]
+name = "auditor"
+role = "audit"
+token_sha256 = "$(digest audit)"
+[parent]
+hub = "$hub"
+hub_ca = "$dir/ca.pem"
+id = "county-hanyin"
+report_every = "5s"
+TOML
+if [ ! -f county/county-data/parent/enrolment.json ]; then
+  code=$("$unsilo" edges "${ops[@]}" add county-hanyin --kind member-hub --description "汉阴县平台 / county hub" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["enrolment_code"])')
+  (cd county && "$unsilo" parent enrol --config hub.toml --code "$code" >/dev/null)
+fi
+(cd county && exec "$unsilo" serve --config hub.toml > ../county.log 2>&1) &
+pids+=($!)
+
 "$unsilo" edge --config civil-edge.toml > civil-edge.log 2>&1 &
 pids+=($!)
 "$unsilo" edge --config grid-edge.toml > grid-edge.log 2>&1 &
@@ -140,13 +176,15 @@ pids+=($!)
 
 cat <<TXT
 
-unsilo topology demo — a hub and two edge nodes, each its own process ($dir)
+unsilo topology demo — a hub, two edge nodes and a county hub below it, each its own process ($dir)
 
   console      $hub/console/edges   (trust $dir/ca.pem, or accept the browser's warning)
   sign in as   sysadmin  with the token in $dir/system.token   (system administrator)
                auditor   with the token in $dir/audit.token    (audit administrator)
   edges        $unsilo edges --hub $hub --ca-file $dir/ca.pem --token \$(cat $dir/system.token) list
-  logs         $dir/hub.log, civil-edge.log, grid-edge.log
+  county hub   http://127.0.0.1:8081/console/ (same tokens); its catalogue at the hub:
+               curl --cacert $dir/ca.pem -H "Authorization: Bearer \$(cat $dir/system.token)" $hub/admin/members/catalogue
+  logs         $dir/hub.log, civil-edge.log, grid-edge.log, county.log
 
 Stop the hub for a while (kill its process) and start it again: the edges buffer and resume, nothing lost.
 Ctrl-C stops everything.
