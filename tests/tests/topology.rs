@@ -1112,7 +1112,7 @@ path = "police-inbox"
         "a revoked edge's certificate is refused"
     );
 
-    // --- The console lists both edges for the operators.
+    // --- Operators list every node (the revoked probe too); agencies do not.
     let (s, list) = api.get(AUDITOR_TOKEN, "/admin/edges").await;
     assert_eq!(s, 200, "{list}");
     assert_eq!(list["edges"].as_array().map(Vec::len), Some(3), "{list}");
