@@ -42,6 +42,13 @@ fi
 token() { [ -f "$1.token" ] || openssl rand -hex 24 | sed 's/^/usk_/' > "$1.token"; chmod 600 "$1.token"; }
 digest() { printf %s "$(cat "$1.token")" | sha256sum | cut -d' ' -f1; }
 for t in system security security2 audit grid-push; do token "$t"; done
+# One [[admin.operators]] table per "name role token-file" argument.
+operators() {
+  for o in "$@"; do
+    set -- $o
+    printf '[[admin.operators]]\nname = "%s"\nrole = "%s"\ntoken_sha256 = "%s"\n' "$1" "$2" "$(digest "$3")"
+  done
+}
 
 cat > hub.toml <<TOML
 [http]
@@ -56,22 +63,7 @@ data_dir = "hub-data"
 [admin.sign_in]
 second_factor = "none"
 api_second_factor = false
-[[admin.operators]]
-name = "sysadmin"
-role = "system"
-token_sha256 = "$(digest system)"
-[[admin.operators]]
-name = "secadmin"
-role = "security"
-token_sha256 = "$(digest security)"
-[[admin.operators]]
-name = "secadmin2"
-role = "security"
-token_sha256 = "$(digest security2)"
-[[admin.operators]]
-name = "auditor"
-role = "audit"
-token_sha256 = "$(digest audit)"
+$(operators "sysadmin system system" "secadmin security security" "secadmin2 security security2" "auditor audit audit")
 TOML
 
 "$unsilo" serve --config hub.toml > hub.log 2>&1 &
@@ -141,14 +133,7 @@ data_dir = "county-data"
 [admin.sign_in]
 second_factor = "none"
 api_second_factor = false
-[[admin.operators]]
-name = "sysadmin"
-role = "system"
-token_sha256 = "$(digest system)"
-[[admin.operators]]
-name = "auditor"
-role = "audit"
-token_sha256 = "$(digest audit)"
+$(operators "sysadmin system system" "auditor audit audit")
 [parent]
 hub = "$hub"
 hub_ca = "$dir/ca.pem"

@@ -108,6 +108,24 @@ impl Api {
         }
     }
 
+    /// Pushes grid messages to the hub as the grid platform; they must all be accepted.
+    pub async fn push_grid(&self, messages: &[&Value]) {
+        let r = self
+            .http
+            .post(format!("{}/ingest/grid", self.base))
+            .bearer_auth(PUSH_TOKEN)
+            .json(&messages)
+            .send()
+            .await
+            .expect("push");
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "push: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
     /// Calls `method path` with `token`; returns the status and the JSON body (or the text as a JSON string).
     pub async fn call(
         &self,
@@ -245,17 +263,5 @@ pub fn grid_messages(suffix: u64) -> (Value, Value, Value) {
 
 /// Pushes grid messages to the hub as the grid platform.
 pub async fn push_grid(base: &str, messages: &[&Value]) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/ingest/grid"))
-        .bearer_auth(PUSH_TOKEN)
-        .json(&messages)
-        .send()
-        .await
-        .expect("push");
-    assert_eq!(
-        r.status().as_u16(),
-        200,
-        "push: {}",
-        r.text().await.unwrap_or_default()
-    );
+    Api::new(base).push_grid(messages).await;
 }

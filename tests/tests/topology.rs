@@ -911,19 +911,7 @@ path = "police-inbox"
         pushed.push(red);
         pushed.push(green);
     }
-    let r = http
-        .post(format!("{base}/ingest/grid"))
-        .bearer_auth(PUSH_TOKEN)
-        .json(&pushed)
-        .send()
-        .await
-        .expect("push");
-    assert_eq!(
-        r.status().as_u16(),
-        200,
-        "{}",
-        r.text().await.unwrap_or_default()
-    );
+    api.push_grid(&pushed.iter().collect::<Vec<_>>()).await;
     let delivered = eventually(
         "households land in the department's table",
         Duration::from_secs(60),

@@ -101,7 +101,7 @@ pub struct NormalisedRecord {
 }
 
 /// Whether `name` is a valid connector or mapping name: 1 to 64 of `a-z`, `0-9`, `-` and `_`.
-pub(crate) fn valid_name(name: &str) -> bool {
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
@@ -109,18 +109,43 @@ pub(crate) fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
+/// Reads the files of a definition folder on disk, by path relative to it: `(path shown in errors, contents)`.
+pub fn folder_reader(
+    dir: &Path,
+) -> impl Fn(&str) -> Result<(String, String), DefinitionError> + '_ {
+    move |relative: &str| {
+        let path: PathBuf = dir.join(relative);
+        let text = std::fs::read_to_string(&path).map_err(|e| DefinitionError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Ok((path.display().to_string(), text))
+    }
+}
+
+/// The files a definition is made of — `connector.toml` and the contract and mappings it names, by path — read
+/// through `read` (a folder's [`folder_reader`], a built-in's): what a hub pushes to an edge node, signed.
+pub fn definition_files(
+    read: impl Fn(&str) -> Result<(String, String), DefinitionError>,
+) -> Result<std::collections::BTreeMap<String, String>, DefinitionError> {
+    let (origin, manifest_text) = read("connector.toml")?;
+    let manifest: Manifest =
+        toml::from_str(&manifest_text).map_err(|e| DefinitionError::Manifest {
+            path: origin,
+            reason: e.to_string(),
+        })?;
+    let mut files = std::collections::BTreeMap::new();
+    for relative in std::iter::once(&manifest.contract).chain(&manifest.mappings) {
+        files.insert(relative.clone(), read(relative)?.1);
+    }
+    files.insert("connector.toml".into(), manifest_text);
+    Ok(files)
+}
+
 impl ConnectorDefinition {
     /// Loads a definition from a folder on disk.
     pub fn load(dir: &Path) -> Result<Self, DefinitionError> {
-        let read = |relative: &str| -> Result<(String, String), DefinitionError> {
-            let path: PathBuf = dir.join(relative);
-            let text = std::fs::read_to_string(&path).map_err(|e| DefinitionError::Read {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            Ok((path.display().to_string(), text))
-        };
-        Self::load_with(read)
+        Self::load_with(folder_reader(dir))
     }
 
     /// Loads a definition through `read`, which maps a path relative to the definition folder to

@@ -100,31 +100,15 @@ pub(crate) enum EdgesCommand {
 
 /// The files of a definition folder (`connector.toml`, its contract and mappings) or of a built-in.
 pub(crate) fn definition_files(spec: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    if let Some(name) = spec.strip_prefix("builtin:") {
-        let builtin = unsilo_connectors::builtin::builtin(name)
-            .with_context(|| format!("no built-in connector `{name}`"))?;
-        return Ok(builtin
-            .files
-            .iter()
-            .filter(|(path, _)| !path.starts_with("fixtures/") && !path.ends_with(".md"))
-            .map(|(path, text)| ((*path).to_owned(), (*text).to_owned()))
-            .collect());
-    }
-    let dir = Path::new(spec);
-    let manifest_text = std::fs::read_to_string(dir.join("connector.toml"))
-        .with_context(|| format!("{}/connector.toml", dir.display()))?;
-    let manifest: unsilo_connectors::definition::Manifest = toml::from_str(&manifest_text)
-        .with_context(|| format!("{}/connector.toml", dir.display()))?;
-    let mut files = BTreeMap::new();
-    for relative in std::iter::once(&manifest.contract).chain(&manifest.mappings) {
-        let path = dir.join(relative);
-        files.insert(
-            relative.clone(),
-            std::fs::read_to_string(&path).with_context(|| path.display().to_string())?,
-        );
-    }
-    files.insert("connector.toml".into(), manifest_text);
-    Ok(files)
+    use unsilo_connectors::definition::{definition_files, folder_reader};
+    Ok(match spec.strip_prefix("builtin:") {
+        Some(name) => definition_files(
+            unsilo_connectors::builtin::builtin(name)
+                .with_context(|| format!("no built-in connector `{name}`"))?
+                .reader(),
+        )?,
+        None => definition_files(folder_reader(Path::new(spec)))?,
+    })
 }
 
 /// Runs `unsilo edges …`.
@@ -204,10 +188,15 @@ pub(crate) async fn parent(command: ParentCommand) -> anyhow::Result<()> {
         .parent
         .as_ref()
         .with_context(|| format!("{} has no [parent] section", config.display()))?;
-    let ca = parent.hub_ca_pem().map_err(anyhow::Error::msg)?;
     let dir = unsilo_hub::link::parent::enrolment_dir(&hub.link_ca_dir());
-    let e =
-        unsilo_hub::edge::enrol_node(&dir, &parent.id, &parent.hub, ca.as_deref(), &code).await?;
+    let e = unsilo_hub::edge::enrol_node(
+        &dir,
+        &parent.id,
+        &parent.hub,
+        parent.hub_ca.as_deref(),
+        &code,
+    )
+    .await?;
     println!(
         "This hub is enrolled with its parent `{}` as `{}`; its key and certificate are in {}. It publishes its catalogue there once it runs.",
         e.hub,

@@ -23,6 +23,18 @@ pub struct Builtin {
 }
 
 impl Builtin {
+    /// Reads its files by path, as [`crate::definition::folder_reader`] reads a folder's.
+    pub fn reader(&self) -> impl Fn(&str) -> Result<(String, String), DefinitionError> + '_ {
+        move |relative: &str| {
+            self.file(relative)
+                .map(|text| (format!("builtin:{}/{relative}", self.name), text.to_owned()))
+                .ok_or_else(|| DefinitionError::Read {
+                    path: format!("builtin:{}/{relative}", self.name),
+                    reason: "not among the built-in connector's files".into(),
+                })
+        }
+    }
+
     /// The contents of one file of the folder, by its relative path (`README.md`, `contract.json` …).
     pub fn file(&self, path: &str) -> Option<&'static str> {
         self.files
@@ -78,16 +90,7 @@ pub fn definition(name: &str) -> Result<ConnectorDefinition, DefinitionError> {
         name: name.to_owned(),
         known: names().join(", "),
     })?;
-    ConnectorDefinition::load_with(|relative| {
-        b.files
-            .iter()
-            .find(|(path, _)| *path == relative)
-            .map(|(path, text)| (format!("builtin:{}/{path}", b.name), (*text).to_owned()))
-            .ok_or_else(|| DefinitionError::Read {
-                path: format!("builtin:{}/{relative}", b.name),
-                reason: "not among the built-in connector's files".into(),
-            })
-    })
+    ConnectorDefinition::load_with(b.reader())
 }
 
 /// The fixtures of a built-in connector: `(path, contents)` of every file under `fixtures/`.

@@ -82,11 +82,11 @@ struct ErrorBody {
 }
 
 impl LinkClient {
-    /// A client of the hub at `base` (`https://host:port`), trusting `hub_ca_pem` for the hub's certificate
+    /// A client of the hub at `base` (`https://host:port`), trusting the CA file `hub_ca` for the hub's certificate
     /// (the system's roots when `None`), presenting `identity_pem` (certificate then key) once enrolled.
     pub fn new(
         base: &str,
-        hub_ca_pem: Option<&[u8]>,
+        hub_ca: Option<&std::path::Path>,
         identity_pem: Option<&[u8]>,
         compress: bool,
         bytes_per_second: Option<u64>,
@@ -97,9 +97,10 @@ impl LinkClient {
             .timeout(Duration::from_secs(60))
             .pool_idle_timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none());
-        if let Some(pem) = hub_ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("the hub's CA file is not PEM certificates: {e}"))?
+        if let Some(path) = hub_ca {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?
             {
                 builder = builder.add_root_certificate(cert);
             }

@@ -308,7 +308,6 @@ pub async fn run(
         .await;
         match outcome {
             Ok((written, next)) => {
-                counts.read.fetch_add(written as u64, Ordering::Relaxed);
                 counts
                     .forwarded
                     .fetch_add(written as u64, Ordering::Relaxed);

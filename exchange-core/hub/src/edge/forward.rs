@@ -536,12 +536,8 @@ mod tests {
             edge: edge.into(),
             connector: "grid".into(),
             version: 3,
-            files: builtin
-                .files
-                .iter()
-                .filter(|(p, _)| !p.starts_with("fixtures/") && !p.ends_with(".md"))
-                .map(|(p, t)| ((*p).to_owned(), (*t).to_owned()))
-                .collect(),
+            files: unsilo_connectors::definition::definition_files(builtin.reader())
+                .expect("files"),
             signature: String::new(),
             hub: "county-hub".into(),
             pushed_at_ms: 0,

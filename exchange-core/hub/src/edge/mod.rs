@@ -312,15 +312,6 @@ impl EdgeConfig {
     pub fn link_dir(&self) -> PathBuf {
         self.edge.data_dir.join("link")
     }
-
-    /// The CA file the hub's server certificate is checked against, read.
-    pub fn hub_ca(&self) -> Result<Option<Vec<u8>>, EdgeError> {
-        self.link
-            .hub_ca
-            .as_ref()
-            .map(|p| std::fs::read(p).map_err(|e| file_error(p, e)))
-            .transpose()
-    }
 }
 
 /// What the edge keeps from its enrolment (`<data_dir>/link/enrolment.json`; the key is beside it, 0600).
@@ -365,7 +356,7 @@ pub async fn enrol(config: &EdgeConfig, code: &str) -> Result<Enrolment, EdgeErr
         &config.link_dir(),
         &config.edge.id,
         &config.link.hub,
-        config.hub_ca()?.as_deref(),
+        config.link.hub_ca.as_deref(),
         code,
     )
     .await
@@ -378,7 +369,7 @@ pub async fn enrol_node(
     dir: &Path,
     node: &str,
     hub: &str,
-    hub_ca: Option<&[u8]>,
+    hub_ca: Option<&Path>,
     code: &str,
 ) -> Result<Enrolment, EdgeError> {
     std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
@@ -461,7 +452,7 @@ pub async fn run(config: EdgeConfig, shutdown: Shutdown) -> Result<(), EdgeError
     let client = Arc::new(
         client::LinkClient::new(
             &config.link.hub,
-            config.hub_ca()?.as_deref(),
+            config.link.hub_ca.as_deref(),
             Some(identity.as_bytes()),
             config.link.compress,
             config.link.max_bytes_per_second,

@@ -10,16 +10,14 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use super::buffer::BufferSink;
+use crate::ingest::http_push::{submit_body, SubmitError, Submitted};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use unsilo_connectors::sdk::{RawInput, RecordSink};
-
-use super::buffer::BufferSink;
-use crate::ingest::http_push::{split_body, SplitError};
 
 /// Most records in one push.
 pub const MAX_RECORDS_PER_PUSH: usize = 10_000;
@@ -117,41 +115,25 @@ async fn ingest(
                 .into(),
         );
     }
-    let ndjson = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl")
-        });
-    let submitted = match split_body(&body, ndjson, &connector, MAX_RECORDS_PER_PUSH) {
-        Ok(texts) => {
-            let n = texts.len();
-            sink.submit_json(texts).await.map(|_| n)
-        }
-        Err(e @ SplitError::TooMany(_)) => {
-            return answer(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "too_many_records",
-                e.to_string(),
-            )
-        }
-        // An unreadable body is kept whole: the hub rejects it to its dead-letter topic with the reason.
-        Err(SplitError::Unreadable(reason)) => sink
-            .submit(vec![RawInput {
-                original: body.to_vec(),
-                parsed: Err(reason),
-                origin: format!("POST /ingest/{connector} at the edge"),
-            }])
-            .await
-            .map(|_| 1),
-    };
+    let submitted = submit_body(
+        sink.as_ref(),
+        &headers,
+        &body,
+        MAX_RECORDS_PER_PUSH,
+        &connector,
+    )
+    .await;
     match submitted {
-        Ok(n) => (
+        // An unreadable body is kept whole too: the hub rejects it to its dead-letter topic with the reason.
+        Ok(Submitted { count, .. }) => (
             StatusCode::ACCEPTED,
-            Json(serde_json::json!({"buffered": n, "message": "durable at the edge; the hub normalises and acknowledges it when the link allows"})),
+            Json(serde_json::json!({"buffered": count, "message": "durable at the edge; the hub normalises and acknowledges it when the link allows"})),
         )
             .into_response(),
-        Err(e) => {
+        Err(SubmitError::TooMany(e)) => {
+            answer(StatusCode::PAYLOAD_TOO_LARGE, "too_many_records", e.to_string())
+        }
+        Err(SubmitError::Sink(e)) => {
             let mut r = answer(StatusCode::SERVICE_UNAVAILABLE, "buffer_full", e.0);
             r.headers_mut()
                 .insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("30"));

@@ -301,39 +301,29 @@ async fn ingest(
             format!("this credential may not push to connector `{connector}`"),
         );
     }
-    let ndjson = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl")
-        });
-
-    let (submitted, count, whole_body_error) =
-        match split_body(&body, ndjson, &connector, state.max_records) {
-            Ok(texts) => {
-                let count = texts.len();
-                (sink.submit_json(texts).await, count, None)
-            }
-            Err(too_many @ SplitError::TooMany(_)) => {
-                warn!(connector = %connector, "Push refused: {too_many}.");
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_many_records",
-                    too_many.to_string(),
-                );
-            }
-            Err(SplitError::Unreadable(reason)) => {
-                let unreadable = RawInput {
-                    original: body.to_vec(),
-                    parsed: Err(reason.clone()),
-                    origin: format!("POST /ingest/{connector}"),
-                };
-                (sink.submit(vec![unreadable]).await, 1, Some(reason))
-            }
-        };
-    let report = match submitted {
-        Ok(r) => r,
-        Err(e) => {
+    let Submitted {
+        report,
+        count,
+        unreadable: whole_body_error,
+    } = match submit_body(
+        sink.as_ref(),
+        &headers,
+        &body,
+        state.max_records,
+        &connector,
+    )
+    .await
+    {
+        Ok(submitted) => submitted,
+        Err(SubmitError::TooMany(too_many)) => {
+            warn!(connector = %connector, "Push refused: {too_many}.");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_records",
+                too_many.to_string(),
+            );
+        }
+        Err(SubmitError::Sink(e)) => {
             tracing::error!(connector = %connector, error = %e, "Push could not be made durable.");
             return error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -358,6 +348,73 @@ async fn ingest(
         StatusCode::MULTI_STATUS
     };
     (status, Json(PushAnswer::of(&report))).into_response()
+}
+
+/// A push body, submitted to its sink.
+#[derive(Debug)]
+pub struct Submitted {
+    /// The sink's answer.
+    pub report: BatchReport,
+    /// Records submitted.
+    pub count: usize,
+    /// Why the body as a whole could not be read, when it could not (it was submitted whole, to be rejected
+    /// with that reason and kept on the dead-letter topic).
+    pub unreadable: Option<String>,
+}
+
+/// Why a push body was not submitted.
+#[derive(Debug)]
+pub enum SubmitError {
+    /// More records than the cap (refused whole, nothing copied).
+    TooMany(SplitError),
+    /// The sink could not make the batch durable.
+    Sink(unsilo_connectors::sdk::SinkError),
+}
+
+/// Submits a push body for `connector` to `sink` — split into records (a JSON array or object, or JSON lines
+/// when the content type says so), or, when it cannot be read, whole as one input the sink rejects. The hub's
+/// ingest endpoint and an edge's local one both answer from this.
+pub async fn submit_body(
+    sink: &dyn RecordSink,
+    headers: &HeaderMap,
+    body: &[u8],
+    max_records: usize,
+    connector: &str,
+) -> Result<Submitted, SubmitError> {
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/x-ndjson") || v.starts_with("application/jsonl")
+        });
+    match split_body(body, ndjson, connector, max_records) {
+        Ok(texts) => {
+            let count = texts.len();
+            let report = sink.submit_json(texts).await.map_err(SubmitError::Sink)?;
+            Ok(Submitted {
+                report,
+                count,
+                unreadable: None,
+            })
+        }
+        Err(too_many @ SplitError::TooMany(_)) => Err(SubmitError::TooMany(too_many)),
+        Err(SplitError::Unreadable(reason)) => {
+            let unreadable = RawInput {
+                original: body.to_vec(),
+                parsed: Err(reason.clone()),
+                origin: format!("POST /ingest/{connector}"),
+            };
+            let report = sink
+                .submit(vec![unreadable])
+                .await
+                .map_err(SubmitError::Sink)?;
+            Ok(Submitted {
+                report,
+                count: 1,
+                unreadable: Some(reason),
+            })
+        }
+    }
 }
 
 #[cfg(test)]

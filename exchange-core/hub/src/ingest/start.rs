@@ -145,47 +145,26 @@ fn transport_error(c: &ConnectorConfig, message: String) -> StartError {
 /// The source a connector's transport section describes: `None` for `http_push`, whose records come to the
 /// hub's ingest endpoint rather than from a source it runs. An edge node builds its sources here too.
 pub fn build_source(c: &ConnectorConfig) -> Result<Option<Box<dyn Source>>, StartError> {
+    fn boxed<S: Source + 'static, E: std::fmt::Display>(
+        c: &ConnectorConfig,
+        built: Result<S, E>,
+    ) -> Result<Option<Box<dyn Source>>, StartError> {
+        built
+            .map(|s| Some(Box::new(s) as Box<dyn Source>))
+            .map_err(|e| transport_error(c, e.to_string()))
+    }
     let missing = || {
         transport_error(
             c,
             format!("no [connectors.{}] section", c.transport.as_str()),
         )
     };
-    let built = |r: Result<Box<dyn Source>, String>| r.map(Some).map_err(|e| transport_error(c, e));
     match c.transport {
         TransportKind::HttpPush => Ok(None),
-        TransportKind::HttpPoll => built(
-            c.http_poll
-                .as_ref()
-                .ok_or_else(missing)?
-                .build()
-                .map(|s| Box::new(s) as Box<dyn Source>)
-                .map_err(|e| e.to_string()),
-        ),
-        TransportKind::SqlPoll => built(
-            c.sql_poll
-                .as_ref()
-                .ok_or_else(missing)?
-                .build()
-                .map(|s| Box::new(s) as Box<dyn Source>)
-                .map_err(|e| e.to_string()),
-        ),
-        TransportKind::FileDrop => built(
-            c.file_drop
-                .clone()
-                .ok_or_else(missing)?
-                .build()
-                .map(|s| Box::new(s) as Box<dyn Source>)
-                .map_err(|e| e.to_string()),
-        ),
-        TransportKind::KafkaTopic => built(
-            c.kafka_topic
-                .as_ref()
-                .ok_or_else(missing)?
-                .build()
-                .map(|s| Box::new(s) as Box<dyn Source>)
-                .map_err(|e| e.to_string()),
-        ),
+        TransportKind::HttpPoll => boxed(c, c.http_poll.as_ref().ok_or_else(missing)?.build()),
+        TransportKind::SqlPoll => boxed(c, c.sql_poll.as_ref().ok_or_else(missing)?.build()),
+        TransportKind::FileDrop => boxed(c, c.file_drop.clone().ok_or_else(missing)?.build()),
+        TransportKind::KafkaTopic => boxed(c, c.kafka_topic.as_ref().ok_or_else(missing)?.build()),
     }
 }
 

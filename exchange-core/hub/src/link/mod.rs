@@ -50,6 +50,8 @@ use protocol::{
 
 /// How long an enrolment code stays valid.
 pub const ENROLMENT_CODE_VALIDITY: Duration = Duration::from_secs(72 * 3600);
+/// How often an edge's report is kept on the bus (its alarm changing is kept at once).
+const STATUS_KEPT_EVERY_MS: i64 = 60_000;
 /// The most records one batch may carry.
 pub const MAX_BATCH_RECORDS: usize = 5_000;
 
@@ -229,6 +231,8 @@ struct LinkState {
     definitions: BTreeMap<(String, String), SignedDefinition>,
     positions: BTreeMap<(String, String), protocol::Position>,
     status: BTreeMap<String, (i64, EdgeReport)>,
+    /// Per edge, when its kept report was made and its alarm then.
+    status_kept: BTreeMap<String, (i64, bool)>,
     catalogues: BTreeMap<String, MemberCatalogue>,
 }
 
@@ -407,14 +411,6 @@ pub fn valid_node_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-fn valid_connector_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-}
-
 fn require(who: &Principal, action: Action) -> Result<(), LinkError> {
     if roles::allows(who, action) {
         Ok(())
@@ -499,6 +495,11 @@ impl Links {
             }
         }
         certificates.refresh(&state.edges);
+        state.status_kept = state
+            .status
+            .iter()
+            .map(|(edge, (at_ms, r))| (edge.clone(), (*at_ms, r.buffer_alarm)))
+            .collect();
         for (edge, (at_ms, r)) in &state.status {
             ctx.metrics.set_edge_report(
                 edge,
@@ -548,10 +549,18 @@ impl Links {
             .publish(LINKS_TOPIC, vec![record])
             .await
             .map_err(failed)?;
+        self.remember(stored);
+        Ok(())
+    }
+
+    /// Takes `stored` into the in-memory state (the certificate map follows edge records only).
+    fn remember(&self, stored: Stored) {
+        let edge_changed = matches!(stored, Stored::Edge(_));
         let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
         state.apply(stored);
-        self.certificates.refresh(&state.edges);
-        Ok(())
+        if edge_changed {
+            self.certificates.refresh(&state.edges);
+        }
     }
 
     async fn audit(
@@ -770,7 +779,7 @@ impl Links {
         definition
             .load()
             .map_err(|e| LinkError::Invalid(format!("the definition is not usable: {e}")))?;
-        if !valid_connector_name(connector) {
+        if !unsilo_connectors::definition::valid_name(connector) {
             return Err(LinkError::Invalid(format!(
                 "connector name `{connector}` must be 1–64 characters of a-z, 0-9, '-' and '_'"
             )));
@@ -827,12 +836,32 @@ impl Links {
             report.lag_records,
             at_ms,
         );
-        self.store(Stored::Status {
+        // Reports come every few seconds and live in memory; one is kept on the bus only when the kept one is
+        // older than a minute or the alarm changed, so the last contact survives a restart to the minute without
+        // a write per report.
+        let persist = self
+            .read()
+            .status_kept
+            .get(edge)
+            .is_none_or(|(kept_at, alarm)| {
+                at_ms - kept_at >= STATUS_KEPT_EVERY_MS || *alarm != report.buffer_alarm
+            });
+        let alarm = report.buffer_alarm;
+        let stored = Stored::Status {
             edge: edge.to_owned(),
             at_ms,
             report,
-        })
-        .await?;
+        };
+        if persist {
+            self.store(stored).await?;
+            self.state
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .status_kept
+                .insert(edge.to_owned(), (at_ms, alarm));
+        } else {
+            self.remember(stored);
+        }
         Ok(StatusAnswer {
             definitions: self
                 .definitions(edge)
@@ -859,12 +888,22 @@ impl Links {
             ));
         }
         let n = entries.len();
-        self.store(Stored::Catalogue {
+        let unchanged = self
+            .read()
+            .catalogues
+            .get(member)
+            .is_some_and(|c| c.entries == entries);
+        let stored = Stored::Catalogue {
             member: member.to_owned(),
             at_ms: unsilo_bus::now_ms(),
             entries,
-        })
-        .await?;
+        };
+        // The same catalogue again only moves its time; a changed one is kept on the bus.
+        if unchanged {
+            self.remember(stored);
+        } else {
+            self.store(stored).await?;
+        }
         Ok(protocol::CatalogueReceipt {
             member: member.to_owned(),
             entries: n,
@@ -1007,10 +1046,7 @@ impl Links {
             )
             .await
             .map_err(failed)?;
-        self.state
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .apply(position);
+        self.remember(position);
         Ok(BatchAnswer {
             connector: batch.connector,
             next_offset: next,

@@ -59,14 +59,6 @@ impl ParentConfig {
         }
         Ok(())
     }
-
-    /// The CA file, read.
-    pub fn hub_ca_pem(&self) -> Result<Option<Vec<u8>>, String> {
-        self.hub_ca
-            .as_ref()
-            .map(|p| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display())))
-            .transpose()
-    }
 }
 
 /// Where a member hub keeps its enrolment with its parent: `parent/` beside its deployment secret.
@@ -93,15 +85,13 @@ pub async fn run(
         }
     };
     let identity = format!("{}\n{}", enrolment.certificate_pem, key);
-    let client = match parent.hub_ca_pem().and_then(|ca| {
-        LinkClient::new(
-            &parent.hub,
-            ca.as_deref(),
-            Some(identity.as_bytes()),
-            true,
-            None,
-        )
-    }) {
+    let client = match LinkClient::new(
+        &parent.hub,
+        parent.hub_ca.as_deref(),
+        Some(identity.as_bytes()),
+        true,
+        None,
+    ) {
         Ok(c) => c,
         Err(e) => {
             warn!(error = %e, "The link to the parent hub cannot be made.");
