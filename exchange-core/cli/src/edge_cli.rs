@@ -13,8 +13,8 @@ use crate::admin_cli::{print, Client, HubArgs};
 /// `unsilo edge --config edge.toml [enrol --code …]`
 #[derive(Debug, Args)]
 pub(crate) struct EdgeArgs {
-    /// The edge's configuration (see deploy/edge.example.toml).
-    #[arg(long, default_value = "edge.toml")]
+    /// The edge's configuration (see deploy/edge.example.toml); before or after `enrol`.
+    #[arg(long, default_value = "edge.toml", global = true)]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Option<EdgeCommand>,
