@@ -503,7 +503,7 @@ pub const MATRIX: &[Permission] = &[
     },
     Permission {
         action: Action::LinkExchange,
-        what: "an edge node's link: positions, batches, status, definitions (its own)",
+        what: "an edge node's or member hub's link: positions, batches, status, definitions (its own); a member hub's requests and records across hubs (级联, 回流)",
         roles: &[],
         agency: AgencyAccess::No,
         push_source: false,
@@ -531,9 +531,13 @@ pub fn allows(principal: &Principal, action: Action) -> bool {
         Principal::Edge(_) => p.edge,
         // The hub acts only by its own rules: automatic approval and expiry, and reading its own catalogue to
         // publish it to its parent hub (级联).
+        // It also files a linked hub's request as that hub's agency's (级联), decided here by the provider.
         Principal::Hub => matches!(
             action,
-            Action::DecideRequest | Action::RevokeSubscription | Action::ViewCatalogue
+            Action::DecideRequest
+                | Action::RevokeSubscription
+                | Action::ViewCatalogue
+                | Action::RequestSubscription
         ),
     }
 }
@@ -670,7 +674,24 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/link/v1/status", Action::LinkExchange),
     route("GET", "/link/v1/definitions", Action::LinkExchange),
     route("POST", "/link/v1/catalogue", Action::LinkExchange),
-    route("GET", "/admin/members/catalogue", Action::ViewCatalogue),
+    route("GET", "/link/v1/catalogue", Action::LinkExchange),
+    route("GET", "/link/v1/requests", Action::LinkExchange),
+    route("POST", "/link/v1/requests", Action::LinkExchange),
+    route("POST", "/link/v1/requests/state", Action::LinkExchange),
+    route("POST", "/link/v1/deliveries", Action::LinkExchange),
+    route(
+        "GET",
+        "/link/v1/deliveries/{subscription}",
+        Action::LinkExchange,
+    ),
+    route("POST", "/link/v1/deliveries/ack", Action::LinkExchange),
+    route("GET", "/admin/hubs/catalogue", Action::ViewCatalogue),
+    route(
+        "POST",
+        "/admin/hubs/{hub}/subscriptions",
+        Action::RequestSubscription,
+    ),
+    route("GET", "/admin/parent", Action::ViewEdges),
     route("GET", "/admin/subscriptions", Action::ViewSubscriptions),
     route(
         "GET",

@@ -267,6 +267,18 @@ impl Hub {
                 topics: topics.clone(),
                 metrics: metrics.clone(),
                 auto_approve_unconditional: config.policy.auto_approve_unconditional,
+                linked_hub_clearance: config
+                    .policy
+                    .linked_hub_clearance
+                    .as_deref()
+                    .map(|c| {
+                        c.parse().map_err(|_| {
+                            crate::config::ConfigError::Invalid(format!(
+                                "policy.linked_hub_clearance `{c}` is not one of S1, S2, S3, S4"
+                            ))
+                        })
+                    })
+                    .transpose()?,
                 egress: egress.clone(),
                 trusted_keys: TrustedKeys::new(
                     Some((&config.hub.id, &signing_key)),
@@ -368,6 +380,7 @@ impl Hub {
                 parent.clone(),
                 crate::link::parent::enrolment_dir(&config.link_ca_dir()),
                 governance.clone(),
+                links.clone(),
                 routing_stopped.clone(),
             )));
         }
@@ -501,8 +514,14 @@ impl Hub {
             limits.max_records_per_push,
         )
         .split_for_parts();
+        let cascade = crate::link::cascade_routes::CascadeState {
+            links: self.links.clone(),
+            governance: self.governance.clone(),
+        };
         let (edges, edges_api) = crate::link::routes::admin_router(self.links.clone())
             .merge(crate::link::routes::link_router(self.links.clone()))
+            .merge(crate::link::cascade_routes::admin_router(cascade.clone()))
+            .merge(crate::link::cascade_routes::link_router(cascade))
             .split_for_parts();
         let edges = edges.layer(axum::extract::DefaultBodyLimit::max(
             limits.max_ingest_body_bytes,

@@ -278,6 +278,7 @@ mod tests {
         Agency {
             revision: 0,
             suspended: None,
+            linked: None,
             id: "civil-affairs".into(),
             name: "民政局".into(),
             uscc: "11610921016050037T".into(),

@@ -150,10 +150,25 @@ pub struct Agency {
     /// Art. 27): its subscriptions are paused and it may file no request until the suspension is lifted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspended: Option<Suspension>,
+    /// Set when the agency is one of a linked hub's (级联: the parent's, or a member's), represented here so
+    /// that its requests are decided by this hub's rules and gates. Such an agency holds no credentials: its
+    /// records leave only over the link to its hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linked: Option<LinkedAgency>,
     /// Bumped on every change (the control plane sets it): a record of the agency older than the one applied is
     /// never applied again.
     #[serde(default)]
     pub revision: u64,
+}
+
+/// Which linked hub's agency an [`Agency`] represents.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkedAgency {
+    /// The linked hub as this hub names it: a member hub's node id, or `parent`.
+    pub hub: String,
+    /// The agency's id at that hub.
+    pub agency: String,
 }
 
 /// A suspension of an agency's sharing (Art. 27), with its reason on record.
@@ -190,6 +205,9 @@ pub struct AgencyView {
     /// Its suspension, while one is in force.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suspended: Option<Suspension>,
+    /// The linked hub whose agency it represents (级联), if it is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub linked: Option<LinkedAgency>,
 }
 
 impl Agency {
@@ -225,6 +243,7 @@ impl Agency {
             created_at_ms: self.created_at_ms,
             created_by: self.created_by.clone(),
             suspended: self.suspended.clone(),
+            linked: self.linked.clone(),
         }
     }
 }
@@ -590,8 +609,23 @@ pub struct Subscription {
     /// purpose is fulfilled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disposal: Option<crate::disposal::Disposal>,
+    /// Set when the data is held at a linked hub (级联): the request is decided there, by its provider under its
+    /// gates, and the records it releases arrive over the link. This hub's router never routes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_at: Option<HeldAt>,
     /// Bumped on every change; writes check it (optimistic concurrency).
     pub revision: u64,
+}
+
+/// Where a subscription's data is held when another hub holds it (see [`Subscription::held_at`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeldAt {
+    /// The hub as this hub names it: a member hub's node id, or `parent`.
+    pub hub: String,
+    /// The subscription's id at that hub, once the hub has filed the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
 }
 
 /// One operator's approval of a grant.
@@ -744,6 +778,7 @@ impl Subscription {
             auto_approved: false,
             deadlines: None,
             disposal: None,
+            held_at: None,
             revision: 1,
         }
     }
@@ -901,6 +936,7 @@ mod tests {
         let mut a = Agency {
             revision: 0,
             suspended: None,
+            linked: None,
             id: "civil-affairs".into(),
             name: "佳县民政局".into(),
             uscc: "91350100M000100Y43".into(),

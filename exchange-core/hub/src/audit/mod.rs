@@ -158,6 +158,19 @@ pub struct ChainHead {
     pub hash: String,
 }
 
+/// One entry of one hub's chain, named so that another hub's evidence can refer to it (级联: a release on the
+/// holding hub's chain and its receipt on the requesting hub's name each other).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EntryRef {
+    /// The hub whose chain holds it.
+    pub hub: String,
+    /// Its position in that chain.
+    pub seq: u64,
+    /// Its chain hash.
+    pub hash: String,
+}
+
 /// The writer of this hub's chain.
 pub struct AuditLog {
     bus: Arc<dyn Bus>,
@@ -352,6 +365,15 @@ impl AuditLog {
         Ok(())
     }
 
+    /// Appends one event and names the entry it became.
+    pub async fn append_entry(&self, event: AuditEvent) -> Result<EntryRef, AuditError> {
+        let mut chained = self.chain(vec![event]).await?;
+        let entry = chained.last_entry();
+        self.bus.publish_all(vec![chained.take_entries()]).await?;
+        chained.written();
+        Ok(entry)
+    }
+
     /// Chains and signs events as the next entries, without writing them. The chain's head stays locked until
     /// [`ChainedEntries::written`] (or the value is dropped, when nothing was written), so entries written
     /// together with other records — the router's releases — keep the chain in order. The writer puts
@@ -415,6 +437,15 @@ impl ChainedEntries<'_> {
     /// The entries as a `(topic, records)` part of [`Bus::publish_all`], to be put first.
     pub fn take_entries(&mut self) -> (String, Vec<Record>) {
         (self.log.topic.clone(), std::mem::take(&mut self.records))
+    }
+
+    /// The last of the entries, by name.
+    pub fn last_entry(&self) -> EntryRef {
+        EntryRef {
+            hub: self.log.hub.clone(),
+            seq: self.next.seq,
+            hash: self.next.hash.clone(),
+        }
     }
 
     /// Says the entries are durable: the chain's head moves past them and the checkpoint task is told.

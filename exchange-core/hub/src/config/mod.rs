@@ -109,6 +109,12 @@ pub struct PolicyConfig {
     /// shipped ones or replacing them; the sharing deadlines run on the result.
     #[serde(default)]
     pub calendar_dir: Option<PathBuf>,
+    /// The highest clearance this hub grants an agency of a linked hub (级联: the parent's agencies asking for
+    /// this hub's data, or a member's), whatever that hub declares for it: `S1`..`S4`, default `S1` — a hub it
+    /// does not vouch for is treated as the most restrictive case. Fields above it need the provider's explicit
+    /// above-clearance approval, as for any agency.
+    #[serde(default)]
+    pub linked_hub_clearance: Option<String>,
 }
 
 /// The evidence log.

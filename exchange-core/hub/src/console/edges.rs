@@ -1,7 +1,9 @@
 //! `/console/edges`: the nodes linked to this hub — edge nodes (前置交换节点) and member hubs (级联) — for its
 //! operators: kind, state, version, last
 //! contact, buffer depth against its limit (the alarm highlighted), lag, and per connector what was read,
-//! forwarded and is waiting, with the last error; and each edge's local deliveries.
+//! forwarded and is waiting, with the last error; and each edge's local deliveries. A hub that is itself a
+//! member of a higher hub shows its link to the parent first: state, last contact, requests and records each
+//! way.
 
 use axum::extract::State;
 use axum::response::IntoResponse;
@@ -29,7 +31,26 @@ pub(super) async fn list(State(console): Shared, viewer: Viewer) -> PageResult {
         .map_err(crate::api_error::ApiError::from)
         .or_page(l)?;
     let now = unsilo_bus::now_ms();
+    let parent = console.links.parent_link();
     let body = html! {
+        @if let Some(p) = &parent {
+            section.card #parent-link data-state=(p.state) {
+                h2 { (l.t("上级平台", "Parent hub")) " " (badge(&p.state)) }
+                table.spec {
+                    tr { th { (l.t("地址", "Address")) } td { (p.hub) } }
+                    @if let Some(id) = &p.parent_id { tr { th { (l.t("上级平台标识", "Parent's id")) } td.parent-id { (id) } } }
+                    tr { th { (l.t("本平台在上级的节点标识", "This hub's node id there")) } td { (p.id) } }
+                    tr { th { (l.t("最近联系", "Last contact")) } td.last-contact {
+                        @match p.last_contact_ms { Some(t) => { (time(t)) } None => { (l.t("从未", "never")) } }
+                    } }
+                    tr { th { (l.t("上级申请本平台数据", "Parent's requests for this hub's data")) } td.requests-from-parent { (p.requests_from_parent) } }
+                    tr { th { (l.t("本平台向上级申请（回流）", "This hub's requests to the parent (flow back)")) } td.requests-to-parent { (p.requests_to_parent) } }
+                    tr { th { (l.t("上送记录", "Records sent up")) } td.records-up { (p.records_up) } }
+                    tr { th { (l.t("回流记录", "Records taken back")) } td.records-down { (p.records_down) } }
+                    @if let Some(e) = &p.last_error { tr { th { (l.t("最近错误", "Last error")) } td.muted.last-error { (e) } } }
+                }
+            }
+        }
         p.muted { (l.t(
             "前置交换节点在各部门网络内运行部门的数据源，断线时缓存、恢复后从平台确认的位置续传；注册、证书和连接器定义由平台统一管理（unsilo edges）。",
             "Edge nodes run each department's sources inside its network, buffer while the link is down and resume from the position the hub acknowledged; the hub registers them, certifies them and pushes their connector definitions (unsilo edges)."

@@ -241,6 +241,13 @@ pub(super) async fn show(
             (l.t("部门", "Agency")) ": " strong { (s.agency) }
             @if let Some(a) = &agency { " (" (a.name) ", " (l.t("授权级别", "clearance")) " " (a.clearance.as_str()) ")" }
         }
+        @if let Some(h) = &s.held_at {
+            p.notice #held-at { (l.t("数据由级联平台持有，由其数据提供部门审核", "The data is held at a linked hub, whose providing organisation decides")) ": " strong { (h.hub) }
+                @if let Some(there) = &h.subscription { " · " (l.t("对方订阅", "there as")) " " code { (there) } } }
+        }
+        @if let Some(linked) = agency.as_ref().and_then(|a| a.linked.as_ref()) {
+            p.notice #linked-agency { (l.t("申请来自级联平台", "Requested from the linked hub")) " " strong { (linked.hub) } " · " (l.t("对方部门", "its agency")) " " code { (linked.agency) } }
+        }
         @if let Some(reason) = &s.reason { p { (l.t("原因", "Reason")) ": " (reason) } }
         @if let (Some(by), Some(at)) = (&s.decided_by, s.decided_at_ms) {
             p.muted { (l.t("最近决定", "Last decided")) ": " (by) " · " (time(at)) }
@@ -678,6 +685,9 @@ async fn last_records(console: &Console, s: &Subscription, n: u64, may_correct: 
 pub(super) struct RequestQuery {
     #[serde(default)]
     schema: Option<String>,
+    /// The linked hub that holds the data (级联), if not this one.
+    #[serde(default)]
+    hub: Option<String>,
 }
 
 /// `GET /console/subscriptions/new?schema=`: the agency's request form.
@@ -688,6 +698,7 @@ pub(super) async fn request_form(
 ) -> PageResult {
     let form = RequestDraft {
         schema: q.schema.unwrap_or_else(|| "grid_event".to_owned()),
+        hub: q.hub.unwrap_or_default(),
         ..RequestDraft::default()
     };
     Ok(request_page(&console, &viewer, &form, None, StatusCode::OK))
@@ -697,6 +708,8 @@ pub(super) async fn request_form(
 #[derive(Debug, Default)]
 struct RequestDraft {
     schema: String,
+    /// The linked hub that holds the data; empty = this hub.
+    hub: String,
     name: String,
     filter: String,
     purpose: String,
@@ -744,6 +757,15 @@ fn request_page(
         _ => None,
     };
     let shared = unsilo_schemas::shared_schema(&draft.schema);
+    // The linked hubs (级联) whose published catalogue has an entry for the schema: the data may be held there.
+    let holders: Vec<String> = console
+        .links
+        .linked_catalogues(&viewer.principal)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| c.entries.iter().any(|e| e.schema == draft.schema))
+        .map(|c| c.hub)
+        .collect();
     let body = html! {
         @if let Some(e) = error { p.error #request-error role="alert" { (e) } }
         form.filters method="get" action="/console/subscriptions/new" {
@@ -753,6 +775,15 @@ fn request_page(
                         option value=(sh.name()) selected[sh.name() == draft.schema] { (sh.name()) }
                     }
                 } }
+            @if !holders.is_empty() {
+                div { label for="pick-hub" { (l.t("数据所在平台", "Held at")) }
+                    select #pick-hub name="hub" {
+                        option value="" selected[draft.hub.is_empty()] { (l.t("本平台", "this hub")) }
+                        @for h in &holders {
+                            option value=(h) selected[*h == draft.hub] { (h) }
+                        }
+                    } }
+            }
             button type="submit" { (l.t("选择", "Choose")) }
         }
         @match shared {
@@ -761,6 +792,10 @@ fn request_page(
                 form.card #request method="post" action="/console/subscriptions/new" {
                     input type="hidden" name="csrf" value=(viewer.csrf);
                     input type="hidden" name="schema" value=(sh.name());
+                    input type="hidden" name="hub" value=(draft.hub);
+                    @if !draft.hub.is_empty() {
+                        p.hint #held-at { (l.t("数据由下列平台持有，申请将由该平台的数据提供部门审核：", "The data is held at the linked hub below; its providing organisation decides the request: ")) strong { (draft.hub) } }
+                    }
                     @if viewer.is_operator() {
                         label for="agency" { (l.t("代哪个部门申请", "On behalf of agency")) }
                         input #agency type="text" name="agency" value=(draft.agency) required;
@@ -842,6 +877,7 @@ pub(super) async fn file_request(
     };
     let mut draft = RequestDraft {
         schema: value("schema"),
+        hub: value("hub"),
         name: value("name"),
         filter: value("filter"),
         purpose: value("purpose"),
@@ -947,8 +983,25 @@ pub(super) async fn file_request(
             channel: Channel::Pull,
         },
     };
-    match console.governance.request(&viewer.principal, request).await {
-        Ok((s, _)) => Ok(Redirect::to(&format!("/console/subscriptions/{}", s.id)).into_response()),
+    let filed = if draft.hub.is_empty() {
+        console
+            .governance
+            .request(&viewer.principal, request)
+            .await
+            .map(|(s, _)| s)
+    } else {
+        crate::link::cascade_routes::request_from(
+            &console.links,
+            &console.governance,
+            &viewer.principal,
+            &draft.hub,
+            request,
+        )
+        .await
+        .map(|(s, _)| s)
+    };
+    match filed {
+        Ok(s) => Ok(Redirect::to(&format!("/console/subscriptions/{}", s.id)).into_response()),
         Err(e) => {
             let e = PageError::api(l, e);
             Ok(request_page(

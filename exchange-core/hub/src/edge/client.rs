@@ -180,8 +180,8 @@ impl LinkClient {
         Self::answer(response).await
     }
 
-    /// `GET path` as the edge.
-    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
+    /// `GET path` as the edge (or member hub).
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CallError> {
         let response = self
             .http
             .get(format!("{}{path}", self.base))
@@ -199,11 +199,21 @@ impl LinkClient {
     /// Sends a batch (compressed when configured, paced to the cap) and returns the hub's acknowledgement and
     /// the bytes that went over the link.
     pub async fn send(&self, batch: &LinkBatch) -> Result<(BatchAnswer, usize), CallError> {
-        let json = serde_json::to_vec(batch)
-            .map_err(|e| CallError::Unreachable(format!("the batch could not be encoded: {e}")))?;
+        self.post_paced("/link/v1/batches", batch).await
+    }
+
+    /// `POST path` with `body` as JSON, compressed when configured and paced to the bandwidth cap; returns the
+    /// answer and the bytes that went over the link.
+    pub async fn post_paced<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(T, usize), CallError> {
+        let json = serde_json::to_vec(body)
+            .map_err(|e| CallError::Unreachable(format!("the body could not be encoded: {e}")))?;
         let mut request = self
             .http
-            .post(format!("{}/link/v1/batches", self.base))
+            .post(format!("{}{path}", self.base))
             .header(reqwest::header::CONTENT_TYPE, "application/json");
         let body = if self.compress {
             let mut encoder =
@@ -211,7 +221,7 @@ impl LinkClient {
             let compressed = encoder
                 .write_all(&json)
                 .and_then(|()| encoder.finish())
-                .map_err(|e| CallError::Unreachable(format!("compressing the batch: {e}")))?;
+                .map_err(|e| CallError::Unreachable(format!("compressing the body: {e}")))?;
             request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
             compressed
         } else {
@@ -223,16 +233,25 @@ impl LinkClient {
         Ok((Self::answer(response).await?, sent))
     }
 
-    /// Reports the edge's status; the answer lists the definitions the hub holds for it.
-    pub async fn status(&self, report: &EdgeReport) -> Result<StatusAnswer, CallError> {
+    /// `POST path` with `body` as plain JSON.
+    pub async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, CallError> {
         let response = self
             .http
-            .post(format!("{}/link/v1/status", self.base))
-            .json(report)
+            .post(format!("{}{path}", self.base))
+            .json(body)
             .send()
             .await
             .map_err(Self::unreachable)?;
         Self::answer(response).await
+    }
+
+    /// Reports the edge's status; the answer lists the definitions the hub holds for it.
+    pub async fn status(&self, report: &EdgeReport) -> Result<StatusAnswer, CallError> {
+        self.post("/link/v1/status", report).await
     }
 
     /// Publishes a member hub's catalogue to its parent.
@@ -240,14 +259,7 @@ impl LinkClient {
         &self,
         catalogue: &crate::link::protocol::PublishedCatalogue,
     ) -> Result<crate::link::protocol::CatalogueReceipt, CallError> {
-        let response = self
-            .http
-            .post(format!("{}/link/v1/catalogue", self.base))
-            .json(catalogue)
-            .send()
-            .await
-            .map_err(Self::unreachable)?;
-        Self::answer(response).await
+        self.post("/link/v1/catalogue", catalogue).await
     }
 
     /// The signed definitions the hub holds for the edge.

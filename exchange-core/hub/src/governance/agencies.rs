@@ -43,6 +43,7 @@ impl Governance {
         let agency = Agency {
             revision: 0,
             suspended: None,
+            linked: None,
             id: new.id,
             name: new.name,
             uscc: new.uscc.trim().to_ascii_uppercase(),
@@ -97,6 +98,7 @@ impl Governance {
             .control
             .agency(id)
             .ok_or_else(|| ApiError::NotFound(format!("agency `{id}`")))?;
+        no_credentials_for_linked(&current)?;
         let (token, digest) = auth::new_token();
         let mut updated = current.clone();
         let token_id = auth::token_id(&digest);
@@ -170,6 +172,7 @@ impl Governance {
             .control
             .agency(id)
             .ok_or_else(|| ApiError::NotFound(format!("agency `{id}`")))?;
+        no_credentials_for_linked(&current)?;
         let mut updated = current.clone();
         updated.client_cert_sha256 = binding
             .client_cert_sha256
@@ -327,4 +330,15 @@ fn check_reviewer_name(name: &str) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+/// 409 for a linked hub's agency: it holds no credentials here (its records leave only over the link).
+fn no_credentials_for_linked(agency: &Agency) -> Result<(), ApiError> {
+    match &agency.linked {
+        Some(l) => Err(ApiError::Conflict(format!(
+            "agency `{}` represents `{}` of the linked hub `{}`: it holds no credentials here; its records leave only over the link",
+            agency.id, l.agency, l.hub
+        ))),
+        None => Ok(()),
+    }
 }

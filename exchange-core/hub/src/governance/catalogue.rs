@@ -281,6 +281,17 @@ impl Governance {
                 spec.schema
             ))
         })?;
+        self.check_against_entry(&entry, spec)?;
+        Ok(entry)
+    }
+
+    /// Checks a request on `spec` against catalogue entry `entry` (this hub's, or a linked hub's as it
+    /// published it), every problem named at once.
+    pub(super) fn check_against_entry(
+        &self,
+        entry: &CatalogueEntry,
+        spec: &SubscriptionSpec,
+    ) -> Result<(), ApiError> {
         if let Some(refusal) = entry.terms.refusal() {
             return Err(ApiError::Invalid(refusal));
         }
@@ -307,7 +318,7 @@ impl Governance {
             ));
         }
         if problems.is_empty() {
-            Ok(entry)
+            Ok(())
         } else {
             Err(ApiError::Invalid(problems.join("; ")))
         }

@@ -36,6 +36,7 @@ mod agencies;
 mod catalogue;
 pub mod catalogue_export;
 mod corrections;
+mod cross_hub;
 mod disposal;
 mod evidence;
 mod report;
@@ -51,6 +52,7 @@ pub use corrections::{
     CorrectionOutcome, CorrectionReply, NewCorrection, CORRECTION_ANSWER_DAYS, HEADER_CORRECTION,
     HEADER_CORRECTS,
 };
+pub use cross_hub::{LinkedAgencyInfo, LinkedRequest, LinkedRequestState};
 pub use disposal::{DisposalConfirmation, DisposalView, SqlRetentionTarget};
 pub use evidence::{AuditSearch, PersonRelease, PersonReport, PersonSearch};
 pub use report::{
@@ -106,6 +108,8 @@ pub struct GovernanceSettings {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Approve UNCONDITIONAL requests within clearance automatically (`[policy] auto_approve_unconditional`).
     pub auto_approve_unconditional: bool,
+    /// The highest clearance given to a linked hub's agency (`[policy] linked_hub_clearance`); `None` = S1.
+    pub linked_hub_clearance: Option<unsilo_schemas::Sensitivity>,
     /// Which addresses webhooks may reach.
     pub egress: Arc<EgressPolicy>,
     /// The keys `audit verify` checks chains with.

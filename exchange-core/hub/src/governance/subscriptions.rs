@@ -59,7 +59,11 @@ impl Governance {
 
     /// Checks a channel's target against the egress policy (resolving its host), and that a Kafka copy's topic
     /// stays in the agency's own namespace (`sub.<agency>.…`).
-    async fn check_channel_target(&self, agency: &str, channel: &Channel) -> Result<(), ApiError> {
+    pub(super) async fn check_channel_target(
+        &self,
+        agency: &str,
+        channel: &Channel,
+    ) -> Result<(), ApiError> {
         if let Channel::Kafka {
             topic: Some(topic), ..
         } = channel
@@ -84,30 +88,7 @@ impl Governance {
         who: &Principal,
         request: SubscriptionRequest,
     ) -> Result<(Subscription, Option<Vec<u8>>), ApiError> {
-        authorize(who, Action::RequestSubscription)?;
-        let agency_id = match (who, &request.agency) {
-            (Principal::Agency(own), None) => own.clone(),
-            (Principal::Agency(own), Some(a)) if a == own => own.clone(),
-            (Principal::Agency(_), Some(_)) => {
-                return Err(ApiError::Forbidden(
-                    "an agency can request subscriptions only for itself".into(),
-                ))
-            }
-            (Principal::Operator { .. } | Principal::Hub, Some(a)) => a.clone(),
-            (Principal::Operator { .. } | Principal::Hub, None) => {
-                return Err(ApiError::Invalid(
-                    "an operator filing a request must name the agency".into(),
-                ))
-            }
-            (Principal::PushSource(_) | Principal::Reviewer { .. } | Principal::Edge(_), _) => {
-                return Err(ApiError::Forbidden(
-                    "only an agency's system credential (or a security administrator) files requests".into(),
-                ))
-            }
-        };
-        if self.control.agency(&agency_id).is_none() {
-            return Err(ApiError::NotFound(format!("agency `{agency_id}`")));
-        }
+        let agency_id = self.requesting_agency(who, request.agency.as_deref())?;
         self.not_suspended(&agency_id)?;
         check_slug("subscription name", &request.name, 40)
             .map_err(|e| ApiError::Invalid(e.to_string()))?;
@@ -176,6 +157,46 @@ impl Governance {
             }
         }
         Ok((subscription, key))
+    }
+
+    /// The agency a request is filed for: the caller's own for an agency, the one named for an operator (or the
+    /// hub acting on a linked hub's request); 403/404 otherwise.
+    pub(super) fn requesting_agency(
+        &self,
+        who: &Principal,
+        agency: Option<&str>,
+    ) -> Result<String, ApiError> {
+        authorize(who, Action::RequestSubscription)?;
+        let agency_id = match (who, agency) {
+            (Principal::Agency(own), None) => own.clone(),
+            (Principal::Agency(own), Some(a)) if a == own.as_str() => own.clone(),
+            (Principal::Agency(_), Some(_)) => {
+                return Err(ApiError::Forbidden(
+                    "an agency can request subscriptions only for itself".into(),
+                ))
+            }
+            (Principal::Operator { .. } | Principal::Hub, Some(a)) => a.to_owned(),
+            (Principal::Operator { .. } | Principal::Hub, None) => {
+                return Err(ApiError::Invalid(
+                    "an operator filing a request must name the agency".into(),
+                ))
+            }
+            (Principal::PushSource(_) | Principal::Reviewer { .. } | Principal::Edge(_), _) => {
+                return Err(ApiError::Forbidden(
+                    "only an agency's system credential (or a security administrator) files requests".into(),
+                ))
+            }
+        };
+        match self.control.agency(&agency_id) {
+            None => Err(ApiError::NotFound(format!("agency `{agency_id}`"))),
+            // A linked hub's agency asks only through its hub's link.
+            Some(a) if a.linked.is_some() && !matches!(who, Principal::Hub) => {
+                Err(ApiError::Forbidden(format!(
+                    "agency `{agency_id}` is a linked hub's: its requests come over the link from that hub"
+                )))
+            }
+            Some(_) => Ok(agency_id),
+        }
     }
 
     /// Approves a request automatically (UNCONDITIONAL, non-CORE data within clearance) and activates it.
@@ -256,6 +277,7 @@ impl Governance {
         authorize(who, Action::DecideRequest)?;
         // A reviewer sees (and decides) only the requests for its organisation's entries; 404 otherwise.
         let current = self.visible_subscription(who, id)?;
+        decided_here(&current)?;
         let entry = self.entry_of(&current);
         let provider = self.deciding_provider_of(&current);
         let (operator, as_provider) = self.decider(who, provider.as_deref(), id)?;
@@ -398,7 +420,7 @@ impl Governance {
 
     /// Activates an approved subscription: registers its view schema, creates its topics, prepares its channel
     /// and marks it active. On failure it stays approved; approving it again retries.
-    async fn activate(
+    pub(super) async fn activate(
         &self,
         who: &Principal,
         approved: Subscription,
@@ -485,6 +507,7 @@ impl Governance {
     ) -> Result<Subscription, ApiError> {
         authorize(who, Action::DecideRequest)?;
         let visible = self.visible_subscription(who, id)?;
+        decided_here(&visible)?;
         let provider = self.deciding_provider_of(&visible);
         self.decider(who, provider.as_deref(), id)?;
         let mut current = self.current_in(id, SubscriptionStatus::Requested, "rejected")?;
@@ -676,5 +699,16 @@ impl Governance {
             }
         }
         n
+    }
+}
+
+/// 409 for a request whose data a linked hub holds: that hub's provider decides it, under that hub's gates.
+fn decided_here(s: &Subscription) -> Result<(), ApiError> {
+    match &s.held_at {
+        Some(held) => Err(ApiError::Conflict(format!(
+            "subscription `{}` asks for data held at the linked hub `{}`: it is decided there, and follows that decision here",
+            s.id, held.hub
+        ))),
+        None => Ok(()),
     }
 }

@@ -20,6 +20,8 @@
 //! Everything is kept on the compacted, sealed `_unsilo.links` topic and read back at start.
 
 pub mod ca;
+pub mod cascade;
+pub mod cascade_routes;
 pub mod parent;
 pub mod protocol;
 pub mod routes;
@@ -206,9 +208,9 @@ pub struct EdgeView {
 
 /// A member hub's catalogue as its parent keeps it.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
-pub struct MemberCatalogue {
-    /// The member hub.
-    pub member: String,
+pub struct LinkedCatalogue {
+    /// The linked hub: a member's node id, or `parent`.
+    pub hub: String,
     /// When it last published.
     pub published_at_ms: i64,
     /// Its entries.
@@ -233,7 +235,7 @@ struct LinkState {
     status: BTreeMap<String, (i64, EdgeReport)>,
     /// Per edge, when its kept report was made and its alarm then.
     status_kept: BTreeMap<String, (i64, bool)>,
-    catalogues: BTreeMap<String, MemberCatalogue>,
+    catalogues: BTreeMap<String, LinkedCatalogue>,
 }
 
 impl LinkState {
@@ -274,8 +276,8 @@ impl LinkState {
             } => {
                 self.catalogues.insert(
                     member.clone(),
-                    MemberCatalogue {
-                        member,
+                    LinkedCatalogue {
+                        hub: member,
                         published_at_ms: at_ms,
                         entries,
                     },
@@ -390,6 +392,8 @@ pub struct Links {
     /// One sink per connector definition version.
     sinks: Mutex<HashMap<(String, u64), Arc<BusSink>>>,
     certificates: Arc<NodeCertificates>,
+    /// This hub's link to its parent, as the parent task last saw it (`None` without `[parent]`).
+    parent: std::sync::Mutex<Option<parent::ParentLink>>,
 }
 
 impl std::fmt::Debug for Links {
@@ -522,7 +526,29 @@ impl Links {
             batches: std::sync::Mutex::new(HashMap::new()),
             sinks: Mutex::new(HashMap::new()),
             certificates,
+            parent: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// This hub's link to its parent as last seen, if it has one.
+    pub fn parent_link(&self) -> Option<parent::ParentLink> {
+        self.parent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Updates what is known of the link to the parent.
+    pub fn update_parent_link(&self, update: impl FnOnce(&mut parent::ParentLink)) {
+        let mut parent = self.parent.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = parent.as_mut() {
+            update(p);
+        }
+    }
+
+    /// Starts showing the link to the parent.
+    pub fn set_parent_link(&self, link: parent::ParentLink) {
+        *self.parent.lock().unwrap_or_else(|p| p.into_inner()) = Some(link);
     }
 
     /// The link CA's certificate, DER: the TLS listener trusts it for client certificates.
@@ -615,6 +641,11 @@ impl Links {
         if !valid_node_id(id) {
             return Err(LinkError::Invalid(format!(
                 "edge id `{id}` must be 1–64 characters of a-z, 0-9 and '-'"
+            )));
+        }
+        if id == cascade::PARENT {
+            return Err(LinkError::Invalid(format!(
+                "`{id}` is the name this hub gives its own parent hub: choose another node id"
             )));
         }
         let _write = self.writes.lock().await;
@@ -888,33 +919,59 @@ impl Links {
             ));
         }
         let n = entries.len();
-        let unchanged = self
-            .read()
-            .catalogues
-            .get(member)
-            .is_some_and(|c| c.entries == entries);
-        let stored = Stored::Catalogue {
-            member: member.to_owned(),
-            at_ms: unsilo_bus::now_ms(),
-            entries,
-        };
-        // The same catalogue again only moves its time; a changed one is kept on the bus.
-        if unchanged {
-            self.remember(stored);
-        } else {
-            self.store(stored).await?;
-        }
+        self.keep_catalogue(member, entries).await?;
         Ok(protocol::CatalogueReceipt {
             member: member.to_owned(),
             entries: n,
         })
     }
 
-    /// The catalogues the member hubs published, for whoever may browse a catalogue (the parent's agencies
-    /// too: they request resources through the parent).
-    pub fn member_catalogues(&self, who: &Principal) -> Result<Vec<MemberCatalogue>, LinkError> {
+    /// Keeps a linked hub's catalogue (a member's as it published it, or `parent`'s as this hub fetched it).
+    pub async fn keep_catalogue(
+        &self,
+        hub: &str,
+        entries: Vec<unsilo_policy::catalogue::CatalogueEntry>,
+    ) -> Result<(), LinkError> {
+        let unchanged = self
+            .read()
+            .catalogues
+            .get(hub)
+            .is_some_and(|c| c.entries == entries);
+        let stored = Stored::Catalogue {
+            member: hub.to_owned(),
+            at_ms: unsilo_bus::now_ms(),
+            entries,
+        };
+        // The same catalogue again only moves its time; a changed one is kept on the bus.
+        if unchanged {
+            self.remember(stored);
+            Ok(())
+        } else {
+            self.store(stored).await
+        }
+    }
+
+    /// The catalogues of the linked hubs — the member hubs' as they published them, the parent's as this hub
+    /// fetched it — for whoever may browse a catalogue (agencies too: they request linked hubs' resources
+    /// through their own hub).
+    pub fn linked_catalogues(&self, who: &Principal) -> Result<Vec<LinkedCatalogue>, LinkError> {
         require(who, Action::ViewCatalogue)?;
         Ok(self.read().catalogues.values().cloned().collect())
+    }
+
+    /// One catalogue entry of a linked hub, if it published it.
+    pub fn linked_entry(
+        &self,
+        hub: &str,
+        id: &str,
+    ) -> Option<unsilo_policy::catalogue::CatalogueEntry> {
+        self.read()
+            .catalogues
+            .get(hub)?
+            .entries
+            .iter()
+            .find(|e| e.id == id || e.schema == id)
+            .cloned()
     }
 
     async fn sink_for(&self, definition: &SignedDefinition) -> Result<Arc<BusSink>, LinkError> {

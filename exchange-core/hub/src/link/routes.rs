@@ -23,7 +23,7 @@ use super::protocol::{
     BatchAnswer, CatalogueReceipt, Definitions, EdgeReport, EnrolAnswer, EnrolRequest, LinkBatch,
     Positions, PublishedCatalogue, SignedDefinition, StatusAnswer,
 };
-use super::{EdgeView, LinkError, Links, MemberCatalogue, NodeKind, RegisteredEdge};
+use super::{EdgeView, LinkError, Links, NodeKind, RegisteredEdge};
 use crate::api_error::{ApiError, JsonRequest};
 use crate::auth::Principal;
 
@@ -47,7 +47,7 @@ impl From<LinkError> for ApiError {
     }
 }
 
-fn ok<T: Serialize>(body: T) -> ApiResult {
+pub(super) fn ok<T: Serialize>(body: T) -> ApiResult {
     Ok((StatusCode::OK, Json(body)).into_response())
 }
 
@@ -58,7 +58,6 @@ pub fn admin_router(links: Arc<Links>) -> OpenApiRouter {
         .routes(routes!(get_edge))
         .routes(routes!(revoke_edge))
         .routes(routes!(push_definition))
-        .routes(routes!(member_catalogues))
         .with_state(links)
 }
 
@@ -113,7 +112,7 @@ pub struct DefinitionFiles {
     pub files: BTreeMap<String, String>,
 }
 
-fn edge_of(who: &Principal) -> Result<&str, ApiError> {
+pub(super) fn edge_of(who: &Principal) -> Result<&str, ApiError> {
     match who {
         Principal::Edge(id) => Ok(id),
         _ => Err(ApiError::Forbidden(
@@ -192,7 +191,10 @@ async fn positions(State(links): Shared, who: Principal) -> ApiResult {
 
 /// The body of a batch: JSON, or gzip-compressed JSON (`Content-Encoding: gzip`), decompressed here within
 /// [`MAX_DECOMPRESSED_BATCH_BYTES`].
-fn batch_of(headers: &HeaderMap, body: &Bytes) -> Result<LinkBatch, ApiError> {
+pub(super) fn batch_of<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
     let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -223,7 +225,7 @@ fn batch_of(headers: &HeaderMap, body: &Bytes) -> Result<LinkBatch, ApiError> {
         }
     };
     serde_json::from_slice(&json)
-        .map_err(|e| ApiError::Invalid(format!("the batch is not a link batch: {e}")))
+        .map_err(|e| ApiError::Invalid(format!("the body is not what this route takes: {e}")))
 }
 
 #[utoipa::path(post, path = "/link/v1/batches", tag = "link",
@@ -236,7 +238,7 @@ async fn batches(
     body: Bytes,
 ) -> ApiResult {
     let edge = edge_of(&who)?.to_owned();
-    let batch = batch_of(&headers, &body)?;
+    let batch: LinkBatch = batch_of(&headers, &body)?;
     ok(links.accept(&edge, batch).await?)
 }
 
@@ -255,21 +257,6 @@ async fn status(
     responses((status = 200, description = "The connector definitions the hub holds for the edge, each signed", body = Definitions), crate::api_error::ApiFailure))]
 async fn definitions(State(links): Shared, who: Principal) -> ApiResult {
     ok(links.definitions(edge_of(&who)?))
-}
-
-/// The catalogues member hubs published.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct MemberCatalogues {
-    /// Each member hub's.
-    pub members: Vec<MemberCatalogue>,
-}
-
-#[utoipa::path(get, path = "/admin/members/catalogue", tag = "edges",
-    responses((status = 200, description = "The resource catalogues the member hubs (级联) published", body = MemberCatalogues), crate::api_error::ApiFailure))]
-async fn member_catalogues(State(links): Shared, who: Principal) -> ApiResult {
-    ok(MemberCatalogues {
-        members: links.member_catalogues(&who)?,
-    })
 }
 
 #[utoipa::path(post, path = "/link/v1/catalogue", tag = "link", request_body = PublishedCatalogue,

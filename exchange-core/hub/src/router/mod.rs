@@ -118,8 +118,12 @@ impl ActiveSubscription {
                     .is_some_and(|approved| stamped < approved))
     }
 
-    /// The route of an active subscription (`None` if it is not active or does not compile, which is logged).
+    /// The route of an active subscription (`None` if it is not active, does not compile, which is logged, or
+    /// its data is held at a linked hub, whose records arrive over the link and are never routed here).
     pub fn of(subscription: &Subscription) -> Option<ActiveSubscription> {
+        if subscription.held_at.is_some() {
+            return None;
+        }
         let view_schema_id = subscription.view_schema_id?;
         if subscription.status != unsilo_policy::model::SubscriptionStatus::Active {
             return None;

@@ -293,6 +293,7 @@ pub(crate) fn subscription(
         auto_approved: false,
         deadlines: None,
         disposal: None,
+        held_at: None,
         revision: 1,
     }
 }
