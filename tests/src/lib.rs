@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod console;
+pub mod topology;
 pub mod workflow;
 
 use std::path::Path;
