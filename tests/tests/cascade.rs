@@ -226,7 +226,7 @@ async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_
     let (mut hanyin, hanyin_api) = start_hub("hanyin", &hanyin_dir, hanyin_port).await;
     let (mut shiquan, shiquan_api) = start_hub("shiquan", &shiquan_dir, shiquan_port).await;
 
-    // --- Two department edges: civil affairs under 汉阴 (its 低保 table), the grid office under 石泉 (pushes).
+    // --- Two department edges: civil affairs under 汉阴 (its 低保 table), the service centre under 石泉 (pushes).
     let suffix = rand_suffix();
     let dept_url = database(&format!("cascade_civil_{suffix}")).await;
     let simulate = |seed: &str, limit: &str| {
@@ -250,7 +250,7 @@ async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_
     };
     simulate("21", "40");
     let edge_push_port = free_port();
-    let edge_push_token = "shiquan-grid-office-push-token-3f9a";
+    let edge_push_token = "shiquan-service-centre-push-token-3f9a";
     let edges = [
         (
             &hanyin_dir,
@@ -267,9 +267,9 @@ async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_
             &shiquan_dir,
             &shiquan_api,
             shiquan_port,
-            ("grid-edge", format!("listen = \"127.0.0.1:{edge_push_port}\"")),
-            "shiquan-grid",
-            "builtin:grid",
+            ("service-edge", format!("listen = \"127.0.0.1:{edge_push_port}\"")),
+            "qinwuyuan",
+            "builtin:qinwuyuan",
             format!(
                 "transport = \"http_push\"\n[connectors.http_push]\ntoken_sha256 = \"{}\"\n",
                 token_digest(edge_push_token)
@@ -606,34 +606,37 @@ async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_
     )
     .await;
 
-    // --- The second edge, under 石泉, takes its department's push and forwards it to its hub.
-    let mut grid_edge = edge_procs.remove(0);
-    let (_, _, event) = grid_messages((suffix % 10_000_000) * 10 + 7);
-    let r = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{edge_push_port}/ingest/shiquan-grid"
-        ))
-        .bearer_auth(edge_push_token)
-        .json(&json!([event]))
-        .send()
-        .await
-        .expect("push to the edge");
-    assert_eq!(
-        r.status().as_u16(),
-        202,
-        "{}",
-        r.text().await.unwrap_or_default()
+    // --- The second edge, under 石泉, takes its service centre's pushes and forwards them to its hub.
+    let mut service_edge = edge_procs.remove(0);
+    // The county's 秦务员 service centre (the simulator) pushes to its edge and takes its 202 (durable at the
+    // edge) as accepted.
+    unsilo(
+        &shiquan_dir,
+        &[
+            "simulate",
+            "--rate",
+            "50",
+            "--limit",
+            "5",
+            "--malformed",
+            "0",
+            "qinwuyuan",
+            "--hub",
+            &format!("http://127.0.0.1:{edge_push_port}"),
+            "--token",
+            edge_push_token,
+        ],
     );
     eventually(
         "石泉's edge forwards what its department pushed",
         Duration::from_secs(60),
         || {
-            grid_edge.assert_running();
+            service_edge.assert_running();
             let api = &shiquan_api;
             async move {
-                let (_, v) = api.get(SYSTEM_TOKEN, "/admin/edges/grid-edge").await;
+                let (_, v) = api.get(SYSTEM_TOKEN, "/admin/edges/service-edge").await;
                 let c = v["report"]["connectors"][0].clone();
-                (c["forwarded"].as_u64() >= Some(1) && c["waiting"] == 0).then_some(())
+                (c["forwarded"].as_u64() >= Some(5) && c["waiting"] == 0).then_some(())
             }
         },
     )

@@ -54,17 +54,21 @@ impl Stats {
     fn absorb(&mut self, status: u16, body: &[u8], batch: &[GeneratedRecord]) -> Result<(), Error> {
         let answer: IngestAnswer = match serde_json::from_slice(body) {
             Ok(a) => a,
-            Err(_) if status == 200 => IngestAnswer::default(),
+            Err(_) if status == 200 || status == 202 => IngestAnswer::default(),
             Err(e) => return Err(Error::BadAnswer(format!("HTTP {status}: {e}"))),
         };
         self.requests += 1;
         self.malformed_sent += batch.iter().filter(|r| r.malformation.is_some()).count() as u64;
         if answer.results.is_empty() {
-            // No per-record results: trust the totals, or (200) take every record as accepted.
-            let accepted =
-                answer
-                    .accepted
-                    .unwrap_or(if status == 200 { batch.len() as u64 } else { 0 });
+            // No per-record results: trust the totals, or take every record as accepted on a 200 — or on a 202,
+            // an edge node's answer that the batch is durable there and goes on to the hub.
+            let accepted = answer
+                .accepted
+                .unwrap_or(if status == 200 || status == 202 {
+                    batch.len() as u64
+                } else {
+                    0
+                });
             let rejected = answer
                 .rejected
                 .unwrap_or((batch.len() as u64).saturating_sub(accepted));
@@ -125,7 +129,7 @@ async fn post_with_retry(
             Ok(response) => {
                 let status = response.status().as_u16();
                 match status {
-                    200 | 207 | 422 => {
+                    200 | 202 | 207 | 422 => {
                         return match response.bytes().await {
                             Ok(b) => Ok(Some((status, b.to_vec()))),
                             Err(e) => Err(Error::BadAnswer(format!(

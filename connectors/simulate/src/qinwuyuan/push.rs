@@ -63,7 +63,8 @@ fn read_answer(status: u16, body: &[u8], records: usize) -> Result<Answer, Error
             accepted,
             rejected,
         }),
-        (200, _, _) => Ok(Answer {
+        // 202: an edge node (前置) holds the batch durably and forwards it to the hub.
+        (200 | 202, _, _) => Ok(Answer {
             outcomes: None,
             accepted: records as u64,
             rejected: 0,
@@ -126,7 +127,7 @@ async fn post(
                     }
                 };
                 match status {
-                    200 | 207 | 422 => return read_answer(status, &bytes, records).map(Some),
+                    200 | 202 | 207 | 422 => return read_answer(status, &bytes, records).map(Some),
                     408 | 429 | 500..=599 => format!("HTTP {status}: {}", hub_message(&bytes)),
                     _ => {
                         return Err(Error::Refused {
