@@ -541,10 +541,26 @@ async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_
         ("网格员入户走访", "《陕西省网格化服务管理办法》"),
     );
     back["channel"] = json!({"kind": "sql", "url": grid_db, "table": "shengji_household"});
-    let (s, filed) = shiquan_api
-        .post(&grid, "/admin/hubs/parent/subscriptions", back)
-        .await;
-    assert_eq!(s, 201, "{filed}");
+    // Filed with the CLI, as an agency's operator would.
+    std::fs::write(shiquan_dir.join("back.json"), back.to_string()).expect("request file");
+    let filed: Value = serde_json::from_str(&unsilo(
+        &shiquan_dir,
+        &[
+            "subscription",
+            "--hub",
+            &format!("https://127.0.0.1:{shiquan_port}"),
+            "--ca-file",
+            "ca.pem",
+            "--token",
+            &grid,
+            "request",
+            "--held-at",
+            "parent",
+            "back.json",
+        ],
+    ))
+    .expect("json");
+    assert_eq!(filed["subscription"]["held_at"]["hub"], "parent", "{filed}");
     let at_province =
         filed_for_linked_hub(&province_api, "province-households", &mut province).await;
     let at_province_id = at_province["id"].as_str().expect("id").to_owned();

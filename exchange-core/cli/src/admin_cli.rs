@@ -138,6 +138,10 @@ pub(crate) enum SubscriptionCommand {
     Request {
         /// The request file.
         file: PathBuf,
+        /// The linked hub that holds the data (级联): a member hub's node id, or `parent` (回流). That hub decides
+        /// the request; this hub follows its decision.
+        #[arg(long)]
+        held_at: Option<String>,
     },
     /// Lists subscriptions (an agency sees only its own).
     List {
@@ -562,13 +566,13 @@ pub(crate) async fn subscription(
 ) -> anyhow::Result<()> {
     let c = Client::new(args)?;
     let v = match command {
-        SubscriptionCommand::Request { file } => {
-            c.call(
-                reqwest::Method::POST,
-                "/admin/subscriptions",
-                Some(read_document(&file)?),
-            )
-            .await?
+        SubscriptionCommand::Request { file, held_at } => {
+            let path = match held_at {
+                Some(hub) => format!("/admin/hubs/{hub}/subscriptions"),
+                None => "/admin/subscriptions".to_owned(),
+            };
+            c.call(reqwest::Method::POST, &path, Some(read_document(&file)?))
+                .await?
         }
         SubscriptionCommand::List { status } => {
             let path = match status {

@@ -22,6 +22,8 @@ pub(crate) enum CatalogueCommand {
         #[arg(long)]
         json: bool,
     },
+    /// The linked hubs' catalogues (级联): the member hubs' as they published them, the parent's as `parent`.
+    Linked,
     /// Shows one entry whole: terms, data items with their sensitivity, provider, earlier versions.
     Show {
         /// The entry id (the shared schema's name, e.g. `household`).
@@ -400,6 +402,12 @@ pub(crate) async fn catalogue(args: &HubArgs, command: CatalogueCommand) -> anyh
                 );
             }
             eprintln!("{} entries", entries.len());
+        }
+        CatalogueCommand::Linked => {
+            print(
+                &c.call(reqwest::Method::GET, "/admin/hubs/catalogue", None)
+                    .await?,
+            );
         }
         CatalogueCommand::Show { id } => {
             print(

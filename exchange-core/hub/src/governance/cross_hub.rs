@@ -401,6 +401,12 @@ impl Governance {
             return Ok(());
         }
         let hub_principal = Principal::Hub;
+        if current.status == SubscriptionStatus::Approved {
+            // Approved earlier, but its activation here failed (the channel's target unreachable): retry that
+            // alone, with the grant on record.
+            self.activate(&hub_principal, current).await?;
+            return Ok(());
+        }
         match state.status {
             SubscriptionStatus::Approved | SubscriptionStatus::Active
                 if current.status != SubscriptionStatus::Active =>
@@ -415,7 +421,7 @@ impl Governance {
                     channel: current.requested.channel.clone(),
                     ..granted
                 };
-                self.check_linked_grant(&current, &granted)?;
+                check_linked_grant(&current, &granted)?;
                 let mut next = current.clone();
                 if let Some(h) = next.held_at.as_mut() {
                     h.subscription.clone_from(&state.held_as);
@@ -494,42 +500,117 @@ impl Governance {
         }
         Ok(())
     }
+}
 
-    /// A grant from a linked hub may only narrow what was asked here: the same schema, no field not asked for,
-    /// none revealed more than asked.
-    fn check_linked_grant(
-        &self,
-        current: &Subscription,
-        granted: &SubscriptionSpec,
-    ) -> Result<(), ApiError> {
-        if granted.schema != current.requested.schema {
+/// A grant from a linked hub may only narrow what was asked here: the same schema, no field not asked for,
+/// none revealed more than asked.
+fn check_linked_grant(current: &Subscription, granted: &SubscriptionSpec) -> Result<(), ApiError> {
+    if granted.schema != current.requested.schema {
+        return Err(ApiError::Invalid(format!(
+            "the grant is for schema `{}`, the request for `{}`",
+            granted.schema, current.requested.schema
+        )));
+    }
+    for g in &granted.fields {
+        let asked = current
+            .requested
+            .fields
+            .iter()
+            .find(|r| r.field == g.field)
+            .ok_or_else(|| {
+                ApiError::Invalid(format!(
+                    "the grant releases field `{}`, which was not asked for",
+                    g.field
+                ))
+            })?;
+        if g.treatment.disclosure() > asked.treatment.disclosure() {
             return Err(ApiError::Invalid(format!(
-                "the grant is for schema `{}`, the request for `{}`",
-                granted.schema, current.requested.schema
+                "the grant reveals field `{}` more than asked ({} for {})",
+                g.field,
+                g.treatment.as_str(),
+                asked.treatment.as_str()
             )));
         }
-        for g in &granted.fields {
-            let asked = current
-                .requested
-                .fields
+    }
+    check::compile(granted, &current.id).map_err(policy_error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use unsilo_policy::model::Treatment;
+
+    fn spec(fields: &[(&str, Treatment)]) -> SubscriptionSpec {
+        SubscriptionSpec {
+            schema: "household".into(),
+            filter: "true".into(),
+            fields: fields
                 .iter()
-                .find(|r| r.field == g.field)
-                .ok_or_else(|| {
-                    ApiError::Invalid(format!(
-                        "the grant releases field `{}`, which was not asked for",
-                        g.field
-                    ))
-                })?;
-            if g.treatment.disclosure() > asked.treatment.disclosure() {
-                return Err(ApiError::Invalid(format!(
-                    "the grant reveals field `{}` more than asked ({} for {})",
-                    g.field,
-                    g.treatment.as_str(),
-                    asked.treatment.as_str()
-                )));
-            }
+                .map(|(f, t)| FieldRule {
+                    field: (*f).into(),
+                    treatment: *t,
+                })
+                .collect(),
+            purpose: "入户走访".into(),
+            scenario: None,
+            scope: None,
+            legal_basis: None,
+            expires_at_ms: None,
+            backfill_from_ms: None,
+            retain_days: None,
+            channel: Channel::Pull,
         }
-        check::compile(granted, &current.id).map_err(policy_error)?;
-        Ok(())
+    }
+
+    #[test]
+    fn a_linked_agency_id_is_readable_when_it_fits_and_a_valid_digest_when_not() {
+        assert_eq!(linked_agency_id("shaanxi", "health"), "shaanxi-health");
+        let long = linked_agency_id(
+            "shaanxi-provincial-big-data-centre",
+            "provincial-health-commission",
+        );
+        assert!(long.starts_with("linked-") && long.len() == 31, "{long}");
+        assert!(check_slug("agency id", &long, 40).is_ok());
+        assert_ne!(
+            long,
+            linked_agency_id(
+                "shaanxi-provincial-big-data-centre",
+                "provincial-health-commissiom"
+            )
+        );
+    }
+
+    #[test]
+    fn a_grant_from_a_linked_hub_may_narrow_the_request_but_never_widen_it() {
+        let asked = Subscription::new_request(
+            "grid-platform",
+            "cases",
+            spec(&[
+                ("care_level", Treatment::Clear),
+                ("head_cert_no", Treatment::Pseudonymise),
+            ]),
+            0,
+        );
+        let narrower = spec(&[("care_level", Treatment::Clear)]);
+        assert!(check_linked_grant(&asked, &narrower).is_ok());
+        let revealing = spec(&[("head_cert_no", Treatment::Clear)]);
+        let e = check_linked_grant(&asked, &revealing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("head_cert_no") && e.contains("more than asked"),
+            "{e}"
+        );
+        let unasked = spec(&[("village_code", Treatment::Clear)]);
+        let e = check_linked_grant(&asked, &unasked)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not asked for"), "{e}");
+        let other = SubscriptionSpec {
+            schema: "resident".into(),
+            ..narrower
+        };
+        assert!(check_linked_grant(&asked, &other).is_err());
     }
 }
