@@ -186,6 +186,37 @@ async fn evidence_cross_references(
     }
 }
 
+/// Waits until the catalogue of linked hub `hub`, as `token`'s hub shows it, has an entry for `schema`.
+async fn until_catalogued(api: &Api, token: &str, hub: &str, schema: &str) {
+    eventually(
+        &format!("{hub}'s catalogue with {schema} is shown"),
+        Duration::from_secs(60),
+        || async move {
+            let (s, v) = api.get(token, "/admin/hubs/catalogue").await;
+            assert_eq!(s, 200, "{v}");
+            v["hubs"].as_array()?.iter().find(|c| c["hub"] == hub)?["entries"]
+                .as_array()?
+                .iter()
+                .any(|e| e["schema"] == schema)
+                .then_some(())
+        },
+    )
+    .await;
+}
+
+/// Waits until subscription `id`, as `token` sees it, is active (the requesting hub followed the decision).
+async fn until_active(api: &Api, token: &str, id: &str) {
+    eventually(
+        &format!("{id} follows the holder's decision"),
+        Duration::from_secs(60),
+        || async move {
+            let (_, v) = api.get(token, &format!("/admin/subscriptions/{id}")).await;
+            (v["status"] == "active").then_some(())
+        },
+    )
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_other() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -324,27 +355,7 @@ async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_
     let health = province_api
         .agency("health", "陕西省卫生健康委员会", "116109210160500883", "S3")
         .await;
-    eventually(
-        "汉阴's catalogue reaches the province",
-        Duration::from_secs(60),
-        || {
-            let api = &province_api;
-            let token = health.clone();
-            async move {
-                let (s, v) = api.get(&token, "/admin/hubs/catalogue").await;
-                assert_eq!(s, 200, "{v}");
-                v["hubs"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| c["hub"] == "county-hanyin")?["entries"]
-                    .as_array()?
-                    .iter()
-                    .any(|e| e["schema"] == "dept_record")
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    until_catalogued(&province_api, &health, "county-hanyin", "dept_record").await;
     let (s, member) = province_api
         .get(SYSTEM_TOKEN, "/admin/edges/county-hanyin")
         .await;
@@ -415,21 +426,7 @@ async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_
     );
     let (s, approved) = hanyin_api.approve(&held_id, json!({})).await;
     assert_eq!(s, 200, "{approved}");
-    eventually(
-        "the province follows 汉阴's decision",
-        Duration::from_secs(60),
-        || {
-            let api = &province_api;
-            let token = health.clone();
-            async move {
-                let (_, v) = api
-                    .get(&token, "/admin/subscriptions/health.dibao-roster")
-                    .await;
-                (v["status"] == "active").then_some(())
-            }
-        },
-    )
-    .await;
+    until_active(&province_api, &health, "health.dibao-roster").await;
 
     // --- Every row of the department's table reaches the province's subscriber.
     let mut received = Vec::new();
@@ -515,26 +512,7 @@ async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_
             "S3",
         )
         .await;
-    eventually(
-        "the province's catalogue reaches 石泉",
-        Duration::from_secs(60),
-        || {
-            let api = &shiquan_api;
-            let token = grid.clone();
-            async move {
-                let (_, v) = api.get(&token, "/admin/hubs/catalogue").await;
-                v["hubs"]
-                    .as_array()?
-                    .iter()
-                    .find(|c| c["hub"] == "parent")?["entries"]
-                    .as_array()?
-                    .iter()
-                    .any(|e| e["schema"] == "household")
-                    .then_some(())
-            }
-        },
-    )
-    .await;
+    until_catalogued(&shiquan_api, &grid, "parent", "household").await;
     let mut back = pull_request(
         ("province-households", "household"),
         &[("care_level", "clear"), ("village_code", "clear")],
@@ -567,24 +545,7 @@ async fn records_flow_up_and_back_down_a_cascade_once_with_evidence_naming_each_
     assert_eq!(at_province["agency"], "county-shiquan-grid-platform");
     let (s, approved) = province_api.approve(&at_province_id, json!({})).await;
     assert_eq!(s, 200, "{approved}");
-    eventually(
-        "石泉 follows the province's decision",
-        Duration::from_secs(60),
-        || {
-            let api = &shiquan_api;
-            let token = grid.clone();
-            async move {
-                let (_, v) = api
-                    .get(
-                        &token,
-                        "/admin/subscriptions/grid-platform.province-households",
-                    )
-                    .await;
-                (v["status"] == "active").then_some(())
-            }
-        },
-    )
-    .await;
+    until_active(&shiquan_api, &grid, "grid-platform.province-households").await;
     let mut pushed = Vec::new();
     for i in 0..5 {
         let (red, green, _) = grid_messages((suffix % 10_000_000) * 10 + i);

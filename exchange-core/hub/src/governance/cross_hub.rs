@@ -100,47 +100,14 @@ impl Governance {
         entry: &CatalogueEntry,
         request: SubscriptionRequest,
     ) -> Result<(Subscription, Option<Vec<u8>>), ApiError> {
-        let agency_id = self.requesting_agency(who, request.agency.as_deref())?;
-        self.not_suspended(&agency_id)?;
-        check_slug("subscription name", &request.name, 40)
-            .map_err(|e| ApiError::Invalid(e.to_string()))?;
-        let missing = missing_request_items(&request.spec);
-        if !missing.is_empty() {
-            return Err(ApiError::Invalid(format!(
-                "the request is incomplete (政务数据共享条例 Art. 20); it must also state: {}",
-                missing.join("; ")
-            )));
-        }
-        request
-            .spec
-            .check_shape(unsilo_bus::now_ms())
-            .map_err(|e| ApiError::Invalid(e.to_string()))?;
+        let agency_id = self.checked_request(who, &request)?;
         // The link is the holding hub's channel: the entry must offer what it releases over (pull).
         let over_link = SubscriptionSpec {
             channel: Channel::Pull,
             ..request.spec.clone()
         };
         self.check_against_entry(entry, &over_link)?;
-        if matches!(request.spec.channel, Channel::Kafka { .. }) && self.bus.kind() != "kafka" {
-            if let Channel::Kafka {
-                bootstrap_servers: None,
-                ..
-            } = request.spec.channel
-            {
-                return Err(ApiError::Invalid(
-                    "a kafka channel needs bootstrap_servers when the hub's bus is embedded".into(),
-                ));
-            }
-        }
-        let id = Subscription::id_of(&agency_id, &request.name);
-        check::compile(&request.spec, &id).map_err(policy_error)?;
-        self.check_channel_target(&agency_id, &request.spec.channel)
-            .await?;
-        if self.control.subscription(&id).is_some() {
-            return Err(ApiError::Conflict(format!(
-                "subscription `{id}` already exists; choose another name"
-            )));
-        }
+        let id = self.checked_new_subscription(&agency_id, &request).await?;
         let now = unsilo_bus::now_ms();
         let mut subscription =
             Subscription::new_request(&agency_id, &request.name, request.spec, now);

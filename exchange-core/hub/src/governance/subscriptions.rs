@@ -82,12 +82,14 @@ impl Governance {
             .map_err(|e| ApiError::Invalid(e.to_string()))
     }
 
-    /// Files a subscription request. Returns it, and for a webhook channel its signing key (shown once).
-    pub async fn request(
+    /// The requesting agency, once the request's form is checked: the caller may file it, the agency is not
+    /// suspended, the name is a valid one, every Art. 20 item is stated (all that is missing named at once), and
+    /// the spec's shape holds.
+    pub(super) fn checked_request(
         &self,
         who: &Principal,
-        request: SubscriptionRequest,
-    ) -> Result<(Subscription, Option<Vec<u8>>), ApiError> {
+        request: &SubscriptionRequest,
+    ) -> Result<String, ApiError> {
         let agency_id = self.requesting_agency(who, request.agency.as_deref())?;
         self.not_suspended(&agency_id)?;
         check_slug("subscription name", &request.name, 40)
@@ -103,7 +105,16 @@ impl Governance {
             .spec
             .check_shape(unsilo_bus::now_ms())
             .map_err(|e| ApiError::Invalid(e.to_string()))?;
-        let entry = self.entry_for_request(&request.spec)?;
+        Ok(agency_id)
+    }
+
+    /// The new subscription's id, once what it asks for compiles, its channel can be served from this hub and
+    /// reaches an allowed target, and the name is free.
+    pub(super) async fn checked_new_subscription(
+        &self,
+        agency_id: &str,
+        request: &SubscriptionRequest,
+    ) -> Result<String, ApiError> {
         if let Channel::Kafka {
             bootstrap_servers: None,
             ..
@@ -115,15 +126,27 @@ impl Governance {
                 ));
             }
         }
-        let id = Subscription::id_of(&agency_id, &request.name);
+        let id = Subscription::id_of(agency_id, &request.name);
         check::compile(&request.spec, &id).map_err(policy_error)?;
-        self.check_channel_target(&agency_id, &request.spec.channel)
+        self.check_channel_target(agency_id, &request.spec.channel)
             .await?;
         if self.control.subscription(&id).is_some() {
             return Err(ApiError::Conflict(format!(
                 "subscription `{id}` already exists; choose another name"
             )));
         }
+        Ok(id)
+    }
+
+    /// Files a subscription request. Returns it, and for a webhook channel its signing key (shown once).
+    pub async fn request(
+        &self,
+        who: &Principal,
+        request: SubscriptionRequest,
+    ) -> Result<(Subscription, Option<Vec<u8>>), ApiError> {
+        let agency_id = self.checked_request(who, &request)?;
+        let entry = self.entry_for_request(&request.spec)?;
+        let id = self.checked_new_subscription(&agency_id, &request).await?;
         let now = unsilo_bus::now_ms();
         let mut subscription =
             Subscription::new_request(&agency_id, &request.name, request.spec, now);
