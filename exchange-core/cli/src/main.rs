@@ -425,8 +425,8 @@ struct BenchArgs {
     /// Draws the scale curves (routing against subscriptions, ingest against connectors) as an SVG here.
     #[arg(long)]
     plot: Option<PathBuf>,
-    /// Only these sections: foundation, ingest, routing, latency (repeatable; default all).
-    #[arg(long, value_parser = ["foundation", "ingest", "routing", "latency"])]
+    /// Only these sections: foundation, ingest, routing, latency, scale (repeatable; default all).
+    #[arg(long, value_parser = ["foundation", "ingest", "routing", "latency", "scale"])]
     only: Vec<String>,
     /// Puts the stores measured in temporary directories here (default: the system's temp directory). Use the
     /// volume the hub's data will live on: its file system decides the fsync-bound figures.

@@ -318,6 +318,64 @@ impl ControlPlane {
             .await
     }
 
+    /// Creates many new agencies and subscriptions in few writes (a deployment's control plane moved in from
+    /// another platform, or a province-sized one seeded for `unsilo bench`): each must not exist yet (the
+    /// first that does is named and nothing is written); they are written in chunks of at most 1,000 records,
+    /// agencies first, each chunk waited for until the view holds it.
+    pub async fn put_new_in_bulk(
+        &self,
+        agencies: &[Agency],
+        subscriptions: &[Subscription],
+    ) -> Result<(), ControlError> {
+        let _guard = self.writes.lock().await;
+        {
+            let state = self.read();
+            if let Some(a) = agencies.iter().find(|a| state.agencies.contains_key(&a.id)) {
+                return Err(ControlError::Conflict(format!("agency `{}`", a.id)));
+            }
+            if let Some(s) = subscriptions
+                .iter()
+                .find(|s| state.subscriptions.contains_key(&s.id))
+            {
+                return Err(ControlError::Conflict(format!("subscription `{}`", s.id)));
+            }
+        }
+        let encode = |key: String, entry: &Entry| -> Result<Record, ControlError> {
+            let value =
+                serde_json::to_vec(entry).map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
+            Ok(self.seal.seal(&self.topic, Record::new(key, value)))
+        };
+        let mut records = Vec::with_capacity(agencies.len() + subscriptions.len());
+        for a in agencies {
+            let mut a = a.clone();
+            a.revision = 1;
+            records.push(encode(
+                format!("agency/{}", a.id),
+                &Entry::Agency(Box::new(a)),
+            )?);
+        }
+        for s in subscriptions {
+            let mut s = s.clone();
+            s.revision = 1;
+            records.push(encode(
+                format!("subscription/{}", s.id),
+                &Entry::Subscription(Box::new(s)),
+            )?);
+        }
+        for chunk in records.chunks(1000) {
+            let positions = self.bus.publish(&self.topic, chunk.to_vec()).await?;
+            let written = positions.iter().map(|p| p.offset).max().unwrap_or(0);
+            let mut rx = self.applied.clone();
+            let applied = tokio::time::timeout(APPLY_TIMEOUT, rx.wait_for(|&n| n > written))
+                .await
+                .map(|r| r.is_ok());
+            if applied != Ok(true) {
+                return Err(ControlError::NotReady);
+            }
+        }
+        Ok(())
+    }
+
     /// Creates or replaces a subscription, checking that the view still holds revision `revision - 1` (or
     /// nothing, for revision 1).
     pub async fn put_subscription(&self, subscription: &Subscription) -> Result<(), ControlError> {
@@ -640,6 +698,37 @@ mod tests {
 
     fn seal(hub: &str) -> RecordSeal {
         RecordSeal::new(hub, [7; 32])
+    }
+
+    #[tokio::test]
+    async fn a_bulk_write_lands_whole_or_names_what_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus: Arc<dyn Bus> = Arc::new(EmbeddedBus::open(dir.path()).unwrap());
+        let plane = ControlPlane::open(bus.clone(), CONFIG_TOPIC, seal("a"))
+            .await
+            .unwrap();
+        let many: Vec<Subscription> = (0..2500)
+            .map(|i| {
+                let mut s = subscription(7, SubscriptionStatus::Active);
+                s.name = format!("s{i}");
+                s.id = Subscription::id_of("civil", &s.name);
+                s
+            })
+            .collect();
+        plane.put_new_in_bulk(&[], &many).await.unwrap();
+        assert_eq!(plane.read().subscriptions.len(), 2500);
+        assert_eq!(
+            plane.subscription("civil.s2499").unwrap().revision,
+            1,
+            "each created at revision 1"
+        );
+        let err = plane.put_new_in_bulk(&[], &many[10..11]).await.unwrap_err();
+        assert!(err.to_string().contains("civil.s10"), "{err}");
+        plane.shutdown().await;
+        let again = ControlPlane::open(bus, CONFIG_TOPIC, seal("b"))
+            .await
+            .unwrap();
+        assert_eq!(again.read().subscriptions.len(), 2500, "replayed whole");
     }
 
     #[tokio::test]

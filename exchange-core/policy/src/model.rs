@@ -55,7 +55,7 @@ impl Treatment {
 
 /// One field a subscription wants, with its treatment. `field` is a dotted schema path, e.g.
 /// `envelope.region_code`, `location.address` or `parties.cert_no` (arrays of records: applies to each element).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FieldRule {
     /// Dotted path of the field in the shared schema.

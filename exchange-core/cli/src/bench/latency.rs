@@ -93,7 +93,7 @@ pub struct Latency {
 }
 
 /// A line of `/proc/self/status` in MiB (`VmHWM`, `VmRSS`).
-fn proc_status_mib(field: &str) -> Option<f64> {
+pub(super) fn proc_status_mib(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;

@@ -11,6 +11,7 @@
 //! | ingest | HTTP push, embedded and Kafka; 1–8 connectors | a whole hub ([`ingest`]) | the bare store / raw rdkafka with the same bytes |
 //! | routing | 1 to 1,000 subscriptions, indexed and not; every subscription matching | [`routing`] | one `to_avro_datum` of the record |
 //! | latency | publish → subscription topic at 10,000 records/s, per hop; peak memory | [`latency`] | — |
+//! | scale | the province's shape: routing with 10,000 subscriptions, start with 10,000 subscriptions and 1,000 agencies, evidence bytes per release | [`scale`] | one `to_avro_datum` of the record; the targets |
 //!
 //! Benchmarks measure; tests assert: nothing here fails on a slow machine.
 
@@ -19,6 +20,7 @@ pub mod ingest;
 pub mod latency;
 pub mod plot;
 pub mod routing;
+pub mod scale;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -33,7 +35,7 @@ pub struct BenchOptions {
     pub kafka: Option<String>,
     /// Records per Kafka measurement.
     pub kafka_records: usize,
-    /// Only these sections (`foundation`, `ingest`, `routing`, `latency`); all when empty.
+    /// Only these sections (`foundation`, `ingest`, `routing`, `latency`, `scale`); all when empty.
     pub only: Vec<String>,
     /// Where the stores measured go (in temporary directories under it); the system's temp directory when `None`.
     pub data_dir: Option<PathBuf>,
@@ -467,6 +469,9 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
              evaluations/s** on one core (filter, view plan, view encode, framing)."
         );
     }
+    if wants("scale") {
+        scale_section(&scratch, options.records, &mut rows, &mut sections).await?;
+    }
     sections.push_str(&latency_section);
     if options.kafka.is_none() {
         eprintln!("bench: no --kafka broker given; Kafka measurements skipped.");
@@ -521,6 +526,59 @@ async fn join_senders(
             .map_err(|e| BenchError::Avro(e.to_string()))?
             .map_err(BenchError::Avro)?;
     }
+    Ok(())
+}
+
+/// The province's shape (see [`scale`]): each figure beside its target.
+async fn scale_section(
+    scratch: &Scratch,
+    records: usize,
+    rows: &mut Vec<Row>,
+    sections: &mut String,
+) -> Result<(), BenchError> {
+    let routed = records.min(20_000);
+    eprintln!("bench: routing at the province's shape, 10 000 subscriptions ({routed} records)…");
+    let r = scale::province_routing(routed, 10_000)?;
+    rows.push(Row::new(
+        "routing, 10,000 subscriptions, 90 % county or town scoped (records/s, one core)",
+        r.records_per_s,
+        "to_avro_datum of the full record (records/s)",
+        r.baseline_per_s,
+    ));
+    eprintln!("bench: a hub started again with 1 000 agencies and 10 000 subscriptions…");
+    let s = scale::start_at_size(scratch, 1_000, 10_000).await?;
+    eprintln!("bench: evidence bytes per release (100 000 release entries)…");
+    let evidence = scale::evidence_bytes(scratch, 100_000).await?;
+    let met = |ok: bool| if ok { "met" } else { "**not met**" };
+    let rss = s.rss_mib.map_or("—".to_owned(), |m| format!("{m:.0} MiB"));
+    let _ = writeln!(
+        sections,
+        "\n**Province scale** (the targets of the province-scale work; one run, one machine):\n\n\
+         | measure | measured | target | |\n|---|---:|---:|---|\n\
+         | routing, {} subscriptions (90 % county or town scoped, the rest mixed), records/s on one core | {:.0} | ≥ 200,000 | {} |\n\
+         | — routes evaluated per record / releases per record / releases per second | {:.1} / {:.2} / {:.0} | | |\n\
+         | — building the routing table (every filter and view compiled) | {:.2} s | | |\n\
+         | hub start with {} subscriptions and {} agencies on the control plane, until it serves (`/readyz`: bus, registry, control plane replayed; each router then compiles its table as above) | {:.2} s | ≤ 10 s | {} |\n\
+         | — the process's resident memory then (not yet under load) | {} | ≤ 1 GiB | {} |\n\
+         | — writing them to the control plane in bulk | {:.2} s | | |\n\
+         | evidence per release on the bus (one signed entry per release, before compression) | {:.0} bytes | ≤ 64 bytes | {} |",
+        r.subscriptions,
+        r.records_per_s,
+        met(r.records_per_s >= 200_000.0),
+        r.candidates_per_record,
+        r.releases_per_record,
+        r.records_per_s * r.releases_per_record,
+        r.build_s,
+        s.subscriptions,
+        s.agencies,
+        s.start_s,
+        met(s.start_s <= 10.0),
+        rss,
+        met(s.rss_mib.is_some_and(|m| m <= 1024.0)),
+        s.seed_s,
+        evidence,
+        met(evidence <= 64.0),
+    );
     Ok(())
 }
 
@@ -622,3 +680,4 @@ mod tests {
         assert!(!svg.contains("Routing, one core"), "{svg}");
     }
 }
+

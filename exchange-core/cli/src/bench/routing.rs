@@ -103,7 +103,7 @@ pub(super) fn county(i: usize) -> String {
 }
 
 /// `n` active subscriptions on `grid_event`, subscription `i` with the filter `filter(i)` and [`rules`]`(i)`.
-fn state_with(n: usize, filter: impl Fn(usize) -> String) -> ControlState {
+pub(super) fn state_with(n: usize, filter: impl Fn(usize) -> String) -> ControlState {
     let mut state = ControlState::default();
     for i in 0..n {
         let spec = spec(filter(i), i);
@@ -139,7 +139,10 @@ fn records(n: usize) -> Result<Vec<Value>, BenchError> {
 }
 
 /// Routes every record through `table` on this thread: the seconds it took and how many releases it made.
-fn route_all(table: &RoutingTable, records: &[Value]) -> Result<(f64, usize), BenchError> {
+pub(super) fn route_all(
+    table: &RoutingTable,
+    records: &[Value],
+) -> Result<(f64, usize), BenchError> {
     let key = PseudonymKey::from_bytes([7; 32]);
     let now = unsilo_bus::now_ms();
     let mut out: Vec<Release> = Vec::new();

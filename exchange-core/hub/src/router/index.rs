@@ -226,4 +226,34 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn routes_releasing_the_same_view_share_one_encoding_each_under_its_own_schema_id() {
+        let mut shared_a = route(0, "true");
+        let mut shared_b = route(1, "region_code.startsWith(\"6109\")");
+        shared_a.view_schema_id = 11;
+        shared_b.view_schema_id = 12;
+        let alone = route(2, "true");
+        let table = crate::router::RoutingTable::of(vec![shared_a, shared_b, alone.clone()]);
+        let record = event("610921107200", "0302");
+        let key = unsilo_policy::treat::PseudonymKey::from_bytes([3; 32]);
+        let mut out = Vec::new();
+        table.route(&record, 0, &key, &mut out).expect("routes");
+        assert_eq!(out.len(), 3);
+        let mut fresh = Vec::new();
+        alone
+            .compiled
+            .plan
+            .encode(&record, &key, &mut fresh)
+            .expect("encodes");
+        for (release, id) in out.iter().zip([11u32, 12, 1]) {
+            assert_eq!(release.value[0], 0, "magic byte");
+            assert_eq!(release.value[1..5], id.to_be_bytes(), "its own schema id");
+            assert_eq!(
+                release.value[5..],
+                fresh[..],
+                "the same view, encoded once and copied"
+            );
+        }
+    }
 }

@@ -184,6 +184,9 @@ pub struct RoutingTable {
     pub subscriptions: Vec<ActiveSubscription>,
     /// The routes by their filters' guards, built on first use (so build the table, then route).
     index: std::sync::OnceLock<index::RouteIndex>,
+    /// Per route, the group of routes that release the same view (the same fields with the same treatments),
+    /// when more than one does: a record matched by several of them has its view encoded once.
+    view_groups: Vec<Option<usize>>,
 }
 
 thread_local! {
@@ -194,25 +197,28 @@ thread_local! {
 impl RoutingTable {
     /// The routes of `schema` among the active subscriptions in `state`.
     pub fn build(state: &ControlState, schema: &str, previous: &RoutingTable) -> RoutingTable {
+        let earlier: std::collections::HashMap<&str, &ActiveSubscription> = previous
+            .subscriptions
+            .iter()
+            .map(|r| (r.subscription.as_str(), r))
+            .collect();
         let routes = state
             .subscriptions
             .values()
             .filter(|s| s.spec().schema == schema)
             .filter_map(|s| {
                 // Reuse the compiled route when the subscription did not change.
-                previous
-                    .subscriptions
-                    .iter()
-                    .find(|r| {
-                        r.subscription == s.id
-                            && Some(r.view_schema_id) == s.view_schema_id
+                earlier
+                    .get(s.id.as_str())
+                    .filter(|r| {
+                        Some(r.view_schema_id) == s.view_schema_id
                             && s.status == unsilo_policy::model::SubscriptionStatus::Active
                             && r.expires_at_ms == s.spec().expires_at_ms
                             && r.core_allowed == s.four_eyes_approved()
                             && r.compiled.filter.source() == s.spec().filter
                             && same_rules(&r.fields, &s.spec().fields)
                     })
-                    .cloned()
+                    .map(|r| (*r).clone())
                     .or_else(|| ActiveSubscription::of(s))
             })
             .collect();
@@ -221,9 +227,25 @@ impl RoutingTable {
 
     /// A table of these routes.
     pub fn of(subscriptions: Vec<ActiveSubscription>) -> RoutingTable {
+        // A compiled plan keeps its rules sorted by path: equal rule lists are equal views.
+        let mut groups: std::collections::HashMap<&[FieldRule], (usize, usize)> =
+            std::collections::HashMap::new();
+        for r in &subscriptions {
+            let next = groups.len();
+            groups.entry(r.fields.as_slice()).or_insert((next, 0)).1 += 1;
+        }
+        let view_groups = subscriptions
+            .iter()
+            .map(|r| {
+                groups
+                    .get(r.fields.as_slice())
+                    .and_then(|&(group, members)| (members > 1).then_some(group))
+            })
+            .collect();
         RoutingTable {
             subscriptions,
             index: std::sync::OnceLock::new(),
+            view_groups,
         }
     }
 
@@ -282,6 +304,8 @@ impl RoutingTable {
         out: &mut Vec<Release>,
         gated: &mut Gated,
     ) -> Result<(), RouteError> {
+        // The views encoded for this record, by view group: routes releasing the same view share one encoding.
+        let mut encoded: Vec<(usize, Vec<u8>)> = Vec::new();
         for &i in candidates {
             let route = &self.subscriptions[i];
             if route.expires_at_ms.is_some_and(|e| now_ms >= e) {
@@ -305,15 +329,25 @@ impl RoutingTable {
             }
             let mut value = Vec::with_capacity(256);
             wire::write_header(&mut value, route.view_schema_id as u32);
-            // The view is encoded straight from the decoded record, in the view schema's field order.
-            route
-                .compiled
-                .plan
-                .encode(record, key, &mut value)
-                .map_err(|e| RouteError::View {
-                    subscription: route.subscription.clone(),
-                    message: e.to_string(),
-                })?;
+            let group = self.view_groups.get(i).copied().flatten();
+            match group.and_then(|g| encoded.iter().find(|(h, _)| *h == g)) {
+                Some((_, datum)) => value.extend_from_slice(datum),
+                None => {
+                    let start = value.len();
+                    // The view is encoded straight from the decoded record, in the view schema's field order.
+                    route
+                        .compiled
+                        .plan
+                        .encode(record, key, &mut value)
+                        .map_err(|e| RouteError::View {
+                            subscription: route.subscription.clone(),
+                            message: e.to_string(),
+                        })?;
+                    if let Some(g) = group {
+                        encoded.push((g, value[start..].to_vec()));
+                    }
+                }
+            }
             out.push(Release { route: i, value });
         }
         Ok(())

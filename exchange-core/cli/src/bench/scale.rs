@@ -1,0 +1,330 @@
+//! The province's shape (`unsilo bench --only scale`): what a Shaanxi-sized deployment asks of one hub, measured
+//! as the hub is today — the figures the province-scale work is judged against.
+//!
+//! - **Routing with 10,000 active subscriptions** on one core ([`province_routing`]): 107 counties of nine towns;
+//!   90 % of the subscriptions scoped to a county or a town (half each, a third also to event types), the rest
+//!   with mixed conditions within a prefecture; records spread over the towns. Baseline: one `to_avro_datum` of the record. Also the time to
+//!   build the routing table (compile every filter and view).
+//! - **Start at size** ([`start_at_size`]): a hub whose control plane holds 1,000 agencies and 10,000 active
+//!   subscriptions is stopped and started again; the seconds until it serves, and the process's resident memory
+//!   then.
+//! - **Evidence per release** ([`evidence_bytes`]): release entries written as the router writes them (chained
+//!   and signed in batches of 500), read back; the bytes each takes on the bus, before the store's compression.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use apache_avro::types::Value;
+use unsilo_hub::audit::AuditEvent;
+use unsilo_hub::router::RoutingTable;
+use unsilo_hub::server::Hub;
+use unsilo_policy::model::{Agency, FieldRule, Subscription, SubscriptionStatus, Treatment};
+
+use super::routing::{county, route_all, spec};
+use super::BenchError;
+
+/// Counties of the benchmark province (Shaanxi has 107 county-level divisions).
+const COUNTIES: usize = 107;
+/// Towns per county.
+const TOWNS: usize = 9;
+/// Conditions of the 10 % of subscriptions not scoped to a county or town (scoped to a prefecture instead).
+const MIXED: [&str; 4] = [
+    "urgency != \"NORMAL\" || attachment_count > 2",
+    "category in [\"DISPUTE\", \"SAFETY_HAZARD\", \"PUBLIC_SECURITY\"] && region_code.startsWith(\"6109\")",
+    "parties.exists(p, p.role == \"RESPONDENT\")",
+    "event_type_code == \"0302\"",
+];
+
+/// The filter of province subscription `i` of `total`.
+fn province_filter(i: usize, total: usize) -> String {
+    if i >= total * 9 / 10 {
+        // Province-wide departments still ask by prefecture (市): the first four digits.
+        return format!(
+            "region_code.startsWith(\"{}\") && ({})",
+            &county(i % COUNTIES)[..4],
+            MIXED[i % MIXED.len()]
+        );
+    }
+    let county = county(i % COUNTIES);
+    let place = if i.is_multiple_of(2) {
+        county
+    } else {
+        format!("{county}{:03}", 1 + (i / COUNTIES) % TOWNS)
+    };
+    if i.is_multiple_of(3) {
+        format!("region_code.startsWith(\"{place}\") && event_type_code in [\"0302\", \"0101\"]")
+    } else {
+        format!("region_code.startsWith(\"{place}\")")
+    }
+}
+
+/// Routing at the province's shape.
+#[derive(Clone, Debug)]
+pub struct ProvinceRouting {
+    /// Active subscriptions.
+    pub subscriptions: usize,
+    /// Records routed per second on one core.
+    pub records_per_s: f64,
+    /// The baseline: `to_avro_datum` of the record, per second.
+    pub baseline_per_s: f64,
+    /// Seconds to build the routing table (compile every filter and view).
+    pub build_s: f64,
+    /// Routes evaluated per record, on average.
+    pub candidates_per_record: f64,
+    /// Releases per record, on average.
+    pub releases_per_record: f64,
+}
+
+/// Routes `n` grid events spread over the province's towns through `subscriptions` subscriptions shaped as a
+/// province's are, on this thread.
+pub fn province_routing(n: usize, subscriptions: usize) -> Result<ProvinceRouting, BenchError> {
+    let shared = unsilo_schemas::shared_schema("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
+    let example = unsilo_schemas::example_record("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event example".into()))?;
+    let kinds = ["0302", "0101", "0201", "0401"];
+    let records: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut json = example.clone();
+            let town = 1 + (i / COUNTIES) % TOWNS;
+            json["envelope"]["region_code"] =
+                serde_json::json!(format!("{}{town:03}{:03}", county(i % COUNTIES), i % 200));
+            json["envelope"]["record_id"] = serde_json::json!(format!("bench-{i}"));
+            json["event_type_code"] = serde_json::json!(kinds[i % kinds.len()]);
+            unsilo_schemas::json_to_avro(&json, shared.avro())
+                .map_err(|e| BenchError::Avro(e.to_string()))
+        })
+        .collect::<Result<_, _>>()?;
+    let state = super::routing::state_with(subscriptions, |i| province_filter(i, subscriptions));
+    let started = Instant::now();
+    let table = RoutingTable::build(&state, "grid_event", &RoutingTable::default());
+    let build_s = started.elapsed().as_secs_f64();
+    if table.subscriptions.len() != subscriptions {
+        return Err(BenchError::Avro(format!(
+            "{} of {subscriptions} benchmark subscriptions compiled",
+            table.subscriptions.len()
+        )));
+    }
+    let (elapsed, released) = route_all(&table, &records)?;
+    let candidates: usize = records.iter().map(|r| table.candidates(r)).sum();
+    let started = Instant::now();
+    for r in &records {
+        let body = apache_avro::to_avro_datum(shared.avro(), r.clone())
+            .map_err(|e| BenchError::Avro(e.to_string()))?;
+        std::hint::black_box(body);
+    }
+    let baseline_per_s = n as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    Ok(ProvinceRouting {
+        subscriptions,
+        records_per_s: n as f64 / elapsed,
+        baseline_per_s,
+        build_s,
+        candidates_per_record: candidates as f64 / n.max(1) as f64,
+        releases_per_record: released as f64 / n.max(1) as f64,
+    })
+}
+
+/// A hub started again with a province-sized control plane.
+#[derive(Clone, Debug)]
+pub struct StartAtSize {
+    /// Agencies on the control plane.
+    pub agencies: usize,
+    /// Active subscriptions on it.
+    pub subscriptions: usize,
+    /// Seconds to write them (in bulk).
+    pub seed_s: f64,
+    /// Seconds from `Hub::start` to a hub that serves.
+    pub start_s: f64,
+    /// The process's resident memory once it serves (MiB; Linux only).
+    pub rss_mib: Option<f64>,
+}
+
+fn setup(e: impl std::fmt::Display) -> BenchError {
+    BenchError::Avro(e.to_string())
+}
+
+/// Seeds a hub with `agencies` agencies and `subscriptions` active subscriptions on `grid_event`, stops it and
+/// times its next start.
+pub async fn start_at_size(
+    scratch: &super::Scratch,
+    agencies: usize,
+    subscriptions: usize,
+) -> Result<StartAtSize, BenchError> {
+    let dir = scratch.dir()?;
+    let mut config = unsilo_hub::config::Config::default();
+    config.bus.embedded.data_dir = dir.path().to_owned();
+    let hub = Hub::start(&config).await.map_err(setup)?;
+    let now = unsilo_bus::now_ms();
+    let agency_list: Vec<Agency> = (0..agencies)
+        .map(|i| Agency {
+            id: format!("agency-{i}"),
+            name: format!("基准部门 {i}"),
+            uscc: "11610921016050037T".into(),
+            clearance: unsilo_schemas::Sensitivity::S3,
+            tokens: Vec::new(),
+            client_cert_sha256: None,
+            created_at_ms: now,
+            created_by: "bench".into(),
+            suspended: None,
+            linked: None,
+            revision: 1,
+        })
+        .collect();
+    let subscription_list: Vec<Subscription> = (0..subscriptions)
+        .map(|i| {
+            let spec = spec(province_filter(i, subscriptions), i);
+            let mut s = Subscription::new_request(
+                &format!("agency-{}", i % agencies.max(1)),
+                &format!("s{i}"),
+                spec.clone(),
+                now,
+            );
+            s.status = SubscriptionStatus::Active;
+            s.granted = Some(spec);
+            s.view_schema_id = Some(1000 + i as i32);
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    hub.control
+        .put_new_in_bulk(&agency_list, &subscription_list)
+        .await
+        .map_err(setup)?;
+    let seed_s = started.elapsed().as_secs_f64();
+    hub.shutdown().await.map_err(setup)?;
+    drop(hub);
+    let started = Instant::now();
+    let hub = Hub::start(&config).await.map_err(setup)?;
+    let start_s = started.elapsed().as_secs_f64();
+    let rss_mib = super::latency::proc_status_mib("VmRSS:");
+    let held = hub.control.read().subscriptions.len();
+    hub.shutdown().await.map_err(setup)?;
+    if held != subscriptions {
+        return Err(BenchError::Avro(format!(
+            "the restarted hub holds {held} of {subscriptions} subscriptions"
+        )));
+    }
+    Ok(StartAtSize {
+        agencies,
+        subscriptions,
+        seed_s,
+        start_s,
+        rss_mib,
+    })
+}
+
+/// Bytes per release entry on the bus, as the router writes them: `releases` entries in batches of 500, read
+/// back whole (value, key and headers), on a fresh hub's audit log.
+pub async fn evidence_bytes(scratch: &super::Scratch, releases: usize) -> Result<f64, BenchError> {
+    let dir = scratch.dir()?;
+    let mut config = unsilo_hub::config::Config::default();
+    config.bus.embedded.data_dir = dir.path().to_owned();
+    let hub = Hub::start(&config).await.map_err(setup)?;
+    let audit: Arc<unsilo_hub::audit::AuditLog> = hub.audit.clone();
+    let topic = audit.topic().to_owned();
+    let before = size_of_topic(&hub, &topic).await?;
+    let fields: Vec<FieldRule> = ["event_no", "event_type_code", "envelope.region_code"]
+        .iter()
+        .map(|f| FieldRule {
+            field: (*f).into(),
+            treatment: Treatment::Clear,
+        })
+        .collect();
+    let mut written = 0;
+    while written < releases {
+        let batch: Vec<AuditEvent> = (written..(written + 500).min(releases))
+            .map(|i| AuditEvent::Release {
+                record_id: format!("{:032x}", i as u128 * 0x9e37_79b9_7f4a_7c15),
+                schema: "grid_event".into(),
+                subscription: format!("agency-{}.s{}", i % 1000, i % 10_000),
+                agency: format!("agency-{}", i % 1000),
+                fields: fields.clone(),
+                purpose: "网格事件协同处置".into(),
+                view_schema_id: 1000 + (i % 10_000) as i32,
+                channel: "pull".into(),
+                person_keys: vec![format!("{:064x}", i as u128 * 0x2545_f491_4f6c_dd1d)],
+                history: false,
+                retain_days: Some(365),
+            })
+            .collect();
+        written += batch.len();
+        audit.append(batch).await.map_err(setup)?;
+    }
+    let after = size_of_topic(&hub, &topic).await?;
+    hub.shutdown().await.map_err(setup)?;
+    Ok((after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64)
+}
+
+/// The bytes (value, key, headers) and the number of the records on `topic`'s one partition.
+async fn size_of_topic(hub: &Hub, topic: &str) -> Result<(u64, u64), BenchError> {
+    let mut bytes = 0u64;
+    let mut count = 0u64;
+    let mut next = 0;
+    loop {
+        let read = hub
+            .bus
+            .fetch(&unsilo_bus::FetchRequest::new(
+                topic,
+                0,
+                next,
+                5000,
+                std::time::Duration::ZERO,
+            ))
+            .await?;
+        let Some(last) = read.last() else { break };
+        next = last.position.offset + 1;
+        for r in &read {
+            count += 1;
+            bytes += r.record.value.as_ref().map_or(0, |v| v.len() as u64)
+                + r.record.key.as_ref().map_or(0, |k| k.len() as u64)
+                + r.record
+                    .headers
+                    .iter()
+                    .map(|h| (h.name.len() + h.value.len()) as u64)
+                    .sum::<u64>();
+        }
+    }
+    Ok((bytes, count))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nine_in_ten_province_subscriptions_are_scoped_to_a_county_or_a_town() {
+        let filters: Vec<String> = (0..1000).map(|i| province_filter(i, 1000)).collect();
+        let scoped = filters
+            .iter()
+            .filter(|f| f.starts_with("region_code.startsWith") && !f.contains("&& ("))
+            .count();
+        assert_eq!(scoped, 900);
+        let towns = filters
+            .iter()
+            .filter(|f| f.starts_with("region_code.startsWith(\"") && f[24..].find('"') == Some(9))
+            .count();
+        assert!(towns > 400, "{towns} town-scoped");
+    }
+
+    #[test]
+    fn province_routing_compiles_every_subscription_and_releases_by_place() {
+        let r = province_routing(500, 300).expect("routes");
+        assert_eq!(r.subscriptions, 300);
+        assert!(
+            r.releases_per_record > 0.0 && r.candidates_per_record < 300.0,
+            "{r:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_seeded_hub_starts_again_holding_everything_and_evidence_has_a_size() {
+        let scratch = super::super::Scratch::under(None).expect("scratch");
+        let s = start_at_size(&scratch, 20, 200).await.expect("starts");
+        assert_eq!((s.agencies, s.subscriptions), (20, 200));
+        let bytes = evidence_bytes(&scratch, 1_000).await.expect("evidence");
+        assert!(
+            bytes > 100.0,
+            "a release entry today is a whole signed JSON body: {bytes}"
+        );
+    }
+}
