@@ -364,14 +364,7 @@ impl ControlPlane {
         }
         for chunk in records.chunks(1000) {
             let positions = self.bus.publish(&self.topic, chunk.to_vec()).await?;
-            let written = positions.iter().map(|p| p.offset).max().unwrap_or(0);
-            let mut rx = self.applied.clone();
-            let applied = tokio::time::timeout(APPLY_TIMEOUT, rx.wait_for(|&n| n > written))
-                .await
-                .map(|r| r.is_ok());
-            if applied != Ok(true) {
-                return Err(ControlError::NotReady);
-            }
+            self.until_applied(&positions).await?;
         }
         Ok(())
     }
@@ -466,18 +459,26 @@ impl ControlPlane {
         let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
         let sealed = self.seal.seal(&self.topic, record);
         let positions = self.bus.publish(&self.topic, vec![sealed]).await?;
+        let written = self.until_applied(&positions).await?;
+        if self.read().applied_at.get(&key) == Some(&written) {
+            Ok(())
+        } else {
+            Err(ControlError::Conflict(key))
+        }
+    }
+
+    /// Waits until the view has applied the records written at `positions` (at most [`APPLY_TIMEOUT`]);
+    /// returns the last offset written.
+    async fn until_applied(&self, positions: &[unsilo_bus::Position]) -> Result<u64, ControlError> {
         let written = positions.iter().map(|p| p.offset).max().unwrap_or(0);
         let mut rx = self.applied.clone();
         let applied = tokio::time::timeout(APPLY_TIMEOUT, rx.wait_for(|&n| n > written))
             .await
             .map(|r| r.is_ok());
-        if applied != Ok(true) {
-            return Err(ControlError::NotReady);
-        }
-        if self.read().applied_at.get(&key) == Some(&written) {
-            Ok(())
+        if applied == Ok(true) {
+            Ok(written)
         } else {
-            Err(ControlError::Conflict(key))
+            Err(ControlError::NotReady)
         }
     }
 

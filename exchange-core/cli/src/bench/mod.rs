@@ -680,4 +680,3 @@ mod tests {
         assert!(!svg.contains("Routing, one core"), "{svg}");
     }
 }
-
