@@ -31,7 +31,7 @@ pub(super) async fn list(State(console): Shared, viewer: Viewer) -> PageResult {
         .map_err(crate::api_error::ApiError::from)
         .or_page(l)?;
     let now = unsilo_bus::now_ms();
-    let parent = console.links.parent_link();
+    let parent = crate::link::parent::parent_link_now(&console.links, &console.governance);
     let body = html! {
         @if let Some(p) = &parent {
             section.card #parent-link data-state=(p.state) {

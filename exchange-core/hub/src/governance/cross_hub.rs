@@ -107,30 +107,13 @@ impl Governance {
             ..request.spec.clone()
         };
         self.check_against_entry(entry, &over_link)?;
-        let id = self.checked_new_subscription(&agency_id, &request).await?;
-        let now = unsilo_bus::now_ms();
-        let mut subscription =
-            Subscription::new_request(&agency_id, &request.name, request.spec, now);
-        subscription.deadlines = Some(self.deadlines_for(entry, now));
-        subscription.held_at = Some(HeldAt {
+        self.checked_new_subscription(&agency_id, &request).await?;
+        let held_at = HeldAt {
             hub: hub.to_owned(),
             subscription: None,
-        });
-        self.control
-            .put_subscription(&subscription)
+        };
+        self.file_new_request(who, &agency_id, request, entry, Some(held_at))
             .await
-            .map_err(control_error)?;
-        self.record_control(
-            who,
-            "subscription.request",
-            &id,
-            json!({ "held_at": hub, "requested": subscription.requested.redacted() }),
-        )
-        .await?;
-        info!(subscription = %id, hub, by = %who, "Subscription requested from a linked hub.");
-        let key = matches!(subscription.requested.channel, Channel::Webhook { .. })
-            .then(|| self.secret.webhook_key(&id));
-        Ok((subscription, key))
     }
 
     /// The requests filed here for data `hub` holds, as the link carries them there.
@@ -330,6 +313,14 @@ impl Governance {
             .iter()
             .map(|(requester, held)| self.linked_state(requester, held))
             .collect()
+    }
+
+    /// The subscription this hub holds for `hub`'s request `requester` (its id at `hub`), if there is one.
+    pub fn held_for_request(&self, hub: &str, requester: &str) -> Option<Subscription> {
+        let (agency, name) = requester.split_once('.')?;
+        let linked = self.linked_agency(hub, agency)?;
+        self.control
+            .subscription(&Subscription::id_of(&linked.id, name))
     }
 
     /// The subscriptions this hub holds for `hub`'s agencies, each with its id at `hub`.

@@ -108,13 +108,13 @@ impl Governance {
         Ok(agency_id)
     }
 
-    /// The new subscription's id, once what it asks for compiles, its channel can be served from this hub and
-    /// reaches an allowed target, and the name is free.
+    /// Checks that what a new subscription asks for compiles, its channel can be served from this hub and
+    /// reaches an allowed target, and its name is free.
     pub(super) async fn checked_new_subscription(
         &self,
         agency_id: &str,
         request: &SubscriptionRequest,
-    ) -> Result<String, ApiError> {
+    ) -> Result<(), ApiError> {
         if let Channel::Kafka {
             bootstrap_servers: None,
             ..
@@ -135,7 +135,41 @@ impl Governance {
                 "subscription `{id}` already exists; choose another name"
             )));
         }
-        Ok(id)
+        Ok(())
+    }
+
+    /// Writes a checked request as a new `requested` subscription of `agency_id` — with its deadlines from
+    /// `entry`, and marked held at a linked hub when `held_at` says — and records it. Returns it, and for a
+    /// webhook channel its signing key (shown once).
+    pub(super) async fn file_new_request(
+        &self,
+        who: &Principal,
+        agency_id: &str,
+        request: SubscriptionRequest,
+        entry: &unsilo_policy::catalogue::CatalogueEntry,
+        held_at: Option<unsilo_policy::model::HeldAt>,
+    ) -> Result<(Subscription, Option<Vec<u8>>), ApiError> {
+        let now = unsilo_bus::now_ms();
+        let mut subscription =
+            Subscription::new_request(agency_id, &request.name, request.spec, now);
+        subscription.deadlines = Some(self.deadlines_for(entry, now));
+        subscription.held_at = held_at;
+        self.control
+            .put_subscription(&subscription)
+            .await
+            .map_err(control_error)?;
+        let id = subscription.id.clone();
+        let requested = json!(subscription.requested.redacted());
+        let detail = match &subscription.held_at {
+            Some(h) => json!({ "held_at": h.hub, "requested": requested }),
+            None => requested,
+        };
+        self.record_control(who, "subscription.request", &id, detail)
+            .await?;
+        info!(subscription = %id, held_at = subscription.held_at.as_ref().map(|h| h.hub.as_str()), by = %who, "Subscription requested.");
+        let key = matches!(subscription.requested.channel, Channel::Webhook { .. })
+            .then(|| self.secret.webhook_key(&id));
+        Ok((subscription, key))
     }
 
     /// Files a subscription request. Returns it, and for a webhook channel its signing key (shown once).
@@ -146,25 +180,10 @@ impl Governance {
     ) -> Result<(Subscription, Option<Vec<u8>>), ApiError> {
         let agency_id = self.checked_request(who, &request)?;
         let entry = self.entry_for_request(&request.spec)?;
-        let id = self.checked_new_subscription(&agency_id, &request).await?;
-        let now = unsilo_bus::now_ms();
-        let mut subscription =
-            Subscription::new_request(&agency_id, &request.name, request.spec, now);
-        subscription.deadlines = Some(self.deadlines_for(&entry, now));
-        self.control
-            .put_subscription(&subscription)
-            .await
-            .map_err(control_error)?;
-        self.record_control(
-            who,
-            "subscription.request",
-            &id,
-            json!(subscription.requested.redacted()),
-        )
-        .await?;
-        info!(subscription = %id, by = %who, "Subscription requested.");
-        let key = matches!(subscription.requested.channel, Channel::Webhook { .. })
-            .then(|| self.secret.webhook_key(&id));
+        self.checked_new_subscription(&agency_id, &request).await?;
+        let (subscription, key) = self
+            .file_new_request(who, &agency_id, request, &entry, None)
+            .await?;
         // 无条件 data within clearance goes through without a provider's decision, as the regulation intends.
         if self.settings.auto_approve_unconditional
             && entry.terms.share_attribute

@@ -148,7 +148,7 @@ pub async fn request_from(
     responses((status = 200, description = "This hub's link to its parent hub (级联), as last seen", body = ParentLink), crate::api_error::ApiFailure))]
 async fn parent_link(State(s): Shared, who: Principal) -> ApiResult {
     crate::governance::authorize(&who, crate::roles::Action::ViewEdges)?;
-    match s.links.parent_link() {
+    match super::parent::parent_link_now(&s.links, &s.governance) {
         Some(p) => ok(p),
         None => Err(ApiError::NotFound(
             "a parent link: this hub has no [parent]".into(),
@@ -235,10 +235,7 @@ fn held_for(
     subscription: &str,
 ) -> Result<unsilo_policy::model::Subscription, ApiError> {
     s.governance
-        .held_for(member)
-        .into_iter()
-        .find(|(requester, _)| requester == subscription)
-        .map(|(_, held)| held)
+        .held_for_request(member, subscription)
         .ok_or_else(|| ApiError::NotFound(format!("a request `{subscription}` of {member} here")))
 }
 

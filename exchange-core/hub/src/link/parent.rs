@@ -52,9 +52,9 @@ pub struct ParentLink {
     /// What went wrong last, while the link is down or an exchange failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-    /// The parent's requests for this hub's data.
+    /// The parent's requests for this hub's data (counted when the link is shown).
     pub requests_from_parent: usize,
-    /// This hub's requests for the parent's data (回流).
+    /// This hub's requests for the parent's data (回流; counted when the link is shown).
     pub requests_to_parent: usize,
     /// Records sent up since this hub started.
     pub records_up: u64,
@@ -220,8 +220,6 @@ pub async fn run(
                 }
                 Err(e) => p.last_error = Some(e.clone()),
             }
-            p.requests_from_parent = governance.held_for(PARENT).len();
-            p.requests_to_parent = governance.linked_requests(PARENT).len();
         });
         if let (true, Err(e)) = (linked, &outcome) {
             warn!(parent = %parent.hub, error = %e, "An exchange with the parent hub failed; it is tried again.");
@@ -231,6 +229,15 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => break,
         }
     }
+}
+
+/// This hub's link to its parent as last seen, with its requests each way counted now (`None` without
+/// `[parent]`): what `GET /admin/parent` and the console show.
+pub fn parent_link_now(links: &Links, governance: &Governance) -> Option<ParentLink> {
+    let mut link = links.parent_link()?;
+    link.requests_from_parent = governance.held_for(PARENT).len();
+    link.requests_to_parent = governance.linked_requests(PARENT).len();
+    Some(link)
 }
 
 /// One member's exchange with its parent about requests and records, run every report.
