@@ -71,6 +71,9 @@ pub const HEADER_AUDIT_HASH: &str = "unsilo.audit.hash";
 pub const HEADER_AUDIT_SIGNATURE: &str = "unsilo.audit.sig";
 /// Header beside the signature: the first seq of the append the signature covers (decimal).
 pub const HEADER_AUDIT_SIGNED_FROM: &str = "unsilo.audit.sig_from";
+/// Header on an audit entry stored compressed: `deflate` (RFC 1951, raw) — the chain hash and signature cover
+/// the stored (compressed) bytes; inflating them gives the entry's JSON text.
+pub const HEADER_AUDIT_ENCODING: &str = "unsilo.audit.encoding";
 /// Header on the hub's own `_unsilo.*` records: the writing hub's id.
 pub const HEADER_SEAL_HUB: &str = "unsilo.seal.hub";
 /// Header on the hub's own `_unsilo.*` records: their seal (HMAC-SHA256, hex) over topic, hub, key and value.

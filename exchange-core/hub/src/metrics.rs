@@ -12,6 +12,8 @@
 //! - `unsilo_subscription_history_remaining_records{subscription}` and
 //!   `unsilo_subscription_history_released_records_total{subscription}`: a backfill's or a resume's catch-up;
 //! - `unsilo_audit_disowned_entries`: entries of this hub's audit chain found unverifiable at start;
+//! - `unsilo_audit_index_entries_read_total`: audit entries the on-disk person index read since the hub started
+//!   (after a restart, only those written since it last stood — never the whole log);
 //! - `unsilo_refused_records{topic}`: records of the control plane and the registry refused (not sealed by a hub
 //!   of this deployment, or replays);
 //! - `unsilo_requests_overdue{deadline}`: requests past their answer or delivery deadline (政务数据共享条例
@@ -142,6 +144,7 @@ pub struct Metrics {
     store_log_segments: Family<StoreLabels, Gauge>,
     store_segment_bytes: Family<StoreLabels, Gauge>,
     audit_disowned: Gauge,
+    audit_index_read: Counter,
     requests_overdue: Family<DeadlineLabels, Gauge>,
     disposals_overdue: Gauge,
     disposal_rows_removed: Counter,
@@ -303,6 +306,12 @@ impl Metrics {
             "Entries of this hub's audit chain found at start that no signature of its key covers (written by something other than the hub); the hub disowned them and `unsilo audit verify` reports them. Anything but 0 needs an investigation",
             audit_disowned.clone(),
         );
+        let audit_index_read = Counter::default();
+        registry.register(
+            "unsilo_audit_index_entries_read",
+            "Audit entries the person index read since the hub started: after a restart only those written since the index last stood, never the whole log",
+            audit_index_read.clone(),
+        );
         let requests_overdue = Family::<DeadlineLabels, Gauge>::default();
         registry.register(
             "unsilo_requests_overdue",
@@ -374,6 +383,7 @@ impl Metrics {
             store_log_segments,
             store_segment_bytes,
             audit_disowned,
+            audit_index_read,
             requests_overdue,
             disposals_overdue,
             disposal_rows_removed,
@@ -566,6 +576,11 @@ impl Metrics {
     /// Counts rows the hub removed from an agency's SQL table once their `retain_until` passed.
     pub fn count_disposal_rows_removed(&self, rows: u64) {
         self.disposal_rows_removed.inc_by(rows);
+    }
+
+    /// The counter of audit entries the person index read (given to [`crate::audit::person::PersonIndex`]).
+    pub fn audit_index_read(&self) -> Counter {
+        self.audit_index_read.clone()
     }
 
     /// Records how many entries of this hub's audit chain were found unverifiable at start and disowned.

@@ -234,6 +234,16 @@ impl Hub {
             .await?,
         );
         metrics.set_audit_disowned(audit.disowned_tail().map_or(0, |t| t.entries));
+        let trusted_keys = TrustedKeys::new(
+            Some((&config.hub.id, &signing_key)),
+            &config.security.audit_public_keys,
+        );
+        let person_index = Arc::new(crate::audit::person::PersonIndex::open(
+            &config.person_index_dir(),
+            AUDIT_TOPIC,
+            &trusted_keys,
+            metrics.audit_index_read(),
+        )?);
         let egress = Arc::new(
             crate::egress::EgressPolicy::new(&config.delivery.egress_allow_cidrs)
                 .map_err(|e| crate::config::ConfigError::Invalid(format!("delivery.{e}")))?,
@@ -280,10 +290,8 @@ impl Hub {
                     })
                     .transpose()?,
                 egress: egress.clone(),
-                trusted_keys: TrustedKeys::new(
-                    Some((&config.hub.id, &signing_key)),
-                    &config.security.audit_public_keys,
-                ),
+                trusted_keys,
+                person_index: person_index.clone(),
                 report_sources: config
                     .connectors
                     .iter()
@@ -366,6 +374,9 @@ impl Hub {
             config.audit.checkpoint_interval,
             routing_stopped.clone(),
         )));
+        routing.push(tokio::spawn(
+            person_index.follow(bus.clone(), routing_stopped.clone()),
+        ));
         routing.push(tokio::spawn(expire_subscriptions(
             governance.clone(),
             routing_stopped.clone(),

@@ -8,17 +8,15 @@
 //! - **Start at size** ([`start_at_size`]): a hub whose control plane holds 1,000 agencies and 10,000 active
 //!   subscriptions is stopped and started again; the seconds until it serves, and the process's resident memory
 //!   then.
-//! - **Evidence per release** ([`evidence_bytes`]): release entries written as the router writes them (chained
-//!   and signed in batches of 500), read back; the bytes each takes on the bus, before the store's compression.
+//! - **Evidence** ([`super::evidence`]): bytes per release on the bus, and the person report over a hundred
+//!   million releases.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use apache_avro::types::Value;
-use unsilo_hub::audit::AuditEvent;
 use unsilo_hub::router::RoutingTable;
 use unsilo_hub::server::Hub;
-use unsilo_policy::model::{Agency, FieldRule, Subscription, SubscriptionStatus, Treatment};
+use unsilo_policy::model::{Agency, Subscription, SubscriptionStatus};
 
 use super::routing::{county, route_all, spec};
 use super::BenchError;
@@ -213,80 +211,6 @@ pub async fn start_at_size(
     })
 }
 
-/// Bytes per release entry on the bus, as the router writes them: `releases` entries in batches of 500, read
-/// back whole (value, key and headers), on a fresh hub's audit log.
-pub async fn evidence_bytes(scratch: &super::Scratch, releases: usize) -> Result<f64, BenchError> {
-    let dir = scratch.dir()?;
-    let mut config = unsilo_hub::config::Config::default();
-    config.bus.embedded.data_dir = dir.path().to_owned();
-    let hub = Hub::start(&config).await.map_err(setup)?;
-    let audit: Arc<unsilo_hub::audit::AuditLog> = hub.audit.clone();
-    let topic = audit.topic().to_owned();
-    let before = size_of_topic(&hub, &topic).await?;
-    let fields: Vec<FieldRule> = ["event_no", "event_type_code", "envelope.region_code"]
-        .iter()
-        .map(|f| FieldRule {
-            field: (*f).into(),
-            treatment: Treatment::Clear,
-        })
-        .collect();
-    let mut written = 0;
-    while written < releases {
-        let batch: Vec<AuditEvent> = (written..(written + 500).min(releases))
-            .map(|i| AuditEvent::Release {
-                record_id: format!("{:032x}", i as u128 * 0x9e37_79b9_7f4a_7c15),
-                schema: "grid_event".into(),
-                subscription: format!("agency-{}.s{}", i % 1000, i % 10_000),
-                agency: format!("agency-{}", i % 1000),
-                fields: fields.clone(),
-                purpose: "网格事件协同处置".into(),
-                view_schema_id: 1000 + (i % 10_000) as i32,
-                channel: "pull".into(),
-                person_keys: vec![format!("{:064x}", i as u128 * 0x2545_f491_4f6c_dd1d)],
-                history: false,
-                retain_days: Some(365),
-            })
-            .collect();
-        written += batch.len();
-        audit.append(batch).await.map_err(setup)?;
-    }
-    let after = size_of_topic(&hub, &topic).await?;
-    hub.shutdown().await.map_err(setup)?;
-    Ok((after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64)
-}
-
-/// The bytes (value, key, headers) and the number of the records on `topic`'s one partition.
-async fn size_of_topic(hub: &Hub, topic: &str) -> Result<(u64, u64), BenchError> {
-    let mut bytes = 0u64;
-    let mut count = 0u64;
-    let mut next = 0;
-    loop {
-        let read = hub
-            .bus
-            .fetch(&unsilo_bus::FetchRequest::new(
-                topic,
-                0,
-                next,
-                5000,
-                std::time::Duration::ZERO,
-            ))
-            .await?;
-        let Some(last) = read.last() else { break };
-        next = last.position.offset + 1;
-        for r in &read {
-            count += 1;
-            bytes += r.record.value.as_ref().map_or(0, |v| v.len() as u64)
-                + r.record.key.as_ref().map_or(0, |k| k.len() as u64)
-                + r.record
-                    .headers
-                    .iter()
-                    .map(|h| (h.name.len() + h.value.len()) as u64)
-                    .sum::<u64>();
-        }
-    }
-    Ok((bytes, count))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,14 +241,9 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_seeded_hub_starts_again_holding_everything_and_evidence_has_a_size() {
+    async fn a_seeded_hub_starts_again_holding_everything() {
         let scratch = super::super::Scratch::under(None).expect("scratch");
         let s = start_at_size(&scratch, 20, 200).await.expect("starts");
         assert_eq!((s.agencies, s.subscriptions), (20, 200));
-        let bytes = evidence_bytes(&scratch, 1_000).await.expect("evidence");
-        assert!(
-            bytes > 100.0,
-            "a release entry today is a whole signed JSON body: {bytes}"
-        );
     }
 }

@@ -9,7 +9,9 @@
 //!    trusts them;
 //! 2. one **entry** per audit entry written in `[from_ms, to_ms)`, in log order: `{"kind":"entry","offset",
 //!    "value","headers"}` — `value` is the entry exactly as stored (the JSON text its hash covers), `headers` its
-//!    stored hash and signature headers;
+//!    stored hash and signature headers; an entry stored deflated (header `unsilo.audit.encoding: deflate`, a
+//!    batch of releases) has as `value` the standard base64 of the stored bytes its hash covers, which inflate
+//!    (RFC 1951, raw) to its JSON text;
 //! 3. the **checkpoints** signed in the period: `{"kind":"checkpoint", …checkpoint}`;
 //! 4. a **manifest**: `{"kind":"manifest","entries","checkpoints","digest","signature","public_key"}` — `digest`
 //!    is the hub's suite hash (`sm3:<hex>` or SHA-256 hex) of every byte before the manifest line, `signature`
@@ -21,14 +23,33 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use unsilo_bus::{Bus, ConsumedRecord, Position, Record};
 use unsilo_schemas::crypto::{chain_hash_suite, Suite};
+use unsilo_schemas::names::HEADER_AUDIT_ENCODING;
 
 use super::{
     checkpoint, read_all, signing, AuditError, AuditLog, EntryBody, TrustedKeys, Verifier,
     VerifyReport,
 };
+
+/// The stored record an exported entry line stands for: its value as stored (base64-decoded when the entry is
+/// stored deflated) with its headers.
+fn stored_record(value: &str, headers: &BTreeMap<String, String>) -> Result<Record, String> {
+    let bytes = if headers.contains_key(HEADER_AUDIT_ENCODING) {
+        base64::engine::general_purpose::STANDARD
+            .decode(value)
+            .map_err(|e| format!("the value of a deflated entry is not base64: {e}"))?
+    } else {
+        value.as_bytes().to_vec()
+    };
+    let mut record = Record::new(Vec::new(), bytes);
+    for (name, v) in headers {
+        record = record.with_header(name.clone(), v.as_bytes().to_vec());
+    }
+    Ok(record)
+}
 
 /// The format's name, in the header and the manifest's signed message.
 pub const FORMAT: &str = "unsilo-audit-export-v1";
@@ -101,7 +122,10 @@ pub async fn export(
         let Some(value) = r.record.value.as_deref() else {
             continue;
         };
-        let Ok(body) = serde_json::from_slice::<EntryBody>(value) else {
+        let Ok(json) = super::batch::entry_json(&r.record) else {
+            continue;
+        };
+        let Ok(body) = serde_json::from_slice::<EntryBody>(&json) else {
             continue;
         };
         if body.time_ms < from_ms || body.time_ms >= to_ms {
@@ -122,9 +146,14 @@ pub async fn export(
                 )
             })
             .collect();
+        let value = if r.record.header(HEADER_AUDIT_ENCODING).is_some() {
+            base64::engine::general_purpose::STANDARD.encode(value)
+        } else {
+            String::from_utf8_lossy(value).into_owned()
+        };
         entries.push(ExportLine::Entry {
             offset: r.position.offset,
-            value: String::from_utf8_lossy(value).into_owned(),
+            value,
             headers,
         });
     }
@@ -279,8 +308,12 @@ pub fn verify_export(text: &str, pinned: Option<&str>) -> Result<ExportReport, E
     // Each hub's first seq in the period; checkpoints are held against the chains from there on.
     let mut first_seq: BTreeMap<String, u64> = BTreeMap::new();
     for line in &lines {
-        if let ExportLine::Entry { value, .. } = line {
-            if let Ok(body) = serde_json::from_str::<EntryBody>(value) {
+        if let ExportLine::Entry { value, headers, .. } = line {
+            if let Some(body) = stored_record(value, headers)
+                .ok()
+                .and_then(|r| super::batch::entry_json(&r).ok().map(|j| j.into_owned()))
+                .and_then(|json| serde_json::from_slice::<EntryBody>(&json).ok())
+            {
                 if let std::collections::btree_map::Entry::Vacant(slot) =
                     first_seq.entry(body.hub.clone())
                 {
@@ -312,16 +345,16 @@ pub fn verify_export(text: &str, pinned: Option<&str>) -> Result<ExportReport, E
                 headers,
             } => {
                 seen += 1;
+                let malformed = |e: String| ExportError::Malformed {
+                    line: seen + 1,
+                    reason: format!("entry at offset {offset}: {e}"),
+                };
+                let record = stored_record(value, headers).map_err(malformed)?;
+                let json = super::batch::entry_json(&record).map_err(malformed)?;
                 let body: EntryBody =
-                    serde_json::from_str(value).map_err(|e| ExportError::Malformed {
-                        line: seen + 1,
-                        reason: format!("entry at offset {offset}: {e}"),
-                    })?;
-                let mut record =
-                    Record::new(body.hub.as_bytes().to_vec(), value.as_bytes().to_vec());
-                for (name, v) in headers {
-                    record = record.with_header(name.clone(), v.as_bytes().to_vec());
-                }
+                    serde_json::from_slice(&json).map_err(|e| malformed(e.to_string()))?;
+                let mut record = record;
+                record.key = Some(body.hub.as_bytes().to_vec());
                 verifier.push(&ConsumedRecord {
                     position: Position {
                         topic: "export".into(),

@@ -26,10 +26,11 @@
 //! chain from its newest verified entry with an `audit.disown` entry naming the range, says so in its log, on
 //! `/metrics` (`unsilo_audit_disowned_entries`) and in the console, and `audit verify` keeps reporting them.
 //!
-//! A release entry records what left the hub's shared data for an agency: the record id, the subscription and
+//! Release evidence records what left the hub's shared data for an agency: the record id, the subscription and
 //! agency, the fields released with their treatment, the purpose, and the pseudonymous keys of the persons the
-//! record is about — so [`query`] can answer "who received data about this person" without the audit log
-//! holding ID numbers.
+//! record is about — so [`query`] and the person index ([`person`]) can answer "who received data about this
+//! person" without the audit log holding ID numbers. The router writes it in batches ([`batch`]): the terms of a
+//! subscription once, then per record the terms it went out under, so evidence stays a few bytes per release.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -42,12 +43,14 @@ use tracing::{error, info};
 use unsilo_bus::{Bus, ConsumedRecord, Record, TopicSpec};
 use unsilo_policy::model::FieldRule;
 
+pub mod batch;
 pub mod checkpoint;
 pub mod export;
 pub mod person;
 pub mod signing;
 pub mod verify;
 
+pub use batch::{Release, ReleaseTerms, ReleasedRecord, SharedTerms, TermsBook};
 pub use checkpoint::Checkpoint;
 pub use signing::{KeySource, SigningKey, TrustedKeys};
 pub use verify::{verify_records, ChainReport, Problem, UnverifiedTail, Verifier, VerifyReport};
@@ -105,6 +108,14 @@ pub enum AuditEvent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         retain_days: Option<u32>,
     },
+    /// Records released in a batch (see [`batch`]): per record, its id, person keys and the `seq`s of the
+    /// `release_terms` entries it was released under. Readers expand it to one [`AuditEvent::Release`] each.
+    Releases {
+        /// The records, in the order released.
+        records: Vec<ReleasedRecord>,
+    },
+    /// The terms a subscription's records are released under, named by this entry's `seq` in `releases` entries.
+    ReleaseTerms(ReleaseTerms),
     /// A control-plane change (agency created, subscription requested, approved, rejected, revoked, expired …).
     Control {
         /// Who did it: `operator:<name>`, `agency:<id>` or `hub`.
@@ -188,6 +199,8 @@ pub struct AuditLog {
     checkpoint_due: tokio::sync::Notify,
     /// The tail of this hub's chain found unverifiable at open and disowned, if there was one.
     disowned: Option<UnverifiedTail>,
+    /// The release terms this process has written, by fingerprint, with their `seq`.
+    terms_written: std::sync::Mutex<std::collections::HashMap<[u8; 16], u64>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -254,6 +267,7 @@ impl AuditLog {
             checkpoint_every: std::sync::atomic::AtomicU64::new(1000),
             checkpoint_due: tokio::sync::Notify::new(),
             disowned,
+            terms_written: std::sync::Mutex::new(std::collections::HashMap::new()),
         };
         events.push(AuditEvent::Control {
             actor: "hub".into(),
@@ -381,6 +395,50 @@ impl AuditLog {
     /// write on the embedded bus, durable before the rest on Kafka.
     pub async fn chain(&self, events: Vec<AuditEvent>) -> Result<ChainedEntries<'_>, AuditError> {
         let head = self.head.lock().await;
+        self.seal(head, events, Vec::new())
+    }
+
+    /// Chains and signs releases as batches ([`batch`]), like [`AuditLog::chain`]: a `release_terms` entry first
+    /// for each of their terms this process has not written yet, then `releases` entries naming them.
+    pub async fn chain_releases(
+        &self,
+        releases: &[Release],
+    ) -> Result<ChainedEntries<'_>, AuditError> {
+        let head = self.head.lock().await;
+        let mut events = Vec::new();
+        let mut fresh: std::collections::HashMap<[u8; 16], u64> = std::collections::HashMap::new();
+        {
+            let written = self
+                .terms_written
+                .lock()
+                .map_err(|_| AuditError::Encode("the release terms table is poisoned".into()))?;
+            for release in releases {
+                let fingerprint = release.terms.fingerprint();
+                if !written.contains_key(&fingerprint) && !fresh.contains_key(&fingerprint) {
+                    fresh.insert(fingerprint, head.seq + 1 + events.len() as u64);
+                    events.push(AuditEvent::ReleaseTerms(release.terms.terms().clone()));
+                }
+            }
+            events.extend(batch::batch_events(releases, |terms| {
+                let fingerprint = terms.fingerprint();
+                written
+                    .get(&fingerprint)
+                    .or_else(|| fresh.get(&fingerprint))
+                    .copied()
+                    .unwrap_or_default()
+            }));
+        }
+        self.seal(head, events, fresh.into_iter().collect())
+    }
+
+    /// Chains and signs `events` after `head` (see [`AuditLog::chain`]); `new_terms` are the release terms among
+    /// them, remembered once the entries are written.
+    fn seal<'a>(
+        &'a self,
+        head: tokio::sync::MutexGuard<'a, ChainHead>,
+        events: Vec<AuditEvent>,
+        new_terms: Vec<([u8; 16], u64)>,
+    ) -> Result<ChainedEntries<'a>, AuditError> {
         let now = unsilo_bus::now_ms();
         let mut next = head.clone();
         let mut records = Vec::with_capacity(events.len());
@@ -392,11 +450,23 @@ impl AuditLog {
                 time_ms: now,
                 event,
             };
-            let bytes = serde_json::to_vec(&body).map_err(|e| AuditError::Encode(e.to_string()))?;
+            let json = serde_json::to_vec(&body).map_err(|e| AuditError::Encode(e.to_string()))?;
+            let deflated = batch::stored_deflated(&body.event);
+            let bytes = if deflated {
+                batch::deflate(&json).map_err(|e| AuditError::Encode(e.to_string()))?
+            } else {
+                json
+            };
             // The chain hash of this hub's suite: `sm3:<hex>` under gm, SHA-256 hex under international.
             let hash = self.key.suite().chain_hash(&bytes);
             let mut record = Record::new(self.hub.as_bytes(), bytes);
             record.timestamp_ms = now;
+            if deflated {
+                record = record.with_header(
+                    unsilo_schemas::names::HEADER_AUDIT_ENCODING,
+                    batch::DEFLATE.as_bytes().to_vec(),
+                );
+            }
             records.push(record.with_header(HEADER_AUDIT_HASH, hash.as_bytes().to_vec()));
             next = ChainHead {
                 seq: body.seq,
@@ -420,6 +490,7 @@ impl AuditLog {
             head,
             next,
             records,
+            new_terms,
         })
     }
 }
@@ -431,6 +502,8 @@ pub struct ChainedEntries<'a> {
     head: tokio::sync::MutexGuard<'a, ChainHead>,
     next: ChainHead,
     records: Vec<Record>,
+    /// Release terms among the entries, remembered as written once they are.
+    new_terms: Vec<([u8; 16], u64)>,
 }
 
 impl ChainedEntries<'_> {
@@ -452,16 +525,22 @@ impl ChainedEntries<'_> {
     pub fn written(mut self) {
         let seq = self.next.seq;
         *self.head = self.next.clone();
+        if !self.new_terms.is_empty() {
+            if let Ok(mut written) = self.log.terms_written.lock() {
+                written.extend(self.new_terms.drain(..));
+            }
+        }
         drop(self.head);
         self.log.note_appended(seq);
     }
 }
 
-/// Decodes one audit record; `None` if it is not a readable entry.
+/// Decodes one audit record (inflating a deflated one, see [`batch::entry_json`]); `None` if it is not a
+/// readable entry.
 pub fn decode(record: &ConsumedRecord) -> Option<AuditEntry> {
-    let value = record.record.value.as_deref()?;
+    let json = batch::entry_json(&record.record).ok()?;
     let hash = String::from_utf8(record.record.header(HEADER_AUDIT_HASH)?.to_vec()).ok()?;
-    let body: EntryBody = serde_json::from_slice(value).ok()?;
+    let body: EntryBody = serde_json::from_slice(&json).ok()?;
     Some(AuditEntry {
         offset: record.position.offset,
         hash,
@@ -635,6 +714,8 @@ impl AuditQuery {
                     && self.subscription.as_ref().is_none_or(|s| s == subscription)
                     && self.agency.as_ref().is_none_or(|a| a == agency)
             }
+            // Batches are expanded to releases before they are matched; terms are matched through those.
+            AuditEvent::Releases { .. } | AuditEvent::ReleaseTerms(_) => false,
             AuditEvent::Control { target, .. } => {
                 self.record_id.is_none()
                     && self.person_key.is_none()
@@ -670,18 +751,39 @@ pub async fn query(
     let records = read_all(bus, topic).await?;
     let verified = verified_offsets(&records, keys);
     let mut answer = AuditAnswer::default();
+    let mut book = TermsBook::default();
     for r in &records {
         let is_verified = verified.contains(&r.position.offset);
         if !is_verified {
             answer.unverified_in_log += 1;
         }
-        let Some(entry) = decode(r).filter(|e| q.matches(&e.body.event)) else {
+        let Some(entry) = decode(r) else {
             continue;
         };
         if is_verified {
-            answer.entries.push(entry);
-        } else {
-            answer.unverified_matches += 1;
+            book.note(&entry);
+        }
+        // A batch is expanded only for the records the query can match.
+        let expanded = batch::expand_with(
+            entry,
+            |hub, seq| book.get(hub, seq),
+            |record| {
+                q.record_id.as_ref().is_none_or(|id| *id == record.id)
+                    && q.person_key
+                        .as_ref()
+                        .is_none_or(|k| record.persons.contains(k))
+            },
+        );
+        for entry in expanded
+            .entries
+            .into_iter()
+            .filter(|e| q.matches(&e.body.event))
+        {
+            if is_verified {
+                answer.entries.push(entry);
+            } else {
+                answer.unverified_matches += 1;
+            }
         }
     }
     let limit = q.limit.unwrap_or(1000);
@@ -714,12 +816,21 @@ pub async fn verified_between(
     let verified = verified_offsets(&records, keys);
     let mut entries = Vec::new();
     let mut unverified = 0;
+    let mut book = TermsBook::default();
     for r in &records {
-        let Some(entry) = decode(r).filter(|e| (from_ms..to_ms).contains(&e.body.time_ms)) else {
+        let is_verified = verified.contains(&r.position.offset);
+        let Some(entry) = decode(r) else {
             continue;
         };
-        if verified.contains(&r.position.offset) {
-            entries.push(entry);
+        // Terms written before the period still name releases in it.
+        if is_verified {
+            book.note(&entry);
+        }
+        if !(from_ms..to_ms).contains(&entry.body.time_ms) {
+            continue;
+        }
+        if is_verified {
+            entries.extend(book.expand(entry).entries);
         } else {
             unverified += 1;
         }

@@ -408,7 +408,9 @@ async fn a_forged_tail_is_disowned_at_open_never_signed_over_and_left_out_of_ans
     assert!(answer.entries.is_empty());
     assert_eq!(answer.unverified_matches, 1);
     assert_eq!(answer.unverified_in_log, 1);
-    let index = person::PersonIndex::new(AUDIT_TOPIC, &keys);
+    let index_dir = tempfile::tempdir().unwrap();
+    let index = person::PersonIndex::open(index_dir.path(), AUDIT_TOPIC, &keys, Default::default())
+        .unwrap();
     let found = index
         .releases_of(w.bus.as_ref(), &format!("p1_{:032x}", 77))
         .await

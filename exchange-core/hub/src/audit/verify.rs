@@ -228,7 +228,17 @@ impl Verifier {
                 message: "body does not match its hash: the entry was edited".into(),
             });
         }
-        let body: EntryBody = match serde_json::from_slice(value) {
+        let json = match super::batch::entry_json(&r.record) {
+            Ok(json) => json,
+            Err(e) => {
+                problems.push(Problem {
+                    offset,
+                    message: format!("body is not an audit entry: {e}"),
+                });
+                return Vec::new();
+            }
+        };
+        let body: EntryBody = match serde_json::from_slice(&json) {
             Ok(b) => b,
             Err(e) => {
                 problems.push(Problem {
@@ -383,6 +393,22 @@ impl Verifier {
             last_seq: chain.report.seq,
             offsets: (first.offset, last.offset),
             entries: chain.pending.len() as u64,
+        })
+    }
+
+    /// Each chain's head — `(hub, seq, hash)` — when no entry of a chain whose key is pinned waits for a
+    /// signature: a point a reader can resume from with [`Verifier::resume`] and lose nothing it would count.
+    /// `None` while such an entry is pending.
+    pub fn settled_heads(&self) -> Option<Vec<(String, u64, String)>> {
+        let waiting = self
+            .chains
+            .iter()
+            .any(|(hub, chain)| !chain.pending.is_empty() && self.keys.keys.contains_key(hub));
+        (!waiting).then(|| {
+            self.chains
+                .iter()
+                .map(|(hub, c)| (hub.clone(), c.report.seq, c.report.hash.clone()))
+                .collect()
         })
     }
 

@@ -672,24 +672,36 @@ impl Config {
             .map(|s| s.with_suite(self.security.crypto))
     }
 
+    /// Where the on-disk person index of this hub's audit log lives: `audit-index-<hub id>` beside the deployment
+    /// secret (see [`crate::audit::person`]). It can be deleted; the hub rebuilds it from the log.
+    pub fn person_index_dir(&self) -> PathBuf {
+        let secret = self.secret_file();
+        let dir = secret.parent().map(Path::to_path_buf).unwrap_or_default();
+        dir.join(format!("audit-index-{}", self.safe_hub_id()))
+    }
+
+    /// The hub id with every character but ASCII letters, digits, `-` and `_` replaced by `_`: safe in a file name.
+    fn safe_hub_id(&self) -> String {
+        self.hub
+            .id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    }
+
     /// This hub's audit signing key file: `[security] signing_key_file`, else `audit-signing-<hub id>.sm2.pem`
     /// (gm) or `audit-signing-<hub id>.key` (international) beside the deployment secret.
     pub fn signing_key_file(&self) -> PathBuf {
         self.security.signing_key_file.clone().unwrap_or_else(|| {
             let secret = self.secret_file();
             let dir = secret.parent().map(Path::to_path_buf).unwrap_or_default();
-            let safe: String = self
-                .hub
-                .id
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
+            let safe = self.safe_hub_id();
             // The suites' keys live in different files, so a deployment that changes suite keeps the old key.
             match self.security.crypto {
                 unsilo_schemas::crypto::Suite::Gm => {

@@ -120,6 +120,14 @@ async fn page(State(console): Shared, viewer: Viewer, search: AuditSearch) -> Pa
                                 td { (action) }
                                 td { (actor) " → " code { (target) } }
                             }
+                            AuditEvent::ReleaseTerms(terms) => {
+                                td { (l.t("发布条件", "release terms")) }
+                                td { (terms.subscription) " (" (terms.agency) ", " (terms.channel) ")" }
+                            }
+                            AuditEvent::Releases { records } => {
+                                td { (l.t("批量发布", "releases")) }
+                                td { (records.len()) (l.t(" 条记录", " records")) }
+                            }
                         }
                         td { (e.body.hub) "#" (e.body.seq) }
                     }

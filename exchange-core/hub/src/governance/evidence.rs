@@ -209,7 +209,9 @@ impl Governance {
                     fields,
                     audit_offset: e.offset,
                 }),
-                AuditEvent::Control { .. } => None,
+                AuditEvent::Control { .. }
+                | AuditEvent::Releases { .. }
+                | AuditEvent::ReleaseTerms(_) => None,
             })
             .collect();
         Ok(PersonReport {

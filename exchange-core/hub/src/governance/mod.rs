@@ -100,7 +100,7 @@ use unsilo_policy::treat::{pseudonym, PseudonymKey};
 use unsilo_registry::Registry;
 
 /// What the admin operations are set up with, besides the hub's parts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct GovernanceSettings {
     /// Partitions and retention of each subscription's topics.
     pub topics: crate::config::TopicPlan,
@@ -121,6 +121,8 @@ pub struct GovernanceSettings {
     pub connectors: Vec<String>,
     /// The working-day calendar the sharing deadlines run on (shipped years plus `[policy] calendar_dir`).
     pub calendar: Arc<crate::calendar::WorkingCalendar>,
+    /// The on-disk index of releases by person (kept current by [`PersonIndex::follow`]).
+    pub person_index: Arc<PersonIndex>,
 }
 
 /// The operations of the control plane, each checking its caller.
@@ -135,7 +137,7 @@ pub struct Governance {
     sources: Arc<dyn SourceControl>,
     settings: GovernanceSettings,
     /// Releases by person key, for release reports.
-    person_index: PersonIndex,
+    person_index: Arc<PersonIndex>,
 }
 
 impl std::fmt::Debug for Governance {
@@ -225,7 +227,7 @@ impl Governance {
         settings: GovernanceSettings,
     ) -> Self {
         Self {
-            person_index: PersonIndex::new(audit.topic(), &settings.trusted_keys),
+            person_index: settings.person_index.clone(),
             control,
             registry,
             audit,

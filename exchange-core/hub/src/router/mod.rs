@@ -33,6 +33,7 @@ mod task;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::audit::{ReleaseTerms, SharedTerms};
 use apache_avro::types::Value;
 use apache_avro::Schema;
 use tokio::sync::watch;
@@ -93,6 +94,8 @@ pub struct ActiveSubscription {
     pub backfill_from_ms: Option<i64>,
     /// When it was approved: a backfill's records stamped before this are history.
     pub approved_at_ms: Option<i64>,
+    /// What its releases are recorded under in the audit log (see [`crate::audit::batch`]).
+    pub terms: Arc<SharedTerms>,
 }
 
 impl ActiveSubscription {
@@ -136,21 +139,34 @@ impl ActiveSubscription {
                 return None;
             }
         };
+        let fields = compiled.plan.rules().to_vec();
+        let channel = spec.channel.kind().to_owned();
+        let terms = SharedTerms::new(ReleaseTerms {
+            schema: compiled.shared.name().to_owned(),
+            subscription: subscription.id.clone(),
+            agency: subscription.agency.clone(),
+            fields: fields.clone(),
+            purpose: spec.purpose.clone(),
+            view_schema_id,
+            channel: channel.clone(),
+            retain_days: spec.retain_days,
+        });
         Some(ActiveSubscription {
             subscription: subscription.id.clone(),
             agency: subscription.agency.clone(),
             topic: subscription.topic(),
-            fields: compiled.plan.rules().to_vec(),
+            fields,
             compiled,
             view_schema_id,
             purpose: spec.purpose.clone(),
-            channel: spec.channel.kind().to_owned(),
+            channel,
             expires_at_ms: spec.expires_at_ms,
             core_allowed: subscription.four_eyes_approved(),
             retain_days: spec.retain_days,
             backfill_from_ms: spec.backfill_from_ms,
             // The grant's own approval — not the last decision, which a pause or a resume moves.
             approved_at_ms: subscription.approvals.iter().map(|a| a.at_ms).max(),
+            terms,
         })
     }
 }
@@ -217,6 +233,9 @@ impl RoutingTable {
                             && r.core_allowed == s.four_eyes_approved()
                             && r.compiled.filter.source() == s.spec().filter
                             && same_rules(&r.fields, &s.spec().fields)
+                            && r.purpose == s.spec().purpose
+                            && r.channel == s.spec().channel.kind()
+                            && r.retain_days == s.spec().retain_days
                     })
                     .map(|r| (*r).clone())
                     .or_else(|| ActiveSubscription::of(s))

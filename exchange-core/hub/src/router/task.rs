@@ -9,6 +9,7 @@
 //! are the idempotency key).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -16,7 +17,6 @@ use tracing::{debug, error, info, warn};
 
 use super::standing::{Behind, BehindReason, Standing, Standings};
 use super::{ActiveSubscription, Decoder, RouterContext, RoutingTable};
-use crate::audit::AuditEvent;
 use crate::flows::HistoryProgress;
 use unsilo_bus::{ConsumedRecord, Consumer, ConsumerOptions, FetchRequest, Record};
 use unsilo_policy::model::SubscriptionStatus;
@@ -36,7 +36,8 @@ struct Outgoing {
     subscription: String,
     topic: String,
     record: Record,
-    event: AuditEvent,
+    /// Its evidence.
+    release: crate::audit::Release,
 }
 
 /// The router of one shared schema.
@@ -357,7 +358,8 @@ impl SchemaRouter {
             if releases.is_empty() {
                 continue;
             }
-            let persons = person_keys(self.schema, &record, &self.context.key);
+            let persons: Arc<[String]> =
+                person_keys(self.schema, &record, &self.context.key).into();
             for release in releases.drain(..) {
                 let route = &self.table.subscriptions[release.route];
                 // A granted history's record the live loop reached first is history all the same.
@@ -480,7 +482,8 @@ impl SchemaRouter {
                     if releases.is_empty() {
                         continue;
                     }
-                    let persons = person_keys(self.schema, &record, &self.context.key);
+                    let persons: Arc<[String]> =
+                        person_keys(self.schema, &record, &self.context.key).into();
                     let history = route.is_history(stamped, behind.reason == BehindReason::Pause);
                     for release in releases.drain(..) {
                         outgoing.push(outgoing_release(
@@ -496,10 +499,7 @@ impl SchemaRouter {
                     next = live; // nothing left below the live position (removed by retention, or compacted)
                 }
             }
-            let from_history = outgoing
-                .iter()
-                .filter(|o| matches!(o.event, AuditEvent::Release { history: true, .. }))
-                .count();
+            let from_history = outgoing.iter().filter(|o| o.release.history).count();
             let released = behind.released + from_history as u64;
             let standing = if next >= live {
                 info!(subscription = %subscription, partition, released, reason = behind.reason.as_str(), "History caught up; the subscription is live.");
@@ -535,7 +535,7 @@ impl SchemaRouter {
         for o in outgoing {
             per_topic.entry(o.topic).or_default().push(o.record);
             *per_subscription.entry(o.subscription).or_default() += 1;
-            evidence.push(o.event);
+            evidence.push(o.release);
         }
         let mut parts = Vec::with_capacity(2 + per_topic.len());
         // Evidence first: on Kafka each part is durable before the next is sent.
@@ -545,7 +545,7 @@ impl SchemaRouter {
             let mut chained = self
                 .context
                 .audit
-                .chain(evidence)
+                .chain_releases(&evidence)
                 .await
                 .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
             parts.push(chained.take_entries());
@@ -711,28 +711,21 @@ async fn pause_over_budget(context: RouterContext, id: String) {
     }
 }
 
-/// The record released to `route` and its audit entry; `persons` are the pseudonymous keys of the persons the
+/// The record released to `route` and its evidence; `persons` are the pseudonymous keys of the persons the
 /// record names.
 fn outgoing_release(
     route: &ActiveSubscription,
     consumed: &ConsumedRecord,
-    persons: &[String],
+    persons: &Arc<[String]>,
     value: Vec<u8>,
     history: bool,
 ) -> Outgoing {
     let record_id = consumed.record.record_id();
-    let event = AuditEvent::Release {
+    let release = crate::audit::Release {
         record_id: record_id.clone(),
-        schema: route.compiled.shared.name().to_owned(),
-        subscription: route.subscription.clone(),
-        agency: route.agency.clone(),
-        fields: route.fields.clone(),
-        purpose: route.purpose.clone(),
-        view_schema_id: route.view_schema_id,
-        channel: route.channel.clone(),
-        person_keys: persons.to_vec(),
+        persons: Arc::clone(persons),
+        terms: Arc::clone(&route.terms),
         history,
-        retain_days: route.retain_days,
     };
     let mut out = Record::new(record_id.as_bytes(), value)
         .with_header(HEADER_RECORD_ID, record_id.as_bytes().to_vec())
@@ -748,6 +741,6 @@ fn outgoing_release(
         subscription: route.subscription.clone(),
         topic: route.topic.clone(),
         record: out,
-        event,
+        release,
     }
 }
