@@ -555,9 +555,9 @@ async fn scale_section(
     let live = evidence::evidence_bytes(scratch, 10_000, fan_out).await?;
     let backfill = evidence::evidence_bytes(scratch, 100_000, 1).await?;
     let one_each = evidence::bytes_per_release_entry(scratch, 20_000).await?;
-    eprintln!("bench: the person report over 100 million releases (fan-out {fan_out}, 1 million residents)…");
+    eprintln!("bench: the person report over 100 million releases (fan-out {fan_out}, 100,000 residents)…");
     let report =
-        evidence::person_report_at_size(scratch, 100_000_000, fan_out, 1_000_000, 500).await?;
+        evidence::person_report_at_size(scratch, 100_000_000, fan_out, 100_000, 500).await?;
     let met = |ok: bool| if ok { "met" } else { "**not met**" };
     let rss = s.rss_mib.map_or("—".to_owned(), |m| format!("{m:.0} MiB"));
     let _ = writeln!(
