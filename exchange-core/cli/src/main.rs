@@ -422,7 +422,8 @@ struct BenchArgs {
     /// Writes the report to this file as well as to standard output.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Draws the scale curves (routing against subscriptions, ingest against connectors) as an SVG here.
+    /// Draws the scale curves (routing against subscriptions, ingest against connectors; with `scale`: routing at
+    /// the province's shape, evidence bytes against fan-out, the person report against releases) as an SVG here.
     #[arg(long)]
     plot: Option<PathBuf>,
     /// Only these sections: foundation, ingest, routing, latency, scale (repeatable; default all).

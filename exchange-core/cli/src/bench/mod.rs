@@ -202,6 +202,16 @@ struct Curves {
     connectors: Vec<(f64, f64)>,
     /// The bare store's records/s with the same bytes.
     bare_store: Option<f64>,
+    /// (subscriptions, records/s, releases/s) routing at the province's shape.
+    province: Vec<(f64, f64, f64)>,
+    /// (subscriptions, records/s) routing with every subscription scoped to one town.
+    towns: Vec<(f64, f64)>,
+    /// (subscriptions a record goes to, evidence bytes per release).
+    evidence: Vec<(f64, f64)>,
+    /// Bytes per release of one signed entry per release (the evidence before batching).
+    evidence_one_each: Option<f64>,
+    /// (releases in the audit log, person report p99 ms after a restart).
+    person_report: Vec<(f64, f64)>,
 }
 
 impl Curves {
@@ -253,6 +263,65 @@ impl Curves {
                 y_label: "records/s".into(),
                 x_ticks: vec![1.0, 2.0, 4.0, 8.0],
                 series,
+            });
+        }
+        if !self.province.is_empty() {
+            charts.push(plot::Chart {
+                title: "Routing at the province's shape, one core".into(),
+                x_label: "active subscriptions on the schema".into(),
+                y_label: "per second".into(),
+                x_ticks: vec![1000.0, 3000.0, 10000.0],
+                series: vec![
+                    plot::Series {
+                        name: "records, 90 % county or town scoped (~190 releases each)".into(),
+                        colour: "#1f77b4",
+                        points: self.province.iter().map(|&(s, r, _)| (s, r)).collect(),
+                    },
+                    plot::Series {
+                        name: "releases, the same run".into(),
+                        colour: "#9467bd",
+                        points: self.province.iter().map(|&(s, _, r)| (s, r)).collect(),
+                    },
+                    plot::Series {
+                        name: "records, every subscription one town's (~10 releases each)".into(),
+                        colour: "#2ca02c",
+                        points: self.towns.clone(),
+                    },
+                ],
+            });
+        }
+        if !self.evidence.is_empty() {
+            let mut series = vec![plot::Series {
+                name: "batched, deflated (steady state)".into(),
+                colour: "#1f77b4",
+                points: self.evidence.clone(),
+            }];
+            if let Some(one_each) = self.evidence_one_each {
+                series.push(plot::Series {
+                    name: "one signed entry per release (before)".into(),
+                    colour: "#d62728",
+                    points: self.evidence.iter().map(|&(f, _)| (f, one_each)).collect(),
+                });
+            }
+            charts.push(plot::Chart {
+                title: "Evidence per release on the bus".into(),
+                x_label: "subscriptions each record goes to".into(),
+                y_label: "bytes per release".into(),
+                x_ticks: vec![1.0, 10.0, 100.0],
+                series,
+            });
+        }
+        if !self.person_report.is_empty() {
+            charts.push(plot::Chart {
+                title: "Person report after a restart".into(),
+                x_label: "releases in the audit log".into(),
+                y_label: "p99 ms".into(),
+                x_ticks: vec![1e6, 1e7, 1e8],
+                series: vec![plot::Series {
+                    name: "on-disk person index".into(),
+                    colour: "#1f77b4",
+                    points: self.person_report.clone(),
+                }],
             });
         }
         if charts.is_empty() {
@@ -471,7 +540,14 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         );
     }
     if wants("scale") {
-        scale_section(&scratch, options.records, &mut rows, &mut sections).await?;
+        scale_section(
+            &scratch,
+            options.records,
+            &mut rows,
+            &mut sections,
+            &mut curves,
+        )
+        .await?;
     }
     sections.push_str(&latency_section);
     if options.kafka.is_none() {
@@ -536,10 +612,30 @@ async fn scale_section(
     records: usize,
     rows: &mut Vec<Row>,
     sections: &mut String,
+    curves: &mut Curves,
 ) -> Result<(), BenchError> {
     let routed = records.min(20_000);
-    eprintln!("bench: routing at the province's shape, 10 000 subscriptions ({routed} records)…");
-    let r = scale::province_routing(routed, 10_000)?;
+    eprintln!(
+        "bench: routing at the province's shape, 1 000 to 10 000 subscriptions ({routed} records)…"
+    );
+    for subscriptions in [1_000, 3_000] {
+        let p = scale::province_routing(routed, subscriptions, scale::Shape::Province)?;
+        curves.province.push((
+            subscriptions as f64,
+            p.records_per_s,
+            p.records_per_s * p.releases_per_record,
+        ));
+        let t = scale::province_routing(routed, subscriptions, scale::Shape::TownsOnly)?;
+        curves.towns.push((subscriptions as f64, t.records_per_s));
+    }
+    let r = scale::province_routing(routed, 10_000, scale::Shape::Province)?;
+    curves.province.push((
+        10_000.0,
+        r.records_per_s,
+        r.records_per_s * r.releases_per_record,
+    ));
+    let towns = scale::province_routing(routed, 10_000, scale::Shape::TownsOnly)?;
+    curves.towns.push((10_000.0, towns.records_per_s));
     rows.push(Row::new(
         "routing, 10,000 subscriptions, 90 % county or town scoped (records/s, one core)",
         r.records_per_s,
@@ -555,9 +651,26 @@ async fn scale_section(
     let live = evidence::evidence_bytes(scratch, 10_000, fan_out).await?;
     let backfill = evidence::evidence_bytes(scratch, 100_000, 1).await?;
     let one_each = evidence::bytes_per_release_entry(scratch, 20_000).await?;
-    eprintln!("bench: the person report over 100 million releases (fan-out {fan_out}, 100,000 residents)…");
+    curves.evidence_one_each = Some(one_each);
+    curves.evidence.push((1.0, backfill.bytes_per_release));
+    for f in [10, 50] {
+        let e = evidence::evidence_bytes(scratch, 10_000, f).await?;
+        curves.evidence.push((f as f64, e.bytes_per_release));
+    }
+    curves
+        .evidence
+        .push((live.fan_out as f64, live.bytes_per_release));
+    eprintln!("bench: the person report over 1, 10 and 100 million releases (fan-out {fan_out}, 100,000 residents)…");
+    for releases in [1_000_000, 10_000_000] {
+        let smaller =
+            evidence::person_report_at_size(scratch, releases, fan_out, 100_000, 500).await?;
+        curves.person_report.push((releases as f64, smaller.p99_ms));
+    }
     let report =
         evidence::person_report_at_size(scratch, 100_000_000, fan_out, 100_000, 500).await?;
+    curves
+        .person_report
+        .push((report.releases as f64, report.p99_ms));
     let met = |ok: bool| if ok { "met" } else { "**not met**" };
     let rss = s.rss_mib.map_or("—".to_owned(), |m| format!("{m:.0} MiB"));
     let _ = writeln!(
@@ -567,6 +680,8 @@ async fn scale_section(
          | routing, {} subscriptions (90 % county or town scoped, the rest mixed), records/s on one core | {:.0} | ≥ 200,000 | {} |\n\
          | — routes evaluated per record / releases per record / releases per second | {:.1} / {:.2} / {:.0} | | |\n\
          | — building the routing table (every filter and view compiled) | {:.2} s | | |\n\
+         | — bytes of a released view (framed Avro value; the bus record adds its key and headers) | {:.0} | | |\n\
+         | routing, {} subscriptions each scoped to one town (matching alone: {:.1} releases per record), records/s on one core | {:.0} | | |\n\
          | hub start with {} subscriptions and {} agencies on the control plane, until it serves (`/readyz`: bus, registry, control plane replayed; each router then compiles its table as above) | {:.2} s | ≤ 10 s | {} |\n\
          | — the process's resident memory then (not yet under load) | {} | ≤ 1 GiB | {} |\n\
          | — writing them to the control plane in bulk | {:.2} s | | |\n\
@@ -576,6 +691,7 @@ async fn scale_section(
          | person report with {:.0} million releases recorded ({} records naming {} residents), p99 after a restart | {:.1} ms | ≤ 200 ms | {} |\n\
          | — p50; releases per report | {:.1} ms; {:.0} | | |\n\
          | — entries the reopened index read (0: no scan after a restart) | {} | 0 | {} |\n\
+         | — the index on disk, per release | {:.2} bytes | | |\n\
          | — writing that evidence; first building the index | {:.0} s; {:.0} records/s | | |",
         r.subscriptions,
         r.records_per_s,
@@ -584,6 +700,10 @@ async fn scale_section(
         r.releases_per_record,
         r.records_per_s * r.releases_per_record,
         r.build_s,
+        r.bytes_per_release,
+        towns.subscriptions,
+        towns.releases_per_record,
+        towns.records_per_s,
         s.subscriptions,
         s.agencies,
         s.start_s,
@@ -606,6 +726,7 @@ async fn scale_section(
         report.releases_per_report,
         report.read_after_restart,
         met(report.read_after_restart == 0),
+        report.index_bytes_per_release,
         report.write_s,
         report.index_records_per_s,
     );

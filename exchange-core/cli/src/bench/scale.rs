@@ -56,6 +56,31 @@ fn province_filter(i: usize, total: usize) -> String {
     }
 }
 
+/// How the benchmark's subscriptions are scoped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// The province's: 90 % county or town scoped, the rest prefecture-wide with mixed conditions (a record
+    /// goes to about 190 subscriptions).
+    Province,
+    /// Every subscription scoped to one town (a record goes to about ten): what matching costs when releases
+    /// are few.
+    TownsOnly,
+}
+
+impl Shape {
+    /// The filter of subscription `i` of `total`.
+    fn filter(self, i: usize, total: usize) -> String {
+        match self {
+            Shape::Province => province_filter(i, total),
+            Shape::TownsOnly => format!(
+                "region_code.startsWith(\"{}{:03}\")",
+                county(i % COUNTIES),
+                1 + (i / COUNTIES) % TOWNS
+            ),
+        }
+    }
+}
+
 /// Routing at the province's shape.
 #[derive(Clone, Debug)]
 pub struct ProvinceRouting {
@@ -71,11 +96,17 @@ pub struct ProvinceRouting {
     pub candidates_per_record: f64,
     /// Releases per record, on average.
     pub releases_per_record: f64,
+    /// Bytes of a released view's value (framed Avro), on average.
+    pub bytes_per_release: f64,
 }
 
-/// Routes `n` grid events spread over the province's towns through `subscriptions` subscriptions shaped as a
-/// province's are, on this thread.
-pub fn province_routing(n: usize, subscriptions: usize) -> Result<ProvinceRouting, BenchError> {
+/// Routes `n` grid events spread over the province's towns through `subscriptions` subscriptions of `shape`, on
+/// this thread.
+pub fn province_routing(
+    n: usize,
+    subscriptions: usize,
+    shape: Shape,
+) -> Result<ProvinceRouting, BenchError> {
     let shared = unsilo_schemas::shared_schema("grid_event")
         .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
     let example = unsilo_schemas::example_record("grid_event")
@@ -93,7 +124,7 @@ pub fn province_routing(n: usize, subscriptions: usize) -> Result<ProvinceRoutin
                 .map_err(|e| BenchError::Avro(e.to_string()))
         })
         .collect::<Result<_, _>>()?;
-    let state = super::routing::state_with(subscriptions, |i| province_filter(i, subscriptions));
+    let state = super::routing::state_with(subscriptions, |i| shape.filter(i, subscriptions));
     let started = Instant::now();
     let table = RoutingTable::build(&state, "grid_event", &RoutingTable::default());
     let build_s = started.elapsed().as_secs_f64();
@@ -104,6 +135,7 @@ pub fn province_routing(n: usize, subscriptions: usize) -> Result<ProvinceRoutin
         )));
     }
     let (elapsed, released) = route_all(&table, &records)?;
+    let bytes_per_release = release_bytes(&table, &records[..records.len().min(1_000)])?;
     let candidates: usize = records.iter().map(|r| table.candidates(r)).sum();
     let started = Instant::now();
     for r in &records {
@@ -119,7 +151,26 @@ pub fn province_routing(n: usize, subscriptions: usize) -> Result<ProvinceRoutin
         build_s,
         candidates_per_record: candidates as f64 / n.max(1) as f64,
         releases_per_record: released as f64 / n.max(1) as f64,
+        bytes_per_release,
     })
+}
+
+/// The average size of the views `table` releases for `records` (framed values, without the bus record's key and
+/// headers).
+fn release_bytes(table: &RoutingTable, records: &[Value]) -> Result<f64, BenchError> {
+    let key = unsilo_policy::treat::PseudonymKey::from_bytes([7; 32]);
+    let now = unsilo_bus::now_ms();
+    let mut out = Vec::new();
+    let (mut bytes, mut releases) = (0usize, 0usize);
+    for r in records {
+        out.clear();
+        table
+            .route(r, now, &key, &mut out)
+            .map_err(|e| BenchError::Avro(e.to_string()))?;
+        bytes += out.iter().map(|release| release.value.len()).sum::<usize>();
+        releases += out.len();
+    }
+    Ok(bytes as f64 / releases.max(1) as f64)
 }
 
 /// A hub started again with a province-sized control plane.
@@ -232,7 +283,7 @@ mod tests {
 
     #[test]
     fn province_routing_compiles_every_subscription_and_releases_by_place() {
-        let r = province_routing(500, 300).expect("routes");
+        let r = province_routing(500, 300, Shape::Province).expect("routes");
         assert_eq!(r.subscriptions, 300);
         assert!(
             r.releases_per_record > 0.0 && r.candidates_per_record < 300.0,

@@ -244,6 +244,17 @@ impl PersonIndex {
         self.read.get()
     }
 
+    /// Writes what the index holds in memory to its segment files and returns their bytes (journals not
+    /// counted): what the index takes on disk.
+    pub fn flushed_bytes(&self) -> Result<u64, AuditError> {
+        let mut bytes = 0;
+        for partition in [&self.store.persons, &self.store.terms, &self.store.meta] {
+            partition.rotate_memtable_and_wait().map_err(store_error)?;
+            bytes += partition.disk_space();
+        }
+        Ok(bytes)
+    }
+
     /// The next audit offset the index will read.
     pub async fn position(&self) -> u64 {
         self.state.lock().await.next
