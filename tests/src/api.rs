@@ -206,6 +206,24 @@ impl Api {
         self.post(REVIEWER_TOKEN, &path, json!({})).await
     }
 
+    /// The release entries of subscription `id` in the audit log, as the audit administrator sees them.
+    pub async fn release_entries(&self, id: &str) -> Vec<Value> {
+        let (s, q) = self
+            .get(
+                AUDITOR_TOKEN,
+                &format!("/admin/audit?subscription={id}&limit=10000"),
+            )
+            .await;
+        assert_eq!(s, 200, "{q}");
+        q["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["event"]["kind"] == "release")
+            .cloned()
+            .collect()
+    }
+
     /// Pulls until at least `want` records arrived (or a minute passed), from the acknowledged position.
     pub async fn pull_at_least(
         &self,

@@ -78,24 +78,6 @@ async fn pull_exactly(api: &Api, token: &str, id: &str, want: usize) -> Vec<Valu
     records
 }
 
-/// The release entries of one subscription in the audit log.
-async fn releases_of(api: &Api, id: &str) -> Vec<Value> {
-    let (s, q) = api
-        .get(
-            AUDITOR_TOKEN,
-            &format!("/admin/audit?subscription={id}&limit=10000"),
-        )
-        .await;
-    assert_eq!(s, 200, "{q}");
-    q["entries"]
-        .as_array()
-        .expect("entries")
-        .iter()
-        .filter(|e| e["event"]["kind"] == "release")
-        .cloned()
-        .collect()
-}
-
 async fn history_then_live_then_pause_and_resume(config: Config) {
     let running = RunningHub::start(&with_grid_and_operator(config)).await;
     let api = Api::new(&running.base);
@@ -230,7 +212,7 @@ async fn history_then_live_then_pause_and_resume(config: Config) {
         );
     }
     // The evidence says the same: 7 releases, the 4 of history marked, each with the retention.
-    let entries = releases_of(&api, &id).await;
+    let entries = api.release_entries(&id).await;
     assert_eq!(entries.len(), 7, "{entries:#?}");
     assert_eq!(
         entries
@@ -298,7 +280,7 @@ async fn history_then_live_then_pause_and_resume(config: Config) {
     );
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(
-        releases_of(&api, &id).await.len(),
+        api.release_entries(&id).await.len(),
         7,
         "released while paused"
     );
@@ -345,7 +327,7 @@ async fn history_then_live_then_pause_and_resume(config: Config) {
         seen.values().all(|n| *n == 1),
         "a record came twice: {seen:?}"
     );
-    assert_eq!(releases_of(&api, &id).await.len(), 12);
+    assert_eq!(api.release_entries(&id).await.len(), 12);
 
     // The lifecycle is on record.
     let (_, q) = api

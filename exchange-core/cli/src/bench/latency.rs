@@ -361,7 +361,7 @@ fn tail_composition(
 }
 
 /// Records released to every subscription so far, from the hub's live figures.
-fn released_total(hub: &Hub) -> u64 {
+pub(super) fn released_total(hub: &Hub) -> u64 {
     hub.metrics
         .flows
         .snapshot()

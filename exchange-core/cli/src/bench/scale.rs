@@ -11,6 +11,7 @@
 //! - **Evidence** ([`super::evidence`]): bytes per release on the bus, and the person report over a hundred
 //!   million releases.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use apache_avro::types::Value;
@@ -109,21 +110,7 @@ pub fn province_routing(
 ) -> Result<ProvinceRouting, BenchError> {
     let shared = unsilo_schemas::shared_schema("grid_event")
         .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
-    let example = unsilo_schemas::example_record("grid_event")
-        .ok_or_else(|| BenchError::Avro("no grid_event example".into()))?;
-    let kinds = ["0302", "0101", "0201", "0401"];
-    let records: Vec<Value> = (0..n)
-        .map(|i| {
-            let mut json = example.clone();
-            let town = 1 + (i / COUNTIES) % TOWNS;
-            json["envelope"]["region_code"] =
-                serde_json::json!(format!("{}{town:03}{:03}", county(i % COUNTIES), i % 200));
-            json["envelope"]["record_id"] = serde_json::json!(format!("bench-{i}"));
-            json["event_type_code"] = serde_json::json!(kinds[i % kinds.len()]);
-            unsilo_schemas::json_to_avro(&json, shared.avro())
-                .map_err(|e| BenchError::Avro(e.to_string()))
-        })
-        .collect::<Result<_, _>>()?;
+    let records = province_records(n)?;
     let state = super::routing::state_with(subscriptions, |i| shape.filter(i, subscriptions));
     let started = Instant::now();
     let table = RoutingTable::build(&state, "grid_event", &RoutingTable::default());
@@ -155,6 +142,27 @@ pub fn province_routing(
     })
 }
 
+/// `n` grid events spread over the province's towns (county `i % 107`, town by `i / 107`), of four event types.
+fn province_records(n: usize) -> Result<Vec<Value>, BenchError> {
+    let shared = unsilo_schemas::shared_schema("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
+    let example = unsilo_schemas::example_record("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event example".into()))?;
+    let kinds = ["0302", "0101", "0201", "0401"];
+    (0..n)
+        .map(|i| {
+            let mut json = example.clone();
+            let town = 1 + (i / COUNTIES) % TOWNS;
+            json["envelope"]["region_code"] =
+                serde_json::json!(format!("{}{town:03}{:03}", county(i % COUNTIES), i % 200));
+            json["envelope"]["record_id"] = serde_json::json!(format!("bench-{i}"));
+            json["event_type_code"] = serde_json::json!(kinds[i % kinds.len()]);
+            unsilo_schemas::json_to_avro(&json, shared.avro())
+                .map_err(|e| BenchError::Avro(e.to_string()))
+        })
+        .collect()
+}
+
 /// The average size of the views `table` releases for `records` (framed values, without the bus record's key and
 /// headers).
 fn release_bytes(table: &RoutingTable, records: &[Value]) -> Result<f64, BenchError> {
@@ -180,12 +188,107 @@ pub struct StartAtSize {
     pub agencies: usize,
     /// Active subscriptions on it.
     pub subscriptions: usize,
-    /// Seconds to write them (in bulk).
+    /// Seconds to write them (in bulk) and create their topics.
     pub seed_s: f64,
     /// Seconds from `Hub::start` to a hub that serves.
     pub start_s: f64,
     /// The process's resident memory once it serves (MiB; Linux only).
     pub rss_mib: Option<f64>,
+    /// Records published to `std.grid_event` of the restarted hub, then routed by it.
+    pub load_records: usize,
+    /// Records routed per second, the whole path: decode, match, views, evidence, the write and its fsync.
+    pub routed_per_s: f64,
+    /// Releases per record under that load.
+    pub releases_per_record: f64,
+    /// The highest resident memory sampled while it routed them (MiB; Linux only).
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// Publishes `n` province records to `hub`'s `std.grid_event` in batches of 500 and waits until its router has
+/// committed them all: records/s over the whole path, releases per record, and the highest resident memory sampled
+/// every 100 ms meanwhile.
+async fn route_under_load(
+    hub: &Hub,
+    cluster: &str,
+    n: usize,
+) -> Result<(f64, f64, Option<f64>), BenchError> {
+    let shared = unsilo_schemas::shared_schema("grid_event")
+        .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
+    let schema_id = hub
+        .registry
+        .lookup(&shared.subject(), &shared.schema_string(), false)
+        .map_err(setup)?
+        .id;
+    let bodies: Vec<Vec<u8>> = province_records(n)?
+        .into_iter()
+        .map(|v| {
+            apache_avro::to_avro_datum(shared.avro(), v)
+                .map(|b| unsilo_bus::wire::encode(schema_id as u32, &b))
+                .map_err(setup)
+        })
+        .collect::<Result<_, _>>()?;
+    let released_before = super::latency::released_total(hub);
+    let group = unsilo_schemas::names::router_group(cluster, shared.name());
+    let topic = shared.topic();
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        tokio::spawn(async move {
+            let mut peak: Option<f64> = None;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(now) = super::latency::proc_status_mib("VmRSS:") {
+                    peak = Some(peak.map_or(now, |p: f64| p.max(now)));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            peak
+        })
+    };
+    let started = Instant::now();
+    for (chunk_no, chunk) in bodies.chunks(500).enumerate() {
+        let batch = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, body)| {
+                let id = format!("load-{}", chunk_no * 500 + i);
+                unsilo_bus::Record::new(id.as_bytes(), body.clone()).with_header(
+                    unsilo_schemas::names::HEADER_RECORD_ID,
+                    id.as_bytes().to_vec(),
+                )
+            })
+            .collect();
+        hub.bus.publish(&topic, batch).await?;
+    }
+    let end: u64 = hub.bus.end_offsets(&topic).await?.iter().sum();
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let committed: u64 = hub
+            .bus
+            .committed_offsets(&group, &topic)
+            .await?
+            .iter()
+            .map(|c| c.unwrap_or(0))
+            .sum();
+        if committed >= end {
+            break;
+        }
+        if Instant::now() > deadline {
+            sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+            return Err(BenchError::Avro(format!(
+                "the router committed {committed} of {end} records in ten minutes"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.map_err(setup)?;
+    let released = super::latency::released_total(hub) - released_before;
+    Ok((
+        n as f64 / elapsed.max(1e-9),
+        released as f64 / n.max(1) as f64,
+        peak,
+    ))
 }
 
 fn setup(e: impl std::fmt::Display) -> BenchError {
@@ -198,6 +301,7 @@ pub async fn start_at_size(
     scratch: &super::Scratch,
     agencies: usize,
     subscriptions: usize,
+    load_records: usize,
 ) -> Result<StartAtSize, BenchError> {
     let dir = scratch.dir()?;
     let mut config = unsilo_hub::config::Config::default();
@@ -239,6 +343,13 @@ pub async fn start_at_size(
         .put_new_in_bulk(&agency_list, &subscription_list)
         .await
         .map_err(setup)?;
+    // What approval does besides the control plane: each subscription's topic, for the load below.
+    let plan = config.bus.topic_plan();
+    for subscription in &subscription_list {
+        hub.bus
+            .create_topic(&plan.topic(subscription.topic()))
+            .await?;
+    }
     let seed_s = started.elapsed().as_secs_f64();
     hub.shutdown().await.map_err(setup)?;
     drop(hub);
@@ -247,18 +358,25 @@ pub async fn start_at_size(
     let start_s = started.elapsed().as_secs_f64();
     let rss_mib = super::latency::proc_status_mib("VmRSS:");
     let held = hub.control.read().subscriptions.len();
-    hub.shutdown().await.map_err(setup)?;
     if held != subscriptions {
+        hub.shutdown().await.map_err(setup)?;
         return Err(BenchError::Avro(format!(
             "the restarted hub holds {held} of {subscriptions} subscriptions"
         )));
     }
+    let load = route_under_load(&hub, &config.hub.cluster, load_records).await;
+    hub.shutdown().await.map_err(setup)?;
+    let load = load?;
     Ok(StartAtSize {
         agencies,
         subscriptions,
         seed_s,
         start_s,
         rss_mib,
+        load_records,
+        routed_per_s: load.0,
+        releases_per_record: load.1,
+        peak_rss_mib: load.2,
     })
 }
 
@@ -294,7 +412,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_seeded_hub_starts_again_holding_everything() {
         let scratch = super::super::Scratch::under(None).expect("scratch");
-        let s = start_at_size(&scratch, 20, 200).await.expect("starts");
+        let s = start_at_size(&scratch, 20, 200, 1_000)
+            .await
+            .expect("starts");
         assert_eq!((s.agencies, s.subscriptions), (20, 200));
+        assert!(s.routed_per_s > 0.0, "{s:?}");
+        assert!(s.releases_per_record > 0.5, "{s:?}");
     }
 }

@@ -116,21 +116,13 @@ pub struct PersonReleases {
     pub unverified_in_log: u64,
 }
 
-/// The key of a person's entry at `offset`.
-fn person_entry_key(person: &str, offset: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(person.len() + 9);
-    key.extend_from_slice(person.as_bytes());
+/// `text ‖ 0x00 ‖ n (u64 BE)`: a person's entry at offset `n` (`persons`), or a hub's terms entry `n` (`terms`).
+/// The separator keeps one text's keys from running into a longer text's, and big-endian numbers sort in order.
+fn numbered_key(text: &str, n: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(text.len() + 9);
+    key.extend_from_slice(text.as_bytes());
     key.push(0);
-    key.extend_from_slice(&offset.to_be_bytes());
-    key
-}
-
-/// The key of `hub`'s terms entry `seq`.
-fn terms_key(hub: &str, seq: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(hub.len() + 9);
-    key.extend_from_slice(hub.as_bytes());
-    key.push(0);
-    key.extend_from_slice(&seq.to_be_bytes());
+    key.extend_from_slice(&n.to_be_bytes());
     key
 }
 
@@ -207,7 +199,7 @@ fn contribution_of(entry: &AuditEntry, raw: &ConsumedRecord) -> Contribution {
             persons: Vec::new(),
             terms: serde_json::to_vec(terms)
                 .ok()
-                .map(|json| (terms_key(&entry.body.hub, entry.body.seq), json))
+                .map(|json| (numbered_key(&entry.body.hub, entry.body.seq), json))
                 .or_else(|| {
                     warn!(offset = raw.position.offset, "Release terms not indexable.");
                     None
@@ -309,7 +301,7 @@ impl PersonIndex {
                         .or_insert_with(|| {
                             self.store
                                 .terms
-                                .get(terms_key(hub, seq))
+                                .get(numbered_key(hub, seq))
                                 .ok()
                                 .flatten()
                                 .and_then(|json| serde_json::from_slice(&json).ok())
@@ -377,7 +369,7 @@ impl PersonIndex {
                         continue;
                     };
                     for person in &contribution.persons {
-                        writes.insert(&self.store.persons, person_entry_key(person, offset), []);
+                        writes.insert(&self.store.persons, numbered_key(person, offset), []);
                     }
                     if let Some((key, json)) = contribution.terms {
                         writes.insert(&self.store.terms, key, json);
