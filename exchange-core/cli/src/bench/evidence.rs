@@ -116,7 +116,7 @@ async fn write_releases(
             };
             for k in 0..fan_out {
                 releases.push(Release {
-                    record_id: record_id(r),
+                    record_id: record_id(r).into(),
                     persons: persons.clone(),
                     terms: all_terms[(first + k) % SUBSCRIPTIONS].clone(),
                     history: fan_out == 1,
@@ -296,33 +296,22 @@ pub async fn person_report_at_size(
 
 /// The stored bytes (values, keys, headers) and the number of the records of the audit topic.
 async fn topic_bytes(bus: &dyn Bus) -> Result<(u64, u64), BenchError> {
-    let mut bytes = 0u64;
-    let mut count = 0u64;
-    let mut next = 0;
-    loop {
-        let read = bus
-            .fetch(&unsilo_bus::FetchRequest::new(
-                AUDIT_TOPIC,
-                0,
-                next,
-                5000,
-                std::time::Duration::ZERO,
-            ))
-            .await?;
-        let Some(last) = read.last() else { break };
-        next = last.position.offset + 1;
-        for r in &read {
-            count += 1;
-            bytes += r.record.value.as_ref().map_or(0, |v| v.len() as u64)
+    let records = unsilo_hub::audit::read_all(bus, AUDIT_TOPIC)
+        .await
+        .map_err(failed)?;
+    let bytes = records
+        .iter()
+        .map(|r| {
+            r.record.value.as_ref().map_or(0, |v| v.len() as u64)
                 + r.record.key.as_ref().map_or(0, |k| k.len() as u64)
                 + r.record
                     .headers
                     .iter()
                     .map(|h| (h.name.len() + h.value.len()) as u64)
-                    .sum::<u64>();
-        }
-    }
-    Ok((bytes, count))
+                    .sum::<u64>()
+        })
+        .sum();
+    Ok((bytes, records.len() as u64))
 }
 
 #[cfg(test)]

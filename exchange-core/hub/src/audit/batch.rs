@@ -115,8 +115,8 @@ pub struct ReleasedRecord {
 /// One release handed to the writer ([`super::AuditLog::chain_releases`]).
 #[derive(Clone, Debug)]
 pub struct Release {
-    /// The record id.
-    pub record_id: String,
+    /// The record id, shared by every release of the record.
+    pub record_id: Arc<str>,
     /// Pseudonymous keys of the persons the record names, shared by every release of the record.
     pub persons: Arc<[String]>,
     /// The terms it was released under.
@@ -138,7 +138,7 @@ pub(crate) fn batch_events(
     for release in releases {
         let seq = seq_of(&release.terms);
         if let Some(last) = records.last_mut() {
-            if last.id == release.record_id && last.history == release.history {
+            if *last.id == *release.record_id && last.history == release.history {
                 last.to.push(seq);
                 estimate += 8;
                 continue;
@@ -152,7 +152,7 @@ pub(crate) fn batch_events(
         }
         estimate += 48 + release.record_id.len() + 40 * release.persons.len();
         records.push(ReleasedRecord {
-            id: release.record_id.clone(),
+            id: release.record_id.to_string(),
             persons: release.persons.to_vec(),
             to: vec![seq],
             history: release.history,
@@ -232,13 +232,13 @@ pub struct Expanded {
     pub unresolved: u64,
 }
 
-/// Expands `entry`: a `releases` entry becomes one [`AuditEvent::Release`] entry per release of each record
-/// `keep` accepts, with the batch's offset, seq and hash, its terms found by `terms_of(hub, seq)`; any other
-/// entry is returned as it is.
+/// Expands `entry`: a `releases` entry becomes one [`AuditEvent::Release`] entry per release `keep` accepts (a
+/// record and the terms it went out under, looked at before anything is built), with the batch's offset, seq and
+/// hash, its terms found by `terms_of(hub, seq)`; any other entry is returned as it is.
 pub fn expand_with(
     entry: AuditEntry,
     mut terms_of: impl FnMut(&str, u64) -> Option<Arc<ReleaseTerms>>,
-    keep: impl Fn(&ReleasedRecord) -> bool,
+    keep: impl Fn(&ReleasedRecord, &ReleaseTerms) -> bool,
 ) -> Expanded {
     let AuditEvent::Releases { records } = &entry.body.event else {
         return Expanded {
@@ -247,12 +247,15 @@ pub fn expand_with(
         };
     };
     let mut out = Expanded::default();
-    for record in records.iter().filter(|r| keep(r)) {
+    for record in records {
         for &seq in &record.to {
             let Some(terms) = terms_of(&entry.body.hub, seq) else {
                 out.unresolved += 1;
                 continue;
             };
+            if !keep(record, &terms) {
+                continue;
+            }
             out.entries.push(AuditEntry {
                 offset: entry.offset,
                 hash: entry.hash.clone(),
@@ -273,28 +276,29 @@ pub fn expand_with(
 /// after them.
 #[derive(Debug, Default)]
 pub struct TermsBook {
-    terms: HashMap<(String, u64), Arc<ReleaseTerms>>,
+    /// By hub, then by seq (looked up by `&str`, without building a key per release).
+    terms: HashMap<String, HashMap<u64, Arc<ReleaseTerms>>>,
 }
 
 impl TermsBook {
     /// Notes `entry` if it is a `release_terms` entry.
     pub fn note(&mut self, entry: &AuditEntry) {
         if let AuditEvent::ReleaseTerms(terms) = &entry.body.event {
-            self.terms.insert(
-                (entry.body.hub.clone(), entry.body.seq),
-                Arc::new(terms.clone()),
-            );
+            self.terms
+                .entry(entry.body.hub.clone())
+                .or_default()
+                .insert(entry.body.seq, Arc::new(terms.clone()));
         }
     }
 
     /// The terms `hub` wrote as its entry `seq`, if noted.
     pub fn get(&self, hub: &str, seq: u64) -> Option<Arc<ReleaseTerms>> {
-        self.terms.get(&(hub.to_owned(), seq)).cloned()
+        self.terms.get(hub)?.get(&seq).cloned()
     }
 
     /// Expands `entry` with the terms noted so far (see [`expand_with`]).
     pub fn expand(&self, entry: AuditEntry) -> Expanded {
-        expand_with(entry, |hub, seq| self.get(hub, seq), |_| true)
+        expand_with(entry, |hub, seq| self.get(hub, seq), |_, _| true)
     }
 }
 

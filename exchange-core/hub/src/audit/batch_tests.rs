@@ -56,7 +56,7 @@ fn releases(records: std::ops::Range<u32>, subs: &[Arc<SharedTerms>]) -> Vec<Rel
         };
         for terms in &subs[(i % 8) as usize..=(i % 8 + i % 4) as usize] {
             out.push(Release {
-                record_id: format!("r{i}"),
+                record_id: format!("r{i}").into(),
                 persons: persons.clone(),
                 terms: terms.clone(),
                 history: i % 2 == 1,
@@ -70,7 +70,12 @@ fn releases(records: std::ops::Range<u32>, subs: &[Arc<SharedTerms>]) -> Vec<Rel
 fn expected(all: &[Release], who: Option<&str>) -> BTreeSet<(String, String)> {
     all.iter()
         .filter(|r| who.is_none_or(|p| r.persons.iter().any(|q| q == p)))
-        .map(|r| (r.record_id.clone(), r.terms.terms().subscription.clone()))
+        .map(|r| {
+            (
+                r.record_id.to_string(),
+                r.terms.terms().subscription.clone(),
+            )
+        })
         .collect()
 }
 
@@ -163,10 +168,17 @@ async fn every_release_of_a_batch_is_found_by_query_person_index_and_period_repo
     );
 
     // The period report counts every release once.
-    let (entries, unverified) =
-        verified_between(hub.bus.as_ref(), AUDIT_TOPIC, &hub.keys(), 0, i64::MAX)
-            .await
-            .unwrap();
+    let mut entries = Vec::new();
+    let unverified = verified_between(
+        hub.bus.as_ref(),
+        AUDIT_TOPIC,
+        &hub.keys(),
+        0,
+        i64::MAX,
+        |e| entries.push(e),
+    )
+    .await
+    .unwrap();
     assert_eq!(unverified, 0);
     let period = found(&entries);
     assert_eq!(period.len(), all.len());

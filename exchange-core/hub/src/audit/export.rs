@@ -51,6 +51,17 @@ fn stored_record(value: &str, headers: &BTreeMap<String, String>) -> Result<Reco
     Ok(record)
 }
 
+/// An exported entry line's stored record and its body.
+fn parse_entry(
+    value: &str,
+    headers: &BTreeMap<String, String>,
+) -> Result<(Record, EntryBody), String> {
+    let record = stored_record(value, headers)?;
+    let json = super::batch::entry_json(&record)?;
+    let body = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    Ok((record, body))
+}
+
 /// The format's name, in the header and the manifest's signed message.
 pub const FORMAT: &str = "unsilo-audit-export-v1";
 
@@ -306,22 +317,21 @@ pub fn verify_export(text: &str, pinned: Option<&str>) -> Result<ExportReport, E
     trusted.keys.insert(hub.clone(), key);
     let mut verifier = Verifier::new(&trusted);
     // Each hub's first seq in the period; checkpoints are held against the chains from there on.
+    // Each entry line read once (a deflated batch inflated once): its stored record and body, or what is wrong.
+    let mut parsed: std::collections::VecDeque<Result<(Record, EntryBody), String>> = lines
+        .iter()
+        .filter_map(|line| match line {
+            ExportLine::Entry { value, headers, .. } => Some(parse_entry(value, headers)),
+            _ => None,
+        })
+        .collect();
     let mut first_seq: BTreeMap<String, u64> = BTreeMap::new();
-    for line in &lines {
-        if let ExportLine::Entry { value, headers, .. } = line {
-            if let Some(body) = stored_record(value, headers)
-                .ok()
-                .and_then(|r| super::batch::entry_json(&r).ok().map(|j| j.into_owned()))
-                .and_then(|json| serde_json::from_slice::<EntryBody>(&json).ok())
-            {
-                if let std::collections::btree_map::Entry::Vacant(slot) =
-                    first_seq.entry(body.hub.clone())
-                {
-                    // Each hub's chain starts from the link its first entry in the period names.
-                    verifier.resume(&body.hub, body.seq.saturating_sub(1), &body.prev);
-                    slot.insert(body.seq);
-                }
-            }
+    for (_, body) in parsed.iter().flatten() {
+        if let std::collections::btree_map::Entry::Vacant(slot) = first_seq.entry(body.hub.clone())
+        {
+            // Each hub's chain starts from the link its first entry in the period names.
+            verifier.resume(&body.hub, body.seq.saturating_sub(1), &body.prev);
+            slot.insert(body.seq);
         }
     }
     let checkpoints: Vec<super::Checkpoint> = lines
@@ -339,21 +349,15 @@ pub fn verify_export(text: &str, pinned: Option<&str>) -> Result<ExportReport, E
     let mut seen = 0;
     for line in &lines[1..lines.len().saturating_sub(1)] {
         match line {
-            ExportLine::Entry {
-                offset,
-                value,
-                headers,
-            } => {
+            ExportLine::Entry { offset, .. } => {
                 seen += 1;
-                let malformed = |e: String| ExportError::Malformed {
-                    line: seen + 1,
-                    reason: format!("entry at offset {offset}: {e}"),
-                };
-                let record = stored_record(value, headers).map_err(malformed)?;
-                let json = super::batch::entry_json(&record).map_err(malformed)?;
-                let body: EntryBody =
-                    serde_json::from_slice(&json).map_err(|e| malformed(e.to_string()))?;
-                let mut record = record;
+                let (mut record, body) = parsed
+                    .pop_front()
+                    .unwrap_or_else(|| Err("not read".into()))
+                    .map_err(|e| ExportError::Malformed {
+                        line: seen + 1,
+                        reason: format!("entry at offset {offset}: {e}"),
+                    })?;
                 record.key = Some(body.hub.as_bytes().to_vec());
                 verifier.push(&ConsumedRecord {
                     position: Position {

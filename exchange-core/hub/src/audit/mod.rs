@@ -696,6 +696,33 @@ pub struct AuditQuery {
 }
 
 impl AuditQuery {
+    /// Whether the release of `record` under `terms` (one release of a batch) matches.
+    pub fn matches_release(&self, record: &ReleasedRecord, terms: &ReleaseTerms) -> bool {
+        self.matches_parts(
+            &record.id,
+            &record.persons,
+            &terms.subscription,
+            &terms.agency,
+        )
+    }
+
+    /// Whether a release of `record_id`, naming `persons`, to `subscription` of `agency` matches.
+    fn matches_parts(
+        &self,
+        record_id: &str,
+        persons: &[String],
+        subscription: &str,
+        agency: &str,
+    ) -> bool {
+        self.record_id.as_deref().is_none_or(|id| id == record_id)
+            && self.person_key.as_ref().is_none_or(|k| persons.contains(k))
+            && self
+                .subscription
+                .as_deref()
+                .is_none_or(|s| s == subscription)
+            && self.agency.as_deref().is_none_or(|a| a == agency)
+    }
+
     /// Whether `event` matches.
     pub fn matches(&self, event: &AuditEvent) -> bool {
         match event {
@@ -705,15 +732,7 @@ impl AuditQuery {
                 agency,
                 person_keys,
                 ..
-            } => {
-                self.record_id.as_ref().is_none_or(|r| r == record_id)
-                    && self
-                        .person_key
-                        .as_ref()
-                        .is_none_or(|k| person_keys.contains(k))
-                    && self.subscription.as_ref().is_none_or(|s| s == subscription)
-                    && self.agency.as_ref().is_none_or(|a| a == agency)
-            }
+            } => self.matches_parts(record_id, person_keys, subscription, agency),
             // Batches are expanded to releases before they are matched; terms are matched through those.
             AuditEvent::Releases { .. } | AuditEvent::ReleaseTerms(_) => false,
             AuditEvent::Control { target, .. } => {
@@ -763,16 +782,11 @@ pub async fn query(
         if is_verified {
             book.note(&entry);
         }
-        // A batch is expanded only for the records the query can match.
+        // A batch is expanded only into the releases the query matches.
         let expanded = batch::expand_with(
             entry,
             |hub, seq| book.get(hub, seq),
-            |record| {
-                q.record_id.as_ref().is_none_or(|id| *id == record.id)
-                    && q.person_key
-                        .as_ref()
-                        .is_none_or(|k| record.persons.contains(k))
-            },
+            |record, terms| q.matches_release(record, terms),
         );
         for entry in expanded
             .entries
@@ -803,7 +817,8 @@ fn verified_offsets(records: &[ConsumedRecord], keys: &TrustedKeys) -> BTreeSet<
     verified
 }
 
-/// The entries written in `[from_ms, to_ms)` that verify against `keys`, oldest first, and how many entries of
+/// Hands `visit` each entry written in `[from_ms, to_ms)` that verifies against `keys`, oldest first — a batch as
+/// its releases, one at a time, so a month of releases is never held at once — and returns how many entries of
 /// that period did not verify (left out): what a report over a period counts.
 pub async fn verified_between(
     bus: &dyn Bus,
@@ -811,10 +826,10 @@ pub async fn verified_between(
     keys: &TrustedKeys,
     from_ms: i64,
     to_ms: i64,
-) -> Result<(Vec<AuditEntry>, u64), AuditError> {
+    mut visit: impl FnMut(AuditEntry),
+) -> Result<u64, AuditError> {
     let records = read_all(bus, topic).await?;
     let verified = verified_offsets(&records, keys);
-    let mut entries = Vec::new();
     let mut unverified = 0;
     let mut book = TermsBook::default();
     for r in &records {
@@ -830,12 +845,12 @@ pub async fn verified_between(
             continue;
         }
         if is_verified {
-            entries.extend(book.expand(entry).entries);
+            book.expand(entry).entries.into_iter().for_each(&mut visit);
         } else {
             unverified += 1;
         }
     }
-    Ok((entries, unverified))
+    Ok(unverified)
 }
 
 #[cfg(test)]

@@ -309,7 +309,7 @@ impl PersonIndex {
                         })
                         .clone()
                 },
-                |record| record.persons.iter().any(|p| p == person_key),
+                |record, _| record.persons.iter().any(|p| p == person_key),
             );
             if expanded.unresolved > 0 {
                 warn!(

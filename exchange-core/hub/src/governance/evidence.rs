@@ -171,6 +171,7 @@ impl Governance {
         )
         .await?;
         let found = self
+            .settings
             .person_index
             .releases_of(self.bus.as_ref(), &person_key)
             .await

@@ -136,8 +136,6 @@ pub struct Governance {
     delivery: Arc<dyn DeliveryControl>,
     sources: Arc<dyn SourceControl>,
     settings: GovernanceSettings,
-    /// Releases by person key, for release reports.
-    person_index: Arc<PersonIndex>,
 }
 
 impl std::fmt::Debug for Governance {
@@ -227,7 +225,6 @@ impl Governance {
         settings: GovernanceSettings,
     ) -> Self {
         Self {
-            person_index: settings.person_index.clone(),
             control,
             registry,
             audit,

@@ -230,38 +230,38 @@ impl Governance {
             (schema_provider, subscription_schema)
         };
         // Deliveries, from the verified audit log of the month.
-        let (entries, unverified) = crate::audit::verified_between(
+        let unverified = crate::audit::verified_between(
             &*self.bus,
             self.audit.topic(),
             &self.settings.trusted_keys,
             from_ms,
             to_ms,
+            |entry| {
+                if let AuditEvent::Release {
+                    schema,
+                    agency,
+                    subscription,
+                    ..
+                } = entry.body.event
+                {
+                    let schema = subscription_schema.get(&subscription).unwrap_or(&schema);
+                    let provider = schema_provider
+                        .get(schema)
+                        .cloned()
+                        .unwrap_or_else(|| PLATFORM.to_owned());
+                    orgs.entry(provider)
+                        .or_default()
+                        .as_provider
+                        .records_delivered += 1;
+                    orgs.entry(agency)
+                        .or_default()
+                        .as_requester
+                        .records_received += 1;
+                }
+            },
         )
         .await
         .map_err(|e| ApiError::Internal(format!("reading the audit log: {e}")))?;
-        for entry in entries {
-            if let AuditEvent::Release {
-                schema,
-                agency,
-                subscription,
-                ..
-            } = entry.body.event
-            {
-                let schema = subscription_schema.get(&subscription).unwrap_or(&schema);
-                let provider = schema_provider
-                    .get(schema)
-                    .cloned()
-                    .unwrap_or_else(|| PLATFORM.to_owned());
-                orgs.entry(provider)
-                    .or_default()
-                    .as_provider
-                    .records_delivered += 1;
-                orgs.entry(agency)
-                    .or_default()
-                    .as_requester
-                    .records_received += 1;
-            }
-        }
         // Names and codes.
         {
             let state = self.control.read();

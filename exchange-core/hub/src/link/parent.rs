@@ -418,19 +418,23 @@ impl Exchange<'_> {
         Ok(sent)
     }
 
+    /// Acknowledges a delivery to the parent; one that does not get through is kept and sent again next time.
+    async fn acknowledge(&mut self, ack: DeliveryAck) {
+        if self
+            .client
+            .post::<_, Acknowledged>("/link/v1/deliveries/ack", &ack)
+            .await
+            .is_err()
+        {
+            self.unacknowledged.push(ack);
+        }
+    }
+
     /// Takes what the parent released to this hub's requests (回流), from where this hub stands, and
     /// acknowledges each delivery with its receipt.
     async fn take_down(&mut self) -> Result<u64, String> {
-        let pending = std::mem::take(&mut self.unacknowledged);
-        for ack in pending {
-            if self
-                .client
-                .post::<_, Acknowledged>("/link/v1/deliveries/ack", &ack)
-                .await
-                .is_err()
-            {
-                self.unacknowledged.push(ack);
-            }
+        for ack in std::mem::take(&mut self.unacknowledged) {
+            self.acknowledge(ack).await;
         }
         let own: Vec<_> = self
             .governance
@@ -480,14 +484,7 @@ impl Exchange<'_> {
                             release,
                             receipt: receipt_entry,
                         };
-                        if self
-                            .client
-                            .post::<_, Acknowledged>("/link/v1/deliveries/ack", &ack)
-                            .await
-                            .is_err()
-                        {
-                            self.unacknowledged.push(ack);
-                        }
+                        self.acknowledge(ack).await;
                     }
                     taken += receipt.written;
                     if receipt.next_offset <= from {

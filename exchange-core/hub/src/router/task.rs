@@ -358,8 +358,7 @@ impl SchemaRouter {
             if releases.is_empty() {
                 continue;
             }
-            let persons: Arc<[String]> =
-                person_keys(self.schema, &record, &self.context.key).into();
+            let about = ReleasedRecordIds::of(self.schema, &record, consumed, &self.context.key);
             for release in releases.drain(..) {
                 let route = &self.table.subscriptions[release.route];
                 // A granted history's record the live loop reached first is history all the same.
@@ -370,7 +369,7 @@ impl SchemaRouter {
                 outgoing.push(outgoing_release(
                     route,
                     consumed,
-                    &persons,
+                    &about,
                     release.value,
                     history,
                 ));
@@ -482,14 +481,14 @@ impl SchemaRouter {
                     if releases.is_empty() {
                         continue;
                     }
-                    let persons: Arc<[String]> =
-                        person_keys(self.schema, &record, &self.context.key).into();
+                    let about =
+                        ReleasedRecordIds::of(self.schema, &record, consumed, &self.context.key);
                     let history = route.is_history(stamped, behind.reason == BehindReason::Pause);
                     for release in releases.drain(..) {
                         outgoing.push(outgoing_release(
                             &route,
                             consumed,
-                            &persons,
+                            &about,
                             release.value,
                             history,
                         ));
@@ -711,19 +710,39 @@ async fn pause_over_budget(context: RouterContext, id: String) {
     }
 }
 
-/// The record released to `route` and its evidence; `persons` are the pseudonymous keys of the persons the
-/// record names.
+/// What every release of one record shares: its id and the pseudonymous keys of the persons it names, worked
+/// out once per record, not once per release.
+struct ReleasedRecordIds {
+    record_id: Arc<str>,
+    persons: Arc<[String]>,
+}
+
+impl ReleasedRecordIds {
+    fn of(
+        schema: &SharedSchema,
+        record: &apache_avro::types::Value,
+        consumed: &ConsumedRecord,
+        key: &unsilo_policy::treat::PseudonymKey,
+    ) -> Self {
+        Self {
+            record_id: consumed.record.record_id().into(),
+            persons: person_keys(schema, record, key).into(),
+        }
+    }
+}
+
+/// The record released to `route` and its evidence.
 fn outgoing_release(
     route: &ActiveSubscription,
     consumed: &ConsumedRecord,
-    persons: &Arc<[String]>,
+    about: &ReleasedRecordIds,
     value: Vec<u8>,
     history: bool,
 ) -> Outgoing {
-    let record_id = consumed.record.record_id();
+    let record_id = &about.record_id;
     let release = crate::audit::Release {
-        record_id: record_id.clone(),
-        persons: Arc::clone(persons),
+        record_id: Arc::clone(record_id),
+        persons: Arc::clone(&about.persons),
         terms: Arc::clone(&route.terms),
         history,
     };
