@@ -65,6 +65,13 @@ pub const HEADER_SUBSCRIPTION: &str = "unsilo.subscription";
 pub const HEADER_RETAIN_DAYS: &str = "unsilo.retain_days";
 /// Header on `sub.` records released from history (a backfill or a resume's catch-up): `true`.
 pub const HEADER_BACKFILL: &str = "unsilo.backfill";
+/// Header on `sub.` records written over a bus without atomic multi-topic writes (Kafka): the id of the router
+/// write that carried them, which a restarted router looks for to tell what of an interrupted write is out.
+pub const HEADER_ROUTER_WRITE_ID: &str = "unsilo.write";
+/// Header on the last (signed) audit entry of a router write over Kafka: the write's intent as JSON — what it
+/// routes, where its releases go and where each destination stood before it — for recovery after a crash. Not
+/// covered by the signature; only entries of the hub's own verified chain are trusted for it.
+pub const HEADER_ROUTER_INTENT: &str = "unsilo.router.intent";
 /// Header carrying an audit entry's chain hash.
 pub const HEADER_AUDIT_HASH: &str = "unsilo.audit.hash";
 /// Header carrying the hub's signature over an audit entry.

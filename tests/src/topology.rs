@@ -47,11 +47,18 @@ pub struct Proc {
 impl Proc {
     /// Starts `unsilo <args>` in `dir`, its output in `<dir>/<name>.log`.
     pub fn spawn(name: &str, dir: &Path, args: &[&str]) -> Self {
+        Self::spawn_with_env(name, dir, args, &[])
+    }
+
+    /// Starts `unsilo <args>` in `dir` with `env` set (a fault to inject, say), its output in
+    /// `<dir>/<name>.log`.
+    pub fn spawn_with_env(name: &str, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = dir.join(format!("{name}.log"));
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(unsilo_binary())
             .args(args)
             .current_dir(dir)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::from(file.try_clone().expect("clone")))
@@ -68,6 +75,27 @@ impl Proc {
     /// What it wrote so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits up to `within` for it to exit and returns how it ended; panics with its log if it is still running.
+    pub async fn exited(&mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {within:?}:\n{}",
+                self.name,
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// Panics with its log if it has exited.

@@ -29,6 +29,8 @@ use super::{
     Position, Record, Result, StartFrom, TopicSpec,
 };
 
+/// How long a fetch that has records waits for more before it returns them.
+const FETCH_PAUSE: Duration = Duration::from_millis(100);
 /// How long a fetch waits for the broker's first answer (a record or the end of the partition).
 const FETCH_ANSWER: Duration = Duration::from_secs(10);
 
@@ -417,7 +419,15 @@ impl Bus for KafkaBus {
                 if now >= until {
                     break;
                 }
-                match consumer.poll(until - now) {
+                // Once records came, a pause in them ends the fetch: a broker that reports a high watermark
+                // below its last records (Tansu 0.6) never sends the end of the partition after them.
+                let timeout = if out.is_empty() {
+                    until - now
+                } else {
+                    (until - now).min(FETCH_PAUSE)
+                };
+                match consumer.poll(timeout) {
+                    None if !out.is_empty() => break,
                     Some(Ok(m)) => {
                         let r = to_consumed(&m);
                         // Only this partition, from the offset asked for (never a message fetched for an

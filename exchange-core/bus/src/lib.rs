@@ -387,6 +387,13 @@ pub trait Bus: Send + Sync + 'static {
         Ok(out)
     }
 
+    /// Whether [`Bus::publish_all`] and [`Consumer::publish_and_commit`] are all-or-nothing (the embedded bus:
+    /// one atomic batch). Where they are not (Kafka), a writer that must not repeat itself after a crash records
+    /// what it is about to write first (the router's write intent).
+    fn writes_atomically(&self) -> bool {
+        false
+    }
+
     /// Starts a consumer.
     async fn consumer(&self, options: ConsumerOptions) -> Result<Box<dyn Consumer>>;
 

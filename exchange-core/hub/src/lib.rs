@@ -62,6 +62,7 @@ pub mod control;
 pub mod delivery;
 pub mod edge;
 pub mod egress;
+pub mod fault;
 pub mod flows;
 pub mod fuzzing;
 pub mod governance;

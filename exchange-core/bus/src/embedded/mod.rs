@@ -574,6 +574,10 @@ impl Bus for EmbeddedBus {
         "embedded"
     }
 
+    fn writes_atomically(&self) -> bool {
+        true
+    }
+
     async fn create_topic(&self, spec: &TopicSpec) -> Result<()> {
         spec.validate()?;
         let mut topics = self

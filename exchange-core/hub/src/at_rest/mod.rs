@@ -315,6 +315,10 @@ impl Bus for EncryptedBus {
         self.inner.kind()
     }
 
+    fn writes_atomically(&self) -> bool {
+        self.inner.writes_atomically()
+    }
+
     async fn create_topic(&self, spec: &TopicSpec) -> unsilo_bus::Result<()> {
         self.inner.create_topic(spec).await
     }

@@ -201,7 +201,30 @@ pub struct AuditLog {
     disowned: Option<UnverifiedTail>,
     /// The release terms this process has written, by fingerprint, with their `seq`.
     terms_written: std::sync::Mutex<std::collections::HashMap<[u8; 16], u64>>,
+    /// The newest router write intent per schema in this hub's verified chain (found at open, then noted as
+    /// routers write): what a router restarted over Kafka checks its interrupted write against.
+    router_intents: std::sync::Mutex<std::collections::HashMap<String, RouterIntentEntry>>,
 }
+
+/// A router write's intent as found on its signed audit entry ([`unsilo_schemas::names::HEADER_ROUTER_INTENT`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouterIntentEntry {
+    /// The audit topic's offset of the entry carrying it.
+    pub offset: u64,
+    /// The intent, as the router wrote it (JSON).
+    pub intent: Vec<u8>,
+}
+
+/// What [`AuditLog`] reads of a router intent: the schema it is for and the last `seq` of its evidence.
+#[derive(Deserialize)]
+struct IntentHead {
+    schema: String,
+    to_seq: u64,
+}
+
+/// How many audit records before the newest checkpoint the open looks back for router intents: a write whose
+/// evidence a checkpoint overtook before the crash is still found.
+const INTENT_LOOKBACK: u64 = 1024;
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -226,7 +249,8 @@ impl AuditLog {
         bus.create_topic(&TopicSpec::new(topic, 1)).await?;
         bus.create_topic(&TopicSpec::new(checkpoint::topic_of(topic), 1))
             .await?;
-        let (head, disowned) = Self::verified_head(bus.as_ref(), topic, hub, &key).await?;
+        let (head, disowned, router_intents) =
+            Self::verified_head(bus.as_ref(), topic, hub, &key).await?;
         info!(topic, hub, seq = head.seq, public_key = %key.public_hex(), "Audit log ready.");
         let checkpointed = head.seq;
         let mut events = Vec::new();
@@ -268,6 +292,7 @@ impl AuditLog {
             checkpoint_due: tokio::sync::Notify::new(),
             disowned,
             terms_written: std::sync::Mutex::new(std::collections::HashMap::new()),
+            router_intents: std::sync::Mutex::new(router_intents),
         };
         events.push(AuditEvent::Control {
             actor: "hub".into(),
@@ -282,13 +307,22 @@ impl AuditLog {
 
     /// Where this hub's next entry goes: verifies `hub`'s chain with `key` from the newest checkpoint `key`
     /// signed (found in the log) to the end, and returns the head to append after — the chain's newest seq with
-    /// the hash of its newest *verified* entry — and the unverifiable tail, if any, that the hub must disown.
+    /// the hash of its newest *verified* entry — the unverifiable tail, if any, that the hub must disown, and the
+    /// newest router write intent per schema among the verified entries (looking [`INTENT_LOOKBACK`] records
+    /// before the checkpoint too).
     async fn verified_head(
         bus: &dyn Bus,
         topic: &str,
         hub: &str,
         key: &SigningKey,
-    ) -> Result<(ChainHead, Option<UnverifiedTail>), AuditError> {
+    ) -> Result<
+        (
+            ChainHead,
+            Option<UnverifiedTail>,
+            std::collections::HashMap<String, RouterIntentEntry>,
+        ),
+        AuditError,
+    > {
         let own = TrustedKeys::new(Some((hub, key)), &BTreeMap::new());
         let mut verifier = Verifier::new(&own);
         let public = key.public_hex();
@@ -300,10 +334,17 @@ impl AuditLog {
                 start = offset + 1;
             }
         }
-        for record in read_from(bus, topic, start).await? {
-            verifier.push(&record);
+        let mut intents: std::collections::HashMap<String, (u64, RouterIntentEntry)> =
+            std::collections::HashMap::new();
+        for record in read_from(bus, topic, start.saturating_sub(INTENT_LOOKBACK)).await? {
+            if let Some((head, entry)) = router_intent_of(&record, hub) {
+                intents.insert(head.schema, (head.to_seq, entry));
+            }
+            if record.position.offset >= start {
+                verifier.push(&record);
+            }
         }
-        Ok(match verifier.unverified_tail(hub) {
+        let (head, tail) = match verifier.unverified_tail(hub) {
             Some(tail) => (
                 ChainHead {
                     seq: tail.last_seq,
@@ -315,7 +356,26 @@ impl AuditLog {
                 let (seq, hash) = verifier.head(hub);
                 (ChainHead { seq, hash }, None)
             }
-        })
+        };
+        let verified = tail.as_ref().map_or(head.seq, |t| t.verified_seq);
+        let intents = intents
+            .into_iter()
+            .filter(|(_, (to_seq, _))| *to_seq <= verified)
+            .map(|(schema, (_, entry))| (schema, entry))
+            .collect();
+        Ok((head, tail, intents))
+    }
+
+    /// The newest router write intent of `schema` in this hub's chain, if any (see [`RouterIntentEntry`]).
+    pub fn router_intent(&self, schema: &str) -> Option<RouterIntentEntry> {
+        self.router_intents.lock().ok()?.get(schema).cloned()
+    }
+
+    /// Notes a router write intent of `schema` whose evidence is now durable at `offset`.
+    pub fn note_router_intent(&self, schema: &str, entry: RouterIntentEntry) {
+        if let Ok(mut intents) = self.router_intents.lock() {
+            intents.insert(schema.to_owned(), entry);
+        }
     }
 
     /// The tail of this hub's chain that was found unverifiable at open and disowned, if any.
@@ -419,16 +479,23 @@ impl AuditLog {
                     events.push(AuditEvent::ReleaseTerms(release.terms.terms().clone()));
                 }
             }
+            let mut terms_seqs = BTreeMap::new();
             events.extend(batch::batch_events(releases, |terms| {
                 let fingerprint = terms.fingerprint();
-                written
+                let seq = written
                     .get(&fingerprint)
                     .or_else(|| fresh.get(&fingerprint))
                     .copied()
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                terms_seqs
+                    .entry(seq)
+                    .or_insert_with(|| terms.terms().subscription.clone());
+                seq
             }));
+            let mut chained = self.seal(head, events, fresh.into_iter().collect())?;
+            chained.terms_seqs = terms_seqs;
+            Ok(chained)
         }
-        self.seal(head, events, fresh.into_iter().collect())
     }
 
     /// Chains and signs `events` after `head` (see [`AuditLog::chain`]); `new_terms` are the release terms among
@@ -491,6 +558,7 @@ impl AuditLog {
             next,
             records,
             new_terms,
+            terms_seqs: BTreeMap::new(),
         })
     }
 }
@@ -504,12 +572,32 @@ pub struct ChainedEntries<'a> {
     records: Vec<Record>,
     /// Release terms among the entries, remembered as written once they are.
     new_terms: Vec<([u8; 16], u64)>,
+    /// The subscription of each release terms `seq` the entries' releases name.
+    terms_seqs: BTreeMap<u64, String>,
 }
 
 impl ChainedEntries<'_> {
     /// The entries as a `(topic, records)` part of [`Bus::publish_all`], to be put first.
     pub fn take_entries(&mut self) -> (String, Vec<Record>) {
         (self.log.topic.clone(), std::mem::take(&mut self.records))
+    }
+
+    /// The first `seq` of the entries.
+    pub fn first_seq(&self) -> u64 {
+        self.head.seq + 1
+    }
+
+    /// The subscription of each release terms `seq` the entries' releases name (from
+    /// [`AuditLog::chain_releases`]; empty otherwise).
+    pub fn terms_seqs(&self) -> &BTreeMap<u64, String> {
+        &self.terms_seqs
+    }
+
+    /// Adds a header to the last entry (the signed one); headers are not covered by hash or signature.
+    pub fn mark_last(&mut self, name: &str, value: Vec<u8>) {
+        if let Some(last) = self.records.last_mut() {
+            last.headers.push(unsilo_bus::Header::new(name, value));
+        }
     }
 
     /// The last of the entries, by name.
@@ -614,6 +702,24 @@ async fn find_entry(
 /// Reads the whole audit topic, in order, up to its end at the time of the call.
 pub async fn read_all(bus: &dyn Bus, topic: &str) -> Result<Vec<ConsumedRecord>, AuditError> {
     read_from(bus, topic, 0).await
+}
+
+/// The router write intent an audit record of `hub` carries, if it carries one.
+fn router_intent_of(record: &ConsumedRecord, hub: &str) -> Option<(IntentHead, RouterIntentEntry)> {
+    let intent = record
+        .record
+        .header(unsilo_schemas::names::HEADER_ROUTER_INTENT)?;
+    if record.record.key.as_deref() != Some(hub.as_bytes()) {
+        return None;
+    }
+    let head: IntentHead = serde_json::from_slice(intent).ok()?;
+    Some((
+        head,
+        RouterIntentEntry {
+            offset: record.position.offset,
+            intent: intent.to_vec(),
+        },
+    ))
 }
 
 /// Reads the audit topic from `offset` to its end. A fetch may come back empty before the end (a broker still

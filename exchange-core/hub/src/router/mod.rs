@@ -27,6 +27,7 @@
 //! leak property test drive directly.
 
 mod index;
+mod recovery;
 pub mod standing;
 mod task;
 

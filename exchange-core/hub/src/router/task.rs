@@ -2,19 +2,21 @@
 //! still owed (a backfill, or what arrived while it was paused), released from the same topic through the same
 //! route until it reaches the live position and joins it.
 //!
-//! Every write is one [`Bus::publish_all`] (or [`unsilo_bus::Consumer::publish_and_commit`] for the live loop):
-//! the audit entries, the released records, the changed [standings](super::standing) and — live — the router's
-//! consumer offsets, together. On the embedded bus that is one atomic batch, so a crash repeats nothing and loses
-//! nothing; on Kafka the parts are durable in order and the offsets committed after (at-least-once; record ids
-//! are the idempotency key).
+//! Every write is the audit entries, the released records, the changed [standings](super::standing) and — live —
+//! the router's consumer offsets, together. On the embedded bus that is one atomic batch
+//! ([`unsilo_bus::Consumer::publish_and_commit`]), so a crash repeats nothing and loses nothing. On Kafka the parts
+//! are made durable in order and the offsets committed after; the write's intent travels with its evidence and
+//! its releases carry its id, so a router restarted after a crash anywhere in between sends nothing twice
+//! ([`super::recovery`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
+use super::recovery::{Recovery, Verdict, WriteIntent};
 use super::standing::{Behind, BehindReason, Standing, Standings};
 use super::{ActiveSubscription, Decoder, RouterContext, RoutingTable};
 use crate::flows::HistoryProgress;
@@ -22,7 +24,8 @@ use unsilo_bus::{ConsumedRecord, Consumer, ConsumerOptions, FetchRequest, Record
 use unsilo_policy::model::SubscriptionStatus;
 use unsilo_policy::view::person_keys;
 use unsilo_schemas::names::{
-    HEADER_BACKFILL, HEADER_RECORD_ID, HEADER_RETAIN_DAYS, HEADER_SUBSCRIPTION,
+    HEADER_BACKFILL, HEADER_RECORD_ID, HEADER_RETAIN_DAYS, HEADER_ROUTER_INTENT,
+    HEADER_ROUTER_WRITE_ID, HEADER_SUBSCRIPTION,
 };
 use unsilo_schemas::SharedSchema;
 
@@ -38,6 +41,10 @@ struct Outgoing {
     record: Record,
     /// Its evidence.
     release: crate::audit::Release,
+    /// Where the released record sits in `std.<schema>`: partition and offset.
+    source: (u32, u64),
+    /// Released by a history step rather than the live loop.
+    by_history_step: bool,
 }
 
 /// The router of one shared schema.
@@ -55,6 +62,13 @@ pub(super) struct SchemaRouter {
     /// The position of the last routed record per partition whose offset is not committed yet.
     uncommitted: BTreeMap<u32, ConsumedRecord>,
     last_commit: Instant,
+    /// The router group's committed offsets (the next record per partition), as this router last made them.
+    committed: BTreeMap<u32, u64>,
+    /// What the router knows of a write a crash interrupted, until its positions are past it (Kafka only).
+    recovery: Option<Recovery>,
+    /// Per destination topic and partition, an offset at or before the topic's end, from its watermarks or this
+    /// router's own writes: where a write's intent says its releases land from (Kafka only).
+    destination_ends: HashMap<String, Vec<u64>>,
 }
 
 impl SchemaRouter {
@@ -74,7 +88,7 @@ impl SchemaRouter {
             .map(|s| s.id.clone())
             .collect();
         let standings = Standings::load(context.bus.as_ref(), |id| of_schema.contains(id)).await?;
-        let live_next = context
+        let live_next: BTreeMap<u32, u64> = context
             .bus
             .committed_offsets(&group, &topic)
             .await?
@@ -82,6 +96,20 @@ impl SchemaRouter {
             .enumerate()
             .map(|(p, o)| (p as u32, o.unwrap_or(0)))
             .collect();
+        let recovery = match context.audit.router_intent(schema.name()) {
+            Some(entry) if !context.bus.writes_atomically() => {
+                Recovery::of(
+                    context.bus.as_ref(),
+                    context.audit.topic(),
+                    context.audit.hub(),
+                    &entry,
+                    &live_next,
+                    &standings,
+                )
+                .await?
+            }
+            _ => None,
+        };
         let changes = context.control.changes();
         let table = RoutingTable::build(
             &context.control.read(),
@@ -97,9 +125,12 @@ impl SchemaRouter {
             table,
             changes,
             standings,
+            committed: live_next.clone(),
             live_next,
             uncommitted: BTreeMap::new(),
             last_commit: Instant::now(),
+            recovery,
+            destination_ends: HashMap::new(),
         })
     }
 
@@ -372,6 +403,7 @@ impl SchemaRouter {
                     &about,
                     release.value,
                     history,
+                    false,
                 ));
             }
         }
@@ -491,6 +523,7 @@ impl SchemaRouter {
                             &about,
                             release.value,
                             history,
+                            true,
                         ));
                     }
                 }
@@ -522,56 +555,204 @@ impl SchemaRouter {
     /// what the live loop routed, in one write. Does nothing when there is nothing to write.
     async fn write(
         &mut self,
-        outgoing: Vec<Outgoing>,
+        mut outgoing: Vec<Outgoing>,
         consumer: Option<&mut dyn Consumer>,
     ) -> Result<(), unsilo_bus::Error> {
-        if outgoing.is_empty() && !self.standings.has_unwritten() {
+        // Releases an interrupted write already sent are dropped; those it recorded are sent, not recorded again.
+        let mut recorded_earlier = Vec::new();
+        if let Some(recovery) = &self.recovery {
+            let mut kept = Vec::with_capacity(outgoing.len());
+            for o in outgoing {
+                let (partition, offset) = o.source;
+                match recovery.verdict(&o.subscription, partition, offset, &o.release.record_id) {
+                    Verdict::Out => {}
+                    Verdict::Recorded => recorded_earlier.push(o),
+                    Verdict::Fresh => kept.push(o),
+                }
+            }
+            outgoing = kept;
+        }
+        if outgoing.is_empty() && recorded_earlier.is_empty() && !self.standings.has_unwritten() {
             return Ok(());
         }
+        let atomic = self.context.bus.writes_atomically();
+        let mut intent = (!atomic && !outgoing.is_empty()).then(|| WriteIntent {
+            schema: self.schema.name().to_owned(),
+            write: WriteIntent::new_write_id(),
+            previous: self.recovery.as_ref().map(|r| Box::new(r.previous())),
+            ..WriteIntent::default()
+        });
         let mut per_topic: BTreeMap<String, Vec<Record>> = BTreeMap::new();
         let mut per_subscription: BTreeMap<String, usize> = BTreeMap::new();
         let mut evidence = Vec::with_capacity(outgoing.len());
-        for o in outgoing {
+        for mut o in outgoing {
+            if let Some(intent) = intent.as_mut() {
+                intent.note_source(&o.subscription, o.source.0, o.source.1, o.by_history_step);
+                o.record = o
+                    .record
+                    .with_header(HEADER_ROUTER_WRITE_ID, intent.write.as_bytes().to_vec());
+            }
             per_topic.entry(o.topic).or_default().push(o.record);
             *per_subscription.entry(o.subscription).or_default() += 1;
             evidence.push(o.release);
         }
+        for o in recorded_earlier {
+            let mut record = o.record;
+            if let Some(recovery) = &self.recovery {
+                record = record.with_header(
+                    HEADER_ROUTER_WRITE_ID,
+                    recovery.write_id().as_bytes().to_vec(),
+                );
+            }
+            per_topic.entry(o.topic).or_default().push(record);
+            *per_subscription.entry(o.subscription).or_default() += 1;
+        }
         let mut parts = Vec::with_capacity(2 + per_topic.len());
         // Evidence first: on Kafka each part is durable before the next is sent.
-        let chained = if evidence.is_empty() {
+        let audit = Arc::clone(&self.context.audit);
+        let mut chained = if evidence.is_empty() {
             None
         } else {
-            let mut chained = self
-                .context
-                .audit
-                .chain_releases(&evidence)
-                .await
-                .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?;
-            parts.push(chained.take_entries());
-            Some(chained)
+            Some(
+                audit
+                    .chain_releases(&evidence)
+                    .await
+                    .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?,
+            )
         };
+        if let (Some(intent), Some(chained)) = (intent.as_mut(), chained.as_mut()) {
+            intent.from_seq = chained.first_seq();
+            intent.to_seq = chained.last_entry().seq;
+            intent.terms = chained.terms_seqs().clone();
+            for topic in per_topic.keys() {
+                if !self.destination_ends.contains_key(topic) {
+                    let ends = self.context.bus.end_offsets(topic).await?;
+                    self.destination_ends.insert(topic.clone(), ends);
+                }
+            }
+            for (topic, records) in &per_topic {
+                let ends = &self.destination_ends[topic];
+                let mut scan: Vec<(u64, u32)> = ends.iter().map(|&end| (end, 0)).collect();
+                let write_id = Some(intent.write.as_bytes());
+                for record in records
+                    .iter()
+                    .filter(|r| r.header(HEADER_ROUTER_WRITE_ID) == write_id)
+                {
+                    let key = record.key.as_deref().unwrap_or_default();
+                    let p = unsilo_bus::partition_for_key(key, ends.len() as u32) as usize;
+                    if let Some((_, sent)) = scan.get_mut(p) {
+                        *sent += 1;
+                    }
+                }
+                intent.scan.insert(topic.clone(), scan);
+            }
+            let json = serde_json::to_vec(&*intent)
+                .map_err(|e| unsilo_bus::Error::Store(format!("router write intent: {e}")))?;
+            chained.mark_last(HEADER_ROUTER_INTENT, json);
+        }
+        if let Some(chained) = chained.as_mut() {
+            parts.push(chained.take_entries());
+        }
+        let releases = per_topic.len();
         parts.extend(per_topic);
         parts.extend(self.standings.unwritten_part());
         let committing: Vec<ConsumedRecord> = self.uncommitted.values().cloned().collect();
-        match consumer {
-            Some(c) if !committing.is_empty() => {
-                c.publish_and_commit(self.context.bus.as_ref(), parts, &committing)
-                    .await?;
+        if atomic {
+            match consumer {
+                Some(c) if !committing.is_empty() => {
+                    c.publish_and_commit(self.context.bus.as_ref(), parts, &committing)
+                        .await?;
+                    self.uncommitted.clear();
+                    self.note_committed(&committing);
+                    self.last_commit = Instant::now();
+                }
+                _ => {
+                    self.context.bus.publish_all(parts).await?;
+                }
+            }
+            if let Some(chained) = chained {
+                chained.written();
+            }
+        } else {
+            self.write_in_order(parts, chained, intent.as_ref(), releases)
+                .await?;
+            if let Some(c) = consumer.filter(|_| !committing.is_empty()) {
+                c.commit(&committing).await?;
                 self.uncommitted.clear();
+                self.note_committed(&committing);
                 self.last_commit = Instant::now();
             }
-            _ => {
-                self.context.bus.publish_all(parts).await?;
-            }
-        }
-        if let Some(chained) = chained {
-            chained.written();
         }
         self.standings.written();
         for (subscription, n) in per_subscription {
             self.context.metrics.record_release(&subscription, n);
         }
+        if self
+            .recovery
+            .as_ref()
+            .is_some_and(|r| r.completed(&self.committed, &self.standings))
+        {
+            info!(topic = %self.topic, "The interrupted router write is complete.");
+            self.recovery = None;
+        }
         Ok(())
+    }
+
+    /// Writes `parts` one after the other, each durable before the next (a bus without atomic writes): the
+    /// evidence first — the chain's head moves and the intent is noted as soon as it is durable — then the
+    /// `releases` destination topics, then the standings. Where a test injects a fault, the process dies between
+    /// them ([`crate::fault`]).
+    async fn write_in_order(
+        &mut self,
+        parts: Vec<(String, Vec<Record>)>,
+        mut chained: Option<crate::audit::ChainedEntries<'_>>,
+        intent: Option<&WriteIntent>,
+        releases: usize,
+    ) -> Result<(), unsilo_bus::Error> {
+        let mut parts = parts.into_iter();
+        if let Some(chained) = chained.take() {
+            let (topic, records) = parts.next().unwrap_or_default();
+            let positions = self.context.bus.publish(&topic, records).await?;
+            if let (Some(intent), Some(last)) = (intent, positions.last()) {
+                let json = serde_json::to_vec(intent).unwrap_or_default();
+                self.context.audit.note_router_intent(
+                    self.schema.name(),
+                    crate::audit::RouterIntentEntry {
+                        offset: last.offset,
+                        intent: json,
+                    },
+                );
+            }
+            chained.written();
+        }
+        for (i, (topic, records)) in parts.enumerate() {
+            if i == releases && releases > 0 {
+                crate::fault::reached(crate::fault::ROUTER_AFTER_RELEASES);
+            }
+            let positions = self.context.bus.publish(&topic, records).await?;
+            if let Some(ends) = self.destination_ends.get_mut(&topic) {
+                for p in &positions {
+                    if let Some(end) = ends.get_mut(p.partition as usize) {
+                        *end = (*end).max(p.offset + 1);
+                    }
+                }
+            }
+            if i == 0 && releases > 1 {
+                crate::fault::reached(crate::fault::ROUTER_BETWEEN_RELEASES);
+            }
+        }
+        if releases > 0 && self.standings.unwritten_part().is_none() {
+            crate::fault::reached(crate::fault::ROUTER_AFTER_RELEASES);
+        }
+        Ok(())
+    }
+
+    /// Notes offsets this router committed for its group.
+    fn note_committed(&mut self, records: &[ConsumedRecord]) {
+        for r in records {
+            let next = self.committed.entry(r.position.partition).or_insert(0);
+            *next = (*next).max(r.position.offset + 1);
+        }
     }
 
     /// Commits the offsets of routed records that released nothing (a failed commit only means they are
@@ -583,8 +764,11 @@ impl SchemaRouter {
         let last: Vec<ConsumedRecord> = std::mem::take(&mut self.uncommitted)
             .into_values()
             .collect();
-        if let Err(e) = consumer.commit(&last).await {
-            warn!(topic = %self.topic, error = %e, "Router commit failed; the records may be routed again.");
+        match consumer.commit(&last).await {
+            Ok(()) => self.note_committed(&last),
+            Err(e) => {
+                warn!(topic = %self.topic, error = %e, "Router commit failed; the records may be routed again.")
+            }
         }
         self.last_commit = Instant::now();
     }
@@ -738,6 +922,7 @@ fn outgoing_release(
     about: &ReleasedRecordIds,
     value: Vec<u8>,
     history: bool,
+    by_history_step: bool,
 ) -> Outgoing {
     let record_id = &about.record_id;
     let release = crate::audit::Release {
@@ -761,5 +946,7 @@ fn outgoing_release(
         topic: route.topic.clone(),
         record: out,
         release,
+        source: (consumed.position.partition, consumed.position.offset),
+        by_history_step,
     }
 }
