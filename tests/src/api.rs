@@ -194,6 +194,43 @@ impl Api {
         (id, answer)
     }
 
+    /// One agency per USCC in `usccs` (`<prefix><k>-<sfx>`, cleared for S3), each subscribed by pull to every
+    /// event of run `sfx` ([`run_events`]) with two clear fields; returns each agency's token and subscription id.
+    pub async fn subscribe_to_run_events(
+        &self,
+        prefix: &str,
+        sfx: u64,
+        usccs: &[&str],
+    ) -> Vec<(String, String)> {
+        let mut subscribers = Vec::new();
+        for (k, uscc) in usccs.iter().enumerate() {
+            let agency = format!("{prefix}{k}-{sfx}");
+            let token = self.agency(&agency, "汉阴县应急管理局", uscc, "S3").await;
+            let (id, _) = self
+                .subscribe_approved(
+                    &token,
+                    &agency,
+                    json!({
+                        "name": "events",
+                        "schema": "grid_event",
+                        "filter": format!("event_no.startsWith(\"SJ{sfx:09}\")"),
+                        "fields": [
+                            { "field": "event_no", "treatment": "clear" },
+                            { "field": "event_type_code", "treatment": "clear" }
+                        ],
+                        "purpose": "应急事件研判", "legal_basis": "《政务数据共享条例》",
+                        "scenario": "test scenario", "scope": "test scope",
+                        "expires_at": "2030-12-31T23:59:59+08:00",
+                        "channel": { "kind": "pull" }
+                    }),
+                    json!({}),
+                )
+                .await;
+            subscribers.push((token, id));
+        }
+        subscribers
+    }
+
     /// Approves subscription `id` as the operator with `approval`; where the grant needs two operators
     /// (双人复核, answered 202), the reviewer confirms it. Returns the last answer.
     pub async fn approve(&self, id: &str, approval: Value) -> (u16, Value) {
@@ -277,6 +314,20 @@ pub fn grid_messages(suffix: u64) -> (Value, Value, Value) {
     event["sjbh"] = json!(format!("SJ61092120240709{}", &digits[..4]));
     event["msgId"] = json!(format!("7f3c2a91e04b4d6c8a1f{digits}000"));
     (red, green, event)
+}
+
+/// Grid events of run `sfx` numbered `SJ<run><i>` for each `i` in `range`, each naming the fixture's party
+/// (陈德福).
+pub fn run_events(sfx: u64, range: std::ops::Range<u32>) -> Vec<Value> {
+    let (_, _, event) = grid_messages(sfx);
+    range
+        .map(|i| {
+            let mut e = event.clone();
+            e["sjbh"] = json!(format!("SJ{sfx:09}{i:09}"));
+            e["msgId"] = json!(format!("7f3c2a91e04b4d6c{sfx:09}{i:07}"));
+            e
+        })
+        .collect()
 }
 
 /// Pushes grid messages to the hub as the grid platform.

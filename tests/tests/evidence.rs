@@ -5,24 +5,20 @@
 use std::collections::BTreeSet;
 
 use serde_json::{json, Value};
-use unsilo_tests::api::{grid_messages, push_grid, with_grid_and_operator, Api, AUDITOR_TOKEN};
+use unsilo_tests::api::{push_grid, run_events, with_grid_and_operator, Api, AUDITOR_TOKEN};
 use unsilo_tests::{embedded_config, rand_suffix, RunningHub};
 
 /// The party every event of the grid fixture names (陈德福).
 const CERT_NO: &str = "610921196105170316";
 
-/// Grid events numbered `SJ<run><i>` for each `i` in `range`, each naming [`CERT_NO`] as a party.
+/// Grid events of run `sfx` numbered `i` in `range`, each naming [`CERT_NO`] as a party.
 fn events(sfx: u64, range: std::ops::Range<u32>) -> Vec<Value> {
-    let (_, _, event) = grid_messages(sfx);
-    assert_eq!(event["dsr"][0]["sfzh"], CERT_NO, "the fixture's party");
-    range
-        .map(|i| {
-            let mut e = event.clone();
-            e["sjbh"] = json!(format!("SJ{sfx:09}{i:09}"));
-            e["msgId"] = json!(format!("7f3c2a91e04b4d6c{sfx:09}{i:07}"));
-            e
-        })
-        .collect()
+    let events = run_events(sfx, range);
+    assert!(
+        events.iter().all(|e| e["dsr"][0]["sfzh"] == CERT_NO),
+        "the fixture's party"
+    );
+    events
 }
 
 async fn push_events(base: &str, sfx: u64, range: std::ops::Range<u32>) {
@@ -99,39 +95,17 @@ async fn batched_evidence_reaches_the_person_report_and_a_restarted_hub_does_not
     let sfx = rand_suffix();
 
     // Three agencies each receive every event of the run.
-    let mut subscribers = Vec::new();
-    for (k, uscc) in [
-        "11610921016050037T",
-        "116109210160500883",
-        "11610921016050046Q",
-    ]
-    .iter()
-    .enumerate()
-    {
-        let agency = format!("agency{k}-{sfx}");
-        let token = api.agency(&agency, "汉阴县应急管理局", uscc, "S3").await;
-        let (id, _) = api
-            .subscribe_approved(
-                &token,
-                &agency,
-                json!({
-                    "name": "events",
-                    "schema": "grid_event",
-                    "filter": format!("event_no.startsWith(\"SJ{sfx:09}\")"),
-                    "fields": [
-                        { "field": "event_no", "treatment": "clear" },
-                        { "field": "event_type_code", "treatment": "clear" }
-                    ],
-                    "purpose": "应急事件研判", "legal_basis": "《政务数据共享条例》",
-                    "scenario": "test scenario", "scope": "test scope",
-                    "expires_at": "2030-12-31T23:59:59+08:00",
-                    "channel": { "kind": "pull" }
-                }),
-                json!({}),
-            )
-            .await;
-        subscribers.push((token, id));
-    }
+    let subscribers = api
+        .subscribe_to_run_events(
+            "agency",
+            sfx,
+            &[
+                "11610921016050037T",
+                "116109210160500883",
+                "11610921016050046Q",
+            ],
+        )
+        .await;
     push_events(&running.base, sfx, 0..40).await;
     for (token, id) in &subscribers {
         api.pull_at_least(token, id, 40).await;

@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use unsilo_hub::fault::{FAULT_ENV, ROUTER_AFTER_RELEASES, ROUTER_BETWEEN_RELEASES};
-use unsilo_tests::api::{grid_messages, Api};
+use unsilo_tests::api::{run_events, Api};
 use unsilo_tests::rand_suffix;
 use unsilo_tests::topology::{hub_config, tls_files, trusting_client, wait_ready, Proc};
 
@@ -36,19 +35,6 @@ fn kafka_hub_config(dir: &Path, port: u16, sfx: u64) {
     std::fs::write(&path, text.replace(embedded, &kafka)).expect("hub.toml");
 }
 
-/// Grid events numbered `SJ<run><i>`, one per `i` in `range`.
-fn events(sfx: u64, range: std::ops::Range<u32>) -> Vec<Value> {
-    let (_, _, event) = grid_messages(sfx);
-    range
-        .map(|i| {
-            let mut e = event.clone();
-            e["sjbh"] = json!(format!("SJ{sfx:09}{i:09}"));
-            e["msgId"] = json!(format!("7f3c2a91e04b4d6c{sfx:09}{i:07}"));
-            e
-        })
-        .collect()
-}
-
 /// A hub process on the test broker, started in `dir` with `env`, ready to serve.
 async fn start(dir: &Path, name: &str, port: u16, env: &[(&str, &str)]) -> (Proc, Api) {
     let mut hub = Proc::spawn_with_env(name, dir, &["serve", "--config", "hub.toml"], env);
@@ -60,7 +46,7 @@ async fn start(dir: &Path, name: &str, port: u16, env: &[(&str, &str)]) -> (Proc
 
 /// Pushes events `range` as the grid platform.
 async fn push(api: &Api, sfx: u64, range: std::ops::Range<u32>) {
-    let batch = events(sfx, range);
+    let batch = run_events(sfx, range);
     api.push_grid(&batch.iter().collect::<Vec<_>>()).await;
 }
 
@@ -188,35 +174,9 @@ async fn a_hub_killed_between_its_releases_and_its_offsets_delivers_nothing_twic
 
     // Two agencies subscribe to every event of the run, so each router write has two destination topics.
     let (hub, api) = start(d, "hub-setup", port, &[]).await;
-    let mut subscribers = Vec::new();
-    for (k, uscc) in ["11610921016050037T", "116109210160500883"]
-        .iter()
-        .enumerate()
-    {
-        let agency = format!("eos{k}-{sfx}");
-        let token = api.agency(&agency, "汉阴县应急管理局", uscc, "S3").await;
-        let (id, _) = api
-            .subscribe_approved(
-                &token,
-                &agency,
-                json!({
-                    "name": "events",
-                    "schema": "grid_event",
-                    "filter": format!("event_no.startsWith(\"SJ{sfx:09}\")"),
-                    "fields": [
-                        { "field": "event_no", "treatment": "clear" },
-                        { "field": "event_type_code", "treatment": "clear" }
-                    ],
-                    "purpose": "应急事件研判", "legal_basis": "《政务数据共享条例》",
-                    "scenario": "test scenario", "scope": "test scope",
-                    "expires_at": "2030-12-31T23:59:59+08:00",
-                    "channel": { "kind": "pull" }
-                }),
-                json!({}),
-            )
-            .await;
-        subscribers.push((token, id));
-    }
+    let subscribers = api
+        .subscribe_to_run_events("eos", sfx, &["11610921016050037T", "116109210160500883"])
+        .await;
     let mut seen = vec![BTreeMap::new(), BTreeMap::new()];
     push(&api, sfx, 0..20).await;
     for ((token, id), seen) in subscribers.iter().zip(seen.iter_mut()) {

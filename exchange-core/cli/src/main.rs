@@ -419,6 +419,10 @@ struct BenchArgs {
     /// Records per measurement on Kafka (Tansu's fetch path is slow, so fewer by default).
     #[arg(long, default_value_t = 20_000)]
     kafka_records: usize,
+    /// Records of history the scale section releases to a new subscription beside live traffic (the province's
+    /// target is 10,000,000).
+    #[arg(long, default_value_t = 1_000_000)]
+    history_records: usize,
     /// Writes the report to this file as well as to standard output.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -581,6 +585,7 @@ async fn run_bench(args: BenchArgs) -> anyhow::Result<()> {
         records: args.records,
         kafka: args.kafka,
         kafka_records: args.kafka_records,
+        history_records: args.history_records,
         only: args.only,
         data_dir: args.data_dir,
     })

@@ -17,6 +17,7 @@
 //! reset just before the hub starts where the kernel allows it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -47,7 +48,8 @@ pub struct Quantiles {
 }
 
 impl Quantiles {
-    fn of(mut ms: Vec<f64>) -> Self {
+    /// The quantiles of `ms`.
+    pub(super) fn of(mut ms: Vec<f64>) -> Self {
         ms.sort_by(f64::total_cmp);
         let pick = |q: f64| {
             ms.get(((ms.len() as f64 * q) as usize).min(ms.len().saturating_sub(1)))
@@ -100,17 +102,17 @@ pub(super) fn proc_status_mib(field: &str) -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-async fn active_subscription(
+/// Requests subscription `name` of agency `bench` with `spec` and has two operators approve it.
+pub(super) async fn active_subscription(
     hub: &Hub,
     name: &str,
-    filter: String,
-    rules_no: usize,
+    spec: unsilo_policy::model::SubscriptionSpec,
 ) -> Result<unsilo_policy::model::Subscription, BenchError> {
     let setup = |e: unsilo_hub::api_error::ApiError| BenchError::Avro(e.to_string());
     let request = SubscriptionRequest {
         agency: None,
         name: name.into(),
-        spec: spec(filter, rules_no),
+        spec,
     };
     hub.governance
         .request(&Principal::Agency("bench".into()), request)
@@ -135,7 +137,7 @@ async fn active_subscription(
 }
 
 /// Framed `grid_event` bodies spread over [`COUNTIES`] counties and [`KINDS`].
-fn bodies(schema_id: u32, n: usize) -> Result<Vec<Vec<u8>>, BenchError> {
+pub(super) fn bodies(schema_id: u32, n: usize) -> Result<Vec<Vec<u8>>, BenchError> {
     let shared = unsilo_schemas::shared_schema("grid_event")
         .ok_or_else(|| BenchError::Avro("no grid_event schema".into()))?;
     let example = unsilo_schemas::example_record("grid_event")
@@ -156,15 +158,17 @@ fn bodies(schema_id: u32, n: usize) -> Result<Vec<Vec<u8>>, BenchError> {
 }
 
 /// When each record id was seen; shared between a reader and the report.
-type Seen = HashMap<String, Instant>;
+pub(super) type Seen = HashMap<String, Instant>;
 
-/// Reads `topic` as group `group` until `total` records are seen or the deadline passes; notes when each
-/// record id arrived. Commits as a delivery worker does.
-fn spawn_reader(
+/// Reads `topic` as group `group` until it has seen `total` records whose id starts with `prefix` (a target
+/// another task may still raise or lower) or the deadline passes; notes when each such record id arrived.
+/// Commits as a delivery worker does.
+pub(super) fn spawn_reader(
     hub: &Hub,
     group: &str,
     topic: String,
-    total: usize,
+    prefix: &'static str,
+    total: Arc<AtomicUsize>,
     deadline: Instant,
 ) -> tokio::task::JoinHandle<Result<Seen, BenchError>> {
     let bus = hub.bus.clone();
@@ -173,13 +177,15 @@ fn spawn_reader(
         let mut consumer = bus
             .consumer(ConsumerOptions::group(&group, &[&topic]))
             .await?;
-        let mut seen = Seen::with_capacity(total);
-        while seen.len() < total && Instant::now() < deadline {
+        let mut seen = Seen::new();
+        while seen.len() < total.load(Ordering::Relaxed) && Instant::now() < deadline {
             let batch = consumer.poll(1000, Duration::from_millis(100)).await?;
             let now = Instant::now();
             for r in &batch {
                 if let Some(id) = r.record.header(HEADER_RECORD_ID) {
-                    seen.insert(String::from_utf8_lossy(id).into_owned(), now);
+                    if id.starts_with(prefix.as_bytes()) {
+                        seen.insert(String::from_utf8_lossy(id).into_owned(), now);
+                    }
                 }
             }
             consumer.commit(&batch).await?;
@@ -188,20 +194,80 @@ fn spawn_reader(
     })
 }
 
-/// Latency at `rate` records/s for `seconds` seconds with `subscriptions` active subscriptions (one on every
-/// record, which is measured; the others each on one county and one event type).
-pub async fn latency(
-    scratch: &super::Scratch,
+/// What [`write_steadily`] sent: when each record was handed to the bus, and when its write returned.
+pub(super) struct Sent {
+    /// When each record id was handed to the bus.
+    pub sent: Seen,
+    /// When its write returned, durable.
+    pub written: Seen,
+}
+
+/// Publishes `bodies` (round-robin) to `topic` at `rate` records/s in 1 ms ticks, ids `<prefix><n>`, each tick's
+/// publish in flight on its own, until `total` records are sent or `stop` turns true.
+pub(super) async fn write_steadily(
+    hub: &Hub,
+    topic: &str,
+    bodies: &[Vec<u8>],
     rate: u32,
-    seconds: u32,
-    subscriptions: usize,
-) -> Result<Latency, BenchError> {
-    // Peak memory counts from here: clearing `VmHWM` is allowed for a process's own memory on Linux.
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-    let rss_before_mib = proc_status_mib("VmRSS:");
-    let dir = scratch.dir()?;
+    prefix: &str,
+    total: usize,
+    stop: &AtomicBool,
+) -> Result<Sent, BenchError> {
+    let per_tick = (rate as usize / 1000).max(1);
+    let sent: Arc<Mutex<Seen>> = Arc::default();
+    let written: Arc<Mutex<Seen>> = Arc::default();
+    let mut ticker = tokio::time::interval(Duration::from_millis(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut publishes = Vec::new();
+    let mut n = 0usize;
+    while n < total && !stop.load(Ordering::Relaxed) {
+        ticker.tick().await;
+        let now = Instant::now();
+        let mut batch = Vec::with_capacity(per_tick);
+        let mut ids = Vec::with_capacity(per_tick);
+        for _ in 0..per_tick.min(total - n) {
+            let id = format!("{prefix}{n}");
+            batch.push(
+                Record::new(id.as_bytes(), bodies[n % bodies.len()].clone())
+                    .with_header(HEADER_RECORD_ID, id.as_bytes().to_vec()),
+            );
+            ids.push(id);
+            n += 1;
+        }
+        {
+            let mut sent = sent.lock().map_err(|_| BenchError::Avro("lock".into()))?;
+            sent.extend(ids.iter().map(|id| (id.clone(), now)));
+        }
+        let bus = hub.bus.clone();
+        let topic = topic.to_owned();
+        let written = written.clone();
+        publishes.push(tokio::spawn(async move {
+            bus.publish(&topic, batch).await?;
+            let done = Instant::now();
+            if let Ok(mut w) = written.lock() {
+                w.extend(ids.into_iter().map(|id| (id, done)));
+            }
+            Ok::<(), unsilo_bus::Error>(())
+        }));
+    }
+    for p in publishes {
+        p.await.map_err(|e| BenchError::Avro(e.to_string()))??;
+    }
+    let take = |m: Arc<Mutex<Seen>>| {
+        m.lock()
+            .map(|mut g| std::mem::take(&mut *g))
+            .map_err(|_| BenchError::Avro("lock".into()))
+    };
+    Ok(Sent {
+        sent: take(sent)?,
+        written: take(written)?,
+    })
+}
+
+/// A hub on the embedded bus in `dir` with the agency `bench` (cleared for S4) on its control plane.
+pub(super) async fn hub_with_agency(dir: &std::path::Path) -> Result<Hub, BenchError> {
     let mut config = unsilo_hub::config::Config::default();
-    config.bus.embedded.data_dir = dir.path().to_owned();
+    config.bus.embedded.data_dir = dir.to_owned();
     let hub = Hub::start(&config)
         .await
         .map_err(|e| BenchError::Avro(e.to_string()))?;
@@ -222,15 +288,35 @@ pub async fn latency(
         )
         .await
         .map_err(|e| BenchError::Avro(e.to_string()))?;
-    let measured =
-        active_subscription(&hub, "latency", "region_code.startsWith(\"61\")".into(), 1).await?;
+    Ok(hub)
+}
+
+/// Latency at `rate` records/s for `seconds` seconds with `subscriptions` active subscriptions (one on every
+/// record, which is measured; the others each on one county and one event type).
+pub async fn latency(
+    scratch: &super::Scratch,
+    rate: u32,
+    seconds: u32,
+    subscriptions: usize,
+) -> Result<Latency, BenchError> {
+    // Peak memory counts from here: clearing `VmHWM` is allowed for a process's own memory on Linux.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let rss_before_mib = proc_status_mib("VmRSS:");
+    let dir = scratch.dir()?;
+    let hub = hub_with_agency(dir.path()).await?;
+    let measured = active_subscription(
+        &hub,
+        "latency",
+        spec("region_code.startsWith(\"61\")".into(), 1),
+    )
+    .await?;
     for i in 1..subscriptions {
         let filter = format!(
             "region_code.startsWith(\"{}\") && event_type_code == \"{}\"",
             county(i % COUNTIES),
             KINDS[(i / COUNTIES) % 3]
         );
-        active_subscription(&hub, &format!("county{i}"), filter, i).await?;
+        active_subscription(&hub, &format!("county{i}"), spec(filter, i)).await?;
     }
 
     let shared = unsilo_schemas::shared_schema("grid_event")
@@ -243,51 +329,34 @@ pub async fn latency(
     let total = (rate * seconds) as usize;
     let bodies = bodies(schema_id as u32, COUNTIES * KINDS.len())?;
     let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 60);
-    let on_std = spawn_reader(&hub, "bench.latency.std", shared.topic(), total, deadline);
-    let on_sub = spawn_reader(&hub, "bench.latency.sub", measured.topic(), total, deadline);
+    let target = Arc::new(AtomicUsize::new(total));
+    let on_std = spawn_reader(
+        &hub,
+        "bench.latency.std",
+        shared.topic(),
+        "lat-",
+        target.clone(),
+        deadline,
+    );
+    let on_sub = spawn_reader(
+        &hub,
+        "bench.latency.sub",
+        measured.topic(),
+        "lat-",
+        target,
+        deadline,
+    );
     let released_before = released_total(&hub);
-
-    // The writer: `rate` records per second in 1 ms ticks, each tick's publish in flight on its own.
-    let per_tick = (rate as usize / 1000).max(1);
-    let sent: Arc<Mutex<Seen>> = Arc::default();
-    let written: Arc<Mutex<Seen>> = Arc::default();
-    let mut ticker = tokio::time::interval(Duration::from_millis(1));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut publishes = Vec::new();
-    let mut n = 0usize;
-    while n < total {
-        ticker.tick().await;
-        let now = Instant::now();
-        let mut batch = Vec::with_capacity(per_tick);
-        let mut ids = Vec::with_capacity(per_tick);
-        for _ in 0..per_tick.min(total - n) {
-            let id = format!("lat-{n}");
-            batch.push(
-                Record::new(id.as_bytes(), bodies[n % bodies.len()].clone())
-                    .with_header(HEADER_RECORD_ID, id.as_bytes().to_vec()),
-            );
-            ids.push(id);
-            n += 1;
-        }
-        {
-            let mut sent = sent.lock().map_err(|_| BenchError::Avro("lock".into()))?;
-            sent.extend(ids.iter().map(|id| (id.clone(), now)));
-        }
-        let bus = hub.bus.clone();
-        let topic = shared.topic();
-        let written = written.clone();
-        publishes.push(tokio::spawn(async move {
-            bus.publish(&topic, batch).await?;
-            let done = Instant::now();
-            if let Ok(mut w) = written.lock() {
-                w.extend(ids.into_iter().map(|id| (id, done)));
-            }
-            Ok::<(), unsilo_bus::Error>(())
-        }));
-    }
-    for p in publishes {
-        p.await.map_err(|e| BenchError::Avro(e.to_string()))??;
-    }
+    let Sent { sent, written } = write_steadily(
+        &hub,
+        &shared.topic(),
+        &bodies,
+        rate,
+        "lat-",
+        total,
+        &AtomicBool::new(false),
+    )
+    .await?;
     let on_std = on_std
         .await
         .map_err(|e| BenchError::Avro(e.to_string()))??;
@@ -298,12 +367,6 @@ pub async fn latency(
     let releases = released_total(&hub) - released_before;
     hub.shutdown().await?;
 
-    let sent = std::mem::take(&mut *sent.lock().map_err(|_| BenchError::Avro("lock".into()))?);
-    let written = std::mem::take(
-        &mut *written
-            .lock()
-            .map_err(|_| BenchError::Avro("lock".into()))?,
-    );
     let end_to_end = Quantiles::of(between(&sent, &on_sub));
     let (tail_hops_ms, tail_records) =
         tail_composition(&sent, &written, &on_std, &on_sub, end_to_end.p99_ms);
@@ -329,7 +392,7 @@ fn ms_between(from: Instant, to: Instant) -> f64 {
 }
 
 /// Milliseconds between two sightings of every record seen in both.
-fn between(from: &Seen, to: &Seen) -> Vec<f64> {
+pub(super) fn between(from: &Seen, to: &Seen) -> Vec<f64> {
     to.iter()
         .filter_map(|(id, at)| from.get(id).map(|s| ms_between(*s, *at)))
         .collect()

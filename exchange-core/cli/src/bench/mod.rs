@@ -17,6 +17,7 @@
 
 pub mod evidence;
 pub mod foundation;
+pub mod history;
 pub mod ingest;
 pub mod latency;
 pub mod plot;
@@ -36,6 +37,8 @@ pub struct BenchOptions {
     pub kafka: Option<String>,
     /// Records per Kafka measurement.
     pub kafka_records: usize,
+    /// Records of history the scale section releases to a new subscription beside live traffic.
+    pub history_records: usize,
     /// Only these sections (`foundation`, `ingest`, `routing`, `latency`, `scale`); all when empty.
     pub only: Vec<String>,
     /// Where the stores measured go (in temporary directories under it); the system's temp directory when `None`.
@@ -543,6 +546,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         scale_section(
             &scratch,
             options.records,
+            options.history_records,
             &mut rows,
             &mut sections,
             &mut curves,
@@ -610,6 +614,7 @@ async fn join_senders(
 async fn scale_section(
     scratch: &Scratch,
     records: usize,
+    history_records: usize,
     rows: &mut Vec<Row>,
     sections: &mut String,
     curves: &mut Curves,
@@ -674,7 +679,37 @@ async fn scale_section(
     curves
         .person_report
         .push((report.releases as f64, report.p99_ms));
+    eprintln!("bench: a {history_records}-record history released to a new subscription beside live records at 1,000/s…");
+    let h = history::history_beside_live(scratch, history_records, 1_000).await?;
     let met = |ok: bool| if ok { "met" } else { "**not met**" };
+    let _ = writeln!(
+        sections,
+        "\n**History beside live traffic** (a whole hub, embedded bus, fsync on; one run):\n\n\
+         | measure | measured | target | |\n|---|---:|---:|---|\n\
+         | a {}-record history released to a new subscription, records/s from the grant until the subscriber has it all | {:.0} | ≥ 100,000 | {} |\n\
+         | — baseline: the same history read from the bus alone, records/s | {:.0} | | |\n\
+         | live records ({} /s) meanwhile, publish to subscriber: p50 / p99 / max ({} records) | {:.1} / {:.1} / {:.1} ms | p99 ≤ 50 ms | {} |\n\
+         | — baseline: the same live rate before the grant, p50 / p99 / max | {:.1} / {:.1} / {:.1} ms | | |",
+        h.history_records,
+        h.history_per_s,
+        met(h.history_per_s >= 100_000.0),
+        h.read_per_s,
+        h.live_rate,
+        h.live_beside_records,
+        h.live_beside.p50_ms,
+        h.live_beside.p99_ms,
+        h.live_beside.max_ms,
+        met(h.live_beside.p99_ms <= 50.0),
+        h.live_alone.p50_ms,
+        h.live_alone.p99_ms,
+        h.live_alone.max_ms,
+    );
+    rows.push(Row::new(
+        "history released to a new subscription beside live traffic (records/s)",
+        h.history_per_s,
+        "the same history read from the bus alone (records/s)",
+        h.read_per_s,
+    ));
     let rss = s.rss_mib.map_or("—".to_owned(), |m| format!("{m:.0} MiB"));
     let _ = writeln!(
         sections,
@@ -777,6 +812,7 @@ mod tests {
             records: 10,
             kafka: None,
             kafka_records: 10,
+            history_records: 10,
             only: vec!["latency".into()],
             data_dir: Some("/nonexistent/unsilo-bench".into()),
         })

@@ -228,7 +228,6 @@ async fn route_under_load(
         })
         .collect::<Result<_, _>>()?;
     let released_before = super::latency::released_total(hub);
-    let group = unsilo_schemas::names::router_group(cluster, shared.name());
     let topic = shared.topic();
     let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
@@ -259,27 +258,11 @@ async fn route_under_load(
             .collect();
         hub.bus.publish(&topic, batch).await?;
     }
-    let end: u64 = hub.bus.end_offsets(&topic).await?.iter().sum();
-    let deadline = Instant::now() + std::time::Duration::from_secs(600);
-    loop {
-        let committed: u64 = hub
-            .bus
-            .committed_offsets(&group, &topic)
-            .await?
-            .iter()
-            .map(|c| c.unwrap_or(0))
-            .sum();
-        if committed >= end {
-            break;
-        }
-        if Instant::now() > deadline {
-            sampling.store(false, std::sync::atomic::Ordering::Relaxed);
-            return Err(BenchError::Avro(format!(
-                "the router committed {committed} of {end} records in ten minutes"
-            )));
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let caught_up = router_caught_up(hub, cluster).await;
+    if caught_up.is_err() {
+        sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     }
+    caught_up?;
     let elapsed = started.elapsed().as_secs_f64();
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let peak = sampler.await.map_err(setup)?;
@@ -291,7 +274,34 @@ async fn route_under_load(
     ))
 }
 
-fn setup(e: impl std::fmt::Display) -> BenchError {
+/// Waits (ten minutes at most) until `hub`'s `grid_event` router has committed everything on `std.grid_event`.
+pub(super) async fn router_caught_up(hub: &Hub, cluster: &str) -> Result<(), BenchError> {
+    let topic = "std.grid_event";
+    let group = unsilo_schemas::names::router_group(cluster, "grid_event");
+    let end: u64 = hub.bus.end_offsets(topic).await?.iter().sum();
+    let deadline = Instant::now() + std::time::Duration::from_secs(600);
+    loop {
+        let committed: u64 = hub
+            .bus
+            .committed_offsets(&group, topic)
+            .await?
+            .iter()
+            .map(|c| c.unwrap_or(0))
+            .sum();
+        if committed >= end {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(BenchError::Avro(format!(
+                "the router committed {committed} of {end} records in ten minutes"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A setup step that failed, as a benchmark error.
+pub(super) fn setup(e: impl std::fmt::Display) -> BenchError {
     BenchError::Avro(e.to_string())
 }
 
