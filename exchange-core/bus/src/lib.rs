@@ -16,7 +16,8 @@
 //! # Layout
 //!
 //! - this file: the [`Bus`] trait, [`Record`], [`TopicSpec`], [`ConsumerOptions`] and errors;
-//! - [`embedded`] and [`kafka`]: the two implementations; [`follow`]: tailing a topic from its end;
+//! - [`embedded`] and [`kafka`]: the two implementations; [`follow`]: tailing a topic from its end; [`read`]:
+//!   reading a partition to its end outside any group;
 //! - [`wire`]: the Confluent wire format (magic byte 0, 4-byte big-endian schema id, Avro binary);
 //! - [`seal`]: the seal of the hub's own `_unsilo.*` records, which readers check before applying them;
 //! - [`testkit`]: the conformance checks both implementations pass.
@@ -28,6 +29,7 @@ pub mod embedded;
 pub mod follow;
 pub mod kafka;
 mod partitioner;
+pub mod read;
 pub mod seal;
 pub mod testkit;
 pub mod wire;

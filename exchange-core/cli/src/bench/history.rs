@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use unsilo_bus::{FetchRequest, Record};
+use unsilo_bus::Record;
 use unsilo_schemas::names::HEADER_RECORD_ID;
 
 use super::latency::{
@@ -177,7 +177,7 @@ pub async fn history_beside_live(
     })
 }
 
-/// Reads `records` records of `topic` from its start through the bus (every partition, batches of 1000):
+/// Reads every record of `topic` from its start through the bus, checking there are at least `records`:
 /// records/s.
 async fn read_all(
     hub: &unsilo_hub::server::Hub,
@@ -188,22 +188,11 @@ async fn read_all(
     let mut read = 0usize;
     let partitions = hub.bus.partition_count(topic).await?.unwrap_or(0);
     for partition in 0..partitions {
-        let mut offset = 0;
-        loop {
-            let batch = hub
-                .bus
-                .fetch(&FetchRequest::new(
-                    topic,
-                    partition,
-                    offset,
-                    1000,
-                    Duration::ZERO,
-                ))
-                .await?;
-            let Some(last) = batch.last() else { break };
-            offset = last.position.offset + 1;
-            read += batch.len();
-        }
+        unsilo_bus::read::read_partition(hub.bus.as_ref(), topic, partition, 0, None, |_| {
+            read += 1;
+            true
+        })
+        .await?;
     }
     if read < records {
         return Err(BenchError::Avro(format!(

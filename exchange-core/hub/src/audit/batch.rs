@@ -130,7 +130,7 @@ pub struct Release {
 /// [`MAX_BATCH_JSON_BYTES`] (estimated).
 pub(crate) fn batch_events(
     releases: &[Release],
-    mut seq_of: impl FnMut(&SharedTerms) -> u64,
+    seq_of: impl Fn(&SharedTerms) -> u64,
 ) -> Vec<AuditEvent> {
     let mut events = Vec::new();
     let mut records: Vec<ReleasedRecord> = Vec::new();

@@ -308,8 +308,8 @@ impl AuditLog {
     /// Where this hub's next entry goes: verifies `hub`'s chain with `key` from the newest checkpoint `key`
     /// signed (found in the log) to the end, and returns the head to append after — the chain's newest seq with
     /// the hash of its newest *verified* entry — the unverifiable tail, if any, that the hub must disown, and the
-    /// newest router write intent per schema among the verified entries (looking [`INTENT_LOOKBACK`] records
-    /// before the checkpoint too).
+    /// newest router write intent per schema among the verified entries (on a bus without atomic writes, looking
+    /// [`INTENT_LOOKBACK`] records before the checkpoint too).
     async fn verified_head(
         bus: &dyn Bus,
         topic: &str,
@@ -336,7 +336,13 @@ impl AuditLog {
         }
         let mut intents: std::collections::HashMap<String, (u64, RouterIntentEntry)> =
             std::collections::HashMap::new();
-        for record in read_from(bus, topic, start.saturating_sub(INTENT_LOOKBACK)).await? {
+        // Router intents exist only where writes are not atomic (Kafka): only there is anything read before `start`.
+        let lookback = if bus.writes_atomically() {
+            0
+        } else {
+            INTENT_LOOKBACK
+        };
+        for record in read_from(bus, topic, start.saturating_sub(lookback)).await? {
             if let Some((head, entry)) = router_intent_of(&record, hub) {
                 intents.insert(head.schema, (head.to_seq, entry));
             }
@@ -479,23 +485,16 @@ impl AuditLog {
                     events.push(AuditEvent::ReleaseTerms(release.terms.terms().clone()));
                 }
             }
-            let mut terms_seqs = BTreeMap::new();
             events.extend(batch::batch_events(releases, |terms| {
                 let fingerprint = terms.fingerprint();
-                let seq = written
+                written
                     .get(&fingerprint)
                     .or_else(|| fresh.get(&fingerprint))
                     .copied()
-                    .unwrap_or_default();
-                terms_seqs
-                    .entry(seq)
-                    .or_insert_with(|| terms.terms().subscription.clone());
-                seq
+                    .unwrap_or_default()
             }));
-            let mut chained = self.seal(head, events, fresh.into_iter().collect())?;
-            chained.terms_seqs = terms_seqs;
-            Ok(chained)
         }
+        self.seal(head, events, fresh.into_iter().collect())
     }
 
     /// Chains and signs `events` after `head` (see [`AuditLog::chain`]); `new_terms` are the release terms among
@@ -558,7 +557,6 @@ impl AuditLog {
             next,
             records,
             new_terms,
-            terms_seqs: BTreeMap::new(),
         })
     }
 }
@@ -572,8 +570,6 @@ pub struct ChainedEntries<'a> {
     records: Vec<Record>,
     /// Release terms among the entries, remembered as written once they are.
     new_terms: Vec<([u8; 16], u64)>,
-    /// The subscription of each release terms `seq` the entries' releases name.
-    terms_seqs: BTreeMap<u64, String>,
 }
 
 impl ChainedEntries<'_> {
@@ -587,10 +583,31 @@ impl ChainedEntries<'_> {
         self.head.seq + 1
     }
 
-    /// The subscription of each release terms `seq` the entries' releases name (from
-    /// [`AuditLog::chain_releases`]; empty otherwise).
-    pub fn terms_seqs(&self) -> &BTreeMap<u64, String> {
-        &self.terms_seqs
+    /// The subscription of each release terms `seq` that `releases` — the ones these entries were chained from
+    /// ([`AuditLog::chain_releases`]) — name.
+    pub fn terms_seqs(&self, releases: &[Release]) -> BTreeMap<u64, String> {
+        let written = self.log.terms_written.lock().ok();
+        let mut seen = std::collections::HashSet::new();
+        let mut seqs = BTreeMap::new();
+        for release in releases {
+            if !seen.insert(Arc::as_ptr(&release.terms)) {
+                continue;
+            }
+            let fingerprint = release.terms.fingerprint();
+            let seq = written
+                .as_ref()
+                .and_then(|w| w.get(&fingerprint).copied())
+                .or_else(|| {
+                    self.new_terms
+                        .iter()
+                        .find(|(f, _)| *f == fingerprint)
+                        .map(|(_, seq)| *seq)
+                });
+            if let Some(seq) = seq {
+                seqs.insert(seq, release.terms.terms().subscription.clone());
+            }
+        }
+        seqs
     }
 
     /// Adds a header to the last entry (the signed one); headers are not covered by hash or signature.
@@ -722,46 +739,18 @@ fn router_intent_of(record: &ConsumedRecord, hub: &str) -> Option<(IntentHead, R
     ))
 }
 
-/// Reads the audit topic from `offset` to its end. A fetch may come back empty before the end (a broker still
-/// answering, a slow disk), so the end is taken from the topic's high watermark, and empty fetches are retried until
-/// it is reached; past it, the first empty fetch ends the read (a broker may report a watermark below its last
-/// records, so reading goes on while records keep coming).
+/// Reads the (one-partition) audit topic from `offset` to its end ([`unsilo_bus::read::read_partition`]).
 async fn read_from(
     bus: &dyn Bus,
     topic: &str,
-    mut offset: u64,
+    offset: u64,
 ) -> Result<Vec<ConsumedRecord>, AuditError> {
-    const MAX_EMPTY_FETCHES: u32 = 100;
-    let end = bus.end_offsets(topic).await?.first().copied().unwrap_or(0);
     let mut out = Vec::new();
-    let mut empty = 0;
-    loop {
-        let batch = bus
-            .fetch(&unsilo_bus::FetchRequest::new(
-                topic,
-                0,
-                offset,
-                5000,
-                Duration::from_millis(300),
-            ))
-            .await?;
-        match batch.last() {
-            Some(last) => {
-                offset = last.position.offset + 1;
-                empty = 0;
-                out.extend(batch);
-            }
-            None if offset >= end => break,
-            None => {
-                empty += 1;
-                if empty >= MAX_EMPTY_FETCHES {
-                    return Err(AuditError::Bus(unsilo_bus::Error::Store(format!(
-                        "{topic}: no records readable at offset {offset} although the topic ends at {end}"
-                    ))));
-                }
-            }
-        }
-    }
+    unsilo_bus::read::read_partition(bus, topic, 0, offset, None, |r| {
+        out.push(r);
+        true
+    })
+    .await?;
     Ok(out)
 }
 

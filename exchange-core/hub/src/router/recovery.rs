@@ -25,18 +25,15 @@
 //! is not found means nothing of its write went out.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::standing::{Standing, Standings};
 use crate::audit::{AuditEvent, RouterIntentEntry};
-use unsilo_bus::{Bus, FetchRequest};
+use unsilo_bus::read::read_partition;
+use unsilo_bus::Bus;
 use unsilo_schemas::names::{HEADER_RECORD_ID, HEADER_ROUTER_WRITE_ID, HEADER_SUBSCRIPTION};
-
-/// Records read per fetch while recovering.
-const RECOVERY_FETCH: usize = 2000;
 
 /// What a router write over Kafka is about to do, recorded with its evidence before any release is sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +111,29 @@ impl WriteIntent {
         }
     }
 
+    /// Notes where the write's releases, `per_topic`, land: per destination partition (by each record's key, as
+    /// the bus partitions), how many, and from an offset at or before the partition's end (`ends`, by topic).
+    pub(super) fn note_destinations(
+        &mut self,
+        per_topic: &BTreeMap<String, Vec<unsilo_bus::Record>>,
+        ends: &std::collections::HashMap<String, Vec<u64>>,
+    ) {
+        for (topic, records) in per_topic {
+            let Some(ends) = ends.get(topic) else {
+                continue;
+            };
+            let mut scan: Vec<(u64, u32)> = ends.iter().map(|&end| (end, 0)).collect();
+            for record in records {
+                let key = record.key.as_deref().unwrap_or_default();
+                let p = unsilo_bus::partition_for_key(key, ends.len() as u32) as usize;
+                if let Some((_, sent)) = scan.get_mut(p) {
+                    *sent += 1;
+                }
+            }
+            self.scan.insert(topic.clone(), scan);
+        }
+    }
+
     /// Whether the write routes the record at `(partition, offset)` to `subscription`'s range.
     fn covers(&self, subscription: &str, partition: u32, offset: u64) -> bool {
         let within = |from: u64, through: u64| offset >= from && offset < through;
@@ -125,13 +145,13 @@ impl WriteIntent {
             })
     }
 
-    /// Whether what the intent routes is behind the router's durable positions: its live records committed
-    /// (`committed`: next offset per partition) and its history past every subscription's standing.
-    pub(super) fn completed(&self, committed: &BTreeMap<u32, u64>, standings: &Standings) -> bool {
+    /// Whether what the intent routes is behind the router's positions: its live records behind `live_next` (the
+    /// next offset per partition: at open, the committed ones) and its history past every subscription's standing.
+    pub(super) fn completed(&self, live_next: &BTreeMap<u32, u64>, standings: &Standings) -> bool {
         let live_done = self
             .live
             .iter()
-            .all(|(p, &(_, through))| committed.get(p).is_some_and(|&c| c >= through));
+            .all(|(p, &(_, through))| live_next.get(p).is_some_and(|&c| c >= through));
         let history_done =
             self.history
                 .iter()
@@ -145,7 +165,7 @@ impl WriteIntent {
             && self
                 .previous
                 .as_ref()
-                .is_none_or(|p| p.intent.completed(committed, standings))
+                .is_none_or(|p| p.intent.completed(live_next, standings))
     }
 }
 
@@ -261,9 +281,9 @@ impl Recovery {
         }
     }
 
-    /// Whether the router's durable positions are past the interrupted write (recovery is over).
-    pub(super) fn completed(&self, committed: &BTreeMap<u32, u64>, standings: &Standings) -> bool {
-        self.intent.completed(committed, standings)
+    /// Whether the router's positions are past the interrupted write (recovery is over).
+    pub(super) fn completed(&self, live_next: &BTreeMap<u32, u64>, standings: &Standings) -> bool {
+        self.intent.completed(live_next, standings)
     }
 }
 
@@ -280,7 +300,7 @@ async fn released_by(
                 continue;
             }
             let mut found = 0u32;
-            read_range(bus, topic, partition as u32, from, None, |consumed| {
+            read_partition(bus, topic, partition as u32, from, None, |consumed| {
                 let record = &consumed.record;
                 if record.header(HEADER_ROUTER_WRITE_ID) == Some(write.write.as_bytes()) {
                     let text = |name| {
@@ -299,66 +319,6 @@ async fn released_by(
     Ok(out)
 }
 
-/// Reads `topic`'s `partition` from `from` to `until` (or its end), handing each record to `visit` until it
-/// answers `false`.
-///
-/// The end is not taken from the high watermark alone: a broker may report one below its last records (Tansu
-/// 0.6 does), so without `until` reading goes on past it until a fetch comes back empty.
-async fn read_range(
-    bus: &dyn Bus,
-    topic: &str,
-    partition: u32,
-    mut from: u64,
-    until: Option<u64>,
-    mut visit: impl FnMut(&unsilo_bus::ConsumedRecord) -> bool,
-) -> Result<(), unsilo_bus::Error> {
-    const MAX_EMPTY_FETCHES: u32 = 20;
-    let watermark = bus
-        .end_offsets(topic)
-        .await?
-        .get(partition as usize)
-        .copied()
-        .unwrap_or(0);
-    let mut empty = 0;
-    loop {
-        if until.is_some_and(|u| from >= u) {
-            return Ok(());
-        }
-        let batch = bus
-            .fetch(&FetchRequest::new(
-                topic,
-                partition,
-                from,
-                RECOVERY_FETCH,
-                Duration::from_millis(200),
-            ))
-            .await?;
-        let Some(last) = batch.last() else {
-            if until.is_none() && from >= watermark {
-                return Ok(());
-            }
-            empty += 1;
-            if empty >= MAX_EMPTY_FETCHES {
-                return Err(unsilo_bus::Error::Kafka(format!(
-                    "{topic}/{partition}: nothing readable at offset {from} although the partition ends at {}",
-                    until.unwrap_or(watermark)
-                )));
-            }
-            continue;
-        };
-        empty = 0;
-        from = last.position.offset + 1;
-        for r in batch
-            .iter()
-            .filter(|r| until.is_none_or(|u| r.position.offset < u))
-        {
-            if !visit(r) {
-                return Ok(());
-            }
-        }
-    }
-}
-
 /// The `(subscription, record id)` pairs the write's evidence records: its entries, `intent.from_seq ..=
 /// intent.to_seq` of `hub`, read back from the audit topic going back from `last_offset` (where the signed last
 /// one is).
@@ -375,8 +335,8 @@ async fn recorded_releases(
     let mut until = last_offset + 1;
     while (entries.len() as u64) < wanted && until > 0 {
         let from = until.saturating_sub(STEP);
-        read_range(bus, audit_topic, 0, from, Some(until), |consumed| {
-            if let Some(entry) = crate::audit::decode(consumed) {
+        read_partition(bus, audit_topic, 0, from, Some(until), |consumed| {
+            if let Some(entry) = crate::audit::decode(&consumed) {
                 if entry.body.hub == hub
                     && (intent.from_seq..=intent.to_seq).contains(&entry.body.seq)
                 {

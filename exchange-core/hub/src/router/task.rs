@@ -62,8 +62,6 @@ pub(super) struct SchemaRouter {
     /// The position of the last routed record per partition whose offset is not committed yet.
     uncommitted: BTreeMap<u32, ConsumedRecord>,
     last_commit: Instant,
-    /// The router group's committed offsets (the next record per partition), as this router last made them.
-    committed: BTreeMap<u32, u64>,
     /// What the router knows of a write a crash interrupted, until its positions are past it (Kafka only).
     recovery: Option<Recovery>,
     /// Per destination topic and partition, an offset at or before the topic's end, from its watermarks or this
@@ -125,7 +123,6 @@ impl SchemaRouter {
             table,
             changes,
             standings,
-            committed: live_next.clone(),
             live_next,
             uncommitted: BTreeMap::new(),
             last_commit: Instant::now(),
@@ -596,16 +593,24 @@ impl SchemaRouter {
             *per_subscription.entry(o.subscription).or_default() += 1;
             evidence.push(o.release);
         }
-        for o in recorded_earlier {
-            let mut record = o.record;
-            if let Some(recovery) = &self.recovery {
-                record = record.with_header(
+        if let Some(intent) = intent.as_mut() {
+            for topic in per_topic.keys() {
+                if !self.destination_ends.contains_key(topic) {
+                    let ends = self.context.bus.end_offsets(topic).await?;
+                    self.destination_ends.insert(topic.clone(), ends);
+                }
+            }
+            intent.note_destinations(&per_topic, &self.destination_ends);
+        }
+        if let Some(recovery) = &self.recovery {
+            for o in recorded_earlier {
+                let record = o.record.with_header(
                     HEADER_ROUTER_WRITE_ID,
                     recovery.write_id().as_bytes().to_vec(),
                 );
+                per_topic.entry(o.topic).or_default().push(record);
+                *per_subscription.entry(o.subscription).or_default() += 1;
             }
-            per_topic.entry(o.topic).or_default().push(record);
-            *per_subscription.entry(o.subscription).or_default() += 1;
         }
         let mut parts = Vec::with_capacity(2 + per_topic.len());
         // Evidence first: on Kafka each part is durable before the next is sent.
@@ -620,35 +625,15 @@ impl SchemaRouter {
                     .map_err(|e| unsilo_bus::Error::Store(e.to_string()))?,
             )
         };
+        let mut intent_json = None;
         if let (Some(intent), Some(chained)) = (intent.as_mut(), chained.as_mut()) {
             intent.from_seq = chained.first_seq();
             intent.to_seq = chained.last_entry().seq;
-            intent.terms = chained.terms_seqs().clone();
-            for topic in per_topic.keys() {
-                if !self.destination_ends.contains_key(topic) {
-                    let ends = self.context.bus.end_offsets(topic).await?;
-                    self.destination_ends.insert(topic.clone(), ends);
-                }
-            }
-            for (topic, records) in &per_topic {
-                let ends = &self.destination_ends[topic];
-                let mut scan: Vec<(u64, u32)> = ends.iter().map(|&end| (end, 0)).collect();
-                let write_id = Some(intent.write.as_bytes());
-                for record in records
-                    .iter()
-                    .filter(|r| r.header(HEADER_ROUTER_WRITE_ID) == write_id)
-                {
-                    let key = record.key.as_deref().unwrap_or_default();
-                    let p = unsilo_bus::partition_for_key(key, ends.len() as u32) as usize;
-                    if let Some((_, sent)) = scan.get_mut(p) {
-                        *sent += 1;
-                    }
-                }
-                intent.scan.insert(topic.clone(), scan);
-            }
+            intent.terms = chained.terms_seqs(&evidence);
             let json = serde_json::to_vec(&*intent)
                 .map_err(|e| unsilo_bus::Error::Store(format!("router write intent: {e}")))?;
-            chained.mark_last(HEADER_ROUTER_INTENT, json);
+            chained.mark_last(HEADER_ROUTER_INTENT, json.clone());
+            intent_json = Some(json);
         }
         if let Some(chained) = chained.as_mut() {
             parts.push(chained.take_entries());
@@ -663,7 +648,6 @@ impl SchemaRouter {
                     c.publish_and_commit(self.context.bus.as_ref(), parts, &committing)
                         .await?;
                     self.uncommitted.clear();
-                    self.note_committed(&committing);
                     self.last_commit = Instant::now();
                 }
                 _ => {
@@ -674,12 +658,11 @@ impl SchemaRouter {
                 chained.written();
             }
         } else {
-            self.write_in_order(parts, chained, intent.as_ref(), releases)
+            self.write_in_order(parts, chained, intent_json, releases)
                 .await?;
             if let Some(c) = consumer.filter(|_| !committing.is_empty()) {
                 c.commit(&committing).await?;
                 self.uncommitted.clear();
-                self.note_committed(&committing);
                 self.last_commit = Instant::now();
             }
         }
@@ -687,10 +670,12 @@ impl SchemaRouter {
         for (subscription, n) in per_subscription {
             self.context.metrics.record_release(&subscription, n);
         }
+        // Past the interrupted write's records in this process (each routed again once, under the verdicts), the
+        // recovery has done its work.
         if self
             .recovery
             .as_ref()
-            .is_some_and(|r| r.completed(&self.committed, &self.standings))
+            .is_some_and(|r| r.completed(&self.live_next, &self.standings))
         {
             info!(topic = %self.topic, "The interrupted router write is complete.");
             self.recovery = None;
@@ -706,29 +691,25 @@ impl SchemaRouter {
         &mut self,
         parts: Vec<(String, Vec<Record>)>,
         mut chained: Option<crate::audit::ChainedEntries<'_>>,
-        intent: Option<&WriteIntent>,
+        intent_json: Option<Vec<u8>>,
         releases: usize,
     ) -> Result<(), unsilo_bus::Error> {
         let mut parts = parts.into_iter();
         if let Some(chained) = chained.take() {
             let (topic, records) = parts.next().unwrap_or_default();
             let positions = self.context.bus.publish(&topic, records).await?;
-            if let (Some(intent), Some(last)) = (intent, positions.last()) {
-                let json = serde_json::to_vec(intent).unwrap_or_default();
+            if let (Some(intent), Some(last)) = (intent_json, positions.last()) {
                 self.context.audit.note_router_intent(
                     self.schema.name(),
                     crate::audit::RouterIntentEntry {
                         offset: last.offset,
-                        intent: json,
+                        intent,
                     },
                 );
             }
             chained.written();
         }
         for (i, (topic, records)) in parts.enumerate() {
-            if i == releases && releases > 0 {
-                crate::fault::reached(crate::fault::ROUTER_AFTER_RELEASES);
-            }
             let positions = self.context.bus.publish(&topic, records).await?;
             if let Some(ends) = self.destination_ends.get_mut(&topic) {
                 for p in &positions {
@@ -740,19 +721,11 @@ impl SchemaRouter {
             if i == 0 && releases > 1 {
                 crate::fault::reached(crate::fault::ROUTER_BETWEEN_RELEASES);
             }
-        }
-        if releases > 0 && self.standings.unwritten_part().is_none() {
-            crate::fault::reached(crate::fault::ROUTER_AFTER_RELEASES);
+            if i + 1 == releases {
+                crate::fault::reached(crate::fault::ROUTER_AFTER_RELEASES);
+            }
         }
         Ok(())
-    }
-
-    /// Notes offsets this router committed for its group.
-    fn note_committed(&mut self, records: &[ConsumedRecord]) {
-        for r in records {
-            let next = self.committed.entry(r.position.partition).or_insert(0);
-            *next = (*next).max(r.position.offset + 1);
-        }
     }
 
     /// Commits the offsets of routed records that released nothing (a failed commit only means they are
@@ -764,11 +737,8 @@ impl SchemaRouter {
         let last: Vec<ConsumedRecord> = std::mem::take(&mut self.uncommitted)
             .into_values()
             .collect();
-        match consumer.commit(&last).await {
-            Ok(()) => self.note_committed(&last),
-            Err(e) => {
-                warn!(topic = %self.topic, error = %e, "Router commit failed; the records may be routed again.")
-            }
+        if let Err(e) = consumer.commit(&last).await {
+            warn!(topic = %self.topic, error = %e, "Router commit failed; the records may be routed again.");
         }
         self.last_commit = Instant::now();
     }
